@@ -1,0 +1,67 @@
+/* tokenizer.h: the SentencePiece-style "llama" tokenizer (BPE by score with
+ * byte fallback), built from GGUF metadata (tokenizer.ggml.*) or from a
+ * llama2.c tokenizer.bin.
+ *
+ * Pieces are held in GGUF form: a space is U+2581 ("▁"), bytes are "<0xNN>"
+ * pieces of type BYTE. Encoding follows llama2.c run.c / SentencePiece:
+ * add the dummy-prefix space to non-empty text, replace spaces by "▁",
+ * look every UTF-8 code point up as a piece (byte fallback when absent),
+ * then repeatedly merge the adjacent pair whose concatenation is a piece
+ * with the highest score (leftmost on ties).
+ *
+ * Invalid UTF-8 in the input is refused with HL_ERR_INVALID_ARG and a
+ * message giving the byte offset (no silent replacement).
+ */
+#ifndef HL_TEXT_TOKENIZER_H
+#define HL_TEXT_TOKENIZER_H
+#include <stddef.h>
+#include <stdint.h>
+#include "hyperlora.h"
+#include "io/gguf.h"
+
+/* Token types, numbered as GGUF's tokenizer.ggml.token_type. */
+enum {
+    HL_TOKEN_NORMAL = 1, HL_TOKEN_UNKNOWN = 2, HL_TOKEN_CONTROL = 3,
+    HL_TOKEN_USER_DEFINED = 4, HL_TOKEN_UNUSED = 5, HL_TOKEN_BYTE = 6
+};
+
+typedef struct hl_tokenizer hl_tokenizer;
+
+/* From parallel arrays (pieces are NUL-terminated, in GGUF form; copied).
+ * types may be NULL (then inferred: <unk>/<s>/</s> control, <0xNN> byte). */
+hl_status hl_tokenizer_init(int32_t n_vocab, const char *const *pieces, const float *scores,
+                            const int32_t *types, int32_t bos_id, int32_t eos_id, int32_t unk_id,
+                            hl_tokenizer **out, hl_error *err);
+/* From tokenizer.ggml.{model,tokens,scores,token_type,bos_token_id,eos_token_id,unknown_token_id}.
+ * Only model "llama" is supported; anything else is refused. */
+hl_status hl_tokenizer_from_gguf(const hl_gguf *g, hl_tokenizer **out, hl_error *err);
+/* llama2.c tokenizer.bin: int32 max_token_length, then per token: f32 score,
+ * int32 len, bytes. n_vocab > 0 reads exactly that many; 0 reads to EOF. */
+hl_status hl_tokenizer_from_llama2c(const char *path, int32_t n_vocab, hl_tokenizer **out, hl_error *err);
+hl_status hl_tokenizer_from_llama2c_memory(const void *data, size_t size, const char *name, int32_t n_vocab,
+                                           hl_tokenizer **out, hl_error *err);
+void hl_tokenizer_free(hl_tokenizer *t);
+
+int32_t hl_tokenizer_n_vocab(const hl_tokenizer *t);
+int32_t hl_tokenizer_bos(const hl_tokenizer *t);
+int32_t hl_tokenizer_eos(const hl_tokenizer *t);
+int32_t hl_tokenizer_unk(const hl_tokenizer *t);
+const char *hl_tokenizer_piece(const hl_tokenizer *t, int32_t id); /* GGUF form; NULL if out of range */
+float hl_tokenizer_score(const hl_tokenizer *t, int32_t id);
+int32_t hl_tokenizer_type(const hl_tokenizer *t, int32_t id);
+int32_t hl_tokenizer_find(const hl_tokenizer *t, const char *piece, size_t len); /* -1 if absent */
+
+/* Encodes len bytes of text. *ids is hl_malloc'd (caller frees with hl_free). */
+hl_status hl_tokenizer_encode(const hl_tokenizer *t, const char *text, size_t len, int add_bos, int add_eos,
+                              int32_t **ids, size_t *n_ids, hl_error *err);
+
+/* Decodes one token to bytes as llama2.c prints it: "▁" becomes ' ', a
+ * leading space is dropped right after BOS (prev == bos), "<0xNN>" becomes
+ * the byte, control tokens decode to "". Writes at most cap bytes to buf and
+ * returns the number of bytes (the decoded piece is never longer than the
+ * piece itself). */
+size_t hl_tokenizer_decode(const hl_tokenizer *t, int32_t prev, int32_t id, char *buf, size_t cap);
+
+/* Serializes the tokenizer into tokenizer.ggml.* keys (model "llama"). */
+hl_status hl_tokenizer_to_gguf(const hl_tokenizer *t, hl_gguf_writer *w, hl_error *err);
+#endif

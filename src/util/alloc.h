@@ -1,0 +1,23 @@
+/* alloc.h: the single allocation path of the library.
+ * Every heap allocation goes through hl_malloc/hl_calloc/hl_realloc so that
+ * tests can inject out-of-memory failures (SQLite-style fault injection):
+ * hl_alloc_fail_after(n) makes the (n+1)-th allocation from now fail.
+ * The fault-injection counter is the one piece of process-wide state; it
+ * exists only for tests and is inert unless armed. */
+#ifndef HL_UTIL_ALLOC_H
+#define HL_UTIL_ALLOC_H
+#include <stddef.h>
+
+void *hl_malloc(size_t size);
+void *hl_calloc(size_t n, size_t size);           /* overflow-checked n*size */
+void *hl_realloc(void *ptr, size_t size);
+void *hl_malloc_array(size_t n, size_t size);     /* overflow-checked n*size */
+void *hl_aligned_alloc(size_t align, size_t size); /* free with hl_free */
+void hl_free(void *ptr);
+char *hl_strdup(const char *s);
+char *hl_strndup(const char *s, size_t n);
+
+/* Test hooks: arm (n >= 0) or disarm (n < 0) failure injection. */
+void hl_alloc_fail_after(long n);
+long hl_alloc_failures(void); /* how many injected failures so far */
+#endif
