@@ -57,6 +57,21 @@ typedef struct hl_model_config {
     int32_t tied_output;  /* 1 when output.weight is absent and the LM head reuses token_embd */
 } hl_model_config;
 
+/* The projections an adapter can plug into. Token embeddings are never adaptable. */
+typedef enum hl_target {
+    HL_TARGET_Q = 0,   /* blk.N.attn_q.weight */
+    HL_TARGET_K,       /* blk.N.attn_k.weight */
+    HL_TARGET_V,       /* blk.N.attn_v.weight */
+    HL_TARGET_O,       /* blk.N.attn_output.weight */
+    HL_TARGET_GATE,    /* blk.N.ffn_gate.weight */
+    HL_TARGET_UP,      /* blk.N.ffn_up.weight */
+    HL_TARGET_DOWN,    /* blk.N.ffn_down.weight */
+    HL_TARGET_OUTPUT,  /* output.weight (the LM head; layer -1) */
+    HL_TARGET_COUNT
+} hl_target;
+
+const char *hl_target_name(hl_target t); /* "q", "k", ..., "output" */
+
 typedef struct hl_model hl_model;
 typedef struct hl_tokenizer hl_tokenizer;
 
@@ -69,6 +84,14 @@ const hl_model_config *hl_model_get_config(const hl_model *m);
 const hl_tokenizer *hl_model_get_tokenizer(const hl_model *m);
 /* Writes the model (weights + llama.* and tokenizer.ggml.* keys) as GGUF. */
 hl_status hl_model_save_gguf(const hl_model *m, const char *path, hl_error *err);
+/* A stable 64-bit fingerprint of the base (config, tensor shapes, weight samples). */
+uint64_t hl_model_fingerprint(const hl_model *m);
+
+/* Random-weight model of a given shape (benchmarks), with tokenizer t (copied
+ * by reference: must outlive nothing, it is duplicated). Weights ~ N(0, 0.02)-ish
+ * from a seeded RNG; norms are 1. */
+hl_status hl_model_init_random(const hl_model_config *cfg, const char *tokenizer_path, uint64_t seed,
+                               hl_model **out, hl_error *err);
 
 /* ---------------------------------------------------------------- context */
 
@@ -89,6 +112,21 @@ hl_status hl_context_eval(hl_context *ctx, const int32_t *tokens, int32_t n, int
                           float *logits, int all_logits, hl_error *err);
 int32_t hl_context_n_ctx(const hl_context *ctx);
 
+/* ---------------------------------------------------------------- adapters */
+
+typedef struct hl_adapter hl_adapter;
+
+/* Loads a LoRA adapter (GGUF as llama.cpp writes it, or a PEFT directory /
+ * adapter_model.safetensors with adapter_config.json) for model m. Shapes must
+ * fit m; an adapter made for another base (fingerprint) is refused unless
+ * force is set. */
+hl_status hl_adapter_load(const char *path, const hl_model *m, int force, hl_adapter **out, hl_error *err);
+void hl_adapter_free(hl_adapter *a);
+/* Makes `adapters` (with user scales) the active set of ctx: y = Wx + Σ uᵢ·sᵢ·Bᵢ(Aᵢx).
+ * The adapters must outlive their use in ctx. n = 0 removes all. */
+hl_status hl_context_set_adapters(hl_context *ctx, const hl_adapter *const *adapters, const float *scales,
+                                  int32_t n, hl_error *err);
+
 /* ---------------------------------------------------------------- sampler */
 
 typedef struct hl_sampler_params {
@@ -103,6 +141,32 @@ hl_sampler_params hl_sampler_default_params(void);
 hl_status hl_sampler_init(const hl_sampler_params *p, int32_t vocab_size, hl_sampler **out, hl_error *err);
 void hl_sampler_free(hl_sampler *s);
 int32_t hl_sampler_sample(hl_sampler *s, const float *logits);
+
+/* ------------------------------------------------------------- generation */
+
+/* Called for each generated token; return non-zero to stop early. */
+typedef int (*hl_token_fn)(void *user, int32_t token);
+
+typedef struct hl_generate_params {
+    int32_t n_predict;   /* tokens to generate after the prompt */
+    int32_t stop_at_eos; /* stop after EOS (or BOS, which llama2.c uses as a delimiter) */
+} hl_generate_params;
+
+/* Evaluates the prompt (starting at position 0, KV cache overwritten) in one
+ * batch, then samples up to n_predict tokens, calling fn for each. *n_out
+ * receives the number generated (tokens may be NULL). */
+hl_status hl_generate(hl_context *ctx, hl_sampler *sampler, const int32_t *prompt, int32_t n_prompt,
+                      const hl_generate_params *params, hl_token_fn fn, void *user, int32_t *tokens,
+                      int32_t *n_out, hl_error *err);
+
+/* Tokenizer access through the public API. */
+int32_t hl_tokenizer_n_vocab(const hl_tokenizer *t);
+int32_t hl_tokenizer_bos(const hl_tokenizer *t);
+int32_t hl_tokenizer_eos(const hl_tokenizer *t);
+hl_status hl_tokenizer_encode(const hl_tokenizer *t, const char *text, size_t len, int add_bos, int add_eos,
+                              int32_t **ids, size_t *n_ids, hl_error *err);
+size_t hl_tokenizer_decode(const hl_tokenizer *t, int32_t prev, int32_t id, char *buf, size_t cap);
+void hl_free(void *ptr); /* releases buffers the library hands out (e.g. encode's ids) */
 
 #ifdef __cplusplus
 }

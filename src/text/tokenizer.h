@@ -27,6 +27,11 @@ enum {
 
 typedef struct hl_tokenizer hl_tokenizer;
 
+/* Resource caps: no tokenizer file or text can force more than these. */
+#define HL_TOKENIZER_MAX_VOCAB (1 << 24)   /* tokens */
+#define HL_TOKENIZER_MAX_PIECE 1024        /* bytes in one piece (GGUF form) */
+#define HL_TOKENIZER_MAX_TEXT  (1u << 30)  /* bytes of text in one encode call (HL_ERR_LIMIT) */
+
 /* From parallel arrays (pieces are NUL-terminated, in GGUF form; copied).
  * types may be NULL (then inferred: <unk>/<s>/</s> control, <0xNN> byte). */
 hl_status hl_tokenizer_init(int32_t n_vocab, const char *const *pieces, const float *scores,
@@ -61,6 +66,12 @@ hl_status hl_tokenizer_encode(const hl_tokenizer *t, const char *text, size_t le
  * returns the number of bytes (the decoded piece is never longer than the
  * piece itself). */
 size_t hl_tokenizer_decode(const hl_tokenizer *t, int32_t prev, int32_t id, char *buf, size_t cap);
+
+/* Test hook: the same encoding computed with the plain O(n^2) merge loop
+ * (rescan all adjacent pairs after every merge, as llama2.c does). Same
+ * contract as hl_tokenizer_encode; tests check that both always agree. */
+hl_status hl_tokenizer_encode_reference(const hl_tokenizer *t, const char *text, size_t len, int add_bos,
+                                        int add_eos, int32_t **ids, size_t *n_ids, hl_error *err);
 
 /* Serializes the tokenizer into tokenizer.ggml.* keys (model "llama"). */
 hl_status hl_tokenizer_to_gguf(const hl_tokenizer *t, hl_gguf_writer *w, hl_error *err);

@@ -1,0 +1,73 @@
+/* cli.c: option parsing helpers shared by the subcommands. */
+#include "cli/cli.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+int cli_error(const char *cmd, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "hyperlora %s: ", cmd);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+    return 1;
+}
+
+int cli_fail(const char *cmd, const hl_error *err) {
+    return cli_error(cmd, "%s (%s)", err->msg, hl_status_name(err->status));
+}
+
+int cli_int(const char *cmd, const char *opt, const char *val, long lo, long hi, long *out) {
+    char *end;
+    errno = 0;
+    long v = strtol(val, &end, 10);
+    if (errno || end == val || *end || v < lo || v > hi) {
+        cli_error(cmd, "%s expects an integer in [%ld, %ld], got \"%s\"", opt, lo, hi, val);
+        return 0;
+    }
+    *out = v;
+    return 1;
+}
+
+int cli_float(const char *cmd, const char *opt, const char *val, double lo, double hi, double *out) {
+    char *end;
+    errno = 0;
+    double v = strtod(val, &end);
+    if (errno || end == val || *end || !isfinite(v) || v < lo || v > hi) {
+        cli_error(cmd, "%s expects a number in [%g, %g], got \"%s\"", opt, lo, hi, val);
+        return 0;
+    }
+    *out = v;
+    return 1;
+}
+
+int cli_u64(const char *cmd, const char *opt, const char *val, uint64_t *out) {
+    char *end;
+    errno = 0;
+    if (val[0] == '-') {
+        cli_error(cmd, "%s expects a non-negative integer, got \"%s\"", opt, val);
+        return 0;
+    }
+    unsigned long long v = strtoull(val, &end, 10);
+    if (errno || end == val || *end) {
+        cli_error(cmd, "%s expects a non-negative integer, got \"%s\"", opt, val);
+        return 0;
+    }
+    *out = v;
+    return 1;
+}
+
+const char *cli_value(const char *cmd, int argc, char **argv, int *i) {
+    if (*i + 1 >= argc) {
+        cli_error(cmd, "%s needs a value", argv[*i]);
+        return NULL;
+    }
+    return argv[++*i];
+}
+
+int cli_is_help(const char *arg) { return !strcmp(arg, "-h") || !strcmp(arg, "--help"); }

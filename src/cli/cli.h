@@ -1,0 +1,25 @@
+/* cli.h: shared helpers for the hyperlora subcommands: option parsing with
+ * clear errors, and error reporting on stderr. Each subcommand lives in its
+ * own cmd_*.c file and returns the process exit status. */
+#ifndef HL_CLI_H
+#define HL_CLI_H
+#include <stdint.h>
+#include "hyperlora.h"
+
+int cmd_generate(int argc, char **argv);
+int cmd_inspect(int argc, char **argv);
+int cmd_convert(int argc, char **argv);
+int cmd_init_model(int argc, char **argv);
+
+/* Prints "hyperlora CMD: msg" on stderr and returns 1. */
+int cli_error(const char *cmd, const char *fmt, ...);
+/* Prints an hl_error and returns 1. */
+int cli_fail(const char *cmd, const hl_error *err);
+/* Option value parsing; on failure print an error naming the option and return 0. */
+int cli_int(const char *cmd, const char *opt, const char *val, long lo, long hi, long *out);
+int cli_float(const char *cmd, const char *opt, const char *val, double lo, double hi, double *out);
+int cli_u64(const char *cmd, const char *opt, const char *val, uint64_t *out);
+/* For "--opt VALUE": returns argv[++*i] or prints an error and returns NULL. */
+const char *cli_value(const char *cmd, int argc, char **argv, int *i);
+int cli_is_help(const char *arg);
+#endif

@@ -1,0 +1,62 @@
+/* cmd_init_model.c: `hyperlora init-model`: a random-weight model of the
+ * llama2.c shapes (or any shape), for benchmarks. */
+#include "cli/cli.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static const char *CMD = "init-model";
+
+typedef struct { const char *name; hl_model_config c; } preset;
+static const preset presets[] = {
+    {"s260K", {.dim = 64, .hidden_dim = 172, .n_layers = 5, .n_heads = 8, .n_kv_heads = 4, .seq_len = 512}},
+    {"s15M", {.dim = 288, .hidden_dim = 768, .n_layers = 6, .n_heads = 6, .n_kv_heads = 6, .seq_len = 256}},
+    {"s42M", {.dim = 512, .hidden_dim = 1376, .n_layers = 8, .n_heads = 8, .n_kv_heads = 8, .seq_len = 1024}},
+    {"s110M", {.dim = 768, .hidden_dim = 2048, .n_layers = 12, .n_heads = 12, .n_kv_heads = 12, .seq_len = 1024}},
+};
+
+int cmd_init_model(int argc, char **argv) {
+    hl_model_config c = presets[1].c;
+    const char *tok = NULL, *out = NULL;
+    uint64_t seed = 0;
+    long v_int;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v;
+        if (cli_is_help(a)) {
+            printf("usage: hyperlora init-model [--preset NAME] [shape options] --tokenizer TOK.bin [--seed S] -o OUT.gguf\n\n"
+                   "  --preset s260K|s15M|s42M|s110M   llama2.c shapes (default s15M)\n"
+                   "  --dim N --ffn N --layers N --heads N --kv-heads N --ctx N   override the shape\n"
+                   "  --tokenizer FILE   llama2.c tokenizer.bin; its size sets the vocabulary\n"
+                   "  --seed S           weights ~ N(0, 0.02) from this seed (default 0)\n");
+            return 0;
+        }
+        if (!(v = cli_value(CMD, argc, argv, &i))) return 1;
+        if (!strcmp(a, "--preset")) {
+            size_t k = 0;
+            for (; k < sizeof presets / sizeof presets[0]; k++)
+                if (!strcmp(presets[k].name, v)) break;
+            if (k == sizeof presets / sizeof presets[0]) return cli_error(CMD, "unknown preset \"%s\"", v);
+            c = presets[k].c;
+        } else if (!strcmp(a, "--tokenizer")) tok = v;
+        else if (!strcmp(a, "-o") || !strcmp(a, "--output")) out = v;
+        else if (!strcmp(a, "--seed")) {
+            if (!cli_u64(CMD, a, v, &seed)) return 1;
+        } else {
+            int32_t *field = !strcmp(a, "--dim") ? &c.dim : !strcmp(a, "--ffn") ? &c.hidden_dim
+                           : !strcmp(a, "--layers") ? &c.n_layers : !strcmp(a, "--heads") ? &c.n_heads
+                           : !strcmp(a, "--kv-heads") ? &c.n_kv_heads : !strcmp(a, "--ctx") ? &c.seq_len : NULL;
+            if (!field) return cli_error(CMD, "unknown option %s (see --help)", a);
+            if (!cli_int(CMD, a, v, 1, 1 << 20, &v_int)) return 1;
+            *field = (int32_t)v_int;
+        }
+    }
+    if (!tok || !out) return cli_error(CMD, "needs --tokenizer TOK.bin and -o OUT.gguf (see --help)");
+    hl_error err = {0};
+    hl_model *m = NULL;
+    if (hl_model_init_random(&c, tok, seed, &m, &err) != HL_OK) return cli_fail(CMD, &err);
+    hl_status s = hl_model_save_gguf(m, out, &err);
+    hl_model_free(m);
+    if (s != HL_OK) return cli_fail(CMD, &err);
+    fprintf(stderr, "hyperlora init-model: wrote %s\n", out);
+    return 0;
+}

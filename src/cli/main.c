@@ -1,0 +1,46 @@
+/* main.c: the hyperlora command line: dispatches to one subcommand per file. */
+#include "cli/cli.h"
+
+#include <stdio.h>
+#include <string.h>
+
+typedef struct {
+    const char *name;
+    int (*fn)(int, char **);
+    const char *summary;
+} command;
+
+static const command commands[] = {
+    {"generate", cmd_generate, "generate text from a prompt"},
+    {"inspect", cmd_inspect, "show a model's or adapter's metadata and tensors"},
+    {"convert", cmd_convert, "convert a llama2.c checkpoint to GGUF"},
+    {"init-model", cmd_init_model, "write a random-weight model of a given shape (benchmarks)"},
+};
+
+static void usage(FILE *f) {
+    fprintf(f, "hyperlora %s: LoRA for frozen Llama-family models\n\nusage: hyperlora COMMAND [options]\n\n",
+            HL_VERSION_STRING);
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        fprintf(f, "  %-12s %s\n", commands[i].name, commands[i].summary);
+    fprintf(f, "\nRun 'hyperlora COMMAND --help' for a command's options.\n");
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) {
+        usage(stderr);
+        return 1;
+    }
+    if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "help")) {
+        usage(stdout);
+        return 0;
+    }
+    if (!strcmp(argv[1], "--version")) {
+        printf("hyperlora %s\n", HL_VERSION_STRING);
+        return 0;
+    }
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        if (!strcmp(argv[1], commands[i].name)) return commands[i].fn(argc - 1, argv + 1);
+    fprintf(stderr, "hyperlora: unknown command \"%s\"\n\n", argv[1]);
+    usage(stderr);
+    return 1;
+}

@@ -1,0 +1,48 @@
+/* kernels.h: the numeric kernels of the forward pass.
+ *
+ * Every fast kernel has a plain reference in reference.c that tests compare
+ * against. Reductions have one canonical order per output element (see
+ * hl_dot), independent of thread count and of how many tokens are batched
+ * together, so a token's logits are bit-identical whether it is decoded alone
+ * or inside a prompt batch, at any --threads.
+ *
+ * Matrix convention: row-major, weights [out][in] (ggml ne = [in, out]).
+ */
+#ifndef HL_KERNELS_H
+#define HL_KERNELS_H
+#include <stdint.h>
+#include "util/threadpool.h"
+
+/* The canonical dot product: 8 interleaved lanes (lane j sums the products
+ * k = j, j+8, ... with fused multiply-add), lanes combined in a fixed tree,
+ * then the n % 8 tail added in order. The AVX2 and scalar builds agree bitwise. */
+float hl_dot(const float *a, const float *b, int64_t n);
+
+/* out (T, O) = x (T, K) · w (O, K)ᵀ, threads split over O. */
+void hl_matmul(hl_pool *pool, float *out, const float *x, const float *w, int64_t T, int64_t K, int64_t O);
+/* out (T, O) += scale * x (T, K) · w (O, K)ᵀ (LoRA's B product). */
+void hl_matmul_acc(hl_pool *pool, float *out, const float *x, const float *w, int64_t T, int64_t K, int64_t O,
+                   float scale);
+
+/* out = w ⊙ x / sqrt(mean(x²) + eps), one row of C. out may alias x. */
+void hl_rmsnorm(float *out, const float *x, const float *w, int64_t C, float eps);
+/* Rotates adjacent pairs (2i, 2i+1) of each head of size D by pos·theta^(-2i/D)
+ * (GGUF/llama.cpp "normal" order, as llama2.c). vec holds n_heads·D floats. */
+void hl_rope(float *vec, int64_t n_heads, int64_t D, int64_t pos, float theta);
+void hl_softmax(float *x, int64_t n);
+/* out = silu(gate) ⊙ up, n floats. out may alias gate. */
+void hl_swiglu(float *out, const float *gate, const float *up, int64_t n);
+
+/* Causal grouped-query attention for T query tokens at positions pos0..pos0+T-1.
+ * q (T, H·D); kcache, vcache (n_ctx, Hkv·D) already hold positions 0..pos0+T-1;
+ * out (T, H·D); scratch: n_threads · n_ctx floats. Threads split over (t, h). */
+void hl_attention(hl_pool *pool, float *out, const float *q, const float *kcache, const float *vcache,
+                  int64_t T, int64_t pos0, int64_t H, int64_t Hkv, int64_t D, int64_t n_ctx, float *scratch);
+
+/* ---- plain references (tests only) ---- */
+void hl_matmul_ref(float *out, const float *x, const float *w, int64_t T, int64_t K, int64_t O);
+void hl_rmsnorm_ref(float *out, const float *x, const float *w, int64_t C, float eps);
+void hl_rope_ref(float *vec, int64_t n_heads, int64_t D, int64_t pos, float theta);
+void hl_attention_ref(float *out, const float *q, const float *kcache, const float *vcache,
+                      int64_t T, int64_t pos0, int64_t H, int64_t Hkv, int64_t D);
+#endif

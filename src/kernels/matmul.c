@@ -1,0 +1,161 @@
+/* matmul.c: the dot product and x·Wᵀ kernels (AVX2+FMA, with a scalar build
+ * that computes bit-identical results in the same canonical order).
+ *
+ * hl_matmul tiles 4 weight rows × 3 tokens = 12 independent 8-lane
+ * accumulators, so every weight row loaded is used for 3 tokens and every
+ * token vector for 4 rows. Tail rows/tokens use the same per-element order,
+ * which is what keeps results independent of batching and threading. */
+#include "kernels/kernels.h"
+
+#include <math.h>
+#if defined(__AVX2__) && defined(__FMA__)
+#include <immintrin.h>
+#define HL_HAVE_AVX2 1
+#endif
+
+#define LANES 8
+
+/* Canonical horizontal sum of 8 lanes: ((l0+l4)+(l2+l6)) + ((l1+l5)+(l3+l7)). */
+static inline float hsum8_scalar(const float l[LANES]) {
+    float a = l[0] + l[4], b = l[1] + l[5], c = l[2] + l[6], d = l[3] + l[7];
+    float e = a + c, f = b + d;
+    return e + f;
+}
+
+static inline float dot_tail(float s, const float *a, const float *b, int64_t k0, int64_t n) {
+    for (int64_t k = k0; k < n; k++) s = s + a[k] * b[k];
+    return s;
+}
+
+#ifdef HL_HAVE_AVX2
+static inline float hsum8(__m256 v) {
+    __m128 lo = _mm256_castps256_ps128(v), hi = _mm256_extractf128_ps(v, 1);
+    __m128 s = _mm_add_ps(lo, hi);                 /* (l0+l4, l1+l5, l2+l6, l3+l7) */
+    __m128 t = _mm_add_ps(s, _mm_movehl_ps(s, s)); /* (e=s0+s2, f=s1+s3, ..) */
+    __m128 u = _mm_add_ss(t, _mm_shuffle_ps(t, t, 1));
+    return _mm_cvtss_f32(u);
+}
+
+float hl_dot(const float *a, const float *b, int64_t n) {
+    int64_t n8 = n - n % LANES;
+    __m256 acc = _mm256_setzero_ps();
+    for (int64_t k = 0; k < n8; k += LANES)
+        acc = _mm256_fmadd_ps(_mm256_loadu_ps(a + k), _mm256_loadu_ps(b + k), acc);
+    return dot_tail(hsum8(acc), a, b, n8, n);
+}
+#else
+float hl_dot(const float *a, const float *b, int64_t n) {
+    int64_t n8 = n - n % LANES;
+    float l[LANES] = {0};
+    for (int64_t k = 0; k < n8; k += LANES)
+        for (int j = 0; j < LANES; j++) l[j] = fmaf(a[k + j], b[k + j], l[j]);
+    return dot_tail(hsum8_scalar(l), a, b, n8, n);
+}
+#endif
+
+typedef struct {
+    float *out;
+    const float *x, *w;
+    int64_t T, K, O;
+    float scale;
+    int accumulate;
+} matmul_job;
+
+static inline void store(const matmul_job *j, int64_t t, int64_t o, float v) {
+    float *dst = j->out + t * j->O + o;
+    if (j->accumulate) *dst = *dst + j->scale * v;
+    else *dst = v;
+}
+
+#ifdef HL_HAVE_AVX2
+/* 4 rows × 3 tokens. */
+static void tile_4x3(const matmul_job *j, int64_t o, int64_t t) {
+    const int64_t K = j->K, n8 = K - K % LANES;
+    const float *w0 = j->w + o * K, *w1 = w0 + K, *w2 = w1 + K, *w3 = w2 + K;
+    const float *x0 = j->x + t * K, *x1 = x0 + K, *x2 = x1 + K;
+    __m256 a00 = _mm256_setzero_ps(), a01 = a00, a02 = a00, a10 = a00, a11 = a00, a12 = a00;
+    __m256 a20 = a00, a21 = a00, a22 = a00, a30 = a00, a31 = a00, a32 = a00;
+    for (int64_t k = 0; k < n8; k += LANES) {
+        __m256 v0 = _mm256_loadu_ps(x0 + k), v1 = _mm256_loadu_ps(x1 + k), v2 = _mm256_loadu_ps(x2 + k);
+        __m256 w = _mm256_loadu_ps(w0 + k);
+        a00 = _mm256_fmadd_ps(w, v0, a00); a01 = _mm256_fmadd_ps(w, v1, a01); a02 = _mm256_fmadd_ps(w, v2, a02);
+        w = _mm256_loadu_ps(w1 + k);
+        a10 = _mm256_fmadd_ps(w, v0, a10); a11 = _mm256_fmadd_ps(w, v1, a11); a12 = _mm256_fmadd_ps(w, v2, a12);
+        w = _mm256_loadu_ps(w2 + k);
+        a20 = _mm256_fmadd_ps(w, v0, a20); a21 = _mm256_fmadd_ps(w, v1, a21); a22 = _mm256_fmadd_ps(w, v2, a22);
+        w = _mm256_loadu_ps(w3 + k);
+        a30 = _mm256_fmadd_ps(w, v0, a30); a31 = _mm256_fmadd_ps(w, v1, a31); a32 = _mm256_fmadd_ps(w, v2, a32);
+    }
+    /* fmadd(w, x) vs fmadd(x, w): multiplication commutes exactly, so this equals hl_dot(x, w). */
+    store(j, t + 0, o + 0, dot_tail(hsum8(a00), x0, w0, n8, K));
+    store(j, t + 1, o + 0, dot_tail(hsum8(a01), x1, w0, n8, K));
+    store(j, t + 2, o + 0, dot_tail(hsum8(a02), x2, w0, n8, K));
+    store(j, t + 0, o + 1, dot_tail(hsum8(a10), x0, w1, n8, K));
+    store(j, t + 1, o + 1, dot_tail(hsum8(a11), x1, w1, n8, K));
+    store(j, t + 2, o + 1, dot_tail(hsum8(a12), x2, w1, n8, K));
+    store(j, t + 0, o + 2, dot_tail(hsum8(a20), x0, w2, n8, K));
+    store(j, t + 1, o + 2, dot_tail(hsum8(a21), x1, w2, n8, K));
+    store(j, t + 2, o + 2, dot_tail(hsum8(a22), x2, w2, n8, K));
+    store(j, t + 0, o + 3, dot_tail(hsum8(a30), x0, w3, n8, K));
+    store(j, t + 1, o + 3, dot_tail(hsum8(a31), x1, w3, n8, K));
+    store(j, t + 2, o + 3, dot_tail(hsum8(a32), x2, w3, n8, K));
+}
+
+/* 4 rows × 1 token: the decode (GEMV) path, 4 independent accumulator chains. */
+static void tile_4x1(const matmul_job *j, int64_t o, int64_t t) {
+    const int64_t K = j->K, n8 = K - K % LANES;
+    const float *w0 = j->w + o * K, *w1 = w0 + K, *w2 = w1 + K, *w3 = w2 + K;
+    const float *x0 = j->x + t * K;
+    __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+    for (int64_t k = 0; k < n8; k += LANES) {
+        __m256 v0 = _mm256_loadu_ps(x0 + k);
+        a0 = _mm256_fmadd_ps(_mm256_loadu_ps(w0 + k), v0, a0);
+        a1 = _mm256_fmadd_ps(_mm256_loadu_ps(w1 + k), v0, a1);
+        a2 = _mm256_fmadd_ps(_mm256_loadu_ps(w2 + k), v0, a2);
+        a3 = _mm256_fmadd_ps(_mm256_loadu_ps(w3 + k), v0, a3);
+    }
+    store(j, t, o + 0, dot_tail(hsum8(a0), x0, w0, n8, K));
+    store(j, t, o + 1, dot_tail(hsum8(a1), x0, w1, n8, K));
+    store(j, t, o + 2, dot_tail(hsum8(a2), x0, w2, n8, K));
+    store(j, t, o + 3, dot_tail(hsum8(a3), x0, w3, n8, K));
+}
+#endif
+
+#define TOKEN_BLOCK 48 /* tokens per pass over a row block: keeps x in L2 */
+
+static void matmul_rows(void *arg, int64_t o_begin, int64_t o_end, int worker) {
+    (void)worker;
+    const matmul_job *j = arg;
+    for (int64_t tb = 0; tb < j->T; tb += TOKEN_BLOCK) {
+        int64_t te = tb + TOKEN_BLOCK < j->T ? tb + TOKEN_BLOCK : j->T;
+        int64_t o = o_begin;
+#ifdef HL_HAVE_AVX2
+        for (; o + 4 <= o_end; o += 4) {
+            int64_t t = tb;
+            for (; t + 3 <= te; t += 3) tile_4x3(j, o, t);
+            for (; t < te; t++) tile_4x1(j, o, t);
+        }
+#endif
+        for (; o < o_end; o++)
+            for (int64_t t = tb; t < te; t++)
+                store(j, t, o, hl_dot(j->x + t * j->K, j->w + o * j->K, j->K));
+    }
+}
+
+static void run(hl_pool *pool, matmul_job *j) {
+    /* Small products are not worth waking workers for. */
+    int64_t work = j->T * j->K * j->O;
+    if (work < 32768) pool = NULL;
+    hl_pool_for(pool, j->O, 4, matmul_rows, j);
+}
+
+void hl_matmul(hl_pool *pool, float *out, const float *x, const float *w, int64_t T, int64_t K, int64_t O) {
+    matmul_job j = {out, x, w, T, K, O, 1.0f, 0};
+    run(pool, &j);
+}
+
+void hl_matmul_acc(hl_pool *pool, float *out, const float *x, const float *w, int64_t T, int64_t K, int64_t O,
+                   float scale) {
+    matmul_job j = {out, x, w, T, K, O, scale, 1};
+    run(pool, &j);
+}

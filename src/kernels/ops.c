@@ -1,0 +1,45 @@
+/* ops.c: the element-wise and per-row kernels: RMSNorm, RoPE, softmax, SwiGLU. */
+#include "kernels/kernels.h"
+
+#include <math.h>
+
+void hl_rmsnorm(float *out, const float *x, const float *w, int64_t C, float eps) {
+    float ss = hl_dot(x, x, C);
+    float inv = 1.0f / sqrtf(ss / (float)C + eps);
+    for (int64_t i = 0; i < C; i++) out[i] = w[i] * (inv * x[i]);
+}
+
+void hl_rope(float *vec, int64_t n_heads, int64_t D, int64_t pos, float theta) {
+    for (int64_t i = 0; i < D; i += 2) {
+        /* Computed in double and rounded once, so every position gets a
+         * correctly rounded angle regardless of how far along the sequence. */
+        double freq = pow((double)theta, -(double)i / (double)D);
+        double angle = (double)pos * freq;
+        float c = (float)cos(angle), s = (float)sin(angle);
+        for (int64_t h = 0; h < n_heads; h++) {
+            float *p = vec + h * D + i;
+            float v0 = p[0], v1 = p[1];
+            p[0] = v0 * c - v1 * s;
+            p[1] = v0 * s + v1 * c;
+        }
+    }
+}
+
+void hl_softmax(float *x, int64_t n) {
+    float mx = x[0];
+    for (int64_t i = 1; i < n; i++) mx = x[i] > mx ? x[i] : mx;
+    float sum = 0.0f;
+    for (int64_t i = 0; i < n; i++) {
+        x[i] = expf(x[i] - mx);
+        sum += x[i];
+    }
+    float inv = 1.0f / sum;
+    for (int64_t i = 0; i < n; i++) x[i] *= inv;
+}
+
+void hl_swiglu(float *out, const float *gate, const float *up, int64_t n) {
+    for (int64_t i = 0; i < n; i++) {
+        float g = gate[i];
+        out[i] = g / (1.0f + expf(-g)) * up[i];
+    }
+}

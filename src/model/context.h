@@ -1,0 +1,31 @@
+/* context.h: an inference context: KV cache, activation scratch and the
+ * worker pool, bound to one model (read-only, shareable across contexts). */
+#ifndef HL_MODEL_CONTEXT_H
+#define HL_MODEL_CONTEXT_H
+#include "model/model.h"
+#include "util/threadpool.h"
+
+struct hl_adapter_set; /* LoRA adapters plugged into the projections (lora/) */
+
+struct hl_context {
+    const hl_model *m;
+    int32_t n_ctx;      /* KV cache positions */
+    int32_t n_batch;    /* tokens per forward chunk */
+    hl_pool *pool;
+    float *kcache;      /* (L, n_ctx, Hkv·D) */
+    float *vcache;      /* (L, n_ctx, Hkv·D) */
+    /* activations for one chunk of up to n_batch tokens */
+    float *x;           /* (n_batch, C) residual stream */
+    float *xb;          /* (n_batch, C) normed input */
+    float *q;           /* (n_batch, H·D) */
+    float *att;         /* (n_batch, H·D) attention output */
+    float *hb;          /* (n_batch, F) gate, then swiglu */
+    float *hb2;         /* (n_batch, F) up */
+    float *proj;        /* (n_batch, max(C, F)) projection output before the residual add */
+    float *lora_tmp;    /* (n_batch, max rank) LoRA A·x */
+    int32_t lora_tmp_cap;
+    float *att_scratch; /* (n_threads, n_ctx) */
+    const struct hl_adapter_set *adapters; /* active adapters; NULL when none */
+    void *adapter_storage;                 /* owned hl_adapter_set */
+};
+#endif

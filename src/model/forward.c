@@ -1,0 +1,144 @@
+/* forward.c: the Llama forward pass for a batch of tokens over the KV cache.
+ *
+ * For each layer: x += Wo·attn(rope(Wq·n), rope(Wk·n), Wv·n) with n =
+ * rmsnorm(x), then x += Wdown·(silu(Wgate·n) ⊙ Wup·n) with n = rmsnorm(x);
+ * finally logits = Wout·rmsnorm(x). Every projection goes through project(),
+ * the hook where LoRA adapters add s·B(A·x). */
+#include "model/context.h"
+#include "kernels/kernels.h"
+#include "lora/apply.h"
+#include "util/alloc.h"
+#include "util/error.h"
+
+#include <string.h>
+
+hl_context_params hl_context_default_params(void) {
+    hl_context_params p = {.n_ctx = 0, .n_threads = 1};
+    return p;
+}
+
+void hl_context_free(hl_context *ctx) {
+    if (!ctx) return;
+    hl_pool_free(ctx->pool);
+    hl_free(ctx->kcache);
+    hl_free(ctx->vcache);
+    hl_free(ctx->x);
+    hl_free(ctx->xb);
+    hl_free(ctx->q);
+    hl_free(ctx->att);
+    hl_free(ctx->hb);
+    hl_free(ctx->hb2);
+    hl_free(ctx->proj);
+    hl_free(ctx->lora_tmp);
+    hl_free(ctx->att_scratch);
+    hl_free(ctx->adapter_storage);
+    hl_free(ctx);
+}
+
+int32_t hl_context_n_ctx(const hl_context *ctx) { return ctx->n_ctx; }
+
+hl_status hl_context_init(const hl_model *m, const hl_context_params *params, hl_context **out, hl_error *err) {
+    *out = NULL;
+    const hl_model_config *c = &m->cfg;
+    hl_context_params p = params ? *params : hl_context_default_params();
+    if (p.n_ctx <= 0 || p.n_ctx > c->seq_len) p.n_ctx = c->seq_len;
+    if (p.n_threads < 1 || p.n_threads > 256)
+        return hl_fail(err, HL_ERR_INVALID_ARG, "threads must be in 1..256 (got %d)", p.n_threads);
+    hl_context *ctx = hl_calloc(1, sizeof *ctx);
+    if (!ctx) return hl_fail(err, HL_ERR_NOMEM, "out of memory creating a context");
+    ctx->m = m;
+    ctx->n_ctx = p.n_ctx;
+    ctx->n_batch = p.n_ctx < 128 ? p.n_ctx : 128;
+    int64_t C = c->dim, F = c->hidden_dim, D = C / c->n_heads, kv = (int64_t)c->n_kv_heads * D;
+    int64_t B = ctx->n_batch, L = c->n_layers, wide = C > F ? C : F;
+    ctx->pool = hl_pool_init(p.n_threads);
+    ctx->kcache = hl_calloc((size_t)(L * ctx->n_ctx), (size_t)kv * sizeof(float));
+    ctx->vcache = hl_calloc((size_t)(L * ctx->n_ctx), (size_t)kv * sizeof(float));
+    ctx->x = hl_malloc_array((size_t)(B * C), sizeof(float));
+    ctx->xb = hl_malloc_array((size_t)(B * C), sizeof(float));
+    ctx->q = hl_malloc_array((size_t)(B * C), sizeof(float));
+    ctx->att = hl_malloc_array((size_t)(B * C), sizeof(float));
+    ctx->hb = hl_malloc_array((size_t)(B * F), sizeof(float));
+    ctx->hb2 = hl_malloc_array((size_t)(B * F), sizeof(float));
+    ctx->proj = hl_malloc_array((size_t)(B * wide), sizeof(float));
+    ctx->att_scratch = hl_malloc_array((size_t)p.n_threads * (size_t)ctx->n_ctx, sizeof(float));
+    if (!ctx->pool || !ctx->kcache || !ctx->vcache || !ctx->x || !ctx->xb || !ctx->q || !ctx->att || !ctx->hb ||
+        !ctx->hb2 || !ctx->proj || !ctx->att_scratch) {
+        hl_context_free(ctx);
+        return hl_fail(err, HL_ERR_NOMEM, "out of memory creating a context of %d positions", p.n_ctx);
+    }
+    *out = ctx;
+    return HL_OK;
+}
+
+/* out (T, O) = x (T, K) · Wᵀ, plus every adapter's s·B(A·x) on (layer, target). */
+static hl_status project(hl_context *ctx, int layer, int target, const float *W, const float *x, float *out,
+                         int64_t T, int64_t K, int64_t O, hl_error *err) {
+    hl_matmul(ctx->pool, out, x, W, T, K, O);
+    if (ctx->adapters) return hl_lora_apply(ctx, layer, target, x, out, T, err);
+    return HL_OK;
+}
+
+static hl_status forward_chunk(hl_context *ctx, const int32_t *tokens, int64_t T, int64_t pos0, float *logits,
+                               int all_logits, hl_error *err) {
+    const hl_model *m = ctx->m;
+    const hl_model_config *c = &m->cfg;
+    const int64_t C = c->dim, F = c->hidden_dim, H = c->n_heads, Hkv = c->n_kv_heads, D = C / H, kv = Hkv * D;
+    const int64_t V = c->vocab_size;
+    hl_status s;
+    for (int64_t t = 0; t < T; t++) memcpy(ctx->x + t * C, m->token_embd + (int64_t)tokens[t] * C, C * sizeof(float));
+
+    for (int l = 0; l < c->n_layers; l++) {
+        const hl_layer_weights *w = &m->layers[l];
+        float *kc = ctx->kcache + (int64_t)l * ctx->n_ctx * kv, *vc = ctx->vcache + (int64_t)l * ctx->n_ctx * kv;
+        for (int64_t t = 0; t < T; t++) hl_rmsnorm(ctx->xb + t * C, ctx->x + t * C, w->attn_norm, C, c->norm_eps);
+        /* K and V go straight into the cache rows of their positions. */
+        if ((s = project(ctx, l, HL_TARGET_Q, w->wq, ctx->xb, ctx->q, T, C, C, err)) ||
+            (s = project(ctx, l, HL_TARGET_K, w->wk, ctx->xb, kc + pos0 * kv, T, C, kv, err)) ||
+            (s = project(ctx, l, HL_TARGET_V, w->wv, ctx->xb, vc + pos0 * kv, T, C, kv, err)))
+            return s;
+        for (int64_t t = 0; t < T; t++) {
+            hl_rope(ctx->q + t * C, H, D, pos0 + t, c->rope_theta);
+            hl_rope(kc + (pos0 + t) * kv, Hkv, D, pos0 + t, c->rope_theta);
+        }
+        hl_attention(ctx->pool, ctx->att, ctx->q, kc, vc, T, pos0, H, Hkv, D, ctx->n_ctx, ctx->att_scratch);
+        if ((s = project(ctx, l, HL_TARGET_O, w->wo, ctx->att, ctx->proj, T, C, C, err))) return s;
+        for (int64_t i = 0; i < T * C; i++) ctx->x[i] += ctx->proj[i];
+
+        for (int64_t t = 0; t < T; t++) hl_rmsnorm(ctx->xb + t * C, ctx->x + t * C, w->ffn_norm, C, c->norm_eps);
+        if ((s = project(ctx, l, HL_TARGET_GATE, w->w_gate, ctx->xb, ctx->hb, T, C, F, err)) ||
+            (s = project(ctx, l, HL_TARGET_UP, w->w_up, ctx->xb, ctx->hb2, T, C, F, err)))
+            return s;
+        hl_swiglu(ctx->hb, ctx->hb, ctx->hb2, T * F);
+        if ((s = project(ctx, l, HL_TARGET_DOWN, w->w_down, ctx->hb, ctx->proj, T, F, C, err))) return s;
+        for (int64_t i = 0; i < T * C; i++) ctx->x[i] += ctx->proj[i];
+    }
+    if (!logits) return HL_OK;
+    /* Only the rows whose logits are wanted go through the LM head. */
+    int64_t first = all_logits ? 0 : T - 1, n = T - first;
+    for (int64_t t = first; t < T; t++) hl_rmsnorm(ctx->xb + t * C, ctx->x + t * C, m->output_norm, C, c->norm_eps);
+    return project(ctx, -1, HL_TARGET_OUTPUT, m->output, ctx->xb + first * C, logits, n, C, V, err);
+}
+
+hl_status hl_context_eval(hl_context *ctx, const int32_t *tokens, int32_t n, int32_t pos, float *logits,
+                          int all_logits, hl_error *err) {
+    const hl_model_config *c = &ctx->m->cfg;
+    if (n <= 0) return hl_fail(err, HL_ERR_INVALID_ARG, "eval: no tokens");
+    if (pos < 0 || (int64_t)pos + n > ctx->n_ctx)
+        return hl_fail(err, HL_ERR_LIMIT, "eval: positions %d..%d exceed the context of %d", pos, pos + n - 1,
+                       ctx->n_ctx);
+    for (int32_t i = 0; i < n; i++)
+        if (tokens[i] < 0 || tokens[i] >= c->vocab_size)
+            return hl_fail(err, HL_ERR_INVALID_ARG, "eval: token id %d at index %d is outside the vocabulary (%d)",
+                           tokens[i], i, c->vocab_size);
+    for (int32_t done = 0; done < n; done += ctx->n_batch) {
+        int32_t T = n - done < ctx->n_batch ? n - done : ctx->n_batch;
+        int last = done + T == n;
+        float *dst = NULL;
+        if (logits && all_logits) dst = logits + (int64_t)done * c->vocab_size;
+        else if (logits && last) dst = logits;
+        hl_status s = forward_chunk(ctx, tokens + done, T, pos + done, dst, all_logits, err);
+        if (s != HL_OK) return s;
+    }
+    return HL_OK;
+}

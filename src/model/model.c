@@ -1,0 +1,472 @@
+/* model.c: loading a Llama-family model (GGUF "llama" architecture or a
+ * llama2.c checkpoint), random initialisation for benchmarks, and saving
+ * as GGUF in the layout llama.cpp expects.
+ *
+ * Every tensor's presence, type and exact shape are checked against the
+ * hyperparameters before any view is used; nothing is trusted from the file. */
+#include "model/model.h"
+#include "util/alloc.h"
+#include "util/checked.h"
+#include "util/error.h"
+#include "util/half.h"
+#include "util/rng.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+static const char *target_names[HL_TARGET_COUNT] = {"q", "k", "v", "o", "gate", "up", "down", "output"};
+static const char *target_tensor[HL_TARGET_COUNT] = {"attn_q",   "attn_k", "attn_v",    "attn_output",
+                                                     "ffn_gate", "ffn_up", "ffn_down", "output"};
+
+const char *hl_target_name(hl_target t) { return (unsigned)t < HL_TARGET_COUNT ? target_names[t] : "?"; }
+
+void hl_model_tensor_name(int layer, int target, char *buf, size_t cap) {
+    if (target == HL_TARGET_OUTPUT) snprintf(buf, cap, "output.weight");
+    else snprintf(buf, cap, "blk.%d.%s.weight", layer, target_tensor[target]);
+}
+
+const float *hl_model_weight(const hl_model *m, int layer, int target, int64_t *rows, int64_t *cols) {
+    const hl_model_config *c = &m->cfg;
+    int64_t C = c->dim, F = c->hidden_dim, D = c->dim / c->n_heads, kv = (int64_t)c->n_kv_heads * D;
+    if (target == HL_TARGET_OUTPUT) {
+        *rows = c->vocab_size;
+        *cols = C;
+        return m->output;
+    }
+    if (layer < 0 || layer >= c->n_layers) return NULL;
+    const hl_layer_weights *l = &m->layers[layer];
+    switch (target) {
+    case HL_TARGET_Q: *rows = C; *cols = C; return l->wq;
+    case HL_TARGET_K: *rows = kv; *cols = C; return l->wk;
+    case HL_TARGET_V: *rows = kv; *cols = C; return l->wv;
+    case HL_TARGET_O: *rows = C; *cols = C; return l->wo;
+    case HL_TARGET_GATE: *rows = F; *cols = C; return l->w_gate;
+    case HL_TARGET_UP: *rows = F; *cols = C; return l->w_up;
+    case HL_TARGET_DOWN: *rows = C; *cols = F; return l->w_down;
+    default: return NULL;
+    }
+}
+
+static float *own(hl_model *m, size_t n) {
+    if (m->n_owned == m->cap_owned) {
+        int cap = m->cap_owned ? m->cap_owned * 2 : 32;
+        float **p = hl_realloc(m->owned, (size_t)cap * sizeof *p);
+        if (!p) return NULL;
+        m->owned = p;
+        m->cap_owned = cap;
+    }
+    float *buf = hl_malloc_array(n, sizeof(float));
+    if (buf) m->owned[m->n_owned++] = buf;
+    return buf;
+}
+
+void hl_model_free(hl_model *m) {
+    if (!m) return;
+    for (int i = 0; i < m->n_owned; i++) hl_free(m->owned[i]);
+    hl_free(m->owned);
+    hl_free(m->layers);
+    hl_tokenizer_free(m->tok);
+    hl_gguf_free(m->gguf);
+    if (m->from_llama2c) hl_llama2c_close(&m->l2c);
+    hl_free(m->name);
+    hl_free(m->path);
+    hl_free(m);
+}
+
+const hl_model_config *hl_model_get_config(const hl_model *m) { return &m->cfg; }
+const hl_tokenizer *hl_model_get_tokenizer(const hl_model *m) { return m->tok; }
+uint64_t hl_model_fingerprint(const hl_model *m) { return m->fingerprint; }
+
+/* ---- fingerprint ---- */
+
+static void fnv(uint64_t *h, const void *data, size_t n) {
+    const uint8_t *p = data;
+    for (size_t i = 0; i < n; i++) *h = (*h ^ p[i]) * 0x100000001b3ULL;
+}
+
+static void fnv_tensor(uint64_t *h, const float *w, int64_t n) {
+    fnv(h, &n, sizeof n);
+    /* 64 evenly spaced samples plus the last element: cheap, and any real
+     * difference between two bases almost surely shows up. */
+    for (int i = 0; i < 64; i++) fnv(h, &w[(n * i) / 64], sizeof(float));
+    fnv(h, &w[n - 1], sizeof(float));
+}
+
+static uint64_t compute_fingerprint(const hl_model *m) {
+    uint64_t h = 0xcbf29ce484222325ULL;
+    const hl_model_config *c = &m->cfg;
+    int32_t dims[7] = {c->dim, c->hidden_dim, c->n_layers, c->n_heads, c->n_kv_heads, c->vocab_size, 0};
+    fnv(&h, dims, sizeof dims);
+    fnv_tensor(&h, m->token_embd, (int64_t)c->vocab_size * c->dim);
+    for (int l = 0; l < c->n_layers; l++)
+        for (int t = 0; t < HL_TARGET_OUTPUT; t++) {
+            int64_t r, k;
+            const float *w = hl_model_weight(m, l, t, &r, &k);
+            fnv_tensor(&h, w, r * k);
+        }
+    fnv_tensor(&h, m->output, (int64_t)c->vocab_size * c->dim);
+    return h;
+}
+
+/* ---- GGUF loading ---- */
+
+static hl_status gguf_tensor_f32(hl_model *m, const char *name, int n_dims, int64_t ne0, int64_t ne1,
+                                 int optional, const float **out, hl_error *err) {
+    *out = NULL;
+    int64_t idx = hl_gguf_find_tensor(m->gguf, name);
+    if (idx < 0) {
+        if (optional) return HL_OK;
+        return hl_fail(err, HL_ERR_FORMAT, "%s: missing tensor %s", m->path, name);
+    }
+    const hl_gguf_tensor *t = hl_gguf_tensor_at(m->gguf, idx);
+    int64_t want[2] = {ne0, ne1};
+    int bad = (int)t->n_dims != n_dims;
+    for (int d = 0; !bad && d < n_dims; d++) bad = t->ne[d] != want[d];
+    if (bad) {
+        if (n_dims == 1)
+            return hl_fail(err, HL_ERR_FORMAT, "%s: tensor %s has shape [%lld%s], expected [%lld]", m->path, name,
+                           (long long)t->ne[0], t->n_dims > 1 ? ", ..." : "", (long long)ne0);
+        return hl_fail(err, HL_ERR_FORMAT, "%s: tensor %s has shape [%lld, %lld] (%u dims), expected [%lld, %lld]",
+                       m->path, name, (long long)t->ne[0], (long long)(t->n_dims > 1 ? t->ne[1] : 1), t->n_dims,
+                       (long long)ne0, (long long)ne1);
+    }
+    size_t n = (size_t)ne0 * (size_t)(n_dims > 1 ? ne1 : 1);
+    if (t->type == HL_TYPE_F32 && ((uintptr_t)t->data % sizeof(float)) == 0) {
+        *out = t->data;
+        return HL_OK;
+    }
+    float *buf = own(m, n);
+    if (!buf) return hl_fail(err, HL_ERR_NOMEM, "%s: out of memory converting %s", m->path, name);
+    const uint8_t *src = t->data;
+    for (size_t i = 0; i < n; i++) {
+        if (t->type == HL_TYPE_F32) memcpy(&buf[i], src + 4 * i, 4);
+        else {
+            uint16_t h;
+            memcpy(&h, src + 2 * i, 2);
+            buf[i] = t->type == HL_TYPE_F16 ? hl_f16_to_f32(h) : hl_bf16_to_f32(h);
+        }
+    }
+    *out = buf;
+    return HL_OK;
+}
+
+static hl_status get_u32_default(const hl_gguf *g, const char *path, const char *key, uint32_t def, uint32_t *out,
+                                 hl_error *err) {
+    if (hl_gguf_find_key(g, key) < 0) {
+        *out = def;
+        return HL_OK;
+    }
+    hl_status s = hl_gguf_get_u32(g, key, out, err);
+    if (s != HL_OK) hl_error_prefix(err, "%s", path);
+    return s;
+}
+
+static hl_status load_gguf(hl_model *m, hl_error *err) {
+    const hl_gguf *g = m->gguf;
+    hl_gguf_str arch, type;
+    hl_status s;
+    if (hl_gguf_find_key(g, "general.type") >= 0 && hl_gguf_get_str(g, "general.type", &type, NULL) == HL_OK &&
+        type.len == 7 && memcmp(type.data, "adapter", 7) == 0)
+        return hl_fail(err, HL_ERR_INVALID_ARG, "%s: this is an adapter, not a base model (pass it with --lora)",
+                       m->path);
+    if ((s = hl_gguf_get_str(g, "general.architecture", &arch, err)) != HL_OK) {
+        hl_error_prefix(err, "%s", m->path);
+        return s;
+    }
+    if (arch.len != 5 || memcmp(arch.data, "llama", 5) != 0)
+        return hl_fail(err, HL_ERR_UNSUPPORTED, "%s: general.architecture is \"%.*s\"; only \"llama\" is supported",
+                       m->path, (int)(arch.len > 64 ? 64 : arch.len), arch.data);
+    uint32_t C, F, L, H, Hkv, ctx, rope_dims;
+    if ((s = get_u32_default(g, m->path, "llama.embedding_length", 0, &C, err)) ||
+        (s = get_u32_default(g, m->path, "llama.feed_forward_length", 0, &F, err)) ||
+        (s = get_u32_default(g, m->path, "llama.block_count", 0, &L, err)) ||
+        (s = get_u32_default(g, m->path, "llama.attention.head_count", 0, &H, err)) ||
+        (s = get_u32_default(g, m->path, "llama.attention.head_count_kv", H, &Hkv, err)) ||
+        (s = get_u32_default(g, m->path, "llama.context_length", 2048, &ctx, err)))
+        return s;
+    const char *need[4] = {"llama.embedding_length", "llama.feed_forward_length", "llama.block_count",
+                           "llama.attention.head_count"};
+    uint32_t vals[4] = {C, F, L, H};
+    for (int i = 0; i < 4; i++)
+        if (vals[i] == 0 || vals[i] > (1u << 20))
+            return hl_fail(err, HL_ERR_FORMAT, "%s: %s is %s (%u)", m->path, need[i],
+                           vals[i] == 0 ? "missing or zero" : "implausibly large", vals[i]);
+    if (Hkv == 0 || H % Hkv != 0 || C % H != 0 || (C / H) % 2 != 0)
+        return hl_fail(err, HL_ERR_FORMAT,
+                       "%s: inconsistent heads: embedding_length %u, head_count %u, head_count_kv %u", m->path, C, H,
+                       Hkv);
+    if (ctx == 0 || ctx > (1u << 24))
+        return hl_fail(err, HL_ERR_FORMAT, "%s: llama.context_length %u is out of range", m->path, ctx);
+    if ((s = get_u32_default(g, m->path, "llama.rope.dimension_count", C / H, &rope_dims, err))) return s;
+    if (rope_dims != C / H)
+        return hl_fail(err, HL_ERR_UNSUPPORTED, "%s: llama.rope.dimension_count %u != head size %u (partial RoPE)",
+                       m->path, rope_dims, C / H);
+    float eps = 1e-5f, theta = 10000.0f;
+    if (hl_gguf_find_key(g, "llama.attention.layer_norm_rms_epsilon") >= 0 &&
+        (s = hl_gguf_get_f32(g, "llama.attention.layer_norm_rms_epsilon", &eps, err))) {
+        hl_error_prefix(err, "%s", m->path);
+        return s;
+    }
+    if (hl_gguf_find_key(g, "llama.rope.freq_base") >= 0 && (s = hl_gguf_get_f32(g, "llama.rope.freq_base", &theta, err))) {
+        hl_error_prefix(err, "%s", m->path);
+        return s;
+    }
+    if (!(eps > 0 && eps < 1) || !(theta > 1 && isfinite(theta)))
+        return hl_fail(err, HL_ERR_FORMAT, "%s: rms epsilon %g or rope base %g out of range", m->path, eps, theta);
+    if (hl_gguf_find_key(g, "llama.rope.scaling.type") >= 0)
+        return hl_fail(err, HL_ERR_UNSUPPORTED, "%s: RoPE scaling is not supported", m->path);
+
+    /* Vocabulary size comes from the embedding tensor. */
+    int64_t ti = hl_gguf_find_tensor(g, "token_embd.weight");
+    if (ti < 0) return hl_fail(err, HL_ERR_FORMAT, "%s: missing tensor token_embd.weight", m->path);
+    const hl_gguf_tensor *te = hl_gguf_tensor_at(g, ti);
+    if (te->n_dims != 2 || te->ne[0] != C || te->ne[1] < 1 || te->ne[1] > (1 << 24))
+        return hl_fail(err, HL_ERR_FORMAT, "%s: token_embd.weight has shape [%lld, %lld], expected [%u, vocab]",
+                       m->path, (long long)te->ne[0], (long long)te->ne[1], C);
+    hl_model_config *c = &m->cfg;
+    *c = (hl_model_config){.dim = (int32_t)C, .hidden_dim = (int32_t)F, .n_layers = (int32_t)L,
+                           .n_heads = (int32_t)H, .n_kv_heads = (int32_t)Hkv, .vocab_size = (int32_t)te->ne[1],
+                           .seq_len = (int32_t)ctx, .norm_eps = eps, .rope_theta = theta};
+    int64_t kv = (int64_t)Hkv * (C / H), V = c->vocab_size;
+    if ((s = gguf_tensor_f32(m, "token_embd.weight", 2, C, V, 0, &m->token_embd, err)) ||
+        (s = gguf_tensor_f32(m, "output_norm.weight", 1, C, 1, 0, &m->output_norm, err)) ||
+        (s = gguf_tensor_f32(m, "output.weight", 2, C, V, 1, &m->output, err)))
+        return s;
+    if (!m->output) {
+        m->output = m->token_embd;
+        c->tied_output = 1;
+    }
+    m->layers = hl_calloc(L, sizeof *m->layers);
+    if (!m->layers) return hl_fail(err, HL_ERR_NOMEM, "%s: out of memory", m->path);
+    for (uint32_t l = 0; l < L; l++) {
+        hl_layer_weights *w = &m->layers[l];
+        char name[64];
+#define T2(field, tname, ne0, ne1)                                                    \
+    snprintf(name, sizeof name, "blk.%u.%s.weight", l, tname);                        \
+    if ((s = gguf_tensor_f32(m, name, 2, ne0, ne1, 0, &w->field, err))) return s;
+#define T1(field, tname)                                                              \
+    snprintf(name, sizeof name, "blk.%u.%s.weight", l, tname);                        \
+    if ((s = gguf_tensor_f32(m, name, 1, C, 1, 0, &w->field, err))) return s;
+        T1(attn_norm, "attn_norm");
+        T2(wq, "attn_q", C, C);
+        T2(wk, "attn_k", C, kv);
+        T2(wv, "attn_v", C, kv);
+        T2(wo, "attn_output", C, C);
+        T1(ffn_norm, "ffn_norm");
+        T2(w_gate, "ffn_gate", C, F);
+        T2(w_up, "ffn_up", C, F);
+        T2(w_down, "ffn_down", F, C);
+#undef T1
+#undef T2
+    }
+    hl_gguf_str gname;
+    if (hl_gguf_find_key(g, "general.name") >= 0 && hl_gguf_get_str(g, "general.name", &gname, NULL) == HL_OK)
+        m->name = hl_strndup(gname.data, gname.len > 256 ? 256 : gname.len);
+    if ((s = hl_tokenizer_from_gguf(g, &m->tok, err))) {
+        hl_error_prefix(err, "%s", m->path);
+        return s;
+    }
+    if (hl_tokenizer_n_vocab(m->tok) != c->vocab_size)
+        return hl_fail(err, HL_ERR_FORMAT, "%s: tokenizer has %d tokens but token_embd.weight has %d rows", m->path,
+                       hl_tokenizer_n_vocab(m->tok), c->vocab_size);
+    return HL_OK;
+}
+
+/* ---- llama2.c loading ---- */
+
+static hl_status load_llama2c(hl_model *m, const char *tokenizer_path, hl_error *err) {
+    hl_status s = hl_llama2c_open(m->path, &m->l2c, err);
+    if (s != HL_OK) return s;
+    m->from_llama2c = 1;
+    const hl_llama2c *l2 = &m->l2c;
+    m->cfg = l2->cfg;
+    const hl_model_config *c = &m->cfg;
+    int64_t C = c->dim, F = c->hidden_dim, D = C / c->n_heads, kv = c->n_kv_heads * D;
+    m->token_embd = l2->token_embd;
+    m->output_norm = l2->rms_final;
+    m->output = l2->wcls;
+    m->layers = hl_calloc((size_t)c->n_layers, sizeof *m->layers);
+    if (!m->layers) return hl_fail(err, HL_ERR_NOMEM, "%s: out of memory", m->path);
+    for (int l = 0; l < c->n_layers; l++) {
+        hl_layer_weights *w = &m->layers[l];
+        w->attn_norm = l2->rms_att + l * C;
+        w->wq = l2->wq + l * C * C;
+        w->wk = l2->wk + l * kv * C;
+        w->wv = l2->wv + l * kv * C;
+        w->wo = l2->wo + l * C * C;
+        w->ffn_norm = l2->rms_ffn + l * C;
+        w->w_gate = l2->w1 + l * F * C;
+        w->w_down = l2->w2 + l * C * F;
+        w->w_up = l2->w3 + l * F * C;
+    }
+    if (!tokenizer_path)
+        return hl_fail(err, HL_ERR_INVALID_ARG, "%s: a llama2.c checkpoint needs its tokenizer (--tokenizer tok.bin)",
+                       m->path);
+    if ((s = hl_tokenizer_from_llama2c(tokenizer_path, c->vocab_size, &m->tok, err))) return s;
+    return HL_OK;
+}
+
+static int has_gguf_magic(const char *path) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return 0;
+    char magic[4] = {0};
+    size_t n = fread(magic, 1, 4, f);
+    fclose(f);
+    return n == 4 && memcmp(magic, "GGUF", 4) == 0;
+}
+
+static char *base_name(const char *path) {
+    const char *b = strrchr(path, '/');
+    b = b ? b + 1 : path;
+    const char *dot = strrchr(b, '.');
+    return hl_strndup(b, dot && dot != b ? (size_t)(dot - b) : strlen(b));
+}
+
+hl_status hl_model_load(const char *path, const char *tokenizer_path, hl_model **out, hl_error *err) {
+    *out = NULL;
+    hl_model *m = hl_calloc(1, sizeof *m);
+    if (!m || !(m->path = hl_strdup(path))) {
+        hl_free(m);
+        return hl_fail(err, HL_ERR_NOMEM, "%s: out of memory", path);
+    }
+    hl_status s;
+    if (has_gguf_magic(path)) {
+        s = hl_gguf_open(path, &m->gguf, err);
+        if (s == HL_OK) s = load_gguf(m, err);
+    } else {
+        s = load_llama2c(m, tokenizer_path, err);
+    }
+    if (s == HL_OK && !m->name && !(m->name = base_name(path))) s = hl_fail(err, HL_ERR_NOMEM, "out of memory");
+    if (s != HL_OK) {
+        hl_model_free(m);
+        return s;
+    }
+    m->fingerprint = compute_fingerprint(m);
+    *out = m;
+    return HL_OK;
+}
+
+/* ---- random init (benchmarks) ---- */
+
+hl_status hl_model_init_random(const hl_model_config *cfg, const char *tokenizer_path, uint64_t seed,
+                               hl_model **out, hl_error *err) {
+    *out = NULL;
+    const hl_model_config *c = cfg;
+    if (c->dim <= 0 || c->hidden_dim <= 0 || c->n_layers <= 0 || c->n_heads <= 0 || c->n_kv_heads <= 0 ||
+        c->dim % c->n_heads || c->n_heads % c->n_kv_heads || (c->dim / c->n_heads) % 2 || c->seq_len <= 0)
+        return hl_fail(err, HL_ERR_INVALID_ARG, "init-model: inconsistent shape (dim %d, heads %d, kv heads %d)",
+                       c->dim, c->n_heads, c->n_kv_heads);
+    hl_model *m = hl_calloc(1, sizeof *m);
+    if (!m) return hl_fail(err, HL_ERR_NOMEM, "out of memory");
+    m->path = hl_strdup("(random)");
+    m->name = hl_strdup("random");
+    m->cfg = *c;
+    hl_status s = hl_tokenizer_from_llama2c(tokenizer_path, 0, &m->tok, err);
+    if (s != HL_OK) {
+        hl_model_free(m);
+        return s;
+    }
+    m->cfg.vocab_size = hl_tokenizer_n_vocab(m->tok);
+    m->cfg.tied_output = 0;
+    if (m->cfg.norm_eps == 0) m->cfg.norm_eps = 1e-5f;
+    if (m->cfg.rope_theta == 0) m->cfg.rope_theta = 10000.0f;
+    int64_t C = c->dim, F = c->hidden_dim, V = m->cfg.vocab_size, D = C / c->n_heads, kv = c->n_kv_heads * D;
+    hl_rng rng;
+    hl_rng_seed(&rng, seed);
+    m->layers = hl_calloc((size_t)c->n_layers, sizeof *m->layers);
+    int ok = m->layers != NULL;
+#define RAND(dst, n, std)                                                       \
+    do {                                                                        \
+        float *b_ = ok ? own(m, (size_t)(n)) : NULL;                            \
+        if (!b_) { ok = 0; break; }                                             \
+        for (int64_t i_ = 0; i_ < (n); i_++) b_[i_] = (std) * hl_rng_normal(&rng); \
+        dst = b_;                                                               \
+    } while (0)
+#define ONES(dst, n)                                                            \
+    do {                                                                        \
+        float *b_ = ok ? own(m, (size_t)(n)) : NULL;                            \
+        if (!b_) { ok = 0; break; }                                             \
+        for (int64_t i_ = 0; i_ < (n); i_++) b_[i_] = 1.0f;                     \
+        dst = b_;                                                               \
+    } while (0)
+    RAND(m->token_embd, V * C, 0.02f);
+    for (int l = 0; ok && l < c->n_layers; l++) {
+        hl_layer_weights *w = &m->layers[l];
+        ONES(w->attn_norm, C);
+        RAND(w->wq, C * C, 0.02f);
+        RAND(w->wk, kv * C, 0.02f);
+        RAND(w->wv, kv * C, 0.02f);
+        RAND(w->wo, C * C, 0.02f);
+        ONES(w->ffn_norm, C);
+        RAND(w->w_gate, F * C, 0.02f);
+        RAND(w->w_up, F * C, 0.02f);
+        RAND(w->w_down, C * F, 0.02f);
+    }
+    ONES(m->output_norm, C);
+    RAND(m->output, V * C, 0.02f);
+#undef RAND
+#undef ONES
+    if (!ok) {
+        hl_model_free(m);
+        return hl_fail(err, HL_ERR_NOMEM, "init-model: out of memory");
+    }
+    m->fingerprint = compute_fingerprint(m);
+    *out = m;
+    return HL_OK;
+}
+
+/* ---- saving ---- */
+
+hl_status hl_model_save_gguf(const hl_model *m, const char *path, hl_error *err) {
+    const hl_model_config *c = &m->cfg;
+    hl_gguf_writer *w = hl_gguf_writer_init();
+    if (!w) return hl_fail(err, HL_ERR_NOMEM, "%s: out of memory", path);
+    int64_t C = c->dim, F = c->hidden_dim, V = c->vocab_size, D = C / c->n_heads, kv = c->n_kv_heads * D;
+    hl_status s = HL_OK;
+#define KV(call) if (s == HL_OK && (s = (call)) != HL_OK) hl_fail(err, s, "%s: cannot set metadata", path)
+    KV(hl_gguf_writer_set_str(w, "general.architecture", "llama"));
+    KV(hl_gguf_writer_set_str(w, "general.name", m->name ? m->name : "model"));
+    KV(hl_gguf_writer_set_u32(w, "llama.context_length", (uint32_t)c->seq_len));
+    KV(hl_gguf_writer_set_u32(w, "llama.embedding_length", (uint32_t)C));
+    KV(hl_gguf_writer_set_u32(w, "llama.feed_forward_length", (uint32_t)F));
+    KV(hl_gguf_writer_set_u32(w, "llama.attention.head_count", (uint32_t)c->n_heads));
+    KV(hl_gguf_writer_set_u32(w, "llama.attention.head_count_kv", (uint32_t)c->n_kv_heads));
+    KV(hl_gguf_writer_set_u32(w, "llama.block_count", (uint32_t)c->n_layers));
+    KV(hl_gguf_writer_set_u32(w, "llama.rope.dimension_count", (uint32_t)D));
+    KV(hl_gguf_writer_set_f32(w, "llama.rope.freq_base", c->rope_theta));
+    KV(hl_gguf_writer_set_f32(w, "llama.attention.layer_norm_rms_epsilon", c->norm_eps));
+    KV(hl_gguf_writer_set_u32(w, "general.file_type", 0)); /* all F32 */
+#undef KV
+    if (s == HL_OK) s = hl_tokenizer_to_gguf(m->tok, w, err);
+    /* llama.cpp's tensor order; output.weight always explicit, so that
+     * llama.cpp can apply an output adapter even for a tied base. */
+#define ADD(name, nd, ne0, ne1, ptr)                                                    \
+    if (s == HL_OK) {                                                                   \
+        int64_t ne_[2] = {ne0, ne1};                                                    \
+        s = hl_gguf_writer_add_tensor(w, name, HL_TYPE_F32, nd, ne_, ptr, err);         \
+    }
+    ADD("token_embd.weight", 2, C, V, m->token_embd);
+    ADD("output_norm.weight", 1, C, 1, m->output_norm);
+    ADD("output.weight", 2, C, V, m->output);
+    for (int l = 0; l < c->n_layers && s == HL_OK; l++) {
+        const hl_layer_weights *lw = &m->layers[l];
+        char n[9][64];
+        const char *names[9] = {"attn_q", "attn_k", "attn_v", "attn_output", "attn_norm", "ffn_gate", "ffn_down",
+                                "ffn_up", "ffn_norm"};
+        for (int i = 0; i < 9; i++) snprintf(n[i], sizeof n[i], "blk.%d.%s.weight", l, names[i]);
+        ADD(n[0], 2, C, C, lw->wq);
+        ADD(n[1], 2, C, kv, lw->wk);
+        ADD(n[2], 2, C, kv, lw->wv);
+        ADD(n[3], 2, C, C, lw->wo);
+        ADD(n[4], 1, C, 1, lw->attn_norm);
+        ADD(n[5], 2, C, F, lw->w_gate);
+        ADD(n[6], 2, F, C, lw->w_down);
+        ADD(n[7], 2, C, F, lw->w_up);
+        ADD(n[8], 1, C, 1, lw->ffn_norm);
+    }
+#undef ADD
+    if (s == HL_OK) s = hl_gguf_writer_write_file(w, path, err);
+    hl_gguf_writer_free(w);
+    return s;
+}

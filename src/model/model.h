@@ -1,0 +1,45 @@
+/* model.h: the Llama-family model as the forward pass sees it: a config and
+ * read-only f32 weight views. Weights point straight into the mmapped file
+ * when it stores F32, or into owned f32 copies for F16/BF16 tensors. */
+#ifndef HL_MODEL_MODEL_H
+#define HL_MODEL_MODEL_H
+#include "hyperlora.h"
+#include "io/gguf.h"
+#include "io/llama2c.h"
+#include "text/tokenizer.h"
+
+typedef struct hl_layer_weights {
+    const float *attn_norm; /* (C) */
+    const float *wq;        /* (H·D, C) */
+    const float *wk;        /* (Hkv·D, C) */
+    const float *wv;        /* (Hkv·D, C) */
+    const float *wo;        /* (C, H·D) */
+    const float *ffn_norm;  /* (C) */
+    const float *w_gate;    /* (F, C) */
+    const float *w_up;      /* (F, C) */
+    const float *w_down;    /* (C, F) */
+} hl_layer_weights;
+
+struct hl_model {
+    hl_model_config cfg;
+    const float *token_embd;  /* (V, C) */
+    hl_layer_weights *layers; /* [L] */
+    const float *output_norm; /* (C) */
+    const float *output;      /* (V, C); == token_embd when cfg.tied_output */
+    hl_tokenizer *tok;
+    char *name;               /* general.name, or the file's base name */
+    char *path;
+    uint64_t fingerprint;     /* FNV-1a over config + tensor shapes + a sample of weights */
+    /* where the views come from */
+    hl_gguf *gguf;
+    hl_llama2c l2c;
+    int from_llama2c;
+    float **owned;            /* converted tensors */
+    int n_owned, cap_owned;
+};
+
+/* Views of one projection's weight by target, for LoRA hooks. */
+const float *hl_model_weight(const hl_model *m, int layer, int target, int64_t *rows, int64_t *cols);
+/* GGUF tensor name of (layer, target), e.g. "blk.3.attn_q.weight". */
+void hl_model_tensor_name(int layer, int target, char *buf, size_t cap);
+#endif
