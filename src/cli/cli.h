@@ -10,6 +10,7 @@ int cmd_generate(int argc, char **argv);
 int cmd_inspect(int argc, char **argv);
 int cmd_convert(int argc, char **argv);
 int cmd_init_model(int argc, char **argv);
+int cmd_merge(int argc, char **argv);
 
 /* Prints "hyperlora CMD: msg" on stderr and returns 1. */
 int cli_error(const char *cmd, const char *fmt, ...);

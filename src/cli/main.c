@@ -14,6 +14,7 @@ static const command commands[] = {
     {"generate", cmd_generate, "generate text from a prompt"},
     {"inspect", cmd_inspect, "show a model's or adapter's metadata and tensors"},
     {"convert", cmd_convert, "convert a llama2.c checkpoint to GGUF"},
+    {"merge", cmd_merge, "merge adapters into a base model (new GGUF)"},
     {"init-model", cmd_init_model, "write a random-weight model of a given shape (benchmarks)"},
 };
 

@@ -8,6 +8,7 @@
 #include "kernels/kernels.h"
 
 #include <math.h>
+#include <stddef.h>
 #if defined(__AVX2__) && defined(__FMA__)
 #include <immintrin.h>
 #define HL_HAVE_AVX2 1
