@@ -41,3 +41,86 @@ void hl_attention(hl_pool *pool, float *out, const float *q, const float *kcache
     if (T * (pos0 + T) * H * D < 16384) pool = NULL;
     hl_pool_for(pool, T * H, 1, attn_pairs, &j);
 }
+
+/* ---- training: whole sequences from position 0, probabilities saved ---- */
+
+typedef struct {
+    float *out, *probs, *dq, *dk, *dv; /* probs written by the forward pass */
+    const float *q, *k, *v, *dout, *probs_in;
+    int64_t B, T, H, Hkv, D;
+} attn_train_job;
+
+static void attn_train_fwd(void *arg, int64_t begin, int64_t end, int worker) {
+    (void)worker;
+    const attn_train_job *j = arg;
+    const int64_t T = j->T, H = j->H, D = j->D, kvd = j->Hkv * D, group = H / j->Hkv;
+    const float inv_sqrt_d = 1.0f / sqrtf((float)D);
+    for (int64_t p = begin; p < end; p++) { /* p = (b, h, t) */
+        int64_t t = p % T, h = (p / T) % H, b = p / (T * H), kvh = h / group;
+        const float *q = j->q + (b * T + t) * H * D + h * D;
+        float *pr = j->probs + ((b * H + h) * T + t) * T;
+        for (int64_t s = 0; s <= t; s++) pr[s] = hl_dot(q, j->k + (b * T + s) * kvd + kvh * D, D) * inv_sqrt_d;
+        hl_softmax(pr, t + 1);
+        for (int64_t s = t + 1; s < T; s++) pr[s] = 0.0f;
+        float *o = j->out + (b * T + t) * H * D + h * D;
+        memset(o, 0, (size_t)D * sizeof *o);
+        for (int64_t s = 0; s <= t; s++) {
+            const float *v = j->v + (b * T + s) * kvd + kvh * D;
+            for (int64_t d = 0; d < D; d++) o[d] += pr[s] * v[d];
+        }
+    }
+}
+
+void hl_attention_train(hl_pool *pool, float *out, float *probs, const float *q, const float *k, const float *v,
+                        int64_t B, int64_t T, int64_t H, int64_t Hkv, int64_t D) {
+    attn_train_job j = {.out = out, .probs = probs, .q = q, .k = k, .v = v, .B = B, .T = T, .H = H, .Hkv = Hkv, .D = D};
+    hl_pool_for(pool, B * H * T, T, attn_train_fwd, &j);
+}
+
+static void attn_train_bwd(void *arg, int64_t begin, int64_t end, int worker) {
+    (void)worker;
+    const attn_train_job *j = arg;
+    const int64_t T = j->T, H = j->H, D = j->D, kvd = j->Hkv * D, group = H / j->Hkv;
+    const float inv_sqrt_d = 1.0f / sqrtf((float)D);
+    float dp[4096];
+    for (int64_t p = begin; p < end; p++) { /* p = (b, kv head) */
+        int64_t b = p / j->Hkv, kvh = p % j->Hkv;
+        for (int64_t s = 0; s < T; s++) {
+            memset(j->dk + (b * T + s) * kvd + kvh * D, 0, (size_t)D * sizeof(float));
+            memset(j->dv + (b * T + s) * kvd + kvh * D, 0, (size_t)D * sizeof(float));
+        }
+        for (int64_t h = kvh * group; h < (kvh + 1) * group; h++)
+            for (int64_t t = 0; t < T; t++) {
+                const float *pr = j->probs_in + ((b * H + h) * T + t) * T;
+                const float *dout = j->dout + (b * T + t) * H * D + h * D;
+                const float *q = j->q + (b * T + t) * H * D + h * D;
+                float *dq = j->dq + (b * T + t) * H * D + h * D;
+                /* dP = dout·v_s; dS = P ⊙ (dP − Σ P⊙dP) */
+                double sum = 0;
+                for (int64_t s = 0; s <= t; s++) {
+                    dp[s] = hl_dot(dout, j->v + (b * T + s) * kvd + kvh * D, D);
+                    sum += (double)pr[s] * dp[s];
+                }
+                memset(dq, 0, (size_t)D * sizeof(float));
+                for (int64_t s = 0; s <= t; s++) {
+                    float ds = pr[s] * (dp[s] - (float)sum) * inv_sqrt_d;
+                    const float *ks = j->k + (b * T + s) * kvd + kvh * D;
+                    float *dks = j->dk + (b * T + s) * kvd + kvh * D;
+                    float *dvs = j->dv + (b * T + s) * kvd + kvh * D;
+                    for (int64_t d = 0; d < D; d++) {
+                        dq[d] += ds * ks[d];
+                        dks[d] += ds * q[d];
+                        dvs[d] += pr[s] * dout[d];
+                    }
+                }
+            }
+    }
+}
+
+void hl_attention_train_backward(hl_pool *pool, float *dq, float *dk, float *dv, const float *dout,
+                                 const float *probs, const float *q, const float *k, const float *v, int64_t B,
+                                 int64_t T, int64_t H, int64_t Hkv, int64_t D) {
+    attn_train_job j = {.dq = dq, .dk = dk, .dv = dv, .dout = dout, .probs_in = probs, .q = q, .k = k, .v = v,
+                        .B = B, .T = T, .H = H, .Hkv = Hkv, .D = D};
+    hl_pool_for(pool, B * Hkv, 1, attn_train_bwd, &j);
+}

@@ -24,12 +24,39 @@ void hl_matmul(hl_pool *pool, float *out, const float *x, const float *w, int64_
 void hl_matmul_acc(hl_pool *pool, float *out, const float *x, const float *w, int64_t T, int64_t K, int64_t O,
                    float scale);
 
+/* out (T, K) (+)= scale · dy (T, O) · W (O, K): the input gradient of a
+ * projection (dX = dY·W, W never transposed or copied). Each element sums
+ * over o in order with fused multiply-adds; threads split over K. */
+void hl_matmul_nn(hl_pool *pool, float *out, const float *dy, const float *w, int64_t T, int64_t O, int64_t K,
+                  float scale, int accumulate);
+/* G (M, N) += Pᵀ · Q with P (T, M), Q (T, N): the weight gradient of LoRA's
+ * small matrices. Sums over t in order; threads split over M. */
+void hl_matmul_tn_acc(hl_pool *pool, float *g, const float *p, const float *q, int64_t T, int64_t M, int64_t N);
+
 /* out = w ⊙ x / sqrt(mean(x²) + eps), one row of C. out may alias x. */
 void hl_rmsnorm(float *out, const float *x, const float *w, int64_t C, float eps);
 /* Rotates adjacent pairs (2i, 2i+1) of each head of size D by pos·theta^(-2i/D)
  * (GGUF/llama.cpp "normal" order, as llama2.c). vec holds n_heads·D floats. */
 void hl_rope(float *vec, int64_t n_heads, int64_t D, int64_t pos, float theta);
 void hl_softmax(float *x, int64_t n);
+/* dx (+)= the input gradient of rmsnorm for one row (x, w, dy). */
+void hl_rmsnorm_backward(float *dx, const float *x, const float *w, const float *dy, int64_t C, float eps,
+                         int accumulate);
+/* Rotates back by -angle: the gradient of hl_rope (rotation is orthogonal). */
+void hl_rope_backward(float *vec, int64_t n_heads, int64_t D, int64_t pos, float theta);
+/* dgate, dup from d(out) for out = silu(gate) ⊙ up. */
+void hl_swiglu_backward(float *dgate, float *dup, const float *gate, const float *up, const float *dout, int64_t n);
+
+/* Training attention over B sequences of T tokens each (positions 0..T-1):
+ * q (B·T, H·D), k, v (B·T, Hkv·D) -> out (B·T, H·D); probs (B, H, T, T) saved
+ * for the backward pass (rows past the diagonal are zero). */
+void hl_attention_train(hl_pool *pool, float *out, float *probs, const float *q, const float *k, const float *v,
+                        int64_t B, int64_t T, int64_t H, int64_t Hkv, int64_t D);
+/* dq (B·T, H·D), dk, dv (B·T, Hkv·D) from dout; overwrites dq/dk/dv.
+ * Threads split over (sequence, kv head) so the group's dk/dv sums keep one order. */
+void hl_attention_train_backward(hl_pool *pool, float *dq, float *dk, float *dv, const float *dout,
+                                 const float *probs, const float *q, const float *k, const float *v, int64_t B,
+                                 int64_t T, int64_t H, int64_t Hkv, int64_t D);
 /* out = silu(gate) ⊙ up, n floats. out may alias gate. */
 void hl_swiglu(float *out, const float *gate, const float *up, int64_t n);
 
@@ -40,6 +67,8 @@ void hl_attention(hl_pool *pool, float *out, const float *q, const float *kcache
                   int64_t T, int64_t pos0, int64_t H, int64_t Hkv, int64_t D, int64_t n_ctx, float *scratch);
 
 /* ---- plain references (tests only) ---- */
+void hl_matmul_nn_ref(float *out, const float *dy, const float *w, int64_t T, int64_t O, int64_t K);
+void hl_matmul_tn_ref(float *g, const float *p, const float *q, int64_t T, int64_t M, int64_t N);
 void hl_matmul_ref(float *out, const float *x, const float *w, int64_t T, int64_t K, int64_t O);
 void hl_rmsnorm_ref(float *out, const float *x, const float *w, int64_t C, float eps);
 void hl_rope_ref(float *vec, int64_t n_heads, int64_t D, int64_t pos, float theta);

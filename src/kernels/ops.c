@@ -43,3 +43,43 @@ void hl_swiglu(float *out, const float *gate, const float *up, int64_t n) {
         out[i] = g / (1.0f + expf(-g)) * up[i];
     }
 }
+
+void hl_rmsnorm_backward(float *dx, const float *x, const float *w, const float *dy, int64_t C, float eps,
+                         int accumulate) {
+    /* y = w·x·inv, inv = (mean(x²)+eps)^-1/2:
+     * dx = inv·(w⊙dy) − x·inv³·Σ(w⊙dy⊙x)/C. Sums in double, in order. */
+    double ss = 0, dot = 0;
+    for (int64_t i = 0; i < C; i++) {
+        ss += (double)x[i] * x[i];
+        dot += (double)w[i] * dy[i] * x[i];
+    }
+    double inv = 1.0 / sqrt(ss / (double)C + eps);
+    double k = inv * inv * inv * dot / (double)C;
+    for (int64_t i = 0; i < C; i++) {
+        float g = (float)(inv * (double)w[i] * dy[i] - (double)x[i] * k);
+        dx[i] = accumulate ? dx[i] + g : g;
+    }
+}
+
+void hl_rope_backward(float *vec, int64_t n_heads, int64_t D, int64_t pos, float theta) {
+    for (int64_t i = 0; i < D; i += 2) {
+        double freq = pow((double)theta, -(double)i / (double)D);
+        double angle = (double)pos * freq;
+        float c = (float)cos(angle), s = (float)sin(angle);
+        for (int64_t h = 0; h < n_heads; h++) {
+            float *p = vec + h * D + i;
+            float v0 = p[0], v1 = p[1];
+            p[0] = v0 * c + v1 * s;
+            p[1] = -v0 * s + v1 * c;
+        }
+    }
+}
+
+void hl_swiglu_backward(float *dgate, float *dup, const float *gate, const float *up, const float *dout, int64_t n) {
+    for (int64_t i = 0; i < n; i++) {
+        float g = gate[i], sig = 1.0f / (1.0f + expf(-g)), silu = g * sig;
+        /* d silu/dg = sig·(1 + g·(1 − sig)) */
+        dgate[i] = dout[i] * up[i] * (sig * (1.0f + g * (1.0f - sig)));
+        dup[i] = dout[i] * silu;
+    }
+}

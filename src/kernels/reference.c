@@ -56,3 +56,21 @@ void hl_attention_ref(float *out, const float *q, const float *kcache, const flo
         }
     free(att);
 }
+
+void hl_matmul_nn_ref(float *out, const float *dy, const float *w, int64_t T, int64_t O, int64_t K) {
+    for (int64_t t = 0; t < T; t++)
+        for (int64_t k = 0; k < K; k++) {
+            double s = 0;
+            for (int64_t o = 0; o < O; o++) s += (double)dy[t * O + o] * w[o * K + k];
+            out[t * K + k] = (float)s;
+        }
+}
+
+void hl_matmul_tn_ref(float *g, const float *p, const float *q, int64_t T, int64_t M, int64_t N) {
+    for (int64_t m = 0; m < M; m++)
+        for (int64_t n = 0; n < N; n++) {
+            double s = 0;
+            for (int64_t t = 0; t < T; t++) s += (double)p[t * M + m] * q[t * N + n];
+            g[m * N + n] = (float)s;
+        }
+}

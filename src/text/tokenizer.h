@@ -33,7 +33,7 @@ typedef struct hl_tokenizer hl_tokenizer;
 #define HL_TOKENIZER_MAX_TEXT  (1u << 30)  /* bytes of text in one encode call (HL_ERR_LIMIT) */
 
 /* From parallel arrays (pieces are NUL-terminated, in GGUF form; copied).
- * types may be NULL (then inferred: <unk>/<s>/</s> control, <0xNN> byte). */
+ * types may be NULL (then inferred: <unk> unknown, <s>/</s> control, <0xNN> byte). */
 hl_status hl_tokenizer_init(int32_t n_vocab, const char *const *pieces, const float *scores,
                             const int32_t *types, int32_t bos_id, int32_t eos_id, int32_t unk_id,
                             hl_tokenizer **out, hl_error *err);
@@ -62,9 +62,10 @@ hl_status hl_tokenizer_encode(const hl_tokenizer *t, const char *text, size_t le
 
 /* Decodes one token to bytes as llama2.c prints it: "▁" becomes ' ', a
  * leading space is dropped right after BOS (prev == bos), "<0xNN>" becomes
- * the byte, control tokens decode to "". Writes at most cap bytes to buf and
- * returns the number of bytes (the decoded piece is never longer than the
- * piece itself). */
+ * the byte, control tokens decode to "" (unknown ones to their piece,
+ * "<unk>", as llama2.c prints it). Writes at most cap bytes to buf and
+ * returns the number written (the decoded piece is never longer than the
+ * piece itself, so cap = HL_TOKENIZER_MAX_PIECE always suffices). */
 size_t hl_tokenizer_decode(const hl_tokenizer *t, int32_t prev, int32_t id, char *buf, size_t cap);
 
 /* Test hook: the same encoding computed with the plain O(n^2) merge loop

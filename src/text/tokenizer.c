@@ -1,0 +1,926 @@
+/* tokenizer.c: the SentencePiece-style "llama" tokenizer (BPE by piece score,
+ * byte fallback), built from GGUF tokenizer.ggml.* metadata, from a llama2.c
+ * tokenizer.bin, or from caller arrays.
+ *
+ * Encoding gives exactly the ids of llama2.c run.c's encode() on llama2.c
+ * vocabularies. The merge loop runs in O(n log n): symbols form a linked
+ * list and candidate pairs sit in a binary heap ordered by (score desc,
+ * position asc), so the pair popped is the one llama2.c's rescan would pick;
+ * stale entries are skipped when popped. The plain rescan loop is kept as
+ * hl_tokenizer_encode_reference so tests can hold the two equal.
+ *
+ * Where llama2.c has no defined behaviour we choose, and document:
+ *  - control, unknown and byte pieces are never matched from text, and
+ *    byte-fallback tokens never merge (as in SentencePiece; in llama2.c's
+ *    vocabularies no piece contains "<0x..>", "<s>" or "<unk>", so it cannot
+ *    happen there either), hence decode(encode(text)) == text;
+ *  - a literal U+2581 in the text is not a space: llama2.c's pieces hold ' ',
+ *    so it never matched a piece there, and it falls back to byte tokens here;
+ *  - without a "▁" piece a space becomes the byte token <0x20>; without a
+ *    byte token a byte becomes unk.
+ * Not implemented: NFKC normalization, special-token parsing in text, the
+ * unigram algorithm, any tokenizer.ggml.model other than "llama".
+ */
+#include "text/tokenizer.h"
+#include "util/alloc.h"
+#include "util/checked.h"
+#include "util/error.h"
+#include "util/fileio.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+/* llama2.c starts its best score at -1e10, so pairs scoring at or below it never merge. */
+#define SCORE_FLOOR (-1e10f)
+#define SPACE_PIECE "\xe2\x96\x81" /* U+2581, SentencePiece's space */
+
+struct hl_tokenizer {
+    int32_t n_vocab, bos, eos, unk;
+    char *blob;        /* every piece, NUL-terminated, back to back */
+    size_t *off;       /* piece i starts at blob + off[i] */
+    uint32_t *len;     /* piece lengths in bytes */
+    uint64_t *hash;    /* FNV-1a state after each piece: a pair's hash continues from its left piece */
+    float *scores;
+    int32_t *types;
+    int32_t *table;    /* open addressing over pieces, -1 = empty; first id wins on duplicates */
+    size_t mask;
+    size_t max_len;    /* longest piece: longer concatenations are not looked up */
+    uint64_t *spans;   /* set of adjacent code-point pairs inside matchable pieces, 0 = empty */
+    size_t span_mask;
+    int32_t space_id;  /* matchable "▁" piece or -1 */
+    int32_t byte_id[256];
+};
+
+/* A piece given by pointer and length (not NUL-terminated). */
+typedef struct piece_ref { const char *p; size_t n; } piece_ref;
+
+/* ------------------------------------------------------------ helpers */
+
+#define FNV_BASIS 14695981039346656037ull
+#define FNV_PRIME 1099511628211ull
+
+static uint64_t fnv(uint64_t h, const char *s, size_t n) {
+    for (size_t i = 0; i < n; i++) h = (h ^ (uint8_t)s[i]) * FNV_PRIME;
+    return h;
+}
+/* FNV's low bits are weak; mix before masking (murmur3 finalizer). */
+static size_t slot_of(uint64_t h, size_t mask) {
+    h ^= h >> 33;
+    h *= 0xff51afd7ed558ccdull;
+    h ^= h >> 33;
+    return (size_t)h & mask;
+}
+
+/* Length of the valid UTF-8 sequence at s (left > 0 bytes available), or 0
+ * with *why naming the defect. Rejects overlongs, surrogates, > U+10FFFF. */
+static size_t utf8_len(const uint8_t *s, size_t left, const char **why) {
+    uint8_t c = s[0], lo = 0x80, hi = 0xBF;
+    size_t n;
+    if (c < 0x80) return 1;
+    if (c < 0xC0) { *why = "stray continuation byte"; return 0; }
+    if (c < 0xC2) { *why = "overlong encoding"; return 0; }
+    if (c < 0xE0) n = 2;
+    else if (c < 0xF0) { n = 3; if (c == 0xE0) lo = 0xA0; else if (c == 0xED) hi = 0x9F; }
+    else if (c < 0xF5) { n = 4; if (c == 0xF0) lo = 0x90; else if (c == 0xF4) hi = 0x8F; }
+    else if (c < 0xF8) { *why = "code point above U+10FFFF"; return 0; }
+    else { *why = "invalid lead byte"; return 0; }
+    for (size_t k = 1; k < n; k++) {
+        if (k >= left) { *why = "truncated sequence"; return 0; }
+        uint8_t b = s[k];
+        if ((b & 0xC0) != 0x80) { *why = "truncated sequence (missing continuation byte)"; return 0; }
+        if (k == 1 && (b < lo || b > hi)) {
+            *why = c == 0xED ? "surrogate code point" : c == 0xF4 ? "code point above U+10FFFF"
+                                                                  : "overlong encoding";
+            return 0;
+        }
+    }
+    return n;
+}
+
+/* Offset of the first invalid sequence in s, or n if all valid. */
+static size_t utf8_check(const uint8_t *s, size_t n, const char **why) {
+    size_t i = 0;
+    while (i < n) {
+        size_t k = utf8_len(s + i, n - i, why);
+        if (!k) return i;
+        i += k;
+    }
+    return n;
+}
+
+static int hexval(char c) {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    return -1;
+}
+/* "<0xNN>" -> NN, else -1. */
+static int byte_piece_value(const char *p, size_t n) {
+    if (n != 6 || p[0] != '<' || p[1] != '0' || p[2] != 'x' || p[5] != '>') return -1;
+    int hi = hexval(p[3]), lo = hexval(p[4]);
+    return hi < 0 || lo < 0 ? -1 : hi * 16 + lo;
+}
+
+static int piece_is(const piece_ref *r, const char *s) {
+    size_t n = strlen(s);
+    return r->n == n && memcmp(r->p, s, n) == 0;
+}
+
+/* Pieces the encoder may produce from text (see the banner). */
+static int matchable(const hl_tokenizer *t, int32_t id) {
+    int32_t ty = t->types[id];
+    return ty != HL_TOKEN_CONTROL && ty != HL_TOKEN_UNKNOWN && ty != HL_TOKEN_BYTE;
+}
+
+static const char *piece_of(const hl_tokenizer *t, int32_t id) { return t->blob + t->off[id]; }
+
+/* Id of the piece a‖b (b may be empty), h = FNV state after a; -1 if absent. */
+static int32_t lookup_cat(const hl_tokenizer *t, uint64_t h, const char *a, size_t an, const char *b, size_t bn) {
+    if (an + bn > t->max_len) return -1;
+    if (bn) h = fnv(h, b, bn);
+    for (size_t i = slot_of(h, t->mask);; i = (i + 1) & t->mask) {
+        int32_t id = t->table[i];
+        if (id < 0) return -1;
+        if (t->hash[id] != h || t->len[id] != an + bn) continue;
+        const char *p = piece_of(t, id);
+        if ((an == 0 || memcmp(p, a, an) == 0) && (bn == 0 || memcmp(p + an, b, bn) == 0)) return id;
+    }
+}
+
+/* Merge result of tokens a, b if it may merge (llama2.c's test), else -1. */
+static int32_t pair_id(const hl_tokenizer *t, int32_t a, int32_t b) {
+    if (!matchable(t, a) || !matchable(t, b)) return -1; /* byte fallback stays bytes */
+    int32_t id = lookup_cat(t, t->hash[a], piece_of(t, a), t->len[a], piece_of(t, b), t->len[b]);
+    if (id < 0 || !matchable(t, id) || !(t->scores[id] > SCORE_FLOOR)) return -1;
+    return id;
+}
+
+/* Code point of a single-code-point UTF-8 sequence (already validated). */
+static int32_t decode_cp(const uint8_t *s, size_t k) {
+    static const uint8_t lead_mask[5] = {0, 0x7F, 0x1F, 0x0F, 0x07};
+    int32_t c = s[0] & lead_mask[k];
+    for (size_t i = 1; i < k; i++) c = c << 6 | (s[i] & 0x3F);
+    return c;
+}
+
+/* Code point of an initial symbol, or -1 for byte fallback (which never merges). */
+static int32_t symbol_cp(const hl_tokenizer *t, int32_t id) {
+    if (!matchable(t, id) || t->len[id] == 0) return -1;
+    const uint8_t *p = (const uint8_t *)piece_of(t, id);
+    const char *why;
+    size_t k = utf8_len(p, t->len[id], &why);
+    return k == t->len[id] ? decode_cp(p, k) : -1;
+}
+
+static uint64_t span_key(int32_t a, int32_t b) { return (uint64_t)a << 21 | (uint64_t)b; }
+
+/* Whether some matchable piece contains code point a directly followed by
+ * b. If not, no merge can ever join symbols across an a|b boundary. */
+static int spans_possible(const hl_tokenizer *t, int32_t a, int32_t b) {
+    uint64_t key = span_key(a, b);
+    for (size_t i = slot_of(key, t->span_mask);; i = (i + 1) & t->span_mask) {
+        if (t->spans[i] == key) return 1;
+        if (t->spans[i] == 0) return 0; /* 0 = empty: pieces hold no NUL, so no key is 0 */
+    }
+}
+
+/* -------------------------------------------------------------- build */
+
+static void span_insert(uint64_t *set, size_t mask, uint64_t key) {
+    size_t s = slot_of(key, mask);
+    while (set[s] != 0 && set[s] != key) s = (s + 1) & mask;
+    set[s] = key;
+}
+
+/* Fills t->spans from every matchable piece, growing at half load. 0 on OOM. */
+static int build_spans(hl_tokenizer *t) {
+    size_t cap = 1024, used = 0;
+    t->spans = hl_calloc(cap, sizeof *t->spans);
+    if (!t->spans) return 0;
+    t->span_mask = cap - 1;
+    for (int32_t i = 0; i < t->n_vocab; i++) {
+        if (!matchable(t, i)) continue;
+        const uint8_t *p = (const uint8_t *)piece_of(t, i);
+        int32_t prev = -1;
+        for (size_t j = 0, k; j < t->len[i]; j += k) {
+            const char *why;
+            k = utf8_len(p + j, t->len[i] - j, &why); /* validated at build: never 0 */
+            int32_t cp = decode_cp(p + j, k);
+            if (prev >= 0 && !spans_possible(t, prev, cp)) {
+                if (2 * (used + 1) > cap) { /* rehash into twice the size */
+                    uint64_t *ns = hl_calloc(cap * 2, sizeof *ns);
+                    if (!ns) return 0;
+                    for (size_t q = 0; q < cap; q++)
+                        if (t->spans[q]) span_insert(ns, cap * 2 - 1, t->spans[q]);
+                    hl_free(t->spans);
+                    t->spans = ns;
+                    cap *= 2;
+                    t->span_mask = cap - 1;
+                }
+                span_insert(t->spans, t->span_mask, span_key(prev, cp));
+                used++;
+            }
+            prev = cp;
+        }
+    }
+    return 1;
+}
+
+/* Validates and copies the arrays into a new tokenizer. types may be NULL
+ * (then inferred from the pieces). Defects are reported with status bad,
+ * prefixed by name. */
+static hl_status tok_build(int32_t n, const piece_ref *refs, const float *scores, const int32_t *types,
+                           int32_t bos, int32_t eos, int32_t unk, hl_status bad, const char *name,
+                           hl_tokenizer **out, hl_error *err) {
+    *out = NULL;
+    if (n <= 0) return hl_fail(err, bad, "%s: tokenizer has no tokens", name);
+    if (n > HL_TOKENIZER_MAX_VOCAB)
+        return hl_fail(err, HL_ERR_LIMIT, "%s: tokenizer has %ld tokens, above the limit of %d", name,
+                       (long)n, HL_TOKENIZER_MAX_VOCAB);
+    static const char *const id_names[3] = {"bos", "eos", "unknown"};
+    const int32_t ids[3] = {bos, eos, unk};
+    for (int k = 0; k < 3; k++)
+        if (ids[k] < 0 || ids[k] >= n)
+            return hl_fail(err, bad, "%s: %s token id %ld is out of range (n_vocab %ld)", name, id_names[k],
+                           (long)ids[k], (long)n);
+    size_t total = 0;
+    for (int32_t i = 0; i < n; i++) {
+        const piece_ref *r = &refs[i];
+        const char *why = NULL;
+        if (r->n > HL_TOKENIZER_MAX_PIECE)
+            return hl_fail(err, HL_ERR_LIMIT, "%s: token %ld: piece of %zu bytes exceeds the %d-byte limit", name,
+                           (long)i, r->n, HL_TOKENIZER_MAX_PIECE);
+        if (r->n && memchr(r->p, 0, r->n))
+            return hl_fail(err, bad, "%s: token %ld: piece contains a NUL byte", name, (long)i);
+        size_t at = utf8_check((const uint8_t *)r->p, r->n, &why);
+        if (at != r->n)
+            return hl_fail(err, bad, "%s: token %ld: piece is not valid UTF-8 at byte offset %zu: %s", name,
+                           (long)i, at, why);
+        if (isnan(scores[i])) return hl_fail(err, bad, "%s: token %ld: score is NaN", name, (long)i);
+        if (types) {
+            if (types[i] < HL_TOKEN_NORMAL || types[i] > HL_TOKEN_BYTE)
+                return hl_fail(err, bad, "%s: token %ld: token type %ld is not one of 1..6", name, (long)i,
+                               (long)types[i]);
+            if (types[i] == HL_TOKEN_BYTE && byte_piece_value(r->p, r->n) < 0)
+                return hl_fail(err, bad, "%s: token %ld: type BYTE but the piece is not of the form <0xNN>", name,
+                               (long)i);
+        }
+        if (!hl_add_size(total, r->n + 1, &total))
+            return hl_fail(err, HL_ERR_LIMIT, "%s: pieces too large", name);
+    }
+    size_t cap = 1;
+    while (cap < (size_t)n * 2) cap <<= 1; /* n <= 2^24: no overflow; load factor <= 1/2 */
+
+    hl_tokenizer *t = hl_calloc(1, sizeof *t);
+    if (!t) return hl_fail(err, HL_ERR_NOMEM, "%s: out of memory for the tokenizer", name);
+    t->n_vocab = n;
+    t->bos = bos;
+    t->eos = eos;
+    t->unk = unk;
+    t->blob = hl_malloc(total);
+    t->off = hl_malloc_array((size_t)n, sizeof *t->off);
+    t->len = hl_malloc_array((size_t)n, sizeof *t->len);
+    t->hash = hl_malloc_array((size_t)n, sizeof *t->hash);
+    t->scores = hl_malloc_array((size_t)n, sizeof *t->scores);
+    t->types = hl_malloc_array((size_t)n, sizeof *t->types);
+    t->table = hl_malloc_array(cap, sizeof *t->table);
+    if (!t->blob || !t->off || !t->len || !t->hash || !t->scores || !t->types || !t->table) {
+        hl_tokenizer_free(t);
+        return hl_fail(err, HL_ERR_NOMEM, "%s: out of memory for %ld tokens", name, (long)n);
+    }
+    t->mask = cap - 1;
+    memset(t->table, 0xff, cap * sizeof *t->table);
+    for (int k = 0; k < 256; k++) t->byte_id[k] = -1;
+    t->space_id = -1;
+    size_t pos = 0;
+    for (int32_t i = 0; i < n; i++) {
+        const piece_ref *r = &refs[i];
+        if (r->n) memcpy(t->blob + pos, r->p, r->n);
+        t->blob[pos + r->n] = 0;
+        t->off[i] = pos;
+        t->len[i] = (uint32_t)r->n;
+        t->hash[i] = fnv(FNV_BASIS, r->p, r->n);
+        t->scores[i] = scores[i];
+        pos += r->n + 1;
+        if (r->n > t->max_len) t->max_len = r->n;
+        int32_t ty = HL_TOKEN_NORMAL;
+        if (types) ty = types[i];
+        else if (piece_is(r, "<unk>")) ty = HL_TOKEN_UNKNOWN;
+        else if (piece_is(r, "<s>") || piece_is(r, "</s>")) ty = HL_TOKEN_CONTROL;
+        else if (byte_piece_value(r->p, r->n) >= 0) ty = HL_TOKEN_BYTE;
+        t->types[i] = ty;
+        if (ty == HL_TOKEN_BYTE) {
+            int b = byte_piece_value(r->p, r->n);
+            if (t->byte_id[b] < 0) t->byte_id[b] = i;
+        }
+        size_t s = slot_of(t->hash[i], t->mask);
+        for (;; s = (s + 1) & t->mask) {
+            int32_t o = t->table[s];
+            if (o < 0) { t->table[s] = i; break; }
+            if (t->hash[o] == t->hash[i] && t->len[o] == r->n && memcmp(piece_of(t, o), r->p, r->n) == 0)
+                break; /* duplicate piece: the first id keeps it */
+        }
+    }
+    int32_t sp = hl_tokenizer_find(t, SPACE_PIECE, 3);
+    if (sp >= 0 && matchable(t, sp)) t->space_id = sp;
+    if (!build_spans(t)) {
+        hl_tokenizer_free(t);
+        return hl_fail(err, HL_ERR_NOMEM, "%s: out of memory for %ld tokens", name, (long)n);
+    }
+    *out = t;
+    return HL_OK;
+}
+
+hl_status hl_tokenizer_init(int32_t n_vocab, const char *const *pieces, const float *scores, const int32_t *types,
+                            int32_t bos_id, int32_t eos_id, int32_t unk_id, hl_tokenizer **out, hl_error *err) {
+    if (!out) return hl_fail(err, HL_ERR_INVALID_ARG, "hl_tokenizer_init: out is NULL");
+    *out = NULL;
+    if (n_vocab <= 0 || n_vocab > HL_TOKENIZER_MAX_VOCAB || !pieces || !scores)
+        return hl_fail(err, HL_ERR_INVALID_ARG, "hl_tokenizer_init: n_vocab %ld out of range or NULL arrays",
+                       (long)n_vocab);
+    piece_ref *refs = hl_malloc_array((size_t)n_vocab, sizeof *refs);
+    if (!refs) return hl_fail(err, HL_ERR_NOMEM, "hl_tokenizer_init: out of memory");
+    hl_status s = HL_OK;
+    for (int32_t i = 0; i < n_vocab && s == HL_OK; i++) {
+        if (!pieces[i]) s = hl_fail(err, HL_ERR_INVALID_ARG, "hl_tokenizer_init: piece %ld is NULL", (long)i);
+        else refs[i] = (piece_ref){pieces[i], strnlen(pieces[i], HL_TOKENIZER_MAX_PIECE + 1)};
+    }
+    if (s == HL_OK)
+        s = tok_build(n_vocab, refs, scores, types, bos_id, eos_id, unk_id, HL_ERR_INVALID_ARG, "hl_tokenizer_init",
+                      out, err);
+    hl_free(refs);
+    return s;
+}
+
+void hl_tokenizer_free(hl_tokenizer *t) {
+    if (!t) return;
+    hl_free(t->blob);
+    hl_free(t->off);
+    hl_free(t->len);
+    hl_free(t->hash);
+    hl_free(t->scores);
+    hl_free(t->types);
+    hl_free(t->table);
+    hl_free(t->spans);
+    hl_free(t);
+}
+
+/* ---------------------------------------------------------- llama2.c */
+
+static uint32_t rd_u32le(const uint8_t *p) {
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+static int32_t rd_i32le(const uint8_t *p) {
+    uint32_t u = rd_u32le(p);
+    int32_t v;
+    memcpy(&v, &u, sizeof v);
+    return v;
+}
+static float rd_f32le(const uint8_t *p) {
+    uint32_t u = rd_u32le(p);
+    float v;
+    memcpy(&v, &u, sizeof v);
+    return v;
+}
+
+hl_status hl_tokenizer_from_llama2c_memory(const void *data, size_t size, const char *name, int32_t n_vocab,
+                                           hl_tokenizer **out, hl_error *err) {
+    if (!name) name = "<memory>";
+    if (!out) return hl_fail(err, HL_ERR_INVALID_ARG, "%s: out is NULL", name);
+    *out = NULL;
+    if (!data && size) return hl_fail(err, HL_ERR_INVALID_ARG, "%s: NULL data", name);
+    if (n_vocab < 0 || n_vocab > HL_TOKENIZER_MAX_VOCAB)
+        return hl_fail(err, HL_ERR_INVALID_ARG, "%s: requested n_vocab %ld is out of range", name, (long)n_vocab);
+    const uint8_t *d = data;
+    if (size < 4)
+        return hl_fail(err, HL_ERR_FORMAT, "%s: truncated: %zu bytes, too short for max_token_length", name, size);
+    int32_t max_tl = rd_i32le(d);
+    if (max_tl <= 0 || max_tl > HL_TOKENIZER_MAX_PIECE)
+        return hl_fail(err, HL_ERR_FORMAT, "%s: max_token_length %ld is out of range [1, %d]", name, (long)max_tl,
+                       HL_TOKENIZER_MAX_PIECE);
+
+    /* Pass 1: validate the layout and size the converted pieces. */
+    size_t pos = 4, total = 0;
+    int32_t count = 0;
+    while (n_vocab > 0 ? count < n_vocab : pos < size) {
+        size_t left = size - pos;
+        if (left == 0)
+            return hl_fail(err, HL_ERR_MISMATCH, "%s: has %ld tokens, expected n_vocab %ld", name, (long)count,
+                           (long)n_vocab);
+        if (left < 8)
+            return hl_fail(err, HL_ERR_FORMAT,
+                           "%s: token %ld: truncated at byte offset %zu (score and length need 8 bytes, %zu left)",
+                           name, (long)count, pos, left);
+        if (count == HL_TOKENIZER_MAX_VOCAB)
+            return hl_fail(err, HL_ERR_LIMIT, "%s: more than %d tokens", name, HL_TOKENIZER_MAX_VOCAB);
+        float score = rd_f32le(d + pos);
+        int32_t len = rd_i32le(d + pos + 4);
+        if (isnan(score)) return hl_fail(err, HL_ERR_FORMAT, "%s: token %ld: score is NaN", name, (long)count);
+        if (len < 0)
+            return hl_fail(err, HL_ERR_FORMAT, "%s: token %ld: negative piece length %ld", name, (long)count,
+                           (long)len);
+        if (len > max_tl)
+            return hl_fail(err, HL_ERR_FORMAT, "%s: token %ld: piece length %ld exceeds max_token_length %ld", name,
+                           (long)count, (long)len, (long)max_tl);
+        if ((size_t)len > left - 8)
+            return hl_fail(err, HL_ERR_FORMAT,
+                           "%s: token %ld: piece length %ld runs past the end of the file (%zu bytes left)", name,
+                           (long)count, (long)len, left - 8);
+        size_t conv = (size_t)len; /* each ' ' grows to the 3-byte "▁" */
+        for (int32_t k = 0; k < len; k++) conv += d[pos + 8 + (size_t)k] == ' ' ? 2 : 0;
+        if (!hl_add_size(total, conv, &total)) return hl_fail(err, HL_ERR_LIMIT, "%s: pieces too large", name);
+        pos += 8 + (size_t)len;
+        count++;
+    }
+    if (n_vocab > 0 && pos < size)
+        return hl_fail(err, HL_ERR_MISMATCH, "%s: has more than the expected n_vocab %ld tokens (%zu bytes follow)",
+                       name, (long)n_vocab, size - pos);
+    if (count == 0) return hl_fail(err, HL_ERR_FORMAT, "%s: no tokens", name);
+
+    /* Pass 2: convert into GGUF form. */
+    piece_ref *refs = hl_malloc_array((size_t)count, sizeof *refs);
+    float *scores = hl_malloc_array((size_t)count, sizeof *scores);
+    int32_t *types = hl_malloc_array((size_t)count, sizeof *types);
+    char *blob = hl_malloc(total);
+    hl_status s;
+    if (!refs || !scores || !types || !blob) {
+        s = hl_fail(err, HL_ERR_NOMEM, "%s: out of memory for %ld tokens", name, (long)count);
+        goto done;
+    }
+    pos = 4;
+    size_t bp = 0;
+    for (int32_t i = 0; i < count; i++) {
+        scores[i] = rd_f32le(d + pos);
+        size_t len = (size_t)rd_i32le(d + pos + 4);
+        const char *src = (const char *)d + pos + 8;
+        pos += 8 + len;
+        /* llama2.c stores bos/eos as "\n<s>\n" and "\n</s>\n"; GGUF as "<s>", "</s>". */
+        if ((i == 1 || i == 2) && len >= 2 && src[0] == '\n' && src[len - 1] == '\n') {
+            src++;
+            len -= 2;
+        }
+        refs[i].p = blob + bp;
+        for (size_t k = 0; k < len; k++) {
+            if (src[k] == ' ') {
+                memcpy(blob + bp, SPACE_PIECE, 3);
+                bp += 3;
+            } else {
+                blob[bp++] = src[k];
+            }
+        }
+        refs[i].n = (size_t)(blob + bp - refs[i].p);
+        types[i] = i == 0 ? HL_TOKEN_UNKNOWN
+                   : i <= 2 ? HL_TOKEN_CONTROL
+                   : byte_piece_value(refs[i].p, refs[i].n) >= 0 ? HL_TOKEN_BYTE : HL_TOKEN_NORMAL;
+    }
+    s = tok_build(count, refs, scores, types, 1, 2, 0, HL_ERR_FORMAT, name, out, err);
+done:
+    hl_free(refs);
+    hl_free(scores);
+    hl_free(types);
+    hl_free(blob);
+    return s;
+}
+
+hl_status hl_tokenizer_from_llama2c(const char *path, int32_t n_vocab, hl_tokenizer **out, hl_error *err) {
+    if (!path || !out) return hl_fail(err, HL_ERR_INVALID_ARG, "hl_tokenizer_from_llama2c: NULL argument");
+    *out = NULL;
+    hl_mapped_file f;
+    hl_status s = hl_map_file(path, &f, err);
+    if (s != HL_OK) return s;
+    s = hl_tokenizer_from_llama2c_memory(f.data, f.size, path, n_vocab, out, err);
+    hl_unmap_file(&f);
+    return s;
+}
+
+/* --------------------------------------------------------------- GGUF */
+
+/* Copies up to 64 bytes of s for a message, non-printables as '?'. */
+static void printable(char *dst, size_t cap, const char *s, uint64_t n) {
+    size_t k = 0;
+    for (; k < n && k + 1 < cap && k < 64; k++) dst[k] = (s[k] >= 0x20 && s[k] < 0x7f) ? s[k] : '?';
+    dst[k] = 0;
+}
+
+/* Index of array key `key` whose elements are `want`, with its length; a
+ * missing key gives -1 (and HL_OK) unless required. */
+static hl_status find_arr(const hl_gguf *g, const char *name, const char *key, hl_gguf_kv_type want, int required,
+                          int64_t *idx, uint64_t *n, hl_error *err) {
+    *idx = hl_gguf_find_key(g, key);
+    *n = 0;
+    if (*idx < 0)
+        return required ? hl_fail(err, HL_ERR_FORMAT, "%s: missing %s", name, key) : HL_OK;
+    hl_gguf_kv_type ty = hl_gguf_kv_type_of(g, *idx), et;
+    if (ty != HL_GGUF_ARRAY || hl_gguf_kv_arr(g, *idx, &et, n) != HL_OK)
+        return hl_fail(err, HL_ERR_FORMAT, "%s: %s has type %s, expected an array of %s", name, key,
+                       hl_gguf_kv_type_name(ty), hl_gguf_kv_type_name(want));
+    if (et != want)
+        return hl_fail(err, HL_ERR_FORMAT, "%s: %s is an array of %s, expected an array of %s", name, key,
+                       hl_gguf_kv_type_name(et), hl_gguf_kv_type_name(want));
+    return HL_OK;
+}
+
+/* Optional special-token id: default when absent, must be < n_vocab. */
+static hl_status special_id(const hl_gguf *g, const char *name, const char *key, int32_t dflt, uint64_t n_vocab,
+                            int32_t *out, hl_error *err) {
+    *out = dflt;
+    if (hl_gguf_find_key(g, key) < 0) return HL_OK;
+    uint32_t v;
+    hl_status s = hl_gguf_get_u32(g, key, &v, err);
+    if (s != HL_OK) return s;
+    if (v >= n_vocab)
+        return hl_fail(err, HL_ERR_FORMAT, "%s: %s = %lu is out of range (n_vocab %llu)", name, key,
+                       (unsigned long)v, (unsigned long long)n_vocab);
+    *out = (int32_t)v;
+    return HL_OK;
+}
+
+hl_status hl_tokenizer_from_gguf(const hl_gguf *g, hl_tokenizer **out, hl_error *err) {
+    if (!g || !out) return hl_fail(err, HL_ERR_INVALID_ARG, "hl_tokenizer_from_gguf: NULL argument");
+    *out = NULL;
+    const char *name = hl_gguf_path(g) ? hl_gguf_path(g) : "<gguf>";
+    hl_gguf_str model;
+    if (hl_gguf_find_key(g, "tokenizer.ggml.model") < 0)
+        return hl_fail(err, HL_ERR_FORMAT, "%s: missing tokenizer.ggml.model", name);
+    hl_status s = hl_gguf_get_str(g, "tokenizer.ggml.model", &model, err);
+    if (s != HL_OK) return s;
+    if (model.len != 5 || memcmp(model.data, "llama", 5) != 0) {
+        char buf[72];
+        printable(buf, sizeof buf, model.data, model.len);
+        return hl_fail(err, HL_ERR_UNSUPPORTED,
+                       "%s: tokenizer.ggml.model is \"%s\"; only \"llama\" (SentencePiece BPE) is supported", name,
+                       buf);
+    }
+    int64_t ti, si, yi;
+    uint64_t n, ns, ny;
+    if ((s = find_arr(g, name, "tokenizer.ggml.tokens", HL_GGUF_STRING, 1, &ti, &n, err)) != HL_OK) return s;
+    if ((s = find_arr(g, name, "tokenizer.ggml.scores", HL_GGUF_FLOAT32, 1, &si, &ns, err)) != HL_OK) return s;
+    if ((s = find_arr(g, name, "tokenizer.ggml.token_type", HL_GGUF_INT32, 0, &yi, &ny, err)) != HL_OK) return s;
+    if (n == 0) return hl_fail(err, HL_ERR_FORMAT, "%s: tokenizer.ggml.tokens is empty", name);
+    if (n > HL_TOKENIZER_MAX_VOCAB)
+        return hl_fail(err, HL_ERR_LIMIT, "%s: tokenizer.ggml.tokens has %llu tokens, above the limit of %d", name,
+                       (unsigned long long)n, HL_TOKENIZER_MAX_VOCAB);
+    if (ns != n)
+        return hl_fail(err, HL_ERR_FORMAT, "%s: tokenizer.ggml.scores has %llu elements but tokenizer.ggml.tokens has %llu",
+                       name, (unsigned long long)ns, (unsigned long long)n);
+    if (yi >= 0 && ny != n)
+        return hl_fail(err, HL_ERR_FORMAT,
+                       "%s: tokenizer.ggml.token_type has %llu elements but tokenizer.ggml.tokens has %llu", name,
+                       (unsigned long long)ny, (unsigned long long)n);
+    int32_t bos, eos, unk;
+    if ((s = special_id(g, name, "tokenizer.ggml.bos_token_id", 1, n, &bos, err)) != HL_OK) return s;
+    if ((s = special_id(g, name, "tokenizer.ggml.eos_token_id", 2, n, &eos, err)) != HL_OK) return s;
+    if ((s = special_id(g, name, "tokenizer.ggml.unknown_token_id", 0, n, &unk, err)) != HL_OK) return s;
+
+    const void *sd = hl_gguf_arr_data(g, si), *yd = yi >= 0 ? hl_gguf_arr_data(g, yi) : NULL;
+    if (!sd || (yi >= 0 && !yd)) return hl_fail(err, HL_ERR_FORMAT, "%s: tokenizer arrays have no data", name);
+    piece_ref *refs = hl_malloc_array((size_t)n, sizeof *refs);
+    float *scores = hl_malloc_array((size_t)n, sizeof *scores);
+    int32_t *types = yi >= 0 ? hl_malloc_array((size_t)n, sizeof *types) : NULL;
+    if (!refs || !scores || (yi >= 0 && !types)) {
+        s = hl_fail(err, HL_ERR_NOMEM, "%s: out of memory for %llu tokens", name, (unsigned long long)n);
+        goto done;
+    }
+    memcpy(scores, sd, (size_t)n * sizeof *scores); /* the data may be unaligned */
+    if (types) memcpy(types, yd, (size_t)n * sizeof *types);
+    for (uint64_t i = 0; i < n; i++) {
+        hl_gguf_str p = hl_gguf_arr_str(g, ti, i);
+        if (p.len > HL_TOKENIZER_MAX_PIECE) {
+            s = hl_fail(err, HL_ERR_LIMIT, "%s: tokenizer.ggml.tokens[%llu]: piece of %llu bytes exceeds the %d-byte limit",
+                        name, (unsigned long long)i, (unsigned long long)p.len, HL_TOKENIZER_MAX_PIECE);
+            goto done;
+        }
+        if (!p.data && p.len) {
+            s = hl_fail(err, HL_ERR_FORMAT, "%s: tokenizer.ggml.tokens[%llu] has no data", name, (unsigned long long)i);
+            goto done;
+        }
+        refs[i] = (piece_ref){p.data ? p.data : "", (size_t)p.len};
+    }
+    char what[320];
+    snprintf(what, sizeof what, "%s: tokenizer.ggml", name);
+    s = tok_build((int32_t)n, refs, scores, types, bos, eos, unk, HL_ERR_FORMAT, what, out, err);
+done:
+    hl_free(refs);
+    hl_free(scores);
+    hl_free(types);
+    return s;
+}
+
+/* Writes a writer status as an hl_error naming the key. */
+static hl_status wr(hl_status s, const char *key, hl_error *err) {
+    return s == HL_OK ? s : hl_fail(err, s, "writing %s: %s", key, hl_status_name(s));
+}
+
+hl_status hl_tokenizer_to_gguf(const hl_tokenizer *t, hl_gguf_writer *w, hl_error *err) {
+    if (!t || !w) return hl_fail(err, HL_ERR_INVALID_ARG, "hl_tokenizer_to_gguf: NULL argument");
+    const char **pieces = hl_malloc_array((size_t)t->n_vocab, sizeof *pieces);
+    if (!pieces) return hl_fail(err, HL_ERR_NOMEM, "hl_tokenizer_to_gguf: out of memory");
+    for (int32_t i = 0; i < t->n_vocab; i++) pieces[i] = piece_of(t, i);
+    uint64_t n = (uint64_t)t->n_vocab;
+    /* The keys (and order) of llama.cpp's llama2c converter. */
+    hl_status s = wr(hl_gguf_writer_set_arr_str(w, "tokenizer.ggml.tokens", pieces, n), "tokenizer.ggml.tokens", err);
+    hl_free(pieces);
+    if (s == HL_OK)
+        s = wr(hl_gguf_writer_set_arr(w, "tokenizer.ggml.scores", HL_GGUF_FLOAT32, t->scores, n),
+               "tokenizer.ggml.scores", err);
+    if (s == HL_OK)
+        s = wr(hl_gguf_writer_set_arr(w, "tokenizer.ggml.token_type", HL_GGUF_INT32, t->types, n),
+               "tokenizer.ggml.token_type", err);
+    if (s == HL_OK) s = wr(hl_gguf_writer_set_str(w, "tokenizer.ggml.model", "llama"), "tokenizer.ggml.model", err);
+    if (s == HL_OK)
+        s = wr(hl_gguf_writer_set_u32(w, "tokenizer.ggml.unknown_token_id", (uint32_t)t->unk),
+               "tokenizer.ggml.unknown_token_id", err);
+    if (s == HL_OK)
+        s = wr(hl_gguf_writer_set_u32(w, "tokenizer.ggml.bos_token_id", (uint32_t)t->bos),
+               "tokenizer.ggml.bos_token_id", err);
+    if (s == HL_OK)
+        s = wr(hl_gguf_writer_set_u32(w, "tokenizer.ggml.eos_token_id", (uint32_t)t->eos),
+               "tokenizer.ggml.eos_token_id", err);
+    /* "none" (UINT32_MAX), spelled as llama.cpp spells the key */
+    if (s == HL_OK)
+        s = wr(hl_gguf_writer_set_u32(w, "tokenizer.ggml.seperator_token_id", UINT32_MAX),
+               "tokenizer.ggml.seperator_token_id", err);
+    if (s == HL_OK)
+        s = wr(hl_gguf_writer_set_u32(w, "tokenizer.ggml.padding_token_id", UINT32_MAX),
+               "tokenizer.ggml.padding_token_id", err);
+    return s;
+}
+
+/* ---------------------------------------------------------- accessors */
+
+int32_t hl_tokenizer_n_vocab(const hl_tokenizer *t) { return t->n_vocab; }
+int32_t hl_tokenizer_bos(const hl_tokenizer *t) { return t->bos; }
+int32_t hl_tokenizer_eos(const hl_tokenizer *t) { return t->eos; }
+int32_t hl_tokenizer_unk(const hl_tokenizer *t) { return t->unk; }
+const char *hl_tokenizer_piece(const hl_tokenizer *t, int32_t id) {
+    return id >= 0 && id < t->n_vocab ? piece_of(t, id) : NULL;
+}
+float hl_tokenizer_score(const hl_tokenizer *t, int32_t id) {
+    return id >= 0 && id < t->n_vocab ? t->scores[id] : 0.0f;
+}
+int32_t hl_tokenizer_type(const hl_tokenizer *t, int32_t id) {
+    return id >= 0 && id < t->n_vocab ? t->types[id] : 0;
+}
+int32_t hl_tokenizer_find(const hl_tokenizer *t, const char *piece, size_t len) {
+    if (!piece && len) return -1;
+    if (len > t->max_len) return -1;
+    return lookup_cat(t, fnv(FNV_BASIS, piece, len), piece, len, NULL, 0);
+}
+
+/* ------------------------------------------------------------- encode */
+
+static int32_t byte_token(const hl_tokenizer *t, uint8_t b) { return t->byte_id[b] >= 0 ? t->byte_id[b] : t->unk; }
+
+/* Appends the initial symbols of text (dummy prefix, then one per code
+ * point, byte tokens where no piece matches) to sym; returns their count,
+ * or (size_t)-1 after reporting invalid UTF-8. sym holds len + 1 entries. */
+static size_t initial_symbols(const hl_tokenizer *t, const uint8_t *s, size_t len, int32_t *sym, hl_error *err) {
+    size_t n = 0;
+    if (len == 0) return 0;
+    sym[n++] = t->space_id >= 0 ? t->space_id : byte_token(t, ' ');
+    for (size_t i = 0; i < len;) {
+        const char *why = NULL;
+        size_t k = utf8_len(s + i, len - i, &why);
+        if (!k) {
+            hl_fail(err, HL_ERR_INVALID_ARG, "invalid UTF-8 at byte offset %zu: %s (byte 0x%02X)", i, why, s[i]);
+            return (size_t)-1;
+        }
+        int32_t id = -1;
+        if (k == 1 && s[i] == ' ') {
+            id = t->space_id >= 0 ? t->space_id : byte_token(t, ' ');
+        } else if (!(k == 3 && memcmp(s + i, SPACE_PIECE, 3) == 0)) {
+            id = hl_tokenizer_find(t, (const char *)s + i, k);
+            if (id >= 0 && !matchable(t, id)) id = -1;
+        }
+        if (id >= 0) {
+            sym[n++] = id;
+        } else {
+            for (size_t j = 0; j < k; j++) sym[n++] = byte_token(t, s[i + j]);
+        }
+        i += k;
+    }
+    return n;
+}
+
+/* llama2.c's loop: rescan every adjacent pair, merge the best (strictly
+ * greater score wins, so the leftmost of equals), repeat. O(n^2). */
+static size_t merge_naive(const hl_tokenizer *t, int32_t *tok, size_t n) {
+    for (;;) {
+        float best = SCORE_FLOOR;
+        size_t best_i = (size_t)-1;
+        int32_t best_id = -1;
+        for (size_t i = 0; i + 1 < n; i++) {
+            int32_t id = pair_id(t, tok[i], tok[i + 1]);
+            if (id >= 0 && t->scores[id] > best) {
+                best = t->scores[id];
+                best_i = i;
+                best_id = id;
+            }
+        }
+        if (best_id < 0) return n;
+        tok[best_i] = best_id;
+        memmove(tok + best_i + 1, tok + best_i + 2, (n - best_i - 2) * sizeof *tok);
+        n--;
+    }
+}
+
+/* A candidate merge of node left (spanning lcnt initial symbols) with the
+ * node right after it (rcnt symbols). It is stale once either span changed. */
+typedef struct cand {
+    float score;
+    int32_t left, lcnt, rcnt, id;
+} cand;
+
+/* Heap order: higher score first, then leftmost, as llama2.c's rescan picks. */
+static int cand_before(const cand *a, const cand *b) {
+    return a->score > b->score || (a->score == b->score && a->left < b->left);
+}
+
+typedef struct heap {
+    cand *v;
+    size_t n, cap;
+} heap;
+
+static int heap_push(heap *h, cand c) {
+    if (h->n == h->cap) {
+        size_t cap = h->cap * 2, bytes;
+        if (!hl_mul_size(cap, sizeof *h->v, &bytes)) return 0;
+        cand *nv = hl_realloc(h->v, bytes);
+        if (!nv) return 0;
+        h->v = nv;
+        h->cap = cap;
+    }
+    size_t i = h->n++;
+    while (i > 0) {
+        size_t p = (i - 1) / 2;
+        if (!cand_before(&c, &h->v[p])) break;
+        h->v[i] = h->v[p];
+        i = p;
+    }
+    h->v[i] = c;
+    return 1;
+}
+
+static cand heap_pop(heap *h) {
+    cand top = h->v[0], last = h->v[--h->n];
+    size_t i = 0;
+    for (;;) {
+        size_t c = 2 * i + 1;
+        if (c >= h->n) break;
+        if (c + 1 < h->n && cand_before(&h->v[c + 1], &h->v[c])) c++;
+        if (!cand_before(&h->v[c], &last)) break;
+        h->v[i] = h->v[c];
+        i = c;
+    }
+    if (h->n) h->v[i] = last;
+    return top;
+}
+
+/* Nodes are indexed by their first initial symbol; cnt == 0 marks a node
+ * merged into its left neighbour. */
+typedef struct node {
+    int32_t tok, cnt, prev, next;
+} node;
+
+static int try_push(const hl_tokenizer *t, heap *h, const node *nd, int32_t l, int32_t r) {
+    int32_t id = pair_id(t, nd[l].tok, nd[r].tok);
+    if (id < 0) return 1;
+    return heap_push(h, (cand){t->scores[id], l, nd[l].cnt, nd[r].cnt, id});
+}
+
+/* Merges the symbols tok[0..n) in place, node array nd[0..n) and heap h
+ * supplied by the caller; returns the symbol count left. 0 on OOM. */
+static size_t merge_segment(const hl_tokenizer *t, int32_t *tok, size_t n, node *nd, heap *h) {
+    if (n < 2) return n;
+    for (size_t i = 0; i < n; i++)
+        nd[i] = (node){tok[i], 1, (int32_t)i - 1, i + 1 < n ? (int32_t)i + 1 : -1};
+    h->n = 0;
+    for (size_t i = 0; i + 1 < n; i++)
+        if (!try_push(t, h, nd, (int32_t)i, (int32_t)i + 1)) return 0;
+    while (h->n) {
+        cand c = heap_pop(h);
+        int32_t l = c.left, r = c.left + c.lcnt;
+        if (nd[l].cnt != c.lcnt || (size_t)r >= n || nd[r].cnt != c.rcnt) continue; /* stale */
+        nd[l].tok = c.id;
+        nd[l].cnt += nd[r].cnt;
+        nd[r].cnt = 0;
+        nd[l].next = nd[r].next;
+        if (nd[l].next >= 0) nd[nd[l].next].prev = l;
+        if (nd[l].prev >= 0 && !try_push(t, h, nd, nd[l].prev, l)) return 0;
+        if (nd[l].next >= 0 && !try_push(t, h, nd, l, nd[l].next)) return 0;
+    }
+    size_t m = 0;
+    for (int32_t i = 0; i >= 0; i = nd[i].next) tok[m++] = nd[i].tok;
+    return m;
+}
+
+/* Same result as merge_naive in O(n log n); compacts tok in place.
+ * Symbols are cut into segments at boundaries no piece spans (see
+ * spans_possible): merges on either side of such a boundary never interact,
+ * so merging each segment alone performs, in the same order relative to
+ * each other, exactly the merges the whole-text loop would. This keeps the
+ * heap word-sized and in cache. */
+static hl_status merge_fast(const hl_tokenizer *t, int32_t *tok, size_t *np, hl_error *err) {
+    size_t n = *np;
+    if (n < 2) return HL_OK;
+    node *nd = hl_malloc_array(n, sizeof *nd);
+    heap h = {NULL, 0, n < 256 ? n : 256};
+    h.v = hl_malloc_array(h.cap, sizeof(cand));
+    if (!nd || !h.v) goto oom;
+    size_t m = 0, start = 0;
+    int32_t prev_cp = symbol_cp(t, tok[0]);
+    for (size_t i = 1; i <= n; i++) {
+        int32_t cp = i < n ? symbol_cp(t, tok[i]) : -1;
+        if (i == n || prev_cp < 0 || cp < 0 || !spans_possible(t, prev_cp, cp)) {
+            /* m <= start: the segment moves left, never over unread symbols */
+            memmove(tok + m, tok + start, (i - start) * sizeof *tok);
+            size_t k = merge_segment(t, tok + m, i - start, nd, &h);
+            if (!k) goto oom;
+            m += k;
+            start = i;
+        }
+        prev_cp = cp;
+    }
+    *np = m;
+    hl_free(nd);
+    hl_free(h.v);
+    return HL_OK;
+oom:
+    hl_free(nd);
+    hl_free(h.v);
+    return hl_fail(err, HL_ERR_NOMEM, "encode: out of memory for %zu symbols", n);
+}
+
+static hl_status encode_impl(const hl_tokenizer *t, const char *text, size_t len, int add_bos, int add_eos,
+                             int32_t **ids, size_t *n_ids, hl_error *err, int reference) {
+    if (!ids || !n_ids || !t || (!text && len))
+        return hl_fail(err, HL_ERR_INVALID_ARG, "encode: NULL argument");
+    *ids = NULL;
+    *n_ids = 0;
+    if (len > HL_TOKENIZER_MAX_TEXT)
+        return hl_fail(err, HL_ERR_LIMIT, "encode: text of %zu bytes exceeds the %u-byte limit", len,
+                       HL_TOKENIZER_MAX_TEXT);
+    /* At most one symbol per byte, plus the dummy prefix, bos and eos. */
+    int32_t *out = hl_malloc_array(len + 3, sizeof *out);
+    if (!out) return hl_fail(err, HL_ERR_NOMEM, "encode: out of memory for %zu bytes of text", len);
+    size_t n = 0;
+    if (add_bos) out[n++] = t->bos;
+    size_t ns = initial_symbols(t, (const uint8_t *)text, len, out + n, err);
+    if (ns == (size_t)-1) {
+        hl_free(out);
+        return HL_ERR_INVALID_ARG;
+    }
+    if (reference) {
+        ns = merge_naive(t, out + n, ns);
+    } else {
+        hl_status s = merge_fast(t, out + n, &ns, err);
+        if (s != HL_OK) {
+            hl_free(out);
+            return s;
+        }
+    }
+    n += ns;
+    if (add_eos) out[n++] = t->eos;
+    int32_t *shrunk = hl_realloc(out, (n ? n : 1) * sizeof *out); /* failure just keeps the larger block */
+    *ids = shrunk ? shrunk : out;
+    *n_ids = n;
+    return HL_OK;
+}
+
+hl_status hl_tokenizer_encode(const hl_tokenizer *t, const char *text, size_t len, int add_bos, int add_eos,
+                              int32_t **ids, size_t *n_ids, hl_error *err) {
+    return encode_impl(t, text, len, add_bos, add_eos, ids, n_ids, err, 0);
+}
+
+hl_status hl_tokenizer_encode_reference(const hl_tokenizer *t, const char *text, size_t len, int add_bos,
+                                        int add_eos, int32_t **ids, size_t *n_ids, hl_error *err) {
+    return encode_impl(t, text, len, add_bos, add_eos, ids, n_ids, err, 1);
+}
+
+/* ------------------------------------------------------------- decode */
+
+/* Returns the bytes written: the decoding truncated to cap when longer. */
+size_t hl_tokenizer_decode(const hl_tokenizer *t, int32_t prev, int32_t id, char *buf, size_t cap) {
+    if (!t || id < 0 || id >= t->n_vocab || (!buf && cap)) return 0;
+    int32_t ty = t->types[id];
+    const char *p = piece_of(t, id);
+    size_t n = t->len[id], w = 0;
+    if (ty == HL_TOKEN_CONTROL) return 0;
+    if (ty == HL_TOKEN_BYTE) {
+        if (cap == 0) return 0;
+        buf[0] = (char)byte_piece_value(p, n);
+        return 1;
+    }
+    size_t i = 0;
+    if (prev == t->bos && n >= 3 && memcmp(p, SPACE_PIECE, 3) == 0) i = 3; /* SentencePiece drops the dummy prefix */
+    while (i < n && w < cap) {
+        if (n - i >= 3 && memcmp(p + i, SPACE_PIECE, 3) == 0) {
+            buf[w++] = ' ';
+            i += 3;
+        } else {
+            buf[w++] = p[i++];
+        }
+    }
+    return w;
+}

@@ -1,0 +1,121 @@
+/* dataset.h: training data from JSONL, tokenized into fixed-length rows.
+ *
+ * One JSON object per line, any of:
+ *   {"text": "..."}                                  loss on every token
+ *   {"prompt": "...", "completion": "..."}           loss on the completion only
+ *   {"scene": "...", "form": "...", "register": "...", "output": "..."}
+ *        a scene-decoder example; formatted by a scene formatter callback
+ *        (hyperlexemes, see text/lexicon.h), which returns the tokens and
+ *        which of them count in the loss; without one such lines are refused.
+ * Blank lines are skipped. A bad line (invalid JSON, missing/ill-typed field,
+ * invalid UTF-8, empty text) fails the load with "FILE:LINE: field: why".
+ *
+ * Line rules. Lines end in LF (a CR before it is dropped); a UTF-8 BOM at the
+ * start of the file is skipped. The shape is chosen by its key ("text",
+ * "prompt"/"completion", "scene"; case-sensitive); a line with two shapes, or
+ * with a used key twice, is refused as ambiguous; any other keys are ignored.
+ * Used fields must be strings (an escaped NUL, \u0000, is refused: C strings
+ * would silently cut it). "text" and "completion" must be non-empty; "prompt"
+ * may be empty. Caps: HL_DATASET_MAX_LINE bytes per line, HL_DATASET_MAX_FILE
+ * bytes per file (HL_ERR_LIMIT). Data errors are HL_ERR_FORMAT, bad params
+ * HL_ERR_INVALID_ARG. A file with no example (empty, or only blank lines) is
+ * refused.
+ *
+ * Each example becomes a token sequence with a loss flag per token:
+ *   text:   [BOS] encode(text) [EOS]; every token after BOS counts (EOS too).
+ *   prompt: [BOS] encode(prompt) completion [EOS]; only the completion tokens
+ *           and EOS count. The prompt is encoded on its own, exactly as
+ *           generation encodes the same prompt (dummy-prefix space included).
+ *           The completion is encoded separately (no token spans the
+ *           boundary) and its dummy-prefix space is removed where that is
+ *           exact: if the completion starts with a space, that space is the
+ *           prefix (encode(completion + 1)); otherwise, when the prefix comes
+ *           out as a lone "\u2581" token it is dropped. In both cases the
+ *           completion tokens decode to exactly the completion text. Only when
+ *           SentencePiece merged the prefix into the first word ("answer" ->
+ *           "\u2581answer") is it kept, so such a completion is learned with a
+ *           leading space; start completions with a space (" answer") or with
+ *           a newline/punctuation to get exact text.
+ *   scene:  whatever the formatter returns (ids range-checked).
+ * The first token of an example is never one of its own targets.
+ *
+ * Each example becomes [BOS] tokens [EOS]. Rows have ctx+1 tokens (inputs are
+ * row[0..ctx-1], targets row[1..ctx]) and a mask of ctx bytes saying which
+ * targets count. With packing, examples are concatenated into rows (an
+ * example longer than a row continues in the next); without, each example is
+ * padded (mask 0) or truncated (counted in the stats) to one row.
+ * Packing precisely: the examples of a split, in file order, form one stream
+ * S of L tokens; row k is S[k*ctx .. k*ctx+ctx], so consecutive rows share
+ * one token and every target S[1..L-1] is in exactly one row. Rows attend
+ * across example boundaries (BOS marks them). Padding is EOS with mask 0.
+ * A row with no mask bit set (e.g. a prompt cut off before its completion)
+ * trains nothing and is dropped, so every row has at least one loss target.
+ *
+ * A validation split takes a seeded, deterministic fraction of the examples
+ * (at least 1 when the fraction > 0 and there are >= 2 examples).
+ * Precisely: n_val = max(1, floor(fraction * n)), chosen as the first n_val
+ * of a Fisher-Yates permutation of the example indices seeded from seed;
+ * both splits keep file order.
+ * Batches are drawn through a cursor (epoch, index) over a per-epoch seeded
+ * permutation of the training rows, so a run can be stopped and resumed at
+ * exactly the same batch. Epoch e's permutation is Fisher-Yates with an RNG
+ * seeded by seed ^ (0x9E3779B97F4A7C15 * (e + 1)). The dataset caches the
+ * current epoch's permutation, so calls of next_batch on one dataset must
+ * not run concurrently; everything else is read-only after load.
+ */
+#ifndef HL_TRAIN_DATASET_H
+#define HL_TRAIN_DATASET_H
+#include <stdint.h>
+#include "hyperlora.h"
+#include "text/tokenizer.h"
+
+#define HL_DATASET_MAX_LINE (1u << 20)  /* bytes in one JSONL line */
+#define HL_DATASET_MAX_FILE (1u << 30)  /* bytes in one dataset file */
+#define HL_DATASET_MAX_CTX  (1 << 24)   /* tokens per row */
+
+/* Formats a scene example; *ids and *mask (same length n) are hl_malloc'd.
+ * mask[i] = 1 when token i is a target that counts in the loss. */
+typedef hl_status (*hl_scene_format_fn)(void *user, const char *scene, const char *form, const char *reg,
+                                        const char *output, int32_t **ids, uint8_t **mask, size_t *n, hl_error *err);
+
+typedef struct hl_dataset_params {
+    int32_t ctx;            /* T: tokens per row (targets), 1..HL_DATASET_MAX_CTX */
+    int pack;               /* 1: pack examples into rows; 0: one example per row, padded */
+    float val_fraction;     /* 0..0.5 */
+    uint64_t seed;          /* split and shuffling */
+    hl_scene_format_fn scene_format; /* may be NULL */
+    void *scene_user;
+} hl_dataset_params;
+
+typedef struct hl_dataset hl_dataset;
+
+typedef struct hl_data_cursor {
+    uint64_t epoch;
+    uint64_t index;         /* next row within the epoch's permutation */
+} hl_data_cursor;
+
+typedef struct hl_dataset_stats {
+    int64_t n_examples, n_train_examples, n_val_examples;
+    int64_t n_train_rows, n_val_rows;
+    int64_t n_tokens, n_loss_tokens;  /* over train rows: real (non-padding) targets, and those with mask 1 */
+    int64_t n_truncated;              /* examples (train and val) cut to fit a row (no packing) */
+} hl_dataset_stats;
+
+hl_status hl_dataset_load(const char *path, const hl_tokenizer *tok, const hl_dataset_params *params,
+                          hl_dataset **out, hl_error *err);
+/* Same, from an in-memory buffer (tests, fuzzing); name is used in messages. */
+hl_status hl_dataset_load_memory(const char *data, size_t size, const char *name, const hl_tokenizer *tok,
+                                 const hl_dataset_params *params, hl_dataset **out, hl_error *err);
+void hl_dataset_free(hl_dataset *ds);
+const hl_dataset_stats *hl_dataset_get_stats(const hl_dataset *ds);
+
+/* Fills B training rows from the cursor and advances it (wrapping into the next
+ * epoch, which reshuffles). tokens: B×(ctx+1), mask: B×ctx. */
+void hl_dataset_next_batch(const hl_dataset *ds, hl_data_cursor *cursor, int32_t B, int32_t *tokens,
+                           uint8_t *mask);
+/* Validation rows, by index (0..n_val_rows-1); an index out of range gives
+ * a row of padding with mask 0. */
+int64_t hl_dataset_n_val_rows(const hl_dataset *ds);
+void hl_dataset_val_row(const hl_dataset *ds, int64_t i, int32_t *tokens, uint8_t *mask);
+int64_t hl_dataset_n_train_rows(const hl_dataset *ds);
+#endif

@@ -1,0 +1,421 @@
+/* trainer.c: forward with saved activations and the backward pass for LoRA
+ * training (see trainer.h). Each projection's forward and backward sit
+ * together (proj_forward / proj_backward), as do the kernels' in kernels/.
+ *
+ * Shapes: N = B·T rows; C model dim, F ffn dim, KV = Hkv·D, V vocab, r rank. */
+#include "train/trainer.h"
+#include "kernels/kernels.h"
+#include "util/alloc.h"
+#include "util/error.h"
+
+#include <math.h>
+#include <string.h>
+
+#define LOGIT_CHUNK 64 /* rows of logits alive at once: (64, V) */
+
+struct hl_trainer {
+    const hl_model *m;
+    hl_adapter *ad;
+    hl_trainer_params p;
+    hl_pool *pool;
+    int64_t N, C, F, KV, V, H, Hkv, D, L, rmax, wide;
+    float **gA, **gB;       /* [n_weights] gradients, shaped like A and B */
+    int64_t *h_off;         /* [n_weights] offset of each weight's saved A·x in lora_h */
+    float *lora_h;          /* Σ_i (N, r_i) */
+    /* saved per layer */
+    float *x;               /* (L+1, N, C) residual stream; x[l] is layer l's input */
+    float *x_mid;           /* (L, N, C) after the attention residual */
+    float *q, *k, *v;       /* (L, N, C), (L, N, KV), (L, N, KV); q, k after RoPE */
+    float *probs;           /* (L, B, H, T, T) */
+    float *att;             /* (L, N, C) */
+    float *gate, *up;       /* (L, N, F) */
+    /* scratch */
+    float *n;               /* (N, C) a norm's output */
+    float *nf;              /* (N, C) final norm output */
+    float *hb;              /* (N, F) */
+    float *tmp;             /* (N, max(C, F)) */
+    float *tmp2;            /* (N, max(C, F)) dropout-masked inputs */
+    float *logits;          /* (LOGIT_CHUNK, V) */
+    float *dx, *dn, *datt, *dq, *dk, *dv, *dgate, *dup, *dhb; /* backward */
+    float *lg, *lh;         /* (N, rmax) LoRA scratch */
+    uint64_t step;          /* dropout stream */
+    int training;
+};
+
+static uint64_t mix64(uint64_t z) {
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+
+/* Dropout keep test for element idx of the input to (layer, target) at this step. */
+static inline int keep(const hl_trainer *t, int layer, int target, uint64_t idx) {
+    uint64_t h = mix64(t->p.seed ^ mix64(t->step * 0x9e3779b97f4a7c15ULL + (uint64_t)(layer + 2) * 131 + (uint64_t)target));
+    h = mix64(h ^ (idx * 0xd1b54a32d192ed03ULL));
+    return (double)(h >> 11) * (1.0 / 9007199254740992.0) >= t->p.dropout;
+}
+
+/* Copies x (rows, in) with dropout applied into out; row0 is the first row's global index. */
+static void dropout_input(const hl_trainer *t, int layer, int target, const float *x, float *out, int64_t rows,
+                          int64_t row0, int64_t in) {
+    float inv_keep = 1.0f / (1.0f - t->p.dropout);
+    for (int64_t r = 0; r < rows; r++)
+        for (int64_t c = 0; c < in; c++) {
+            uint64_t idx = (uint64_t)(row0 + r) * (uint64_t)in + (uint64_t)c;
+            out[r * in + c] = keep(t, layer, target, idx) ? x[r * in + c] * inv_keep : 0.0f;
+        }
+}
+
+static int weight_index(const hl_trainer *t, int layer, int target) {
+    const hl_lora_weight *w = hl_adapter_find(t->ad, layer, target);
+    return w ? (int)(w - t->ad->w) : -1;
+}
+
+/* out (rows, O) = x (rows, K)·Wᵀ + s·B(A·x); saves A·x (dropout applied to x when training). */
+static void proj_forward(hl_trainer *t, int layer, int target, const float *W, const float *x, float *out,
+                         int64_t rows, int64_t row0, int64_t K, int64_t O) {
+    hl_matmul(t->pool, out, x, W, rows, K, O);
+    int i = weight_index(t, layer, target);
+    if (i < 0) return;
+    const hl_lora_weight *w = &t->ad->w[i];
+    const float *xin = x;
+    if (t->training && t->p.dropout > 0) {
+        dropout_input(t, layer, target, x, t->tmp2, rows, row0, K);
+        xin = t->tmp2;
+    }
+    float *h = t->lora_h + t->h_off[i] + row0 * w->rank;
+    hl_matmul(t->pool, h, xin, w->A, rows, K, w->rank);
+    hl_matmul_acc(t->pool, out, h, w->B, rows, w->rank, O, hl_lora_weight_scale(t->ad, w));
+}
+
+/* Given dy (rows, O) for out = x·Wᵀ + s·B(A·x): dx (rows, K) (+)= dy·W + s·(dy·B)·A (masked by
+ * dropout), and the LoRA gradients dB += s·dyᵀ·h, dA += s·(dy·B)ᵀ·x. */
+static void proj_backward(hl_trainer *t, int layer, int target, const float *W, const float *x, const float *dy,
+                          float *dx, int64_t rows, int64_t row0, int64_t K, int64_t O, int accumulate) {
+    hl_matmul_nn(t->pool, dx, dy, W, rows, O, K, 1.0f, accumulate);
+    int i = weight_index(t, layer, target);
+    if (i < 0) return;
+    const hl_lora_weight *w = &t->ad->w[i];
+    const int64_t r = w->rank;
+    const float s = hl_lora_weight_scale(t->ad, w);
+    const float *h = t->lora_h + t->h_off[i] + row0 * r;
+    /* lh = s·h (rows, r);  dB (O, r) += dyᵀ·lh */
+    for (int64_t e = 0; e < rows * r; e++) t->lh[e] = s * h[e];
+    hl_matmul_tn_acc(t->pool, t->gB[i], dy, t->lh, rows, O, r);
+    /* lg = s·(dy·B) (rows, r) */
+    hl_matmul_nn(t->pool, t->lg, dy, w->B, rows, O, r, s, 0);
+    const float *xin = x;
+    if (t->p.dropout > 0) {
+        dropout_input(t, layer, target, x, t->tmp2, rows, row0, K);
+        xin = t->tmp2;
+    }
+    /* dA (r, K) += lgᵀ·x */
+    hl_matmul_tn_acc(t->pool, t->gA[i], t->lg, xin, rows, r, K);
+    /* dx += lg·A, through the dropout mask */
+    if (t->p.dropout > 0) {
+        hl_matmul_nn(t->pool, t->tmp2, t->lg, w->A, rows, r, K, 1.0f, 0);
+        float inv_keep = 1.0f / (1.0f - t->p.dropout);
+        for (int64_t rr = 0; rr < rows; rr++)
+            for (int64_t c = 0; c < K; c++)
+                if (keep(t, layer, target, (uint64_t)(row0 + rr) * (uint64_t)K + (uint64_t)c))
+                    dx[rr * K + c] += t->tmp2[rr * K + c] * inv_keep;
+    } else {
+        hl_matmul_nn(t->pool, dx, t->lg, w->A, rows, r, K, 1.0f, 1);
+    }
+}
+
+void hl_trainer_free(hl_trainer *t) {
+    if (!t) return;
+    for (int32_t i = 0; t->gA && i < t->ad->n_weights; i++) {
+        hl_free(t->gA[i]);
+        hl_free(t->gB[i]);
+    }
+    hl_free(t->gA);
+    hl_free(t->gB);
+    hl_free(t->h_off);
+    float *bufs[] = {t->lora_h, t->x,   t->x_mid, t->q,     t->k,    t->v,   t->probs, t->att,  t->gate,
+                     t->up,     t->n,   t->nf,    t->hb,    t->tmp,  t->tmp2, t->logits, t->dx, t->dn,
+                     t->datt,   t->dq,  t->dk,    t->dv,    t->dgate, t->dup, t->dhb,  t->lg,   t->lh};
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) hl_free(bufs[i]);
+    hl_pool_free(t->pool);
+    hl_free(t);
+}
+
+static float *alloc_f(int64_t a, int64_t b, int *ok) {
+    float *p = hl_calloc((size_t)a, (size_t)b * sizeof(float));
+    if (!p) *ok = 0;
+    return p;
+}
+
+hl_status hl_trainer_init(const hl_model *m, hl_adapter *ad, const hl_trainer_params *p, hl_trainer **out,
+                          hl_error *err) {
+    *out = NULL;
+    const hl_model_config *c = &m->cfg;
+    if (p->batch < 1 || p->ctx < 1 || p->ctx > 4096 || p->ctx > c->seq_len || (int64_t)p->batch * p->ctx > (1 << 22))
+        return hl_fail(err, HL_ERR_INVALID_ARG, "train: batch %d x ctx %d is out of range (ctx <= min(4096, %d))",
+                       p->batch, p->ctx, c->seq_len);
+    if (!(p->dropout >= 0 && p->dropout < 1))
+        return hl_fail(err, HL_ERR_INVALID_ARG, "train: dropout must be in [0, 1) (got %g)", p->dropout);
+    if (ad->n_layers != c->n_layers || ad->n_weights == 0)
+        return hl_fail(err, HL_ERR_MISMATCH, "train: adapter %s does not fit this model", ad->name);
+    hl_trainer *t = hl_calloc(1, sizeof *t);
+    if (!t) return hl_fail(err, HL_ERR_NOMEM, "out of memory");
+    t->m = m;
+    t->ad = ad;
+    t->p = *p;
+    t->N = (int64_t)p->batch * p->ctx;
+    t->C = c->dim;
+    t->F = c->hidden_dim;
+    t->H = c->n_heads;
+    t->Hkv = c->n_kv_heads;
+    t->D = c->dim / c->n_heads;
+    t->KV = t->Hkv * t->D;
+    t->V = c->vocab_size;
+    t->L = c->n_layers;
+    t->wide = t->C > t->F ? t->C : t->F;
+    int ok = 1;
+    t->pool = hl_pool_init(p->n_threads);
+    ok = t->pool != NULL;
+    int32_t nw = ad->n_weights;
+    t->gA = hl_calloc((size_t)nw, sizeof *t->gA);
+    t->gB = hl_calloc((size_t)nw, sizeof *t->gB);
+    t->h_off = hl_calloc((size_t)nw, sizeof *t->h_off);
+    if (!t->gA || !t->gB || !t->h_off) ok = 0;
+    int64_t hsum = 0;
+    for (int32_t i = 0; ok && i < nw; i++) {
+        const hl_lora_weight *w = &ad->w[i];
+        t->gA[i] = alloc_f(w->rank, w->n_in, &ok);
+        t->gB[i] = alloc_f(w->n_out, w->rank, &ok);
+        t->h_off[i] = hsum;
+        hsum += t->N * w->rank;
+        if (w->rank > t->rmax) t->rmax = w->rank;
+    }
+    const int64_t N = t->N, C = t->C, F = t->F, KV = t->KV, L = t->L, T = p->ctx;
+    if (ok) {
+        t->lora_h = alloc_f(hsum, 1, &ok);
+        t->x = alloc_f((L + 1) * N, C, &ok);
+        t->x_mid = alloc_f(L * N, C, &ok);
+        t->q = alloc_f(L * N, C, &ok);
+        t->k = alloc_f(L * N, KV, &ok);
+        t->v = alloc_f(L * N, KV, &ok);
+        t->probs = alloc_f(L * p->batch * t->H, T * T, &ok);
+        t->att = alloc_f(L * N, C, &ok);
+        t->gate = alloc_f(L * N, F, &ok);
+        t->up = alloc_f(L * N, F, &ok);
+        t->n = alloc_f(N, C, &ok);
+        t->nf = alloc_f(N, C, &ok);
+        t->hb = alloc_f(N, F, &ok);
+        t->tmp = alloc_f(N, t->wide, &ok);
+        t->tmp2 = alloc_f(N, t->wide, &ok);
+        t->logits = alloc_f(LOGIT_CHUNK, t->V, &ok);
+        t->dx = alloc_f(N, C, &ok);
+        t->dn = alloc_f(N, C, &ok);
+        t->datt = alloc_f(N, C, &ok);
+        t->dq = alloc_f(N, C, &ok);
+        t->dk = alloc_f(N, KV, &ok);
+        t->dv = alloc_f(N, KV, &ok);
+        t->dgate = alloc_f(N, F, &ok);
+        t->dup = alloc_f(N, F, &ok);
+        t->dhb = alloc_f(N, F, &ok);
+        t->lg = alloc_f(N, t->rmax, &ok);
+        t->lh = alloc_f(N, t->rmax, &ok);
+    }
+    if (!ok) {
+        hl_trainer_free(t);
+        return hl_fail(err, HL_ERR_NOMEM, "train: out of memory for batch %d x ctx %d", p->batch, p->ctx);
+    }
+    *out = t;
+    return HL_OK;
+}
+
+int32_t hl_trainer_n_params(const hl_trainer *t) { return 2 * t->ad->n_weights; }
+
+hl_param hl_trainer_param(const hl_trainer *t, int32_t i) {
+    const hl_lora_weight *w = &t->ad->w[i / 2];
+    hl_param p;
+    if (i % 2 == 0) p = (hl_param){w->A, t->gA[i / 2], (int64_t)w->rank * w->n_in};
+    else p = (hl_param){w->B, t->gB[i / 2], w->n_out * (int64_t)w->rank};
+    return p;
+}
+
+void hl_trainer_zero_grad(hl_trainer *t) {
+    for (int32_t i = 0; i < hl_trainer_n_params(t); i++) {
+        hl_param p = hl_trainer_param(t, i);
+        memset(p.grad, 0, (size_t)p.n * sizeof(float));
+    }
+}
+
+double hl_trainer_grad_norm(const hl_trainer *t) {
+    double ss = 0;
+    for (int32_t i = 0; i < hl_trainer_n_params(t); i++) {
+        hl_param p = hl_trainer_param(t, i);
+        for (int64_t e = 0; e < p.n; e++) ss += (double)p.grad[e] * p.grad[e];
+    }
+    return sqrt(ss);
+}
+
+void hl_trainer_scale_grads(hl_trainer *t, float factor) {
+    for (int32_t i = 0; i < hl_trainer_n_params(t); i++) {
+        hl_param p = hl_trainer_param(t, i);
+        for (int64_t e = 0; e < p.n; e++) p.grad[e] *= factor;
+    }
+}
+
+/* The forward pass up to the final norm (t->nf), saving activations. */
+static void forward(hl_trainer *t, const int32_t *tokens) {
+    const hl_model *m = t->m;
+    const hl_model_config *c = &m->cfg;
+    const int64_t B = t->p.batch, T = t->p.ctx, N = t->N, C = t->C, F = t->F, KV = t->KV;
+    for (int64_t b = 0; b < B; b++)
+        for (int64_t i = 0; i < T; i++)
+            memcpy(t->x + (b * T + i) * C, m->token_embd + (int64_t)tokens[b * (T + 1) + i] * C, (size_t)C * sizeof(float));
+    for (int l = 0; l < t->L; l++) {
+        const hl_layer_weights *w = &m->layers[l];
+        float *x = t->x + l * N * C, *xm = t->x_mid + l * N * C, *xo = t->x + (l + 1) * N * C;
+        float *q = t->q + l * N * C, *k = t->k + l * N * KV, *v = t->v + l * N * KV;
+        float *att = t->att + l * N * C, *gate = t->gate + l * N * F, *up = t->up + l * N * F;
+        float *probs = t->probs + (int64_t)l * B * t->H * T * T;
+        for (int64_t r = 0; r < N; r++) hl_rmsnorm(t->n + r * C, x + r * C, w->attn_norm, C, c->norm_eps);
+        proj_forward(t, l, HL_TARGET_Q, w->wq, t->n, q, N, 0, C, C);
+        proj_forward(t, l, HL_TARGET_K, w->wk, t->n, k, N, 0, C, KV);
+        proj_forward(t, l, HL_TARGET_V, w->wv, t->n, v, N, 0, C, KV);
+        for (int64_t r = 0; r < N; r++) {
+            hl_rope(q + r * C, t->H, t->D, r % T, c->rope_theta);
+            hl_rope(k + r * KV, t->Hkv, t->D, r % T, c->rope_theta);
+        }
+        hl_attention_train(t->pool, att, probs, q, k, v, B, T, t->H, t->Hkv, t->D);
+        proj_forward(t, l, HL_TARGET_O, w->wo, att, t->tmp, N, 0, C, C);
+        for (int64_t e = 0; e < N * C; e++) xm[e] = x[e] + t->tmp[e];
+        for (int64_t r = 0; r < N; r++) hl_rmsnorm(t->n + r * C, xm + r * C, w->ffn_norm, C, c->norm_eps);
+        proj_forward(t, l, HL_TARGET_GATE, w->w_gate, t->n, gate, N, 0, C, F);
+        proj_forward(t, l, HL_TARGET_UP, w->w_up, t->n, up, N, 0, C, F);
+        hl_swiglu(t->hb, gate, up, N * F);
+        proj_forward(t, l, HL_TARGET_DOWN, w->w_down, t->hb, t->tmp, N, 0, F, C);
+        for (int64_t e = 0; e < N * C; e++) xo[e] = xm[e] + t->tmp[e];
+    }
+    const float *xf = t->x + t->L * N * C;
+    for (int64_t r = 0; r < N; r++) hl_rmsnorm(t->nf + r * C, xf + r * C, m->output_norm, C, c->norm_eps);
+}
+
+/* Loss over the counted targets of rows [r0, r0+rows); with dlogits_scale != 0 the
+ * logits are turned into dlogits·scale in place. Sums in double, in row order. */
+static double chunk_loss(hl_trainer *t, const int32_t *tokens, const uint8_t *mask, int64_t r0, int64_t rows,
+                         double dlogits_scale, int64_t *count) {
+    const int64_t T = t->p.ctx, V = t->V;
+    double loss = 0;
+    for (int64_t rr = 0; rr < rows; rr++) {
+        int64_t r = r0 + rr, b = r / T, i = r % T;
+        float *lg = t->logits + rr * V;
+        int counted = !mask || mask[b * T + i];
+        if (!counted) {
+            if (dlogits_scale != 0) memset(lg, 0, (size_t)V * sizeof(float));
+            continue;
+        }
+        int32_t target = tokens[b * (T + 1) + i + 1];
+        float mx = lg[0];
+        for (int64_t v = 1; v < V; v++) mx = lg[v] > mx ? lg[v] : mx;
+        double sum = 0;
+        for (int64_t v = 0; v < V; v++) sum += exp((double)lg[v] - mx);
+        double lse = mx + log(sum);
+        loss += lse - lg[target];
+        (*count)++;
+        if (dlogits_scale != 0) {
+            for (int64_t v = 0; v < V; v++) lg[v] = (float)(exp((double)lg[v] - lse) * dlogits_scale);
+            lg[target] = (float)(lg[target] - dlogits_scale);
+        }
+    }
+    return loss;
+}
+
+static int64_t count_targets(const hl_trainer *t, const uint8_t *mask) {
+    if (!mask) return t->N;
+    int64_t n = 0;
+    for (int64_t i = 0; i < t->N; i++) n += mask[i] != 0;
+    return n;
+}
+
+static hl_status check_tokens(const hl_trainer *t, const int32_t *tokens, hl_error *err) {
+    int64_t n = (int64_t)t->p.batch * (t->p.ctx + 1);
+    for (int64_t i = 0; i < n; i++)
+        if (tokens[i] < 0 || tokens[i] >= t->V)
+            return hl_fail(err, HL_ERR_INVALID_ARG, "train: token id %d at %lld is outside the vocabulary (%lld)",
+                           tokens[i], (long long)i, (long long)t->V);
+    return HL_OK;
+}
+
+hl_status hl_trainer_eval(hl_trainer *t, const int32_t *tokens, const uint8_t *mask, double *loss_sum,
+                          int64_t *n_counted, hl_error *err) {
+    hl_status s = check_tokens(t, tokens, err);
+    if (s != HL_OK) return s;
+    t->training = 0;
+    forward(t, tokens);
+    *loss_sum = 0;
+    *n_counted = 0;
+    for (int64_t r0 = 0; r0 < t->N; r0 += LOGIT_CHUNK) {
+        int64_t rows = t->N - r0 < LOGIT_CHUNK ? t->N - r0 : LOGIT_CHUNK;
+        proj_forward(t, -1, HL_TARGET_OUTPUT, t->m->output, t->nf + r0 * t->C, t->logits, rows, r0, t->C, t->V);
+        *loss_sum += chunk_loss(t, tokens, mask, r0, rows, 0, n_counted);
+    }
+    return HL_OK;
+}
+
+hl_status hl_trainer_forward_backward(hl_trainer *t, const int32_t *tokens, const uint8_t *mask, float grad_scale,
+                                      uint64_t step, double *loss, int64_t *n_counted, hl_error *err) {
+    hl_status s = check_tokens(t, tokens, err);
+    if (s != HL_OK) return s;
+    const hl_model *m = t->m;
+    const hl_model_config *c = &m->cfg;
+    const int64_t B = t->p.batch, T = t->p.ctx, N = t->N, C = t->C, F = t->F, KV = t->KV, V = t->V;
+    int64_t total = count_targets(t, mask);
+    *loss = 0;
+    *n_counted = total;
+    if (total == 0) return HL_OK;
+    t->training = 1;
+    t->step = step;
+    forward(t, tokens);
+
+    /* Loss and the LM head's backward, chunk by chunk: dnf (N, C) in t->dn. */
+    double scale = (double)grad_scale / (double)total, loss_sum = 0;
+    int64_t counted = 0;
+    for (int64_t r0 = 0; r0 < N; r0 += LOGIT_CHUNK) {
+        int64_t rows = N - r0 < LOGIT_CHUNK ? N - r0 : LOGIT_CHUNK;
+        proj_forward(t, -1, HL_TARGET_OUTPUT, m->output, t->nf + r0 * C, t->logits, rows, r0, C, V);
+        loss_sum += chunk_loss(t, tokens, mask, r0, rows, scale, &counted);
+        proj_backward(t, -1, HL_TARGET_OUTPUT, m->output, t->nf + r0 * C, t->logits, t->dn + r0 * C, rows, r0, C, V, 0);
+    }
+    *loss = loss_sum / (double)total;
+    const float *xf = t->x + t->L * N * C;
+    for (int64_t r = 0; r < N; r++) hl_rmsnorm_backward(t->dx + r * C, xf + r * C, m->output_norm, t->dn + r * C, C, c->norm_eps, 0);
+
+    for (int l = (int)t->L - 1; l >= 0; l--) {
+        const hl_layer_weights *w = &m->layers[l];
+        const float *x = t->x + l * N * C, *xm = t->x_mid + l * N * C;
+        const float *q = t->q + l * N * C, *k = t->k + l * N * KV, *v = t->v + l * N * KV;
+        const float *att = t->att + l * N * C, *gate = t->gate + l * N * F, *up = t->up + l * N * F;
+        const float *probs = t->probs + (int64_t)l * B * t->H * T * T;
+        /* FFN: x_out = x_mid + down(silu(gate(n2)) ⊙ up(n2)), n2 = rmsnorm(x_mid) */
+        hl_swiglu(t->hb, gate, up, N * F);
+        proj_backward(t, l, HL_TARGET_DOWN, w->w_down, t->hb, t->dx, t->dhb, N, 0, F, C, 0);
+        hl_swiglu_backward(t->dgate, t->dup, gate, up, t->dhb, N * F);
+        for (int64_t r = 0; r < N; r++) hl_rmsnorm(t->n + r * C, xm + r * C, w->ffn_norm, C, c->norm_eps);
+        proj_backward(t, l, HL_TARGET_GATE, w->w_gate, t->n, t->dgate, t->dn, N, 0, C, F, 0);
+        proj_backward(t, l, HL_TARGET_UP, w->w_up, t->n, t->dup, t->dn, N, 0, C, F, 1);
+        for (int64_t r = 0; r < N; r++)
+            hl_rmsnorm_backward(t->dx + r * C, xm + r * C, w->ffn_norm, t->dn + r * C, C, c->norm_eps, 1);
+        /* Attention: x_mid = x + o(attn(rope(q(n1)), rope(k(n1)), v(n1))), n1 = rmsnorm(x) */
+        proj_backward(t, l, HL_TARGET_O, w->wo, att, t->dx, t->datt, N, 0, C, C, 0);
+        hl_attention_train_backward(t->pool, t->dq, t->dk, t->dv, t->datt, probs, q, k, v, B, T, t->H, t->Hkv, t->D);
+        for (int64_t r = 0; r < N; r++) {
+            hl_rope_backward(t->dq + r * C, t->H, t->D, r % T, c->rope_theta);
+            hl_rope_backward(t->dk + r * KV, t->Hkv, t->D, r % T, c->rope_theta);
+        }
+        for (int64_t r = 0; r < N; r++) hl_rmsnorm(t->n + r * C, x + r * C, w->attn_norm, C, c->norm_eps);
+        proj_backward(t, l, HL_TARGET_Q, w->wq, t->n, t->dq, t->dn, N, 0, C, C, 0);
+        proj_backward(t, l, HL_TARGET_K, w->wk, t->n, t->dk, t->dn, N, 0, C, KV, 1);
+        proj_backward(t, l, HL_TARGET_V, w->wv, t->n, t->dv, t->dn, N, 0, C, KV, 1);
+        for (int64_t r = 0; r < N; r++)
+            hl_rmsnorm_backward(t->dx + r * C, x + r * C, w->attn_norm, t->dn + r * C, C, c->norm_eps, 1);
+    }
+    /* t->dx now holds dLoss/d(embeddings), which stay frozen. */
+    return HL_OK;
+}

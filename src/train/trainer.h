@@ -1,0 +1,54 @@
+/* trainer.h: exact gradients of the next-token loss with respect to a LoRA
+ * adapter's A and B, the base frozen (no weight-gradient buffers: dX = dY·W).
+ *
+ * A batch is B rows of T+1 tokens: inputs row[0..T-1], targets row[1..T],
+ * each row starting at position 0. The loss is the mean cross-entropy over
+ * the targets whose mask is 1. The forward pass saves the residual stream,
+ * q/k/v, attention probabilities, attention output and the FFN
+ * pre-activations per layer; norms and SwiGLU are recomputed in the
+ * backward pass. LoRA dropout (on the adapter's input, as PEFT) draws its
+ * mask from a counter-based hash of (seed, step, layer, target, element), so
+ * nothing is stored and a resumed run sees the same masks. */
+#ifndef HL_TRAIN_TRAINER_H
+#define HL_TRAIN_TRAINER_H
+#include "lora/adapter.h"
+#include "util/threadpool.h"
+
+typedef struct hl_trainer_params {
+    int32_t batch;      /* B */
+    int32_t ctx;        /* T (<= 4096 and <= the model's context) */
+    int32_t n_threads;
+    float dropout;      /* LoRA dropout probability, 0 <= p < 1 */
+    uint64_t seed;      /* dropout masks */
+} hl_trainer_params;
+
+typedef struct hl_trainer hl_trainer;
+
+/* One trainable tensor with its gradient (views owned by adapter/trainer). */
+typedef struct hl_param {
+    float *value;
+    float *grad;
+    int64_t n;
+} hl_param;
+
+hl_status hl_trainer_init(const hl_model *m, hl_adapter *adapter, const hl_trainer_params *p, hl_trainer **out,
+                          hl_error *err);
+void hl_trainer_free(hl_trainer *t);
+void hl_trainer_zero_grad(hl_trainer *t);
+/* Parameters in adapter order: A0, B0, A1, B1, ... */
+int32_t hl_trainer_n_params(const hl_trainer *t);
+hl_param hl_trainer_param(const hl_trainer *t, int32_t i);
+
+/* Forward + backward on one batch. tokens (B, T+1), mask (B, T) or NULL for
+ * all ones. Gradients of (grad_scale · mean loss) are ADDED to the grads.
+ * step seeds the dropout masks. *loss gets the mean loss, *n_counted the
+ * number of counted targets (0: loss 0, no gradient). */
+hl_status hl_trainer_forward_backward(hl_trainer *t, const int32_t *tokens, const uint8_t *mask, float grad_scale,
+                                      uint64_t step, double *loss, int64_t *n_counted, hl_error *err);
+/* Forward only (no dropout): sum of losses and count over the counted targets. */
+hl_status hl_trainer_eval(hl_trainer *t, const int32_t *tokens, const uint8_t *mask, double *loss_sum,
+                          int64_t *n_counted, hl_error *err);
+/* The global L2 norm of all gradients (summed in double, in parameter order). */
+double hl_trainer_grad_norm(const hl_trainer *t);
+void hl_trainer_scale_grads(hl_trainer *t, float factor);
+#endif
