@@ -112,6 +112,10 @@ hl_status hl_context_eval(hl_context *ctx, const int32_t *tokens, int32_t n, int
                           float *logits, int all_logits, hl_error *err);
 int32_t hl_context_n_ctx(const hl_context *ctx);
 
+/* Mute scenes: raw input vectors (n, C), borrowed. A token id of -k-1 in
+ * hl_context_eval feeds vector k straight into the input embeddings. */
+hl_status hl_context_set_scene_vectors(hl_context *ctx, const float *vectors, int32_t n, hl_error *err);
+
 /* ---------------------------------------------------------------- adapters */
 
 typedef struct hl_adapter hl_adapter;

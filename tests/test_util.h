@@ -38,6 +38,7 @@ static inline const char *shared_path(const char *rel) {
 
 /* Reads a whole binary file into malloc'd memory (test use only). */
 static inline void *read_whole(const char *path, size_t *size) {
+    if (size) *size = 0;
     FILE *f = fopen(path, "rb");
     if (!f) return NULL;
     fseek(f, 0, SEEK_END);

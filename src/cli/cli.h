@@ -11,6 +11,8 @@ int cmd_inspect(int argc, char **argv);
 int cmd_convert(int argc, char **argv);
 int cmd_init_model(int argc, char **argv);
 int cmd_merge(int argc, char **argv);
+int cmd_plot(int argc, char **argv);
+int cmd_combine(int argc, char **argv);
 
 /* Prints "hyperlora CMD: msg" on stderr and returns 1. */
 int cli_error(const char *cmd, const char *fmt, ...);

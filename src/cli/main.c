@@ -15,6 +15,8 @@ static const command commands[] = {
     {"inspect", cmd_inspect, "show a model's or adapter's metadata and tensors"},
     {"convert", cmd_convert, "convert a llama2.c checkpoint to GGUF"},
     {"merge", cmd_merge, "merge adapters into a base model (new GGUF)"},
+    {"plot", cmd_plot, "draw train/eval loss curves as SVG"},
+    {"combine", cmd_combine, "make one adapter from weighted adapters (cat, linear, svd)"},
     {"init-model", cmd_init_model, "write a random-weight model of a given shape (benchmarks)"},
 };
 

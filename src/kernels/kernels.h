@@ -24,6 +24,10 @@ void hl_matmul(hl_pool *pool, float *out, const float *x, const float *w, int64_
 void hl_matmul_acc(hl_pool *pool, float *out, const float *x, const float *w, int64_t T, int64_t K, int64_t O,
                    float scale);
 
+/* The same with an output row stride ldo >= O (a slice of wider rows);
+ * accumulate adds scale·(x·Wᵀ), otherwise stores x·Wᵀ (scale ignored). */
+void hl_matmul_strided(hl_pool *pool, float *out, int64_t ldo, const float *x, const float *w, int64_t T, int64_t K,
+                       int64_t O, float scale, int accumulate);
 /* out (T, K) (+)= scale · dy (T, O) · W (O, K): the input gradient of a
  * projection (dX = dY·W, W never transposed or copied). Each element sums
  * over o in order with fused multiply-adds; threads split over K. */

@@ -17,11 +17,13 @@
 #define LANES 8
 
 /* Canonical horizontal sum of 8 lanes: ((l0+l4)+(l2+l6)) + ((l1+l5)+(l3+l7)). */
+#ifndef HL_HAVE_AVX2
 static inline float hsum8_scalar(const float l[LANES]) {
     float a = l[0] + l[4], b = l[1] + l[5], c = l[2] + l[6], d = l[3] + l[7];
     float e = a + c, f = b + d;
     return e + f;
 }
+#endif
 
 static inline float dot_tail(float s, const float *a, const float *b, int64_t k0, int64_t n) {
     for (int64_t k = k0; k < n; k++) s = s + a[k] * b[k];
@@ -60,10 +62,11 @@ typedef struct {
     int64_t T, K, O;
     float scale;
     int accumulate;
+    int64_t ldo; /* row stride of out */
 } matmul_job;
 
 static inline void store(const matmul_job *j, int64_t t, int64_t o, float v) {
-    float *dst = j->out + t * j->O + o;
+    float *dst = j->out + t * j->ldo + o;
     if (j->accumulate) *dst = *dst + j->scale * v;
     else *dst = v;
 }
@@ -151,12 +154,18 @@ static void run(hl_pool *pool, matmul_job *j) {
 }
 
 void hl_matmul(hl_pool *pool, float *out, const float *x, const float *w, int64_t T, int64_t K, int64_t O) {
-    matmul_job j = {out, x, w, T, K, O, 1.0f, 0};
+    matmul_job j = {out, x, w, T, K, O, 1.0f, 0, O};
     run(pool, &j);
 }
 
 void hl_matmul_acc(hl_pool *pool, float *out, const float *x, const float *w, int64_t T, int64_t K, int64_t O,
                    float scale) {
-    matmul_job j = {out, x, w, T, K, O, scale, 1};
+    matmul_job j = {out, x, w, T, K, O, scale, 1, O};
+    run(pool, &j);
+}
+
+void hl_matmul_strided(hl_pool *pool, float *out, int64_t ldo, const float *x, const float *w, int64_t T, int64_t K,
+                       int64_t O, float scale, int accumulate) {
+    matmul_job j = {out, x, w, T, K, O, scale, accumulate, ldo};
     run(pool, &j);
 }

@@ -33,6 +33,7 @@ void hl_adapter_free(hl_adapter *a) {
     hl_free(a->lookup);
     hl_free(a->name);
     hl_free(a->arch);
+    hl_free(a->lexicon);
     hl_free(a);
 }
 

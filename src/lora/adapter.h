@@ -32,6 +32,7 @@ struct hl_adapter {
     int32_t n_weights, cap_weights;
     hl_lora_weight *w;
     int32_t *lookup;          /* [(n_layers + 1) · HL_TARGET_COUNT] -> index into w, or -1 */
+    char *lexicon;            /* hyperlexeme lexicon (JSONL) this decoder was trained with, or NULL */
 };
 
 /* The effective scale of one weight (without the user scale). */

@@ -128,6 +128,16 @@ static hl_status load_gguf(const char *path, const hl_model *m, int force, hl_ad
         s = hl_fail(err, HL_ERR_NOMEM, "out of memory");
         goto done;
     }
+    if (hl_gguf_find_key(g, "hyperlora.lexicon.jsonl") >= 0) {
+        if (hl_gguf_get_str(g, "hyperlora.lexicon.jsonl", &str, NULL) != HL_OK) {
+            s = hl_fail(err, HL_ERR_FORMAT, "%s: hyperlora.lexicon.jsonl must be a string", path);
+            goto done;
+        }
+        if (!(a->lexicon = hl_strndup(str.data, str.len))) {
+            s = hl_fail(err, HL_ERR_NOMEM, "out of memory");
+            goto done;
+        }
+    }
     if (m && a->has_fingerprint && fp != m->fingerprint && !force) {
         s = hl_fail(err, HL_ERR_MISMATCH,
                     "%s: adapter was made for another base model (fingerprint %016llx, this model %016llx); "
@@ -298,6 +308,7 @@ hl_status hl_adapter_save_gguf(const hl_adapter *a, const char *path, hl_error *
     KV(hl_gguf_writer_set_f32(w, "adapter.lora.alpha", alpha));
     KV(hl_gguf_writer_set_str(w, "general.name", a->name ? a->name : "adapter"));
     if (a->has_fingerprint) KV(hl_gguf_writer_set_u64(w, "hyperlora.base.fingerprint", a->base_fingerprint));
+    if (a->lexicon) KV(hl_gguf_writer_set_str(w, "hyperlora.lexicon.jsonl", a->lexicon));
 #undef KV
     char names[2][256];
     for (int32_t i = 0; s == HL_OK && i < a->n_weights; i++) {

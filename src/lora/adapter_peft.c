@@ -187,6 +187,11 @@ hl_status hl_adapter_load_peft(const char *path, const hl_model *m, int force, h
         s = hl_fail(err, HL_ERR_NOMEM, "out of memory");
         goto done;
     }
+    const char *lexicon = hl_st_metadata(st, "hyperlora.lexicon.jsonl");
+    if (lexicon && !(a->lexicon = hl_strdup(lexicon))) {
+        s = hl_fail(err, HL_ERR_NOMEM, "out of memory");
+        goto done;
+    }
     const char *fp = hl_st_metadata(st, "hyperlora.base.fingerprint");
     if (fp) {
         char *end;
@@ -348,6 +353,7 @@ hl_status hl_adapter_save_peft(const hl_adapter *a, const hl_model *m, const cha
         hl_st_writer_set_metadata(sw, "format", "pt");
         hl_st_writer_set_metadata(sw, "hyperlora.name", a->name ? a->name : "adapter");
         if (a->has_fingerprint) hl_st_writer_set_metadata(sw, "hyperlora.base.fingerprint", fp);
+        if (a->lexicon) hl_st_writer_set_metadata(sw, "hyperlora.lexicon.jsonl", a->lexicon);
         cJSON_AddStringToObject(cfg, "peft_type", "LORA");
         cJSON_AddStringToObject(cfg, "task_type", "CAUSAL_LM");
         cJSON_AddStringToObject(cfg, "base_model_name_or_path", m->name ? m->name : "");

@@ -8,7 +8,7 @@
 #include <math.h>
 #include <string.h>
 
-hl_status hl_lora_apply(hl_context *ctx, int layer, int target, const float *x, float *out, int64_t T,
+hl_status hl_lora_apply(hl_context *ctx, int layer, int target, const float *x, float *out, int64_t ldo, int64_t T,
                         hl_error *err) {
     const struct hl_adapter_set *set = ctx->adapters;
     for (int32_t i = 0; i < set->n; i++) {
@@ -20,8 +20,8 @@ hl_status hl_lora_apply(hl_context *ctx, int layer, int target, const float *x, 
                            w->rank);
         /* tmp (T, r) = x · Aᵀ;  out += s · tmp · Bᵀ */
         hl_matmul(ctx->pool, ctx->lora_tmp, x, w->A, T, w->n_in, w->rank);
-        hl_matmul_acc(ctx->pool, out, ctx->lora_tmp, w->B, T, w->rank, w->n_out,
-                      set->scales[i] * hl_lora_weight_scale(a, w));
+        hl_matmul_strided(ctx->pool, out, ldo, ctx->lora_tmp, w->B, T, w->rank, w->n_out,
+                          set->scales[i] * hl_lora_weight_scale(a, w), 1);
     }
     return HL_OK;
 }

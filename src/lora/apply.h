@@ -13,7 +13,7 @@ struct hl_adapter_set {
     float scales[HL_MAX_ACTIVE_ADAPTERS]; /* user scales (llama.cpp --lora-scaled) */
 };
 
-/* x (T, in), out (T, out). */
-hl_status hl_lora_apply(hl_context *ctx, int layer, int target, const float *x, float *out, int64_t T,
+/* x (T, in), out (T, out) with row stride ldo. */
+hl_status hl_lora_apply(hl_context *ctx, int layer, int target, const float *x, float *out, int64_t ldo, int64_t T,
                         hl_error *err);
 #endif

@@ -42,6 +42,8 @@ static int adapted(const hl_adapter *const *adapters, const float *scales, int32
 hl_status hl_merge_to_gguf(const hl_model *m, const hl_adapter *const *adapters, const float *scales, int32_t n,
                            const char *path, hl_error *err) {
     const hl_model_config *c = &m->cfg;
+    if (m->n_extra)
+        return hl_fail(err, HL_ERR_INVALID_ARG, "%s: merge the base model, not its hyperlexeme view", path);
     int32_t slots = (c->n_layers + 1) * HL_TARGET_COUNT;
     float **merged = hl_calloc((size_t)slots, sizeof *merged);
     if (!merged) return hl_fail(err, HL_ERR_NOMEM, "out of memory");
@@ -79,7 +81,7 @@ hl_status hl_merge_to_gguf(const hl_model *m, const hl_adapter *const *adapters,
          * head only, never the embedding lookup. */
         float *out = merged[c->n_layers * HL_TARGET_COUNT + HL_TARGET_OUTPUT];
         if (s == HL_OK && out && c->tied_output) {
-            int64_t ne[2] = {c->dim, c->vocab_size};
+            int64_t ne[2] = {c->dim, m->n_vocab_base};
             s = hl_gguf_writer_add_tensor(w, "output.weight", HL_TYPE_F32, 2, ne, out, err);
         }
         if (s == HL_OK) s = hl_gguf_writer_write_file(w, path, err);

@@ -27,5 +27,7 @@ struct hl_context {
     float *att_scratch; /* (n_threads, n_ctx) */
     const struct hl_adapter_set *adapters; /* active adapters; NULL when none */
     void *adapter_storage;                 /* owned hl_adapter_set */
+    const float *scene_vectors;            /* (n_scene_vectors, C) mute-scene inputs, borrowed; token id -k-1 */
+    int32_t n_scene_vectors;
 };
 #endif

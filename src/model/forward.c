@@ -37,6 +37,13 @@ void hl_context_free(hl_context *ctx) {
 
 int32_t hl_context_n_ctx(const hl_context *ctx) { return ctx->n_ctx; }
 
+hl_status hl_context_set_scene_vectors(hl_context *ctx, const float *vectors, int32_t n, hl_error *err) {
+    if (n < 0) return hl_fail(err, HL_ERR_INVALID_ARG, "negative scene vector count");
+    ctx->scene_vectors = vectors;
+    ctx->n_scene_vectors = vectors ? n : 0;
+    return HL_OK;
+}
+
 hl_status hl_context_init(const hl_model *m, const hl_context_params *params, hl_context **out, hl_error *err) {
     *out = NULL;
     const hl_model_config *c = &m->cfg;
@@ -71,12 +78,27 @@ hl_status hl_context_init(const hl_model *m, const hl_context_params *params, hl
     return HL_OK;
 }
 
-/* out (T, O) = x (T, K) · Wᵀ, plus every adapter's s·B(A·x) on (layer, target). */
+/* out (T, O; row stride ldo) = x (T, K) · Wᵀ, plus every adapter's s·B(A·x) on (layer, target). */
+static hl_status project_ld(hl_context *ctx, int layer, int target, const float *W, const float *x, float *out,
+                            int64_t ldo, int64_t T, int64_t K, int64_t O, hl_error *err) {
+    hl_matmul_strided(ctx->pool, out, ldo, x, W, T, K, O, 1.0f, 0);
+    if (ctx->adapters) return hl_lora_apply(ctx, layer, target, x, out, ldo, T, err);
+    return HL_OK;
+}
+
 static hl_status project(hl_context *ctx, int layer, int target, const float *W, const float *x, float *out,
                          int64_t T, int64_t K, int64_t O, hl_error *err) {
-    hl_matmul(ctx->pool, out, x, W, T, K, O);
-    if (ctx->adapters) return hl_lora_apply(ctx, layer, target, x, out, T, err);
-    return HL_OK;
+    return project_ld(ctx, layer, target, W, x, out, O, T, K, O, err);
+}
+
+/* Input embedding of one position: a base token, a hyperlexeme row after the
+ * base vocabulary, or (id < 0) raw scene vector -id-1 of the context. */
+static const float *embedding_row(const hl_context *ctx, int32_t id) {
+    const hl_model *m = ctx->m;
+    const int64_t C = m->cfg.dim;
+    if (id < 0) return ctx->scene_vectors + (int64_t)(-id - 1) * C;
+    if (id >= m->n_vocab_base) return m->extra_embd + (int64_t)(id - m->n_vocab_base) * C;
+    return m->token_embd + (int64_t)id * C;
 }
 
 static hl_status forward_chunk(hl_context *ctx, const int32_t *tokens, int64_t T, int64_t pos0, float *logits,
@@ -86,7 +108,7 @@ static hl_status forward_chunk(hl_context *ctx, const int32_t *tokens, int64_t T
     const int64_t C = c->dim, F = c->hidden_dim, H = c->n_heads, Hkv = c->n_kv_heads, D = C / H, kv = Hkv * D;
     const int64_t V = c->vocab_size;
     hl_status s;
-    for (int64_t t = 0; t < T; t++) memcpy(ctx->x + t * C, m->token_embd + (int64_t)tokens[t] * C, C * sizeof(float));
+    for (int64_t t = 0; t < T; t++) memcpy(ctx->x + t * C, embedding_row(ctx, tokens[t]), C * sizeof(float));
 
     for (int l = 0; l < c->n_layers; l++) {
         const hl_layer_weights *w = &m->layers[l];
@@ -117,7 +139,12 @@ static hl_status forward_chunk(hl_context *ctx, const int32_t *tokens, int64_t T
     /* Only the rows whose logits are wanted go through the LM head. */
     int64_t first = all_logits ? 0 : T - 1, n = T - first;
     for (int64_t t = first; t < T; t++) hl_rmsnorm(ctx->xb + t * C, ctx->x + t * C, m->output_norm, C, c->norm_eps);
-    return project(ctx, -1, HL_TARGET_OUTPUT, m->output, ctx->xb + first * C, logits, n, C, V, err);
+    /* Base rows (with any output adapter), then the frozen hyperlexeme rows. */
+    const int64_t Vb = m->n_vocab_base;
+    s = project_ld(ctx, -1, HL_TARGET_OUTPUT, m->output, ctx->xb + first * C, logits, V, n, C, Vb, err);
+    if (s == HL_OK && V > Vb)
+        hl_matmul_strided(ctx->pool, logits + Vb, V, ctx->xb + first * C, m->extra_out, n, C, V - Vb, 1.0f, 0);
+    return s;
 }
 
 hl_status hl_context_eval(hl_context *ctx, const int32_t *tokens, int32_t n, int32_t pos, float *logits,
@@ -128,9 +155,9 @@ hl_status hl_context_eval(hl_context *ctx, const int32_t *tokens, int32_t n, int
         return hl_fail(err, HL_ERR_LIMIT, "eval: positions %d..%d exceed the context of %d", pos, pos + n - 1,
                        ctx->n_ctx);
     for (int32_t i = 0; i < n; i++)
-        if (tokens[i] < 0 || tokens[i] >= c->vocab_size)
-            return hl_fail(err, HL_ERR_INVALID_ARG, "eval: token id %d at index %d is outside the vocabulary (%d)",
-                           tokens[i], i, c->vocab_size);
+        if (tokens[i] >= c->vocab_size || (tokens[i] < 0 && -(int64_t)tokens[i] > ctx->n_scene_vectors))
+            return hl_fail(err, HL_ERR_INVALID_ARG, "eval: token id %d at index %d is outside the vocabulary (%d)%s",
+                           tokens[i], i, c->vocab_size, tokens[i] < 0 ? " and the scene vectors" : "");
     for (int32_t done = 0; done < n; done += ctx->n_batch) {
         int32_t T = n - done < ctx->n_batch ? n - done : ctx->n_batch;
         int last = done + T == n;

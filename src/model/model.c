@@ -30,7 +30,7 @@ const float *hl_model_weight(const hl_model *m, int layer, int target, int64_t *
     const hl_model_config *c = &m->cfg;
     int64_t C = c->dim, F = c->hidden_dim, D = c->dim / c->n_heads, kv = (int64_t)c->n_kv_heads * D;
     if (target == HL_TARGET_OUTPUT) {
-        *rows = c->vocab_size;
+        *rows = m->n_vocab_base;
         *cols = C;
         return m->output;
     }
@@ -63,6 +63,14 @@ static float *own(hl_model *m, size_t n) {
 
 void hl_model_free(hl_model *m) {
     if (!m) return;
+    if (m->borrowed) {
+        /* A lexicon view: only its own tokenizer and owned buffers. */
+        for (int i = 0; i < m->n_owned; i++) hl_free(m->owned[i]);
+        hl_free(m->owned);
+        hl_tokenizer_free(m->tok);
+        hl_free(m);
+        return;
+    }
     for (int i = 0; i < m->n_owned; i++) hl_free(m->owned[i]);
     hl_free(m->owned);
     hl_free(m->layers);
@@ -96,16 +104,16 @@ static void fnv_tensor(uint64_t *h, const float *w, int64_t n) {
 static uint64_t compute_fingerprint(const hl_model *m) {
     uint64_t h = 0xcbf29ce484222325ULL;
     const hl_model_config *c = &m->cfg;
-    int32_t dims[7] = {c->dim, c->hidden_dim, c->n_layers, c->n_heads, c->n_kv_heads, c->vocab_size, 0};
+    int32_t dims[7] = {c->dim, c->hidden_dim, c->n_layers, c->n_heads, c->n_kv_heads, m->n_vocab_base, 0};
     fnv(&h, dims, sizeof dims);
-    fnv_tensor(&h, m->token_embd, (int64_t)c->vocab_size * c->dim);
+    fnv_tensor(&h, m->token_embd, (int64_t)m->n_vocab_base * c->dim);
     for (int l = 0; l < c->n_layers; l++)
         for (int t = 0; t < HL_TARGET_OUTPUT; t++) {
             int64_t r, k;
             const float *w = hl_model_weight(m, l, t, &r, &k);
             fnv_tensor(&h, w, r * k);
         }
-    fnv_tensor(&h, m->output, (int64_t)c->vocab_size * c->dim);
+    fnv_tensor(&h, m->output, (int64_t)m->n_vocab_base * c->dim);
     return h;
 }
 
@@ -342,6 +350,7 @@ hl_status hl_model_load(const char *path, const char *tokenizer_path, hl_model *
         hl_model_free(m);
         return s;
     }
+    m->n_vocab_base = m->cfg.vocab_size;
     m->fingerprint = compute_fingerprint(m);
     *out = m;
     return HL_OK;
@@ -411,6 +420,7 @@ hl_status hl_model_init_random(const hl_model_config *cfg, const char *tokenizer
         hl_model_free(m);
         return hl_fail(err, HL_ERR_NOMEM, "init-model: out of memory");
     }
+    m->n_vocab_base = m->cfg.vocab_size;
     m->fingerprint = compute_fingerprint(m);
     *out = m;
     return HL_OK;
@@ -420,6 +430,8 @@ hl_status hl_model_init_random(const hl_model_config *cfg, const char *tokenizer
 
 hl_status hl_model_save_gguf(const hl_model *m, const char *path, hl_error *err) {
     const hl_model_config *c = &m->cfg;
+    if (m->n_extra)
+        return hl_fail(err, HL_ERR_INVALID_ARG, "%s: hyperlexemes live in the adapter, not in a base model file", path);
     hl_gguf_writer *w = hl_gguf_writer_init();
     if (!w) return hl_fail(err, HL_ERR_NOMEM, "%s: out of memory", path);
     int64_t C = c->dim, F = c->hidden_dim, V = c->vocab_size, D = C / c->n_heads, kv = c->n_kv_heads * D;

@@ -25,7 +25,14 @@ struct hl_model {
     const float *token_embd;  /* (V, C) */
     hl_layer_weights *layers; /* [L] */
     const float *output_norm; /* (C) */
-    const float *output;      /* (V, C); == token_embd when cfg.tied_output */
+    const float *output;      /* (Vb, C); == token_embd when cfg.tied_output */
+    /* Hyperlexemes: cfg.vocab_size = n_vocab_base + n_extra; the extra rows are
+     * composed and frozen (text/lexicon.c), never part of the base file. */
+    int32_t n_vocab_base;     /* Vb: rows of token_embd and output */
+    int32_t n_extra;
+    const float *extra_embd;  /* (n_extra, C) */
+    const float *extra_out;   /* (n_extra, C) */
+    int borrowed;             /* a view sharing another model's weights: free only what it owns */
     hl_tokenizer *tok;
     char *name;               /* general.name, or the file's base name */
     char *path;

@@ -18,7 +18,7 @@ struct hl_trainer {
     hl_adapter *ad;
     hl_trainer_params p;
     hl_pool *pool;
-    int64_t N, C, F, KV, V, H, Hkv, D, L, rmax, wide;
+    int64_t N, C, F, KV, V, Vb, H, Hkv, D, L, rmax, wide; /* V = Vb + hyperlexemes */
     float **gA, **gB;       /* [n_weights] gradients, shaped like A and B */
     int64_t *h_off;         /* [n_weights] offset of each weight's saved A·x in lora_h */
     float *lora_h;          /* Σ_i (N, r_i) */
@@ -36,6 +36,7 @@ struct hl_trainer {
     float *tmp;             /* (N, max(C, F)) */
     float *tmp2;            /* (N, max(C, F)) dropout-masked inputs */
     float *logits;          /* (LOGIT_CHUNK, V) */
+    float *dlog;            /* (LOGIT_CHUNK, max(Vb, V - Vb)) a contiguous slice of dlogits */
     float *dx, *dn, *datt, *dq, *dk, *dv, *dgate, *dup, *dhb; /* backward */
     float *lg, *lh;         /* (N, rmax) LoRA scratch */
     uint64_t step;          /* dropout stream */
@@ -71,10 +72,10 @@ static int weight_index(const hl_trainer *t, int layer, int target) {
     return w ? (int)(w - t->ad->w) : -1;
 }
 
-/* out (rows, O) = x (rows, K)·Wᵀ + s·B(A·x); saves A·x (dropout applied to x when training). */
-static void proj_forward(hl_trainer *t, int layer, int target, const float *W, const float *x, float *out,
-                         int64_t rows, int64_t row0, int64_t K, int64_t O) {
-    hl_matmul(t->pool, out, x, W, rows, K, O);
+/* out (rows, O; row stride ldo) = x (rows, K)·Wᵀ + s·B(A·x); saves A·x (dropout applied to x when training). */
+static void proj_forward_ld(hl_trainer *t, int layer, int target, const float *W, const float *x, float *out,
+                            int64_t ldo, int64_t rows, int64_t row0, int64_t K, int64_t O) {
+    hl_matmul_strided(t->pool, out, ldo, x, W, rows, K, O, 1.0f, 0);
     int i = weight_index(t, layer, target);
     if (i < 0) return;
     const hl_lora_weight *w = &t->ad->w[i];
@@ -85,7 +86,21 @@ static void proj_forward(hl_trainer *t, int layer, int target, const float *W, c
     }
     float *h = t->lora_h + t->h_off[i] + row0 * w->rank;
     hl_matmul(t->pool, h, xin, w->A, rows, K, w->rank);
-    hl_matmul_acc(t->pool, out, h, w->B, rows, w->rank, O, hl_lora_weight_scale(t->ad, w));
+    hl_matmul_strided(t->pool, out, ldo, h, w->B, rows, w->rank, O, hl_lora_weight_scale(t->ad, w), 1);
+}
+
+static void proj_forward(hl_trainer *t, int layer, int target, const float *W, const float *x, float *out,
+                         int64_t rows, int64_t row0, int64_t K, int64_t O) {
+    proj_forward_ld(t, layer, target, W, x, out, O, rows, row0, K, O);
+}
+
+/* The LM head: base rows (with any output adapter) then the frozen hyperlexeme rows. */
+static void head_forward(hl_trainer *t, int64_t r0, int64_t rows) {
+    const hl_model *m = t->m;
+    proj_forward_ld(t, -1, HL_TARGET_OUTPUT, m->output, t->nf + r0 * t->C, t->logits, t->V, rows, r0, t->C, t->Vb);
+    if (t->V > t->Vb)
+        hl_matmul_strided(t->pool, t->logits + t->Vb, t->V, t->nf + r0 * t->C, m->extra_out, rows, t->C, t->V - t->Vb,
+                          1.0f, 0);
 }
 
 /* Given dy (rows, O) for out = x·Wᵀ + s·B(A·x): dx (rows, K) (+)= dy·W + s·(dy·B)·A (masked by
@@ -134,7 +149,7 @@ void hl_trainer_free(hl_trainer *t) {
     hl_free(t->gB);
     hl_free(t->h_off);
     float *bufs[] = {t->lora_h, t->x,   t->x_mid, t->q,     t->k,    t->v,   t->probs, t->att,  t->gate,
-                     t->up,     t->n,   t->nf,    t->hb,    t->tmp,  t->tmp2, t->logits, t->dx, t->dn,
+                     t->up,     t->n,   t->nf,    t->hb,    t->tmp,  t->tmp2, t->logits, t->dlog, t->dx, t->dn,
                      t->datt,   t->dq,  t->dk,    t->dv,    t->dgate, t->dup, t->dhb,  t->lg,   t->lh};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) hl_free(bufs[i]);
     hl_pool_free(t->pool);
@@ -171,6 +186,7 @@ hl_status hl_trainer_init(const hl_model *m, hl_adapter *ad, const hl_trainer_pa
     t->D = c->dim / c->n_heads;
     t->KV = t->Hkv * t->D;
     t->V = c->vocab_size;
+    t->Vb = m->n_vocab_base;
     t->L = c->n_layers;
     t->wide = t->C > t->F ? t->C : t->F;
     int ok = 1;
@@ -208,6 +224,7 @@ hl_status hl_trainer_init(const hl_model *m, hl_adapter *ad, const hl_trainer_pa
         t->tmp = alloc_f(N, t->wide, &ok);
         t->tmp2 = alloc_f(N, t->wide, &ok);
         t->logits = alloc_f(LOGIT_CHUNK, t->V, &ok);
+        if (t->V > t->Vb) t->dlog = alloc_f(LOGIT_CHUNK, t->Vb > t->V - t->Vb ? t->Vb : t->V - t->Vb, &ok);
         t->dx = alloc_f(N, C, &ok);
         t->dn = alloc_f(N, C, &ok);
         t->datt = alloc_f(N, C, &ok);
@@ -267,8 +284,11 @@ static void forward(hl_trainer *t, const int32_t *tokens) {
     const hl_model_config *c = &m->cfg;
     const int64_t B = t->p.batch, T = t->p.ctx, N = t->N, C = t->C, F = t->F, KV = t->KV;
     for (int64_t b = 0; b < B; b++)
-        for (int64_t i = 0; i < T; i++)
-            memcpy(t->x + (b * T + i) * C, m->token_embd + (int64_t)tokens[b * (T + 1) + i] * C, (size_t)C * sizeof(float));
+        for (int64_t i = 0; i < T; i++) {
+            int32_t id = tokens[b * (T + 1) + i];
+            const float *row = id >= t->Vb ? m->extra_embd + (int64_t)(id - t->Vb) * C : m->token_embd + (int64_t)id * C;
+            memcpy(t->x + (b * T + i) * C, row, (size_t)C * sizeof(float));
+        }
     for (int l = 0; l < t->L; l++) {
         const hl_layer_weights *w = &m->layers[l];
         float *x = t->x + l * N * C, *xm = t->x_mid + l * N * C, *xo = t->x + (l + 1) * N * C;
@@ -353,7 +373,7 @@ hl_status hl_trainer_eval(hl_trainer *t, const int32_t *tokens, const uint8_t *m
     *n_counted = 0;
     for (int64_t r0 = 0; r0 < t->N; r0 += LOGIT_CHUNK) {
         int64_t rows = t->N - r0 < LOGIT_CHUNK ? t->N - r0 : LOGIT_CHUNK;
-        proj_forward(t, -1, HL_TARGET_OUTPUT, t->m->output, t->nf + r0 * t->C, t->logits, rows, r0, t->C, t->V);
+        head_forward(t, r0, rows);
         *loss_sum += chunk_loss(t, tokens, mask, r0, rows, 0, n_counted);
     }
     return HL_OK;
@@ -379,9 +399,19 @@ hl_status hl_trainer_forward_backward(hl_trainer *t, const int32_t *tokens, cons
     int64_t counted = 0;
     for (int64_t r0 = 0; r0 < N; r0 += LOGIT_CHUNK) {
         int64_t rows = N - r0 < LOGIT_CHUNK ? N - r0 : LOGIT_CHUNK;
-        proj_forward(t, -1, HL_TARGET_OUTPUT, m->output, t->nf + r0 * C, t->logits, rows, r0, C, V);
+        head_forward(t, r0, rows);
         loss_sum += chunk_loss(t, tokens, mask, r0, rows, scale, &counted);
-        proj_backward(t, -1, HL_TARGET_OUTPUT, m->output, t->nf + r0 * C, t->logits, t->dn + r0 * C, rows, r0, C, V, 0);
+        const float *dbase = t->logits;
+        if (V > t->Vb) {
+            /* Hyperlexeme rows first (frozen: input gradient only), then the base slice made contiguous. */
+            int64_t ne = V - t->Vb;
+            for (int64_t r = 0; r < rows; r++) memcpy(t->dlog + r * ne, t->logits + r * V + t->Vb, (size_t)ne * sizeof(float));
+            hl_matmul_nn(t->pool, t->tmp, t->dlog, m->extra_out, rows, ne, C, 1.0f, 0);
+            for (int64_t r = 0; r < rows; r++) memmove(t->logits + r * t->Vb, t->logits + r * V, (size_t)t->Vb * sizeof(float));
+        }
+        proj_backward(t, -1, HL_TARGET_OUTPUT, m->output, t->nf + r0 * C, dbase, t->dn + r0 * C, rows, r0, C, t->Vb, 0);
+        if (V > t->Vb)
+            for (int64_t e = 0; e < rows * C; e++) t->dn[r0 * C + e] += t->tmp[e];
     }
     *loss = loss_sum / (double)total;
     const float *xf = t->x + t->L * N * C;
