@@ -10,18 +10,18 @@
  * Blank lines are skipped. A bad line (invalid JSON, missing/ill-typed field,
  * invalid UTF-8, empty text) fails the load with "FILE:LINE: field: why".
  *
- * Line rules. Lines end in LF (a CR before it is dropped); a UTF-8 BOM at the
+ * Lines. Lines end in LF (a CR before it is dropped); a UTF-8 BOM at the
  * start of the file is skipped. The shape is chosen by its key ("text",
  * "prompt"/"completion", "scene"; case-sensitive); a line with two shapes, or
- * with a used key twice, is refused as ambiguous; any other keys are ignored.
+ * with a used key twice, is refused as ambiguous; other keys are ignored.
  * Used fields must be strings (an escaped NUL, \u0000, is refused: C strings
  * would silently cut it). "text" and "completion" must be non-empty; "prompt"
  * may be empty. Caps: HL_DATASET_MAX_LINE bytes per line, HL_DATASET_MAX_FILE
- * bytes per file (HL_ERR_LIMIT). Data errors are HL_ERR_FORMAT, bad params
- * HL_ERR_INVALID_ARG. A file with no example (empty, or only blank lines) is
- * refused.
+ * bytes per file (HL_ERR_LIMIT). Data errors are HL_ERR_FORMAT; bad params,
+ * and scene lines without a formatter, HL_ERR_INVALID_ARG. A file without
+ * examples (empty, or only blank lines) is refused.
  *
- * Each example becomes a token sequence with a loss flag per token:
+ * Each example becomes [BOS] tokens [EOS], with a loss flag per token:
  *   text:   [BOS] encode(text) [EOS]; every token after BOS counts (EOS too).
  *   prompt: [BOS] encode(prompt) completion [EOS]; only the completion tokens
  *           and EOS count. The prompt is encoded on its own, exactly as
@@ -30,32 +30,34 @@
  *           boundary) and its dummy-prefix space is removed where that is
  *           exact: if the completion starts with a space, that space is the
  *           prefix (encode(completion + 1)); otherwise, when the prefix comes
- *           out as a lone "\u2581" token it is dropped. In both cases the
+ *           out as a lone "\u2581" token, that token is dropped. Either way the
  *           completion tokens decode to exactly the completion text. Only when
- *           SentencePiece merged the prefix into the first word ("answer" ->
+ *           SentencePiece merged the prefix into the first piece ("answer" ->
  *           "\u2581answer") is it kept, so such a completion is learned with a
- *           leading space; start completions with a space (" answer") or with
- *           a newline/punctuation to get exact text.
- *   scene:  whatever the formatter returns (ids range-checked).
+ *           leading space: start completions with a space (" answer"), or a
+ *           newline, to get exact text. A completion of just " " is refused.
+ *   scene:  what the formatter returns. Its ids must be below the vocabulary
+ *           size of tok, so pass the tokenizer that knows its extra tokens
+ *           (hl_lexicon_tokenizer); mask values are read as 0/1.
  * The first token of an example is never one of its own targets.
  *
- * Each example becomes [BOS] tokens [EOS]. Rows have ctx+1 tokens (inputs are
- * row[0..ctx-1], targets row[1..ctx]) and a mask of ctx bytes saying which
- * targets count. With packing, examples are concatenated into rows (an
- * example longer than a row continues in the next); without, each example is
- * padded (mask 0) or truncated (counted in the stats) to one row.
- * Packing precisely: the examples of a split, in file order, form one stream
- * S of L tokens; row k is S[k*ctx .. k*ctx+ctx], so consecutive rows share
- * one token and every target S[1..L-1] is in exactly one row. Rows attend
- * across example boundaries (BOS marks them). Padding is EOS with mask 0.
- * A row with no mask bit set (e.g. a prompt cut off before its completion)
- * trains nothing and is dropped, so every row has at least one loss target.
+ * Rows have ctx+1 tokens (inputs are row[0..ctx-1], targets row[1..ctx]) and
+ * a mask of ctx bytes saying which targets count. With packing, examples are
+ * concatenated into rows (an example longer than a row continues in the
+ * next); without, each example is padded or truncated (counted in the stats)
+ * to one row. Precisely, with packing the examples of a split, in file order,
+ * form one stream S of L tokens and row k is S[k*ctx .. k*ctx+ctx]: rows
+ * share one token, and every target S[1..L-1] is in exactly one row. Rows
+ * attend across example boundaries (BOS marks them). Padding is EOS with
+ * mask 0. A row with no mask bit set (e.g. a prompt cut off before its
+ * completion) trains nothing and is dropped, so every row has at least one
+ * loss target; a load that leaves no training row fails.
  *
  * A validation split takes a seeded, deterministic fraction of the examples
- * (at least 1 when the fraction > 0 and there are >= 2 examples).
- * Precisely: n_val = max(1, floor(fraction * n)), chosen as the first n_val
- * of a Fisher-Yates permutation of the example indices seeded from seed;
- * both splits keep file order.
+ * (at least 1 when the fraction > 0 and there are >= 2 examples):
+ * n_val = max(1, floor(fraction * n)), the first n_val of a Fisher-Yates
+ * permutation of the example indices seeded from seed. Both splits keep file
+ * order and are cut into rows the same way.
  * Batches are drawn through a cursor (epoch, index) over a per-epoch seeded
  * permutation of the training rows, so a run can be stopped and resumed at
  * exactly the same batch. Epoch e's permutation is Fisher-Yates with an RNG
