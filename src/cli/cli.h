@@ -13,6 +13,9 @@ int cmd_init_model(int argc, char **argv);
 int cmd_merge(int argc, char **argv);
 int cmd_plot(int argc, char **argv);
 int cmd_combine(int argc, char **argv);
+int cmd_train(int argc, char **argv);
+int cmd_decode(int argc, char **argv);
+int cmd_scene(int argc, char **argv);
 
 /* Prints "hyperlora CMD: msg" on stderr and returns 1. */
 int cli_error(const char *cmd, const char *fmt, ...);

@@ -2,6 +2,7 @@
  * stdout carries the prompt followed by the generated text, as llama2.c
  * prints it; timings and diagnostics go to stderr. */
 #include "cli/cli.h"
+#include "text/tokenizer.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,7 +31,7 @@ static void help(void) {
 typedef struct {
     const hl_tokenizer *tok;
     int32_t prev;
-    char buf[512];
+    char buf[HL_TOKENIZER_MAX_PIECE + 16];
 } printer;
 
 static void print_token(printer *p, int32_t id) {

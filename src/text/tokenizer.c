@@ -6,8 +6,11 @@
  * vocabularies. The merge loop runs in O(n log n): symbols form a linked
  * list and candidate pairs sit in a binary heap ordered by (score desc,
  * position asc), so the pair popped is the one llama2.c's rescan would pick;
- * stale entries are skipped when popped. The plain rescan loop is kept as
- * hl_tokenizer_encode_reference so tests can hold the two equal.
+ * stale entries are skipped when popped. The text is first cut where no
+ * piece could ever span the boundary (typically before each "▁"), and each
+ * segment is merged alone, which keeps the heap small and in cache. The
+ * plain rescan loop is kept as hl_tokenizer_encode_reference so tests can
+ * hold the two equal.
  *
  * Where llama2.c has no defined behaviour we choose, and document:
  *  - control, unknown and byte pieces are never matched from text, and
@@ -50,6 +53,11 @@ struct hl_tokenizer {
     size_t span_mask;
     int32_t space_id;  /* matchable "▁" piece or -1 */
     int32_t byte_id[256];
+    /* Atomic pieces (hyperlexemes): ids >= atomic_first are matched whole,
+     * longest first, before BPE, and never produced by merges. */
+    int32_t atomic_first;      /* n_vocab when there are none */
+    size_t atomic_max_len;
+    uint8_t atomic_lead[256];  /* first bytes of atomic pieces */
 };
 
 /* A piece given by pointer and length (not NUL-terminated). */
@@ -130,7 +138,7 @@ static int piece_is(const piece_ref *r, const char *s) {
 /* Pieces the encoder may produce from text (see the banner). */
 static int matchable(const hl_tokenizer *t, int32_t id) {
     int32_t ty = t->types[id];
-    return ty != HL_TOKEN_CONTROL && ty != HL_TOKEN_UNKNOWN && ty != HL_TOKEN_BYTE;
+    return ty != HL_TOKEN_CONTROL && ty != HL_TOKEN_UNKNOWN && ty != HL_TOKEN_BYTE && id < t->atomic_first;
 }
 
 static const char *piece_of(const hl_tokenizer *t, int32_t id) { return t->blob + t->off[id]; }
@@ -322,6 +330,7 @@ static hl_status tok_build(int32_t n, const piece_ref *refs, const float *scores
                 break; /* duplicate piece: the first id keeps it */
         }
     }
+    t->atomic_first = n;
     int32_t sp = hl_tokenizer_find(t, SPACE_PIECE, 3);
     if (sp >= 0 && matchable(t, sp)) t->space_id = sp;
     if (!build_spans(t)) {
@@ -675,15 +684,17 @@ static int32_t byte_token(const hl_tokenizer *t, uint8_t b) { return t->byte_id[
 /* Appends the initial symbols of text (dummy prefix, then one per code
  * point, byte tokens where no piece matches) to sym; returns their count,
  * or (size_t)-1 after reporting invalid UTF-8. sym holds len + 1 entries. */
-static size_t initial_symbols(const hl_tokenizer *t, const uint8_t *s, size_t len, int32_t *sym, hl_error *err) {
+static size_t initial_symbols(const hl_tokenizer *t, const uint8_t *s, size_t len, int32_t *sym, int dummy_prefix,
+                              size_t base_offset, hl_error *err) {
     size_t n = 0;
     if (len == 0) return 0;
-    sym[n++] = t->space_id >= 0 ? t->space_id : byte_token(t, ' ');
+    if (dummy_prefix) sym[n++] = t->space_id >= 0 ? t->space_id : byte_token(t, ' ');
     for (size_t i = 0; i < len;) {
         const char *why = NULL;
         size_t k = utf8_len(s + i, len - i, &why);
         if (!k) {
-            hl_fail(err, HL_ERR_INVALID_ARG, "invalid UTF-8 at byte offset %zu: %s (byte 0x%02X)", i, why, s[i]);
+            hl_fail(err, HL_ERR_INVALID_ARG, "invalid UTF-8 at byte offset %zu: %s (byte 0x%02X)", base_offset + i,
+                    why, s[i]);
             return (size_t)-1;
         }
         int32_t id = -1;
@@ -852,6 +863,35 @@ oom:
     return hl_fail(err, HL_ERR_NOMEM, "encode: out of memory for %zu symbols", n);
 }
 
+/* BPE-encodes one run of text (no atomic pieces inside) and appends it to out. */
+static hl_status encode_run(const hl_tokenizer *t, const uint8_t *s, size_t len, int dummy_prefix, size_t offset,
+                            int32_t *out, size_t *n, int reference, hl_error *err) {
+    size_t ns = initial_symbols(t, s, len, out + *n, dummy_prefix, offset, err);
+    if (ns == (size_t)-1) return HL_ERR_INVALID_ARG;
+    if (reference) {
+        ns = merge_naive(t, out + *n, ns);
+    } else {
+        hl_status st = merge_fast(t, out + *n, &ns, err);
+        if (st != HL_OK) return st;
+    }
+    *n += ns;
+    return HL_OK;
+}
+
+/* The longest atomic piece starting at s (len bytes left), or -1. */
+static int32_t atomic_at(const hl_tokenizer *t, const uint8_t *s, size_t len, size_t *match_len) {
+    if (!t->atomic_lead[s[0]]) return -1;
+    size_t max = len < t->atomic_max_len ? len : t->atomic_max_len;
+    for (size_t l = max; l >= 1; l--) {
+        int32_t id = hl_tokenizer_find(t, (const char *)s, l);
+        if (id >= t->atomic_first) {
+            *match_len = l;
+            return id;
+        }
+    }
+    return -1;
+}
+
 static hl_status encode_impl(const hl_tokenizer *t, const char *text, size_t len, int add_bos, int add_eos,
                              int32_t **ids, size_t *n_ids, hl_error *err, int reference) {
     if (!ids || !n_ids || !t || (!text && len))
@@ -865,27 +905,115 @@ static hl_status encode_impl(const hl_tokenizer *t, const char *text, size_t len
     int32_t *out = hl_malloc_array(len + 3, sizeof *out);
     if (!out) return hl_fail(err, HL_ERR_NOMEM, "encode: out of memory for %zu bytes of text", len);
     size_t n = 0;
+    hl_status st = HL_OK;
+    const uint8_t *s = (const uint8_t *)text;
     if (add_bos) out[n++] = t->bos;
-    size_t ns = initial_symbols(t, (const uint8_t *)text, len, out + n, err);
-    if (ns == (size_t)-1) {
-        hl_free(out);
-        return HL_ERR_INVALID_ARG;
-    }
-    if (reference) {
-        ns = merge_naive(t, out + n, ns);
+    if (t->atomic_first >= t->n_vocab) {
+        st = encode_run(t, s, len, 1, 0, out, &n, reference, err);
     } else {
-        hl_status s = merge_fast(t, out + n, &ns, err);
-        if (s != HL_OK) {
-            hl_free(out);
-            return s;
+        /* Split on atomic pieces (longest match, left to right); only a run at
+         * the very start of the text gets the dummy-prefix space, so text
+         * without atomic pieces encodes exactly as before. */
+        size_t run = 0;
+        for (size_t i = 0; i < len && st == HL_OK;) {
+            size_t ml = 0;
+            int32_t id = atomic_at(t, s + i, len - i, &ml);
+            if (id >= 0) {
+                if (i > run) st = encode_run(t, s + run, i - run, run == 0, run, out, &n, reference, err);
+                out[n++] = id;
+                i += ml;
+                run = i;
+                continue;
+            }
+            const char *why = NULL;
+            size_t k = utf8_len(s + i, len - i, &why);
+            if (!k) {
+                st = hl_fail(err, HL_ERR_INVALID_ARG, "invalid UTF-8 at byte offset %zu: %s (byte 0x%02X)", i, why,
+                             s[i]);
+                break;
+            }
+            i += k;
         }
+        if (st == HL_OK && run < len) st = encode_run(t, s + run, len - run, run == 0, run, out, &n, reference, err);
     }
-    n += ns;
+    if (st != HL_OK) {
+        hl_free(out);
+        return st;
+    }
     if (add_eos) out[n++] = t->eos;
     int32_t *shrunk = hl_realloc(out, (n ? n : 1) * sizeof *out); /* failure just keeps the larger block */
     *ids = shrunk ? shrunk : out;
     *n_ids = n;
     return HL_OK;
+}
+
+hl_status hl_tokenizer_extend(const hl_tokenizer *base, const char *const *atomic, int32_t n_atomic,
+                              hl_tokenizer **out, hl_error *err) {
+    *out = NULL;
+    if (!base || n_atomic < 0 || (n_atomic && !atomic))
+        return hl_fail(err, HL_ERR_INVALID_ARG, "extend: bad arguments");
+    if (base->atomic_first < base->n_vocab)
+        return hl_fail(err, HL_ERR_INVALID_ARG, "extend: the tokenizer already has atomic pieces");
+    int64_t total = (int64_t)base->n_vocab + n_atomic;
+    if (total > HL_TOKENIZER_MAX_VOCAB)
+        return hl_fail(err, HL_ERR_LIMIT, "extend: %lld tokens exceed the limit of %d", (long long)total,
+                       HL_TOKENIZER_MAX_VOCAB);
+    piece_ref *refs = hl_malloc_array((size_t)total, sizeof *refs);
+    float *scores = hl_malloc_array((size_t)total, sizeof *scores);
+    int32_t *types = hl_malloc_array((size_t)total, sizeof *types);
+    hl_status st = refs && scores && types ? HL_OK : hl_fail(err, HL_ERR_NOMEM, "extend: out of memory");
+    for (int32_t i = 0; st == HL_OK && i < base->n_vocab; i++) {
+        refs[i] = (piece_ref){piece_of(base, i), base->len[i]};
+        scores[i] = base->scores[i];
+        types[i] = base->types[i];
+    }
+    for (int32_t k = 0; st == HL_OK && k < n_atomic; k++) {
+        const char *a = atomic[k];
+        size_t an = a ? strnlen(a, HL_TOKENIZER_MAX_PIECE + 1) : 0;
+        if (an == 0 || an > HL_TOKENIZER_MAX_PIECE) {
+            st = hl_fail(err, HL_ERR_INVALID_ARG, "extend: atomic piece %d is empty or longer than %d bytes", k,
+                         HL_TOKENIZER_MAX_PIECE);
+            break;
+        }
+        int32_t clash = hl_tokenizer_find(base, a, an);
+        if (clash >= 0) {
+            st = hl_fail(err, HL_ERR_INVALID_ARG, "extend: \"%s\" is already the base token %d", a, clash);
+            break;
+        }
+        for (int32_t j = 0; j < k; j++)
+            if (!strcmp(atomic[j], a)) {
+                st = hl_fail(err, HL_ERR_INVALID_ARG, "extend: \"%s\" is given twice", a);
+                break;
+            }
+        refs[base->n_vocab + k] = (piece_ref){a, an};
+        scores[base->n_vocab + k] = 0.0f;
+        types[base->n_vocab + k] = HL_TOKEN_USER_DEFINED;
+    }
+    hl_tokenizer *t = NULL;
+    if (st == HL_OK)
+        st = tok_build((int32_t)total, refs, scores, types, base->bos, base->eos, base->unk, HL_ERR_INVALID_ARG,
+                       "extend", &t, err);
+    if (st == HL_OK) {
+        t->atomic_first = base->n_vocab;
+        for (int32_t k = 0; k < n_atomic; k++) {
+            int32_t id = base->n_vocab + k;
+            t->atomic_lead[(uint8_t)piece_of(t, id)[0]] = 1;
+            if (t->len[id] > t->atomic_max_len) t->atomic_max_len = t->len[id];
+        }
+        /* The merge spans must not lead into atomic pieces: rebuild them. */
+        hl_free(t->spans);
+        t->spans = NULL;
+        if (!build_spans(t)) {
+            hl_tokenizer_free(t);
+            t = NULL;
+            st = hl_fail(err, HL_ERR_NOMEM, "extend: out of memory");
+        }
+    }
+    hl_free(refs);
+    hl_free(scores);
+    hl_free(types);
+    if (st == HL_OK) *out = t;
+    return st;
 }
 
 hl_status hl_tokenizer_encode(const hl_tokenizer *t, const char *text, size_t len, int add_bos, int add_eos,

@@ -56,6 +56,16 @@ float hl_tokenizer_score(const hl_tokenizer *t, int32_t id);
 int32_t hl_tokenizer_type(const hl_tokenizer *t, int32_t id);
 int32_t hl_tokenizer_find(const hl_tokenizer *t, const char *piece, size_t len); /* -1 if absent */
 
+/* A new tokenizer: base's vocabulary followed by n atomic pieces (type
+ * USER_DEFINED, ids base_n_vocab .. base_n_vocab+n-1) that the encoder
+ * matches whole, longest first, wherever they occur, before BPE; they are
+ * never produced by merges. Runs of text between them are BPE-encoded, and
+ * only a run at the very start of the text gets the dummy-prefix space, so
+ * text without atomic pieces encodes exactly as with base. A piece equal to
+ * a base piece, or given twice, is refused. */
+hl_status hl_tokenizer_extend(const hl_tokenizer *base, const char *const *atomic, int32_t n_atomic,
+                              hl_tokenizer **out, hl_error *err);
+
 /* Encodes len bytes of text. *ids is hl_malloc'd (caller frees with hl_free). */
 hl_status hl_tokenizer_encode(const hl_tokenizer *t, const char *text, size_t len, int add_bos, int add_eos,
                               int32_t **ids, size_t *n_ids, hl_error *err);

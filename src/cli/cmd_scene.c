@@ -1,0 +1,133 @@
+/* cmd_scene.c: `hyperlora scene explain LEXEME`: what a scene is made of,
+ * where its composed vector sits among the base tokens and the other
+ * lexemes, and (with a decoder) what it decodes to in every form. */
+#include "cli/cli.h"
+#include "infer/scene.h"
+#include "model/model.h"
+#include "text/tokenizer.h"
+#include "util/alloc.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *CMD = "scene";
+
+typedef struct { double sim; int32_t id; } scored;
+
+static int by_sim_desc(const void *a, const void *b) {
+    const scored *x = a, *y = b;
+    if (x->sim != y->sim) return x->sim > y->sim ? -1 : 1;
+    return x->id < y->id ? -1 : (x->id > y->id);
+}
+
+static double cosine(const float *a, const float *b, int64_t n) {
+    double ab = 0, aa = 0, bb = 0;
+    for (int64_t i = 0; i < n; i++) {
+        ab += (double)a[i] * b[i];
+        aa += (double)a[i] * a[i];
+        bb += (double)b[i] * b[i];
+    }
+    return aa > 0 && bb > 0 ? ab / sqrt(aa * bb) : 0;
+}
+
+int cmd_scene(int argc, char **argv) {
+    if (argc < 2 || cli_is_help(argv[1]) || strcmp(argv[1], "explain") != 0) {
+        printf("usage: hyperlora scene explain LEXEME -m BASE (--lexicon LEX.jsonl | --lora DECODER.gguf) [--top N]\n\n"
+               "Shows the lexeme's parts and facets, the nearest base tokens and lexemes by cosine\n"
+               "similarity of its composed embedding, and, with a decoder adapter, its output in\n"
+               "every form and register (greedy).\n");
+        return argc < 2 || !cli_is_help(argv[argc > 1 ? 1 : 0]);
+    }
+    const char *lexeme = NULL, *model = NULL, *tok = NULL, *lexicon = NULL, *paths[64];
+    int n_lora = 0;
+    long top = 8, threads = 1;
+    for (int i = 2; i < argc; i++) {
+        const char *a = argv[i], *v;
+        if (cli_is_help(a)) return cmd_scene(1, argv);
+        if (a[0] != '-') {
+            lexeme = a;
+            continue;
+        }
+        if (!(v = cli_value(CMD, argc, argv, &i))) return 1;
+        if (!strcmp(a, "-m") || !strcmp(a, "--model")) model = v;
+        else if (!strcmp(a, "--tokenizer")) tok = v;
+        else if (!strcmp(a, "--lexicon")) lexicon = v;
+        else if (!strcmp(a, "--lora")) {
+            if (n_lora == 64) return cli_error(CMD, "too many adapters");
+            paths[n_lora++] = v;
+        } else if (!strcmp(a, "--top")) {
+            if (!cli_int(CMD, a, v, 1, 1000, &top)) return 1;
+        } else if (!strcmp(a, "--threads")) {
+            if (!cli_int(CMD, a, v, 1, 256, &threads)) return 1;
+        } else return cli_error(CMD, "unknown option %s (see --help)", a);
+    }
+    if (!lexeme || !model) return cli_error(CMD, "usage: hyperlora scene explain LEXEME -m BASE --lexicon LEX | --lora DEC");
+    hl_error err = {0};
+    hl_scene_decoder *d = NULL;
+    hl_scene_decoder_params p = {.model_path = model, .tokenizer_path = tok, .lexicon_path = lexicon,
+                                 .lora_paths = paths, .n_lora = n_lora, .n_threads = (int32_t)threads};
+    if (hl_scene_decoder_init(&p, &d, &err) != HL_OK) return cli_fail(CMD, &err);
+    const hl_lexicon *lex = hl_scene_decoder_lexicon(d);
+    const hl_model *base = hl_scene_decoder_base(d);
+    int32_t i = hl_lexicon_find(lex, lexeme);
+    if (i < 0) {
+        hl_scene_decoder_free(d);
+        return cli_error(CMD, "\"%s\" is not in the lexicon (%d entries)", lexeme, hl_lexicon_n_entries(lex));
+    }
+    const int64_t C = base->cfg.dim;
+    const float *e = hl_lexicon_embedding(lex, i);
+    printf("%s  (token %d)\n  parts:", lexeme, hl_lexicon_token(lex, i));
+    if (hl_lexicon_n_parts(lex, i) == 0) printf(" (a scene vector)");
+    for (int32_t k = 0; k < hl_lexicon_n_parts(lex, i); k++) printf(" %s", hl_lexicon_part(lex, i, k));
+    printf("\n");
+    const char *facets = hl_lexicon_facets(lex, i);
+    if (*facets) {
+        printf("  facets:");
+        for (const char *f = facets; *f;) {
+            const char *nl = strchr(f, '\n');
+            printf(" %.*s", (int)(nl ? nl - f : (long)strlen(f)), f);
+            f = nl ? nl + 1 : f + strlen(f);
+        }
+        printf("\n");
+    }
+    int32_t V = base->n_vocab_base, n_lex = hl_lexicon_n_entries(lex);
+    scored *sc = malloc(sizeof *sc * (size_t)(V > n_lex ? V : n_lex));
+    if (!sc) {
+        hl_scene_decoder_free(d);
+        return cli_error(CMD, "out of memory");
+    }
+    for (int32_t v = 0; v < V; v++) sc[v] = (scored){cosine(e, base->token_embd + (int64_t)v * C, C), v};
+    qsort(sc, (size_t)V, sizeof *sc, by_sim_desc);
+    printf("  nearest base tokens:");
+    const hl_tokenizer *bt = base->tok;
+    for (long k = 0; k < top && k < V; k++) {
+        char piece[256];
+        size_t n = hl_tokenizer_decode(bt, -1, sc[k].id, piece, sizeof piece - 1);
+        piece[n] = 0;
+        printf(" \"%s\" %.3f", piece, sc[k].sim);
+    }
+    int32_t m = 0;
+    for (int32_t j = 0; j < n_lex; j++)
+        if (j != i) sc[m++] = (scored){cosine(e, hl_lexicon_embedding(lex, j), C), j};
+    qsort(sc, (size_t)m, sizeof *sc, by_sim_desc);
+    printf("\n  nearest lexemes:");
+    for (long k = 0; k < top && k < m; k++) printf(" %s %.3f", hl_lexicon_lexeme(lex, sc[k].id), sc[k].sim);
+    printf("\n");
+    free(sc);
+    int rc = 0;
+    if (hl_scene_decoder_has_adapters(d)) {
+        printf("  decoded (greedy):\n");
+        hl_sampler_params sp = hl_sampler_default_params();
+        for (int f = 0; f < HL_FORM_COUNT && !rc; f++)
+            for (int r = 0; r < HL_REGISTER_COUNT && !rc; r++) {
+                char *text = NULL;
+                if (hl_scene_decode(d, lexeme, NULL, 0, f, r, &sp, 96, &text, &err) != HL_OK) rc = cli_fail(CMD, &err);
+                else printf("    %-8s %-9s  %s\n", hl_form_name(f), hl_register_name(r), text);
+                hl_free(text);
+            }
+    }
+    hl_scene_decoder_free(d);
+    return rc;
+}

@@ -1,0 +1,371 @@
+/* cmd_train.c: `hyperlora train`: LoRA training on a frozen base.
+ *
+ * The loop: for each step, accumulate gradients over --accum batches, clip
+ * to --clip global norm, take one AdamW step at the scheduled learning rate;
+ * evaluate on the validation split every --eval-every steps; checkpoint every
+ * --checkpoint-every steps and on SIGINT. A resumed run replays exactly the
+ * same batches, dropout masks and updates as an uninterrupted one. */
+#include "cli/cli.h"
+#include "lora/adapter_io.h"
+#include "lora/create.h"
+#include "text/lexicon.h"
+#include "train/checkpoint.h"
+#include "train/dataset.h"
+#include "train/metrics.h"
+#include "train/optim.h"
+#include "train/trainer.h"
+#include "util/alloc.h"
+#include "util/error.h"
+
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static const char *CMD = "train";
+
+/* Set by SIGINT/SIGTERM; the loop checkpoints and stops at the next step boundary. */
+static volatile sig_atomic_t interrupted = 0;
+static void on_signal(int sig) {
+    (void)sig;
+    interrupted = 1;
+}
+
+static void help(void) {
+    printf("usage: hyperlora train -m BASE --data FILE.jsonl -o ADAPTER.gguf [options]\n\n"
+           "model and data\n"
+           "  -m, --model FILE         base model (GGUF, or llama2.c .bin with --tokenizer)\n"
+           "  --tokenizer FILE         llama2.c tokenizer.bin for .bin bases\n"
+           "  --data FILE              JSONL: {\"text\"}, {\"prompt\",\"completion\"} or scene examples\n"
+           "  --lexicon FILE           hyperlexeme lexicon (JSONL), needed for scene examples\n"
+           "  --ctx T                  tokens per row (default 256, at most the model's context)\n"
+           "  --no-pack                one example per row (padded) instead of packing\n"
+           "  --val-fraction F         share of examples held out for eval (default 0.1)\n"
+           "  --eval-every N           evaluate every N steps (default 50; 0 = only at the end)\n"
+           "adapter\n"
+           "  --rank R --alpha A       LoRA rank and alpha (default 8, 16)\n"
+           "  --rslora                 scale alpha/sqrt(r) instead of alpha/r\n"
+           "  --targets LIST           default " HL_DEFAULT_TARGETS " (also k)\n"
+           "  --layers SPEC            e.g. 0-3,7 (default: all)\n"
+           "  --init kaiming|gaussian  A's init (B = 0 either way)\n"
+           "  --dropout P              LoRA dropout (default 0)\n"
+           "  --name NAME              adapter name stored in the file\n"
+           "optimisation\n"
+           "  --steps N | --epochs E   length of the run (default 100 steps)\n"
+           "  --batch B                rows per batch (default 4)\n"
+           "  --accum K                batches per optimizer step (default 1)\n"
+           "  --lr LR                  peak learning rate (default 1e-3)\n"
+           "  --schedule cosine|linear|constant   decay after warmup (default cosine)\n"
+           "  --warmup N               linear warmup steps (default 0)\n"
+           "  --min-lr-ratio F         decay floor as a fraction of lr (default 0.1)\n"
+           "  --weight-decay W         AdamW decoupled decay (default 0)\n"
+           "  --beta1 B1 --beta2 B2 --eps E   AdamW (default 0.9 0.999 1e-8)\n"
+           "  --clip C                 global gradient-norm clip (default 1; 0 = off)\n"
+           "  --seed S                 init, shuffling, split and dropout (default 0)\n"
+           "  --threads N              worker threads; results identical for any N\n"
+           "output\n"
+           "  -o, --output FILE        adapter GGUF (llama.cpp loads it)\n"
+           "  --peft-out DIR           also write PEFT adapter_model.safetensors + adapter_config.json\n"
+           "  --checkpoint FILE        default OUTPUT.ckpt\n"
+           "  --checkpoint-every N     default 50 (and always on SIGINT and at the end)\n"
+           "  --resume                 continue from the checkpoint (settings must match)\n"
+           "  --metrics FILE           JSONL, one record per step (default OUTPUT.metrics.jsonl)\n"
+           "  --plain                  plain progress lines even on a terminal\n");
+}
+
+typedef struct {
+    const char *model, *tokenizer, *data, *lexicon, *out, *peft_out, *ckpt, *metrics, *targets, *layers, *name;
+    long ctx, eval_every, rank, steps, batch, accum, warmup, ckpt_every, threads;
+    double val_fraction, alpha, dropout, epochs, lr, min_lr_ratio, wd, beta1, beta2, eps, clip;
+    uint64_t seed;
+    int pack, rslora, resume, plain;
+    hl_lora_init init;
+    hl_schedule_kind schedule;
+} train_opts;
+
+static uint64_t file_hash(const char *path) {
+    FILE *f = fopen(path, "rb");
+    uint64_t h = 0xcbf29ce484222325ULL;
+    if (!f) return 0;
+    unsigned char buf[65536];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof buf, f)) > 0)
+        for (size_t i = 0; i < n; i++) h = (h ^ buf[i]) * 0x100000001b3ULL;
+    fclose(f);
+    return h;
+}
+
+/* The settings a resumed run must share (threads and output paths excluded). */
+static void describe(const train_opts *o, uint64_t base_fp, char *buf, size_t cap) {
+    snprintf(buf, cap,
+             "base=%016llx data=%016llx lexicon=%016llx ctx=%ld pack=%d val=%.9g rank=%ld alpha=%.9g rslora=%d "
+             "targets=%s layers=%s init=%d dropout=%.9g steps=%ld batch=%ld accum=%ld lr=%.9g schedule=%d warmup=%ld "
+             "min_lr=%.9g wd=%.9g betas=%.9g,%.9g eps=%.9g clip=%.9g seed=%llu",
+             (unsigned long long)base_fp, (unsigned long long)file_hash(o->data),
+             (unsigned long long)(o->lexicon ? file_hash(o->lexicon) : 0), o->ctx, o->pack, o->val_fraction, o->rank,
+             o->alpha, o->rslora, o->targets ? o->targets : HL_DEFAULT_TARGETS, o->layers ? o->layers : "all",
+             (int)o->init, o->dropout, o->steps, o->batch, o->accum, o->lr, (int)o->schedule, o->warmup,
+             o->min_lr_ratio, o->wd, o->beta1, o->beta2, o->eps, o->clip, (unsigned long long)o->seed);
+}
+
+static int parse(int argc, char **argv, train_opts *o) {
+    *o = (train_opts){.ctx = 256, .eval_every = 50, .rank = 8, .steps = -1, .batch = 4, .accum = 1, .ckpt_every = 50,
+                      .threads = 1, .val_fraction = 0.1, .alpha = 16, .epochs = -1, .lr = 1e-3, .min_lr_ratio = 0.1,
+                      .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-8, .clip = 1.0, .pack = 1,
+                      .schedule = HL_SCHED_COSINE, .init = HL_INIT_KAIMING};
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v;
+        if (cli_is_help(a)) {
+            help();
+            return 2;
+        }
+        if (!strcmp(a, "--no-pack")) { o->pack = 0; continue; }
+        if (!strcmp(a, "--rslora")) { o->rslora = 1; continue; }
+        if (!strcmp(a, "--resume")) { o->resume = 1; continue; }
+        if (!strcmp(a, "--plain")) { o->plain = 1; continue; }
+        if (!(v = cli_value(CMD, argc, argv, &i))) return 1;
+#define STR(opt, field) if (!strcmp(a, opt)) { o->field = v; continue; }
+#define INT(opt, field, lo, hi) if (!strcmp(a, opt)) { if (!cli_int(CMD, a, v, lo, hi, &o->field)) return 1; continue; }
+#define DBL(opt, field, lo, hi) if (!strcmp(a, opt)) { if (!cli_float(CMD, a, v, lo, hi, &o->field)) return 1; continue; }
+        STR("-m", model) STR("--model", model) STR("--tokenizer", tokenizer) STR("--data", data)
+        STR("--lexicon", lexicon) STR("-o", out) STR("--output", out) STR("--peft-out", peft_out)
+        STR("--checkpoint", ckpt) STR("--metrics", metrics) STR("--targets", targets) STR("--layers", layers)
+        STR("--name", name)
+        INT("--ctx", ctx, 1, 4096) INT("--eval-every", eval_every, 0, 1L << 40) INT("--rank", rank, 1, 65536)
+        INT("--steps", steps, 1, 1L << 40) INT("--batch", batch, 1, 65536) INT("--accum", accum, 1, 65536)
+        INT("--warmup", warmup, 0, 1L << 40) INT("--checkpoint-every", ckpt_every, 0, 1L << 40)
+        INT("--threads", threads, 1, 256) INT("-t", threads, 1, 256)
+        DBL("--val-fraction", val_fraction, 0, 0.5) DBL("--alpha", alpha, -1e6, 1e6) DBL("--dropout", dropout, 0, 0.99)
+        DBL("--epochs", epochs, 1e-6, 1e6) DBL("--lr", lr, 0, 10) DBL("--min-lr-ratio", min_lr_ratio, 0, 1)
+        DBL("--weight-decay", wd, 0, 10) DBL("--beta1", beta1, 0, 0.999999) DBL("--beta2", beta2, 0, 0.99999999)
+        DBL("--eps", eps, 1e-30, 1) DBL("--clip", clip, 0, 1e9)
+#undef STR
+#undef INT
+#undef DBL
+        if (!strcmp(a, "--seed")) {
+            if (!cli_u64(CMD, a, v, &o->seed)) return 1;
+        } else if (!strcmp(a, "--init")) {
+            if (!strcmp(v, "kaiming")) o->init = HL_INIT_KAIMING;
+            else if (!strcmp(v, "gaussian")) o->init = HL_INIT_GAUSSIAN;
+            else return cli_error(CMD, "--init must be kaiming or gaussian, got \"%s\"", v);
+        } else if (!strcmp(a, "--schedule")) {
+            if (!strcmp(v, "cosine")) o->schedule = HL_SCHED_COSINE;
+            else if (!strcmp(v, "linear")) o->schedule = HL_SCHED_LINEAR;
+            else if (!strcmp(v, "constant")) o->schedule = HL_SCHED_CONSTANT;
+            else return cli_error(CMD, "--schedule must be cosine, linear or constant, got \"%s\"", v);
+        } else return cli_error(CMD, "unknown option %s (see --help)", a);
+    }
+    if (!o->model || !o->data || !o->out) return cli_error(CMD, "needs -m BASE, --data FILE and -o OUT (see --help)");
+    if (o->steps > 0 && o->epochs > 0) return cli_error(CMD, "give --steps or --epochs, not both");
+    return 0;
+}
+
+/* Mean eval loss over all validation rows (NAN when there are none). */
+static double evaluate(hl_trainer *tr, const hl_dataset *ds, int32_t B, int32_t T, int32_t *tok, uint8_t *mask,
+                       hl_error *err, hl_status *st) {
+    int64_t n = hl_dataset_n_val_rows(ds), count = 0;
+    double sum = 0;
+    *st = HL_OK;
+    for (int64_t i = 0; i < n; i += B) {
+        for (int32_t b = 0; b < B; b++) {
+            if (i + b < n) hl_dataset_val_row(ds, i + b, tok + (int64_t)b * (T + 1), mask + (int64_t)b * T);
+            else {
+                memcpy(tok + (int64_t)b * (T + 1), tok, (size_t)(T + 1) * sizeof *tok);
+                memset(mask + (int64_t)b * T, 0, (size_t)T);
+            }
+        }
+        double s;
+        int64_t c;
+        if ((*st = hl_trainer_eval(tr, tok, mask, &s, &c, err)) != HL_OK) return NAN;
+        sum += s;
+        count += c;
+    }
+    return count ? sum / (double)count : NAN;
+}
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+int cmd_train(int argc, char **argv) {
+    train_opts o;
+    int pr = parse(argc, argv, &o);
+    if (pr) return pr == 2 ? 0 : 1;
+    char ckpt_default[4096], metrics_default[4096];
+    snprintf(ckpt_default, sizeof ckpt_default, "%s.ckpt", o.out);
+    snprintf(metrics_default, sizeof metrics_default, "%s.metrics.jsonl", o.out);
+    if (!o.ckpt) o.ckpt = ckpt_default;
+    if (!o.metrics) o.metrics = metrics_default;
+
+    hl_error err = {0};
+    hl_status s;
+    hl_model *m = NULL;
+    hl_lexicon *lex = NULL;
+    hl_dataset *ds = NULL;
+    hl_adapter *ad = NULL;
+    hl_trainer *tr = NULL;
+    hl_adamw opt = {0};
+    hl_metrics *met = NULL;
+    hl_progress *prog = NULL;
+    int32_t *tok = NULL;
+    uint8_t *mask = NULL;
+    char *ck_config = NULL;
+    char config[2048];
+    int rc = 1;
+
+    if ((s = hl_model_load(o.model, o.tokenizer, &m, &err))) goto fail;
+    const hl_model_config *mc = hl_model_get_config(m);
+    if (o.ctx > mc->seq_len) {
+        cli_error(CMD, "--ctx %ld exceeds the model's context (%d)", o.ctx, mc->seq_len);
+        goto done;
+    }
+    if (o.lexicon && (s = hl_lexicon_load(o.lexicon, m, &lex, &err))) goto fail;
+    hl_dataset_params dp = {.ctx = (int32_t)o.ctx, .pack = o.pack, .val_fraction = (float)o.val_fraction,
+                            .seed = o.seed, .scene_format = lex ? hl_lexicon_scene_format : NULL, .scene_user = lex};
+    const hl_tokenizer *tk = lex ? hl_lexicon_tokenizer(lex) : hl_model_get_tokenizer(m);
+    if ((s = hl_dataset_load(o.data, tk, &dp, &ds, &err))) goto fail;
+    const hl_dataset_stats *dst = hl_dataset_get_stats(ds);
+    if (dst->n_train_rows == 0) {
+        cli_error(CMD, "%s: no training rows", o.data);
+        goto done;
+    }
+    if (o.epochs > 0) {
+        double rows = o.epochs * (double)dst->n_train_rows / (double)(o.batch * o.accum);
+        o.steps = (long)ceil(rows);
+        if (o.steps < 1) o.steps = 1;
+    } else if (o.steps < 0) o.steps = 100;
+    describe(&o, hl_model_fingerprint(m), config, sizeof config);
+    fprintf(stderr, "hyperlora train: %lld examples (%lld train, %lld val), %lld train rows of %ld tokens, %lld loss "
+                    "tokens%s; %ld steps of %ld x %ld x %ld\n",
+            (long long)dst->n_examples, (long long)dst->n_train_examples, (long long)dst->n_val_examples,
+            (long long)dst->n_train_rows, o.ctx, (long long)dst->n_loss_tokens,
+            dst->n_truncated ? " (some examples truncated)" : "", o.steps, o.batch, o.accum, o.ctx);
+
+    hl_checkpoint_state st = {.config = config};
+    hl_rng_seed(&st.rng, o.seed ^ 0x5eed);
+    int resumed = 0;
+    hl_adamw_params ap = {.beta1 = (float)o.beta1, .beta2 = (float)o.beta2, .eps = (float)o.eps, .weight_decay = (float)o.wd};
+    if (o.resume) {
+        hl_checkpoint_state loaded;
+        if ((s = hl_checkpoint_load(o.ckpt, m, &ad, &opt, &loaded, &ck_config, &err))) goto fail;
+        if (strcmp(ck_config, config) != 0) {
+            cli_error(CMD, "%s was made with other settings; resume needs the same ones.\n  checkpoint: %s\n  now:        %s",
+                      o.ckpt, ck_config, config);
+            goto done;
+        }
+        opt.p = ap;
+        st.step = loaded.step;
+        st.tokens = loaded.tokens;
+        st.cursor = loaded.cursor;
+        st.rng = loaded.rng;
+        resumed = 1;
+        fprintf(stderr, "hyperlora train: resumed from %s at step %lld\n", o.ckpt, (long long)st.step);
+    } else {
+        uint32_t targets;
+        uint8_t *layers = hl_malloc((size_t)mc->n_layers);
+        if (!layers) {
+            s = hl_fail(&err, HL_ERR_NOMEM, "out of memory");
+            goto fail;
+        }
+        if ((s = hl_parse_targets(o.targets, &targets, &err)) == HL_OK &&
+            (s = hl_parse_layers(o.layers, mc->n_layers, layers, &err)) == HL_OK) {
+            hl_adapter_spec spec = {.name = o.name ? o.name : "hyperlora-adapter", .targets = targets, .layers = layers,
+                                    .rank = (int32_t)o.rank, .alpha = (float)o.alpha, .rslora = o.rslora,
+                                    .init = o.init, .seed = o.seed};
+            s = hl_adapter_create(m, &spec, &ad, &err);
+        }
+        hl_free(layers);
+        if (s) goto fail;
+    }
+    if (lex && (s = hl_lexicon_attach(lex, ad, &err))) goto fail;
+    hl_trainer_params tp = {.batch = (int32_t)o.batch, .ctx = (int32_t)o.ctx, .n_threads = (int32_t)o.threads,
+                            .dropout = (float)o.dropout, .seed = o.seed};
+    const hl_model *train_model = lex ? hl_lexicon_model(lex) : m;
+    if ((s = hl_trainer_init(train_model, ad, &tp, &tr, &err))) goto fail;
+    if (!resumed && (s = hl_adamw_init(&opt, &ap, tr, &err))) goto fail;
+    if ((s = hl_metrics_open(o.metrics, resumed, st.step + 1, &met, &err))) goto fail;
+    prog = hl_progress_init(stderr, o.plain, 10);
+    tok = hl_malloc_array((size_t)(o.batch * (o.ctx + 1)), sizeof *tok);
+    mask = hl_malloc((size_t)(o.batch * o.ctx));
+    if (!prog || !tok || !mask) {
+        s = hl_fail(&err, HL_ERR_NOMEM, "out of memory");
+        goto fail;
+    }
+    hl_schedule sched = {.kind = o.schedule, .lr = (float)o.lr, .min_lr_ratio = (float)o.min_lr_ratio,
+                         .warmup = o.warmup, .total = o.steps};
+    signal(SIGINT, on_signal);
+    signal(SIGTERM, on_signal);
+    double t_start = now_s();
+    double last_eval = NAN;
+    while (st.step < o.steps && !interrupted) {
+        double t0 = now_s();
+        hl_trainer_zero_grad(tr);
+        double loss = 0;
+        int64_t step_tokens = 0;
+        for (long k = 0; k < o.accum; k++) {
+            hl_dataset_next_batch(ds, &st.cursor, (int32_t)o.batch, tok, mask);
+            double l;
+            int64_t n;
+            uint64_t micro = (uint64_t)st.step * (uint64_t)o.accum + (uint64_t)k;
+            if ((s = hl_trainer_forward_backward(tr, tok, mask, 1.0f / (float)o.accum, micro, &l, &n, &err))) goto fail;
+            loss += l / (double)o.accum;
+            step_tokens += n;
+        }
+        double gnorm = hl_trainer_grad_norm(tr);
+        if (!isfinite(gnorm)) {
+            cli_error(CMD, "gradient norm is %g at step %lld: lower --lr or raise --clip", gnorm, (long long)st.step + 1);
+            goto done;
+        }
+        if (o.clip > 0 && gnorm > o.clip) hl_trainer_scale_grads(tr, (float)(o.clip / gnorm));
+        st.step++;
+        float lr = hl_schedule_lr(&sched, st.step);
+        hl_adamw_step(&opt, tr, lr);
+        st.tokens += step_tokens;
+        double eval = NAN;
+        if ((o.eval_every > 0 && st.step % o.eval_every == 0) || st.step == o.steps) {
+            eval = evaluate(tr, ds, (int32_t)o.batch, (int32_t)o.ctx, tok, mask, &err, &s);
+            if (s) goto fail;
+            last_eval = eval;
+        }
+        double t1 = now_s();
+        hl_step_record r = {.step = st.step, .total_steps = o.steps, .loss = loss, .eval_loss = eval, .lr = lr,
+                            .grad_norm = gnorm, .tokens_per_s = (double)step_tokens / (t1 - t0),
+                            .elapsed_s = t1 - t_start, .tokens = st.tokens};
+        if ((s = hl_metrics_write(met, &r, &err))) goto fail;
+        hl_progress_update(prog, &r);
+        if ((o.ckpt_every > 0 && st.step % o.ckpt_every == 0) || interrupted || st.step == o.steps)
+            if ((s = hl_checkpoint_save(o.ckpt, ad, &opt, &st, &err))) goto fail;
+    }
+    hl_progress_finish(prog);
+    if (interrupted) {
+        fprintf(stderr, "hyperlora train: interrupted at step %lld; checkpoint %s; continue with --resume\n",
+                (long long)st.step, o.ckpt);
+        rc = 130;
+        goto done;
+    }
+    if ((s = hl_adapter_save_gguf(ad, o.out, &err))) goto fail;
+    if (o.peft_out && (s = hl_adapter_save_peft(ad, train_model, o.peft_out, &err))) goto fail;
+    fprintf(stderr, "hyperlora train: wrote %s after %lld steps (final eval loss %.4f)\n", o.out, (long long)st.step,
+            last_eval);
+    rc = 0;
+    goto done;
+fail:
+    rc = cli_fail(CMD, &err);
+done:
+    hl_free(tok);
+    hl_free(mask);
+    hl_free(ck_config);
+    hl_progress_free(prog);
+    hl_metrics_close(met);
+    hl_adamw_free(&opt);
+    hl_trainer_free(tr);
+    hl_adapter_free(ad);
+    hl_dataset_free(ds);
+    hl_lexicon_free(lex);
+    hl_model_free(m);
+    return rc;
+}

@@ -1,0 +1,473 @@
+/* lexicon.c: loading and validating a hyperlexeme lexicon, composing the
+ * frozen embeddings, and the extended model/tokenizer view (see lexicon.h). */
+#include "text/lexicon.h"
+#include "model/model.h"
+#include "text/tokenizer.h"
+#include "util/alloc.h"
+#include "util/error.h"
+#include "util/fileio.h"
+
+#include <cjson/cJSON.h>
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#define LEXICON_MAX_FILE (64u << 20)
+#define N_CONTROLS (HL_FORM_COUNT + HL_REGISTER_COUNT + 1)
+
+static const char *form_names[HL_FORM_COUNT] = {"text", "symbols", "formula", "dialogue", "report"};
+static const char *register_names[HL_REGISTER_COUNT] = {"poetic", "logical", "technical"};
+/* Controls: lexeme and the plain word it is composed from. */
+static const char *control_lexemes[N_CONTROLS] = {
+    "⟨form:text⟩",       "⟨form:symbols⟩",   "⟨form:formula⟩",        "⟨form:dialogue⟩", "⟨form:report⟩",
+    "⟨register:poetic⟩", "⟨register:logical⟩", "⟨register:technical⟩", "⟨sep⟩"};
+static const char *control_words[N_CONTROLS] = {"text",   "symbols", "formula",   "dialogue", "report",
+                                                "poetic", "logical", "technical", "then"};
+
+typedef struct entry {
+    char *lexeme;
+    char **parts;
+    float *weights;  /* [n_parts] or NULL */
+    int32_t n_parts;
+    char *facets;    /* "key=value\n..." */
+    int is_vector;
+} entry;
+
+struct hl_lexicon {
+    const hl_model *base;
+    hl_model *view;        /* base + extra rows, borrowed weights */
+    hl_tokenizer *tok;     /* owned by view */
+    int32_t n;             /* lexicon entries (controls excluded) */
+    entry *e;
+    char *source;          /* the JSONL text, carried into adapters */
+    float *embd, *out;     /* (N_CONTROLS + n, C) */
+};
+
+const char *hl_form_name(int form) { return form >= 0 && form < HL_FORM_COUNT ? form_names[form] : "?"; }
+const char *hl_register_name(int reg) { return reg >= 0 && reg < HL_REGISTER_COUNT ? register_names[reg] : "?"; }
+int hl_form_from_name(const char *name) {
+    for (int i = 0; i < HL_FORM_COUNT; i++)
+        if (!strcmp(name, form_names[i])) return i;
+    return -1;
+}
+int hl_register_from_name(const char *name) {
+    for (int i = 0; i < HL_REGISTER_COUNT; i++)
+        if (!strcmp(name, register_names[i])) return i;
+    return -1;
+}
+
+static void free_entry(entry *e) {
+    hl_free(e->lexeme);
+    for (int32_t p = 0; p < e->n_parts; p++) hl_free(e->parts[p]);
+    hl_free(e->parts);
+    hl_free(e->weights);
+    hl_free(e->facets);
+}
+
+void hl_lexicon_free(hl_lexicon *lex) {
+    if (!lex) return;
+    for (int32_t i = 0; i < lex->n; i++) free_entry(&lex->e[i]);
+    hl_free(lex->e);
+    hl_free(lex->source);
+    hl_free(lex->embd);
+    hl_free(lex->out);
+    if (lex->view) hl_model_free(lex->view); /* frees the extended tokenizer */
+    else hl_tokenizer_free(lex->tok);
+    hl_free(lex);
+}
+
+const hl_model *hl_lexicon_model(const hl_lexicon *lex) { return lex->view; }
+const hl_tokenizer *hl_lexicon_tokenizer(const hl_lexicon *lex) { return lex->tok; }
+int32_t hl_lexicon_n_entries(const hl_lexicon *lex) { return lex->n; }
+const char *hl_lexicon_lexeme(const hl_lexicon *lex, int32_t i) { return lex->e[i].lexeme; }
+int32_t hl_lexicon_token(const hl_lexicon *lex, int32_t i) { return lex->base->n_vocab_base + N_CONTROLS + i; }
+int32_t hl_lexicon_n_parts(const hl_lexicon *lex, int32_t i) { return lex->e[i].n_parts; }
+const char *hl_lexicon_part(const hl_lexicon *lex, int32_t i, int32_t p) { return lex->e[i].parts[p]; }
+const char *hl_lexicon_facets(const hl_lexicon *lex, int32_t i) { return lex->e[i].facets ? lex->e[i].facets : ""; }
+const float *hl_lexicon_embedding(const hl_lexicon *lex, int32_t i) {
+    return lex->embd + (int64_t)(N_CONTROLS + i) * lex->base->cfg.dim;
+}
+int32_t hl_lexicon_form_token(const hl_lexicon *lex, int form) { return lex->base->n_vocab_base + form; }
+int32_t hl_lexicon_register_token(const hl_lexicon *lex, int reg) {
+    return lex->base->n_vocab_base + HL_FORM_COUNT + reg;
+}
+int32_t hl_lexicon_sep_token(const hl_lexicon *lex) { return lex->base->n_vocab_base + N_CONTROLS - 1; }
+
+int32_t hl_lexicon_find(const hl_lexicon *lex, const char *lexeme) {
+    for (int32_t i = 0; i < lex->n; i++)
+        if (!strcmp(lex->e[i].lexeme, lexeme)) return i;
+    return -1;
+}
+
+/* Strict UTF-8 check (no overlongs, surrogates or > U+10FFFF). */
+static int valid_utf8(const char *s, size_t n) {
+    const unsigned char *p = (const unsigned char *)s;
+    size_t i = 0;
+    while (i < n) {
+        unsigned c = p[i];
+        size_t len = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
+        if (!len || i + len > n) return 0;
+        uint32_t cp = len == 1 ? c : c & (0x7f >> len);
+        for (size_t k = 1; k < len; k++) {
+            if ((p[i + k] & 0xc0) != 0x80) return 0;
+            cp = (cp << 6) | (p[i + k] & 0x3f);
+        }
+        if ((len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) || cp > 0x10ffff ||
+            (cp >= 0xd800 && cp <= 0xdfff))
+            return 0;
+        i += len;
+    }
+    return 1;
+}
+
+static int has_space(const char *s) {
+    for (; *s; s++)
+        if (*s == ' ' || *s == '\t' || *s == '\n' || *s == '\r' || *s == '\v' || *s == '\f') return 1;
+    return 0;
+}
+
+/* Mean over the tokens of `word` (encoded standalone) of rows of `table` (V, C), added with weight w into acc. */
+static hl_status add_word(const hl_tokenizer *tok, const float *table, int64_t C, const char *word, double w,
+                          double *acc, const char *where, hl_error *err) {
+    int32_t *ids = NULL;
+    size_t n = 0;
+    hl_status s = hl_tokenizer_encode(tok, word, strlen(word), 0, 0, &ids, &n, err);
+    if (s != HL_OK) {
+        hl_error_prefix(err, "%s: part \"%s\"", where, word);
+        return s;
+    }
+    if (n == 0) {
+        hl_free(ids);
+        return hl_fail(err, HL_ERR_FORMAT, "%s: part \"%s\" encodes to no tokens", where, word);
+    }
+    for (size_t i = 0; i < n; i++)
+        if (ids[i] == hl_tokenizer_unk(tok)) {
+            hl_free(ids);
+            return hl_fail(err, HL_ERR_FORMAT, "%s: part \"%s\" does not tokenize in the base vocabulary (<unk>)",
+                           where, word);
+        }
+    for (size_t i = 0; i < n; i++)
+        for (int64_t c = 0; c < C; c++) acc[c] += w / (double)n * table[(int64_t)ids[i] * C + c];
+    hl_free(ids);
+    return HL_OK;
+}
+
+static hl_status parse_line(hl_lexicon *lex, const cJSON *o, entry *e, const char *where, int64_t C, hl_error *err) {
+    if (!cJSON_IsObject(o)) return hl_fail(err, HL_ERR_FORMAT, "%s: not a JSON object", where);
+    for (const cJSON *it = o->child; it; it = it->next)
+        if (strcmp(it->string, "lexeme") && strcmp(it->string, "parts") && strcmp(it->string, "weights") &&
+            strcmp(it->string, "facets") && strcmp(it->string, "vector"))
+            return hl_fail(err, HL_ERR_FORMAT, "%s: unknown field \"%s\" (lexeme, parts, weights, facets, vector)",
+                           where, it->string);
+    const cJSON *lx = cJSON_GetObjectItemCaseSensitive(o, "lexeme");
+    if (!cJSON_IsString(lx)) return hl_fail(err, HL_ERR_FORMAT, "%s: field \"lexeme\": missing or not a string", where);
+    const char *L = lx->valuestring;
+    size_t ln = strlen(L);
+    if (ln == 0) return hl_fail(err, HL_ERR_FORMAT, "%s: field \"lexeme\": empty", where);
+    if (ln > HL_LEXEME_MAX_BYTES)
+        return hl_fail(err, HL_ERR_LIMIT, "%s: field \"lexeme\": longer than %d bytes", where, HL_LEXEME_MAX_BYTES);
+    if (!valid_utf8(L, ln)) return hl_fail(err, HL_ERR_FORMAT, "%s: field \"lexeme\": invalid UTF-8", where);
+    if (has_space(L)) return hl_fail(err, HL_ERR_FORMAT, "%s: field \"lexeme\": \"%s\" contains whitespace", where, L);
+    for (int i = 0; i < N_CONTROLS; i++)
+        if (!strcmp(L, control_lexemes[i]))
+            return hl_fail(err, HL_ERR_FORMAT, "%s: lexeme \"%s\" collides with a control lexeme", where, L);
+    const hl_tokenizer *bt = lex->base->tok;
+    int32_t pid = hl_tokenizer_find(bt, L, ln);
+    if (pid >= 0 && hl_tokenizer_type(bt, pid) != HL_TOKEN_NORMAL)
+        return hl_fail(err, HL_ERR_FORMAT, "%s: lexeme \"%s\" collides with the special token %d", where, L, pid);
+    if (pid >= 0)
+        return hl_fail(err, HL_ERR_FORMAT, "%s: lexeme \"%s\" is already the base token %d (it would change how "
+                       "ordinary text tokenizes)", where, L, pid);
+    if (!strcmp(L, "<s>") || !strcmp(L, "</s>") || !strcmp(L, "<unk>") || (ln == 6 && !strncmp(L, "<0x", 3) && L[5] == '>'))
+        return hl_fail(err, HL_ERR_FORMAT, "%s: lexeme \"%s\" collides with a special token", where, L);
+    if (!(e->lexeme = hl_strdup(L))) return hl_fail(err, HL_ERR_NOMEM, "out of memory");
+    const cJSON *parts = cJSON_GetObjectItemCaseSensitive(o, "parts"), *vec = cJSON_GetObjectItemCaseSensitive(o, "vector");
+    const cJSON *weights = cJSON_GetObjectItemCaseSensitive(o, "weights"), *facets = cJSON_GetObjectItemCaseSensitive(o, "facets");
+    if ((parts != NULL) == (vec != NULL))
+        return hl_fail(err, HL_ERR_FORMAT, "%s: lexeme \"%s\": give exactly one of \"parts\" or \"vector\"", where, L);
+    if (facets) {
+        if (!cJSON_IsObject(facets)) return hl_fail(err, HL_ERR_FORMAT, "%s: field \"facets\": not an object", where);
+        size_t cap = 1, used = 0;
+        for (const cJSON *f = facets->child; f; f = f->next) {
+            if (!cJSON_IsString(f))
+                return hl_fail(err, HL_ERR_FORMAT, "%s: field \"facets\": \"%s\" is not a string", where, f->string);
+            cap += strlen(f->string) + strlen(f->valuestring) + 2;
+        }
+        if (!(e->facets = hl_malloc(cap))) return hl_fail(err, HL_ERR_NOMEM, "out of memory");
+        e->facets[0] = 0;
+        for (const cJSON *f = facets->child; f; f = f->next)
+            used += (size_t)snprintf(e->facets + used, cap - used, "%s=%s\n", f->string, f->valuestring);
+    }
+    if (vec) {
+        if (weights) return hl_fail(err, HL_ERR_FORMAT, "%s: field \"weights\": only for \"parts\"", where);
+        if (!cJSON_IsArray(vec) || cJSON_GetArraySize(vec) != C)
+            return hl_fail(err, HL_ERR_FORMAT, "%s: field \"vector\": must be an array of %lld numbers (the model dimension)",
+                           where, (long long)C);
+        int k = 0;
+        for (const cJSON *v = vec->child; v; v = v->next, k++)
+            if (!cJSON_IsNumber(v) || !isfinite(v->valuedouble) || fabs(v->valuedouble) > 3.4e38)
+                return hl_fail(err, HL_ERR_FORMAT, "%s: field \"vector\": element %d is not a finite number", where, k);
+        e->is_vector = 1;
+        return HL_OK;
+    }
+    int np = cJSON_IsArray(parts) ? cJSON_GetArraySize(parts) : -1;
+    if (np < 1 || np > HL_LEXICON_MAX_PARTS)
+        return hl_fail(err, HL_ERR_FORMAT, "%s: field \"parts\": must be an array of 1..%d strings", where,
+                       HL_LEXICON_MAX_PARTS);
+    if (!(e->parts = hl_calloc((size_t)np, sizeof *e->parts))) return hl_fail(err, HL_ERR_NOMEM, "out of memory");
+    for (const cJSON *p = parts->child; p; p = p->next) {
+        if (!cJSON_IsString(p) || !p->valuestring[0])
+            return hl_fail(err, HL_ERR_FORMAT, "%s: field \"parts\": element %d is not a non-empty string", where,
+                           e->n_parts);
+        if (!valid_utf8(p->valuestring, strlen(p->valuestring)))
+            return hl_fail(err, HL_ERR_FORMAT, "%s: field \"parts\": element %d is invalid UTF-8", where, e->n_parts);
+        if (!(e->parts[e->n_parts++] = hl_strdup(p->valuestring))) return hl_fail(err, HL_ERR_NOMEM, "out of memory");
+    }
+    if (weights) {
+        if (!cJSON_IsArray(weights) || cJSON_GetArraySize(weights) != np)
+            return hl_fail(err, HL_ERR_FORMAT, "%s: field \"weights\": must have one number per part (%d)", where, np);
+        if (!(e->weights = hl_malloc_array((size_t)np, sizeof(float)))) return hl_fail(err, HL_ERR_NOMEM, "out of memory");
+        int k = 0;
+        for (const cJSON *w = weights->child; w; w = w->next, k++) {
+            if (!cJSON_IsNumber(w) || !(w->valuedouble > 0) || !isfinite(w->valuedouble))
+                return hl_fail(err, HL_ERR_FORMAT, "%s: field \"weights\": element %d must be a positive number", where, k);
+            e->weights[k] = (float)w->valuedouble;
+        }
+    }
+    return HL_OK;
+}
+
+/* Composes row `row` of embd/out for entry e (parts) or copies the vector. */
+static hl_status compose(hl_lexicon *lex, const entry *e, const cJSON *vec, int64_t row, const char *where,
+                         hl_error *err) {
+    const hl_model *m = lex->base;
+    const int64_t C = m->cfg.dim;
+    float *de = lex->embd + row * C, *dout = lex->out + row * C;
+    if (vec) {
+        int64_t c = 0;
+        for (const cJSON *v = vec->child; v; v = v->next, c++) de[c] = dout[c] = (float)v->valuedouble;
+        return HL_OK;
+    }
+    double *acc_e = hl_calloc((size_t)C, sizeof(double)), *acc_o = hl_calloc((size_t)C, sizeof(double));
+    hl_status s = acc_e && acc_o ? HL_OK : hl_fail(err, HL_ERR_NOMEM, "out of memory");
+    double wsum = 0;
+    for (int32_t p = 0; s == HL_OK && p < e->n_parts; p++) wsum += e->weights ? e->weights[p] : 1.0;
+    for (int32_t p = 0; s == HL_OK && p < e->n_parts; p++) {
+        double w = (e->weights ? e->weights[p] : 1.0) / wsum;
+        if ((s = add_word(m->tok, m->token_embd, C, e->parts[p], w, acc_e, where, err)) == HL_OK)
+            s = add_word(m->tok, m->output, C, e->parts[p], w, acc_o, where, err);
+    }
+    for (int64_t c = 0; s == HL_OK && c < C; c++) {
+        de[c] = (float)acc_e[c];
+        dout[c] = (float)acc_o[c];
+    }
+    hl_free(acc_e);
+    hl_free(acc_o);
+    return s;
+}
+
+hl_status hl_lexicon_load_memory(const char *text, size_t len, const char *name, const hl_model *base,
+                                 hl_lexicon **out, hl_error *err) {
+    *out = NULL;
+    if (base->n_extra) return hl_fail(err, HL_ERR_INVALID_ARG, "%s: the model already carries a lexicon", name);
+    hl_lexicon *lex = hl_calloc(1, sizeof *lex);
+    if (!lex) return hl_fail(err, HL_ERR_NOMEM, "out of memory");
+    lex->base = base;
+    const int64_t C = base->cfg.dim;
+    hl_status s = HL_OK;
+    lex->source = hl_strndup(text, len);
+    if (!lex->source) s = hl_fail(err, HL_ERR_NOMEM, "out of memory");
+    /* Pass 1: count lines to size the tables. */
+    int64_t lines = 0;
+    for (size_t i = 0; i < len; i++) lines += text[i] == '\n';
+    lines++;
+    if (s == HL_OK && lines > HL_LEXICON_MAX_ENTRIES + 1000)
+        s = hl_fail(err, HL_ERR_LIMIT, "%s: more than %d lines", name, HL_LEXICON_MAX_ENTRIES);
+    if (s == HL_OK) {
+        lex->e = hl_calloc((size_t)lines, sizeof *lex->e);
+        lex->embd = hl_calloc((size_t)(N_CONTROLS + lines), (size_t)C * sizeof(float));
+        lex->out = hl_calloc((size_t)(N_CONTROLS + lines), (size_t)C * sizeof(float));
+        if (!lex->e || !lex->embd || !lex->out) s = hl_fail(err, HL_ERR_NOMEM, "out of memory");
+    }
+    for (int i = 0; s == HL_OK && i < N_CONTROLS; i++) {
+        entry ctl = {.parts = (char **)&control_words[i], .n_parts = 1};
+        s = compose(lex, &ctl, NULL, i, control_lexemes[i], err);
+    }
+    const char *p = lex->source, *end = lex->source ? lex->source + len : NULL;
+    int64_t line_no = 0;
+    while (s == HL_OK && p < end) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        size_t n = nl ? (size_t)(nl - p) : (size_t)(end - p);
+        line_no++;
+        char where[512];
+        snprintf(where, sizeof where, "%s:%lld", name, (long long)line_no);
+        size_t k = 0;
+        while (k < n && (p[k] == ' ' || p[k] == '\t' || p[k] == '\r')) k++;
+        if (k < n) {
+            cJSON *o = cJSON_ParseWithLength(p, n);
+            if (!o) s = hl_fail(err, HL_ERR_FORMAT, "%s: invalid JSON", where);
+            else {
+                entry *e = &lex->e[lex->n];
+                s = parse_line(lex, o, e, where, C, err);
+                lex->n++;
+                for (int32_t j = 0; s == HL_OK && j < lex->n - 1; j++)
+                    if (!strcmp(lex->e[j].lexeme, e->lexeme))
+                        s = hl_fail(err, HL_ERR_FORMAT, "%s: lexeme \"%s\" is already defined (entry %d)", where,
+                                    e->lexeme, j + 1);
+                if (s == HL_OK)
+                    s = compose(lex, e, e->is_vector ? cJSON_GetObjectItemCaseSensitive(o, "vector") : NULL,
+                                N_CONTROLS + lex->n - 1, where, err);
+                cJSON_Delete(o);
+            }
+        }
+        p += n + 1;
+    }
+    if (s == HL_OK && lex->n == 0) s = hl_fail(err, HL_ERR_FORMAT, "%s: no lexemes", name);
+    /* The extended tokenizer: controls, then entries, matched before BPE. */
+    const char **atomic = NULL;
+    if (s == HL_OK) {
+        atomic = hl_malloc_array((size_t)(N_CONTROLS + lex->n), sizeof *atomic);
+        if (!atomic) s = hl_fail(err, HL_ERR_NOMEM, "out of memory");
+        for (int i = 0; s == HL_OK && i < N_CONTROLS; i++) atomic[i] = control_lexemes[i];
+        for (int32_t i = 0; s == HL_OK && i < lex->n; i++) atomic[N_CONTROLS + i] = lex->e[i].lexeme;
+        if (s == HL_OK) s = hl_tokenizer_extend(base->tok, atomic, N_CONTROLS + lex->n, &lex->tok, err);
+        hl_free(atomic);
+    }
+    if (s == HL_OK) {
+        hl_model *v = hl_malloc(sizeof *v);
+        if (!v) s = hl_fail(err, HL_ERR_NOMEM, "out of memory");
+        else {
+            *v = *base;
+            v->borrowed = 1;
+            v->owned = NULL;
+            v->n_owned = v->cap_owned = 0;
+            v->tok = lex->tok;
+            v->n_extra = N_CONTROLS + lex->n;
+            v->extra_embd = lex->embd;
+            v->extra_out = lex->out;
+            v->cfg.vocab_size = base->n_vocab_base + v->n_extra;
+            lex->view = v;
+        }
+    }
+    if (s != HL_OK) {
+        hl_lexicon_free(lex);
+        return s;
+    }
+    *out = lex;
+    return HL_OK;
+}
+
+hl_status hl_lexicon_load(const char *path, const hl_model *base, hl_lexicon **out, hl_error *err) {
+    char *text = NULL;
+    size_t len = 0;
+    hl_status s = hl_read_file(path, LEXICON_MAX_FILE, &text, &len, err);
+    if (s != HL_OK) return s;
+    s = hl_lexicon_load_memory(text, len, path, base, out, err);
+    hl_free(text);
+    return s;
+}
+
+hl_status hl_lexicon_from_adapter(const hl_adapter *a, const hl_model *base, hl_lexicon **out, hl_error *err) {
+    *out = NULL;
+    if (!a->lexicon) return HL_OK;
+    char name[256];
+    snprintf(name, sizeof name, "%s (hyperlora.lexicon.jsonl)", a->name ? a->name : "adapter");
+    return hl_lexicon_load_memory(a->lexicon, strlen(a->lexicon), name, base, out, err);
+}
+
+hl_status hl_lexicon_attach(const hl_lexicon *lex, hl_adapter *a, hl_error *err) {
+    char *copy = hl_strdup(lex->source);
+    if (!copy) return hl_fail(err, HL_ERR_NOMEM, "out of memory");
+    hl_free(a->lexicon);
+    a->lexicon = copy;
+    return HL_OK;
+}
+
+static hl_status append(int32_t **ids, size_t *n, size_t *cap, const int32_t *src, size_t k) {
+    if (*n + k > *cap) {
+        size_t nc = (*n + k) * 2 + 16;
+        int32_t *p = hl_realloc(*ids, nc * sizeof *p);
+        if (!p) return HL_ERR_NOMEM;
+        *ids = p;
+        *cap = nc;
+    }
+    memcpy(*ids + *n, src, k * sizeof *src);
+    *n += k;
+    return HL_OK;
+}
+
+hl_status hl_lexicon_scene_prompt(const hl_lexicon *lex, const char *scene, int32_t n_vectors, int form, int reg,
+                                  int32_t **ids, size_t *n, hl_error *err) {
+    *ids = NULL;
+    *n = 0;
+    if (form < 0 || form >= HL_FORM_COUNT || reg < 0 || reg >= HL_REGISTER_COUNT)
+        return hl_fail(err, HL_ERR_INVALID_ARG, "unknown form or register");
+    size_t cap = 0;
+    int32_t head[3] = {hl_tokenizer_bos(lex->tok), hl_lexicon_form_token(lex, form), hl_lexicon_register_token(lex, reg)};
+    int32_t sep = hl_lexicon_sep_token(lex);
+    hl_status s = append(ids, n, &cap, head, 3);
+    if (s == HL_OK && scene) {
+        int32_t *sc = NULL;
+        size_t ns = 0;
+        if ((s = hl_tokenizer_encode(lex->tok, scene, strlen(scene), 0, 0, &sc, &ns, err)) != HL_OK) {
+            hl_error_prefix(err, "scene \"%.64s\"", scene);
+            hl_free(*ids);
+            *ids = NULL;
+            return s;
+        }
+        if (ns == 0) s = hl_fail(err, HL_ERR_INVALID_ARG, "empty scene");
+        else s = append(ids, n, &cap, sc, ns);
+        hl_free(sc);
+    } else if (s == HL_OK) {
+        if (n_vectors < 1) s = hl_fail(err, HL_ERR_INVALID_ARG, "a mute scene needs at least one vector");
+        for (int32_t k = 0; s == HL_OK && k < n_vectors; k++) {
+            int32_t id = -k - 1;
+            s = append(ids, n, &cap, &id, 1);
+        }
+    }
+    if (s == HL_OK) s = append(ids, n, &cap, &sep, 1);
+    if (s != HL_OK) {
+        hl_free(*ids);
+        *ids = NULL;
+        *n = 0;
+        if (err && s == HL_ERR_NOMEM) hl_fail(err, s, "out of memory");
+    }
+    return s;
+}
+
+hl_status hl_lexicon_scene_format(void *user, const char *scene, const char *form, const char *reg,
+                                  const char *output, int32_t **ids, uint8_t **mask, size_t *n, hl_error *err) {
+    const hl_lexicon *lex = user;
+    *ids = NULL;
+    *mask = NULL;
+    int f = hl_form_from_name(form), r = hl_register_from_name(reg);
+    if (f < 0)
+        return hl_fail(err, HL_ERR_FORMAT, "field \"form\": unknown form \"%.40s\" (text, symbols, formula, dialogue, report)", form);
+    if (r < 0)
+        return hl_fail(err, HL_ERR_FORMAT, "field \"register\": unknown register \"%.40s\" (poetic, logical, technical)", reg);
+    size_t np = 0, no = 0;
+    int32_t *prompt = NULL, *outp = NULL;
+    hl_status s = hl_lexicon_scene_prompt(lex, scene, 0, f, r, &prompt, &np, err);
+    if (s == HL_OK && (s = hl_tokenizer_encode(lex->tok, output, strlen(output), 0, 1, &outp, &no, err)) != HL_OK)
+        hl_error_prefix(err, "field \"output\"");
+    if (s == HL_OK && no < 2) s = hl_fail(err, HL_ERR_FORMAT, "field \"output\": empty");
+    if (s == HL_OK) {
+        *ids = hl_malloc_array(np + no, sizeof **ids);
+        *mask = hl_calloc(np + no, 1);
+        if (!*ids || !*mask) s = hl_fail(err, HL_ERR_NOMEM, "out of memory");
+    }
+    if (s == HL_OK) {
+        memcpy(*ids, prompt, np * sizeof *prompt);
+        memcpy(*ids + np, outp, no * sizeof *outp);
+        for (size_t i = np; i < np + no; i++) (*mask)[i] = 1; /* output tokens and EOS are the targets */
+        *n = np + no;
+    } else {
+        hl_free(*ids);
+        hl_free(*mask);
+        *ids = NULL;
+        *mask = NULL;
+    }
+    hl_free(prompt);
+    hl_free(outp);
+    return s;
+}

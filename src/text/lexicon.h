@@ -1,0 +1,85 @@
+/* lexicon.h: hyperlexemes: whole scenes as atomic tokens with frozen,
+ * composed embeddings.
+ *
+ * A lexicon is JSONL, one entry per line:
+ *   {"lexeme": "Δ21", "parts": ["тишина", "вход", "страх"],
+ *    "weights": [1, 1, 2],                       (optional, one per part)
+ *    "facets": {"archetype": "...", "action": "...", "field": "...", "tone": "..."}}
+ * or, instead of "parts", "vector": [C floats] (a scene vector handed over by
+ * an external core). Lexemes are non-empty UTF-8 without whitespace, at most
+ * 256 bytes, unique, and must not collide with a special token or a control
+ * lexeme. Every part must encode in the base vocabulary without <unk>.
+ *
+ * Tokens: the control lexemes come first, right after the base vocabulary:
+ * the forms ⟨form:text⟩ ⟨form:symbols⟩ ⟨form:formula⟩ ⟨form:dialogue⟩
+ * ⟨form:report⟩, the registers ⟨register:poetic⟩ ⟨register:logical⟩
+ * ⟨register:technical⟩, and the separator ⟨sep⟩ (each composed from its
+ * plain English word), then the lexicon's entries in file order.
+ *
+ * Composition (default "mean"): a lexeme's input embedding is the mean over
+ * its parts of the mean of each part's token embeddings, where a part is
+ * encoded as a standalone word (SentencePiece dummy-prefix space included,
+ * no BOS). With "weights" the mean over parts is weighted (weights > 0,
+ * normalised by their sum). The output-projection row is composed the same
+ * way from the base output rows, so the model can emit lexemes. A "vector"
+ * entry uses its vector for both rows. Nothing in the base file changes:
+ * the lexicon builds a view of the model whose extra rows are frozen and
+ * never trained; base-token logits on ordinary text stay bitwise the same.
+ *
+ * A scene-decoder example trains on
+ *   [BOS] ⟨form⟩ ⟨register⟩ scene ⟨sep⟩ output [EOS]
+ * with the loss on the output and EOS only. */
+#ifndef HL_TEXT_LEXICON_H
+#define HL_TEXT_LEXICON_H
+#include <stdint.h>
+#include "hyperlora.h"
+#include "lora/adapter.h"
+
+#define HL_LEXEME_MAX_BYTES 256
+#define HL_LEXICON_MAX_ENTRIES 100000
+#define HL_LEXICON_MAX_PARTS 64
+
+enum { HL_FORM_TEXT, HL_FORM_SYMBOLS, HL_FORM_FORMULA, HL_FORM_DIALOGUE, HL_FORM_REPORT, HL_FORM_COUNT };
+enum { HL_REGISTER_POETIC, HL_REGISTER_LOGICAL, HL_REGISTER_TECHNICAL, HL_REGISTER_COUNT };
+
+typedef struct hl_lexicon hl_lexicon;
+
+hl_status hl_lexicon_load(const char *path, const hl_model *base, hl_lexicon **out, hl_error *err);
+hl_status hl_lexicon_load_memory(const char *text, size_t len, const char *name, const hl_model *base,
+                                 hl_lexicon **out, hl_error *err);
+/* The lexicon carried by an adapter (hyperlora.lexicon.* metadata); NULL in *out when it has none. */
+hl_status hl_lexicon_from_adapter(const hl_adapter *a, const hl_model *base, hl_lexicon **out, hl_error *err);
+void hl_lexicon_free(hl_lexicon *lex);
+
+/* The base model seen with the lexicon: vocabulary extended, extra rows frozen. */
+const hl_model *hl_lexicon_model(const hl_lexicon *lex);
+const hl_tokenizer *hl_lexicon_tokenizer(const hl_lexicon *lex);
+/* Stores the lexicon in the adapter, so a saved adapter is one self-contained decoder. */
+hl_status hl_lexicon_attach(const hl_lexicon *lex, hl_adapter *a, hl_error *err);
+
+int32_t hl_lexicon_n_entries(const hl_lexicon *lex);
+const char *hl_lexicon_lexeme(const hl_lexicon *lex, int32_t i);
+int32_t hl_lexicon_token(const hl_lexicon *lex, int32_t i);
+int32_t hl_lexicon_find(const hl_lexicon *lex, const char *lexeme); /* entry index or -1 */
+/* Parts (NULL for vector entries), facets as "key=value" lines (may be ""). */
+int32_t hl_lexicon_n_parts(const hl_lexicon *lex, int32_t i);
+const char *hl_lexicon_part(const hl_lexicon *lex, int32_t i, int32_t p);
+const char *hl_lexicon_facets(const hl_lexicon *lex, int32_t i);
+const float *hl_lexicon_embedding(const hl_lexicon *lex, int32_t i); /* (C) composed input row */
+
+const char *hl_form_name(int form);
+const char *hl_register_name(int reg);
+int hl_form_from_name(const char *name);      /* -1 if unknown */
+int hl_register_from_name(const char *name);  /* -1 if unknown */
+int32_t hl_lexicon_form_token(const hl_lexicon *lex, int form);
+int32_t hl_lexicon_register_token(const hl_lexicon *lex, int reg);
+int32_t hl_lexicon_sep_token(const hl_lexicon *lex);
+
+/* The training formatter (hl_scene_format_fn); user is the hl_lexicon. */
+hl_status hl_lexicon_scene_format(void *user, const char *scene, const char *form, const char *reg,
+                                  const char *output, int32_t **ids, uint8_t **mask, size_t *n, hl_error *err);
+/* The decoding prompt [BOS] ⟨form⟩ ⟨register⟩ scene ⟨sep⟩; with scene == NULL
+ * the scene is n_vectors mute-scene positions (token ids -1..-n_vectors). */
+hl_status hl_lexicon_scene_prompt(const hl_lexicon *lex, const char *scene, int32_t n_vectors, int form, int reg,
+                                  int32_t **ids, size_t *n, hl_error *err);
+#endif
