@@ -87,11 +87,14 @@ hl_status hl_model_save_gguf(const hl_model *m, const char *path, hl_error *err)
 /* A stable 64-bit fingerprint of the base (config, tensor shapes, weight samples). */
 uint64_t hl_model_fingerprint(const hl_model *m);
 
-/* Random-weight model of a given shape (benchmarks), with tokenizer t (copied
- * by reference: must outlive nothing, it is duplicated). Weights ~ N(0, 0.02)-ish
- * from a seeded RNG; norms are 1. */
+/* Random-weight model of a given shape (benchmarks, pretraining start) with
+ * the tokenizer in tokenizer_path (llama2.c format). Weights ~ N(0, 0.02)
+ * (residual-stream outputs N(0, 0.02/sqrt(2L))) from a seeded RNG; norms 1. */
 hl_status hl_model_init_random(const hl_model_config *cfg, const char *tokenizer_path, uint64_t seed,
                                hl_model **out, hl_error *err);
+/* The same with a tokenizer object, which the model takes over (freed on failure too). */
+hl_status hl_model_init_random_tok(const hl_model_config *cfg, hl_tokenizer *tok, uint64_t seed, hl_model **out,
+                                   hl_error *err);
 
 /* ---------------------------------------------------------------- context */
 

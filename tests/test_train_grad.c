@@ -111,8 +111,74 @@ static void test_kernels(void) {
     hl_pool_free(pool);
 }
 
+/* Full-parameter mode (pretraining): every tensor kind against central finite
+ * differences on a tiny random model, and determinism across threads. */
+static void test_full_mode(void) {
+    hl_error err = {0};
+    hl_model_config c = {.dim = 16, .hidden_dim = 24, .n_layers = 2, .n_heads = 2, .n_kv_heads = 1, .seq_len = 16};
+    hl_model *m = NULL;
+    CHECK_OK(hl_model_init_random(&c, shared_path("models/stories260K/tok512.bin"), 5, &m, &err), &err);
+    REQUIRE(m);
+    /* bigger weights than the init so that gradients are not tiny */
+    hl_trainer_params p = {.full = 1, .batch = 2, .ctx = 8, .n_threads = 1, .seed = 1};
+    hl_trainer *t = NULL;
+    CHECK_OK(hl_trainer_init(m, NULL, &p, &t, &err), &err);
+    REQUIRE(t);
+    int32_t tok[2 * 9];
+    hl_rng rng;
+    hl_rng_seed(&rng, 11);
+    for (int i = 0; i < 18; i++) tok[i] = 3 + (int32_t)hl_rng_below(&rng, 500);
+    for (int32_t i = 0; i < hl_trainer_n_params(t); i++) {
+        hl_param prm = hl_trainer_param(t, i);
+        for (int64_t e = 0; e < prm.n; e++) prm.value[e] += 0.3f * hl_rng_normal(&rng) * (prm.decay ? 1.0f : 0.5f);
+    }
+    double loss;
+    int64_t n, cnt;
+    hl_trainer_zero_grad(t);
+    CHECK_OK(hl_trainer_forward_backward(t, tok, NULL, 1.0f, 0, &loss, &n, &err), &err);
+    CHECK(n == 16);
+    double worst = 0;
+    int checked = 0;
+    for (int32_t i = 0; i < hl_trainer_n_params(t); i++) {
+        hl_param prm = hl_trainer_param(t, i);
+        for (int k = 0; k < 3; k++) {
+            int64_t e = (int64_t)hl_rng_below(&rng, (uint64_t)prm.n);
+            if (!strcmp(prm.name, "token_embd.weight")) e = (int64_t)tok[k] * 16 + k; /* rows actually used */
+            float orig = prm.value[e], h = 2e-2f;
+            double lp, lm;
+            prm.value[e] = orig + h;
+            hl_trainer_eval(t, tok, NULL, &lp, &cnt, &err);
+            prm.value[e] = orig - h;
+            hl_trainer_eval(t, tok, NULL, &lm, &cnt, &err);
+            prm.value[e] = orig;
+            double fd = (lp - lm) / (2.0 * h * cnt), g = prm.grad[e];
+            double d = fabs(fd - g) / (fabs(g) + 1e-2);
+            if (d > worst) worst = d;
+            CHECK_MSG(d < 5e-2, "%s[%lld]: fd %.6g vs grad %.6g", prm.name, (long long)e, fd, g);
+            checked++;
+        }
+    }
+    printf("full mode: %d entries over %d tensors vs finite differences: worst rel %.3g\n", checked,
+           hl_trainer_n_params(t), worst);
+    /* 2 threads: identical gradients */
+    p.n_threads = 2;
+    hl_trainer *t2 = NULL;
+    CHECK_OK(hl_trainer_init(m, NULL, &p, &t2, &err), &err);
+    hl_trainer_zero_grad(t2);
+    double loss2;
+    CHECK_OK(hl_trainer_forward_backward(t2, tok, NULL, 1.0f, 0, &loss2, &n, &err), &err);
+    int same = loss2 == loss;
+    for (int32_t i = 0; i < hl_trainer_n_params(t); i++)
+        same &= !memcmp(hl_trainer_param(t, i).grad, hl_trainer_param(t2, i).grad, sizeof(float) * (size_t)hl_trainer_param(t, i).n);
+    CHECK_MSG(same, "full-mode gradients differ between 1 and 2 threads");
+    hl_trainer_free(t2);
+    hl_trainer_free(t);
+    hl_model_free(m);
+}
+
 int main(void) {
     test_kernels();
+    test_full_mode();
     hl_error err = {0};
     hl_model *m = NULL;
     CHECK_OK(hl_model_load(shared_path("models/stories260K/stories260K.bin"), shared_path("models/stories260K/tok512.bin"), &m, &err), &err);

@@ -71,13 +71,14 @@ static void help(void) {
            "  --checkpoint FILE        default OUTPUT.ckpt\n"
            "  --checkpoint-every N     default 50 (and always on SIGINT and at the end)\n"
            "  --resume                 continue from the checkpoint (settings must match)\n"
+           "  --stop-at STEP           checkpoint and stop after STEP (resume later with --resume)\n"
            "  --metrics FILE           JSONL, one record per step (default OUTPUT.metrics.jsonl)\n"
            "  --plain                  plain progress lines even on a terminal\n");
 }
 
 typedef struct {
     const char *model, *tokenizer, *data, *lexicon, *out, *peft_out, *ckpt, *metrics, *targets, *layers, *name;
-    long ctx, eval_every, rank, steps, batch, accum, warmup, ckpt_every, threads;
+    long ctx, eval_every, rank, steps, batch, accum, warmup, ckpt_every, threads, stop_at;
     double val_fraction, alpha, dropout, epochs, lr, min_lr_ratio, wd, beta1, beta2, eps, clip;
     uint64_t seed;
     int pack, rslora, resume, plain;
@@ -135,7 +136,7 @@ static int parse(int argc, char **argv, train_opts *o) {
         STR("--name", name)
         INT("--ctx", ctx, 1, 4096) INT("--eval-every", eval_every, 0, 1L << 40) INT("--rank", rank, 1, 65536)
         INT("--steps", steps, 1, 1L << 40) INT("--batch", batch, 1, 65536) INT("--accum", accum, 1, 65536)
-        INT("--warmup", warmup, 0, 1L << 40) INT("--checkpoint-every", ckpt_every, 0, 1L << 40)
+        INT("--warmup", warmup, 0, 1L << 40) INT("--checkpoint-every", ckpt_every, 0, 1L << 40) INT("--stop-at", stop_at, 1, 1L << 40)
         INT("--threads", threads, 1, 256) INT("-t", threads, 1, 256)
         DBL("--val-fraction", val_fraction, 0, 0.5) DBL("--alpha", alpha, -1e6, 1e6) DBL("--dropout", dropout, 0, 0.99)
         DBL("--epochs", epochs, 1e-6, 1e6) DBL("--lr", lr, 0, 10) DBL("--min-lr-ratio", min_lr_ratio, 0, 1)
@@ -245,48 +246,47 @@ int cmd_train(int argc, char **argv) {
             (long long)dst->n_train_rows, o.ctx, (long long)dst->n_loss_tokens,
             dst->n_truncated ? " (some examples truncated)" : "", o.steps, o.batch, o.accum, o.ctx);
 
-    hl_checkpoint_state st = {.config = config};
+    hl_checkpoint_state st = {.config = config, .base_fingerprint = hl_model_fingerprint(m)};
     hl_rng_seed(&st.rng, o.seed ^ 0x5eed);
     int resumed = 0;
     hl_adamw_params ap = {.beta1 = (float)o.beta1, .beta2 = (float)o.beta2, .eps = (float)o.eps, .weight_decay = (float)o.wd};
+    /* The adapter starts exactly as the run did; a resume then overwrites it from the checkpoint. */
+    uint32_t targets;
+    uint8_t *layers = hl_malloc((size_t)mc->n_layers);
+    if (!layers) {
+        s = hl_fail(&err, HL_ERR_NOMEM, "out of memory");
+        goto fail;
+    }
+    if ((s = hl_parse_targets(o.targets, &targets, &err)) == HL_OK &&
+        (s = hl_parse_layers(o.layers, mc->n_layers, layers, &err)) == HL_OK) {
+        hl_adapter_spec spec = {.name = o.name ? o.name : "hyperlora-adapter", .targets = targets, .layers = layers,
+                                .rank = (int32_t)o.rank, .alpha = (float)o.alpha, .rslora = o.rslora, .init = o.init,
+                                .seed = o.seed};
+        s = hl_adapter_create(m, &spec, &ad, &err);
+    }
+    hl_free(layers);
+    if (s) goto fail;
+    if (lex && (s = hl_lexicon_attach(lex, ad, &err))) goto fail;
+    hl_trainer_params tp = {.batch = (int32_t)o.batch, .ctx = (int32_t)o.ctx, .n_threads = (int32_t)o.threads,
+                            .dropout = (float)o.dropout, .seed = o.seed};
+    const hl_model *train_model = lex ? hl_lexicon_model(lex) : m;
+    if ((s = hl_trainer_init(train_model, ad, &tp, &tr, &err))) goto fail;
+    if ((s = hl_adamw_init(&opt, &ap, tr, &err))) goto fail;
     if (o.resume) {
         hl_checkpoint_state loaded;
-        if ((s = hl_checkpoint_load(o.ckpt, m, &ad, &opt, &loaded, &ck_config, &err))) goto fail;
+        if ((s = hl_checkpoint_load(o.ckpt, tr, &opt, &loaded, &ck_config, &err))) goto fail;
         if (strcmp(ck_config, config) != 0) {
             cli_error(CMD, "%s was made with other settings; resume needs the same ones.\n  checkpoint: %s\n  now:        %s",
                       o.ckpt, ck_config, config);
             goto done;
         }
-        opt.p = ap;
         st.step = loaded.step;
         st.tokens = loaded.tokens;
         st.cursor = loaded.cursor;
         st.rng = loaded.rng;
         resumed = 1;
         fprintf(stderr, "hyperlora train: resumed from %s at step %lld\n", o.ckpt, (long long)st.step);
-    } else {
-        uint32_t targets;
-        uint8_t *layers = hl_malloc((size_t)mc->n_layers);
-        if (!layers) {
-            s = hl_fail(&err, HL_ERR_NOMEM, "out of memory");
-            goto fail;
-        }
-        if ((s = hl_parse_targets(o.targets, &targets, &err)) == HL_OK &&
-            (s = hl_parse_layers(o.layers, mc->n_layers, layers, &err)) == HL_OK) {
-            hl_adapter_spec spec = {.name = o.name ? o.name : "hyperlora-adapter", .targets = targets, .layers = layers,
-                                    .rank = (int32_t)o.rank, .alpha = (float)o.alpha, .rslora = o.rslora,
-                                    .init = o.init, .seed = o.seed};
-            s = hl_adapter_create(m, &spec, &ad, &err);
-        }
-        hl_free(layers);
-        if (s) goto fail;
     }
-    if (lex && (s = hl_lexicon_attach(lex, ad, &err))) goto fail;
-    hl_trainer_params tp = {.batch = (int32_t)o.batch, .ctx = (int32_t)o.ctx, .n_threads = (int32_t)o.threads,
-                            .dropout = (float)o.dropout, .seed = o.seed};
-    const hl_model *train_model = lex ? hl_lexicon_model(lex) : m;
-    if ((s = hl_trainer_init(train_model, ad, &tp, &tr, &err))) goto fail;
-    if (!resumed && (s = hl_adamw_init(&opt, &ap, tr, &err))) goto fail;
     if ((s = hl_metrics_open(o.metrics, resumed, st.step + 1, &met, &err))) goto fail;
     prog = hl_progress_init(stderr, o.plain, 10);
     tok = hl_malloc_array((size_t)(o.batch * (o.ctx + 1)), sizeof *tok);
@@ -301,7 +301,8 @@ int cmd_train(int argc, char **argv) {
     signal(SIGTERM, on_signal);
     double t_start = now_s();
     double last_eval = NAN;
-    while (st.step < o.steps && !interrupted) {
+    int paused = 0;
+    while (st.step < o.steps && !interrupted && !paused) {
         double t0 = now_s();
         hl_trainer_zero_grad(tr);
         double loss = 0;
@@ -337,10 +338,17 @@ int cmd_train(int argc, char **argv) {
                             .elapsed_s = t1 - t_start, .tokens = st.tokens};
         if ((s = hl_metrics_write(met, &r, &err))) goto fail;
         hl_progress_update(prog, &r);
-        if ((o.ckpt_every > 0 && st.step % o.ckpt_every == 0) || interrupted || st.step == o.steps)
-            if ((s = hl_checkpoint_save(o.ckpt, ad, &opt, &st, &err))) goto fail;
+        paused = o.stop_at > 0 && st.step >= o.stop_at && st.step < o.steps;
+        if ((o.ckpt_every > 0 && st.step % o.ckpt_every == 0) || interrupted || paused || st.step == o.steps)
+            if ((s = hl_checkpoint_save(o.ckpt, tr, &opt, &st, &err))) goto fail;
     }
     hl_progress_finish(prog);
+    if (paused) {
+        fprintf(stderr, "hyperlora train: stopped at step %lld as asked; checkpoint %s; continue with --resume\n",
+                (long long)st.step, o.ckpt);
+        rc = 0;
+        goto done;
+    }
     if (interrupted) {
         fprintf(stderr, "hyperlora train: interrupted at step %lld; checkpoint %s; continue with --resume\n",
                 (long long)st.step, o.ckpt);

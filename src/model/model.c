@@ -361,21 +361,33 @@ hl_status hl_model_load(const char *path, const char *tokenizer_path, hl_model *
 hl_status hl_model_init_random(const hl_model_config *cfg, const char *tokenizer_path, uint64_t seed,
                                hl_model **out, hl_error *err) {
     *out = NULL;
+    hl_tokenizer *tok = NULL;
+    hl_status s = hl_tokenizer_from_llama2c(tokenizer_path, 0, &tok, err);
+    if (s != HL_OK) return s;
+    return hl_model_init_random_tok(cfg, tok, seed, out, err);
+}
+
+hl_status hl_model_init_random_tok(const hl_model_config *cfg, hl_tokenizer *tok, uint64_t seed, hl_model **out,
+                                   hl_error *err) {
+    *out = NULL;
     const hl_model_config *c = cfg;
     if (c->dim <= 0 || c->hidden_dim <= 0 || c->n_layers <= 0 || c->n_heads <= 0 || c->n_kv_heads <= 0 ||
-        c->dim % c->n_heads || c->n_heads % c->n_kv_heads || (c->dim / c->n_heads) % 2 || c->seq_len <= 0)
-        return hl_fail(err, HL_ERR_INVALID_ARG, "init-model: inconsistent shape (dim %d, heads %d, kv heads %d)",
-                       c->dim, c->n_heads, c->n_kv_heads);
+        c->dim % c->n_heads || c->n_heads % c->n_kv_heads || (c->dim / c->n_heads) % 2 || c->seq_len <= 0 ||
+        c->dim > (1 << 16) || c->hidden_dim > (1 << 19) || c->n_layers > 1024 || c->seq_len > (1 << 20)) {
+        hl_tokenizer_free(tok);
+        return hl_fail(err, HL_ERR_INVALID_ARG, "model shape: inconsistent or too large (dim %d, ffn %d, layers %d, "
+                       "heads %d, kv heads %d, ctx %d)", c->dim, c->hidden_dim, c->n_layers, c->n_heads,
+                       c->n_kv_heads, c->seq_len);
+    }
     hl_model *m = hl_calloc(1, sizeof *m);
-    if (!m) return hl_fail(err, HL_ERR_NOMEM, "out of memory");
+    if (!m) {
+        hl_tokenizer_free(tok);
+        return hl_fail(err, HL_ERR_NOMEM, "out of memory");
+    }
+    m->tok = tok;
     m->path = hl_strdup("(random)");
     m->name = hl_strdup("random");
     m->cfg = *c;
-    hl_status s = hl_tokenizer_from_llama2c(tokenizer_path, 0, &m->tok, err);
-    if (s != HL_OK) {
-        hl_model_free(m);
-        return s;
-    }
     m->cfg.vocab_size = hl_tokenizer_n_vocab(m->tok);
     m->cfg.tied_output = 0;
     if (m->cfg.norm_eps == 0) m->cfg.norm_eps = 1e-5f;
@@ -383,6 +395,9 @@ hl_status hl_model_init_random(const hl_model_config *cfg, const char *tokenizer
     int64_t C = c->dim, F = c->hidden_dim, V = m->cfg.vocab_size, D = C / c->n_heads, kv = c->n_kv_heads * D;
     hl_rng rng;
     hl_rng_seed(&rng, seed);
+    /* Projections that write into the residual stream start smaller, so the
+     * stream's scale does not grow with depth (as GPT-2 initialises them). */
+    const float resid_std = 0.02f / sqrtf(2.0f * (float)c->n_layers);
     m->layers = hl_calloc((size_t)c->n_layers, sizeof *m->layers);
     int ok = m->layers != NULL;
 #define RAND(dst, n, std)                                                       \
@@ -406,11 +421,11 @@ hl_status hl_model_init_random(const hl_model_config *cfg, const char *tokenizer
         RAND(w->wq, C * C, 0.02f);
         RAND(w->wk, kv * C, 0.02f);
         RAND(w->wv, kv * C, 0.02f);
-        RAND(w->wo, C * C, 0.02f);
+        RAND(w->wo, C * C, resid_std);
         ONES(w->ffn_norm, C);
         RAND(w->w_gate, F * C, 0.02f);
         RAND(w->w_up, F * C, 0.02f);
-        RAND(w->w_down, C * F, 0.02f);
+        RAND(w->w_down, C * F, resid_std);
     }
     ONES(m->output_norm, C);
     RAND(m->output, V * C, 0.02f);

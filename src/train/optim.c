@@ -53,7 +53,7 @@ void hl_adamw_step(hl_adamw *opt, hl_trainer *tr, float lr) {
         float *m = opt->m[i], *v = opt->v[i];
         for (int64_t e = 0; e < prm.n; e++) {
             float g = prm.grad[e];
-            float p = opt->p.weight_decay != 0.0f ? prm.value[e] * decay : prm.value[e];
+            float p = opt->p.weight_decay != 0.0f && prm.decay ? prm.value[e] * decay : prm.value[e];
             m[e] = b1 * m[e] + (1.0f - b1) * g;
             v[e] = b2 * v[e] + (1.0f - b2) * g * g;
             float denom = sqrtf(v[e]) / bc2_sqrt + eps;

@@ -9,9 +9,11 @@
 #include "util/error.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <string.h>
 
 #define LOGIT_CHUNK 64 /* rows of logits alive at once: (64, V) */
+#define NAME_CAP 96
 
 struct hl_trainer {
     const hl_model *m;
@@ -39,6 +41,14 @@ struct hl_trainer {
     float *dlog;            /* (LOGIT_CHUNK, max(Vb, V - Vb)) a contiguous slice of dlogits */
     float *dx, *dn, *datt, *dq, *dk, *dv, *dgate, *dup, *dhb; /* backward */
     float *lg, *lh;         /* (N, rmax) LoRA scratch */
+    /* parameters (both modes) */
+    int32_t n_params;
+    hl_param *params;
+    char *names;            /* n_params × NAME_CAP */
+    /* full mode: weight gradients */
+    float **gw;             /* [(L+1)·HL_TARGET_COUNT] projection grads, by slot */
+    float *g_embd;          /* (V, C) */
+    float **g_norm;         /* [2L+1]: attn_norm, ffn_norm per layer, then output_norm */
     uint64_t step;          /* dropout stream */
     int training;
 };
@@ -68,8 +78,13 @@ static void dropout_input(const hl_trainer *t, int layer, int target, const floa
 }
 
 static int weight_index(const hl_trainer *t, int layer, int target) {
+    if (!t->ad) return -1;
     const hl_lora_weight *w = hl_adapter_find(t->ad, layer, target);
     return w ? (int)(w - t->ad->w) : -1;
+}
+
+static int64_t wslot(const hl_trainer *t, int layer, int target) {
+    return (layer < 0 ? t->L : layer) * HL_TARGET_COUNT + target;
 }
 
 /* out (rows, O; row stride ldo) = x (rows, K)·Wᵀ + s·B(A·x); saves A·x (dropout applied to x when training). */
@@ -108,6 +123,7 @@ static void head_forward(hl_trainer *t, int64_t r0, int64_t rows) {
 static void proj_backward(hl_trainer *t, int layer, int target, const float *W, const float *x, const float *dy,
                           float *dx, int64_t rows, int64_t row0, int64_t K, int64_t O, int accumulate) {
     hl_matmul_nn(t->pool, dx, dy, W, rows, O, K, 1.0f, accumulate);
+    if (t->p.full) hl_matmul_tn_acc(t->pool, t->gw[wslot(t, layer, target)], dy, x, rows, O, K); /* dW += dyᵀ·x */
     int i = weight_index(t, layer, target);
     if (i < 0) return;
     const hl_lora_weight *w = &t->ad->w[i];
@@ -141,7 +157,16 @@ static void proj_backward(hl_trainer *t, int layer, int target, const float *W, 
 
 void hl_trainer_free(hl_trainer *t) {
     if (!t) return;
-    for (int32_t i = 0; t->gA && i < t->ad->n_weights; i++) {
+    if (t->gw)
+        for (int64_t i = 0; i < (t->L + 1) * HL_TARGET_COUNT; i++) hl_free(t->gw[i]);
+    hl_free(t->gw);
+    if (t->g_norm)
+        for (int64_t i = 0; i < 2 * t->L + 1; i++) hl_free(t->g_norm[i]);
+    hl_free(t->g_norm);
+    hl_free(t->g_embd);
+    hl_free(t->params);
+    hl_free(t->names);
+    for (int32_t i = 0; t->gA && t->ad && i < t->ad->n_weights; i++) {
         hl_free(t->gA[i]);
         hl_free(t->gB[i]);
     }
@@ -162,6 +187,81 @@ static float *alloc_f(int64_t a, int64_t b, int *ok) {
     return p;
 }
 
+static void add_param(hl_trainer *t, const char *name, const float *value, float *grad, int64_t ne0, int64_t ne1,
+                      int decay) {
+    hl_param *p = &t->params[t->n_params];
+    char *nm = t->names + (size_t)t->n_params * NAME_CAP;
+    snprintf(nm, NAME_CAP, "%s", name);
+    /* Full training writes the model's own buffers (checked at init). */
+    *p = (hl_param){.value = (float *)value, .grad = grad, .n = ne0 * ne1, .name = nm, .ne0 = ne0, .ne1 = ne1,
+                    .decay = decay};
+    t->n_params++;
+}
+
+/* The trainable tensors: LoRA A/B pairs, or every model weight in GGUF order. */
+static hl_status build_params(hl_trainer *t) {
+    const hl_model *m = t->m;
+    int32_t cap = t->ad ? 2 * t->ad->n_weights : (int32_t)(3 + 9 * t->L);
+    t->params = hl_calloc((size_t)cap, sizeof *t->params);
+    t->names = hl_calloc((size_t)cap, NAME_CAP);
+    if (!t->params || !t->names) return HL_ERR_NOMEM;
+    char base[80], name[NAME_CAP];
+    if (t->ad) {
+        for (int32_t i = 0; i < t->ad->n_weights; i++) {
+            const hl_lora_weight *w = &t->ad->w[i];
+            hl_model_tensor_name(w->layer, w->target, base, sizeof base);
+            snprintf(name, sizeof name, "%s.lora_a", base);
+            add_param(t, name, w->A, t->gA[i], w->n_in, w->rank, 1);
+            snprintf(name, sizeof name, "%s.lora_b", base);
+            add_param(t, name, w->B, t->gB[i], w->rank, w->n_out, 1);
+        }
+        return HL_OK;
+    }
+    const int64_t C = t->C, V = t->V, L = t->L;
+    t->gw = hl_calloc((size_t)((L + 1) * HL_TARGET_COUNT), sizeof *t->gw);
+    t->g_norm = hl_calloc((size_t)(2 * L + 1), sizeof *t->g_norm);
+    t->g_embd = hl_calloc((size_t)(V * C), sizeof(float));
+    if (!t->gw || !t->g_norm || !t->g_embd) return HL_ERR_NOMEM;
+    for (int64_t i = 0; i < 2 * L + 1; i++)
+        if (!(t->g_norm[i] = hl_calloc((size_t)C, sizeof(float)))) return HL_ERR_NOMEM;
+    add_param(t, "token_embd.weight", m->token_embd, t->g_embd, C, V, 1);
+    add_param(t, "output_norm.weight", m->output_norm, t->g_norm[2 * L], C, 1, 0);
+    for (int l = -1; l < (int)L; l++)
+        for (int tg = 0; tg < HL_TARGET_COUNT; tg++) {
+            if ((l < 0) != (tg == HL_TARGET_OUTPUT)) continue;
+            int64_t rows, cols;
+            const float *W = hl_model_weight(m, l, tg, &rows, &cols);
+            float **g = &t->gw[wslot(t, l, tg)];
+            if (!(*g = hl_calloc((size_t)(rows * cols), sizeof(float)))) return HL_ERR_NOMEM;
+            if (l < 0) {
+                add_param(t, "output.weight", W, *g, cols, rows, 1);
+                continue;
+            }
+            hl_model_tensor_name(l, tg, name, sizeof name);
+            add_param(t, name, W, *g, cols, rows, 1);
+            if (tg == HL_TARGET_O) {
+                snprintf(name, sizeof name, "blk.%d.attn_norm.weight", l);
+                add_param(t, name, m->layers[l].attn_norm, t->g_norm[2 * l], C, 1, 0);
+            }
+            if (tg == HL_TARGET_DOWN) {
+                snprintf(name, sizeof name, "blk.%d.ffn_norm.weight", l);
+                add_param(t, name, m->layers[l].ffn_norm, t->g_norm[2 * l + 1], C, 1, 0);
+            }
+        }
+    return HL_OK;
+}
+
+/* Full mode: d(norm weight) += Σ_rows dy ⊙ x·inv for rows of (N, C). */
+static void norm_weight_grad(float *gw, const float *x, const float *dy, int64_t rows, int64_t C, float eps) {
+    for (int64_t r = 0; r < rows; r++) {
+        const float *xr = x + r * C, *dr = dy + r * C;
+        double ss = 0;
+        for (int64_t i = 0; i < C; i++) ss += (double)xr[i] * xr[i];
+        float inv = (float)(1.0 / sqrt(ss / (double)C + eps));
+        for (int64_t i = 0; i < C; i++) gw[i] += dr[i] * xr[i] * inv;
+    }
+}
+
 hl_status hl_trainer_init(const hl_model *m, hl_adapter *ad, const hl_trainer_params *p, hl_trainer **out,
                           hl_error *err) {
     *out = NULL;
@@ -171,8 +271,12 @@ hl_status hl_trainer_init(const hl_model *m, hl_adapter *ad, const hl_trainer_pa
                        p->batch, p->ctx, c->seq_len);
     if (!(p->dropout >= 0 && p->dropout < 1))
         return hl_fail(err, HL_ERR_INVALID_ARG, "train: dropout must be in [0, 1) (got %g)", p->dropout);
-    if (ad->n_layers != c->n_layers || ad->n_weights == 0)
-        return hl_fail(err, HL_ERR_MISMATCH, "train: adapter %s does not fit this model", ad->name);
+    if (p->full) {
+        if (ad) return hl_fail(err, HL_ERR_INVALID_ARG, "train: full training takes no adapter");
+        if (c->tied_output || m->n_extra || m->from_llama2c || m->gguf)
+            return hl_fail(err, HL_ERR_INVALID_ARG, "train: full training needs an untied model with its own weights");
+    } else if (!ad || ad->n_layers != c->n_layers || ad->n_weights == 0)
+        return hl_fail(err, HL_ERR_MISMATCH, "train: adapter %s does not fit this model", ad ? ad->name : "(none)");
     hl_trainer *t = hl_calloc(1, sizeof *t);
     if (!t) return hl_fail(err, HL_ERR_NOMEM, "out of memory");
     t->m = m;
@@ -192,10 +296,10 @@ hl_status hl_trainer_init(const hl_model *m, hl_adapter *ad, const hl_trainer_pa
     int ok = 1;
     t->pool = hl_pool_init(p->n_threads);
     ok = t->pool != NULL;
-    int32_t nw = ad->n_weights;
-    t->gA = hl_calloc((size_t)nw, sizeof *t->gA);
-    t->gB = hl_calloc((size_t)nw, sizeof *t->gB);
-    t->h_off = hl_calloc((size_t)nw, sizeof *t->h_off);
+    int32_t nw = ad ? ad->n_weights : 0;
+    t->gA = hl_calloc((size_t)nw + 1, sizeof *t->gA);
+    t->gB = hl_calloc((size_t)nw + 1, sizeof *t->gB);
+    t->h_off = hl_calloc((size_t)nw + 1, sizeof *t->h_off);
     if (!t->gA || !t->gB || !t->h_off) ok = 0;
     int64_t hsum = 0;
     for (int32_t i = 0; ok && i < nw; i++) {
@@ -208,7 +312,7 @@ hl_status hl_trainer_init(const hl_model *m, hl_adapter *ad, const hl_trainer_pa
     }
     const int64_t N = t->N, C = t->C, F = t->F, KV = t->KV, L = t->L, T = p->ctx;
     if (ok) {
-        t->lora_h = alloc_f(hsum, 1, &ok);
+        t->lora_h = alloc_f(hsum ? hsum : 1, 1, &ok);
         t->x = alloc_f((L + 1) * N, C, &ok);
         t->x_mid = alloc_f(L * N, C, &ok);
         t->q = alloc_f(L * N, C, &ok);
@@ -234,9 +338,10 @@ hl_status hl_trainer_init(const hl_model *m, hl_adapter *ad, const hl_trainer_pa
         t->dgate = alloc_f(N, F, &ok);
         t->dup = alloc_f(N, F, &ok);
         t->dhb = alloc_f(N, F, &ok);
-        t->lg = alloc_f(N, t->rmax, &ok);
-        t->lh = alloc_f(N, t->rmax, &ok);
+        t->lg = alloc_f(N, t->rmax ? t->rmax : 1, &ok);
+        t->lh = alloc_f(N, t->rmax ? t->rmax : 1, &ok);
     }
+    if (ok) ok = build_params(t) == HL_OK;
     if (!ok) {
         hl_trainer_free(t);
         return hl_fail(err, HL_ERR_NOMEM, "train: out of memory for batch %d x ctx %d", p->batch, p->ctx);
@@ -245,15 +350,8 @@ hl_status hl_trainer_init(const hl_model *m, hl_adapter *ad, const hl_trainer_pa
     return HL_OK;
 }
 
-int32_t hl_trainer_n_params(const hl_trainer *t) { return 2 * t->ad->n_weights; }
-
-hl_param hl_trainer_param(const hl_trainer *t, int32_t i) {
-    const hl_lora_weight *w = &t->ad->w[i / 2];
-    hl_param p;
-    if (i % 2 == 0) p = (hl_param){w->A, t->gA[i / 2], (int64_t)w->rank * w->n_in};
-    else p = (hl_param){w->B, t->gB[i / 2], w->n_out * (int64_t)w->rank};
-    return p;
-}
+int32_t hl_trainer_n_params(const hl_trainer *t) { return t->n_params; }
+hl_param hl_trainer_param(const hl_trainer *t, int32_t i) { return t->params[i]; }
 
 void hl_trainer_zero_grad(hl_trainer *t) {
     for (int32_t i = 0; i < hl_trainer_n_params(t); i++) {
@@ -416,6 +514,7 @@ hl_status hl_trainer_forward_backward(hl_trainer *t, const int32_t *tokens, cons
     *loss = loss_sum / (double)total;
     const float *xf = t->x + t->L * N * C;
     for (int64_t r = 0; r < N; r++) hl_rmsnorm_backward(t->dx + r * C, xf + r * C, m->output_norm, t->dn + r * C, C, c->norm_eps, 0);
+    if (t->p.full) norm_weight_grad(t->g_norm[2 * t->L], xf, t->dn, N, C, c->norm_eps);
 
     for (int l = (int)t->L - 1; l >= 0; l--) {
         const hl_layer_weights *w = &m->layers[l];
@@ -432,6 +531,7 @@ hl_status hl_trainer_forward_backward(hl_trainer *t, const int32_t *tokens, cons
         proj_backward(t, l, HL_TARGET_UP, w->w_up, t->n, t->dup, t->dn, N, 0, C, F, 1);
         for (int64_t r = 0; r < N; r++)
             hl_rmsnorm_backward(t->dx + r * C, xm + r * C, w->ffn_norm, t->dn + r * C, C, c->norm_eps, 1);
+        if (t->p.full) norm_weight_grad(t->g_norm[2 * l + 1], xm, t->dn, N, C, c->norm_eps);
         /* Attention: x_mid = x + o(attn(rope(q(n1)), rope(k(n1)), v(n1))), n1 = rmsnorm(x) */
         proj_backward(t, l, HL_TARGET_O, w->wo, att, t->dx, t->datt, N, 0, C, C, 0);
         hl_attention_train_backward(t->pool, t->dq, t->dk, t->dv, t->datt, probs, q, k, v, B, T, t->H, t->Hkv, t->D);
@@ -445,7 +545,15 @@ hl_status hl_trainer_forward_backward(hl_trainer *t, const int32_t *tokens, cons
         proj_backward(t, l, HL_TARGET_V, w->wv, t->n, t->dv, t->dn, N, 0, C, KV, 1);
         for (int64_t r = 0; r < N; r++)
             hl_rmsnorm_backward(t->dx + r * C, x + r * C, w->attn_norm, t->dn + r * C, C, c->norm_eps, 1);
+        if (t->p.full) norm_weight_grad(t->g_norm[2 * l], x, t->dn, N, C, c->norm_eps);
     }
-    /* t->dx now holds dLoss/d(embeddings), which stay frozen. */
+    /* t->dx now holds dLoss/d(embeddings): frozen under LoRA, scattered into rows when pretraining. */
+    if (t->p.full)
+        for (int64_t b = 0; b < B; b++)
+            for (int64_t i = 0; i < T; i++) {
+                float *g = t->g_embd + (int64_t)tokens[b * (T + 1) + i] * C;
+                const float *d = t->dx + (b * T + i) * C;
+                for (int64_t e = 0; e < C; e++) g[e] += d[e];
+            }
     return HL_OK;
 }

@@ -15,6 +15,7 @@
 #include "util/threadpool.h"
 
 typedef struct hl_trainer_params {
+    int full;           /* pretraining: every model weight trains (adapter must be NULL) */
     int32_t batch;      /* B */
     int32_t ctx;        /* T (<= 4096 and <= the model's context) */
     int32_t n_threads;
@@ -24,18 +25,24 @@ typedef struct hl_trainer_params {
 
 typedef struct hl_trainer hl_trainer;
 
-/* One trainable tensor with its gradient (views owned by adapter/trainer). */
+/* One trainable tensor with its gradient (views owned by adapter/model/trainer). */
 typedef struct hl_param {
     float *value;
     float *grad;
     int64_t n;
+    const char *name;   /* GGUF tensor name, e.g. "blk.0.attn_q.weight.lora_a" or "blk.0.ffn_up.weight" */
+    int64_t ne0, ne1;   /* ggml order: ne0 contiguous */
+    int decay;          /* weight decay applies (matrices yes, norms no) */
 } hl_param;
 
+/* LoRA: adapter non-NULL, the model is only read. Full (p->full): adapter NULL
+ * and the model's weights must be its own writable buffers (hl_model_init_random),
+ * untied, F32; the trainer updates them in place through hl_trainer_param. */
 hl_status hl_trainer_init(const hl_model *m, hl_adapter *adapter, const hl_trainer_params *p, hl_trainer **out,
                           hl_error *err);
 void hl_trainer_free(hl_trainer *t);
 void hl_trainer_zero_grad(hl_trainer *t);
-/* Parameters in adapter order: A0, B0, A1, B1, ... */
+/* Parameters: LoRA in adapter order A0, B0, A1, B1, ...; full in GGUF tensor order. */
 int32_t hl_trainer_n_params(const hl_trainer *t);
 hl_param hl_trainer_param(const hl_trainer *t, int32_t i);
 
