@@ -14,6 +14,7 @@ int cmd_merge(int argc, char **argv);
 int cmd_plot(int argc, char **argv);
 int cmd_combine(int argc, char **argv);
 int cmd_train(int argc, char **argv);
+int cmd_pretrain(int argc, char **argv);
 int cmd_decode(int argc, char **argv);
 int cmd_scene(int argc, char **argv);
 

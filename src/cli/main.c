@@ -13,6 +13,7 @@ typedef struct {
 static const command commands[] = {
     {"generate", cmd_generate, "generate text from a prompt"},
     {"train", cmd_train, "train a LoRA adapter (or a scene decoder) on a frozen base"},
+    {"pretrain", cmd_pretrain, "train a small model from scratch on a text corpus"},
     {"decode", cmd_decode, "decode a scene into a form and register"},
     {"scene", cmd_scene, "scene explain: parts, facets, neighbours and decodings of a lexeme"},
     {"inspect", cmd_inspect, "show a model's or adapter's metadata and tensors"},

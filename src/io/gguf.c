@@ -653,7 +653,7 @@ static hl_status type_mismatch(const hl_gguf *g, const char *key, const gkv *kv,
 }
 
 hl_status hl_gguf_get_u32(const hl_gguf *g, const char *key, uint32_t *out, hl_error *err) {
-    hl_status st;
+    hl_status st = HL_ERR_FORMAT;
     const gkv *kv = lookup(g, key, err, &st);
     if (!kv) return st;
     double d;
@@ -672,7 +672,7 @@ hl_status hl_gguf_get_u32(const hl_gguf *g, const char *key, uint32_t *out, hl_e
 }
 
 hl_status hl_gguf_get_f32(const hl_gguf *g, const char *key, float *out, hl_error *err) {
-    hl_status st;
+    hl_status st = HL_ERR_FORMAT;
     const gkv *kv = lookup(g, key, err, &st);
     if (!kv) return st;
     if (kv->type == HL_GGUF_FLOAT32) {
@@ -692,7 +692,7 @@ hl_status hl_gguf_get_f32(const hl_gguf *g, const char *key, float *out, hl_erro
 }
 
 hl_status hl_gguf_get_str(const hl_gguf *g, const char *key, hl_gguf_str *out, hl_error *err) {
-    hl_status st;
+    hl_status st = HL_ERR_FORMAT;
     const gkv *kv = lookup(g, key, err, &st);
     if (!kv) return st;
     if (kv->type != HL_GGUF_STRING) return type_mismatch(g, key, kv, "string", err);
@@ -702,7 +702,7 @@ hl_status hl_gguf_get_str(const hl_gguf *g, const char *key, hl_gguf_str *out, h
 }
 
 hl_status hl_gguf_get_bool(const hl_gguf *g, const char *key, int *out, hl_error *err) {
-    hl_status st;
+    hl_status st = HL_ERR_FORMAT;
     const gkv *kv = lookup(g, key, err, &st);
     if (!kv) return st;
     if (kv->type != HL_GGUF_BOOL) return type_mismatch(g, key, kv, "bool", err);
@@ -711,7 +711,7 @@ hl_status hl_gguf_get_bool(const hl_gguf *g, const char *key, int *out, hl_error
 }
 
 hl_status hl_gguf_get_arr(const hl_gguf *g, const char *key, hl_gguf_kv_type *elem_type, uint64_t *len, hl_error *err) {
-    hl_status st;
+    hl_status st = HL_ERR_FORMAT;
     const gkv *kv = lookup(g, key, err, &st);
     if (!kv) return st;
     if (kv->type != HL_GGUF_ARRAY) return type_mismatch(g, key, kv, "array", err);

@@ -5,6 +5,20 @@
 
 #include <math.h>
 #include <string.h>
+#if defined(__AVX2__) && defined(__FMA__)
+#include <immintrin.h>
+#endif
+
+/* y += a·x with fused multiply-adds: one rounding per element, the same in the
+ * vector and scalar paths, so every caller sees identical bits. */
+static inline void axpy(float *restrict y, float a, const float *restrict x, int64_t n) {
+    int64_t i = 0;
+#if defined(__AVX2__) && defined(__FMA__)
+    __m256 va = _mm256_set1_ps(a);
+    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, _mm256_fmadd_ps(va, _mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i)));
+#endif
+    for (; i < n; i++) y[i] = fmaf(a, x[i], y[i]);
+}
 
 typedef struct {
     float *out;
@@ -26,11 +40,7 @@ static void attn_pairs(void *arg, int64_t begin, int64_t end, int worker) {
         hl_softmax(att, pos + 1);
         float *o = j->out + t * j->H * j->D + h * j->D;
         memset(o, 0, (size_t)j->D * sizeof *o);
-        for (int64_t s = 0; s <= pos; s++) {
-            const float *v = j->vc + s * kv_dim + kvh * j->D;
-            float a = att[s];
-            for (int64_t d = 0; d < j->D; d++) o[d] += a * v[d];
-        }
+        for (int64_t s = 0; s <= pos; s++) axpy(o, att[s], j->vc + s * kv_dim + kvh * j->D, j->D);
     }
 }
 
@@ -62,12 +72,9 @@ static void attn_train_fwd(void *arg, int64_t begin, int64_t end, int worker) {
         for (int64_t s = 0; s <= t; s++) pr[s] = hl_dot(q, j->k + (b * T + s) * kvd + kvh * D, D) * inv_sqrt_d;
         hl_softmax(pr, t + 1);
         for (int64_t s = t + 1; s < T; s++) pr[s] = 0.0f;
-        float *o = j->out + (b * T + t) * H * D + h * D;
+        float *restrict o = j->out + (b * T + t) * H * D + h * D;
         memset(o, 0, (size_t)D * sizeof *o);
-        for (int64_t s = 0; s <= t; s++) {
-            const float *v = j->v + (b * T + s) * kvd + kvh * D;
-            for (int64_t d = 0; d < D; d++) o[d] += pr[s] * v[d];
-        }
+        for (int64_t s = 0; s <= t; s++) axpy(o, pr[s], j->v + (b * T + s) * kvd + kvh * D, D);
     }
 }
 
@@ -94,7 +101,7 @@ static void attn_train_bwd(void *arg, int64_t begin, int64_t end, int worker) {
                 const float *pr = j->probs_in + ((b * H + h) * T + t) * T;
                 const float *dout = j->dout + (b * T + t) * H * D + h * D;
                 const float *q = j->q + (b * T + t) * H * D + h * D;
-                float *dq = j->dq + (b * T + t) * H * D + h * D;
+                float *restrict dq = j->dq + (b * T + t) * H * D + h * D;
                 /* dP = dout·v_s; dS = P ⊙ (dP − Σ P⊙dP) */
                 double sum = 0;
                 for (int64_t s = 0; s <= t; s++) {
@@ -104,14 +111,12 @@ static void attn_train_bwd(void *arg, int64_t begin, int64_t end, int worker) {
                 memset(dq, 0, (size_t)D * sizeof(float));
                 for (int64_t s = 0; s <= t; s++) {
                     float ds = pr[s] * (dp[s] - (float)sum) * inv_sqrt_d;
-                    const float *ks = j->k + (b * T + s) * kvd + kvh * D;
-                    float *dks = j->dk + (b * T + s) * kvd + kvh * D;
-                    float *dvs = j->dv + (b * T + s) * kvd + kvh * D;
-                    for (int64_t d = 0; d < D; d++) {
-                        dq[d] += ds * ks[d];
-                        dks[d] += ds * q[d];
-                        dvs[d] += pr[s] * dout[d];
-                    }
+                    const float *restrict ks = j->k + (b * T + s) * kvd + kvh * D;
+                    float *restrict dks = j->dk + (b * T + s) * kvd + kvh * D;
+                    float *restrict dvs = j->dv + (b * T + s) * kvd + kvh * D;
+                    axpy(dq, ds, ks, D);
+                    axpy(dks, ds, q, D);
+                    axpy(dvs, pr[s], dout, D);
                 }
             }
     }

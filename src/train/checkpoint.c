@@ -85,7 +85,7 @@ hl_status hl_checkpoint_load(const char *path, hl_trainer *tr, hl_adamw *opt, hl
     if (s != HL_OK) return s;
     hl_gguf_str str, cfg;
     uint32_t version = 0;
-    uint64_t step, tokens, epoch, index, adam_t, fp, sum, n_rng = 0;
+    uint64_t step = 0, tokens = 0, epoch = 0, index = 0, adam_t = 0, fp = 0, sum = 0, n_rng = 0;
     hl_gguf_kv_type et;
     char *config = NULL;
     int32_t n = hl_trainer_n_params(tr);

@@ -1,0 +1,392 @@
+/* cmd_pretrain.c: `hyperlora pretrain`: full-parameter training of a small
+ * Llama-family model from scratch on a plain-text corpus, with a BPE
+ * tokenizer trained on the same corpus. Same optimizer, schedules,
+ * checkpoints, metrics and progress display as LoRA training; writes a
+ * standard GGUF that llama.cpp also loads. */
+#include "cli/cli.h"
+#include "io/gguf.h"
+#include "model/model.h"
+#include "text/bpe_train.h"
+#include "text/tokenizer.h"
+#include "train/checkpoint.h"
+#include "train/dataset.h"
+#include "train/metrics.h"
+#include "train/optim.h"
+#include "train/trainer.h"
+#include "util/alloc.h"
+#include "util/error.h"
+#include "util/fileio.h"
+
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static const char *CMD = "pretrain";
+#define MAX_CORPUS 64
+
+static volatile sig_atomic_t stop_requested = 0;
+static void on_signal(int sig) {
+    (void)sig;
+    stop_requested = 1;
+}
+
+typedef struct { const char *name; hl_model_config c; } preset;
+static const preset presets[] = {
+    {"nano", {.dim = 64, .hidden_dim = 176, .n_layers = 4, .n_heads = 4, .n_kv_heads = 4, .seq_len = 128}},
+    {"micro", {.dim = 128, .hidden_dim = 352, .n_layers = 4, .n_heads = 4, .n_kv_heads = 4, .seq_len = 256}},
+    {"mini", {.dim = 256, .hidden_dim = 688, .n_layers = 6, .n_heads = 8, .n_kv_heads = 4, .seq_len = 256}},
+};
+
+static void help(void) {
+    printf("usage: hyperlora pretrain --corpus FILE [--corpus FILE ...] -o MODEL.gguf [options]\n\n"
+           "Trains a small Llama-family model from scratch (every weight), with a BPE\n"
+           "tokenizer trained on the same corpus, and writes a GGUF (llama.cpp loads it).\n\n"
+           "corpus\n"
+           "  --corpus FILE        UTF-8 text; documents are separated by a line holding only \"%%\"\n"
+           "                       (fortune format) or by a blank line\n"
+           "  --max-bytes N        use at most N bytes of each corpus file (default: all)\n"
+           "  --vocab N            BPE vocabulary size (default 2048)\n"
+           "  --val-fraction F     documents held out for the validation loss (default 0.05)\n"
+           "shape\n"
+           "  --preset nano|micro|mini   (default micro: dim 128, 4 layers, ffn 352, ctx 256)\n"
+           "  --dim N --ffn N --layers N --heads N --kv-heads N --ctx N\n"
+           "optimisation (as in train)\n"
+           "  --steps N --batch B --lr LR --warmup N --schedule cosine|linear|constant\n"
+           "  --min-lr-ratio F --weight-decay W (default 0.1, matrices only) --clip C --seed S\n"
+           "  --threads N --eval-every N\n"
+           "output\n"
+           "  -o FILE  --metrics FILE  --checkpoint FILE  --checkpoint-every N  --resume  --plain\n");
+}
+
+/* Appends s as a JSON string literal. */
+static int json_escape(char **buf, size_t *len, size_t *cap, const char *s, size_t n) {
+    if (*len + 6 * n + 16 > *cap) {
+        size_t nc = (*len + 6 * n + 16) * 2;
+        char *nb = hl_realloc(*buf, nc);
+        if (!nb) return 0;
+        *buf = nb;
+        *cap = nc;
+    }
+    char *o = *buf + *len;
+    *o++ = '"';
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c == '"' || c == '\\') {
+            *o++ = '\\';
+            *o++ = (char)c;
+        } else if (c == '\n') {
+            *o++ = '\\';
+            *o++ = 'n';
+        } else if (c == '\t') {
+            *o++ = '\\';
+            *o++ = 't';
+        } else if (c < 0x20) {
+            o += sprintf(o, "\\u%04x", c);
+        } else *o++ = (char)c;
+    }
+    *o++ = '"';
+    *len = (size_t)(o - *buf);
+    return 1;
+}
+
+/* Splits text into documents and appends {"text": doc} lines to a JSONL buffer,
+ * and the raw documents (newline-joined) to the tokenizer's training text. */
+static int add_documents(const char *text, size_t len, char **jsonl, size_t *jl, size_t *jc, char **raw, size_t *rl,
+                         size_t *rc, int64_t *n_docs) {
+    size_t start = 0;
+    for (size_t i = 0; i <= len; i++) {
+        int at_end = i == len;
+        size_t line_end = i;
+        if (!at_end && text[i] != '\n') continue;
+        /* the line [ls, i) */
+        size_t ls = i;
+        while (ls > 0 && text[ls - 1] != '\n') ls--;
+        int sep = at_end || (i - ls == 1 && text[ls] == '%') || i == ls || (i - ls == 1 && text[ls] == '\r');
+        if (!sep) continue;
+        size_t doc_end = at_end ? len : ls;
+        /* trim */
+        size_t a = start, b = doc_end;
+        while (a < b && (text[a] == '\n' || text[a] == '\r' || text[a] == ' ')) a++;
+        while (b > a && (text[b - 1] == '\n' || text[b - 1] == '\r' || text[b - 1] == ' ')) b--;
+        if (b > a) {
+            const char *pre = "{\"text\": ";
+            size_t pl = strlen(pre);
+            if (*jl + pl + 8 > *jc) {
+                size_t nc = (*jl + pl + 8) * 2;
+                char *nb = hl_realloc(*jsonl, nc);
+                if (!nb) return 0;
+                *jsonl = nb;
+                *jc = nc;
+            }
+            memcpy(*jsonl + *jl, pre, pl);
+            *jl += pl;
+            if (!json_escape(jsonl, jl, jc, text + a, b - a)) return 0;
+            if (*jl + 4 > *jc) {
+                char *nb = hl_realloc(*jsonl, *jc * 2);
+                if (!nb) return 0;
+                *jsonl = nb;
+                *jc *= 2;
+            }
+            memcpy(*jsonl + *jl, "}\n", 2);
+            *jl += 2;
+            if (*rl + (b - a) + 2 > *rc) {
+                size_t nc = (*rl + (b - a) + 2) * 2;
+                char *nb = hl_realloc(*raw, nc);
+                if (!nb) return 0;
+                *raw = nb;
+                *rc = nc;
+            }
+            memcpy(*raw + *rl, text + a, b - a);
+            *rl += b - a;
+            (*raw)[(*rl)++] = '\n';
+            (*n_docs)++;
+        }
+        start = line_end + 1;
+    }
+    return 1;
+}
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+int cmd_pretrain(int argc, char **argv) {
+    const char *corpus[MAX_CORPUS], *out = NULL, *metrics_path = NULL, *ckpt_path = NULL;
+    int n_corpus = 0, resume = 0, plain = 0;
+    hl_model_config cfg = presets[1].c;
+    long vocab = 2048, steps = 500, batch = 8, warmup = 50, threads = 1, eval_every = 100, ckpt_every = 100;
+    long max_bytes = 0, v_int;
+    double lr = 3e-3, min_lr = 0.1, wd = 0.1, clip = 1.0, val_fraction = 0.05;
+    uint64_t seed = 0;
+    hl_schedule_kind sched_kind = HL_SCHED_COSINE;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v;
+        if (cli_is_help(a)) {
+            help();
+            return 0;
+        }
+        if (!strcmp(a, "--resume")) { resume = 1; continue; }
+        if (!strcmp(a, "--plain")) { plain = 1; continue; }
+        if (!(v = cli_value(CMD, argc, argv, &i))) return 1;
+        if (!strcmp(a, "--corpus")) {
+            if (n_corpus == MAX_CORPUS) return cli_error(CMD, "at most %d corpus files", MAX_CORPUS);
+            corpus[n_corpus++] = v;
+        } else if (!strcmp(a, "-o") || !strcmp(a, "--output")) out = v;
+        else if (!strcmp(a, "--metrics")) metrics_path = v;
+        else if (!strcmp(a, "--checkpoint")) ckpt_path = v;
+        else if (!strcmp(a, "--preset")) {
+            size_t k = 0;
+            for (; k < sizeof presets / sizeof presets[0]; k++)
+                if (!strcmp(presets[k].name, v)) break;
+            if (k == sizeof presets / sizeof presets[0]) return cli_error(CMD, "unknown preset \"%s\"", v);
+            cfg = presets[k].c;
+        } else if (!strcmp(a, "--schedule")) {
+            if (!strcmp(v, "cosine")) sched_kind = HL_SCHED_COSINE;
+            else if (!strcmp(v, "linear")) sched_kind = HL_SCHED_LINEAR;
+            else if (!strcmp(v, "constant")) sched_kind = HL_SCHED_CONSTANT;
+            else return cli_error(CMD, "--schedule must be cosine, linear or constant");
+        } else if (!strcmp(a, "--seed")) {
+            if (!cli_u64(CMD, a, v, &seed)) return 1;
+        }
+#define INT(opt, var, lo, hi) else if (!strcmp(a, opt)) { if (!cli_int(CMD, a, v, lo, hi, &var)) return 1; }
+#define DBL(opt, var, lo, hi) else if (!strcmp(a, opt)) { if (!cli_float(CMD, a, v, lo, hi, &var)) return 1; }
+#define CFG(opt, field) else if (!strcmp(a, opt)) { if (!cli_int(CMD, a, v, 1, 1 << 16, &v_int)) return 1; cfg.field = (int32_t)v_int; }
+        INT("--vocab", vocab, 300, 1 << 20) INT("--steps", steps, 1, 1L << 40) INT("--batch", batch, 1, 4096)
+        INT("--warmup", warmup, 0, 1L << 40) INT("--threads", threads, 1, 256) INT("--eval-every", eval_every, 0, 1L << 40)
+        INT("--checkpoint-every", ckpt_every, 0, 1L << 40) INT("--max-bytes", max_bytes, 1, 1L << 40)
+        DBL("--lr", lr, 0, 10) DBL("--min-lr-ratio", min_lr, 0, 1) DBL("--weight-decay", wd, 0, 10)
+        DBL("--clip", clip, 0, 1e9) DBL("--val-fraction", val_fraction, 0, 0.5)
+        CFG("--dim", dim) CFG("--ffn", hidden_dim) CFG("--layers", n_layers) CFG("--heads", n_heads)
+        CFG("--kv-heads", n_kv_heads) CFG("--ctx", seq_len)
+#undef INT
+#undef DBL
+#undef CFG
+        else return cli_error(CMD, "unknown option %s (see --help)", a);
+    }
+    if (!n_corpus || !out) return cli_error(CMD, "needs --corpus FILE and -o MODEL.gguf (see --help)");
+    char ckpt_default[4096], metrics_default[4096];
+    snprintf(ckpt_default, sizeof ckpt_default, "%s.ckpt", out);
+    snprintf(metrics_default, sizeof metrics_default, "%s.metrics.jsonl", out);
+    if (!ckpt_path) ckpt_path = ckpt_default;
+    if (!metrics_path) metrics_path = metrics_default;
+
+    hl_error err = {0};
+    hl_status s = HL_OK;
+    char *jsonl = NULL, *raw = NULL;
+    size_t jl = 0, jc = 0, rl = 0, rcap = 0;
+    int64_t n_docs = 0;
+    hl_tokenizer *tok = NULL;
+    hl_model *m = NULL;
+    hl_dataset *ds = NULL;
+    hl_trainer *tr = NULL;
+    hl_adamw opt = {0};
+    hl_metrics *met = NULL;
+    hl_progress *prog = NULL;
+    int32_t *tokbuf = NULL;
+    uint8_t *mask = NULL;
+    char *ck_config = NULL;
+    int rc = 1;
+    uint64_t corpus_hash = 0xcbf29ce484222325ULL;
+    for (int k = 0; k < n_corpus; k++) {
+        char *text = NULL;
+        size_t len = 0;
+        if ((s = hl_read_file(corpus[k], (size_t)1 << 31, &text, &len, &err))) goto fail;
+        if (max_bytes > 0 && len > (size_t)max_bytes) {
+            len = (size_t)max_bytes;
+            while (len > 0 && (text[len] & 0xc0) == 0x80) len--; /* cut on a UTF-8 boundary */
+        }
+        for (size_t i = 0; i < len; i++) corpus_hash = (corpus_hash ^ (uint8_t)text[i]) * 0x100000001b3ULL;
+        int ok = add_documents(text, len, &jsonl, &jl, &jc, &raw, &rl, &rcap, &n_docs);
+        hl_free(text);
+        if (!ok) {
+            s = hl_fail(&err, HL_ERR_NOMEM, "out of memory reading the corpus");
+            goto fail;
+        }
+    }
+    if (n_docs == 0) {
+        cli_error(CMD, "the corpus has no documents");
+        goto done;
+    }
+    double t0 = now_s();
+    fprintf(stderr, "hyperlora pretrain: %lld documents, %zu bytes; training a %ld-token BPE tokenizer...\n",
+            (long long)n_docs, rl, vocab);
+    hl_bpe_train_params bp;
+    hl_bpe_train_params_default(&bp);
+    if ((s = hl_tokenizer_train_bpe(raw, rl, (int32_t)vocab, &bp, &tok, &err))) goto fail;
+    fprintf(stderr, "hyperlora pretrain: tokenizer ready in %.1f s\n", now_s() - t0);
+    if ((s = hl_model_init_random_tok(&cfg, tok, seed, &m, &err))) {
+        tok = NULL;
+        goto fail;
+    }
+    tok = NULL;
+    hl_free(m->name);
+    m->name = hl_strdup("hyperlora-pretrained");
+    hl_dataset_params dp = {.ctx = cfg.seq_len, .pack = 1, .val_fraction = (float)val_fraction, .seed = seed};
+    if ((s = hl_dataset_load_memory(jsonl, jl, "corpus", m->tok, &dp, &ds, &err))) goto fail;
+    const hl_dataset_stats *dst = hl_dataset_get_stats(ds);
+    char config[1024];
+    snprintf(config, sizeof config,
+             "pretrain corpus=%016llx vocab=%ld dim=%d ffn=%d layers=%d heads=%d kv=%d ctx=%d steps=%ld batch=%ld "
+             "lr=%.9g warmup=%ld schedule=%d min_lr=%.9g wd=%.9g clip=%.9g val=%.9g seed=%llu",
+             (unsigned long long)corpus_hash, vocab, cfg.dim, cfg.hidden_dim, cfg.n_layers, cfg.n_heads,
+             cfg.n_kv_heads, cfg.seq_len, steps, batch, lr, warmup, (int)sched_kind, min_lr, wd, clip, val_fraction,
+             (unsigned long long)seed);
+    int64_t n_params = 0;
+    hl_trainer_params tp = {.full = 1, .batch = (int32_t)batch, .ctx = cfg.seq_len, .n_threads = (int32_t)threads,
+                            .seed = seed};
+    if ((s = hl_trainer_init(m, NULL, &tp, &tr, &err))) goto fail;
+    for (int32_t i = 0; i < hl_trainer_n_params(tr); i++) n_params += hl_trainer_param(tr, i).n;
+    fprintf(stderr, "hyperlora pretrain: %lld parameters (dim %d, %d layers, ffn %d, vocab %d, ctx %d); %lld train "
+                    "rows, %lld val rows, %lld tokens; %ld steps of %ld x %d\n",
+            (long long)n_params, cfg.dim, cfg.n_layers, cfg.hidden_dim, m->cfg.vocab_size, cfg.seq_len,
+            (long long)dst->n_train_rows, (long long)dst->n_val_rows, (long long)dst->n_tokens, steps, batch,
+            cfg.seq_len);
+    hl_adamw_params ap = {.beta1 = 0.9f, .beta2 = 0.95f, .eps = 1e-8f, .weight_decay = (float)wd};
+    if ((s = hl_adamw_init(&opt, &ap, tr, &err))) goto fail;
+    hl_checkpoint_state st = {.config = config, .base_fingerprint = 0};
+    hl_rng_seed(&st.rng, seed ^ 0x9e37);
+    if (resume) {
+        hl_checkpoint_state loaded;
+        if ((s = hl_checkpoint_load(ckpt_path, tr, &opt, &loaded, &ck_config, &err))) goto fail;
+        if (strcmp(ck_config, config) != 0) {
+            cli_error(CMD, "%s was made with other settings; resume needs the same ones", ckpt_path);
+            goto done;
+        }
+        st.step = loaded.step;
+        st.tokens = loaded.tokens;
+        st.cursor = loaded.cursor;
+        st.rng = loaded.rng;
+        fprintf(stderr, "hyperlora pretrain: resumed at step %lld\n", (long long)st.step);
+    }
+    if ((s = hl_metrics_open(metrics_path, resume, st.step + 1, &met, &err))) goto fail;
+    prog = hl_progress_init(stderr, plain, 25);
+    tokbuf = hl_malloc_array((size_t)(batch * (cfg.seq_len + 1)), sizeof *tokbuf);
+    mask = hl_malloc((size_t)(batch * cfg.seq_len));
+    if (!prog || !tokbuf || !mask) {
+        s = hl_fail(&err, HL_ERR_NOMEM, "out of memory");
+        goto fail;
+    }
+    hl_schedule sched = {.kind = sched_kind, .lr = (float)lr, .min_lr_ratio = (float)min_lr, .warmup = warmup,
+                         .total = steps};
+    signal(SIGINT, on_signal);
+    signal(SIGTERM, on_signal);
+    double t_start = now_s(), last_eval = NAN;
+    while (st.step < steps && !stop_requested) {
+        double t1 = now_s();
+        hl_trainer_zero_grad(tr);
+        hl_dataset_next_batch(ds, &st.cursor, (int32_t)batch, tokbuf, mask);
+        double loss;
+        int64_t n;
+        if ((s = hl_trainer_forward_backward(tr, tokbuf, mask, 1.0f, (uint64_t)st.step, &loss, &n, &err))) goto fail;
+        double gnorm = hl_trainer_grad_norm(tr);
+        if (!isfinite(gnorm)) {
+            cli_error(CMD, "gradient norm is %g at step %lld: lower --lr", gnorm, (long long)st.step + 1);
+            goto done;
+        }
+        if (clip > 0 && gnorm > clip) hl_trainer_scale_grads(tr, (float)(clip / gnorm));
+        st.step++;
+        float cur_lr = hl_schedule_lr(&sched, st.step);
+        hl_adamw_step(&opt, tr, cur_lr);
+        st.tokens += n;
+        double eval = NAN;
+        if ((eval_every > 0 && st.step % eval_every == 0) || st.step == steps) {
+            int64_t nv = hl_dataset_n_val_rows(ds), count = 0;
+            double sum = 0;
+            for (int64_t i = 0; i < nv; i += batch) {
+                for (long b = 0; b < batch; b++) {
+                    if (i + b < nv) hl_dataset_val_row(ds, i + b, tokbuf + b * (cfg.seq_len + 1), mask + b * cfg.seq_len);
+                    else {
+                        memcpy(tokbuf + b * (cfg.seq_len + 1), tokbuf, (size_t)(cfg.seq_len + 1) * sizeof *tokbuf);
+                        memset(mask + b * cfg.seq_len, 0, (size_t)cfg.seq_len);
+                    }
+                }
+                double ls;
+                int64_t c;
+                if ((s = hl_trainer_eval(tr, tokbuf, mask, &ls, &c, &err))) goto fail;
+                sum += ls;
+                count += c;
+            }
+            if (count) eval = last_eval = sum / (double)count;
+        }
+        double t2 = now_s();
+        hl_step_record r = {.step = st.step, .total_steps = steps, .loss = loss, .eval_loss = eval, .lr = cur_lr,
+                            .grad_norm = gnorm, .tokens_per_s = (double)n / (t2 - t1), .elapsed_s = t2 - t_start,
+                            .tokens = st.tokens};
+        if ((s = hl_metrics_write(met, &r, &err))) goto fail;
+        hl_progress_update(prog, &r);
+        if ((ckpt_every > 0 && st.step % ckpt_every == 0) || stop_requested || st.step == steps)
+            if ((s = hl_checkpoint_save(ckpt_path, tr, &opt, &st, &err))) goto fail;
+    }
+    hl_progress_finish(prog);
+    if (stop_requested) {
+        fprintf(stderr, "hyperlora pretrain: interrupted at step %lld; continue with --resume\n", (long long)st.step);
+        rc = 130;
+        goto done;
+    }
+    if ((s = hl_model_save_gguf(m, out, &err))) goto fail;
+    fprintf(stderr, "hyperlora pretrain: wrote %s; validation loss %.4f after %lld steps (%.0f s)\n", out, last_eval,
+            (long long)st.step, now_s() - t0);
+    rc = 0;
+    goto done;
+fail:
+    rc = cli_fail(CMD, &err);
+done:
+    hl_free(tokbuf);
+    hl_free(mask);
+    hl_free(ck_config);
+    hl_progress_free(prog);
+    hl_metrics_close(met);
+    hl_adamw_free(&opt);
+    hl_trainer_free(tr);
+    hl_dataset_free(ds);
+    hl_model_free(m);
+    hl_tokenizer_free(tok);
+    hl_free(jsonl);
+    hl_free(raw);
+    return rc;
+}
