@@ -22,7 +22,7 @@ LEX=${DEMO_LEXICON:-$ROOT/examples/scenes/lexicon.jsonl}
 TRAIN=${DEMO_TRAIN:-$ROOT/examples/scenes/train.jsonl}
 HELDOUT=${DEMO_HELDOUT:-$ROOT/examples/scenes/heldout.jsonl}
 SCENES=${DEMO_SCENES:-"Δ21 вспышкавходстрах Δ07 stormgatejoy Δ23 windgatefear"}
-PRE_STEPS=${DEMO_PRETRAIN_STEPS:-600}
+PRE_STEPS=${DEMO_PRETRAIN_STEPS:-800}
 DEC_STEPS=${DEMO_DECODER_STEPS:-300}
 mkdir -p "$OUT"
 t_all=$(date +%s.%N)
@@ -39,14 +39,14 @@ if [ -z "$MODEL" ]; then
     CORPUS=${DEMO_CORPUS:-}
     if [ -z "$CORPUS" ]; then
       en=(/usr/share/games/fortunes/{literature,wisdom,people,love,men-women,pets,science,platitudes,miscellaneous,education,work,food,magic,songs-poems,fortunes})
-      ru=(/usr/share/games/fortunes/ru/*.u8)
+      ru=($(ls /usr/share/games/fortunes/ru/*.u8 2>/dev/null | head -n 24))
       CORPUS="${en[*]} ${ru[*]}"
     fi
     args=()
     for f in $CORPUS; do [ -f "$f" ] && args+=(--corpus "$f"); done
     [ ${#args[@]} -gt 0 ] || { echo "demo: no corpus files found (install fortunes and fortunes-ru)" >&2; exit 1; }
     say "pretraining the default base model (${#args[@]} corpus files, $PRE_STEPS steps)"
-    "$HL" pretrain "${args[@]}" --max-bytes "${DEMO_CORPUS_BYTES:-60000}" --preset "${DEMO_PRESET:-micro}" \
+    "$HL" pretrain "${args[@]}" --max-bytes "${DEMO_CORPUS_BYTES:-40000}" --preset "${DEMO_PRESET:-nano}" \
       --vocab "${DEMO_VOCAB:-2048}" --steps "$PRE_STEPS" --batch 8 --lr 3e-3 --warmup 30 --eval-every 100 \
       --threads 2 --seed 1 -o "$MODEL.tmp" --metrics "$OUT/pretrain.metrics.jsonl" --checkpoint "$OUT/pretrain.ckpt"
     mv "$MODEL.tmp" "$MODEL"
@@ -58,8 +58,10 @@ t_base=$(elapsed "$t0")
 "$HL" generate -m "$MODEL" -p "The" -n 24 --threads 2 2>/dev/null | head -c 300 >&2 || true
 
 # 2. the scene decoder (threads 2), then again at threads 1 for the reproducibility check
+# The default base's BPE keeps examples short; byte-level bases (stories260K) need longer rows.
+DEC_CTX=${DEMO_DECODER_CTX:-$([ "$MODEL" = "$OUT/base.gguf" ] && echo 64 || echo 144)}
 train_decoder() { # $1 threads, $2 output
-  "$HL" train -m "$MODEL" --lexicon "$LEX" --data "$TRAIN" --no-pack --ctx 160 --batch 16 \
+  "$HL" train -m "$MODEL" --lexicon "$LEX" --data "$TRAIN" --no-pack --ctx "$DEC_CTX" --batch 16 \
     --rank 16 --alpha 32 --targets q,k,v,o,gate,up,down,output --lr 5e-3 --warmup 20 --steps "$DEC_STEPS" \
     --val-fraction 0.05 --eval-every 100 --seed 7 --threads "$1" -o "$2" --plain \
     --metrics "$2.metrics.jsonl" --checkpoint "$2.ckpt"
@@ -87,7 +89,7 @@ decode_all 2 "$OUT/decoder.gguf" > "$OUT/decoded_t2.tsv"
 t_decode=$(elapsed "$t0")
 python3 - "$OUT/decoded_t2.tsv" <<'PY'
 import sys
-rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1], encoding="utf-8")]
+rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1], encoding="utf-8", errors="replace")]
 last = None
 for scene, form, reg, text in rows:
     if scene != last:

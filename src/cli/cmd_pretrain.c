@@ -25,7 +25,7 @@
 #include <time.h>
 
 static const char *CMD = "pretrain";
-#define MAX_CORPUS 64
+#define MAX_CORPUS 4096
 
 static volatile sig_atomic_t stop_requested = 0;
 static void on_signal(int sig) {

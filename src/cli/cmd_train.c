@@ -240,11 +240,14 @@ int cmd_train(int argc, char **argv) {
         if (o.steps < 1) o.steps = 1;
     } else if (o.steps < 0) o.steps = 100;
     describe(&o, hl_model_fingerprint(m), config, sizeof config);
-    fprintf(stderr, "hyperlora train: %lld examples (%lld train, %lld val), %lld train rows of %ld tokens, %lld loss "
-                    "tokens%s; %ld steps of %ld x %ld x %ld\n",
+    fprintf(stderr, "hyperlora train: %lld examples (%lld train, %lld val, longest %lld tokens), %lld train rows of %ld "
+                    "tokens, %lld loss tokens; %ld steps of %ld x %ld x %ld\n",
             (long long)dst->n_examples, (long long)dst->n_train_examples, (long long)dst->n_val_examples,
-            (long long)dst->n_train_rows, o.ctx, (long long)dst->n_loss_tokens,
-            dst->n_truncated ? " (some examples truncated)" : "", o.steps, o.batch, o.accum, o.ctx);
+            (long long)dst->max_example_tokens, (long long)dst->n_train_rows, o.ctx, (long long)dst->n_loss_tokens,
+            o.steps, o.batch, o.accum, o.ctx);
+    if (dst->n_truncated)
+        fprintf(stderr, "hyperlora train: warning: %lld examples are longer than --ctx %ld + 1 and were truncated\n",
+                (long long)dst->n_truncated, o.ctx);
 
     hl_checkpoint_state st = {.config = config, .base_fingerprint = hl_model_fingerprint(m)};
     hl_rng_seed(&st.rng, o.seed ^ 0x5eed);

@@ -609,6 +609,10 @@ hl_status hl_dataset_load_memory(const char *data, size_t size, const char *name
     ds->stats.n_tokens = tr.n_tokens;
     ds->stats.n_loss_tokens = tr.n_loss;
     ds->stats.n_truncated = tr.n_truncated + va.n_truncated;
+    for (size_t e = 0; e < x.n_ex; e++) {
+        int64_t len = (int64_t)(x.start[e + 1] - x.start[e]);
+        if (len > ds->stats.max_example_tokens) ds->stats.max_example_tokens = len;
+    }
     examples_free(&x);
     hl_free(is_val);
     *out = ds;

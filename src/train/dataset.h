@@ -101,6 +101,7 @@ typedef struct hl_dataset_stats {
     int64_t n_train_rows, n_val_rows;
     int64_t n_tokens, n_loss_tokens;  /* over train rows: real (non-padding) targets, and those with mask 1 */
     int64_t n_truncated;              /* examples (train and val) cut to fit a row (no packing) */
+    int64_t max_example_tokens;       /* the longest example, in tokens (BOS and EOS included) */
 } hl_dataset_stats;
 
 hl_status hl_dataset_load(const char *path, const hl_tokenizer *tok, const hl_dataset_params *params,
