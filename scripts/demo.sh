@@ -117,7 +117,8 @@ import json, sys, os
 out, ha2, ha1, hd2, hd1, repro, t_base, t_dec, t_decode, t_all = sys.argv[1:]
 def recs(p):
     return [json.loads(l) for l in open(p)] if os.path.exists(p) else []
-dec = recs(f"{out}/decoder.gguf.metrics.jsonl")
+dec = [r for r in recs(f"{out}/decoder.gguf.metrics.jsonl") if r.get("loss") is not None]
+dec_eval0 = [r["eval_loss"] for r in recs(f"{out}/decoder.gguf.metrics.jsonl") if r["step"] == 0]
 pre = recs(f"{out}/pretrain.metrics.jsonl")
 evals = [r["eval_loss"] for r in dec if r.get("eval_loss") is not None]
 pre_eval = [r["eval_loss"] for r in pre if r.get("eval_loss") is not None]
@@ -128,7 +129,7 @@ print("  " + "-" * 64)
 if pre:
     print(f"  base pretraining loss          {pre[0]['loss']:.3f} -> {pre[-1]['loss']:.3f} (validation {pre_eval[-1]:.3f})" if pre_eval else "")
 print(f"  decoder loss (train)           {dec[0]['loss']:.3f} -> {dec[-1]['loss']:.3f}")
-if evals: print(f"  decoder eval loss (held-out examples)   -> {evals[-1]:.3f}")
+if evals: print(f"  decoder eval loss (held-out examples) {dec_eval0[0] if dec_eval0 else float('nan'):.3f} -> {evals[-1]:.3f}")
 print(f"  exact match, training outputs  {tr[3]}/{tr[1]} {tr[4]}   CER {tr[6]}")
 print(f"  held-out scenes, symbols form  {ho[3]}/{ho[1]} {ho[4]}   CER {ho[6]}")
 print(f"  reproducibility (2 vs 1 thread) adapter {ha2} / {ha1}, outputs {hd2} / {hd1}: {repro}")

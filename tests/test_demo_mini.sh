@@ -3,7 +3,7 @@
 # corpus written here, train a scene decoder for a few steps, decode, check
 # reproducibility, evaluate, plot. Usage: test_demo_mini.sh HYPERLORA SHARED
 set -euo pipefail
-HL=$1
+HL=$(cd "$(dirname "$1")" && pwd)/$(basename "$1")
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 T=$(mktemp -d)
 trap 'rm -rf "$T"' EXIT

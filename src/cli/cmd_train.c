@@ -304,6 +304,15 @@ int cmd_train(int argc, char **argv) {
     signal(SIGTERM, on_signal);
     double t_start = now_s();
     double last_eval = NAN;
+    if (!resumed && hl_dataset_n_val_rows(ds) > 0) {
+        /* The starting point: the eval loss before any update (step 0). */
+        last_eval = evaluate(tr, ds, (int32_t)o.batch, (int32_t)o.ctx, tok, mask, &err, &s);
+        if (s) goto fail;
+        hl_step_record r0 = {.step = 0, .total_steps = o.steps, .loss = NAN, .eval_loss = last_eval, .lr = 0,
+                             .grad_norm = NAN, .tokens_per_s = NAN, .elapsed_s = now_s() - t_start, .tokens = 0};
+        if ((s = hl_metrics_write(met, &r0, &err))) goto fail;
+        fprintf(stderr, "hyperlora train: eval loss before training %.4f\n", last_eval);
+    }
     int paused = 0;
     while (st.step < o.steps && !interrupted && !paused) {
         double t0 = now_s();

@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# Training through the CLI: a real fit on stories260K with the shipped
+# examples/stories data (validation loss falls, the adapter changes what
+# generate says), resume and thread-count determinism byte for byte, PEFT
+# output, metrics and plot, clear errors for bad data; and the scene decoder
+# commands (decode, mute scenes, bundles, scene explain).
+# Usage: test_train_cli.sh HYPERLORA SHARED
+set -uo pipefail
+HL=$(cd "$(dirname "$1")" && pwd)/$(basename "$1"); S=$(cd "$2" && pwd)
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+M=$S/models/stories260K/stories260K-f32.gguf
+T=$(mktemp -d)
+trap 'rm -rf "$T"' EXIT
+pass=0; fail=0
+ok() { if eval "$1"; then pass=$((pass + 1)); echo "ok: $2"; else fail=$((fail + 1)); echo "FAIL: $2"; fi; }
+cd "$T"
+
+# A real fit.
+A="-m $M --data $ROOT/examples/stories/train.jsonl --rank 8 --alpha 16 --lr 3e-3 --steps 60 --batch 4 --ctx 64 --val-fraction 0.2 --eval-every 20 --seed 3 --plain"
+$HL train $A --threads 2 -o zork.gguf --peft-out zork_peft 2> train.log
+ok '[ -s zork.gguf ]' "train writes the adapter"
+first=$(python3 -c 'import json,sys; r=[json.loads(l) for l in open("zork.gguf.metrics.jsonl")]; print(r[0]["eval_loss"])')
+last=$(python3 -c 'import json,sys; r=[json.loads(l) for l in open("zork.gguf.metrics.jsonl")]; print([x["eval_loss"] for x in r if x["eval_loss"] is not None][-1])')
+echo "validation loss: $first -> $last"
+ok "python3 -c 'import sys; sys.exit(0 if float(\"$last\") < 0.5 * float(\"$first\") else 1)'" "validation loss at least halves ($first -> $last)"
+ok '[ "$(wc -l < zork.gguf.metrics.jsonl)" -eq 61 ]' "one metrics record per step, plus the step-0 eval"
+$HL generate -m $M --lora zork.gguf -p "Once upon a time" -n 30 > gen_lora.txt 2>/dev/null
+$HL generate -m $M -p "Once upon a time" -n 30 > gen_base.txt 2>/dev/null
+ok 'grep -q "dragon named Zork" gen_lora.txt && ! grep -q "Zork" gen_base.txt' "the adapter changes generate as trained: $(head -c 80 gen_lora.txt)"
+ok '$HL generate -m $M --lora zork_peft -p "Once upon a time" -n 30 2>/dev/null | cmp -s - gen_lora.txt' "the PEFT copy generates the same text"
+ok '$HL inspect zork.gguf | grep -q "rank 8"' "inspect shows the adapter"
+ok '$HL plot zork.gguf.metrics.jsonl -o loss.svg 2>/dev/null && grep -q "<polyline" loss.svg' "plot draws the curves"
+
+# Determinism: threads, resume (with dropout), and reruns.
+$HL train $A --dropout 0.1 --threads 1 -o t1.gguf 2>/dev/null
+$HL train $A --dropout 0.1 --threads 2 -o t2.gguf 2>/dev/null
+ok 'cmp -s t1.gguf t2.gguf' "threads 1 and 2 give identical adapter bytes"
+$HL train $A --dropout 0.1 --threads 2 --stop-at 25 -o r.gguf 2>/dev/null
+ok '[ ! -e r.gguf ] && [ -s r.gguf.ckpt ]' "--stop-at leaves a checkpoint and no adapter"
+$HL train $A --dropout 0.1 --threads 1 --resume -o r.gguf 2>/dev/null
+ok 'cmp -s t1.gguf r.gguf' "a stopped and resumed run ends with the same bytes"
+ok '! $HL train $A --dropout 0.2 --resume -o r.gguf 2>err.txt && grep -q "other settings" err.txt' "resume with other settings is refused"
+
+# Bad data: line and field named.
+printf '{"text": "fine"}\n{"prompt": 3, "completion": "x"}\n' > bad.jsonl
+ok '! $HL train -m $M --data bad.jsonl -o x.gguf 2>err.txt && grep -q "bad.jsonl:2" err.txt && grep -q prompt err.txt' "a bad line is reported with its number and field"
+ok '! $HL train -m $M --data $ROOT/examples/stories/train.jsonl --targets q,embd -o x.gguf 2>err.txt && grep -q "never adapted" err.txt' "an embedding target is refused"
+
+# Scene decoder commands on a quickly trained decoder.
+L=$ROOT/examples/scenes
+$HL train -m $M --lexicon $L/lexicon.jsonl --data $L/train.jsonl --no-pack --ctx 144 --batch 8 --rank 4 --alpha 8 \
+  --steps 5 --val-fraction 0 --eval-every 0 --threads 2 -o dec.gguf 2>/dev/null
+ok '[ -s dec.gguf ]' "a scene decoder trains"
+for i in 1 2 3; do $HL decode -m $M --lora dec.gguf --scene "Δ21" --form text --register poetic -n 20 > d$i.txt 2>/dev/null; done
+$HL decode -m $M --lora dec.gguf --scene "Δ21" --form text --register poetic -n 20 --threads 2 > d4.txt 2>/dev/null
+ok '[ -s d1.txt ] && cmp -s d1.txt d2.txt && cmp -s d1.txt d3.txt && cmp -s d1.txt d4.txt' "decode is byte-identical across 3 runs and at 2 threads"
+python3 -c 'import struct; open("vec.f32","wb").write(struct.pack("<128f", *[0.01*i for i in range(128)]))'
+ok '$HL decode -m $M --lora dec.gguf --scene-vector vec.f32 --form symbols --register logical -n 10 > /dev/null 2>&1' "a mute scene (two raw vectors) decodes"
+python3 -c 'import struct; open("bad.f32","wb").write(struct.pack("<10f", *range(10)))'
+ok '! $HL decode -m $M --lora dec.gguf --scene-vector bad.f32 2>err.txt && grep -q "model dimension" err.txt' "a scene vector of the wrong size is refused"
+python3 -c 'import struct; open("nan.f32","wb").write(struct.pack("<64f", *([0.0]*63 + [float("nan")])))'
+ok '! $HL decode -m $M --lora dec.gguf --scene-vector nan.f32 2>err.txt && grep -q "not finite" err.txt' "a non-finite scene vector is refused"
+printf '{"decoders": [{"form": "*", "register": "*", "adapters": [{"path": "dec.gguf", "scale": 1.0}]}]}' > bundle.json
+ok '$HL decode -m $M --bundle bundle.json --scene "Δ21" --form text --register poetic -n 20 2>/dev/null | cmp -s - d1.txt' "a bundle gives the same output as --lora"
+ok '$HL scene explain Δ21 -m $M --lora dec.gguf > ex.txt 2>&1 && grep -q "nearest base tokens" ex.txt && [ "$(grep -c "^    " ex.txt)" -eq 15 ]' "scene explain shows neighbours and 15 decodings"
+ok '! $HL decode -m $M --lora dec.gguf --scene "Δ21" --form poem 2>err.txt && grep -q "unknown form" err.txt' "an unknown form is refused"
+ok '! $HL decode -m $M --scene "Δ21" 2>err.txt && grep -q "no lexicon" err.txt' "decode without a lexicon says so"
+
+echo "$pass passed, $fail failed"
+[ $fail -eq 0 ]
