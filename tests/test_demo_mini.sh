@@ -29,7 +29,8 @@ check '[ "$(grep -c "^    \(text\|symbols\|formula\|dialogue\|report\) " "$T/dem
 check '[ -s "$T/out/decoder_loss.svg" ] && [ -s "$T/out/pretrain_loss.svg" ]' "loss plots written"
 check 'head -c 4 "$T/out/base.gguf" | grep -q GGUF' "the pretrained base is a GGUF"
 check '"$HL" generate -m "$T/out/base.gguf" -p "The rain" -n 5 > /dev/null 2>&1' "the pretrained base loads in generate"
-check '"$HL" inspect "$T/out/decoder.gguf" | grep -q "hyperlora.lexicon.jsonl"' "the decoder carries its lexicon"
+"$HL" inspect "$T/out/decoder.gguf" > "$T/inspect.txt" 2>&1
+check 'grep -q "hyperlora.lexicon.jsonl" "$T/inspect.txt"' "the decoder carries its lexicon"
 # The cached base is reused on a second run.
 DEMO_OUT=$T/out DEMO_CORPUS=$T/corpus.txt DEMO_DECODER_STEPS=2 DEMO_SCENES="Δ21" \
   bash "$ROOT/scripts/demo.sh" "$HL" > "$T/demo2.log" 2>&1 || { cat "$T/demo2.log"; fail=1; }

@@ -1,0 +1,275 @@
+/* test_alloc_failures.c: SQLite-style fault injection. For each operation,
+ * k = 0, 1, 2, ...: make the (k+1)-th allocation from now fail (and every
+ * one after it: the injector stays tripped), run the operation, and require
+ * a clean refusal: a status other than HL_OK, a non-empty message, nothing
+ * handed out, and (under the sanitized suite's LeakSanitizer) nothing
+ * leaked. The loop ends at the first k whose run allocates fewer than k+1
+ * times, i.e. succeeds with no injected failure; that run must succeed.
+ * A run that succeeds although an allocation failed would mean a failure was
+ * swallowed; that is an error too.
+ *
+ * Operations: model load (GGUF, and llama2.c .bin + tokenizer.bin), context
+ * init, adapter load (GGUF and PEFT), lexicon load, dataset load, trainer +
+ * AdamW init, checkpoint save and load. */
+#include "hyperlora.h"
+#include "lora/adapter_io.h"
+#include "lora/create.h"
+#include "model/model.h"
+#include "text/lexicon.h"
+#include "train/checkpoint.h"
+#include "train/dataset.h"
+#include "train/optim.h"
+#include "train/trainer.h"
+#include "util/alloc.h"
+#include "test_util.h"
+
+#include <dirent.h>
+#include <unistd.h>
+
+#define MAX_K 100000 /* a guard: no operation here allocates nearly this often */
+
+static hl_model *g_model; /* stories260K GGUF, loaded without injection */
+static char tmpdir[64];
+
+/* One operation under test: returns its status; on HL_OK it has released
+ * everything it made (the loop only cares about the status and leaks). */
+typedef hl_status (*op_fn)(void *user, hl_error *err);
+
+static void run_op(const char *name, op_fn fn, void *user) {
+    long k = 0;
+    int refusals = 0, non_nomem = 0;
+    for (; k < MAX_K; k++) {
+        hl_error err;
+        memset(&err, 0, sizeof err);
+        hl_alloc_fail_after(k);
+        hl_status s = fn(user, &err);
+        long injected = hl_alloc_failures();
+        hl_alloc_fail_after(-1);
+        if (injected == 0) {
+            CHECK_MSG(s == HL_OK, "%s: fails with no injected failure (k=%ld): %s: %s", name, k, hl_status_name(s),
+                      err.msg);
+            break;
+        }
+        CHECK_MSG(s != HL_OK, "%s: k=%ld: succeeded although allocation %ld failed (swallowed)", name, k, k + 1);
+        if (s == HL_OK) continue;
+        refusals++;
+        CHECK_MSG(err.msg[0] != 0, "%s: k=%ld: %s without a message", name, k, hl_status_name(s));
+        if (s != HL_ERR_NOMEM) {
+            /* Tolerated (the error is clean), but reported: an OOM shown as another status misleads. */
+            if (non_nomem++ < 3) printf("  note: %s: k=%ld: out of memory reported as %s: %s\n", name, k,
+                                        hl_status_name(s), err.msg);
+        }
+    }
+    CHECK_MSG(k < MAX_K, "%s: never succeeded", name);
+    printf("%-28s %5ld allocations, %5d clean refusals (%d not HL_ERR_NOMEM)\n", name, k, refusals, non_nomem);
+}
+
+/* ------------------------------------------------------------ operations */
+
+typedef struct {
+    const char *path, *tok;
+} load_args;
+
+static hl_status op_model_load(void *user, hl_error *err) {
+    load_args *a = user;
+    hl_model *m = (hl_model *)err; /* must be reset to NULL on failure */
+    hl_status s = hl_model_load(a->path, a->tok, &m, err);
+    if (s == HL_OK) hl_model_free(m);
+    else CHECK(m == NULL);
+    return s;
+}
+
+static hl_status op_context_init(void *user, hl_error *err) {
+    (void)user;
+    hl_context *ctx = NULL;
+    hl_context_params p = {.n_ctx = 64, .n_threads = 2};
+    hl_status s = hl_context_init(g_model, &p, &ctx, err);
+    if (s == HL_OK) hl_context_free(ctx);
+    else CHECK(ctx == NULL);
+    return s;
+}
+
+static hl_status op_adapter_load(void *user, hl_error *err) {
+    hl_adapter *a = NULL;
+    hl_status s = hl_adapter_load(user, g_model, 0, &a, err);
+    if (s == HL_OK) hl_adapter_free(a);
+    else CHECK(a == NULL);
+    return s;
+}
+
+static const char *LEXICON =
+    "{\"lexeme\": \"\xCE\x94" "21\", \"parts\": [\"rain\", \"door\", \"fear\"], \"facets\": {\"tone\": \"fear\"}}\n"
+    "\n"
+    "{\"lexeme\": \"stormgatejoy\", \"parts\": [\"storm\", \"gate\", \"joy\"], \"weights\": [1, 2, 1]}\n";
+
+static hl_status op_lexicon_load(void *user, hl_error *err) {
+    (void)user;
+    hl_lexicon *lex = NULL;
+    hl_status s = hl_lexicon_load_memory(LEXICON, strlen(LEXICON), "lex.jsonl", g_model, &lex, err);
+    if (s == HL_OK) hl_lexicon_free(lex);
+    else CHECK(lex == NULL);
+    return s;
+}
+
+static const char *DATA = "{\"text\": \"Once upon a time there was a little dog.\"}\n"
+                          "{\"prompt\": \"Lily said\", \"completion\": \" hello to the cat.\"}\n"
+                          "\n"
+                          "{\"text\": \"The sun was warm and the girl was happy.\"}\n"
+                          "{\"text\": \"He ran to the park to play.\"}\n";
+
+static hl_status op_dataset_load(void *user, hl_error *err) {
+    const int *pack = user;
+    hl_dataset_params p = {.ctx = 8, .pack = *pack, .val_fraction = 0.25f, .seed = 7};
+    hl_dataset *ds = NULL;
+    hl_status s = hl_dataset_load_memory(DATA, strlen(DATA), "data.jsonl", hl_model_get_tokenizer(g_model), &p, &ds, err);
+    if (s == HL_OK) hl_dataset_free(ds);
+    else CHECK(ds == NULL);
+    return s;
+}
+
+static hl_status op_trainer_init(void *user, hl_error *err) {
+    hl_adapter *ad = user;
+    hl_trainer_params tp = {.batch = 2, .ctx = 16, .n_threads = 2, .dropout = 0.1f, .seed = 3};
+    hl_trainer *tr = NULL;
+    hl_adamw opt;
+    memset(&opt, 0, sizeof opt);
+    hl_adamw_params ap = {.beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-8f, .weight_decay = 0.01f};
+    hl_status s = hl_trainer_init(g_model, ad, &tp, &tr, err);
+    if (s == HL_OK) s = hl_adamw_init(&opt, &ap, tr, err);
+    hl_adamw_free(&opt);
+    hl_trainer_free(tr);
+    return s;
+}
+
+typedef struct {
+    hl_trainer *tr, *tr2; /* tr2/opt2: where loads go, built for the same settings */
+    hl_adamw *opt, *opt2;
+    const char *path;
+} ckpt_args;
+
+static const char *CONFIG = "test config: rank=2 ctx=16";
+
+/* No temp file may be left next to the checkpoint after a failed save. */
+static int temp_files_left(void) {
+    DIR *d = opendir(tmpdir);
+    int n = 0;
+    struct dirent *de;
+    while (d && (de = readdir(d)))
+        if (strstr(de->d_name, ".tmp")) n++;
+    if (d) closedir(d);
+    return n;
+}
+
+static hl_status op_checkpoint_save(void *user, hl_error *err) {
+    ckpt_args *a = user;
+    hl_checkpoint_state st = {.step = 5, .tokens = 160, .cursor = {1, 3}, .config = CONFIG,
+                              .base_fingerprint = hl_model_fingerprint(g_model)};
+    hl_rng_seed(&st.rng, 11);
+    unlink(a->path);
+    hl_status s = hl_checkpoint_save(a->path, a->tr, a->opt, &st, err);
+    CHECK_MSG(temp_files_left() == 0, "checkpoint save left a temp file (%s)", hl_status_name(s));
+    if (s != HL_OK) CHECK_MSG(access(a->path, F_OK) != 0, "a failed checkpoint save left %s", a->path);
+    return s;
+}
+
+static hl_status op_checkpoint_load(void *user, hl_error *err) {
+    ckpt_args *a = user;
+    hl_checkpoint_state st;
+    memset(&st, 0, sizeof st);
+    char *config = NULL;
+    hl_status s = hl_checkpoint_load(a->path, a->tr2, a->opt2, &st, &config, err);
+    if (s == HL_OK) {
+        CHECK(st.step == 5 && st.tokens == 160 && st.cursor.epoch == 1 && st.cursor.index == 3);
+        CHECK(config && !strcmp(config, CONFIG));
+        hl_param p = hl_trainer_param(a->tr, 0), q = hl_trainer_param(a->tr2, 0);
+        CHECK(p.n == q.n && !memcmp(p.value, q.value, (size_t)p.n * sizeof(float)));
+    } else CHECK(config == NULL);
+    hl_free(config);
+    return s;
+}
+
+/* Full-parameter (pretraining) setup on a small random model. */
+static hl_status op_trainer_init_full(void *user, hl_error *err) {
+    hl_model *m = user;
+    hl_trainer_params tp = {.full = 1, .batch = 2, .ctx = 16, .n_threads = 2};
+    hl_trainer *tr = NULL;
+    hl_adamw opt;
+    memset(&opt, 0, sizeof opt);
+    hl_adamw_params ap = {.beta1 = 0.9f, .beta2 = 0.95f, .eps = 1e-8f, .weight_decay = 0.1f};
+    hl_status s = hl_trainer_init(m, NULL, &tp, &tr, err);
+    if (s == HL_OK) s = hl_adamw_init(&opt, &ap, tr, err);
+    hl_adamw_free(&opt);
+    hl_trainer_free(tr);
+    return s;
+}
+
+int main(void) {
+    hl_error err = {0};
+    const char *gguf = shared_path("models/stories260K/stories260K-f32.gguf");
+    load_args la_gguf = {gguf, NULL};
+    load_args la_bin = {shared_path("models/stories260K/stories260K.bin"), shared_path("models/stories260K/tok512.bin")};
+    CHECK_OK(hl_model_load(gguf, NULL, &g_model, &err), &err);
+    REQUIRE(g_model);
+    snprintf(tmpdir, sizeof tmpdir, "/tmp/hl_alloc_XXXXXX");
+    REQUIRE(mkdtemp(tmpdir));
+
+    run_op("model load (GGUF)", op_model_load, &la_gguf);
+    run_op("model load (llama2.c .bin)", op_model_load, &la_bin);
+    run_op("context init", op_context_init, NULL);
+    run_op("adapter load (GGUF)", op_adapter_load, (void *)shared_path("oracle/llamacpp/random_lora_r4.gguf"));
+    run_op("adapter load (PEFT rsLoRA)", op_adapter_load, (void *)shared_path("oracle/peft_hf/rslora"));
+    run_op("lexicon load", op_lexicon_load, NULL);
+    int pack = 1, nopack = 0;
+    run_op("dataset load (packed)", op_dataset_load, &pack);
+    run_op("dataset load (padded)", op_dataset_load, &nopack);
+
+    /* Training setup on a fresh adapter (made without injection). */
+    uint32_t targets;
+    CHECK_OK(hl_parse_targets("q,k,v,o,gate,up,down,output", &targets, &err), &err);
+    hl_adapter_spec spec = {.name = "alloc-test", .targets = targets, .rank = 2, .alpha = 4, .seed = 1};
+    hl_adapter *ad = NULL;
+    CHECK_OK(hl_adapter_create(g_model, &spec, &ad, &err), &err);
+    REQUIRE(ad);
+    run_op("trainer + AdamW init", op_trainer_init, ad);
+
+    hl_model *rnd = NULL;
+    hl_model_config rc = {.dim = 16, .hidden_dim = 32, .n_layers = 2, .n_heads = 2, .n_kv_heads = 1, .seq_len = 32};
+    CHECK_OK(hl_model_init_random(&rc, shared_path("models/stories260K/tok512.bin"), 5, &rnd, &err), &err);
+    REQUIRE(rnd);
+    run_op("trainer + AdamW init (full)", op_trainer_init_full, rnd);
+    hl_model_free(rnd);
+
+    /* Checkpoints: saved from one trainer, loaded into a second built alike. */
+    hl_adapter *ad2 = NULL;
+    CHECK_OK(hl_adapter_create(g_model, &spec, &ad2, &err), &err);
+    REQUIRE(ad2);
+    hl_trainer *tr = NULL, *tr2 = NULL;
+    hl_trainer_params tp = {.batch = 2, .ctx = 16, .n_threads = 1};
+    hl_adamw opt, opt2;
+    memset(&opt, 0, sizeof opt);
+    memset(&opt2, 0, sizeof opt2);
+    hl_adamw_params ap = {.beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-8f};
+    CHECK_OK(hl_trainer_init(g_model, ad, &tp, &tr, &err), &err);
+    CHECK_OK(hl_adamw_init(&opt, &ap, tr, &err), &err);
+    CHECK_OK(hl_trainer_init(g_model, ad2, &tp, &tr2, &err), &err);
+    CHECK_OK(hl_adamw_init(&opt2, &ap, tr2, &err), &err);
+    REQUIRE(tr && tr2);
+    hl_trainer_param(tr, 0).value[0] = 0.125f; /* so a load visibly changes tr2 */
+    char ckpt[128];
+    snprintf(ckpt, sizeof ckpt, "%s/run.ckpt", tmpdir);
+    ckpt_args ca = {tr, tr2, &opt, &opt2, ckpt};
+    run_op("checkpoint save", op_checkpoint_save, &ca);
+    REQUIRE(access(ckpt, F_OK) == 0); /* the last, uninjected save wrote it */
+    run_op("checkpoint load", op_checkpoint_load, &ca);
+
+    unlink(ckpt);
+    rmdir(tmpdir);
+    hl_adamw_free(&opt);
+    hl_adamw_free(&opt2);
+    hl_trainer_free(tr);
+    hl_trainer_free(tr2);
+    hl_adapter_free(ad);
+    hl_adapter_free(ad2);
+    hl_model_free(g_model);
+    return hl_test_finish("test_alloc_failures");
+}
