@@ -3,7 +3,9 @@
  * from its GGUF conversion, with and without its LoRA adapter), plus our
  * determinism promises (threads, batching, scale-0 adapters). */
 #include "hyperlora.h"
+#include "io/gguf.h"
 #include "lora/adapter.h"
+#include "util/half.h"
 #include "test_util.h"
 
 #include <stdint.h>
@@ -225,6 +227,56 @@ static void test_llamacpp_completions(const hl_model *gguf) {
     hl_adapter_free(lora);
 }
 
+/* F16 and BF16 base models load (converted to f32 at load) and stay close to F32. */
+static void test_half_models(const hl_model *gguf) {
+    hl_error err = {0};
+    hl_gguf *g = NULL;
+    CHECK_OK(hl_gguf_open(shared_path(STORIES "stories260K-f32.gguf"), &g, &err), &err);
+    REQUIRE(g);
+    const uint32_t types[2] = {HL_TYPE_F16, HL_TYPE_BF16};
+    const double tol[2] = {0.05, 0.5};
+    for (int k = 0; k < 2; k++) {
+        hl_gguf_writer *w = hl_gguf_writer_init();
+        for (int64_t i = 0; i < hl_gguf_n_kv(g); i++) CHECK_OK(hl_gguf_writer_copy_kv(w, g, i), &err);
+        uint16_t *bufs[64] = {0};
+        for (int64_t i = 0; i < hl_gguf_n_tensors(g); i++) {
+            const hl_gguf_tensor *t = hl_gguf_tensor_at(g, i);
+            size_t n = t->nbytes / 4;
+            bufs[i] = malloc(n * 2);
+            const float *src = t->data;
+            for (size_t e = 0; e < n; e++) bufs[i][e] = k == 0 ? hl_f32_to_f16(src[e]) : hl_f32_to_bf16(src[e]);
+            char name[128];
+            snprintf(name, sizeof name, "%.*s", (int)t->name.len, t->name.data);
+            CHECK_OK(hl_gguf_writer_add_tensor(w, name, types[k], t->n_dims, t->ne, bufs[i], &err), &err);
+        }
+        const char *path = k == 0 ? "test_forward_f16.gguf" : "test_forward_bf16.gguf";
+        CHECK_OK(hl_gguf_writer_write_file(w, path, &err), &err);
+        hl_gguf_writer_free(w);
+        for (int i = 0; i < 64; i++) free(bufs[i]);
+        hl_model *h = NULL;
+        CHECK_OK(hl_model_load(path, NULL, &h, &err), &err);
+        REQUIRE(h);
+        const int T = 32, V = 512;
+        int32_t ids[32];
+        for (int i = 0; i < T; i++) ids[i] = (int32_t)((i * 53 + 7) % V);
+        float *a = malloc(sizeof(float) * T * V), *b = malloc(sizeof(float) * T * V);
+        hl_context *ca = new_ctx(gguf, 1), *cb = new_ctx(h, 2);
+        CHECK_OK(hl_context_eval(ca, ids, T, 0, a, 1, &err), &err);
+        CHECK_OK(hl_context_eval(cb, ids, T, 0, b, 1, &err), &err);
+        double d = 0;
+        for (int i = 0; i < T * V; i++) d = fmax(d, fabs((double)a[i] - b[i]));
+        printf("%s model: logits max |diff| vs F32 %.3g\n", k == 0 ? "F16" : "BF16", d);
+        CHECK(d < tol[k]);
+        free(a);
+        free(b);
+        hl_context_free(ca);
+        hl_context_free(cb);
+        hl_model_free(h);
+        remove(path);
+    }
+    hl_gguf_free(g);
+}
+
 int main(void) {
     hl_error err = {0};
     hl_model *bin = NULL, *gguf = NULL;
@@ -235,6 +287,7 @@ int main(void) {
     test_greedy(bin, "llama2.c checkpoint");
     test_greedy(gguf, "llama.cpp GGUF");
     test_convert(bin, gguf);
+    test_half_models(gguf);
     test_llamacpp_completions(gguf);
 
     logit_ref r;
