@@ -108,6 +108,32 @@ static void test_kernels(void) {
         CHECK(!memcmp(row, y1 + t * O, sizeof(float) * O));
     }
     free(dy); free(w); free(o1); free(o2); free(o3); free(g1); free(g2); free(x); free(y1); free(y2);
+    /* dY·W blocked over a long reduction (O > the block) keeps each element's
+     * fused multiply-add chain: bitwise equal to the plain chain, for the plain,
+     * scaled and accumulating forms, at 1 and 2 threads. */
+    int64_t T2 = 9, O2 = 700, K2 = 50;
+    float *dy2 = malloc(sizeof(float) * T2 * O2), *w2 = malloc(sizeof(float) * O2 * K2);
+    float *want = malloc(sizeof(float) * T2 * K2), *got = malloc(sizeof(float) * T2 * K2);
+    for (int64_t i = 0; i < T2 * O2; i++) dy2[i] = hl_rng_normal(&rng);
+    for (int64_t i = 0; i < O2 * K2; i++) w2[i] = hl_rng_normal(&rng);
+    for (int64_t t = 0; t < T2; t++)
+        for (int64_t k = 0; k < K2; k++) {
+            float acc = 0;
+            for (int64_t o = 0; o < O2; o++) acc = fmaf(dy2[t * O2 + o], w2[o * K2 + k], acc);
+            want[t * K2 + k] = acc;
+        }
+    for (int th = 0; th < 2; th++) {
+        hl_pool *p2 = hl_pool_init(th + 1);
+        hl_matmul_nn(p2, got, dy2, w2, T2, O2, K2, 1.0f, 0);
+        CHECK_MSG(!memcmp(got, want, sizeof(float) * T2 * K2), "blocked dY·W differs from the plain chain (%d threads)", th + 1);
+        for (int64_t i = 0; i < T2 * K2; i++) got[i] = 1.0f;
+        hl_matmul_nn(p2, got, dy2, w2, T2, O2, K2, 0.5f, 1);
+        int same = 1;
+        for (int64_t i = 0; i < T2 * K2; i++) same &= got[i] == 1.0f + 0.5f * want[i];
+        CHECK_MSG(same, "blocked, accumulating dY·W differs (%d threads)", th + 1);
+        hl_pool_free(p2);
+    }
+    free(dy2); free(w2); free(want); free(got);
     hl_pool_free(pool);
 }
 

@@ -166,9 +166,9 @@ void hl_trainer_free(hl_trainer *t) {
     hl_free(t->g_embd);
     hl_free(t->params);
     hl_free(t->names);
-    for (int32_t i = 0; t->gA && t->ad && i < t->ad->n_weights; i++) {
-        hl_free(t->gA[i]);
-        hl_free(t->gB[i]);
+    for (int32_t i = 0; t->ad && i < t->ad->n_weights; i++) { /* gA or gB may be missing after an OOM */
+        if (t->gA) hl_free(t->gA[i]);
+        if (t->gB) hl_free(t->gB[i]);
     }
     hl_free(t->gA);
     hl_free(t->gB);
@@ -417,31 +417,64 @@ static void forward(hl_trainer *t, const int32_t *tokens) {
 
 /* Loss over the counted targets of rows [r0, r0+rows); with dlogits_scale != 0 the
  * logits are turned into dlogits·scale in place. Sums in double, in row order. */
-static double chunk_loss(hl_trainer *t, const int32_t *tokens, const uint8_t *mask, int64_t r0, int64_t rows,
-                         double dlogits_scale, int64_t *count) {
+typedef struct {
+    hl_trainer *t;
+    const int32_t *tokens;
+    const uint8_t *mask;
+    int64_t r0;
+    double dlogits_scale;
+    double *row_loss; /* [rows], NAN for rows that do not count */
+} loss_job;
+
+/* Cross-entropy of each row; with dlogits_scale != 0 the logits become
+ * (softmax − onehot)·scale in place. exp is taken once per logit (in float,
+ * summed in double), so the backward pass reuses it. */
+static void loss_rows(void *arg, int64_t begin, int64_t end, int worker) {
+    (void)worker;
+    const loss_job *j = arg;
+    const hl_trainer *t = j->t;
     const int64_t T = t->p.ctx, V = t->V;
-    double loss = 0;
-    for (int64_t rr = 0; rr < rows; rr++) {
-        int64_t r = r0 + rr, b = r / T, i = r % T;
+    for (int64_t rr = begin; rr < end; rr++) {
+        int64_t r = j->r0 + rr, b = r / T, i = r % T;
         float *lg = t->logits + rr * V;
-        int counted = !mask || mask[b * T + i];
-        if (!counted) {
-            if (dlogits_scale != 0) memset(lg, 0, (size_t)V * sizeof(float));
+        if (j->mask && !j->mask[b * T + i]) {
+            j->row_loss[rr] = NAN;
+            if (j->dlogits_scale != 0) memset(lg, 0, (size_t)V * sizeof(float));
             continue;
         }
-        int32_t target = tokens[b * (T + 1) + i + 1];
+        int32_t target = j->tokens[b * (T + 1) + i + 1];
         float mx = lg[0];
         for (int64_t v = 1; v < V; v++) mx = lg[v] > mx ? lg[v] : mx;
+        float target_logit = lg[target];
         double sum = 0;
-        for (int64_t v = 0; v < V; v++) sum += exp((double)lg[v] - mx);
-        double lse = mx + log(sum);
-        loss += lse - lg[target];
-        (*count)++;
-        if (dlogits_scale != 0) {
-            for (int64_t v = 0; v < V; v++) lg[v] = (float)(exp((double)lg[v] - lse) * dlogits_scale);
-            lg[target] = (float)(lg[target] - dlogits_scale);
+        if (j->dlogits_scale != 0) {
+            for (int64_t v = 0; v < V; v++) {
+                float e = expf(lg[v] - mx);
+                lg[v] = e;
+                sum += e;
+            }
+            float f = (float)(j->dlogits_scale / sum);
+            for (int64_t v = 0; v < V; v++) lg[v] *= f;
+            lg[target] = (float)(lg[target] - j->dlogits_scale);
+        } else {
+            for (int64_t v = 0; v < V; v++) sum += expf(lg[v] - mx);
         }
+        j->row_loss[rr] = (double)mx + log(sum) - (double)target_logit;
     }
+}
+
+/* Loss over the counted targets of rows [r0, r0+rows), summed in row order. */
+static double chunk_loss(hl_trainer *t, const int32_t *tokens, const uint8_t *mask, int64_t r0, int64_t rows,
+                         double dlogits_scale, int64_t *count) {
+    double row_loss[LOGIT_CHUNK];
+    loss_job j = {t, tokens, mask, r0, dlogits_scale, row_loss};
+    hl_pool_for(t->pool, rows, 1, loss_rows, &j);
+    double loss = 0;
+    for (int64_t rr = 0; rr < rows; rr++)
+        if (!isnan(row_loss[rr])) {
+            loss += row_loss[rr];
+            (*count)++;
+        }
     return loss;
 }
 
