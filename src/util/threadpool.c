@@ -1,20 +1,38 @@
-/* threadpool.c: persistent pthread workers woken by a generation counter.
- * The calling thread takes chunk 0 itself, so a 1-thread pool has no
- * workers and no synchronisation at all. */
+/* threadpool.c: persistent workers for data-parallel loops.
+ *
+ * A decode step runs ~50 small parallel loops per token, so waking workers
+ * through a condition variable each time (tens of microseconds) would cost
+ * more than the work. Workers therefore spin briefly on an atomic generation
+ * counter after each job and only then sleep on the condition variable; the
+ * caller takes chunk 0 itself and spins until the others report done. A
+ * 1-thread pool has no workers and no synchronisation at all. */
 #include "util/threadpool.h"
 #include "util/alloc.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define cpu_relax() _mm_pause()
+#else
+#define cpu_relax() ((void)0)
+#endif
+
+#define SPIN_LIMIT 4000 /* pause loops (a few tens of microseconds) before a thread blocks: short, so
+                         * a busy machine's other processes get the core back quickly */
 
 struct hl_pool {
     int n_threads;
     pthread_t *threads;
     pthread_mutex_t mu;
-    pthread_cond_t wake, done;
-    uint64_t generation;
-    int pending;   /* workers still running the current job */
-    int stopping;
-    /* the current job */
+    pthread_cond_t wake;
+    pthread_cond_t done;             /* the caller waits here after spinning */
+    atomic_int caller_waiting;
+    atomic_uint_fast64_t generation; /* bumped once per job */
+    atomic_int pending;              /* workers still running the current job */
+    atomic_int sleepers;             /* workers blocked on the condition variable */
+    atomic_int stopping;
+    /* the current job: written before generation is bumped */
     hl_pool_fn fn;
     void *arg;
     int64_t n, grain;
@@ -38,22 +56,33 @@ static void *worker_main(void *v) {
     hl_pool *p = wa->pool;
     int index = wa->index;
     hl_free(wa);
-    uint64_t seen = 0;
+    uint_fast64_t seen = 0;
     for (;;) {
-        pthread_mutex_lock(&p->mu);
-        while (p->generation == seen && !p->stopping) pthread_cond_wait(&p->wake, &p->mu);
-        if (p->stopping) {
+        uint_fast64_t g;
+        int spins = 0;
+        while ((g = atomic_load(&p->generation)) == seen && !atomic_load(&p->stopping)) {
+            if (++spins < SPIN_LIMIT) {
+                cpu_relax();
+                continue;
+            }
+            pthread_mutex_lock(&p->mu);
+            atomic_fetch_add(&p->sleepers, 1);
+            while (atomic_load(&p->generation) == seen && !atomic_load(&p->stopping))
+                pthread_cond_wait(&p->wake, &p->mu);
+            atomic_fetch_sub(&p->sleepers, 1);
             pthread_mutex_unlock(&p->mu);
-            return NULL;
+            spins = 0;
         }
-        seen = p->generation;
-        pthread_mutex_unlock(&p->mu);
+        if (atomic_load(&p->stopping)) return NULL;
+        seen = g;
         int64_t b, e;
         chunk_bounds(p, index, &b, &e);
         if (b < e) p->fn(p->arg, b, e, index);
-        pthread_mutex_lock(&p->mu);
-        if (--p->pending == 0) pthread_cond_signal(&p->done);
-        pthread_mutex_unlock(&p->mu);
+        if (atomic_fetch_sub(&p->pending, 1) == 1 && atomic_load(&p->caller_waiting)) {
+            pthread_mutex_lock(&p->mu);
+            pthread_cond_signal(&p->done);
+            pthread_mutex_unlock(&p->mu);
+        }
     }
 }
 
@@ -62,12 +91,18 @@ hl_pool *hl_pool_init(int n_threads) {
     hl_pool *p = hl_calloc(1, sizeof *p);
     if (!p) return NULL;
     p->n_threads = n_threads;
+    atomic_init(&p->generation, 0);
+    atomic_init(&p->pending, 0);
+    atomic_init(&p->sleepers, 0);
+    atomic_init(&p->stopping, 0);
+    atomic_init(&p->caller_waiting, 0);
     pthread_mutex_init(&p->mu, NULL);
     pthread_cond_init(&p->wake, NULL);
     pthread_cond_init(&p->done, NULL);
     if (n_threads > 1) {
         p->threads = hl_calloc((size_t)n_threads - 1, sizeof(pthread_t));
         if (!p->threads) {
+            p->n_threads = 1; /* no workers to join */
             hl_pool_free(p);
             return NULL;
         }
@@ -94,7 +129,7 @@ hl_pool *hl_pool_init(int n_threads) {
 void hl_pool_free(hl_pool *p) {
     if (!p) return;
     pthread_mutex_lock(&p->mu);
-    p->stopping = 1;
+    atomic_store(&p->stopping, 1);
     pthread_cond_broadcast(&p->wake);
     pthread_mutex_unlock(&p->mu);
     for (int i = 1; i < p->n_threads; i++) pthread_join(p->threads[i - 1], NULL);
@@ -114,19 +149,27 @@ void hl_pool_for(hl_pool *p, int64_t n, int64_t grain, hl_pool_fn fn, void *arg)
         fn(arg, 0, n, 0);
         return;
     }
-    pthread_mutex_lock(&p->mu);
     p->fn = fn;
     p->arg = arg;
     p->n = n;
     p->grain = grain;
-    p->pending = p->n_threads - 1;
-    p->generation++;
-    pthread_cond_broadcast(&p->wake);
-    pthread_mutex_unlock(&p->mu);
+    atomic_store(&p->pending, p->n_threads - 1);
+    atomic_fetch_add(&p->generation, 1); /* publishes the job (sequentially consistent) */
+    if (atomic_load(&p->sleepers) > 0) {
+        pthread_mutex_lock(&p->mu);
+        pthread_cond_broadcast(&p->wake);
+        pthread_mutex_unlock(&p->mu);
+    }
     int64_t b, e;
     chunk_bounds(p, 0, &b, &e);
     if (b < e) fn(arg, b, e, 0);
-    pthread_mutex_lock(&p->mu);
-    while (p->pending > 0) pthread_cond_wait(&p->done, &p->mu);
-    pthread_mutex_unlock(&p->mu);
+    for (int spins = 0; spins < SPIN_LIMIT && atomic_load(&p->pending) > 0; spins++) cpu_relax();
+    if (atomic_load(&p->pending) > 0) {
+        /* A worker lost its core: block until the last one signals. */
+        pthread_mutex_lock(&p->mu);
+        atomic_store(&p->caller_waiting, 1);
+        while (atomic_load(&p->pending) > 0) pthread_cond_wait(&p->done, &p->mu);
+        atomic_store(&p->caller_waiting, 0);
+        pthread_mutex_unlock(&p->mu);
+    }
 }
