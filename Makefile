@@ -6,7 +6,7 @@ FUZZ_BUILD ?= build-fuzz
 JOBS ?= $(shell nproc)
 MODEL ?=
 
-.PHONY: all deps build test test-sanitize demo bench fuzz clean
+.PHONY: all deps build test test-sanitize demo bench fuzz fuzz-smoke clean
 
 all: build
 
@@ -25,9 +25,14 @@ test-sanitize: deps
 	@cmake --build $(ASAN_BUILD) -j $(JOBS)
 	cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 ctest --output-on-failure -j $(JOBS)
 
+# HL_FUZZ builds the library with libFuzzer's coverage instrumentation too.
 fuzz: deps
 	@CC=clang cmake -S . -B $(FUZZ_BUILD) -DCMAKE_BUILD_TYPE=Debug -DHL_FUZZ=ON -DHL_NATIVE=OFF >/dev/null
 	@cmake --build $(FUZZ_BUILD) -j $(JOBS)
+
+# Every fuzz target for FUZZ_SECONDS (default 20) on its seeds; fails on any finding.
+fuzz-smoke:
+	@FUZZ_BUILD=$(FUZZ_BUILD) JOBS=$(JOBS) bash scripts/fuzz_smoke.sh
 
 demo: build
 	@bash scripts/demo.sh $(BUILD)/hyperlora "$(MODEL)"

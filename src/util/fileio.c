@@ -72,14 +72,15 @@ hl_status hl_atomic_file_write(hl_atomic_file *af, const void *data, size_t n, h
 }
 
 static void fsync_parent_dir(const char *path) {
-    char *copy = hl_strdup(path);
-    if (!copy) return;
+    /* No heap here: after the rename an out-of-memory must not skip the fsync. */
+    char copy[4096];
+    if (strlen(path) >= sizeof copy) return; /* longer than PATH_MAX: it could not have been opened */
+    memcpy(copy, path, strlen(path) + 1);
     int fd = open(dirname(copy), O_RDONLY | O_DIRECTORY);
     if (fd >= 0) {
         fsync(fd);
         close(fd);
     }
-    hl_free(copy);
 }
 
 hl_status hl_atomic_file_commit(hl_atomic_file *af, hl_error *err) {
