@@ -23,7 +23,7 @@ TRAIN=${DEMO_TRAIN:-$ROOT/examples/scenes/train.jsonl}
 HELDOUT=${DEMO_HELDOUT:-$ROOT/examples/scenes/heldout.jsonl}
 SCENES=${DEMO_SCENES:-"Δ21 вспышкавходстрах Δ07 stormgatejoy Δ23 windgatefear"}
 PRE_STEPS=${DEMO_PRETRAIN_STEPS:-800}
-DEC_STEPS=${DEMO_DECODER_STEPS:-300}
+DEC_STEPS=${DEMO_DECODER_STEPS:-900}
 mkdir -p "$OUT"
 t_all=$(date +%s.%N)
 elapsed() { python3 -c "import sys; print(f'{float(sys.argv[2]) - float(sys.argv[1]):.1f}')" "$1" "$(date +%s.%N)"; }
