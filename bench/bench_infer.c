@@ -1,0 +1,368 @@
+/* bench_infer.c: inference speed of one GGUF model.
+ *
+ *   pp<N>  one batched hl_context_eval of N prompt tokens at position 0
+ *          (logits of the last token only), tokens/s = N / time;
+ *   tg<N>  N single-token evals (greedy argmax fed back) after a short
+ *          untimed prompt, tokens/s = N / time;
+ *
+ * each at every --threads value, as the median of --runs runs after one
+ * untimed warm-up. With --adapters, decode (tg) is also measured with one
+ * merged rank-R adapter (merged into a new GGUF with hl_merge_to_gguf and
+ * loaded like any base) and with 1, 2 and 4 unmerged rank-R adapters on
+ * q,v,o,gate,up,down, all at --adapter-threads.
+ *
+ * All configurations are measured round-robin inside each run, so a burst of
+ * load from elsewhere on the machine hits them alike. Results go to stdout as
+ * a table and, with --json FILE, as one JSON object per line appended to FILE. */
+#include "hyperlora.h"
+#include "lora/create.h"
+#include "lora/merge.h"
+#include "util/rng.h"
+
+#include "bench_util.h"
+
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_CONFIGS 32
+#define MAX_RUNS 64
+
+typedef struct config {
+    char test[16];       /* "pp128", "tg64" */
+    char variant[32];    /* "base", "merged", "lora x1", ... */
+    int threads;
+    int is_pp;
+    hl_context *ctx;
+    const hl_adapter *const *adapters;
+    int n_adapters;
+    double tok_s[MAX_RUNS];
+    long long busy_jiffies; /* system-wide, over the timed regions */
+    double self_cpu, wall;  /* this process's CPU and the wall time of the timed regions */
+    int n;
+} config;
+
+typedef struct opts {
+    const char *model, *name, *json, *workdir;
+    int runs, pp, tg, prompt, rank, adapters, adapter_threads;
+    int threads[8], n_threads;
+} opts;
+
+static void usage(void) {
+    printf("usage: bench_infer -m MODEL.gguf [--name LABEL] [--runs N] [--threads 1,2] [--pp 128] [--tg 64]\n"
+           "                   [--prompt 8] [--adapters] [--adapter-threads 2] [--rank 16] [--workdir DIR]\n"
+           "                   [--json FILE]\n");
+}
+
+static int parse_threads(const char *s, opts *o) {
+    o->n_threads = 0;
+    while (*s && o->n_threads < 8) {
+        char *end;
+        long v = strtol(s, &end, 10);
+        if (end == s || v < 1 || v > 256) return 0;
+        o->threads[o->n_threads++] = (int)v;
+        s = *end == ',' ? end + 1 : end;
+        if (*end && *end != ',') return 0;
+    }
+    return o->n_threads > 0;
+}
+
+static int parse(int argc, char **argv, opts *o) {
+    *o = (opts){.runs = 5, .pp = 128, .tg = 64, .prompt = 8, .rank = 16, .adapter_threads = 2, .workdir = "."};
+    o->threads[0] = 1;
+    o->threads[1] = 2;
+    o->n_threads = 2;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+            usage();
+            exit(0);
+        } else if (!strcmp(a, "--adapters")) {
+            o->adapters = 1;
+            continue;
+        }
+        if (!v) {
+            fprintf(stderr, "bench_infer: %s needs a value\n", a);
+            return 0;
+        }
+        i++;
+        if (!strcmp(a, "-m")) o->model = v;
+        else if (!strcmp(a, "--name")) o->name = v;
+        else if (!strcmp(a, "--json")) o->json = v;
+        else if (!strcmp(a, "--workdir")) o->workdir = v;
+        else if (!strcmp(a, "--runs")) o->runs = atoi(v);
+        else if (!strcmp(a, "--pp")) o->pp = atoi(v);
+        else if (!strcmp(a, "--tg")) o->tg = atoi(v);
+        else if (!strcmp(a, "--prompt")) o->prompt = atoi(v);
+        else if (!strcmp(a, "--rank")) o->rank = atoi(v);
+        else if (!strcmp(a, "--adapter-threads")) o->adapter_threads = atoi(v);
+        else if (!strcmp(a, "--threads")) {
+            if (!parse_threads(v, o)) {
+                fprintf(stderr, "bench_infer: bad --threads \"%s\"\n", v);
+                return 0;
+            }
+        } else {
+            fprintf(stderr, "bench_infer: unknown option %s\n", a);
+            return 0;
+        }
+    }
+    if (!o->model) {
+        usage();
+        return 0;
+    }
+    if (o->runs < 1 || o->runs > MAX_RUNS || o->pp < 1 || o->tg < 1 || o->prompt < 1 || o->rank < 1 ||
+        o->adapter_threads < 1) {
+        fprintf(stderr, "bench_infer: runs must be 1..%d and pp, tg, prompt, rank, adapter-threads >= 1\n", MAX_RUNS);
+        return 0;
+    }
+    if (!o->name) o->name = o->model;
+    return 1;
+}
+
+static void die(const char *what, const hl_error *err) {
+    fprintf(stderr, "bench_infer: %s: %s\n", what, err->msg);
+    exit(1);
+}
+
+static int32_t argmax(const float *x, int32_t n) {
+    int32_t best = 0;
+    for (int32_t i = 1; i < n; i++)
+        if (x[i] > x[best]) best = i;
+    return best;
+}
+
+static void account(config *c, const bench_interference *b) {
+    long long j1 = bench_busy_jiffies();
+    c->busy_jiffies += j1 - b->j0;
+    c->self_cpu += bench_self_cpu_s() - b->c0;
+    c->wall += bench_now() - b->t0;
+}
+
+/* CPU cores used by other processes during the timed regions of c, or NAN when
+ * they were too short for the jiffy clock to say. */
+static double other_cores(const config *c) {
+    if (c->wall < 0.5) return NAN;
+    double o = ((double)c->busy_jiffies / (double)sysconf(_SC_CLK_TCK) - c->self_cpu) / c->wall;
+    return o < 0 ? 0 : o;
+}
+
+/* One timed measurement of a configuration; returns tokens/s. */
+static double measure(config *c, const opts *o, const int32_t *prompt, int32_t V, float *logits, int timed) {
+    hl_error err = {0};
+    if (hl_context_set_adapters(c->ctx, c->adapters, NULL, 0, &err) != HL_OK) die("set adapters", &err);
+    if (c->n_adapters) {
+        float scales[8] = {1, 1, 1, 1, 1, 1, 1, 1};
+        if (hl_context_set_adapters(c->ctx, c->adapters, scales, c->n_adapters, &err) != HL_OK)
+            die("set adapters", &err);
+    }
+    bench_interference bi;
+    double t0, t1;
+    if (c->is_pp) {
+        bench_interference_begin(&bi);
+        t0 = bench_now();
+        if (hl_context_eval(c->ctx, prompt, o->pp, 0, logits, 0, &err) != HL_OK) die("eval", &err);
+        t1 = bench_now();
+        if (timed) account(c, &bi);
+        return o->pp / (t1 - t0);
+    }
+    if (hl_context_eval(c->ctx, prompt, o->prompt, 0, logits, 0, &err) != HL_OK) die("eval", &err);
+    int32_t tok = argmax(logits, V);
+    bench_interference_begin(&bi);
+    t0 = bench_now();
+    for (int i = 0; i < o->tg; i++) {
+        if (hl_context_eval(c->ctx, &tok, 1, o->prompt + i, logits, 0, &err) != HL_OK) die("eval", &err);
+        tok = argmax(logits, V);
+    }
+    t1 = bench_now();
+    if (timed) account(c, &bi);
+    return o->tg / (t1 - t0);
+}
+
+/* Bytes of weights one decode step streams: every layer matrix and norm, the
+ * final norm and the LM head (the embedding contributes one row). */
+static double weight_bytes_per_token(const hl_model_config *c) {
+    double C = c->dim, F = c->hidden_dim, D = C / c->n_heads, kv = c->n_kv_heads * D, V = c->vocab_size;
+    double per_layer = C * C * 2 + 2 * kv * C + 3 * C * F + 2 * C;
+    return 4.0 * (c->n_layers * per_layer + C + V * C + C);
+}
+
+static double adapter_bytes(const hl_adapter *a) {
+    double n = 0;
+    for (int32_t i = 0; i < a->n_weights; i++)
+        n += (double)a->w[i].rank * (double)(a->w[i].n_in + a->w[i].n_out);
+    return 4.0 * n;
+}
+
+static hl_adapter *random_adapter(const hl_model *m, int rank, uint64_t seed) {
+    hl_error err = {0};
+    uint32_t targets;
+    if (hl_parse_targets("q,v,o,gate,up,down", &targets, &err) != HL_OK) die("targets", &err);
+    hl_adapter_spec spec = {.name = "bench", .targets = targets, .layers = NULL, .rank = rank,
+                            .alpha = (float)(2 * rank), .rslora = 0, .init = HL_INIT_KAIMING, .seed = seed};
+    hl_adapter *a = NULL;
+    if (hl_adapter_create(m, &spec, &a, &err) != HL_OK) die("adapter create", &err);
+    /* B = 0 would make the adapter a no-op numerically; give it real values. */
+    hl_rng rng;
+    hl_rng_seed(&rng, seed ^ 0xb0b0b0b0ULL);
+    for (int32_t i = 0; i < a->n_weights; i++) {
+        hl_lora_weight *w = &a->w[i];
+        for (int64_t k = 0; k < w->n_out * w->rank; k++) w->B[k] = 0.01f * hl_rng_normal(&rng);
+    }
+    return a;
+}
+
+int main(int argc, char **argv) {
+    opts o;
+    if (!parse(argc, argv, &o)) return 2;
+    hl_error err = {0};
+    hl_model *m = NULL;
+    if (hl_model_load(o.model, NULL, &m, &err) != HL_OK) die(o.model, &err);
+    const hl_model_config *mc = hl_model_get_config(m);
+    const int32_t V = mc->vocab_size;
+    int need = o.pp > o.prompt + o.tg ? o.pp : o.prompt + o.tg;
+    if (need > mc->seq_len) {
+        fprintf(stderr, "bench_infer: the model's context (%d) is shorter than the %d positions needed\n", mc->seq_len,
+                need);
+        return 2;
+    }
+    int32_t *prompt = malloc((size_t)o.pp * sizeof *prompt);
+    float *logits = malloc((size_t)V * sizeof *logits);
+    if (!prompt || !logits) return 1;
+    hl_rng rng;
+    hl_rng_seed(&rng, 1234);
+    const hl_tokenizer *tok = hl_model_get_tokenizer(m);
+    prompt[0] = tok ? hl_tokenizer_bos(tok) : 1;
+    if (prompt[0] < 0 || prompt[0] >= V) prompt[0] = 1;
+    for (int i = 1; i < o.pp; i++) prompt[i] = (int32_t)hl_rng_below(&rng, (uint64_t)V);
+
+    config cfg[MAX_CONFIGS];
+    int nc = 0;
+    hl_context *ctxs[16];
+    int nctx = 0;
+    for (int ti = 0; ti < o.n_threads; ti++) {
+        hl_context_params p = {.n_ctx = need, .n_threads = o.threads[ti]};
+        hl_context *ctx = NULL;
+        if (hl_context_init(m, &p, &ctx, &err) != HL_OK) die("context", &err);
+        ctxs[nctx++] = ctx;
+        cfg[nc] = (config){.threads = o.threads[ti], .is_pp = 1, .ctx = ctx};
+        snprintf(cfg[nc].test, sizeof cfg[nc].test, "pp%d", o.pp);
+        snprintf(cfg[nc].variant, sizeof cfg[nc].variant, "base");
+        nc++;
+        cfg[nc] = (config){.threads = o.threads[ti], .is_pp = 0, .ctx = ctx};
+        snprintf(cfg[nc].test, sizeof cfg[nc].test, "tg%d", o.tg);
+        snprintf(cfg[nc].variant, sizeof cfg[nc].variant, "base");
+        nc++;
+    }
+
+    hl_model *merged = NULL;
+    hl_adapter *ad[4] = {0};
+    int first_adapter_cfg = nc;
+    double ad_bytes = 0;
+    if (o.adapters) {
+        for (int i = 0; i < 4; i++) ad[i] = random_adapter(m, o.rank, 1000 + (uint64_t)i);
+        ad_bytes = adapter_bytes(ad[0]);
+        char path[4096];
+        snprintf(path, sizeof path, "%s/%s-merged-r%d.gguf", o.workdir, o.name, o.rank);
+        const hl_adapter *one[1] = {ad[0]};
+        float one_scale[1] = {1.0f};
+        double t0 = bench_now();
+        if (hl_merge_to_gguf(m, one, one_scale, 1, path, &err) != HL_OK) die("merge", &err);
+        fprintf(stderr, "bench_infer: merged a rank-%d adapter into %s (%.1f s)\n", o.rank, path, bench_now() - t0);
+        if (hl_model_load(path, NULL, &merged, &err) != HL_OK) die(path, &err);
+        hl_context_params p = {.n_ctx = need, .n_threads = o.adapter_threads};
+        hl_context *base_ctx = NULL, *merged_ctx = NULL;
+        if (hl_context_init(m, &p, &base_ctx, &err) != HL_OK || hl_context_init(merged, &p, &merged_ctx, &err) != HL_OK)
+            die("context", &err);
+        ctxs[nctx++] = base_ctx;
+        ctxs[nctx++] = merged_ctx;
+        static const hl_adapter *set[4];
+        for (int i = 0; i < 4; i++) set[i] = ad[i];
+        const char *names[] = {"no adapter", "merged", "unmerged x1", "unmerged x2", "unmerged x4"};
+        const int counts[] = {0, 0, 1, 2, 4};
+        for (int k = 0; k < 5; k++) {
+            cfg[nc] = (config){.threads = o.adapter_threads, .is_pp = 0, .ctx = k == 1 ? merged_ctx : base_ctx,
+                               .adapters = set, .n_adapters = counts[k]};
+            snprintf(cfg[nc].test, sizeof cfg[nc].test, "tg%d", o.tg);
+            snprintf(cfg[nc].variant, sizeof cfg[nc].variant, "%s", names[k]);
+            nc++;
+        }
+    }
+
+    double load0 = bench_loadavg1();
+    /* warm-up: page the weights in, fault the scratch, start the threads */
+    for (int c = 0; c < nc; c++) {
+        measure(&cfg[c], &o, prompt, V, logits, 0);
+    }
+    for (int r = 0; r < o.runs; r++)
+        for (int c = 0; c < nc; c++) {
+            cfg[c].tok_s[r] = measure(&cfg[c], &o, prompt, V, logits, 1);
+            cfg[c].n = r + 1;
+        }
+    double load1 = bench_loadavg1();
+
+    const double wbytes = weight_bytes_per_token(mc);
+    FILE *js = o.json ? fopen(o.json, "a") : NULL;
+    if (o.json && !js) {
+        perror(o.json);
+        return 1;
+    }
+    double base_tg = 0;
+    for (int c = first_adapter_cfg; c < nc; c++)
+        if (!strcmp(cfg[c].variant, "no adapter")) base_tg = bench_median(cfg[c].tok_s, cfg[c].n);
+
+    printf("\n%s  (dim %d, layers %d, ffn %d, vocab %d; %.0f MB of weights read per decoded token; "
+           "median of %d runs; load1 %.2f -> %.2f)\n",
+           o.name, mc->dim, mc->n_layers, mc->hidden_dim, V, wbytes / 1e6, o.runs, load0, load1);
+    printf("%-6s %-12s %7s %12s %20s %12s %10s %12s\n", "test", "variant", "threads", "tok/s", "min-max", "weight GB/s",
+           "vs base", "other cores");
+    for (int c = 0; c < nc; c++) {
+        config *x = &cfg[c];
+        double med = bench_median(x->tok_s, x->n), lo = bench_min(x->tok_s, x->n), hi = bench_max(x->tok_s, x->n);
+        double omax = other_cores(x);
+        double bytes = wbytes + (x->is_pp ? 0 : ad_bytes * x->n_adapters);
+        double gbs = x->is_pp ? NAN : med * bytes / 1e9;
+        int is_adapter_cfg = c >= first_adapter_cfg;
+        double overhead = is_adapter_cfg && base_tg > 0 ? base_tg / med - 1.0 : NAN;
+        char range[48], ov[16], gb[16];
+        snprintf(range, sizeof range, "%.1f-%.1f", lo, hi);
+        if (isnan(gbs)) snprintf(gb, sizeof gb, "-");
+        else snprintf(gb, sizeof gb, "%.1f", gbs);
+        if (isnan(overhead)) snprintf(ov, sizeof ov, "-");
+        else snprintf(ov, sizeof ov, "%+.1f%%", 100 * overhead);
+        char oc[16];
+        if (isnan(omax)) snprintf(oc, sizeof oc, "-");
+        else snprintf(oc, sizeof oc, "%.2f", omax);
+        printf("%-6s %-12s %7d %12.1f %20s %12s %10s %12s\n", x->test, x->variant, x->threads, med, range, gb, ov, oc);
+        if (js) {
+            fprintf(js,
+                    "{\"bench\":\"infer\",\"model\":\"%s\",\"test\":\"%s\",\"variant\":\"%s\",\"section\":\"%s\","
+                    "\"threads\":%d,\"adapters\":%d,\"rank\":%d,\"tok_s\":%.3f,\"tok_s_min\":%.3f,\"tok_s_max\":%.3f,"
+                    "\"runs\":%d,\"run_tok_s\":[",
+                    o.name, x->test, x->variant, is_adapter_cfg ? "adapter" : "speed", x->threads, x->n_adapters,
+                    o.rank, med, lo, hi, x->n);
+            for (int r = 0; r < x->n; r++) fprintf(js, "%s%.3f", r ? "," : "", x->tok_s[r]);
+            fprintf(js, "],\"decode_overhead\":");
+            if (isnan(overhead)) fprintf(js, "null");
+            else fprintf(js, "%.5f", overhead);
+            fprintf(js, ",\"weight_bytes_per_token\":%.0f,\"weight_GBps\":", bytes);
+            if (isnan(gbs)) fprintf(js, "null");
+            else fprintf(js, "%.3f", gbs);
+            fprintf(js, ",\"other_cores\":");
+            if (isnan(omax)) fprintf(js, "null");
+            else fprintf(js, "%.3f", omax);
+            fprintf(js, ",\"loadavg1_start\":%.2f,\"loadavg1_end\":%.2f}\n", load0, load1);
+        }
+    }
+    if (js) fclose(js);
+
+    for (int i = 0; i < nctx; i++) hl_context_free(ctxs[i]);
+    for (int i = 0; i < 4; i++) hl_adapter_free(ad[i]);
+    hl_model_free(merged);
+    hl_model_free(m);
+    free(prompt);
+    free(logits);
+    return 0;
+}

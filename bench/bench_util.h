@@ -1,0 +1,105 @@
+/* bench_util.h: small helpers shared by the bench_*.c programs: a monotonic
+ * clock, medians, peak RSS, the load average, and a measure of how much CPU
+ * *other* processes used during a timed region (the machine is shared). */
+#ifndef HL_BENCH_UTIL_H
+#define HL_BENCH_UTIL_H
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+#include <unistd.h>
+
+static inline double bench_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static int bench_cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* Median of n values (the array is not modified). */
+static inline double bench_median(const double *v, int n) {
+    if (n <= 0) return 0.0;
+    double tmp[256];
+    double *s = n <= 256 ? tmp : malloc((size_t)n * sizeof *s);
+    if (!s) return 0.0;
+    memcpy(s, v, (size_t)n * sizeof *s);
+    qsort(s, (size_t)n, sizeof *s, bench_cmp_double);
+    double m = n % 2 ? s[n / 2] : 0.5 * (s[n / 2 - 1] + s[n / 2]);
+    if (s != tmp) free(s);
+    return m;
+}
+
+static inline double bench_min(const double *v, int n) {
+    double m = n ? v[0] : 0;
+    for (int i = 1; i < n; i++) m = v[i] < m ? v[i] : m;
+    return m;
+}
+
+static inline double bench_max(const double *v, int n) {
+    double m = n ? v[0] : 0;
+    for (int i = 1; i < n; i++) m = v[i] > m ? v[i] : m;
+    return m;
+}
+
+/* Peak resident set size of this process in MiB (Linux reports KiB). */
+static inline double bench_peak_rss_mib(void) {
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)ru.ru_maxrss / 1024.0;
+}
+
+static inline double bench_loadavg1(void) {
+    double l = -1;
+    FILE *f = fopen("/proc/loadavg", "r");
+    if (f) {
+        if (fscanf(f, "%lf", &l) != 1) l = -1;
+        fclose(f);
+    }
+    return l;
+}
+
+/* System-wide busy jiffies (user+nice+system+irq+softirq) from /proc/stat. */
+static inline long long bench_busy_jiffies(void) {
+    long long v[8] = {0};
+    FILE *f = fopen("/proc/stat", "r");
+    if (!f) return -1;
+    int n = fscanf(f, "cpu %lld %lld %lld %lld %lld %lld %lld %lld", &v[0], &v[1], &v[2], &v[3], &v[4], &v[5], &v[6],
+                   &v[7]);
+    fclose(f);
+    if (n < 7) return -1;
+    return v[0] + v[1] + v[2] + v[5] + v[6];
+}
+
+static inline double bench_self_cpu_s(void) {
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)ru.ru_utime.tv_sec + 1e-6 * (double)ru.ru_utime.tv_usec + (double)ru.ru_stime.tv_sec +
+           1e-6 * (double)ru.ru_stime.tv_usec;
+}
+
+/* CPU used by other processes during a timed region, in cores. */
+typedef struct bench_interference {
+    long long j0;
+    double c0, t0;
+} bench_interference;
+
+static inline void bench_interference_begin(bench_interference *b) {
+    b->j0 = bench_busy_jiffies();
+    b->c0 = bench_self_cpu_s();
+    b->t0 = bench_now();
+}
+
+static inline double bench_interference_end(const bench_interference *b) {
+    long long j1 = bench_busy_jiffies();
+    double c1 = bench_self_cpu_s(), t1 = bench_now();
+    if (b->j0 < 0 || j1 < 0 || t1 <= b->t0) return -1;
+    double busy = (double)(j1 - b->j0) / (double)sysconf(_SC_CLK_TCK);
+    double other = (busy - (c1 - b->c0)) / (t1 - b->t0);
+    return other < 0 ? 0 : other;
+}
+#endif

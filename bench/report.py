@@ -1,0 +1,179 @@
+#!/usr/bin/env python3
+"""Summarise a bench/run.sh results file (JSON lines) as Markdown tables.
+
+usage: report.py RESULTS.jsonl [MORE.jsonl ...]
+
+Only the Python standard library is used. Every number printed comes from
+the files; the llama.cpp and PyTorch-baseline columns marked "quoted" are
+the figures given in the issues, not measurements of this run."""
+import json
+import statistics
+import sys
+
+# Quoted in issue 2 (llama.cpp, 2 threads, f32, on the issue author's machine class).
+LLAMACPP = {"s15M": {"pp128": 4830.0, "tg64": 265.0}, "s110M": {"pp128": 473.0, "tg64": 42.6}}
+
+
+def load(paths):
+    rows = []
+    for p in paths:
+        with open(p) as f:
+            for line in f:
+                line = line.strip()
+                if line:
+                    rows.append(json.loads(line))
+    return rows
+
+
+def fmt(x, nd=1):
+    if x is None:
+        return "-"
+    return f"{x:,.{nd}f}"
+
+
+def rng(v, nd=1):
+    return f"{fmt(min(v), nd)}–{fmt(max(v), nd)}" if len(v) > 1 else fmt(v[0], nd)
+
+
+def prefer_clean(recs):
+    """The clean attempts of a measurement, or all of them (flagged) when none was clean."""
+    clean = [r for r in recs if r.get("clean", True)]
+    return (clean, "") if clean else (recs, " †")
+
+
+def main(paths):
+    rows = load(paths)
+    disturbed = False
+    meta = [r for r in rows if r.get("bench") == "meta"]
+    out = []
+    p = out.append
+    if meta:
+        m = meta[-1]
+        p(f"Run {m['stamp']} on {m['cpu']} ({m['ncpu']} CPUs), kernel {m['kernel']}, commit {m['commit']}"
+          f" (+{m['dirty_files']} uncommitted files); {'full' if m['full'] else 'quick'} mode, "
+          f"{m['runs']} inference runs, {m['rounds']} training round(s) of {m['steps']} timed steps.")
+        p("")
+
+    # ------------------------------------------------------------ sgemm
+    sg = [r for r in rows if r.get("bench") == "sgemm"]
+    peak = None
+    if sg:
+        p("### Matrix-multiply reference (2 threads)")
+        p("")
+        p("| M×K×N | kernel | library | GFLOP/s |")
+        p("|---|---|---|---|")
+        for r in sg:
+            lib = "hyperlora"
+            if r["kernel"].startswith("openblas"):
+                b = r.get("blas", "")
+                lib = "OpenBLAS " + ("openmp" if "openmp" in b else "pthread" if "pthread" in b else b.split(" ")[0])
+            p(f"| {r['M']}×{r['K']}×{r['N']} | {r['kernel']} | {lib} | {fmt(r['gflops'])} |")
+            if r["kernel"].startswith("openblas") and r["M"] == 2048:
+                peak = max(peak or 0, r["gflops"])
+        p("")
+    bw = [r for r in rows if r.get("bench") == "read_bandwidth"]
+    if bw:
+        p("Read bandwidth (sum over 1 GiB): " + ", ".join(f"{r['threads']} thread(s) {fmt(r['GBps'])} GB/s" for r in bw))
+        p("")
+
+    # ------------------------------------------------------------ inference
+    inf = [r for r in rows if r.get("bench") == "infer"]
+    if inf:
+        p("### Inference: prompt processing and decode (tokens/s, median of runs, min–max)")
+        p("")
+        p("| model | threads | pp128 | tg64 | tg64 weight stream GB/s | llama.cpp pp128 / tg64 (quoted, 2 thr) |")
+        p("|---|---|---|---|---|---|")
+        models = []
+        for r in inf:
+            if r["model"] not in models:
+                models.append(r["model"])
+        for mname in models:
+            sp = [r for r in inf if r["model"] == mname and r["section"] == "speed"]
+            for th in sorted({r["threads"] for r in sp}):
+                pp, f1 = prefer_clean([r for r in sp if r["threads"] == th and r["test"].startswith("pp")])
+                tg, f2 = prefer_clean([r for r in sp if r["threads"] == th and r["test"].startswith("tg")])
+                disturbed |= bool(f1 or f2)
+                q = LLAMACPP.get(mname)
+                qs = f"{fmt(q['pp128'])} / {fmt(q['tg64'])}" if q and th == 2 else ""
+                pps = f"{fmt(pp[-1]['tok_s'])} ({rng(pp[-1]['run_tok_s'])}){f1}" if pp else "-"
+                tgs = f"{fmt(tg[-1]['tok_s'])} ({rng(tg[-1]['run_tok_s'])}){f2}" if tg else "-"
+                gb = fmt(tg[-1]["weight_GBps"]) if tg else "-"
+                p(f"| {mname} | {th} | {pps} | {tgs} | {gb} | {qs} |")
+        p("")
+        ad = [r for r in inf if r["section"] == "adapter"]
+        if ad:
+            p("### Decode with LoRA adapters (rank 16 on q,v,o,gate,up,down; tg64 tokens/s, 2 threads)")
+            p("")
+            p("| model | variant | tg64 tok/s (min–max) | time per token vs no adapter |")
+            p("|---|---|---|---|")
+            seen = []
+            for r in ad:
+                if (r["model"], r["variant"]) not in seen:
+                    seen.append((r["model"], r["variant"]))
+            for mname, variant in seen:
+                recs, flag = prefer_clean([r for r in ad if r["model"] == mname and r["variant"] == variant])
+                disturbed |= bool(flag)
+                r = recs[-1]
+                ov = r.get("decode_overhead")
+                p(f"| {r['model']} | {r['variant']} | {fmt(r['tok_s'])} ({rng(r['run_tok_s'])}){flag} | "
+                  f"{'-' if ov is None or r['variant'] == 'no adapter' else f'{100 * ov:+.1f}%'} |")
+            p("")
+
+    # ------------------------------------------------------------ training
+    tr = [r for r in rows if r.get("bench") == "train"]
+    if tr:
+        p("### LoRA training (r 8, alpha 16, q,v,o,gate,up,down, fp32, 2 threads; tokens/s)")
+        p("")
+        p("| shape | ours tok/s: median of rounds (min–max) | PyTorch peer tok/s | ours / peer | "
+          "ours GFLOP/s (% of sgemm peak) | peer GFLOP/s | peak RSS ours / peer MiB | rounds |")
+        p("|---|---|---|---|---|---|---|---|")
+        keys = []
+        for r in tr:
+            k = (r["model"], r["batch"])
+            if k not in keys:
+                keys.append(k)
+        for k in keys:
+            ours, fo = prefer_clean([r for r in tr if (r["model"], r["batch"]) == k and r["impl"] == "hyperlora"])
+            peer, fp = prefer_clean([r for r in tr if (r["model"], r["batch"]) == k and r["impl"] == "pytorch"])
+            disturbed |= bool(fo or fp)
+            o_t = [r["tokens_per_s"] for r in ours]
+            p_t = [r["tokens_per_s"] for r in peer]
+            om = statistics.median(o_t) if o_t else None
+            pm = statistics.median(p_t) if p_t else None
+            mflop = ours[0]["mflop_per_token"] if ours else None
+            og = om * mflop / 1e3 if om and mflop else None
+            pg = pm * mflop / 1e3 if pm and mflop else None
+            ratio = f"{om / pm:.2f}×" if om and pm else "-"
+            pct = f" ({100 * og / peak:.0f}%)" if og and peak else ""
+            orss = max(r["peak_rss_MiB"] for r in ours) if ours else None
+            prss = max(r["peak_rss_MiB"] for r in peer) if peer else None
+            p(f"| {k[0]} {k[1]}×256 | {fmt(om)} ({rng(o_t)}){fo} | "
+              f"{(fmt(pm) + ' (' + rng(p_t) + ')' + fp) if p_t else '-'} | {ratio} | {fmt(og)}{pct} | {fmt(pg)} | "
+              f"{fmt(orss, 0)} / {fmt(prss, 0)} | {len(o_t)} / {len(p_t)} |")
+        p("")
+        p("Per-round detail (ours: fwd+bwd / AdamW / forward-only seconds; peer: fwd / bwd / AdamW seconds; "
+          "'other' = CPU cores used by other processes during the timed steps, max):")
+        p("")
+        p("| shape | round | impl | attempt | tok/s | median step s | split | peak RSS MiB | other | clean |")
+        p("|---|---|---|---|---|---|---|---|---|---|")
+        for k in keys:
+            for r in sorted([r for r in tr if (r["model"], r["batch"]) == k],
+                            key=lambda r: (r.get("round", 0), r["impl"], r.get("attempt", 1))):
+                if r["impl"] == "hyperlora":
+                    split = f"{r['median_fwd_bwd_s']:.3f} / {r['median_adamw_s']:.4f} / {fmt(r.get('forward_only_s'), 3)}"
+                else:
+                    split = f"{r['median_forward_s']:.3f} / {r['median_backward_s']:.3f} / {r['median_optimizer_s']:.4f}"
+                p(f"| {k[0]} {k[1]}×256 | {r.get('round', '-')} | {r['impl']} | {r.get('attempt', 1)} | "
+                  f"{fmt(r['tokens_per_s'])} | {r['median_step_s']:.3f} | {split} | {fmt(r['peak_rss_MiB'], 0)} | "
+                  f"{fmt(r.get('other_cores_max'), 2)} | {'yes' if r.get('clean', True) else 'no'} |")
+        p("")
+    if disturbed:
+        p("† no clean attempt: other processes used more than the allowed CPU during every attempt of this measurement.")
+    print("\n".join(out))
+
+
+if __name__ == "__main__":
+    if len(sys.argv) < 2:
+        print(__doc__)
+        sys.exit(2)
+    main(sys.argv[1:])

@@ -1,0 +1,242 @@
+#!/usr/bin/env bash
+# bench/run.sh [BUILD_DIR]: the benchmarks behind BENCHMARKS.md (`make bench`).
+#
+#   quick (default, a few minutes): sgemm/bandwidth reference, inference on
+#       stories260K and s15M (pp128, tg64 at 1 and 2 threads, decode with
+#       merged / 1, 2, 4 unmerged rank-16 adapters), LoRA training on s15M 4x256;
+#   BENCH_FULL=1: also s110M inference and s110M training 1x256 and 4x256,
+#       3 alternating rounds of the training benchmarks.
+#
+# Environment:
+#   BENCH_PEER=1     also run the PyTorch peer (../shared/bench/bench.py) on the
+#                    training shapes, alternating with ours in the same run;
+#                    installs python3-torch python3-numpy libopenblas0-openmp
+#                    with apt-get when they are missing (only then);
+#   BENCH_RUNS=N     inference runs per configuration (default 5);
+#   BENCH_ROUNDS=N   alternating training rounds (default 1 quick, 3 full);
+#   BENCH_STEPS=N    timed training steps per run (default 5, after 2 warm-up);
+#   BENCH_QUIET=1    the machine is shared: before each measurement wait (up to
+#                    BENCH_QUIET_MAX s, default 900) until other processes use
+#                    < 0.1 core, and repeat a measurement (up to BENCH_RETRIES
+#                    times, default 2) when other processes used more than
+#                    BENCH_MAX_OTHER cores (default 0.25) during its timed part;
+#                    every attempt is kept in the results, flagged clean or not;
+#   BENCH_PROFILE=1  also record perf profiles (decode and a training step)
+#                    into bench/out/profile-*.txt.
+# Everything generated goes to bench/out/ (random models, merged models, the
+# JSONL results and a log); results.jsonl and summary.md are the latest run's.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+BUILD=${1:-build}
+case "$BUILD" in /*) ;; *) BUILD="$ROOT/$BUILD" ;; esac
+SHARED=${HL_SHARED_DIR:-$ROOT/../shared}
+OUT="$ROOT/bench/out"
+TOK="$SHARED/models/llama2-tokenizer/tokenizer.bin"
+S260K="$SHARED/models/stories260K/stories260K-f32.gguf"
+PEER_PY="$SHARED/bench/bench.py"
+FULL=${BENCH_FULL:-0}
+PEER=${BENCH_PEER:-0}
+RUNS=${BENCH_RUNS:-5}
+STEPS=${BENCH_STEPS:-5}
+if [ "$FULL" = 1 ]; then ROUNDS=${BENCH_ROUNDS:-3}; else ROUNDS=${BENCH_ROUNDS:-1}; fi
+THREADS=2
+QUIET=${BENCH_QUIET:-0}
+QUIET_MAX=${BENCH_QUIET_MAX:-900}
+MAX_OTHER=${BENCH_MAX_OTHER:-0.25}
+RETRIES=${BENCH_RETRIES:-2}
+OPENBLAS_OMP_DIR=/usr/lib/x86_64-linux-gnu/openblas-openmp
+
+mkdir -p "$OUT"
+STAMP=$(date -u +%Y%m%dT%H%M%SZ)
+RES="$OUT/results-$STAMP.jsonl"
+LOG="$OUT/bench-$STAMP.log"
+: >"$RES"
+exec > >(tee "$LOG") 2>&1
+T_START=$(date +%s)
+say() { printf '\n== %s (%s, +%ds)\n' "$*" "$(date -u +%H:%M:%S)" $(($(date +%s) - T_START)); }
+
+# ---------------------------------------------------------------- build
+if [ ! -f "$BUILD/CMakeCache.txt" ]; then
+    cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release >/dev/null
+fi
+cmake --build "$BUILD" -j "$(nproc)" --target hyperlora bench_infer bench_train bench_sgemm bench_kernels >/dev/null
+HL="$BUILD/hyperlora"
+
+say "machine"
+lscpu | grep -E '^(Model name|CPU\(s\)|Thread|Core|CPU family|Model:|L2|L3|Flags)' | sed 's/^Flags:.*\(avx2\).*\(avx512f\).*/Flags: ... avx2 ... avx512f .../' || true
+echo "load average: $(cut -d' ' -f1-3 /proc/loadavg); mode: $([ "$FULL" = 1 ] && echo full || echo quick); peer: $PEER; rounds: $ROUNDS"
+jq -nc --arg stamp "$STAMP" --arg cpu "$(lscpu | sed -n 's/^Model name: *//p')" --argjson ncpu "$(nproc)" \
+    --arg kernel "$(uname -r)" --argjson full "$FULL" --argjson peer "$PEER" --argjson runs "$RUNS" \
+    --argjson rounds "$ROUNDS" --argjson steps "$STEPS" --arg commit "$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo none)" \
+    --arg dirty "$(git -C "$ROOT" status --porcelain 2>/dev/null | wc -l)" \
+    '{bench:"meta",stamp:$stamp,cpu:$cpu,ncpu:$ncpu,kernel:$kernel,full:$full,peer:$peer,runs:$runs,rounds:$rounds,steps:$steps,commit:$commit,dirty_files:($dirty|tonumber)}' >>"$RES"
+
+# ---------------------------------------------------------------- models
+model() { # name preset
+    local f="$OUT/$1.gguf"
+    if [ ! -s "$f" ] || [ "$HL" -nt "$f" ]; then
+        "$HL" init-model --preset "$2" --tokenizer "$TOK" --seed 0 -o "$f.tmp" >&2
+        mv "$f.tmp" "$f"
+    fi
+    echo "$f"
+}
+S15M=$(model s15M s15M)
+if [ "$FULL" = 1 ]; then S110M=$(model s110M s110M); fi
+
+# ---------------------------------------------------------------- peer
+peer_ok=0
+if [ "$PEER" = 1 ]; then
+    have_peer() { /usr/bin/python3 -c 'import torch, numpy' 2>/dev/null && [ -e "$OPENBLAS_OMP_DIR/libblas.so.3" ]; }
+    if ! have_peer; then
+        say "installing the PyTorch peer's packages (BENCH_PEER=1)"
+        apt-get install -y python3-torch python3-numpy libopenblas0-openmp >/dev/null ||
+            { apt-get update >/dev/null && apt-get install -y python3-torch python3-numpy libopenblas0-openmp >/dev/null; }
+    fi
+    if have_peer && [ -f "$PEER_PY" ]; then peer_ok=1; else echo "peer unavailable: skipping it"; fi
+fi
+
+# Busy CPU cores of the whole machine over a 3-s sample (we are idle meanwhile).
+busy_cores() {
+    local a b
+    read -r -a a < <(head -n 1 /proc/stat)
+    sleep 3
+    read -r -a b < <(head -n 1 /proc/stat)
+    awk -v d=$(((b[1] + b[2] + b[3] + b[6] + b[7]) - (a[1] + a[2] + a[3] + a[6] + a[7]))) \
+        -v hz="$(getconf CLK_TCK)" 'BEGIN { printf "%.2f", d / hz / 3 }'
+}
+
+# With BENCH_QUIET=1: wait (up to BENCH_QUIET_MAX s) until other processes use < 0.1 core.
+wait_quiet() {
+    [ "$QUIET" = 1 ] || return 0
+    local t0 b
+    t0=$(date +%s)
+    while b=$(busy_cores) && awk -v b="$b" 'BEGIN { exit !(b >= 0.1) }'; do
+        if [ $(($(date +%s) - t0)) -ge "$QUIET_MAX" ]; then
+            echo "   (machine still busy: $b cores after ${QUIET_MAX}s; running anyway)"
+            return 0
+        fi
+        sleep 5
+    done
+    echo "   (quiet after $(($(date +%s) - t0)) s: $b busy cores)"
+}
+
+# Runs "$@" (which appends JSON lines to $TMPJ) until the CPU used by other
+# processes during its timed regions stays at or below MAX_OTHER cores (with
+# BENCH_QUIET=1; at most 1 + RETRIES attempts), and moves every attempt's
+# records to $RES with attempt and clean fields. $1 is the jq expression
+# that gives a record's "other cores".
+TMPJ="$OUT/.attempt-$$.jsonl"
+attempts() {
+    local other_expr=$1 attempt worst clean
+    shift
+    for ((attempt = 1; ; attempt++)); do
+        wait_quiet
+        : >"$TMPJ"
+        "$@" || true
+        worst=$(jq -s "[.[] | ($other_expr) // 0] | max // 0" "$TMPJ")
+        clean=$(awk -v w="$worst" -v m="$MAX_OTHER" 'BEGIN { print (w <= m) ? "true" : "false" }')
+        jq -c --argjson attempt "$attempt" --argjson clean "$clean" '. + {attempt: $attempt, clean: $clean}' "$TMPJ" >>"$RES"
+        if [ "$clean" = true ] || [ "$QUIET" != 1 ] || [ "$attempt" -gt "$RETRIES" ]; then break; fi
+        echo "   (other processes used up to $worst cores during the timed part: repeating, attempt $((attempt + 1)))"
+    done
+    rm -f "$TMPJ"
+}
+
+peer_once() { # shape batch round
+    local line
+    if line=$(cd "$SHARED/bench" && PYTHONDONTWRITEBYTECODE=1 OMP_NUM_THREADS=$THREADS OPENBLAS_NUM_THREADS=$THREADS \
+        LD_LIBRARY_PATH="$OPENBLAS_OMP_DIR${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" \
+        /usr/bin/python3 "$PEER_PY" one --shape "$1" --mode lora --batch "$2" --threads $THREADS \
+        --steps "$STEPS" --warmup 2 | tail -n 1) && [ -n "$line" ]; then
+        echo "$line" | jq -c --argjson round "$3" '{bench:"train",impl:"pytorch",round:$round,model:.shape,batch,seq,threads,
+            tokens_per_s,median_step_s,median_forward_s,median_backward_s,median_optimizer_s,step_times_s,losses,
+            trainable_params,peak_rss_MiB,blas_libs,torch,other_cores_max:(.other_procs_cpu_cores_during_steps|max),
+            loadavg1_start:.loadavg_before[0],loadavg1_end:.loadavg_after[0]}' >>"$TMPJ"
+        echo "$line" | jq -r '"pytorch \(.shape) LoRA b\(.batch)x\(.seq): \(.tokens_per_s*10|round/10) tok/s (median step \(.median_step_s*1000|round/1000) s: fwd \(.median_forward_s*1000|round/1000), bwd \(.median_backward_s*1000|round/1000), adamw \(.median_optimizer_s*10000|round/10000)), peak RSS \(.peak_rss_MiB|round) MiB, other cores max \(.other_procs_cpu_cores_during_steps|max*100|round/100), BLAS \(.blas_libs|map(split("/")|last)|join(","))"'
+    else
+        echo "pytorch peer failed on $1 b$2"
+    fi
+}
+
+ours_once() { # name model batch mflop round
+    local tmp="$OUT/.train-$$.jsonl"
+    : >"$tmp"
+    "$BUILD/bench_train" -m "$2" --name "$1" --batch "$3" --ctx 256 --threads $THREADS --rank 8 --alpha 16 \
+        --targets q,v,o,gate,up,down --warmup 2 --steps "$STEPS" --mflop "$4" --json "$tmp" 2>>"$LOG.steps" || true
+    jq -c --argjson round "$5" '. + {round:$round}' "$tmp" >>"$TMPJ"
+    rm -f "$tmp"
+}
+
+run_peer() { attempts '.other_cores_max' peer_once "$@"; }
+run_ours() { attempts '.other_cores_max' ours_once "$@"; }
+run_infer() { attempts '.other_cores' "$BUILD/bench_infer" "$@" --json "$TMPJ"; }
+
+# ---------------------------------------------------------------- reference points
+say "sgemm peak and read bandwidth"
+wait_quiet
+"$BUILD/bench_sgemm" --threads $THREADS --runs 5 --json "$RES"
+if [ -e "$OPENBLAS_OMP_DIR/libopenblas.so.0" ]; then # the OpenBLAS build the peer uses
+    wait_quiet
+    "$BUILD/bench_sgemm" --threads $THREADS --runs 5 --blas-lib "$OPENBLAS_OMP_DIR/libopenblas.so.0" --no-bandwidth \
+        --json "$RES"
+fi
+
+# ---------------------------------------------------------------- inference
+say "inference: stories260K"
+run_infer -m "$S260K" --name stories260K --runs "$RUNS" --threads 1,2 --adapters --workdir "$OUT"
+say "inference: s15M"
+run_infer -m "$S15M" --name s15M --runs "$RUNS" --threads 1,2 --adapters --workdir "$OUT"
+if [ "$FULL" = 1 ]; then
+    say "inference: s110M"
+    run_infer -m "$S110M" --name s110M --runs "$RUNS" --threads 1,2 --adapters --workdir "$OUT"
+fi
+
+# ---------------------------------------------------------------- training
+TRAIN=("s15M $S15M 4 63")
+if [ "$FULL" = 1 ]; then TRAIN+=("s110M $S110M 1 448" "s110M $S110M 4 448"); fi
+for ((round = 1; round <= ROUNDS; round++)); do
+    for spec in "${TRAIN[@]}"; do
+        read -r name path batch mflop <<<"$spec"
+        say "training round $round/$ROUNDS: $name ${batch}x256"
+        # alternate who goes first, so that neither always runs on a warmer machine
+        if [ "$peer_ok" = 1 ] && [ $((round % 2)) = 0 ]; then run_peer "$name" "$batch" "$round"; fi
+        run_ours "$name" "$path" "$batch" "$mflop" "$round"
+        if [ "$peer_ok" = 1 ] && [ $((round % 2)) = 1 ]; then run_peer "$name" "$batch" "$round"; fi
+    done
+done
+
+# ---------------------------------------------------------------- where the time goes
+# bench_kernels replays one step's / one token's kernel calls; the measured
+# medians from above (clean attempts) show what its table does not cover.
+measured() { # jq filter selecting records, field -> median over them (0 if none)
+    jq -s "[.[] | select($1) | select(.clean // true) | $2] | sort | if length > 0 then .[length / 2 | floor] else 0 end" "$RES"
+}
+kernels() { # shape batch
+    local step token
+    step=$(measured ".bench == \"train\" and .impl == \"hyperlora\" and .model == \"$1\" and .batch == $2" .median_step_s)
+    token=$(measured ".bench == \"infer\" and .model == \"$1\" and .section == \"speed\" and .threads == $THREADS and (.test | startswith(\"tg\"))" "1 / .tok_s")
+    say "kernel breakdown (bench_kernels): $1 ${2}x256"
+    wait_quiet
+    "$BUILD/bench_kernels" --shape "$1" --batch "$2" --threads $THREADS --runs 3 --step-s "$step" --token-s "$token" |
+        tee "$OUT/kernels-$1.txt"
+}
+kernels s15M 4
+if [ "$FULL" = 1 ]; then kernels s110M 1; fi
+
+# ---------------------------------------------------------------- profiles
+if [ "${BENCH_PROFILE:-0}" = 1 ]; then
+    say "profiles (perf, cpu-clock sampling)"
+    bash "$ROOT/bench/profile.sh" "$BUILD" "$([ "$FULL" = 1 ] && echo "$S110M" || echo "$S15M")" "$OUT" || true
+fi
+
+# ---------------------------------------------------------------- summary
+cp "$RES" "$OUT/results.jsonl"
+say "summary"
+if command -v python3 >/dev/null; then
+    python3 "$ROOT/bench/report.py" "$RES" | tee "$OUT/summary.md"
+fi
+echo
+echo "results: $RES"
+echo "log:     $LOG"
+echo "bench took $(($(date +%s) - T_START)) s"
