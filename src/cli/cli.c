@@ -71,3 +71,36 @@ const char *cli_value(const char *cmd, int argc, char **argv, int *i) {
 }
 
 int cli_is_help(const char *arg) { return !strcmp(arg, "-h") || !strcmp(arg, "--help"); }
+
+int cli_loras_add(cli_loras *l, const char *cmd, const char *opt, const char *value, int with_scale) {
+    if (l->n == CLI_MAX_LORA) {
+        cli_error(cmd, "at most %d adapters", CLI_MAX_LORA);
+        return 0;
+    }
+    float scale = 1.0f;
+    if (with_scale) {
+        const char *colon = strrchr(value, ':');
+        double sv;
+        if (!colon) {
+            cli_error(cmd, "%s expects FILE:NUMBER, got \"%s\"", opt, value);
+            return 0;
+        }
+        if (!cli_float(cmd, opt, colon + 1, -1e6, 1e6, &sv)) return 0;
+        scale = (float)sv;
+        char *path = strndup(value, (size_t)(colon - value));
+        if (!path) {
+            cli_error(cmd, "out of memory");
+            return 0;
+        }
+        l->owned[l->n] = path;
+        value = path;
+    }
+    l->paths[l->n] = value;
+    l->scales[l->n++] = scale;
+    return 1;
+}
+
+void cli_loras_free(cli_loras *l) {
+    for (int i = 0; i < l->n; i++) free(l->owned[i]);
+    l->n = 0;
+}

@@ -29,4 +29,18 @@ int cli_u64(const char *cmd, const char *opt, const char *val, uint64_t *out);
 /* For "--opt VALUE": returns argv[++*i] or prints an error and returns NULL. */
 const char *cli_value(const char *cmd, int argc, char **argv, int *i);
 int cli_is_help(const char *arg);
+
+/* The adapters given on a command line: "--lora FILE" (scale 1) and
+ * "--lora-scaled FILE:S" / "--lora-weighted FILE:W" (the last colon splits,
+ * so paths with colons work). */
+#define CLI_MAX_LORA 64
+typedef struct cli_loras {
+    int n;
+    const char *paths[CLI_MAX_LORA];
+    float scales[CLI_MAX_LORA];
+    char *owned[CLI_MAX_LORA];
+} cli_loras;
+/* Adds one; with_scale says whether value is FILE:S. Returns 0 after printing an error. */
+int cli_loras_add(cli_loras *l, const char *cmd, const char *opt, const char *value, int with_scale);
+void cli_loras_free(cli_loras *l);
 #endif

@@ -10,7 +10,6 @@
 #include <string.h>
 
 static const char *CMD = "decode";
-#define MAX_LORA 64
 #define MAX_VECTORS 64
 
 /* Reads a mute-scene file: raw little-endian f32, a whole number of vectors of dim C. */
@@ -49,10 +48,8 @@ int cmd_decode(int argc, char **argv) {
     const char *form_name = "text", *reg_name = "poetic", *eval_path = NULL, *eval_form = NULL;
     long eval_limit = 0;
     int verbose = 0;
-    const char *paths[MAX_LORA];
-    char *owned[MAX_LORA] = {0};
-    float scales[MAX_LORA];
-    int n_lora = 0, force = 0, rc = 1;
+    cli_loras loras = {0};
+    int force = 0, rc = 1;
     long n_predict = 128, threads = 1, top_k = 0;
     double temp = 0, top_p = 1;
     uint64_t seed = 0;
@@ -114,24 +111,7 @@ int cmd_decode(int argc, char **argv) {
         } else if (!strcmp(a, "--seed")) {
             if (!cli_u64(CMD, a, v, &seed)) goto done;
         } else if (!strcmp(a, "--lora") || !strcmp(a, "--lora-scaled")) {
-            if (n_lora == MAX_LORA) {
-                cli_error(CMD, "at most %d adapters", MAX_LORA);
-                goto done;
-            }
-            scales[n_lora] = 1.0f;
-            if (!strcmp(a, "--lora-scaled")) {
-                const char *colon = strrchr(v, ':');
-                double sv;
-                if (!colon) {
-                    cli_error(CMD, "--lora-scaled expects FILE:SCALE, got \"%s\"", v);
-                    goto done;
-                }
-                if (!cli_float(CMD, a, colon + 1, -1e6, 1e6, &sv)) goto done;
-                scales[n_lora] = (float)sv;
-                if (!(owned[n_lora] = strndup(v, (size_t)(colon - v)))) goto done;
-                v = owned[n_lora];
-            }
-            paths[n_lora++] = v;
+            if (!cli_loras_add(&loras, CMD, a, v, !strcmp(a, "--lora-scaled"))) goto done;
         } else {
             cli_error(CMD, "unknown option %s (see --help)", a);
             goto done;
@@ -155,7 +135,7 @@ int cmd_decode(int argc, char **argv) {
         hl_error err = {0};
         hl_scene_decoder *d = NULL;
         hl_scene_decoder_params p = {.model_path = model, .tokenizer_path = tok, .lexicon_path = lexicon,
-                                     .lora_paths = paths, .lora_scales = scales, .n_lora = n_lora,
+                                     .lora_paths = loras.paths, .lora_scales = loras.scales, .n_lora = loras.n,
                                      .bundle_path = bundle, .n_threads = (int32_t)threads, .force = force};
         hl_scene_eval r;
         if (hl_scene_decoder_init(&p, &d, &err) != HL_OK ||
@@ -181,7 +161,7 @@ int cmd_decode(int argc, char **argv) {
     hl_error err = {0};
     hl_scene_decoder *d = NULL;
     hl_scene_decoder_params p = {.model_path = model, .tokenizer_path = tok, .lexicon_path = lexicon,
-                                 .lora_paths = paths, .lora_scales = scales, .n_lora = n_lora,
+                                 .lora_paths = loras.paths, .lora_scales = loras.scales, .n_lora = loras.n,
                                  .bundle_path = bundle, .n_threads = (int32_t)threads, .force = force};
     if (hl_scene_decoder_init(&p, &d, &err) != HL_OK) {
         cli_fail(CMD, &err);
@@ -207,6 +187,6 @@ int cmd_decode(int argc, char **argv) {
     free(vectors);
     hl_scene_decoder_free(d);
 done:
-    for (int i = 0; i < n_lora; i++) free(owned[i]);
+    cli_loras_free(&loras);
     return rc;
 }

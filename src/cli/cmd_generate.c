@@ -48,7 +48,6 @@ static int on_token(void *user, int32_t id) {
     return 0;
 }
 
-#define MAX_LORA 64
 
 int cmd_generate(int argc, char **argv) {
     const char *model_path = NULL, *tok_path = NULL, *prompt = "";
@@ -56,10 +55,7 @@ int cmd_generate(int argc, char **argv) {
     double temp = 0, top_p = 1;
     uint64_t seed = 0;
     int ignore_eos = 0;
-    const char *lora_paths[MAX_LORA];
-    char *owned_paths[MAX_LORA] = {0};
-    float lora_scales[MAX_LORA];
-    int n_lora = 0;
+    cli_loras loras = {0};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v;
         if (cli_is_help(a)) {
@@ -89,24 +85,10 @@ int cmd_generate(int argc, char **argv) {
         } else if (!strcmp(a, "--ctx")) {
             if (!cli_int(CMD, a, v, 1, 1 << 24, &n_ctx)) return 1;
         } else if (!strcmp(a, "--lora") || !strcmp(a, "--lora-scaled")) {
-            if (n_lora == MAX_LORA) return cli_error(CMD, "at most %d adapters", MAX_LORA);
-            float scale = 1.0f;
-            if (!strcmp(a, "--lora-scaled")) {
-                const char *colon = strrchr(v, ':');
-                double sv;
-                if (!colon) return cli_error(CMD, "--lora-scaled expects FILE:SCALE, got \"%s\"", v);
-                if (!cli_float(CMD, a, colon + 1, -1e6, 1e6, &sv)) {
-                    for (int k = 0; k < n_lora; k++) free(owned_paths[k]);
-                    return 1;
-                }
-                scale = (float)sv;
-                char *path = strndup(v, (size_t)(colon - v));
-                if (!path) return cli_error(CMD, "out of memory");
-                owned_paths[n_lora] = path;
-                v = path;
+            if (!cli_loras_add(&loras, CMD, a, v, !strcmp(a, "--lora-scaled"))) {
+                cli_loras_free(&loras);
+                return 1;
             }
-            lora_paths[n_lora] = v;
-            lora_scales[n_lora++] = scale;
         } else return cli_error(CMD, "unknown option %s (see --help)", a);
     }
     if (!model_path) return cli_error(CMD, "missing -m MODEL (see --help)");
@@ -115,15 +97,16 @@ int cmd_generate(int argc, char **argv) {
     hl_model *model = NULL;
     hl_context *ctx = NULL;
     hl_sampler *sampler = NULL;
-    hl_adapter *adapters[MAX_LORA] = {0};
+    hl_adapter *adapters[CLI_MAX_LORA] = {0};
+    int n_lora = loras.n;
     int32_t *ids = NULL;
     int rc = 1;
     if (hl_model_load(model_path, tok_path, &model, &err) != HL_OK) goto fail;
     hl_context_params cp = {.n_ctx = (int32_t)n_ctx, .n_threads = (int32_t)threads};
     if (hl_context_init(model, &cp, &ctx, &err) != HL_OK) goto fail;
     for (int i = 0; i < n_lora; i++)
-        if (hl_adapter_load(lora_paths[i], model, 0, &adapters[i], &err) != HL_OK) goto fail;
-    if (n_lora && hl_context_set_adapters(ctx, (const hl_adapter *const *)adapters, lora_scales, n_lora, &err))
+        if (hl_adapter_load(loras.paths[i], model, 0, &adapters[i], &err) != HL_OK) goto fail;
+    if (n_lora && hl_context_set_adapters(ctx, (const hl_adapter *const *)adapters, loras.scales, n_lora, &err))
         goto fail;
     const hl_tokenizer *tok = hl_model_get_tokenizer(model);
     size_t n_ids;
@@ -155,10 +138,8 @@ done:
     hl_free(ids);
     hl_sampler_free(sampler);
     hl_context_free(ctx);
-    for (int i = 0; i < n_lora; i++) {
-        hl_adapter_free(adapters[i]);
-        free(owned_paths[i]);
-    }
+    for (int i = 0; i < n_lora; i++) hl_adapter_free(adapters[i]);
+    cli_loras_free(&loras);
     hl_model_free(model);
     return rc;
 }

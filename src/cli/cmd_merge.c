@@ -7,14 +7,11 @@
 #include <string.h>
 
 static const char *CMD = "merge";
-#define MAX_LORA 64
 
 int cmd_merge(int argc, char **argv) {
     const char *model_path = NULL, *tok = NULL, *out = NULL;
-    const char *paths[MAX_LORA];
-    char *owned[MAX_LORA] = {0};
-    float scales[MAX_LORA];
-    int n = 0, force = 0, rc = 1;
+    cli_loras loras = {0};
+    int force = 0, rc = 1;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v;
         if (cli_is_help(a)) {
@@ -34,45 +31,29 @@ int cmd_merge(int argc, char **argv) {
         else if (!strcmp(a, "--tokenizer")) tok = v;
         else if (!strcmp(a, "-o") || !strcmp(a, "--output")) out = v;
         else if (!strcmp(a, "--lora") || !strcmp(a, "--lora-scaled")) {
-            if (n == MAX_LORA) {
-                cli_error(CMD, "at most %d adapters", MAX_LORA);
-                goto done;
-            }
-            scales[n] = 1.0f;
-            if (!strcmp(a, "--lora-scaled")) {
-                const char *colon = strrchr(v, ':');
-                double sv;
-                if (!colon) {
-                    cli_error(CMD, "--lora-scaled expects FILE:SCALE, got \"%s\"", v);
-                    goto done;
-                }
-                if (!cli_float(CMD, a, colon + 1, -1e6, 1e6, &sv)) goto done;
-                scales[n] = (float)sv;
-                if (!(owned[n] = strndup(v, (size_t)(colon - v)))) goto done;
-                v = owned[n];
-            }
-            paths[n++] = v;
+            if (!cli_loras_add(&loras, CMD, a, v, !strcmp(a, "--lora-scaled"))) goto done;
         } else {
             cli_error(CMD, "unknown option %s (see --help)", a);
             goto done;
         }
     }
-    if (!model_path || !out || n == 0) {
+    if (!model_path || !out || loras.n == 0) {
         cli_error(CMD, "needs -m BASE, at least one --lora, and -o OUT (see --help)");
         goto done;
     }
     hl_error err = {0};
     hl_model *m = NULL;
-    hl_adapter *adapters[MAX_LORA] = {0};
+    hl_adapter *adapters[CLI_MAX_LORA] = {0};
+    int n = loras.n;
     hl_status s = hl_model_load(model_path, tok, &m, &err);
-    for (int i = 0; s == HL_OK && i < n; i++) s = hl_adapter_load(paths[i], m, force, &adapters[i], &err);
-    if (s == HL_OK) s = hl_merge_to_gguf(m, (const hl_adapter *const *)adapters, scales, n, out, &err);
+    for (int i = 0; s == HL_OK && i < n; i++) s = hl_adapter_load(loras.paths[i], m, force, &adapters[i], &err);
+    if (s == HL_OK) s = hl_merge_to_gguf(m, (const hl_adapter *const *)adapters, loras.scales, n, out, &err);
     if (s == HL_OK) fprintf(stderr, "hyperlora merge: wrote %s (%d adapter%s)\n", out, n, n == 1 ? "" : "s");
     else cli_fail(CMD, &err);
     for (int i = 0; i < n; i++) hl_adapter_free(adapters[i]);
     hl_model_free(m);
     rc = s == HL_OK ? 0 : 1;
 done:
-    for (int i = 0; i < n; i++) free(owned[i]);
+    cli_loras_free(&loras);
     return rc;
 }
