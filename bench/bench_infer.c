@@ -1,7 +1,9 @@
 /* bench_infer.c: inference speed of one GGUF model.
  *
- *   pp<N>  one batched hl_context_eval of N prompt tokens at position 0
- *          (logits of the last token only), tokens/s = N / time;
+ *   pp<N>  one batched hl_context_eval of N prompt tokens at position 0,
+ *          tokens/s = N / time: variant "base" asks for the logits of the
+ *          last token only, "all logits" for those of every token (the LM
+ *          head then runs on all N);
  *   tg<N>  N single-token evals (greedy argmax fed back) after a short
  *          untimed prompt, tokens/s = N / time;
  *
@@ -35,6 +37,7 @@ typedef struct config {
     char variant[32];    /* "base", "merged", "lora x1", ... */
     int threads;
     int is_pp;
+    int all_logits;      /* pp: logits of every prompt token (the LM head runs on all of them) */
     hl_context *ctx;
     const hl_adapter *const *adapters;
     int n_adapters;
@@ -150,7 +153,8 @@ static double other_cores(const config *c) {
 }
 
 /* One timed measurement of a configuration; returns tokens/s. */
-static double measure(config *c, const opts *o, const int32_t *prompt, int32_t V, float *logits, int timed) {
+static double measure(config *c, const opts *o, const int32_t *prompt, int32_t V, float *logits, float *all_logits,
+                      int timed) {
     hl_error err = {0};
     if (hl_context_set_adapters(c->ctx, c->adapters, NULL, 0, &err) != HL_OK) die("set adapters", &err);
     if (c->n_adapters) {
@@ -163,7 +167,9 @@ static double measure(config *c, const opts *o, const int32_t *prompt, int32_t V
     if (c->is_pp) {
         bench_interference_begin(&bi);
         t0 = bench_now();
-        if (hl_context_eval(c->ctx, prompt, o->pp, 0, logits, 0, &err) != HL_OK) die("eval", &err);
+        if (hl_context_eval(c->ctx, prompt, o->pp, 0, c->all_logits ? all_logits : logits, c->all_logits, &err) !=
+            HL_OK)
+            die("eval", &err);
         t1 = bench_now();
         if (timed) account(c, &bi);
         return o->pp / (t1 - t0);
@@ -187,6 +193,16 @@ static double weight_bytes_per_token(const hl_model_config *c) {
     double C = c->dim, F = c->hidden_dim, D = C / c->n_heads, kv = c->n_kv_heads * D, V = c->vocab_size;
     double per_layer = C * C * 2 + 2 * kv * C + 3 * C * F + 2 * C;
     return 4.0 * (c->n_layers * per_layer + C + V * C + C);
+}
+
+/* Forward FLOPs per prompt token of pp<n>: the layer matmuls, causal attention
+ * (positions 0..n-1) and the LM head, on every token or on the last only. */
+static double pp_flops_per_token(const hl_model_config *c, int n, int all_logits) {
+    double C = c->dim, F = c->hidden_dim, D = C / c->n_heads, kv = c->n_kv_heads * D, V = c->vocab_size;
+    double mats = c->n_layers * (C * C * 2 + 2 * kv * C + 3 * C * F);
+    double attn = c->n_layers * 4.0 * C * (n + 1) / 2.0;
+    double head = 2.0 * C * V * (all_logits ? 1.0 : 1.0 / n);
+    return 2.0 * mats + attn + head;
 }
 
 static double adapter_bytes(const hl_adapter *a) {
@@ -230,7 +246,8 @@ int main(int argc, char **argv) {
     }
     int32_t *prompt = malloc((size_t)o.pp * sizeof *prompt);
     float *logits = malloc((size_t)V * sizeof *logits);
-    if (!prompt || !logits) return 1;
+    float *all_logits = malloc((size_t)o.pp * (size_t)V * sizeof *all_logits);
+    if (!prompt || !logits || !all_logits) return 1;
     hl_rng rng;
     hl_rng_seed(&rng, 1234);
     const hl_tokenizer *tok = hl_model_get_tokenizer(m);
@@ -250,6 +267,10 @@ int main(int argc, char **argv) {
         cfg[nc] = (config){.threads = o.threads[ti], .is_pp = 1, .ctx = ctx};
         snprintf(cfg[nc].test, sizeof cfg[nc].test, "pp%d", o.pp);
         snprintf(cfg[nc].variant, sizeof cfg[nc].variant, "base");
+        nc++;
+        cfg[nc] = (config){.threads = o.threads[ti], .is_pp = 1, .all_logits = 1, .ctx = ctx};
+        snprintf(cfg[nc].test, sizeof cfg[nc].test, "pp%d", o.pp);
+        snprintf(cfg[nc].variant, sizeof cfg[nc].variant, "all logits");
         nc++;
         cfg[nc] = (config){.threads = o.threads[ti], .is_pp = 0, .ctx = ctx};
         snprintf(cfg[nc].test, sizeof cfg[nc].test, "tg%d", o.tg);
@@ -294,11 +315,11 @@ int main(int argc, char **argv) {
     double load0 = bench_loadavg1();
     /* warm-up: page the weights in, fault the scratch, start the threads */
     for (int c = 0; c < nc; c++) {
-        measure(&cfg[c], &o, prompt, V, logits, 0);
+        measure(&cfg[c], &o, prompt, V, logits, all_logits, 0);
     }
     for (int r = 0; r < o.runs; r++)
         for (int c = 0; c < nc; c++) {
-            cfg[c].tok_s[r] = measure(&cfg[c], &o, prompt, V, logits, 1);
+            cfg[c].tok_s[r] = measure(&cfg[c], &o, prompt, V, logits, all_logits, 1);
             cfg[c].n = r + 1;
         }
     double load1 = bench_loadavg1();
@@ -347,6 +368,10 @@ int main(int argc, char **argv) {
             fprintf(js, "],\"decode_overhead\":");
             if (isnan(overhead)) fprintf(js, "null");
             else fprintf(js, "%.5f", overhead);
+            if (x->is_pp) {
+                double f = pp_flops_per_token(mc, o.pp, x->all_logits);
+                fprintf(js, ",\"flops_per_token\":%.0f,\"gflops\":%.3f", f, f * med / 1e9);
+            }
             fprintf(js, ",\"weight_bytes_per_token\":%.0f,\"weight_GBps\":", bytes);
             if (isnan(gbs)) fprintf(js, "null");
             else fprintf(js, "%.3f", gbs);
@@ -364,5 +389,6 @@ int main(int argc, char **argv) {
     hl_model_free(m);
     free(prompt);
     free(logits);
+    free(all_logits);
     return 0;
 }

@@ -50,7 +50,7 @@ def main(paths):
     if meta:
         m = meta[-1]
         p(f"Run {m['stamp']} on {m['cpu']} ({m['ncpu']} CPUs), kernel {m['kernel']}, commit {m['commit']}"
-          f" (+{m['dirty_files']} uncommitted files); {'full' if m['full'] else 'quick'} mode, "
+          f" (+{m['dirty_files']} modified tracked files); {'full' if m['full'] else 'quick'} mode, "
           f"{m['runs']} inference runs, {m['rounds']} training round(s) of {m['steps']} timed steps.")
         p("")
 
@@ -81,8 +81,9 @@ def main(paths):
     if inf:
         p("### Inference: prompt processing and decode (tokens/s, median of runs, min–max)")
         p("")
-        p("| model | threads | pp128 | tg64 | tg64 weight stream GB/s | llama.cpp pp128 / tg64 (quoted, 2 thr) |")
-        p("|---|---|---|---|---|---|")
+        p("| model | threads | pp128 (last logits) | pp128 (all logits) | tg64 | tg64 weight stream GB/s | "
+          "llama.cpp pp128 / tg64 (quoted, 2 thr, other machine) |")
+        p("|---|---|---|---|---|---|---|")
         models = []
         for r in inf:
             if r["model"] not in models:
@@ -90,15 +91,21 @@ def main(paths):
         for mname in models:
             sp = [r for r in inf if r["model"] == mname and r["section"] == "speed"]
             for th in sorted({r["threads"] for r in sp}):
-                pp, f1 = prefer_clean([r for r in sp if r["threads"] == th and r["test"].startswith("pp")])
+                pp, f1 = prefer_clean([r for r in sp if r["threads"] == th and r["test"].startswith("pp")
+                                       and r["variant"] == "base"])
+                pa, f3 = prefer_clean([r for r in sp if r["threads"] == th and r["test"].startswith("pp")
+                                       and r["variant"] == "all logits"])
                 tg, f2 = prefer_clean([r for r in sp if r["threads"] == th and r["test"].startswith("tg")])
                 disturbed |= bool(f1 or f2)
                 q = LLAMACPP.get(mname)
                 qs = f"{fmt(q['pp128'])} / {fmt(q['tg64'])}" if q and th == 2 else ""
-                pps = f"{fmt(pp[-1]['tok_s'])} ({rng(pp[-1]['run_tok_s'])}){f1}" if pp else "-"
+                def gfl(r):
+                    return f"; {fmt(r['gflops'])} GFLOP/s" if r.get("gflops") else ""
+                pps = f"{fmt(pp[-1]['tok_s'])} ({rng(pp[-1]['run_tok_s'])}{gfl(pp[-1])}){f1}" if pp else "-"
                 tgs = f"{fmt(tg[-1]['tok_s'])} ({rng(tg[-1]['run_tok_s'])}){f2}" if tg else "-"
+                pas = f"{fmt(pa[-1]['tok_s'])} ({rng(pa[-1]['run_tok_s'])}{gfl(pa[-1])}){f3}" if pa else "-"
                 gb = fmt(tg[-1]["weight_GBps"]) if tg else "-"
-                p(f"| {mname} | {th} | {pps} | {tgs} | {gb} | {qs} |")
+                p(f"| {mname} | {th} | {pps} | {pas} | {tgs} | {gb} | {qs} |")
         p("")
         ad = [r for r in inf if r["section"] == "adapter"]
         if ad:

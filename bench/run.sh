@@ -46,6 +46,7 @@ QUIET_MAX=${BENCH_QUIET_MAX:-900}
 MAX_OTHER=${BENCH_MAX_OTHER:-0.25}
 RETRIES=${BENCH_RETRIES:-2}
 OPENBLAS_OMP_DIR=/usr/lib/x86_64-linux-gnu/openblas-openmp
+J="$ROOT/bench/jsonl.py"
 
 mkdir -p "$OUT"
 STAMP=$(date -u +%Y%m%dT%H%M%SZ)
@@ -66,11 +67,10 @@ HL="$BUILD/hyperlora"
 say "machine"
 lscpu | grep -E '^(Model name|CPU\(s\)|Thread|Core|CPU family|Model:|L2|L3|Flags)' | sed 's/^Flags:.*\(avx2\).*\(avx512f\).*/Flags: ... avx2 ... avx512f .../' || true
 echo "load average: $(cut -d' ' -f1-3 /proc/loadavg); mode: $([ "$FULL" = 1 ] && echo full || echo quick); peer: $PEER; rounds: $ROUNDS"
-jq -nc --arg stamp "$STAMP" --arg cpu "$(lscpu | sed -n 's/^Model name: *//p')" --argjson ncpu "$(nproc)" \
-    --arg kernel "$(uname -r)" --argjson full "$FULL" --argjson peer "$PEER" --argjson runs "$RUNS" \
-    --argjson rounds "$ROUNDS" --argjson steps "$STEPS" --arg commit "$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo none)" \
-    --arg dirty "$(git -C "$ROOT" status --porcelain 2>/dev/null | wc -l)" \
-    '{bench:"meta",stamp:$stamp,cpu:$cpu,ncpu:$ncpu,kernel:$kernel,full:$full,peer:$peer,runs:$runs,rounds:$rounds,steps:$steps,commit:$commit,dirty_files:($dirty|tonumber)}' >>"$RES"
+python3 "$J" meta stamp="$STAMP" cpu="$(lscpu | sed -n 's/^Model name: *//p')" ncpu="$(nproc)" kernel="$(uname -r)" \
+    full="$FULL" peer="$PEER" runs="$RUNS" rounds="$ROUNDS" steps="$STEPS" \
+    commit="$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo none)" \
+    dirty_files="$(git -C "$ROOT" status --porcelain --untracked-files=no 2>/dev/null | wc -l)" >>"$RES"
 
 # ---------------------------------------------------------------- models
 model() { # name preset
@@ -124,19 +124,19 @@ wait_quiet() {
 # Runs "$@" (which appends JSON lines to $TMPJ) until the CPU used by other
 # processes during its timed regions stays at or below MAX_OTHER cores (with
 # BENCH_QUIET=1; at most 1 + RETRIES attempts), and moves every attempt's
-# records to $RES with attempt and clean fields. $1 is the jq expression
-# that gives a record's "other cores".
+# records to $RES with attempt and clean fields. $1 is the record field that
+# holds its "other cores".
 TMPJ="$OUT/.attempt-$$.jsonl"
 attempts() {
-    local other_expr=$1 attempt worst clean
+    local other_field=$1 attempt worst clean
     shift
     for ((attempt = 1; ; attempt++)); do
         wait_quiet
         : >"$TMPJ"
         "$@" || true
-        worst=$(jq -s "[.[] | ($other_expr) // 0] | max // 0" "$TMPJ")
+        worst=$(python3 "$J" worst "$TMPJ" "$other_field")
         clean=$(awk -v w="$worst" -v m="$MAX_OTHER" 'BEGIN { print (w <= m) ? "true" : "false" }')
-        jq -c --argjson attempt "$attempt" --argjson clean "$clean" '. + {attempt: $attempt, clean: $clean}' "$TMPJ" >>"$RES"
+        python3 "$J" tag "$TMPJ" attempt="$attempt" clean="$clean" >>"$RES"
         if [ "$clean" = true ] || [ "$QUIET" != 1 ] || [ "$attempt" -gt "$RETRIES" ]; then break; fi
         echo "   (other processes used up to $worst cores during the timed part: repeating, attempt $((attempt + 1)))"
     done
@@ -149,11 +149,7 @@ peer_once() { # shape batch round
         LD_LIBRARY_PATH="$OPENBLAS_OMP_DIR${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" \
         /usr/bin/python3 "$PEER_PY" one --shape "$1" --mode lora --batch "$2" --threads $THREADS \
         --steps "$STEPS" --warmup 2 | tail -n 1) && [ -n "$line" ]; then
-        echo "$line" | jq -c --argjson round "$3" '{bench:"train",impl:"pytorch",round:$round,model:.shape,batch,seq,threads,
-            tokens_per_s,median_step_s,median_forward_s,median_backward_s,median_optimizer_s,step_times_s,losses,
-            trainable_params,peak_rss_MiB,blas_libs,torch,other_cores_max:(.other_procs_cpu_cores_during_steps|max),
-            loadavg1_start:.loadavg_before[0],loadavg1_end:.loadavg_after[0]}' >>"$TMPJ"
-        echo "$line" | jq -r '"pytorch \(.shape) LoRA b\(.batch)x\(.seq): \(.tokens_per_s*10|round/10) tok/s (median step \(.median_step_s*1000|round/1000) s: fwd \(.median_forward_s*1000|round/1000), bwd \(.median_backward_s*1000|round/1000), adamw \(.median_optimizer_s*10000|round/10000)), peak RSS \(.peak_rss_MiB|round) MiB, other cores max \(.other_procs_cpu_cores_during_steps|max*100|round/100), BLAS \(.blas_libs|map(split("/")|last)|join(","))"'
+        echo "$line" | python3 "$J" peer "$3" >>"$TMPJ" || echo "pytorch peer: unreadable output"
     else
         echo "pytorch peer failed on $1 b$2"
     fi
@@ -164,13 +160,13 @@ ours_once() { # name model batch mflop round
     : >"$tmp"
     "$BUILD/bench_train" -m "$2" --name "$1" --batch "$3" --ctx 256 --threads $THREADS --rank 8 --alpha 16 \
         --targets q,v,o,gate,up,down --warmup 2 --steps "$STEPS" --mflop "$4" --json "$tmp" 2>>"$LOG.steps" || true
-    jq -c --argjson round "$5" '. + {round:$round}' "$tmp" >>"$TMPJ"
+    python3 "$J" tag "$tmp" round="$5" >>"$TMPJ"
     rm -f "$tmp"
 }
 
-run_peer() { attempts '.other_cores_max' peer_once "$@"; }
-run_ours() { attempts '.other_cores_max' ours_once "$@"; }
-run_infer() { attempts '.other_cores' "$BUILD/bench_infer" "$@" --json "$TMPJ"; }
+run_peer() { attempts other_cores_max peer_once "$@"; }
+run_ours() { attempts other_cores_max ours_once "$@"; }
+run_infer() { attempts other_cores "$BUILD/bench_infer" "$@" --json "$TMPJ"; }
 
 # ---------------------------------------------------------------- reference points
 say "sgemm peak and read bandwidth"
@@ -209,13 +205,11 @@ done
 # ---------------------------------------------------------------- where the time goes
 # bench_kernels replays one step's / one token's kernel calls; the measured
 # medians from above (clean attempts) show what its table does not cover.
-measured() { # jq filter selecting records, field -> median over them (0 if none)
-    jq -s "[.[] | select($1) | select(.clean // true) | $2] | sort | if length > 0 then .[length / 2 | floor] else 0 end" "$RES"
-}
 kernels() { # shape batch
     local step token
-    step=$(measured ".bench == \"train\" and .impl == \"hyperlora\" and .model == \"$1\" and .batch == $2" .median_step_s)
-    token=$(measured ".bench == \"infer\" and .model == \"$1\" and .section == \"speed\" and .threads == $THREADS and (.test | startswith(\"tg\"))" "1 / .tok_s")
+    step=$(python3 "$J" median "$RES" median_step_s bench='"train"' impl='"hyperlora"' model="\"$1\"" batch="$2")
+    token=$(python3 "$J" median "$RES" inv:tok_s bench='"infer"' model="\"$1\"" section='"speed"' \
+        variant='"base"' threads="$THREADS" test^=tg)
     say "kernel breakdown (bench_kernels): $1 ${2}x256"
     wait_quiet
     "$BUILD/bench_kernels" --shape "$1" --batch "$2" --threads $THREADS --runs 3 --step-s "$step" --token-s "$token" |
