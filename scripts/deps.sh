@@ -2,9 +2,9 @@
 # Installs the Debian packages the build and tests need, only those missing.
 # Runs as root (apt); as another user it only reports what is missing.
 set -euo pipefail
-# Build and test: compilers, CMake, cJSON, clang's sanitizer/libFuzzer runtime.
+# Build and test: compilers, CMake, cJSON, OpenBLAS (training GEMMs), clang's sanitizer/libFuzzer runtime.
 # Demo corpus: Debian's English and Russian fortune files (plain text).
-need=(cmake make gcc clang libcjson-dev libclang-rt-14-dev fortunes fortunes-ru)
+need=(cmake make gcc clang libcjson-dev libopenblas-dev libclang-rt-14-dev fortunes fortunes-ru)
 command -v python3 >/dev/null 2>&1 || need+=(python3)
 missing=()
 for p in "${need[@]}"; do

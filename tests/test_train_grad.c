@@ -137,6 +137,89 @@ static void test_kernels(void) {
     hl_pool_free(pool);
 }
 
+/* The OpenBLAS products used by training: against the plain references, and
+ * bitwise the same at 1 and 2 threads (the tile grid depends on shapes only).
+ * Shapes large enough to be cut into several tiles, with ragged edges. */
+static void test_blas_gemm(void) {
+    hl_rng rng;
+    hl_rng_seed(&rng, 11);
+    const int64_t T = 300, K = 70, O = 290;
+    float *x = malloc(sizeof(float) * T * K), *w = malloc(sizeof(float) * O * K), *dy = malloc(sizeof(float) * T * O);
+    float *y[2], *dx[2], *g[2], *ref = malloc(sizeof(float) * T * O * 2);
+    for (int64_t i = 0; i < T * K; i++) x[i] = hl_rng_normal(&rng);
+    for (int64_t i = 0; i < O * K; i++) w[i] = hl_rng_normal(&rng);
+    for (int64_t i = 0; i < T * O; i++) dy[i] = hl_rng_normal(&rng);
+    for (int th = 0; th < 2; th++) {
+        hl_pool *pool = hl_pool_init(th + 1);
+        y[th] = malloc(sizeof(float) * T * (O + 3));
+        dx[th] = malloc(sizeof(float) * T * K);
+        g[th] = calloc((size_t)(O * K), sizeof(float));
+        /* strided output (ldo = O + 3): stored, then += 0.5·x·Wᵀ */
+        hl_gemm_nt(pool, y[th], O + 3, x, w, T, K, O, 1.0f, 0);
+        hl_gemm_nt(pool, y[th], O + 3, x, w, T, K, O, 0.5f, 1);
+        hl_gemm_nn(pool, dx[th], dy, w, T, O, K, 2.0f, 0);
+        hl_gemm_tn_acc(pool, g[th], dy, x, T, O, K);
+        hl_gemm_tn_acc(pool, g[th], dy, x, T, O, K);
+        hl_pool_free(pool);
+    }
+    double d = 0;
+    hl_matmul_ref(ref, x, w, T, K, O);
+    for (int64_t t = 0; t < T; t++)
+        for (int64_t o = 0; o < O; o++) d = fmax(d, fabs(y[0][t * (O + 3) + o] - 1.5 * ref[t * O + o]));
+    CHECK_MSG(d < 1e-4, "gemm_nt vs reference: %g", d);
+    hl_matmul_nn_ref(ref, dy, w, T, O, K);
+    d = 0;
+    for (int64_t i = 0; i < T * K; i++) d = fmax(d, fabs(dx[0][i] - 2 * ref[i]));
+    CHECK_MSG(d < 1e-3, "gemm_nn vs reference: %g", d);
+    d = 0; /* G = 2·dyᵀ·x against a double-precision sum, relative to max |G| */
+    double gmax = 0;
+    for (int64_t o = 0; o < O; o++)
+        for (int64_t k = 0; k < K; k++) {
+            double acc = 0;
+            for (int64_t t = 0; t < T; t++) acc += (double)dy[t * O + o] * x[t * K + k];
+            d = fmax(d, fabs(g[0][o * K + k] - 2 * acc));
+            gmax = fmax(gmax, fabs(2 * acc));
+        }
+    CHECK_MSG(d / gmax < 1e-6, "gemm_tn vs reference: %g of max %g", d, gmax);
+    int same = 1;
+    for (int64_t t = 0; t < T; t++) same &= !memcmp(y[0] + t * (O + 3), y[1] + t * (O + 3), sizeof(float) * O);
+    CHECK_MSG(same, "gemm_nt differs between 1 and 2 threads");
+    CHECK_MSG(!memcmp(dx[0], dx[1], sizeof(float) * T * K), "gemm_nn differs between 1 and 2 threads");
+    CHECK_MSG(!memcmp(g[0], g[1], sizeof(float) * O * K), "gemm_tn differs between 1 and 2 threads");
+    for (int th = 0; th < 2; th++) { free(y[th]); free(dx[th]); free(g[th]); }
+    free(x); free(w); free(dy); free(ref);
+}
+
+/* The cross-entropy's exp-and-sum: the vector path equals the scalar
+ * reference bit for bit, and both are within 2 float ulps of libm's exp. */
+static void test_exp_sum(void) {
+    hl_rng rng;
+    hl_rng_seed(&rng, 5);
+    const int64_t n = 32003; /* a vocabulary-sized row with a ragged tail */
+    float *x = malloc(sizeof(float) * n), *e1 = malloc(sizeof(float) * n), *e2 = malloc(sizeof(float) * n);
+    for (int64_t i = 0; i < n; i++) x[i] = 12.0f * (float)hl_rng_normal(&rng);
+    x[3] = -INFINITY;
+    const float mx = 60.0f;
+    x[10] = mx; /* the row's maximum: exp(0) = 1 */
+    x[n - 1] = mx - 85.9f;
+    x[n - 2] = mx - 86.1f; /* below the cut: 0 */
+    for (int64_t i = 0; i < n; i++) x[i] = x[i] > mx ? mx : x[i];
+    double s1 = hl_exp_sum(e1, x, n, mx), s2 = hl_exp_sum_ref(e2, x, n, mx);
+    CHECK_MSG(s1 == s2 && !memcmp(e1, e2, sizeof(float) * n), "vector exp_sum differs from the scalar reference");
+    CHECK(hl_exp_sum(NULL, x, n, mx) == s1);
+    double worst = 0, want = 0;
+    for (int64_t i = 0; i < n; i++) {
+        double ex = exp((double)(x[i] - mx));
+        want += ex;
+        if (x[i] - mx >= -86.0f) worst = fmax(worst, fabs(e1[i] - ex) / ex);
+        else CHECK(e1[i] == 0.0f);
+    }
+    printf("exp_sum: worst relative error vs exp() %.3g, sum %.17g vs %.17g\n", worst, s1, want);
+    CHECK_MSG(worst < 2.4e-7, "exp_sum relative error %g", worst);
+    CHECK(fabs(s1 - want) / want < 1e-7 && e1[10] == 1.0f);
+    free(x); free(e1); free(e2);
+}
+
 /* Full-parameter mode (pretraining): every tensor kind against central finite
  * differences on a tiny random model, and determinism across threads. */
 static void test_full_mode(void) {
@@ -204,6 +287,8 @@ static void test_full_mode(void) {
 
 int main(void) {
     test_kernels();
+    test_blas_gemm();
+    test_exp_sum();
     test_full_mode();
     hl_error err = {0};
     hl_model *m = NULL;

@@ -37,6 +37,21 @@ void hl_matmul_nn(hl_pool *pool, float *out, const float *dy, const float *w, in
  * small matrices. Sums over t in order; threads split over M. */
 void hl_matmul_tn_acc(hl_pool *pool, float *g, const float *p, const float *q, int64_t T, int64_t M, int64_t N);
 
+/* The same three products on OpenBLAS (gemm_blas.c), for training: a fixed
+ * tile grid per shape, one single-threaded sgemm per tile, so results are
+ * identical at any thread count but not equal bit for bit to hl_matmul's
+ * canonical order. Same arguments as hl_matmul_strided, hl_matmul_nn and
+ * hl_matmul_tn_acc. */
+void hl_gemm_nt(hl_pool *pool, float *out, int64_t ldo, const float *x, const float *w, int64_t T, int64_t K,
+                int64_t O, float scale, int accumulate);
+void hl_gemm_nn(hl_pool *pool, float *out, const float *dy, const float *w, int64_t T, int64_t O, int64_t K,
+                float scale, int accumulate);
+void hl_gemm_tn_acc(hl_pool *pool, float *g, const float *p, const float *q, int64_t T, int64_t M, int64_t N);
+
+/* out[i] = exp(x[i] − shift) (out may be NULL or alias x); returns Σ out[i]
+ * in double, 8 lanes in a fixed tree (exp_sum.c). For shift ≥ max(x). */
+double hl_exp_sum(float *out, const float *x, int64_t n, float shift);
+
 /* out = w ⊙ x / sqrt(mean(x²) + eps), one row of C. out may alias x. */
 void hl_rmsnorm(float *out, const float *x, const float *w, int64_t C, float eps);
 /* Rotates adjacent pairs (2i, 2i+1) of each head of size D by pos·theta^(-2i/D)
@@ -71,6 +86,7 @@ void hl_attention(hl_pool *pool, float *out, const float *q, const float *kcache
                   int64_t T, int64_t pos0, int64_t H, int64_t Hkv, int64_t D, int64_t n_ctx, float *scratch);
 
 /* ---- plain references (tests only) ---- */
+double hl_exp_sum_ref(float *out, const float *x, int64_t n, float shift);
 void hl_matmul_nn_ref(float *out, const float *dy, const float *w, int64_t T, int64_t O, int64_t K);
 void hl_matmul_tn_ref(float *g, const float *p, const float *q, int64_t T, int64_t M, int64_t N);
 void hl_matmul_ref(float *out, const float *x, const float *w, int64_t T, int64_t K, int64_t O);

@@ -12,7 +12,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#define LOGIT_CHUNK 64 /* rows of logits alive at once: (64, V) */
+#define LOGIT_CHUNK 256 /* rows of logits alive at once: (256, V); large enough for the LM head GEMM to run near peak */
 #define NAME_CAP 96
 
 struct hl_trainer {
@@ -90,7 +90,7 @@ static int64_t wslot(const hl_trainer *t, int layer, int target) {
 /* out (rows, O; row stride ldo) = x (rows, K)·Wᵀ + s·B(A·x); saves A·x (dropout applied to x when training). */
 static void proj_forward_ld(hl_trainer *t, int layer, int target, const float *W, const float *x, float *out,
                             int64_t ldo, int64_t rows, int64_t row0, int64_t K, int64_t O) {
-    hl_matmul_strided(t->pool, out, ldo, x, W, rows, K, O, 1.0f, 0);
+    hl_gemm_nt(t->pool, out, ldo, x, W, rows, K, O, 1.0f, 0);
     int i = weight_index(t, layer, target);
     if (i < 0) return;
     const hl_lora_weight *w = &t->ad->w[i];
@@ -100,8 +100,8 @@ static void proj_forward_ld(hl_trainer *t, int layer, int target, const float *W
         xin = t->tmp2;
     }
     float *h = t->lora_h + t->h_off[i] + row0 * w->rank;
-    hl_matmul(t->pool, h, xin, w->A, rows, K, w->rank);
-    hl_matmul_strided(t->pool, out, ldo, h, w->B, rows, w->rank, O, hl_lora_weight_scale(t->ad, w), 1);
+    hl_gemm_nt(t->pool, h, w->rank, xin, w->A, rows, K, w->rank, 1.0f, 0);
+    hl_gemm_nt(t->pool, out, ldo, h, w->B, rows, w->rank, O, hl_lora_weight_scale(t->ad, w), 1);
 }
 
 static void proj_forward(hl_trainer *t, int layer, int target, const float *W, const float *x, float *out,
@@ -114,7 +114,7 @@ static void head_forward(hl_trainer *t, int64_t r0, int64_t rows) {
     const hl_model *m = t->m;
     proj_forward_ld(t, -1, HL_TARGET_OUTPUT, m->output, t->nf + r0 * t->C, t->logits, t->V, rows, r0, t->C, t->Vb);
     if (t->V > t->Vb)
-        hl_matmul_strided(t->pool, t->logits + t->Vb, t->V, t->nf + r0 * t->C, m->extra_out, rows, t->C, t->V - t->Vb,
+        hl_gemm_nt(t->pool, t->logits + t->Vb, t->V, t->nf + r0 * t->C, m->extra_out, rows, t->C, t->V - t->Vb,
                           1.0f, 0);
 }
 
@@ -122,8 +122,8 @@ static void head_forward(hl_trainer *t, int64_t r0, int64_t rows) {
  * dropout), and the LoRA gradients dB += s·dyᵀ·h, dA += s·(dy·B)ᵀ·x. */
 static void proj_backward(hl_trainer *t, int layer, int target, const float *W, const float *x, const float *dy,
                           float *dx, int64_t rows, int64_t row0, int64_t K, int64_t O, int accumulate) {
-    hl_matmul_nn(t->pool, dx, dy, W, rows, O, K, 1.0f, accumulate);
-    if (t->p.full) hl_matmul_tn_acc(t->pool, t->gw[wslot(t, layer, target)], dy, x, rows, O, K); /* dW += dyᵀ·x */
+    hl_gemm_nn(t->pool, dx, dy, W, rows, O, K, 1.0f, accumulate);
+    if (t->p.full) hl_gemm_tn_acc(t->pool, t->gw[wslot(t, layer, target)], dy, x, rows, O, K); /* dW += dyᵀ·x */
     int i = weight_index(t, layer, target);
     if (i < 0) return;
     const hl_lora_weight *w = &t->ad->w[i];
@@ -132,26 +132,26 @@ static void proj_backward(hl_trainer *t, int layer, int target, const float *W, 
     const float *h = t->lora_h + t->h_off[i] + row0 * r;
     /* lh = s·h (rows, r);  dB (O, r) += dyᵀ·lh */
     for (int64_t e = 0; e < rows * r; e++) t->lh[e] = s * h[e];
-    hl_matmul_tn_acc(t->pool, t->gB[i], dy, t->lh, rows, O, r);
+    hl_gemm_tn_acc(t->pool, t->gB[i], dy, t->lh, rows, O, r);
     /* lg = s·(dy·B) (rows, r) */
-    hl_matmul_nn(t->pool, t->lg, dy, w->B, rows, O, r, s, 0);
+    hl_gemm_nn(t->pool, t->lg, dy, w->B, rows, O, r, s, 0);
     const float *xin = x;
     if (t->p.dropout > 0) {
         dropout_input(t, layer, target, x, t->tmp2, rows, row0, K);
         xin = t->tmp2;
     }
     /* dA (r, K) += lgᵀ·x */
-    hl_matmul_tn_acc(t->pool, t->gA[i], t->lg, xin, rows, r, K);
+    hl_gemm_tn_acc(t->pool, t->gA[i], t->lg, xin, rows, r, K);
     /* dx += lg·A, through the dropout mask */
     if (t->p.dropout > 0) {
-        hl_matmul_nn(t->pool, t->tmp2, t->lg, w->A, rows, r, K, 1.0f, 0);
+        hl_gemm_nn(t->pool, t->tmp2, t->lg, w->A, rows, r, K, 1.0f, 0);
         float inv_keep = 1.0f / (1.0f - t->p.dropout);
         for (int64_t rr = 0; rr < rows; rr++)
             for (int64_t c = 0; c < K; c++)
                 if (keep(t, layer, target, (uint64_t)(row0 + rr) * (uint64_t)K + (uint64_t)c))
                     dx[rr * K + c] += t->tmp2[rr * K + c] * inv_keep;
     } else {
-        hl_matmul_nn(t->pool, dx, t->lg, w->A, rows, r, K, 1.0f, 1);
+        hl_gemm_nn(t->pool, dx, t->lg, w->A, rows, r, K, 1.0f, 1);
     }
 }
 
@@ -427,8 +427,8 @@ typedef struct {
 } loss_job;
 
 /* Cross-entropy of each row; with dlogits_scale != 0 the logits become
- * (softmax − onehot)·scale in place. exp is taken once per logit (in float,
- * summed in double), so the backward pass reuses it. */
+ * (softmax − onehot)·scale in place. exp is taken once per logit (vectorised,
+ * summed in double; see exp_sum.c), so the backward pass reuses it. */
 static void loss_rows(void *arg, int64_t begin, int64_t end, int worker) {
     (void)worker;
     const loss_job *j = arg;
@@ -446,18 +446,11 @@ static void loss_rows(void *arg, int64_t begin, int64_t end, int worker) {
         float mx = lg[0];
         for (int64_t v = 1; v < V; v++) mx = lg[v] > mx ? lg[v] : mx;
         float target_logit = lg[target];
-        double sum = 0;
+        double sum = hl_exp_sum(j->dlogits_scale != 0 ? lg : NULL, lg, V, mx);
         if (j->dlogits_scale != 0) {
-            for (int64_t v = 0; v < V; v++) {
-                float e = expf(lg[v] - mx);
-                lg[v] = e;
-                sum += e;
-            }
             float f = (float)(j->dlogits_scale / sum);
             for (int64_t v = 0; v < V; v++) lg[v] *= f;
             lg[target] = (float)(lg[target] - j->dlogits_scale);
-        } else {
-            for (int64_t v = 0; v < V; v++) sum += expf(lg[v] - mx);
         }
         j->row_loss[rr] = (double)mx + log(sum) - (double)target_logit;
     }
@@ -537,7 +530,7 @@ hl_status hl_trainer_forward_backward(hl_trainer *t, const int32_t *tokens, cons
             /* Hyperlexeme rows first (frozen: input gradient only), then the base slice made contiguous. */
             int64_t ne = V - t->Vb;
             for (int64_t r = 0; r < rows; r++) memcpy(t->dlog + r * ne, t->logits + r * V + t->Vb, (size_t)ne * sizeof(float));
-            hl_matmul_nn(t->pool, t->tmp, t->dlog, m->extra_out, rows, ne, C, 1.0f, 0);
+            hl_gemm_nn(t->pool, t->tmp, t->dlog, m->extra_out, rows, ne, C, 1.0f, 0);
             for (int64_t r = 0; r < rows; r++) memmove(t->logits + r * t->Vb, t->logits + r * V, (size_t)t->Vb * sizeof(float));
         }
         proj_backward(t, -1, HL_TARGET_OUTPUT, m->output, t->nf + r0 * C, dbase, t->dn + r0 * C, rows, r0, C, t->Vb, 0);
