@@ -96,13 +96,18 @@ static void c_matmul(void *a) {
     mm *m = a;
     for (int i = 0; i < m->reps; i++) hl_matmul_strided(m->pool, m->out, m->ldo, m->x, m->w, m->T, m->K, m->O, m->scale, m->acc);
 }
-static void c_nn(void *a) { /* out (T, K) = dy (T, O) · W (O, K) */
+/* The trainer's OpenBLAS products (gemm_blas.c): x·Wᵀ, dY·W, Pᵀ·Q. */
+static void c_gnt(void *a) {
     mm *m = a;
-    for (int i = 0; i < m->reps; i++) hl_matmul_nn(m->pool, m->out, m->x, m->w, m->T, m->O, m->K, m->scale, m->acc);
+    for (int i = 0; i < m->reps; i++) hl_gemm_nt(m->pool, m->out, m->ldo, m->x, m->w, m->T, m->K, m->O, m->scale, m->acc);
 }
-static void c_tn(void *a) { /* g (M=O, N=K) += p (T, O)ᵀ · q (T, K) */
+static void c_gnn(void *a) {
     mm *m = a;
-    for (int i = 0; i < m->reps; i++) hl_matmul_tn_acc(m->pool, m->out, m->x, m->w, m->T, m->O, m->K);
+    for (int i = 0; i < m->reps; i++) hl_gemm_nn(m->pool, m->out, m->x, m->w, m->T, m->O, m->K, m->scale, m->acc);
+}
+static void c_gtn(void *a) {
+    mm *m = a;
+    for (int i = 0; i < m->reps; i++) hl_gemm_tn_acc(m->pool, m->out, m->x, m->w, m->T, m->O, m->K);
 }
 
 typedef struct at {
@@ -119,7 +124,7 @@ static void c_att_fwd(void *a) {
 static void c_att_bwd(void *a) {
     at *x = a;
     hl_attention_train_backward(x->pool, x->dq, x->dk, x->dv, x->dout, x->probs, x->q, x->k, x->v, x->B, x->T, x->H,
-                                x->Hkv, x->D);
+                                x->Hkv, x->D, x->scratch);
 }
 static void c_att_dec(void *a) {
     at *x = a;
@@ -255,7 +260,7 @@ int main(int argc, char **argv) {
         return 2;
     }
     const int64_t C = sh->C, F = sh->F, L = sh->L, H = sh->H, Hkv = sh->Hkv, D = C / H, KV = Hkv * D, V = sh->V;
-    const int64_t N = batch * ctx, r = rank, chunk = 64;
+    const int64_t N = batch * ctx, r = rank, chunk = 256; /* chunk: the trainer's LOGIT_CHUNK */
     hl_pool *pool = hl_pool_init(threads);
     if (!pool) return 1;
 
@@ -286,46 +291,46 @@ int main(int argc, char **argv) {
         int64_t K = pj[p].K, O = pj[p].O;
         mm m = {pool, Y, X, (float *)pj[p].W, N, K, O, O, 1.0f, 0, 1};
         snprintf(what, sizeof what, "x*W^T %s: %lldx%lld->%lld", names, (long long)N, (long long)K, (long long)O);
-        add("fwd base", strdup(what), cnt * L, 2.0 * N * K * O, 0, c_matmul, &m);
+        add("fwd base", strdup(what), cnt * L, 2.0 * N * K * O, 0, c_gnt, &m);
         mm nn = {pool, Y, X, (float *)pj[p].W, N, K, O, K, 1.0f, 0, 1};
         snprintf(what, sizeof what, "dY*W %s: %lldx%lld->%lld", names, (long long)N, (long long)O, (long long)K);
-        add("bwd base dX", strdup(what), cnt * L, 2.0 * N * K * O, 0, c_nn, &nn);
+        add("bwd base dX", strdup(what), cnt * L, 2.0 * N * K * O, 0, c_gnn, &nn);
         if (lcnt > 0) {
             mm la = {pool, h, X, A_c, N, K, r, r, 1.0f, 0, 1};
             snprintf(what, sizeof what, "lora h=x*A^T %s: %lldx%lld->%lld", names, (long long)N, (long long)K, (long long)r);
-            add("fwd lora", strdup(what), lcnt * L, 2.0 * N * K * r, 0, c_matmul, &la);
+            add("fwd lora", strdup(what), lcnt * L, 2.0 * N * K * r, 0, c_gnt, &la);
             mm lb = {pool, Y, h, B_o, N, r, O, O, 0.5f, 1, 1};
             snprintf(what, sizeof what, "lora y+=s*h*B^T %s: %lldx%lld->%lld", names, (long long)N, (long long)r, (long long)O);
-            add("fwd lora", strdup(what), lcnt * L, 2.0 * N * r * O, 0, c_matmul, &lb);
+            add("fwd lora", strdup(what), lcnt * L, 2.0 * N * r * O, 0, c_gnt, &lb);
             mm gb = {pool, G, Z, h, N, r, O, 0, 1.0f, 1, 1}; /* gB (O, r) += dyᵀ·lh: M = O, N = r */
             snprintf(what, sizeof what, "lora dB+=dY^T*h %s: M %lld N %lld T %lld", names, (long long)O, (long long)r, (long long)N);
-            add("bwd lora", strdup(what), lcnt * L, 2.0 * N * r * O, 0, c_tn, &gb);
+            add("bwd lora", strdup(what), lcnt * L, 2.0 * N * r * O, 0, c_gtn, &gb);
             mm lg = {pool, h, Z, B_o, N, r, O, r, 0.5f, 0, 1}; /* lg (N, r) = dy (N, O) · B (O, r) */
             snprintf(what, sizeof what, "lora g=dY*B %s: %lldx%lld->%lld", names, (long long)N, (long long)O, (long long)r);
-            add("bwd lora", strdup(what), lcnt * L, 2.0 * N * r * O, 0, c_nn, &lg);
+            add("bwd lora", strdup(what), lcnt * L, 2.0 * N * r * O, 0, c_gnn, &lg);
             mm ga = {pool, G, h, X, N, K, r, 0, 1.0f, 1, 1}; /* gA (r, K) += lgᵀ·x: M = r, N = K */
             snprintf(what, sizeof what, "lora dA+=g^T*x %s: M %lld N %lld T %lld", names, (long long)r, (long long)K, (long long)N);
-            add("bwd lora", strdup(what), lcnt * L, 2.0 * N * r * K, 0, c_tn, &ga);
+            add("bwd lora", strdup(what), lcnt * L, 2.0 * N * r * K, 0, c_gtn, &ga);
             mm dx = {pool, Y, h, A_c, N, K, r, K, 1.0f, 1, 1}; /* dx (N, K) += lg (N, r) · A (r, K) */
             snprintf(what, sizeof what, "lora dX+=g*A %s: %lldx%lld->%lld", names, (long long)N, (long long)r, (long long)K);
-            add("bwd lora", strdup(what), lcnt * L, 2.0 * N * r * K, 0, c_nn, &dx);
+            add("bwd lora", strdup(what), lcnt * L, 2.0 * N * r * K, 0, c_gnn, &dx);
         }
     }
-    /* LM head, in chunks of 64 rows */
+    /* LM head, in chunks of `chunk` rows */
     {
         mm hf = {pool, logits, X, Wout, chunk, C, V, V, 1.0f, 0, 1};
         snprintf(what, sizeof what, "head x*W^T: %lldx%lld->%lld (x%lld chunks)", (long long)chunk, (long long)C,
                  (long long)V, (long long)(N / chunk));
-        add("head", strdup(what), (double)N / chunk, 2.0 * chunk * C * V, 0, c_matmul, &hf);
+        add("head", strdup(what), (double)N / chunk, 2.0 * chunk * C * V, 0, c_gnt, &hf);
         mm hb = {pool, Y, logits, Wout, chunk, C, V, C, 1.0f, 0, 1};
         snprintf(what, sizeof what, "head dY*W: %lldx%lld->%lld", (long long)chunk, (long long)V, (long long)C);
-        add("head", strdup(what), (double)N / chunk, 2.0 * chunk * C * V, 0, c_nn, &hb);
+        add("head", strdup(what), (double)N / chunk, 2.0 * chunk * C * V, 0, c_gnn, &hb);
     }
     /* attention */
     {
         float *q = buf(N * C), *k = buf(N * KV), *v = buf(N * KV), *o = buf(N * C), *probs = buf(batch * H * ctx * ctx);
         float *dq = buf(N * C), *dk = buf(N * KV), *dv = buf(N * KV), *dout = buf(N * C);
-        at a = {pool, o, probs, q, k, v, dq, dk, dv, dout, NULL, batch, ctx, H, Hkv, D, 0, 0, 1};
+        at a = {pool, o, probs, q, k, v, dq, dk, dv, dout, buf(threads * ctx * ctx), batch, ctx, H, Hkv, D, 0, 0, 1};
         double fl = 4.0 * batch * H * D * ctx * (ctx + 1) / 2; /* QK^T and PV over the causal half */
         add("attention", "train forward (probs saved)", (double)L, fl, 0, c_att_fwd, &a);
         add("attention", "train backward", (double)L, 2 * fl, 0, c_att_bwd, &a);

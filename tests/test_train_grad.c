@@ -190,6 +190,53 @@ static void test_blas_gemm(void) {
     free(x); free(w); free(dy); free(ref);
 }
 
+/* Training attention on OpenBLAS against the plain per-element reference,
+ * with grouped heads (H 4, Hkv 2) and T not a multiple of the row block, and
+ * bitwise the same at 1 and 2 threads. */
+static void test_attention_train(void) {
+    hl_rng rng;
+    hl_rng_seed(&rng, 3);
+    const int64_t B = 2, T = 150, H = 4, Hkv = 2, D = 16, N = B * T, C = H * D, KV = Hkv * D;
+    float *q = malloc(sizeof(float) * N * C), *k = malloc(sizeof(float) * N * KV), *v = malloc(sizeof(float) * N * KV);
+    float *dout = malloc(sizeof(float) * N * C);
+    for (int64_t i = 0; i < N * C; i++) { q[i] = hl_rng_normal(&rng); dout[i] = hl_rng_normal(&rng); }
+    for (int64_t i = 0; i < N * KV; i++) { k[i] = hl_rng_normal(&rng); v[i] = hl_rng_normal(&rng); }
+    float *out[3], *probs[3], *dq[3], *dk[3], *dv[3];
+    for (int w = 0; w < 3; w++) { /* 0: reference, 1: 1 thread, 2: 2 threads */
+        out[w] = malloc(sizeof(float) * N * C);
+        probs[w] = malloc(sizeof(float) * B * H * T * T);
+        dq[w] = malloc(sizeof(float) * N * C);
+        dk[w] = malloc(sizeof(float) * N * KV);
+        dv[w] = malloc(sizeof(float) * N * KV);
+        if (w == 0) {
+            hl_attention_train_ref(out[0], probs[0], q, k, v, B, T, H, Hkv, D);
+            hl_attention_train_backward_ref(dq[0], dk[0], dv[0], dout, probs[0], q, k, v, B, T, H, Hkv, D);
+            continue;
+        }
+        hl_pool *pool = hl_pool_init(w);
+        float *scratch = malloc(sizeof(float) * w * T * T);
+        for (int64_t i = 0; i < N * KV; i++) dk[w][i] = dv[w][i] = NAN; /* must be overwritten */
+        hl_attention_train(pool, out[w], probs[w], q, k, v, B, T, H, Hkv, D);
+        hl_attention_train_backward(pool, dq[w], dk[w], dv[w], dout, probs[w], q, k, v, B, T, H, Hkv, D, scratch);
+        free(scratch);
+        hl_pool_free(pool);
+    }
+    struct { const char *name; float **x; int64_t n; } cmp[] = {
+        {"out", out, N * C}, {"probs", probs, B * H * T * T}, {"dq", dq, N * C}, {"dk", dk, N * KV}, {"dv", dv, N * KV}};
+    for (size_t c = 0; c < sizeof cmp / sizeof cmp[0]; c++) {
+        double d = 0, mx = 0;
+        for (int64_t i = 0; i < cmp[c].n; i++) {
+            d = fmax(d, fabs((double)cmp[c].x[1][i] - cmp[c].x[0][i]));
+            mx = fmax(mx, fabs((double)cmp[c].x[0][i]));
+        }
+        CHECK_MSG(d <= 1e-5 * mx, "attention %s vs reference: max diff %g of max %g", cmp[c].name, d, mx);
+        CHECK_MSG(!memcmp(cmp[c].x[1], cmp[c].x[2], sizeof(float) * cmp[c].n), "attention %s differs between 1 and 2 threads",
+                  cmp[c].name);
+    }
+    for (int w = 0; w < 3; w++) { free(out[w]); free(probs[w]); free(dq[w]); free(dk[w]); free(dv[w]); }
+    free(q); free(k); free(v); free(dout);
+}
+
 /* The cross-entropy's exp-and-sum: the vector path equals the scalar
  * reference bit for bit, and both are within 2 float ulps of libm's exp. */
 static void test_exp_sum(void) {
@@ -288,6 +335,7 @@ static void test_full_mode(void) {
 int main(void) {
     test_kernels();
     test_blas_gemm();
+    test_attention_train();
     test_exp_sum();
     test_full_mode();
     hl_error err = {0};

@@ -83,8 +83,10 @@ static void gemm_tiles(void *arg, int64_t begin, int64_t end, int worker) {
     }
 }
 
+void hl_gemm_init(void) { pthread_once(&blas_once, blas_single_thread); }
+
 static void run(hl_pool *pool, gemm_job *j, int64_t rows, int64_t cols, int64_t inner) {
-    pthread_once(&blas_once, blas_single_thread);
+    hl_gemm_init();
     double flops = 2.0 * (double)rows * (double)cols * (double)inner;
     j->split_rows = rows >= cols;
     j->n_tiles = tile_count(j->split_rows ? rows : cols, flops);

@@ -47,6 +47,9 @@ void hl_gemm_nt(hl_pool *pool, float *out, int64_t ldo, const float *x, const fl
 void hl_gemm_nn(hl_pool *pool, float *out, const float *dy, const float *w, int64_t T, int64_t O, int64_t K,
                 float scale, int accumulate);
 void hl_gemm_tn_acc(hl_pool *pool, float *g, const float *p, const float *q, int64_t T, int64_t M, int64_t N);
+/* Makes OpenBLAS single-threaded (once per process); the hl_gemm_* and
+ * training attention call it themselves. */
+void hl_gemm_init(void);
 
 /* out[i] = exp(x[i] − shift) (out may be NULL or alias x); returns Σ out[i]
  * in double, 8 lanes in a fixed tree (exp_sum.c). For shift ≥ max(x). */
@@ -72,10 +75,11 @@ void hl_swiglu_backward(float *dgate, float *dup, const float *gate, const float
 void hl_attention_train(hl_pool *pool, float *out, float *probs, const float *q, const float *k, const float *v,
                         int64_t B, int64_t T, int64_t H, int64_t Hkv, int64_t D);
 /* dq (B·T, H·D), dk, dv (B·T, Hkv·D) from dout; overwrites dq/dk/dv.
- * Threads split over (sequence, kv head) so the group's dk/dv sums keep one order. */
+ * Threads split over (sequence, kv head) so the group's dk/dv sums keep one order.
+ * scratch: n_threads · T · T floats. Both passes run on OpenBLAS (attention_train.c). */
 void hl_attention_train_backward(hl_pool *pool, float *dq, float *dk, float *dv, const float *dout,
                                  const float *probs, const float *q, const float *k, const float *v, int64_t B,
-                                 int64_t T, int64_t H, int64_t Hkv, int64_t D);
+                                 int64_t T, int64_t H, int64_t Hkv, int64_t D, float *scratch);
 /* out = silu(gate) ⊙ up, n floats. out may alias gate. */
 void hl_swiglu(float *out, const float *gate, const float *up, int64_t n);
 
@@ -92,6 +96,11 @@ void hl_matmul_tn_ref(float *g, const float *p, const float *q, int64_t T, int64
 void hl_matmul_ref(float *out, const float *x, const float *w, int64_t T, int64_t K, int64_t O);
 void hl_rmsnorm_ref(float *out, const float *x, const float *w, int64_t C, float eps);
 void hl_rope_ref(float *vec, int64_t n_heads, int64_t D, int64_t pos, float theta);
+void hl_attention_train_ref(float *out, float *probs, const float *q, const float *k, const float *v, int64_t B,
+                            int64_t T, int64_t H, int64_t Hkv, int64_t D);
+void hl_attention_train_backward_ref(float *dq, float *dk, float *dv, const float *dout, const float *probs,
+                                     const float *q, const float *k, const float *v, int64_t B, int64_t T, int64_t H,
+                                     int64_t Hkv, int64_t D);
 void hl_attention_ref(float *out, const float *q, const float *kcache, const float *vcache,
                       int64_t T, int64_t pos0, int64_t H, int64_t Hkv, int64_t D);
 #endif

@@ -5,6 +5,7 @@
 
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 
 void hl_matmul_ref(float *out, const float *x, const float *w, int64_t T, int64_t K, int64_t O) {
     for (int64_t t = 0; t < T; t++)
@@ -73,4 +74,86 @@ void hl_matmul_tn_ref(float *g, const float *p, const float *q, int64_t T, int64
             for (int64_t t = 0; t < T; t++) s += (double)p[t * M + m] * q[t * N + n];
             g[m * N + n] = (float)s;
         }
+}
+
+static void ref_axpy(float *y, float a, const float *x, int64_t n) {
+    for (int64_t i = 0; i < n; i++) y[i] += a * x[i];
+}
+
+/* ---- training attention, one (row, head) at a time ---- */
+
+typedef struct {
+    float *out, *probs, *dq, *dk, *dv; /* probs written by the forward pass */
+    const float *q, *k, *v, *dout, *probs_in;
+    int64_t B, T, H, Hkv, D;
+} attn_train_job;
+
+static void attn_train_fwd(void *arg, int64_t begin, int64_t end, int worker) {
+    (void)worker;
+    const attn_train_job *j = arg;
+    const int64_t T = j->T, H = j->H, D = j->D, kvd = j->Hkv * D, group = H / j->Hkv;
+    const float inv_sqrt_d = 1.0f / sqrtf((float)D);
+    for (int64_t p = begin; p < end; p++) { /* p = (b, h, t) */
+        int64_t t = p % T, h = (p / T) % H, b = p / (T * H), kvh = h / group;
+        const float *q = j->q + (b * T + t) * H * D + h * D;
+        float *pr = j->probs + ((b * H + h) * T + t) * T;
+        for (int64_t s = 0; s <= t; s++) pr[s] = hl_dot(q, j->k + (b * T + s) * kvd + kvh * D, D) * inv_sqrt_d;
+        hl_softmax(pr, t + 1);
+        for (int64_t s = t + 1; s < T; s++) pr[s] = 0.0f;
+        float *restrict o = j->out + (b * T + t) * H * D + h * D;
+        memset(o, 0, (size_t)D * sizeof *o);
+        for (int64_t s = 0; s <= t; s++) ref_axpy(o, pr[s], j->v + (b * T + s) * kvd + kvh * D, D);
+    }
+}
+
+void hl_attention_train_ref(float *out, float *probs, const float *q, const float *k, const float *v, int64_t B,
+                            int64_t T, int64_t H, int64_t Hkv, int64_t D) {
+    attn_train_job j = {.out = out, .probs = probs, .q = q, .k = k, .v = v, .B = B, .T = T, .H = H, .Hkv = Hkv, .D = D};
+    attn_train_fwd(&j, 0, B * H * T, 0);
+}
+
+static void attn_train_bwd(void *arg, int64_t begin, int64_t end, int worker) {
+    (void)worker;
+    const attn_train_job *j = arg;
+    const int64_t T = j->T, H = j->H, D = j->D, kvd = j->Hkv * D, group = H / j->Hkv;
+    const float inv_sqrt_d = 1.0f / sqrtf((float)D);
+    float dp[4096];
+    for (int64_t p = begin; p < end; p++) { /* p = (b, kv head) */
+        int64_t b = p / j->Hkv, kvh = p % j->Hkv;
+        for (int64_t s = 0; s < T; s++) {
+            memset(j->dk + (b * T + s) * kvd + kvh * D, 0, (size_t)D * sizeof(float));
+            memset(j->dv + (b * T + s) * kvd + kvh * D, 0, (size_t)D * sizeof(float));
+        }
+        for (int64_t h = kvh * group; h < (kvh + 1) * group; h++)
+            for (int64_t t = 0; t < T; t++) {
+                const float *pr = j->probs_in + ((b * H + h) * T + t) * T;
+                const float *dout = j->dout + (b * T + t) * H * D + h * D;
+                const float *q = j->q + (b * T + t) * H * D + h * D;
+                float *restrict dq = j->dq + (b * T + t) * H * D + h * D;
+                /* dP = dout·v_s; dS = P ⊙ (dP − Σ P⊙dP) */
+                double sum = 0;
+                for (int64_t s = 0; s <= t; s++) {
+                    dp[s] = hl_dot(dout, j->v + (b * T + s) * kvd + kvh * D, D);
+                    sum += (double)pr[s] * dp[s];
+                }
+                memset(dq, 0, (size_t)D * sizeof(float));
+                for (int64_t s = 0; s <= t; s++) {
+                    float ds = pr[s] * (dp[s] - (float)sum) * inv_sqrt_d;
+                    const float *restrict ks = j->k + (b * T + s) * kvd + kvh * D;
+                    float *restrict dks = j->dk + (b * T + s) * kvd + kvh * D;
+                    float *restrict dvs = j->dv + (b * T + s) * kvd + kvh * D;
+                    ref_axpy(dq, ds, ks, D);
+                    ref_axpy(dks, ds, q, D);
+                    ref_axpy(dvs, pr[s], dout, D);
+                }
+            }
+    }
+}
+
+void hl_attention_train_backward_ref(float *dq, float *dk, float *dv, const float *dout, const float *probs,
+                                     const float *q, const float *k, const float *v, int64_t B, int64_t T, int64_t H,
+                                     int64_t Hkv, int64_t D) {
+    attn_train_job j = {.dq = dq, .dk = dk, .dv = dv, .dout = dout, .probs_in = probs, .q = q, .k = k, .v = v,
+                        .B = B, .T = T, .H = H, .Hkv = Hkv, .D = D};
+    attn_train_bwd(&j, 0, B * Hkv, 0);
 }

@@ -29,6 +29,7 @@ struct hl_trainer {
     float *x_mid;           /* (L, N, C) after the attention residual */
     float *q, *k, *v;       /* (L, N, C), (L, N, KV), (L, N, KV); q, k after RoPE */
     float *probs;           /* (L, B, H, T, T) */
+    float *att_scratch;     /* (n_threads, T, T): the attention backward's dS */
     float *att;             /* (L, N, C) */
     float *gate, *up;       /* (L, N, F) */
     /* scratch */
@@ -175,7 +176,7 @@ void hl_trainer_free(hl_trainer *t) {
     hl_free(t->h_off);
     float *bufs[] = {t->lora_h, t->x,   t->x_mid, t->q,     t->k,    t->v,   t->probs, t->att,  t->gate,
                      t->up,     t->n,   t->nf,    t->hb,    t->tmp,  t->tmp2, t->logits, t->dlog, t->dx, t->dn,
-                     t->datt,   t->dq,  t->dk,    t->dv,    t->dgate, t->dup, t->dhb,  t->lg,   t->lh};
+                     t->datt,   t->dq,  t->dk,    t->dv,    t->dgate, t->dup, t->dhb,  t->lg,   t->lh, t->att_scratch};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) hl_free(bufs[i]);
     hl_pool_free(t->pool);
     hl_free(t);
@@ -319,6 +320,7 @@ hl_status hl_trainer_init(const hl_model *m, hl_adapter *ad, const hl_trainer_pa
         t->k = alloc_f(L * N, KV, &ok);
         t->v = alloc_f(L * N, KV, &ok);
         t->probs = alloc_f(L * p->batch * t->H, T * T, &ok);
+        t->att_scratch = alloc_f(hl_pool_n_threads(t->pool), T * T, &ok);
         t->att = alloc_f(L * N, C, &ok);
         t->gate = alloc_f(L * N, F, &ok);
         t->up = alloc_f(L * N, F, &ok);
@@ -560,7 +562,8 @@ hl_status hl_trainer_forward_backward(hl_trainer *t, const int32_t *tokens, cons
         if (t->p.full) norm_weight_grad(t->g_norm[2 * l + 1], xm, t->dn, N, C, c->norm_eps);
         /* Attention: x_mid = x + o(attn(rope(q(n1)), rope(k(n1)), v(n1))), n1 = rmsnorm(x) */
         proj_backward(t, l, HL_TARGET_O, w->wo, att, t->dx, t->datt, N, 0, C, C, 0);
-        hl_attention_train_backward(t->pool, t->dq, t->dk, t->dv, t->datt, probs, q, k, v, B, T, t->H, t->Hkv, t->D);
+        hl_attention_train_backward(t->pool, t->dq, t->dk, t->dv, t->datt, probs, q, k, v, B, T, t->H, t->Hkv, t->D,
+                                    t->att_scratch);
         for (int64_t r = 0; r < N; r++) {
             hl_rope_backward(t->dq + r * C, t->H, t->D, r % T, c->rope_theta);
             hl_rope_backward(t->dk + r * KV, t->Hkv, t->D, r % T, c->rope_theta);
