@@ -237,6 +237,31 @@ static void test_attention_train(void) {
     free(q); free(k); free(v); free(dout);
 }
 
+/* RoPE from the precomputed table equals hl_rope / hl_rope_backward bitwise,
+ * for head shapes whose loops the compiler vectorises differently. */
+static void test_rope_table(void) {
+    hl_rng rng;
+    hl_rng_seed(&rng, 9);
+    const int64_t shapes[][2] = {{3, 48}, {8, 8}, {2, 6}, {6, 64}}; /* (heads, D) */
+    const int64_t n_pos = 300;
+    int same = 1;
+    for (size_t k = 0; k < sizeof shapes / sizeof shapes[0]; k++) {
+        const int64_t H = shapes[k][0], D = shapes[k][1];
+        float *cs = malloc(sizeof(float) * n_pos * D), a[512], b[512];
+        hl_rope_table(cs, n_pos, D, 10000.0f);
+        for (int64_t pos = 0; pos < n_pos; pos += 7)
+            for (int inv = 0; inv < 2; inv++) {
+                for (int64_t i = 0; i < H * D; i++) a[i] = b[i] = (float)hl_rng_normal(&rng);
+                if (inv) hl_rope_backward(a, H, D, pos, 10000.0f);
+                else hl_rope(a, H, D, pos, 10000.0f);
+                hl_rope_apply(b, H, D, cs + pos * D, inv);
+                same &= !memcmp(a, b, sizeof(float) * H * D);
+            }
+        free(cs);
+    }
+    CHECK_MSG(same, "table RoPE differs from hl_rope");
+}
+
 /* The cross-entropy's exp-and-sum: the vector path equals the scalar
  * reference bit for bit, and both are within 2 float ulps of libm's exp. */
 static void test_exp_sum(void) {
@@ -336,6 +361,7 @@ int main(void) {
     test_kernels();
     test_blas_gemm();
     test_attention_train();
+    test_rope_table();
     test_exp_sum();
     test_full_mode();
     hl_error err = {0};

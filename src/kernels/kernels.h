@@ -61,6 +61,12 @@ void hl_rmsnorm(float *out, const float *x, const float *w, int64_t C, float eps
  * (GGUF/llama.cpp "normal" order, as llama2.c). vec holds n_heads·D floats. */
 void hl_rope(float *vec, int64_t n_heads, int64_t D, int64_t pos, float theta);
 void hl_softmax(float *x, int64_t n);
+/* The angles of hl_rope tabulated once: cs (n_pos, D) holds (cos, sin) of pair
+ * i/2 at [pos·D + i, pos·D + i + 1], computed exactly as hl_rope does. */
+void hl_rope_table(float *cs, int64_t n_pos, int64_t D, float theta);
+/* hl_rope (or, with inverse, hl_rope_backward) from one position's row of the
+ * table: bitwise the same results. */
+void hl_rope_apply(float *vec, int64_t n_heads, int64_t D, const float *cs, int inverse);
 /* dx (+)= the input gradient of rmsnorm for one row (x, w, dy). */
 void hl_rmsnorm_backward(float *dx, const float *x, const float *w, const float *dy, int64_t C, float eps,
                          int accumulate);

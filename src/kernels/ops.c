@@ -9,20 +9,40 @@ void hl_rmsnorm(float *out, const float *x, const float *w, int64_t C, float eps
     for (int64_t i = 0; i < C; i++) out[i] = w[i] * (inv * x[i]);
 }
 
+/* Rotates pair i of every head by the angle with cos c, sin s. The fused
+ * multiply-adds are written out: GCC 12 turns the plain expression into
+ * vfmaddsub when it vectorises the loop (even with -ffp-contract=off), so the
+ * bits would depend on which loops the compiler happened to vectorise. */
+static inline void rotate_pair(float *vec, int64_t n_heads, int64_t D, int64_t i, float c, float s) {
+    for (int64_t h = 0; h < n_heads; h++) {
+        float *p = vec + h * D + i;
+        float v0 = p[0], v1 = p[1];
+        p[0] = fmaf(v0, c, -(v1 * s));
+        p[1] = fmaf(v0, s, v1 * c);
+    }
+}
+
 void hl_rope(float *vec, int64_t n_heads, int64_t D, int64_t pos, float theta) {
     for (int64_t i = 0; i < D; i += 2) {
         /* Computed in double and rounded once, so every position gets a
          * correctly rounded angle regardless of how far along the sequence. */
         double freq = pow((double)theta, -(double)i / (double)D);
         double angle = (double)pos * freq;
-        float c = (float)cos(angle), s = (float)sin(angle);
-        for (int64_t h = 0; h < n_heads; h++) {
-            float *p = vec + h * D + i;
-            float v0 = p[0], v1 = p[1];
-            p[0] = v0 * c - v1 * s;
-            p[1] = v0 * s + v1 * c;
-        }
+        rotate_pair(vec, n_heads, D, i, (float)cos(angle), (float)sin(angle));
     }
+}
+
+void hl_rope_table(float *cs, int64_t n_pos, int64_t D, float theta) {
+    for (int64_t pos = 0; pos < n_pos; pos++)
+        for (int64_t i = 0; i < D; i += 2) {
+            double angle = (double)pos * pow((double)theta, -(double)i / (double)D); /* as hl_rope */
+            cs[pos * D + i] = (float)cos(angle);
+            cs[pos * D + i + 1] = (float)sin(angle);
+        }
+}
+
+void hl_rope_apply(float *vec, int64_t n_heads, int64_t D, const float *cs, int inverse) {
+    for (int64_t i = 0; i < D; i += 2) rotate_pair(vec, n_heads, D, i, cs[i], inverse ? -cs[i + 1] : cs[i + 1]);
 }
 
 void hl_softmax(float *x, int64_t n) {
@@ -65,13 +85,7 @@ void hl_rope_backward(float *vec, int64_t n_heads, int64_t D, int64_t pos, float
     for (int64_t i = 0; i < D; i += 2) {
         double freq = pow((double)theta, -(double)i / (double)D);
         double angle = (double)pos * freq;
-        float c = (float)cos(angle), s = (float)sin(angle);
-        for (int64_t h = 0; h < n_heads; h++) {
-            float *p = vec + h * D + i;
-            float v0 = p[0], v1 = p[1];
-            p[0] = v0 * c + v1 * s;
-            p[1] = -v0 * s + v1 * c;
-        }
+        rotate_pair(vec, n_heads, D, i, (float)cos(angle), -(float)sin(angle)); /* rotation by −angle */
     }
 }
 

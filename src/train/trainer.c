@@ -30,6 +30,7 @@ struct hl_trainer {
     float *q, *k, *v;       /* (L, N, C), (L, N, KV), (L, N, KV); q, k after RoPE */
     float *probs;           /* (L, B, H, T, T) */
     float *att_scratch;     /* (n_threads, T, T): the attention backward's dS */
+    float *rope_cs;         /* (T, D): RoPE cos/sin per position (hl_rope_table) */
     float *att;             /* (L, N, C) */
     float *gate, *up;       /* (L, N, F) */
     /* scratch */
@@ -176,7 +177,7 @@ void hl_trainer_free(hl_trainer *t) {
     hl_free(t->h_off);
     float *bufs[] = {t->lora_h, t->x,   t->x_mid, t->q,     t->k,    t->v,   t->probs, t->att,  t->gate,
                      t->up,     t->n,   t->nf,    t->hb,    t->tmp,  t->tmp2, t->logits, t->dlog, t->dx, t->dn,
-                     t->datt,   t->dq,  t->dk,    t->dv,    t->dgate, t->dup, t->dhb,  t->lg,   t->lh, t->att_scratch};
+                     t->datt,   t->dq,  t->dk,    t->dv,    t->dgate, t->dup, t->dhb,  t->lg,   t->lh, t->att_scratch, t->rope_cs};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) hl_free(bufs[i]);
     hl_pool_free(t->pool);
     hl_free(t);
@@ -321,6 +322,8 @@ hl_status hl_trainer_init(const hl_model *m, hl_adapter *ad, const hl_trainer_pa
         t->v = alloc_f(L * N, KV, &ok);
         t->probs = alloc_f(L * p->batch * t->H, T * T, &ok);
         t->att_scratch = alloc_f(hl_pool_n_threads(t->pool), T * T, &ok);
+        t->rope_cs = alloc_f(T, t->D, &ok);
+        if (ok) hl_rope_table(t->rope_cs, T, t->D, c->rope_theta);
         t->att = alloc_f(L * N, C, &ok);
         t->gate = alloc_f(L * N, F, &ok);
         t->up = alloc_f(L * N, F, &ok);
@@ -378,10 +381,55 @@ void hl_trainer_scale_grads(hl_trainer *t, float factor) {
     }
 }
 
+/* Per-row work (norms, RoPE, SwiGLU, residual adds) split over the pool.
+ * Each row is computed the same way whichever thread takes it. */
+typedef enum { OP_RMSNORM, OP_RMSNORM_BWD, OP_ROPE, OP_SWIGLU, OP_SWIGLU_BWD, OP_ADD } row_op;
+typedef struct {
+    const hl_trainer *t;
+    row_op op;
+    float *out, *out2;     /* (rows, width) */
+    const float *a, *b, *c; /* inputs, (rows, width) or a norm weight */
+    int64_t width, heads;   /* heads: RoPE only */
+    int flag;               /* RMSNORM_BWD: accumulate; ROPE: inverse */
+} rows_job;
+
+static void rows_worker(void *arg, int64_t begin, int64_t end, int worker) {
+    (void)worker;
+    const rows_job *j = arg;
+    const hl_trainer *t = j->t;
+    const int64_t W = j->width;
+    const float eps = t->m->cfg.norm_eps;
+    for (int64_t r = begin; r < end; r++) switch (j->op) {
+        case OP_RMSNORM: hl_rmsnorm(j->out + r * W, j->a + r * W, j->b, W, eps); break;
+        case OP_RMSNORM_BWD: /* out (+)= d rmsnorm(a; weight b) given dy c */
+            hl_rmsnorm_backward(j->out + r * W, j->a + r * W, j->b, j->c + r * W, W, eps, j->flag);
+            break;
+        case OP_ROPE: hl_rope_apply(j->out + r * W, j->heads, t->D, t->rope_cs + (r % t->p.ctx) * t->D, j->flag); break;
+        case OP_SWIGLU: hl_swiglu(j->out + r * W, j->a + r * W, j->b + r * W, W); break;
+        case OP_SWIGLU_BWD: hl_swiglu_backward(j->out + r * W, j->out2 + r * W, j->a + r * W, j->b + r * W, j->c + r * W, W); break;
+        case OP_ADD:
+            for (int64_t e = 0; e < W; e++) j->out[r * W + e] = j->a[r * W + e] + j->b[r * W + e];
+            break;
+        }
+}
+
+static void par_rows(hl_trainer *t, rows_job j) {
+    j.t = t;
+    hl_pool_for(t->pool, t->N, 16, rows_worker, &j);
+}
+static void rmsnorm_rows(hl_trainer *t, float *out, const float *x, const float *w) {
+    par_rows(t, (rows_job){.op = OP_RMSNORM, .out = out, .a = x, .b = w, .width = t->C});
+}
+static void rmsnorm_backward_rows(hl_trainer *t, float *dx, const float *x, const float *w, const float *dy, int acc) {
+    par_rows(t, (rows_job){.op = OP_RMSNORM_BWD, .out = dx, .a = x, .b = w, .c = dy, .width = t->C, .flag = acc});
+}
+static void rope_rows(hl_trainer *t, float *v, int64_t heads, int inverse) {
+    par_rows(t, (rows_job){.op = OP_ROPE, .out = v, .width = heads * t->D, .heads = heads, .flag = inverse});
+}
+
 /* The forward pass up to the final norm (t->nf), saving activations. */
 static void forward(hl_trainer *t, const int32_t *tokens) {
     const hl_model *m = t->m;
-    const hl_model_config *c = &m->cfg;
     const int64_t B = t->p.batch, T = t->p.ctx, N = t->N, C = t->C, F = t->F, KV = t->KV;
     for (int64_t b = 0; b < B; b++)
         for (int64_t i = 0; i < T; i++) {
@@ -395,26 +443,24 @@ static void forward(hl_trainer *t, const int32_t *tokens) {
         float *q = t->q + l * N * C, *k = t->k + l * N * KV, *v = t->v + l * N * KV;
         float *att = t->att + l * N * C, *gate = t->gate + l * N * F, *up = t->up + l * N * F;
         float *probs = t->probs + (int64_t)l * B * t->H * T * T;
-        for (int64_t r = 0; r < N; r++) hl_rmsnorm(t->n + r * C, x + r * C, w->attn_norm, C, c->norm_eps);
+        rmsnorm_rows(t, t->n, x, w->attn_norm);
         proj_forward(t, l, HL_TARGET_Q, w->wq, t->n, q, N, 0, C, C);
         proj_forward(t, l, HL_TARGET_K, w->wk, t->n, k, N, 0, C, KV);
         proj_forward(t, l, HL_TARGET_V, w->wv, t->n, v, N, 0, C, KV);
-        for (int64_t r = 0; r < N; r++) {
-            hl_rope(q + r * C, t->H, t->D, r % T, c->rope_theta);
-            hl_rope(k + r * KV, t->Hkv, t->D, r % T, c->rope_theta);
-        }
+        rope_rows(t, q, t->H, 0);
+        rope_rows(t, k, t->Hkv, 0);
         hl_attention_train(t->pool, att, probs, q, k, v, B, T, t->H, t->Hkv, t->D);
         proj_forward(t, l, HL_TARGET_O, w->wo, att, t->tmp, N, 0, C, C);
-        for (int64_t e = 0; e < N * C; e++) xm[e] = x[e] + t->tmp[e];
-        for (int64_t r = 0; r < N; r++) hl_rmsnorm(t->n + r * C, xm + r * C, w->ffn_norm, C, c->norm_eps);
+        par_rows(t, (rows_job){.op = OP_ADD, .out = xm, .a = x, .b = t->tmp, .width = C});
+        rmsnorm_rows(t, t->n, xm, w->ffn_norm);
         proj_forward(t, l, HL_TARGET_GATE, w->w_gate, t->n, gate, N, 0, C, F);
         proj_forward(t, l, HL_TARGET_UP, w->w_up, t->n, up, N, 0, C, F);
-        hl_swiglu(t->hb, gate, up, N * F);
+        par_rows(t, (rows_job){.op = OP_SWIGLU, .out = t->hb, .a = gate, .b = up, .width = F});
         proj_forward(t, l, HL_TARGET_DOWN, w->w_down, t->hb, t->tmp, N, 0, F, C);
-        for (int64_t e = 0; e < N * C; e++) xo[e] = xm[e] + t->tmp[e];
+        par_rows(t, (rows_job){.op = OP_ADD, .out = xo, .a = xm, .b = t->tmp, .width = C});
     }
     const float *xf = t->x + t->L * N * C;
-    for (int64_t r = 0; r < N; r++) hl_rmsnorm(t->nf + r * C, xf + r * C, m->output_norm, C, c->norm_eps);
+    rmsnorm_rows(t, t->nf, xf, m->output_norm);
 }
 
 /* Loss over the counted targets of rows [r0, r0+rows); with dlogits_scale != 0 the
@@ -541,7 +587,7 @@ hl_status hl_trainer_forward_backward(hl_trainer *t, const int32_t *tokens, cons
     }
     *loss = loss_sum / (double)total;
     const float *xf = t->x + t->L * N * C;
-    for (int64_t r = 0; r < N; r++) hl_rmsnorm_backward(t->dx + r * C, xf + r * C, m->output_norm, t->dn + r * C, C, c->norm_eps, 0);
+    rmsnorm_backward_rows(t, t->dx, xf, m->output_norm, t->dn, 0);
     if (t->p.full) norm_weight_grad(t->g_norm[2 * t->L], xf, t->dn, N, C, c->norm_eps);
 
     for (int l = (int)t->L - 1; l >= 0; l--) {
@@ -551,29 +597,26 @@ hl_status hl_trainer_forward_backward(hl_trainer *t, const int32_t *tokens, cons
         const float *att = t->att + l * N * C, *gate = t->gate + l * N * F, *up = t->up + l * N * F;
         const float *probs = t->probs + (int64_t)l * B * t->H * T * T;
         /* FFN: x_out = x_mid + down(silu(gate(n2)) ⊙ up(n2)), n2 = rmsnorm(x_mid) */
-        hl_swiglu(t->hb, gate, up, N * F);
+        par_rows(t, (rows_job){.op = OP_SWIGLU, .out = t->hb, .a = gate, .b = up, .width = F});
         proj_backward(t, l, HL_TARGET_DOWN, w->w_down, t->hb, t->dx, t->dhb, N, 0, F, C, 0);
-        hl_swiglu_backward(t->dgate, t->dup, gate, up, t->dhb, N * F);
-        for (int64_t r = 0; r < N; r++) hl_rmsnorm(t->n + r * C, xm + r * C, w->ffn_norm, C, c->norm_eps);
+        par_rows(t, (rows_job){.op = OP_SWIGLU_BWD, .out = t->dgate, .out2 = t->dup, .a = gate, .b = up, .c = t->dhb,
+                               .width = F});
+        rmsnorm_rows(t, t->n, xm, w->ffn_norm);
         proj_backward(t, l, HL_TARGET_GATE, w->w_gate, t->n, t->dgate, t->dn, N, 0, C, F, 0);
         proj_backward(t, l, HL_TARGET_UP, w->w_up, t->n, t->dup, t->dn, N, 0, C, F, 1);
-        for (int64_t r = 0; r < N; r++)
-            hl_rmsnorm_backward(t->dx + r * C, xm + r * C, w->ffn_norm, t->dn + r * C, C, c->norm_eps, 1);
+        rmsnorm_backward_rows(t, t->dx, xm, w->ffn_norm, t->dn, 1);
         if (t->p.full) norm_weight_grad(t->g_norm[2 * l + 1], xm, t->dn, N, C, c->norm_eps);
         /* Attention: x_mid = x + o(attn(rope(q(n1)), rope(k(n1)), v(n1))), n1 = rmsnorm(x) */
         proj_backward(t, l, HL_TARGET_O, w->wo, att, t->dx, t->datt, N, 0, C, C, 0);
         hl_attention_train_backward(t->pool, t->dq, t->dk, t->dv, t->datt, probs, q, k, v, B, T, t->H, t->Hkv, t->D,
                                     t->att_scratch);
-        for (int64_t r = 0; r < N; r++) {
-            hl_rope_backward(t->dq + r * C, t->H, t->D, r % T, c->rope_theta);
-            hl_rope_backward(t->dk + r * KV, t->Hkv, t->D, r % T, c->rope_theta);
-        }
-        for (int64_t r = 0; r < N; r++) hl_rmsnorm(t->n + r * C, x + r * C, w->attn_norm, C, c->norm_eps);
+        rope_rows(t, t->dq, t->H, 1);
+        rope_rows(t, t->dk, t->Hkv, 1);
+        rmsnorm_rows(t, t->n, x, w->attn_norm);
         proj_backward(t, l, HL_TARGET_Q, w->wq, t->n, t->dq, t->dn, N, 0, C, C, 0);
         proj_backward(t, l, HL_TARGET_K, w->wk, t->n, t->dk, t->dn, N, 0, C, KV, 1);
         proj_backward(t, l, HL_TARGET_V, w->wv, t->n, t->dv, t->dn, N, 0, C, KV, 1);
-        for (int64_t r = 0; r < N; r++)
-            hl_rmsnorm_backward(t->dx + r * C, x + r * C, w->attn_norm, t->dn + r * C, C, c->norm_eps, 1);
+        rmsnorm_backward_rows(t, t->dx, x, w->attn_norm, t->dn, 1);
         if (t->p.full) norm_weight_grad(t->g_norm[2 * l], x, t->dn, N, C, c->norm_eps);
     }
     /* t->dx now holds dLoss/d(embeddings): frozen under LoRA, scattered into rows when pretraining. */
