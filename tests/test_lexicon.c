@@ -83,19 +83,26 @@ static void test_atomic(hl_lexicon *lex) {
 }
 
 /* The documented rule, recomputed from the model's tensors in double. */
-static void test_composition(hl_lexicon *lex) {
+/* with_facets: entry 0's facet values ("threshold", "fear") join its parts at weight 1. */
+static void test_composition(hl_lexicon *lex, int with_facets) {
     const hl_model_config *c = hl_model_get_config(g_model);
     const hl_tokenizer *base = hl_model_get_tokenizer(g_model);
     hl_error err = {0};
     double worst = 0;
     for (int32_t i = 0; i < hl_lexicon_n_entries(lex); i++) {
         int32_t np = hl_lexicon_n_parts(lex, i);
+        const char *words[8];
+        for (int32_t p = 0; p < np; p++) words[p] = hl_lexicon_part(lex, i, p);
+        if (with_facets && i == 0) {
+            words[np++] = "threshold";
+            words[np++] = "fear";
+        }
         double w[8] = {1, 1, 1, 1, 1, 1, 1, 1}, wsum = 0;
         if (i == 2) { w[0] = 1; w[1] = 3; } /* Δ2's weights */
         for (int32_t p = 0; p < np; p++) wsum += w[p];
         double *emb = calloc((size_t)c->dim, sizeof(double)), *out = calloc((size_t)c->dim, sizeof(double));
         for (int32_t p = 0; p < np; p++) {
-            const char *part = hl_lexicon_part(lex, i, p);
+            const char *part = words[p];
             int32_t *ids;
             size_t n;
             CHECK_OK(hl_tokenizer_encode(base, part, strlen(part), 0, 0, &ids, &n, &err), &err);
@@ -223,6 +230,70 @@ static void test_adapter_carries_lexicon(hl_lexicon *lex) {
     unlink("lex_dec.gguf");
 }
 
+static void expect_bad(const char *label, const char *text, hl_status want, const char *substr);
+
+/* The "parts+facets" rule: from a first line or asked for at load time, the
+ * documented mean recomputed; the rule travels with the adapter; misuse is
+ * refused; parts that are byte fallback only are counted. */
+static void test_compose_rule(hl_lexicon *plain) {
+    hl_error err = {0};
+    int32_t total = 0;
+    CHECK(hl_lexicon_byte_only_parts(plain, &total) == 6 && total == 11); /* the six Cyrillic parts */
+    CHECK(!hl_lexicon_composes_facets(plain));
+    char text[4096];
+    snprintf(text, sizeof text, "{\"compose\": \"parts+facets\"}\n%s", LEX);
+    hl_lexicon *lf = load(text, &err);
+    CHECK_MSG(lf != NULL, "compose line: %s", err.msg);
+    REQUIRE(lf);
+    CHECK(hl_lexicon_composes_facets(lf) && hl_lexicon_byte_only_parts(lf, &total) == 6 && total == 13);
+    test_composition(lf, 1);
+    /* entries without facets compose as before; Δ21 moves */
+    CHECK(!memcmp(hl_lexicon_embedding(lf, 1), hl_lexicon_embedding(plain, 1), sizeof(float) * 64));
+    CHECK(memcmp(hl_lexicon_embedding(lf, 0), hl_lexicon_embedding(plain, 0), sizeof(float) * 64) != 0);
+    /* asked for at load time: same vectors, and the carried text states the rule */
+    FILE *f = fopen("lex_compose.jsonl", "wb");
+    REQUIRE(f);
+    fputs(LEX, f);
+    fclose(f);
+    hl_lexicon *forced = NULL, *back = NULL;
+    CHECK_OK(hl_lexicon_load_compose("lex_compose.jsonl", g_model, "parts+facets", &forced, &err), &err);
+    REQUIRE(forced);
+    CHECK(!memcmp(hl_lexicon_embedding(forced, 0), hl_lexicon_embedding(lf, 0), sizeof(float) * 64));
+    hl_adapter *a = NULL;
+    hl_adapter_spec spec = {.name = "dec", .targets = 1u << HL_TARGET_Q, .rank = 2, .alpha = 2, .seed = 1};
+    CHECK_OK(hl_adapter_create(g_model, &spec, &a, &err), &err);
+    CHECK_OK(hl_lexicon_attach(forced, a, &err), &err);
+    const char *rule_line = "{\"compose\": \"parts+facets\"}\n";
+    CHECK(a && a->lexicon && !strncmp(a->lexicon, rule_line, strlen(rule_line)) &&
+          !strcmp(a->lexicon + strlen(rule_line), LEX));
+    CHECK_OK(hl_lexicon_from_adapter(a, g_model, &back, &err), &err);
+    CHECK(back && !memcmp(hl_lexicon_embedding(back, 0), hl_lexicon_embedding(lf, 0), sizeof(float) * 64));
+    hl_lexicon_free(back);
+    hl_adapter_free(a);
+    /* a file that states another rule than the one asked for */
+    f = fopen("lex_compose.jsonl", "wb");
+    REQUIRE(f);
+    fprintf(f, "{\"compose\": \"parts\"}\n%s", LEX);
+    fclose(f);
+    hl_lexicon *bad = NULL;
+    hl_status st = hl_lexicon_load_compose("lex_compose.jsonl", g_model, "parts+facets", &bad, &err);
+    CHECK_MSG(st == HL_ERR_FORMAT && !bad && strstr(err.msg, "lex_compose.jsonl:1") && strstr(err.msg, "conflicts"),
+              "conflicting rule: %s", err.msg);
+    st = hl_lexicon_load_compose("lex_compose.jsonl", g_model, "facets", &bad, &err);
+    CHECK_MSG(st == HL_ERR_INVALID_ARG && !bad && strstr(err.msg, "unknown composition rule"), "unknown rule: %s", err.msg);
+    unlink("lex_compose.jsonl");
+    expect_bad("compose after a lexeme", "{\"lexeme\": \"Δ9\", \"parts\": [\"rain\"]}\n{\"compose\": \"parts\"}",
+               HL_ERR_FORMAT, "lex.jsonl:2: the \"compose\" line must come once");
+    expect_bad("compose twice", "{\"compose\": \"parts\"}\n{\"compose\": \"parts\"}\n{\"lexeme\": \"Δ9\", \"parts\": [\"x\"]}",
+               HL_ERR_FORMAT, "must come once");
+    expect_bad("compose rule", "{\"compose\": \"facets\"}", HL_ERR_FORMAT, "must be \"parts\" or \"parts+facets\"");
+    expect_bad("compose extra field", "{\"compose\": \"parts\", \"lexeme\": \"Δ9\"}", HL_ERR_FORMAT, "no other fields");
+    expect_bad("empty facet composed", "{\"compose\": \"parts+facets\"}\n{\"lexeme\": \"Δ9\", \"parts\": [\"x\"], "
+               "\"facets\": {\"tone\": \"\"}}", HL_ERR_FORMAT, "\"tone\" must be a non-empty");
+    hl_lexicon_free(forced);
+    hl_lexicon_free(lf);
+}
+
 static void expect_bad(const char *label, const char *text, hl_status want, const char *substr) {
     hl_error err = {0};
     hl_lexicon *lex = load(text, &err);
@@ -329,7 +400,8 @@ int main(void) {
     REQUIRE(lex);
     CHECK(hl_lexicon_n_entries(lex) == 4);
     test_atomic(lex);
-    test_composition(lex);
+    test_composition(lex, 0);
+    test_compose_rule(lex);
     test_base_untouched(lex);
     test_scene_format(lex);
     test_adapter_carries_lexicon(lex);

@@ -1,5 +1,6 @@
 /* cli.c: option parsing helpers shared by the subcommands. */
 #include "cli/cli.h"
+#include "text/lexicon.h"
 
 #include <errno.h>
 #include <math.h>
@@ -103,4 +104,14 @@ int cli_loras_add(cli_loras *l, const char *cmd, const char *opt, const char *va
 void cli_loras_free(cli_loras *l) {
     for (int i = 0; i < l->n; i++) free(l->owned[i]);
     l->n = 0;
+}
+
+void cli_note_byte_parts(const char *cmd, const hl_lexicon *lex) {
+    int32_t total = 0, bytes = hl_lexicon_byte_only_parts(lex, &total);
+    if (bytes == 0 || hl_lexicon_composes_facets(lex)) return;
+    fprintf(stderr,
+            "hyperlora %s: note: %d of %d lexicon parts have no token of their own in this base (byte fallback "
+            "only), so their composed embeddings nearly coincide; --compose parts+facets (or a first lexicon line "
+            "{\"compose\": \"parts+facets\"}) adds the facet words\n",
+            cmd, bytes, total);
 }

@@ -43,4 +43,9 @@ typedef struct cli_loras {
 /* Adds one; with_scale says whether value is FILE:S. Returns 0 after printing an error. */
 int cli_loras_add(cli_loras *l, const char *cmd, const char *opt, const char *value, int with_scale);
 void cli_loras_free(cli_loras *l);
+
+/* A note on stderr when lexicon parts are byte fallback only in this base
+ * (their composed embeddings nearly coincide) and facets are not composed in. */
+struct hl_lexicon;
+void cli_note_byte_parts(const char *cmd, const struct hl_lexicon *lex);
 #endif

@@ -44,7 +44,7 @@ static int read_vectors(const char *path, int64_t C, float **out, int32_t *n) {
 }
 
 int cmd_decode(int argc, char **argv) {
-    const char *model = NULL, *tok = NULL, *lexicon = NULL, *bundle = NULL, *scene = NULL, *vec_path = NULL;
+    const char *model = NULL, *tok = NULL, *lexicon = NULL, *compose = NULL, *bundle = NULL, *scene = NULL, *vec_path = NULL;
     const char *form_name = "text", *reg_name = "poetic", *eval_path = NULL, *eval_form = NULL;
     long eval_limit = 0;
     int verbose = 0;
@@ -66,6 +66,7 @@ int cmd_decode(int argc, char **argv) {
                    "  --lora-scaled FILE:S  adapter at user scale S\n"
                    "  --bundle FILE         decoder bundle: adapters per (form, register)\n"
                    "  --lexicon FILE        lexicon, when no adapter carries one\n"
+                   "  --compose RULE        with --lexicon: parts (default) or parts+facets\n"
                    "  -n N                  at most N output tokens (default 128)\n"
                    "  --temp T --top-k K --top-p P --seed S   sampling (default greedy)\n"
                    "  --threads N           output is identical for any N\n"
@@ -88,6 +89,7 @@ int cmd_decode(int argc, char **argv) {
         if (!strcmp(a, "-m") || !strcmp(a, "--model")) model = v;
         else if (!strcmp(a, "--tokenizer")) tok = v;
         else if (!strcmp(a, "--lexicon")) lexicon = v;
+        else if (!strcmp(a, "--compose")) compose = v;
         else if (!strcmp(a, "--bundle")) bundle = v;
         else if (!strcmp(a, "--scene")) scene = v;
         else if (!strcmp(a, "--eval")) eval_path = v;
@@ -134,7 +136,7 @@ int cmd_decode(int argc, char **argv) {
     if (model && eval_path) {
         hl_error err = {0};
         hl_scene_decoder *d = NULL;
-        hl_scene_decoder_params p = {.model_path = model, .tokenizer_path = tok, .lexicon_path = lexicon,
+        hl_scene_decoder_params p = {.model_path = model, .tokenizer_path = tok, .lexicon_path = lexicon, .compose = compose,
                                      .lora_paths = loras.paths, .lora_scales = loras.scales, .n_lora = loras.n,
                                      .bundle_path = bundle, .n_threads = (int32_t)threads, .force = force};
         hl_scene_eval r;
@@ -160,7 +162,7 @@ int cmd_decode(int argc, char **argv) {
     }
     hl_error err = {0};
     hl_scene_decoder *d = NULL;
-    hl_scene_decoder_params p = {.model_path = model, .tokenizer_path = tok, .lexicon_path = lexicon,
+    hl_scene_decoder_params p = {.model_path = model, .tokenizer_path = tok, .lexicon_path = lexicon, .compose = compose,
                                  .lora_paths = loras.paths, .lora_scales = loras.scales, .n_lora = loras.n,
                                  .bundle_path = bundle, .n_threads = (int32_t)threads, .force = force};
     if (hl_scene_decoder_init(&p, &d, &err) != HL_OK) {

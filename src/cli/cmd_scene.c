@@ -34,13 +34,14 @@ static double cosine(const float *a, const float *b, int64_t n) {
 
 int cmd_scene(int argc, char **argv) {
     if (argc < 2 || cli_is_help(argv[1]) || strcmp(argv[1], "explain") != 0) {
-        printf("usage: hyperlora scene explain LEXEME -m BASE (--lexicon LEX.jsonl | --lora DECODER.gguf) [--top N]\n\n"
+        printf("usage: hyperlora scene explain LEXEME -m BASE (--lexicon LEX.jsonl [--compose RULE] | --lora DECODER.gguf)\n"
+               "                              [--top N]\n\n"
                "Shows the lexeme's parts and facets, the nearest base tokens and lexemes by cosine\n"
                "similarity of its composed embedding, and, with a decoder adapter, its output in\n"
                "every form and register (greedy).\n");
         return argc < 2 || !cli_is_help(argv[argc > 1 ? 1 : 0]);
     }
-    const char *lexeme = NULL, *model = NULL, *tok = NULL, *lexicon = NULL, *paths[64];
+    const char *lexeme = NULL, *model = NULL, *tok = NULL, *lexicon = NULL, *compose = NULL, *paths[64];
     int n_lora = 0;
     long top = 8, threads = 1;
     for (int i = 2; i < argc; i++) {
@@ -54,6 +55,7 @@ int cmd_scene(int argc, char **argv) {
         if (!strcmp(a, "-m") || !strcmp(a, "--model")) model = v;
         else if (!strcmp(a, "--tokenizer")) tok = v;
         else if (!strcmp(a, "--lexicon")) lexicon = v;
+        else if (!strcmp(a, "--compose")) compose = v;
         else if (!strcmp(a, "--lora")) {
             if (n_lora == 64) return cli_error(CMD, "too many adapters");
             paths[n_lora++] = v;
@@ -66,10 +68,11 @@ int cmd_scene(int argc, char **argv) {
     if (!lexeme || !model) return cli_error(CMD, "usage: hyperlora scene explain LEXEME -m BASE --lexicon LEX | --lora DEC");
     hl_error err = {0};
     hl_scene_decoder *d = NULL;
-    hl_scene_decoder_params p = {.model_path = model, .tokenizer_path = tok, .lexicon_path = lexicon,
+    hl_scene_decoder_params p = {.model_path = model, .tokenizer_path = tok, .lexicon_path = lexicon, .compose = compose,
                                  .lora_paths = paths, .n_lora = n_lora, .n_threads = (int32_t)threads};
     if (hl_scene_decoder_init(&p, &d, &err) != HL_OK) return cli_fail(CMD, &err);
     const hl_lexicon *lex = hl_scene_decoder_lexicon(d);
+    cli_note_byte_parts(CMD, lex);
     const hl_model *base = hl_scene_decoder_base(d);
     int32_t i = hl_lexicon_find(lex, lexeme);
     if (i < 0) {

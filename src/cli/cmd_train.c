@@ -40,6 +40,8 @@ static void help(void) {
            "  --tokenizer FILE         llama2.c tokenizer.bin for .bin bases\n"
            "  --data FILE              JSONL: {\"text\"}, {\"prompt\",\"completion\"} or scene examples\n"
            "  --lexicon FILE           hyperlexeme lexicon (JSONL), needed for scene examples\n"
+           "  --compose RULE           how lexemes are composed: parts (default) or parts+facets\n"
+           "                           (facet words join the parts; stored with the adapter)\n"
            "  --ctx T                  tokens per row (default 256, at most the model's context)\n"
            "  --no-pack                one example per row (padded) instead of packing\n"
            "  --val-fraction F         share of examples held out for eval (default 0.1)\n"
@@ -77,7 +79,7 @@ static void help(void) {
 }
 
 typedef struct {
-    const char *model, *tokenizer, *data, *lexicon, *out, *peft_out, *ckpt, *metrics, *targets, *layers, *name;
+    const char *model, *tokenizer, *data, *lexicon, *compose, *out, *peft_out, *ckpt, *metrics, *targets, *layers, *name;
     long ctx, eval_every, rank, steps, batch, accum, warmup, ckpt_every, threads, stop_at;
     double val_fraction, alpha, dropout, epochs, lr, min_lr_ratio, wd, beta1, beta2, eps, clip;
     uint64_t seed;
@@ -101,11 +103,11 @@ static uint64_t file_hash(const char *path) {
 /* The settings a resumed run must share (threads and output paths excluded). */
 static void describe(const train_opts *o, uint64_t base_fp, char *buf, size_t cap) {
     snprintf(buf, cap,
-             "base=%016llx data=%016llx lexicon=%016llx ctx=%ld pack=%d val=%.9g rank=%ld alpha=%.9g rslora=%d "
+             "base=%016llx data=%016llx lexicon=%016llx compose=%s ctx=%ld pack=%d val=%.9g rank=%ld alpha=%.9g rslora=%d "
              "targets=%s layers=%s init=%d dropout=%.9g steps=%ld batch=%ld accum=%ld lr=%.9g schedule=%d warmup=%ld "
              "min_lr=%.9g wd=%.9g betas=%.9g,%.9g eps=%.9g clip=%.9g seed=%llu",
              (unsigned long long)base_fp, (unsigned long long)file_hash(o->data),
-             (unsigned long long)(o->lexicon ? file_hash(o->lexicon) : 0), o->ctx, o->pack, o->val_fraction, o->rank,
+             (unsigned long long)(o->lexicon ? file_hash(o->lexicon) : 0), o->compose ? o->compose : "file", o->ctx, o->pack, o->val_fraction, o->rank,
              o->alpha, o->rslora, o->targets ? o->targets : HL_DEFAULT_TARGETS, o->layers ? o->layers : "all",
              (int)o->init, o->dropout, o->steps, o->batch, o->accum, o->lr, (int)o->schedule, o->warmup,
              o->min_lr_ratio, o->wd, o->beta1, o->beta2, o->eps, o->clip, (unsigned long long)o->seed);
@@ -131,7 +133,7 @@ static int parse(int argc, char **argv, train_opts *o) {
 #define INT(opt, field, lo, hi) if (!strcmp(a, opt)) { if (!cli_int(CMD, a, v, lo, hi, &o->field)) return 1; continue; }
 #define DBL(opt, field, lo, hi) if (!strcmp(a, opt)) { if (!cli_float(CMD, a, v, lo, hi, &o->field)) return 1; continue; }
         STR("-m", model) STR("--model", model) STR("--tokenizer", tokenizer) STR("--data", data)
-        STR("--lexicon", lexicon) STR("-o", out) STR("--output", out) STR("--peft-out", peft_out)
+        STR("--lexicon", lexicon) STR("--compose", compose) STR("-o", out) STR("--output", out) STR("--peft-out", peft_out)
         STR("--checkpoint", ckpt) STR("--metrics", metrics) STR("--targets", targets) STR("--layers", layers)
         STR("--name", name)
         INT("--ctx", ctx, 1, 4096) INT("--eval-every", eval_every, 0, 1L << 40) INT("--rank", rank, 1, 65536)
@@ -224,7 +226,12 @@ int cmd_train(int argc, char **argv) {
         cli_error(CMD, "--ctx %ld exceeds the model's context (%d)", o.ctx, mc->seq_len);
         goto done;
     }
-    if (o.lexicon && (s = hl_lexicon_load(o.lexicon, m, &lex, &err))) goto fail;
+    if (o.compose && !o.lexicon) {
+        rc = cli_error(CMD, "--compose needs --lexicon");
+        goto done;
+    }
+    if (o.lexicon && (s = hl_lexicon_load_compose(o.lexicon, m, o.compose, &lex, &err))) goto fail;
+    if (lex) cli_note_byte_parts(CMD, lex);
     hl_dataset_params dp = {.ctx = (int32_t)o.ctx, .pack = o.pack, .val_fraction = (float)o.val_fraction,
                             .seed = o.seed, .scene_format = lex ? hl_lexicon_scene_format : NULL, .scene_user = lex};
     const hl_tokenizer *tk = lex ? hl_lexicon_tokenizer(lex) : hl_model_get_tokenizer(m);

@@ -86,7 +86,7 @@ hl_status hl_scene_decoder_init(const hl_scene_decoder_params *p, hl_scene_decod
             }
     }
     if (s == HL_OK) {
-        if (p->lexicon_path) s = hl_lexicon_load(p->lexicon_path, d->base, &d->lex, err);
+        if (p->lexicon_path) s = hl_lexicon_load_compose(p->lexicon_path, d->base, p->compose, &d->lex, err);
         for (int32_t i = 0; s == HL_OK && !d->lex && i < d->n_loaded; i++)
             s = hl_lexicon_from_adapter(d->loaded[i], d->base, &d->lex, err);
         if (s == HL_OK && !d->lex)

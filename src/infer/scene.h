@@ -19,6 +19,7 @@ typedef struct hl_scene_decoder hl_scene_decoder;
 typedef struct hl_scene_decoder_params {
     const char *model_path, *tokenizer_path;
     const char *lexicon_path;          /* optional */
+    const char *compose;               /* with lexicon_path: "parts" / "parts+facets", NULL = the file's rule */
     const char *const *lora_paths;     /* applied for every (form, register) */
     const float *lora_scales;
     int32_t n_lora;

@@ -30,6 +30,8 @@ typedef struct entry {
     float *weights;  /* [n_parts] or NULL */
     int32_t n_parts;
     char *facets;    /* "key=value\n..." */
+    char **facet_values; /* [n_facets]: the values, composed in with parts+facets */
+    int32_t n_facets;
     int is_vector;
 } entry;
 
@@ -40,6 +42,8 @@ struct hl_lexicon {
     int32_t n;             /* lexicon entries (controls excluded) */
     entry *e;
     char *source;          /* the JSONL text, carried into adapters */
+    int compose_facets;    /* "parts+facets": facet values join the parts */
+    int32_t n_parts_total, n_parts_bytes; /* parts (and facet words) composed; those that are byte fallback only */
     float *embd, *out;     /* (N_CONTROLS + n, C) */
 };
 
@@ -62,6 +66,8 @@ static void free_entry(entry *e) {
     hl_free(e->parts);
     hl_free(e->weights);
     hl_free(e->facets);
+    for (int32_t f = 0; f < e->n_facets; f++) hl_free(e->facet_values[f]);
+    hl_free(e->facet_values);
 }
 
 void hl_lexicon_free(hl_lexicon *lex) {
@@ -126,9 +132,10 @@ static int has_space(const char *s) {
     return 0;
 }
 
-/* Mean over the tokens of `word` (encoded standalone) of rows of `table` (V, C), added with weight w into acc. */
+/* Mean over the tokens of `word` (encoded standalone) of rows of `table` (V, C), added with weight w into acc.
+ * *bytes_only is set when every token is a byte-fallback piece (other than the dummy-prefix space). */
 static hl_status add_word(const hl_tokenizer *tok, const float *table, int64_t C, const char *word, double w,
-                          double *acc, const char *where, hl_error *err) {
+                          double *acc, int *bytes_only, const char *where, hl_error *err) {
     int32_t *ids = NULL;
     size_t n = 0;
     hl_status s = hl_tokenizer_encode(tok, word, strlen(word), 0, 0, &ids, &n, err);
@@ -146,6 +153,13 @@ static hl_status add_word(const hl_tokenizer *tok, const float *table, int64_t C
             return hl_fail(err, HL_ERR_FORMAT, "%s: part \"%s\" does not tokenize in the base vocabulary (<unk>)",
                            where, word);
         }
+    int bytes = 0, others = 0;
+    for (size_t i = 0; i < n; i++) {
+        const char *piece = hl_tokenizer_piece(tok, ids[i]);
+        if (hl_tokenizer_type(tok, ids[i]) == HL_TOKEN_BYTE) bytes++;
+        else if (!piece || strcmp(piece, "\xe2\x96\x81")) others++; /* a lone "▁" is only the prefix space */
+    }
+    if (bytes_only) *bytes_only = bytes > 0 && others == 0;
     for (size_t i = 0; i < n; i++)
         for (int64_t c = 0; c < C; c++) acc[c] += w / (double)n * table[(int64_t)ids[i] * C + c];
     hl_free(ids);
@@ -195,8 +209,19 @@ static hl_status parse_line(hl_lexicon *lex, const cJSON *o, entry *e, const cha
         }
         if (!(e->facets = hl_malloc(cap))) return hl_fail(err, HL_ERR_NOMEM, "out of memory");
         e->facets[0] = 0;
-        for (const cJSON *f = facets->child; f; f = f->next)
+        int nf = cJSON_GetArraySize(facets);
+        if (nf > HL_LEXICON_MAX_PARTS)
+            return hl_fail(err, HL_ERR_LIMIT, "%s: field \"facets\": more than %d entries", where, HL_LEXICON_MAX_PARTS);
+        if (nf && !(e->facet_values = hl_calloc((size_t)nf, sizeof *e->facet_values)))
+            return hl_fail(err, HL_ERR_NOMEM, "out of memory");
+        for (const cJSON *f = facets->child; f; f = f->next) {
             used += (size_t)snprintf(e->facets + used, cap - used, "%s=%s\n", f->string, f->valuestring);
+            if (lex->compose_facets && (!f->valuestring[0] || !valid_utf8(f->valuestring, strlen(f->valuestring))))
+                return hl_fail(err, HL_ERR_FORMAT, "%s: field \"facets\": \"%s\" must be a non-empty UTF-8 string",
+                               where, f->string);
+            if (!(e->facet_values[e->n_facets++] = hl_strdup(f->valuestring)))
+                return hl_fail(err, HL_ERR_NOMEM, "out of memory");
+        }
     }
     if (vec) {
         if (weights) return hl_fail(err, HL_ERR_FORMAT, "%s: field \"weights\": only for \"parts\"", where);
@@ -250,12 +275,21 @@ static hl_status compose(hl_lexicon *lex, const entry *e, const cJSON *vec, int6
     }
     double *acc_e = hl_calloc((size_t)C, sizeof(double)), *acc_o = hl_calloc((size_t)C, sizeof(double));
     hl_status s = acc_e && acc_o ? HL_OK : hl_fail(err, HL_ERR_NOMEM, "out of memory");
+    /* Words: the parts (weighted if "weights"), then with parts+facets each facet value at weight 1. */
+    const int32_t nf = lex->compose_facets ? e->n_facets : 0;
     double wsum = 0;
-    for (int32_t p = 0; s == HL_OK && p < e->n_parts; p++) wsum += e->weights ? e->weights[p] : 1.0;
-    for (int32_t p = 0; s == HL_OK && p < e->n_parts; p++) {
-        double w = (e->weights ? e->weights[p] : 1.0) / wsum;
-        if ((s = add_word(m->tok, m->token_embd, C, e->parts[p], w, acc_e, where, err)) == HL_OK)
-            s = add_word(m->tok, m->output, C, e->parts[p], w, acc_o, where, err);
+    for (int32_t p = 0; p < e->n_parts; p++) wsum += e->weights ? e->weights[p] : 1.0;
+    wsum += nf;
+    for (int32_t p = 0; s == HL_OK && p < e->n_parts + nf; p++) {
+        const char *word = p < e->n_parts ? e->parts[p] : e->facet_values[p - e->n_parts];
+        double w = (p < e->n_parts && e->weights ? e->weights[p] : 1.0) / wsum;
+        int bytes_only = 0;
+        if ((s = add_word(m->tok, m->token_embd, C, word, w, acc_e, &bytes_only, where, err)) == HL_OK)
+            s = add_word(m->tok, m->output, C, word, w, acc_o, NULL, where, err);
+        if (row >= N_CONTROLS) {
+            lex->n_parts_total++;
+            lex->n_parts_bytes += bytes_only;
+        }
     }
     for (int64_t c = 0; s == HL_OK && c < C; c++) {
         de[c] = (float)acc_e[c];
@@ -266,9 +300,16 @@ static hl_status compose(hl_lexicon *lex, const entry *e, const cJSON *vec, int6
     return s;
 }
 
-hl_status hl_lexicon_load_memory(const char *text, size_t len, const char *name, const hl_model *base,
-                                 hl_lexicon **out, hl_error *err) {
+/* A {"compose": RULE} line: RULE is "parts" or "parts+facets"; 1 = facets, 0 = parts, -1 = unknown. */
+static int compose_rule(const char *rule) {
+    return !strcmp(rule, "parts+facets") ? 1 : !strcmp(rule, "parts") ? 0 : -1;
+}
+
+static hl_status load_impl(const char *text, size_t len, const char *name, const hl_model *base, const char *forced,
+                           hl_lexicon **out, hl_error *err) {
     *out = NULL;
+    if (forced && compose_rule(forced) < 0)
+        return hl_fail(err, HL_ERR_INVALID_ARG, "%s: unknown composition rule \"%s\" (parts, parts+facets)", name, forced);
     if (base->n_extra) return hl_fail(err, HL_ERR_INVALID_ARG, "%s: the model already carries a lexicon", name);
     hl_lexicon *lex = hl_calloc(1, sizeof *lex);
     if (!lex) return hl_fail(err, HL_ERR_NOMEM, "out of memory");
@@ -289,6 +330,8 @@ hl_status hl_lexicon_load_memory(const char *text, size_t len, const char *name,
         lex->out = hl_calloc((size_t)(N_CONTROLS + lines), (size_t)C * sizeof(float));
         if (!lex->e || !lex->embd || !lex->out) s = hl_fail(err, HL_ERR_NOMEM, "out of memory");
     }
+    if (forced) lex->compose_facets = compose_rule(forced);
+    int had_rule = 0;
     for (int i = 0; s == HL_OK && i < N_CONTROLS; i++) {
         entry ctl = {.parts = (char **)&control_words[i], .n_parts = 1};
         s = compose(lex, &ctl, NULL, i, control_lexemes[i], err);
@@ -305,8 +348,24 @@ hl_status hl_lexicon_load_memory(const char *text, size_t len, const char *name,
         while (k < n && (p[k] == ' ' || p[k] == '\t' || p[k] == '\r')) k++;
         if (k < n) {
             cJSON *o = cJSON_ParseWithLength(p, n);
+            const cJSON *rule = o ? cJSON_GetObjectItemCaseSensitive(o, "compose") : NULL;
             if (!o) s = hl_fail(err, HL_ERR_FORMAT, "%s: invalid JSON", where);
-            else {
+            else if (rule) { /* {"compose": "parts" | "parts+facets"}, before any lexeme */
+                int r = cJSON_IsString(rule) ? compose_rule(rule->valuestring) : -1;
+                if (cJSON_GetArraySize(o) != 1)
+                    s = hl_fail(err, HL_ERR_FORMAT, "%s: a \"compose\" line takes no other fields", where);
+                else if (r < 0)
+                    s = hl_fail(err, HL_ERR_FORMAT, "%s: field \"compose\": must be \"parts\" or \"parts+facets\"", where);
+                else if (lex->n > 0 || had_rule)
+                    s = hl_fail(err, HL_ERR_FORMAT, "%s: the \"compose\" line must come once, before the first lexeme",
+                                where);
+                else if (forced && r != lex->compose_facets)
+                    s = hl_fail(err, HL_ERR_FORMAT, "%s: the lexicon's \"compose\": \"%s\" conflicts with the rule "
+                                "asked for (%s)", where, rule->valuestring, forced);
+                lex->compose_facets = r;
+                had_rule = 1;
+                cJSON_Delete(o);
+            } else {
                 entry *e = &lex->e[lex->n];
                 s = parse_line(lex, o, e, where, C, err);
                 lex->n++;
@@ -323,6 +382,19 @@ hl_status hl_lexicon_load_memory(const char *text, size_t len, const char *name,
         p += n + 1;
     }
     if (s == HL_OK && lex->n == 0) s = hl_fail(err, HL_ERR_FORMAT, "%s: no lexemes", name);
+    if (s == HL_OK && forced && !had_rule) { /* the carried text states the rule it was composed with */
+        const char *line = lex->compose_facets ? "{\"compose\": \"parts+facets\"}\n" : "{\"compose\": \"parts\"}\n";
+        size_t ll = strlen(line);
+        char *src = hl_malloc(ll + len + 1);
+        if (!src) s = hl_fail(err, HL_ERR_NOMEM, "out of memory");
+        else {
+            memcpy(src, line, ll);
+            memcpy(src + ll, text, len);
+            src[ll + len] = 0;
+            hl_free(lex->source);
+            lex->source = src;
+        }
+    }
     /* The extended tokenizer: controls, then entries, matched before BPE. */
     const char **atomic = NULL;
     if (s == HL_OK) {
@@ -357,14 +429,31 @@ hl_status hl_lexicon_load_memory(const char *text, size_t len, const char *name,
     return HL_OK;
 }
 
-hl_status hl_lexicon_load(const char *path, const hl_model *base, hl_lexicon **out, hl_error *err) {
+hl_status hl_lexicon_load_memory(const char *text, size_t len, const char *name, const hl_model *base,
+                                 hl_lexicon **out, hl_error *err) {
+    return load_impl(text, len, name, base, NULL, out, err);
+}
+
+hl_status hl_lexicon_load_compose(const char *path, const hl_model *base, const char *compose, hl_lexicon **out,
+                                  hl_error *err) {
     char *text = NULL;
     size_t len = 0;
+    *out = NULL;
     hl_status s = hl_read_file(path, LEXICON_MAX_FILE, &text, &len, err);
     if (s != HL_OK) return s;
-    s = hl_lexicon_load_memory(text, len, path, base, out, err);
+    s = load_impl(text, len, path, base, compose, out, err);
     hl_free(text);
     return s;
+}
+
+hl_status hl_lexicon_load(const char *path, const hl_model *base, hl_lexicon **out, hl_error *err) {
+    return hl_lexicon_load_compose(path, base, NULL, out, err);
+}
+
+int hl_lexicon_composes_facets(const hl_lexicon *lex) { return lex->compose_facets; }
+int32_t hl_lexicon_byte_only_parts(const hl_lexicon *lex, int32_t *total) {
+    if (total) *total = lex->n_parts_total;
+    return lex->n_parts_bytes;
 }
 
 hl_status hl_lexicon_from_adapter(const hl_adapter *a, const hl_model *base, hl_lexicon **out, hl_error *err) {

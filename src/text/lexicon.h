@@ -26,6 +26,15 @@
  * the lexicon builds a view of the model whose extra rows are frozen and
  * never trained; base-token logits on ordinary text stay bitwise the same.
  *
+ * Composition "parts+facets": a first line {"compose": "parts+facets"} (or
+ * hl_lexicon_load_compose) adds each facet value as one more word at weight
+ * 1, next to the parts. It is for bases that cannot read the parts: when a
+ * part is byte fallback only (Cyrillic in a 512-token English vocabulary), its
+ * embedding is the mean of byte pieces the base never trained, and different
+ * words come out nearly the same (stories260K: cosine 0.9997 between
+ * "вход" and "дверь"). {"compose": "parts"} states the default. The rule is
+ * part of the carried text, so an adapter composes as it was trained.
+ *
  * A scene-decoder example trains on
  *   [BOS] ⟨form⟩ ⟨register⟩ scene ⟨sep⟩ output [EOS]
  * with the loss on the output and EOS only. */
@@ -47,6 +56,14 @@ typedef struct hl_lexicon hl_lexicon;
 hl_status hl_lexicon_load(const char *path, const hl_model *base, hl_lexicon **out, hl_error *err);
 hl_status hl_lexicon_load_memory(const char *text, size_t len, const char *name, const hl_model *base,
                                  hl_lexicon **out, hl_error *err);
+/* compose: NULL for the file's own rule, or "parts" / "parts+facets" (an
+ * error if the file states another); the carried text then states it. */
+hl_status hl_lexicon_load_compose(const char *path, const hl_model *base, const char *compose, hl_lexicon **out,
+                                  hl_error *err);
+int hl_lexicon_composes_facets(const hl_lexicon *lex);
+/* Words composed for the entries (parts, and facet values under parts+facets)
+ * whose tokens are all byte-fallback pieces; *total gets the number of words. */
+int32_t hl_lexicon_byte_only_parts(const hl_lexicon *lex, int32_t *total);
 /* The lexicon carried by an adapter (hyperlora.lexicon.* metadata); NULL in *out when it has none. */
 hl_status hl_lexicon_from_adapter(const hl_adapter *a, const hl_model *base, hl_lexicon **out, hl_error *err);
 void hl_lexicon_free(hl_lexicon *lex);
