@@ -421,7 +421,10 @@ int main(void) {
     CHECK_MSG(same, "gradients differ between 1 and 2 threads");
     hl_trainer_free(tr2);
 
-    /* finite differences on random entries (central, h = 1e-3, in f32 through the eval path) */
+    /* finite differences on random entries (central, in f32 through the eval path). The
+     * step is large because rounding noise, not truncation, limits the estimate here: the
+     * worst of these 12 entries measured 0.030 / 0.018 / 0.0013 / 0.00096 at h = 3e-3 /
+     * 5e-3 / 2e-2 / 4e-2 (the error falls as h grows). */
     hl_rng rng;
     hl_rng_seed(&rng, 99);
     double worst_fd = 0;
@@ -429,7 +432,7 @@ int main(void) {
         int32_t pi = (int32_t)hl_rng_below(&rng, (uint64_t)hl_trainer_n_params(tr));
         hl_param p = hl_trainer_param(tr, pi);
         int64_t e = (int64_t)hl_rng_below(&rng, (uint64_t)p.n);
-        float orig = p.value[e], h = 1e-2f;
+        float orig = p.value[e], h = 4e-2f;
         double lp, lm;
         p.value[e] = orig + h;
         hl_trainer_eval(tr, tok, NULL, &lp, &cnt, &err);
@@ -445,7 +448,7 @@ int main(void) {
         if (d > worst_fd) worst_fd = d;
     }
     printf("finite differences: worst |fd - grad| / (|grad| + 1e-3) = %.3g\n", worst_fd);
-    CHECK(worst_fd < 2e-2);
+    CHECK(worst_fd < 1e-2);
     free(g1);
 
     /* 10 AdamW steps, weight decay 0 and 0.01 */

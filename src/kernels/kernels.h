@@ -13,9 +13,12 @@
 #include <stdint.h>
 #include "util/threadpool.h"
 
-/* The canonical dot product: 8 interleaved lanes (lane j sums the products
- * k = j, j+8, ... with fused multiply-add), lanes combined in a fixed tree,
- * then the n % 8 tail added in order. The AVX2 and scalar builds agree bitwise. */
+/* The canonical dot product: L interleaved lanes (lane j sums the products
+ * k = j, j+L, ... with fused multiply-add), lanes combined in a fixed tree,
+ * then the n % L tail added in order. L = 16 in AVX-512 builds (lanes j and
+ * j+8 added first, then the 8-lane tree), 8 otherwise; the SIMD and scalar
+ * code of a build agree bitwise. One order per build, so results are the same
+ * on every run and thread count of that build. */
 float hl_dot(const float *a, const float *b, int64_t n);
 
 /* out (T, O) = x (T, K) · w (O, K)ᵀ, threads split over O. */
