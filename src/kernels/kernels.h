@@ -31,6 +31,16 @@ void hl_matmul_acc(hl_pool *pool, float *out, const float *x, const float *w, in
  * accumulate adds scale·(x·Wᵀ), otherwise stores x·Wᵀ (scale ignored). */
 void hl_matmul_strided(hl_pool *pool, float *out, int64_t ldo, const float *x, const float *w, int64_t T, int64_t K,
                        int64_t O, float scale, int accumulate);
+/* Several x·Wᵀ products of one input x (T, K) in one dispatch: part i stores
+ * out_i (T, O_i; row stride ldo_i) = x · W_iᵀ, bitwise as hl_matmul_strided. */
+#define HL_MATMUL_MAX_PARTS 4
+typedef struct {
+    float *out;
+    int64_t ldo;
+    const float *w;
+    int64_t O;
+} hl_matmul_part;
+void hl_matmul_group(hl_pool *pool, const float *x, int64_t T, int64_t K, const hl_matmul_part *parts, int n);
 /* out (T, K) (+)= scale · dy (T, O) · W (O, K): the input gradient of a
  * projection (dX = dY·W, W never transposed or copied). Each element sums
  * over o in order with fused multiply-adds; threads split over K. */

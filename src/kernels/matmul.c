@@ -222,3 +222,35 @@ void hl_matmul_strided(hl_pool *pool, float *out, int64_t ldo, const float *x, c
     matmul_job j = {out, x, w, T, K, O, scale, accumulate, ldo};
     run(pool, &j);
 }
+
+/* Several products of the same input as one pool dispatch: the rows of all
+ * parts are split across the threads together, so q/k/v or gate/up wake the
+ * workers once and share the load evenly. Each element is computed exactly as
+ * hl_matmul_strided computes it. */
+typedef struct {
+    matmul_job jobs[HL_MATMUL_MAX_PARTS];
+    int64_t first_row[HL_MATMUL_MAX_PARTS + 1];
+    int n;
+} group_job;
+
+static void group_rows(void *arg, int64_t begin, int64_t end, int worker) {
+    const group_job *g = arg;
+    for (int i = 0; i < g->n; i++) {
+        int64_t b = begin > g->first_row[i] ? begin : g->first_row[i];
+        int64_t e = end < g->first_row[i + 1] ? end : g->first_row[i + 1];
+        if (b < e) matmul_rows((void *)&g->jobs[i], b - g->first_row[i], e - g->first_row[i], worker);
+    }
+}
+
+void hl_matmul_group(hl_pool *pool, const float *x, int64_t T, int64_t K, const hl_matmul_part *parts, int n) {
+    group_job g = {.n = n};
+    int64_t rows = 0;
+    for (int i = 0; i < n && i < HL_MATMUL_MAX_PARTS; i++) {
+        g.jobs[i] = (matmul_job){parts[i].out, x, parts[i].w, T, K, parts[i].O, 1.0f, 0, parts[i].ldo};
+        g.first_row[i] = rows;
+        rows += parts[i].O;
+    }
+    g.first_row[n] = rows;
+    if (T * K * rows < 32768) pool = NULL;
+    hl_pool_for(pool, rows, 8, group_rows, &g);
+}

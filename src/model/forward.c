@@ -91,6 +91,17 @@ static hl_status project(hl_context *ctx, int layer, int target, const float *W,
     return project_ld(ctx, layer, target, W, x, out, O, T, K, O, err);
 }
 
+/* The projections of one input (q/k/v, or gate/up) as one dispatch, then each target's adapters. */
+static hl_status project_group(hl_context *ctx, int layer, const int *targets, const hl_matmul_part *parts, int n,
+                               const float *x, int64_t T, int64_t K, hl_error *err) {
+    hl_matmul_group(ctx->pool, x, T, K, parts, n);
+    for (int i = 0; ctx->adapters && i < n; i++) {
+        hl_status s = hl_lora_apply(ctx, layer, targets[i], x, parts[i].out, parts[i].ldo, T, err);
+        if (s != HL_OK) return s;
+    }
+    return HL_OK;
+}
+
 /* Input embedding of one position: a base token, a hyperlexeme row after the
  * base vocabulary, or (id < 0) raw scene vector -id-1 of the context. */
 static const float *embedding_row(const hl_context *ctx, int32_t id) {
@@ -115,10 +126,10 @@ static hl_status forward_chunk(hl_context *ctx, const int32_t *tokens, int64_t T
         float *kc = ctx->kcache + (int64_t)l * ctx->n_ctx * kv, *vc = ctx->vcache + (int64_t)l * ctx->n_ctx * kv;
         for (int64_t t = 0; t < T; t++) hl_rmsnorm(ctx->xb + t * C, ctx->x + t * C, w->attn_norm, C, c->norm_eps);
         /* K and V go straight into the cache rows of their positions. */
-        if ((s = project(ctx, l, HL_TARGET_Q, w->wq, ctx->xb, ctx->q, T, C, C, err)) ||
-            (s = project(ctx, l, HL_TARGET_K, w->wk, ctx->xb, kc + pos0 * kv, T, C, kv, err)) ||
-            (s = project(ctx, l, HL_TARGET_V, w->wv, ctx->xb, vc + pos0 * kv, T, C, kv, err)))
-            return s;
+        const int qkv[3] = {HL_TARGET_Q, HL_TARGET_K, HL_TARGET_V};
+        const hl_matmul_part qkv_parts[3] = {
+            {ctx->q, C, w->wq, C}, {kc + pos0 * kv, kv, w->wk, kv}, {vc + pos0 * kv, kv, w->wv, kv}};
+        if ((s = project_group(ctx, l, qkv, qkv_parts, 3, ctx->xb, T, C, err))) return s;
         for (int64_t t = 0; t < T; t++) {
             hl_rope(ctx->q + t * C, H, D, pos0 + t, c->rope_theta);
             hl_rope(kc + (pos0 + t) * kv, Hkv, D, pos0 + t, c->rope_theta);
@@ -128,9 +139,9 @@ static hl_status forward_chunk(hl_context *ctx, const int32_t *tokens, int64_t T
         for (int64_t i = 0; i < T * C; i++) ctx->x[i] += ctx->proj[i];
 
         for (int64_t t = 0; t < T; t++) hl_rmsnorm(ctx->xb + t * C, ctx->x + t * C, w->ffn_norm, C, c->norm_eps);
-        if ((s = project(ctx, l, HL_TARGET_GATE, w->w_gate, ctx->xb, ctx->hb, T, C, F, err)) ||
-            (s = project(ctx, l, HL_TARGET_UP, w->w_up, ctx->xb, ctx->hb2, T, C, F, err)))
-            return s;
+        const int gate_up[2] = {HL_TARGET_GATE, HL_TARGET_UP};
+        const hl_matmul_part gate_up_parts[2] = {{ctx->hb, F, w->w_gate, F}, {ctx->hb2, F, w->w_up, F}};
+        if ((s = project_group(ctx, l, gate_up, gate_up_parts, 2, ctx->xb, T, C, err))) return s;
         hl_swiglu(ctx->hb, ctx->hb, ctx->hb2, T * F);
         if ((s = project(ctx, l, HL_TARGET_DOWN, w->w_down, ctx->hb, ctx->proj, T, F, C, err))) return s;
         for (int64_t i = 0; i < T * C; i++) ctx->x[i] += ctx->proj[i];
