@@ -376,8 +376,11 @@ int cmd_train(int argc, char **argv) {
     }
     if ((s = hl_adapter_save_gguf(ad, o.out, &err))) goto fail;
     if (o.peft_out && (s = hl_adapter_save_peft(ad, train_model, o.peft_out, &err))) goto fail;
-    fprintf(stderr, "hyperlora train: wrote %s after %lld steps (final eval loss %.4f)\n", o.out, (long long)st.step,
-            last_eval);
+    if (isnan(last_eval))
+        fprintf(stderr, "hyperlora train: wrote %s after %lld steps (no validation split)\n", o.out, (long long)st.step);
+    else
+        fprintf(stderr, "hyperlora train: wrote %s after %lld steps (final eval loss %.4f)\n", o.out,
+                (long long)st.step, last_eval);
     rc = 0;
     goto done;
 fail:
