@@ -134,6 +134,29 @@ static void test_kernels(void) {
         hl_pool_free(p2);
     }
     free(dy2); free(w2); free(want); free(got);
+    /* Every tile shape and tail of hl_matmul gives each element exactly the
+     * canonical hl_dot, plain and accumulating, for reductions that are and
+     * are not a multiple of the lane count. */
+    const int64_t Ks[] = {64, 96, 70, 8};
+    for (size_t ki = 0; ki < sizeof Ks / sizeof Ks[0]; ki++) {
+        const int64_t T3 = 37, O3 = 45, K3 = Ks[ki];
+        float *x3 = malloc(sizeof(float) * T3 * K3), *w3 = malloc(sizeof(float) * O3 * K3);
+        float *y3 = malloc(sizeof(float) * T3 * (O3 + 2)), *ya = malloc(sizeof(float) * T3 * (O3 + 2));
+        for (int64_t i = 0; i < T3 * K3; i++) x3[i] = hl_rng_normal(&rng);
+        for (int64_t i = 0; i < O3 * K3; i++) w3[i] = hl_rng_normal(&rng);
+        for (int64_t i = 0; i < T3 * (O3 + 2); i++) ya[i] = 0.25f * (float)(i % 7);
+        hl_matmul_strided(pool, y3, O3 + 2, x3, w3, T3, K3, O3, 1.0f, 0);
+        hl_matmul_strided(pool, ya, O3 + 2, x3, w3, T3, K3, O3, 0.5f, 1);
+        int same = 1;
+        for (int64_t t = 0; t < T3; t++)
+            for (int64_t o = 0; o < O3; o++) {
+                float d = hl_dot(x3 + t * K3, w3 + o * K3, K3);
+                same &= y3[t * (O3 + 2) + o] == d;
+                same &= ya[t * (O3 + 2) + o] == 0.25f * (float)((t * (O3 + 2) + o) % 7) + 0.5f * d;
+            }
+        CHECK_MSG(same, "hl_matmul differs from hl_dot per element (K = %lld)", (long long)K3);
+        free(x3); free(w3); free(y3); free(ya);
+    }
     hl_pool_free(pool);
 }
 

@@ -97,6 +97,23 @@ static inline void store(const matmul_job *j, int64_t t, int64_t o, float v) {
 }
 
 #ifdef HL_HAVE_AVX512
+/* hsum16 of 8 accumulators at once, lane r of the result = hsum16(a[r]):
+ * the same additions in the same tree (lanes j + j+8; then i + i+4; then
+ * 0+2 and 1+3; then their sum), with shuffles pairing up the operands. */
+static inline __m256 hsum16_x8(const __m512 a[8]) {
+    __m256 h[8], s[4], t[2];
+    for (int r = 0; r < 8; r++) h[r] = _mm256_add_ps(_mm512_castps512_ps256(a[r]), _mm512_extractf32x8_ps(a[r], 1));
+    for (int p = 0; p < 4; p++) /* [s(h_2p) | s(h_2p+1)], s(h)_i = h_i + h_i+4 */
+        s[p] = _mm256_add_ps(_mm256_permute2f128_ps(h[2 * p], h[2 * p + 1], 0x20),
+                             _mm256_permute2f128_ps(h[2 * p], h[2 * p + 1], 0x31));
+    for (int q = 0; q < 2; q++) /* e = s0 + s2, f = s1 + s3: [e f e' f' | ...] */
+        t[q] = _mm256_add_ps(_mm256_shuffle_ps(s[2 * q], s[2 * q + 1], _MM_SHUFFLE(1, 0, 1, 0)),
+                             _mm256_shuffle_ps(s[2 * q], s[2 * q + 1], _MM_SHUFFLE(3, 2, 3, 2)));
+    __m256 r = _mm256_add_ps(_mm256_shuffle_ps(t[0], t[1], _MM_SHUFFLE(2, 0, 2, 0)),
+                             _mm256_shuffle_ps(t[0], t[1], _MM_SHUFFLE(3, 1, 3, 1))); /* rows 0 2 4 6 1 3 5 7 */
+    return _mm256_permutevar8x32_ps(r, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+}
+
 /* R weight rows × C tokens of 16-lane accumulators (R·C ≤ 24 of the 32 zmm
  * registers). Called with constant R and C, so each use is fully unrolled. */
 static inline __attribute__((always_inline)) void tile_zmm(const matmul_job *j, int64_t o, int64_t t, const int R,
@@ -115,6 +132,17 @@ static inline __attribute__((always_inline)) void tile_zmm(const matmul_job *j, 
         }
     }
     /* fmadd(w, x) vs fmadd(x, w): multiplication commutes exactly, so this equals hl_dot(x, w). */
+    if (R == 8 && nl == K) { /* no tail: reduce 8 rows at once and store 8 adjacent outputs */
+        for (int c = 0; c < C; c++) {
+            __m512 col[8];
+            for (int r = 0; r < 8; r++) col[r] = acc[r][c];
+            __m256 v = hsum16_x8(col);
+            float *dst = j->out + (t + c) * j->ldo + o;
+            if (j->accumulate) v = _mm256_add_ps(_mm256_loadu_ps(dst), _mm256_mul_ps(_mm256_set1_ps(j->scale), v));
+            _mm256_storeu_ps(dst, v);
+        }
+        return;
+    }
     for (int r = 0; r < R; r++)
         for (int c = 0; c < C; c++) store(j, t + c, o + r, dot_tail(hsum16(acc[r][c]), x + c * K, w + r * K, nl, K));
 }
