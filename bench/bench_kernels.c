@@ -105,6 +105,12 @@ static void c_gnn(void *a) {
     mm *m = a;
     for (int i = 0; i < m->reps; i++) hl_gemm_nn(m->pool, m->out, m->x, m->w, m->T, m->O, m->K, m->scale, m->acc);
 }
+static float *g_split_scratch; /* HL_GEMM_SPLIT_K · chunk · C floats, for the LM head's dY·W */
+static void c_gnn_split(void *a) {
+    mm *m = a;
+    for (int i = 0; i < m->reps; i++)
+        hl_gemm_nn_split(m->pool, m->out, m->x, m->w, m->T, m->O, m->K, m->scale, m->acc, g_split_scratch);
+}
 static void c_gtn(void *a) {
     mm *m = a;
     for (int i = 0; i < m->reps; i++) hl_gemm_tn_acc(m->pool, m->out, m->x, m->w, m->T, m->O, m->K);
@@ -324,7 +330,8 @@ int main(int argc, char **argv) {
         add("head", strdup(what), (double)N / chunk, 2.0 * chunk * C * V, 0, c_gnt, &hf);
         mm hb = {pool, Y, logits, Wout, chunk, C, V, C, 1.0f, 0, 1};
         snprintf(what, sizeof what, "head dY*W: %lldx%lld->%lld", (long long)chunk, (long long)V, (long long)C);
-        add("head", strdup(what), (double)N / chunk, 2.0 * chunk * C * V, 0, c_gnn, &hb);
+        g_split_scratch = buf(HL_GEMM_SPLIT_K * chunk * C);
+        add("head", strdup(what), (double)N / chunk, 2.0 * chunk * C * V, 0, c_gnn_split, &hb);
     }
     /* attention */
     {

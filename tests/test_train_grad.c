@@ -210,6 +210,32 @@ static void test_blas_gemm(void) {
     CHECK_MSG(!memcmp(dx[0], dx[1], sizeof(float) * T * K), "gemm_nn differs between 1 and 2 threads");
     CHECK_MSG(!memcmp(g[0], g[1], sizeof(float) * O * K), "gemm_tn differs between 1 and 2 threads");
     for (int th = 0; th < 2; th++) { free(y[th]); free(dx[th]); free(g[th]); }
+    /* the split-reduction form (LM head): long O, small output */
+    const int64_t T2 = 20, O2 = 5000, K2 = 24;
+    float *dy2 = malloc(sizeof(float) * T2 * O2), *w2 = malloc(sizeof(float) * O2 * K2);
+    float *scratch = malloc(sizeof(float) * HL_GEMM_SPLIT_K * T2 * K2), *s1 = malloc(sizeof(float) * T2 * K2);
+    float *s2 = malloc(sizeof(float) * T2 * K2);
+    for (int64_t i = 0; i < T2 * O2; i++) dy2[i] = hl_rng_normal(&rng);
+    for (int64_t i = 0; i < O2 * K2; i++) w2[i] = hl_rng_normal(&rng);
+    for (int th = 0; th < 2; th++) {
+        hl_pool *pool = hl_pool_init(th + 1);
+        float *o = th ? s2 : s1;
+        for (int64_t i = 0; i < T2 * K2; i++) o[i] = 1.0f;
+        hl_gemm_nn_split(pool, o, dy2, w2, T2, O2, K2, 0.5f, 1, scratch);
+        hl_pool_free(pool);
+    }
+    d = 0;
+    double smax = 0;
+    for (int64_t t = 0; t < T2; t++)
+        for (int64_t k = 0; k < K2; k++) {
+            double acc = 0;
+            for (int64_t o = 0; o < O2; o++) acc += (double)dy2[t * O2 + o] * w2[o * K2 + k];
+            d = fmax(d, fabs(s1[t * K2 + k] - (1.0 + 0.5 * acc)));
+            smax = fmax(smax, fabs(0.5 * acc));
+        }
+    CHECK_MSG(d / smax < 1e-6, "gemm_nn_split vs reference: %g of max %g", d, smax);
+    CHECK_MSG(!memcmp(s1, s2, sizeof(float) * T2 * K2), "gemm_nn_split differs between 1 and 2 threads");
+    free(dy2); free(w2); free(scratch); free(s1); free(s2);
     free(x); free(w); free(dy); free(ref);
 }
 

@@ -101,6 +101,51 @@ void hl_gemm_nt(hl_pool *pool, float *out, int64_t ldo, const float *x, const fl
     run(pool, &j, T, O, K);
 }
 
+/* dY·W with a reduction much longer than the output (the LM head's input
+ * gradient: 256×32000 · 32000×C): tiles over the output would each repack all
+ * of the long operands, so the reduction is cut instead into SPLIT_K parts
+ * computed side by side, and the parts are added in order. */
+#define SPLIT_K HL_GEMM_SPLIT_K
+typedef struct {
+    const float *dy, *w;
+    float *part; /* (SPLIT_K, T, K) */
+    float *out;
+    int64_t T, O, K;
+    float scale;
+    int accumulate;
+} split_job;
+
+static void split_parts(void *arg, int64_t begin, int64_t end, int worker) {
+    (void)worker;
+    const split_job *j = arg;
+    for (int64_t p = begin; p < end; p++) {
+        int64_t o0 = j->O * p / SPLIT_K, o1 = j->O * (p + 1) / SPLIT_K;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)j->T, (int)j->K, (int)(o1 - o0), 1.0f,
+                    j->dy + o0, (int)j->O, j->w + o0 * j->K, (int)j->K, 0.0f, j->part + p * j->T * j->K, (int)j->K);
+    }
+}
+
+static void split_sum(void *arg, int64_t begin, int64_t end, int worker) {
+    (void)worker;
+    const split_job *j = arg;
+    const int64_t n = j->T * j->K;
+    for (int64_t r = begin; r < end; r++)
+        for (int64_t e = r * j->K; e < (r + 1) * j->K; e++) {
+            float sum = j->part[e];
+            for (int p = 1; p < SPLIT_K; p++) sum += j->part[p * n + e];
+            j->out[e] = j->accumulate ? j->out[e] + j->scale * sum : j->scale * sum;
+        }
+}
+
+void hl_gemm_nn_split(hl_pool *pool, float *out, const float *dy, const float *w, int64_t T, int64_t O, int64_t K,
+                      float scale, int accumulate, float *scratch) {
+    if (T <= 0 || K <= 0) return;
+    split_job sj = {dy, w, scratch, out, T, O, K, scale, accumulate};
+    hl_gemm_init();
+    hl_pool_for(pool, SPLIT_K, 1, split_parts, &sj);
+    hl_pool_for(pool, T, 16, split_sum, &sj);
+}
+
 void hl_gemm_nn(hl_pool *pool, float *out, const float *dy, const float *w, int64_t T, int64_t O, int64_t K,
                 float scale, int accumulate) {
     if (T <= 0 || K <= 0) return;

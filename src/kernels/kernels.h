@@ -60,6 +60,13 @@ void hl_gemm_nt(hl_pool *pool, float *out, int64_t ldo, const float *x, const fl
 void hl_gemm_nn(hl_pool *pool, float *out, const float *dy, const float *w, int64_t T, int64_t O, int64_t K,
                 float scale, int accumulate);
 void hl_gemm_tn_acc(hl_pool *pool, float *g, const float *p, const float *q, int64_t T, int64_t M, int64_t N);
+/* hl_gemm_nn for a reduction much longer than the output (the LM head's input
+ * gradient, O = vocabulary): O is cut into HL_GEMM_SPLIT_K parts computed side
+ * by side and added in order, so no tile repacks the long operands. scratch:
+ * HL_GEMM_SPLIT_K · T · K floats. */
+#define HL_GEMM_SPLIT_K 2
+void hl_gemm_nn_split(hl_pool *pool, float *out, const float *dy, const float *w, int64_t T, int64_t O, int64_t K,
+                      float scale, int accumulate, float *scratch);
 /* Makes OpenBLAS single-threaded (once per process); the hl_gemm_* and
  * training attention call it themselves. */
 void hl_gemm_init(void);

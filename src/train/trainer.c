@@ -31,6 +31,7 @@ struct hl_trainer {
     float *probs;           /* (L, B, H, T, T) */
     float *att_scratch;     /* (n_threads, T, T): the attention backward's dS */
     float *rope_cs;         /* (T, D): RoPE cos/sin per position (hl_rope_table) */
+    float *head_split;      /* (HL_GEMM_SPLIT_K, LOGIT_CHUNK, C): the LM head's split dY·W */
     float *att;             /* (L, N, C) */
     float *gate, *up;       /* (L, N, F) */
     /* scratch */
@@ -124,7 +125,10 @@ static void head_forward(hl_trainer *t, int64_t r0, int64_t rows) {
  * dropout), and the LoRA gradients dB += s·dyᵀ·h, dA += s·(dy·B)ᵀ·x. */
 static void proj_backward(hl_trainer *t, int layer, int target, const float *W, const float *x, const float *dy,
                           float *dx, int64_t rows, int64_t row0, int64_t K, int64_t O, int accumulate) {
-    hl_gemm_nn(t->pool, dx, dy, W, rows, O, K, 1.0f, accumulate);
+    if (layer < 0) /* the LM head: O is the vocabulary, far longer than the (rows, K) output */
+        hl_gemm_nn_split(t->pool, dx, dy, W, rows, O, K, 1.0f, accumulate, t->head_split);
+    else
+        hl_gemm_nn(t->pool, dx, dy, W, rows, O, K, 1.0f, accumulate);
     if (t->p.full) hl_gemm_tn_acc(t->pool, t->gw[wslot(t, layer, target)], dy, x, rows, O, K); /* dW += dyᵀ·x */
     int i = weight_index(t, layer, target);
     if (i < 0) return;
@@ -177,7 +181,7 @@ void hl_trainer_free(hl_trainer *t) {
     hl_free(t->h_off);
     float *bufs[] = {t->lora_h, t->x,   t->x_mid, t->q,     t->k,    t->v,   t->probs, t->att,  t->gate,
                      t->up,     t->n,   t->nf,    t->hb,    t->tmp,  t->tmp2, t->logits, t->dlog, t->dx, t->dn,
-                     t->datt,   t->dq,  t->dk,    t->dv,    t->dgate, t->dup, t->dhb,  t->lg,   t->lh, t->att_scratch, t->rope_cs};
+                     t->datt,   t->dq,  t->dk,    t->dv,    t->dgate, t->dup, t->dhb,  t->lg,   t->lh, t->att_scratch, t->rope_cs, t->head_split};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) hl_free(bufs[i]);
     hl_pool_free(t->pool);
     hl_free(t);
@@ -323,6 +327,7 @@ hl_status hl_trainer_init(const hl_model *m, hl_adapter *ad, const hl_trainer_pa
         t->probs = alloc_f(L * p->batch * t->H, T * T, &ok);
         t->att_scratch = alloc_f(hl_pool_n_threads(t->pool), T * T, &ok);
         t->rope_cs = alloc_f(T, t->D, &ok);
+        t->head_split = alloc_f(HL_GEMM_SPLIT_K * LOGIT_CHUNK, C, &ok);
         if (ok) hl_rope_table(t->rope_cs, T, t->D, c->rope_theta);
         t->att = alloc_f(L * N, C, &ok);
         t->gate = alloc_f(L * N, F, &ok);
