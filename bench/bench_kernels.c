@@ -139,32 +139,38 @@ static void c_att_dec(void *a) {
 }
 
 typedef struct ew {
-    float *a, *b, *c, *d, *w;
+    hl_pool *pool;
+    float *a, *b, *c, *d, *w, *cs;
     int64_t rows, C, F, T, H, D;
     int reps;
 } ew;
 
 /* The per-layer element-wise work of the training step, as the trainer runs it
- * on the calling thread: 4 rmsnorm passes over the rows (2 forward, 2
- * recomputed in backward), 2 rmsnorm backward passes, rope on q and k and its
- * backward on dq and dk, swiglu twice (forward, recomputed) and its backward. */
+ * (rows split over the pool): 4 rmsnorm passes over the rows (2 forward, 2
+ * recomputed in backward), 2 rmsnorm backward passes, table RoPE on q and k and
+ * its backward on dq and dk, SwiGLU twice (forward, recomputed) and its
+ * backward, with the vectorised exp. */
+static void elementwise_rows(void *a, int64_t begin, int64_t end, int worker) {
+    (void)worker;
+    ew *e = a;
+    const int64_t C = e->C, F = e->F, nf = e->rows * F;
+    for (int64_t r = begin; r < end; r++) {
+        for (int k = 0; k < 4; k++) hl_rmsnorm(e->b + r * C, e->a + r * C, e->w, C, 1e-5f);
+        for (int k = 0; k < 2; k++) hl_rmsnorm_backward(e->c + r * C, e->a + r * C, e->w, e->b + r * C, C, 1e-5f, 1);
+        const float *cs = e->cs + (r % e->T) * e->D; /* q and k forward, dq and dk backward */
+        hl_rope_apply(e->b + r * C, e->H, e->D, cs, 0);
+        hl_rope_apply(e->c + r * C, e->H, e->D, cs, 0);
+        hl_rope_apply(e->b + r * C, e->H, e->D, cs, 1);
+        hl_rope_apply(e->c + r * C, e->H, e->D, cs, 1);
+        float *g = e->d + r * F; /* d: gate, up, out, dout, dgate, dup (no feedback between runs) */
+        hl_swiglu_vexp(g + 2 * nf, g, g + nf, F);
+        hl_swiglu_vexp(g + 2 * nf, g, g + nf, F);
+        hl_swiglu_backward_vexp(g + 4 * nf, g + 5 * nf, g, g + nf, g + 3 * nf, F);
+    }
+}
 static void c_elementwise_layer(void *a) {
     ew *e = a;
-    for (int k = 0; k < 4; k++)
-        for (int64_t r = 0; r < e->rows; r++) hl_rmsnorm(e->b + r * e->C, e->a + r * e->C, e->w, e->C, 1e-5f);
-    for (int k = 0; k < 2; k++)
-        for (int64_t r = 0; r < e->rows; r++)
-            hl_rmsnorm_backward(e->c + r * e->C, e->a + r * e->C, e->w, e->b + r * e->C, e->C, 1e-5f, 1);
-    for (int64_t r = 0; r < e->rows; r++) { /* q and k forward, dq and dk backward */
-        hl_rope(e->b + r * e->C, e->H, e->D, r % e->T, 10000.0f);
-        hl_rope(e->c + r * e->C, e->H, e->D, r % e->T, 10000.0f);
-        hl_rope_backward(e->b + r * e->C, e->H, e->D, r % e->T, 10000.0f);
-        hl_rope_backward(e->c + r * e->C, e->H, e->D, r % e->T, 10000.0f);
-    }
-    const int64_t nf = e->rows * e->F; /* d: gate, up, out, dout, dgate, dup (no feedback between runs) */
-    hl_swiglu(e->d + 2 * nf, e->d, e->d + nf, nf);
-    hl_swiglu(e->d + 2 * nf, e->d, e->d + nf, nf);
-    hl_swiglu_backward(e->d + 4 * nf, e->d + 5 * nf, e->d, e->d + nf, e->d + 3 * nf, nf);
+    hl_pool_for(e->pool, e->rows, 16, elementwise_rows, e);
 }
 
 /* n distinct (O, K) matrices times one vector each, as a decode step walks the layers. */
@@ -341,9 +347,12 @@ int main(int argc, char **argv) {
         double fl = 4.0 * batch * H * D * ctx * (ctx + 1) / 2; /* QK^T and PV over the causal half */
         add("attention", "train forward (probs saved)", (double)L, fl, 0, c_att_fwd, &a);
         add("attention", "train backward", (double)L, 2 * fl, 0, c_att_bwd, &a);
-        ew e = {.a = X, .b = Y, .c = Z, .d = G, .w = Wcc, .rows = N, .C = C, .F = F, .T = ctx, .H = H, .D = D};
+        ew e = {.a = X, .b = Y, .c = Z, .d = G, .w = Wcc, .rows = N, .C = C, .F = F, .T = ctx, .H = H, .D = D,
+                .pool = pool, .cs = buf(ctx * D)};
         e.d = buf(6 * N * F);
-        add("elementwise", "rmsnorm/rope/swiglu fwd+bwd of a layer, 1 thread", (double)L, 0, 0, c_elementwise_layer, &e);
+        hl_rope_table(e.cs, ctx, D, 10000.0f);
+        add("elementwise", "rmsnorm/rope/swiglu fwd+bwd of a layer, rows over the pool", (double)L, 0, 0,
+            c_elementwise_layer, &e);
     }
     char title[256];
     snprintf(title, sizeof title,

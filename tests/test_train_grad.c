@@ -338,6 +338,37 @@ static void test_exp_sum(void) {
     printf("exp_sum: worst relative error vs exp() %.3g, sum %.17g vs %.17g\n", worst, s1, want);
     CHECK_MSG(worst < 2.4e-7, "exp_sum relative error %g", worst);
     CHECK(fabs(s1 - want) / want < 1e-7 && e1[10] == 1.0f);
+    /* the element-wise exp over the whole float range */
+    for (int64_t i = 0; i < n; i++) x[i] = 40.0f * (float)hl_rng_normal(&rng);
+    x[0] = 88.5f; x[1] = -90.0f; x[2] = NAN; x[3] = 87.9f; x[4] = 0.0f;
+    hl_exp(e1, x, n);
+    hl_exp_ref(e2, x, n);
+    CHECK_MSG(!memcmp(e1, e2, sizeof(float) * n), "vector exp differs from the scalar reference");
+    CHECK(isinf(e1[0]) && e1[1] == 0.0f && e1[2] == 0.0f && isfinite(e1[3]) && e1[4] == 1.0f);
+    worst = 0;
+    for (int64_t i = 0; i < n; i++)
+        if (x[i] >= -86.0f && x[i] <= 88.0f) worst = fmax(worst, fabs(e1[i] - exp((double)x[i])) / exp((double)x[i]));
+    CHECK_MSG(worst < 2.4e-7, "exp relative error %g", worst);
+    /* SwiGLU with it, against libm's version */
+    float *up = malloc(sizeof(float) * n), *d = malloc(sizeof(float) * n), *ga = malloc(sizeof(float) * n);
+    float *gb = malloc(sizeof(float) * n), *ua = malloc(sizeof(float) * n), *ub = malloc(sizeof(float) * n);
+    for (int64_t i = 0; i < n; i++) {
+        x[i] = 6.0f * (float)hl_rng_normal(&rng);
+        up[i] = (float)hl_rng_normal(&rng);
+        d[i] = (float)hl_rng_normal(&rng);
+    }
+    hl_swiglu_vexp(e1, x, up, n);
+    hl_swiglu(e2, x, up, n);
+    hl_swiglu_backward_vexp(ga, ua, x, up, d, n);
+    hl_swiglu_backward(gb, ub, x, up, d, n);
+    double ws = 0;
+    for (int64_t i = 0; i < n; i++) {
+        ws = fmax(ws, fabs(e1[i] - e2[i]) / (fabs(e2[i]) + 1e-6));
+        ws = fmax(ws, fabs(ga[i] - gb[i]) / (fabs(gb[i]) + 1e-6));
+        ws = fmax(ws, fabs(ua[i] - ub[i]) / (fabs(ub[i]) + 1e-6));
+    }
+    CHECK_MSG(ws < 1e-5, "SwiGLU with the vector exp vs libm: %g", ws);
+    free(up); free(d); free(ga); free(gb); free(ua); free(ub);
     free(x); free(e1); free(e2);
 }
 

@@ -74,6 +74,12 @@ void hl_gemm_init(void);
 /* out[i] = exp(x[i] − shift) (out may be NULL or alias x); returns Σ out[i]
  * in double, 8 lanes in a fixed tree (exp_sum.c). For shift ≥ max(x). */
 double hl_exp_sum(float *out, const float *x, int64_t n, float shift);
+/* out[i] = exp(x[i]) by the same method (0 below −86 and for NaN, +inf above 88). out may alias x. */
+void hl_exp(float *out, const float *x, int64_t n);
+/* SwiGLU and its gradient as hl_swiglu / hl_swiglu_backward compute them, with
+ * hl_exp in place of libm's expf (training's forward, recompute and backward). */
+void hl_swiglu_vexp(float *out, const float *gate, const float *up, int64_t n);
+void hl_swiglu_backward_vexp(float *dgate, float *dup, const float *gate, const float *up, const float *dout, int64_t n);
 
 /* out = w ⊙ x / sqrt(mean(x²) + eps), one row of C. out may alias x. */
 void hl_rmsnorm(float *out, const float *x, const float *w, int64_t C, float eps);
@@ -117,6 +123,7 @@ void hl_attention(hl_pool *pool, float *out, const float *q, const float *kcache
 
 /* ---- plain references (tests only) ---- */
 double hl_exp_sum_ref(float *out, const float *x, int64_t n, float shift);
+void hl_exp_ref(float *out, const float *x, int64_t n);
 void hl_matmul_nn_ref(float *out, const float *dy, const float *w, int64_t T, int64_t O, int64_t K);
 void hl_matmul_tn_ref(float *g, const float *p, const float *q, int64_t T, int64_t M, int64_t N);
 void hl_matmul_ref(float *out, const float *x, const float *w, int64_t T, int64_t K, int64_t O);

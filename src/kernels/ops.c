@@ -97,3 +97,33 @@ void hl_swiglu_backward(float *dgate, float *dup, const float *gate, const float
         dup[i] = dout[i] * silu;
     }
 }
+
+/* exp(−g) for a block of gate values, by hl_exp. */
+#define SWIGLU_BLOCK 256
+static void exp_neg(float *e, const float *g, int64_t n) {
+    for (int64_t i = 0; i < n; i++) e[i] = -g[i];
+    hl_exp(e, e, n);
+}
+
+void hl_swiglu_vexp(float *out, const float *gate, const float *up, int64_t n) {
+    float e[SWIGLU_BLOCK];
+    for (int64_t b = 0; b < n; b += SWIGLU_BLOCK) {
+        int64_t m = n - b < SWIGLU_BLOCK ? n - b : SWIGLU_BLOCK;
+        exp_neg(e, gate + b, m);
+        for (int64_t i = 0; i < m; i++) out[b + i] = gate[b + i] / (1.0f + e[i]) * up[b + i];
+    }
+}
+
+void hl_swiglu_backward_vexp(float *dgate, float *dup, const float *gate, const float *up, const float *dout,
+                             int64_t n) {
+    float e[SWIGLU_BLOCK];
+    for (int64_t b = 0; b < n; b += SWIGLU_BLOCK) {
+        int64_t m = n - b < SWIGLU_BLOCK ? n - b : SWIGLU_BLOCK;
+        exp_neg(e, gate + b, m);
+        for (int64_t i = 0; i < m; i++) {
+            float g = gate[b + i], sig = 1.0f / (1.0f + e[i]), silu = g * sig;
+            dgate[b + i] = dout[b + i] * up[b + i] * (sig * (1.0f + g * (1.0f - sig)));
+            dup[b + i] = dout[b + i] * silu;
+        }
+    }
+}
