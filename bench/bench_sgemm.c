@@ -5,7 +5,8 @@
  *     libopenblas.so.0 from the loader path; skipped when absent;
  *   - our hl_matmul (out = x·Wᵀ, the forward projection) and hl_matmul_nn
  *     (dX = dY·W, the input gradient) on the same shapes;
- *   - read bandwidth: an AVX2 sum over a 1 GiB buffer, per thread count,
+ *   - read bandwidth: an AVX2 sum over a 1 GiB buffer, per thread count, as one
+ *     sequential stream per thread and as eight (the decode tile's access pattern),
  *     which bounds decode speed (each token streams all the weights once).
  *
  * Shapes are M×K×N with M the token rows: 2048×2048×2048, and the s110M
@@ -78,13 +79,41 @@ static void run_hl_matmul_nn(void *p) { /* out (M, N) = dy (M, K) · W (K, N) */
 typedef struct bw_job {
     const float *buf;
     int64_t n;
+    int streams; /* 1: one sequential stream per thread; 8: eight, as a decode tile reads 8 weight rows */
     float partial[64];
 } bw_job;
+
+/* Eight concurrent sequential streams over [begin, end). */
+static float sum_streams8(const float *p, int64_t begin, int64_t end) {
+    const int64_t len = (end - begin) / 8;
+    float s = 0;
+#if defined(__AVX2__)
+    __m256 a[8];
+    for (int k = 0; k < 8; k++) a[k] = _mm256_setzero_ps();
+    int64_t i = 0;
+    for (; i + 8 <= len; i += 8)
+        for (int k = 0; k < 8; k++) a[k] = _mm256_add_ps(a[k], _mm256_loadu_ps(p + begin + k * len + i));
+    float l[8];
+    for (int k = 1; k < 8; k++) a[0] = _mm256_add_ps(a[0], a[k]);
+    _mm256_storeu_ps(l, a[0]);
+    for (int k = 0; k < 8; k++) s += l[k];
+    for (int k = 0; k < 8; k++)
+        for (int64_t r = i; r < len; r++) s += p[begin + k * len + r];
+#else
+    for (int64_t i = begin; i < begin + 8 * len; i++) s += p[i];
+#endif
+    for (int64_t i = begin + 8 * len; i < end; i++) s += p[i];
+    return s;
+}
 
 static void bw_chunk(void *arg, int64_t begin, int64_t end, int worker) {
     bw_job *j = arg;
     const float *p = j->buf;
     float s = 0;
+    if (j->streams == 8) {
+        j->partial[worker] += sum_streams8(p, begin, end);
+        return;
+    }
 #if defined(__AVX2__)
     __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
     int64_t i = begin;
@@ -215,18 +244,20 @@ int main(int argc, char **argv) {
         if (!buf) return 1;
         fill(buf, n, 3);
         printf("\nread bandwidth (sum over a 1 GiB buffer, median of %d runs)\n", runs);
-        for (int t = 1; t <= threads; t++) {
-            hl_pool *p = hl_pool_init(t);
-            bw_case b = {p, {buf, n, {0}}};
-            double tm = median_time(run_bw, &b, runs);
-            double gbs = (double)n * 4 / tm / 1e9;
-            printf("  %d thread%s: %.1f GB/s\n", t, t > 1 ? "s" : "", gbs);
-            if (js)
-                fprintf(js, "{\"bench\":\"read_bandwidth\",\"threads\":%d,\"bytes\":%lld,\"runs\":%d,\"median_s\":%.6f,"
-                            "\"GBps\":%.3f}\n",
-                        t, (long long)n * 4, runs, tm, gbs);
-            hl_pool_free(p);
-        }
+        for (int streams = 1; streams <= 8; streams += 7)
+            for (int t = 1; t <= threads; t++) {
+                hl_pool *p = hl_pool_init(t);
+                bw_case b = {p, {buf, n, streams, {0}}};
+                double tm = median_time(run_bw, &b, runs);
+                double gbs = (double)n * 4 / tm / 1e9;
+                printf("  %d thread%s, %d stream%s each: %.1f GB/s\n", t, t > 1 ? "s" : "", streams,
+                       streams > 1 ? "s" : "", gbs);
+                if (js)
+                    fprintf(js, "{\"bench\":\"read_bandwidth\",\"threads\":%d,\"streams\":%d,\"bytes\":%lld,"
+                                "\"runs\":%d,\"median_s\":%.6f,\"GBps\":%.3f}\n",
+                            t, streams, (long long)n * 4, runs, tm, gbs);
+                hl_pool_free(p);
+            }
         free(buf);
     }
     if (js) fclose(js);

@@ -73,7 +73,8 @@ def main(paths):
         p("")
     bw = [r for r in rows if r.get("bench") == "read_bandwidth"]
     if bw:
-        p("Read bandwidth (sum over 1 GiB): " + ", ".join(f"{r['threads']} thread(s) {fmt(r['GBps'])} GB/s" for r in bw))
+        p("Read bandwidth (sum over 1 GiB): " + ", ".join(
+            f"{r['threads']} thread(s) x {r.get('streams', 1)} stream(s) {fmt(r['GBps'])} GB/s" for r in bw))
         p("")
 
     # ------------------------------------------------------------ inference
