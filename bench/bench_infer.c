@@ -20,6 +20,7 @@
 #include "lora/create.h"
 #include "lora/merge.h"
 #include "util/rng.h"
+#include "util/threadpool.h"
 
 #include "bench_util.h"
 
@@ -42,6 +43,7 @@ typedef struct config {
     const hl_adapter *const *adapters;
     int n_adapters;
     double tok_s[MAX_RUNS];
+    double read_gbs[MAX_RUNS]; /* tg: read bandwidth measured just before each run, same thread count */
     long long busy_jiffies; /* system-wide, over the timed regions */
     double self_cpu, wall;  /* this process's CPU and the wall time of the timed regions */
     int n;
@@ -150,6 +152,27 @@ static double other_cores(const config *c) {
     if (c->wall < 0.5) return NAN;
     double o = ((double)c->busy_jiffies / (double)sysconf(_SC_CLK_TCK) - c->self_cpu) / c->wall;
     return o < 0 ? 0 : o;
+}
+
+/* The same-moment bandwidth reference: this host's memory bandwidth drifts
+ * (1.6x between runs of one evening), so each decode run is paired with a
+ * read of READ_BYTES, on as many threads, taken right before it. */
+#define READ_FLOATS ((int64_t)1 << 27) /* 512 MiB */
+typedef struct read_job {
+    const float *buf;
+    float partial[64];
+} read_job;
+static void read_chunk(void *arg, int64_t begin, int64_t end, int worker) {
+    read_job *j = arg;
+    j->partial[worker] += bench_sum_stream(j->buf, begin, end);
+}
+static double read_gbs(hl_pool *pool, const float *buf) {
+    read_job j = {buf, {0}};
+    double t0 = bench_now();
+    hl_pool_for(pool, READ_FLOATS, 4096, read_chunk, &j);
+    double t = bench_now() - t0;
+    if (j.partial[0] == 12345.0f) fprintf(stderr, "."); /* keeps the sum alive */
+    return (double)READ_FLOATS * 4 / t / 1e9;
 }
 
 /* One timed measurement of a configuration; returns tokens/s. */
@@ -317,11 +340,21 @@ int main(int argc, char **argv) {
     for (int c = 0; c < nc; c++) {
         measure(&cfg[c], &o, prompt, V, logits, all_logits, 0);
     }
+    float *rbuf = malloc((size_t)READ_FLOATS * sizeof(float));
+    hl_pool *rpool[3] = {NULL, hl_pool_init(1), hl_pool_init(2)};
+    if (!rbuf) return 1;
+    for (int64_t i = 0; i < READ_FLOATS; i++) rbuf[i] = (float)(i & 1023) * 1e-3f;
     for (int r = 0; r < o.runs; r++)
         for (int c = 0; c < nc; c++) {
+            if (!cfg[c].is_pp && cfg[c].threads <= 2 && rpool[cfg[c].threads])
+                cfg[c].read_gbs[r] = read_gbs(rpool[cfg[c].threads], rbuf);
+            else cfg[c].read_gbs[r] = NAN;
             cfg[c].tok_s[r] = measure(&cfg[c], &o, prompt, V, logits, all_logits, 1);
             cfg[c].n = r + 1;
         }
+    free(rbuf);
+    hl_pool_free(rpool[1]);
+    hl_pool_free(rpool[2]);
     double load1 = bench_loadavg1();
 
     const double wbytes = weight_bytes_per_token(mc);
@@ -337,8 +370,8 @@ int main(int argc, char **argv) {
     printf("\n%s  (dim %d, layers %d, ffn %d, vocab %d; %.0f MB of weights read per decoded token; "
            "median of %d runs; load1 %.2f -> %.2f)\n",
            o.name, mc->dim, mc->n_layers, mc->hidden_dim, V, wbytes / 1e6, o.runs, load0, load1);
-    printf("%-6s %-12s %7s %12s %20s %12s %10s %12s\n", "test", "variant", "threads", "tok/s", "min-max", "weight GB/s",
-           "vs base", "other cores");
+    printf("%-6s %-12s %7s %12s %20s %12s %10s %12s %14s\n", "test", "variant", "threads", "tok/s", "min-max",
+           "weight GB/s", "vs base", "other cores", "of read GB/s");
     for (int c = 0; c < nc; c++) {
         config *x = &cfg[c];
         double med = bench_median(x->tok_s, x->n), lo = bench_min(x->tok_s, x->n), hi = bench_max(x->tok_s, x->n);
@@ -356,7 +389,20 @@ int main(int argc, char **argv) {
         char oc[16];
         if (isnan(omax)) snprintf(oc, sizeof oc, "-");
         else snprintf(oc, sizeof oc, "%.2f", omax);
-        printf("%-6s %-12s %7d %12.1f %20s %12s %10s %12s\n", x->test, x->variant, x->threads, med, range, gb, ov, oc);
+        /* weight stream / same-moment read bandwidth, median over the paired runs */
+        double frac[MAX_RUNS], rd = NAN, fr = NAN;
+        int nf = 0;
+        for (int r = 0; !x->is_pp && r < x->n; r++)
+            if (!isnan(x->read_gbs[r])) frac[nf++] = x->tok_s[r] * bytes / 1e9 / x->read_gbs[r];
+        if (nf) {
+            fr = bench_median(frac, nf);
+            rd = bench_median(x->read_gbs, x->n);
+        }
+        char rf[32];
+        if (isnan(fr)) snprintf(rf, sizeof rf, "-");
+        else snprintf(rf, sizeof rf, "%.0f%% of %.1f", 100 * fr, rd);
+        printf("%-6s %-12s %7d %12.1f %20s %12s %10s %12s %14s\n", x->test, x->variant, x->threads, med, range, gb, ov, oc,
+               rf);
         if (js) {
             fprintf(js,
                     "{\"bench\":\"infer\",\"model\":\"%s\",\"test\":\"%s\",\"variant\":\"%s\",\"section\":\"%s\","
@@ -375,6 +421,12 @@ int main(int argc, char **argv) {
             fprintf(js, ",\"weight_bytes_per_token\":%.0f,\"weight_GBps\":", bytes);
             if (isnan(gbs)) fprintf(js, "null");
             else fprintf(js, "%.3f", gbs);
+            fprintf(js, ",\"read_GBps_adjacent\":");
+            if (isnan(rd)) fprintf(js, "null");
+            else fprintf(js, "%.3f", rd);
+            fprintf(js, ",\"stream_fraction\":");
+            if (isnan(fr)) fprintf(js, "null");
+            else fprintf(js, "%.4f", fr);
             fprintf(js, ",\"other_cores\":");
             if (isnan(omax)) fprintf(js, "null");
             else fprintf(js, "%.3f", omax);

@@ -108,29 +108,7 @@ static float sum_streams8(const float *p, int64_t begin, int64_t end) {
 
 static void bw_chunk(void *arg, int64_t begin, int64_t end, int worker) {
     bw_job *j = arg;
-    const float *p = j->buf;
-    float s = 0;
-    if (j->streams == 8) {
-        j->partial[worker] += sum_streams8(p, begin, end);
-        return;
-    }
-#if defined(__AVX2__)
-    __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
-    int64_t i = begin;
-    for (; i + 32 <= end; i += 32) {
-        a0 = _mm256_add_ps(a0, _mm256_loadu_ps(p + i));
-        a1 = _mm256_add_ps(a1, _mm256_loadu_ps(p + i + 8));
-        a2 = _mm256_add_ps(a2, _mm256_loadu_ps(p + i + 16));
-        a3 = _mm256_add_ps(a3, _mm256_loadu_ps(p + i + 24));
-    }
-    float l[8];
-    _mm256_storeu_ps(l, _mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
-    for (int k = 0; k < 8; k++) s += l[k];
-    for (; i < end; i++) s += p[i];
-#else
-    for (int64_t i = begin; i < end; i++) s += p[i];
-#endif
-    j->partial[worker] += s;
+    j->partial[worker] += j->streams == 8 ? sum_streams8(j->buf, begin, end) : bench_sum_stream(j->buf, begin, end);
 }
 
 typedef struct bw_case {

@@ -3,6 +3,7 @@
  * *other* processes used during a timed region (the machine is shared). */
 #ifndef HL_BENCH_UTIL_H
 #define HL_BENCH_UTIL_H
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -101,5 +102,30 @@ static inline double bench_interference_end(const bench_interference *b) {
     double busy = (double)(j1 - b->j0) / (double)sysconf(_SC_CLK_TCK);
     double other = (busy - (c1 - b->c0)) / (t1 - b->t0);
     return other < 0 ? 0 : other;
+}
+
+/* Sum of p[begin, end) with one sequential AVX2 stream: the read-bandwidth
+ * reference (bench_sgemm) and the same-moment reference beside each decode
+ * run (bench_infer). */
+#if defined(__AVX2__)
+#include <immintrin.h>
+#endif
+static inline float bench_sum_stream(const float *p, int64_t begin, int64_t end) {
+    float s = 0;
+    int64_t i = begin;
+#if defined(__AVX2__)
+    __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+    for (; i + 32 <= end; i += 32) {
+        a0 = _mm256_add_ps(a0, _mm256_loadu_ps(p + i));
+        a1 = _mm256_add_ps(a1, _mm256_loadu_ps(p + i + 8));
+        a2 = _mm256_add_ps(a2, _mm256_loadu_ps(p + i + 16));
+        a3 = _mm256_add_ps(a3, _mm256_loadu_ps(p + i + 24));
+    }
+    float l[8];
+    _mm256_storeu_ps(l, _mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
+    for (int k = 0; k < 8; k++) s += l[k];
+#endif
+    for (; i < end; i++) s += p[i];
+    return s;
 }
 #endif
