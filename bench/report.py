@@ -83,8 +83,8 @@ def main(paths):
         p("### Inference: prompt processing and decode (tokens/s, median of runs, min–max)")
         p("")
         p("| model | threads | pp128 (last logits) | pp128 (all logits) | tg64 | tg64 weight stream GB/s | "
-          "llama.cpp pp128 / tg64 (quoted, 2 thr, other machine) |")
-        p("|---|---|---|---|---|---|---|")
+          "of the read bandwidth measured beside each run | llama.cpp pp128 / tg64 (quoted, 2 thr, other machine) |")
+        p("|---|---|---|---|---|---|---|---|")
         models = []
         for r in inf:
             if r["model"] not in models:
@@ -106,7 +106,9 @@ def main(paths):
                 tgs = f"{fmt(tg[-1]['tok_s'])} ({rng(tg[-1]['run_tok_s'])}){f2}" if tg else "-"
                 pas = f"{fmt(pa[-1]['tok_s'])} ({rng(pa[-1]['run_tok_s'])}{gfl(pa[-1])}){f3}" if pa else "-"
                 gb = fmt(tg[-1]["weight_GBps"]) if tg else "-"
-                p(f"| {mname} | {th} | {pps} | {pas} | {tgs} | {gb} | {qs} |")
+                sf = tg[-1].get("stream_fraction") if tg else None
+                fr = f"{100 * sf:.0f}% of {fmt(tg[-1]['read_GBps_adjacent'])} GB/s" if sf else "-"
+                p(f"| {mname} | {th} | {pps} | {pas} | {tgs} | {gb} | {fr} | {qs} |")
         p("")
         ad = [r for r in inf if r["section"] == "adapter"]
         if ad:
