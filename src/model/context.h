@@ -25,6 +25,7 @@ struct hl_context {
     float *lora_tmp;    /* (n_batch, max rank) LoRA A·x */
     int32_t lora_tmp_cap;
     float *att_scratch; /* (n_threads, n_ctx) */
+    float *rope_cs;     /* (n_ctx, head_dim): RoPE cos/sin per position (hl_rope_table) */
     const struct hl_adapter_set *adapters; /* active adapters; NULL when none */
     void *adapter_storage;                 /* owned hl_adapter_set */
     const float *scene_vectors;            /* (n_scene_vectors, C) mute-scene inputs, borrowed; token id -k-1 */

@@ -31,6 +31,7 @@ void hl_context_free(hl_context *ctx) {
     hl_free(ctx->proj);
     hl_free(ctx->lora_tmp);
     hl_free(ctx->att_scratch);
+    hl_free(ctx->rope_cs);
     hl_free(ctx->adapter_storage);
     hl_free(ctx);
 }
@@ -69,8 +70,10 @@ hl_status hl_context_init(const hl_model *m, const hl_context_params *params, hl
     ctx->hb2 = hl_malloc_array((size_t)(B * F), sizeof(float));
     ctx->proj = hl_malloc_array((size_t)(B * wide), sizeof(float));
     ctx->att_scratch = hl_malloc_array((size_t)p.n_threads * (size_t)ctx->n_ctx, sizeof(float));
+    ctx->rope_cs = hl_malloc_array((size_t)ctx->n_ctx * (size_t)D, sizeof(float));
+    if (ctx->rope_cs) hl_rope_table(ctx->rope_cs, ctx->n_ctx, D, c->rope_theta); /* bitwise as hl_rope */
     if (!ctx->pool || !ctx->kcache || !ctx->vcache || !ctx->x || !ctx->xb || !ctx->q || !ctx->att || !ctx->hb ||
-        !ctx->hb2 || !ctx->proj || !ctx->att_scratch) {
+        !ctx->hb2 || !ctx->proj || !ctx->att_scratch || !ctx->rope_cs) {
         hl_context_free(ctx);
         return hl_fail(err, HL_ERR_NOMEM, "out of memory creating a context of %d positions", p.n_ctx);
     }
@@ -131,8 +134,8 @@ static hl_status forward_chunk(hl_context *ctx, const int32_t *tokens, int64_t T
             {ctx->q, C, w->wq, C}, {kc + pos0 * kv, kv, w->wk, kv}, {vc + pos0 * kv, kv, w->wv, kv}};
         if ((s = project_group(ctx, l, qkv, qkv_parts, 3, ctx->xb, T, C, err))) return s;
         for (int64_t t = 0; t < T; t++) {
-            hl_rope(ctx->q + t * C, H, D, pos0 + t, c->rope_theta);
-            hl_rope(kc + (pos0 + t) * kv, Hkv, D, pos0 + t, c->rope_theta);
+            hl_rope_apply(ctx->q + t * C, H, D, ctx->rope_cs + (pos0 + t) * D, 0);
+            hl_rope_apply(kc + (pos0 + t) * kv, Hkv, D, ctx->rope_cs + (pos0 + t) * D, 0);
         }
         hl_attention(ctx->pool, ctx->att, ctx->q, kc, vc, T, pos0, H, Hkv, D, ctx->n_ctx, ctx->att_scratch);
         if ((s = project(ctx, l, HL_TARGET_O, w->wo, ctx->att, ctx->proj, T, C, C, err))) return s;
