@@ -52,6 +52,16 @@ static double lane_tree(const double s[8]) {
     return ((s[0] + s[4]) + (s[2] + s[6])) + ((s[1] + s[5]) + (s[3] + s[7]));
 }
 
+/* The n % 8 tail, in order, added to sum. */
+static double exp_sum_tail(float *out, const float *x, int64_t i, int64_t n, float shift, double sum) {
+    for (; i < n; i++) {
+        float e = exp_one(x[i] - shift);
+        if (out) out[i] = e;
+        sum += (double)e;
+    }
+    return sum;
+}
+
 double hl_exp_sum_ref(float *out, const float *x, int64_t n, float shift) {
     double s[8] = {0};
     int64_t i = 0;
@@ -61,13 +71,7 @@ double hl_exp_sum_ref(float *out, const float *x, int64_t n, float shift) {
             if (out) out[i + j] = e;
             s[j] += (double)e;
         }
-    double sum = lane_tree(s);
-    for (; i < n; i++) {
-        float e = exp_one(x[i] - shift);
-        if (out) out[i] = e;
-        sum += (double)e;
-    }
-    return sum;
+    return exp_sum_tail(out, x, i, n, shift, lane_tree(s));
 }
 
 void hl_exp_ref(float *out, const float *x, int64_t n) {
@@ -109,13 +113,7 @@ double hl_exp_sum(float *out, const float *x, int64_t n, float shift) {
     double s[8];
     _mm256_storeu_pd(s, s_lo);
     _mm256_storeu_pd(s + 4, s_hi);
-    double sum = lane_tree(s);
-    for (; i < n; i++) {
-        float e = exp_one(x[i] - shift);
-        if (out) out[i] = e;
-        sum += (double)e;
-    }
-    return sum;
+    return exp_sum_tail(out, x, i, n, shift, lane_tree(s));
 }
 #else
 double hl_exp_sum(float *out, const float *x, int64_t n, float shift) { return hl_exp_sum_ref(out, x, n, shift); }
