@@ -163,9 +163,9 @@ static void elementwise_rows(void *a, int64_t begin, int64_t end, int worker) {
         hl_rope_apply(e->b + r * C, e->H, e->D, cs, 1);
         hl_rope_apply(e->c + r * C, e->H, e->D, cs, 1);
         float *g = e->d + r * F; /* d: gate, up, out, dout, dgate, dup (no feedback between runs) */
-        hl_swiglu_vexp(g + 2 * nf, g, g + nf, F);
-        hl_swiglu_vexp(g + 2 * nf, g, g + nf, F);
-        hl_swiglu_backward_vexp(g + 4 * nf, g + 5 * nf, g, g + nf, g + 3 * nf, F);
+        hl_swiglu(g + 2 * nf, g, g + nf, F);
+        hl_swiglu(g + 2 * nf, g, g + nf, F);
+        hl_swiglu_backward(g + 4 * nf, g + 5 * nf, g, g + nf, g + 3 * nf, F);
     }
 }
 static void c_elementwise_layer(void *a) {

@@ -1,6 +1,7 @@
-/* exp_sum.c: a vectorised exp for training: the cross-entropy's inner loop,
+/* exp_sum.c: a vectorised exp: the training cross-entropy's inner loop,
  * out[i] = exp(x[i] − shift) and Σ out[i] over a full vocabulary row (32,000
- * logits per target token), and a plain element-wise exp (SwiGLU's sigmoid).
+ * logits per target token), and a plain element-wise exp (SwiGLU's sigmoid,
+ * in inference and training).
  *
  * libm's expf is scalar and was ~12% of a training step. Here exp is a
  * range reduction x = n·ln2 + r (|r| ≤ ln2/2, ln2 split in two parts so r is

@@ -76,29 +76,22 @@ void hl_gemm_init(void);
 double hl_exp_sum(float *out, const float *x, int64_t n, float shift);
 /* out[i] = exp(x[i]) by the same method (0 below −86 and for NaN, +inf above 88). out may alias x. */
 void hl_exp(float *out, const float *x, int64_t n);
-/* SwiGLU and its gradient as hl_swiglu / hl_swiglu_backward compute them, with
- * hl_exp in place of libm's expf (training's forward, recompute and backward). */
-void hl_swiglu_vexp(float *out, const float *gate, const float *up, int64_t n);
-void hl_swiglu_backward_vexp(float *dgate, float *dup, const float *gate, const float *up, const float *dout, int64_t n);
 
 /* out = w ⊙ x / sqrt(mean(x²) + eps), one row of C. out may alias x. */
 void hl_rmsnorm(float *out, const float *x, const float *w, int64_t C, float eps);
-/* Rotates adjacent pairs (2i, 2i+1) of each head of size D by pos·theta^(-2i/D)
- * (GGUF/llama.cpp "normal" order, as llama2.c). vec holds n_heads·D floats. */
-void hl_rope(float *vec, int64_t n_heads, int64_t D, int64_t pos, float theta);
 void hl_softmax(float *x, int64_t n);
-/* The angles of hl_rope tabulated once: cs (n_pos, D) holds (cos, sin) of pair
- * i/2 at [pos·D + i, pos·D + i + 1], computed exactly as hl_rope does. */
+/* RoPE rotates adjacent pairs (2i, 2i+1) of each head of size D by
+ * pos·theta^(-2i/D) (GGUF/llama.cpp "normal" order, as llama2.c). The angles
+ * are tabulated once: cs (n_pos, D) holds (cos, sin) of pair i/2 at
+ * [pos·D + i, pos·D + i + 1], computed in double and rounded once. */
 void hl_rope_table(float *cs, int64_t n_pos, int64_t D, float theta);
-/* hl_rope (or, with inverse, hl_rope_backward) from one position's row of the
- * table: bitwise the same results. */
+/* Rotates vec (n_heads·D floats) by one position's row of the table; with
+ * inverse, by the negative angle (RoPE's gradient: the rotation is orthogonal). */
 void hl_rope_apply(float *vec, int64_t n_heads, int64_t D, const float *cs, int inverse);
 /* dx (+)= the input gradient of rmsnorm for one row (x, w, dy). */
 void hl_rmsnorm_backward(float *dx, const float *x, const float *w, const float *dy, int64_t C, float eps,
                          int accumulate);
-/* Rotates back by -angle: the gradient of hl_rope (rotation is orthogonal). */
-void hl_rope_backward(float *vec, int64_t n_heads, int64_t D, int64_t pos, float theta);
-/* dgate, dup from d(out) for out = silu(gate) ⊙ up. */
+/* dgate, dup from d(out) for out = silu(gate) ⊙ up (sigmoid through hl_exp). */
 void hl_swiglu_backward(float *dgate, float *dup, const float *gate, const float *up, const float *dout, int64_t n);
 
 /* Training attention over B sequences of T tokens each (positions 0..T-1):
@@ -112,7 +105,7 @@ void hl_attention_train(hl_pool *pool, float *out, float *probs, const float *q,
 void hl_attention_train_backward(hl_pool *pool, float *dq, float *dk, float *dv, const float *dout,
                                  const float *probs, const float *q, const float *k, const float *v, int64_t B,
                                  int64_t T, int64_t H, int64_t Hkv, int64_t D, float *scratch);
-/* out = silu(gate) ⊙ up, n floats. out may alias gate. */
+/* out = silu(gate) ⊙ up, n floats, the sigmoid through hl_exp. out may alias gate. */
 void hl_swiglu(float *out, const float *gate, const float *up, int64_t n);
 
 /* Causal grouped-query attention for T query tokens at positions pos0..pos0+T-1.
@@ -129,6 +122,8 @@ void hl_matmul_tn_ref(float *g, const float *p, const float *q, int64_t T, int64
 void hl_matmul_ref(float *out, const float *x, const float *w, int64_t T, int64_t K, int64_t O);
 void hl_rmsnorm_ref(float *out, const float *x, const float *w, int64_t C, float eps);
 void hl_rope_ref(float *vec, int64_t n_heads, int64_t D, int64_t pos, float theta);
+void hl_swiglu_ref(float *out, const float *gate, const float *up, int64_t n);
+void hl_swiglu_backward_ref(float *dgate, float *dup, const float *gate, const float *up, const float *dout, int64_t n);
 void hl_attention_train_ref(float *out, float *probs, const float *q, const float *k, const float *v, int64_t B,
                             int64_t T, int64_t H, int64_t Hkv, int64_t D);
 void hl_attention_train_backward_ref(float *dq, float *dk, float *dv, const float *dout, const float *probs,

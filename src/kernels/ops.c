@@ -22,20 +22,11 @@ static inline void rotate_pair(float *vec, int64_t n_heads, int64_t D, int64_t i
     }
 }
 
-void hl_rope(float *vec, int64_t n_heads, int64_t D, int64_t pos, float theta) {
-    for (int64_t i = 0; i < D; i += 2) {
-        /* Computed in double and rounded once, so every position gets a
-         * correctly rounded angle regardless of how far along the sequence. */
-        double freq = pow((double)theta, -(double)i / (double)D);
-        double angle = (double)pos * freq;
-        rotate_pair(vec, n_heads, D, i, (float)cos(angle), (float)sin(angle));
-    }
-}
-
 void hl_rope_table(float *cs, int64_t n_pos, int64_t D, float theta) {
     for (int64_t pos = 0; pos < n_pos; pos++)
         for (int64_t i = 0; i < D; i += 2) {
-            double angle = (double)pos * pow((double)theta, -(double)i / (double)D); /* as hl_rope */
+            /* In double, rounded once: every position gets a correctly rounded angle. */
+            double angle = (double)pos * pow((double)theta, -(double)i / (double)D);
             cs[pos * D + i] = (float)cos(angle);
             cs[pos * D + i + 1] = (float)sin(angle);
         }
@@ -57,13 +48,6 @@ void hl_softmax(float *x, int64_t n) {
     for (int64_t i = 0; i < n; i++) x[i] *= inv;
 }
 
-void hl_swiglu(float *out, const float *gate, const float *up, int64_t n) {
-    for (int64_t i = 0; i < n; i++) {
-        float g = gate[i];
-        out[i] = g / (1.0f + expf(-g)) * up[i];
-    }
-}
-
 void hl_rmsnorm_backward(float *dx, const float *x, const float *w, const float *dy, int64_t C, float eps,
                          int accumulate) {
     /* y = w·x·inv, inv = (mean(x²)+eps)^-1/2:
@@ -81,23 +65,6 @@ void hl_rmsnorm_backward(float *dx, const float *x, const float *w, const float 
     }
 }
 
-void hl_rope_backward(float *vec, int64_t n_heads, int64_t D, int64_t pos, float theta) {
-    for (int64_t i = 0; i < D; i += 2) {
-        double freq = pow((double)theta, -(double)i / (double)D);
-        double angle = (double)pos * freq;
-        rotate_pair(vec, n_heads, D, i, (float)cos(angle), -(float)sin(angle)); /* rotation by −angle */
-    }
-}
-
-void hl_swiglu_backward(float *dgate, float *dup, const float *gate, const float *up, const float *dout, int64_t n) {
-    for (int64_t i = 0; i < n; i++) {
-        float g = gate[i], sig = 1.0f / (1.0f + expf(-g)), silu = g * sig;
-        /* d silu/dg = sig·(1 + g·(1 − sig)) */
-        dgate[i] = dout[i] * up[i] * (sig * (1.0f + g * (1.0f - sig)));
-        dup[i] = dout[i] * silu;
-    }
-}
-
 /* exp(−g) for a block of gate values, by hl_exp. */
 #define SWIGLU_BLOCK 256
 static void exp_neg(float *e, const float *g, int64_t n) {
@@ -105,7 +72,7 @@ static void exp_neg(float *e, const float *g, int64_t n) {
     hl_exp(e, e, n);
 }
 
-void hl_swiglu_vexp(float *out, const float *gate, const float *up, int64_t n) {
+void hl_swiglu(float *out, const float *gate, const float *up, int64_t n) {
     float e[SWIGLU_BLOCK];
     for (int64_t b = 0; b < n; b += SWIGLU_BLOCK) {
         int64_t m = n - b < SWIGLU_BLOCK ? n - b : SWIGLU_BLOCK;
@@ -114,8 +81,7 @@ void hl_swiglu_vexp(float *out, const float *gate, const float *up, int64_t n) {
     }
 }
 
-void hl_swiglu_backward_vexp(float *dgate, float *dup, const float *gate, const float *up, const float *dout,
-                             int64_t n) {
+void hl_swiglu_backward(float *dgate, float *dup, const float *gate, const float *up, const float *dout, int64_t n) {
     float e[SWIGLU_BLOCK];
     for (int64_t b = 0; b < n; b += SWIGLU_BLOCK) {
         int64_t m = n - b < SWIGLU_BLOCK ? n - b : SWIGLU_BLOCK;

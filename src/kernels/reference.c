@@ -157,3 +157,16 @@ void hl_attention_train_backward_ref(float *dq, float *dk, float *dv, const floa
                         .B = B, .T = T, .H = H, .Hkv = Hkv, .D = D};
     attn_train_bwd(&j, 0, B * Hkv, 0);
 }
+
+/* SwiGLU and its gradient in double with libm's exp. */
+void hl_swiglu_ref(float *out, const float *gate, const float *up, int64_t n) {
+    for (int64_t i = 0; i < n; i++) out[i] = (float)(gate[i] / (1.0 + exp(-(double)gate[i])) * up[i]);
+}
+
+void hl_swiglu_backward_ref(float *dgate, float *dup, const float *gate, const float *up, const float *dout, int64_t n) {
+    for (int64_t i = 0; i < n; i++) {
+        double g = gate[i], sig = 1.0 / (1.0 + exp(-g));
+        dgate[i] = (float)(dout[i] * up[i] * sig * (1.0 + g * (1.0 - sig)));
+        dup[i] = (float)(dout[i] * g * sig);
+    }
+}

@@ -71,7 +71,7 @@ hl_status hl_context_init(const hl_model *m, const hl_context_params *params, hl
     ctx->proj = hl_malloc_array((size_t)(B * wide), sizeof(float));
     ctx->att_scratch = hl_malloc_array((size_t)p.n_threads * (size_t)ctx->n_ctx, sizeof(float));
     ctx->rope_cs = hl_malloc_array((size_t)ctx->n_ctx * (size_t)D, sizeof(float));
-    if (ctx->rope_cs) hl_rope_table(ctx->rope_cs, ctx->n_ctx, D, c->rope_theta); /* bitwise as hl_rope */
+    if (ctx->rope_cs) hl_rope_table(ctx->rope_cs, ctx->n_ctx, D, c->rope_theta);
     if (!ctx->pool || !ctx->kcache || !ctx->vcache || !ctx->x || !ctx->xb || !ctx->q || !ctx->att || !ctx->hb ||
         !ctx->hb2 || !ctx->proj || !ctx->att_scratch || !ctx->rope_cs) {
         hl_context_free(ctx);

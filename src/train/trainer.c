@@ -410,9 +410,9 @@ static void rows_worker(void *arg, int64_t begin, int64_t end, int worker) {
             hl_rmsnorm_backward(j->out + r * W, j->a + r * W, j->b, j->c + r * W, W, eps, j->flag);
             break;
         case OP_ROPE: hl_rope_apply(j->out + r * W, j->heads, t->D, t->rope_cs + (r % t->p.ctx) * t->D, j->flag); break;
-        case OP_SWIGLU: hl_swiglu_vexp(j->out + r * W, j->a + r * W, j->b + r * W, W); break;
+        case OP_SWIGLU: hl_swiglu(j->out + r * W, j->a + r * W, j->b + r * W, W); break;
         case OP_SWIGLU_BWD:
-            hl_swiglu_backward_vexp(j->out + r * W, j->out2 + r * W, j->a + r * W, j->b + r * W, j->c + r * W, W);
+            hl_swiglu_backward(j->out + r * W, j->out2 + r * W, j->a + r * W, j->b + r * W, j->c + r * W, W);
             break;
         case OP_ADD:
             for (int64_t e = 0; e < W; e++) j->out[r * W + e] = j->a[r * W + e] + j->b[r * W + e];
