@@ -100,9 +100,21 @@ hl_status hl_model_init_random_tok(const hl_model_config *cfg, hl_tokenizer *tok
 
 typedef struct hl_context hl_context; /* KV cache, scratch and worker threads */
 
+/* How a context reads the projection weights. PACKED: a copy in 16-row
+ * panels (made once per model by the first context that asks; the file's
+ * pages are then handed back to the page cache), each output a sequential
+ * chain of fused multiply-adds. ROWS: the mmapped row-major weights, each
+ * output a lane-tree dot product (hl_dot). The two differ in the last bits;
+ * each is deterministic and the same batched or token by token, at any
+ * thread count. AUTO: $HYPERLORA_WEIGHTS ("packed" or "rows") when set,
+ * else the faster one for the build: PACKED on AVX2-only builds, ROWS on
+ * AVX-512 builds and on builds without AVX2. */
+typedef enum { HL_WEIGHTS_AUTO = 0, HL_WEIGHTS_PACKED = 1, HL_WEIGHTS_ROWS = 2 } hl_weight_layout;
+
 typedef struct hl_context_params {
     int32_t n_ctx;      /* 0 = the model's seq_len */
     int32_t n_threads;  /* >= 1; results are bit-identical for any value */
+    int32_t weights;    /* hl_weight_layout; 0 = AUTO */
 } hl_context_params;
 
 hl_context_params hl_context_default_params(void);

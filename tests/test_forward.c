@@ -277,6 +277,65 @@ static void test_half_models(const hl_model *gguf) {
     hl_gguf_free(g);
 }
 
+static hl_context *layout_ctx(const hl_model *m, int threads, int32_t layout) {
+    hl_context *ctx;
+    hl_error err = {0};
+    hl_context_params cp = {.n_ctx = 0, .n_threads = threads, .weights = layout};
+    REQUIRE(hl_context_init(m, &cp, &ctx, &err) == HL_OK);
+    return ctx;
+}
+
+/* Both weight layouts, asked for explicitly whatever $HYPERLORA_WEIGHTS
+ * says: packed and row-major agree to the oracle tolerance; packed is the
+ * same batched or token by token and at 1 or 2 threads; handing the file's
+ * pages back after packing leaves the row-major results bitwise unchanged;
+ * a bad layout is refused by name. Uses its own model so that it packs it. */
+static void test_layouts(const int32_t *ids, int T) {
+    hl_error err = {0};
+    hl_model *m = NULL;
+    CHECK_OK(hl_model_load(shared_path(STORIES "stories260K-f32.gguf"), NULL, &m, &err), &err);
+    REQUIRE(m);
+    const int64_t V = hl_model_get_config(m)->vocab_size, n = (int64_t)T * V;
+    float *rows0 = malloc(sizeof(float) * n), *rows1 = malloc(sizeof(float) * n);
+    float *pk = malloc(sizeof(float) * n), *pk1 = malloc(sizeof(float) * n), *pk2 = malloc(sizeof(float) * n);
+    hl_context *r = layout_ctx(m, 1, HL_WEIGHTS_ROWS);
+    CHECK_OK(hl_context_eval(r, ids, T, 0, rows0, 1, &err), &err);
+    hl_context *p1 = layout_ctx(m, 1, HL_WEIGHTS_PACKED), *p2 = layout_ctx(m, 2, HL_WEIGHTS_PACKED);
+    CHECK_OK(hl_context_eval(p1, ids, T, 0, pk, 1, &err), &err);
+    for (int t = 0; t < T; t++) CHECK_OK(hl_context_eval(p1, &ids[t], 1, t, pk1 + (int64_t)t * V, 0, &err), &err);
+    CHECK_OK(hl_context_eval(p2, ids, T, 0, pk2, 1, &err), &err);
+    CHECK_OK(hl_context_eval(r, ids, T, 0, rows1, 1, &err), &err);
+    CHECK_MSG(!memcmp(pk, pk1, sizeof(float) * n), "packed: batched and single-token logits differ");
+    CHECK_MSG(!memcmp(pk, pk2, sizeof(float) * n), "packed: 1-thread and 2-thread logits differ");
+    CHECK_MSG(!memcmp(rows0, rows1, sizeof(float) * n), "row-major logits changed after the model was packed");
+    double d = 0;
+    int differ = 0;
+    for (int64_t i = 0; i < n; i++) {
+        d = fmax(d, fabs((double)pk[i] - rows0[i]));
+        differ += pk[i] != rows0[i];
+    }
+    printf("packed vs row-major logits: max |diff| %.3g (%d of %lld differ)\n", d, differ, (long long)n);
+    CHECK(d < 1e-4);
+    CHECK(differ > 0); /* they are two different summation orders: identical bits would mean one path ran twice */
+    hl_context_free(r);
+    hl_context_free(p1);
+    hl_context_free(p2);
+
+    hl_context *bad = NULL;
+    hl_context_params cp = {.n_threads = 1, .weights = 7};
+    CHECK(hl_context_init(m, &cp, &bad, &err) != HL_OK && !bad && strstr(err.msg, "layout"));
+    const char *was = getenv("HYPERLORA_WEIGHTS");
+    char *saved = was ? strdup(was) : NULL;
+    setenv("HYPERLORA_WEIGHTS", "tiled", 1);
+    cp.weights = HL_WEIGHTS_AUTO;
+    CHECK(hl_context_init(m, &cp, &bad, &err) != HL_OK && !bad && strstr(err.msg, "HYPERLORA_WEIGHTS=tiled"));
+    if (saved) setenv("HYPERLORA_WEIGHTS", saved, 1);
+    else unsetenv("HYPERLORA_WEIGHTS");
+    free(saved);
+    free(rows0); free(rows1); free(pk); free(pk1); free(pk2);
+    hl_model_free(m);
+}
+
 int main(void) {
     hl_error err = {0};
     hl_model *bin = NULL, *gguf = NULL;
@@ -310,6 +369,8 @@ int main(void) {
     d = compare_logits(ctx, &r, &mism);
     printf("llama.cpp logits: max |diff| %.3g, argmax mismatches %d\n", d, mism);
     CHECK(d < 1e-4 && mism == 0);
+
+    test_layouts(r.token_in, 40);
 
     /* Prompt batched vs token by token vs 2 threads: bitwise identical. */
     const hl_model_config *c = hl_model_get_config(gguf);

@@ -174,6 +174,81 @@ static void test_kernels(void) {
     hl_pool_free(pool);
 }
 
+/* The packed-panel kernels: every element of every tile shape (6-token
+ * prompt tiles and their 1..5-token tails, 4-panel and single-panel decode
+ * tiles, the partial last panel, K blocks of 256 and their remainder) is
+ * bitwise hl_dot_seq's chain at 1 and 2 threads; nothing past column O is
+ * written; a three-part group matches too; K = 0 gives zeros. */
+static void test_packed_matmul(void) {
+    hl_rng rng;
+    hl_rng_seed(&rng, 11);
+    hl_pool *pools[2] = {hl_pool_init(1), hl_pool_init(2)};
+    const int64_t Ks[] = {64, 70, 300, 513, 1};
+    const int64_t Os[] = {16, 37, 5, 80};
+    const int64_t Ts[] = {1, 2, 5, 6, 13, 40};
+    for (size_t ki = 0; ki < sizeof Ks / sizeof Ks[0]; ki++)
+        for (size_t oi = 0; oi < sizeof Os / sizeof Os[0]; oi++) {
+            const int64_t K = Ks[ki], O = Os[oi], ld = O + 3, Tmax = 40;
+            float *x = malloc(sizeof(float) * Tmax * K), *w = malloc(sizeof(float) * O * K);
+            float *wp = malloc(sizeof(float) * hl_packed_floats(O, K)), *y = malloc(sizeof(float) * Tmax * ld);
+            for (int64_t i = 0; i < Tmax * K; i++) x[i] = hl_rng_normal(&rng);
+            for (int64_t i = 0; i < O * K; i++) w[i] = hl_rng_normal(&rng);
+            hl_pack_weights(wp, w, O, K);
+            for (size_t ti = 0; ti < sizeof Ts / sizeof Ts[0]; ti++) {
+                const int64_t T = Ts[ti];
+                for (int th = 0; th < 2; th++) {
+                    for (int64_t i = 0; i < Tmax * ld; i++) y[i] = -7.0f;
+                    hl_matmul_packed(pools[th], y, ld, x, wp, T, K, O);
+                    int same = 1, untouched = 1;
+                    for (int64_t t = 0; t < T; t++) {
+                        for (int64_t o = 0; o < O; o++) {
+                            float d = hl_dot_seq(x + t * K, w + o * K, K);
+                            same &= !memcmp(&d, &y[t * ld + o], sizeof d);
+                        }
+                        for (int64_t o = O; o < ld; o++) untouched &= y[t * ld + o] == -7.0f;
+                    }
+                    for (int64_t i = T * ld; i < Tmax * ld; i++) untouched &= y[i] == -7.0f;
+                    CHECK_MSG(same, "packed x·Wᵀ differs from hl_dot_seq (T %lld, K %lld, O %lld, %d threads)",
+                              (long long)T, (long long)K, (long long)O, th + 1);
+                    CHECK_MSG(untouched, "packed x·Wᵀ wrote outside its output (T %lld, O %lld)", (long long)T,
+                              (long long)O);
+                }
+            }
+            free(x); free(w); free(wp); free(y);
+        }
+    /* The three-part group with different row counts per part. */
+    {
+        const int64_t T = 9, K = 33, Op[3] = {21, 16, 50};
+        float *x = malloc(sizeof(float) * T * K), *out = malloc(sizeof(float) * T * 87), *ref = malloc(sizeof(float) * T * 87);
+        float *w[3], *wp[3];
+        for (int64_t i = 0; i < T * K; i++) x[i] = hl_rng_normal(&rng);
+        hl_matmul_part parts[3];
+        int64_t col = 0;
+        for (int i = 0; i < 3; i++) {
+            w[i] = malloc(sizeof(float) * Op[i] * K);
+            wp[i] = malloc(sizeof(float) * hl_packed_floats(Op[i], K));
+            for (int64_t e = 0; e < Op[i] * K; e++) w[i][e] = hl_rng_normal(&rng);
+            hl_pack_weights(wp[i], w[i], Op[i], K);
+            parts[i] = (hl_matmul_part){out + col, 87, wp[i], Op[i]};
+            for (int64_t t = 0; t < T; t++)
+                for (int64_t o = 0; o < Op[i]; o++) ref[t * 87 + col + o] = hl_dot_seq(x + t * K, w[i] + o * K, K);
+            col += Op[i];
+        }
+        hl_matmul_packed_group(pools[1], x, T, K, parts, 3);
+        CHECK_MSG(!memcmp(out, ref, sizeof(float) * T * 87), "packed three-part group differs from hl_dot_seq");
+        for (int i = 0; i < 3; i++) { free(w[i]); free(wp[i]); }
+        free(x); free(out); free(ref);
+    }
+    /* K = 0: an empty sum. */
+    float yz[2 * 5] = {1, 1, 1, 1, 1, 1, 1, 1, 1, 1}, xz[1] = {0}, wz[1] = {0};
+    hl_matmul_packed(pools[0], yz, 5, xz, wz, 2, 0, 5);
+    int zeros = 1;
+    for (int i = 0; i < 10; i++) zeros &= yz[i] == 0.0f;
+    CHECK_MSG(zeros, "packed x·Wᵀ with K = 0 is not zero");
+    hl_pool_free(pools[0]);
+    hl_pool_free(pools[1]);
+}
+
 /* The OpenBLAS products used by training: against the plain references, and
  * bitwise the same at 1 and 2 threads (the tile grid depends on shapes only).
  * Shapes large enough to be cut into several tiles, with ragged edges. */
@@ -455,6 +530,7 @@ static void test_full_mode(void) {
 
 int main(void) {
     test_kernels();
+    test_packed_matmul();
     test_blas_gemm();
     test_attention_train();
     test_rope_table();

@@ -551,6 +551,11 @@ void hl_gguf_free(hl_gguf *g) {
 uint32_t hl_gguf_version(const hl_gguf *g) { return g->version; }
 uint32_t hl_gguf_alignment(const hl_gguf *g) { return g->alignment; }
 const char *hl_gguf_path(const hl_gguf *g) { return g->name; }
+
+void hl_gguf_mapping(const hl_gguf *g, const uint8_t **data, size_t *size) {
+    *data = g->mapped ? g->data : NULL;
+    *size = g->mapped ? g->size : 0;
+}
 int64_t hl_gguf_n_kv(const hl_gguf *g) { return (int64_t)g->n_kv; }
 int64_t hl_gguf_n_tensors(const hl_gguf *g) { return (int64_t)g->n_tensors; }
 

@@ -60,6 +60,8 @@ void hl_gguf_free(hl_gguf *g);
 uint32_t hl_gguf_version(const hl_gguf *g);
 uint32_t hl_gguf_alignment(const hl_gguf *g);
 const char *hl_gguf_path(const hl_gguf *g);
+/* The file mapping of hl_gguf_open (NULL, 0 for hl_gguf_open_memory). */
+void hl_gguf_mapping(const hl_gguf *g, const uint8_t **data, size_t *size);
 
 /* Key/values. Index-based access; find returns -1 when absent. */
 int64_t hl_gguf_n_kv(const hl_gguf *g);

@@ -41,6 +41,20 @@ typedef struct {
     int64_t O;
 } hl_matmul_part;
 void hl_matmul_group(hl_pool *pool, const float *x, int64_t T, int64_t K, const hl_matmul_part *parts, int n);
+/* Packed weights (matmul_packed.c), what AVX2-only builds run inference on:
+ * W (O, K) as ceil(O/16) panels of (K, 16), rows past O zero. Each element is
+ * hl_dot_seq's chain (fused multiply-adds over k in order from zero) in every
+ * tile, batch and thread count, so batched == token by token here too; the
+ * bits differ from hl_matmul's lane-tree order. */
+#define HL_PACK_ROWS 16
+float hl_dot_seq(const float *a, const float *b, int64_t n);
+int64_t hl_packed_floats(int64_t O, int64_t K); /* floats hl_pack_weights writes */
+void hl_pack_weights(float *dst, const float *w, int64_t O, int64_t K);
+/* out (T, O; row stride ldo) = x (T, K) · Wᵀ with W packed; the group form
+ * takes hl_matmul_part entries whose w is packed. Stores, never accumulates. */
+void hl_matmul_packed(hl_pool *pool, float *out, int64_t ldo, const float *x, const float *wp, int64_t T, int64_t K,
+                      int64_t O);
+void hl_matmul_packed_group(hl_pool *pool, const float *x, int64_t T, int64_t K, const hl_matmul_part *parts, int n);
 /* out (T, K) (+)= scale · dy (T, O) · W (O, K): the input gradient of a
  * projection (dX = dY·W, W never transposed or copied). Each element sums
  * over o in order with fused multiply-adds; threads split over K. */

@@ -10,11 +10,37 @@
 #include "util/alloc.h"
 #include "util/error.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 hl_context_params hl_context_default_params(void) {
-    hl_context_params p = {.n_ctx = 0, .n_threads = 1};
+    hl_context_params p = {.n_ctx = 0, .n_threads = 1, .weights = HL_WEIGHTS_AUTO};
     return p;
+}
+
+/* AUTO: $HYPERLORA_WEIGHTS, else whichever prompt kernel is faster on the
+ * build's ISA (s110M pp128 at 2 threads, BENCHMARKS.md): packed on AVX2
+ * (1,242 tok/s against 690 for the 8-lane dot tiles), rows on AVX-512 (the
+ * 16-lane dot tiles: 1,323 against 1,230). */
+static hl_status resolve_layout(int32_t asked, int32_t *out, hl_error *err) {
+    if (asked == HL_WEIGHTS_PACKED || asked == HL_WEIGHTS_ROWS) {
+        *out = asked;
+        return HL_OK;
+    }
+    if (asked != HL_WEIGHTS_AUTO) return hl_fail(err, HL_ERR_INVALID_ARG, "weights: unknown layout %d", asked);
+    const char *env = getenv("HYPERLORA_WEIGHTS");
+    if (env && *env) {
+        if (!strcmp(env, "packed")) *out = HL_WEIGHTS_PACKED;
+        else if (!strcmp(env, "rows")) *out = HL_WEIGHTS_ROWS;
+        else return hl_fail(err, HL_ERR_INVALID_ARG, "HYPERLORA_WEIGHTS=%s: expected \"packed\" or \"rows\"", env);
+        return HL_OK;
+    }
+#if defined(__AVX2__) && defined(__FMA__) && !(defined(__AVX512F__) && defined(__AVX512DQ__))
+    *out = HL_WEIGHTS_PACKED;
+#else
+    *out = HL_WEIGHTS_ROWS;
+#endif
+    return HL_OK;
 }
 
 void hl_context_free(hl_context *ctx) {
@@ -52,6 +78,9 @@ hl_status hl_context_init(const hl_model *m, const hl_context_params *params, hl
     if (p.n_ctx <= 0 || p.n_ctx > c->seq_len) p.n_ctx = c->seq_len;
     if (p.n_threads < 1 || p.n_threads > 256)
         return hl_fail(err, HL_ERR_INVALID_ARG, "threads must be in 1..256 (got %d)", p.n_threads);
+    int32_t layout = HL_WEIGHTS_ROWS;
+    hl_status ls = resolve_layout(p.weights, &layout, err);
+    if (ls != HL_OK) return ls;
     hl_context *ctx = hl_calloc(1, sizeof *ctx);
     if (!ctx) return hl_fail(err, HL_ERR_NOMEM, "out of memory creating a context");
     ctx->m = m;
@@ -77,14 +106,20 @@ hl_status hl_context_init(const hl_model *m, const hl_context_params *params, hl
         hl_context_free(ctx);
         return hl_fail(err, HL_ERR_NOMEM, "out of memory creating a context of %d positions", p.n_ctx);
     }
+    if (layout == HL_WEIGHTS_PACKED && (ls = hl_model_packed(m, ctx->pool, &ctx->packed, err)) != HL_OK) {
+        hl_context_free(ctx);
+        return ls;
+    }
     *out = ctx;
     return HL_OK;
 }
 
 /* out (T, O; row stride ldo) = x (T, K) · Wᵀ, plus every adapter's s·B(A·x) on (layer, target). */
+/* W is row-major, or packed when the context runs on packed weights. */
 static hl_status project_ld(hl_context *ctx, int layer, int target, const float *W, const float *x, float *out,
                             int64_t ldo, int64_t T, int64_t K, int64_t O, hl_error *err) {
-    hl_matmul_strided(ctx->pool, out, ldo, x, W, T, K, O, 1.0f, 0);
+    if (ctx->packed) hl_matmul_packed(ctx->pool, out, ldo, x, W, T, K, O);
+    else hl_matmul_strided(ctx->pool, out, ldo, x, W, T, K, O, 1.0f, 0);
     if (ctx->adapters) return hl_lora_apply(ctx, layer, target, x, out, ldo, T, err);
     return HL_OK;
 }
@@ -97,7 +132,8 @@ static hl_status project(hl_context *ctx, int layer, int target, const float *W,
 /* The projections of one input (q/k/v, or gate/up) as one dispatch, then each target's adapters. */
 static hl_status project_group(hl_context *ctx, int layer, const int *targets, const hl_matmul_part *parts, int n,
                                const float *x, int64_t T, int64_t K, hl_error *err) {
-    hl_matmul_group(ctx->pool, x, T, K, parts, n);
+    if (ctx->packed) hl_matmul_packed_group(ctx->pool, x, T, K, parts, n);
+    else hl_matmul_group(ctx->pool, x, T, K, parts, n);
     for (int i = 0; ctx->adapters && i < n; i++) {
         hl_status s = hl_lora_apply(ctx, layer, targets[i], x, parts[i].out, parts[i].ldo, T, err);
         if (s != HL_OK) return s;
@@ -125,7 +161,14 @@ static hl_status forward_chunk(hl_context *ctx, const int32_t *tokens, int64_t T
     for (int64_t t = 0; t < T; t++) memcpy(ctx->x + t * C, embedding_row(ctx, tokens[t]), C * sizeof(float));
 
     for (int l = 0; l < c->n_layers; l++) {
+        /* The projections come from the packed copy when there is one; the norms always from the model. */
         const hl_layer_weights *w = &m->layers[l];
+        hl_layer_weights pw;
+        if (ctx->packed) {
+            const hl_packed_layer *p = &ctx->packed->layers[l];
+            pw = (hl_layer_weights){w->attn_norm, p->wq, p->wk, p->wv, p->wo, w->ffn_norm, p->w_gate, p->w_up, p->w_down};
+            w = &pw;
+        }
         float *kc = ctx->kcache + (int64_t)l * ctx->n_ctx * kv, *vc = ctx->vcache + (int64_t)l * ctx->n_ctx * kv;
         for (int64_t t = 0; t < T; t++) hl_rmsnorm(ctx->xb + t * C, ctx->x + t * C, w->attn_norm, C, c->norm_eps);
         /* K and V go straight into the cache rows of their positions. */
@@ -155,7 +198,8 @@ static hl_status forward_chunk(hl_context *ctx, const int32_t *tokens, int64_t T
     for (int64_t t = first; t < T; t++) hl_rmsnorm(ctx->xb + t * C, ctx->x + t * C, m->output_norm, C, c->norm_eps);
     /* Base rows (with any output adapter), then the frozen hyperlexeme rows. */
     const int64_t Vb = m->n_vocab_base;
-    s = project_ld(ctx, -1, HL_TARGET_OUTPUT, m->output, ctx->xb + first * C, logits, V, n, C, Vb, err);
+    const float *head = ctx->packed ? ctx->packed->output : m->output;
+    s = project_ld(ctx, -1, HL_TARGET_OUTPUT, head, ctx->xb + first * C, logits, V, n, C, Vb, err);
     if (s == HL_OK && V > Vb)
         hl_matmul_strided(ctx->pool, logits + Vb, V, ctx->xb + first * C, m->extra_out, n, C, V - Vb, 1.0f, 0);
     return s;

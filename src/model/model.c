@@ -73,6 +73,7 @@ void hl_model_free(hl_model *m) {
     }
     for (int i = 0; i < m->n_owned; i++) hl_free(m->owned[i]);
     hl_free(m->owned);
+    hl_model_packed_free(m);
     hl_free(m->layers);
     hl_tokenizer_free(m->tok);
     hl_gguf_free(m->gguf);
@@ -346,6 +347,15 @@ hl_status hl_model_load(const char *path, const char *tokenizer_path, hl_model *
         s = load_llama2c(m, tokenizer_path, err);
     }
     if (s == HL_OK && !m->name && !(m->name = base_name(path))) s = hl_fail(err, HL_ERR_NOMEM, "out of memory");
+    if (s == HL_OK) s = hl_model_packed_init(m, err);
+    if (s == HL_OK && m->gguf) {
+        size_t size;
+        hl_gguf_mapping(m->gguf, &m->map_begin, &size);
+        m->map_end = m->map_begin ? m->map_begin + size : NULL;
+    } else if (s == HL_OK && m->l2c.owns_map) {
+        m->map_begin = m->l2c.map.data;
+        m->map_end = m->l2c.map.data + m->l2c.map.size;
+    }
     if (s != HL_OK) {
         hl_model_free(m);
         return s;
@@ -431,6 +441,7 @@ hl_status hl_model_init_random_tok(const hl_model_config *cfg, hl_tokenizer *tok
     RAND(m->output, V * C, 0.02f);
 #undef RAND
 #undef ONES
+    if (ok && hl_model_packed_init(m, err) != HL_OK) ok = 0;
     if (!ok) {
         hl_model_free(m);
         return hl_fail(err, HL_ERR_NOMEM, "init-model: out of memory");

@@ -4,6 +4,9 @@
 #ifndef HL_MODEL_MODEL_H
 #define HL_MODEL_MODEL_H
 #include "hyperlora.h"
+#include "util/threadpool.h"
+
+#include <pthread.h>
 #include "io/gguf.h"
 #include "io/llama2c.h"
 #include "text/tokenizer.h"
@@ -19,6 +22,21 @@ typedef struct hl_layer_weights {
     const float *w_up;      /* (F, C) */
     const float *w_down;    /* (C, F) */
 } hl_layer_weights;
+
+/* The projection weights in the packed layout (kernels/matmul_packed.c), for
+ * inference. Made once, by the first context that asks, and shared by every
+ * context and lexicon view of the model. */
+typedef struct hl_packed_layer {
+    const float *wq, *wk, *wv, *wo, *w_gate, *w_up, *w_down; /* panels of the (rows, cols) above */
+} hl_packed_layer;
+
+typedef struct hl_packed_weights {
+    pthread_mutex_t lock;
+    int ready;
+    float *storage;          /* one allocation holding every panel */
+    hl_packed_layer *layers; /* [L] */
+    const float *output;     /* panels of output (Vb, C) */
+} hl_packed_weights;
 
 struct hl_model {
     hl_model_config cfg;
@@ -43,7 +61,15 @@ struct hl_model {
     int from_llama2c;
     float **owned;            /* converted tensors */
     int n_owned, cap_owned;
+    const uint8_t *map_begin, *map_end; /* the file mapping the weight views may point into */
+    hl_packed_weights *packed; /* owned by the base model; lexicon views share it */
 };
+
+/* The packed weights of m, made on first use with pool's threads. */
+hl_status hl_model_packed(const hl_model *m, hl_pool *pool, const hl_packed_weights **out, hl_error *err);
+/* The empty cache every model gets when it is created, and its release. */
+hl_status hl_model_packed_init(hl_model *m, hl_error *err);
+void hl_model_packed_free(hl_model *m);
 
 /* Views of one projection's weight by target, for LoRA hooks. */
 const float *hl_model_weight(const hl_model *m, int layer, int target, int64_t *rows, int64_t *cols);

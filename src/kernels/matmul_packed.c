@@ -1,0 +1,228 @@
+/* matmul_packed.c: x·Wᵀ from weights repacked into 16-row panels, the
+ * layout AVX2-only builds use for inference.
+ *
+ * hl_matmul's dot form keeps W row-major and sums 8 lanes of k in a tree. On
+ * 8-lane AVX2 that form fits only 4 rows × 3 tokens of accumulators in the 16
+ * ymm registers, and the prompt loses to a packed outer-product kernel
+ * (measured on one Zen 5 core at -march=znver3: 95–100 GFLOP/s against 116).
+ * Here W (O, K) is stored as ceil(O/16) panels of (K, 16): row o of k sits at
+ * panel o/16, offset k·16 + o%16, and rows past O are zero. One k step loads
+ * two ymm of a panel, broadcasts x[t][k] and does one FMA per output, so a
+ * tile of 16 rows × 6 tokens holds 12 accumulators and reuses each load 6
+ * times.
+ *
+ * The canonical order here is the plain sequential one (hl_dot_seq): each
+ * element is a chain of fused multiply-adds over k = 0, 1, ..., K-1 starting
+ * from zero. Prompt tiles (K cut into blocks whose partial sums pass through
+ * the output, exactly as the chain would carry them) and decode tiles (four
+ * panels × one token) run that same chain, so a token's result is bitwise the
+ * same whether it is batched or alone, at any thread count. */
+#include "kernels/kernels.h"
+
+#include <math.h>
+#include <string.h>
+#if defined(__AVX2__) && defined(__FMA__)
+#include <immintrin.h>
+#define HL_PACKED_SIMD 1
+#endif
+
+#define PANEL HL_PACK_ROWS
+#define TOKENS 6    /* tokens per prompt tile: 12 ymm accumulators */
+#define DECODE_PANELS 4 /* panels per one-token tile: 8 independent chains */
+#define K_BLOCK 256 /* a panel's K_BLOCK × 16 slice (16 KiB) stays in L1 over all token tiles */
+
+float hl_dot_seq(const float *a, const float *b, int64_t n) {
+    float s = 0.0f;
+    for (int64_t k = 0; k < n; k++) s = fmaf(a[k], b[k], s);
+    return s;
+}
+
+int64_t hl_packed_floats(int64_t O, int64_t K) { return (O + PANEL - 1) / PANEL * PANEL * K; }
+
+void hl_pack_weights(float *dst, const float *w, int64_t O, int64_t K) {
+    int64_t n_panels = (O + PANEL - 1) / PANEL;
+    for (int64_t p = 0; p < n_panels; p++) {
+        float *panel = dst + p * PANEL * K; /* (K, 16) */
+        for (int r = 0; r < PANEL; r++) {
+            int64_t o = p * PANEL + r;
+            if (o < O)
+                for (int64_t k = 0; k < K; k++) panel[k * PANEL + r] = w[o * K + k];
+            else
+                for (int64_t k = 0; k < K; k++) panel[k * PANEL + r] = 0.0f;
+        }
+    }
+}
+
+/* out (C tokens × 16; row stride ldo) = chain over n steps of k, starting
+ * from the values already in out (load) or from zero. wp: panel at the first
+ * k; x: token 0 at the first k, row stride ldx. */
+#ifdef HL_PACKED_SIMD
+static inline __attribute__((always_inline)) void prompt_tile(const float *wp, const float *x, int64_t ldx,
+                                                              int64_t n, float *out, int64_t ldo, int load,
+                                                              const float *pf, const int C) {
+    __m256 a[TOKENS][2];
+    for (int c = 0; c < C; c++) {
+        a[c][0] = load ? _mm256_loadu_ps(out + c * ldo) : _mm256_setzero_ps();
+        a[c][1] = load ? _mm256_loadu_ps(out + c * ldo + 8) : _mm256_setzero_ps();
+    }
+    for (int64_t k = 0; k < n; k++) {
+        __m256 w0 = _mm256_loadu_ps(wp + k * PANEL), w1 = _mm256_loadu_ps(wp + k * PANEL + 8);
+        if (pf) _mm_prefetch((const char *)(pf + k * PANEL), _MM_HINT_T0);
+        for (int c = 0; c < C; c++) {
+            __m256 b = _mm256_broadcast_ss(x + c * ldx + k);
+            a[c][0] = _mm256_fmadd_ps(w0, b, a[c][0]);
+            a[c][1] = _mm256_fmadd_ps(w1, b, a[c][1]);
+        }
+    }
+    for (int c = 0; c < C; c++) {
+        _mm256_storeu_ps(out + c * ldo, a[c][0]);
+        _mm256_storeu_ps(out + c * ldo + 8, a[c][1]);
+    }
+}
+
+/* One token, P consecutive panels (panel stride ps), the whole K from zero:
+ * out[16·i .. 16·i+15] for panel i. */
+static inline __attribute__((always_inline)) void decode_tile(const float *wp, int64_t ps, const float *x, int64_t K,
+                                                              float *out, const int P) {
+    __m256 a[DECODE_PANELS][2];
+    for (int p = 0; p < P; p++) a[p][0] = a[p][1] = _mm256_setzero_ps();
+    for (int64_t k = 0; k < K; k++) {
+        __m256 b = _mm256_broadcast_ss(x + k);
+        for (int p = 0; p < P; p++) {
+            a[p][0] = _mm256_fmadd_ps(_mm256_loadu_ps(wp + p * ps + k * PANEL), b, a[p][0]);
+            a[p][1] = _mm256_fmadd_ps(_mm256_loadu_ps(wp + p * ps + k * PANEL + 8), b, a[p][1]);
+        }
+    }
+    for (int p = 0; p < P; p++) {
+        _mm256_storeu_ps(out + p * PANEL, a[p][0]);
+        _mm256_storeu_ps(out + p * PANEL + 8, a[p][1]);
+    }
+}
+#else
+/* Scalar builds: the same chains, one element at a time. */
+static void prompt_tile(const float *wp, const float *x, int64_t ldx, int64_t n, float *out, int64_t ldo, int load,
+                        const float *pf, const int C) {
+    (void)pf;
+    for (int c = 0; c < C; c++)
+        for (int r = 0; r < PANEL; r++) {
+            float s = load ? out[c * ldo + r] : 0.0f;
+            for (int64_t k = 0; k < n; k++) s = fmaf(wp[k * PANEL + r], x[c * ldx + k], s);
+            out[c * ldo + r] = s;
+        }
+}
+
+static void decode_tile(const float *wp, int64_t ps, const float *x, int64_t K, float *out, const int P) {
+    for (int p = 0; p < P; p++) prompt_tile(wp + p * ps, x, K, K, out + p * PANEL, PANEL, 0, NULL, 1);
+}
+#endif
+
+/* Token tiles of up to 6 over T tokens, each call with a constant count. The
+ * first tile pulls the next panel's slice (pf, or NULL) into the cache one
+ * line per k step: streaming weights from memory, the hardware prefetcher
+ * alone stalled the first tile of every slice (≈20% of a prompt on s110M). */
+static inline void prompt_tiles(const float *wp, const float *x, int64_t K, int64_t T, int64_t n, float *out,
+                                int64_t ldo, int load, const float *pf) {
+    int64_t t = 0;
+    if (T >= TOKENS) {
+        prompt_tile(wp, x, K, n, out, ldo, load, pf, TOKENS);
+        t = TOKENS;
+    }
+    for (; t + TOKENS <= T; t += TOKENS) prompt_tile(wp, x + t * K, K, n, out + t * ldo, ldo, load, NULL, TOKENS);
+    switch (T - t) {
+    case 5: prompt_tile(wp, x + t * K, K, n, out + t * ldo, ldo, load, NULL, 5); break;
+    case 4: prompt_tile(wp, x + t * K, K, n, out + t * ldo, ldo, load, NULL, 4); break;
+    case 3: prompt_tile(wp, x + t * K, K, n, out + t * ldo, ldo, load, NULL, 3); break;
+    case 2: prompt_tile(wp, x + t * K, K, n, out + t * ldo, ldo, load, NULL, 2); break;
+    case 1: prompt_tile(wp, x + t * K, K, n, out + t * ldo, ldo, load, NULL, 1); break;
+    default: break;
+    }
+}
+
+typedef struct {
+    float *out;
+    int64_t ldo;
+    const float *wp; /* packed */
+    int64_t O;
+} part;
+
+typedef struct {
+    const float *x;
+    int64_t T, K;
+    part parts[HL_MATMUL_MAX_PARTS];
+    int64_t first_panel[HL_MATMUL_MAX_PARTS + 1];
+    int n;
+} packed_job;
+
+/* Panels [p0, p1) of one part. A full panel writes its 16 columns of out in
+ * place; the last, partial one (O % 16 rows) goes through a T×16 buffer one
+ * token tile at a time so that nothing past column O is written. */
+static void part_panels(const packed_job *j, const part *pt, int64_t p0, int64_t p1) {
+    const int64_t T = j->T, K = j->K, ps = PANEL * K;
+    int64_t full_end = pt->O / PANEL; /* panels [0, full_end) are full */
+    int64_t f1 = p1 < full_end ? p1 : full_end;
+    if (K == 0) { /* an empty sum */
+        for (int64_t t = 0; t < T; t++) {
+            int64_t c1 = p1 * PANEL < pt->O ? p1 * PANEL : pt->O;
+            memset(pt->out + t * pt->ldo + p0 * PANEL, 0, (size_t)(c1 - p0 * PANEL) * sizeof(float));
+        }
+        return;
+    }
+    if (T == 1) {
+        float tmp[DECODE_PANELS * PANEL];
+        int64_t p = p0;
+        for (; p + DECODE_PANELS <= f1; p += DECODE_PANELS)
+            decode_tile(pt->wp + p * ps, ps, j->x, K, pt->out + p * PANEL, DECODE_PANELS);
+        for (; p < f1; p++) decode_tile(pt->wp + p * ps, ps, j->x, K, pt->out + p * PANEL, 1);
+        if (p < p1) { /* the partial panel */
+            decode_tile(pt->wp + p * ps, ps, j->x, K, tmp, 1);
+            memcpy(pt->out + p * PANEL, tmp, (size_t)(pt->O - p * PANEL) * sizeof(float));
+        }
+        return;
+    }
+    for (int64_t k0 = 0; k0 < K; k0 += K_BLOCK) {
+        int64_t n = K - k0 < K_BLOCK ? K - k0 : K_BLOCK;
+        for (int64_t p = p0; p < f1; p++)
+            prompt_tiles(pt->wp + p * ps + k0 * PANEL, j->x + k0, K, T, n, pt->out + p * PANEL, pt->ldo, k0 > 0,
+                         p + 1 < f1 ? pt->wp + (p + 1) * ps + k0 * PANEL : NULL);
+    }
+    if (f1 < p1) {
+        float tmp[TOKENS * PANEL];
+        int64_t p = f1, cols = pt->O - p * PANEL;
+        for (int64_t t = 0; t < T; t += TOKENS) {
+            int64_t c = T - t < TOKENS ? T - t : TOKENS;
+            prompt_tiles(pt->wp + p * ps, j->x + t * K, K, c, K, tmp, PANEL, 0, NULL);
+            for (int64_t i = 0; i < c; i++)
+                memcpy(pt->out + (t + i) * pt->ldo + p * PANEL, tmp + i * PANEL, (size_t)cols * sizeof(float));
+        }
+    }
+}
+
+static void packed_panels(void *arg, int64_t begin, int64_t end, int worker) {
+    (void)worker;
+    const packed_job *j = arg;
+    for (int i = 0; i < j->n; i++) {
+        int64_t b = begin > j->first_panel[i] ? begin : j->first_panel[i];
+        int64_t e = end < j->first_panel[i + 1] ? end : j->first_panel[i + 1];
+        if (b < e) part_panels(j, &j->parts[i], b - j->first_panel[i], e - j->first_panel[i]);
+    }
+}
+
+void hl_matmul_packed_group(hl_pool *pool, const float *x, int64_t T, int64_t K, const hl_matmul_part *parts, int n) {
+    packed_job j = {.x = x, .T = T, .K = K, .n = n < HL_MATMUL_MAX_PARTS ? n : HL_MATMUL_MAX_PARTS};
+    int64_t panels = 0, rows = 0;
+    for (int i = 0; i < j.n; i++) {
+        j.parts[i] = (part){parts[i].out, parts[i].ldo, parts[i].w, parts[i].O};
+        j.first_panel[i] = panels;
+        panels += (parts[i].O + PANEL - 1) / PANEL;
+        rows += parts[i].O;
+    }
+    j.first_panel[j.n] = panels;
+    if (T * K * rows < 32768) pool = NULL; /* not worth waking workers */
+    hl_pool_for(pool, panels, 1, packed_panels, &j);
+}
+
+void hl_matmul_packed(hl_pool *pool, float *out, int64_t ldo, const float *x, const float *wp, int64_t T, int64_t K,
+                      int64_t O) {
+    hl_matmul_part p = {out, ldo, wp, O};
+    hl_matmul_packed_group(pool, x, T, K, &p, 1);
+}
