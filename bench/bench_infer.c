@@ -38,6 +38,7 @@ typedef struct config {
     char variant[32];    /* "base", "merged", "lora x1", ... */
     int threads;
     int is_pp;
+    const char *weights; /* "packed" or "rows": the layout the context runs on */
     int all_logits;      /* pp: logits of every prompt token (the LM head runs on all of them) */
     hl_context *ctx;
     const hl_adapter *const *adapters;
@@ -53,12 +54,13 @@ typedef struct opts {
     const char *model, *name, *json, *workdir;
     int runs, pp, tg, prompt, rank, adapters, adapter_threads;
     int threads[8], n_threads;
+    int layouts[2], n_layouts; /* hl_weight_layout of the speed configurations */
 } opts;
 
 static void usage(void) {
     printf("usage: bench_infer -m MODEL.gguf [--name LABEL] [--runs N] [--threads 1,2] [--pp 128] [--tg 64]\n"
            "                   [--prompt 8] [--adapters] [--adapter-threads 2] [--rank 16] [--workdir DIR]\n"
-           "                   [--json FILE]\n");
+           "                   [--weights auto|packed|rows|packed,rows] [--json FILE]\n");
 }
 
 static int parse_threads(const char *s, opts *o) {
@@ -79,6 +81,8 @@ static int parse(int argc, char **argv, opts *o) {
     o->threads[0] = 1;
     o->threads[1] = 2;
     o->n_threads = 2;
+    o->layouts[0] = HL_WEIGHTS_AUTO;
+    o->n_layouts = 1;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -104,6 +108,19 @@ static int parse(int argc, char **argv, opts *o) {
         else if (!strcmp(a, "--prompt")) o->prompt = atoi(v);
         else if (!strcmp(a, "--rank")) o->rank = atoi(v);
         else if (!strcmp(a, "--adapter-threads")) o->adapter_threads = atoi(v);
+        else if (!strcmp(a, "--weights")) {
+            if (!strcmp(v, "auto")) o->layouts[0] = HL_WEIGHTS_AUTO, o->n_layouts = 1;
+            else if (!strcmp(v, "packed")) o->layouts[0] = HL_WEIGHTS_PACKED, o->n_layouts = 1;
+            else if (!strcmp(v, "rows")) o->layouts[0] = HL_WEIGHTS_ROWS, o->n_layouts = 1;
+            else if (!strcmp(v, "packed,rows")) {
+                o->layouts[0] = HL_WEIGHTS_PACKED;
+                o->layouts[1] = HL_WEIGHTS_ROWS;
+                o->n_layouts = 2;
+            } else {
+                fprintf(stderr, "bench_infer: bad --weights \"%s\"\n", v);
+                return 0;
+            }
+        }
         else if (!strcmp(a, "--threads")) {
             if (!parse_threads(v, o)) {
                 fprintf(stderr, "bench_infer: bad --threads \"%s\"\n", v);
@@ -282,24 +299,26 @@ int main(int argc, char **argv) {
     int nc = 0;
     hl_context *ctxs[16];
     int nctx = 0;
-    for (int ti = 0; ti < o.n_threads; ti++) {
-        hl_context_params p = {.n_ctx = need, .n_threads = o.threads[ti]};
-        hl_context *ctx = NULL;
-        if (hl_context_init(m, &p, &ctx, &err) != HL_OK) die("context", &err);
-        ctxs[nctx++] = ctx;
-        cfg[nc] = (config){.threads = o.threads[ti], .is_pp = 1, .ctx = ctx};
-        snprintf(cfg[nc].test, sizeof cfg[nc].test, "pp%d", o.pp);
-        snprintf(cfg[nc].variant, sizeof cfg[nc].variant, "base");
-        nc++;
-        cfg[nc] = (config){.threads = o.threads[ti], .is_pp = 1, .all_logits = 1, .ctx = ctx};
-        snprintf(cfg[nc].test, sizeof cfg[nc].test, "pp%d", o.pp);
-        snprintf(cfg[nc].variant, sizeof cfg[nc].variant, "all logits");
-        nc++;
-        cfg[nc] = (config){.threads = o.threads[ti], .is_pp = 0, .ctx = ctx};
-        snprintf(cfg[nc].test, sizeof cfg[nc].test, "tg%d", o.tg);
-        snprintf(cfg[nc].variant, sizeof cfg[nc].variant, "base");
-        nc++;
-    }
+    for (int li = 0; li < o.n_layouts; li++)
+        for (int ti = 0; ti < o.n_threads; ti++) {
+            hl_context_params p = {.n_ctx = need, .n_threads = o.threads[ti], .weights = o.layouts[li]};
+            hl_context *ctx = NULL;
+            if (hl_context_init(m, &p, &ctx, &err) != HL_OK) die("context", &err);
+            ctxs[nctx++] = ctx;
+            const char *w = hl_context_weight_layout(ctx) == HL_WEIGHTS_PACKED ? "packed" : "rows";
+            cfg[nc] = (config){.threads = o.threads[ti], .is_pp = 1, .ctx = ctx, .weights = w};
+            snprintf(cfg[nc].test, sizeof cfg[nc].test, "pp%d", o.pp);
+            snprintf(cfg[nc].variant, sizeof cfg[nc].variant, "base");
+            nc++;
+            cfg[nc] = (config){.threads = o.threads[ti], .is_pp = 1, .all_logits = 1, .ctx = ctx, .weights = w};
+            snprintf(cfg[nc].test, sizeof cfg[nc].test, "pp%d", o.pp);
+            snprintf(cfg[nc].variant, sizeof cfg[nc].variant, "all logits");
+            nc++;
+            cfg[nc] = (config){.threads = o.threads[ti], .is_pp = 0, .ctx = ctx, .weights = w};
+            snprintf(cfg[nc].test, sizeof cfg[nc].test, "tg%d", o.tg);
+            snprintf(cfg[nc].variant, sizeof cfg[nc].variant, "base");
+            nc++;
+        }
 
     hl_model *merged = NULL;
     hl_adapter *ad[4] = {0};
@@ -327,8 +346,10 @@ int main(int argc, char **argv) {
         const char *names[] = {"no adapter", "merged", "unmerged x1", "unmerged x2", "unmerged x4"};
         const int counts[] = {0, 0, 1, 2, 4};
         for (int k = 0; k < 5; k++) {
-            cfg[nc] = (config){.threads = o.adapter_threads, .is_pp = 0, .ctx = k == 1 ? merged_ctx : base_ctx,
-                               .adapters = set, .n_adapters = counts[k]};
+            hl_context *cx = k == 1 ? merged_ctx : base_ctx;
+            cfg[nc] = (config){.threads = o.adapter_threads, .is_pp = 0, .ctx = cx, .adapters = set,
+                               .n_adapters = counts[k],
+                               .weights = hl_context_weight_layout(cx) == HL_WEIGHTS_PACKED ? "packed" : "rows"};
             snprintf(cfg[nc].test, sizeof cfg[nc].test, "tg%d", o.tg);
             snprintf(cfg[nc].variant, sizeof cfg[nc].variant, "%s", names[k]);
             nc++;
@@ -370,8 +391,8 @@ int main(int argc, char **argv) {
     printf("\n%s  (dim %d, layers %d, ffn %d, vocab %d; %.0f MB of weights read per decoded token; "
            "median of %d runs; load1 %.2f -> %.2f)\n",
            o.name, mc->dim, mc->n_layers, mc->hidden_dim, V, wbytes / 1e6, o.runs, load0, load1);
-    printf("%-6s %-12s %7s %12s %20s %12s %10s %12s %14s\n", "test", "variant", "threads", "tok/s", "min-max",
-           "weight GB/s", "vs base", "other cores", "of read GB/s");
+    printf("%-6s %-12s %-7s %7s %12s %20s %12s %10s %12s %14s\n", "test", "variant", "weights", "threads", "tok/s",
+           "min-max", "weight GB/s", "vs base", "other cores", "of read GB/s");
     for (int c = 0; c < nc; c++) {
         config *x = &cfg[c];
         double med = bench_median(x->tok_s, x->n), lo = bench_min(x->tok_s, x->n), hi = bench_max(x->tok_s, x->n);
@@ -401,14 +422,14 @@ int main(int argc, char **argv) {
         char rf[32];
         if (isnan(fr)) snprintf(rf, sizeof rf, "-");
         else snprintf(rf, sizeof rf, "%.0f%% of %.1f", 100 * fr, rd);
-        printf("%-6s %-12s %7d %12.1f %20s %12s %10s %12s %14s\n", x->test, x->variant, x->threads, med, range, gb, ov, oc,
-               rf);
+        printf("%-6s %-12s %-7s %7d %12.1f %20s %12s %10s %12s %14s\n", x->test, x->variant, x->weights, x->threads, med,
+               range, gb, ov, oc, rf);
         if (js) {
             fprintf(js,
-                    "{\"bench\":\"infer\",\"model\":\"%s\",\"test\":\"%s\",\"variant\":\"%s\",\"section\":\"%s\","
-                    "\"threads\":%d,\"adapters\":%d,\"rank\":%d,\"tok_s\":%.3f,\"tok_s_min\":%.3f,\"tok_s_max\":%.3f,"
+                    "{\"bench\":\"infer\",\"model\":\"%s\",\"test\":\"%s\",\"variant\":\"%s\",\"weights\":\"%s\","
+                    "\"section\":\"%s\",\"threads\":%d,\"adapters\":%d,\"rank\":%d,\"tok_s\":%.3f,\"tok_s_min\":%.3f,\"tok_s_max\":%.3f,"
                     "\"runs\":%d,\"run_tok_s\":[",
-                    o.name, x->test, x->variant, is_adapter_cfg ? "adapter" : "speed", x->threads, x->n_adapters,
+                    o.name, x->test, x->variant, x->weights, is_adapter_cfg ? "adapter" : "speed", x->threads, x->n_adapters,
                     o.rank, med, lo, hi, x->n);
             for (int r = 0; r < x->n; r++) fprintf(js, "%s%.3f", r ? "," : "", x->tok_s[r]);
             fprintf(js, "],\"decode_overhead\":");

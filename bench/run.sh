@@ -22,7 +22,12 @@
 #                    BENCH_MAX_OTHER cores (default 0.25) during its timed part;
 #                    every attempt is kept in the results, flagged clean or not;
 #   BENCH_PROFILE=1  also record perf profiles (decode and a training step)
-#                    into bench/out/profile-*.txt.
+#                    into bench/out/profile-*.txt;
+#   BENCH_AVX2=1     also build an AVX2-only copy (-march=x86-64-v3, no
+#                    AVX-512: the issues' machine class) in build-avx2/ and run
+#                    the s15M (and, with BENCH_FULL, s110M) inference there
+#                    (default: on with BENCH_FULL when the CPU has AVX2).
+# s15M and s110M inference run in both weight layouts (packed, rows).
 # Everything generated goes to bench/out/ (random models, merged models, the
 # JSONL results and a log); results.jsonl and summary.md are the latest run's.
 set -euo pipefail
@@ -37,6 +42,7 @@ S260K="$SHARED/models/stories260K/stories260K-f32.gguf"
 PEER_PY="$SHARED/bench/bench.py"
 FULL=${BENCH_FULL:-0}
 PEER=${BENCH_PEER:-0}
+if grep -qw avx2 /proc/cpuinfo 2>/dev/null; then AVX2=${BENCH_AVX2:-$FULL}; else AVX2=0; fi
 RUNS=${BENCH_RUNS:-5}
 STEPS=${BENCH_STEPS:-5}
 if [ "$FULL" = 1 ]; then ROUNDS=${BENCH_ROUNDS:-3}; else ROUNDS=${BENCH_ROUNDS:-1}; fi
@@ -182,10 +188,23 @@ fi
 say "inference: stories260K"
 run_infer -m "$S260K" --name stories260K --runs "$RUNS" --threads 1,2 --adapters --workdir "$OUT"
 say "inference: s15M"
-run_infer -m "$S15M" --name s15M --runs "$RUNS" --threads 1,2 --adapters --workdir "$OUT"
+run_infer -m "$S15M" --name s15M --runs "$RUNS" --threads 1,2 --weights packed,rows --adapters --workdir "$OUT"
 if [ "$FULL" = 1 ]; then
     say "inference: s110M"
-    run_infer -m "$S110M" --name s110M --runs "$RUNS" --threads 1,2 --adapters --workdir "$OUT"
+    run_infer -m "$S110M" --name s110M --runs "$RUNS" --threads 1,2 --weights packed,rows --adapters --workdir "$OUT"
+fi
+if [ "$AVX2" = 1 ]; then
+    AVX2_BUILD="$ROOT/build-avx2"
+    say "inference, AVX2-only build ($AVX2_BUILD)"
+    cmake -S "$ROOT" -B "$AVX2_BUILD" -DCMAKE_BUILD_TYPE=Release -DHL_NATIVE=OFF -DCMAKE_C_FLAGS=-march=x86-64-v3 >/dev/null
+    cmake --build "$AVX2_BUILD" -j "$(nproc)" --target bench_infer >/dev/null
+    AVX2_MODELS=("s15M $S15M")
+    if [ "$FULL" = 1 ]; then AVX2_MODELS+=("s110M $S110M"); fi
+    for spec in "${AVX2_MODELS[@]}"; do
+        read -r name path <<<"$spec"
+        attempts other_cores "$AVX2_BUILD/bench_infer" -m "$path" --name "$name (AVX2 build)" --runs "$RUNS" \
+            --threads 2 --weights packed,rows --json "$TMPJ"
+    done
 fi
 
 # ---------------------------------------------------------------- training

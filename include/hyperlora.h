@@ -126,6 +126,8 @@ void hl_context_free(hl_context *ctx);
 hl_status hl_context_eval(hl_context *ctx, const int32_t *tokens, int32_t n, int32_t pos,
                           float *logits, int all_logits, hl_error *err);
 int32_t hl_context_n_ctx(const hl_context *ctx);
+/* The layout the context runs on (PACKED or ROWS; AUTO resolved). */
+hl_weight_layout hl_context_weight_layout(const hl_context *ctx);
 
 /* Mute scenes: raw input vectors (n, C), borrowed. A token id of -k-1 in
  * hl_context_eval feeds vector k straight into the input embeddings. */

@@ -64,6 +64,10 @@ void hl_context_free(hl_context *ctx) {
 
 int32_t hl_context_n_ctx(const hl_context *ctx) { return ctx->n_ctx; }
 
+hl_weight_layout hl_context_weight_layout(const hl_context *ctx) {
+    return ctx->packed ? HL_WEIGHTS_PACKED : HL_WEIGHTS_ROWS;
+}
+
 hl_status hl_context_set_scene_vectors(hl_context *ctx, const float *vectors, int32_t n, hl_error *err) {
     if (n < 0) return hl_fail(err, HL_ERR_INVALID_ARG, "negative scene vector count");
     ctx->scene_vectors = vectors;
