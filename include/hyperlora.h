@@ -107,8 +107,8 @@ typedef struct hl_context hl_context; /* KV cache, scratch and worker threads */
  * output a lane-tree dot product (hl_dot). The two differ in the last bits;
  * each is deterministic and the same batched or token by token, at any
  * thread count. AUTO: $HYPERLORA_WEIGHTS ("packed" or "rows") when set,
- * else the faster one for the build: PACKED on AVX2-only builds, ROWS on
- * AVX-512 builds and on builds without AVX2. */
+ * else PACKED on AVX2 and AVX-512 builds (the faster one there), ROWS on
+ * builds without AVX2. */
 typedef enum { HL_WEIGHTS_AUTO = 0, HL_WEIGHTS_PACKED = 1, HL_WEIGHTS_ROWS = 2 } hl_weight_layout;
 
 typedef struct hl_context_params {

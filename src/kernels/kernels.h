@@ -41,7 +41,7 @@ typedef struct {
     int64_t O;
 } hl_matmul_part;
 void hl_matmul_group(hl_pool *pool, const float *x, int64_t T, int64_t K, const hl_matmul_part *parts, int n);
-/* Packed weights (matmul_packed.c), what AVX2-only builds run inference on:
+/* Packed weights (matmul_packed.c), what SIMD builds run inference on:
  * W (O, K) as ceil(O/16) panels of (K, 16), rows past O zero. Each element is
  * hl_dot_seq's chain (fused multiply-adds over k in order from zero) in every
  * tile, batch and thread count, so batched == token by token here too; the

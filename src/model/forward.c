@@ -18,10 +18,9 @@ hl_context_params hl_context_default_params(void) {
     return p;
 }
 
-/* AUTO: $HYPERLORA_WEIGHTS, else whichever prompt kernel is faster on the
- * build's ISA (s110M pp128 at 2 threads, BENCHMARKS.md): packed on AVX2
- * (1,242 tok/s against 690 for the 8-lane dot tiles), rows on AVX-512 (the
- * 16-lane dot tiles: 1,323 against 1,230). */
+/* AUTO: $HYPERLORA_WEIGHTS, else packed wherever the packed kernels are
+ * vectorised: s110M pp128 at 2 threads (BENCHMARKS.md) went from 690 to
+ * 1,242 tok/s on AVX2 and from 1,301 to 1,662 on AVX-512. */
 static hl_status resolve_layout(int32_t asked, int32_t *out, hl_error *err) {
     if (asked == HL_WEIGHTS_PACKED || asked == HL_WEIGHTS_ROWS) {
         *out = asked;
@@ -35,7 +34,7 @@ static hl_status resolve_layout(int32_t asked, int32_t *out, hl_error *err) {
         else return hl_fail(err, HL_ERR_INVALID_ARG, "HYPERLORA_WEIGHTS=%s: expected \"packed\" or \"rows\"", env);
         return HL_OK;
     }
-#if defined(__AVX2__) && defined(__FMA__) && !(defined(__AVX512F__) && defined(__AVX512DQ__))
+#if defined(__AVX2__) && defined(__FMA__)
     *out = HL_WEIGHTS_PACKED;
 #else
     *out = HL_WEIGHTS_ROWS;
