@@ -127,9 +127,9 @@ int cmd_generate(int argc, char **argv) {
     clock_gettime(CLOCK_MONOTONIC, &t1);
     printf("\n");
     double secs = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
-    fprintf(stderr, "hyperlora generate: %zu prompt + %d generated tokens in %.3f s (%.1f tok/s), %ld thread%s\n",
-            n_ids, produced, secs, secs > 0 ? (double)(produced + (int32_t)n_ids) / secs : 0.0, threads,
-            threads == 1 ? "" : "s");
+    fprintf(stderr, "hyperlora generate: %zu prompt + %d generated tokens in %.3f s (%.1f tok/s), %ld thread%s, "
+            "%s weights\n", n_ids, produced, secs, secs > 0 ? (double)(produced + (int32_t)n_ids) / secs : 0.0, threads,
+            threads == 1 ? "" : "s", hl_context_weight_layout(ctx) == HL_WEIGHTS_PACKED ? "packed" : "row-major");
     rc = 0;
     goto done;
 fail:
