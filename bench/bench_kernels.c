@@ -11,7 +11,10 @@
  * faster.
  *
  *   bench_kernels --shape s15M|s110M [--batch 4] [--ctx 256] [--threads 2] [--rank 8] [--runs 5]
- *                 [--decode-rank 16] [--pos 40]
+ *                 [--decode-rank 16] [--decode-weights packed|rows] [--pos 40]
+ *
+ * Decode's matrix-vector products use the packed layout unless
+ * --decode-weights rows (hl_weight_layout in include/hyperlora.h).
  */
 #include "kernels/kernels.h"
 #include "util/threadpool.h"
@@ -173,16 +176,22 @@ static void c_elementwise_layer(void *a) {
     hl_pool_for(e->pool, e->rows, 16, elementwise_rows, e);
 }
 
-/* n distinct (O, K) matrices times one vector each, as a decode step walks the layers. */
+/* n distinct (O, K) matrices times one vector each, as a decode step walks
+ * the layers; in the packed layout (inference's default on SIMD builds) or
+ * row-major. w holds n matrices of hl_packed_floats(O, K) floats either way. */
 typedef struct mv_set {
     hl_pool *pool;
     float *w, *x, *y;
     int64_t K, O;
-    int n;
+    int n, packed;
 } mv_set;
 static void c_matvec_set(void *a) {
     mv_set *m = a;
-    for (int i = 0; i < m->n; i++) hl_matmul(m->pool, m->y, m->x, m->w + (int64_t)i * m->K * m->O, 1, m->K, m->O);
+    const int64_t stride = hl_packed_floats(m->O, m->K);
+    for (int i = 0; i < m->n; i++) {
+        if (m->packed) hl_matmul_packed(m->pool, m->y, m->O, m->x, m->w + i * stride, 1, m->K, m->O);
+        else hl_matmul(m->pool, m->y, m->x, m->w + i * stride, 1, m->K, m->O);
+    }
 }
 
 static void nop_chunk(void *arg, int64_t b, int64_t e, int worker) {
@@ -240,6 +249,7 @@ static void print_table(const char *title, double measured, const char *unit) {
 int main(int argc, char **argv) {
     const char *shape_name = "s15M";
     int64_t batch = 4, ctx = 256, rank = 8, dec_rank = 16, pos = 40;
+    int dec_packed = 1;
     int threads = 2;
     double measured_step = 0, measured_token = 0;
     for (int i = 1; i + 1 < argc; i += 2) {
@@ -250,6 +260,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--threads")) threads = atoi(v);
         else if (!strcmp(a, "--rank")) rank = atoi(v);
         else if (!strcmp(a, "--decode-rank")) dec_rank = atoi(v);
+        else if (!strcmp(a, "--decode-weights")) dec_packed = strcmp(v, "rows") != 0;
         else if (!strcmp(a, "--pos")) pos = atoi(v);
         else if (!strcmp(a, "--runs")) g_runs = atoi(v);
         else if (!strcmp(a, "--step-s")) measured_step = atof(v);
@@ -261,7 +272,8 @@ int main(int argc, char **argv) {
     }
     if (argc % 2 == 0 || g_runs < 1 || g_runs > MAX_RUNS) {
         printf("usage: bench_kernels --shape s15M|s110M [--batch 4] [--ctx 256] [--threads 2] [--rank 8]\n"
-               "                     [--decode-rank 16] [--pos 40] [--runs 5] [--step-s S] [--token-s S]\n");
+               "                     [--decode-rank 16] [--decode-weights packed|rows] [--pos 40] [--runs 5]\n"
+               "                     [--step-s S] [--token-s S]\n");
         return 2;
     }
     const shape *sh = NULL;
@@ -385,14 +397,15 @@ int main(int argc, char **argv) {
         ms->O = O;
         ms->x = X;
         ms->y = Y;
-        ms->w = buf((int64_t)ms->n * K * O);
+        ms->w = buf((int64_t)ms->n * hl_packed_floats(O, K));
+        ms->packed = dec_packed;
         snprintf(what, sizeof what, "W*x %s: %lld->%lld (all %d matrices)", names, (long long)K, (long long)O, ms->n);
         add("matvec", strdup(what), 1, 2.0 * K * O * ms->n, 4.0 * K * O * ms->n, c_matvec_set, ms);
     }
     {
-        mm hm = {pool, logits, X, Wout, 1, C, V, V, 1.0f, 0, 1};
+        mv_set hm = {pool, buf(hl_packed_floats(V, C)), X, logits, C, V, 1, dec_packed};
         snprintf(what, sizeof what, "head W*x: %lld->%lld", (long long)C, (long long)V);
-        add("matvec", strdup(what), 1, 2.0 * C * V, 4.0 * C * V, c_matmul, &hm);
+        add("matvec", strdup(what), 1, 2.0 * C * V, 4.0 * C * V, c_matvec_set, &hm);
         int64_t n_ctx = 256;
         float *kc = buf(n_ctx * KV), *vc = buf(n_ctx * KV), *q = buf(C), *o = buf(C), *sc = buf(threads * n_ctx);
         at a = {pool, o, NULL, q, kc, vc, NULL, NULL, NULL, NULL, sc, 1, 1, H, Hkv, D, pos, n_ctx, reps};

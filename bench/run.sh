@@ -229,7 +229,7 @@ kernels() { # shape batch
     local step token
     step=$(python3 "$J" median "$RES" median_step_s bench='"train"' impl='"hyperlora"' model="\"$1\"" batch="$2")
     token=$(python3 "$J" median "$RES" inv:tok_s bench='"infer"' model="\"$1\"" section='"speed"' \
-        variant='"base"' threads="$THREADS" test^=tg)
+        variant='"base"' weights='"packed"' threads="$THREADS" test^=tg)
     say "kernel breakdown (bench_kernels): $1 ${2}x256"
     wait_quiet
     "$BUILD/bench_kernels" --shape "$1" --batch "$2" --threads $THREADS --runs 3 --step-s "$step" --token-s "$token" |
