@@ -101,7 +101,6 @@ static inline __attribute__((always_inline)) void prompt_tile(const float *wp, c
         _mm256_storeu_ps(out + c * ldo + 8, a[c][1]);
     }
 }
-
 #endif
 
 #ifdef HL_PACKED_SIMD
@@ -141,7 +140,7 @@ static void decode_tile(const float *wp, int64_t ps, const float *x, int64_t K, 
 }
 #endif
 
-/* Token tiles of up to 6 over T tokens, each call with a constant count. The
+/* Token tiles of TOKENS (6 or 12) over T tokens, each call with a constant count. The
  * first tile pulls the next panel's slice (pf, or NULL) into the cache one
  * line per k step: streaming weights from memory, the hardware prefetcher
  * alone stalled the first tile of every slice (≈20% of a prompt on s110M). */
@@ -180,7 +179,7 @@ typedef struct {
 } packed_job;
 
 /* Panels [p0, p1) of one part. A full panel writes its 16 columns of out in
- * place; the last, partial one (O % 16 rows) goes through a T×16 buffer one
+ * place; the last, partial one (O % 16 rows) goes through a small buffer one
  * token tile at a time so that nothing past column O is written. */
 static void part_panels(const packed_job *j, const part *pt, int64_t p0, int64_t p1) {
     const int64_t T = j->T, K = j->K, ps = PANEL * K;
