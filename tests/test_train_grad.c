@@ -174,9 +174,10 @@ static void test_kernels(void) {
     hl_pool_free(pool);
 }
 
-/* The packed-panel kernels: every element of every tile shape (6-token
- * prompt tiles and their 1..5-token tails, 4-panel and single-panel decode
- * tiles, the partial last panel, K blocks of 256 and their remainder) is
+/* The packed-panel kernels: every element of every tile shape (6- or
+ * 12-token prompt tiles and their tails, 144-token blocks, 4-panel and
+ * single-panel decode tiles, the partial last panel, K blocks of 256 and
+ * their remainder) is
  * bitwise hl_dot_seq's chain at 1 and 2 threads; nothing past column O is
  * written; a three-part group matches too; K = 0 gives zeros. */
 static void test_packed_matmul(void) {
@@ -185,10 +186,10 @@ static void test_packed_matmul(void) {
     hl_pool *pools[2] = {hl_pool_init(1), hl_pool_init(2)};
     const int64_t Ks[] = {64, 70, 300, 513, 1};
     const int64_t Os[] = {16, 37, 5, 80};
-    const int64_t Ts[] = {1, 2, 5, 6, 13, 40};
+    const int64_t Ts[] = {1, 2, 5, 6, 13, 40, 150}; /* 150: more than one 144-token block */
     for (size_t ki = 0; ki < sizeof Ks / sizeof Ks[0]; ki++)
         for (size_t oi = 0; oi < sizeof Os / sizeof Os[0]; oi++) {
-            const int64_t K = Ks[ki], O = Os[oi], ld = O + 3, Tmax = 40;
+            const int64_t K = Ks[ki], O = Os[oi], ld = O + 3, Tmax = 150;
             float *x = malloc(sizeof(float) * Tmax * K), *w = malloc(sizeof(float) * O * K);
             float *wp = malloc(sizeof(float) * hl_packed_floats(O, K)), *y = malloc(sizeof(float) * Tmax * ld);
             for (int64_t i = 0; i < Tmax * K; i++) x[i] = hl_rng_normal(&rng);

@@ -37,6 +37,7 @@
 #endif
 #define DECODE_PANELS 4 /* panels per one-token tile: 8 independent chains */
 #define K_BLOCK 256 /* a panel's K_BLOCK × 16 slice (16 KiB) stays in L1 over all token tiles */
+#define T_BLOCK 144 /* tokens per pass: their T_BLOCK × K_BLOCK slice of x (144 KiB) stays in L2 */
 
 float hl_dot_seq(const float *a, const float *b, int64_t n) {
     float s = 0.0f;
@@ -204,11 +205,16 @@ static void part_panels(const packed_job *j, const part *pt, int64_t p0, int64_t
         }
         return;
     }
-    for (int64_t k0 = 0; k0 < K; k0 += K_BLOCK) {
-        int64_t n = K - k0 < K_BLOCK ? K - k0 : K_BLOCK;
-        for (int64_t p = p0; p < f1; p++)
-            prompt_tiles(pt->wp + p * ps + k0 * PANEL, j->x + k0, K, T, n, pt->out + p * PANEL, pt->ldo, k0 > 0,
-                         p + 1 < f1 ? pt->wp + (p + 1) * ps + k0 * PANEL : NULL);
+    for (int64_t t0 = 0; t0 < T; t0 += T_BLOCK) {
+        const int64_t nt = T - t0 < T_BLOCK ? T - t0 : T_BLOCK;
+        const float *x = j->x + t0 * K;
+        float *out = pt->out + t0 * pt->ldo;
+        for (int64_t k0 = 0; k0 < K; k0 += K_BLOCK) {
+            int64_t n = K - k0 < K_BLOCK ? K - k0 : K_BLOCK;
+            for (int64_t p = p0; p < f1; p++)
+                prompt_tiles(pt->wp + p * ps + k0 * PANEL, x + k0, K, nt, n, out + p * PANEL, pt->ldo, k0 > 0,
+                             p + 1 < f1 ? pt->wp + (p + 1) * ps + k0 * PANEL : NULL);
+        }
     }
     if (f1 < p1) {
         float tmp[TOKENS * PANEL];
