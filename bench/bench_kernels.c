@@ -11,10 +11,12 @@
  * faster.
  *
  *   bench_kernels --shape s15M|s110M [--batch 4] [--ctx 256] [--threads 2] [--rank 8] [--runs 5]
- *                 [--decode-rank 16] [--decode-weights packed|rows] [--pos 40]
+ *                 [--decode-rank 16] [--decode-weights packed|rows] [--train-weights packed|rows] [--pos 40]
  *
  * Decode's matrix-vector products use the packed layout unless
- * --decode-weights rows (hl_weight_layout in include/hyperlora.h).
+ * --decode-weights rows (hl_weight_layout in include/hyperlora.h); the
+ * training step's base products use it where the trainer does (AVX-512
+ * builds) unless --train-weights rows.
  */
 #include "kernels/kernels.h"
 #include "util/threadpool.h"
@@ -113,6 +115,18 @@ static void c_gnn_split(void *a) {
     mm *m = a;
     for (int i = 0; i < m->reps; i++)
         hl_gemm_nn_split(m->pool, m->out, m->x, m->w, m->T, m->O, m->K, m->scale, m->acc, g_split_scratch);
+}
+/* The same two base products on packed panels (matmul_packed.c), the
+ * trainer's choice where hl_matmul_packed_nn_is_fast(). The weight buffers
+ * hold random numbers, so any (O, K) buffer with O a multiple of 16 serves
+ * as its own packing. */
+static void c_pnt(void *a) {
+    mm *m = a;
+    for (int i = 0; i < m->reps; i++) hl_matmul_packed(m->pool, m->out, m->ldo, m->x, m->w, m->T, m->K, m->O);
+}
+static void c_pnn(void *a) {
+    mm *m = a;
+    for (int i = 0; i < m->reps; i++) hl_matmul_packed_nn(m->pool, m->out, m->x, m->w, m->T, m->O, m->K, m->acc);
 }
 static void c_gtn(void *a) {
     mm *m = a;
@@ -249,7 +263,7 @@ static void print_table(const char *title, double measured, const char *unit) {
 int main(int argc, char **argv) {
     const char *shape_name = "s15M";
     int64_t batch = 4, ctx = 256, rank = 8, dec_rank = 16, pos = 40;
-    int dec_packed = 1;
+    int dec_packed = 1, train_packed = hl_matmul_packed_nn_is_fast();
     int threads = 2;
     double measured_step = 0, measured_token = 0;
     for (int i = 1; i + 1 < argc; i += 2) {
@@ -261,6 +275,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--rank")) rank = atoi(v);
         else if (!strcmp(a, "--decode-rank")) dec_rank = atoi(v);
         else if (!strcmp(a, "--decode-weights")) dec_packed = strcmp(v, "rows") != 0;
+        else if (!strcmp(a, "--train-weights")) train_packed = strcmp(v, "rows") != 0;
         else if (!strcmp(a, "--pos")) pos = atoi(v);
         else if (!strcmp(a, "--runs")) g_runs = atoi(v);
         else if (!strcmp(a, "--step-s")) measured_step = atof(v);
@@ -272,7 +287,8 @@ int main(int argc, char **argv) {
     }
     if (argc % 2 == 0 || g_runs < 1 || g_runs > MAX_RUNS) {
         printf("usage: bench_kernels --shape s15M|s110M [--batch 4] [--ctx 256] [--threads 2] [--rank 8]\n"
-               "                     [--decode-rank 16] [--decode-weights packed|rows] [--pos 40] [--runs 5]\n"
+               "                     [--decode-rank 16] [--decode-weights packed|rows] [--train-weights packed|rows]\n"
+               "                     [--pos 40] [--runs 5]\n"
                "                     [--step-s S] [--token-s S]\n");
         return 2;
     }
@@ -315,10 +331,10 @@ int main(int argc, char **argv) {
         int64_t K = pj[p].K, O = pj[p].O;
         mm m = {pool, Y, X, (float *)pj[p].W, N, K, O, O, 1.0f, 0, 1};
         snprintf(what, sizeof what, "x*W^T %s: %lldx%lld->%lld", names, (long long)N, (long long)K, (long long)O);
-        add("fwd base", strdup(what), cnt * L, 2.0 * N * K * O, 0, c_gnt, &m);
+        add("fwd base", strdup(what), cnt * L, 2.0 * N * K * O, 0, train_packed ? c_pnt : c_gnt, &m);
         mm nn = {pool, Y, X, (float *)pj[p].W, N, K, O, K, 1.0f, 0, 1};
         snprintf(what, sizeof what, "dY*W %s: %lldx%lld->%lld", names, (long long)N, (long long)O, (long long)K);
-        add("bwd base dX", strdup(what), cnt * L, 2.0 * N * K * O, 0, c_gnn, &nn);
+        add("bwd base dX", strdup(what), cnt * L, 2.0 * N * K * O, 0, train_packed ? c_pnn : c_gnn, &nn);
         if (lcnt > 0) {
             mm la = {pool, h, X, A_c, N, K, r, r, 1.0f, 0, 1};
             snprintf(what, sizeof what, "lora h=x*A^T %s: %lldx%lld->%lld", names, (long long)N, (long long)K, (long long)r);
@@ -345,11 +361,11 @@ int main(int argc, char **argv) {
         mm hf = {pool, logits, X, Wout, chunk, C, V, V, 1.0f, 0, 1};
         snprintf(what, sizeof what, "head x*W^T: %lldx%lld->%lld (x%lld chunks)", (long long)chunk, (long long)C,
                  (long long)V, (long long)(N / chunk));
-        add("head", strdup(what), (double)N / chunk, 2.0 * chunk * C * V, 0, c_gnt, &hf);
+        add("head", strdup(what), (double)N / chunk, 2.0 * chunk * C * V, 0, train_packed ? c_pnt : c_gnt, &hf);
         mm hb = {pool, Y, logits, Wout, chunk, C, V, C, 1.0f, 0, 1};
         snprintf(what, sizeof what, "head dY*W: %lldx%lld->%lld", (long long)chunk, (long long)V, (long long)C);
         g_split_scratch = buf(HL_GEMM_SPLIT_K * chunk * C);
-        add("head", strdup(what), (double)N / chunk, 2.0 * chunk * C * V, 0, c_gnn_split, &hb);
+        add("head", strdup(what), (double)N / chunk, 2.0 * chunk * C * V, 0, train_packed ? c_pnn : c_gnn_split, &hb);
     }
     /* attention */
     {

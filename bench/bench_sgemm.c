@@ -5,8 +5,8 @@
  *     libopenblas.so.0 from the loader path; skipped when absent;
  *   - our hl_matmul (out = x·Wᵀ, the forward projection, row-major weights),
  *     hl_matmul_packed (the same on packed panels, inference's default on SIMD
- *     builds) and hl_matmul_nn (dX = dY·W, the input gradient) on the same
- *     shapes;
+ *     builds), hl_matmul_nn and hl_matmul_packed_nn (dX = dY·W, the input
+ *     gradient; the packed one is training's on AVX-512) on the same shapes;
  *   - read bandwidth: an AVX2 sum over a 1 GiB buffer, per thread count, as one
  *     sequential stream per thread and as eight (the decode tile's access pattern),
  *     which bounds decode speed (each token streams all the weights once).
@@ -52,7 +52,8 @@ static double median_time(void (*fn)(void *), void *arg, int runs) {
 typedef struct gemm_case {
     int64_t M, K, N;
     float *x, *w, *out;
-    float *wp; /* w packed (hl_pack_weights) */
+    float *wp;  /* w (N, K) packed, for x·Wᵀ */
+    float *wpn; /* w read as (K, N), packed, for dY·W */
     hl_pool *pool;
     sgemm_fn sgemm;
 } gemm_case;
@@ -77,6 +78,11 @@ static void run_hl_matmul(void *p) {
 static void run_hl_matmul_packed(void *p) {
     gemm_case *g = p;
     hl_matmul_packed(g->pool, g->out, g->N, g->x, g->wp, g->M, g->K, g->N);
+}
+
+static void run_hl_matmul_packed_nn(void *p) { /* out (M, N) = dy (M, K) · W (K, N) */
+    gemm_case *g = p;
+    hl_matmul_packed_nn(g->pool, g->out, g->x, g->wpn, g->M, g->K, g->N, 0);
 }
 
 static void run_hl_matmul_nn(void *p) { /* out (M, N) = dy (M, K) · W (K, N) */
@@ -193,11 +199,13 @@ int main(int argc, char **argv) {
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
         int64_t M = shapes[s][0], K = shapes[s][1], N = shapes[s][2];
         gemm_case g = {M, K, N, malloc((size_t)(M * K) * 4), malloc((size_t)(N * K) * 4), malloc((size_t)(M * N) * 4),
-                       malloc((size_t)hl_packed_floats(N, K) * 4), pool, sgemm};
-        if (!g.x || !g.w || !g.out || !g.wp) return 1;
+                       malloc((size_t)hl_packed_floats(N, K) * 4), malloc((size_t)hl_packed_floats(K, N) * 4), pool,
+                       sgemm};
+        if (!g.x || !g.w || !g.out || !g.wp || !g.wpn) return 1;
         fill(g.x, M * K, 1);
         fill(g.w, N * K, 2);
         hl_pack_weights(g.wp, g.w, N, K);
+        hl_pack_weights(g.wpn, g.w, K, N);
         struct {
             const char *name;
             void (*fn)(void *);
@@ -206,7 +214,8 @@ int main(int argc, char **argv) {
                   {"openblas sgemm dY*W (NN)", run_blas_nn, 1},
                   {"hl_matmul x*W^T", run_hl_matmul, 0},
                   {"hl_matmul_packed x*W^T", run_hl_matmul_packed, 0},
-                  {"hl_matmul_nn dY*W", run_hl_matmul_nn, 0}};
+                  {"hl_matmul_nn dY*W", run_hl_matmul_nn, 0},
+                  {"hl_matmul_packed_nn dY*W", run_hl_matmul_packed_nn, 0}};
         for (size_t k = 0; k < sizeof ks / sizeof ks[0]; k++) {
             if (ks[k].blas && !sgemm) continue;
             double t = median_time(ks[k].fn, &g, runs);
@@ -224,6 +233,7 @@ int main(int argc, char **argv) {
         free(g.x);
         free(g.w);
         free(g.wp);
+        free(g.wpn);
         free(g.out);
     }
 

@@ -250,6 +250,75 @@ static void test_packed_matmul(void) {
     hl_pool_free(pools[1]);
 }
 
+/* dX = dY·W from packed panels: every element bitwise the documented order
+ * (blocks of 64 panels, 16 lanes of o, hl_hsum16's tree, block sums added in
+ * order), written out here from the row-major W; close to a double-precision
+ * sum; plain and accumulating; 1 and 2 threads; 8-column tiles and their
+ * tails, 3-token tiles and 48-token blocks. */
+static float tree16(const float l[16]) {
+    float h[8];
+    for (int j = 0; j < 8; j++) h[j] = l[j] + l[j + 8];
+    float a = h[0] + h[4], b = h[1] + h[5], c = h[2] + h[6], d = h[3] + h[7];
+    return (a + c) + (b + d);
+}
+
+static void test_packed_nn(void) {
+    hl_rng rng;
+    hl_rng_seed(&rng, 12);
+    hl_pool *pools[2] = {hl_pool_init(1), hl_pool_init(2)};
+    const int64_t Os[] = {16, 37, 1030, 5};
+    const int64_t Ks[] = {8, 13, 64, 70};
+    const int64_t Ts[] = {1, 3, 7, 50};
+    double worst = 0;
+    for (size_t oi = 0; oi < sizeof Os / sizeof Os[0]; oi++)
+        for (size_t ki = 0; ki < sizeof Ks / sizeof Ks[0]; ki++) {
+            const int64_t O = Os[oi], K = Ks[ki], Tmax = 50, n_panels = (O + 15) / 16;
+            float *w = malloc(sizeof(float) * O * K), *wp = malloc(sizeof(float) * hl_packed_floats(O, K));
+            float *dy = malloc(sizeof(float) * Tmax * O), *got = malloc(sizeof(float) * Tmax * K);
+            float *want = malloc(sizeof(float) * Tmax * K);
+            for (int64_t i = 0; i < O * K; i++) w[i] = hl_rng_normal(&rng);
+            for (int64_t i = 0; i < Tmax * O; i++) dy[i] = hl_rng_normal(&rng);
+            hl_pack_weights(wp, w, O, K);
+            for (size_t ti = 0; ti < sizeof Ts / sizeof Ts[0]; ti++)
+                for (int acc = 0; acc < 2; acc++) {
+                    const int64_t T = Ts[ti];
+                    for (int64_t t = 0; t < T; t++)
+                        for (int64_t k = 0; k < K; k++) {
+                            float v = acc ? 0.5f * (float)((t + k) % 5) : 0.0f;
+                            double ref = v, mag = fabs(v);
+                            for (int64_t pb = 0; pb < n_panels; pb += 64) {
+                                float l[16] = {0};
+                                for (int64_t p = pb; p < pb + 64 && p < n_panels; p++)
+                                    for (int r = 0; r < 16; r++) {
+                                        int64_t o = p * 16 + r;
+                                        l[r] = fmaf(o < O ? dy[t * O + o] : 0.0f, o < O ? w[o * K + k] : 0.0f, l[r]);
+                                    }
+                                v = (pb == 0 && !acc) ? tree16(l) : v + tree16(l);
+                            }
+                            for (int64_t o = 0; o < O; o++) {
+                                ref += (double)dy[t * O + o] * w[o * K + k];
+                                mag += fabs((double)dy[t * O + o] * w[o * K + k]);
+                            }
+                            want[t * K + k] = v;
+                            worst = fmax(worst, fabs(ref - v) / mag); /* rounding error relative to Σ|terms| */
+                        }
+                    for (int th = 0; th < 2; th++) {
+                        for (int64_t t = 0; t < T; t++)
+                            for (int64_t k = 0; k < K; k++) got[t * K + k] = acc ? 0.5f * (float)((t + k) % 5) : -9.0f;
+                        hl_matmul_packed_nn(pools[th], got, dy, wp, T, O, K, acc);
+                        CHECK_MSG(!memcmp(got, want, sizeof(float) * T * K),
+                                  "packed dY·W differs from its order (T %lld, O %lld, K %lld, acc %d, %d threads)",
+                                  (long long)T, (long long)O, (long long)K, acc, th + 1);
+                    }
+                }
+            free(w); free(wp); free(dy); free(got); free(want);
+        }
+    printf("packed dY·W vs double: worst |diff| / sum |terms| = %.3g\n", worst);
+    CHECK(worst < 1e-6); /* a few f32 roundings (6e-8 each) */
+    hl_pool_free(pools[0]);
+    hl_pool_free(pools[1]);
+}
+
 /* The OpenBLAS products used by training: against the plain references, and
  * bitwise the same at 1 and 2 threads (the tile grid depends on shapes only).
  * Shapes large enough to be cut into several tiles, with ragged edges. */
@@ -532,6 +601,7 @@ static void test_full_mode(void) {
 int main(void) {
     test_kernels();
     test_packed_matmul();
+    test_packed_nn();
     test_blas_gemm();
     test_attention_train();
     test_rope_table();

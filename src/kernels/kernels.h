@@ -55,6 +55,16 @@ void hl_pack_weights(float *dst, const float *w, int64_t O, int64_t K);
 void hl_matmul_packed(hl_pool *pool, float *out, int64_t ldo, const float *x, const float *wp, int64_t T, int64_t K,
                       int64_t O);
 void hl_matmul_packed_group(hl_pool *pool, const float *x, int64_t T, int64_t K, const hl_matmul_part *parts, int n);
+/* out (T, K) (+)= dy (T, O) · W (O, K) with W packed (O-row panels, as
+ * above): training's input gradient from the same copy. Each element: O cut
+ * into blocks of 64 panels; in a block, lane r = o % 16 chains fused
+ * multiply-adds over the panels in order, the 16 lanes reduced by
+ * hl_hsum16's tree; block sums added to out in order. Threads split over K.
+ * hl_matmul_packed_nn_is_fast: 1 where it is vectorised (AVX-512), else it
+ * runs the same order in scalar code. */
+void hl_matmul_packed_nn(hl_pool *pool, float *out, const float *dy, const float *wp, int64_t T, int64_t O, int64_t K,
+                         int accumulate);
+int hl_matmul_packed_nn_is_fast(void);
 /* out (T, K) (+)= scale · dy (T, O) · W (O, K): the input gradient of a
  * projection (dX = dY·W, W never transposed or copied). Each element sums
  * over o in order with fused multiply-adds; threads split over K. */

@@ -8,6 +8,7 @@
  * same order in scalar code. Tail rows/tokens use the same per-element order,
  * which is what keeps results independent of batching and threading. */
 #include "kernels/kernels.h"
+#include "kernels/lane_sums.h"
 
 #include <math.h>
 #include <stddef.h>
@@ -25,42 +26,19 @@
 #define LANES 8
 #endif
 
-/* Canonical horizontal sum of 8 lanes: ((l0+l4)+(l2+l6)) + ((l1+l5)+(l3+l7)). */
-#ifndef HL_HAVE_AVX2
-static inline float hsum8_scalar(const float l[LANES]) {
-    float a = l[0] + l[4], b = l[1] + l[5], c = l[2] + l[6], d = l[3] + l[7];
-    float e = a + c, f = b + d;
-    return e + f;
-}
-#endif
-
 static inline float dot_tail(float s, const float *a, const float *b, int64_t k0, int64_t n) {
     for (int64_t k = k0; k < n; k++) s = s + a[k] * b[k];
     return s;
 }
 
 #ifdef HL_HAVE_AVX2
-/* 8 lanes: ((l0+l4)+(l2+l6)) + ((l1+l5)+(l3+l7)). */
-static inline float hsum8(__m256 v) {
-    __m128 lo = _mm256_castps256_ps128(v), hi = _mm256_extractf128_ps(v, 1);
-    __m128 s = _mm_add_ps(lo, hi);                 /* (l0+l4, l1+l5, l2+l6, l3+l7) */
-    __m128 t = _mm_add_ps(s, _mm_movehl_ps(s, s)); /* (e=s0+s2, f=s1+s3, ..) */
-    __m128 u = _mm_add_ss(t, _mm_shuffle_ps(t, t, 1));
-    return _mm_cvtss_f32(u);
-}
-
 #ifdef HL_HAVE_AVX512
-/* 16 lanes: lane j and j+8 added first, then the 8-lane tree. */
-static inline float hsum16(__m512 v) {
-    return hsum8(_mm256_add_ps(_mm512_castps512_ps256(v), _mm512_extractf32x8_ps(v, 1)));
-}
-
 float hl_dot(const float *a, const float *b, int64_t n) {
     int64_t nl = n - n % LANES;
     __m512 acc = _mm512_setzero_ps();
     for (int64_t k = 0; k < nl; k += LANES)
         acc = _mm512_fmadd_ps(_mm512_loadu_ps(a + k), _mm512_loadu_ps(b + k), acc);
-    return dot_tail(hsum16(acc), a, b, nl, n);
+    return dot_tail(hl_hsum16(acc), a, b, nl, n);
 }
 #else
 float hl_dot(const float *a, const float *b, int64_t n) {
@@ -68,7 +46,7 @@ float hl_dot(const float *a, const float *b, int64_t n) {
     __m256 acc = _mm256_setzero_ps();
     for (int64_t k = 0; k < n8; k += LANES)
         acc = _mm256_fmadd_ps(_mm256_loadu_ps(a + k), _mm256_loadu_ps(b + k), acc);
-    return dot_tail(hsum8(acc), a, b, n8, n);
+    return dot_tail(hl_hsum8(acc), a, b, n8, n);
 }
 #endif
 #else
@@ -77,7 +55,7 @@ float hl_dot(const float *a, const float *b, int64_t n) {
     float l[LANES] = {0};
     for (int64_t k = 0; k < n8; k += LANES)
         for (int j = 0; j < LANES; j++) l[j] = fmaf(a[k + j], b[k + j], l[j]);
-    return dot_tail(hsum8_scalar(l), a, b, n8, n);
+    return dot_tail(hl_hsum8_scalar(l), a, b, n8, n);
 }
 #endif
 
@@ -97,22 +75,6 @@ static inline void store(const matmul_job *j, int64_t t, int64_t o, float v) {
 }
 
 #ifdef HL_HAVE_AVX512
-/* hsum16 of 8 accumulators at once, lane r of the result = hsum16(a[r]):
- * the same additions in the same tree (lanes j + j+8; then i + i+4; then
- * 0+2 and 1+3; then their sum), with shuffles pairing up the operands. */
-static inline __m256 hsum16_x8(const __m512 a[8]) {
-    __m256 h[8], s[4], t[2];
-    for (int r = 0; r < 8; r++) h[r] = _mm256_add_ps(_mm512_castps512_ps256(a[r]), _mm512_extractf32x8_ps(a[r], 1));
-    for (int p = 0; p < 4; p++) /* [s(h_2p) | s(h_2p+1)], s(h)_i = h_i + h_i+4 */
-        s[p] = _mm256_add_ps(_mm256_permute2f128_ps(h[2 * p], h[2 * p + 1], 0x20),
-                             _mm256_permute2f128_ps(h[2 * p], h[2 * p + 1], 0x31));
-    for (int q = 0; q < 2; q++) /* e = s0 + s2, f = s1 + s3: [e f e' f' | ...] */
-        t[q] = _mm256_add_ps(_mm256_shuffle_ps(s[2 * q], s[2 * q + 1], _MM_SHUFFLE(1, 0, 1, 0)),
-                             _mm256_shuffle_ps(s[2 * q], s[2 * q + 1], _MM_SHUFFLE(3, 2, 3, 2)));
-    __m256 r = _mm256_add_ps(_mm256_shuffle_ps(t[0], t[1], _MM_SHUFFLE(2, 0, 2, 0)),
-                             _mm256_shuffle_ps(t[0], t[1], _MM_SHUFFLE(3, 1, 3, 1))); /* rows 0 2 4 6 1 3 5 7 */
-    return _mm256_permutevar8x32_ps(r, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
-}
 
 /* R weight rows × C tokens of 16-lane accumulators (R·C ≤ 24 of the 32 zmm
  * registers). Called with constant R and C, so each use is fully unrolled. */
@@ -136,7 +98,7 @@ static inline __attribute__((always_inline)) void tile_zmm(const matmul_job *j, 
         for (int c = 0; c < C; c++) {
             __m512 col[8];
             for (int r = 0; r < 8; r++) col[r] = acc[r][c];
-            __m256 v = hsum16_x8(col);
+            __m256 v = hl_hsum16_x8(col);
             float *dst = j->out + (t + c) * j->ldo + o;
             if (j->accumulate) v = _mm256_add_ps(_mm256_loadu_ps(dst), _mm256_mul_ps(_mm256_set1_ps(j->scale), v));
             _mm256_storeu_ps(dst, v);
@@ -144,7 +106,7 @@ static inline __attribute__((always_inline)) void tile_zmm(const matmul_job *j, 
         return;
     }
     for (int r = 0; r < R; r++)
-        for (int c = 0; c < C; c++) store(j, t + c, o + r, dot_tail(hsum16(acc[r][c]), x + c * K, w + r * K, nl, K));
+        for (int c = 0; c < C; c++) store(j, t + c, o + r, dot_tail(hl_hsum16(acc[r][c]), x + c * K, w + r * K, nl, K));
 }
 #define ROW_TILE 8
 static void tile_rows_x3(const matmul_job *j, int64_t o, int64_t t) { tile_zmm(j, o, t, 8, 3); }
@@ -169,18 +131,18 @@ static void tile_4x3(const matmul_job *j, int64_t o, int64_t t) {
         a30 = _mm256_fmadd_ps(w, v0, a30); a31 = _mm256_fmadd_ps(w, v1, a31); a32 = _mm256_fmadd_ps(w, v2, a32);
     }
     /* fmadd(w, x) vs fmadd(x, w): multiplication commutes exactly, so this equals hl_dot(x, w). */
-    store(j, t + 0, o + 0, dot_tail(hsum8(a00), x0, w0, n8, K));
-    store(j, t + 1, o + 0, dot_tail(hsum8(a01), x1, w0, n8, K));
-    store(j, t + 2, o + 0, dot_tail(hsum8(a02), x2, w0, n8, K));
-    store(j, t + 0, o + 1, dot_tail(hsum8(a10), x0, w1, n8, K));
-    store(j, t + 1, o + 1, dot_tail(hsum8(a11), x1, w1, n8, K));
-    store(j, t + 2, o + 1, dot_tail(hsum8(a12), x2, w1, n8, K));
-    store(j, t + 0, o + 2, dot_tail(hsum8(a20), x0, w2, n8, K));
-    store(j, t + 1, o + 2, dot_tail(hsum8(a21), x1, w2, n8, K));
-    store(j, t + 2, o + 2, dot_tail(hsum8(a22), x2, w2, n8, K));
-    store(j, t + 0, o + 3, dot_tail(hsum8(a30), x0, w3, n8, K));
-    store(j, t + 1, o + 3, dot_tail(hsum8(a31), x1, w3, n8, K));
-    store(j, t + 2, o + 3, dot_tail(hsum8(a32), x2, w3, n8, K));
+    store(j, t + 0, o + 0, dot_tail(hl_hsum8(a00), x0, w0, n8, K));
+    store(j, t + 1, o + 0, dot_tail(hl_hsum8(a01), x1, w0, n8, K));
+    store(j, t + 2, o + 0, dot_tail(hl_hsum8(a02), x2, w0, n8, K));
+    store(j, t + 0, o + 1, dot_tail(hl_hsum8(a10), x0, w1, n8, K));
+    store(j, t + 1, o + 1, dot_tail(hl_hsum8(a11), x1, w1, n8, K));
+    store(j, t + 2, o + 1, dot_tail(hl_hsum8(a12), x2, w1, n8, K));
+    store(j, t + 0, o + 2, dot_tail(hl_hsum8(a20), x0, w2, n8, K));
+    store(j, t + 1, o + 2, dot_tail(hl_hsum8(a21), x1, w2, n8, K));
+    store(j, t + 2, o + 2, dot_tail(hl_hsum8(a22), x2, w2, n8, K));
+    store(j, t + 0, o + 3, dot_tail(hl_hsum8(a30), x0, w3, n8, K));
+    store(j, t + 1, o + 3, dot_tail(hl_hsum8(a31), x1, w3, n8, K));
+    store(j, t + 2, o + 3, dot_tail(hl_hsum8(a32), x2, w3, n8, K));
 }
 
 /* 4 rows × 1 token: the decode (GEMV) path, 4 independent accumulator chains. */
@@ -196,10 +158,10 @@ static void tile_4x1(const matmul_job *j, int64_t o, int64_t t) {
         a2 = _mm256_fmadd_ps(_mm256_loadu_ps(w2 + k), v0, a2);
         a3 = _mm256_fmadd_ps(_mm256_loadu_ps(w3 + k), v0, a3);
     }
-    store(j, t, o + 0, dot_tail(hsum8(a0), x0, w0, n8, K));
-    store(j, t, o + 1, dot_tail(hsum8(a1), x0, w1, n8, K));
-    store(j, t, o + 2, dot_tail(hsum8(a2), x0, w2, n8, K));
-    store(j, t, o + 3, dot_tail(hsum8(a3), x0, w3, n8, K));
+    store(j, t, o + 0, dot_tail(hl_hsum8(a0), x0, w0, n8, K));
+    store(j, t, o + 1, dot_tail(hl_hsum8(a1), x0, w1, n8, K));
+    store(j, t, o + 2, dot_tail(hl_hsum8(a2), x0, w2, n8, K));
+    store(j, t, o + 3, dot_tail(hl_hsum8(a3), x0, w3, n8, K));
 }
 #define ROW_TILE 4
 static void tile_rows_x3(const matmul_job *j, int64_t o, int64_t t) { tile_4x3(j, o, t); }

@@ -10,36 +10,11 @@
 #include "util/alloc.h"
 #include "util/error.h"
 
-#include <stdlib.h>
 #include <string.h>
 
 hl_context_params hl_context_default_params(void) {
     hl_context_params p = {.n_ctx = 0, .n_threads = 1, .weights = HL_WEIGHTS_AUTO};
     return p;
-}
-
-/* AUTO: $HYPERLORA_WEIGHTS, else packed wherever the packed kernels are
- * vectorised: s110M pp128 at 2 threads (BENCHMARKS.md) went from 690 to
- * 1,242 tok/s on AVX2 and from 1,301 to 1,662 on AVX-512. */
-static hl_status resolve_layout(int32_t asked, int32_t *out, hl_error *err) {
-    if (asked == HL_WEIGHTS_PACKED || asked == HL_WEIGHTS_ROWS) {
-        *out = asked;
-        return HL_OK;
-    }
-    if (asked != HL_WEIGHTS_AUTO) return hl_fail(err, HL_ERR_INVALID_ARG, "weights: unknown layout %d", asked);
-    const char *env = getenv("HYPERLORA_WEIGHTS");
-    if (env && *env) {
-        if (!strcmp(env, "packed")) *out = HL_WEIGHTS_PACKED;
-        else if (!strcmp(env, "rows")) *out = HL_WEIGHTS_ROWS;
-        else return hl_fail(err, HL_ERR_INVALID_ARG, "HYPERLORA_WEIGHTS=%s: expected \"packed\" or \"rows\"", env);
-        return HL_OK;
-    }
-#if defined(__AVX2__) && defined(__FMA__)
-    *out = HL_WEIGHTS_PACKED;
-#else
-    *out = HL_WEIGHTS_ROWS;
-#endif
-    return HL_OK;
 }
 
 void hl_context_free(hl_context *ctx) {
@@ -82,7 +57,15 @@ hl_status hl_context_init(const hl_model *m, const hl_context_params *params, hl
     if (p.n_threads < 1 || p.n_threads > 256)
         return hl_fail(err, HL_ERR_INVALID_ARG, "threads must be in 1..256 (got %d)", p.n_threads);
     int32_t layout = HL_WEIGHTS_ROWS;
-    hl_status ls = resolve_layout(p.weights, &layout, err);
+    /* AUTO: packed wherever the prompt tile is vectorised: s110M pp128 at 2
+     * threads (BENCHMARKS.md) went from 638 to 1,215 tok/s on AVX2 and from
+     * 1,363 to 1,826 on AVX-512. */
+#if defined(__AVX2__) && defined(__FMA__)
+    const int prefer_packed = 1;
+#else
+    const int prefer_packed = 0;
+#endif
+    hl_status ls = hl_weight_layout_resolve(p.weights, prefer_packed, &layout, err);
     if (ls != HL_OK) return ls;
     hl_context *ctx = hl_calloc(1, sizeof *ctx);
     if (!ctx) return hl_fail(err, HL_ERR_NOMEM, "out of memory creating a context");

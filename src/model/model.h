@@ -67,6 +67,11 @@ struct hl_model {
 
 /* The packed weights of m, made on first use with pool's threads. */
 hl_status hl_model_packed(const hl_model *m, hl_pool *pool, const hl_packed_weights **out, hl_error *err);
+/* The packed panels of (layer, target) (layer -1: the LM head), or NULL. */
+const float *hl_packed_weight(const hl_packed_weights *pw, int layer, int target);
+/* hl_weight_layout AUTO → $HYPERLORA_WEIGHTS when set ("packed" or "rows",
+ * anything else refused), else PACKED when prefer_packed, else ROWS. */
+hl_status hl_weight_layout_resolve(int32_t asked, int prefer_packed, int32_t *out, hl_error *err);
 /* The empty cache every model gets when it is created, and its release. */
 hl_status hl_model_packed_init(hl_model *m, hl_error *err);
 void hl_model_packed_free(hl_model *m);

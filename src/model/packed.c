@@ -15,6 +15,8 @@
 #include "util/checked.h"
 #include "util/error.h"
 
+#include <stdlib.h>
+#include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -133,4 +135,36 @@ void hl_model_packed_free(hl_model *m) {
     hl_free(m->packed->layers);
     hl_free(m->packed);
     m->packed = NULL;
+}
+
+hl_status hl_weight_layout_resolve(int32_t asked, int prefer_packed, int32_t *out, hl_error *err) {
+    if (asked == HL_WEIGHTS_PACKED || asked == HL_WEIGHTS_ROWS) {
+        *out = asked;
+        return HL_OK;
+    }
+    if (asked != HL_WEIGHTS_AUTO) return hl_fail(err, HL_ERR_INVALID_ARG, "weights: unknown layout %d", asked);
+    const char *env = getenv("HYPERLORA_WEIGHTS");
+    if (env && *env) {
+        if (!strcmp(env, "packed")) *out = HL_WEIGHTS_PACKED;
+        else if (!strcmp(env, "rows")) *out = HL_WEIGHTS_ROWS;
+        else return hl_fail(err, HL_ERR_INVALID_ARG, "HYPERLORA_WEIGHTS=%s: expected \"packed\" or \"rows\"", env);
+        return HL_OK;
+    }
+    *out = prefer_packed ? HL_WEIGHTS_PACKED : HL_WEIGHTS_ROWS;
+    return HL_OK;
+}
+
+const float *hl_packed_weight(const hl_packed_weights *pw, int layer, int target) {
+    if (layer < 0) return target == HL_TARGET_OUTPUT ? pw->output : NULL;
+    const hl_packed_layer *l = &pw->layers[layer];
+    switch (target) {
+    case HL_TARGET_Q: return l->wq;
+    case HL_TARGET_K: return l->wk;
+    case HL_TARGET_V: return l->wv;
+    case HL_TARGET_O: return l->wo;
+    case HL_TARGET_GATE: return l->w_gate;
+    case HL_TARGET_UP: return l->w_up;
+    case HL_TARGET_DOWN: return l->w_down;
+    default: return NULL;
+    }
 }

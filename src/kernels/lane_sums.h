@@ -1,0 +1,56 @@
+/* lane_sums.h: the fixed addition trees that reduce SIMD accumulators to
+ * scalars. Kernels that promise one summation order per element (hl_dot,
+ * hl_matmul, hl_matmul_packed_nn) share them, and each vector form has a
+ * scalar twin that adds the same pairs in the same order. */
+#ifndef HL_KERNELS_LANE_SUMS_H
+#define HL_KERNELS_LANE_SUMS_H
+
+/* 8 lanes: ((l0+l4)+(l2+l6)) + ((l1+l5)+(l3+l7)). */
+static inline float hl_hsum8_scalar(const float l[8]) {
+    float a = l[0] + l[4], b = l[1] + l[5], c = l[2] + l[6], d = l[3] + l[7];
+    float e = a + c, f = b + d;
+    return e + f;
+}
+
+/* 16 lanes: lane j and j+8 added first, then the 8-lane tree. */
+static inline float hl_hsum16_scalar(const float l[16]) {
+    float h[8];
+    for (int j = 0; j < 8; j++) h[j] = l[j] + l[j + 8];
+    return hl_hsum8_scalar(h);
+}
+
+#if defined(__AVX2__) && defined(__FMA__)
+#include <immintrin.h>
+
+static inline float hl_hsum8(__m256 v) {
+    __m128 lo = _mm256_castps256_ps128(v), hi = _mm256_extractf128_ps(v, 1);
+    __m128 s = _mm_add_ps(lo, hi);                 /* (l0+l4, l1+l5, l2+l6, l3+l7) */
+    __m128 t = _mm_add_ps(s, _mm_movehl_ps(s, s)); /* (e=s0+s2, f=s1+s3, ..) */
+    __m128 u = _mm_add_ss(t, _mm_shuffle_ps(t, t, 1));
+    return _mm_cvtss_f32(u);
+}
+
+#if defined(__AVX512F__) && defined(__AVX512DQ__)
+static inline float hl_hsum16(__m512 v) {
+    return hl_hsum8(_mm256_add_ps(_mm512_castps512_ps256(v), _mm512_extractf32x8_ps(v, 1)));
+}
+
+/* hl_hsum16 of 8 accumulators at once, lane r of the result = hl_hsum16(a[r]):
+ * the same additions in the same tree (lanes j + j+8; then i + i+4; then
+ * 0+2 and 1+3; then their sum), with shuffles pairing up the operands. */
+static inline __m256 hl_hsum16_x8(const __m512 a[8]) {
+    __m256 h[8], s[4], t[2];
+    for (int r = 0; r < 8; r++) h[r] = _mm256_add_ps(_mm512_castps512_ps256(a[r]), _mm512_extractf32x8_ps(a[r], 1));
+    for (int p = 0; p < 4; p++) /* [s(h_2p) | s(h_2p+1)], s(h)_i = h_i + h_i+4 */
+        s[p] = _mm256_add_ps(_mm256_permute2f128_ps(h[2 * p], h[2 * p + 1], 0x20),
+                             _mm256_permute2f128_ps(h[2 * p], h[2 * p + 1], 0x31));
+    for (int q = 0; q < 2; q++) /* e = s0 + s2, f = s1 + s3: [e f e' f' | ...] */
+        t[q] = _mm256_add_ps(_mm256_shuffle_ps(s[2 * q], s[2 * q + 1], _MM_SHUFFLE(1, 0, 1, 0)),
+                             _mm256_shuffle_ps(s[2 * q], s[2 * q + 1], _MM_SHUFFLE(3, 2, 3, 2)));
+    __m256 r = _mm256_add_ps(_mm256_shuffle_ps(t[0], t[1], _MM_SHUFFLE(2, 0, 2, 0)),
+                             _mm256_shuffle_ps(t[0], t[1], _MM_SHUFFLE(3, 1, 3, 1))); /* rows 0 2 4 6 1 3 5 7 */
+    return _mm256_permutevar8x32_ps(r, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+}
+#endif
+#endif
+#endif
