@@ -11,7 +11,9 @@
  * untimed warm-up. With --adapters, decode (tg) is also measured with one
  * merged rank-R adapter (merged into a new GGUF with hl_merge_to_gguf and
  * loaded like any base) and with 1, 2 and 4 unmerged rank-R adapters on
- * q,v,o,gate,up,down, all at --adapter-threads.
+ * q,v,o,gate,up,down, all at --adapter-threads. --weights packed,rows
+ * measures the speed configurations once per weight layout (hl_weight_layout;
+ * default: the build's choice); the table says which layout each row ran on.
  *
  * All configurations are measured round-robin inside each run, so a burst of
  * load from elsewhere on the machine hits them alike. Results go to stdout as

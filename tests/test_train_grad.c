@@ -313,6 +313,14 @@ static void test_packed_nn(void) {
                 }
             free(w); free(wp); free(dy); free(got); free(want);
         }
+    /* O = 0: an empty sum stores zeros, and adds nothing when accumulating. */
+    float z[6] = {3, 3, 3, 3, 3, 3}, none[1] = {0};
+    hl_matmul_packed_nn(pools[1], z, none, none, 2, 0, 3, 1);
+    int kept = 1, zeros = 1;
+    for (int i = 0; i < 6; i++) kept &= z[i] == 3.0f;
+    hl_matmul_packed_nn(pools[1], z, none, none, 2, 0, 3, 0);
+    for (int i = 0; i < 6; i++) zeros &= z[i] == 0.0f;
+    CHECK_MSG(kept && zeros, "packed dY·W with O = 0 is not an empty sum");
     printf("packed dY·W vs double: worst |diff| / sum |terms| = %.3g\n", worst);
     CHECK(worst < 1e-6); /* a few f32 roundings (6e-8 each) */
     hl_pool_free(pools[0]);

@@ -338,7 +338,12 @@ static void nn_columns(void *arg, int64_t kb0, int64_t kb1, int worker) {
     const nn_job *j = arg;
     const int64_t K = j->K, O = j->O, T = j->T, n_panels = (O + PANEL - 1) / PANEL;
     const int64_t k0 = kb0 * 8, k1 = kb1 * 8 < K ? kb1 * 8 : K;
-    for (int64_t pb = 0; pb < n_panels || (pb == 0 && n_panels == 0); pb += NN_O_BLOCK) {
+    if (n_panels == 0) { /* O = 0: an empty sum */
+        for (int64_t t = 0; !j->accumulate && t < T; t++)
+            memset(j->out + t * K + k0, 0, (size_t)(k1 - k0) * sizeof(float));
+        return;
+    }
+    for (int64_t pb = 0; pb < n_panels; pb += NN_O_BLOCK) {
         const int64_t pe = pb + NN_O_BLOCK < n_panels ? pb + NN_O_BLOCK : n_panels;
         const int add = j->accumulate || pb > 0;
         int64_t k = k0;
@@ -357,7 +362,6 @@ static void nn_columns(void *arg, int64_t kb0, int64_t kb1, int worker) {
         for (; k < k1; k++)
             for (int64_t t = 0; t < T; t++)
                 nn_put(j->out + t * K + k, nn_block_scalar(j->dy + t * O, j->wp, O, K, k, pb, pe), add);
-        if (n_panels == 0) break;
     }
 }
 

@@ -152,7 +152,8 @@ static hl_status forward_chunk(hl_context *ctx, const int32_t *tokens, int64_t T
         hl_layer_weights pw;
         if (ctx->packed) {
             const hl_packed_layer *p = &ctx->packed->layers[l];
-            pw = (hl_layer_weights){w->attn_norm, p->wq, p->wk, p->wv, p->wo, w->ffn_norm, p->w_gate, p->w_up, p->w_down};
+            pw = (hl_layer_weights){w->attn_norm, p->wq,     p->wk,   p->wv,    p->wo,
+                                    w->ffn_norm,  p->w_gate, p->w_up, p->w_down};
             w = &pw;
         }
         float *kc = ctx->kcache + (int64_t)l * ctx->n_ctx * kv, *vc = ctx->vcache + (int64_t)l * ctx->n_ctx * kv;
