@@ -142,11 +142,11 @@ typedef struct at {
 
 static void c_att_fwd(void *a) {
     at *x = a;
-    hl_attention_train(x->pool, x->out, x->probs, x->q, x->k, x->v, x->B, x->T, x->H, x->Hkv, x->D);
+    hl_attention_train(x->pool, x->out, x->probs, x->q, x->k, x->v, NULL, x->B, x->T, x->H, x->Hkv, x->D);
 }
 static void c_att_bwd(void *a) {
     at *x = a;
-    hl_attention_train_backward(x->pool, x->dq, x->dk, x->dv, x->dout, x->probs, x->q, x->k, x->v, x->B, x->T, x->H,
+    hl_attention_train_backward(x->pool, x->dq, x->dk, x->dv, x->dout, x->probs, x->q, x->k, x->v, NULL, x->B, x->T, x->H,
                                 x->Hkv, x->D, x->scratch);
 }
 static void c_att_dec(void *a) {

@@ -136,7 +136,7 @@ int main(int argc, char **argv) {
         hl_trainer_zero_grad(tr);
         double loss;
         int64_t counted;
-        if (hl_trainer_forward_backward(tr, tok, NULL, 1.0f, (uint64_t)it, &loss, &counted, &err) != HL_OK)
+        if (hl_trainer_forward_backward(tr, tok, NULL, NULL, 1.0f, (uint64_t)it, &loss, &counted, &err) != HL_OK)
             die("forward/backward", &err);
         double t1 = bench_now();
         hl_adamw_step(&opt, tr, 1e-4f);
@@ -157,7 +157,7 @@ int main(int argc, char **argv) {
     for (int k = 0; k < o.eval_runs; k++) {
         double t0 = bench_now(), ls;
         int64_t n;
-        if (hl_trainer_eval(tr, tok, NULL, &ls, &n, &err) != HL_OK) die("eval", &err);
+        if (hl_trainer_eval(tr, tok, NULL, NULL, &ls, &n, &err) != HL_OK) die("eval", &err);
         eval_s[k] = bench_now() - t0;
     }
     double load1 = bench_loadavg1();

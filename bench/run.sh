@@ -5,7 +5,9 @@
 #       stories260K and s15M (pp128, tg64 at 1 and 2 threads, decode with
 #       merged / 1, 2, 4 unmerged rank-16 adapters), LoRA training on s15M 4x256;
 #   BENCH_FULL=1: also s110M inference and s110M training 1x256 and 4x256,
-#       3 alternating rounds of the training benchmarks.
+#       3 alternating rounds of the training benchmarks;
+#   always: LoRA training throughput and padding in the three --pack modes on
+#       the example scene data (bench/pack.sh).
 #
 # Environment:
 #   BENCH_PEER=1     also run the PyTorch peer (../shared/bench/bench.py) on the
@@ -237,6 +239,12 @@ kernels() { # shape batch
 }
 kernels s15M 4
 if [ "$FULL" = 1 ]; then kernels s110M 1; fi
+
+# ---------------------------------------------------------------- row packing
+# LoRA training on the example scene data in the three --pack modes (pack.sh).
+say "row packing: docs, none, stream on examples/scenes/train.jsonl"
+wait_quiet
+bash "$ROOT/bench/pack.sh" "$BUILD" "$OUT" || true
 
 # ---------------------------------------------------------------- profiles
 if [ "${BENCH_PROFILE:-0}" = 1 ]; then

@@ -100,7 +100,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     uint64_t h = fnv1a(data, size);
     hl_dataset_params p = {0};
     p.ctx = 1 + (int32_t)(h % 9);
-    p.pack = (int)((h >> 8) & 1);
+    p.pack = ((h >> 8) & 1) ? HL_PACK_STREAM : ((h >> 13) & 1) ? HL_PACK_DOCS : HL_PACK_NONE;
     p.val_fraction = (float)((h >> 9) & 3) * 0.125f;
     p.seed = h >> 16;
     p.scene_format = ((h >> 11) & 3) ? fake_format : NULL; /* mostly with a formatter */
@@ -119,7 +119,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     ASSERT(st->n_train_examples >= 1 && st->n_train_rows >= 1 && st->n_train_rows == hl_dataset_n_train_rows(ds));
     ASSERT(st->n_val_rows == hl_dataset_n_val_rows(ds));
     ASSERT(st->n_loss_tokens >= st->n_train_rows && st->n_tokens >= st->n_loss_tokens);
-    if (p.pack) ASSERT(st->n_truncated == 0);
+    if (p.pack == HL_PACK_STREAM) ASSERT(st->n_truncated == 0);
 
     /* One full epoch (when small enough): masks sum to the stats; a second
      * load gives the same batches; the epoch after wraps. */
@@ -127,28 +127,38 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     int64_t R = st->n_train_rows < MAX_ROWS ? st->n_train_rows : MAX_ROWS;
     int32_t *t = malloc((size_t)R * (size_t)w * sizeof *t), *t2 = malloc((size_t)R * (size_t)w * sizeof *t2);
     uint8_t *m = malloc((size_t)R * (size_t)ctx), *m2 = malloc((size_t)R * (size_t)ctx);
+    int32_t *pos = malloc((size_t)R * (size_t)ctx * sizeof *pos);
     hl_data_cursor c = {0, 0}, c2 = {0, 0};
-    hl_dataset_next_batch(ds, &c, (int32_t)R, t, m);
+    hl_dataset_next_batch(ds, &c, (int32_t)R, t, m, pos);
     int64_t sum = 0;
-    for (int64_t r = 0; r < R; r++) sum += check_row(t + r * w, m + r * ctx, ctx);
+    for (int64_t r = 0; r < R; r++) {
+        sum += check_row(t + r * w, m + r * ctx, ctx);
+        /* positions: each row starts a document, documents count up from 0 */
+        const int32_t *pr = pos + r * ctx;
+        for (int32_t j = 0; j < ctx; j++) {
+            ASSERT(pr[j] == 0 || (j > 0 && pr[j] == pr[j - 1] + 1));
+            if (p.pack != HL_PACK_DOCS) ASSERT(pr[j] == j);
+        }
+    }
     if (R == st->n_train_rows) ASSERT(sum == st->n_loss_tokens && c.epoch == 0 && c.index == (uint64_t)R);
     ASSERT(hl_dataset_load_memory((const char *)data, size, NAME, tok, &p, &ds2, &err) == HL_OK);
-    hl_dataset_next_batch(ds2, &c2, (int32_t)R, t2, m2);
+    hl_dataset_next_batch(ds2, &c2, (int32_t)R, t2, m2, NULL);
     ASSERT(memcmp(t, t2, (size_t)R * (size_t)w * sizeof *t) == 0 && memcmp(m, m2, (size_t)R * (size_t)ctx) == 0);
     ASSERT(memcmp(st, hl_dataset_get_stats(ds2), sizeof *st) == 0);
     if (R == st->n_train_rows) {
-        hl_dataset_next_batch(ds, &c, 1, t, m);
+        hl_dataset_next_batch(ds, &c, 1, t, m, NULL);
         ASSERT(c.epoch == 1 && c.index == 1);
         check_row(t, m, ctx);
     }
     for (int64_t i = 0; i < st->n_val_rows && i < MAX_ROWS; i++) {
-        hl_dataset_val_row(ds, i, t, m);
+        hl_dataset_val_row(ds, i, t, m, NULL);
         check_row(t, m, ctx);
     }
     free(t);
     free(t2);
     free(m);
     free(m2);
+    free(pos);
     hl_dataset_free(ds);
     hl_dataset_free(ds2);
     return 0;

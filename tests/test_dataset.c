@@ -131,7 +131,7 @@ static rowset fetch_epoch(const hl_dataset *ds, int32_t ctx) {
     int64_t R = hl_dataset_n_train_rows(ds);
     rowset r = {malloc((size_t)R * ((size_t)ctx + 1) * sizeof(int32_t)), malloc((size_t)R * (size_t)ctx), R, 0};
     hl_data_cursor c = {0, 0};
-    hl_dataset_next_batch(ds, &c, (int32_t)R, r.tok, r.mask);
+    hl_dataset_next_batch(ds, &c, (int32_t)R, r.tok, r.mask, NULL);
     CHECK(c.epoch == 0 && c.index == (uint64_t)R);
     return r;
 }
@@ -275,7 +275,7 @@ static int32_t *completion_tokens(const hl_tokenizer *t, const char *prompt, con
     int32_t *row = malloc(513 * sizeof *row);
     uint8_t mask[512];
     hl_data_cursor c = {0, 0};
-    hl_dataset_next_batch(ds, &c, 1, row, mask);
+    hl_dataset_next_batch(ds, &c, 1, row, mask, NULL);
     int32_t *pids = NULL;
     size_t np = 0;
     CHECK_OK(hl_tokenizer_encode(t, prompt, strlen(prompt), 1, 0, &pids, &np, &err), &err);
@@ -531,8 +531,8 @@ static void test_val_split(void) {
         int32_t t[33], t2[33];
         uint8_t m[32], m2[32];
         for (int64_t i = 0; i < 3; i++) {
-            hl_dataset_val_row(ds, i, t, m);
-            hl_dataset_val_row(ds2, i, t2, m2);
+            hl_dataset_val_row(ds, i, t, m, NULL);
+            hl_dataset_val_row(ds2, i, t2, m2, NULL);
             CHECK(memcmp(t, t2, sizeof t) == 0 && memcmp(m, m2, sizeof m) == 0); /* deterministic */
             int hit = -1;
             for (int e = 0; e < N; e++)
@@ -563,9 +563,9 @@ static void test_val_split(void) {
                 break;
             }
         /* Out-of-range val rows are padding. */
-        hl_dataset_val_row(ds, 3, t, m);
+        hl_dataset_val_row(ds, 3, t, m, NULL);
         CHECK(t[0] == EOS && t[ctx] == EOS && mask_sum(m, ctx) == 0);
-        hl_dataset_val_row(ds, -1, t, m);
+        hl_dataset_val_row(ds, -1, t, m, NULL);
         CHECK(t[5] == EOS && mask_sum(m, ctx) == 0);
         rowset_free(&tr);
         hl_dataset_free(ds);
@@ -610,7 +610,7 @@ static void test_val_split(void) {
         int32_t t[6];
         uint8_t m[5];
         for (int64_t i = 0; i < hl_dataset_n_val_rows(ds); i++) {
-            hl_dataset_val_row(ds, i, t, m);
+            hl_dataset_val_row(ds, i, t, m, NULL);
             sum += mask_sum(m, 5);
             CHECK(mask_sum(m, 5) > 0);
         }
@@ -644,9 +644,9 @@ static void test_batches(void) {
     hl_data_cursor ca = {0, 0}, cb = {0, 0}, cc = {0, 0}, saved = {0, 0};
     for (int k = 0; k < ROWS / 7; k++) {
         if (k == 4) saved = ca;
-        hl_dataset_next_batch(a, &ca, 7, ta + k * 7 * w, ma + k * 7 * ctx);
-        hl_dataset_next_batch(b, &cb, 7, tb + k * 7 * w, mb + k * 7 * ctx);
-        hl_dataset_next_batch(c, &cc, 7, tc + k * 7 * w, mc + k * 7 * ctx);
+        hl_dataset_next_batch(a, &ca, 7, ta + k * 7 * w, ma + k * 7 * ctx, NULL);
+        hl_dataset_next_batch(b, &cb, 7, tb + k * 7 * w, mb + k * 7 * ctx, NULL);
+        hl_dataset_next_batch(c, &cc, 7, tc + k * 7 * w, mc + k * 7 * ctx, NULL);
         if (k == 2) CHECK(ca.epoch == 1 && ca.index == 1); /* 21 rows: one past the wrap */
     }
     CHECK(ca.epoch == 3 && ca.index == 3 && cb.epoch == ca.epoch && cb.index == ca.index);
@@ -669,11 +669,11 @@ static void test_batches(void) {
     /* Resume: a saved cursor replays exactly, even after the cache moved on. */
     int32_t t1[7 * 17];
     uint8_t m1[7 * 16];
-    hl_dataset_next_batch(a, &saved, 7, t1, m1);
+    hl_dataset_next_batch(a, &saved, 7, t1, m1, NULL);
     CHECK(memcmp(t1, ta + 28 * w, sizeof t1) == 0 && memcmp(m1, ma + 28 * ctx, sizeof m1) == 0);
     /* A cursor from another run's end (index past the rows) wraps into the next epoch. */
     hl_data_cursor odd = {0, 1000};
-    hl_dataset_next_batch(a, &odd, 1, t1, m1);
+    hl_dataset_next_batch(a, &odd, 1, t1, m1, NULL);
     CHECK(odd.epoch == 1 && odd.index == 1 && memcmp(t1, ta + 20 * w, w * sizeof(int32_t)) == 0);
     hl_dataset_free(a);
     hl_dataset_free(b);

@@ -69,9 +69,9 @@ static double central_fd(hl_trainer *t, const int32_t *tok, float *value, float 
     int64_t cnt = 0;
     float orig = *value;
     *value = orig + h;
-    CHECK_OK(hl_trainer_eval(t, tok, NULL, &lp, &cnt, &err), &err);
+    CHECK_OK(hl_trainer_eval(t, tok, NULL, NULL, &lp, &cnt, &err), &err);
     *value = orig - h;
-    CHECK_OK(hl_trainer_eval(t, tok, NULL, &lm, &cnt, &err), &err);
+    CHECK_OK(hl_trainer_eval(t, tok, NULL, NULL, &lm, &cnt, &err), &err);
     *value = orig;
     return (lp - lm) / (2.0 * h * (double)cnt);
 }
@@ -408,11 +408,13 @@ static void test_blas_gemm(void) {
 
 /* Training attention on OpenBLAS against the plain per-element reference,
  * with grouped heads (H 4, Hkv 2) and T not a multiple of the row block, and
- * bitwise the same at 1 and 2 threads. */
-static void test_attention_train(void) {
+ * bitwise the same at 1 and 2 threads; once with one sequence per row, once
+ * with rows of packed documents (1, 2 and 6 per row, some longer than a row
+ * block), where each document must also match the same document run alone. */
+static void test_attention_train_case(const int32_t *pos, const char *what) {
     hl_rng rng;
     hl_rng_seed(&rng, 3);
-    const int64_t B = 2, T = 150, H = 4, Hkv = 2, D = 16, N = B * T, C = H * D, KV = Hkv * D;
+    const int64_t B = 3, T = 150, H = 4, Hkv = 2, D = 16, N = B * T, C = H * D, KV = Hkv * D;
     float *q = malloc(sizeof(float) * N * C), *k = malloc(sizeof(float) * N * KV), *v = malloc(sizeof(float) * N * KV);
     float *dout = malloc(sizeof(float) * N * C);
     for (int64_t i = 0; i < N * C; i++) { q[i] = hl_rng_normal(&rng); dout[i] = hl_rng_normal(&rng); }
@@ -425,15 +427,16 @@ static void test_attention_train(void) {
         dk[w] = malloc(sizeof(float) * N * KV);
         dv[w] = malloc(sizeof(float) * N * KV);
         if (w == 0) {
-            hl_attention_train_ref(out[0], probs[0], q, k, v, B, T, H, Hkv, D);
-            hl_attention_train_backward_ref(dq[0], dk[0], dv[0], dout, probs[0], q, k, v, B, T, H, Hkv, D);
+            hl_attention_train_ref(out[0], probs[0], q, k, v, pos, B, T, H, Hkv, D);
+            hl_attention_train_backward_ref(dq[0], dk[0], dv[0], dout, probs[0], q, k, v, pos, B, T, H, Hkv, D);
             continue;
         }
         hl_pool *pool = hl_pool_init(w);
         float *scratch = malloc(sizeof(float) * w * T * T);
         for (int64_t i = 0; i < N * KV; i++) dk[w][i] = dv[w][i] = NAN; /* must be overwritten */
-        hl_attention_train(pool, out[w], probs[w], q, k, v, B, T, H, Hkv, D);
-        hl_attention_train_backward(pool, dq[w], dk[w], dv[w], dout, probs[w], q, k, v, B, T, H, Hkv, D, scratch);
+        for (int64_t i = 0; i < B * H * T * T; i++) probs[w][i] = NAN; /* zero outside the documents */
+        hl_attention_train(pool, out[w], probs[w], q, k, v, pos, B, T, H, Hkv, D);
+        hl_attention_train_backward(pool, dq[w], dk[w], dv[w], dout, probs[w], q, k, v, pos, B, T, H, Hkv, D, scratch);
         free(scratch);
         hl_pool_free(pool);
     }
@@ -443,14 +446,62 @@ static void test_attention_train(void) {
         double d = 0, mx = 0;
         for (int64_t i = 0; i < cmp[c].n; i++) {
             d = fmax(d, fabs((double)cmp[c].x[1][i] - cmp[c].x[0][i]));
+            if (isnan(cmp[c].x[1][i])) d = INFINITY;
             mx = fmax(mx, fabs((double)cmp[c].x[0][i]));
         }
-        CHECK_MSG(d <= 1e-5 * mx, "attention %s vs reference: max diff %g of max %g", cmp[c].name, d, mx);
-        CHECK_MSG(!memcmp(cmp[c].x[1], cmp[c].x[2], sizeof(float) * cmp[c].n), "attention %s differs between 1 and 2 threads",
-                  cmp[c].name);
+        CHECK_MSG(d <= 1e-5 * mx, "attention %s (%s) vs reference: max diff %g of max %g", cmp[c].name, what, d, mx);
+        CHECK_MSG(!memcmp(cmp[c].x[1], cmp[c].x[2], sizeof(float) * cmp[c].n),
+                  "attention %s (%s) differs between 1 and 2 threads", cmp[c].name, what);
+    }
+    /* Each document alone (one row of its own length) gives what it got packed. */
+    int64_t n_docs = 0;
+    double worst = 0;
+    for (int64_t b = 0; pos && b < B; b++)
+        for (int64_t s0 = 0, s1; s0 < T; s0 = s1, n_docs++) {
+            for (s1 = s0 + 1; s1 < T && pos[b * T + s1] != 0; s1++) {}
+            int64_t len = s1 - s0, r = b * T + s0;
+            float *o = malloc(sizeof(float) * len * C), *pr = malloc(sizeof(float) * H * len * len);
+            float *g[3] = {malloc(sizeof(float) * len * C), malloc(sizeof(float) * len * KV), malloc(sizeof(float) * len * KV)};
+            float *scratch = malloc(sizeof(float) * len * len);
+            hl_pool *pool = hl_pool_init(1);
+            hl_attention_train(pool, o, pr, q + r * C, k + r * KV, v + r * KV, NULL, 1, len, H, Hkv, D);
+            hl_attention_train_backward(pool, g[0], g[1], g[2], dout + r * C, pr, q + r * C, k + r * KV, v + r * KV,
+                                        NULL, 1, len, H, Hkv, D, scratch);
+            const float *packed[4] = {out[1] + r * C, dq[1] + r * C, dk[1] + r * KV, dv[1] + r * KV};
+            const float *alone[4] = {o, g[0], g[1], g[2]};
+            const int64_t n[4] = {len * C, len * C, len * KV, len * KV};
+            for (int a = 0; a < 4; a++) {
+                double d = 0, mx = 0;
+                for (int64_t i = 0; i < n[a]; i++) {
+                    d = fmax(d, fabs((double)packed[a][i] - alone[a][i]));
+                    mx = fmax(mx, fabs((double)alone[a][i]));
+                }
+                worst = fmax(worst, d / mx);
+            }
+            hl_pool_free(pool);
+            free(o); free(pr); free(g[0]); free(g[1]); free(g[2]); free(scratch);
+        }
+    if (pos) {
+        printf("attention, %lld packed documents vs each alone: worst max|diff| / max|alone| %.3g\n",
+               (long long)n_docs, worst);
+        CHECK_MSG(worst <= 1e-6, "packed attention vs each document alone: %g", worst);
     }
     for (int w = 0; w < 3; w++) { free(out[w]); free(probs[w]); free(dq[w]); free(dk[w]); free(dv[w]); }
     free(q); free(k); free(v); free(dout);
+}
+
+static void test_attention_train(void) {
+    test_attention_train_case(NULL, "one sequence per row");
+    /* rows of 1, 2 and 6 documents (T 150): 150 | 70 + 80 | 1 + 5 + 64 + 65 + 10 + 5 */
+    static const int lens[3][6] = {{150}, {70, 80}, {1, 5, 64, 65, 10, 5}};
+    int32_t pos[3 * 150];
+    for (int b = 0; b < 3; b++) {
+        int t = 0;
+        for (int d = 0; d < 6 && lens[b][d]; d++)
+            for (int i = 0; i < lens[b][d]; i++) pos[b * 150 + t++] = i;
+        REQUIRE(t == 150);
+    }
+    test_attention_train_case(pos, "packed documents");
 }
 
 /* Table RoPE against the double-precision rotation, and its inverse undoing
@@ -572,7 +623,7 @@ static void test_full_mode(void) {
     double loss;
     int64_t n;
     hl_trainer_zero_grad(t);
-    CHECK_OK(hl_trainer_forward_backward(t, tok, NULL, 1.0f, 0, &loss, &n, &err), &err);
+    CHECK_OK(hl_trainer_forward_backward(t, tok, NULL, NULL, 1.0f, 0, &loss, &n, &err), &err);
     CHECK(n == 16);
     double worst = 0;
     int checked = 0;
@@ -596,7 +647,7 @@ static void test_full_mode(void) {
     CHECK_OK(hl_trainer_init(m, NULL, &p, &t2, &err), &err);
     hl_trainer_zero_grad(t2);
     double loss2;
-    CHECK_OK(hl_trainer_forward_backward(t2, tok, NULL, 1.0f, 0, &loss2, &n, &err), &err);
+    CHECK_OK(hl_trainer_forward_backward(t2, tok, NULL, NULL, 1.0f, 0, &loss2, &n, &err), &err);
     int same = loss2 == loss;
     for (int32_t i = 0; i < hl_trainer_n_params(t); i++)
         same &= !memcmp(hl_trainer_param(t, i).grad, hl_trainer_param(t2, i).grad, sizeof(float) * (size_t)hl_trainer_param(t, i).n);
@@ -633,7 +684,7 @@ int main(void) {
     double loss;
     int64_t n;
     hl_trainer_zero_grad(tr);
-    CHECK_OK(hl_trainer_forward_backward(tr, tok, NULL, 1.0f, 0, &loss, &n, &err), &err);
+    CHECK_OK(hl_trainer_forward_backward(tr, tok, NULL, NULL, 1.0f, 0, &loss, &n, &err), &err);
     double ref_loss = 0.8916659525484903;
     printf("loss at adapter_init: %.10f (reference %.10f, rel %.2g)\n", loss, ref_loss, fabs(loss - ref_loss) / ref_loss);
     CHECK(n == 128);
@@ -646,7 +697,7 @@ int main(void) {
     /* eval path agrees with the training forward */
     double lsum;
     int64_t cnt;
-    CHECK_OK(hl_trainer_eval(tr, tok, NULL, &lsum, &cnt, &err), &err);
+    CHECK_OK(hl_trainer_eval(tr, tok, NULL, NULL, &lsum, &cnt, &err), &err);
     CHECK(cnt == 128 && fabs(lsum / cnt - loss) < 1e-12);
 
     /* threads 1 vs 2: identical gradients */
@@ -660,7 +711,7 @@ int main(void) {
     hl_trainer *tr2 = make_trainer(m, a, 2);
     hl_trainer_zero_grad(tr2);
     double loss2;
-    CHECK_OK(hl_trainer_forward_backward(tr2, tok, NULL, 1.0f, 0, &loss2, &n, &err), &err);
+    CHECK_OK(hl_trainer_forward_backward(tr2, tok, NULL, NULL, 1.0f, 0, &loss2, &n, &err), &err);
     CHECK(loss2 == loss);
     off = 0;
     int same = 1;
@@ -716,7 +767,7 @@ int main(void) {
         double worst = 0;
         for (int s = 0; s <= 10; s++) {
             hl_trainer_zero_grad(t);
-            CHECK_OK(hl_trainer_forward_backward(t, tok, NULL, 1.0f, (uint64_t)s, &loss, &n, &err), &err);
+            CHECK_OK(hl_trainer_forward_backward(t, tok, NULL, NULL, 1.0f, (uint64_t)s, &loss, &n, &err), &err);
             double d = fabs(loss - losses[run][s]);
             if (d > worst) worst = d;
             if (s < 10) hl_adamw_step(&opt, t, 1e-3f);

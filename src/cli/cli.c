@@ -23,6 +23,21 @@ int cli_fail(const char *cmd, const hl_error *err) {
     return cli_error(cmd, "%s (%s)", err->msg, hl_status_name(err->status));
 }
 
+int cli_pack_mode(const char *cmd, const char *val, hl_pack_mode *out) {
+    if (!strcmp(val, "docs")) *out = HL_PACK_DOCS;
+    else if (!strcmp(val, "none")) *out = HL_PACK_NONE;
+    else if (!strcmp(val, "stream")) *out = HL_PACK_STREAM;
+    else {
+        cli_error(cmd, "--pack must be docs, none or stream, got \"%s\"", val);
+        return 0;
+    }
+    return 1;
+}
+
+const char *cli_pack_mode_name(hl_pack_mode mode) {
+    return mode == HL_PACK_DOCS ? "docs" : mode == HL_PACK_STREAM ? "stream" : "none";
+}
+
 int cli_int(const char *cmd, const char *opt, const char *val, long lo, long hi, long *out) {
     char *end;
     errno = 0;

@@ -5,6 +5,7 @@
 #define HL_CLI_H
 #include <stdint.h>
 #include "hyperlora.h"
+#include "train/dataset.h"
 
 int cmd_generate(int argc, char **argv);
 int cmd_inspect(int argc, char **argv);
@@ -29,6 +30,9 @@ int cli_u64(const char *cmd, const char *opt, const char *val, uint64_t *out);
 /* For "--opt VALUE": returns argv[++*i] or prints an error and returns NULL. */
 const char *cli_value(const char *cmd, int argc, char **argv, int *i);
 int cli_is_help(const char *arg);
+/* "--pack docs|none|stream" (dataset.h); prints an error and returns 0 on anything else. */
+int cli_pack_mode(const char *cmd, const char *val, hl_pack_mode *out);
+const char *cli_pack_mode_name(hl_pack_mode mode);
 
 /* The adapters given on a command line: "--lora FILE" (scale 1) and
  * "--lora-scaled FILE:S" / "--lora-weighted FILE:W" (the last colon splits,

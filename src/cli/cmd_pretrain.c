@@ -50,6 +50,10 @@ static void help(void) {
            "  --max-bytes N        use at most N bytes of each corpus file (default: all)\n"
            "  --vocab N            BPE vocabulary size (default 2048)\n"
            "  --val-fraction F     documents held out for the validation loss (default 0.05)\n"
+           "  --pack stream|docs|none   how documents become rows (default stream: concatenated\n"
+           "                       and cut every --ctx tokens, attending across documents; docs:\n"
+           "                       whole documents packed, each attending only to itself, longer\n"
+           "                       ones truncated; none: one document per row; see train --help)\n"
            "shape\n"
            "  --preset nano|micro|mini   (default micro: dim 128, 4 layers, ffn 352, ctx 256)\n"
            "  --dim N --ffn N --layers N --heads N --kv-heads N --ctx N\n"
@@ -164,6 +168,7 @@ int cmd_pretrain(int argc, char **argv) {
     double lr = 3e-3, min_lr = 0.1, wd = 0.1, clip = 1.0, val_fraction = 0.05;
     uint64_t seed = 0;
     hl_schedule_kind sched_kind = HL_SCHED_COSINE;
+    hl_pack_mode pack = HL_PACK_STREAM;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v;
         if (cli_is_help(a)) {
@@ -192,6 +197,8 @@ int cmd_pretrain(int argc, char **argv) {
             else return cli_error(CMD, "--schedule must be cosine, linear or constant");
         } else if (!strcmp(a, "--seed")) {
             if (!cli_u64(CMD, a, v, &seed)) return 1;
+        } else if (!strcmp(a, "--pack")) {
+            if (!cli_pack_mode(CMD, v, &pack)) return 1;
         }
 #define INT(opt, var, lo, hi) else if (!strcmp(a, opt)) { if (!cli_int(CMD, a, v, lo, hi, &var)) return 1; }
 #define DBL(opt, var, lo, hi) else if (!strcmp(a, opt)) { if (!cli_float(CMD, a, v, lo, hi, &var)) return 1; }
@@ -227,7 +234,7 @@ int cmd_pretrain(int argc, char **argv) {
     hl_adamw opt = {0};
     hl_metrics *met = NULL;
     hl_progress *prog = NULL;
-    int32_t *tokbuf = NULL;
+    int32_t *tokbuf = NULL, *pos = NULL;
     uint8_t *mask = NULL;
     char *ck_config = NULL;
     int rc = 1;
@@ -266,16 +273,16 @@ int cmd_pretrain(int argc, char **argv) {
     tok = NULL;
     hl_free(m->name);
     m->name = hl_strdup("hyperlora-pretrained");
-    hl_dataset_params dp = {.ctx = cfg.seq_len, .pack = 1, .val_fraction = (float)val_fraction, .seed = seed};
+    hl_dataset_params dp = {.ctx = cfg.seq_len, .pack = pack, .val_fraction = (float)val_fraction, .seed = seed};
     if ((s = hl_dataset_load_memory(jsonl, jl, "corpus", m->tok, &dp, &ds, &err))) goto fail;
     const hl_dataset_stats *dst = hl_dataset_get_stats(ds);
     char config[1024];
     snprintf(config, sizeof config,
              "pretrain corpus=%016llx vocab=%ld dim=%d ffn=%d layers=%d heads=%d kv=%d ctx=%d steps=%ld batch=%ld "
-             "lr=%.9g warmup=%ld schedule=%d min_lr=%.9g wd=%.9g clip=%.9g val=%.9g seed=%llu",
+             "lr=%.9g warmup=%ld schedule=%d min_lr=%.9g wd=%.9g clip=%.9g val=%.9g seed=%llu%s",
              (unsigned long long)corpus_hash, vocab, cfg.dim, cfg.hidden_dim, cfg.n_layers, cfg.n_heads,
              cfg.n_kv_heads, cfg.seq_len, steps, batch, lr, warmup, (int)sched_kind, min_lr, wd, clip, val_fraction,
-             (unsigned long long)seed);
+             (unsigned long long)seed, pack == HL_PACK_STREAM ? "" : pack == HL_PACK_DOCS ? " pack=docs" : " pack=none");
     int64_t n_params = 0;
     hl_trainer_params tp = {.full = 1, .batch = (int32_t)batch, .ctx = cfg.seq_len, .n_threads = (int32_t)threads,
                             .seed = seed};
@@ -307,7 +314,8 @@ int cmd_pretrain(int argc, char **argv) {
     prog = hl_progress_init(stderr, plain, 25);
     tokbuf = hl_malloc_array((size_t)(batch * (cfg.seq_len + 1)), sizeof *tokbuf);
     mask = hl_malloc((size_t)(batch * cfg.seq_len));
-    if (!prog || !tokbuf || !mask) {
+    pos = hl_malloc_array((size_t)(batch * cfg.seq_len), sizeof *pos);
+    if (!prog || !tokbuf || !mask || !pos) {
         s = hl_fail(&err, HL_ERR_NOMEM, "out of memory");
         goto fail;
     }
@@ -319,10 +327,10 @@ int cmd_pretrain(int argc, char **argv) {
     while (st.step < steps && !stop_requested) {
         double t1 = now_s();
         hl_trainer_zero_grad(tr);
-        hl_dataset_next_batch(ds, &st.cursor, (int32_t)batch, tokbuf, mask);
+        hl_dataset_next_batch(ds, &st.cursor, (int32_t)batch, tokbuf, mask, pos);
         double loss;
         int64_t n;
-        if ((s = hl_trainer_forward_backward(tr, tokbuf, mask, 1.0f, (uint64_t)st.step, &loss, &n, &err))) goto fail;
+        if ((s = hl_trainer_forward_backward(tr, tokbuf, mask, pos, 1.0f, (uint64_t)st.step, &loss, &n, &err))) goto fail;
         double gnorm = hl_trainer_grad_norm(tr);
         if (!isfinite(gnorm)) {
             cli_error(CMD, "gradient norm is %g at step %lld: lower --lr", gnorm, (long long)st.step + 1);
@@ -339,15 +347,18 @@ int cmd_pretrain(int argc, char **argv) {
             double sum = 0;
             for (int64_t i = 0; i < nv; i += batch) {
                 for (long b = 0; b < batch; b++) {
-                    if (i + b < nv) hl_dataset_val_row(ds, i + b, tokbuf + b * (cfg.seq_len + 1), mask + b * cfg.seq_len);
+                    if (i + b < nv)
+                        hl_dataset_val_row(ds, i + b, tokbuf + b * (cfg.seq_len + 1), mask + b * cfg.seq_len,
+                                           pos + b * cfg.seq_len);
                     else {
                         memcpy(tokbuf + b * (cfg.seq_len + 1), tokbuf, (size_t)(cfg.seq_len + 1) * sizeof *tokbuf);
+                        memcpy(pos + b * cfg.seq_len, pos, (size_t)cfg.seq_len * sizeof *pos);
                         memset(mask + b * cfg.seq_len, 0, (size_t)cfg.seq_len);
                     }
                 }
                 double ls;
                 int64_t c;
-                if ((s = hl_trainer_eval(tr, tokbuf, mask, &ls, &c, &err))) goto fail;
+                if ((s = hl_trainer_eval(tr, tokbuf, mask, pos, &ls, &c, &err))) goto fail;
                 sum += ls;
                 count += c;
             }
@@ -377,6 +388,7 @@ fail:
     rc = cli_fail(CMD, &err);
 done:
     hl_free(tokbuf);
+    hl_free(pos);
     hl_free(mask);
     hl_free(ck_config);
     hl_progress_free(prog);

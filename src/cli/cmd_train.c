@@ -43,8 +43,15 @@ static void help(void) {
            "  --compose RULE           how lexemes are composed: parts (default) or parts+facets\n"
            "                           (facet words join the parts; stored with the adapter)\n"
            "  --ctx T                  tokens per row (default 256, at most the model's context)\n"
-           "  --no-pack                one example per row (padded) instead of packing\n"
-           "  --val-fraction F         share of examples held out for eval (default 0.1)\n"
+           "  --pack docs|none|stream  how examples become rows of --ctx tokens (default docs):\n"
+           "                           docs: whole examples packed into rows, each attending only\n"
+           "                             to itself from position 0 (trains as if alone in a row)\n"
+           "                           none: one example per row, padded (--no-pack is the same)\n"
+           "                           stream: examples concatenated and cut every --ctx tokens,\n"
+           "                             attending across examples (raw-text corpora)\n"
+           "                           examples longer than --ctx + 1 tokens are truncated (docs, none)\n"
+           "  --val-fraction F         share of examples held out for eval, never trained on\n"
+           "                           (default 0.1; 0 trains on all of them)\n"
            "  --eval-every N           evaluate every N steps (default 50; 0 = only at the end)\n"
            "adapter\n"
            "  --rank R --alpha A       LoRA rank and alpha (default 8, 16)\n"
@@ -83,7 +90,8 @@ typedef struct {
     long ctx, eval_every, rank, steps, batch, accum, warmup, ckpt_every, threads, stop_at;
     double val_fraction, alpha, dropout, epochs, lr, min_lr_ratio, wd, beta1, beta2, eps, clip;
     uint64_t seed;
-    int pack, rslora, resume, plain;
+    hl_pack_mode pack;
+    int rslora, resume, plain;
     hl_lora_init init;
     hl_schedule_kind schedule;
 } train_opts;
@@ -116,7 +124,7 @@ static void describe(const train_opts *o, uint64_t base_fp, char *buf, size_t ca
 static int parse(int argc, char **argv, train_opts *o) {
     *o = (train_opts){.ctx = 256, .eval_every = 50, .rank = 8, .steps = -1, .batch = 4, .accum = 1, .ckpt_every = 50,
                       .threads = 1, .val_fraction = 0.1, .alpha = 16, .epochs = -1, .lr = 1e-3, .min_lr_ratio = 0.1,
-                      .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-8, .clip = 1.0, .pack = 1,
+                      .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-8, .clip = 1.0, .pack = HL_PACK_DOCS,
                       .schedule = HL_SCHED_COSINE, .init = HL_INIT_KAIMING};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v;
@@ -124,7 +132,7 @@ static int parse(int argc, char **argv, train_opts *o) {
             help();
             return 2;
         }
-        if (!strcmp(a, "--no-pack")) { o->pack = 0; continue; }
+        if (!strcmp(a, "--no-pack")) { o->pack = HL_PACK_NONE; continue; }
         if (!strcmp(a, "--rslora")) { o->rslora = 1; continue; }
         if (!strcmp(a, "--resume")) { o->resume = 1; continue; }
         if (!strcmp(a, "--plain")) { o->plain = 1; continue; }
@@ -149,6 +157,8 @@ static int parse(int argc, char **argv, train_opts *o) {
 #undef DBL
         if (!strcmp(a, "--seed")) {
             if (!cli_u64(CMD, a, v, &o->seed)) return 1;
+        } else if (!strcmp(a, "--pack")) {
+            if (!cli_pack_mode(CMD, v, &o->pack)) return 1;
         } else if (!strcmp(a, "--init")) {
             if (!strcmp(v, "kaiming")) o->init = HL_INIT_KAIMING;
             else if (!strcmp(v, "gaussian")) o->init = HL_INIT_GAUSSIAN;
@@ -167,21 +177,23 @@ static int parse(int argc, char **argv, train_opts *o) {
 
 /* Mean eval loss over all validation rows (NAN when there are none). */
 static double evaluate(hl_trainer *tr, const hl_dataset *ds, int32_t B, int32_t T, int32_t *tok, uint8_t *mask,
-                       hl_error *err, hl_status *st) {
+                       int32_t *pos, hl_error *err, hl_status *st) {
     int64_t n = hl_dataset_n_val_rows(ds), count = 0;
     double sum = 0;
     *st = HL_OK;
     for (int64_t i = 0; i < n; i += B) {
         for (int32_t b = 0; b < B; b++) {
-            if (i + b < n) hl_dataset_val_row(ds, i + b, tok + (int64_t)b * (T + 1), mask + (int64_t)b * T);
+            if (i + b < n) hl_dataset_val_row(ds, i + b, tok + (int64_t)b * (T + 1), mask + (int64_t)b * T,
+                                              pos + (int64_t)b * T);
             else {
                 memcpy(tok + (int64_t)b * (T + 1), tok, (size_t)(T + 1) * sizeof *tok);
+                memcpy(pos + (int64_t)b * T, pos, (size_t)T * sizeof *pos);
                 memset(mask + (int64_t)b * T, 0, (size_t)T);
             }
         }
         double s;
         int64_t c;
-        if ((*st = hl_trainer_eval(tr, tok, mask, &s, &c, err)) != HL_OK) return NAN;
+        if ((*st = hl_trainer_eval(tr, tok, mask, pos, &s, &c, err)) != HL_OK) return NAN;
         sum += s;
         count += c;
     }
@@ -214,7 +226,7 @@ int cmd_train(int argc, char **argv) {
     hl_adamw opt = {0};
     hl_metrics *met = NULL;
     hl_progress *prog = NULL;
-    int32_t *tok = NULL;
+    int32_t *tok = NULL, *pos = NULL;
     uint8_t *mask = NULL;
     char *ck_config = NULL;
     char config[2048];
@@ -252,6 +264,16 @@ int cmd_train(int argc, char **argv) {
             (long long)dst->n_examples, (long long)dst->n_train_examples, (long long)dst->n_val_examples,
             (long long)dst->max_example_tokens, (long long)dst->n_train_rows, o.ctx, (long long)dst->n_loss_tokens,
             o.steps, o.batch, o.accum, o.ctx);
+    fprintf(stderr, "hyperlora train: rows: %s packing, %.1f%% of target slots are padding\n",
+            cli_pack_mode_name(o.pack),
+            100.0 * (1.0 - (double)dst->n_tokens / ((double)dst->n_train_rows * (double)o.ctx)));
+    if (dst->n_val_examples)
+        fprintf(stderr, "hyperlora train: %lld of %lld examples are held out for validation and never trained on "
+                        "(--val-fraction %g; --val-fraction 0 trains on all of them)\n",
+                (long long)dst->n_val_examples, (long long)dst->n_examples, o.val_fraction);
+    else
+        fprintf(stderr, "hyperlora train: no validation split (--val-fraction 0): all %lld examples train\n",
+                (long long)dst->n_examples);
     if (dst->n_truncated)
         fprintf(stderr, "hyperlora train: warning: %lld examples are longer than --ctx %ld + 1 and were truncated\n",
                 (long long)dst->n_truncated, o.ctx);
@@ -301,7 +323,8 @@ int cmd_train(int argc, char **argv) {
     prog = hl_progress_init(stderr, o.plain, 10);
     tok = hl_malloc_array((size_t)(o.batch * (o.ctx + 1)), sizeof *tok);
     mask = hl_malloc((size_t)(o.batch * o.ctx));
-    if (!prog || !tok || !mask) {
+    pos = hl_malloc_array((size_t)(o.batch * o.ctx), sizeof *pos);
+    if (!prog || !tok || !mask || !pos) {
         s = hl_fail(&err, HL_ERR_NOMEM, "out of memory");
         goto fail;
     }
@@ -313,7 +336,7 @@ int cmd_train(int argc, char **argv) {
     double last_eval = NAN;
     if (!resumed && hl_dataset_n_val_rows(ds) > 0) {
         /* The starting point: the eval loss before any update (step 0). */
-        last_eval = evaluate(tr, ds, (int32_t)o.batch, (int32_t)o.ctx, tok, mask, &err, &s);
+        last_eval = evaluate(tr, ds, (int32_t)o.batch, (int32_t)o.ctx, tok, mask, pos, &err, &s);
         if (s) goto fail;
         hl_step_record r0 = {.step = 0, .total_steps = o.steps, .loss = NAN, .eval_loss = last_eval, .lr = 0,
                              .grad_norm = NAN, .tokens_per_s = NAN, .elapsed_s = now_s() - t_start, .tokens = 0};
@@ -327,11 +350,11 @@ int cmd_train(int argc, char **argv) {
         double loss = 0;
         int64_t step_tokens = 0;
         for (long k = 0; k < o.accum; k++) {
-            hl_dataset_next_batch(ds, &st.cursor, (int32_t)o.batch, tok, mask);
+            hl_dataset_next_batch(ds, &st.cursor, (int32_t)o.batch, tok, mask, pos);
             double l;
             int64_t n;
             uint64_t micro = (uint64_t)st.step * (uint64_t)o.accum + (uint64_t)k;
-            if ((s = hl_trainer_forward_backward(tr, tok, mask, 1.0f / (float)o.accum, micro, &l, &n, &err))) goto fail;
+            if ((s = hl_trainer_forward_backward(tr, tok, mask, pos, 1.0f / (float)o.accum, micro, &l, &n, &err))) goto fail;
             loss += l / (double)o.accum;
             step_tokens += n;
         }
@@ -347,7 +370,7 @@ int cmd_train(int argc, char **argv) {
         st.tokens += step_tokens;
         double eval = NAN;
         if ((o.eval_every > 0 && st.step % o.eval_every == 0) || st.step == o.steps) {
-            eval = evaluate(tr, ds, (int32_t)o.batch, (int32_t)o.ctx, tok, mask, &err, &s);
+            eval = evaluate(tr, ds, (int32_t)o.batch, (int32_t)o.ctx, tok, mask, pos, &err, &s);
             if (s) goto fail;
             last_eval = eval;
         }
@@ -387,6 +410,7 @@ fail:
     rc = cli_fail(CMD, &err);
 done:
     hl_free(tok);
+    hl_free(pos);
     hl_free(mask);
     hl_free(ck_config);
     hl_progress_free(prog);

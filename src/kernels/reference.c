@@ -85,8 +85,14 @@ static void ref_axpy(float *y, float a, const float *x, int64_t n) {
 typedef struct {
     float *out, *probs, *dq, *dk, *dv; /* probs written by the forward pass */
     const float *q, *k, *v, *dout, *probs_in;
+    const int32_t *pos; /* (B, T) or NULL */
     int64_t B, T, H, Hkv, D;
 } attn_train_job;
+
+/* The first token of t's document in row b: t less its position. */
+static int64_t doc_start(const attn_train_job *j, int64_t b, int64_t t) {
+    return j->pos ? t - j->pos[b * j->T + t] : 0;
+}
 
 static void attn_train_fwd(void *arg, int64_t begin, int64_t end, int worker) {
     (void)worker;
@@ -97,18 +103,20 @@ static void attn_train_fwd(void *arg, int64_t begin, int64_t end, int worker) {
         int64_t t = p % T, h = (p / T) % H, b = p / (T * H), kvh = h / group;
         const float *q = j->q + (b * T + t) * H * D + h * D;
         float *pr = j->probs + ((b * H + h) * T + t) * T;
-        for (int64_t s = 0; s <= t; s++) pr[s] = hl_dot(q, j->k + (b * T + s) * kvd + kvh * D, D) * inv_sqrt_d;
-        hl_softmax(pr, t + 1);
-        for (int64_t s = t + 1; s < T; s++) pr[s] = 0.0f;
+        int64_t s0 = doc_start(j, b, t);
+        for (int64_t s = 0; s < T; s++) pr[s] = 0.0f;
+        for (int64_t s = s0; s <= t; s++) pr[s] = hl_dot(q, j->k + (b * T + s) * kvd + kvh * D, D) * inv_sqrt_d;
+        hl_softmax(pr + s0, t - s0 + 1);
         float *restrict o = j->out + (b * T + t) * H * D + h * D;
         memset(o, 0, (size_t)D * sizeof *o);
-        for (int64_t s = 0; s <= t; s++) ref_axpy(o, pr[s], j->v + (b * T + s) * kvd + kvh * D, D);
+        for (int64_t s = s0; s <= t; s++) ref_axpy(o, pr[s], j->v + (b * T + s) * kvd + kvh * D, D);
     }
 }
 
-void hl_attention_train_ref(float *out, float *probs, const float *q, const float *k, const float *v, int64_t B,
-                            int64_t T, int64_t H, int64_t Hkv, int64_t D) {
-    attn_train_job j = {.out = out, .probs = probs, .q = q, .k = k, .v = v, .B = B, .T = T, .H = H, .Hkv = Hkv, .D = D};
+void hl_attention_train_ref(float *out, float *probs, const float *q, const float *k, const float *v,
+                            const int32_t *pos, int64_t B, int64_t T, int64_t H, int64_t Hkv, int64_t D) {
+    attn_train_job j = {.out = out, .probs = probs, .q = q, .k = k, .v = v, .pos = pos, .B = B, .T = T, .H = H,
+                        .Hkv = Hkv, .D = D};
     attn_train_fwd(&j, 0, B * H * T, 0);
 }
 
@@ -132,12 +140,13 @@ static void attn_train_bwd(void *arg, int64_t begin, int64_t end, int worker) {
                 float *restrict dq = j->dq + (b * T + t) * H * D + h * D;
                 /* dP = dout·v_s; dS = P ⊙ (dP − Σ P⊙dP) */
                 double sum = 0;
-                for (int64_t s = 0; s <= t; s++) {
+                int64_t s0 = doc_start(j, b, t);
+                for (int64_t s = s0; s <= t; s++) {
                     dp[s] = hl_dot(dout, j->v + (b * T + s) * kvd + kvh * D, D);
                     sum += (double)pr[s] * dp[s];
                 }
                 memset(dq, 0, (size_t)D * sizeof(float));
-                for (int64_t s = 0; s <= t; s++) {
+                for (int64_t s = s0; s <= t; s++) {
                     float ds = pr[s] * (dp[s] - (float)sum) * inv_sqrt_d;
                     const float *restrict ks = j->k + (b * T + s) * kvd + kvh * D;
                     float *restrict dks = j->dk + (b * T + s) * kvd + kvh * D;
@@ -151,10 +160,10 @@ static void attn_train_bwd(void *arg, int64_t begin, int64_t end, int worker) {
 }
 
 void hl_attention_train_backward_ref(float *dq, float *dk, float *dv, const float *dout, const float *probs,
-                                     const float *q, const float *k, const float *v, int64_t B, int64_t T, int64_t H,
-                                     int64_t Hkv, int64_t D) {
+                                     const float *q, const float *k, const float *v, const int32_t *pos, int64_t B,
+                                     int64_t T, int64_t H, int64_t Hkv, int64_t D) {
     attn_train_job j = {.dq = dq, .dk = dk, .dv = dv, .dout = dout, .probs_in = probs, .q = q, .k = k, .v = v,
-                        .B = B, .T = T, .H = H, .Hkv = Hkv, .D = D};
+                        .pos = pos, .B = B, .T = T, .H = H, .Hkv = Hkv, .D = D};
     attn_train_bwd(&j, 0, B * Hkv, 0);
 }
 

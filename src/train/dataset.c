@@ -19,6 +19,7 @@
 #include "util/rng.h"
 
 #define SPLIT_SALT 0x73706c6974ULL          /* "split": keeps the split stream apart from epoch streams */
+#define PACK_SALT 0x7061636b73ULL           /* "packs": the order in which documents are packed */
 #define EPOCH_MUL 0x9E3779B97F4A7C15ULL
 
 /* The permutation of train rows for one epoch, computed on demand. Kept
@@ -35,8 +36,10 @@ struct hl_dataset {
     uint64_t seed;
     int32_t *train_tok;       /* n_train_rows × (ctx+1) */
     uint8_t *train_mask;      /* n_train_rows × ctx */
+    int32_t *train_pos;       /* n_train_rows × ctx, document packing only (else NULL: 0..ctx-1) */
     int32_t *val_tok;         /* n_val_rows × (ctx+1) */
     uint8_t *val_mask;        /* n_val_rows × ctx */
+    int32_t *val_pos;         /* n_val_rows × ctx, or NULL as train_pos */
     hl_dataset_stats stats;
     perm_cache *cache;
 };
@@ -422,6 +425,7 @@ static hl_status parse_all(examples *x, const char *data, size_t size, const cha
 typedef struct rows {
     int32_t *tok;
     uint8_t *mask;
+    int32_t *pos;             /* document packing only */
     int64_t n;
     int64_t n_tokens, n_loss, n_truncated;
 } rows;
@@ -445,19 +449,135 @@ static void put_row(rows *r, int32_t ctx, int32_t pad, const int32_t *t, const u
     r->n_loss += loss;
 }
 
+static void rows_free(rows *r) {
+    hl_free(r->tok);
+    hl_free(r->mask);
+    hl_free(r->pos);
+    memset(r, 0, sizeof *r);
+}
+
+/* The leftmost of n rows (a max tree over their free slots, `size` leaves)
+ * with at least need free slots; rows not opened yet are empty, so there is
+ * always one while n covers every example. */
+static size_t first_fit(const int32_t *tree, size_t size, int32_t need) {
+    size_t i = 1;
+    while (i < size) i = tree[2 * i] >= need ? 2 * i : 2 * i + 1;
+    return i - size;
+}
+
+static void tree_set(int32_t *tree, size_t size, size_t leaf, int32_t v) {
+    size_t i = leaf + size;
+    tree[i] = v;
+    for (i /= 2; i >= 1; i /= 2) tree[i] = tree[2 * i] > tree[2 * i + 1] ? tree[2 * i] : tree[2 * i + 1];
+}
+
+/* Document packing (dataset.h): the selected examples that train something,
+ * in a seeded shuffled order, each cut to ctx+1 tokens, placed whole into the
+ * first row with room (first fit). A document of len tokens takes len slots
+ * of a row's ctx+1; its positions count from 0; padding after the last
+ * document is one more document of EOS with mask 0. */
+static hl_status build_doc_rows(const examples *x, const uint8_t *sel, uint8_t want, const hl_dataset_params *params,
+                                int32_t pad, const char *name, rows *r, hl_error *err) {
+    const size_t ctx = (size_t)params->ctx, w = ctx + 1;
+    size_t n = 0;
+    for (size_t e = 0; e < x->n_ex; e++) n += sel[e] == want;
+    if (n == 0) return HL_OK;
+    size_t size = 1;
+    while (size < n) size *= 2;
+    size_t *order = hl_malloc_array(n, sizeof *order);
+    size_t *row_of = hl_malloc_array(n, sizeof *row_of), *slot_of = hl_malloc_array(n, sizeof *slot_of);
+    int32_t *tree = hl_malloc_array(2 * size, sizeof *tree);
+    hl_status s = HL_OK;
+    size_t n_rows = 0;
+    if (!order || !row_of || !slot_of || !tree) goto oom;
+    /* The documents that train something, shuffled with their own seeded stream. */
+    size_t k = 0;
+    for (size_t e = 0; e < x->n_ex; e++) {
+        if (sel[e] != want) continue;
+        size_t a = x->start[e], len = x->start[e + 1] - a;
+        if (len > w) {
+            r->n_truncated++;
+            len = w;
+        }
+        int any = 0;
+        for (size_t j = 1; j < len && !any; j++) any = x->flag[a + j] != 0;
+        if (any) order[k++] = e;
+    }
+    hl_rng rng;
+    hl_rng_seed(&rng, params->seed ^ PACK_SALT ^ ((uint64_t)want * EPOCH_MUL));
+    for (size_t i = k; i > 1; i--) {
+        size_t j = (size_t)hl_rng_below(&rng, i), t = order[i - 1];
+        order[i - 1] = order[j];
+        order[j] = t;
+    }
+    for (size_t i = 0; i < 2 * size; i++) tree[i] = i >= size + k ? -1 : (int32_t)w; /* leaves past k never open */
+    for (size_t i = size - 1; i >= 1; i--) tree[i] = tree[2 * i] > tree[2 * i + 1] ? tree[2 * i] : tree[2 * i + 1];
+    for (size_t i = 0; i < k; i++) {
+        size_t e = order[i], len = x->start[e + 1] - x->start[e];
+        if (len > w) len = w;
+        size_t row = first_fit(tree, size, (int32_t)len);
+        int32_t free_slots = tree[row + size];
+        row_of[i] = row;
+        slot_of[i] = w - (size_t)free_slots;
+        tree_set(tree, size, row, free_slots - (int32_t)len);
+        if (row + 1 > n_rows) n_rows = row + 1;
+    }
+    if (n_rows == 0) goto done;
+    size_t nt, nm;
+    if (!hl_mul_size(n_rows, w, &nt) || !hl_mul_size(nt, sizeof(int32_t), &nt) || !hl_mul_size(n_rows, ctx, &nm)) {
+        s = hl_fail(err, HL_ERR_LIMIT, "%s: %zu rows of %zu tokens do not fit in memory", name, n_rows, w);
+        goto done;
+    }
+    r->tok = hl_malloc(nt);
+    r->mask = hl_calloc(nm, 1);
+    r->pos = hl_malloc_array(nm, sizeof *r->pos);
+    if (!r->tok || !r->mask || !r->pos) goto oom;
+    for (size_t j = 0; j < n_rows * w; j++) r->tok[j] = pad;
+    for (size_t i = 0; i < k; i++) {
+        size_t e = order[i], a = x->start[e], len = x->start[e + 1] - a, o = slot_of[i];
+        if (len > w) len = w;
+        int32_t *rt = r->tok + row_of[i] * w;
+        uint8_t *rm = r->mask + row_of[i] * ctx;
+        int32_t *rp = r->pos + row_of[i] * ctx;
+        memcpy(rt + o, x->tok + a, len * sizeof *rt);
+        for (size_t j = 0; j + 1 < len; j++) { /* input o+j predicts o+j+1, inside the document */
+            rm[o + j] = x->flag[a + j + 1];
+            r->n_loss += rm[o + j];
+        }
+        for (size_t j = 0; j < len && o + j < ctx; j++) rp[o + j] = (int32_t)j;
+        r->n_tokens += (int64_t)len - 1;
+    }
+    for (size_t row = 0; row < n_rows; row++) { /* the padding after the last document: a document of its own */
+        size_t used = w - (size_t)tree[row + size];
+        for (size_t j = used; j < ctx; j++) r->pos[row * ctx + j] = (int32_t)(j - used);
+    }
+    r->n = (int64_t)n_rows;
+    goto done;
+oom:
+    s = hl_fail(err, HL_ERR_NOMEM, "%s: out of memory packing %zu examples into rows of %zu tokens", name, n, w);
+done:
+    if (s != HL_OK) rows_free(r);
+    hl_free(order);
+    hl_free(row_of);
+    hl_free(slot_of);
+    hl_free(tree);
+    return s;
+}
+
 /* Builds the rows of the examples with sel[e] == want. */
 static hl_status build_rows(const examples *x, const uint8_t *sel, uint8_t want, const hl_dataset_params *params,
                             int32_t pad, const char *name, rows *r, hl_error *err) {
     size_t ctx = (size_t)params->ctx, w = ctx + 1, n_rows = 0, total = 0;
     memset(r, 0, sizeof *r);
+    if (params->pack == HL_PACK_DOCS) return build_doc_rows(x, sel, want, params, pad, name, r, err);
     for (size_t e = 0; e < x->n_ex; e++) {
         if (sel[e] != want) continue;
         size_t len = x->start[e + 1] - x->start[e];
         total += len; /* cannot overflow: bounded by x->n_tok */
         n_rows++;
-        if (len > w) r->n_truncated += !params->pack;
+        if (len > w) r->n_truncated += params->pack == HL_PACK_NONE;
     }
-    if (params->pack) n_rows = total > 1 ? (total - 1 + ctx - 1) / ctx : 0; /* ceil(targets / ctx) */
+    if (params->pack == HL_PACK_STREAM) n_rows = total > 1 ? (total - 1 + ctx - 1) / ctx : 0; /* ceil(targets / ctx) */
     if (n_rows == 0) return HL_OK;
     size_t nt, nm;
     if (!hl_mul_size(n_rows, w, &nt) || !hl_mul_size(nt, sizeof(int32_t), &nt) || !hl_mul_size(n_rows, ctx, &nm))
@@ -467,7 +587,7 @@ static hl_status build_rows(const examples *x, const uint8_t *sel, uint8_t want,
     int32_t *st = NULL;
     uint8_t *sf = NULL;
     if (!r->tok || !r->mask) goto oom;
-    if (!params->pack) {
+    if (params->pack == HL_PACK_NONE) {
         for (size_t e = 0; e < x->n_ex; e++) {
             if (sel[e] != want) continue;
             size_t a = x->start[e];
@@ -500,9 +620,7 @@ static hl_status build_rows(const examples *x, const uint8_t *sel, uint8_t want,
 oom:
     hl_free(st);
     hl_free(sf);
-    hl_free(r->tok);
-    hl_free(r->mask);
-    memset(r, 0, sizeof *r);
+    rows_free(r);
     return hl_fail(err, HL_ERR_NOMEM, "%s: out of memory for %zu rows of %zu tokens", name, n_rows, w);
 }
 
@@ -550,6 +668,9 @@ hl_status hl_dataset_load_memory(const char *data, size_t size, const char *name
     if (params->ctx < 1 || params->ctx > HL_DATASET_MAX_CTX)
         return hl_fail(err, HL_ERR_INVALID_ARG, "%s: ctx %ld out of range 1..%d", name, (long)params->ctx,
                        HL_DATASET_MAX_CTX);
+    if (params->pack != HL_PACK_NONE && params->pack != HL_PACK_STREAM && params->pack != HL_PACK_DOCS)
+        return hl_fail(err, HL_ERR_INVALID_ARG, "%s: pack mode %d is not none (0), stream (1) or docs (2)", name,
+                       (int)params->pack);
     if (!(params->val_fraction >= 0.0f && params->val_fraction <= 0.5f)) /* also refuses NaN */
         return hl_fail(err, HL_ERR_INVALID_ARG, "%s: val_fraction %g out of range 0..0.5", name,
                        (double)params->val_fraction);
@@ -588,10 +709,8 @@ hl_status hl_dataset_load_memory(const char *data, size_t size, const char *name
     if (s != HL_OK) {
         examples_free(&x);
         hl_free(is_val);
-        hl_free(tr.tok);
-        hl_free(tr.mask);
-        hl_free(va.tok);
-        hl_free(va.mask);
+        rows_free(&tr);
+        rows_free(&va);
         return s;
     }
     ds->ctx = params->ctx;
@@ -599,8 +718,10 @@ hl_status hl_dataset_load_memory(const char *data, size_t size, const char *name
     ds->seed = params->seed;
     ds->train_tok = tr.tok;
     ds->train_mask = tr.mask;
+    ds->train_pos = tr.pos;
     ds->val_tok = va.tok;
     ds->val_mask = va.mask;
+    ds->val_pos = va.pos;
     ds->stats.n_examples = (int64_t)x.n_ex;
     ds->stats.n_val_examples = (int64_t)n_val;
     ds->stats.n_train_examples = (int64_t)(x.n_ex - n_val);
@@ -638,6 +759,8 @@ void hl_dataset_free(hl_dataset *ds) {
     hl_free(ds->train_mask);
     hl_free(ds->val_tok);
     hl_free(ds->val_mask);
+    hl_free(ds->train_pos);
+    hl_free(ds->val_pos);
     if (ds->cache) hl_free(ds->cache->perm);
     hl_free(ds->cache);
     hl_free(ds);
@@ -664,8 +787,16 @@ static void epoch_perm(const hl_dataset *ds, uint64_t epoch) {
     pc->valid = 1;
 }
 
+/* Row i's positions into pos (ctx entries): stored for document packing, else 0..ctx-1. */
+static void copy_pos(const int32_t *stored, size_t i, size_t c, int32_t *pos) {
+    if (!pos) return;
+    if (stored) memcpy(pos, stored + i * c, c * sizeof *pos);
+    else
+        for (size_t j = 0; j < c; j++) pos[j] = (int32_t)j;
+}
+
 void hl_dataset_next_batch(const hl_dataset *ds, hl_data_cursor *cursor, int32_t B, int32_t *tokens,
-                           uint8_t *mask) {
+                           uint8_t *mask, int32_t *pos) {
     if (!ds || !cursor || B <= 0 || !tokens || !mask) return;
     size_t w = (size_t)ds->ctx + 1, c = (size_t)ds->ctx;
     uint64_t n = (uint64_t)ds->stats.n_train_rows;
@@ -678,20 +809,23 @@ void hl_dataset_next_batch(const hl_dataset *ds, hl_data_cursor *cursor, int32_t
         size_t row = (size_t)ds->cache->perm[cursor->index++];
         memcpy(tokens + (size_t)b * w, ds->train_tok + row * w, w * sizeof *tokens);
         memcpy(mask + (size_t)b * c, ds->train_mask + row * c, c);
+        copy_pos(ds->train_pos, row, c, pos ? pos + (size_t)b * c : NULL);
     }
 }
 
 int64_t hl_dataset_n_val_rows(const hl_dataset *ds) { return ds ? ds->stats.n_val_rows : 0; }
 int64_t hl_dataset_n_train_rows(const hl_dataset *ds) { return ds ? ds->stats.n_train_rows : 0; }
 
-void hl_dataset_val_row(const hl_dataset *ds, int64_t i, int32_t *tokens, uint8_t *mask) {
-    if (!ds || !tokens || !mask) return;
+void hl_dataset_val_row(const hl_dataset *ds, int64_t i, int32_t *tokens, uint8_t *mask, int32_t *pos) {
+    if (!ds || !tokens || !mask || ds->ctx < 1) return;
     size_t w = (size_t)ds->ctx + 1, c = (size_t)ds->ctx;
     if (i < 0 || i >= ds->stats.n_val_rows) {
         for (size_t j = 0; j < w; j++) tokens[j] = ds->pad;
         memset(mask, 0, c);
+        copy_pos(NULL, 0, c, pos);
         return;
     }
     memcpy(tokens, ds->val_tok + (size_t)i * w, w * sizeof *tokens);
     memcpy(mask, ds->val_mask + (size_t)i * c, c);
+    copy_pos(ds->val_pos, (size_t)i, c, pos);
 }

@@ -41,17 +41,32 @@
  *           (hl_lexicon_tokenizer); mask values are read as 0/1.
  * The first token of an example is never one of its own targets.
  *
- * Rows have ctx+1 tokens (inputs are row[0..ctx-1], targets row[1..ctx]) and
- * a mask of ctx bytes saying which targets count. With packing, examples are
- * concatenated into rows (an example longer than a row continues in the
- * next); without, each example is padded or truncated (counted in the stats)
- * to one row. Precisely, with packing the examples of a split, in file order,
- * form one stream S of L tokens and row k is S[k*ctx .. k*ctx+ctx]: rows
- * share one token, and every target S[1..L-1] is in exactly one row. Rows
- * attend across example boundaries (BOS marks them). Padding is EOS with
- * mask 0. A row with no mask bit set (e.g. a prompt cut off before its
- * completion) trains nothing and is dropped, so every row has at least one
- * loss target; a load that leaves no training row fails.
+ * Rows have ctx+1 tokens (inputs are row[0..ctx-1], targets row[1..ctx]), a
+ * mask of ctx bytes saying which targets count, and ctx positions (pos[i]:
+ * input i's position in its document). Padding is EOS with mask 0. Three
+ * ways of cutting a split into rows (hl_pack_mode):
+ *   docs (HL_PACK_DOCS, train's default): whole examples are packed into rows.
+ *     The examples that have a loss target, in a seeded shuffled order (one
+ *     stream per split), each truncated to ctx+1 tokens (counted in the
+ *     stats), go first fit into rows of ctx+1 slots: an example of len tokens
+ *     takes len slots, in the first row with that much room, after the
+ *     examples already there. Its positions count from 0, and the trainer
+ *     keeps attention inside each document (trainer.h), so an example trains
+ *     exactly as it would alone in a row. A target that crosses into the next
+ *     example is a first token (mask 0). The slots after a row's last example
+ *     are padding, positioned as one more document.
+ *   none (HL_PACK_NONE): each example is padded or truncated (counted) to one
+ *     row; positions 0..ctx-1.
+ *   stream (HL_PACK_STREAM, pretraining's default): the examples of a split,
+ *     in file order, form one stream S of L tokens and row k is
+ *     S[k*ctx .. k*ctx+ctx]: rows share one token, every target S[1..L-1] is
+ *     in exactly one row, and rows attend across example boundaries
+ *     (positions 0..ctx-1). For raw-text corpora, where continuing across
+ *     documents is wanted.
+ * A row with no mask bit set (e.g. a prompt cut off before its completion)
+ * trains nothing and is dropped (docs: such an example is left out before
+ * packing), so every row has at least one loss target; a load that leaves no
+ * training row fails.
  *
  * A validation split takes a seeded, deterministic fraction of the examples
  * (at least 1 when the fraction > 0 and there are >= 2 examples):
@@ -80,9 +95,15 @@
 typedef hl_status (*hl_scene_format_fn)(void *user, const char *scene, const char *form, const char *reg,
                                         const char *output, int32_t **ids, uint8_t **mask, size_t *n, hl_error *err);
 
+typedef enum hl_pack_mode {
+    HL_PACK_NONE = 0,       /* one example per row, padded or truncated */
+    HL_PACK_STREAM = 1,     /* examples concatenated and cut at fixed offsets */
+    HL_PACK_DOCS = 2        /* whole examples packed, each attending only to itself */
+} hl_pack_mode;
+
 typedef struct hl_dataset_params {
     int32_t ctx;            /* T: tokens per row (targets), 1..HL_DATASET_MAX_CTX */
-    int pack;               /* 1: pack examples into rows; 0: one example per row, padded */
+    hl_pack_mode pack;
     float val_fraction;     /* 0..0.5 */
     uint64_t seed;          /* split and shuffling */
     hl_scene_format_fn scene_format; /* may be NULL */
@@ -100,7 +121,7 @@ typedef struct hl_dataset_stats {
     int64_t n_examples, n_train_examples, n_val_examples;
     int64_t n_train_rows, n_val_rows;
     int64_t n_tokens, n_loss_tokens;  /* over train rows: real (non-padding) targets, and those with mask 1 */
-    int64_t n_truncated;              /* examples (train and val) cut to fit a row (no packing) */
+    int64_t n_truncated;              /* examples (train and val) cut to fit a row (none, docs) */
     int64_t max_example_tokens;       /* the longest example, in tokens (BOS and EOS included) */
 } hl_dataset_stats;
 
@@ -113,12 +134,13 @@ void hl_dataset_free(hl_dataset *ds);
 const hl_dataset_stats *hl_dataset_get_stats(const hl_dataset *ds);
 
 /* Fills B training rows from the cursor and advances it (wrapping into the next
- * epoch, which reshuffles). tokens: B×(ctx+1), mask: B×ctx. */
+ * epoch, which reshuffles). tokens: B×(ctx+1), mask: B×ctx, pos: B×ctx (pass
+ * it to the trainer; NULL only when the rows are known not to be docs-packed). */
 void hl_dataset_next_batch(const hl_dataset *ds, hl_data_cursor *cursor, int32_t B, int32_t *tokens,
-                           uint8_t *mask);
+                           uint8_t *mask, int32_t *pos);
 /* Validation rows, by index (0..n_val_rows-1); an index out of range gives
- * a row of padding with mask 0. */
+ * a row of padding with mask 0. pos as for next_batch. */
 int64_t hl_dataset_n_val_rows(const hl_dataset *ds);
-void hl_dataset_val_row(const hl_dataset *ds, int64_t i, int32_t *tokens, uint8_t *mask);
+void hl_dataset_val_row(const hl_dataset *ds, int64_t i, int32_t *tokens, uint8_t *mask, int32_t *pos);
 int64_t hl_dataset_n_train_rows(const hl_dataset *ds);
 #endif

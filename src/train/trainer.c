@@ -32,6 +32,7 @@ struct hl_trainer {
     float *probs;           /* (L, B, H, T, T) */
     float *att_scratch;     /* (n_threads, T, T): the attention backward's dS */
     float *rope_cs;         /* (T, D): RoPE cos/sin per position (hl_rope_table) */
+    int32_t *pos;           /* (B, T): the current batch's positions in their documents */
     float *head_split;      /* (HL_GEMM_SPLIT_K, LOGIT_CHUNK, C): the LM head's split dY·W */
     float *att;             /* (L, N, C) */
     float *gate, *up;       /* (L, N, F) */
@@ -189,6 +190,7 @@ void hl_trainer_free(hl_trainer *t) {
                      t->up,     t->n,   t->nf,    t->hb,    t->tmp,  t->tmp2, t->logits, t->dlog, t->dx, t->dn,
                      t->datt,   t->dq,  t->dk,    t->dv,    t->dgate, t->dup, t->dhb,  t->lg,   t->lh, t->att_scratch, t->rope_cs, t->head_split};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) hl_free(bufs[i]);
+    hl_free(t->pos);
     hl_pool_free(t->pool);
     hl_free(t);
 }
@@ -333,6 +335,8 @@ hl_status hl_trainer_init(const hl_model *m, hl_adapter *ad, const hl_trainer_pa
         t->probs = alloc_f(L * p->batch * t->H, T * T, &ok);
         t->att_scratch = alloc_f(hl_pool_n_threads(t->pool), T * T, &ok);
         t->rope_cs = alloc_f(T, t->D, &ok);
+        t->pos = hl_malloc_array((size_t)N, sizeof *t->pos);
+        if (!t->pos) ok = 0;
         t->head_split = alloc_f(HL_GEMM_SPLIT_K * LOGIT_CHUNK, C, &ok);
         if (ok) hl_rope_table(t->rope_cs, T, t->D, c->rope_theta);
         t->att = alloc_f(L * N, C, &ok);
@@ -426,7 +430,7 @@ static void rows_worker(void *arg, int64_t begin, int64_t end, int worker) {
         case OP_RMSNORM_BWD: /* out (+)= d rmsnorm(a; weight b) given dy c */
             hl_rmsnorm_backward(j->out + r * W, j->a + r * W, j->b, j->c + r * W, W, eps, j->flag);
             break;
-        case OP_ROPE: hl_rope_apply(j->out + r * W, j->heads, t->D, t->rope_cs + (r % t->p.ctx) * t->D, j->flag); break;
+        case OP_ROPE: hl_rope_apply(j->out + r * W, j->heads, t->D, t->rope_cs + (int64_t)t->pos[r] * t->D, j->flag); break;
         case OP_SWIGLU: hl_swiglu(j->out + r * W, j->a + r * W, j->b + r * W, W); break;
         case OP_SWIGLU_BWD:
             hl_swiglu_backward(j->out + r * W, j->out2 + r * W, j->a + r * W, j->b + r * W, j->c + r * W, W);
@@ -473,7 +477,7 @@ static void forward(hl_trainer *t, const int32_t *tokens) {
         proj_forward(t, l, HL_TARGET_V, w->wv, t->n, v, N, 0, C, KV);
         rope_rows(t, q, t->H, 0);
         rope_rows(t, k, t->Hkv, 0);
-        hl_attention_train(t->pool, att, probs, q, k, v, B, T, t->H, t->Hkv, t->D);
+        hl_attention_train(t->pool, att, probs, q, k, v, t->pos, B, T, t->H, t->Hkv, t->D);
         proj_forward(t, l, HL_TARGET_O, w->wo, att, t->tmp, N, 0, C, C);
         par_rows(t, (rows_job){.op = OP_ADD, .out = xm, .a = x, .b = t->tmp, .width = C});
         rmsnorm_rows(t, t->n, xm, w->ffn_norm);
@@ -559,9 +563,26 @@ static hl_status check_tokens(const hl_trainer *t, const int32_t *tokens, hl_err
     return HL_OK;
 }
 
-hl_status hl_trainer_eval(hl_trainer *t, const int32_t *tokens, const uint8_t *mask, double *loss_sum,
-                          int64_t *n_counted, hl_error *err) {
+/* Takes the batch's positions (NULL: 0..T-1 in every row), checking that
+ * each row starts a document and each document counts up from 0. */
+static hl_status set_positions(hl_trainer *t, const int32_t *pos, hl_error *err) {
+    const int64_t B = t->p.batch, T = t->p.ctx;
+    for (int64_t b = 0; b < B; b++)
+        for (int64_t i = 0; i < T; i++) {
+            int32_t p = pos ? pos[b * T + i] : (int32_t)i;
+            if (p != 0 && (i == 0 || p != t->pos[b * T + i - 1] + 1))
+                return hl_fail(err, HL_ERR_INVALID_ARG,
+                               "train: position %ld at row %lld, token %lld must be 0 (a new document)%s",
+                               (long)p, (long long)b, (long long)i, i ? " or one more than the token before" : "");
+            t->pos[b * T + i] = p;
+        }
+    return HL_OK;
+}
+
+hl_status hl_trainer_eval(hl_trainer *t, const int32_t *tokens, const uint8_t *mask, const int32_t *pos,
+                          double *loss_sum, int64_t *n_counted, hl_error *err) {
     hl_status s = check_tokens(t, tokens, err);
+    if (s == HL_OK) s = set_positions(t, pos, err);
     if (s != HL_OK) return s;
     t->training = 0;
     forward(t, tokens);
@@ -575,9 +596,10 @@ hl_status hl_trainer_eval(hl_trainer *t, const int32_t *tokens, const uint8_t *m
     return HL_OK;
 }
 
-hl_status hl_trainer_forward_backward(hl_trainer *t, const int32_t *tokens, const uint8_t *mask, float grad_scale,
-                                      uint64_t step, double *loss, int64_t *n_counted, hl_error *err) {
+hl_status hl_trainer_forward_backward(hl_trainer *t, const int32_t *tokens, const uint8_t *mask, const int32_t *pos,
+                                      float grad_scale, uint64_t step, double *loss, int64_t *n_counted, hl_error *err) {
     hl_status s = check_tokens(t, tokens, err);
+    if (s == HL_OK) s = set_positions(t, pos, err);
     if (s != HL_OK) return s;
     const hl_model *m = t->m;
     const hl_model_config *c = &m->cfg;
@@ -632,8 +654,8 @@ hl_status hl_trainer_forward_backward(hl_trainer *t, const int32_t *tokens, cons
         if (t->p.full) norm_weight_grad(t->g_norm[2 * l + 1], xm, t->dn, N, C, c->norm_eps);
         /* Attention: x_mid = x + o(attn(rope(q(n1)), rope(k(n1)), v(n1))), n1 = rmsnorm(x) */
         proj_backward(t, l, HL_TARGET_O, w->wo, att, t->dx, t->datt, N, 0, C, C, 0);
-        hl_attention_train_backward(t->pool, t->dq, t->dk, t->dv, t->datt, probs, q, k, v, B, T, t->H, t->Hkv, t->D,
-                                    t->att_scratch);
+        hl_attention_train_backward(t->pool, t->dq, t->dk, t->dv, t->datt, probs, q, k, v, t->pos, B, T, t->H, t->Hkv,
+                                    t->D, t->att_scratch);
         rope_rows(t, t->dq, t->H, 1);
         rope_rows(t, t->dk, t->Hkv, 1);
         rmsnorm_rows(t, t->n, x, w->attn_norm);

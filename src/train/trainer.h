@@ -1,8 +1,12 @@
 /* trainer.h: exact gradients of the next-token loss with respect to a LoRA
  * adapter's A and B, the base frozen (no weight-gradient buffers: dX = dY·W).
  *
- * A batch is B rows of T+1 tokens: inputs row[0..T-1], targets row[1..T],
- * each row starting at position 0. The loss is the mean cross-entropy over
+ * A batch is B rows of T+1 tokens: inputs row[0..T-1], targets row[1..T].
+ * A row holds one sequence from position 0, or several packed documents:
+ * then pos (B, T) gives each input token's position in its document (0 where
+ * one starts, counting up by one after), attention stays inside a document
+ * and RoPE uses these positions, so each document trains exactly as it would
+ * alone in a row. The loss is the mean cross-entropy over
  * the targets whose mask is 1. The forward pass saves the residual stream,
  * q/k/v, attention probabilities, attention output and the FFN
  * pre-activations per layer; norms and SwiGLU are recomputed in the
@@ -47,14 +51,14 @@ int32_t hl_trainer_n_params(const hl_trainer *t);
 hl_param hl_trainer_param(const hl_trainer *t, int32_t i);
 
 /* Forward + backward on one batch. tokens (B, T+1), mask (B, T) or NULL for
- * all ones. Gradients of (grad_scale · mean loss) are ADDED to the grads.
+ * all ones, pos (B, T) or NULL for one sequence per row. Gradients of (grad_scale · mean loss) are ADDED to the grads.
  * step seeds the dropout masks. *loss gets the mean loss, *n_counted the
  * number of counted targets (0: loss 0, no gradient). */
-hl_status hl_trainer_forward_backward(hl_trainer *t, const int32_t *tokens, const uint8_t *mask, float grad_scale,
-                                      uint64_t step, double *loss, int64_t *n_counted, hl_error *err);
+hl_status hl_trainer_forward_backward(hl_trainer *t, const int32_t *tokens, const uint8_t *mask, const int32_t *pos,
+                                      float grad_scale, uint64_t step, double *loss, int64_t *n_counted, hl_error *err);
 /* Forward only (no dropout): sum of losses and count over the counted targets. */
-hl_status hl_trainer_eval(hl_trainer *t, const int32_t *tokens, const uint8_t *mask, double *loss_sum,
-                          int64_t *n_counted, hl_error *err);
+hl_status hl_trainer_eval(hl_trainer *t, const int32_t *tokens, const uint8_t *mask, const int32_t *pos,
+                          double *loss_sum, int64_t *n_counted, hl_error *err);
 /* The global L2 norm of all gradients (summed in double, in parameter order). */
 double hl_trainer_grad_norm(const hl_trainer *t);
 void hl_trainer_scale_grads(hl_trainer *t, float factor);
