@@ -61,7 +61,7 @@ t_base=$(elapsed "$t0")
 # The default base's BPE keeps examples short; byte-level bases (stories260K) need longer rows.
 DEC_CTX=${DEMO_DECODER_CTX:-$([ "$MODEL" = "$OUT/base.gguf" ] && echo 64 || echo 144)}
 train_decoder() { # $1 threads, $2 output
-  "$HL" train -m "$MODEL" --lexicon "$LEX" --data "$TRAIN" --no-pack --ctx "$DEC_CTX" --batch 16 \
+  "$HL" train -m "$MODEL" --lexicon "$LEX" --data "$TRAIN" --ctx "$DEC_CTX" --batch 16 \
     --rank 16 --alpha 32 --targets q,k,v,o,gate,up,down,output --lr 5e-3 --warmup 20 --steps "$DEC_STEPS" \
     --val-fraction 0.05 --eval-every 100 --seed 7 --threads "$1" -o "$2" --plain \
     --metrics "$2.metrics.jsonl" --checkpoint "$2.ckpt"
