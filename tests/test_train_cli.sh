@@ -41,6 +41,15 @@ ok '[ ! -e r.gguf ] && [ -s r.gguf.ckpt ]' "--stop-at leaves a checkpoint and no
 $HL train $A --dropout 0.1 --threads 1 --resume -o r.gguf 2>/dev/null
 ok 'cmp -s t1.gguf r.gguf' "a stopped and resumed run ends with the same bytes"
 ok '! $HL train $A --dropout 0.2 --resume -o r.gguf 2>err.txt && grep -q "other settings" err.txt' "resume with other settings is refused"
+# Row modes: docs is the default; stream and none stay, deterministic too; a bad one is refused.
+$HL train $A --pack stream --threads 1 -o s1.gguf 2>/dev/null
+$HL train $A --pack stream --threads 2 -o s2.gguf 2>/dev/null
+ok 'cmp -s s1.gguf s2.gguf && ! cmp -s s1.gguf t1.gguf' "--pack stream: threads 1 and 2 identical, and not the docs adapter"
+$HL train $A --pack docs --dropout 0.1 --threads 2 -o d2.gguf 2>/dev/null
+ok 'cmp -s d2.gguf t2.gguf' "--pack docs is the default"
+ok '! $HL train $A --pack rows -o x.gguf 2>err.txt && grep -q "docs, none or stream" err.txt' "an unknown --pack mode is refused"
+ok 'grep -q "rows: docs packing" train.log && grep -q "held out for validation" train.log' "train reports its row mode and the validation hold-out"
+ok '$HL train --help | grep -q "stream: examples concatenated" && $HL pretrain --help | grep -q "default stream"' "--help describes the row modes"
 
 # Bad data: line and field named.
 printf '{"text": "fine"}\n{"prompt": 3, "completion": "x"}\n' > bad.jsonl
