@@ -3,7 +3,9 @@
 #
 #   quick (default, a few minutes): sgemm/bandwidth reference, inference on
 #       stories260K and s15M (pp128, tg64 at 1 and 2 threads, decode with
-#       merged / 1, 2, 4 unmerged rank-16 adapters), LoRA training on s15M 4x256;
+#       merged / 1, 2, 4 unmerged rank-16 adapters), LoRA training on s15M 4x256,
+#       and the hostile-input budgets (bench_bounds: a 100k-entry lexicon's
+#       load time, the peak RSS of generate on a 2^24-context header);
 #   BENCH_FULL=1: also s110M inference and s110M training 1x256 and 4x256,
 #       3 alternating rounds of the training benchmarks;
 #   always: LoRA training throughput and padding in the three --pack modes on
@@ -70,7 +72,7 @@ say() { printf '\n== %s (%s, +%ds)\n' "$*" "$(date -u +%H:%M:%S)" $(($(date +%s)
 if [ ! -f "$BUILD/CMakeCache.txt" ]; then
     cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release >/dev/null
 fi
-cmake --build "$BUILD" -j "$(nproc)" --target hyperlora bench_infer bench_train bench_sgemm bench_kernels >/dev/null
+cmake --build "$BUILD" -j "$(nproc)" --target hyperlora bench_infer bench_train bench_sgemm bench_kernels bench_bounds >/dev/null
 HL="$BUILD/hyperlora"
 
 say "machine"
@@ -245,6 +247,16 @@ if [ "$FULL" = 1 ]; then kernels s110M 1; fi
 say "row packing: docs, none, stream on examples/scenes/train.jsonl"
 wait_quiet
 bash "$ROOT/bench/pack.sh" "$BUILD" "$OUT" || true
+
+# ---------------------------------------------------------------- bounds
+# Hostile-input budgets (issue 13): a 100,000-entry lexicon loads in < 1 s, and
+# a stories260K whose header claims 2^24 positions runs generate -n 2 in < 50 MB.
+say "resource bounds (bench_bounds)"
+wait_quiet
+if "$BUILD/bench_bounds" --cli "$HL" --shared "$SHARED" --out "$OUT" | tee "$OUT/bounds.txt"; then :; else
+    echo "bench_bounds: a budget was exceeded (see above)"
+fi
+grep '^{' "$OUT/bounds.txt" >>"$RES" || true
 
 # ---------------------------------------------------------------- profiles
 if [ "${BENCH_PROFILE:-0}" = 1 ]; then

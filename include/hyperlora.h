@@ -111,8 +111,12 @@ typedef struct hl_context hl_context; /* KV cache, scratch and worker threads */
  * builds without AVX2. */
 typedef enum { HL_WEIGHTS_AUTO = 0, HL_WEIGHTS_PACKED = 1, HL_WEIGHTS_ROWS = 2 } hl_weight_layout;
 
+/* The default context: the model's seq_len, but at most this many positions
+ * unless n_ctx asks for more (a header may claim millions). */
+#define HL_CONTEXT_DEFAULT_MAX 4096
+
 typedef struct hl_context_params {
-    int32_t n_ctx;      /* 0 = the model's seq_len */
+    int32_t n_ctx;      /* 0 = min(the model's seq_len, HL_CONTEXT_DEFAULT_MAX); above seq_len is refused */
     int32_t n_threads;  /* >= 1; results are bit-identical for any value */
     int32_t weights;    /* hl_weight_layout; 0 = AUTO */
 } hl_context_params;

@@ -28,6 +28,7 @@ trap 'rm -rf "$TMP"' EXIT
 dict_for() {
   case $1 in
     adapter) echo fuzz/peft.dict ;;
+    model | checkpoint) echo fuzz/gguf.dict ;;
     *) [ -f "fuzz/$1.dict" ] && echo "fuzz/$1.dict" || true ;;
   esac
 }

@@ -4,8 +4,9 @@
 # during and after their writes), HL_KILL_RUNS times each (default 20); then:
 #   - the final output either does not exist or is complete: byte-identical to
 #     an uninterrupted run's and `hyperlora inspect` reads it;
-#   - a leftover temp file never sits under the final name (only as
-#     NAME.tmp.PID of the killed process, which the next run cannot mistake);
+#   - a leftover temp file never sits under the final name (only as one
+#     NAME.tmp.<12 random characters> of the killed process, a name the next
+#     run never reuses: it creates its temp with O_EXCL);
 #   - train (--checkpoint-every 1): an existing checkpoint loads and
 #     `--resume` finishes with exactly the uninterrupted run's adapter.
 # Also SIGINT on train: it checkpoints and exits 130 without writing the
@@ -66,15 +67,18 @@ reference() {
   DUR=$best
 }
 
-# Leftover temp files of the killed run: only OUT.tmp.PID is allowed; removed.
+# Leftover temp files of the killed run: at most one OUT.tmp.XXXXXXXXXXXX (12
+# random characters) per output; removed.
 check_temps() { # $1 = final path, $2 = pid
-  local f
+  local f n=0
   for f in "$1".tmp*; do
     [ -e "$f" ] || continue
-    [ "$f" = "$1.tmp.$2" ] || fail "unexpected temp file $f"
+    [[ "$f" == "$1".tmp.???????????? ]] || fail "unexpected temp file $f"
+    n=$((n + 1))
     rm -f "$f"
     TEMPS=$((TEMPS + 1))
   done
+  [ $n -le 1 ] || fail "$n temp files of $1 left by one killed process (pid $2)"
 }
 
 # Final output: absent, or identical to the reference and inspectable.
@@ -103,7 +107,7 @@ kill_loop() { # $1 = name, $2 = output path, then the command
     local rc=$?
     if [ $rc -ne 137 ]; then finished=$((finished + 1))
     elif [ -e "$out" ]; then after=$((after + 1))
-    elif [ -e "$out.tmp.$pid" ]; then during=$((during + 1))
+    elif compgen -G "$out.tmp.*" > /dev/null; then during=$((during + 1))
     else before=$((before + 1)); fi
     check_output "$out" "$W/$name.ref" "$name run $r (kill at ${delay} ms)"
     check_temps "$out" "$pid"

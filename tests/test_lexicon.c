@@ -339,6 +339,66 @@ static void test_bad_lexicons(void) {
     CHECK_MSG(ok != NULL, "vector entry refused: %s", err.msg);
     if (ok) CHECK(hl_lexicon_embedding(ok, 0)[10] == 0.1f && hl_lexicon_n_parts(ok, 0) == 0);
     hl_lexicon_free(ok);
+    /* Finite after conversion (issue 13): a double beyond float range would give an
+     * inf weight and NaN embeddings; refused naming the file, line and field. */
+    expect_bad("weight beyond float", "{\"lexeme\": \"Δ9\", \"parts\": [\"rain\"]}\n"
+               "{\"lexeme\": \"Δ8\", \"parts\": [\"rain\", \"sun\"], \"weights\": [1e39, 1]}",
+               HL_ERR_FORMAT, "lex.jsonl:2: field \"weights\": element 0 (1e+39) is outside the range of a 32-bit float");
+    expect_bad("weight underflows", "{\"lexeme\": \"Δ8\", \"parts\": [\"rain\", \"sun\"], \"weights\": [1e-60, 1]}",
+               HL_ERR_FORMAT, "element 0");
+    off = snprintf(buf, sizeof buf, "{\"lexeme\": \"v1\", \"vector\": [");
+    for (int i = 0; i < 64; i++) off += snprintf(buf + off, sizeof buf - (size_t)off, "%s%s", i ? ", " : "", i == 7 ? "3.5e38" : "1");
+    snprintf(buf + off, sizeof buf - (size_t)off, "]}");
+    expect_bad("vector beyond float", buf, HL_ERR_FORMAT, "field \"vector\": element 7");
+    /* The largest finite weights still compose to finite rows. */
+    ok = load("{\"lexeme\": \"Δ8\", \"parts\": [\"rain\", \"sun\"], \"weights\": [3e38, 1]}", &err);
+    CHECK_MSG(ok != NULL, "3e38 weight refused: %s", err.msg);
+    for (int c = 0; ok && c < 64; c++) CHECK(isfinite(hl_lexicon_embedding(ok, 0)[c]));
+    hl_lexicon_free(ok);
+    /* \u0000 would cut the lexeme short ("Δ1\u0000junk" read as "Δ1"). */
+    expect_bad("NUL in lexeme", "{\"lexeme\": \"Δ1\\u0000junk\", \"parts\": [\"rain\"]}", HL_ERR_FORMAT,
+               "lex.jsonl:1: a string holds \\u0000");
+    /* Hostile lexemes and field names are escaped in messages. */
+    expect_bad("escape in lexeme", "{\"lexeme\": \"a\\u001b[2Jb\", \"parts\": [\"rain\"]}\n"
+               "{\"lexeme\": \"a\\u001b[2Jb\", \"parts\": [\"rain\"]}", HL_ERR_FORMAT, "lexeme \"a\\x1b[2Jb\" is already defined");
+    expect_bad("escape in field", "{\"lexeme\": \"Δ9\", \"x\\u001b\": 1}", HL_ERR_FORMAT, "unknown field \"x\\x1b\"");
+}
+
+/* Duplicate checks are linear (a hash set): the 100,000-entry cap loads whole
+ * (timed in bench/bench_bounds.c, not here), and a duplicate at the very end
+ * is still found and names the first entry. */
+static void test_many_entries(void) {
+    const int n = HL_LEXICON_MAX_ENTRIES;
+    static const char *words[] = {"rain", "door", "cat", "sun", "tree", "dog", "ball", "happy", "park", "girl"};
+    size_t cap = (size_t)n * 96, len = 0;
+    char *text = malloc(cap);
+    REQUIRE(text);
+    for (int i = 0; i < n; i++)
+        len += (size_t)snprintf(text + len, cap - len, "{\"lexeme\": \"Δ%d\", \"parts\": [\"%s\", \"%s\"]}\n", i,
+                                words[i % 10], words[(i / 10) % 10]);
+    hl_error err = {0};
+    hl_lexicon *lex = NULL;
+    CHECK_OK(hl_lexicon_load_memory(text, len, "big.jsonl", g_model, &lex, &err), &err);
+    if (lex) {
+        CHECK(hl_lexicon_n_entries(lex) == n);
+        CHECK(hl_lexicon_find(lex, "Δ0") == 0 && hl_lexicon_find(lex, "Δ99999") == n - 1 &&
+              hl_lexicon_find(lex, "Δ100000") == -1);
+        int32_t *ids = NULL;
+        size_t ni = 0;
+        CHECK_OK(hl_tokenizer_encode(hl_lexicon_tokenizer(lex), "Δ77777", 7, 0, 0, &ids, &ni, &err), &err);
+        CHECK(ni == 1 && ids && ids[0] == hl_lexicon_token(lex, 77777));
+        hl_free(ids);
+    }
+    hl_lexicon_free(lex);
+    /* The last line repeats entry 4242. */
+    char *last = text + len - 1;
+    while (last > text && last[-1] != '\n') last--;
+    len = (size_t)(last - text);
+    len += (size_t)snprintf(text + len, cap - len, "{\"lexeme\": \"Δ4242\", \"parts\": [\"sun\"]}\n");
+    lex = NULL;
+    CHECK(hl_lexicon_load_memory(text, len, "big.jsonl", g_model, &lex, &err) == HL_ERR_FORMAT && !lex);
+    CHECK_MSG(strstr(err.msg, "big.jsonl:100000: lexeme \"Δ4242\" is already defined (entry 4243)"), "%s", err.msg);
+    free(text);
 }
 
 static void test_bundles(void) {
@@ -406,6 +466,7 @@ int main(void) {
     test_scene_format(lex);
     test_adapter_carries_lexicon(lex);
     test_bad_lexicons();
+    test_many_entries();
     test_bundles();
     test_edit_distance();
     hl_lexicon_free(lex);

@@ -11,6 +11,7 @@
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <glob.h>
 #include <poll.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -42,6 +43,16 @@ static int count(const char *hay, const char *needle) {
 static int exists(const char *path) {
     struct stat st;
     return stat(path, &st) == 0;
+}
+
+/* Whether a temp file of path ("PATH.tmp.*") is left behind. */
+static int temp_left(const char *path) {
+    char pattern[300];
+    snprintf(pattern, sizeof pattern, "%s.tmp.*", path);
+    glob_t g;
+    int found = glob(pattern, 0, NULL, &g) == 0 && g.gl_pathc > 0;
+    if (found) globfree(&g);
+    return found;
 }
 
 static hl_step_record rec(int64_t step, int64_t total, double loss, double eval) {
@@ -113,9 +124,7 @@ static void test_metrics_file(void) {
     t = slurp(path);
     CHECK(t && count(t, "\n") == 4 && strstr(t, "{\"step\":4,\"loss\":9.5,") && count(t, "\"step\":4,") == 1);
     free(t);
-    char tmp[256];
-    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
-    CHECK(!exists(tmp));
+    CHECK(!temp_left(path));
 
     /* Resume before the first record keeps nothing; a missing file is created. */
     CHECK_OK(hl_metrics_open(path, 1, 1, &m, &err), &err);
@@ -140,6 +149,40 @@ static void test_metrics_file(void) {
     m = NULL;
     CHECK(hl_metrics_open("no_such_dir_xyz/m.jsonl", 0, 1, &m, &err) == HL_ERR_IO && !m);
     CHECK(strstr(err.msg, "no_such_dir_xyz/m.jsonl") != NULL);
+    remove(path);
+}
+
+/* The log never replaces what is not a log: a model named by --metrics, a
+ * symlink, a FIFO; each is refused, unchanged, with no temp file left. */
+static void test_metrics_refuses(void) {
+    const char *path = "test_metrics_not_a_log.gguf";
+    hl_error err = {0};
+    hl_metrics *m = NULL;
+    spit(path, "GGUF\x03\x00\x00\x00 pretend weights");
+    for (int append = 0; append <= 1; append++) {
+        CHECK(hl_metrics_open(path, append, 1, &m, &err) == HL_ERR_INVALID_ARG && !m);
+        CHECK_MSG(strstr(err.msg, path) && strstr(err.msg, "not a metrics log"), "%s", err.msg);
+        char *t = slurp(path);
+        CHECK(t && !strncmp(t, "GGUF", 4));
+        free(t);
+        CHECK(!temp_left(path));
+    }
+    const char *link = "test_metrics_link.jsonl";
+    remove(link);
+    CHECK(symlink(path, link) == 0);
+    CHECK(hl_metrics_open(link, 0, 1, &m, &err) == HL_ERR_INVALID_ARG && !m && strstr(err.msg, "symbolic link"));
+    remove(link);
+    remove(path);
+    const char *fifo = "test_metrics_fifo.jsonl";
+    remove(fifo);
+    CHECK(mkfifo(fifo, 0600) == 0);
+    CHECK(hl_metrics_open(fifo, 1, 1, &m, &err) == HL_ERR_INVALID_ARG && !m && strstr(err.msg, "FIFO"));
+    CHECK(!temp_left(fifo));
+    remove(fifo);
+    /* An empty file is a log with no records yet. */
+    spit(path, "");
+    CHECK_OK(hl_metrics_open(path, 0, 1, &m, &err), &err);
+    hl_metrics_close(m);
     remove(path);
 }
 
@@ -536,6 +579,7 @@ static void test_cli(void) {
 int main(void) {
     test_metrics_file();
     test_metrics_oom();
+    test_metrics_refuses();
     test_formatters();
     test_progress_plain();
     test_progress_tty();

@@ -58,6 +58,12 @@ int cli_float(const char *cmd, const char *opt, const char *val, double lo, doub
         cli_error(cmd, "%s expects a number in [%g, %g], got \"%s\"", opt, lo, hi, val);
         return 0;
     }
+    /* Every such value ends up a float: it must stay finite, and not vanish to 0. */
+    float f = (float)v;
+    if (!isfinite(f) || (v != 0 && f == 0)) {
+        cli_error(cmd, "%s: %s is outside the range of a 32-bit float", opt, val);
+        return 0;
+    }
     *out = v;
     return 1;
 }

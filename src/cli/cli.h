@@ -6,6 +6,7 @@
 #include <stdint.h>
 #include "hyperlora.h"
 #include "train/dataset.h"
+#include "util/fileio.h"
 
 int cmd_generate(int argc, char **argv);
 int cmd_inspect(int argc, char **argv);
@@ -47,6 +48,20 @@ typedef struct cli_loras {
 /* Adds one; with_scale says whether value is FILE:S. Returns 0 after printing an error. */
 int cli_loras_add(cli_loras *l, const char *cmd, const char *opt, const char *value, int with_scale);
 void cli_loras_free(cli_loras *l);
+
+/* The output rule (util/fileio.h, cli_io.c): each command that writes lists
+ * its inputs and outputs in an hl_io_plan and checks it before any work.
+ * cli_check_io prints the refusal and frees the plan; 1 means stop. */
+int cli_check_io(const char *cmd, hl_io_plan *plan);
+/* An adapter read: a GGUF file, a PEFT directory (its two files) or a PEFT
+ * safetensors file (and the adapter_config.json beside it). */
+void cli_plan_adapter(hl_io_plan *plan, const char *flag, const char *path);
+/* --peft-out DIR: the directory and the two files written in it (NULL: none). */
+void cli_plan_peft_out(hl_io_plan *plan, const char *flag, const char *dir);
+/* HL_ERR_IO when m's mapped file was truncated since it was loaded (another
+ * process): called at safe points so the run stops before touching lost pages. */
+struct hl_model;
+hl_status cli_check_model_file(const struct hl_model *m, hl_error *err);
 
 /* A note on stderr when lexicon parts are byte fallback only in this base
  * (their composed embeddings nearly coincide) and facets are not composed in. */

@@ -125,6 +125,14 @@ int cmd_combine(int argc, char **argv) {
         cli_error(CMD, "--rank applies to --method svd only (cat keeps the sum of ranks, linear the common rank)");
         goto done;
     }
+    hl_io_plan plan;
+    hl_io_plan_init(&plan);
+    hl_io_plan_add(&plan, HL_IO_INPUT, "-m", model_path);
+    hl_io_plan_add(&plan, HL_IO_INPUT, "--tokenizer", tok);
+    for (int i = 0; i < n; i++) cli_plan_adapter(&plan, "--lora", paths[i]);
+    hl_io_plan_add(&plan, HL_IO_OUTPUT, "-o", out);
+    cli_plan_peft_out(&plan, "--peft-out", peft_out);
+    if (cli_check_io(CMD, &plan)) goto done;
     hl_model *m = NULL;
     hl_adapter *adapters[MAX_LORA] = {0}, *res = NULL;
     hl_combine_report report = {0};

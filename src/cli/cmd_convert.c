@@ -29,6 +29,12 @@ int cmd_convert(int argc, char **argv) {
         else return cli_error(CMD, "unknown option %s (see --help)", a);
     }
     if (!in || !out) return cli_error(CMD, "usage: hyperlora convert MODEL.bin --tokenizer TOK.bin -o OUT.gguf");
+    hl_io_plan plan;
+    hl_io_plan_init(&plan);
+    hl_io_plan_add(&plan, HL_IO_INPUT, "the input", in);
+    hl_io_plan_add(&plan, HL_IO_INPUT, "--tokenizer", tok);
+    hl_io_plan_add(&plan, HL_IO_OUTPUT, "-o", out);
+    if (cli_check_io(CMD, &plan)) return 1;
     hl_error err = {0};
     hl_model *m = NULL;
     if (hl_model_load(in, tok, &m, &err) != HL_OK) return cli_fail(CMD, &err);

@@ -10,39 +10,6 @@
 #include <string.h>
 
 static const char *CMD = "decode";
-#define MAX_VECTORS 64
-
-/* Reads a mute-scene file: raw little-endian f32, a whole number of vectors of dim C. */
-static int read_vectors(const char *path, int64_t C, float **out, int32_t *n) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return cli_error(CMD, "%s: cannot open", path);
-    fseek(f, 0, SEEK_END);
-    long size = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    int64_t row = C * (int64_t)sizeof(float);
-    if (size <= 0 || size % row != 0 || size / row > MAX_VECTORS) {
-        fclose(f);
-        return cli_error(CMD, "%s: %ld bytes is not 1..%d vectors of the model dimension %lld (f32, %lld bytes each)",
-                         path, size, MAX_VECTORS, (long long)C, (long long)row);
-    }
-    float *v = malloc((size_t)size);
-    if (!v || fread(v, 1, (size_t)size, f) != (size_t)size) {
-        free(v);
-        fclose(f);
-        return cli_error(CMD, "%s: read error", path);
-    }
-    fclose(f);
-    for (long i = 0; i < size / 4; i++)
-        if (!isfinite(v[i])) {
-            free(v);
-            return cli_error(CMD, "%s: value %ld (vector %lld, element %lld) is not finite", path, i,
-                             (long long)(i / C), (long long)(i % C));
-        }
-    *out = v;
-    *n = (int32_t)(size / row);
-    return 0;
-}
-
 int cmd_decode(int argc, char **argv) {
     const char *model = NULL, *tok = NULL, *lexicon = NULL, *compose = NULL, *bundle = NULL, *scene = NULL, *vec_path = NULL;
     const char *form_name = "text", *reg_name = "poetic", *eval_path = NULL, *eval_form = NULL;
@@ -173,7 +140,9 @@ int cmd_decode(int argc, char **argv) {
         fprintf(stderr, "hyperlora decode: note: no adapter given, decoding with the bare base model\n");
     float *vectors = NULL;
     int32_t n_vec = 0;
-    if (vec_path && read_vectors(vec_path, hl_model_get_config(hl_scene_decoder_base(d))->dim, &vectors, &n_vec)) {
+    if (vec_path &&
+        hl_scene_vectors_load(vec_path, hl_model_get_config(hl_scene_decoder_base(d))->dim, &vectors, &n_vec, &err)) {
+        cli_fail(CMD, &err);
         hl_scene_decoder_free(d);
         goto done;
     }
@@ -186,7 +155,7 @@ int cmd_decode(int argc, char **argv) {
         rc = 0;
     }
     hl_free(text);
-    free(vectors);
+    hl_free(vectors);
     hl_scene_decoder_free(d);
 done:
     cli_loras_free(&loras);

@@ -3,6 +3,7 @@
  * prints it; timings and diagnostics go to stderr. */
 #include "cli/cli.h"
 #include "text/tokenizer.h"
+#include "util/escape.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,7 +23,8 @@ static void help(void) {
            "  --top-p P               nucleus sampling threshold (1 = off)\n"
            "  --seed S                RNG seed for sampling (default 0)\n"
            "  --threads N             worker threads; output is identical for any N (default 1)\n"
-           "  --ctx N                 context length (default: the model's)\n"
+           "  --ctx N                 context length (default: the model's, at most 4096; more only when asked,\n"
+           "                          never more than the model's)\n"
            "  --lora FILE             apply an adapter at scale 1 (repeatable)\n"
            "  --lora-scaled FILE:S    apply an adapter at user scale S (repeatable)\n"
            "  --ignore-eos            keep generating past end-of-sequence\n");
@@ -30,6 +32,9 @@ static void help(void) {
 
 typedef struct {
     const hl_tokenizer *tok;
+    const hl_model *model; /* its file is checked after every token */
+    hl_error *err;
+    int truncated;
     int32_t prev;
     char buf[HL_TOKENIZER_MAX_PIECE + 16];
 } printer;
@@ -44,8 +49,11 @@ static void print_token(printer *p, int32_t id) {
 }
 
 static int on_token(void *user, int32_t id) {
-    print_token(user, id);
-    return 0;
+    printer *p = user;
+    print_token(p, id);
+    /* Truncated by another process: stop before the next step touches lost pages. */
+    if (cli_check_model_file(p->model, p->err) != HL_OK) p->truncated = 1;
+    return p->truncated;
 }
 
 
@@ -102,6 +110,12 @@ int cmd_generate(int argc, char **argv) {
     int32_t *ids = NULL;
     int rc = 1;
     if (hl_model_load(model_path, tok_path, &model, &err) != HL_OK) goto fail;
+    const int32_t model_ctx = hl_model_get_config(model)->seq_len;
+    if (n_ctx > model_ctx) {
+        cli_error(CMD, "--ctx %ld is longer than the context length of %s (%d positions)", n_ctx, model_path,
+                  model_ctx);
+        goto done;
+    }
     hl_context_params cp = {.n_ctx = (int32_t)n_ctx, .n_threads = (int32_t)threads};
     if (hl_context_init(model, &cp, &ctx, &err) != HL_OK) goto fail;
     for (int i = 0; i < n_lora; i++)
@@ -114,13 +128,22 @@ int cmd_generate(int argc, char **argv) {
     hl_sampler_params sp = {.temperature = (float)temp, .top_k = (int32_t)top_k, .top_p = (float)top_p, .seed = seed};
     if (hl_sampler_init(&sp, hl_model_get_config(model)->vocab_size, &sampler, &err) != HL_OK) goto fail;
 
-    printer pr = {.tok = tok, .prev = ids[0]};
+    /* A prompt that cannot fit is refused before any of it is echoed. */
+    if ((int64_t)n_ids > hl_context_n_ctx(ctx)) {
+        char shown[64]; /* the start of the prompt, escaped, then "..." */
+        cli_error(CMD, "the prompt \"%s\" (%zu bytes) is %zu tokens but the context holds %d (--ctx)",
+                  hl_escape_str(prompt, shown, sizeof shown), strlen(prompt), n_ids, hl_context_n_ctx(ctx));
+        goto done;
+    }
+    printer pr = {.tok = tok, .model = model, .err = &err, .prev = ids[0]};
     for (size_t i = 1; i < n_ids; i++) print_token(&pr, ids[i]);
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     hl_generate_params gp = {.n_predict = (int32_t)n_predict, .stop_at_eos = !ignore_eos};
     int32_t produced = 0;
-    if (hl_generate(ctx, sampler, ids, (int32_t)n_ids, &gp, on_token, &pr, NULL, &produced, &err) != HL_OK) {
+    if (cli_check_model_file(model, &err) != HL_OK) goto fail;
+    if (hl_generate(ctx, sampler, ids, (int32_t)n_ids, &gp, on_token, &pr, NULL, &produced, &err) != HL_OK ||
+        pr.truncated) {
         printf("\n");
         goto fail;
     }

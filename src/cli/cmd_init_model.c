@@ -51,6 +51,11 @@ int cmd_init_model(int argc, char **argv) {
         }
     }
     if (!tok || !out) return cli_error(CMD, "needs --tokenizer TOK.bin and -o OUT.gguf (see --help)");
+    hl_io_plan plan;
+    hl_io_plan_init(&plan);
+    hl_io_plan_add(&plan, HL_IO_INPUT, "--tokenizer", tok);
+    hl_io_plan_add(&plan, HL_IO_OUTPUT, "-o", out);
+    if (cli_check_io(CMD, &plan)) return 1;
     hl_error err = {0};
     hl_model *m = NULL;
     if (hl_model_init_random(&c, tok, seed, &m, &err) != HL_OK) return cli_fail(CMD, &err);

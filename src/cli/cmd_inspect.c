@@ -4,21 +4,23 @@
 #include "io/gguf.h"
 #include "io/llama2c.h"
 #include "lora/adapter_io.h"
+#include "util/escape.h"
 
 #include <stdio.h>
 #include <string.h>
 
 static const char *CMD = "inspect";
 
+/* A file-controlled string, quoted: escaped by util/escape.h (control bytes,
+ * invalid UTF-8 as \xNN), with '"' as \x22 too, at most max bytes of it. */
 static void print_str(hl_gguf_str s, size_t max) {
     size_t n = s.len < max ? (size_t)s.len : max;
+    char buf[4 * 80 + 8];
+    hl_escape(s.data, n, buf, sizeof buf);
     putchar('"');
-    for (size_t i = 0; i < n; i++) {
-        unsigned char ch = (unsigned char)s.data[i];
-        if (ch == '"' || ch == '\\') printf("\\%c", ch);
-        else if (ch < 0x20) printf("\\x%02x", ch);
-        else putchar(ch);
-    }
+    for (const char *c = buf; *c; c++)
+        if (*c == '"') fputs("\\x22", stdout);
+        else putchar(*c);
     putchar('"');
     if (n < s.len) printf("...(%llu bytes)", (unsigned long long)s.len);
 }
@@ -53,7 +55,8 @@ static int inspect_gguf(const char *path) {
     for (int64_t i = 0; i < hl_gguf_n_kv(g); i++) {
         hl_gguf_str key = hl_gguf_key(g, i);
         hl_gguf_kv_type t = hl_gguf_kv_type_of(g, i);
-        printf("  %-44.*s %-8s ", (int)key.len, key.data, hl_gguf_kv_type_name(t));
+        char shown[HL_ESCAPE_NAME];
+        printf("  %-44s %-8s ", hl_escape(key.data, (size_t)key.len, shown, sizeof shown), hl_gguf_kv_type_name(t));
         if (t == HL_GGUF_STRING) {
             hl_gguf_str s;
             hl_gguf_kv_string(g, i, &s);
@@ -92,8 +95,9 @@ static int inspect_gguf(const char *path) {
             strncat(shape, part, sizeof shape - strlen(shape) - 2);
         }
         strcat(shape, "]");
-        printf("  %-40.*s %-5s %-22s %12llu %12llu\n", (int)t->name.len, t->name.data, hl_gguf_type_name(t->type),
-               shape, (unsigned long long)t->offset, (unsigned long long)t->nbytes);
+        char shown[HL_ESCAPE_NAME];
+        printf("  %-40s %-5s %-22s %12llu %12llu\n", hl_escape(t->name.data, (size_t)t->name.len, shown, sizeof shown),
+               hl_gguf_type_name(t->type), shape, (unsigned long long)t->offset, (unsigned long long)t->nbytes);
         total += t->nbytes;
     }
     printf("  total %llu bytes of tensor data\n", (unsigned long long)total);

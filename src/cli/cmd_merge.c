@@ -41,6 +41,13 @@ int cmd_merge(int argc, char **argv) {
         cli_error(CMD, "needs -m BASE, at least one --lora, and -o OUT (see --help)");
         goto done;
     }
+    hl_io_plan plan;
+    hl_io_plan_init(&plan);
+    hl_io_plan_add(&plan, HL_IO_INPUT, "-m", model_path);
+    hl_io_plan_add(&plan, HL_IO_INPUT, "--tokenizer", tok);
+    for (int i = 0; i < loras.n; i++) cli_plan_adapter(&plan, "--lora", loras.paths[i]);
+    hl_io_plan_add(&plan, HL_IO_OUTPUT, "-o", out);
+    if (cli_check_io(CMD, &plan)) goto done;
     hl_error err = {0};
     hl_model *m = NULL;
     hl_adapter *adapters[CLI_MAX_LORA] = {0};

@@ -30,6 +30,11 @@ int cmd_plot(int argc, char **argv) {
         else return cli_error(CMD, "unknown option %s (see --help)", a);
     }
     if (!in || !out) return cli_error(CMD, "needs METRICS.jsonl and -o OUT.svg (see --help)");
+    hl_io_plan plan;
+    hl_io_plan_init(&plan);
+    hl_io_plan_add(&plan, HL_IO_INPUT, "the metrics file", in);
+    hl_io_plan_add(&plan, HL_IO_OUTPUT, "-o", out);
+    if (cli_check_io(CMD, &plan)) return 1;
     hl_error err = {0};
     if (hl_plot_metrics_svg(in, out, title, &err) != HL_OK) return cli_fail(CMD, &err);
     fprintf(stderr, "hyperlora plot: wrote %s\n", out);

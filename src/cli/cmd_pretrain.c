@@ -221,6 +221,16 @@ int cmd_pretrain(int argc, char **argv) {
     snprintf(metrics_default, sizeof metrics_default, "%s.metrics.jsonl", out);
     if (!ckpt_path) ckpt_path = ckpt_default;
     if (!metrics_path) metrics_path = metrics_default;
+    /* The output rule (util/fileio.h): checked before anything is read or written. */
+    hl_io_plan plan;
+    hl_io_plan_init(&plan);
+    for (int k = 0; k < n_corpus; k++) hl_io_plan_add(&plan, HL_IO_INPUT, "--corpus", corpus[k]);
+    hl_io_plan_add(&plan, HL_IO_OUTPUT, "-o", out);
+    hl_io_plan_add(&plan, HL_IO_OUTPUT, ckpt_path == ckpt_default ? "the default --checkpoint" : "--checkpoint",
+                   ckpt_path);
+    hl_io_plan_add_log(&plan, metrics_path == metrics_default ? "the default --metrics" : "--metrics", metrics_path,
+                       HL_METRICS_PREFIX, "a metrics log");
+    if (cli_check_io(CMD, &plan)) return 1;
 
     hl_error err = {0};
     hl_status s = HL_OK;

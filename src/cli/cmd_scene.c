@@ -2,6 +2,7 @@
  * where its composed vector sits among the base tokens and the other
  * lexemes, and (with a decoder) what it decodes to in every form. */
 #include "cli/cli.h"
+#include "util/escape.h"
 #include "infer/scene.h"
 #include "model/model.h"
 #include "text/tokenizer.h"
@@ -77,20 +78,25 @@ int cmd_scene(int argc, char **argv) {
     int32_t i = hl_lexicon_find(lex, lexeme);
     if (i < 0) {
         hl_scene_decoder_free(d);
-        return cli_error(CMD, "\"%s\" is not in the lexicon (%d entries)", lexeme, hl_lexicon_n_entries(lex));
+        char shown[HL_ESCAPE_NAME];
+        return cli_error(CMD, "\"%s\" is not in the lexicon (%d entries)", hl_escape_str(lexeme, shown, sizeof shown),
+                         hl_lexicon_n_entries(lex));
     }
     const int64_t C = base->cfg.dim;
     const float *e = hl_lexicon_embedding(lex, i);
-    printf("%s  (token %d)\n  parts:", lexeme, hl_lexicon_token(lex, i));
+    /* Lexemes, parts, facets and pieces come from files: every one is shown through hl_escape. */
+    char shown[HL_ESCAPE_NAME];
+    printf("%s  (token %d)\n  parts:", hl_escape_str(lexeme, shown, sizeof shown), hl_lexicon_token(lex, i));
     if (hl_lexicon_n_parts(lex, i) == 0) printf(" (a scene vector)");
-    for (int32_t k = 0; k < hl_lexicon_n_parts(lex, i); k++) printf(" %s", hl_lexicon_part(lex, i, k));
+    for (int32_t k = 0; k < hl_lexicon_n_parts(lex, i); k++)
+        printf(" %s", hl_escape_str(hl_lexicon_part(lex, i, k), shown, sizeof shown));
     printf("\n");
     const char *facets = hl_lexicon_facets(lex, i);
     if (*facets) {
         printf("  facets:");
         for (const char *f = facets; *f;) {
             const char *nl = strchr(f, '\n');
-            printf(" %.*s", (int)(nl ? nl - f : (long)strlen(f)), f);
+            printf(" %s", hl_escape(f, (size_t)(nl ? nl - f : (long)strlen(f)), shown, sizeof shown));
             f = nl ? nl + 1 : f + strlen(f);
         }
         printf("\n");
@@ -109,14 +115,15 @@ int cmd_scene(int argc, char **argv) {
         char piece[256];
         size_t n = hl_tokenizer_decode(bt, -1, sc[k].id, piece, sizeof piece - 1);
         piece[n] = 0;
-        printf(" \"%s\" %.3f", piece, sc[k].sim);
+        printf(" \"%s\" %.3f", hl_escape(piece, n, shown, sizeof shown), sc[k].sim);
     }
     int32_t m = 0;
     for (int32_t j = 0; j < n_lex; j++)
         if (j != i) sc[m++] = (scored){cosine(e, hl_lexicon_embedding(lex, j), C), j};
     qsort(sc, (size_t)m, sizeof *sc, by_sim_desc);
     printf("\n  nearest lexemes:");
-    for (long k = 0; k < top && k < m; k++) printf(" %s %.3f", hl_lexicon_lexeme(lex, sc[k].id), sc[k].sim);
+    for (long k = 0; k < top && k < m; k++)
+        printf(" %s %.3f", hl_escape_str(hl_lexicon_lexeme(lex, sc[k].id), shown, sizeof shown), sc[k].sim);
     printf("\n");
     free(sc);
     int rc = 0;
@@ -127,7 +134,11 @@ int cmd_scene(int argc, char **argv) {
             for (int r = 0; r < HL_REGISTER_COUNT && !rc; r++) {
                 char *text = NULL;
                 if (hl_scene_decode(d, lexeme, NULL, 0, f, r, &sp, 96, &text, &err) != HL_OK) rc = cli_fail(CMD, &err);
-                else printf("    %-8s %-9s  %s\n", hl_form_name(f), hl_register_name(r), text);
+                else {
+                    char out[4 * 512 + 8];
+                    printf("    %-8s %-9s  %s\n", hl_form_name(f), hl_register_name(r),
+                           hl_escape_str(text, out, sizeof out));
+                }
                 hl_free(text);
             }
     }

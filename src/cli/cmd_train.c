@@ -16,6 +16,7 @@
 #include "train/trainer.h"
 #include "util/alloc.h"
 #include "util/error.h"
+#include "util/escape.h"
 
 #include <math.h>
 #include <signal.h>
@@ -215,6 +216,19 @@ int cmd_train(int argc, char **argv) {
     snprintf(metrics_default, sizeof metrics_default, "%s.metrics.jsonl", o.out);
     if (!o.ckpt) o.ckpt = ckpt_default;
     if (!o.metrics) o.metrics = metrics_default;
+    /* The output rule (util/fileio.h): checked before anything is loaded or written. */
+    hl_io_plan plan;
+    hl_io_plan_init(&plan);
+    hl_io_plan_add(&plan, HL_IO_INPUT, "-m", o.model);
+    hl_io_plan_add(&plan, HL_IO_INPUT, "--tokenizer", o.tokenizer);
+    hl_io_plan_add(&plan, HL_IO_INPUT, "--data", o.data);
+    hl_io_plan_add(&plan, HL_IO_INPUT, "--lexicon", o.lexicon);
+    hl_io_plan_add(&plan, HL_IO_OUTPUT, "-o", o.out);
+    hl_io_plan_add(&plan, HL_IO_OUTPUT, o.ckpt == ckpt_default ? "the default --checkpoint" : "--checkpoint", o.ckpt);
+    hl_io_plan_add_log(&plan, o.metrics == metrics_default ? "the default --metrics" : "--metrics", o.metrics,
+                       HL_METRICS_PREFIX, "a metrics log");
+    cli_plan_peft_out(&plan, "--peft-out", o.peft_out);
+    if (cli_check_io(CMD, &plan)) return 1;
 
     hl_error err = {0};
     hl_status s;
@@ -308,8 +322,9 @@ int cmd_train(int argc, char **argv) {
         hl_checkpoint_state loaded;
         if ((s = hl_checkpoint_load(o.ckpt, tr, &opt, &loaded, &ck_config, &err))) goto fail;
         if (strcmp(ck_config, config) != 0) {
+            char shown[1024]; /* the checkpoint's settings come from the file */
             cli_error(CMD, "%s was made with other settings; resume needs the same ones.\n  checkpoint: %s\n  now:        %s",
-                      o.ckpt, ck_config, config);
+                      o.ckpt, hl_escape_str(ck_config, shown, sizeof shown), config);
             goto done;
         }
         st.step = loaded.step;
@@ -345,6 +360,7 @@ int cmd_train(int argc, char **argv) {
     }
     int paused = 0;
     while (st.step < o.steps && !interrupted && !paused) {
+        if ((s = cli_check_model_file(m, &err))) goto fail; /* truncated by another process? */
         double t0 = now_s();
         hl_trainer_zero_grad(tr);
         double loss = 0;

@@ -1,8 +1,10 @@
 /* main.c: the hyperlora command line: dispatches to one subcommand per file. */
 #include "cli/cli.h"
 
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 typedef struct {
     const char *name;
@@ -32,7 +34,26 @@ static void usage(FILE *f) {
     fprintf(f, "\nRun 'hyperlora COMMAND --help' for a command's options.\n");
 }
 
+/* Models and adapters are read through read-only mappings (util/fileio.h).
+ * When another process truncates one while it is in use, touching a lost page
+ * raises SIGBUS; commands check the size at safe points, and this catches
+ * what lands between two checks: a message and exit status 1, not a crash.
+ * Only async-signal-safe calls here. */
+static void on_sigbus(int sig) {
+    (void)sig;
+    static const char msg[] = "\nhyperlora: bus error: a memory-mapped input file (a model or an adapter) was "
+                              "truncated by another process while in use; stopping\n";
+    ssize_t w = write(STDERR_FILENO, msg, sizeof msg - 1);
+    (void)w;
+    _exit(1);
+}
+
 int main(int argc, char **argv) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_sigbus;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGBUS, &sa, NULL);
     if (argc < 2) {
         usage(stderr);
         return 1;

@@ -3,6 +3,7 @@
 #include "text/lexicon.h"
 #include "util/alloc.h"
 #include "util/error.h"
+#include "util/escape.h"
 #include "util/fileio.h"
 
 #include <cjson/cJSON.h>
@@ -45,9 +46,10 @@ static hl_status parse_name(const cJSON *item, const char *where, const char *fi
         return HL_OK;
     }
     int v = is_form ? hl_form_from_name(item->valuestring) : hl_register_from_name(item->valuestring);
+    char shown[64];
     if (v < 0)
-        return hl_fail(err, HL_ERR_FORMAT, "%s: field \"%s\": unknown %s \"%.40s\" (%s or \"*\")", where, field, field,
-                       item->valuestring,
+        return hl_fail(err, HL_ERR_FORMAT, "%s: field \"%s\": unknown %s \"%s\" (%s or \"*\")", where, field, field,
+                       hl_escape_str(item->valuestring, shown, sizeof shown),
                        is_form ? "text, symbols, formula, dialogue, report" : "poetic, logical, technical");
     *out = v;
     return HL_OK;

@@ -37,11 +37,19 @@ int hl_scene_decoder_has_adapters(const hl_scene_decoder *d);
 /* Decodes a scene (text with lexemes) or, with scene == NULL, n_vectors mute
  * scene vectors (n_vectors × C floats). *text is hl_malloc'd, without the
  * trailing EOS and without a leading space. */
+/* Mute-scene files (decode --scene-vector): raw little-endian f32, 1..
+ * HL_SCENE_MAX_VECTORS vectors of C floats, every one finite. *out is
+ * hl_malloc'd; name is used in messages. */
+#define HL_SCENE_MAX_VECTORS 64
+hl_status hl_scene_vectors_parse(const void *data, size_t size, const char *name, int64_t C, float **out,
+                                 int32_t *n, hl_error *err);
+hl_status hl_scene_vectors_load(const char *path, int64_t C, float **out, int32_t *n, hl_error *err);
 hl_status hl_scene_decode(hl_scene_decoder *d, const char *scene, const float *vectors, int32_t n_vectors, int form,
                           int reg, const hl_sampler_params *sp, int32_t max_tokens, char **text, hl_error *err);
 #endif
 
 /* ---- evaluation: decode every example of a scene JSONL and compare ---- */
+
 typedef struct hl_scene_eval {
     int64_t n, exact;
     int64_t edits, ref_chars;  /* character error rate = edits / ref_chars (code points) */

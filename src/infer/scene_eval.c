@@ -4,6 +4,7 @@
 #include "infer/scene.h"
 #include "util/alloc.h"
 #include "util/error.h"
+#include "util/escape.h"
 #include "util/fileio.h"
 
 #include <cjson/cJSON.h>
@@ -107,9 +108,12 @@ hl_status hl_scene_eval_file(hl_scene_decoder *d, const char *path, int only_for
             res->ref_chars += ref_len;
             res->per_form_n[form]++;
             res->per_form_exact[form] += exact;
-            if (details)
-                fprintf(details, "%s\t%s\t%s\t%s\t%lld\t%s\n", exact ? "ok" : "MISS", sc->valuestring, fo->valuestring,
-                        re->valuestring, (long long)dist, got);
+            if (details) { /* one TSV line: the file's strings and the output escaped (no raw tab, newline or escape) */
+                char e_scene[1024], e_got[4096];
+                fprintf(details, "%s\t%s\t%s\t%s\t%lld\t%s\n", exact ? "ok" : "MISS",
+                        hl_escape_str(sc->valuestring, e_scene, sizeof e_scene), fo->valuestring, re->valuestring,
+                        (long long)dist, hl_escape_str(got, e_got, sizeof e_got));
+            }
         } else hl_error_prefix(err, "%s:%lld", path, (long long)line_no);
         hl_free(got);
         cJSON_Delete(o);

@@ -10,6 +10,7 @@
 #include "util/alloc.h"
 #include "util/checked.h"
 #include "util/error.h"
+#include "util/escape.h"
 #include "util/fileio.h"
 
 #include <float.h>
@@ -101,17 +102,11 @@ static int cmp_bytes(const char *a, uint64_t na, const char *b, uint64_t nb) {
     return na < nb ? -1 : na > nb;
 }
 
-/* Renders a file-provided name for a message: control bytes become '?',
- * long names are cut, so a hostile name cannot flood or garble the log. */
+/* Renders a file-provided name for a message through the one escaping
+ * helper (util/escape.h): control bytes and invalid UTF-8 as \xNN, long
+ * names cut, so a hostile name cannot flood or garble the log. */
 static const char *show(char *buf, size_t cap, const char *p, uint64_t len) {
-    size_t max = cap - 4, n = 0;
-    for (uint64_t i = 0; i < len && n < max; i++) {
-        unsigned char ch = (unsigned char)p[i];
-        buf[n++] = (ch < 0x20 || ch == 0x7f) ? '?' : (char)ch;
-    }
-    if (len > max) { buf[n++] = '.'; buf[n++] = '.'; buf[n++] = '.'; }
-    buf[n] = 0;
-    return buf;
+    return hl_escape(p, (size_t)len, buf, cap);
 }
 
 /* Sorted (name, index) pairs: duplicate detection and binary-search lookup. */
@@ -555,6 +550,10 @@ const char *hl_gguf_path(const hl_gguf *g) { return g->name; }
 void hl_gguf_mapping(const hl_gguf *g, const uint8_t **data, size_t *size) {
     *data = g->mapped ? g->data : NULL;
     *size = g->mapped ? g->size : 0;
+}
+
+hl_status hl_gguf_check_mapping(const hl_gguf *g, hl_error *err) {
+    return g->mapped ? hl_mapped_file_check(&g->map, g->name, err) : HL_OK;
 }
 int64_t hl_gguf_n_kv(const hl_gguf *g) { return (int64_t)g->n_kv; }
 int64_t hl_gguf_n_tensors(const hl_gguf *g) { return (int64_t)g->n_tensors; }

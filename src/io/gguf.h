@@ -62,6 +62,9 @@ uint32_t hl_gguf_alignment(const hl_gguf *g);
 const char *hl_gguf_path(const hl_gguf *g);
 /* The file mapping of hl_gguf_open (NULL, 0 for hl_gguf_open_memory). */
 void hl_gguf_mapping(const hl_gguf *g, const uint8_t **data, size_t *size);
+/* HL_ERR_IO when the mapped file was truncated by another process since it
+ * was opened (hl_mapped_file_check); HL_OK for an in-memory GGUF. */
+hl_status hl_gguf_check_mapping(const hl_gguf *g, hl_error *err);
 
 /* Key/values. Index-based access; find returns -1 when absent. */
 int64_t hl_gguf_n_kv(const hl_gguf *g);

@@ -14,6 +14,7 @@
 #include "util/alloc.h"
 #include "util/checked.h"
 #include "util/error.h"
+#include "util/escape.h"
 #include "util/fileio.h"
 #include "util/half.h"
 
@@ -61,18 +62,10 @@ struct hl_safetensors {
     int64_t n_meta;
 };
 
-/* Copies s into buf for an error message: truncated, control bytes shown as
- * '?', so a hostile name cannot garble the terminal or the 512-byte message. */
-static const char *printable(const char *s, char *buf, size_t cap) {
-    size_t i = 0;
-    for (; s[i] && i + 4 < cap; i++) buf[i] = ((unsigned char)s[i] < 0x20 || s[i] == 0x7f) ? '?' : s[i];
-    if (s[i]) {
-        memcpy(buf + i, "...", 3);
-        i += 3;
-    }
-    buf[i] = 0;
-    return buf;
-}
+/* A file-provided name for an error message, through the one escaping helper
+ * (util/escape.h): truncated, control bytes and invalid UTF-8 as \xNN, so a
+ * hostile name cannot garble the terminal or the 512-byte message. */
+static const char *printable(const char *s, char *buf, size_t cap) { return hl_escape_str(s, buf, cap); }
 #define PNAME_CAP 160
 
 static uint64_t read_le64(const uint8_t *p) {

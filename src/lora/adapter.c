@@ -68,10 +68,16 @@ hl_status hl_adapter_add(hl_adapter *a, const hl_model *m, int layer, int target
     if (rank <= 0 || rank > 65536)
         return hl_fail(err, HL_ERR_INVALID_ARG, "adapter %s: rank %d out of range", a->name, rank);
     if (!isfinite(alpha)) return hl_fail(err, HL_ERR_INVALID_ARG, "adapter %s: alpha is not finite", a->name);
-    for (int32_t i = 0; i < a->n_weights; i++)
-        if (a->w[i].layer == layer && a->w[i].target == target)
-            return hl_fail(err, HL_ERR_FORMAT, "adapter %s: two weights for layer %d target %s", a->name, layer,
-                           hl_target_name(target));
+    if (layer >= a->n_layers)
+        return hl_fail(err, HL_ERR_MISMATCH, "adapter %s: layer %d does not exist (the adapter has %d layers)",
+                       a->name, layer, a->n_layers);
+    if (!a->lookup || a->n_indexed != a->n_weights) {
+        hl_status s = hl_adapter_index(a, err);
+        if (s != HL_OK) return s;
+    }
+    if (a->lookup[slot(a, layer, target)] >= 0)
+        return hl_fail(err, HL_ERR_FORMAT, "adapter %s: two weights for layer %d target %s", a->name, layer,
+                       hl_target_name(target));
     int64_t rows, cols;
     if (!hl_model_weight(m, layer, target, &rows, &cols))
         return hl_fail(err, HL_ERR_MISMATCH, "adapter %s: the base has no %s projection", a->name,
@@ -93,7 +99,9 @@ hl_status hl_adapter_add(hl_adapter *a, const hl_model *m, int layer, int target
     }
     if (A) memcpy(w.A, A, (size_t)rank * (size_t)cols * sizeof(float));
     if (B) memcpy(w.B, B, (size_t)rows * (size_t)rank * sizeof(float));
+    a->lookup[slot(a, layer, target)] = a->n_weights;
     a->w[a->n_weights++] = w;
+    a->n_indexed = a->n_weights;
     return HL_OK;
 }
 
@@ -105,5 +113,6 @@ hl_status hl_adapter_index(hl_adapter *a, hl_error *err) {
     hl_free(a->lookup);
     a->lookup = lookup;
     for (int32_t i = 0; i < a->n_weights; i++) lookup[slot(a, a->w[i].layer, a->w[i].target)] = i;
+    a->n_indexed = a->n_weights;
     return HL_OK;
 }

@@ -32,6 +32,7 @@ struct hl_adapter {
     int32_t n_weights, cap_weights;
     hl_lora_weight *w;
     int32_t *lookup;          /* [(n_layers + 1) · HL_TARGET_COUNT] -> index into w, or -1 */
+    int32_t n_indexed;        /* n_weights when lookup was last brought up to date */
     char *lexicon;            /* hyperlexeme lexicon (JSONL) this decoder was trained with, or NULL */
 };
 
@@ -41,7 +42,9 @@ const hl_lora_weight *hl_adapter_find(const hl_adapter *a, int layer, int target
 /* Creates an empty adapter shaped for model m (no weights yet). */
 hl_status hl_adapter_new(const hl_model *m, const char *name, float alpha, int rslora, hl_adapter **out,
                          hl_error *err);
-/* Adds a weight (A, B copied when non-NULL, else zero-filled). Checks shapes against m. */
+/* Adds a weight (A, B copied when non-NULL, else zero-filled). Checks shapes
+ * against m, and that (layer, target) has no weight yet (through lookup, kept
+ * up to date as weights are added, so n adds take O(n)). */
 hl_status hl_adapter_add(hl_adapter *a, const hl_model *m, int layer, int target, int rank, float alpha,
                          const float *A, const float *B, hl_error *err);
 /* Rebuilds the lookup table (after adds). */

@@ -4,7 +4,9 @@
 #include "io/gguf.h"
 #include "util/alloc.h"
 #include "util/error.h"
+#include "util/escape.h"
 #include "util/half.h"
+#include "util/hashset.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -65,9 +67,16 @@ static float *tensor_to_f32(const hl_gguf_tensor *t) {
     return buf;
 }
 
+/* File-controlled names in messages (util/escape.h). */
+#define ESC(p, n) hl_escape((p), (size_t)(n), shown, sizeof shown)
+#define ESC2(p, n) hl_escape((p), (size_t)(n), shown2, sizeof shown2)
+
 static hl_status load_gguf(const char *path, const hl_model *m, int force, hl_adapter **out, hl_error *err) {
     *out = NULL;
     hl_gguf *g = NULL;
+    hl_hashset pairs; /* the (layer, target) pairs seen */
+    hl_hashset_init(&pairs);
+    char shown[HL_ESCAPE_NAME], shown2[HL_ESCAPE_NAME]; /* file-controlled names, escaped for messages */
     hl_status s = hl_gguf_open(path, &g, err);
     if (s != HL_OK) return s;
     hl_adapter *a = hl_calloc(1, sizeof *a);
@@ -84,29 +93,24 @@ static hl_status load_gguf(const char *path, const hl_model *m, int force, hl_ad
         s = hl_fail(err, HL_ERR_UNSUPPORTED, "%s: adapter.type must be \"lora\"", path);
         goto done;
     }
-    if ((s = hl_gguf_get_str(g, "general.architecture", &str, err)) != HL_OK) {
-        hl_error_prefix(err, "%s", path);
-        goto done;
-    }
+    if ((s = hl_gguf_get_str(g, "general.architecture", &str, err)) != HL_OK) goto done; /* names the file */
     if (!str_eq(str, "llama")) {
-        s = hl_fail(err, HL_ERR_MISMATCH, "%s: adapter architecture \"%.*s\" does not match the base (\"llama\")",
-                    path, (int)(str.len > 64 ? 64 : str.len), str.data);
+        s = hl_fail(err, HL_ERR_MISMATCH, "%s: adapter architecture \"%s\" does not match the base (\"llama\")",
+                    path, hl_escape(str.data, (size_t)str.len, shown, sizeof shown));
         goto done;
     }
     a->arch = hl_strdup("llama");
     float alpha = 0;
     if (hl_gguf_find_key(g, "adapter.lora.alpha") >= 0 &&
-        (s = hl_gguf_get_f32(g, "adapter.lora.alpha", &alpha, err)) != HL_OK) {
-        hl_error_prefix(err, "%s", path);
-        goto done;
-    }
+        (s = hl_gguf_get_f32(g, "adapter.lora.alpha", &alpha, err)) != HL_OK)
+        goto done; /* the getter's message names the file */
     if (!isfinite(alpha)) {
         s = hl_fail(err, HL_ERR_FORMAT, "%s: adapter.lora.alpha is not finite", path);
         goto done;
     }
     a->alpha = alpha;
-    if (hl_gguf_get_str(g, "general.name", &str, NULL) == HL_OK)
-        a->name = hl_strndup(str.data, str.len > 200 ? 200 : (size_t)str.len);
+    if (hl_gguf_get_str(g, "general.name", &str, NULL) == HL_OK) /* a display name: kept escaped */
+        a->name = hl_strdup(hl_escape(str.data, (size_t)str.len, shown, sizeof shown));
     else {
         const char *b = strrchr(path, '/');
         a->name = hl_strdup(b ? b + 1 : path);
@@ -146,7 +150,7 @@ static hl_status load_gguf(const char *path, const hl_model *m, int force, hl_ad
         goto done;
     }
 
-    /* Pair up tensors. */
+    /* Pair up tensors; each (layer, target) once, checked through the hash set. */
     int64_t nt = hl_gguf_n_tensors(g);
     int max_layer = -1;
     a->n_layers = m ? m->cfg.n_layers : 0;
@@ -158,64 +162,64 @@ static hl_status load_gguf(const char *path, const hl_model *m, int force, hl_ad
             char bname[256];
             snprintf(bname, sizeof bname, "%.*s.lora_a", (int)(base_len > 200 ? 200 : base_len), ta->name.data);
             if (hl_gguf_find_tensor(g, bname) < 0) {
-                s = hl_fail(err, HL_ERR_FORMAT, "%s: tensor %.*s has no matching %s", path, (int)ta->name.len,
-                            ta->name.data, bname);
+                s = hl_fail(err, HL_ERR_FORMAT, "%s: tensor %s has no matching %s", path,
+                            ESC(ta->name.data, ta->name.len), ESC2(bname, strlen(bname)));
                 goto done;
             }
             continue;
         }
         if (!ends_with(ta->name, ".lora_a", &base_len)) {
-            s = hl_fail(err, HL_ERR_FORMAT, "%s: tensor %.*s has an unexpected suffix (want .lora_a / .lora_b)", path,
-                        (int)(ta->name.len > 200 ? 200 : ta->name.len), ta->name.data);
+            s = hl_fail(err, HL_ERR_FORMAT, "%s: tensor %s has an unexpected suffix (want .lora_a / .lora_b)", path,
+                        ESC(ta->name.data, ta->name.len));
             goto done;
         }
         const char *bn = ta->name.data;
         if (base_len >= 10 && !memcmp(bn, "token_embd", 10)) {
             s = hl_fail(err, HL_ERR_UNSUPPORTED,
-                        "%s: adapts %.*s: token embeddings are never adapted (they carry the frozen scene vectors)",
-                        path, (int)base_len, bn);
+                        "%s: adapts %s: token embeddings are never adapted (they carry the frozen scene vectors)",
+                        path, ESC(bn, base_len));
             goto done;
         }
         int layer, target;
         if (!hl_adapter_parse_base_name(bn, base_len, &layer, &target)) {
-            s = hl_fail(err, HL_ERR_UNSUPPORTED, "%s: %.*s is not an adaptable projection (q k v o gate up down output)",
-                        path, (int)(base_len > 200 ? 200 : base_len), bn);
+            s = hl_fail(err, HL_ERR_UNSUPPORTED, "%s: %s is not an adaptable projection (q k v o gate up down output)",
+                        path, ESC(bn, base_len));
             goto done;
         }
         char bname[256];
         snprintf(bname, sizeof bname, "%.*s.lora_b", (int)base_len, bn);
         int64_t jb = hl_gguf_find_tensor(g, bname);
         if (jb < 0) {
-            s = hl_fail(err, HL_ERR_FORMAT, "%s: tensor %.*s has no matching %s", path, (int)ta->name.len,
-                        ta->name.data, bname);
+            s = hl_fail(err, HL_ERR_FORMAT, "%s: tensor %s has no matching %s", path, ESC(ta->name.data, ta->name.len),
+                        ESC2(bname, strlen(bname)));
             goto done;
         }
         const hl_gguf_tensor *tb = hl_gguf_tensor_at(g, jb);
         if (ta->n_dims != 2 || tb->n_dims != 2 || ta->ne[1] != tb->ne[0]) {
             s = hl_fail(err, HL_ERR_FORMAT,
-                        "%s: %.*s: lora_a ne [%lld, %lld] and lora_b ne [%lld, %lld] do not chain "
+                        "%s: %s: lora_a ne [%lld, %lld] and lora_b ne [%lld, %lld] do not chain "
                         "(want lora_a [in, r], lora_b [r, out])",
-                        path, (int)base_len, bn, (long long)ta->ne[0], (long long)ta->ne[1], (long long)tb->ne[0],
+                        path, ESC(bn, base_len), (long long)ta->ne[0], (long long)ta->ne[1], (long long)tb->ne[0],
                         (long long)tb->ne[1]);
             goto done;
         }
         int64_t rank = tb->ne[0], n_in = ta->ne[0], n_out = tb->ne[1];
         if (rank > 65536) {
-            s = hl_fail(err, HL_ERR_LIMIT, "%s: %.*s: rank %lld is above 65536", path, (int)base_len, bn, (long long)rank);
+            s = hl_fail(err, HL_ERR_LIMIT, "%s: %s: rank %lld is above 65536", path, ESC(bn, base_len), (long long)rank);
             goto done;
         }
         if (m) {
             int64_t rows, cols;
             if (target != HL_TARGET_OUTPUT && layer >= m->cfg.n_layers) {
-                s = hl_fail(err, HL_ERR_MISMATCH, "%s: %.*s: the base has only %d layers", path, (int)base_len, bn,
+                s = hl_fail(err, HL_ERR_MISMATCH, "%s: %s: the base has only %d layers", path, ESC(bn, base_len),
                             m->cfg.n_layers);
                 goto done;
             }
             hl_model_weight(m, layer, target, &rows, &cols);
             if (cols != n_in || rows != n_out) {
                 s = hl_fail(err, HL_ERR_MISMATCH,
-                            "%s: %.*s: adapter maps %lld -> %lld but the base weight is %lld -> %lld", path,
-                            (int)base_len, bn, (long long)n_in, (long long)n_out, (long long)cols, (long long)rows);
+                            "%s: %s: adapter maps %lld -> %lld but the base weight is %lld -> %lld", path,
+                            ESC(bn, base_len), (long long)n_in, (long long)n_out, (long long)cols, (long long)rows);
                 goto done;
             }
         }
@@ -231,11 +235,14 @@ static hl_status load_gguf(const char *path, const hl_model *m, int force, hl_ad
             a->w = nw;
             a->cap_weights = cap;
         }
-        for (int32_t k = 0; k < a->n_weights; k++)
-            if (a->w[k].layer == layer && a->w[k].target == target) {
-                s = hl_fail(err, HL_ERR_FORMAT, "%s: %.*s appears twice", path, (int)base_len, bn);
-                goto done;
-            }
+        int32_t pair[2] = {layer, target};
+        int added = hl_hashset_add(&pairs, pair, sizeof pair, NULL);
+        if (added <= 0) {
+            s = added < 0 ? hl_fail(err, HL_ERR_NOMEM, "out of memory")
+                          : hl_fail(err, HL_ERR_FORMAT, "%s: %s appears twice", path,
+                                    hl_escape(bn, base_len, shown, sizeof shown));
+            goto done;
+        }
         hl_lora_weight w = {.layer = layer, .target = target, .rank = (int32_t)rank, .n_in = n_in, .n_out = n_out};
         /* llama.cpp: scale = alpha / r, or 1 when alpha is 0. */
         w.alpha = alpha != 0.0f ? alpha : (float)rank;
@@ -257,6 +264,7 @@ static hl_status load_gguf(const char *path, const hl_model *m, int force, hl_ad
     if (alpha == 0.0f) a->alpha = 0.0f;
     s = hl_adapter_index(a, err);
 done:
+    hl_hashset_free(&pairs);
     hl_gguf_free(g);
     if (s != HL_OK) {
         hl_adapter_free(a);

@@ -14,7 +14,9 @@
 #include "io/safetensors.h"
 #include "util/alloc.h"
 #include "util/error.h"
+#include "util/escape.h"
 #include "util/fileio.h"
+#include "util/json_nul.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -130,6 +132,15 @@ static hl_status json_number(const cJSON *item, const char *file, const char *fi
     return HL_OK;
 }
 
+/* A rank: a whole number in [lo, hi] (8.5 is refused, not read as 8). */
+static hl_status json_integer(const cJSON *item, const char *file, const char *field, double lo, double hi,
+                              double *out, hl_error *err) {
+    hl_status s = json_number(item, file, field, lo, hi, out, err);
+    if (s == HL_OK && *out != floor(*out))
+        return hl_fail(err, HL_ERR_FORMAT, "%s: \"%s\" must be a whole number, not %g", file, field, *out);
+    return s;
+}
+
 hl_status hl_adapter_load_peft(const char *path, const hl_model *m, int force, hl_adapter **out, hl_error *err) {
     *out = NULL;
     char st_path[4096], cfg_path[4096];
@@ -140,8 +151,15 @@ hl_status hl_adapter_load_peft(const char *path, const hl_model *m, int force, h
     hl_safetensors *st = NULL;
     hl_adapter *a = NULL;
     float *tmp = NULL;
-    if ((s = hl_read_file(cfg_path, CONFIG_MAX, &text, NULL, err)) != HL_OK) goto done;
-    cfg = cJSON_Parse(text);
+    size_t text_len = 0;
+    if ((s = hl_read_file(cfg_path, CONFIG_MAX, &text, &text_len, err)) != HL_OK) goto done;
+    int64_t nul_at = hl_json_find_nul_escape(text, text_len);
+    if (nul_at >= 0) { /* cJSON would cut the string there: "LORA\u0000junk" would read as "LORA" */
+        s = hl_fail(err, HL_ERR_FORMAT, "%s: byte %lld: a string holds \\u0000 (a NUL character)", cfg_path,
+                    (long long)nul_at);
+        goto done;
+    }
+    cfg = cJSON_ParseWithLength(text, text_len);
     if (!cJSON_IsObject(cfg)) {
         s = hl_fail(err, HL_ERR_FORMAT, "%s: not a JSON object", cfg_path);
         goto done;
@@ -152,7 +170,7 @@ hl_status hl_adapter_load_peft(const char *path, const hl_model *m, int force, h
         goto done;
     }
     double r_default = 0, alpha_default = 8;
-    if ((s = json_number(cJSON_GetObjectItemCaseSensitive(cfg, "r"), cfg_path, "r", 1, 65536, &r_default, err)))
+    if ((s = json_integer(cJSON_GetObjectItemCaseSensitive(cfg, "r"), cfg_path, "r", 1, 65536, &r_default, err)))
         goto done;
     const cJSON *alpha_item = cJSON_GetObjectItemCaseSensitive(cfg, "lora_alpha");
     if (alpha_item && (s = json_number(alpha_item, cfg_path, "lora_alpha", -1e9, 1e9, &alpha_default, err))) goto done;
@@ -183,7 +201,8 @@ hl_status hl_adapter_load_peft(const char *path, const hl_model *m, int force, h
     const cJSON *base_name = cJSON_GetObjectItemCaseSensitive(cfg, "base_model_name_or_path");
     const char *nm = meta_name ? meta_name : (cJSON_IsString(base_name) ? "peft-adapter" : "peft-adapter");
     hl_free(a->name);
-    if (!(a->name = hl_strdup(nm))) {
+    char shown[HL_ESCAPE_NAME], shown2[HL_ESCAPE_NAME]; /* file-controlled names, escaped for messages */
+    if (!(a->name = hl_strdup(hl_escape_str(nm, shown, sizeof shown)))) { /* a display name: kept escaped */
         s = hl_fail(err, HL_ERR_NOMEM, "out of memory");
         goto done;
     }
@@ -197,7 +216,8 @@ hl_status hl_adapter_load_peft(const char *path, const hl_model *m, int force, h
         char *end;
         unsigned long long v = strtoull(fp, &end, 16);
         if (*end || end == fp) {
-            s = hl_fail(err, HL_ERR_FORMAT, "%s: hyperlora.base.fingerprint \"%.40s\" is not hex", st_path, fp);
+            s = hl_fail(err, HL_ERR_FORMAT, "%s: hyperlora.base.fingerprint \"%s\" is not hex", st_path,
+                        hl_escape(fp, strnlen(fp, 40), shown, sizeof shown));
             goto done;
         }
         a->base_fingerprint = v;
@@ -216,14 +236,14 @@ hl_status hl_adapter_load_peft(const char *path, const hl_model *m, int force, h
             s = hl_fail(err, HL_ERR_UNSUPPORTED,
                         "%s: %s adapts the token embeddings, which are never adapted (they carry the frozen scene "
                         "vectors)",
-                        st_path, t->name);
+                        st_path, hl_escape_str(t->name, shown, sizeof shown));
             goto done;
         }
         int layer, target, is_b, hf;
         char module[512];
         if (!parse_peft_name(t->name, &layer, &target, &is_b, &hf, module, sizeof module)) {
             s = hl_fail(err, HL_ERR_UNSUPPORTED, "%s: tensor %s is not a LoRA weight of an adaptable projection",
-                        st_path, t->name);
+                        st_path, hl_escape_str(t->name, shown, sizeof shown));
             goto done;
         }
         if (is_b) continue; /* handled with its A */
@@ -231,33 +251,36 @@ hl_status hl_adapter_load_peft(const char *path, const hl_model *m, int force, h
         snprintf(bname, sizeof bname, "base_model.model.%s.lora_B.weight", module);
         const hl_st_tensor *tb = hl_st_find(st, bname);
         if (!tb) {
-            s = hl_fail(err, HL_ERR_FORMAT, "%s: %s has no matching %s", st_path, t->name, bname);
+            s = hl_fail(err, HL_ERR_FORMAT, "%s: %s has no matching %s", st_path,
+                        hl_escape_str(t->name, shown, sizeof shown), hl_escape_str(bname, shown2, sizeof shown2));
             goto done;
         }
         if (t->n_dims != 2 || tb->n_dims != 2 || t->shape[0] != tb->shape[1]) {
-            s = hl_fail(err, HL_ERR_FORMAT, "%s: %s: lora_A %s and lora_B shapes do not chain (want A [r, in], B [out, r])",
-                        st_path, module, t->name);
+            s = hl_fail(err, HL_ERR_FORMAT, "%s: %s: lora_A and lora_B shapes do not chain (want A [r, in], B [out, r])",
+                        st_path, hl_escape_str(module, shown, sizeof shown));
             goto done;
         }
         int64_t rank = t->shape[0], n_in = t->shape[1], n_out = tb->shape[0];
         int64_t rows, cols;
         if (target != HL_TARGET_OUTPUT && layer >= m->cfg.n_layers) {
-            s = hl_fail(err, HL_ERR_MISMATCH, "%s: %s: the base has only %d layers", st_path, module, m->cfg.n_layers);
+            s = hl_fail(err, HL_ERR_MISMATCH, "%s: %s: the base has only %d layers", st_path,
+                        hl_escape_str(module, shown, sizeof shown), m->cfg.n_layers);
             goto done;
         }
         hl_model_weight(m, layer, target, &rows, &cols);
         if (cols != n_in || rows != n_out) {
             s = hl_fail(err, HL_ERR_MISMATCH, "%s: %s: adapter maps %lld -> %lld but the base weight is %lld -> %lld",
-                        st_path, module, (long long)n_in, (long long)n_out, (long long)cols, (long long)rows);
+                        st_path, hl_escape_str(module, shown, sizeof shown), (long long)n_in, (long long)n_out,
+                        (long long)cols, (long long)rows);
             goto done;
         }
         const cJSON *rp = match_pattern(rank_pattern, module), *ap = match_pattern(alpha_pattern, module);
         double want_rank = r_default, alpha = alpha_default;
-        if (rp && (s = json_number(rp, cfg_path, "rank_pattern", 1, 65536, &want_rank, err))) goto done;
+        if (rp && (s = json_integer(rp, cfg_path, "rank_pattern", 1, 65536, &want_rank, err))) goto done;
         if (ap && (s = json_number(ap, cfg_path, "alpha_pattern", -1e9, 1e9, &alpha, err))) goto done;
         if ((int64_t)want_rank != rank) {
-            s = hl_fail(err, HL_ERR_FORMAT, "%s: %s has rank %lld but the config says %g", st_path, module,
-                        (long long)rank, want_rank);
+            s = hl_fail(err, HL_ERR_FORMAT, "%s: %s has rank %lld but the config says %g", st_path,
+                        hl_escape_str(module, shown, sizeof shown), (long long)rank, want_rank);
             goto done;
         }
         if ((s = hl_adapter_add(a, m, layer, target, (int)rank, (float)alpha, NULL, NULL, err))) goto done;

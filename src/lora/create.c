@@ -84,6 +84,18 @@ hl_status hl_adapter_create(const hl_model *m, const hl_adapter_spec *spec, hl_a
             int is_out = t == HL_TARGET_OUTPUT;
             if ((l == m->cfg.n_layers) != is_out || !(spec->targets & (1u << t))) continue;
             if (!is_out && spec->layers && !spec->layers[l]) continue;
+            /* A rank above min(in, out) adds parameters and no expressiveness: refuse it. */
+            int64_t rows = 0, cols = 0;
+            if (hl_model_weight(m, is_out ? -1 : l, t, &rows, &cols) && spec->rank > (rows < cols ? rows : cols)) {
+                char where[32];
+                if (is_out) snprintf(where, sizeof where, "output");
+                else snprintf(where, sizeof where, "%s of layer %d", hl_target_name(t), l);
+                s = hl_fail(err, HL_ERR_INVALID_ARG,
+                            "rank %d is larger than the target %s allows: its weight maps %lld -> %lld, so the rank "
+                            "can be at most %lld", spec->rank, where, (long long)cols, (long long)rows,
+                            (long long)(rows < cols ? rows : cols));
+                break;
+            }
             s = hl_adapter_add(a, m, is_out ? -1 : l, t, spec->rank, spec->alpha, NULL, NULL, err);
             if (s != HL_OK) break;
             hl_lora_weight *w = &a->w[a->n_weights - 1];

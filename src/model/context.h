@@ -26,7 +26,8 @@ struct hl_context {
     float *lora_tmp;    /* (n_batch, max rank) LoRA A·x */
     int32_t lora_tmp_cap;
     float *att_scratch; /* (n_threads, n_ctx) */
-    float *rope_cs;     /* (n_ctx, head_dim): RoPE cos/sin per position (hl_rope_table) */
+    float *rope_cs;     /* (rope_n, head_dim): RoPE cos/sin per position (hl_rope_table), grown on use */
+    int32_t rope_n;     /* positions rope_cs covers (<= n_ctx) */
     const struct hl_adapter_set *adapters; /* active adapters; NULL when none */
     void *adapter_storage;                 /* owned hl_adapter_set */
     const float *scene_vectors;            /* (n_scene_vectors, C) mute-scene inputs, borrowed; token id -k-1 */

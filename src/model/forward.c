@@ -53,7 +53,12 @@ hl_status hl_context_init(const hl_model *m, const hl_context_params *params, hl
     *out = NULL;
     const hl_model_config *c = &m->cfg;
     hl_context_params p = params ? *params : hl_context_default_params();
-    if (p.n_ctx <= 0 || p.n_ctx > c->seq_len) p.n_ctx = c->seq_len;
+    /* The default follows the work, not the header: a file may claim 2^24 positions. */
+    if (p.n_ctx <= 0) p.n_ctx = c->seq_len < HL_CONTEXT_DEFAULT_MAX ? c->seq_len : HL_CONTEXT_DEFAULT_MAX;
+    if (p.n_ctx > c->seq_len)
+        return hl_fail(err, HL_ERR_INVALID_ARG,
+                       "a context of %d positions is longer than the model's context length (%d positions)", p.n_ctx,
+                       c->seq_len);
     if (p.n_threads < 1 || p.n_threads > 256)
         return hl_fail(err, HL_ERR_INVALID_ARG, "threads must be in 1..256 (got %d)", p.n_threads);
     int32_t layout = HL_WEIGHTS_ROWS;
@@ -85,10 +90,9 @@ hl_status hl_context_init(const hl_model *m, const hl_context_params *params, hl
     ctx->hb2 = hl_malloc_array((size_t)(B * F), sizeof(float));
     ctx->proj = hl_malloc_array((size_t)(B * wide), sizeof(float));
     ctx->att_scratch = hl_malloc_array((size_t)p.n_threads * (size_t)ctx->n_ctx, sizeof(float));
-    ctx->rope_cs = hl_malloc_array((size_t)ctx->n_ctx * (size_t)D, sizeof(float));
-    if (ctx->rope_cs) hl_rope_table(ctx->rope_cs, ctx->n_ctx, D, c->rope_theta);
+    /* rope_cs grows with the positions used (rope_reserve). */
     if (!ctx->pool || !ctx->kcache || !ctx->vcache || !ctx->x || !ctx->xb || !ctx->q || !ctx->att || !ctx->hb ||
-        !ctx->hb2 || !ctx->proj || !ctx->att_scratch || !ctx->rope_cs) {
+        !ctx->hb2 || !ctx->proj || !ctx->att_scratch) {
         hl_context_free(ctx);
         return hl_fail(err, HL_ERR_NOMEM, "out of memory creating a context of %d positions", p.n_ctx);
     }
@@ -192,6 +196,26 @@ static hl_status forward_chunk(hl_context *ctx, const int32_t *tokens, int64_t T
     return s;
 }
 
+/* Makes rope_cs cover positions 0..n_pos-1. The table is recomputed from
+ * position 0 at each growth (hl_rope_table computes every row on its own, so
+ * the values do not depend on how it grew); growing by doubling keeps the
+ * total work within twice the final table. */
+static hl_status rope_reserve(hl_context *ctx, int64_t n_pos, hl_error *err) {
+    if (n_pos <= ctx->rope_n) return HL_OK;
+    const hl_model_config *c = &ctx->m->cfg;
+    const int64_t D = c->dim / c->n_heads;
+    int64_t n = ctx->rope_n * 2 > n_pos ? ctx->rope_n * 2 : n_pos;
+    if (n < 64) n = 64;
+    if (n > ctx->n_ctx) n = ctx->n_ctx;
+    float *cs = hl_malloc_array((size_t)n * (size_t)D, sizeof(float));
+    if (!cs) return hl_fail(err, HL_ERR_NOMEM, "out of memory for the RoPE table of %lld positions", (long long)n);
+    hl_rope_table(cs, n, D, c->rope_theta);
+    hl_free(ctx->rope_cs);
+    ctx->rope_cs = cs;
+    ctx->rope_n = (int32_t)n;
+    return HL_OK;
+}
+
 hl_status hl_context_eval(hl_context *ctx, const int32_t *tokens, int32_t n, int32_t pos, float *logits,
                           int all_logits, hl_error *err) {
     const hl_model_config *c = &ctx->m->cfg;
@@ -203,6 +227,8 @@ hl_status hl_context_eval(hl_context *ctx, const int32_t *tokens, int32_t n, int
         if (tokens[i] >= c->vocab_size || (tokens[i] < 0 && -(int64_t)tokens[i] > ctx->n_scene_vectors))
             return hl_fail(err, HL_ERR_INVALID_ARG, "eval: token id %d at index %d is outside the vocabulary (%d)%s",
                            tokens[i], i, c->vocab_size, tokens[i] < 0 ? " and the scene vectors" : "");
+    hl_status rs = rope_reserve(ctx, (int64_t)pos + n, err);
+    if (rs != HL_OK) return rs;
     for (int32_t done = 0; done < n; done += ctx->n_batch) {
         int32_t T = n - done < ctx->n_batch ? n - done : ctx->n_batch;
         int last = done + T == n;

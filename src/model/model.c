@@ -8,6 +8,7 @@
 #include "util/alloc.h"
 #include "util/checked.h"
 #include "util/error.h"
+#include "util/escape.h"
 #include "util/half.h"
 #include "util/rng.h"
 
@@ -166,9 +167,7 @@ static hl_status get_u32_default(const hl_gguf *g, const char *path, const char 
         *out = def;
         return HL_OK;
     }
-    hl_status s = hl_gguf_get_u32(g, key, out, err);
-    if (s != HL_OK) hl_error_prefix(err, "%s", path);
-    return s;
+    return hl_gguf_get_u32(g, key, out, err); /* its message already names the file */
 }
 
 static hl_status load_gguf(hl_model *m, hl_error *err) {
@@ -179,13 +178,12 @@ static hl_status load_gguf(hl_model *m, hl_error *err) {
         type.len == 7 && memcmp(type.data, "adapter", 7) == 0)
         return hl_fail(err, HL_ERR_INVALID_ARG, "%s: this is an adapter, not a base model (pass it with --lora)",
                        m->path);
-    if ((s = hl_gguf_get_str(g, "general.architecture", &arch, err)) != HL_OK) {
-        hl_error_prefix(err, "%s", m->path);
-        return s;
+    if ((s = hl_gguf_get_str(g, "general.architecture", &arch, err)) != HL_OK) return s; /* names the file */
+    if (arch.len != 5 || memcmp(arch.data, "llama", 5) != 0) {
+        char shown[96];
+        return hl_fail(err, HL_ERR_UNSUPPORTED, "%s: general.architecture is \"%s\"; only \"llama\" is supported",
+                       m->path, hl_escape(arch.data, (size_t)arch.len, shown, sizeof shown));
     }
-    if (arch.len != 5 || memcmp(arch.data, "llama", 5) != 0)
-        return hl_fail(err, HL_ERR_UNSUPPORTED, "%s: general.architecture is \"%.*s\"; only \"llama\" is supported",
-                       m->path, (int)(arch.len > 64 ? 64 : arch.len), arch.data);
     uint32_t C, F, L, H, Hkv, ctx, rope_dims;
     if ((s = get_u32_default(g, m->path, "llama.embedding_length", 0, &C, err)) ||
         (s = get_u32_default(g, m->path, "llama.feed_forward_length", 0, &F, err)) ||
@@ -213,14 +211,10 @@ static hl_status load_gguf(hl_model *m, hl_error *err) {
                        m->path, rope_dims, C / H);
     float eps = 1e-5f, theta = 10000.0f;
     if (hl_gguf_find_key(g, "llama.attention.layer_norm_rms_epsilon") >= 0 &&
-        (s = hl_gguf_get_f32(g, "llama.attention.layer_norm_rms_epsilon", &eps, err))) {
-        hl_error_prefix(err, "%s", m->path);
+        (s = hl_gguf_get_f32(g, "llama.attention.layer_norm_rms_epsilon", &eps, err)))
+        return s; /* the getters' messages name the file already */
+    if (hl_gguf_find_key(g, "llama.rope.freq_base") >= 0 && (s = hl_gguf_get_f32(g, "llama.rope.freq_base", &theta, err)))
         return s;
-    }
-    if (hl_gguf_find_key(g, "llama.rope.freq_base") >= 0 && (s = hl_gguf_get_f32(g, "llama.rope.freq_base", &theta, err))) {
-        hl_error_prefix(err, "%s", m->path);
-        return s;
-    }
     if (!(eps > 0 && eps < 1) || !(theta > 1 && isfinite(theta)))
         return hl_fail(err, HL_ERR_FORMAT, "%s: rms epsilon %g or rope base %g out of range", m->path, eps, theta);
     if (hl_gguf_find_key(g, "llama.rope.scaling.type") >= 0)
@@ -270,12 +264,11 @@ static hl_status load_gguf(hl_model *m, hl_error *err) {
 #undef T2
     }
     hl_gguf_str gname;
-    if (hl_gguf_find_key(g, "general.name") >= 0 && hl_gguf_get_str(g, "general.name", &gname, NULL) == HL_OK)
-        m->name = hl_strndup(gname.data, gname.len > 256 ? 256 : gname.len);
-    if ((s = hl_tokenizer_from_gguf(g, &m->tok, err))) {
-        hl_error_prefix(err, "%s", m->path);
-        return s;
+    if (hl_gguf_find_key(g, "general.name") >= 0 && hl_gguf_get_str(g, "general.name", &gname, NULL) == HL_OK) {
+        char shown[HL_ESCAPE_NAME]; /* a display name from the file: kept escaped */
+        m->name = hl_strdup(hl_escape(gname.data, (size_t)gname.len, shown, sizeof shown));
     }
+    if ((s = hl_tokenizer_from_gguf(g, &m->tok, err))) return s; /* its messages name the file */
     if (hl_tokenizer_n_vocab(m->tok) != c->vocab_size)
         return hl_fail(err, HL_ERR_FORMAT, "%s: tokenizer has %d tokens but token_embd.weight has %d rows", m->path,
                        hl_tokenizer_n_vocab(m->tok), c->vocab_size);

@@ -5,7 +5,10 @@
 #include "text/tokenizer.h"
 #include "util/alloc.h"
 #include "util/error.h"
+#include "util/escape.h"
 #include "util/fileio.h"
+#include "util/hashset.h"
+#include "util/json_nul.h"
 
 #include <cjson/cJSON.h>
 #include <math.h>
@@ -45,6 +48,7 @@ struct hl_lexicon {
     int compose_facets;    /* "parts+facets": facet values join the parts */
     int32_t n_parts_total, n_parts_bytes; /* parts (and facet words) composed; those that are byte fallback only */
     float *embd, *out;     /* (N_CONTROLS + n, C) */
+    hl_hashset lexemes;    /* every entry's lexeme, added in file order: duplicates and lookups in O(1) */
 };
 
 const char *hl_form_name(int form) { return form >= 0 && form < HL_FORM_COUNT ? form_names[form] : "?"; }
@@ -77,6 +81,7 @@ void hl_lexicon_free(hl_lexicon *lex) {
     hl_free(lex->source);
     hl_free(lex->embd);
     hl_free(lex->out);
+    hl_hashset_free(&lex->lexemes);
     if (lex->view) hl_model_free(lex->view); /* frees the extended tokenizer */
     else hl_tokenizer_free(lex->tok);
     hl_free(lex);
@@ -100,9 +105,7 @@ int32_t hl_lexicon_register_token(const hl_lexicon *lex, int reg) {
 int32_t hl_lexicon_sep_token(const hl_lexicon *lex) { return lex->base->n_vocab_base + N_CONTROLS - 1; }
 
 int32_t hl_lexicon_find(const hl_lexicon *lex, const char *lexeme) {
-    for (int32_t i = 0; i < lex->n; i++)
-        if (!strcmp(lex->e[i].lexeme, lexeme)) return i;
-    return -1;
+    return (int32_t)hl_hashset_find(&lex->lexemes, lexeme, strlen(lexeme));
 }
 
 /* Strict UTF-8 check (no overlongs, surrogates or > U+10FFFF). */
@@ -139,19 +142,21 @@ static hl_status add_word(const hl_tokenizer *tok, const float *table, int64_t C
     int32_t *ids = NULL;
     size_t n = 0;
     hl_status s = hl_tokenizer_encode(tok, word, strlen(word), 0, 0, &ids, &n, err);
+    char shown[HL_ESCAPE_NAME];
     if (s != HL_OK) {
-        hl_error_prefix(err, "%s: part \"%s\"", where, word);
+        hl_error_prefix(err, "%s: part \"%s\"", where, hl_escape_str(word, shown, sizeof shown));
         return s;
     }
     if (n == 0) {
         hl_free(ids);
-        return hl_fail(err, HL_ERR_FORMAT, "%s: part \"%s\" encodes to no tokens", where, word);
+        return hl_fail(err, HL_ERR_FORMAT, "%s: part \"%s\" encodes to no tokens", where,
+                       hl_escape_str(word, shown, sizeof shown));
     }
     for (size_t i = 0; i < n; i++)
         if (ids[i] == hl_tokenizer_unk(tok)) {
             hl_free(ids);
             return hl_fail(err, HL_ERR_FORMAT, "%s: part \"%s\" does not tokenize in the base vocabulary (<unk>)",
-                           where, word);
+                           where, hl_escape_str(word, shown, sizeof shown));
         }
     int bytes = 0, others = 0;
     for (size_t i = 0; i < n; i++) {
@@ -170,41 +175,46 @@ static hl_status parse_line(hl_lexicon *lex, const cJSON *o, entry *e, const cha
     if (!cJSON_IsObject(o)) return hl_fail(err, HL_ERR_FORMAT, "%s: not a JSON object", where);
     for (const cJSON *it = o->child; it; it = it->next)
         if (strcmp(it->string, "lexeme") && strcmp(it->string, "parts") && strcmp(it->string, "weights") &&
-            strcmp(it->string, "facets") && strcmp(it->string, "vector"))
+            strcmp(it->string, "facets") && strcmp(it->string, "vector")) {
+            char shown_field[HL_ESCAPE_NAME];
             return hl_fail(err, HL_ERR_FORMAT, "%s: unknown field \"%s\" (lexeme, parts, weights, facets, vector)",
-                           where, it->string);
+                           where, hl_escape_str(it->string, shown_field, sizeof shown_field));
+        }
     const cJSON *lx = cJSON_GetObjectItemCaseSensitive(o, "lexeme");
     if (!cJSON_IsString(lx)) return hl_fail(err, HL_ERR_FORMAT, "%s: field \"lexeme\": missing or not a string", where);
     const char *L = lx->valuestring;
     size_t ln = strlen(L);
+    char shown[HL_ESCAPE_NAME];
+    const char *Ls = hl_escape(L, ln, shown, sizeof shown); /* L as messages show it */
     if (ln == 0) return hl_fail(err, HL_ERR_FORMAT, "%s: field \"lexeme\": empty", where);
     if (ln > HL_LEXEME_MAX_BYTES)
         return hl_fail(err, HL_ERR_LIMIT, "%s: field \"lexeme\": longer than %d bytes", where, HL_LEXEME_MAX_BYTES);
     if (!valid_utf8(L, ln)) return hl_fail(err, HL_ERR_FORMAT, "%s: field \"lexeme\": invalid UTF-8", where);
-    if (has_space(L)) return hl_fail(err, HL_ERR_FORMAT, "%s: field \"lexeme\": \"%s\" contains whitespace", where, L);
+    if (has_space(L)) return hl_fail(err, HL_ERR_FORMAT, "%s: field \"lexeme\": \"%s\" contains whitespace", where, Ls);
     for (int i = 0; i < N_CONTROLS; i++)
         if (!strcmp(L, control_lexemes[i]))
-            return hl_fail(err, HL_ERR_FORMAT, "%s: lexeme \"%s\" collides with a control lexeme", where, L);
+            return hl_fail(err, HL_ERR_FORMAT, "%s: lexeme \"%s\" collides with a control lexeme", where, Ls);
     const hl_tokenizer *bt = lex->base->tok;
     int32_t pid = hl_tokenizer_find(bt, L, ln);
     if (pid >= 0 && hl_tokenizer_type(bt, pid) != HL_TOKEN_NORMAL)
-        return hl_fail(err, HL_ERR_FORMAT, "%s: lexeme \"%s\" collides with the special token %d", where, L, pid);
+        return hl_fail(err, HL_ERR_FORMAT, "%s: lexeme \"%s\" collides with the special token %d", where, Ls, pid);
     if (pid >= 0)
         return hl_fail(err, HL_ERR_FORMAT, "%s: lexeme \"%s\" is already the base token %d (it would change how "
-                       "ordinary text tokenizes)", where, L, pid);
+                       "ordinary text tokenizes)", where, Ls, pid);
     if (!strcmp(L, "<s>") || !strcmp(L, "</s>") || !strcmp(L, "<unk>") || (ln == 6 && !strncmp(L, "<0x", 3) && L[5] == '>'))
-        return hl_fail(err, HL_ERR_FORMAT, "%s: lexeme \"%s\" collides with a special token", where, L);
+        return hl_fail(err, HL_ERR_FORMAT, "%s: lexeme \"%s\" collides with a special token", where, Ls);
     if (!(e->lexeme = hl_strdup(L))) return hl_fail(err, HL_ERR_NOMEM, "out of memory");
     const cJSON *parts = cJSON_GetObjectItemCaseSensitive(o, "parts"), *vec = cJSON_GetObjectItemCaseSensitive(o, "vector");
     const cJSON *weights = cJSON_GetObjectItemCaseSensitive(o, "weights"), *facets = cJSON_GetObjectItemCaseSensitive(o, "facets");
     if ((parts != NULL) == (vec != NULL))
-        return hl_fail(err, HL_ERR_FORMAT, "%s: lexeme \"%s\": give exactly one of \"parts\" or \"vector\"", where, L);
+        return hl_fail(err, HL_ERR_FORMAT, "%s: lexeme \"%s\": give exactly one of \"parts\" or \"vector\"", where, Ls);
     if (facets) {
         if (!cJSON_IsObject(facets)) return hl_fail(err, HL_ERR_FORMAT, "%s: field \"facets\": not an object", where);
         size_t cap = 1, used = 0;
         for (const cJSON *f = facets->child; f; f = f->next) {
             if (!cJSON_IsString(f))
-                return hl_fail(err, HL_ERR_FORMAT, "%s: field \"facets\": \"%s\" is not a string", where, f->string);
+                return hl_fail(err, HL_ERR_FORMAT, "%s: field \"facets\": \"%s\" is not a string", where,
+                               hl_escape_str(f->string, shown, sizeof shown));
             cap += strlen(f->string) + strlen(f->valuestring) + 2;
         }
         if (!(e->facets = hl_malloc(cap))) return hl_fail(err, HL_ERR_NOMEM, "out of memory");
@@ -218,7 +228,7 @@ static hl_status parse_line(hl_lexicon *lex, const cJSON *o, entry *e, const cha
             used += (size_t)snprintf(e->facets + used, cap - used, "%s=%s\n", f->string, f->valuestring);
             if (lex->compose_facets && (!f->valuestring[0] || !valid_utf8(f->valuestring, strlen(f->valuestring))))
                 return hl_fail(err, HL_ERR_FORMAT, "%s: field \"facets\": \"%s\" must be a non-empty UTF-8 string",
-                               where, f->string);
+                               where, hl_escape_str(f->string, shown, sizeof shown));
             if (!(e->facet_values[e->n_facets++] = hl_strdup(f->valuestring)))
                 return hl_fail(err, HL_ERR_NOMEM, "out of memory");
         }
@@ -230,8 +240,10 @@ static hl_status parse_line(hl_lexicon *lex, const cJSON *o, entry *e, const cha
                            where, (long long)C);
         int k = 0;
         for (const cJSON *v = vec->child; v; v = v->next, k++)
-            if (!cJSON_IsNumber(v) || !isfinite(v->valuedouble) || fabs(v->valuedouble) > 3.4e38)
-                return hl_fail(err, HL_ERR_FORMAT, "%s: field \"vector\": element %d is not a finite number", where, k);
+            if (!cJSON_IsNumber(v) || !isfinite(v->valuedouble) || !isfinite((float)v->valuedouble))
+                return hl_fail(err, HL_ERR_FORMAT,
+                               "%s: field \"vector\": element %d is not a number that is finite as a 32-bit float",
+                               where, k);
         e->is_vector = 1;
         return HL_OK;
     }
@@ -257,6 +269,11 @@ static hl_status parse_line(hl_lexicon *lex, const cJSON *o, entry *e, const cha
             if (!cJSON_IsNumber(w) || !(w->valuedouble > 0) || !isfinite(w->valuedouble))
                 return hl_fail(err, HL_ERR_FORMAT, "%s: field \"weights\": element %d must be a positive number", where, k);
             e->weights[k] = (float)w->valuedouble;
+            /* Finite as a double is not enough: 1e39 is inf as a float, and the composed row would be NaN. */
+            if (!isfinite(e->weights[k]) || !(e->weights[k] > 0))
+                return hl_fail(err, HL_ERR_FORMAT,
+                               "%s: field \"weights\": element %d (%g) is outside the range of a 32-bit float "
+                               "(nonzero, below about 3.4e38)", where, k, w->valuedouble);
         }
     }
     return HL_OK;
@@ -314,6 +331,7 @@ static hl_status load_impl(const char *text, size_t len, const char *name, const
     hl_lexicon *lex = hl_calloc(1, sizeof *lex);
     if (!lex) return hl_fail(err, HL_ERR_NOMEM, "out of memory");
     lex->base = base;
+    hl_hashset_init(&lex->lexemes);
     const int64_t C = base->cfg.dim;
     hl_status s = HL_OK;
     lex->source = hl_strndup(text, len);
@@ -346,7 +364,9 @@ static hl_status load_impl(const char *text, size_t len, const char *name, const
         snprintf(where, sizeof where, "%s:%lld", name, (long long)line_no);
         size_t k = 0;
         while (k < n && (p[k] == ' ' || p[k] == '\t' || p[k] == '\r')) k++;
-        if (k < n) {
+        if (k < n && hl_json_find_nul_escape(p, n) >= 0) /* cJSON would cut the string at the NUL */
+            s = hl_fail(err, HL_ERR_FORMAT, "%s: a string holds \\u0000 (a NUL character)", where);
+        else if (k < n) {
             cJSON *o = cJSON_ParseWithLength(p, n);
             const cJSON *rule = o ? cJSON_GetObjectItemCaseSensitive(o, "compose") : NULL;
             if (!o) s = hl_fail(err, HL_ERR_FORMAT, "%s: invalid JSON", where);
@@ -369,10 +389,14 @@ static hl_status load_impl(const char *text, size_t len, const char *name, const
                 entry *e = &lex->e[lex->n];
                 s = parse_line(lex, o, e, where, C, err);
                 lex->n++;
-                for (int32_t j = 0; s == HL_OK && j < lex->n - 1; j++)
-                    if (!strcmp(lex->e[j].lexeme, e->lexeme))
-                        s = hl_fail(err, HL_ERR_FORMAT, "%s: lexeme \"%s\" is already defined (entry %d)", where,
-                                    e->lexeme, j + 1);
+                int64_t first = -1;
+                int added = s == HL_OK ? hl_hashset_add(&lex->lexemes, e->lexeme, strlen(e->lexeme), &first) : 1;
+                if (added < 0) s = hl_fail(err, HL_ERR_NOMEM, "out of memory");
+                else if (added == 0) {
+                    char shown[HL_ESCAPE_NAME];
+                    s = hl_fail(err, HL_ERR_FORMAT, "%s: lexeme \"%s\" is already defined (entry %lld)", where,
+                                hl_escape_str(e->lexeme, shown, sizeof shown), (long long)first + 1);
+                }
                 if (s == HL_OK)
                     s = compose(lex, e, e->is_vector ? cJSON_GetObjectItemCaseSensitive(o, "vector") : NULL,
                                 N_CONTROLS + lex->n - 1, where, err);
@@ -499,7 +523,8 @@ hl_status hl_lexicon_scene_prompt(const hl_lexicon *lex, const char *scene, int3
         int32_t *sc = NULL;
         size_t ns = 0;
         if ((s = hl_tokenizer_encode(lex->tok, scene, strlen(scene), 0, 0, &sc, &ns, err)) != HL_OK) {
-            hl_error_prefix(err, "scene \"%.64s\"", scene);
+            char shown[96]; /* the start of the scene, escaped */
+            hl_error_prefix(err, "scene \"%s\"", hl_escape_str(scene, shown, sizeof shown));
             hl_free(*ids);
             *ids = NULL;
             return s;

@@ -28,7 +28,9 @@
 #include "util/alloc.h"
 #include "util/checked.h"
 #include "util/error.h"
+#include "util/escape.h"
 #include "util/fileio.h"
+#include "util/hashset.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -505,13 +507,6 @@ hl_status hl_tokenizer_from_llama2c(const char *path, int32_t n_vocab, hl_tokeni
 
 /* --------------------------------------------------------------- GGUF */
 
-/* Copies up to 64 bytes of s for a message, non-printables as '?'. */
-static void printable(char *dst, size_t cap, const char *s, uint64_t n) {
-    size_t k = 0;
-    for (; k < n && k + 1 < cap && k < 64; k++) dst[k] = (s[k] >= 0x20 && s[k] < 0x7f) ? s[k] : '?';
-    dst[k] = 0;
-}
-
 /* Index of array key `key` whose elements are `want`, with its length; a
  * missing key gives -1 (and HL_OK) unless required. */
 static hl_status find_arr(const hl_gguf *g, const char *name, const char *key, hl_gguf_kv_type want, int required,
@@ -555,8 +550,8 @@ hl_status hl_tokenizer_from_gguf(const hl_gguf *g, hl_tokenizer **out, hl_error 
     hl_status s = hl_gguf_get_str(g, "tokenizer.ggml.model", &model, err);
     if (s != HL_OK) return s;
     if (model.len != 5 || memcmp(model.data, "llama", 5) != 0) {
-        char buf[72];
-        printable(buf, sizeof buf, model.data, model.len);
+        char buf[96];
+        hl_escape(model.data, (size_t)model.len, buf, sizeof buf);
         return hl_fail(err, HL_ERR_UNSUPPORTED,
                        "%s: tokenizer.ggml.model is \"%s\"; only \"llama\" (SentencePiece BPE) is supported", name,
                        buf);
@@ -962,6 +957,8 @@ hl_status hl_tokenizer_extend(const hl_tokenizer *base, const char *const *atomi
     float *scores = hl_malloc_array((size_t)total, sizeof *scores);
     int32_t *types = hl_malloc_array((size_t)total, sizeof *types);
     hl_status st = refs && scores && types ? HL_OK : hl_fail(err, HL_ERR_NOMEM, "extend: out of memory");
+    hl_hashset seen; /* the atomic pieces so far: a repeat is found in O(1), not by a scan */
+    hl_hashset_init(&seen);
     for (int32_t i = 0; st == HL_OK && i < base->n_vocab; i++) {
         refs[i] = (piece_ref){piece_of(base, i), base->len[i]};
         scores[i] = base->scores[i];
@@ -975,20 +972,26 @@ hl_status hl_tokenizer_extend(const hl_tokenizer *base, const char *const *atomi
                          HL_TOKENIZER_MAX_PIECE);
             break;
         }
+        char shown[HL_ESCAPE_NAME];
         int32_t clash = hl_tokenizer_find(base, a, an);
         if (clash >= 0) {
-            st = hl_fail(err, HL_ERR_INVALID_ARG, "extend: \"%s\" is already the base token %d", a, clash);
+            st = hl_fail(err, HL_ERR_INVALID_ARG, "extend: \"%s\" is already the base token %d",
+                         hl_escape(a, an, shown, sizeof shown), clash);
             break;
         }
-        for (int32_t j = 0; j < k; j++)
-            if (!strcmp(atomic[j], a)) {
-                st = hl_fail(err, HL_ERR_INVALID_ARG, "extend: \"%s\" is given twice", a);
-                break;
-            }
+        int64_t first = -1;
+        int added = hl_hashset_add(&seen, a, an, &first);
+        if (added <= 0) {
+            st = added < 0 ? hl_fail(err, HL_ERR_NOMEM, "extend: out of memory")
+                           : hl_fail(err, HL_ERR_INVALID_ARG, "extend: \"%s\" is given twice (atomic pieces %lld and %d)",
+                                     hl_escape(a, an, shown, sizeof shown), (long long)first, k);
+            break;
+        }
         refs[base->n_vocab + k] = (piece_ref){a, an};
         scores[base->n_vocab + k] = 0.0f;
         types[base->n_vocab + k] = HL_TOKEN_USER_DEFINED;
     }
+    hl_hashset_free(&seen);
     hl_tokenizer *t = NULL;
     if (st == HL_OK)
         st = tok_build((int32_t)total, refs, scores, types, base->bos, base->eos, base->unk, HL_ERR_INVALID_ARG,

@@ -6,6 +6,7 @@
 
 #include <cjson/cJSON.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <math.h>
 #include <string.h>
@@ -33,18 +34,20 @@ static int record_step(const char *line, size_t len, int64_t *step) {
     return ok;
 }
 
-/* Rewrites path keeping only the records with step < first_step. The rewrite
- * goes through a temp file + rename, so a crash leaves the old file intact. */
-static hl_status keep_earlier_records(const char *path, int64_t first_step, hl_error *err) {
+/* Starts the log: a new file holding the records of text with step <
+ * first_step (none for a new run), written to a temp file and renamed over
+ * path, so a crash leaves the old file intact and nothing is ever truncated
+ * in place (a hard link elsewhere keeps its old contents). */
+static hl_status start_log(const char *path, int append, int64_t first_step, hl_error *err) {
+    char *text = NULL;
+    size_t n = 0;
+    hl_status s = HL_OK;
     struct stat st;
-    if (stat(path, &st) != 0) {
-        if (errno == ENOENT) return HL_OK; /* nothing to keep: a fresh run */
-        return hl_fail(err, HL_ERR_IO, "%s: cannot stat: %s", path, strerror(errno));
+    if (append) {
+        if (lstat(path, &st) == 0) s = hl_read_file(path, METRICS_MAX_BYTES, &text, &n, err);
+        else if (errno != ENOENT) return hl_fail(err, HL_ERR_IO, "%s: cannot stat: %s", path, strerror(errno));
+        if (s != HL_OK) return s;
     }
-    char *text;
-    size_t n;
-    hl_status s = hl_read_file(path, METRICS_MAX_BYTES, &text, &n, err);
-    if (s != HL_OK) return s;
     hl_atomic_file af;
     s = hl_atomic_file_open(&af, path, err);
     for (size_t a = 0; s == HL_OK && a < n;) {
@@ -66,14 +69,26 @@ static hl_status keep_earlier_records(const char *path, int64_t first_step, hl_e
 hl_status hl_metrics_open(const char *path, int append, int64_t first_step, hl_metrics **out, hl_error *err) {
     *out = NULL;
     if (!path || !*path) return hl_fail(err, HL_ERR_INVALID_ARG, "metrics: no file name");
+    /* Only a metrics log (or nothing) is ever replaced: --metrics naming a model is refused. */
+    hl_status s = hl_output_check(path, HL_METRICS_PREFIX, "a metrics log", err);
+    if (s != HL_OK) return s;
     hl_metrics *m = hl_calloc(1, sizeof *m);
     if (!m || !(m->path = hl_strdup(path))) {
         hl_free(m);
         return hl_fail(err, HL_ERR_NOMEM, "%s: out of memory", path);
     }
-    hl_status s = append ? keep_earlier_records(path, first_step, err) : HL_OK;
-    if (s == HL_OK && !(m->fp = fopen(path, append ? "a" : "w")))
-        s = hl_fail(err, HL_ERR_IO, "%s: cannot open for writing: %s", path, strerror(errno));
+    s = start_log(path, append, first_step, err);
+    if (s == HL_OK) {
+        /* The file just renamed into place, for appending: never through a link, never a FIFO or device. */
+        int fd = open(path, O_WRONLY | O_APPEND | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+        struct stat st;
+        if (fd < 0) s = hl_fail(err, HL_ERR_IO, "%s: cannot open for writing: %s", path, strerror(errno));
+        else if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode))
+            s = hl_fail(err, HL_ERR_IO, "%s: replaced by something other than a regular file", path);
+        else if (!(m->fp = fdopen(fd, "a")))
+            s = hl_fail(err, HL_ERR_IO, "%s: cannot open for writing: %s", path, strerror(errno));
+        if (fd >= 0 && !m->fp) close(fd);
+    }
     if (s != HL_OK) {
         hl_metrics_close(m);
         return s;

@@ -143,14 +143,21 @@ static double nice_num(double x, int round) {
 
 int hl_nice_ticks(double lo, double hi, int target, double *first, double *last, double *step) {
     if (target < 2) target = 2;
-    if (!(hi > lo)) hi = lo + 1; /* callers avoid this; stay defined anyway */
-    double d = nice_num(nice_num(hi - lo, 0) / (target - 1), 1);
+    /* Callers avoid an empty range; stay defined anyway. Near 1e18 a step of 1
+     * is below the spacing of doubles (lo + 1 == lo), so widen relatively too. */
+    if (!(hi > lo)) hi = lo + fmax(1.0, fabs(lo) * 1e-9);
+    double d = hi > lo ? nice_num(nice_num(hi - lo, 0) / (target - 1), 1) : NAN;
+    if (!isfinite(d) || !(d > 0) || !isfinite(lo) || !isfinite(hi)) { /* one tick, never a NaN count */
+        *first = *last = isfinite(lo) ? lo : 0;
+        *step = 1;
+        return 1;
+    }
     double f = floor(lo / d) * d, l = ceil(hi / d) * d;
     double count = floor((l - f) / d + 0.5) + 1;
     *first = f;
     *last = l;
     *step = d;
-    return count > 100 ? 100 : (int)count;
+    return !(count >= 1) ? 1 : count > 100 ? 100 : (int)count;
 }
 
 typedef struct {
@@ -162,6 +169,7 @@ static axis make_axis(double lo, double hi, int integer) {
     axis a;
     if (!(hi - lo > fabs(lo + hi) * 1e-9)) { /* one value (or all equal): give it room */
         double mid = 0.5 * (lo + hi), pad = integer ? 1 : (mid != 0 ? fabs(mid) * 0.05 : 1);
+        if (!(mid + pad > mid - pad)) pad = fabs(mid) * 1e-6; /* 1 is below the spacing of doubles this far out */
         lo = mid - pad;
         hi = mid + pad;
     }

@@ -1,0 +1,354 @@
+/* test_fuzz_loaders.c: the inputs of the model, checkpoint, metrics,
+ * scene_vectors and scene_eval fuzz targets, replayed in the ordinary (and
+ * sanitized) test suite through the targets' own harness bodies
+ * (fuzz/loaders.h):
+ *   - named cases with the status each must get (the regression tests of
+ *     the hostile-input review: a 2^24-position header, non-finite scene
+ *     vectors, malformed eval lines, ...);
+ *   - every file under fuzz/regressions/<target>/ and fuzz/corpus/<target>/,
+ *     each of which must load or be refused with a status and a message.
+ *
+ * The bpe_train target (a pretraining corpus) is replayed the same way.
+ *
+ * With HL_WRITE_SEEDS set in the environment it also (re)writes the seed
+ * corpora of those six targets: fuzz/corpus/<target>/<case>. */
+#define _GNU_SOURCE /* memfd_create, in fuzz/loaders.h */
+#include "test_util.h"
+
+static int loaders_failed;
+#define LOADERS_ASSERT(c) do { if (!(c)) { loaders_failed++; \
+    fprintf(stderr, "%s:%d: harness check failed: %s\n", __FILE__, __LINE__, #c); } } while (0)
+#include "../fuzz/loaders.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <time.h>
+
+#ifndef HL_SOURCE_DIR
+#define HL_SOURCE_DIR "."
+#endif
+
+static int write_seeds;
+
+typedef hl_status (*replay_fn)(const uint8_t *, size_t);
+static const struct {
+    const char *name;
+    replay_fn fn;
+} targets[] = {{"model", loaders_model},
+               {"checkpoint", loaders_checkpoint},
+               {"metrics", loaders_metrics},
+               {"scene_vectors", loaders_scene_vectors},
+               {"scene_eval", loaders_scene_eval},
+               {"bpe_train", loaders_bpe_train}};
+
+static hl_status replay(const char *target, const char *label, const void *d, size_t n) {
+    for (size_t i = 0; i < sizeof targets / sizeof targets[0]; i++)
+        if (!strcmp(targets[i].name, target)) {
+            int before = loaders_failed;
+            hl_status s = targets[i].fn(d, n);
+            CHECK_MSG(loaders_failed == before, "%s %s: the harness's checks failed", target, label);
+            return s;
+        }
+    REQUIRE(!"unknown target");
+    return HL_ERR_INVALID_ARG;
+}
+
+static void seed(const char *target, const char *name, const void *d, size_t n, hl_status want) {
+    hl_status s = replay(target, name, d, n);
+    CHECK_MSG(s == want, "seed %s/%s: got %s, want %s", target, name, hl_status_name(s), hl_status_name(want));
+    if (!write_seeds) return;
+    char path[1024];
+    snprintf(path, sizeof path, "%s/fuzz/corpus/%s", HL_SOURCE_DIR, target);
+    mkdir(path, 0777);
+    snprintf(path, sizeof path, "%s/fuzz/corpus/%s/%s", HL_SOURCE_DIR, target, name);
+    loaders_write(path, d, n);
+}
+static void seed_text(const char *target, const char *name, const char *text, hl_status want) {
+    seed(target, name, text, strlen(text), want);
+}
+
+static int replay_dir(const char *base, const char *target) {
+    char dpath[1024];
+    snprintf(dpath, sizeof dpath, "%s/%s", base, target);
+    DIR *dir = opendir(dpath);
+    if (!dir) return 0;
+    int count = 0;
+    struct dirent *de;
+    while ((de = readdir(dir))) {
+        if (de->d_name[0] == '.') continue;
+        char fpath[2048];
+        snprintf(fpath, sizeof fpath, "%s/%s", dpath, de->d_name);
+        size_t n;
+        uint8_t *d = read_whole(fpath, &n);
+        if (!d) continue;
+        replay(target, de->d_name, d, n);
+        free(d);
+        count++;
+    }
+    closedir(dir);
+    return count;
+}
+
+/* --------------------------------------------------------- small models */
+
+/* Reads a whole file written by the library. */
+static uint8_t *slurp(const char *path, size_t *n) {
+    uint8_t *d = read_whole(path, n);
+    REQUIRE(d);
+    return d;
+}
+
+/* A GGUF model small enough for -max_len=4096: a 20-piece vocabulary. */
+static uint8_t *small_model(int n_layers, int kv_heads, size_t *n) {
+    static const char *pieces[] = {"<unk>", "<s>", "</s>", "<0x0A>", "<0x41>", "\xe2\x96\x81", "\xe2\x96\x81the",
+                                   "\xe2\x96\x81rain", "the", "rain", "t", "h", "e", "r", "a", "i", "n",
+                                   "\xe2\x96\x81t", "\xe2\x96\x81r", "ai"};
+    const int32_t nv = (int32_t)(sizeof pieces / sizeof pieces[0]);
+    float scores[32];
+    for (int32_t i = 0; i < nv; i++) scores[i] = -(float)(i % 7);
+    hl_tokenizer *tok = NULL;
+    hl_error err;
+    REQUIRE(hl_tokenizer_init(nv, pieces, scores, NULL, 1, 2, 0, &tok, &err) == HL_OK);
+    hl_model_config cfg = {.dim = 4, .hidden_dim = 8, .n_layers = n_layers, .n_heads = 2, .n_kv_heads = kv_heads,
+                           .seq_len = 16};
+    hl_model *m = NULL;
+    REQUIRE(hl_model_init_random_tok(&cfg, tok, 99, &m, &err) == HL_OK);
+    char path[160];
+    snprintf(path, sizeof path, "%s/small.gguf", L.dir);
+    REQUIRE(hl_model_save_gguf(m, path, &err) == HL_OK);
+    hl_model_free(m);
+    uint8_t *d = slurp(path, n);
+    unlink(path);
+    return d;
+}
+
+/* Rewrites the uint32 value of `key` in GGUF bytes (the key, then its type 4, then the value). */
+static void set_u32_key(uint8_t *d, size_t n, const char *key, uint32_t v) {
+    size_t kl = strlen(key);
+    for (size_t i = 0; i + kl + 8 <= n; i++)
+        if (!memcmp(d + i, key, kl) && d[i + kl] == 4 && !d[i + kl + 1] && !d[i + kl + 2] && !d[i + kl + 3]) {
+            memcpy(d + i + kl + 4, &v, 4);
+            return;
+        }
+    REQUIRE(!"key not found");
+}
+
+static void seeds_model(void) {
+    size_t n;
+    uint8_t *d = small_model(1, 2, &n);
+    CHECK_MSG(n <= 4096, "small model is %zu bytes", n);
+    seed("model", "small_l1.gguf", d, n, HL_OK);
+    /* The header claims 2^24 positions: loads and runs in a small context (the RoPE table grows with use). */
+    set_u32_key(d, n, "llama.context_length", 1u << 24);
+    seed("model", "context_length_2p24.gguf", d, n, HL_OK);
+    set_u32_key(d, n, "llama.context_length", (1u << 24) + 1);
+    seed("model", "context_length_over_cap.gguf", d, n, HL_ERR_FORMAT);
+    set_u32_key(d, n, "llama.context_length", 16);
+    set_u32_key(d, n, "llama.feed_forward_length", 9);
+    seed("model", "feed_forward_length_mismatch.gguf", d, n, HL_ERR_FORMAT);
+    seed("model", "truncated.gguf", d, n / 2, HL_ERR_FORMAT);
+    free(d);
+    d = small_model(1, 1, &n);
+    CHECK_MSG(n <= 4096, "small GQA model is %zu bytes", n);
+    seed("model", "small_gqa.gguf", d, n, HL_OK);
+    free(d);
+    seed("model", "empty", "", 0, HL_ERR_FORMAT); /* not GGUF: read as a llama2.c checkpoint, too short */
+}
+
+/* ------------------------------------------------------------ checkpoints */
+
+static void seeds_checkpoint(void) {
+    loaders_checkpoint_reset();
+    hl_checkpoint_state st = {.step = 3, .tokens = 24, .cursor = {0, 3}, .base_fingerprint = L.tiny->fingerprint,
+                              .config = "rank=2 targets=q,v ctx=8 batch=1"};
+    hl_rng_seed(&st.rng, 5);
+    char path[160];
+    snprintf(path, sizeof path, "%s/seed.ckpt", L.dir);
+    hl_error err;
+    REQUIRE(hl_checkpoint_save(path, L.tr, &L.opt, &st, &err) == HL_OK);
+    size_t n;
+    uint8_t *d = slurp(path, &n);
+    unlink(path);
+    CHECK_MSG(n <= 4096, "checkpoint seed is %zu bytes", n);
+    seed("checkpoint", "step3.ckpt", d, n, HL_OK);
+    uint8_t *bad = malloc(n);
+    REQUIRE(bad);
+    memcpy(bad, d, n);
+    bad[n - 5] ^= 0x40; /* a tensor byte: the checksum catches it */
+    seed("checkpoint", "checksum_mismatch.ckpt", bad, n, HL_ERR_FORMAT);
+    memcpy(bad, d, n);
+    set_u32_key(bad, n, "hyperlora.checkpoint.version", 1);
+    seed("checkpoint", "old_version.ckpt", bad, n, HL_ERR_UNSUPPORTED);
+    seed("checkpoint", "truncated.ckpt", d, n - 9, HL_ERR_FORMAT);
+    free(bad);
+    free(d);
+    /* A model file is not a checkpoint. */
+    d = small_model(1, 2, &n);
+    seed("checkpoint", "a_model.gguf", d, n, HL_ERR_FORMAT);
+    free(d);
+}
+
+/* ---------------------------------------------------------------- metrics */
+
+static void seeds_metrics(void) {
+    seed_text("metrics", "three_steps.jsonl",
+              "{\"step\":1,\"loss\":2.75,\"eval_loss\":null,\"lr\":0.0001,\"grad_norm\":1.5,\"tokens_per_s\":900,"
+              "\"elapsed_s\":0.1,\"tokens\":64}\n"
+              "{\"step\":2,\"loss\":2.5,\"eval_loss\":2.6,\"lr\":0.0002,\"grad_norm\":1.25,\"tokens_per_s\":910,"
+              "\"elapsed_s\":0.2,\"tokens\":128}\n"
+              "{\"step\":3,\"loss\":2.25,\"eval_loss\":null,\"lr\":0.0003,\"grad_norm\":1,\"tokens_per_s\":905,"
+              "\"elapsed_s\":0.3,\"tokens\":192}\n",
+              HL_OK);
+    seed_text("metrics", "torn_last_line.jsonl", "{\"step\":1,\"loss\":2.75}\n{\"step\":2,\"lo", HL_ERR_FORMAT);
+    seed_text("metrics", "blank_and_crlf.jsonl", "{\"step\":1,\"loss\":3}\r\n\n{\"step\":4,\"loss\":1e308}\r\n\n", HL_OK);
+    seed_text("metrics", "no_finite_loss.jsonl", "{\"step\":1,\"loss\":null}\n", HL_ERR_FORMAT);
+    seed_text("metrics", "step_not_integer.jsonl", "{\"step\":1.5,\"loss\":2}\n{\"step\":\"2\",\"loss\":2}\n",
+              HL_ERR_FORMAT);
+    seed_text("metrics", "empty", "", HL_ERR_FORMAT);
+}
+
+/* ---------------------------------------------------------- scene vectors */
+
+static void seeds_scene_vectors(void) {
+    float v[30 * 8];
+    for (int i = 0; i < 30 * 8; i++) v[i] = 0.125f * (float)((i * 37) % 17 - 8);
+    seed("scene_vectors", "one.f32", v, 8 * sizeof(float), HL_OK);
+    seed("scene_vectors", "three.f32", v, 24 * sizeof(float), HL_OK);
+    seed("scene_vectors", "thirty_fills_context.f32", v, sizeof v, HL_OK); /* refused by the decoder, not the reader */
+    seed("scene_vectors", "partial_vector.f32", v, 9 * sizeof(float), HL_ERR_FORMAT);
+    float bad[8];
+    memcpy(bad, v, sizeof bad);
+    bad[3] = INFINITY;
+    seed("scene_vectors", "infinite.f32", bad, sizeof bad, HL_ERR_FORMAT);
+    bad[3] = NAN;
+    seed("scene_vectors", "nan.f32", bad, sizeof bad, HL_ERR_FORMAT);
+    seed("scene_vectors", "empty", "", 0, HL_ERR_FORMAT);
+}
+
+/* ------------------------------------------------------------- scene eval */
+
+static void seeds_scene_eval(void) {
+    seed_text("scene_eval", "two_examples.jsonl",
+              "{\"scene\": \"\xCE\x94" "1\", \"form\": \"text\", \"register\": \"poetic\", \"output\": \"the rain\"}\n"
+              "{\"scene\": \"\xCE\x94" "2 \xCE\x94" "1\", \"form\": \"report\", \"register\": \"technical\", "
+              "\"output\": \"storm\"}\n",
+              HL_OK);
+    seed_text("scene_eval", "blank_lines_and_crlf.jsonl",
+              "\n{\"scene\": \"rain\", \"form\": \"dialogue\", \"register\": \"logical\", \"output\": \"\"}\r\n\n", HL_OK);
+    seed_text("scene_eval", "unknown_form.jsonl",
+              "{\"scene\": \"x\", \"form\": \"sonnet\", \"register\": \"poetic\", \"output\": \"y\"}\n", HL_ERR_FORMAT);
+    seed_text("scene_eval", "missing_output.jsonl", "{\"scene\": \"x\", \"form\": \"text\", \"register\": \"poetic\"}\n",
+              HL_ERR_FORMAT);
+    seed_text("scene_eval", "invalid_json.jsonl", "{\"scene\": \n", HL_ERR_FORMAT);
+    seed_text("scene_eval", "invalid_utf8_scene.jsonl",
+              "{\"scene\": \"\xff\", \"form\": \"text\", \"register\": \"poetic\", \"output\": \"y\"}\n",
+              HL_ERR_INVALID_ARG);
+    seed_text("scene_eval", "empty", "", HL_OK);
+}
+
+/* -------------------------------------------------------------- bpe train */
+
+static void seeds_bpe_train(void) {
+    seed_text("bpe_train", "stories.txt",
+              "Once upon a time, there was a little girl named Lily. She liked to play in the park.\n"
+              "One day, Lily saw a big dog. The dog was happy and ran to the tree.\n"
+              "Lily and the dog played with a ball until the sun went down.\n", HL_OK);
+    seed_text("bpe_train", "mixed_scripts.txt", "тишина вход страх\nΔ21 ⟨sep⟩ the rain\r\n  two  spaces\tand tab\n"
+              "\xe2\x96\x81literal\n", HL_OK);
+    seed_text("bpe_train", "repeats.txt", "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa abababababababab aaaa\n", HL_OK);
+    static const char nul_text[] = "a\0b\x01c\x1b[0m a\0b\n";
+    seed("bpe_train", "nul_and_controls.txt", nul_text, sizeof nul_text - 1, HL_OK);
+    seed_text("bpe_train", "invalid_utf8.txt", "valid then \xff\xfe", HL_ERR_INVALID_ARG);
+    seed_text("bpe_train", "empty", "", HL_ERR_INVALID_ARG);
+}
+
+/* ----------------------------------------------------------- named cases */
+
+/* Findings of the long runs (FUZZING.md), each kept under fuzz/regressions/<target>/ as found. */
+static void test_findings(void) {
+    /* fuzz_metrics, 600 s run: one record at step 900719925254740993. The plot's step
+     * axis padded it by 1, which is below the spacing of doubles there, so the tick
+     * range was empty, log10(0) gave NaN and (int)NaN was undefined (UBSan). */
+    const char *m = "{\"step\":0900719925254740993,\"loss\":0e308}\r";
+    CHECK(replay("metrics", "one_step_near_1e18_nan_ticks", m, strlen(m)) == HL_OK);
+    double first, last, step;
+    CHECK(hl_nice_ticks(9.007199254740993e17, 9.007199254740993e17, 5, &first, &last, &step) >= 1 && isfinite(step));
+    CHECK(hl_nice_ticks(-1e308, 1e308, 5, &first, &last, &step) >= 1); /* a range that overflows */
+    /* fuzz_scene_vectors, 600 s run: 2,105 bytes (more than 64 vectors and not a whole
+     * number of them). hl_scene_vectors_load refused it from the size (LIMIT) while
+     * hl_scene_vectors_parse called it malformed (FORMAT); both now say LIMIT. */
+    size_t n = 2105;
+    uint8_t *d = calloc(n, 1);
+    REQUIRE(d);
+    CHECK(replay("scene_vectors", "over_cap_partial_vector_status", d, n) == HL_ERR_LIMIT);
+    free(d);
+}
+
+static void test_named(void) {
+    /* A header that says 2^24 positions must not cost memory or time up front:
+     * the whole load-and-run stays far below what an n_ctx x head_dim table
+     * would take (checked for real, with RSS, in bench/ctx_header.sh). */
+    size_t n;
+    uint8_t *d = small_model(1, 2, &n);
+    set_u32_key(d, n, "llama.context_length", 1u << 24);
+    double t0 = (double)clock() / CLOCKS_PER_SEC;
+    CHECK(replay("model", "context_length_2p24", d, n) == HL_OK);
+    CHECK_MSG((double)clock() / CLOCKS_PER_SEC - t0 < 2.0, "a 2^24-position header took %.2f s of CPU",
+              (double)clock() / CLOCKS_PER_SEC - t0);
+    free(d);
+    /* Every scene-vector element must be finite after conversion; a huge finite double never reaches here (f32). */
+    float big[8] = {1, 2, 3, 4, 5, 6, 7, 3.4e38f};
+    CHECK(replay("scene_vectors", "largest_finite", big, sizeof big) == HL_OK);
+    hl_error err;
+    float *v = NULL;
+    int32_t nv = 0;
+    CHECK(hl_scene_vectors_load("/dev/zero", 8, &v, &nv, &err) == HL_ERR_IO && strstr(err.msg, "/dev/zero") &&
+          strstr(err.msg, "not a regular file"));
+    CHECK(hl_scene_vectors_load(L.dir, 8, &v, &nv, &err) == HL_ERR_IO && strstr(err.msg, "directory"));
+    /* Larger than 64 vectors: refused from the size, before reading. */
+    char path[160];
+    snprintf(path, sizeof path, "%s/big.f32", L.dir);
+    FILE *f = fopen(path, "wb");
+    REQUIRE(f);
+    REQUIRE(ftruncate(fileno(f), 65 * 8 * 4) == 0);
+    fclose(f);
+    CHECK(hl_scene_vectors_load(path, 8, &v, &nv, &err) == HL_ERR_LIMIT && strstr(err.msg, path));
+    unlink(path);
+    /* An eval file that names a FIFO fails at once, naming it. */
+    snprintf(path, sizeof path, "%s/fifo", L.dir);
+    REQUIRE(mkfifo(path, 0600) == 0);
+    hl_scene_eval res;
+    CHECK(hl_scene_eval_file(L.dec, path, -1, 0, &res, NULL, &err) == HL_ERR_IO && strstr(err.msg, "FIFO") &&
+          strstr(err.msg, path));
+    unlink(path);
+}
+
+int main(void) {
+    const char *ws = getenv("HL_WRITE_SEEDS");
+    write_seeds = ws && *ws;
+    loaders_init();
+    seeds_model();
+    seeds_checkpoint();
+    seeds_metrics();
+    seeds_scene_vectors();
+    seeds_scene_eval();
+    seeds_bpe_train();
+    test_named();
+    test_findings();
+    int replayed = 0;
+    for (size_t i = 0; i < sizeof targets / sizeof targets[0]; i++) {
+        replayed += replay_dir(HL_SOURCE_DIR "/fuzz/corpus", targets[i].name);
+        replayed += replay_dir(HL_SOURCE_DIR "/fuzz/regressions", targets[i].name);
+    }
+    printf("replayed %d corpus and regression files\n", replayed);
+    hl_scene_decoder_free(L.dec);
+    hl_adamw_free(&L.opt);
+    hl_trainer_free(L.tr);
+    hl_adapter_free(L.adapter);
+    for (int32_t i = 0; i < 3 * L.n_params; i++) free(L.snap[i]);
+    free(L.snap);
+    hl_model_free(L.tiny);
+    fclose(L.devnull);
+    close(L.memfd);
+    return hl_test_finish("test_fuzz_loaders");
+}
