@@ -132,6 +132,11 @@ print(f"  decoder loss (train)           {dec[0]['loss']:.3f} -> {dec[-1]['loss'
 if evals: print(f"  decoder eval loss (held-out examples) {dec_eval0[0] if dec_eval0 else float('nan'):.3f} -> {evals[-1]:.3f}")
 print(f"  exact match, training outputs  {tr[3]}/{tr[1]} {tr[4]}   CER {tr[6]}")
 print(f"  held-out scenes, symbols form  {ho[3]}/{ho[1]} {ho[4]}   CER {ho[6]}")
+for line in open(f"{out}/eval_heldout.txt"):
+    w = line.split()
+    if w[:1] == ["all"] and "recall" in w:  # what the held-out outputs name of their scenes
+        print(f"  held-out scenes, read          part recall {w[w.index('recall') + 1]}, precision "
+              f"{w[w.index('precision') + 1]}, order {w[w.index('order') + 1]}")
 print(f"  reproducibility (2 vs 1 thread) adapter {ha2} / {ha1}, outputs {hd2} / {hd1}: {repro}")
 print(f"  time: base {t_base} s, decoder {t_dec} s, decoding {t_decode} s, total {t_all} s")
 print("  plots: " + ", ".join(p for p in (f"{out}/pretrain_loss.svg", f"{out}/decoder_loss.svg") if os.path.exists(p)))

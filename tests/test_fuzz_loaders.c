@@ -234,7 +234,11 @@ static void seeds_scene_eval(void) {
               "\"output\": \"storm\"}\n",
               HL_OK);
     seed_text("scene_eval", "blank_lines_and_crlf.jsonl",
-              "\n{\"scene\": \"rain\", \"form\": \"dialogue\", \"register\": \"logical\", \"output\": \"\"}\r\n\n", HL_OK);
+              "\n{\"scene\": \"\xCE\x94" "1\", \"form\": \"dialogue\", \"register\": \"logical\", \"output\": \"\"}\r\n\n",
+              HL_OK);
+    seed_text("scene_eval", "scene_not_a_lexeme.jsonl",
+              "{\"scene\": \"rain\", \"form\": \"dialogue\", \"register\": \"logical\", \"output\": \"x\"}\n",
+              HL_ERR_INVALID_ARG);
     seed_text("scene_eval", "unknown_form.jsonl",
               "{\"scene\": \"x\", \"form\": \"sonnet\", \"register\": \"poetic\", \"output\": \"y\"}\n", HL_ERR_FORMAT);
     seed_text("scene_eval", "missing_output.jsonl", "{\"scene\": \"x\", \"form\": \"text\", \"register\": \"poetic\"}\n",

@@ -19,6 +19,7 @@ int cmd_train(int argc, char **argv);
 int cmd_pretrain(int argc, char **argv);
 int cmd_decode(int argc, char **argv);
 int cmd_scene(int argc, char **argv);
+int cmd_scene_synth(int argc, char **argv); /* "scene synth", from cmd_scene */
 
 /* Prints "hyperlora CMD: msg" on stderr and returns 1. */
 int cli_error(const char *cmd, const char *fmt, ...);

@@ -10,11 +10,55 @@
 #include <string.h>
 
 static const char *CMD = "decode";
+
+static double ratio(int64_t a, int64_t b) { return b ? (double)a / (double)b : NAN; }
+
+/* One line of read metrics: "-" where nothing was counted. */
+static void print_read(const char *what, const hl_read_stats *st) {
+    char rec[32] = "-", pre[32] = "-", ord[32] = "-", fac[32] = "-";
+    if (st->parts_ref) snprintf(rec, sizeof rec, "%.3f", ratio(st->parts_hit, st->parts_ref));
+    if (st->named) snprintf(pre, sizeof pre, "%.3f", ratio(st->named_right, st->named));
+    if (st->order_n) snprintf(ord, sizeof ord, "%.3f", ratio(st->order_ok, st->order_n));
+    if (st->facets_ref) snprintf(fac, sizeof fac, "%.3f", ratio(st->facets_hit, st->facets_ref));
+    printf("  %-34s n %-5lld exact %5.1f%%  CER %.4f  part recall %s  precision %s  order %s  facets %s\n", what,
+           (long long)st->n, 100.0 * ratio(st->exact, st->n), st->ref_chars ? ratio(st->edits, st->ref_chars) : 0.0,
+           rec, pre, ord, fac);
+}
+
+static void json_stats(const hl_read_stats *st) {
+    printf("{\"n\": %lld, \"exact\": %lld, \"edits\": %lld, \"ref_chars\": %lld, \"parts_ref\": %lld, "
+           "\"parts_hit\": %lld, \"named\": %lld, \"named_right\": %lld, \"order_n\": %lld, \"order_ok\": %lld, "
+           "\"facets_ref\": %lld, \"facets_hit\": %lld}",
+           (long long)st->n, (long long)st->exact, (long long)st->edits, (long long)st->ref_chars,
+           (long long)st->parts_ref, (long long)st->parts_hit, (long long)st->named, (long long)st->named_right,
+           (long long)st->order_n, (long long)st->order_ok, (long long)st->facets_ref, (long long)st->facets_hit);
+}
+
+/* The counts (rates are ratios of them), overall and per "form register lang split" group. */
+static void print_eval_json(const hl_scene_eval *r) {
+    printf("{\"all\": ");
+    json_stats(&r->all);
+    printf(", \"groups\": [");
+    for (int32_t g = 0; g < r->n_groups; g++) {
+        char form[32], reg[32], lang[48], split[48];
+        form[0] = reg[0] = lang[0] = split[0] = 0;
+        sscanf(r->groups[g].key, "%31s %31s %47s %47s", form, reg, lang, split);
+        printf("%s{\"form\": \"%s\", \"register\": \"%s\", \"lang\": \"", g ? ", " : "", form, reg);
+        /* lang and split come from the file: only word characters pass into the JSON */
+        for (const char *c = lang; *c; c++) putchar((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') || *c == '_' || *c == '-' ? *c : '?');
+        printf("\", \"split\": \"");
+        for (const char *c = split; *c; c++) putchar((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') || *c == '_' || *c == '-' ? *c : '?');
+        printf("\", \"stats\": ");
+        json_stats(&r->groups[g].st);
+        printf("}");
+    }
+    printf("]}\n");
+}
 int cmd_decode(int argc, char **argv) {
     const char *model = NULL, *tok = NULL, *lexicon = NULL, *compose = NULL, *bundle = NULL, *scene = NULL, *vec_path = NULL;
     const char *form_name = "text", *reg_name = "poetic", *eval_path = NULL, *eval_form = NULL;
     long eval_limit = 0;
-    int verbose = 0;
+    int verbose = 0, allow_text = 0, json = 0;
     cli_loras loras = {0};
     int force = 0, rc = 1;
     long n_predict = 128, threads = 1, top_k = 0;
@@ -25,15 +69,21 @@ int cmd_decode(int argc, char **argv) {
         if (cli_is_help(a)) {
             printf("usage: hyperlora decode -m BASE --lora DECODER.gguf (--scene TEXT | --scene-vector FILE)\n"
                    "                        [--form F] [--register R] [options]\n\n"
-                   "  --scene TEXT          a scene: one or more hyperlexemes (e.g. \"Δ21\")\n"
+                   "  --scene TEXT          a scene: one or more hyperlexemes separated by spaces (e.g.\n"
+                   "                        \"Δ21\"); a word that is not a lexeme is refused, naming the\n"
+                   "                        nearest ones\n"
+                   "  --scene-text          let plain text stand in a scene between lexemes\n"
                    "  --scene-vector FILE   a mute scene: raw f32 vectors of the model dimension\n"
                    "  --form F              text | symbols | formula | dialogue | report (default text)\n"
                    "  --register R          poetic | logical | technical (default poetic)\n"
                    "  --lora FILE           decoder adapter (repeatable); its lexicon is used\n"
                    "  --lora-scaled FILE:S  adapter at user scale S\n"
                    "  --bundle FILE         decoder bundle: adapters per (form, register)\n"
-                   "  --lexicon FILE        lexicon, when no adapter carries one\n"
-                   "  --compose RULE        with --lexicon: parts (default) or parts+facets\n"
+                   "  --lexicon FILE        with a decoder that carries a lexicon: FILE's entries are added\n"
+                   "                        to it (scenes declared after training, composed by the carried\n"
+                   "                        rule; nothing is retrained; a lexeme in both is refused);\n"
+                   "                        without one: the lexicon to use\n"
+                   "  --compose RULE        with --lexicon alone: parts (default) or parts+facets\n"
                    "  -n N                  at most N output tokens (default 128)\n"
                    "  --temp T --top-k K --top-p P --seed S   sampling (default greedy)\n"
                    "  --threads N           output is identical for any N\n"
@@ -41,7 +91,15 @@ int cmd_decode(int argc, char **argv) {
                    "  --force               apply adapters made for another base\n"
                    "  --eval FILE.jsonl     decode every scene example in FILE and report exact-match\n"
                    "                        rate and character error rate (--eval-form F, --eval-limit N,\n"
-                   "                        --verbose for one line per example on stderr)\n");
+                   "                        --verbose for one line per example on stderr): also what the\n"
+                   "                        outputs say about their scenes, overall and per form, register,\n"
+                   "                        language and split (the lines' \"lang\" and \"split\" fields):\n"
+                   "                        part recall (the scene's parts that the reference names, named\n"
+                   "                        as words in the output), part precision (output words that are\n"
+                   "                        some lexeme's part and belong to this scene), order (symbols\n"
+                   "                        and formula outputs naming 2+ parts name them in the scene's\n"
+                   "                        order) and facet recall (as parts)\n"
+                   "  --json                with --eval: the counts as one JSON object on stdout\n");
             return 0;
         }
         if (!strcmp(a, "--force")) {
@@ -50,6 +108,14 @@ int cmd_decode(int argc, char **argv) {
         }
         if (!strcmp(a, "--verbose")) {
             verbose = 1;
+            continue;
+        }
+        if (!strcmp(a, "--scene-text")) {
+            allow_text = 1;
+            continue;
+        }
+        if (!strcmp(a, "--json")) {
+            json = 1;
             continue;
         }
         if (!(v = cli_value(CMD, argc, argv, &i))) goto done;
@@ -105,11 +171,15 @@ int cmd_decode(int argc, char **argv) {
         hl_scene_decoder *d = NULL;
         hl_scene_decoder_params p = {.model_path = model, .tokenizer_path = tok, .lexicon_path = lexicon, .compose = compose,
                                      .lora_paths = loras.paths, .lora_scales = loras.scales, .n_lora = loras.n,
-                                     .bundle_path = bundle, .n_threads = (int32_t)threads, .force = force};
-        hl_scene_eval r;
+                                     .bundle_path = bundle, .n_threads = (int32_t)threads, .force = force,
+                                     .allow_text = allow_text};
+        static hl_scene_eval r; /* large: the per-group table */
         if (hl_scene_decoder_init(&p, &d, &err) != HL_OK ||
             hl_scene_eval_file(d, eval_path, only_form, eval_limit, &r, verbose ? stderr : NULL, &err) != HL_OK) {
             cli_fail(CMD, &err);
+        } else if (json) {
+            print_eval_json(&r);
+            rc = 0;
         } else {
             printf("examples %lld  exact %lld (%.1f%%)  CER %.4f\n", (long long)r.n, (long long)r.exact,
                    r.n ? 100.0 * (double)r.exact / (double)r.n : 0.0,
@@ -118,6 +188,8 @@ int cmd_decode(int argc, char **argv) {
                 if (r.per_form_n[f])
                     printf("  %-9s %lld/%lld exact\n", hl_form_name(f), (long long)r.per_form_exact[f],
                            (long long)r.per_form_n[f]);
+            print_read("all", &r.all);
+            for (int32_t g = 0; g < r.n_groups; g++) print_read(r.groups[g].key, &r.groups[g].st);
             rc = 0;
         }
         hl_scene_decoder_free(d);
@@ -131,7 +203,8 @@ int cmd_decode(int argc, char **argv) {
     hl_scene_decoder *d = NULL;
     hl_scene_decoder_params p = {.model_path = model, .tokenizer_path = tok, .lexicon_path = lexicon, .compose = compose,
                                  .lora_paths = loras.paths, .lora_scales = loras.scales, .n_lora = loras.n,
-                                 .bundle_path = bundle, .n_threads = (int32_t)threads, .force = force};
+                                 .bundle_path = bundle, .n_threads = (int32_t)threads, .force = force,
+                                     .allow_text = allow_text};
     if (hl_scene_decoder_init(&p, &d, &err) != HL_OK) {
         cli_fail(CMD, &err);
         goto done;

@@ -34,12 +34,14 @@ static double cosine(const float *a, const float *b, int64_t n) {
 }
 
 int cmd_scene(int argc, char **argv) {
+    if (argc >= 2 && !strcmp(argv[1], "synth")) return cmd_scene_synth(argc - 1, argv + 1);
     if (argc < 2 || cli_is_help(argv[1]) || strcmp(argv[1], "explain") != 0) {
         printf("usage: hyperlora scene explain LEXEME -m BASE (--lexicon LEX.jsonl [--compose RULE] | --lora DECODER.gguf)\n"
                "                              [--top N]\n\n"
                "Shows the lexeme's parts and facets, the nearest base tokens and lexemes by cosine\n"
                "similarity of its composed embedding, and, with a decoder adapter, its output in\n"
-               "every form and register (greedy).\n");
+               "every form and register (greedy).\n\n"
+               "       hyperlora scene synth -m BASE -o DIR [options]   (a generated scene corpus; --help)\n");
         return argc < 2 || !cli_is_help(argv[argc > 1 ? 1 : 0]);
     }
     const char *lexeme = NULL, *model = NULL, *tok = NULL, *lexicon = NULL, *compose = NULL, *paths[64];

@@ -5,7 +5,9 @@
 #include "text/tokenizer.h"
 #include "util/alloc.h"
 #include "util/error.h"
+#include "util/escape.h"
 
+#include <stdio.h>
 #include <string.h>
 
 #define MAX_LOADED 128
@@ -15,7 +17,7 @@ struct hl_scene_decoder {
     hl_lexicon *lex;
     hl_bundle *bundle;
     hl_context *ctx;
-    int force;
+    int force, allow_text;
     /* adapters loaded so far, by path */
     int32_t n_loaded;
     char *paths[MAX_LOADED];
@@ -67,6 +69,7 @@ hl_status hl_scene_decoder_init(const hl_scene_decoder_params *p, hl_scene_decod
     hl_scene_decoder *d = hl_calloc(1, sizeof *d);
     if (!d) return hl_fail(err, HL_ERR_NOMEM, "out of memory");
     d->force = p->force;
+    d->allow_text = p->allow_text;
     hl_status s = hl_model_load(p->model_path, p->tokenizer_path, &d->base, err);
     if (s == HL_OK && p->n_lora > MAX_LOADED) s = hl_fail(err, HL_ERR_LIMIT, "too many adapters");
     for (int32_t i = 0; s == HL_OK && i < p->n_lora; i++) {
@@ -86,9 +89,18 @@ hl_status hl_scene_decoder_init(const hl_scene_decoder_params *p, hl_scene_decod
             }
     }
     if (s == HL_OK) {
-        if (p->lexicon_path) s = hl_lexicon_load_compose(p->lexicon_path, d->base, p->compose, &d->lex, err);
-        for (int32_t i = 0; s == HL_OK && !d->lex && i < d->n_loaded; i++)
-            s = hl_lexicon_from_adapter(d->loaded[i], d->base, &d->lex, err);
+        const hl_adapter *carrier = NULL;
+        for (int32_t i = 0; !carrier && i < d->n_loaded; i++)
+            if (d->loaded[i]->lexicon) carrier = d->loaded[i];
+        if (carrier && p->lexicon_path && p->compose)
+            s = hl_fail(err, HL_ERR_INVALID_ARG, "%s adds to the lexicon the adapter carries, which keeps its own "
+                        "composition rule: drop --compose", p->lexicon_path);
+        else if (carrier && p->lexicon_path)
+            s = hl_lexicon_from_adapter_extra(carrier, d->base, p->lexicon_path, &d->lex, err);
+        else if (carrier)
+            s = hl_lexicon_from_adapter(carrier, d->base, &d->lex, err);
+        else if (p->lexicon_path)
+            s = hl_lexicon_load_compose(p->lexicon_path, d->base, p->compose, &d->lex, err);
         if (s == HL_OK && !d->lex)
             s = hl_fail(err, HL_ERR_INVALID_ARG,
                         "no lexicon: pass --lexicon FILE, or a decoder adapter trained with one (--lora)");
@@ -139,6 +151,15 @@ static int collect(void *user, int32_t id) {
 hl_status hl_scene_decode(hl_scene_decoder *d, const char *scene, const float *vectors, int32_t n_vectors, int form,
                           int reg, const hl_sampler_params *sp, int32_t max_tokens, char **text, hl_error *err) {
     *text = NULL;
+    if (scene && !d->allow_text) {
+        hl_status cs = hl_lexicon_check_scene(d->lex, scene, err);
+        if (cs != HL_OK && err) {
+            size_t l = strlen(err->msg);
+            snprintf(err->msg + l, sizeof err->msg - l,
+                     " (plain text in a scene needs --scene-text; new scenes: --lexicon EXTRA.jsonl)");
+        }
+        if (cs != HL_OK) return cs;
+    }
     const hl_adapter *set[MAX_LOADED * 2];
     float scales[MAX_LOADED * 2];
     int32_t n = 0;

@@ -6,8 +6,10 @@
 #include "util/error.h"
 #include "util/escape.h"
 #include "util/fileio.h"
+#include "util/hashset.h"
 
 #include <cjson/cJSON.h>
+#include <stdio.h>
 #include <string.h>
 
 /* Decodes UTF-8 into code points (invalid bytes count as one unit each). */
@@ -63,13 +65,98 @@ int64_t hl_utf8_edit_distance(const char *a, const char *b, int64_t *len_b) {
     return d;
 }
 
+static int in_part_set(void *user, const char *word) { return hl_hashset_find(user, word, strlen(word)) >= 0; }
+
+/* Every part of every lexeme, lowercased as the metrics compare words. */
+static int collect_parts(const hl_lexicon *lex, hl_hashset *set) {
+    for (int32_t i = 0; i < hl_lexicon_n_entries(lex); i++)
+        for (int32_t k = 0; k < hl_lexicon_n_parts(lex, i); k++) {
+            char w[1024];
+            hl_read_lower_word(hl_lexicon_part(lex, i, k), w, sizeof w);
+            if (w[0] && hl_hashset_add(set, w, strlen(w), NULL) < 0) return 0;
+        }
+    return 1;
+}
+
+/* The parts and facet values of a scene's lexemes (pointers into the lexicon
+ * and into fbuf), at most cap of each. */
+static void scene_parts(const hl_lexicon *lex, const char *scene, const char **parts, int *np, const char **facets,
+                        int *nf, int cap, char *fbuf, size_t fcap) {
+    *np = *nf = 0;
+    size_t fo = 0;
+    for (const char *p = scene; *p;) {
+        while (*p == ' ') p++;
+        const char *q = p;
+        while (*q && *q != ' ') q++;
+        char word[HL_LEXEME_MAX_BYTES + 1];
+        size_t n = (size_t)(q - p);
+        if (n && n <= HL_LEXEME_MAX_BYTES) {
+            memcpy(word, p, n);
+            word[n] = 0;
+            int32_t i = hl_lexicon_find(lex, word);
+            for (int32_t k = 0; i >= 0 && k < hl_lexicon_n_parts(lex, i) && *np < cap; k++)
+                parts[(*np)++] = hl_lexicon_part(lex, i, k);
+            /* facets are "key=value" lines: keep the values */
+            for (const char *f = i >= 0 ? hl_lexicon_facets(lex, i) : ""; *f && *nf < cap;) {
+                const char *eol = strchr(f, '\n'), *eq = strchr(f, '=');
+                if (!eol) eol = f + strlen(f);
+                if (eq && eq < eol && fo + (size_t)(eol - eq) < fcap) {
+                    size_t vl = (size_t)(eol - eq - 1);
+                    memcpy(fbuf + fo, eq + 1, vl);
+                    fbuf[fo + vl] = 0;
+                    facets[(*nf)++] = fbuf + fo;
+                    fo += vl + 1;
+                }
+                f = *eol ? eol + 1 : eol;
+            }
+        }
+        p = q;
+    }
+}
+
+static hl_read_stats *group(hl_scene_eval *res, const char *form, const char *reg, const cJSON *lang, const cJSON *split) {
+    char key[sizeof res->groups[0].key];
+    snprintf(key, sizeof key, "%s %s %.40s %.40s", form, reg, cJSON_IsString(lang) ? lang->valuestring : "-",
+             cJSON_IsString(split) ? split->valuestring : "-");
+    for (int32_t g = 0; g < res->n_groups; g++)
+        if (!strcmp(res->groups[g].key, key)) return &res->groups[g].st;
+    if (res->n_groups == HL_EVAL_MAX_GROUPS) return NULL;
+    hl_eval_group *g = &res->groups[res->n_groups++];
+    memcpy(g->key, key, sizeof key);
+    return &g->st;
+}
+
+static void add_stats(hl_read_stats *to, const hl_read_stats *x) {
+    to->n += x->n;
+    to->exact += x->exact;
+    to->edits += x->edits;
+    to->ref_chars += x->ref_chars;
+    to->parts_ref += x->parts_ref;
+    to->parts_hit += x->parts_hit;
+    to->named += x->named;
+    to->named_right += x->named_right;
+    to->order_n += x->order_n;
+    to->order_ok += x->order_ok;
+    to->facets_ref += x->facets_ref;
+    to->facets_hit += x->facets_hit;
+}
+
 hl_status hl_scene_eval_file(hl_scene_decoder *d, const char *path, int only_form, int64_t limit,
                              hl_scene_eval *res, FILE *details, hl_error *err) {
     memset(res, 0, sizeof *res);
     char *text = NULL;
     size_t len = 0;
+    hl_hashset all_parts;
+    hl_hashset_init(&all_parts);
+    if (!collect_parts(hl_scene_decoder_lexicon(d), &all_parts)) {
+        hl_hashset_free(&all_parts);
+        return hl_fail(err, HL_ERR_NOMEM, "out of memory");
+    }
     hl_status s = hl_read_file(path, 1u << 30, &text, &len, err);
-    if (s != HL_OK) return s;
+    if (s != HL_OK) {
+        hl_hashset_free(&all_parts);
+        return s;
+    }
     hl_sampler_params sp = hl_sampler_default_params();
     int64_t line_no = 0;
     for (char *p = text; s == HL_OK && p < text + len && (limit <= 0 || res->n < limit);) {
@@ -108,6 +195,18 @@ hl_status hl_scene_eval_file(hl_scene_decoder *d, const char *path, int only_for
             res->ref_chars += ref_len;
             res->per_form_n[form]++;
             res->per_form_exact[form] += exact;
+            hl_read_stats one = {.n = 1, .exact = exact, .edits = dist, .ref_chars = ref_len};
+            const char *parts[64], *facets[64];
+            char fbuf[4096];
+            int np, nf;
+            scene_parts(hl_scene_decoder_lexicon(d), sc->valuestring, parts, &np, facets, &nf, 64, fbuf, sizeof fbuf);
+            hl_read_score(got, ou->valuestring, parts, np, facets, nf, form == HL_FORM_SYMBOLS || form == HL_FORM_FORMULA,
+                          in_part_set, &all_parts, &one);
+            add_stats(&res->all, &one);
+            hl_read_stats *gs = group(res, fo->valuestring, re->valuestring,
+                                      cJSON_GetObjectItemCaseSensitive(o, "lang"),
+                                      cJSON_GetObjectItemCaseSensitive(o, "split"));
+            if (gs) add_stats(gs, &one);
             if (details) { /* one TSV line: the file's strings and the output escaped (no raw tab, newline or escape) */
                 char e_scene[1024], e_got[4096];
                 fprintf(details, "%s\t%s\t%s\t%s\t%lld\t%s\n", exact ? "ok" : "MISS",
@@ -119,5 +218,6 @@ hl_status hl_scene_eval_file(hl_scene_decoder *d, const char *path, int only_for
         cJSON_Delete(o);
     }
     hl_free(text);
+    hl_hashset_free(&all_parts);
     return s;
 }

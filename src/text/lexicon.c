@@ -488,6 +488,185 @@ hl_status hl_lexicon_from_adapter(const hl_adapter *a, const hl_model *base, hl_
     return hl_lexicon_load_memory(a->lexicon, strlen(a->lexicon), name, base, out, err);
 }
 
+/* The first lexeme of each line of text (NULL and -1 when none is left):
+ * the next "lexeme" string from *pos on, and its 1-based line. */
+static char *next_lexeme(const char *text, size_t len, size_t *pos, int64_t *line_no) {
+    while (*pos < len) {
+        const char *p = text + *pos, *nl = memchr(p, '\n', len - *pos);
+        size_t n = nl ? (size_t)(nl - p) : len - *pos;
+        *pos += n + 1;
+        (*line_no)++;
+        cJSON *o = cJSON_ParseWithLength(p, n);
+        const cJSON *l = o ? cJSON_GetObjectItemCaseSensitive(o, "lexeme") : NULL;
+        char *copy = cJSON_IsString(l) ? hl_strdup(l->valuestring) : NULL;
+        cJSON_Delete(o);
+        if (copy) return copy;
+    }
+    return NULL;
+}
+
+hl_status hl_lexicon_from_adapter_extra(const hl_adapter *a, const hl_model *base, const char *extra_path,
+                                        hl_lexicon **out, hl_error *err) {
+    *out = NULL;
+    if (!a->lexicon) return hl_fail(err, HL_ERR_INVALID_ARG, "the adapter carries no lexicon to add %s to", extra_path);
+    char name[256];
+    snprintf(name, sizeof name, "%s (hyperlora.lexicon.jsonl)", a->name ? a->name : "adapter");
+    hl_lexicon *carried = NULL, *alone = NULL;
+    char *extra = NULL, *merged = NULL;
+    size_t extra_len = 0;
+    hl_status s = hl_lexicon_load_memory(a->lexicon, strlen(a->lexicon), name, base, &carried, err);
+    if (s == HL_OK) s = hl_read_file(extra_path, LEXICON_MAX_FILE, &extra, &extra_len, err);
+    /* The extra file alone, under the carried rule: its own errors with its own line numbers. */
+    const char *rule = carried && carried->compose_facets ? "parts+facets" : "parts";
+    if (s == HL_OK) s = load_impl(extra, extra_len, extra_path, base, rule, &alone, err);
+    /* A lexeme both define would silently change what the adapter was trained on: refused. */
+    size_t pos = 0;
+    int64_t line_no = 0;
+    char *lexeme;
+    while (s == HL_OK && (lexeme = next_lexeme(extra, extra_len, &pos, &line_no))) {
+        if (hl_lexicon_find(carried, lexeme) >= 0) {
+            char shown[HL_ESCAPE_NAME];
+            s = hl_fail(err, HL_ERR_INVALID_ARG,
+                        "%s:%lld: lexeme \"%s\" is already in the lexicon the adapter carries (%s); an extra "
+                        "lexicon may only add new lexemes",
+                        extra_path, (long long)line_no, hl_escape_str(lexeme, shown, sizeof shown), name);
+        }
+        hl_free(lexeme);
+    }
+    /* Carried entries first, so their tokens keep the ids the adapter trained with; the extra entries follow. */
+    if (s == HL_OK) {
+        size_t cl = strlen(carried->source);
+        merged = hl_malloc(cl + 1 + extra_len + 1);
+        if (!merged) s = hl_fail(err, HL_ERR_NOMEM, "out of memory");
+        else {
+            memcpy(merged, carried->source, cl);
+            size_t m = cl;
+            if (m && merged[m - 1] != '\n') merged[m++] = '\n';
+            /* the extra file's own "compose" line (already checked against the carried rule) is dropped */
+            size_t q = 0;
+            while (q < extra_len) {
+                const char *p = extra + q, *nl = memchr(p, '\n', extra_len - q);
+                size_t n = nl ? (size_t)(nl - p) + 1 : extra_len - q;
+                cJSON *o = cJSON_ParseWithLength(p, nl ? n - 1 : n);
+                int is_rule = o && cJSON_GetObjectItemCaseSensitive(o, "compose") != NULL;
+                cJSON_Delete(o);
+                if (!is_rule) {
+                    memcpy(merged + m, p, n);
+                    m += n;
+                }
+                q += n;
+            }
+            char mname[512];
+            snprintf(mname, sizeof mname, "%s + %s", name, extra_path);
+            s = load_impl(merged, m, mname, base, NULL, out, err);
+        }
+    }
+    hl_lexicon_free(carried);
+    hl_lexicon_free(alone);
+    hl_free(extra);
+    hl_free(merged);
+    return s;
+}
+
+/* Code points of s (at most cap; an invalid byte counts as one). */
+static int cps(const char *s, uint32_t *out, int cap) {
+    const unsigned char *p = (const unsigned char *)s;
+    int n = 0;
+    while (*p && n < cap) {
+        int len = *p < 0x80 ? 1 : (*p >> 5) == 6 ? 2 : (*p >> 4) == 14 ? 3 : (*p >> 3) == 30 ? 4 : 1;
+        uint32_t c = len == 1 ? *p : *p & (0x7fu >> len);
+        for (int k = 1; k < len; k++) {
+            if ((p[k] & 0xc0) != 0x80) {
+                len = 1;
+                c = *p;
+                break;
+            }
+            c = (c << 6) | (p[k] & 0x3f);
+        }
+        out[n++] = c;
+        p += len;
+    }
+    return n;
+}
+
+/* Levenshtein distance in code points (the first 256 of each). */
+static int edit_distance(const char *a, const char *b) {
+    uint32_t ca[256], cb[256];
+    int na = cps(a, ca, 256), nb = cps(b, cb, 256), row[257];
+    for (int j = 0; j <= nb; j++) row[j] = j;
+    for (int i = 1; i <= na; i++) {
+        int diag = row[0];
+        row[0] = i;
+        for (int j = 1; j <= nb; j++) {
+            int up = row[j], best = diag + (ca[i - 1] != cb[j - 1]);
+            if (up + 1 < best) best = up + 1;
+            if (row[j - 1] + 1 < best) best = row[j - 1] + 1;
+            row[j] = best;
+            diag = up;
+        }
+    }
+    return row[nb];
+}
+
+int32_t hl_lexicon_nearest(const hl_lexicon *lex, const char *word, int32_t *idx, int32_t k) {
+    /* The k lexemes with the smallest edit distance to word (ties: file order). */
+    int best[16];
+    if (k > 16) k = 16;
+    int32_t n = 0;
+    for (int32_t i = 0; i < lex->n; i++) {
+        int d = edit_distance(word, lex->e[i].lexeme);
+        int32_t at = n < k ? n : k;
+        while (at > 0 && best[at - 1] > d) at--;
+        if (at >= k) continue;
+        int32_t last = n < k ? n : k - 1;
+        for (int32_t j = last; j > at; j--) {
+            best[j] = best[j - 1];
+            idx[j] = idx[j - 1];
+        }
+        best[at] = d;
+        idx[at] = i;
+        if (n < k) n++;
+    }
+    return n;
+}
+
+hl_status hl_lexicon_check_scene(const hl_lexicon *lex, const char *scene, hl_error *err) {
+    const char *p = scene;
+    int words = 0;
+    while (*p) {
+        while (*p == ' ') p++;
+        if (!*p) break;
+        const char *q = p;
+        while (*q && *q != ' ') q++;
+        char word[HL_LEXEME_MAX_BYTES + 1];
+        size_t n = (size_t)(q - p);
+        words++;
+        if (n <= HL_LEXEME_MAX_BYTES) {
+            memcpy(word, p, n);
+            word[n] = 0;
+            if (hl_lexicon_find(lex, word) >= 0) {
+                p = q;
+                continue;
+            }
+        } else {
+            memcpy(word, p, HL_LEXEME_MAX_BYTES);
+            word[HL_LEXEME_MAX_BYTES] = 0;
+        }
+        int32_t near[3];
+        int32_t k = hl_lexicon_nearest(lex, word, near, 3);
+        char shown[HL_ESCAPE_NAME], sugg[3][HL_ESCAPE_NAME];
+        for (int32_t i = 0; i < 3; i++) {
+            if (i < k) hl_escape_str(hl_lexicon_lexeme(lex, near[i]), sugg[i], sizeof sugg[i]);
+            else sugg[i][0] = 0;
+        }
+        return hl_fail(err, HL_ERR_INVALID_ARG,
+                       "scene word \"%s\" is not a lexeme of the lexicon (%d entries); nearest: %s%s%s%s%s",
+                       hl_escape_str(word, shown, sizeof shown), (int)hl_lexicon_n_entries(lex), sugg[0],
+                       k > 1 ? ", " : "", sugg[1], k > 2 ? ", " : "", sugg[2]);
+    }
+    return words ? HL_OK : hl_fail(err, HL_ERR_INVALID_ARG, "empty scene");
+}
+
 hl_status hl_lexicon_attach(const hl_lexicon *lex, hl_adapter *a, hl_error *err) {
     char *copy = hl_strdup(lex->source);
     if (!copy) return hl_fail(err, HL_ERR_NOMEM, "out of memory");
@@ -561,7 +740,16 @@ hl_status hl_lexicon_scene_format(void *user, const char *scene, const char *for
         return hl_fail(err, HL_ERR_FORMAT, "field \"register\": unknown register \"%.40s\" (poetic, logical, technical)", reg);
     size_t np = 0, no = 0;
     int32_t *prompt = NULL, *outp = NULL;
-    hl_status s = hl_lexicon_scene_prompt(lex, scene, 0, f, r, &prompt, &np, err);
+    hl_status s = hl_lexicon_check_scene(lex, scene, err); /* a scene that is not lexemes would train as text */
+    if (s != HL_OK) {
+        hl_error_prefix(err, "field \"scene\"");
+        if (s == HL_ERR_INVALID_ARG) { /* bad data, not a bad call */
+            s = HL_ERR_FORMAT;
+            if (err) err->status = s;
+        }
+        return s;
+    }
+    s = hl_lexicon_scene_prompt(lex, scene, 0, f, r, &prompt, &np, err);
     if (s == HL_OK && (s = hl_tokenizer_encode(lex->tok, output, strlen(output), 0, 1, &outp, &no, err)) != HL_OK)
         hl_error_prefix(err, "field \"output\"");
     if (s == HL_OK && no < 2) s = hl_fail(err, HL_ERR_FORMAT, "field \"output\": empty");

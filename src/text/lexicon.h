@@ -66,6 +66,13 @@ int hl_lexicon_composes_facets(const hl_lexicon *lex);
 int32_t hl_lexicon_byte_only_parts(const hl_lexicon *lex, int32_t *total);
 /* The lexicon carried by an adapter (hyperlora.lexicon.* metadata); NULL in *out when it has none. */
 hl_status hl_lexicon_from_adapter(const hl_adapter *a, const hl_model *base, hl_lexicon **out, hl_error *err);
+/* The adapter's carried lexicon with the entries of extra_path added after
+ * it (scenes declared after training; nothing is retrained): the carried
+ * entries keep their token ids, the extra ones follow, composed by the
+ * carried rule. A lexeme defined in both, or an extra "compose" line that
+ * differs from the carried rule, is refused naming the file, line and adapter. */
+hl_status hl_lexicon_from_adapter_extra(const hl_adapter *a, const hl_model *base, const char *extra_path,
+                                        hl_lexicon **out, hl_error *err);
 void hl_lexicon_free(hl_lexicon *lex);
 
 /* The base model seen with the lexicon: vocabulary extended, extra rows frozen. */
@@ -78,6 +85,9 @@ int32_t hl_lexicon_n_entries(const hl_lexicon *lex);
 const char *hl_lexicon_lexeme(const hl_lexicon *lex, int32_t i);
 int32_t hl_lexicon_token(const hl_lexicon *lex, int32_t i);
 int32_t hl_lexicon_find(const hl_lexicon *lex, const char *lexeme); /* entry index or -1 */
+/* Up to k (<= 16) entries nearest to word by edit distance over code points
+ * (ties in file order) into idx; returns how many. For "did you mean". */
+int32_t hl_lexicon_nearest(const hl_lexicon *lex, const char *word, int32_t *idx, int32_t k);
 /* Parts (NULL for vector entries), facets as "key=value" lines (may be ""). */
 int32_t hl_lexicon_n_parts(const hl_lexicon *lex, int32_t i);
 const char *hl_lexicon_part(const hl_lexicon *lex, int32_t i, int32_t p);
@@ -92,7 +102,12 @@ int32_t hl_lexicon_form_token(const hl_lexicon *lex, int form);
 int32_t hl_lexicon_register_token(const hl_lexicon *lex, int reg);
 int32_t hl_lexicon_sep_token(const hl_lexicon *lex);
 
-/* The training formatter (hl_scene_format_fn); user is the hl_lexicon. */
+/* HL_OK when scene is one or more lexemes separated by spaces; otherwise
+ * HL_ERR_INVALID_ARG naming the first word that is not one and the nearest
+ * lexemes. Training's formatter and the decoder check scenes with it. */
+hl_status hl_lexicon_check_scene(const hl_lexicon *lex, const char *scene, hl_error *err);
+/* The training formatter (hl_scene_format_fn); user is the hl_lexicon. Its
+ * scene must pass hl_lexicon_check_scene. */
 hl_status hl_lexicon_scene_format(void *user, const char *scene, const char *form, const char *reg,
                                   const char *output, int32_t **ids, uint8_t **mask, size_t *n, hl_error *err);
 /* The decoding prompt [BOS] ⟨form⟩ ⟨register⟩ scene ⟨sep⟩; with scene == NULL
