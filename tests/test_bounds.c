@@ -17,8 +17,8 @@
  *     hostile PEFT tensor name reaches the message escaped;
  *   - `inspect` shows hostile GGUF keys and tensor names escaped;
  *   - the CLI: generate --ctx above the model's context, an over-long prompt
- *     (refused before any of it is echoed), train --rank above a target's
- *     shape, train --data /dev/zero. */
+ *     (refused before any of it is echoed), a value that is 0 as a float,
+ *     train --rank above a target's shape, train --data /dev/zero. */
 #include "hyperlora.h"
 #include "io/gguf.h"
 #include "io/safetensors.h"
@@ -458,6 +458,12 @@ static void test_cli(void) {
     CHECK_MSG(strstr(e, "tokens but the context holds 512") && strstr(e, "...") && strlen(e) < 300, "%s", e);
     free(e);
     free(o);
+    /* A value that vanishes (or overflows) as a 32-bit float is refused, not read as 0 (or inf). */
+    snprintf(args, sizeof args, "generate -m %s -n 2 --temp 1e-50", M);
+    CHECK(cli(args) == 1);
+    e = slurp(tmp("err.txt"));
+    CHECK_MSG(strstr(e, "--temp: 1e-50 is outside the range of a 32-bit float"), "%s", e);
+    free(e);
     /* --rank above a target's shape, naming the target. */
     const char *data = tmp("d.jsonl");
     write_text(data, "{\"text\": \"Once upon a time there was a cat.\"}\n");
