@@ -15,22 +15,36 @@
 #include <time.h>
 #include <unistd.h>
 
+static const char *file_kind(mode_t m) {
+    return S_ISDIR(m) ? "a directory" : S_ISFIFO(m) ? "a FIFO" : S_ISCHR(m) ? "a character device"
+         : S_ISBLK(m) ? "a block device" : S_ISSOCK(m) ? "a socket" : "not a regular file";
+}
+
+/* Opens path (flags | O_CLOEXEC) and checks that it is a regular file: *fd and
+ * *st on success, a message naming the path and what it is otherwise. */
+static hl_status open_regular(const char *path, int flags, int *fd, struct stat *st, hl_error *err) {
+    *fd = open(path, flags | O_CLOEXEC);
+    if (*fd < 0) return hl_fail(err, HL_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    if (fstat(*fd, st) != 0) {
+        int e = errno;
+        close(*fd);
+        return hl_fail(err, HL_ERR_IO, "%s: cannot stat: %s", path, strerror(e));
+    }
+    if (!S_ISREG(st->st_mode)) {
+        close(*fd);
+        return hl_fail(err, HL_ERR_IO, "%s: not a regular file (%s)", path, file_kind(st->st_mode));
+    }
+    return HL_OK;
+}
+
 hl_status hl_map_file(const char *path, hl_mapped_file *out, hl_error *err) {
     out->data = NULL;
     out->size = 0;
     out->fd = -1;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return hl_fail(err, HL_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    int fd;
     struct stat st;
-    if (fstat(fd, &st) != 0) {
-        int e = errno;
-        close(fd);
-        return hl_fail(err, HL_ERR_IO, "%s: cannot stat: %s", path, strerror(e));
-    }
-    if (!S_ISREG(st.st_mode)) {
-        close(fd);
-        return hl_fail(err, HL_ERR_IO, "%s: not a regular file", path);
-    }
+    hl_status s = open_regular(path, O_RDONLY, &fd, &st, err);
+    if (s != HL_OK) return s;
     if (st.st_size == 0) {
         close(fd);
         out->data = (const uint8_t *)"";
@@ -70,10 +84,6 @@ hl_status hl_mapped_file_check(const hl_mapped_file *f, const char *path, hl_err
     return HL_OK;
 }
 
-static const char *file_kind(mode_t m) {
-    return S_ISDIR(m) ? "a directory" : S_ISFIFO(m) ? "a FIFO" : S_ISCHR(m) ? "a character device"
-         : S_ISBLK(m) ? "a block device" : S_ISSOCK(m) ? "a socket" : "not a regular file";
-}
 
 hl_status hl_output_check(const char *path, const char *prefix, const char *what, hl_error *err) {
     struct stat st;
@@ -245,24 +255,11 @@ hl_status hl_read_file(const char *path, size_t max_size, char **out, size_t *ou
      * that grows while it is read is cut off at max_size + 1 bytes and refused. */
     *out = NULL;
     if (out_size) *out_size = 0;
-    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
-    if (fd < 0) return hl_fail(err, HL_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    int fd;
     struct stat st;
-    if (fstat(fd, &st) != 0) {
-        int e = errno;
-        close(fd);
-        return hl_fail(err, HL_ERR_IO, "%s: cannot stat: %s", path, strerror(e));
-    }
-    if (!S_ISREG(st.st_mode)) {
-        close(fd);
-        return hl_fail(err, HL_ERR_IO, "%s: not a regular file (%s)", path,
-                       S_ISDIR(st.st_mode)    ? "a directory"
-                       : S_ISFIFO(st.st_mode) ? "a FIFO"
-                       : S_ISCHR(st.st_mode)  ? "a character device"
-                       : S_ISBLK(st.st_mode)  ? "a block device"
-                       : S_ISSOCK(st.st_mode) ? "a socket"
-                                              : "not a plain file");
-    }
+    /* O_NONBLOCK: opening a FIFO must not wait for a writer before it is refused. */
+    hl_status rs = open_regular(path, O_RDONLY | O_NONBLOCK, &fd, &st, err);
+    if (rs != HL_OK) return rs;
     if (st.st_size < 0 || (uint64_t)st.st_size > (uint64_t)max_size) {
         close(fd);
         return hl_fail(err, HL_ERR_LIMIT, "%s: %lld bytes, larger than the %zu-byte limit", path,
