@@ -156,27 +156,8 @@ static hl_status replay(const char *target, const char *label, const uint8_t *d,
 }
 
 /* Every file of DIR/<target>/; returns how many. */
-static int replay_dir(const char *base, const char *target) {
-    char dpath[1024];
-    snprintf(dpath, sizeof dpath, "%s/%s", base, target);
-    DIR *dir = opendir(dpath);
-    if (!dir) return 0;
-    int count = 0;
-    struct dirent *de;
-    while ((de = readdir(dir))) {
-        if (de->d_name[0] == '.') continue;
-        char fpath[2048];
-        snprintf(fpath, sizeof fpath, "%s/%s", dpath, de->d_name);
-        size_t n;
-        uint8_t *d = read_whole(fpath, &n);
-        if (!d) continue;
-        replay(target, de->d_name, d, n);
-        free(d);
-        count++;
-    }
-    closedir(dir);
-    return count;
-}
+static void replay_file(const char *target, const char *name, const void *d, size_t n) { replay(target, name, d, n); }
+static int replay_dir(const char *base, const char *target) { return hl_test_replay_dir(base, target, replay_file); }
 
 /* ----------------------------------------------------------- named cases */
 

@@ -50,4 +50,29 @@ static inline void *read_whole(const char *path, size_t *size) {
     if (size) *size = (size_t)n;
     return p;
 }
+/* Calls fn(target, file name, bytes, size) for every file of base/target/
+ * (hidden files skipped); returns how many. For replaying fuzz corpora. */
+#include <dirent.h>
+static inline int hl_test_replay_dir(const char *base, const char *target,
+                                     void (*fn)(const char *, const char *, const void *, size_t)) {
+    char dpath[1024];
+    snprintf(dpath, sizeof dpath, "%s/%s", base, target);
+    DIR *dir = opendir(dpath);
+    if (!dir) return 0;
+    int count = 0;
+    struct dirent *de;
+    while ((de = readdir(dir))) {
+        if (de->d_name[0] == '.') continue;
+        char fpath[2048];
+        snprintf(fpath, sizeof fpath, "%s/%s", dpath, de->d_name);
+        size_t n;
+        void *d = read_whole(fpath, &n);
+        if (!d) continue;
+        fn(target, de->d_name, d, n);
+        free(d);
+        count++;
+    }
+    closedir(dir);
+    return count;
+}
 #endif
