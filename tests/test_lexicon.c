@@ -8,6 +8,7 @@
 #include "lora/adapter_io.h"
 #include "lora/create.h"
 #include "model/model.h"
+#include "text/compose.h"
 #include "text/lexicon.h"
 #include "text/tokenizer.h"
 #include "test_util.h"
@@ -84,32 +85,43 @@ static void test_atomic(hl_lexicon *lex) {
 
 /* The documented rule, recomputed from the model's tensors in double. */
 /* with_facets: entry 0's facet values ("threshold", "fear") join its parts at weight 1. */
-static void test_composition(hl_lexicon *lex, int with_facets) {
+/* Every entry's rows recomputed in double from the base tables by the rule
+ * as compose.h states it (order rule: HL_COMPOSE_PARTS/SLOTS/RANKED). */
+static void test_composition_rule(hl_lexicon *lex, int order, int with_facets) {
     const hl_model_config *c = hl_model_get_config(g_model);
     const hl_tokenizer *base = hl_model_get_tokenizer(g_model);
     hl_error err = {0};
     double worst = 0;
+    int32_t *code = malloc(sizeof(int32_t) * (size_t)c->dim);
     for (int32_t i = 0; i < hl_lexicon_n_entries(lex); i++) {
-        int32_t np = hl_lexicon_n_parts(lex, i);
-        const char *words[8];
+        int32_t np = hl_lexicon_n_parts(lex, i), nparts = np;
+        const char *words[8], *keys[8] = {0};
         for (int32_t p = 0; p < np; p++) words[p] = hl_lexicon_part(lex, i, p);
         if (with_facets && i == 0) {
+            keys[np] = "archetype";
             words[np++] = "threshold";
+            keys[np] = "tone";
             words[np++] = "fear";
         }
-        double w[8] = {1, 1, 1, 1, 1, 1, 1, 1}, wsum = 0;
+        double w[8] = {1, 1, 1, 1, 1, 1, 1, 1}, norm = 0;
         if (i == 2) { w[0] = 1; w[1] = 3; } /* Δ2's weights */
-        for (int32_t p = 0; p < np; p++) wsum += w[p];
+        for (int32_t p = 0; p < nparts && order == HL_COMPOSE_RANKED; p++) w[p] /= p + 1;
+        for (int32_t p = 0; p < np; p++) norm += order == HL_COMPOSE_SLOTS ? w[p] * w[p] : w[p];
+        if (order == HL_COMPOSE_SLOTS) norm = sqrt(norm);
         double *emb = calloc((size_t)c->dim, sizeof(double)), *out = calloc((size_t)c->dim, sizeof(double));
         for (int32_t p = 0; p < np; p++) {
             const char *part = words[p];
             int32_t *ids;
             size_t n;
             CHECK_OK(hl_tokenizer_encode(base, part, strlen(part), 0, 0, &ids, &n, &err), &err);
+            if (order == HL_COMPOSE_SLOTS)
+                hl_compose_transform(p < nparts ? hl_compose_part_key(p) : hl_compose_facet_key(keys[p]), c->dim, code);
             for (size_t k = 0; k < n; k++)
                 for (int d = 0; d < c->dim; d++) {
-                    emb[d] += w[p] / wsum / (double)n * g_model->token_embd[(int64_t)ids[k] * c->dim + d];
-                    out[d] += w[p] / wsum / (double)n * g_model->output[(int64_t)ids[k] * c->dim + d];
+                    int src = order == HL_COMPOSE_SLOTS ? code[d] >> 1 : d;
+                    double sign = order == HL_COMPOSE_SLOTS && (code[d] & 1) ? -1 : 1;
+                    emb[d] += sign * w[p] / norm / (double)n * g_model->token_embd[(int64_t)ids[k] * c->dim + src];
+                    out[d] += sign * w[p] / norm / (double)n * g_model->output[(int64_t)ids[k] * c->dim + src];
                 }
             hl_free(ids);
         }
@@ -123,8 +135,74 @@ static void test_composition(hl_lexicon *lex, int with_facets) {
         free(emb);
         free(out);
     }
-    printf("composed embeddings vs the rule recomputed in double: max |diff| %.3g\n", worst);
+    free(code);
+    printf("composed embeddings (%s) vs the rule recomputed in double: max |diff| %.3g\n",
+           hl_lexicon_compose_rule(lex), worst);
     CHECK(worst < 1e-6);
+}
+
+static void test_composition(hl_lexicon *lex, int with_facets) {
+    test_composition_rule(lex, HL_COMPOSE_PARTS, with_facets);
+}
+
+/* The transforms are signed permutations, position 0 the identity, each
+ * position and facet key its own; the order-aware rules tell "a b c" from
+ * "c b a", the mean does not; every rule recomputed in double. */
+static void test_order_rules(void) {
+    const int64_t C = hl_model_get_config(g_model)->dim;
+    int32_t *code = malloc(sizeof(int32_t) * (size_t)C), *other = malloc(sizeof(int32_t) * (size_t)C);
+    char *seen = calloc((size_t)C, 1);
+    hl_compose_transform(hl_compose_part_key(0), C, code);
+    int identity = 1;
+    for (int64_t c = 0; c < C; c++) identity &= code[c] == (int32_t)(c << 1);
+    CHECK(identity);
+    for (int k = 1; k < 6; k++) {
+        hl_compose_transform(hl_compose_part_key(k), C, code);
+        memset(seen, 0, (size_t)C);
+        int64_t fixed = 0, negative = 0;
+        for (int64_t c = 0; c < C; c++) {
+            int32_t src = code[c] >> 1;
+            CHECK(src >= 0 && src < C && !seen[src]);
+            if (src >= 0 && src < C) seen[src] = 1;
+            fixed += src == c;
+            negative += code[c] & 1;
+        }
+        CHECK_MSG(fixed < C / 4 && negative > C / 4 && negative < 3 * C / 4, "slot %d: %lld fixed, %lld negative", k,
+                  (long long)fixed, (long long)negative);
+        hl_compose_transform(hl_compose_part_key(k + 1), C, other);
+        CHECK(memcmp(code, other, sizeof(int32_t) * (size_t)C) != 0);
+    }
+    hl_compose_transform(hl_compose_facet_key("tone"), C, code);
+    hl_compose_transform(hl_compose_facet_key("field"), C, other);
+    CHECK(memcmp(code, other, sizeof(int32_t) * (size_t)C) != 0);
+    hl_compose_transform(hl_compose_facet_key("tone"), C, other);
+    CHECK(!memcmp(code, other, sizeof(int32_t) * (size_t)C));
+    free(code);
+    free(other);
+    free(seen);
+
+    static const char *ORDER =
+        "{\"lexeme\": \"abc\", \"parts\": [\"storm\", \"gate\", \"joy\"]}\n"
+        "{\"lexeme\": \"cba\", \"parts\": [\"joy\", \"gate\", \"storm\"]}\n";
+    const char *rules[] = {"parts", "slots", "ranked", "slots+facets", "ranked+facets"};
+    for (size_t r = 0; r < sizeof rules / sizeof rules[0]; r++) {
+        hl_error err = {0};
+        char text[4096];
+        snprintf(text, sizeof text, "{\"compose\": \"%s\"}\n%s", rules[r], LEX);
+        hl_lexicon *lex = load(text, &err);
+        CHECK_MSG(lex != NULL, "%s: %s", rules[r], err.msg);
+        if (!lex) continue;
+        CHECK(!strcmp(hl_lexicon_compose_rule(lex), rules[r]));
+        int rule = hl_compose_rule_from_name(rules[r]);
+        test_composition_rule(lex, rule & ~HL_COMPOSE_FACETS, rule & HL_COMPOSE_FACETS);
+        hl_lexicon_free(lex);
+        snprintf(text, sizeof text, "{\"compose\": \"%s\"}\n%s", rules[r], ORDER);
+        REQUIRE((lex = load(text, &err)) != NULL);
+        int same = !memcmp(hl_lexicon_embedding(lex, 0), hl_lexicon_embedding(lex, 1), sizeof(float) * (size_t)C);
+        CHECK_MSG(same == (r == 0), "%s: \"storm gate joy\" and \"joy gate storm\" %s", rules[r],
+                  same ? "compose the same" : "differ");
+        hl_lexicon_free(lex);
+    }
 }
 
 static void test_base_untouched(hl_lexicon *lex) {
@@ -286,7 +364,8 @@ static void test_compose_rule(hl_lexicon *plain) {
                HL_ERR_FORMAT, "lex.jsonl:2: the \"compose\" line must come once");
     expect_bad("compose twice", "{\"compose\": \"parts\"}\n{\"compose\": \"parts\"}\n{\"lexeme\": \"Δ9\", \"parts\": [\"x\"]}",
                HL_ERR_FORMAT, "must come once");
-    expect_bad("compose rule", "{\"compose\": \"facets\"}", HL_ERR_FORMAT, "must be \"parts\" or \"parts+facets\"");
+    expect_bad("compose rule", "{\"compose\": \"facets\"}", HL_ERR_FORMAT,
+               "must be one of parts, parts+facets, slots, slots+facets, ranked, ranked+facets");
     expect_bad("compose extra field", "{\"compose\": \"parts\", \"lexeme\": \"Δ9\"}", HL_ERR_FORMAT, "no other fields");
     expect_bad("empty facet composed", "{\"compose\": \"parts+facets\"}\n{\"lexeme\": \"Δ9\", \"parts\": [\"x\"], "
                "\"facets\": {\"tone\": \"\"}}", HL_ERR_FORMAT, "\"tone\" must be a non-empty");
@@ -462,6 +541,7 @@ int main(void) {
     test_atomic(lex);
     test_composition(lex, 0);
     test_compose_rule(lex);
+    test_order_rules();
     test_base_untouched(lex);
     test_scene_format(lex);
     test_adapter_carries_lexicon(lex);

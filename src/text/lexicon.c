@@ -1,6 +1,7 @@
 /* lexicon.c: loading and validating a hyperlexeme lexicon, composing the
  * frozen embeddings, and the extended model/tokenizer view (see lexicon.h). */
 #include "text/lexicon.h"
+#include "text/compose.h"
 #include "model/model.h"
 #include "text/tokenizer.h"
 #include "util/alloc.h"
@@ -33,7 +34,8 @@ typedef struct entry {
     float *weights;  /* [n_parts] or NULL */
     int32_t n_parts;
     char *facets;    /* "key=value\n..." */
-    char **facet_values; /* [n_facets]: the values, composed in with parts+facets */
+    char **facet_values; /* [n_facets]: the values, composed in under a +facets rule */
+    char **facet_keys;   /* [n_facets]: their keys (the slots rule transforms a value by its key) */
     int32_t n_facets;
     int is_vector;
 } entry;
@@ -45,7 +47,8 @@ struct hl_lexicon {
     int32_t n;             /* lexicon entries (controls excluded) */
     entry *e;
     char *source;          /* the JSONL text, carried into adapters */
-    int compose_facets;    /* "parts+facets": facet values join the parts */
+    int rule;              /* composition rule (text/compose.h) */
+    int32_t *slot_code;    /* (HL_LEXICON_MAX_PARTS, C) part transforms under slots, made on first use */
     int32_t n_parts_total, n_parts_bytes; /* parts (and facet words) composed; those that are byte fallback only */
     float *embd, *out;     /* (N_CONTROLS + n, C) */
     hl_hashset lexemes;    /* every entry's lexeme, added in file order: duplicates and lookups in O(1) */
@@ -70,8 +73,12 @@ static void free_entry(entry *e) {
     hl_free(e->parts);
     hl_free(e->weights);
     hl_free(e->facets);
-    for (int32_t f = 0; f < e->n_facets; f++) hl_free(e->facet_values[f]);
+    for (int32_t f = 0; f < e->n_facets; f++) {
+        hl_free(e->facet_values[f]);
+        hl_free(e->facet_keys[f]);
+    }
     hl_free(e->facet_values);
+    hl_free(e->facet_keys);
 }
 
 void hl_lexicon_free(hl_lexicon *lex) {
@@ -81,6 +88,7 @@ void hl_lexicon_free(hl_lexicon *lex) {
     hl_free(lex->source);
     hl_free(lex->embd);
     hl_free(lex->out);
+    hl_free(lex->slot_code);
     hl_hashset_free(&lex->lexemes);
     if (lex->view) hl_model_free(lex->view); /* frees the extended tokenizer */
     else hl_tokenizer_free(lex->tok);
@@ -222,14 +230,16 @@ static hl_status parse_line(hl_lexicon *lex, const cJSON *o, entry *e, const cha
         int nf = cJSON_GetArraySize(facets);
         if (nf > HL_LEXICON_MAX_PARTS)
             return hl_fail(err, HL_ERR_LIMIT, "%s: field \"facets\": more than %d entries", where, HL_LEXICON_MAX_PARTS);
-        if (nf && !(e->facet_values = hl_calloc((size_t)nf, sizeof *e->facet_values)))
+        if (nf && (!(e->facet_values = hl_calloc((size_t)nf, sizeof *e->facet_values)) ||
+                   !(e->facet_keys = hl_calloc((size_t)nf, sizeof *e->facet_keys))))
             return hl_fail(err, HL_ERR_NOMEM, "out of memory");
         for (const cJSON *f = facets->child; f; f = f->next) {
             used += (size_t)snprintf(e->facets + used, cap - used, "%s=%s\n", f->string, f->valuestring);
-            if (lex->compose_facets && (!f->valuestring[0] || !valid_utf8(f->valuestring, strlen(f->valuestring))))
+            if ((lex->rule & HL_COMPOSE_FACETS) && (!f->valuestring[0] || !valid_utf8(f->valuestring, strlen(f->valuestring))))
                 return hl_fail(err, HL_ERR_FORMAT, "%s: field \"facets\": \"%s\" must be a non-empty UTF-8 string",
                                where, hl_escape_str(f->string, shown, sizeof shown));
-            if (!(e->facet_values[e->n_facets++] = hl_strdup(f->valuestring)))
+            e->facet_keys[e->n_facets] = hl_strdup(f->string);
+            if (!(e->facet_values[e->n_facets++] = hl_strdup(f->valuestring)) || !e->facet_keys[e->n_facets - 1])
                 return hl_fail(err, HL_ERR_NOMEM, "out of memory");
         }
     }
@@ -279,7 +289,31 @@ static hl_status parse_line(hl_lexicon *lex, const cJSON *o, entry *e, const cha
     return HL_OK;
 }
 
-/* Composes row `row` of embd/out for entry e (parts) or copies the vector. */
+/* The signed permutation of part position k (slots rule), cached. */
+static const int32_t *part_code(hl_lexicon *lex, int32_t k, hl_error *err) {
+    const int64_t C = lex->base->cfg.dim;
+    if (!lex->slot_code) {
+        lex->slot_code = hl_malloc_array((size_t)HL_LEXICON_MAX_PARTS * (size_t)C, sizeof(int32_t));
+        if (!lex->slot_code) {
+            hl_fail(err, HL_ERR_NOMEM, "out of memory");
+            return NULL;
+        }
+        for (int32_t p = 0; p < HL_LEXICON_MAX_PARTS; p++)
+            hl_compose_transform(hl_compose_part_key(p), C, lex->slot_code + (int64_t)p * C);
+    }
+    return lex->slot_code + (int64_t)k * C;
+}
+
+/* Adds w · S · word into acc (word: C doubles), S the signed permutation code (NULL: identity). */
+static void add_transformed(double *acc, const double *word, const int32_t *code, double w, int64_t C) {
+    for (int64_t c = 0; c < C; c++) {
+        double v = code ? word[code[c] >> 1] : word[c];
+        acc[c] += w * (code && (code[c] & 1) ? -v : v);
+    }
+}
+
+/* Composes row `row` of embd/out for entry e (parts) or copies the vector,
+ * by the lexicon's rule (text/compose.h). */
 static hl_status compose(hl_lexicon *lex, const entry *e, const cJSON *vec, int64_t row, const char *where,
                          hl_error *err) {
     const hl_model *m = lex->base;
@@ -290,19 +324,39 @@ static hl_status compose(hl_lexicon *lex, const entry *e, const cJSON *vec, int6
         for (const cJSON *v = vec->child; v; v = v->next, c++) de[c] = dout[c] = (float)v->valuedouble;
         return HL_OK;
     }
-    double *acc_e = hl_calloc((size_t)C, sizeof(double)), *acc_o = hl_calloc((size_t)C, sizeof(double));
-    hl_status s = acc_e && acc_o ? HL_OK : hl_fail(err, HL_ERR_NOMEM, "out of memory");
-    /* Words: the parts (weighted if "weights"), then with parts+facets each facet value at weight 1. */
-    const int32_t nf = lex->compose_facets ? e->n_facets : 0;
-    double wsum = 0;
-    for (int32_t p = 0; p < e->n_parts; p++) wsum += e->weights ? e->weights[p] : 1.0;
-    wsum += nf;
+    const int order = lex->rule & ~HL_COMPOSE_FACETS;
+    double *acc_e = hl_calloc((size_t)C * 4, sizeof(double));
+    double *acc_o = acc_e ? acc_e + C : NULL, *word_e = acc_e ? acc_e + 2 * C : NULL, *word_o = acc_e ? acc_e + 3 * C : NULL;
+    int32_t *facet_code = order == HL_COMPOSE_SLOTS && e->n_facets ? hl_malloc_array((size_t)C, sizeof(int32_t)) : NULL;
+    hl_status s = acc_e && (facet_code || order != HL_COMPOSE_SLOTS || !e->n_facets)
+                      ? HL_OK : hl_fail(err, HL_ERR_NOMEM, "out of memory");
+    /* Words: the parts (weighted if "weights", by rank under ranked), then with +facets each facet value at weight 1. */
+    const int32_t nf = (lex->rule & HL_COMPOSE_FACETS) ? e->n_facets : 0;
+    double wsum = 0, wsq = 0;
+    for (int32_t p = 0; p < e->n_parts + nf; p++) {
+        double w = p < e->n_parts ? (e->weights ? e->weights[p] : 1.0) / (order == HL_COMPOSE_RANKED ? p + 1 : 1) : 1.0;
+        wsum += w;
+        wsq += w * w;
+    }
+    const double norm = order == HL_COMPOSE_SLOTS ? sqrt(wsq) : wsum;
     for (int32_t p = 0; s == HL_OK && p < e->n_parts + nf; p++) {
         const char *word = p < e->n_parts ? e->parts[p] : e->facet_values[p - e->n_parts];
-        double w = (p < e->n_parts && e->weights ? e->weights[p] : 1.0) / wsum;
+        double w = p < e->n_parts ? (e->weights ? e->weights[p] : 1.0) / (order == HL_COMPOSE_RANKED ? p + 1 : 1) : 1.0;
+        const int32_t *code = NULL;
+        if (order == HL_COMPOSE_SLOTS && p < e->n_parts) {
+            if (!(code = part_code(lex, p, err))) s = HL_ERR_NOMEM;
+        } else if (order == HL_COMPOSE_SLOTS) { /* facet: the transform of its key */
+            hl_compose_transform(hl_compose_facet_key(e->facet_keys[p - e->n_parts]), C, facet_code);
+            code = facet_code;
+        }
         int bytes_only = 0;
-        if ((s = add_word(m->tok, m->token_embd, C, word, w, acc_e, &bytes_only, where, err)) == HL_OK)
-            s = add_word(m->tok, m->output, C, word, w, acc_o, NULL, where, err);
+        memset(word_e, 0, (size_t)C * 2 * sizeof(double));
+        if (s == HL_OK && (s = add_word(m->tok, m->token_embd, C, word, 1.0, word_e, &bytes_only, where, err)) == HL_OK)
+            s = add_word(m->tok, m->output, C, word, 1.0, word_o, NULL, where, err);
+        if (s == HL_OK) {
+            add_transformed(acc_e, word_e, code, w / norm, C);
+            add_transformed(acc_o, word_o, code, w / norm, C);
+        }
         if (row >= N_CONTROLS) {
             lex->n_parts_total++;
             lex->n_parts_bytes += bytes_only;
@@ -313,20 +367,16 @@ static hl_status compose(hl_lexicon *lex, const entry *e, const cJSON *vec, int6
         dout[c] = (float)acc_o[c];
     }
     hl_free(acc_e);
-    hl_free(acc_o);
+    hl_free(facet_code);
     return s;
-}
-
-/* A {"compose": RULE} line: RULE is "parts" or "parts+facets"; 1 = facets, 0 = parts, -1 = unknown. */
-static int compose_rule(const char *rule) {
-    return !strcmp(rule, "parts+facets") ? 1 : !strcmp(rule, "parts") ? 0 : -1;
 }
 
 static hl_status load_impl(const char *text, size_t len, const char *name, const hl_model *base, const char *forced,
                            hl_lexicon **out, hl_error *err) {
     *out = NULL;
-    if (forced && compose_rule(forced) < 0)
-        return hl_fail(err, HL_ERR_INVALID_ARG, "%s: unknown composition rule \"%s\" (parts, parts+facets)", name, forced);
+    if (forced && hl_compose_rule_from_name(forced) < 0)
+        return hl_fail(err, HL_ERR_INVALID_ARG, "%s: unknown composition rule \"%s\" (%s)", name, forced,
+                       hl_compose_rule_list());
     if (base->n_extra) return hl_fail(err, HL_ERR_INVALID_ARG, "%s: the model already carries a lexicon", name);
     hl_lexicon *lex = hl_calloc(1, sizeof *lex);
     if (!lex) return hl_fail(err, HL_ERR_NOMEM, "out of memory");
@@ -348,7 +398,7 @@ static hl_status load_impl(const char *text, size_t len, const char *name, const
         lex->out = hl_calloc((size_t)(N_CONTROLS + lines), (size_t)C * sizeof(float));
         if (!lex->e || !lex->embd || !lex->out) s = hl_fail(err, HL_ERR_NOMEM, "out of memory");
     }
-    if (forced) lex->compose_facets = compose_rule(forced);
+    if (forced) lex->rule = hl_compose_rule_from_name(forced);
     int had_rule = 0;
     for (int i = 0; s == HL_OK && i < N_CONTROLS; i++) {
         entry ctl = {.parts = (char **)&control_words[i], .n_parts = 1};
@@ -371,18 +421,19 @@ static hl_status load_impl(const char *text, size_t len, const char *name, const
             const cJSON *rule = o ? cJSON_GetObjectItemCaseSensitive(o, "compose") : NULL;
             if (!o) s = hl_fail(err, HL_ERR_FORMAT, "%s: invalid JSON", where);
             else if (rule) { /* {"compose": "parts" | "parts+facets"}, before any lexeme */
-                int r = cJSON_IsString(rule) ? compose_rule(rule->valuestring) : -1;
+                int r = cJSON_IsString(rule) ? hl_compose_rule_from_name(rule->valuestring) : -1;
                 if (cJSON_GetArraySize(o) != 1)
                     s = hl_fail(err, HL_ERR_FORMAT, "%s: a \"compose\" line takes no other fields", where);
                 else if (r < 0)
-                    s = hl_fail(err, HL_ERR_FORMAT, "%s: field \"compose\": must be \"parts\" or \"parts+facets\"", where);
+                    s = hl_fail(err, HL_ERR_FORMAT, "%s: field \"compose\": must be one of %s", where,
+                                hl_compose_rule_list());
                 else if (lex->n > 0 || had_rule)
                     s = hl_fail(err, HL_ERR_FORMAT, "%s: the \"compose\" line must come once, before the first lexeme",
                                 where);
-                else if (forced && r != lex->compose_facets)
+                else if (forced && r != lex->rule)
                     s = hl_fail(err, HL_ERR_FORMAT, "%s: the lexicon's \"compose\": \"%s\" conflicts with the rule "
                                 "asked for (%s)", where, rule->valuestring, forced);
-                lex->compose_facets = r;
+                if (s == HL_OK) lex->rule = r;
                 had_rule = 1;
                 cJSON_Delete(o);
             } else {
@@ -407,7 +458,8 @@ static hl_status load_impl(const char *text, size_t len, const char *name, const
     }
     if (s == HL_OK && lex->n == 0) s = hl_fail(err, HL_ERR_FORMAT, "%s: no lexemes", name);
     if (s == HL_OK && forced && !had_rule) { /* the carried text states the rule it was composed with */
-        const char *line = lex->compose_facets ? "{\"compose\": \"parts+facets\"}\n" : "{\"compose\": \"parts\"}\n";
+        char line[64];
+        snprintf(line, sizeof line, "{\"compose\": \"%s\"}\n", hl_compose_rule_name(lex->rule));
         size_t ll = strlen(line);
         char *src = hl_malloc(ll + len + 1);
         if (!src) s = hl_fail(err, HL_ERR_NOMEM, "out of memory");
@@ -474,7 +526,8 @@ hl_status hl_lexicon_load(const char *path, const hl_model *base, hl_lexicon **o
     return hl_lexicon_load_compose(path, base, NULL, out, err);
 }
 
-int hl_lexicon_composes_facets(const hl_lexicon *lex) { return lex->compose_facets; }
+int hl_lexicon_composes_facets(const hl_lexicon *lex) { return (lex->rule & HL_COMPOSE_FACETS) != 0; }
+const char *hl_lexicon_compose_rule(const hl_lexicon *lex) { return hl_compose_rule_name(lex->rule); }
 int32_t hl_lexicon_byte_only_parts(const hl_lexicon *lex, int32_t *total) {
     if (total) *total = lex->n_parts_total;
     return lex->n_parts_bytes;
@@ -517,7 +570,7 @@ hl_status hl_lexicon_from_adapter_extra(const hl_adapter *a, const hl_model *bas
     hl_status s = hl_lexicon_load_memory(a->lexicon, strlen(a->lexicon), name, base, &carried, err);
     if (s == HL_OK) s = hl_read_file(extra_path, LEXICON_MAX_FILE, &extra, &extra_len, err);
     /* The extra file alone, under the carried rule: its own errors with its own line numbers. */
-    const char *rule = carried && carried->compose_facets ? "parts+facets" : "parts";
+    const char *rule = hl_compose_rule_name(carried ? carried->rule : HL_COMPOSE_PARTS);
     if (s == HL_OK) s = load_impl(extra, extra_len, extra_path, base, rule, &alone, err);
     /* A lexeme both define would silently change what the adapter was trained on: refused. */
     size_t pos = 0;

@@ -1,0 +1,44 @@
+/* compose.c: the composition rules' names and the per-slot signed
+ * permutations of the order-aware rule (see compose.h). */
+#include "text/compose.h"
+#include "util/rng.h"
+
+#include <string.h>
+
+static const char *rule_names[HL_COMPOSE_N_RULES] = {"parts", "parts+facets", "slots",
+                                                     "slots+facets", "ranked", "ranked+facets"};
+
+const char *hl_compose_rule_name(int rule) {
+    return rule >= 0 && rule < HL_COMPOSE_N_RULES ? rule_names[rule] : "?";
+}
+
+int hl_compose_rule_from_name(const char *name) {
+    for (int r = 0; r < HL_COMPOSE_N_RULES; r++)
+        if (!strcmp(name, rule_names[r])) return r;
+    return -1;
+}
+
+const char *hl_compose_rule_list(void) { return "parts, parts+facets, slots, slots+facets, ranked, ranked+facets"; }
+
+/* Keys are domain-separated so a part position never shares a transform with a facet key. */
+uint64_t hl_compose_part_key(int32_t k) { return 0x51075107ull << 32 | (uint32_t)k; }
+
+uint64_t hl_compose_facet_key(const char *facet_key) {
+    uint64_t h = 0xcbf29ce484222325ull; /* FNV-1a */
+    for (const unsigned char *p = (const unsigned char *)facet_key; *p; p++) h = (h ^ *p) * 0x100000001b3ull;
+    return h | 1ull << 63; /* part keys have the top bit clear */
+}
+
+void hl_compose_transform(uint64_t key, int64_t C, int32_t *code) {
+    for (int64_t c = 0; c < C; c++) code[c] = (int32_t)(c << 1);
+    if (key == hl_compose_part_key(0)) return; /* the first position is the word itself */
+    hl_rng r;
+    hl_rng_seed(&r, key);
+    for (int64_t c = C - 1; c > 0; c--) { /* Fisher-Yates */
+        int64_t j = (int64_t)hl_rng_below(&r, (uint64_t)c + 1);
+        int32_t t = code[c];
+        code[c] = code[j];
+        code[j] = t;
+    }
+    for (int64_t c = 0; c < C; c++) code[c] |= (int32_t)(hl_rng_next(&r) >> 63);
+}
