@@ -9,6 +9,7 @@
 #include "train/optim.h"
 #include "train/trainer.h"
 #include "util/rng.h"
+#include "model/model.h"
 #include "test_util.h"
 
 #define TORCH "oracle/torch/ref/"
@@ -600,10 +601,13 @@ static void test_exp_sum(void) {
 }
 
 /* Full-parameter mode (pretraining): every tensor kind against central finite
- * differences on a tiny random model, and determinism across threads. */
-static void test_full_mode(void) {
+ * differences on a tiny random model, and determinism across threads. Tied:
+ * one table for the embeddings and the head, whose gradient sums both uses
+ * (finite differences perturb both at once), and no output.weight param. */
+static void test_full_mode(int tied) {
     hl_error err = {0};
-    hl_model_config c = {.dim = 16, .hidden_dim = 24, .n_layers = 2, .n_heads = 2, .n_kv_heads = 1, .seq_len = 16};
+    hl_model_config c = {.dim = 16, .hidden_dim = 24, .n_layers = 2, .n_heads = 2, .n_kv_heads = 1, .seq_len = 16,
+                         .tied_output = tied};
     hl_model *m = NULL;
     CHECK_OK(hl_model_init_random(&c, shared_path("models/stories260K/tok512.bin"), 5, &m, &err), &err);
     REQUIRE(m);
@@ -612,6 +616,10 @@ static void test_full_mode(void) {
     hl_trainer *t = NULL;
     CHECK_OK(hl_trainer_init(m, NULL, &p, &t, &err), &err);
     REQUIRE(t);
+    CHECK(hl_model_get_config(m)->tied_output == tied && (m->output == m->token_embd) == tied);
+    int has_output = 0;
+    for (int32_t i = 0; i < hl_trainer_n_params(t); i++) has_output |= !strcmp(hl_trainer_param(t, i).name, "output.weight");
+    CHECK(has_output == !tied);
     int32_t tok[2 * 9];
     hl_rng rng;
     hl_rng_seed(&rng, 11);
@@ -629,9 +637,11 @@ static void test_full_mode(void) {
     int checked = 0;
     for (int32_t i = 0; i < hl_trainer_n_params(t); i++) {
         hl_param prm = hl_trainer_param(t, i);
-        for (int k = 0; k < 3; k++) {
+        for (int k = 0; k < 4; k++) {
             int64_t e = (int64_t)hl_rng_below(&rng, (uint64_t)prm.n);
-            if (!strcmp(prm.name, "token_embd.weight")) e = (int64_t)tok[k] * 16 + k; /* rows actually used */
+            /* rows the input actually uses (the fourth: any row, which only the head uses) */
+            if (!strcmp(prm.name, "token_embd.weight") && k < 3) e = (int64_t)tok[k] * 16 + k;
+            else if (k == 3 && (tied ? strcmp(prm.name, "token_embd.weight") : 1)) continue;
             double fd = central_fd(t, tok, &prm.value[e], 2e-2f), g = prm.grad[e];
             double d = fabs(fd - g) / (fabs(g) + 1e-2);
             if (d > worst) worst = d;
@@ -639,8 +649,8 @@ static void test_full_mode(void) {
             checked++;
         }
     }
-    printf("full mode: %d entries over %d tensors vs finite differences: worst rel %.3g\n", checked,
-           hl_trainer_n_params(t), worst);
+    printf("full mode%s: %d entries over %d tensors vs finite differences: worst rel %.3g\n", tied ? " (tied)" : "",
+           checked, hl_trainer_n_params(t), worst);
     /* 2 threads: identical gradients */
     p.n_threads = 2;
     hl_trainer *t2 = NULL;
@@ -665,7 +675,8 @@ int main(void) {
     test_attention_train();
     test_rope_table();
     test_exp_sum();
-    test_full_mode();
+    test_full_mode(0);
+    test_full_mode(1);
     hl_error err = {0};
     hl_model *m = NULL;
     CHECK_OK(hl_model_load(shared_path("models/stories260K/stories260K.bin"), shared_path("models/stories260K/tok512.bin"), &m, &err), &err);

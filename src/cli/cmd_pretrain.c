@@ -57,6 +57,9 @@ static void help(void) {
            "shape\n"
            "  --preset nano|micro|mini   (default micro: dim 128, 4 layers, ffn 352, ctx 256)\n"
            "  --dim N --ffn N --layers N --heads N --kv-heads N --ctx N\n"
+           "  --tied               one table for the embeddings and the LM head (written to the\n"
+           "                       file as two equal tensors); a scene decoder on a tied base can\n"
+           "                       emit a word straight from its input embedding\n"
            "optimisation (as in train)\n"
            "  --steps N --batch B --lr LR --warmup N --schedule cosine|linear|constant\n"
            "  --min-lr-ratio F --weight-decay W (default 0.1, matrices only) --clip C --seed S\n"
@@ -161,7 +164,7 @@ static double now_s(void) {
 
 int cmd_pretrain(int argc, char **argv) {
     const char *corpus[MAX_CORPUS], *out = NULL, *metrics_path = NULL, *ckpt_path = NULL;
-    int n_corpus = 0, resume = 0, plain = 0;
+    int n_corpus = 0, resume = 0, plain = 0, tied = 0;
     hl_model_config cfg = presets[1].c;
     long vocab = 2048, steps = 500, batch = 8, warmup = 50, threads = 1, eval_every = 100, ckpt_every = 100;
     long max_bytes = 0, v_int;
@@ -177,6 +180,7 @@ int cmd_pretrain(int argc, char **argv) {
         }
         if (!strcmp(a, "--resume")) { resume = 1; continue; }
         if (!strcmp(a, "--plain")) { plain = 1; continue; }
+        if (!strcmp(a, "--tied")) { tied = 1; continue; }
         if (!(v = cli_value(CMD, argc, argv, &i))) return 1;
         if (!strcmp(a, "--corpus")) {
             if (n_corpus == MAX_CORPUS) return cli_error(CMD, "at most %d corpus files", MAX_CORPUS);
@@ -276,6 +280,7 @@ int cmd_pretrain(int argc, char **argv) {
     hl_bpe_train_params_default(&bp);
     if ((s = hl_tokenizer_train_bpe(raw, rl, (int32_t)vocab, &bp, &tok, &err))) goto fail;
     fprintf(stderr, "hyperlora pretrain: tokenizer ready in %.1f s\n", now_s() - t0);
+    cfg.tied_output = tied;
     if ((s = hl_model_init_random_tok(&cfg, tok, seed, &m, &err))) {
         tok = NULL;
         goto fail;
@@ -289,10 +294,11 @@ int cmd_pretrain(int argc, char **argv) {
     char config[1024];
     snprintf(config, sizeof config,
              "pretrain corpus=%016llx vocab=%ld dim=%d ffn=%d layers=%d heads=%d kv=%d ctx=%d steps=%ld batch=%ld "
-             "lr=%.9g warmup=%ld schedule=%d min_lr=%.9g wd=%.9g clip=%.9g val=%.9g seed=%llu%s",
+             "lr=%.9g warmup=%ld schedule=%d min_lr=%.9g wd=%.9g clip=%.9g val=%.9g seed=%llu%s%s",
              (unsigned long long)corpus_hash, vocab, cfg.dim, cfg.hidden_dim, cfg.n_layers, cfg.n_heads,
              cfg.n_kv_heads, cfg.seq_len, steps, batch, lr, warmup, (int)sched_kind, min_lr, wd, clip, val_fraction,
-             (unsigned long long)seed, pack == HL_PACK_STREAM ? "" : pack == HL_PACK_DOCS ? " pack=docs" : " pack=none");
+             (unsigned long long)seed, pack == HL_PACK_STREAM ? "" : pack == HL_PACK_DOCS ? " pack=docs" : " pack=none",
+             tied ? " tied" : "");
     int64_t n_params = 0;
     hl_trainer_params tp = {.full = 1, .batch = (int32_t)batch, .ctx = cfg.seq_len, .n_threads = (int32_t)threads,
                             .seed = seed};

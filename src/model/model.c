@@ -392,7 +392,7 @@ hl_status hl_model_init_random_tok(const hl_model_config *cfg, hl_tokenizer *tok
     m->name = hl_strdup("random");
     m->cfg = *c;
     m->cfg.vocab_size = hl_tokenizer_n_vocab(m->tok);
-    m->cfg.tied_output = 0;
+    m->cfg.tied_output = c->tied_output ? 1 : 0; /* tied: the LM head is the embedding table itself */
     if (m->cfg.norm_eps == 0) m->cfg.norm_eps = 1e-5f;
     if (m->cfg.rope_theta == 0) m->cfg.rope_theta = 10000.0f;
     int64_t C = c->dim, F = c->hidden_dim, V = m->cfg.vocab_size, D = C / c->n_heads, kv = c->n_kv_heads * D;
@@ -431,7 +431,8 @@ hl_status hl_model_init_random_tok(const hl_model_config *cfg, hl_tokenizer *tok
         RAND(w->w_down, C * F, resid_std);
     }
     ONES(m->output_norm, C);
-    RAND(m->output, V * C, 0.02f);
+    if (m->cfg.tied_output) m->output = m->token_embd;
+    else RAND(m->output, V * C, 0.02f);
 #undef RAND
 #undef ONES
     if (ok && hl_model_packed_init(m, err) != HL_OK) ok = 0;

@@ -136,7 +136,10 @@ static void proj_backward(hl_trainer *t, int layer, int target, const float *W, 
         hl_gemm_nn_split(t->pool, dx, dy, W, rows, O, K, 1.0f, accumulate, t->head_split);
     else
         hl_gemm_nn(t->pool, dx, dy, W, rows, O, K, 1.0f, accumulate);
-    if (t->p.full) hl_gemm_tn_acc(t->pool, t->gw[wslot(t, layer, target)], dy, x, rows, O, K); /* dW += dyᵀ·x */
+    if (t->p.full) { /* dW += dyᵀ·x; a tied head's W is the embedding table, so its gradient adds to g_embd */
+        float *gw = layer < 0 && t->m->cfg.tied_output ? t->g_embd : t->gw[wslot(t, layer, target)];
+        hl_gemm_tn_acc(t->pool, gw, dy, x, rows, O, K);
+    }
     int i = weight_index(t, layer, target);
     if (i < 0) return;
     const hl_lora_weight *w = &t->ad->w[i];
@@ -246,6 +249,7 @@ static hl_status build_params(hl_trainer *t) {
             int64_t rows, cols;
             const float *W = hl_model_weight(m, l, tg, &rows, &cols);
             float **g = &t->gw[wslot(t, l, tg)];
+            if (l < 0 && m->cfg.tied_output) continue; /* the head's gradient lands in g_embd (see output_grad) */
             if (!(*g = hl_calloc((size_t)(rows * cols), sizeof(float)))) return HL_ERR_NOMEM;
             if (l < 0) {
                 add_param(t, "output.weight", W, *g, cols, rows, 1);
@@ -287,8 +291,9 @@ hl_status hl_trainer_init(const hl_model *m, hl_adapter *ad, const hl_trainer_pa
         return hl_fail(err, HL_ERR_INVALID_ARG, "train: dropout must be in [0, 1) (got %g)", p->dropout);
     if (p->full) {
         if (ad) return hl_fail(err, HL_ERR_INVALID_ARG, "train: full training takes no adapter");
-        if (c->tied_output || m->n_extra || m->from_llama2c || m->gguf)
-            return hl_fail(err, HL_ERR_INVALID_ARG, "train: full training needs an untied model with its own weights");
+        if ((c->tied_output && m->output != m->token_embd) || m->n_extra || m->from_llama2c || m->gguf)
+            return hl_fail(err, HL_ERR_INVALID_ARG, "train: full training needs a model with its own weights "
+                           "(made by init-model or pretrain)");
     } else if (!ad || ad->n_layers != c->n_layers || ad->n_weights == 0)
         return hl_fail(err, HL_ERR_MISMATCH, "train: adapter %s does not fit this model", ad ? ad->name : "(none)");
     hl_trainer *t = hl_calloc(1, sizeof *t);
