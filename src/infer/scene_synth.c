@@ -204,8 +204,10 @@ static void parts(sbuf *o, const pool *w, const scene *s, int from, int to, cons
     }
 }
 
-/* The output of scene s in (form, reg). Every part appears once, in order,
- * as given; Russian parts stay in the nominative (lists, after colons). */
+/* The output of scene s in (form, reg). Every part appears in order, as
+ * given; Russian parts stay in the nominative (lists, after colons). Every
+ * part follows a space, so it is spelled by the word's own "▁word" piece,
+ * the token whose embedding the scene was composed from. */
 static void render(sbuf *o, const pool *pl, const scene *s, int form, int reg) {
     const pool *w = &pl[s->lang];
     const int ru = s->lang == RU, n = s->n;
@@ -215,15 +217,15 @@ static void render(sbuf *o, const pool *pl, const scene *s, int form, int reg) {
     case HL_FORM_SYMBOLS:
         put(o, glyphs[s->arch]);
         put(o, " ");
-        parts(o, w, s, 0, n, "—", NULL);
+        parts(o, w, s, 0, n, " — ", NULL);
         put(o, reg == HL_REGISTER_POETIC ? " ✶" : reg == HL_REGISTER_LOGICAL ? " ∴" : "");
         break;
     case HL_FORM_FORMULA: {
         const char *op = reg == HL_REGISTER_POETIC ? " ∘ " : reg == HL_REGISTER_LOGICAL ? " ∧ " : " + ";
         const char *rel = reg == HL_REGISTER_POETIC ? " ≈ " : reg == HL_REGISTER_LOGICAL ? " → " : " = ";
-        put(o, "f(");
+        put(o, "f( ");
         parts(o, w, s, 0, n, ", ", NULL);
-        put(o, ") = ");
+        put(o, " ) = ");
         parts(o, w, s, 0, n - 1, op, NULL);
         put(o, rel);
         parts(o, w, s, n - 1, n, "", NULL);
