@@ -122,12 +122,12 @@ static hl_status build_pools(const hl_tokenizer *tok, const hl_synth_params *p, 
         }
     }
     for (int l = 0; l < N_LANG; l++)
-        if (pl[l].n < p->min_parts + p->unseen_per_lang + 2)
+        if (pl[l].n < p->max_parts + p->unseen_per_lang + 1)
             return hl_fail(err, HL_ERR_INVALID_ARG,
                            "scene synth: the base spells only %d %s words as one token (need at least %d for %d "
-                           "unseen and scenes of %d parts)",
-                           (int)pl[l].n, l == EN ? "English" : "Russian", p->min_parts + p->unseen_per_lang + 2,
-                           (int)p->unseen_per_lang, (int)p->min_parts);
+                           "unseen and scenes of up to %d parts)",
+                           (int)pl[l].n, l == EN ? "English" : "Russian", p->max_parts + p->unseen_per_lang + 1,
+                           (int)p->unseen_per_lang, (int)p->max_parts);
     return HL_OK;
 }
 
@@ -146,7 +146,7 @@ static int same_parts(const scene *a, const scene *b) {
     return 1;
 }
 
-/* Draws a scene of language lang; with need_unseen, at least one part is an
+/* Draws a scene of language lang; with need_unseen, exactly one part is an
  * unseen word, else none is. */
 static void draw_scene(hl_rng *r, const hl_synth_params *p, const pool *pl, int lang, int need_unseen, scene *s) {
     const pool *w = &pl[lang];
@@ -157,7 +157,9 @@ static void draw_scene(hl_rng *r, const hl_synth_params *p, const pool *pl, int 
     for (int i = 0; i < s->n; i++) {
         for (;;) {
             int32_t k = (int32_t)hl_rng_below(r, (uint64_t)w->n);
-            if (i == forced ? !w->unseen[k] : (!need_unseen && w->unseen[k])) continue;
+            /* the forced slot takes an unseen word, every other slot a seen one (with one unseen
+             * word per language, a second slot wanting it would never find another) */
+            if (i == forced ? !w->unseen[k] : w->unseen[k]) continue;
             int dup = 0;
             for (int j = 0; j < i; j++) dup |= s->part[j] == k;
             if (dup) continue;

@@ -18,7 +18,7 @@
  * (new combinations of known words) never trains; each training scene trains
  * on pairs_per_scene (form, register) pairs and holds one more pair out
  * (every pair is trained on other scenes); n_unseen_scenes more scenes each
- * hold at least one unseen word.
+ * hold exactly one unseen word.
  *
  * Templates keep every part in the form given (dictionary form; Russian parts
  * stay in the nominative, in lists and after a colon or dash), so a part is
