@@ -3,16 +3,22 @@
 #   1. a default base model: pretrained here from Debian's fortune corpora
 #      (English `fortunes`, Russian `fortunes-ru`), cached after the first run,
 #      or MODEL=path.gguf;
-#   2. a scene decoder (LoRA + the example hyperlexeme lexicon) trained on
-#      examples/scenes/train.jsonl;
+#   2. the scene decoder (LoRA + the example hyperlexeme lexicon) trained on
+#      examples/scenes/train.jsonl, the written quality reference;
 #   3. every demo scene decoded in each form and register;
 #   4. reproducibility: the decoder trained and the scenes decoded again at
 #      another thread count, compared by SHA-256;
-#   5. a summary table and the loss plots (SVG).
+#   5. a reader: a second decoder trained on a generated corpus over the
+#      base's own words (`scene synth`, composed by DEMO_COMPOSE), judged on
+#      scenes declared only at decode time (held-out scenes, words that never
+#      trained) next to its training scenes, and decoding scenes declared now;
+#   6. a summary table and the loss plots (SVG).
 # Usage: scripts/demo.sh HYPERLORA_BINARY [MODEL.gguf]
 # Knobs (environment): DEMO_OUT, DEMO_PRETRAIN_STEPS, DEMO_DECODER_STEPS,
 # DEMO_CORPUS_BYTES, DEMO_SCENES, DEMO_LEXICON, DEMO_TRAIN, DEMO_HELDOUT,
-# DEMO_PRESET, DEMO_VOCAB, DEMO_CORPUS (space-separated files).
+# DEMO_PRESET, DEMO_VOCAB, DEMO_CORPUS (space-separated files), and for the
+# reader DEMO_READER_STEPS, DEMO_COMPOSE, DEMO_SYNTH_SCENES, DEMO_SYNTH_WORDS,
+# DEMO_SYNTH_UNSEEN, DEMO_EVAL_N (examples judged per split).
 set -euo pipefail
 HL=${1:?usage: demo.sh HYPERLORA [MODEL.gguf]}
 MODEL=${2:-}
@@ -24,6 +30,9 @@ HELDOUT=${DEMO_HELDOUT:-$ROOT/examples/scenes/heldout.jsonl}
 SCENES=${DEMO_SCENES:-"Δ21 вспышкавходстрах Δ07 stormgatejoy Δ23 windgatefear"}
 PRE_STEPS=${DEMO_PRETRAIN_STEPS:-800}
 DEC_STEPS=${DEMO_DECODER_STEPS:-900}
+READ_STEPS=${DEMO_READER_STEPS:-1500}
+COMPOSE=${DEMO_COMPOSE:-slots+facets}
+EVAL_N=${DEMO_EVAL_N:-150}
 mkdir -p "$OUT"
 t_all=$(date +%s.%N)
 elapsed() { python3 -c "import sys; print(f'{float(sys.argv[2]) - float(sys.argv[1]):.1f}')" "$1" "$(date +%s.%N)"; }
@@ -107,27 +116,93 @@ h_d2=$(sha256sum < "$OUT/decoded_t2.tsv" | cut -c1-16); h_d1=$(sha256sum < "$OUT
 repro=PASS
 [ "$h_a2" = "$h_a1" ] && [ "$h_d2" = "$h_d1" ] || repro=FAIL
 
-# 5. measurements and plots
+# 5. the reader: a decoder trained on a generated corpus, judged on scenes it never saw
+say "the reader: a generated scene corpus (scene synth) over the base's own words"
+t0=$(date +%s.%N)
+SYN=$OUT/synth
+mkdir -p "$SYN"
+"$HL" scene synth -m "$MODEL" -o "$SYN" --seed 1 --scenes "${DEMO_SYNTH_SCENES:-6000}" --words "${DEMO_SYNTH_WORDS:-60}" \
+  --unseen-words "${DEMO_SYNTH_UNSEEN:-5}" --pairs 3 --parts 2-4 >&2
+python3 - "$SYN" "$OUT" "$COMPOSE" "$EVAL_N" <<'PY'
+import json, sys
+syn, out, compose, n_eval = sys.argv[1:]
+n_eval = int(n_eval)
+rows = lambda p: [l for l in open(p, encoding="utf-8") if l.strip()]
+# The reader's lexicon: the rule and the generated scenes that train. The
+# others (held out, or holding unseen words) are declared only at decode
+# time, as an extra lexicon the decoder never had in its vocabulary.
+trained = {json.loads(l)["scene"] for l in rows(f"{syn}/train.jsonl")}
+with open(f"{out}/reader_lexicon.jsonl", "w", encoding="utf-8") as f, \
+     open(f"{out}/later_lexicon.jsonl", "w", encoding="utf-8") as later:
+    f.write(json.dumps({"compose": compose}) + "\n")
+    for l in rows(f"{syn}/lexicon.jsonl"):
+        (f if json.loads(l)["lexeme"] in trained else later).write(l)
+# The judged subsets: every k-th example, so each split keeps all its forms and both languages.
+for name in ("train", "heldout_scenes", "heldout_pairs", "unseen_words"):
+    r = rows(f"{syn}/{name}.jsonl")
+    with open(f"{out}/eval_{name}.jsonl", "w", encoding="utf-8") as f:
+        f.writelines(r[::max(1, len(r) // n_eval)][:n_eval])
+# Scenes declared now: known words in a new combination, and unseen words.
+w = json.load(open(f"{syn}/words.json", encoding="utf-8"))
+extra = [("Ψ1", w["en"]["seen"][-3:]), ("Ψ2", w["ru"]["seen"][-3:]),
+         ("Ψ3", [w["en"]["unseen"][0], w["en"]["seen"][-1], w["en"]["unseen"][-1]]),
+         ("Ψ4", [w["ru"]["unseen"][0], w["ru"]["seen"][-1]])]
+facets = {"archetype": "threshold", "action": "enter", "field": "home", "tone": "fear"}
+with open(f"{out}/now_lexicon.jsonl", "w", encoding="utf-8") as f:
+    for name, parts in extra:
+        f.write(json.dumps({"lexeme": name, "parts": parts, "facets": facets}, ensure_ascii=False) + "\n")
+PY
+say "training the reader ($(grep -c . "$SYN/train.jsonl") examples, $COMPOSE, $READ_STEPS steps, 2 threads)"
+"$HL" train -m "$MODEL" --lexicon "$OUT/reader_lexicon.jsonl" --data "$SYN/train.jsonl" --ctx "$DEC_CTX" --batch 16 \
+  --rank 16 --alpha 32 --targets q,k,v,o,gate,up,down,output --lr 5e-3 --warmup 20 --steps "$READ_STEPS" \
+  --val-fraction 0.02 --eval-every 250 --seed 7 --threads 2 -o "$OUT/reader.gguf" --plain \
+  --metrics "$OUT/reader.gguf.metrics.jsonl" --checkpoint "$OUT/reader.gguf.ckpt"
+say "scenes declared only now (--lexicon $OUT/now_lexicon.jsonl; nothing retrained)"
+python3 - "$OUT/now_lexicon.jsonl" <<'PY'
+import json, sys
+for l in open(sys.argv[1], encoding="utf-8"):
+    e = json.loads(l)
+    print(f"  {e['lexeme']}: {' '.join(e['parts'])}")
+PY
+for s in Ψ1 Ψ2 Ψ3 Ψ4; do
+  for f in symbols text; do
+    printf '    %-4s %-8s ' "$s" "$f"
+    "$HL" decode -m "$MODEL" --lora "$OUT/reader.gguf" --lexicon "$OUT/now_lexicon.jsonl" --scene "$s" --form "$f" \
+      --register logical -n 60 --threads 2 | tr '\n' ' '
+    printf '\n'
+  done
+done
+for split in train heldout_scenes heldout_pairs unseen_words; do
+  later=()  # held-out and unseen-word scenes are declared now, on top of the carried lexicon
+  case $split in heldout_scenes|unseen_words) later=(--lexicon "$OUT/later_lexicon.jsonl") ;; esac
+  "$HL" decode -m "$MODEL" --lora "$OUT/reader.gguf" "${later[@]}" --eval "$OUT/eval_$split.jsonl" --json \
+    --threads 2 > "$OUT/eval_$split.json"
+done
+t_reader=$(elapsed "$t0")
+
+# 6. measurements and plots
 "$HL" decode -m "$MODEL" --lora "$OUT/decoder.gguf" --eval "$TRAIN" --threads 2 > "$OUT/eval_train.txt"
 "$HL" decode -m "$MODEL" --lora "$OUT/decoder.gguf" --eval "$HELDOUT" --eval-form symbols --threads 2 > "$OUT/eval_heldout.txt"
 "$HL" plot "$OUT/decoder.gguf.metrics.jsonl" -o "$OUT/decoder_loss.svg" --title "scene decoder: train and eval loss"
+"$HL" plot "$OUT/reader.gguf.metrics.jsonl" -o "$OUT/reader_loss.svg" --title "reader (generated scenes): train and eval loss"
 [ -f "$OUT/pretrain.metrics.jsonl" ] && "$HL" plot "$OUT/pretrain.metrics.jsonl" -o "$OUT/pretrain_loss.svg" --title "default base: pretraining loss"
-python3 - "$OUT" "$h_a2" "$h_a1" "$h_d2" "$h_d1" "$repro" "$t_base" "$t_dec" "$t_decode" "$(elapsed "$t_all")" <<'PY'
+python3 - "$OUT" "$h_a2" "$h_a1" "$h_d2" "$h_d1" "$repro" "$t_base" "$t_dec" "$t_decode" "$t_reader" "$(elapsed "$t_all")" "$COMPOSE" <<'PY'
 import json, sys, os
-out, ha2, ha1, hd2, hd1, repro, t_base, t_dec, t_decode, t_all = sys.argv[1:]
+out, ha2, ha1, hd2, hd1, repro, t_base, t_dec, t_decode, t_reader, t_all, compose = sys.argv[1:]
 def recs(p):
     return [json.loads(l) for l in open(p)] if os.path.exists(p) else []
 dec = [r for r in recs(f"{out}/decoder.gguf.metrics.jsonl") if r.get("loss") is not None]
 dec_eval0 = [r["eval_loss"] for r in recs(f"{out}/decoder.gguf.metrics.jsonl") if r["step"] == 0]
+rd = [r for r in recs(f"{out}/reader.gguf.metrics.jsonl") if r.get("loss") is not None]
 pre = recs(f"{out}/pretrain.metrics.jsonl")
 evals = [r["eval_loss"] for r in dec if r.get("eval_loss") is not None]
 pre_eval = [r["eval_loss"] for r in pre if r.get("eval_loss") is not None]
 tr = open(f"{out}/eval_train.txt").readline().split()
 ho = open(f"{out}/eval_heldout.txt").readline().split()
 print("\n  summary")
-print("  " + "-" * 64)
-if pre:
-    print(f"  base pretraining loss          {pre[0]['loss']:.3f} -> {pre[-1]['loss']:.3f} (validation {pre_eval[-1]:.3f})" if pre_eval else "")
+print("  " + "-" * 76)
+if pre and pre_eval:
+    print(f"  base pretraining loss          {pre[0]['loss']:.3f} -> {pre[-1]['loss']:.3f} (validation {pre_eval[-1]:.3f})")
 print(f"  decoder loss (train)           {dec[0]['loss']:.3f} -> {dec[-1]['loss']:.3f}")
 if evals: print(f"  decoder eval loss (held-out examples) {dec_eval0[0] if dec_eval0 else float('nan'):.3f} -> {evals[-1]:.3f}")
 print(f"  exact match, training outputs  {tr[3]}/{tr[1]} {tr[4]}   CER {tr[6]}")
@@ -138,7 +213,24 @@ for line in open(f"{out}/eval_heldout.txt"):
         print(f"  held-out scenes, read          part recall {w[w.index('recall') + 1]}, precision "
               f"{w[w.index('precision') + 1]}, order {w[w.index('order') + 1]}")
 print(f"  reproducibility (2 vs 1 thread) adapter {ha2} / {ha1}, outputs {hd2} / {hd1}: {repro}")
-print(f"  time: base {t_base} s, decoder {t_dec} s, decoding {t_decode} s, total {t_all} s")
-print("  plots: " + ", ".join(p for p in (f"{out}/pretrain_loss.svg", f"{out}/decoder_loss.svg") if os.path.exists(p)))
+def ratio(a, k, n):
+    return f"{a[k] / a[n]:.3f}" if a.get(n) else "  -  "
+def line(label, split):
+    a = json.load(open(f"{out}/eval_{split}.json"))["all"]
+    cer = a["edits"] / a["ref_chars"] if a["ref_chars"] else 0
+    print(f"  {label:<38}{a['n']:>5} {100 * a['exact'] / a['n']:6.1f}%  {cer:5.3f}  {ratio(a, 'parts_hit', 'parts_ref')}"
+          f"  {ratio(a, 'order_ok', 'order_n')}")
+if rd:
+    print(f"\n  reader ({compose}) loss {rd[0]['loss']:.3f} -> {rd[-1]['loss']:.3f}")
+print(f"  {'what the reader reads, all forms':<38}{'n':>5} {'exact':>7}  {'CER':>5}  {'parts':>5}  {'order':>5}")
+line("training scenes", "train")
+line("held-out scenes (*)", "heldout_scenes")
+line("training scenes, held-out (form, reg.)", "heldout_pairs")
+line("scenes with an unseen word (*)", "unseen_words")
+print("  parts: share of the scene's parts the output names; order: named parts in the scene's order;")
+print("  (*): declared at decode time with --lexicon, never in the reader's vocabulary")
+print(f"\n  time: base {t_base} s, decoder {t_dec} s, decoding {t_decode} s, reader {t_reader} s, total {t_all} s")
+print("  plots: " + ", ".join(p for p in (f"{out}/pretrain_loss.svg", f"{out}/decoder_loss.svg", f"{out}/reader_loss.svg")
+                              if os.path.exists(p)))
 PY
 [ "$repro" = PASS ]

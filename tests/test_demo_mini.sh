@@ -19,12 +19,18 @@ with open(sys.argv[1], "w", encoding="utf-8") as f:
         f.write(" ".join(random.choice(words) for _ in range(random.randint(4, 12))).capitalize() + ".\n%\n")
 PY
 DEMO_OUT=$T/out DEMO_CORPUS=$T/corpus.txt DEMO_PRESET=nano DEMO_VOCAB=400 DEMO_PRETRAIN_STEPS=8 \
-  DEMO_DECODER_STEPS=4 DEMO_SCENES="Δ21 stormgatejoy" bash "$ROOT/scripts/demo.sh" "$HL" > "$T/demo.log" 2>&1 || {
+  DEMO_DECODER_STEPS=4 DEMO_READER_STEPS=4 DEMO_SYNTH_SCENES=40 DEMO_SYNTH_UNSEEN=1 DEMO_EVAL_N=6 \
+  DEMO_SCENES="Δ21 stormgatejoy" bash "$ROOT/scripts/demo.sh" "$HL" > "$T/demo.log" 2>&1 || {
   cat "$T/demo.log"; echo "FAIL: demo pipeline exited non-zero"; exit 1; }
 fail=0
 check() { if eval "$1"; then echo "ok: $2"; else echo "FAIL: $2"; fail=1; fi; }
 check 'grep -q "reproducibility (2 vs 1 thread).*PASS" "$T/demo.log"' "reproducibility check passes"
 check 'grep -q "exact match, training outputs" "$T/demo.log"' "summary table printed"
+check 'grep -q "held-out scenes (\*)" "$T/demo.log" && grep -q "scenes with an unseen word (\*)" "$T/demo.log"' \
+  "the reader's training and held-out splits in the summary"
+check '[ "$(grep -c "^    Ψ[1-4] " "$T/demo.log")" -eq 8 ]' "4 scenes declared at decode time, decoded in 2 forms"
+check '[ -s "$T/out/reader_loss.svg" ] && grep -q "\"compose\": \"slots+facets\"" "$T/out/reader_lexicon.jsonl"' \
+  "the reader trains with the default rule (slots+facets) and plots its loss"
 check '[ "$(grep -c "^    \(text\|symbols\|formula\|dialogue\|report\) " "$T/demo.log")" -eq 30 ]' "2 scenes x 15 decodings printed"
 check '[ -s "$T/out/decoder_loss.svg" ] && [ -s "$T/out/pretrain_loss.svg" ]' "loss plots written"
 check 'head -c 4 "$T/out/base.gguf" | grep -q GGUF' "the pretrained base is a GGUF"
@@ -32,7 +38,8 @@ check '"$HL" generate -m "$T/out/base.gguf" -p "The rain" -n 5 > /dev/null 2>&1'
 "$HL" inspect "$T/out/decoder.gguf" > "$T/inspect.txt" 2>&1
 check 'grep -q "hyperlora.lexicon.jsonl" "$T/inspect.txt"' "the decoder carries its lexicon"
 # The cached base is reused on a second run.
-DEMO_OUT=$T/out DEMO_CORPUS=$T/corpus.txt DEMO_DECODER_STEPS=2 DEMO_SCENES="Δ21" \
+DEMO_OUT=$T/out DEMO_CORPUS=$T/corpus.txt DEMO_DECODER_STEPS=2 DEMO_READER_STEPS=2 DEMO_SYNTH_SCENES=40 \
+  DEMO_SYNTH_UNSEEN=1 DEMO_EVAL_N=6 DEMO_SCENES="Δ21" \
   bash "$ROOT/scripts/demo.sh" "$HL" > "$T/demo2.log" 2>&1 || { cat "$T/demo2.log"; fail=1; }
 check 'grep -q "base model: cached" "$T/demo2.log"' "second run reuses the cached base"
 if [ $fail -ne 0 ]; then cat "$T/demo.log"; echo "0 passed, 1 failed"; exit 1; fi
