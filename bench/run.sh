@@ -9,7 +9,8 @@
 #   BENCH_FULL=1: also s110M inference and s110M training 1x256 and 4x256,
 #       3 alternating rounds of the training benchmarks;
 #   always: LoRA training throughput and padding in the three --pack modes on
-#       the example scene data (bench/pack.sh).
+#       the example scene data (bench/pack.sh), and the composition rules
+#       compared on a generated scene corpus (bench/compose.sh, ~3 min).
 #
 # Environment:
 #   BENCH_PEER=1     also run the PyTorch peer (../shared/bench/bench.py) on the
@@ -247,6 +248,13 @@ if [ "$FULL" = 1 ]; then kernels s110M 1; fi
 say "row packing: docs, none, stream on examples/scenes/train.jsonl"
 wait_quiet
 bash "$ROOT/bench/pack.sh" "$BUILD" "$OUT" || true
+
+# ---------------------------------------------------------------- composition rules
+# What a symbols decoder reads under the mean, slots and ranked rules (compose.sh;
+# needs the demo's base, out/demo/base.gguf, and skips itself without it).
+say "composition rules: parts, slots, ranked on a generated corpus"
+wait_quiet
+bash "$ROOT/bench/compose.sh" "$BUILD" "" "$OUT" || true
 
 # ---------------------------------------------------------------- bounds
 # Hostile-input budgets (issue 13): a 100,000-entry lexicon loads in < 1 s, and
