@@ -50,20 +50,13 @@ static int ends_with(hl_gguf_str s, const char *suffix, size_t *base_len) {
     return 1;
 }
 
-/* Copies a 2-D F32/F16/BF16 tensor into a new f32 buffer. */
+/* Copies a 2-D tensor of any type the reader accepts into a new f32 buffer
+ * (the reader made ne[0] a whole number of blocks). */
 static float *tensor_to_f32(const hl_gguf_tensor *t) {
     uint64_t n = (uint64_t)t->ne[0] * (uint64_t)t->ne[1];
     float *buf = hl_malloc_array((size_t)n, sizeof(float));
     if (!buf) return NULL;
-    const uint8_t *src = t->data;
-    for (uint64_t i = 0; i < n; i++) {
-        if (t->type == HL_TYPE_F32) memcpy(&buf[i], src + 4 * i, 4);
-        else {
-            uint16_t h;
-            memcpy(&h, src + 2 * i, 2);
-            buf[i] = t->type == HL_TYPE_F16 ? hl_f16_to_f32(h) : hl_bf16_to_f32(h);
-        }
-    }
+    hl_dequantize(t->type, t->data, buf, (int64_t)n / hl_type_traits_of(t->type)->block_elems);
     return buf;
 }
 

@@ -146,17 +146,15 @@ static hl_status gguf_tensor_f32(hl_model *m, const char *name, int n_dims, int6
         *out = t->data;
         return HL_OK;
     }
+    const hl_type_traits *tr = hl_type_traits_of(t->type); /* the reader accepts only types with traits */
+    int64_t n_blocks = (int64_t)n / tr->block_elems;
+    int64_t bad_block = hl_quant_find_bad_scale(t->type, t->data, n_blocks);
+    if (bad_block >= 0)
+        return hl_fail(err, HL_ERR_FORMAT, "%s: tensor %s (%s): block %lld has a non-finite scale", m->path, name,
+                       tr->name, (long long)bad_block);
     float *buf = own(m, n);
     if (!buf) return hl_fail(err, HL_ERR_NOMEM, "%s: out of memory converting %s", m->path, name);
-    const uint8_t *src = t->data;
-    for (size_t i = 0; i < n; i++) {
-        if (t->type == HL_TYPE_F32) memcpy(&buf[i], src + 4 * i, 4);
-        else {
-            uint16_t h;
-            memcpy(&h, src + 2 * i, 2);
-            buf[i] = t->type == HL_TYPE_F16 ? hl_f16_to_f32(h) : hl_bf16_to_f32(h);
-        }
-    }
+    hl_dequantize(t->type, t->data, buf, n_blocks);
     *out = buf;
     return HL_OK;
 }

@@ -1,0 +1,315 @@
+/* quant_types.c: the type table and the reference dequantizer of every block
+ * type (see quant_types.h). Each block layout is written out beside its
+ * dequantizer, byte offsets included; blocks are read with byte loads, so a
+ * block may sit at any address.
+ *
+ * The float arithmetic is ggml's reference order, one rounding per written
+ * operation: the build keeps -ffp-contract=off (ISO C11), so a*b - c stays a
+ * multiply then a subtract. */
+#include "quant/quant_types.h"
+#include "util/half.h"
+
+#include <math.h>
+#include <string.h>
+
+static const hl_type_traits traits_f32 = {"f32", 1, 4, 0};
+static const hl_type_traits traits_f16 = {"f16", 1, 2, 0};
+static const hl_type_traits traits_bf16 = {"bf16", 1, 2, 0};
+static const hl_type_traits traits_q4_0 = {"q4_0", HL_QK, 18, 1};
+static const hl_type_traits traits_q4_1 = {"q4_1", HL_QK, 20, 1};
+static const hl_type_traits traits_q5_0 = {"q5_0", HL_QK, 22, 1};
+static const hl_type_traits traits_q5_1 = {"q5_1", HL_QK, 24, 1};
+static const hl_type_traits traits_q8_0 = {"q8_0", HL_QK, 34, 1};
+static const hl_type_traits traits_q2_k = {"q2_K", HL_QK_K, 84, 1};
+static const hl_type_traits traits_q3_k = {"q3_K", HL_QK_K, 110, 1};
+static const hl_type_traits traits_q4_k = {"q4_K", HL_QK_K, 144, 1};
+static const hl_type_traits traits_q5_k = {"q5_K", HL_QK_K, 176, 1};
+static const hl_type_traits traits_q6_k = {"q6_K", HL_QK_K, 210, 1};
+
+const hl_type_traits *hl_type_traits_of(uint32_t type) {
+    switch (type) {
+    case HL_TYPE_F32: return &traits_f32;
+    case HL_TYPE_F16: return &traits_f16;
+    case HL_TYPE_BF16: return &traits_bf16;
+    case HL_TYPE_Q4_0: return &traits_q4_0;
+    case HL_TYPE_Q4_1: return &traits_q4_1;
+    case HL_TYPE_Q5_0: return &traits_q5_0;
+    case HL_TYPE_Q5_1: return &traits_q5_1;
+    case HL_TYPE_Q8_0: return &traits_q8_0;
+    case HL_TYPE_Q2_K: return &traits_q2_k;
+    case HL_TYPE_Q3_K: return &traits_q3_k;
+    case HL_TYPE_Q4_K: return &traits_q4_k;
+    case HL_TYPE_Q5_K: return &traits_q5_k;
+    case HL_TYPE_Q6_K: return &traits_q6_k;
+    default: return NULL;
+    }
+}
+
+const char *hl_ggml_type_name(uint32_t t) {
+    static const char *names[] = {
+        "f32", "f16", "q4_0", "q4_1", "q4_2", "q4_3", "q5_0", "q5_1", "q8_0", "q8_1",
+        "q2_K", "q3_K", "q4_K", "q5_K", "q6_K", "q8_K", "iq2_xxs", "iq2_xs", "iq3_xxs",
+        "iq1_s", "iq4_nl", "iq3_s", "iq2_s", "iq4_xs", "i8", "i16", "i32", "i64", "f64",
+        "iq1_m", "bf16", "q4_0_4_4", "q4_0_4_8", "q4_0_8_8", "tq1_0", "tq2_0",
+        "iq4_nl_4_4", "iq4_nl_4_8", "iq4_nl_8_8", "mxfp4"};
+    if (t < sizeof names / sizeof names[0]) return names[t];
+    return "unknown";
+}
+
+int hl_type_row_bytes(uint32_t type, int64_t n, uint64_t *out) {
+    const hl_type_traits *tr = hl_type_traits_of(type);
+    if (!tr || n <= 0 || n % tr->block_elems) return 0;
+    uint64_t blocks = (uint64_t)(n / tr->block_elems);
+    return !__builtin_mul_overflow(blocks, (uint64_t)tr->block_bytes, out);
+}
+
+static float f16_at(const uint8_t *p) { return hl_f16_to_f32((uint16_t)(p[0] | (p[1] << 8))); }
+
+/* ---- 32-element types ---- */
+
+/* q4_0, 18 bytes: f16 d @0; u8 qs[16] @2. Element j < 16 is the low nibble of
+ * qs[j], element j + 16 its high nibble; y = (q - 8)·d. */
+static void deq_q4_0(const uint8_t *b, float *y) {
+    const float d = f16_at(b);
+    const uint8_t *qs = b + 2;
+    for (int j = 0; j < 16; j++) {
+        y[j] = (float)((qs[j] & 0x0f) - 8) * d;
+        y[j + 16] = (float)((qs[j] >> 4) - 8) * d;
+    }
+}
+
+/* q4_1, 20 bytes: f16 d @0; f16 m @2; u8 qs[16] @4. y = q·d + m. */
+static void deq_q4_1(const uint8_t *b, float *y) {
+    const float d = f16_at(b), m = f16_at(b + 2);
+    const uint8_t *qs = b + 4;
+    for (int j = 0; j < 16; j++) {
+        y[j] = (float)(qs[j] & 0x0f) * d + m;
+        y[j + 16] = (float)(qs[j] >> 4) * d + m;
+    }
+}
+
+static uint32_t le32_at(const uint8_t *p) {
+    return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24);
+}
+
+/* q5_0, 22 bytes: f16 d @0; u32 qh @2 (bit j: the fifth bit of element j);
+ * u8 qs[16] @6 (nibbles as q4_0). y = (q - 16)·d. */
+static void deq_q5_0(const uint8_t *b, float *y) {
+    const float d = f16_at(b);
+    const uint32_t qh = le32_at(b + 2);
+    const uint8_t *qs = b + 6;
+    for (int j = 0; j < 16; j++) {
+        int h0 = (int)((qh >> j) & 1) << 4, h1 = (int)((qh >> (j + 16)) & 1) << 4;
+        y[j] = (float)(((qs[j] & 0x0f) | h0) - 16) * d;
+        y[j + 16] = (float)(((qs[j] >> 4) | h1) - 16) * d;
+    }
+}
+
+/* q5_1, 24 bytes: f16 d @0; f16 m @2; u32 qh @4; u8 qs[16] @8. y = q·d + m. */
+static void deq_q5_1(const uint8_t *b, float *y) {
+    const float d = f16_at(b), m = f16_at(b + 2);
+    const uint32_t qh = le32_at(b + 4);
+    const uint8_t *qs = b + 8;
+    for (int j = 0; j < 16; j++) {
+        int h0 = (int)((qh >> j) & 1) << 4, h1 = (int)((qh >> (j + 16)) & 1) << 4;
+        y[j] = (float)((qs[j] & 0x0f) | h0) * d + m;
+        y[j + 16] = (float)((qs[j] >> 4) | h1) * d + m;
+    }
+}
+
+/* q8_0, 34 bytes: f16 d @0; i8 qs[32] @2. y = q·d. */
+static void deq_q8_0(const uint8_t *b, float *y) {
+    const float d = f16_at(b);
+    for (int j = 0; j < 32; j++) y[j] = (float)(int8_t)b[2 + j] * d;
+}
+
+/* ---- K types: super-blocks of 256 ---- */
+
+/* q2_K, 84 bytes: u8 scales[16] @0 (low nibble: scale, high: min, per 16
+ * elements); u8 qs[64] @16 (2-bit values); f16 d @80; f16 dmin @82.
+ * Each half of 128 elements uses 32 bytes of qs: element 32·j' + l of the
+ * half (j' = 0..3 the bit pair) is bits 2j'..2j'+1 of qs[l]; the 16-element
+ * groups take scales in order. y = d·sc·q - dmin·mn. */
+static void deq_q2_k(const uint8_t *b, float *y) {
+    const uint8_t *scales = b, *q = b + 16;
+    const float d = f16_at(b + 80), dmin = f16_at(b + 82);
+    int is = 0;
+    for (int half = 0; half < 2; half++) {
+        for (int shift = 0; shift < 8; shift += 2) {
+            for (int part = 0; part < 2; part++) {
+                const uint8_t sc = scales[is++];
+                const float dl = d * (float)(sc & 0x0f), ml = dmin * (float)(sc >> 4);
+                for (int l = 0; l < 16; l++) *y++ = dl * (float)((q[part * 16 + l] >> shift) & 3) - ml;
+            }
+        }
+        q += 32;
+    }
+}
+
+/* q3_K, 110 bytes: u8 hmask[32] @0 (the high bit, inverted: set means +0,
+ * clear means -4); u8 qs[64] @32 (2-bit low parts, as q2_K); u8 scales[12]
+ * @96 (16 signed 6-bit scales, offset by 32: the low 4 bits of scale i are
+ * nibble i of bytes 0..7 (low nibbles first for i < 8), the high 2 bits are
+ * bits 2(i/4 % 4).. of byte 8 + i % 4); f16 d @108. y = d·(sc - 32)·q. */
+static void deq_q3_k(const uint8_t *b, float *y) {
+    const uint8_t *hm = b, *q = b + 32, *s = b + 96;
+    const float d_all = f16_at(b + 108);
+    int8_t sc[16];
+    for (int i = 0; i < 16; i++) {
+        int lo = i < 8 ? (s[i] & 0x0f) : (s[i - 8] >> 4);
+        int hi = (s[8 + i % 4] >> (2 * (i / 4))) & 3;
+        sc[i] = (int8_t)((lo | (hi << 4)) - 32);
+    }
+    int is = 0;
+    uint8_t m = 1;
+    for (int half = 0; half < 2; half++) {
+        for (int shift = 0; shift < 8; shift += 2) {
+            for (int part = 0; part < 2; part++) {
+                const float dl = d_all * (float)sc[is++];
+                for (int l = 0; l < 16; l++) {
+                    int k = part * 16 + l;
+                    int v = ((q[k] >> shift) & 3) - ((hm[k] & m) ? 0 : 4);
+                    *y++ = dl * (float)v;
+                }
+            }
+            m = (uint8_t)(m << 1);
+        }
+        q += 32;
+    }
+}
+
+/* The 6-bit scale and min of 32-element group j (0..7) of q4_K / q5_K's
+ * 12 scale bytes: j < 4: low 6 bits of bytes j and j + 4; otherwise the
+ * nibbles of byte j + 4 with the top 2 bits of bytes j - 4 and j on top. */
+static void scale_min_k4(int j, const uint8_t *q, uint8_t *sc, uint8_t *mn) {
+    if (j < 4) {
+        *sc = q[j] & 63;
+        *mn = q[j + 4] & 63;
+    } else {
+        *sc = (uint8_t)((q[j + 4] & 0x0f) | ((q[j - 4] >> 6) << 4));
+        *mn = (uint8_t)((q[j + 4] >> 4) | ((q[j] >> 6) << 4));
+    }
+}
+
+/* q4_K, 144 bytes: f16 d @0; f16 dmin @2; u8 scales[12] @4; u8 qs[128] @16.
+ * Each 64 elements use 32 bytes of qs: the low nibbles (group 2i), then the
+ * high nibbles (group 2i + 1). y = d·sc·q - dmin·mn. */
+static void deq_q4_k(const uint8_t *b, float *y) {
+    const float d = f16_at(b), dmin = f16_at(b + 2);
+    const uint8_t *scales = b + 4, *q = b + 16;
+    for (int g = 0; g < 8; g += 2) {
+        uint8_t sc, mn;
+        scale_min_k4(g, scales, &sc, &mn);
+        const float d1 = d * (float)sc, m1 = dmin * (float)mn;
+        scale_min_k4(g + 1, scales, &sc, &mn);
+        const float d2 = d * (float)sc, m2 = dmin * (float)mn;
+        for (int l = 0; l < 32; l++) *y++ = d1 * (float)(q[l] & 0x0f) - m1;
+        for (int l = 0; l < 32; l++) *y++ = d2 * (float)(q[l] >> 4) - m2;
+        q += 32;
+    }
+}
+
+/* q5_K, 176 bytes: f16 d @0; f16 dmin @2; u8 scales[12] @4; u8 qh[32] @16
+ * (bit 2i of qh[l]: the fifth bit of element l of group 2i, bit 2i + 1 of
+ * group 2i + 1); u8 qs[128] @48 (as q4_K). y = d·sc·q - dmin·mn. */
+static void deq_q5_k(const uint8_t *b, float *y) {
+    const float d = f16_at(b), dmin = f16_at(b + 2);
+    const uint8_t *scales = b + 4, *qh = b + 16, *ql = b + 48;
+    uint8_t u1 = 1, u2 = 2;
+    for (int g = 0; g < 8; g += 2) {
+        uint8_t sc, mn;
+        scale_min_k4(g, scales, &sc, &mn);
+        const float d1 = d * (float)sc, m1 = dmin * (float)mn;
+        scale_min_k4(g + 1, scales, &sc, &mn);
+        const float d2 = d * (float)sc, m2 = dmin * (float)mn;
+        for (int l = 0; l < 32; l++) *y++ = d1 * (float)((ql[l] & 0x0f) + (qh[l] & u1 ? 16 : 0)) - m1;
+        for (int l = 0; l < 32; l++) *y++ = d2 * (float)((ql[l] >> 4) + (qh[l] & u2 ? 16 : 0)) - m2;
+        ql += 32;
+        u1 = (uint8_t)(u1 << 2);
+        u2 = (uint8_t)(u2 << 2);
+    }
+}
+
+/* q6_K, 210 bytes: u8 ql[128] @0 (low 4 bits); u8 qh[64] @128 (high 2
+ * bits); i8 scales[16] @192 (per 16 elements); f16 d @208. Each half of 128
+ * elements uses 64 bytes of ql and 32 of qh: element l + 32i (i = 0..3,
+ * l < 32) is the low (i even) or high (i odd) nibble of ql[l + 32(i & 1)]
+ * with bits 2i..2i+1 of qh[l] on top. y = d·sc·(q - 32), multiplied left
+ * to right. */
+static void deq_q6_k(const uint8_t *b, float *y) {
+    const uint8_t *ql = b, *qh = b + 128;
+    const int8_t *sc = (const int8_t *)(b + 192);
+    const float d = f16_at(b + 208);
+    for (int half = 0; half < 2; half++) {
+        for (int l = 0; l < 32; l++) {
+            int is = l / 16;
+            int q1 = ((ql[l] & 0x0f) | (((qh[l] >> 0) & 3) << 4)) - 32;
+            int q2 = ((ql[l + 32] & 0x0f) | (((qh[l] >> 2) & 3) << 4)) - 32;
+            int q3 = ((ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4)) - 32;
+            int q4 = ((ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4)) - 32;
+            y[l] = d * (float)sc[is + 0] * (float)q1;
+            y[l + 32] = d * (float)sc[is + 2] * (float)q2;
+            y[l + 64] = d * (float)sc[is + 4] * (float)q3;
+            y[l + 96] = d * (float)sc[is + 6] * (float)q4;
+        }
+        y += 128;
+        ql += 64;
+        qh += 32;
+        sc += 8;
+    }
+}
+
+void hl_dequantize(uint32_t type, const void *src, float *dst, int64_t n_blocks) {
+    const uint8_t *p = src;
+    const hl_type_traits *tr = hl_type_traits_of(type);
+    if (!tr) return;
+    void (*fn)(const uint8_t *, float *) = NULL;
+    switch (type) {
+    case HL_TYPE_F32: memcpy(dst, p, (size_t)n_blocks * 4); return;
+    case HL_TYPE_F16:
+        for (int64_t i = 0; i < n_blocks; i++) dst[i] = f16_at(p + 2 * i);
+        return;
+    case HL_TYPE_BF16:
+        for (int64_t i = 0; i < n_blocks; i++) dst[i] = hl_bf16_to_f32((uint16_t)(p[2 * i] | (p[2 * i + 1] << 8)));
+        return;
+    case HL_TYPE_Q4_0: fn = deq_q4_0; break;
+    case HL_TYPE_Q4_1: fn = deq_q4_1; break;
+    case HL_TYPE_Q5_0: fn = deq_q5_0; break;
+    case HL_TYPE_Q5_1: fn = deq_q5_1; break;
+    case HL_TYPE_Q8_0: fn = deq_q8_0; break;
+    case HL_TYPE_Q2_K: fn = deq_q2_k; break;
+    case HL_TYPE_Q3_K: fn = deq_q3_k; break;
+    case HL_TYPE_Q4_K: fn = deq_q4_k; break;
+    case HL_TYPE_Q5_K: fn = deq_q5_k; break;
+    case HL_TYPE_Q6_K: fn = deq_q6_k; break;
+    default: return;
+    }
+    for (int64_t i = 0; i < n_blocks; i++) fn(p + i * tr->block_bytes, dst + i * tr->block_elems);
+}
+
+/* Byte offsets of a block's f16 scale fields (-1: none). */
+static void scale_offsets(uint32_t type, int *a, int *b) {
+    *a = -1;
+    *b = -1;
+    switch (type) {
+    case HL_TYPE_Q4_0: case HL_TYPE_Q5_0: case HL_TYPE_Q8_0: *a = 0; break;
+    case HL_TYPE_Q4_1: case HL_TYPE_Q5_1: case HL_TYPE_Q4_K: case HL_TYPE_Q5_K: *a = 0; *b = 2; break;
+    case HL_TYPE_Q2_K: *a = 80; *b = 82; break;
+    case HL_TYPE_Q3_K: *a = 108; break;
+    case HL_TYPE_Q6_K: *a = 208; break;
+    default: break;
+    }
+}
+
+static int f16_finite(const uint8_t *p) { return ((p[1] >> 2) & 0x1f) != 0x1f; } /* exponent not all ones */
+
+int64_t hl_quant_find_bad_scale(uint32_t type, const void *src, int64_t n_blocks) {
+    const hl_type_traits *tr = hl_type_traits_of(type);
+    int a, b;
+    scale_offsets(type, &a, &b);
+    if (!tr || a < 0) return -1;
+    const uint8_t *p = src;
+    for (int64_t i = 0; i < n_blocks; i++, p += tr->block_bytes)
+        if (!f16_finite(p + a) || (b >= 0 && !f16_finite(p + b))) return i;
+    return -1;
+}
