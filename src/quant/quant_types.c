@@ -313,3 +313,13 @@ int64_t hl_quant_find_bad_scale(uint32_t type, const void *src, int64_t n_blocks
         if (!f16_finite(p + a) || (b >= 0 && !f16_finite(p + b))) return i;
     return -1;
 }
+
+void hl_qweight_blocks(const hl_qweight *w, int64_t r, int64_t b0, int64_t n, float *dst) {
+    const hl_type_traits *tr = hl_type_traits_of(w->type);
+    const uint8_t *row = (const uint8_t *)w->data + (uint64_t)r * w->row_bytes;
+    hl_dequantize(w->type, row + b0 * tr->block_bytes, dst, n);
+}
+
+void hl_qweight_row(const hl_qweight *w, int64_t r, float *dst) {
+    hl_qweight_blocks(w, r, 0, w->cols / hl_type_traits_of(w->type)->block_elems, dst);
+}

@@ -65,4 +65,19 @@ void hl_dequantize(uint32_t type, const void *src, float *dst, int64_t n_blocks)
  * every scale is finite (always -1 for f32/f16/bf16, whose values are the
  * data, not scales). */
 int64_t hl_quant_find_bad_scale(uint32_t type, const void *src, int64_t n_blocks);
+
+/* A read-only view of a 2-D weight (rows, cols) of any supported type, as
+ * the file stores it: row r is cols / block_elems blocks at
+ * data + r·row_bytes. */
+typedef struct hl_qweight {
+    const void *data;
+    uint32_t type;
+    int64_t rows, cols;  /* (O, K): ggml ne = [cols, rows] */
+    uint64_t row_bytes;
+} hl_qweight;
+
+/* dst[0..cols) = row r of w. */
+void hl_qweight_row(const hl_qweight *w, int64_t r, float *dst);
+/* dst[0 .. n·block_elems) = blocks b0 .. b0+n-1 of row r of w. */
+void hl_qweight_blocks(const hl_qweight *w, int64_t r, int64_t b0, int64_t n, float *dst);
 #endif
