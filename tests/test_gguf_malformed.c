@@ -204,6 +204,16 @@ static void c_nbytes_overflow(bb *b) {
     uint64_t ne[2] = {(uint64_t)1 << 31, (uint64_t)1 << 31}; /* 2^62 elements x 4 bytes */
     hdr(b, 3, 1, 2); base_kvs(b); tinfo(b, "a", 2, ne, HL_TYPE_F32, 0); data(b, 32, 32);
 }
+/* Valid block-type tensors: q8_0 (2 rows of 32: 68 bytes), q4_K and q6_K (one
+ * 256-element row each: 144 and 210 bytes), each at the next multiple of 32. */
+static void c_valid_quant(bb *b) {
+    uint64_t ne_q8[2] = {32, 2}, ne_k[2] = {256, 1};
+    hdr(b, 3, 3, 2); base_kvs(b);
+    tinfo(b, "q8", 2, ne_q8, HL_TYPE_Q8_0, 0);
+    tinfo(b, "q4k", 2, ne_k, HL_TYPE_Q4_K, 96);
+    tinfo(b, "q6k", 2, ne_k, HL_TYPE_Q6_K, 256);
+    data(b, 32, 466);
+}
 /* Block types: a row must be whole blocks, and rows × row bytes must not wrap. */
 static void c_quant_row_partial(bb *b) {
     uint64_t ne[2] = {48, 2};
@@ -288,6 +298,7 @@ static const mcase cases[] = {
     {"valid", c_valid, HL_OK, NULL, 1},
     {"valid_v2", c_valid_v2, HL_OK, NULL, 1},
     {"valid_all_types", c_valid_all_types, HL_OK, NULL, 1},
+    {"valid_quant_types", c_valid_quant, HL_OK, NULL, 1},
     {"valid_adapter", c_valid_adapter, HL_OK, NULL, 1},
     {"empty_file", c_empty_file, HL_ERR_FORMAT, "too small", 0},
     {"bad_magic", c_bad_magic, HL_ERR_FORMAT, "bad magic", 1},
@@ -425,6 +436,7 @@ int main(void) {
     printf("%d/%d malformed-file cases behave as expected\n", passed, n_cases);
     test_all_truncations(c_valid, "valid-truncated");
     test_all_truncations(c_valid_all_types, "all-types-truncated");
+    test_all_truncations(c_valid_quant, "quant-truncated");
     test_all_truncations(c_valid_adapter, "adapter-truncated");
     return hl_test_finish("test_gguf_malformed");
 }
