@@ -106,7 +106,7 @@ int main(void) {
         check_tensors(f32, types[i].name, types[i].type);
         check_cli(types[i].name);
     }
-    CHECK(n_supported >= 5);
+    CHECK(n_supported == 10);
     CHECK(!hl_quantize_supported(HL_TYPE_F32) && !hl_quantize_supported(16));
     hl_gguf_free(f32);
     return hl_test_finish("test_quant_quantize");

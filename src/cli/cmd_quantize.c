@@ -18,7 +18,8 @@ int cmd_quantize(int argc, char **argv) {
                    "Writes IN with every 2-D tensor (projections, token_embd, output) quantized\n"
                    "to TYPE by ggml's reference algorithm (no importance matrix); norms stay f32.\n"
                    "The file is laid out as llama-quantize --pure writes it, byte for byte.\n"
-                   "TYPE: q8_0, q4_0, q4_1, q5_0, q5_1. IN must be f32, f16 or bf16.\n");
+                   "TYPE: q8_0, q4_0, q4_1, q5_0, q5_1, q2_K, q3_K, q4_K, q5_K, q6_K (any case).\n"
+                   "IN must be f32, f16 or bf16; every 2-D row must be whole blocks (32 or 256).\n");
             return 0;
         }
         if (a[0] != '-') {
@@ -33,7 +34,7 @@ int cmd_quantize(int argc, char **argv) {
     }
     if (!in || !out || !type_name) return cli_error(CMD, "usage: hyperlora quantize IN.gguf -o OUT.gguf --type TYPE");
     int32_t type = hl_quantize_type_by_name(type_name);
-    if (type < 0) return cli_error(CMD, "--type %s: not one of q8_0, q4_0, q4_1, q5_0, q5_1", type_name);
+    if (type < 0) return cli_error(CMD, "--type %s: not one of q8_0, q4_0, q4_1, q5_0, q5_1, q2_K, q3_K, q4_K, q5_K, q6_K", type_name);
     hl_io_plan plan;
     hl_io_plan_init(&plan);
     hl_io_plan_add(&plan, HL_IO_INPUT, "the input", in);

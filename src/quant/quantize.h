@@ -1,7 +1,7 @@
 /* quantize.h: f32 rows to ggml blocks, by ggml's reference algorithms
  * (no importance matrix), so that a tensor quantized here has the same bytes
- * as llama-quantize's. Types: q8_0, q4_0, q4_1, q5_0, q5_1. The K types are
- * not written yet (hl_quantize_supported says which).
+ * as llama-quantize's. Types: q8_0, q4_0, q4_1, q5_0, q5_1, q2_K, q3_K,
+ * q4_K, q5_K, q6_K (hl_quantize_supported says which).
  *
  * Each block is quantized from its own elements only: the result does not
  * depend on how rows are split or threaded. */
