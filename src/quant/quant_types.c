@@ -69,7 +69,7 @@ static float f16_at(const uint8_t *p) { return hl_f16_to_f32((uint16_t)(p[0] | (
 
 /* q4_0, 18 bytes: f16 d @0; u8 qs[16] @2. Element j < 16 is the low nibble of
  * qs[j], element j + 16 its high nibble; y = (q - 8)·d. */
-static void deq_q4_0(const uint8_t *b, float *y) {
+static void deq_q4_0(const uint8_t *restrict b, float *restrict y) {
     const float d = f16_at(b);
     const uint8_t *qs = b + 2;
     for (int j = 0; j < 16; j++) {
@@ -79,7 +79,7 @@ static void deq_q4_0(const uint8_t *b, float *y) {
 }
 
 /* q4_1, 20 bytes: f16 d @0; f16 m @2; u8 qs[16] @4. y = q·d + m. */
-static void deq_q4_1(const uint8_t *b, float *y) {
+static void deq_q4_1(const uint8_t *restrict b, float *restrict y) {
     const float d = f16_at(b), m = f16_at(b + 2);
     const uint8_t *qs = b + 4;
     for (int j = 0; j < 16; j++) {
@@ -94,7 +94,7 @@ static uint32_t le32_at(const uint8_t *p) {
 
 /* q5_0, 22 bytes: f16 d @0; u32 qh @2 (bit j: the fifth bit of element j);
  * u8 qs[16] @6 (nibbles as q4_0). y = (q - 16)·d. */
-static void deq_q5_0(const uint8_t *b, float *y) {
+static void deq_q5_0(const uint8_t *restrict b, float *restrict y) {
     const float d = f16_at(b);
     const uint32_t qh = le32_at(b + 2);
     const uint8_t *qs = b + 6;
@@ -106,7 +106,7 @@ static void deq_q5_0(const uint8_t *b, float *y) {
 }
 
 /* q5_1, 24 bytes: f16 d @0; f16 m @2; u32 qh @4; u8 qs[16] @8. y = q·d + m. */
-static void deq_q5_1(const uint8_t *b, float *y) {
+static void deq_q5_1(const uint8_t *restrict b, float *restrict y) {
     const float d = f16_at(b), m = f16_at(b + 2);
     const uint32_t qh = le32_at(b + 4);
     const uint8_t *qs = b + 8;
@@ -118,7 +118,7 @@ static void deq_q5_1(const uint8_t *b, float *y) {
 }
 
 /* q8_0, 34 bytes: f16 d @0; i8 qs[32] @2. y = q·d. */
-static void deq_q8_0(const uint8_t *b, float *y) {
+static void deq_q8_0(const uint8_t *restrict b, float *restrict y) {
     const float d = f16_at(b);
     for (int j = 0; j < 32; j++) y[j] = (float)(int8_t)b[2 + j] * d;
 }
@@ -130,7 +130,7 @@ static void deq_q8_0(const uint8_t *b, float *y) {
  * Each half of 128 elements uses 32 bytes of qs: element 32·j' + l of the
  * half (j' = 0..3 the bit pair) is bits 2j'..2j'+1 of qs[l]; the 16-element
  * groups take scales in order. y = d·sc·q - dmin·mn. */
-static void deq_q2_k(const uint8_t *b, float *y) {
+static void deq_q2_k(const uint8_t *restrict b, float *restrict y) {
     const uint8_t *scales = b, *q = b + 16;
     const float d = f16_at(b + 80), dmin = f16_at(b + 82);
     int is = 0;
@@ -151,7 +151,7 @@ static void deq_q2_k(const uint8_t *b, float *y) {
  * @96 (16 signed 6-bit scales, offset by 32: the low 4 bits of scale i are
  * nibble i of bytes 0..7 (low nibbles first for i < 8), the high 2 bits are
  * bits 2(i/4 % 4).. of byte 8 + i % 4); f16 d @108. y = d·(sc - 32)·q. */
-static void deq_q3_k(const uint8_t *b, float *y) {
+static void deq_q3_k(const uint8_t *restrict b, float *restrict y) {
     const uint8_t *hm = b, *q = b + 32, *s = b + 96;
     const float d_all = f16_at(b + 108);
     int8_t sc[16];
@@ -194,7 +194,7 @@ static void scale_min_k4(int j, const uint8_t *q, uint8_t *sc, uint8_t *mn) {
 /* q4_K, 144 bytes: f16 d @0; f16 dmin @2; u8 scales[12] @4; u8 qs[128] @16.
  * Each 64 elements use 32 bytes of qs: the low nibbles (group 2i), then the
  * high nibbles (group 2i + 1). y = d·sc·q - dmin·mn. */
-static void deq_q4_k(const uint8_t *b, float *y) {
+static void deq_q4_k(const uint8_t *restrict b, float *restrict y) {
     const float d = f16_at(b), dmin = f16_at(b + 2);
     const uint8_t *scales = b + 4, *q = b + 16;
     for (int g = 0; g < 8; g += 2) {
@@ -212,7 +212,7 @@ static void deq_q4_k(const uint8_t *b, float *y) {
 /* q5_K, 176 bytes: f16 d @0; f16 dmin @2; u8 scales[12] @4; u8 qh[32] @16
  * (bit 2i of qh[l]: the fifth bit of element l of group 2i, bit 2i + 1 of
  * group 2i + 1); u8 qs[128] @48 (as q4_K). y = d·sc·q - dmin·mn. */
-static void deq_q5_k(const uint8_t *b, float *y) {
+static void deq_q5_k(const uint8_t *restrict b, float *restrict y) {
     const float d = f16_at(b), dmin = f16_at(b + 2);
     const uint8_t *scales = b + 4, *qh = b + 16, *ql = b + 48;
     uint8_t u1 = 1, u2 = 2;
@@ -236,22 +236,47 @@ static void deq_q5_k(const uint8_t *b, float *y) {
  * l < 32) is the low (i even) or high (i odd) nibble of ql[l + 32(i & 1)]
  * with bits 2i..2i+1 of qh[l] on top. y = d·sc·(q - 32), multiplied left
  * to right. */
-static void deq_q6_k(const uint8_t *b, float *y) {
+/* 32 elements of a q6_K half: nibble nib of lo[l], bits hb of qh[l], groups
+ * of 16 scaled by ds0 and ds1. The AVX-512 form does the same integer steps
+ * and the same one multiply per element, so the values are identical. */
+#if defined(__AVX512F__)
+#include <immintrin.h>
+static inline void q6_16(const uint8_t *lo, const uint8_t *qh, int nib, int hb, float ds, float *y) {
+    const __m128i cn = _mm_cvtsi32_si128(nib), ch = _mm_cvtsi32_si128(hb);
+    __m512i l = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)lo));
+    __m512i h = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)qh));
+    __m512i q = _mm512_or_si512(_mm512_and_si512(_mm512_srl_epi32(l, cn), _mm512_set1_epi32(0x0f)),
+                                _mm512_slli_epi32(_mm512_and_si512(_mm512_srl_epi32(h, ch), _mm512_set1_epi32(3)), 4));
+    q = _mm512_sub_epi32(q, _mm512_set1_epi32(32));
+    _mm512_storeu_ps(y, _mm512_mul_ps(_mm512_set1_ps(ds), _mm512_cvtepi32_ps(q)));
+}
+static inline void q6_quarter(const uint8_t *restrict lo, const uint8_t *restrict qh, int nib, int hb, float ds0,
+                              float ds1, float *restrict y) {
+    q6_16(lo, qh, nib, hb, ds0, y);
+    q6_16(lo + 16, qh + 16, nib, hb, ds1, y + 16);
+}
+#else
+static inline void q6_quarter(const uint8_t *restrict lo, const uint8_t *restrict qh, int nib, int hb, float ds0,
+                              float ds1, float *restrict y) {
+    for (int l = 0; l < 32; l++)
+        y[l] = (l < 16 ? ds0 : ds1) * (float)((((lo[l] >> nib) & 0x0f) | (((qh[l] >> hb) & 3) << 4)) - 32);
+}
+#endif
+
+static void deq_q6_k(const uint8_t *restrict b, float *restrict y) {
     const uint8_t *ql = b, *qh = b + 128;
     const int8_t *sc = (const int8_t *)(b + 192);
     const float d = f16_at(b + 208);
     for (int half = 0; half < 2; half++) {
-        for (int l = 0; l < 32; l++) {
-            int is = l / 16;
-            int q1 = ((ql[l] & 0x0f) | (((qh[l] >> 0) & 3) << 4)) - 32;
-            int q2 = ((ql[l + 32] & 0x0f) | (((qh[l] >> 2) & 3) << 4)) - 32;
-            int q3 = ((ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4)) - 32;
-            int q4 = ((ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4)) - 32;
-            y[l] = d * (float)sc[is + 0] * (float)q1;
-            y[l + 32] = d * (float)sc[is + 2] * (float)q2;
-            y[l + 64] = d * (float)sc[is + 4] * (float)q3;
-            y[l + 96] = d * (float)sc[is + 6] * (float)q4;
-        }
+        /* quarter i of the half: nibble (i >> 1) of ql[l + 32(i & 1)], bits 2i of
+         * qh[l]; its two 16-element groups use scales 2i and 2i + 1 of the half.
+         * ggml's d·sc·q multiplies left to right: (d·sc)·q. */
+        float ds[8];
+        for (int k = 0; k < 8; k++) ds[k] = d * (float)sc[k];
+        q6_quarter(ql, qh, 0, 0, ds[0], ds[1], y);
+        q6_quarter(ql + 32, qh, 0, 2, ds[2], ds[3], y + 32);
+        q6_quarter(ql, qh, 4, 4, ds[4], ds[5], y + 64);
+        q6_quarter(ql + 32, qh, 4, 6, ds[6], ds[7], y + 96);
         y += 128;
         ql += 64;
         qh += 32;
@@ -259,11 +284,26 @@ static void deq_q6_k(const uint8_t *b, float *y) {
     }
 }
 
+/* One loop per type over the blocks, so each block's code is inlined and
+ * vectorised. */
+#define DEQ_LOOP(fn, bytes, elems)                                              \
+    static void fn##_blocks(const uint8_t *p, float *y, int64_t n) {           \
+        for (int64_t i = 0; i < n; i++) fn(p + i * (bytes), y + i * (elems));  \
+    }
+DEQ_LOOP(deq_q4_0, 18, HL_QK)
+DEQ_LOOP(deq_q4_1, 20, HL_QK)
+DEQ_LOOP(deq_q5_0, 22, HL_QK)
+DEQ_LOOP(deq_q5_1, 24, HL_QK)
+DEQ_LOOP(deq_q8_0, 34, HL_QK)
+DEQ_LOOP(deq_q2_k, 84, HL_QK_K)
+DEQ_LOOP(deq_q3_k, 110, HL_QK_K)
+DEQ_LOOP(deq_q4_k, 144, HL_QK_K)
+DEQ_LOOP(deq_q5_k, 176, HL_QK_K)
+DEQ_LOOP(deq_q6_k, 210, HL_QK_K)
+#undef DEQ_LOOP
+
 void hl_dequantize(uint32_t type, const void *src, float *dst, int64_t n_blocks) {
     const uint8_t *p = src;
-    const hl_type_traits *tr = hl_type_traits_of(type);
-    if (!tr) return;
-    void (*fn)(const uint8_t *, float *) = NULL;
     switch (type) {
     case HL_TYPE_F32: memcpy(dst, p, (size_t)n_blocks * 4); return;
     case HL_TYPE_F16:
@@ -272,19 +312,18 @@ void hl_dequantize(uint32_t type, const void *src, float *dst, int64_t n_blocks)
     case HL_TYPE_BF16:
         for (int64_t i = 0; i < n_blocks; i++) dst[i] = hl_bf16_to_f32((uint16_t)(p[2 * i] | (p[2 * i + 1] << 8)));
         return;
-    case HL_TYPE_Q4_0: fn = deq_q4_0; break;
-    case HL_TYPE_Q4_1: fn = deq_q4_1; break;
-    case HL_TYPE_Q5_0: fn = deq_q5_0; break;
-    case HL_TYPE_Q5_1: fn = deq_q5_1; break;
-    case HL_TYPE_Q8_0: fn = deq_q8_0; break;
-    case HL_TYPE_Q2_K: fn = deq_q2_k; break;
-    case HL_TYPE_Q3_K: fn = deq_q3_k; break;
-    case HL_TYPE_Q4_K: fn = deq_q4_k; break;
-    case HL_TYPE_Q5_K: fn = deq_q5_k; break;
-    case HL_TYPE_Q6_K: fn = deq_q6_k; break;
+    case HL_TYPE_Q4_0: deq_q4_0_blocks(p, dst, n_blocks); return;
+    case HL_TYPE_Q4_1: deq_q4_1_blocks(p, dst, n_blocks); return;
+    case HL_TYPE_Q5_0: deq_q5_0_blocks(p, dst, n_blocks); return;
+    case HL_TYPE_Q5_1: deq_q5_1_blocks(p, dst, n_blocks); return;
+    case HL_TYPE_Q8_0: deq_q8_0_blocks(p, dst, n_blocks); return;
+    case HL_TYPE_Q2_K: deq_q2_k_blocks(p, dst, n_blocks); return;
+    case HL_TYPE_Q3_K: deq_q3_k_blocks(p, dst, n_blocks); return;
+    case HL_TYPE_Q4_K: deq_q4_k_blocks(p, dst, n_blocks); return;
+    case HL_TYPE_Q5_K: deq_q5_k_blocks(p, dst, n_blocks); return;
+    case HL_TYPE_Q6_K: deq_q6_k_blocks(p, dst, n_blocks); return;
     default: return;
     }
-    for (int64_t i = 0; i < n_blocks; i++) fn(p + i * tr->block_bytes, dst + i * tr->block_elems);
 }
 
 /* Byte offsets of a block's f16 scale fields (-1: none). */
