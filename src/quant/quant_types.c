@@ -72,20 +72,16 @@ static float f16_at(const uint8_t *p) { return hl_f16_to_f32((uint16_t)(p[0] | (
 static void deq_q4_0(const uint8_t *restrict b, float *restrict y) {
     const float d = f16_at(b);
     const uint8_t *qs = b + 2;
-    for (int j = 0; j < 16; j++) {
-        y[j] = (float)((qs[j] & 0x0f) - 8) * d;
-        y[j + 16] = (float)((qs[j] >> 4) - 8) * d;
-    }
+    for (int j = 0; j < 16; j++) y[j] = (float)((qs[j] & 0x0f) - 8) * d;
+    for (int j = 0; j < 16; j++) y[j + 16] = (float)((qs[j] >> 4) - 8) * d;
 }
 
 /* q4_1, 20 bytes: f16 d @0; f16 m @2; u8 qs[16] @4. y = q·d + m. */
 static void deq_q4_1(const uint8_t *restrict b, float *restrict y) {
     const float d = f16_at(b), m = f16_at(b + 2);
     const uint8_t *qs = b + 4;
-    for (int j = 0; j < 16; j++) {
-        y[j] = (float)(qs[j] & 0x0f) * d + m;
-        y[j + 16] = (float)(qs[j] >> 4) * d + m;
-    }
+    for (int j = 0; j < 16; j++) y[j] = (float)(qs[j] & 0x0f) * d + m;
+    for (int j = 0; j < 16; j++) y[j + 16] = (float)(qs[j] >> 4) * d + m;
 }
 
 static uint32_t le32_at(const uint8_t *p) {
@@ -139,7 +135,9 @@ static void deq_q2_k(const uint8_t *restrict b, float *restrict y) {
             for (int part = 0; part < 2; part++) {
                 const uint8_t sc = scales[is++];
                 const float dl = d * (float)(sc & 0x0f), ml = dmin * (float)(sc >> 4);
-                for (int l = 0; l < 16; l++) *y++ = dl * (float)((q[part * 16 + l] >> shift) & 3) - ml;
+                const uint8_t *qq = q + 16 * part;
+                for (int l = 0; l < 16; l++) y[l] = dl * (float)((qq[l] >> shift) & 3) - ml;
+                y += 16;
             }
         }
         q += 32;
@@ -166,11 +164,9 @@ static void deq_q3_k(const uint8_t *restrict b, float *restrict y) {
         for (int shift = 0; shift < 8; shift += 2) {
             for (int part = 0; part < 2; part++) {
                 const float dl = d_all * (float)sc[is++];
-                for (int l = 0; l < 16; l++) {
-                    int k = part * 16 + l;
-                    int v = ((q[k] >> shift) & 3) - ((hm[k] & m) ? 0 : 4);
-                    *y++ = dl * (float)v;
-                }
+                const uint8_t *qq = q + 16 * part, *hh = hm + 16 * part;
+                for (int l = 0; l < 16; l++) y[l] = dl * (float)(((qq[l] >> shift) & 3) - ((hh[l] & m) ? 0 : 4));
+                y += 16;
             }
             m = (uint8_t)(m << 1);
         }
