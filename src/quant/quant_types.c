@@ -65,6 +65,21 @@ int hl_type_row_bytes(uint32_t type, int64_t n, uint64_t *out) {
 
 static float f16_at(const uint8_t *p) { return hl_f16_to_f32((uint16_t)(p[0] | (p[1] << 8))); }
 
+/* AVX-512 builds dequantize 16 elements per step with the same integer steps
+ * and the same float operations, one rounding each (multiply, then add or
+ * subtract: never fused), so both forms give identical values. */
+#if defined(__AVX512F__)
+#include <immintrin.h>
+static inline __m512i u8x16(const uint8_t *p) { return _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)p)); }
+static inline __m512i lo4(__m512i v) { return _mm512_and_si512(v, _mm512_set1_epi32(0x0f)); }
+static inline __m512i hi4(__m512i v) { return _mm512_srli_epi32(v, 4); }
+static inline __m512 to_ps(__m512i v) { return _mm512_cvtepi32_ps(v); }
+/* y[0..16) = a·q - c */
+static inline void store_mul_sub(float *y, float a, __m512i q, float c) {
+    _mm512_storeu_ps(y, _mm512_sub_ps(_mm512_mul_ps(_mm512_set1_ps(a), to_ps(q)), _mm512_set1_ps(c)));
+}
+#endif
+
 /* ---- 32-element types ---- */
 
 /* q4_0, 18 bytes: f16 d @0; u8 qs[16] @2. Element j < 16 is the low nibble of
@@ -72,16 +87,28 @@ static float f16_at(const uint8_t *p) { return hl_f16_to_f32((uint16_t)(p[0] | (
 static void deq_q4_0(const uint8_t *restrict b, float *restrict y) {
     const float d = f16_at(b);
     const uint8_t *qs = b + 2;
+#if defined(__AVX512F__)
+    const __m512i v = u8x16(qs), eight = _mm512_set1_epi32(8);
+    _mm512_storeu_ps(y, _mm512_mul_ps(to_ps(_mm512_sub_epi32(lo4(v), eight)), _mm512_set1_ps(d)));
+    _mm512_storeu_ps(y + 16, _mm512_mul_ps(to_ps(_mm512_sub_epi32(hi4(v), eight)), _mm512_set1_ps(d)));
+#else
     for (int j = 0; j < 16; j++) y[j] = (float)((qs[j] & 0x0f) - 8) * d;
     for (int j = 0; j < 16; j++) y[j + 16] = (float)((qs[j] >> 4) - 8) * d;
+#endif
 }
 
 /* q4_1, 20 bytes: f16 d @0; f16 m @2; u8 qs[16] @4. y = q·d + m. */
 static void deq_q4_1(const uint8_t *restrict b, float *restrict y) {
     const float d = f16_at(b), m = f16_at(b + 2);
     const uint8_t *qs = b + 4;
+#if defined(__AVX512F__)
+    const __m512i v = u8x16(qs);
+    _mm512_storeu_ps(y, _mm512_add_ps(_mm512_mul_ps(to_ps(lo4(v)), _mm512_set1_ps(d)), _mm512_set1_ps(m)));
+    _mm512_storeu_ps(y + 16, _mm512_add_ps(_mm512_mul_ps(to_ps(hi4(v)), _mm512_set1_ps(d)), _mm512_set1_ps(m)));
+#else
     for (int j = 0; j < 16; j++) y[j] = (float)(qs[j] & 0x0f) * d + m;
     for (int j = 0; j < 16; j++) y[j + 16] = (float)(qs[j] >> 4) * d + m;
+#endif
 }
 
 static uint32_t le32_at(const uint8_t *p) {
@@ -94,11 +121,23 @@ static void deq_q5_0(const uint8_t *restrict b, float *restrict y) {
     const float d = f16_at(b);
     const uint32_t qh = le32_at(b + 2);
     const uint8_t *qs = b + 6;
+#if defined(__AVX512F__)
+    const __m512i v = u8x16(qs), hv = _mm512_set1_epi32((int)qh), one = _mm512_set1_epi32(1);
+    const __m512i idx = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    const __m512i h0 = _mm512_slli_epi32(_mm512_and_si512(_mm512_srlv_epi32(hv, idx), one), 4);
+    const __m512i h1 = _mm512_slli_epi32(
+        _mm512_and_si512(_mm512_srlv_epi32(hv, _mm512_add_epi32(idx, _mm512_set1_epi32(16))), one), 4);
+    const __m512i sixteen = _mm512_set1_epi32(16);
+    _mm512_storeu_ps(y, _mm512_mul_ps(to_ps(_mm512_sub_epi32(_mm512_or_si512(lo4(v), h0), sixteen)), _mm512_set1_ps(d)));
+    _mm512_storeu_ps(y + 16,
+                     _mm512_mul_ps(to_ps(_mm512_sub_epi32(_mm512_or_si512(hi4(v), h1), sixteen)), _mm512_set1_ps(d)));
+#else
     for (int j = 0; j < 16; j++) {
         int h0 = (int)((qh >> j) & 1) << 4, h1 = (int)((qh >> (j + 16)) & 1) << 4;
         y[j] = (float)(((qs[j] & 0x0f) | h0) - 16) * d;
         y[j + 16] = (float)(((qs[j] >> 4) | h1) - 16) * d;
     }
+#endif
 }
 
 /* q5_1, 24 bytes: f16 d @0; f16 m @2; u32 qh @4; u8 qs[16] @8. y = q·d + m. */
@@ -106,17 +145,35 @@ static void deq_q5_1(const uint8_t *restrict b, float *restrict y) {
     const float d = f16_at(b), m = f16_at(b + 2);
     const uint32_t qh = le32_at(b + 4);
     const uint8_t *qs = b + 8;
+#if defined(__AVX512F__)
+    const __m512i v = u8x16(qs), hv = _mm512_set1_epi32((int)qh), one = _mm512_set1_epi32(1);
+    const __m512i idx = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    const __m512i h0 = _mm512_slli_epi32(_mm512_and_si512(_mm512_srlv_epi32(hv, idx), one), 4);
+    const __m512i h1 = _mm512_slli_epi32(
+        _mm512_and_si512(_mm512_srlv_epi32(hv, _mm512_add_epi32(idx, _mm512_set1_epi32(16))), one), 4);
+    _mm512_storeu_ps(y, _mm512_add_ps(_mm512_mul_ps(to_ps(_mm512_or_si512(lo4(v), h0)), _mm512_set1_ps(d)),
+                                      _mm512_set1_ps(m)));
+    _mm512_storeu_ps(y + 16, _mm512_add_ps(_mm512_mul_ps(to_ps(_mm512_or_si512(hi4(v), h1)), _mm512_set1_ps(d)),
+                                           _mm512_set1_ps(m)));
+#else
     for (int j = 0; j < 16; j++) {
         int h0 = (int)((qh >> j) & 1) << 4, h1 = (int)((qh >> (j + 16)) & 1) << 4;
         y[j] = (float)((qs[j] & 0x0f) | h0) * d + m;
         y[j + 16] = (float)((qs[j] >> 4) | h1) * d + m;
     }
+#endif
 }
 
 /* q8_0, 34 bytes: f16 d @0; i8 qs[32] @2. y = q·d. */
 static void deq_q8_0(const uint8_t *restrict b, float *restrict y) {
     const float d = f16_at(b);
+#if defined(__AVX512F__)
+    for (int h = 0; h < 2; h++)
+        _mm512_storeu_ps(y + 16 * h, _mm512_mul_ps(to_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(b + 2 + 16 * h)))),
+                                                   _mm512_set1_ps(d)));
+#else
     for (int j = 0; j < 32; j++) y[j] = (float)(int8_t)b[2 + j] * d;
+#endif
 }
 
 /* ---- K types: super-blocks of 256 ---- */
@@ -136,7 +193,12 @@ static void deq_q2_k(const uint8_t *restrict b, float *restrict y) {
                 const uint8_t sc = scales[is++];
                 const float dl = d * (float)(sc & 0x0f), ml = dmin * (float)(sc >> 4);
                 const uint8_t *qq = q + 16 * part;
+#if defined(__AVX512F__)
+                store_mul_sub(y, dl, _mm512_and_si512(_mm512_srl_epi32(u8x16(qq), _mm_cvtsi32_si128(shift)),
+                                                      _mm512_set1_epi32(3)), ml);
+#else
                 for (int l = 0; l < 16; l++) y[l] = dl * (float)((qq[l] >> shift) & 3) - ml;
+#endif
                 y += 16;
             }
         }
@@ -165,7 +227,15 @@ static void deq_q3_k(const uint8_t *restrict b, float *restrict y) {
             for (int part = 0; part < 2; part++) {
                 const float dl = d_all * (float)sc[is++];
                 const uint8_t *qq = q + 16 * part, *hh = hm + 16 * part;
+#if defined(__AVX512F__)
+                const __m512i lo = _mm512_and_si512(_mm512_srl_epi32(u8x16(qq), _mm_cvtsi32_si128(shift)),
+                                                    _mm512_set1_epi32(3));
+                const __mmask16 set = _mm512_test_epi32_mask(u8x16(hh), _mm512_set1_epi32(m));
+                const __m512i v = _mm512_sub_epi32(lo, _mm512_maskz_mov_epi32((__mmask16)~set, _mm512_set1_epi32(4)));
+                _mm512_storeu_ps(y, _mm512_mul_ps(_mm512_set1_ps(dl), to_ps(v)));
+#else
                 for (int l = 0; l < 16; l++) y[l] = dl * (float)(((qq[l] >> shift) & 3) - ((hh[l] & m) ? 0 : 4));
+#endif
                 y += 16;
             }
             m = (uint8_t)(m << 1);
@@ -199,8 +269,17 @@ static void deq_q4_k(const uint8_t *restrict b, float *restrict y) {
         const float d1 = d * (float)sc, m1 = dmin * (float)mn;
         scale_min_k4(g + 1, scales, &sc, &mn);
         const float d2 = d * (float)sc, m2 = dmin * (float)mn;
+#if defined(__AVX512F__)
+        const __m512i v0 = u8x16(q), v1 = u8x16(q + 16);
+        store_mul_sub(y, d1, lo4(v0), m1);
+        store_mul_sub(y + 16, d1, lo4(v1), m1);
+        store_mul_sub(y + 32, d2, hi4(v0), m2);
+        store_mul_sub(y + 48, d2, hi4(v1), m2);
+        y += 64;
+#else
         for (int l = 0; l < 32; l++) *y++ = d1 * (float)(q[l] & 0x0f) - m1;
         for (int l = 0; l < 32; l++) *y++ = d2 * (float)(q[l] >> 4) - m2;
+#endif
         q += 32;
     }
 }
@@ -218,8 +297,20 @@ static void deq_q5_k(const uint8_t *restrict b, float *restrict y) {
         const float d1 = d * (float)sc, m1 = dmin * (float)mn;
         scale_min_k4(g + 1, scales, &sc, &mn);
         const float d2 = d * (float)sc, m2 = dmin * (float)mn;
+#if defined(__AVX512F__)
+        const int s1 = g, s2 = g + 1; /* u1 = 1 << g, u2 = 1 << (g + 1) */
+        for (int h = 0; h < 2; h++) {
+            const __m512i v = u8x16(ql + 16 * h), hb = u8x16(qh + 16 * h), one = _mm512_set1_epi32(1);
+            const __m512i b1 = _mm512_slli_epi32(_mm512_and_si512(_mm512_srl_epi32(hb, _mm_cvtsi32_si128(s1)), one), 4);
+            const __m512i b2 = _mm512_slli_epi32(_mm512_and_si512(_mm512_srl_epi32(hb, _mm_cvtsi32_si128(s2)), one), 4);
+            store_mul_sub(y + 16 * h, d1, _mm512_add_epi32(lo4(v), b1), m1);
+            store_mul_sub(y + 32 + 16 * h, d2, _mm512_add_epi32(hi4(v), b2), m2);
+        }
+        y += 64;
+#else
         for (int l = 0; l < 32; l++) *y++ = d1 * (float)((ql[l] & 0x0f) + (qh[l] & u1 ? 16 : 0)) - m1;
         for (int l = 0; l < 32; l++) *y++ = d2 * (float)((ql[l] >> 4) + (qh[l] & u2 ? 16 : 0)) - m2;
+#endif
         ql += 32;
         u1 = (uint8_t)(u1 << 2);
         u2 = (uint8_t)(u2 << 2);
@@ -236,7 +327,6 @@ static void deq_q5_k(const uint8_t *restrict b, float *restrict y) {
  * of 16 scaled by ds0 and ds1. The AVX-512 form does the same integer steps
  * and the same one multiply per element, so the values are identical. */
 #if defined(__AVX512F__)
-#include <immintrin.h>
 static inline void q6_16(const uint8_t *lo, const uint8_t *qh, int nib, int hb, float ds, float *y) {
     const __m128i cn = _mm_cvtsi32_si128(nib), ch = _mm_cvtsi32_si128(hb);
     __m512i l = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)lo));
