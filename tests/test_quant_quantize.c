@@ -6,8 +6,11 @@
  * q256-<TYPE>.gguf (llama-quantize --pure, no importance matrix), for each
  * type hl_quantize_supported accepts. Then `hyperlora quantize` must write
  * the whole file byte for byte (metadata, tensor order, padding). A block
- * of zeros quantizes to zero scales, and its dequantization is zero. */
+ * of zeros quantizes to zero scales, and its dequantization is zero. Inputs
+ * that cannot be quantized are refused naming the file and tensor, and no
+ * output is left behind. */
 #include "io/gguf.h"
+#include "model/quantize_model.h"
 #include "quant/quantize.h"
 #include "test_util.h"
 
@@ -93,7 +96,32 @@ static void check_cli(const char *name) {
     remove(out);
 }
 
+static void check_refusals(void) {
+    struct { const char *in; uint32_t type; hl_status want; const char *msg; } cases[] = {
+        {"oracle/llamacpp/quant/models/q256-Q4_0.gguf", HL_TYPE_Q8_0, HL_ERR_UNSUPPORTED, "is already q4_0"},
+        {"models/stories260K/stories260K-f32.gguf", HL_TYPE_Q8_0, HL_ERR_INVALID_ARG,
+         "blk.0.ffn_down.weight: rows of 172 elements are not whole q8_0 blocks of 32"},
+        {"oracle/llamacpp/quant/models/q256-f32.gguf", HL_TYPE_F32, HL_ERR_UNSUPPORTED, "cannot be written"},
+        {"oracle/llamacpp/quant/models/q256-lora-r4.gguf", HL_TYPE_Q8_0, HL_ERR_INVALID_ARG, "this is an adapter"},
+    };
+    const char *out = "test_quant_quantize_refused.gguf";
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        hl_error err = {0};
+        remove(out);
+        hl_status s = hl_model_quantize_file(shared_path(cases[i].in), out, cases[i].type, &err);
+        CHECK_MSG(s == cases[i].want && strstr(err.msg, cases[i].msg), "%s: %s: %s", cases[i].in, hl_status_name(s),
+                  err.msg);
+        FILE *f = fopen(out, "rb");
+        CHECK_MSG(f == NULL, "%s: an output was left behind", cases[i].in);
+        if (f) fclose(f);
+    }
+    CHECK(hl_quantize_type_by_name("Q4_K") == HL_TYPE_Q4_K && hl_quantize_type_by_name("q8_0") == HL_TYPE_Q8_0);
+    CHECK(hl_quantize_type_by_name("q4_k_m") == -1 && hl_quantize_type_by_name("f32") == -1 &&
+          hl_quantize_type_by_name("") == -1);
+}
+
 int main(void) {
+    check_refusals();
     hl_gguf *f32 = NULL;
     hl_error err = {0};
     CHECK_OK(hl_gguf_open(shared_path("oracle/llamacpp/quant/models/q256-f32.gguf"), &f32, &err), &err);

@@ -11,6 +11,7 @@
 #ifndef HL_KERNELS_H
 #define HL_KERNELS_H
 #include <stdint.h>
+#include "quant/quant_types.h"
 #include "util/threadpool.h"
 
 /* The canonical dot product: L interleaved lanes (lane j sums the products
@@ -157,7 +158,6 @@ void hl_attention(hl_pool *pool, float *out, const float *q, const float *kcache
  * starting from 0 (store) or from out's value (accumulate).
  * scratch: hl_qmatmul_scratch_floats(threads, K) floats, for both. */
 #define HL_QTILE 16
-#include "quant/quant_types.h"
 int64_t hl_qmatmul_scratch_floats(int n_threads, int64_t K);
 void hl_qmatmul(hl_pool *pool, float *out, int64_t ldo, const float *x, const hl_qweight *w, int64_t T,
                 float *scratch);

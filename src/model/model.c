@@ -212,7 +212,7 @@ static hl_status gguf_tensor_weight(hl_model *m, const char *name, int64_t ne0, 
     if (!tr || !tr->quantized || t->n_dims != 2 || t->ne[0] != ne0 || t->ne[1] != ne1)
         return gguf_tensor_f32(m, name, 2, ne0, ne1, optional, out, err); /* checks and messages as before */
     uint64_t row_bytes;
-    if (!hl_type_row_bytes(t->type, ne0, &row_bytes)) /* the reader checked; never trust twice-derived sizes blindly */
+    if (!hl_type_row_bytes(t->type, ne0, &row_bytes)) /* the reader checked this already; kept for a clear message */
         return hl_fail(err, HL_ERR_FORMAT, "%s: tensor %s: %s rows of %lld elements are not whole blocks", m->path,
                        name, tr->name, (long long)ne0);
     int64_t bad_block = hl_quant_find_bad_scale(t->type, t->data, (int64_t)(t->nbytes / (uint64_t)tr->block_bytes));
