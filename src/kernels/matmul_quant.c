@@ -10,6 +10,10 @@
 #include "kernels/kernels.h"
 
 #include <math.h>
+#include <string.h>
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
 
 int64_t hl_qmatmul_scratch_floats(int n_threads, int64_t K) { return (int64_t)n_threads * HL_QTILE * K; }
 
@@ -42,20 +46,53 @@ void hl_qmatmul(hl_pool *pool, float *out, int64_t ldo, const float *x, const hl
     hl_pool_for(pool, w->rows, HL_QTILE, qmatmul_rows, &j);
 }
 
-/* Blocks [b_begin, b_end) of every row: columns k of those blocks of out. */
+/* Blocks [b_begin, b_end) of every row: columns k of those blocks of out.
+ * The rows of W come in panels of HL_QTILE (their segments dequantized side
+ * by side into the worker's scratch); for each token, 64 columns at a time
+ * take the panel's rows in order, so every element still chains its fused
+ * multiply-adds over o = 0, 1, 2, ... while out and the panel stay in L1. */
 static void qmatmul_nn_cols(void *arg, int64_t b_begin, int64_t b_end, int worker) {
     const qjob *j = arg;
     const int64_t K = j->w->cols, O = j->w->rows, k0 = b_begin * j->block, nk = (b_end - b_begin) * j->block;
-    float *seg = j->scratch + (int64_t)worker * HL_QTILE * K;
+    float *panel = j->scratch + (int64_t)worker * HL_QTILE * K; /* (HL_QTILE, nk) */
     if (!j->accumulate)
         for (int64_t t = 0; t < j->T; t++)
             for (int64_t k = 0; k < nk; k++) j->out[t * K + k0 + k] = 0.0f;
-    for (int64_t o = 0; o < O; o++) {
-        hl_qweight_blocks(j->w, o, b_begin, b_end - b_begin, seg);
+    for (int64_t o0 = 0; o0 < O; o0 += HL_QTILE) {
+        const int64_t ob = O - o0 < HL_QTILE ? O - o0 : HL_QTILE;
+        for (int64_t r = 0; r < ob; r++) hl_qweight_blocks(j->w, o0 + r, b_begin, b_end - b_begin, panel + r * nk);
         for (int64_t t = 0; t < j->T; t++) {
-            const float g = j->x[t * O + o];
+            const float *g = j->x + t * O + o0;
             float *dst = j->out + t * K + k0;
-            for (int64_t k = 0; k < nk; k++) dst[k] = fmaf(g, seg[k], dst[k]);
+            int64_t k = 0;
+#if defined(__AVX512F__)
+            for (; k + 64 <= nk; k += 64) { /* the same chains, 4 zmm registers of columns */
+                __m512 a0 = _mm512_loadu_ps(dst + k), a1 = _mm512_loadu_ps(dst + k + 16);
+                __m512 a2 = _mm512_loadu_ps(dst + k + 32), a3 = _mm512_loadu_ps(dst + k + 48);
+                for (int64_t r = 0; r < ob; r++) {
+                    const __m512 gr = _mm512_set1_ps(g[r]);
+                    const float *p = panel + r * nk + k;
+                    a0 = _mm512_fmadd_ps(gr, _mm512_loadu_ps(p), a0);
+                    a1 = _mm512_fmadd_ps(gr, _mm512_loadu_ps(p + 16), a1);
+                    a2 = _mm512_fmadd_ps(gr, _mm512_loadu_ps(p + 32), a2);
+                    a3 = _mm512_fmadd_ps(gr, _mm512_loadu_ps(p + 48), a3);
+                }
+                _mm512_storeu_ps(dst + k, a0);
+                _mm512_storeu_ps(dst + k + 16, a1);
+                _mm512_storeu_ps(dst + k + 32, a2);
+                _mm512_storeu_ps(dst + k + 48, a3);
+            }
+#endif
+            for (; k < nk; k += 64) {
+                const int64_t kn = nk - k < 64 ? nk - k : 64;
+                float acc[64];
+                memcpy(acc, dst + k, sizeof(float) * (size_t)kn);
+                for (int64_t r = 0; r < ob; r++) {
+                    const float gr = g[r], *p = panel + r * nk + k;
+                    for (int64_t c = 0; c < kn; c++) acc[c] = fmaf(gr, p[c], acc[c]);
+                }
+                memcpy(dst + k, acc, sizeof(float) * (size_t)kn);
+            }
         }
     }
 }
