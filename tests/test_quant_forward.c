@@ -10,10 +10,13 @@
  * - threads 1 and 2, and batched against one token at a time, give
  *   identical bits;
  * - the projections stay quantized: the model owns no f32 copy of them.
- * A file with an infinite scale in one block is refused, naming the tensor. */
+ * A file with an infinite scale in one block is refused, naming the tensor;
+ * so is an adapter whose q8_0 lora_a has one (and loads without it). */
 #include "hyperlora.h"
 #include "model/model.h"
+#include "io/gguf.h"
 #include "quant/quant_types.h"
+#include "quant/quantize.h"
 #include "test_util.h"
 
 #define T 64
@@ -177,10 +180,76 @@ static void check_bad_scale(void) {
     free(buf);
 }
 
+/* The shared adapter with every lora_a (ne0 = 256 or 768: whole blocks)
+ * stored as q8_0; block 2 of one of them gets an infinite d when bad. */
+static void write_q8_adapter(const char *path, int bad) {
+    hl_gguf *g = NULL;
+    hl_error err = {0};
+    CHECK_OK(hl_gguf_open(shared_path("oracle/llamacpp/quant/models/q256-lora-r4.gguf"), &g, &err), &err);
+    REQUIRE(g);
+    hl_gguf_writer *w = hl_gguf_writer_init();
+    REQUIRE(w);
+    for (int64_t i = 0; i < hl_gguf_n_kv(g); i++) REQUIRE(hl_gguf_writer_copy_kv(w, g, i) == HL_OK);
+    int64_t nt = hl_gguf_n_tensors(g);
+    uint8_t **bufs = calloc((size_t)nt, sizeof *bufs);
+    REQUIRE(bufs);
+    int bad_done = 0;
+    for (int64_t i = 0; i < nt; i++) {
+        const hl_gguf_tensor *t = hl_gguf_tensor_at(g, i);
+        char name[256];
+        snprintf(name, sizeof name, "%.*s", (int)t->name.len, t->name.data);
+        size_t nl = strlen(name);
+        if (t->type == HL_TYPE_F32 && nl > 7 && !strcmp(name + nl - 7, ".lora_a") && t->ne[0] % 32 == 0) {
+            int64_t n = t->ne[0] * t->ne[1];
+            float *x = malloc(sizeof(float) * (size_t)n);
+            bufs[i] = malloc((size_t)(n / 32 * 34));
+            REQUIRE(x && bufs[i]);
+            memcpy(x, t->data, sizeof(float) * (size_t)n);
+            hl_quantize_blocks(HL_TYPE_Q8_0, x, bufs[i], n / 32);
+            free(x);
+            if (bad && !bad_done && !strcmp(name, "blk.1.ffn_up.weight.lora_a")) {
+                bufs[i][2 * 34] = 0x00;
+                bufs[i][2 * 34 + 1] = 0x7c;
+                bad_done = 1;
+            }
+            CHECK_OK(hl_gguf_writer_add_tensor(w, name, HL_TYPE_Q8_0, 2, t->ne, bufs[i], &err), &err);
+        } else {
+            CHECK_OK(hl_gguf_writer_add_tensor(w, name, t->type, t->n_dims, t->ne, t->data, &err), &err);
+        }
+    }
+    CHECK(!bad || bad_done);
+    CHECK_OK(hl_gguf_writer_write_file(w, path, &err), &err);
+    hl_gguf_writer_free(w);
+    for (int64_t i = 0; i < nt; i++) free(bufs[i]);
+    free(bufs);
+    hl_gguf_free(g);
+}
+
+static void check_q8_adapter(void) {
+    hl_model *m = NULL;
+    hl_error err = {0};
+    CHECK_OK(hl_model_load(shared_path("oracle/llamacpp/quant/models/q256-Q8_0.gguf"), NULL, &m, &err), &err);
+    REQUIRE(m);
+    const char *path = "test_quant_forward_q8_adapter.gguf";
+    write_q8_adapter(path, 0);
+    hl_adapter *a = NULL;
+    CHECK_OK(hl_adapter_load(path, m, 0, &a, &err), &err);
+    CHECK(a != NULL);
+    hl_adapter_free(a);
+    write_q8_adapter(path, 1);
+    a = NULL;
+    hl_status s = hl_adapter_load(path, m, 0, &a, &err);
+    CHECK_MSG(s == HL_ERR_FORMAT && !a && strstr(err.msg, "blk.1.ffn_up.weight.lora_a (q8_0): block 2 has a non-finite scale"),
+              "%s", err.msg);
+    remove(path);
+    hl_model_free(m);
+}
+
 int main(void) {
     read_ids();
     check_f32();
     for (size_t i = 0; i < sizeof types / sizeof types[0]; i++) check_type(types[i]);
     check_bad_scale();
+    check_q8_adapter();
     return hl_test_finish("test_quant_forward");
 }

@@ -236,6 +236,17 @@ static hl_status load_gguf(const char *path, const hl_model *m, int force, hl_ad
                                     hl_escape(bn, base_len, shown, sizeof shown));
             goto done;
         }
+        /* A block-type A or B must have finite scales (llama.cpp stores adapters in f32/f16, but a file may not). */
+        const hl_gguf_tensor *tq[2] = {ta, tb};
+        for (int k = 0; k < 2; k++) {
+            const hl_type_traits *tr = hl_type_traits_of(tq[k]->type);
+            int64_t bad = hl_quant_find_bad_scale(tq[k]->type, tq[k]->data, (int64_t)(tq[k]->nbytes / (uint64_t)tr->block_bytes));
+            if (bad >= 0) {
+                s = hl_fail(err, HL_ERR_FORMAT, "%s: %s.%s (%s): block %lld has a non-finite scale", path,
+                            ESC(bn, base_len), k ? "lora_b" : "lora_a", tr->name, (long long)bad);
+                goto done;
+            }
+        }
         hl_lora_weight w = {.layer = layer, .target = target, .rank = (int32_t)rank, .n_in = n_in, .n_out = n_out};
         /* llama.cpp: scale = alpha / r, or 1 when alpha is 0. */
         w.alpha = alpha != 0.0f ? alpha : (float)rank;
