@@ -7,6 +7,13 @@
  * operation: the build keeps -ffp-contract=off (ISO C11), so a*b - c stays a
  * multiply then a subtract. */
 #include "quant/quant_types.h"
+
+/* ggml's reference arithmetic rounds every multiply and add on its own. GCC
+ * in ISO C mode never fuses them; clang fuses a*b+c within an expression by
+ * default (-ffp-contract=on), which changes the chosen scales, so say so. */
+#if defined(__clang__)
+#pragma STDC FP_CONTRACT OFF
+#endif
 #include "util/half.h"
 
 #include <math.h>

@@ -10,6 +10,13 @@
  *   q = trunc((x - min) / d + 0.5), at most 15 for q4_1.
  * "x / d" is x · (1/d), with 1/d taken as 0 when d is 0. */
 #include "quant/quantize.h"
+
+/* ggml's reference arithmetic rounds every multiply and add on its own. GCC
+ * in ISO C mode never fuses them; clang fuses a*b+c within an expression by
+ * default (-ffp-contract=on), which changes the chosen scales, so say so. */
+#if defined(__clang__)
+#pragma STDC FP_CONTRACT OFF
+#endif
 #include "util/half.h"
 
 #include <float.h>
