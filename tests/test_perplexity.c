@@ -10,11 +10,14 @@
  * activations on those, "up to about 0.1%"). The standard error: within 3e-4
  * (stories260K), 1e-5 (q256-f32) and 2e-3 (quantized: measured up to 1.4e-3,
  * the activation rounding moves the spread of the NLLs too). Threads 1 and 2
- * give identical bits; a text shorter than one chunk is refused. */
+ * give identical bits; a text shorter than one chunk is refused; the
+ * command prints the driver's figures. */
 #include "hyperlora.h"
 #include "infer/perplexity.h"
 #include "util/alloc.h"
 #include "test_util.h"
+
+#include <stdio.h>
 
 #define NCTX 128
 
@@ -84,7 +87,27 @@ static void check_model(const char *rel, double want, double want_err, double to
     hl_model_free(m);
 }
 
+/* The command prints what the driver computes, as llama.cpp prints it. */
+static void check_cli(void) {
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd, "'%s' perplexity -m '%s' -f '%s' --ctx %d --threads 2 2>/dev/null", HL_CLI_PATH,
+             shared_path("models/stories260K/stories260K-f32.gguf"), shared_path("oracle/llamacpp/perplexity/story.txt"),
+             NCTX);
+    FILE *p = popen(cmd, "r");
+    REQUIRE(p);
+    char out[4096];
+    size_t n = fread(out, 1, sizeof out - 1, p);
+    out[n] = 0;
+    int rc = pclose(p);
+    CHECK_MSG(rc == 0 && strstr(out, "[1]4.1574,[2]3.9975,") && strstr(out, "PPL = 4.8742 +/- 0.35172"),
+              "perplexity printed: %s", out);
+    snprintf(cmd, sizeof cmd, "'%s' perplexity -m '%s' -f '%s' --ctx 4096 >/dev/null 2>&1", HL_CLI_PATH,
+             shared_path("models/stories260K/stories260K-f32.gguf"), shared_path("oracle/llamacpp/perplexity/story.txt"));
+    CHECK(system(cmd) != 0); /* longer than the model's context (512) */
+}
+
 int main(void) {
+    check_cli();
     check_model("models/stories260K/stories260K-f32.gguf", 4.8739, 0.35170, 3e-4, 3e-4, 1);
     check_model("oracle/llamacpp/quant/models/q256-f32.gguf", 537.2213, 6.99943, 1e-6, 1e-5, 0);
     static const struct { const char *type; double ppl, err; } q[] = {
