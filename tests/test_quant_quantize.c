@@ -5,7 +5,10 @@
  * hl_quantize_blocks, must have exactly the bytes of the same tensor in
  * q256-<TYPE>.gguf (llama-quantize --pure, no importance matrix), for each
  * type hl_quantize_supported accepts. Then `hyperlora quantize` must write
- * the whole file byte for byte (metadata, tensor order, padding). A block
+ * the whole file byte for byte (metadata, tensor order, padding), and so
+ * must `--type q3_K_M|q4_K_M|q5_K_M` (llama-quantize's mixes; the test
+ * model has 2 layers, so only the layer rules that 2 layers reach are
+ * exercised). A block
  * of zeros quantizes to zero scales, and its dequantization is zero. Inputs
  * that cannot be quantized are refused naming the file and tensor, and no
  * output is left behind. */
@@ -135,6 +138,11 @@ int main(void) {
         check_cli(types[i].name);
     }
     CHECK(n_supported == 10);
+    check_cli("Q3_K_M");
+    check_cli("Q4_K_M");
+    check_cli("Q5_K_M");
+    CHECK(hl_quantize_mix_by_name("Q4_K_M") == HL_QUANT_Q4_K_M && hl_quantize_mix_by_name("q3_k_m") == HL_QUANT_Q3_K_M);
+    CHECK(hl_quantize_mix_by_name("q4_K") == -1 && hl_quantize_mix_by_name("q4_K_S") == -1);
     CHECK(!hl_quantize_supported(HL_TYPE_F32) && !hl_quantize_supported(16));
     hl_gguf_free(f32);
     return hl_test_finish("test_quant_quantize");

@@ -17,8 +17,10 @@ int cmd_quantize(int argc, char **argv) {
             printf("usage: hyperlora quantize IN.gguf -o OUT.gguf --type TYPE\n\n"
                    "Writes IN with every 2-D tensor (projections, token_embd, output) quantized\n"
                    "to TYPE by ggml's reference algorithm (no importance matrix); norms stay f32.\n"
-                   "The file is laid out as llama-quantize --pure writes it, byte for byte.\n"
-                   "TYPE: q8_0, q4_0, q4_1, q5_0, q5_1, q2_K, q3_K, q4_K, q5_K, q6_K (any case).\n"
+                   "The file is laid out as llama-quantize writes it, byte for byte.\n"
+                   "TYPE: q8_0, q4_0, q4_1, q5_0, q5_1, q2_K, q3_K, q4_K, q5_K, q6_K (one type for\n"
+                   "all, as --pure), or llama-quantize's mixes q3_K_M, q4_K_M, q5_K_M (a type per\n"
+                   "tensor: output q6_K, some attn_v/ffn_down layers higher); any case.\n"
                    "IN must be f32, f16 or bf16; every 2-D row must be whole blocks (32 or 256).\n");
             return 0;
         }
@@ -33,15 +35,19 @@ int cmd_quantize(int argc, char **argv) {
         else return cli_error(CMD, "unknown option %s (see --help)", a);
     }
     if (!in || !out || !type_name) return cli_error(CMD, "usage: hyperlora quantize IN.gguf -o OUT.gguf --type TYPE");
-    int32_t type = hl_quantize_type_by_name(type_name);
-    if (type < 0) return cli_error(CMD, "--type %s: not one of q8_0, q4_0, q4_1, q5_0, q5_1, q2_K, q3_K, q4_K, q5_K, q6_K", type_name);
+    int32_t type = hl_quantize_type_by_name(type_name), mix = hl_quantize_mix_by_name(type_name);
+    if (type < 0 && mix < 0)
+        return cli_error(CMD, "--type %s: not one of q8_0, q4_0, q4_1, q5_0, q5_1, q2_K, q3_K, q4_K, q5_K, q6_K, "
+                         "q3_K_M, q4_K_M, q5_K_M", type_name);
     hl_io_plan plan;
     hl_io_plan_init(&plan);
     hl_io_plan_add(&plan, HL_IO_INPUT, "the input", in);
     hl_io_plan_add(&plan, HL_IO_OUTPUT, "-o", out);
     if (cli_check_io(CMD, &plan)) return 1;
     hl_error err = {0};
-    if (hl_model_quantize_file(in, out, (uint32_t)type, &err) != HL_OK) return cli_fail(CMD, &err);
+    hl_status s = type >= 0 ? hl_model_quantize_file(in, out, (uint32_t)type, &err)
+                            : hl_model_quantize_file_mix(in, out, (hl_quant_mix)mix, &err);
+    if (s != HL_OK) return cli_fail(CMD, &err);
     fprintf(stderr, "hyperlora quantize: wrote %s (%s)\n", out, type_name);
     return 0;
 }

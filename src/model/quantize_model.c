@@ -34,16 +34,69 @@ static uint32_t file_type_of(uint32_t type) {
     }
 }
 
+static int name_is(const char *s, const char *n);
+
 int32_t hl_quantize_type_by_name(const char *s) {
     static const uint32_t cand[] = {HL_TYPE_Q8_0, HL_TYPE_Q4_0, HL_TYPE_Q4_1, HL_TYPE_Q5_0, HL_TYPE_Q5_1,
                                     HL_TYPE_Q2_K, HL_TYPE_Q3_K, HL_TYPE_Q4_K, HL_TYPE_Q5_K, HL_TYPE_Q6_K};
-    for (size_t i = 0; i < sizeof cand / sizeof cand[0]; i++) {
-        const char *n = hl_type_traits_of(cand[i])->name;
-        size_t k = 0;
-        while (n[k] && s[k] && tolower((unsigned char)n[k]) == tolower((unsigned char)s[k])) k++;
-        if (!n[k] && !s[k] && hl_quantize_supported(cand[i])) return (int32_t)cand[i];
-    }
+    for (size_t i = 0; i < sizeof cand / sizeof cand[0]; i++)
+        if (name_is(s, hl_type_traits_of(cand[i])->name) && hl_quantize_supported(cand[i])) return (int32_t)cand[i];
     return -1;
+}
+
+/* 1 when the (not NUL-terminated) file name contains the C string needle. */
+static int str_contains(hl_gguf_str s, const char *needle) {
+    size_t n = strlen(needle);
+    for (uint64_t i = 0; n <= s.len && i + n <= s.len; i++)
+        if (!memcmp(s.data + i, needle, n)) return 1;
+    return 0;
+}
+
+static int name_is(const char *s, const char *n) {
+    size_t k = 0;
+    while (n[k] && s[k] && tolower((unsigned char)n[k]) == tolower((unsigned char)s[k])) k++;
+    return !n[k] && !s[k];
+}
+
+int32_t hl_quantize_mix_by_name(const char *s) {
+    if (name_is(s, "q3_K_M")) return HL_QUANT_Q3_K_M;
+    if (name_is(s, "q4_K_M")) return HL_QUANT_Q4_K_M;
+    if (name_is(s, "q5_K_M")) return HL_QUANT_Q5_K_M;
+    return -1;
+}
+
+/* llama.cpp's use_more_bits: the first and last eighth of the layers, and
+ * every third layer between. */
+static int more_bits(int64_t i, int64_t n) { return i < n / 8 || i >= 7 * n / 8 || (i - n / 8) % 3 == 2; }
+
+/* The mix's type for 2-D tensor `name` with rows of ne0: i_v / i_down are
+ * this tensor's index among the attn_v / ffn_down tensors (file order by
+ * layer), n_v / n_down their counts. Returns 0 when no type we can write fits. */
+static uint32_t mix_type(hl_quant_mix mix, const char *name, int64_t ne0, int64_t i_v, int64_t n_v, int64_t i_down,
+                         int64_t n_down) {
+    uint32_t t = mix == HL_QUANT_Q3_K_M ? HL_TYPE_Q3_K : mix == HL_QUANT_Q4_K_M ? HL_TYPE_Q4_K : HL_TYPE_Q5_K;
+    if (!strcmp(name, "output.weight")) {
+        t = ne0 % HL_QK_K ? HL_TYPE_Q8_0 : HL_TYPE_Q6_K;
+    } else if (strstr(name, "attn_v.weight")) {
+        if (mix == HL_QUANT_Q3_K_M) t = i_v < 2 ? HL_TYPE_Q5_K : HL_TYPE_Q4_K;
+        else if (more_bits(i_v, n_v)) t = HL_TYPE_Q6_K;
+    } else if (strstr(name, "ffn_down")) {
+        if (mix == HL_QUANT_Q3_K_M) t = i_down < n_down / 16 ? HL_TYPE_Q5_K : HL_TYPE_Q4_K;
+        else if (more_bits(i_down, n_down)) t = HL_TYPE_Q6_K;
+    } else if (strstr(name, "attn_output.weight")) {
+        if (mix == HL_QUANT_Q3_K_M) t = HL_TYPE_Q4_K;
+    }
+    if (ne0 % HL_QK_K) { /* llama.cpp's fallbacks for rows that are not whole 256-blocks */
+        switch (t) {
+        case HL_TYPE_Q4_K: t = HL_TYPE_Q5_0; break;
+        case HL_TYPE_Q5_K: t = HL_TYPE_Q5_1; break;
+        case HL_TYPE_Q6_K: t = HL_TYPE_Q8_0; break;
+        case HL_TYPE_Q8_0: break; /* output.weight's choice for such rows */
+        default: return 0; /* q3_K falls back to iq4_nl, which we do not write */
+        }
+        if (ne0 % HL_QK) return 0;
+    }
+    return t;
 }
 
 /* Sort key: the layer of "blk.N.…" (-1 for any other name), then the name's bytes. */
@@ -110,9 +163,25 @@ static hl_status quantize_tensor(const char *path, const hl_gguf_tensor *t, uint
     return HL_OK;
 }
 
+static hl_status quantize_file(const char *in_path, const char *out_path, uint32_t type, hl_quant_mix mix,
+                               hl_error *err);
+
 hl_status hl_model_quantize_file(const char *in_path, const char *out_path, uint32_t type, hl_error *err) {
     if (!hl_quantize_supported(type))
         return hl_fail(err, HL_ERR_UNSUPPORTED, "quantize: type %s cannot be written", hl_ggml_type_name(type));
+    return quantize_file(in_path, out_path, type, HL_QUANT_PURE, err);
+}
+
+hl_status hl_model_quantize_file_mix(const char *in_path, const char *out_path, hl_quant_mix mix, hl_error *err) {
+    if (mix <= HL_QUANT_PURE || mix >= HL_QUANT_MIX_COUNT)
+        return hl_fail(err, HL_ERR_INVALID_ARG, "quantize: unknown mix %d", (int)mix);
+    /* file_type: llama.cpp's numbers of the mixes are those of their base types' names */
+    uint32_t base = mix == HL_QUANT_Q3_K_M ? HL_TYPE_Q3_K : mix == HL_QUANT_Q4_K_M ? HL_TYPE_Q4_K : HL_TYPE_Q5_K;
+    return quantize_file(in_path, out_path, base, mix, err);
+}
+
+static hl_status quantize_file(const char *in_path, const char *out_path, uint32_t type, hl_quant_mix mix,
+                               hl_error *err) {
     hl_gguf *g = NULL;
     hl_status s = hl_gguf_open(in_path, &g, err);
     if (s != HL_OK) return s;
@@ -141,6 +210,13 @@ hl_status hl_model_quantize_file(const char *in_path, const char *out_path, uint
         ord[i].layer = layer_of(ord[i].t);
     }
     if (s == HL_OK && nt > 1) qsort(ord, (size_t)nt, sizeof *ord, cmp_order);
+    int64_t n_v = 0, n_down = 0, i_v = 0, i_down = 0; /* the mixes count attn_v and ffn_down tensors */
+    for (int64_t i = 0; s == HL_OK && i < nt; i++) {
+        const hl_gguf_tensor *t = ord[i].t;
+        if (t->n_dims != 2) continue;
+        n_v += str_contains(t->name, "attn_v.weight");
+        n_down += str_contains(t->name, "ffn_down");
+    }
     for (int64_t i = 0; s == HL_OK && i < nt; i++) {
         const hl_gguf_tensor *t = ord[i].t;
         char *name = hl_strndup(t->name.data, (size_t)t->name.len);
@@ -154,8 +230,21 @@ hl_status hl_model_quantize_file(const char *in_path, const char *out_path, uint
             break;
         }
         if (t->n_dims == 2) {
-            if ((s = quantize_tensor(in_path, t, type, &bufs[i], err)) == HL_OK)
-                s = hl_gguf_writer_add_tensor(w, name, type, 2, t->ne, bufs[i], err);
+            uint32_t tt = type;
+            if (mix != HL_QUANT_PURE) {
+                tt = mix_type(mix, name, t->ne[0], i_v, n_v, i_down, n_down);
+                i_v += strstr(name, "attn_v.weight") != NULL;
+                i_down += strstr(name, "ffn_down") != NULL;
+                if (!tt) {
+                    char shown[HL_ESCAPE_NAME];
+                    s = hl_fail(err, HL_ERR_INVALID_ARG, "%s: tensor %s: rows of %lld elements fit no type this mix can write",
+                                in_path, hl_escape_str(name, shown, sizeof shown), (long long)t->ne[0]);
+                    hl_free(name);
+                    break;
+                }
+            }
+            if ((s = quantize_tensor(in_path, t, tt, &bufs[i], err)) == HL_OK)
+                s = hl_gguf_writer_add_tensor(w, name, tt, 2, t->ne, bufs[i], err);
         } else {
             s = hl_gguf_writer_add_tensor(w, name, t->type, t->n_dims, t->ne, t->data, err);
         }
