@@ -1,6 +1,6 @@
 /* cmd_quantize.c: `hyperlora quantize`: a GGUF base model re-written with
- * its 2-D tensors in one ggml block type, as llama-quantize --pure writes it
- * (model/quantize_model.c). */
+ * its 2-D tensors in ggml block types, as llama-quantize writes it: one type
+ * for all (--pure) or its q3_K_M/q4_K_M/q5_K_M mixes (model/quantize_model.c). */
 #include "cli/cli.h"
 #include "model/quantize_model.h"
 
@@ -21,7 +21,8 @@ int cmd_quantize(int argc, char **argv) {
                    "TYPE: q8_0, q4_0, q4_1, q5_0, q5_1, q2_K, q3_K, q4_K, q5_K, q6_K (one type for\n"
                    "all, as --pure), or llama-quantize's mixes q3_K_M, q4_K_M, q5_K_M (a type per\n"
                    "tensor: output q6_K, some attn_v/ffn_down layers higher); any case.\n"
-                   "IN must be f32, f16 or bf16; every 2-D row must be whole blocks (32 or 256).\n");
+                   "IN must be f32, f16 or bf16; every 2-D row must be whole blocks (32 or 256;\n"
+                   "the mixes fall back to 32-element types as llama.cpp does).\n");
             return 0;
         }
         if (a[0] != '-') {
