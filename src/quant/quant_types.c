@@ -85,6 +85,17 @@ static inline __m512 to_ps(__m512i v) { return _mm512_cvtepi32_ps(v); }
 static inline void store_mul_sub(float *y, float a, __m512i q, float c) {
     _mm512_storeu_ps(y, _mm512_sub_ps(_mm512_mul_ps(_mm512_set1_ps(a), to_ps(q)), _mm512_set1_ps(c)));
 }
+#elif defined(__AVX2__)
+/* AVX2 builds: 8 elements per step, for the types the compiler does not vectorise by itself. */
+#include <immintrin.h>
+static inline __m256i u8x8(const uint8_t *p) { return _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)p)); }
+static inline __m256i lo4_8(__m256i v) { return _mm256_and_si256(v, _mm256_set1_epi32(0x0f)); }
+static inline __m256i hi4_8(__m256i v) { return _mm256_srli_epi32(v, 4); }
+/* bit (j0 + lane) of qh, moved to bit 4 */
+static inline __m256i qh_bits8(uint32_t qh, int j0) {
+    const __m256i idx = _mm256_add_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), _mm256_set1_epi32(j0));
+    return _mm256_slli_epi32(_mm256_and_si256(_mm256_srlv_epi32(_mm256_set1_epi32((int)qh), idx), _mm256_set1_epi32(1)), 4);
+}
 #endif
 
 /* ---- 32-element types ---- */
@@ -98,6 +109,14 @@ static void deq_q4_0(const uint8_t *restrict b, float *restrict y) {
     const __m512i v = u8x16(qs), eight = _mm512_set1_epi32(8);
     _mm512_storeu_ps(y, _mm512_mul_ps(to_ps(_mm512_sub_epi32(lo4(v), eight)), _mm512_set1_ps(d)));
     _mm512_storeu_ps(y + 16, _mm512_mul_ps(to_ps(_mm512_sub_epi32(hi4(v), eight)), _mm512_set1_ps(d)));
+#elif defined(__AVX2__)
+    const __m256i eight = _mm256_set1_epi32(8);
+    const __m256 dv = _mm256_set1_ps(d);
+    for (int h = 0; h < 2; h++) {
+        const __m256i v = u8x8(qs + 8 * h);
+        _mm256_storeu_ps(y + 8 * h, _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(lo4_8(v), eight)), dv));
+        _mm256_storeu_ps(y + 16 + 8 * h, _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(hi4_8(v), eight)), dv));
+    }
 #else
     for (int j = 0; j < 16; j++) y[j] = (float)((qs[j] & 0x0f) - 8) * d;
     for (int j = 0; j < 16; j++) y[j + 16] = (float)((qs[j] >> 4) - 8) * d;
@@ -112,6 +131,13 @@ static void deq_q4_1(const uint8_t *restrict b, float *restrict y) {
     const __m512i v = u8x16(qs);
     _mm512_storeu_ps(y, _mm512_add_ps(_mm512_mul_ps(to_ps(lo4(v)), _mm512_set1_ps(d)), _mm512_set1_ps(m)));
     _mm512_storeu_ps(y + 16, _mm512_add_ps(_mm512_mul_ps(to_ps(hi4(v)), _mm512_set1_ps(d)), _mm512_set1_ps(m)));
+#elif defined(__AVX2__)
+    const __m256 dv = _mm256_set1_ps(d), mv = _mm256_set1_ps(m);
+    for (int h = 0; h < 2; h++) {
+        const __m256i v = u8x8(qs + 8 * h);
+        _mm256_storeu_ps(y + 8 * h, _mm256_add_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(lo4_8(v)), dv), mv));
+        _mm256_storeu_ps(y + 16 + 8 * h, _mm256_add_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(hi4_8(v)), dv), mv));
+    }
 #else
     for (int j = 0; j < 16; j++) y[j] = (float)(qs[j] & 0x0f) * d + m;
     for (int j = 0; j < 16; j++) y[j + 16] = (float)(qs[j] >> 4) * d + m;
@@ -138,6 +164,16 @@ static void deq_q5_0(const uint8_t *restrict b, float *restrict y) {
     _mm512_storeu_ps(y, _mm512_mul_ps(to_ps(_mm512_sub_epi32(_mm512_or_si512(lo4(v), h0), sixteen)), _mm512_set1_ps(d)));
     _mm512_storeu_ps(y + 16,
                      _mm512_mul_ps(to_ps(_mm512_sub_epi32(_mm512_or_si512(hi4(v), h1), sixteen)), _mm512_set1_ps(d)));
+#elif defined(__AVX2__)
+    const __m256i sixteen = _mm256_set1_epi32(16);
+    const __m256 dv = _mm256_set1_ps(d);
+    for (int h = 0; h < 2; h++) {
+        const __m256i v = u8x8(qs + 8 * h);
+        const __m256i q0 = _mm256_sub_epi32(_mm256_or_si256(lo4_8(v), qh_bits8(qh, 8 * h)), sixteen);
+        const __m256i q1 = _mm256_sub_epi32(_mm256_or_si256(hi4_8(v), qh_bits8(qh, 16 + 8 * h)), sixteen);
+        _mm256_storeu_ps(y + 8 * h, _mm256_mul_ps(_mm256_cvtepi32_ps(q0), dv));
+        _mm256_storeu_ps(y + 16 + 8 * h, _mm256_mul_ps(_mm256_cvtepi32_ps(q1), dv));
+    }
 #else
     for (int j = 0; j < 16; j++) {
         int h0 = (int)((qh >> j) & 1) << 4, h1 = (int)((qh >> (j + 16)) & 1) << 4;
@@ -162,6 +198,15 @@ static void deq_q5_1(const uint8_t *restrict b, float *restrict y) {
                                       _mm512_set1_ps(m)));
     _mm512_storeu_ps(y + 16, _mm512_add_ps(_mm512_mul_ps(to_ps(_mm512_or_si512(hi4(v), h1)), _mm512_set1_ps(d)),
                                            _mm512_set1_ps(m)));
+#elif defined(__AVX2__)
+    const __m256 dv = _mm256_set1_ps(d), mv = _mm256_set1_ps(m);
+    for (int h = 0; h < 2; h++) {
+        const __m256i v = u8x8(qs + 8 * h);
+        const __m256i q0 = _mm256_or_si256(lo4_8(v), qh_bits8(qh, 8 * h));
+        const __m256i q1 = _mm256_or_si256(hi4_8(v), qh_bits8(qh, 16 + 8 * h));
+        _mm256_storeu_ps(y + 8 * h, _mm256_add_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(q0), dv), mv));
+        _mm256_storeu_ps(y + 16 + 8 * h, _mm256_add_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(q1), dv), mv));
+    }
 #else
     for (int j = 0; j < 16; j++) {
         int h0 = (int)((qh >> j) & 1) << 4, h1 = (int)((qh >> (j + 16)) & 1) << 4;
@@ -203,6 +248,13 @@ static void deq_q2_k(const uint8_t *restrict b, float *restrict y) {
 #if defined(__AVX512F__)
                 store_mul_sub(y, dl, _mm512_and_si512(_mm512_srl_epi32(u8x16(qq), _mm_cvtsi32_si128(shift)),
                                                       _mm512_set1_epi32(3)), ml);
+#elif defined(__AVX2__)
+                for (int h = 0; h < 2; h++) {
+                    const __m256i v = _mm256_and_si256(_mm256_srl_epi32(u8x8(qq + 8 * h), _mm_cvtsi32_si128(shift)),
+                                                       _mm256_set1_epi32(3));
+                    _mm256_storeu_ps(y + 8 * h, _mm256_sub_ps(_mm256_mul_ps(_mm256_set1_ps(dl), _mm256_cvtepi32_ps(v)),
+                                                              _mm256_set1_ps(ml)));
+                }
 #else
                 for (int l = 0; l < 16; l++) y[l] = dl * (float)((qq[l] >> shift) & 3) - ml;
 #endif
@@ -240,6 +292,15 @@ static void deq_q3_k(const uint8_t *restrict b, float *restrict y) {
                 const __mmask16 set = _mm512_test_epi32_mask(u8x16(hh), _mm512_set1_epi32(m));
                 const __m512i v = _mm512_sub_epi32(lo, _mm512_maskz_mov_epi32((__mmask16)~set, _mm512_set1_epi32(4)));
                 _mm512_storeu_ps(y, _mm512_mul_ps(_mm512_set1_ps(dl), to_ps(v)));
+#elif defined(__AVX2__)
+                for (int h = 0; h < 2; h++) {
+                    const __m256i lo = _mm256_and_si256(_mm256_srl_epi32(u8x8(qq + 8 * h), _mm_cvtsi32_si128(shift)),
+                                                        _mm256_set1_epi32(3));
+                    const __m256i clear = _mm256_cmpeq_epi32(_mm256_and_si256(u8x8(hh + 8 * h), _mm256_set1_epi32(m)),
+                                                             _mm256_setzero_si256());
+                    const __m256i v = _mm256_sub_epi32(lo, _mm256_and_si256(clear, _mm256_set1_epi32(4)));
+                    _mm256_storeu_ps(y + 8 * h, _mm256_mul_ps(_mm256_set1_ps(dl), _mm256_cvtepi32_ps(v)));
+                }
 #else
                 for (int l = 0; l < 16; l++) y[l] = dl * (float)(((qq[l] >> shift) & 3) - ((hh[l] & m) ? 0 : 4));
 #endif
