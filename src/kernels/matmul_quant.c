@@ -11,7 +11,7 @@
 
 #include <math.h>
 #include <string.h>
-#if defined(__AVX512F__)
+#if defined(__AVX2__)
 #include <immintrin.h>
 #endif
 
@@ -81,6 +81,17 @@ static void qmatmul_nn_cols(void *arg, int64_t b_begin, int64_t b_end, int worke
                 _mm512_storeu_ps(dst + k + 16, a1);
                 _mm512_storeu_ps(dst + k + 32, a2);
                 _mm512_storeu_ps(dst + k + 48, a3);
+            }
+#elif defined(__AVX2__) && defined(__FMA__)
+            for (; k + 64 <= nk; k += 64) { /* the same chains, 8 ymm registers of columns */
+                __m256 a[8];
+                for (int c = 0; c < 8; c++) a[c] = _mm256_loadu_ps(dst + k + 8 * c);
+                for (int64_t r = 0; r < ob; r++) {
+                    const __m256 gr = _mm256_set1_ps(g[r]);
+                    const float *p = panel + r * nk + k;
+                    for (int c = 0; c < 8; c++) a[c] = _mm256_fmadd_ps(gr, _mm256_loadu_ps(p + 8 * c), a[c]);
+                }
+                for (int c = 0; c < 8; c++) _mm256_storeu_ps(dst + k + 8 * c, a[c]);
             }
 #endif
             for (; k < nk; k += 64) {
