@@ -10,11 +10,14 @@
  *
  * Operations: model load (GGUF, and llama2.c .bin + tokenizer.bin), context
  * init, adapter load (GGUF and PEFT), lexicon load, dataset load, trainer +
- * AdamW init, checkpoint save and load. */
+ * AdamW init, checkpoint save and load; and over a quantized base (Q4_K_M):
+ * model load, context init + one eval, LoRA trainer init, and quantize
+ * (which must leave neither its output nor a temp file behind). */
 #include "hyperlora.h"
 #include "lora/adapter_io.h"
 #include "lora/create.h"
 #include "model/model.h"
+#include "model/quantize_model.h"
 #include "text/lexicon.h"
 #include "train/checkpoint.h"
 #include "train/dataset.h"
@@ -141,6 +144,49 @@ static hl_status op_trainer_init(void *user, hl_error *err) {
     return s;
 }
 
+/* Quantized base: a context, and a prompt through it. */
+static hl_status op_quant_context_eval(void *user, hl_error *err) {
+    const hl_model *m = user;
+    hl_context *ctx = NULL;
+    hl_context_params p = {.n_ctx = 16, .n_threads = 2};
+    hl_status s = hl_context_init(m, &p, &ctx, err);
+    if (s != HL_OK) {
+        CHECK(ctx == NULL);
+        return s;
+    }
+    const int32_t ids[4] = {1, 300, 42, 7};
+    float *logits = malloc(sizeof(float) * (size_t)hl_model_get_config(m)->vocab_size); /* not injected */
+    REQUIRE(logits);
+    s = hl_context_eval(ctx, ids, 4, 0, logits, 0, err);
+    free(logits);
+    hl_context_free(ctx);
+    return s;
+}
+
+typedef struct { const hl_model *m; hl_adapter *ad; } qtrain_args;
+
+static hl_status op_quant_trainer_init(void *user, hl_error *err) {
+    qtrain_args *a = user;
+    hl_trainer_params tp = {.batch = 1, .ctx = 16, .n_threads = 2, .seed = 3};
+    hl_trainer *tr = NULL;
+    hl_status s = hl_trainer_init(a->m, a->ad, &tp, &tr, err);
+    hl_trainer_free(tr);
+    return s;
+}
+
+static int temp_files_left(void);
+
+static hl_status op_quantize(void *user, hl_error *err) {
+    char out[128];
+    snprintf(out, sizeof out, "%s/q.gguf", tmpdir);
+    unlink(out);
+    hl_status s = hl_model_quantize_file(user, out, HL_TYPE_Q4_K, err);
+    CHECK_MSG(temp_files_left() == 0, "quantize left a temp file (%s)", hl_status_name(s));
+    if (s != HL_OK) CHECK_MSG(access(out, F_OK) != 0, "a failed quantize left %s", out);
+    unlink(out);
+    return s;
+}
+
 typedef struct {
     hl_trainer *tr, *tr2; /* tr2/opt2: where loads go, built for the same settings */
     hl_adamw *opt, *opt2;
@@ -261,6 +307,23 @@ int main(void) {
     run_op("checkpoint save", op_checkpoint_save, &ca);
     REQUIRE(access(ckpt, F_OK) == 0); /* the last, uninjected save wrote it */
     run_op("checkpoint load", op_checkpoint_load, &ca);
+
+    /* Quantized bases. */
+    const char *q4km = shared_path("oracle/llamacpp/quant/models/q256-Q4_K_M.gguf");
+    load_args la_q = {q4km, NULL};
+    run_op("model load (Q4_K_M)", op_model_load, &la_q);
+    hl_model *qm = NULL;
+    CHECK_OK(hl_model_load(q4km, NULL, &qm, &err), &err);
+    REQUIRE(qm);
+    run_op("context init + eval (Q4_K_M)", op_quant_context_eval, qm);
+    hl_adapter *qad = NULL;
+    CHECK_OK(hl_adapter_create(qm, &spec, &qad, &err), &err);
+    REQUIRE(qad);
+    qtrain_args qa = {qm, qad};
+    run_op("LoRA trainer init (Q4_K_M)", op_quant_trainer_init, &qa);
+    hl_adapter_free(qad);
+    hl_model_free(qm);
+    run_op("quantize (f32 -> q4_K)", op_quantize, (void *)shared_path("oracle/llamacpp/quant/models/q256-f32.gguf"));
 
     unlink(ckpt);
     rmdir(tmpdir);

@@ -13,6 +13,8 @@
  * With HL_WRITE_SEEDS set in the environment it also (re)writes the seed
  * corpora of those six targets: fuzz/corpus/<target>/<case>. */
 #define _GNU_SOURCE /* memfd_create, in fuzz/loaders.h */
+#include "model/quantize_model.h"
+#include "io/gguf.h"
 #include "test_util.h"
 
 static int loaders_failed;
@@ -79,8 +81,11 @@ static uint8_t *slurp(const char *path, size_t *n) {
     return d;
 }
 
-/* A GGUF model small enough for -max_len=4096: a 20-piece vocabulary. */
-static uint8_t *small_model(int n_layers, int kv_heads, size_t *n) {
+/* A GGUF model small enough for -max_len=4096: a 20-piece vocabulary; dim
+ * 4, ffn 8 unless small_model_dims says otherwise. */
+static uint8_t *small_model_dims(int dim, int ffn, int n_layers, int kv_heads, size_t *n);
+static uint8_t *small_model(int n_layers, int kv_heads, size_t *n) { return small_model_dims(4, 8, n_layers, kv_heads, n); }
+static uint8_t *small_model_dims(int dim, int ffn, int n_layers, int kv_heads, size_t *n) {
     static const char *pieces[] = {"<unk>", "<s>", "</s>", "<0x0A>", "<0x41>", "\xe2\x96\x81", "\xe2\x96\x81the",
                                    "\xe2\x96\x81rain", "the", "rain", "t", "h", "e", "r", "a", "i", "n",
                                    "\xe2\x96\x81t", "\xe2\x96\x81r", "ai"};
@@ -90,7 +95,7 @@ static uint8_t *small_model(int n_layers, int kv_heads, size_t *n) {
     hl_tokenizer *tok = NULL;
     hl_error err;
     REQUIRE(hl_tokenizer_init(nv, pieces, scores, NULL, 1, 2, 0, &tok, &err) == HL_OK);
-    hl_model_config cfg = {.dim = 4, .hidden_dim = 8, .n_layers = n_layers, .n_heads = 2, .n_kv_heads = kv_heads,
+    hl_model_config cfg = {.dim = dim, .hidden_dim = ffn, .n_layers = n_layers, .n_heads = 2, .n_kv_heads = kv_heads,
                            .seq_len = 16};
     hl_model *m = NULL;
     REQUIRE(hl_model_init_random_tok(&cfg, tok, 99, &m, &err) == HL_OK);
@@ -132,6 +137,37 @@ static void seeds_model(void) {
     d = small_model(1, 1, &n);
     CHECK_MSG(n <= 4096, "small GQA model is %zu bytes", n);
     seed("model", "small_gqa.gguf", d, n, HL_OK);
+    free(d);
+    /* Quantized bases: dim 32 (one q4_0 block per row), written by the quantize driver. */
+    d = small_model_dims(32, 32, 1, 1, &n);
+    char f32_path[160], q_path[160];
+    snprintf(f32_path, sizeof f32_path, "%s/small32.gguf", L.dir);
+    snprintf(q_path, sizeof q_path, "%s/small32_q4_0.gguf", L.dir);
+    loaders_write(f32_path, d, n);
+    free(d);
+    hl_error err;
+    REQUIRE(hl_model_quantize_file(f32_path, q_path, HL_TYPE_Q4_0, &err) == HL_OK);
+    unlink(f32_path);
+    d = slurp(q_path, &n);
+    unlink(q_path);
+    CHECK_MSG(n <= 8192, "small q4_0 model is %zu bytes", n);
+    seed("model", "small_q4_0.gguf", d, n, HL_OK);
+    hl_gguf *g = NULL;
+    REQUIRE(hl_gguf_open_memory(d, n, "seed", &g, &err) == HL_OK);
+    const hl_gguf_tensor *t = hl_gguf_tensor_at(g, hl_gguf_find_tensor(g, "blk.0.ffn_up.weight"));
+    REQUIRE(t && t->type == HL_TYPE_Q4_0);
+    size_t at = (size_t)((const uint8_t *)t->data - d) + 3 * 18; /* block 3's d */
+    hl_gguf_free(g);
+    uint8_t keep[2] = {d[at], d[at + 1]};
+    d[at] = 0x01;
+    d[at + 1] = 0x7e; /* NaN */
+    seed("model", "nan_scale_q4_0.gguf", d, n, HL_ERR_FORMAT);
+    d[at] = 0x00;
+    d[at + 1] = 0xfc; /* -inf */
+    seed("model", "inf_scale_q4_0.gguf", d, n, HL_ERR_FORMAT);
+    d[at] = keep[0];
+    d[at + 1] = keep[1];
+    seed("model", "truncated_q4_0.gguf", d, n - 40, HL_ERR_FORMAT);
     free(d);
     seed("model", "empty", "", 0, HL_ERR_FORMAT); /* not GGUF: read as a llama2.c checkpoint, too short */
 }

@@ -259,8 +259,11 @@ static void test_writer_all_types(uint32_t alignment) {
     CHECK_OK(hl_gguf_writer_add_tensor(w, "t.bf16", HL_TYPE_BF16, 4, nebf, tbf, &err), &err);
     CHECK(hl_gguf_writer_add_tensor(w, "t.f16", HL_TYPE_F16, 1, ne16, t16, &err) == HL_ERR_INVALID_ARG);
     CHECK(strstr(err.msg, "duplicate") && strstr(err.msg, "t.f16"));
-    CHECK(hl_gguf_writer_add_tensor(w, "t.q", 2, 1, ne16, t16, &err) == HL_ERR_UNSUPPORTED);
-    CHECK(strstr(err.msg, "type 2"));
+    CHECK(hl_gguf_writer_add_tensor(w, "t.q", 16, 1, ne16, t16, &err) == HL_ERR_UNSUPPORTED);
+    CHECK(strstr(err.msg, "type 16 (iq2_xxs)"));
+    /* a block type: the row must be whole blocks */
+    CHECK(hl_gguf_writer_add_tensor(w, "t.q8", HL_TYPE_Q8_0, 1, ne16, t16, &err) == HL_ERR_INVALID_ARG);
+    CHECK(strstr(err.msg, "t.q8") && strstr(err.msg, "whole blocks"));
     int64_t bad_ne[2] = {3, 0};
     CHECK(hl_gguf_writer_add_tensor(w, "t.z", HL_TYPE_F32, 2, bad_ne, t32, &err) == HL_ERR_INVALID_ARG);
     CHECK(hl_gguf_writer_add_tensor(w, "t.z", HL_TYPE_F32, 5, ne32, t32, &err) == HL_ERR_INVALID_ARG);
@@ -323,7 +326,7 @@ static void test_writer_all_types(uint32_t alignment) {
     CHECK(t->type == HL_TYPE_BF16 && t->n_dims == 4 && t->ne[3] == 5 && t->nbytes == 240);
     CHECK(memcmp(t->data, tbf, 240) == 0 && t->offset % alignment == 0);
     CHECK(strcmp(hl_gguf_type_name(t->type), "bf16") == 0 && strcmp(hl_gguf_type_name(HL_TYPE_F16), "f16") == 0);
-    CHECK(strcmp(hl_gguf_type_name(2), "?") == 0);
+    CHECK(strcmp(hl_gguf_type_name(16), "?") == 0 && strcmp(hl_gguf_type_name(HL_TYPE_Q4_K), "q4_K") == 0);
     t = hl_gguf_tensor_at(g, 0);
     CHECK(memcmp(t->data, t32, sizeof t32) == 0);
     /* padding between tensors is zero */

@@ -204,9 +204,35 @@ static void c_nbytes_overflow(bb *b) {
     uint64_t ne[2] = {(uint64_t)1 << 31, (uint64_t)1 << 31}; /* 2^62 elements x 4 bytes */
     hdr(b, 3, 1, 2); base_kvs(b); tinfo(b, "a", 2, ne, HL_TYPE_F32, 0); data(b, 32, 32);
 }
+/* Valid block-type tensors: q8_0 (2 rows of 32: 68 bytes), q4_K and q6_K (one
+ * 256-element row each: 144 and 210 bytes), each at the next multiple of 32. */
+static void c_valid_quant(bb *b) {
+    uint64_t ne_q8[2] = {32, 2}, ne_k[2] = {256, 1};
+    hdr(b, 3, 3, 2); base_kvs(b);
+    tinfo(b, "q8", 2, ne_q8, HL_TYPE_Q8_0, 0);
+    tinfo(b, "q4k", 2, ne_k, HL_TYPE_Q4_K, 96);
+    tinfo(b, "q6k", 2, ne_k, HL_TYPE_Q6_K, 256);
+    data(b, 32, 466);
+}
+/* Block types: a row must be whole blocks, and rows × row bytes must not wrap. */
+static void c_quant_row_partial(bb *b) {
+    uint64_t ne[2] = {48, 2};
+    hdr(b, 3, 1, 2); base_kvs(b); tinfo(b, "a", 2, ne, HL_TYPE_Q4_K, 0); data(b, 32, 288);
+}
+static void c_quant_row_partial_q8_0(bb *b) {
+    hdr(b, 3, 1, 2); base_kvs(b); tinfo(b, "a", 2, NE_A, HL_TYPE_Q8_0, 0); data(b, 32, 64);
+}
+static void c_quant_nbytes_overflow(bb *b) {
+    uint64_t ne[2] = {(uint64_t)31 << 58, 1}; /* < 2^63 elements, but 31·2^53 blocks of 34 bytes > 2^63 */
+    hdr(b, 3, 1, 2); base_kvs(b); tinfo(b, "a", 2, ne, HL_TYPE_Q8_0, 0); data(b, 32, 68);
+}
+static void c_quant_truncated(bb *b) {
+    uint64_t ne[2] = {32, 2}; /* two q8_0 blocks: 68 bytes, only 60 present */
+    hdr(b, 3, 1, 2); base_kvs(b); tinfo(b, "a", 2, ne, HL_TYPE_Q8_0, 0); data(b, 32, 60);
+}
 static void c_unknown_tensor_type(bb *b) {
     hdr(b, 3, 2, 2); base_kvs(b);
-    tinfo(b, "a", 2, NE_A, 2 /* q4_0 */, 0);
+    tinfo(b, "a", 2, NE_A, 16 /* iq2_xxs */, 0);
     tinfo(b, "b", 1, NE_B, HL_TYPE_F32, 32);
     data(b, 32, 64);
 }
@@ -272,6 +298,7 @@ static const mcase cases[] = {
     {"valid", c_valid, HL_OK, NULL, 1},
     {"valid_v2", c_valid_v2, HL_OK, NULL, 1},
     {"valid_all_types", c_valid_all_types, HL_OK, NULL, 1},
+    {"valid_quant_types", c_valid_quant, HL_OK, NULL, 1},
     {"valid_adapter", c_valid_adapter, HL_OK, NULL, 1},
     {"empty_file", c_empty_file, HL_ERR_FORMAT, "too small", 0},
     {"bad_magic", c_bad_magic, HL_ERR_FORMAT, "bad magic", 1},
@@ -312,7 +339,11 @@ static const mcase cases[] = {
     {"ne_product_overflow", c_ne_overflow, HL_ERR_FORMAT, "tensor 0 'a': element count", 1},
     {"ne_product_int64_overflow", c_ne_int64_overflow, HL_ERR_FORMAT, "tensor 0 'a': element count", 0},
     {"nbytes_overflow", c_nbytes_overflow, HL_ERR_FORMAT, "tensor 0 'a': byte size", 1},
-    {"unknown_tensor_type", c_unknown_tensor_type, HL_ERR_UNSUPPORTED, "tensor 0 'a': unsupported tensor type 2 (q4_0)", 1},
+    {"unknown_tensor_type", c_unknown_tensor_type, HL_ERR_UNSUPPORTED, "tensor 0 'a': unsupported tensor type 16 (iq2_xxs)", 1},
+    {"quant_row_not_whole_blocks", c_quant_row_partial, HL_ERR_FORMAT, "tensor 0 'a': row length ne[0] = 48 is not a multiple of the q4_K block size 256", 1},
+    {"quant_row_partial_q8_0", c_quant_row_partial_q8_0, HL_ERR_FORMAT, "tensor 0 'a': row length ne[0] = 4 is not a multiple of the q8_0 block size 32", 1},
+    {"quant_nbytes_overflow", c_quant_nbytes_overflow, HL_ERR_FORMAT, "tensor 0 'a': byte size", 1},
+    {"quant_truncated_blocks", c_quant_truncated, HL_ERR_FORMAT, "tensor 0 'a': data (offset 0, 68 bytes) runs past end of file", 1},
     {"tensor_type_huge", c_tensor_type_huge, HL_ERR_UNSUPPORTED, "'weird': unsupported tensor type 3735928559", 0},
     {"misaligned_offset", c_misaligned_offset, HL_ERR_FORMAT, "tensor 1 'b': offset 40 is not a multiple of the alignment 32", 1},
     {"overlap_same_offset", c_overlap_same, HL_ERR_FORMAT, "overlaps: 'a' [0, 32) and 'b' [0, 32)", 1},
@@ -405,6 +436,7 @@ int main(void) {
     printf("%d/%d malformed-file cases behave as expected\n", passed, n_cases);
     test_all_truncations(c_valid, "valid-truncated");
     test_all_truncations(c_valid_all_types, "all-types-truncated");
+    test_all_truncations(c_valid_quant, "quant-truncated");
     test_all_truncations(c_valid_adapter, "adapter-truncated");
     return hl_test_finish("test_gguf_malformed");
 }

@@ -85,9 +85,13 @@ static int inspect_gguf(const char *path) {
         printf("\n");
     }
     printf("\ntensors:\n  %-40s %-5s %-22s %12s %12s\n", "name", "type", "shape (ne)", "offset", "bytes");
-    uint64_t total = 0;
+    uint64_t total = 0, elems = 0, per_type[HL_TYPE_COUNT] = {0};
     for (int64_t i = 0; i < hl_gguf_n_tensors(g); i++) {
         const hl_gguf_tensor *t = hl_gguf_tensor_at(g, i);
+        uint64_t n = 1;
+        for (uint32_t d = 0; d < t->n_dims; d++) n *= (uint64_t)t->ne[d]; /* the reader bounded the product */
+        elems += n;
+        if (t->type < HL_TYPE_COUNT) per_type[t->type]++;
         char shape[96] = "[";
         for (uint32_t d = 0; d < t->n_dims; d++) {
             char part[24];
@@ -100,7 +104,12 @@ static int inspect_gguf(const char *path) {
                hl_gguf_type_name(t->type), shape, (unsigned long long)t->offset, (unsigned long long)t->nbytes);
         total += t->nbytes;
     }
-    printf("  total %llu bytes of tensor data\n", (unsigned long long)total);
+    printf("  total %llu bytes of tensor data", (unsigned long long)total);
+    if (elems) printf(", %.2f bits per element", 8.0 * (double)total / (double)elems);
+    printf("; types:");
+    for (uint32_t ty = 0; ty < HL_TYPE_COUNT; ty++)
+        if (per_type[ty]) printf(" %s x%llu", hl_gguf_type_name(ty), (unsigned long long)per_type[ty]);
+    printf("\n");
     hl_gguf_str type;
     int is_adapter = hl_gguf_find_key(g, "general.type") >= 0 && hl_gguf_get_str(g, "general.type", &type, NULL) == HL_OK &&
                      type.len == 7 && !memcmp(type.data, "adapter", 7);

@@ -109,7 +109,14 @@ int cmd_scene(int argc, char **argv) {
         hl_scene_decoder_free(d);
         return cli_error(CMD, "out of memory");
     }
-    for (int32_t v = 0; v < V; v++) sc[v] = (scored){cosine(e, base->token_embd + (int64_t)v * C, C), v};
+    float *row = malloc(sizeof *row * (size_t)C); /* a quantized base's rows are dequantized one at a time */
+    if (!row) {
+        free(sc);
+        hl_scene_decoder_free(d);
+        return cli_error(CMD, "out of memory");
+    }
+    for (int32_t v = 0; v < V; v++) sc[v] = (scored){cosine(e, hl_model_embd_row(base, v, row), C), v};
+    free(row);
     qsort(sc, (size_t)V, sizeof *sc, by_sim_desc);
     printf("  nearest base tokens:");
     const hl_tokenizer *bt = base->tok;

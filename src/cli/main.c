@@ -20,6 +20,8 @@ static const command commands[] = {
     {"scene", cmd_scene, "scene explain: parts, facets, neighbours and decodings of a lexeme"},
     {"inspect", cmd_inspect, "show a model's or adapter's metadata and tensors"},
     {"convert", cmd_convert, "convert a llama2.c checkpoint to GGUF"},
+    {"perplexity", cmd_perplexity, "perplexity of a model on a text file (llama-perplexity's convention)"},
+    {"quantize", cmd_quantize, "write a base model in ggml block types (q8_0 ... q6_K, q4_K_M, ...), as llama-quantize"},
     {"merge", cmd_merge, "merge adapters into a base model (new GGUF)"},
     {"plot", cmd_plot, "draw train/eval loss curves as SVG"},
     {"combine", cmd_combine, "make one adapter from weighted adapters (cat, linear, svd)"},

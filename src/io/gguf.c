@@ -55,32 +55,24 @@ const char *hl_gguf_kv_type_name(hl_gguf_kv_type t) {
 }
 
 const char *hl_gguf_type_name(uint32_t tensor_type) {
-    switch (tensor_type) {
-    case HL_TYPE_F32: return "f32";
-    case HL_TYPE_F16: return "f16";
-    case HL_TYPE_BF16: return "bf16";
-    default: return "?";
-    }
+    const hl_type_traits *tr = hl_type_traits_of(tensor_type);
+    return tr ? tr->name : "?";
 }
 
-/* ggml's names for types we refuse, so the message says what the file holds. */
-static const char *ggml_type_name(uint32_t t) {
-    static const char *names[] = {
-        "f32", "f16", "q4_0", "q4_1", "q4_2", "q4_3", "q5_0", "q5_1", "q8_0", "q8_1",
-        "q2_K", "q3_K", "q4_K", "q5_K", "q6_K", "q8_K", "iq2_xxs", "iq2_xs", "iq3_xxs",
-        "iq1_s", "iq4_nl", "iq3_s", "iq2_s", "iq4_xs", "i8", "i16", "i32", "i64", "f64",
-        "iq1_m", "bf16", "q4_0_4_4", "q4_0_4_8", "q4_0_8_8", "tq1_0", "tq2_0",
-        "iq4_nl_4_4", "iq4_nl_4_8", "iq4_nl_8_8", "mxfp4"};
-    if (t < sizeof names / sizeof names[0]) return names[t];
-    return "unknown";
-}
-
-static size_t tensor_type_size(uint32_t t) {
-    switch (t) {
-    case HL_TYPE_F32: return 4;
-    case HL_TYPE_F16: case HL_TYPE_BF16: return 2;
-    default: return 0;
+/* Byte size of a tensor of a supported type: ne[0] a whole number of blocks,
+ * then rows × row bytes, each product checked. 0 and *why set when not. */
+static int tensor_nbytes(uint32_t type, const int64_t *ne, uint32_t n_dims, uint64_t *out, const char **why) {
+    const hl_type_traits *tr = hl_type_traits_of(type);
+    uint64_t rows, row_bytes;
+    *why = "overflows";
+    if (!hl_mul_dims(ne + 1, (int)n_dims - 1, &rows)) return 0;
+    if (ne[0] % tr->block_elems) {
+        *why = "row length is not a multiple of the block size";
+        return 0;
     }
+    if (!hl_type_row_bytes(type, ne[0], &row_bytes) || !hl_mul_u64(rows, row_bytes, out) || *out > (uint64_t)INT64_MAX)
+        return 0;
+    return 1;
 }
 
 static int valid_alignment(uint64_t a) {
@@ -323,15 +315,20 @@ static hl_status parse_tensor_info(parser *ps, uint64_t i) {
     }
     if (!rd_u32(ps, &t->type)) return perr(ps, HL_ERR_FORMAT, "%s: truncated type", label);
     if (!rd_u64(ps, &t->offset)) return perr(ps, HL_ERR_FORMAT, "%s: truncated offset", label);
-    size_t ts = tensor_type_size(t->type);
-    if (!ts)
-        return perr(ps, HL_ERR_UNSUPPORTED, "%s: unsupported tensor type %u (%s); only f32 (0), f16 (1) and bf16 (30) are accepted",
-                    label, t->type, ggml_type_name(t->type));
+    const hl_type_traits *tr = hl_type_traits_of(t->type);
+    if (!tr)
+        return perr(ps, HL_ERR_UNSUPPORTED, "%s: unsupported tensor type %u (%s); accepted: f32, f16, bf16, q8_0, q4_0, "
+                    "q4_1, q5_0, q5_1, q2_K, q3_K, q4_K, q5_K, q6_K", label, t->type, hl_ggml_type_name(t->type));
     uint64_t nel;
     if (!hl_mul_dims(t->ne, (int)t->n_dims, &nel) || nel > (uint64_t)INT64_MAX)
         return perr(ps, HL_ERR_FORMAT, "%s: element count (product of ne) overflows", label);
-    if (!hl_mul_u64(nel, ts, &t->nbytes) || t->nbytes > (uint64_t)INT64_MAX)
-        return perr(ps, HL_ERR_FORMAT, "%s: byte size (%llu elements x %zu) overflows", label, (unsigned long long)nel, ts);
+    if (t->ne[0] % tr->block_elems)
+        return perr(ps, HL_ERR_FORMAT, "%s: row length ne[0] = %lld is not a multiple of the %s block size %d",
+                    label, (long long)t->ne[0], tr->name, tr->block_elems);
+    const char *why;
+    if (!tensor_nbytes(t->type, t->ne, t->n_dims, &t->nbytes, &why))
+        return perr(ps, HL_ERR_FORMAT, "%s: byte size (%llu elements of %s, %d-byte blocks of %d) %s", label,
+                    (unsigned long long)nel, tr->name, tr->block_bytes, tr->block_elems, why);
     return HL_OK;
 }
 
@@ -1043,17 +1040,17 @@ hl_status hl_gguf_writer_add_tensor(hl_gguf_writer *w, const char *name, uint32_
     const char *shown = show(nb, sizeof nb, name, nn);
     if (nn > HL_GGUF_MAX_STRING)
         return hl_fail(err, HL_ERR_LIMIT, "gguf writer: tensor name of %zu bytes exceeds the limit", nn);
-    size_t ts = tensor_type_size(type);
-    if (!ts)
-        return hl_fail(err, HL_ERR_UNSUPPORTED, "gguf writer: tensor '%s': unsupported tensor type %u (%s)", shown, type, ggml_type_name(type));
+    if (!hl_type_traits_of(type))
+        return hl_fail(err, HL_ERR_UNSUPPORTED, "gguf writer: tensor '%s': unsupported tensor type %u (%s)", shown, type, hl_ggml_type_name(type));
     if (n_dims == 0 || n_dims > HL_GGUF_MAX_DIMS)
         return hl_fail(err, HL_ERR_INVALID_ARG, "gguf writer: tensor '%s': n_dims %u is out of range (1..%d)", shown, n_dims, HL_GGUF_MAX_DIMS);
     for (uint32_t d = 0; d < n_dims; d++)
         if (ne[d] <= 0)
             return hl_fail(err, HL_ERR_INVALID_ARG, "gguf writer: tensor '%s': ne[%u] = %lld is not positive", shown, d, (long long)ne[d]);
     uint64_t nel, nbytes;
-    if (!hl_mul_dims(ne, (int)n_dims, &nel) || !hl_mul_u64(nel, ts, &nbytes) || nbytes > (uint64_t)INT64_MAX || nbytes > SIZE_MAX)
-        return hl_fail(err, HL_ERR_INVALID_ARG, "gguf writer: tensor '%s': size overflows", shown);
+    const char *why;
+    if (!hl_mul_dims(ne, (int)n_dims, &nel) || !tensor_nbytes(type, ne, n_dims, &nbytes, &why) || nbytes > SIZE_MAX)
+        return hl_fail(err, HL_ERR_INVALID_ARG, "gguf writer: tensor '%s': size overflows or the row is not whole blocks", shown);
     if (whash_find(w, 1, name, nn) >= 0)
         return hl_fail(err, HL_ERR_INVALID_ARG, "gguf writer: duplicate tensor name '%s'", shown);
     if (w->n_t >= HL_GGUF_MAX_TENSORS)

@@ -4,7 +4,10 @@
  * size product is checked against the bytes remaining and the caps below,
  * at runtime, with a message naming the file and the field (see
  * ../shared/DESIGN.md section 3 for the real CVEs this guards against).
- * Tensor types F32, F16 and BF16 are accepted; any other type is refused.
+ * Tensor types: F32, F16, BF16 and the block types of quant/quant_types.h
+ * (Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q2_K..Q6_K); any other type is refused. A
+ * block-type tensor's ne[0] must be a multiple of its block size, and its
+ * size is rows × blocks per row × block bytes, each product checked.
  *
  * Writing keeps KV order and tensor order as added, and lays tensor data out
  * canonically (each tensor at the next multiple of the alignment, data
@@ -33,10 +36,8 @@ typedef enum hl_gguf_kv_type {
     HL_GGUF_FLOAT64 = 12, HL_GGUF_KV_TYPE_COUNT
 } hl_gguf_kv_type;
 
-/* ggml tensor types we accept (numbering is ggml's). */
-typedef enum hl_tensor_type {
-    HL_TYPE_F32 = 0, HL_TYPE_F16 = 1, HL_TYPE_BF16 = 30
-} hl_tensor_type;
+/* hl_tensor_type (ggml's numbering) and the block layouts live in quant/. */
+#include "quant/quant_types.h"
 
 typedef struct hl_gguf_str { const char *data; uint64_t len; } hl_gguf_str; /* not NUL-terminated */
 
@@ -94,7 +95,7 @@ int64_t hl_gguf_n_tensors(const hl_gguf *g);
 int64_t hl_gguf_find_tensor(const hl_gguf *g, const char *name);
 const hl_gguf_tensor *hl_gguf_tensor_at(const hl_gguf *g, int64_t i);
 
-const char *hl_gguf_type_name(uint32_t tensor_type);   /* "f32", "f16", "bf16", "?" */
+const char *hl_gguf_type_name(uint32_t tensor_type);   /* "f32", "f16", "bf16", "q4_K", ..., "?" */
 size_t hl_gguf_kv_type_size(hl_gguf_kv_type t);         /* 0 for STRING/ARRAY */
 const char *hl_gguf_kv_type_name(hl_gguf_kv_type t);
 

@@ -11,6 +11,7 @@
 #ifndef HL_KERNELS_H
 #define HL_KERNELS_H
 #include <stdint.h>
+#include "quant/quant_types.h"
 #include "util/threadpool.h"
 
 /* The canonical dot product: L interleaved lanes (lane j sums the products
@@ -31,6 +32,9 @@ void hl_matmul_acc(hl_pool *pool, float *out, const float *x, const float *w, in
  * accumulate adds scale·(x·Wᵀ), otherwise stores x·Wᵀ (scale ignored). */
 void hl_matmul_strided(hl_pool *pool, float *out, int64_t ldo, const float *x, const float *w, int64_t T, int64_t K,
                        int64_t O, float scale, int accumulate);
+/* hl_matmul_strided (store, not accumulate) on the calling thread only: the
+ * quantized kernels run it on a dequantized tile of rows. */
+void hl_matmul_serial(float *out, int64_t ldo, const float *x, const float *w, int64_t T, int64_t K, int64_t O);
 /* Several x·Wᵀ products of one input x (T, K) in one dispatch: part i stores
  * out_i (T, O_i; row stride ldo_i) = x · W_iᵀ, bitwise as hl_matmul_strided. */
 #define HL_MATMUL_MAX_PARTS 4
@@ -142,6 +146,23 @@ void hl_swiglu(float *out, const float *gate, const float *up, int64_t n);
  * out (T, H·D); scratch: n_threads · n_ctx floats. Threads split over (t, h). */
 void hl_attention(hl_pool *pool, float *out, const float *q, const float *kcache, const float *vcache,
                   int64_t T, int64_t pos0, int64_t H, int64_t Hkv, int64_t D, int64_t n_ctx, float *scratch);
+
+/* Quantized weights (matmul_quant.c): W is an hl_qweight (rows O, cols K)
+ * read straight from its blocks. hl_qmatmul stores out (T, O; row stride
+ * ldo) = x (T, K) · Wᵀ: each thread dequantizes HL_QTILE rows of W at a time
+ * into its slice of scratch and runs hl_matmul_serial on them, so every
+ * element is hl_dot(x_t, dequantized row), bit-identical to hl_matmul_strided
+ * on the dequantized f32 copy, at any batch size and thread count.
+ * hl_qmatmul_nn: out (T, K) (+)= dy (T, O) · W, threads split over the
+ * blocks of a row; each element chains fused multiply-adds over o in order,
+ * starting from 0 (store) or from out's value (accumulate).
+ * scratch: hl_qmatmul_scratch_floats(threads, K) floats, for both. */
+#define HL_QTILE 16
+int64_t hl_qmatmul_scratch_floats(int n_threads, int64_t K);
+void hl_qmatmul(hl_pool *pool, float *out, int64_t ldo, const float *x, const hl_qweight *w, int64_t T,
+                float *scratch);
+void hl_qmatmul_nn(hl_pool *pool, float *out, const float *dy, const hl_qweight *w, int64_t T, int accumulate,
+                   float *scratch);
 
 /* ---- plain references (tests only) ---- */
 double hl_exp_sum_ref(float *out, const float *x, int64_t n, float shift);

@@ -213,6 +213,11 @@ void hl_matmul_strided(hl_pool *pool, float *out, int64_t ldo, const float *x, c
     run(pool, &j);
 }
 
+void hl_matmul_serial(float *out, int64_t ldo, const float *x, const float *w, int64_t T, int64_t K, int64_t O) {
+    matmul_job j = {out, x, w, T, K, O, 1.0f, 0, ldo};
+    matmul_rows(&j, 0, O, 0);
+}
+
 /* Several products of the same input as one pool dispatch: the rows of all
  * parts are split across the threads together, so q/k/v or gate/up wake the
  * workers once and share the load evenly. Each element is computed exactly as

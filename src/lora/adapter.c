@@ -79,7 +79,7 @@ hl_status hl_adapter_add(hl_adapter *a, const hl_model *m, int layer, int target
         return hl_fail(err, HL_ERR_FORMAT, "adapter %s: two weights for layer %d target %s", a->name, layer,
                        hl_target_name(target));
     int64_t rows, cols;
-    if (!hl_model_weight(m, layer, target, &rows, &cols))
+    if (!hl_model_weight_shape(m, layer, target, &rows, &cols))
         return hl_fail(err, HL_ERR_MISMATCH, "adapter %s: the base has no %s projection", a->name,
                        hl_target_name(target));
     if (a->n_weights == a->cap_weights) {

@@ -50,20 +50,13 @@ static int ends_with(hl_gguf_str s, const char *suffix, size_t *base_len) {
     return 1;
 }
 
-/* Copies a 2-D F32/F16/BF16 tensor into a new f32 buffer. */
+/* Copies a 2-D tensor of any type the reader accepts into a new f32 buffer
+ * (the reader made ne[0] a whole number of blocks). */
 static float *tensor_to_f32(const hl_gguf_tensor *t) {
     uint64_t n = (uint64_t)t->ne[0] * (uint64_t)t->ne[1];
     float *buf = hl_malloc_array((size_t)n, sizeof(float));
     if (!buf) return NULL;
-    const uint8_t *src = t->data;
-    for (uint64_t i = 0; i < n; i++) {
-        if (t->type == HL_TYPE_F32) memcpy(&buf[i], src + 4 * i, 4);
-        else {
-            uint16_t h;
-            memcpy(&h, src + 2 * i, 2);
-            buf[i] = t->type == HL_TYPE_F16 ? hl_f16_to_f32(h) : hl_bf16_to_f32(h);
-        }
-    }
+    hl_dequantize(t->type, t->data, buf, (int64_t)n / hl_type_traits_of(t->type)->block_elems);
     return buf;
 }
 
@@ -242,6 +235,17 @@ static hl_status load_gguf(const char *path, const hl_model *m, int force, hl_ad
                           : hl_fail(err, HL_ERR_FORMAT, "%s: %s appears twice", path,
                                     hl_escape(bn, base_len, shown, sizeof shown));
             goto done;
+        }
+        /* A block-type A or B must have finite scales (llama.cpp stores adapters in f32/f16, but a file may not). */
+        const hl_gguf_tensor *tq[2] = {ta, tb};
+        for (int k = 0; k < 2; k++) {
+            const hl_type_traits *tr = hl_type_traits_of(tq[k]->type);
+            int64_t bad = hl_quant_find_bad_scale(tq[k]->type, tq[k]->data, (int64_t)(tq[k]->nbytes / (uint64_t)tr->block_bytes));
+            if (bad >= 0) {
+                s = hl_fail(err, HL_ERR_FORMAT, "%s: %s.%s (%s): block %lld has a non-finite scale", path,
+                            ESC(bn, base_len), k ? "lora_b" : "lora_a", tr->name, (long long)bad);
+                goto done;
+            }
         }
         hl_lora_weight w = {.layer = layer, .target = target, .rank = (int32_t)rank, .n_in = n_in, .n_out = n_out};
         /* llama.cpp: scale = alpha / r, or 1 when alpha is 0. */

@@ -475,7 +475,7 @@ static hl_status check_input(const hl_model *m, const hl_adapter *a, int32_t i, 
         const hl_lora_weight *w = &a->w[j];
         int64_t rows, cols;
         char tn[64];
-        if (w->target < 0 || w->target >= HL_TARGET_COUNT || !hl_model_weight(m, w->layer, w->target, &rows, &cols))
+        if (w->target < 0 || w->target >= HL_TARGET_COUNT || !hl_model_weight_shape(m, w->layer, w->target, &rows, &cols))
             return hl_fail(err, HL_ERR_MISMATCH, "combine: adapter %d (%s) adapts a projection the base lacks", i, nm);
         hl_model_tensor_name(w->layer, w->target, tn, sizeof tn);
         if (w->n_in != cols || w->n_out != rows || w->rank <= 0 || !w->A || !w->B)

@@ -86,7 +86,7 @@ hl_status hl_adapter_create(const hl_model *m, const hl_adapter_spec *spec, hl_a
             if (!is_out && spec->layers && !spec->layers[l]) continue;
             /* A rank above min(in, out) adds parameters and no expressiveness: refuse it. */
             int64_t rows = 0, cols = 0;
-            if (hl_model_weight(m, is_out ? -1 : l, t, &rows, &cols) && spec->rank > (rows < cols ? rows : cols)) {
+            if (hl_model_weight_shape(m, is_out ? -1 : l, t, &rows, &cols) && spec->rank > (rows < cols ? rows : cols)) {
                 char where[32];
                 if (is_out) snprintf(where, sizeof where, "output");
                 else snprintf(where, sizeof where, "%s of layer %d", hl_target_name(t), l);

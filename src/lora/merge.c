@@ -13,9 +13,12 @@
 hl_status hl_merge_weight(const hl_model *m, const hl_adapter *const *adapters, const float *scales, int32_t n,
                           int layer, int target, float *out, hl_error *err) {
     int64_t rows, cols;
+    if (!hl_model_weight_shape(m, layer, target, &rows, &cols))
+        return hl_fail(err, HL_ERR_INVALID_ARG, "merge: no such weight (layer %d, %s)", layer, hl_target_name(target));
     const float *W = hl_model_weight(m, layer, target, &rows, &cols);
-    if (!W) return hl_fail(err, HL_ERR_INVALID_ARG, "merge: no such weight (layer %d, %s)", layer, hl_target_name(target));
-    memcpy(out, W, (size_t)(rows * cols) * sizeof(float));
+    const hl_qweight *q = hl_model_qweight(m, layer, target);
+    if (W) memcpy(out, W, (size_t)(rows * cols) * sizeof(float));
+    else for (int64_t o = 0; o < rows; o++) hl_qweight_row(q, o, out + o * cols); /* a quantized base merges into f32 */
     for (int32_t i = 0; i < n; i++) {
         const hl_lora_weight *w = hl_adapter_find(adapters[i], layer, target);
         if (!w || scales[i] == 0.0f) continue;

@@ -26,6 +26,7 @@ struct hl_context {
     float *lora_tmp;    /* (n_batch, max rank) LoRA A·x */
     int32_t lora_tmp_cap;
     float *att_scratch; /* (n_threads, n_ctx) */
+    float *qscratch;    /* (n_threads, HL_QTILE, max(C, F)) dequantized weight tiles; quantized models only */
     float *rope_cs;     /* (rope_n, head_dim): RoPE cos/sin per position (hl_rope_table), grown on use */
     int32_t rope_n;     /* positions rope_cs covers (<= n_ctx) */
     const struct hl_adapter_set *adapters; /* active adapters; NULL when none */

@@ -33,6 +33,7 @@ void hl_context_free(hl_context *ctx) {
     hl_free(ctx->att_scratch);
     hl_free(ctx->rope_cs);
     hl_free(ctx->adapter_storage);
+    hl_free(ctx->qscratch);
     hl_free(ctx);
 }
 
@@ -72,6 +73,8 @@ hl_status hl_context_init(const hl_model *m, const hl_context_params *params, hl
 #endif
     hl_status ls = hl_weight_layout_resolve(p.weights, prefer_packed, &layout, err);
     if (ls != HL_OK) return ls;
+    /* Quantized weights are read from their blocks; packing is for f32 bases. */
+    if (m->quantized) layout = HL_WEIGHTS_ROWS;
     hl_context *ctx = hl_calloc(1, sizeof *ctx);
     if (!ctx) return hl_fail(err, HL_ERR_NOMEM, "out of memory creating a context");
     ctx->m = m;
@@ -90,9 +93,10 @@ hl_status hl_context_init(const hl_model *m, const hl_context_params *params, hl
     ctx->hb2 = hl_malloc_array((size_t)(B * F), sizeof(float));
     ctx->proj = hl_malloc_array((size_t)(B * wide), sizeof(float));
     ctx->att_scratch = hl_malloc_array((size_t)p.n_threads * (size_t)ctx->n_ctx, sizeof(float));
+    if (m->quantized) ctx->qscratch = hl_malloc_array((size_t)hl_qmatmul_scratch_floats(p.n_threads, wide), sizeof(float));
     /* rope_cs grows with the positions used (rope_reserve). */
     if (!ctx->pool || !ctx->kcache || !ctx->vcache || !ctx->x || !ctx->xb || !ctx->q || !ctx->att || !ctx->hb ||
-        !ctx->hb2 || !ctx->proj || !ctx->att_scratch) {
+        !ctx->hb2 || !ctx->proj || !ctx->att_scratch || (m->quantized && !ctx->qscratch)) {
         hl_context_free(ctx);
         return hl_fail(err, HL_ERR_NOMEM, "out of memory creating a context of %d positions", p.n_ctx);
     }
@@ -106,9 +110,12 @@ hl_status hl_context_init(const hl_model *m, const hl_context_params *params, hl
 
 /* out (T, O; row stride ldo) = x (T, K) · Wᵀ, plus every adapter's s·B(A·x) on (layer, target). */
 /* W is row-major, or packed when the context runs on packed weights. */
+/* A quantized W (hl_model_qweight) is read from its blocks whatever the layout. */
 static hl_status project_ld(hl_context *ctx, int layer, int target, const float *W, const float *x, float *out,
                             int64_t ldo, int64_t T, int64_t K, int64_t O, hl_error *err) {
-    if (ctx->packed) hl_matmul_packed(ctx->pool, out, ldo, x, W, T, K, O);
+    const hl_qweight *q = hl_model_qweight(ctx->m, layer, target);
+    if (q) hl_qmatmul(ctx->pool, out, ldo, x, q, T, ctx->qscratch);
+    else if (ctx->packed) hl_matmul_packed(ctx->pool, out, ldo, x, W, T, K, O);
     else hl_matmul_strided(ctx->pool, out, ldo, x, W, T, K, O, 1.0f, 0);
     if (ctx->adapters) return hl_lora_apply(ctx, layer, target, x, out, ldo, T, err);
     return HL_OK;
@@ -122,7 +129,13 @@ static hl_status project(hl_context *ctx, int layer, int target, const float *W,
 /* The projections of one input (q/k/v, or gate/up) as one dispatch, then each target's adapters. */
 static hl_status project_group(hl_context *ctx, int layer, const int *targets, const hl_matmul_part *parts, int n,
                                const float *x, int64_t T, int64_t K, hl_error *err) {
-    if (ctx->packed) hl_matmul_packed_group(ctx->pool, x, T, K, parts, n);
+    if (ctx->m->quantized) { /* each part on its own: any of them may be quantized (the _M mixes mix types) */
+        for (int i = 0; i < n; i++) {
+            const hl_qweight *q = hl_model_qweight(ctx->m, layer, targets[i]);
+            if (q) hl_qmatmul(ctx->pool, parts[i].out, parts[i].ldo, x, q, T, ctx->qscratch);
+            else hl_matmul_strided(ctx->pool, parts[i].out, parts[i].ldo, x, parts[i].w, T, K, parts[i].O, 1.0f, 0);
+        }
+    } else if (ctx->packed) hl_matmul_packed_group(ctx->pool, x, T, K, parts, n);
     else hl_matmul_group(ctx->pool, x, T, K, parts, n);
     for (int i = 0; ctx->adapters && i < n; i++) {
         hl_status s = hl_lora_apply(ctx, layer, targets[i], x, parts[i].out, parts[i].ldo, T, err);
@@ -131,14 +144,15 @@ static hl_status project_group(hl_context *ctx, int layer, const int *targets, c
     return HL_OK;
 }
 
-/* Input embedding of one position: a base token, a hyperlexeme row after the
- * base vocabulary, or (id < 0) raw scene vector -id-1 of the context. */
-static const float *embedding_row(const hl_context *ctx, int32_t id) {
+/* Input embedding of one position: a base token (a quantized table's row
+ * is dequantized into buf, C floats), a hyperlexeme row after the base
+ * vocabulary, or (id < 0) raw scene vector -id-1 of the context. */
+static const float *embedding_row(const hl_context *ctx, int32_t id, float *buf) {
     const hl_model *m = ctx->m;
     const int64_t C = m->cfg.dim;
     if (id < 0) return ctx->scene_vectors + (int64_t)(-id - 1) * C;
     if (id >= m->n_vocab_base) return m->extra_embd + (int64_t)(id - m->n_vocab_base) * C;
-    return m->token_embd + (int64_t)id * C;
+    return hl_model_embd_row(m, id, buf);
 }
 
 static hl_status forward_chunk(hl_context *ctx, const int32_t *tokens, int64_t T, int64_t pos0, float *logits,
@@ -148,7 +162,10 @@ static hl_status forward_chunk(hl_context *ctx, const int32_t *tokens, int64_t T
     const int64_t C = c->dim, F = c->hidden_dim, H = c->n_heads, Hkv = c->n_kv_heads, D = C / H, kv = Hkv * D;
     const int64_t V = c->vocab_size;
     hl_status s;
-    for (int64_t t = 0; t < T; t++) memcpy(ctx->x + t * C, embedding_row(ctx, tokens[t]), C * sizeof(float));
+    for (int64_t t = 0; t < T; t++) {
+        const float *row = embedding_row(ctx, tokens[t], ctx->x + t * C);
+        if (row != ctx->x + t * C) memcpy(ctx->x + t * C, row, C * sizeof(float));
+    }
 
     for (int l = 0; l < c->n_layers; l++) {
         /* The projections come from the packed copy when there is one; the norms always from the model. */

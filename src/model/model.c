@@ -49,6 +49,33 @@ const float *hl_model_weight(const hl_model *m, int layer, int target, int64_t *
     }
 }
 
+int hl_model_weight_shape(const hl_model *m, int layer, int target, int64_t *rows, int64_t *cols) {
+    if (target < 0 || target >= HL_TARGET_COUNT) return 0;
+    if (target != HL_TARGET_OUTPUT && (layer < 0 || layer >= m->cfg.n_layers)) return 0;
+    hl_model_weight(m, layer, target, rows, cols);
+    return 1;
+}
+
+const hl_qweight *hl_model_qweight(const hl_model *m, int layer, int target) {
+    if (!m->qw || target < 0 || target >= HL_TARGET_COUNT) return NULL;
+    if (target == HL_TARGET_OUTPUT) layer = m->cfg.n_layers;
+    else if (layer < 0 || layer >= m->cfg.n_layers) return NULL;
+    const hl_qweight *q = &m->qw[(int64_t)layer * HL_TARGET_COUNT + target];
+    return q->data ? q : NULL;
+}
+
+const float *hl_model_embd_row(const hl_model *m, int32_t id, float *buf) {
+    if (m->token_embd) return m->token_embd + (int64_t)id * m->cfg.dim;
+    hl_qweight_row(&m->qembd, id, buf);
+    return buf;
+}
+
+const float *hl_model_output_row(const hl_model *m, int32_t id, float *buf) {
+    if (m->output) return m->output + (int64_t)id * m->cfg.dim;
+    hl_qweight_row(hl_model_qweight(m, -1, HL_TARGET_OUTPUT), id, buf);
+    return buf;
+}
+
 static float *own(hl_model *m, size_t n) {
     if (m->n_owned == m->cap_owned) {
         int cap = m->cap_owned ? m->cap_owned * 2 : 32;
@@ -74,6 +101,7 @@ void hl_model_free(hl_model *m) {
     }
     for (int i = 0; i < m->n_owned; i++) hl_free(m->owned[i]);
     hl_free(m->owned);
+    hl_free(m->qw);
     hl_model_packed_free(m);
     hl_free(m->layers);
     hl_tokenizer_free(m->tok);
@@ -103,19 +131,32 @@ static void fnv_tensor(uint64_t *h, const float *w, int64_t n) {
     fnv(h, &w[n - 1], sizeof(float));
 }
 
+/* A quantized weight: its type, then 64 evenly spaced bytes and the last. */
+static void fnv_qweight(uint64_t *h, const hl_qweight *q) {
+    uint64_t n = q->row_bytes * (uint64_t)q->rows;
+    const uint8_t *p = q->data;
+    fnv(h, &q->type, sizeof q->type);
+    fnv(h, &n, sizeof n);
+    for (int i = 0; i < 64; i++) fnv(h, &p[(n * (uint64_t)i) / 64], 1);
+    fnv(h, &p[n - 1], 1);
+}
+
 static uint64_t compute_fingerprint(const hl_model *m) {
     uint64_t h = 0xcbf29ce484222325ULL;
     const hl_model_config *c = &m->cfg;
     int32_t dims[7] = {c->dim, c->hidden_dim, c->n_layers, c->n_heads, c->n_kv_heads, m->n_vocab_base, 0};
     fnv(&h, dims, sizeof dims);
-    fnv_tensor(&h, m->token_embd, (int64_t)m->n_vocab_base * c->dim);
+    if (m->token_embd) fnv_tensor(&h, m->token_embd, (int64_t)m->n_vocab_base * c->dim);
+    else fnv_qweight(&h, &m->qembd);
     for (int l = 0; l < c->n_layers; l++)
         for (int t = 0; t < HL_TARGET_OUTPUT; t++) {
             int64_t r, k;
             const float *w = hl_model_weight(m, l, t, &r, &k);
-            fnv_tensor(&h, w, r * k);
+            if (w) fnv_tensor(&h, w, r * k);
+            else fnv_qweight(&h, hl_model_qweight(m, l, t));
         }
-    fnv_tensor(&h, m->output, (int64_t)m->n_vocab_base * c->dim);
+    if (m->output) fnv_tensor(&h, m->output, (int64_t)m->n_vocab_base * c->dim);
+    else fnv_qweight(&h, hl_model_qweight(m, -1, HL_TARGET_OUTPUT));
     return h;
 }
 
@@ -146,18 +187,40 @@ static hl_status gguf_tensor_f32(hl_model *m, const char *name, int n_dims, int6
         *out = t->data;
         return HL_OK;
     }
+    const hl_type_traits *tr = hl_type_traits_of(t->type); /* the reader accepts only types with traits */
+    int64_t n_blocks = (int64_t)n / tr->block_elems;
+    int64_t bad_block = hl_quant_find_bad_scale(t->type, t->data, n_blocks);
+    if (bad_block >= 0)
+        return hl_fail(err, HL_ERR_FORMAT, "%s: tensor %s (%s): block %lld has a non-finite scale", m->path, name,
+                       tr->name, (long long)bad_block);
     float *buf = own(m, n);
     if (!buf) return hl_fail(err, HL_ERR_NOMEM, "%s: out of memory converting %s", m->path, name);
-    const uint8_t *src = t->data;
-    for (size_t i = 0; i < n; i++) {
-        if (t->type == HL_TYPE_F32) memcpy(&buf[i], src + 4 * i, 4);
-        else {
-            uint16_t h;
-            memcpy(&h, src + 2 * i, 2);
-            buf[i] = t->type == HL_TYPE_F16 ? hl_f16_to_f32(h) : hl_bf16_to_f32(h);
-        }
-    }
+    hl_dequantize(t->type, t->data, buf, n_blocks);
     *out = buf;
+    return HL_OK;
+}
+
+/* A 2-D weight (ne0 = cols, ne1 = rows): a block-type tensor becomes a view
+ * of the file in *q (its scales checked finite) and *out stays NULL; any
+ * other type goes through gguf_tensor_f32. */
+static hl_status gguf_tensor_weight(hl_model *m, const char *name, int64_t ne0, int64_t ne1, int optional,
+                                    const float **out, hl_qweight *q, hl_error *err) {
+    *out = NULL;
+    int64_t idx = hl_gguf_find_tensor(m->gguf, name);
+    const hl_gguf_tensor *t = idx >= 0 ? hl_gguf_tensor_at(m->gguf, idx) : NULL;
+    const hl_type_traits *tr = t ? hl_type_traits_of(t->type) : NULL;
+    if (!tr || !tr->quantized || t->n_dims != 2 || t->ne[0] != ne0 || t->ne[1] != ne1)
+        return gguf_tensor_f32(m, name, 2, ne0, ne1, optional, out, err); /* checks and messages as before */
+    uint64_t row_bytes;
+    if (!hl_type_row_bytes(t->type, ne0, &row_bytes)) /* the reader checked this already; kept for a clear message */
+        return hl_fail(err, HL_ERR_FORMAT, "%s: tensor %s: %s rows of %lld elements are not whole blocks", m->path,
+                       name, tr->name, (long long)ne0);
+    int64_t bad_block = hl_quant_find_bad_scale(t->type, t->data, (int64_t)(t->nbytes / (uint64_t)tr->block_bytes));
+    if (bad_block >= 0)
+        return hl_fail(err, HL_ERR_FORMAT, "%s: tensor %s (%s): block %lld has a non-finite scale", m->path, name,
+                       tr->name, (long long)bad_block);
+    *q = (hl_qweight){t->data, t->type, ne1, ne0, row_bytes};
+    m->quantized = 1;
     return HL_OK;
 }
 
@@ -232,34 +295,39 @@ static hl_status load_gguf(hl_model *m, hl_error *err) {
                            .n_heads = (int32_t)H, .n_kv_heads = (int32_t)Hkv, .vocab_size = (int32_t)te->ne[1],
                            .seq_len = (int32_t)ctx, .norm_eps = eps, .rope_theta = theta};
     int64_t kv = (int64_t)Hkv * (C / H), V = c->vocab_size;
-    if ((s = gguf_tensor_f32(m, "token_embd.weight", 2, C, V, 0, &m->token_embd, err)) ||
+    m->layers = hl_calloc(L, sizeof *m->layers);
+    m->qw = hl_calloc((size_t)(L + 1) * HL_TARGET_COUNT, sizeof *m->qw);
+    if (!m->layers || !m->qw) return hl_fail(err, HL_ERR_NOMEM, "%s: out of memory", m->path);
+    hl_qweight *q_out = &m->qw[(size_t)L * HL_TARGET_COUNT + HL_TARGET_OUTPUT];
+    if ((s = gguf_tensor_weight(m, "token_embd.weight", C, V, 0, &m->token_embd, &m->qembd, err)) ||
         (s = gguf_tensor_f32(m, "output_norm.weight", 1, C, 1, 0, &m->output_norm, err)) ||
-        (s = gguf_tensor_f32(m, "output.weight", 2, C, V, 1, &m->output, err)))
+        (s = gguf_tensor_weight(m, "output.weight", C, V, 1, &m->output, q_out, err)))
         return s;
-    if (!m->output) {
+    if (!m->output && !q_out->data) {
         m->output = m->token_embd;
+        *q_out = m->qembd;
         c->tied_output = 1;
     }
-    m->layers = hl_calloc(L, sizeof *m->layers);
-    if (!m->layers) return hl_fail(err, HL_ERR_NOMEM, "%s: out of memory", m->path);
     for (uint32_t l = 0; l < L; l++) {
         hl_layer_weights *w = &m->layers[l];
         char name[64];
-#define T2(field, tname, ne0, ne1)                                                    \
+#define T2(field, tname, ne0, ne1, target)                                            \
     snprintf(name, sizeof name, "blk.%u.%s.weight", l, tname);                        \
-    if ((s = gguf_tensor_f32(m, name, 2, ne0, ne1, 0, &w->field, err))) return s;
+    if ((s = gguf_tensor_weight(m, name, ne0, ne1, 0, &w->field,                      \
+                                &m->qw[(size_t)l * HL_TARGET_COUNT + target], err)))  \
+        return s;
 #define T1(field, tname)                                                              \
     snprintf(name, sizeof name, "blk.%u.%s.weight", l, tname);                        \
     if ((s = gguf_tensor_f32(m, name, 1, C, 1, 0, &w->field, err))) return s;
         T1(attn_norm, "attn_norm");
-        T2(wq, "attn_q", C, C);
-        T2(wk, "attn_k", C, kv);
-        T2(wv, "attn_v", C, kv);
-        T2(wo, "attn_output", C, C);
+        T2(wq, "attn_q", C, C, HL_TARGET_Q);
+        T2(wk, "attn_k", C, kv, HL_TARGET_K);
+        T2(wv, "attn_v", C, kv, HL_TARGET_V);
+        T2(wo, "attn_output", C, C, HL_TARGET_O);
         T1(ffn_norm, "ffn_norm");
-        T2(w_gate, "ffn_gate", C, F);
-        T2(w_up, "ffn_up", C, F);
-        T2(w_down, "ffn_down", F, C);
+        T2(w_gate, "ffn_gate", C, F, HL_TARGET_GATE);
+        T2(w_up, "ffn_up", C, F, HL_TARGET_UP);
+        T2(w_down, "ffn_down", F, C, HL_TARGET_DOWN);
 #undef T1
 #undef T2
     }
@@ -452,6 +520,8 @@ hl_status hl_model_save_gguf(const hl_model *m, const char *path, hl_error *err)
     const hl_model_config *c = &m->cfg;
     if (m->n_extra)
         return hl_fail(err, HL_ERR_INVALID_ARG, "%s: hyperlexemes live in the adapter, not in a base model file", path);
+    if (m->quantized)
+        return hl_fail(err, HL_ERR_UNSUPPORTED, "%s: saving a quantized base as f32 is not supported", path);
     hl_gguf_writer *w = hl_gguf_writer_init();
     if (!w) return hl_fail(err, HL_ERR_NOMEM, "%s: out of memory", path);
     int64_t C = c->dim, F = c->hidden_dim, V = c->vocab_size, D = C / c->n_heads, kv = c->n_kv_heads * D;

@@ -1,6 +1,9 @@
 /* model.h: the Llama-family model as the forward pass sees it: a config and
- * read-only f32 weight views. Weights point straight into the mmapped file
- * when it stores F32, or into owned f32 copies for F16/BF16 tensors. */
+ * read-only weight views. Weights point straight into the mmapped file when
+ * it stores F32, or into owned f32 copies for F16/BF16 tensors. A projection,
+ * the LM head or the token embedding stored in a block type (Q8_0, Q4_K, ...)
+ * stays in the file: its float pointer is NULL and hl_model_qweight /
+ * hl_model_embd_row read its blocks. Norms are always f32. */
 #ifndef HL_MODEL_MODEL_H
 #define HL_MODEL_MODEL_H
 #include "hyperlora.h"
@@ -63,7 +66,22 @@ struct hl_model {
     int n_owned, cap_owned;
     const uint8_t *map_begin, *map_end; /* the file mapping the weight views may point into */
     hl_packed_weights *packed; /* owned by the base model; lexicon views share it */
+    /* Quantized weights, views of the mapped file (NULL / type F32 when f32). */
+    int quantized;            /* any weight below is in use */
+    hl_qweight *qw;           /* [(L+1)·HL_TARGET_COUNT] by (layer, target); layer L: the LM head */
+    hl_qweight qembd;         /* token_embd (Vb, C) when quantized (data NULL otherwise) */
 };
+
+/* The quantized view of (layer, target) (layer -1: the LM head), or NULL when
+ * that weight is f32 (then hl_model_weight has it). */
+const hl_qweight *hl_model_qweight(const hl_model *m, int layer, int target);
+/* Token id's input embedding (id < Vb): a pointer into the f32 table, or the
+ * row dequantized into buf (C floats). */
+const float *hl_model_embd_row(const hl_model *m, int32_t id, float *buf);
+/* Row id of the LM head (id < Vb), as hl_model_embd_row. */
+const float *hl_model_output_row(const hl_model *m, int32_t id, float *buf);
+/* Shape of (layer, target): 1 when the model has that weight (f32 or not). */
+int hl_model_weight_shape(const hl_model *m, int layer, int target, int64_t *rows, int64_t *cols);
 
 /* The packed weights of m, made on first use with pool's threads. */
 hl_status hl_model_packed(const hl_model *m, hl_pool *pool, const hl_packed_weights **out, hl_error *err);
@@ -76,7 +94,8 @@ hl_status hl_weight_layout_resolve(int32_t asked, int prefer_packed, int32_t *ou
 hl_status hl_model_packed_init(hl_model *m, hl_error *err);
 void hl_model_packed_free(hl_model *m);
 
-/* Views of one projection's weight by target, for LoRA hooks. */
+/* Views of one projection's weight by target, for LoRA hooks; NULL for a
+ * quantized weight (see hl_model_qweight) or none. */
 const float *hl_model_weight(const hl_model *m, int layer, int target, int64_t *rows, int64_t *cols);
 /* GGUF tensor name of (layer, target), e.g. "blk.3.attn_q.weight". */
 void hl_model_tensor_name(int layer, int target, char *buf, size_t cap);

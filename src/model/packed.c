@@ -113,6 +113,8 @@ hl_status hl_model_packed(const hl_model *m, hl_pool *pool, const hl_packed_weig
     *out = NULL;
     hl_packed_weights *pw = m->packed;
     if (!pw) return hl_fail(err, HL_ERR_INVALID_ARG, "%s: this model has no packed-weight cache", m->path);
+    if (m->quantized) /* callers read quantized weights from their blocks (hl_qmatmul) */
+        return hl_fail(err, HL_ERR_INVALID_ARG, "%s: a quantized base has no packed f32 copy", m->path);
     pthread_mutex_lock(&pw->lock);
     hl_status s = HL_OK;
     if (!pw->ready && (s = build(m, pool, pw, err)) == HL_OK) pw->ready = 1;

@@ -145,8 +145,10 @@ static int has_space(const char *s) {
 
 /* Mean over the tokens of `word` (encoded standalone) of rows of `table` (V, C), added with weight w into acc.
  * *bytes_only is set when every token is a byte-fallback piece (other than the dummy-prefix space). */
-static hl_status add_word(const hl_tokenizer *tok, const float *table, int64_t C, const char *word, double w,
+/* table: 0 the input embeddings, 1 the LM head's rows (either may be quantized; row: C floats of scratch). */
+static hl_status add_word(const hl_model *m, int table, float *row, int64_t C, const char *word, double w,
                           double *acc, int *bytes_only, const char *where, hl_error *err) {
+    const hl_tokenizer *tok = m->tok;
     int32_t *ids = NULL;
     size_t n = 0;
     hl_status s = hl_tokenizer_encode(tok, word, strlen(word), 0, 0, &ids, &n, err);
@@ -173,8 +175,10 @@ static hl_status add_word(const hl_tokenizer *tok, const float *table, int64_t C
         else if (!piece || strcmp(piece, "\xe2\x96\x81")) others++; /* a lone "▁" is only the prefix space */
     }
     if (bytes_only) *bytes_only = bytes > 0 && others == 0;
-    for (size_t i = 0; i < n; i++)
-        for (int64_t c = 0; c < C; c++) acc[c] += w / (double)n * table[(int64_t)ids[i] * C + c];
+    for (size_t i = 0; i < n; i++) {
+        const float *r = table ? hl_model_output_row(m, ids[i], row) : hl_model_embd_row(m, ids[i], row);
+        for (int64_t c = 0; c < C; c++) acc[c] += w / (double)n * r[c];
+    }
     hl_free(ids);
     return HL_OK;
 }
@@ -328,7 +332,8 @@ static hl_status compose(hl_lexicon *lex, const entry *e, const cJSON *vec, int6
     double *acc_e = hl_calloc((size_t)C * 4, sizeof(double));
     double *acc_o = acc_e ? acc_e + C : NULL, *word_e = acc_e ? acc_e + 2 * C : NULL, *word_o = acc_e ? acc_e + 3 * C : NULL;
     int32_t *facet_code = order == HL_COMPOSE_SLOTS && e->n_facets ? hl_malloc_array((size_t)C, sizeof(int32_t)) : NULL;
-    hl_status s = acc_e && (facet_code || order != HL_COMPOSE_SLOTS || !e->n_facets)
+    float *rowbuf = hl_malloc_array((size_t)C, sizeof(float));
+    hl_status s = acc_e && rowbuf && (facet_code || order != HL_COMPOSE_SLOTS || !e->n_facets)
                       ? HL_OK : hl_fail(err, HL_ERR_NOMEM, "out of memory");
     /* Words: the parts (weighted if "weights", by rank under ranked), then with +facets each facet value at weight 1. */
     const int32_t nf = (lex->rule & HL_COMPOSE_FACETS) ? e->n_facets : 0;
@@ -351,8 +356,8 @@ static hl_status compose(hl_lexicon *lex, const entry *e, const cJSON *vec, int6
         }
         int bytes_only = 0;
         memset(word_e, 0, (size_t)C * 2 * sizeof(double));
-        if (s == HL_OK && (s = add_word(m->tok, m->token_embd, C, word, 1.0, word_e, &bytes_only, where, err)) == HL_OK)
-            s = add_word(m->tok, m->output, C, word, 1.0, word_o, NULL, where, err);
+        if (s == HL_OK && (s = add_word(m, 0, rowbuf, C, word, 1.0, word_e, &bytes_only, where, err)) == HL_OK)
+            s = add_word(m, 1, rowbuf, C, word, 1.0, word_o, NULL, where, err);
         if (s == HL_OK) {
             add_transformed(acc_e, word_e, code, w / norm, C);
             add_transformed(acc_o, word_o, code, w / norm, C);
@@ -368,6 +373,7 @@ static hl_status compose(hl_lexicon *lex, const entry *e, const cJSON *vec, int6
     }
     hl_free(acc_e);
     hl_free(facet_code);
+    hl_free(rowbuf);
     return s;
 }
 

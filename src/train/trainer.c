@@ -46,6 +46,7 @@ struct hl_trainer {
     float *dlog;            /* (LOGIT_CHUNK, max(Vb, V - Vb)) a contiguous slice of dlogits */
     float *dx, *dn, *datt, *dq, *dk, *dv, *dgate, *dup, *dhb; /* backward */
     float *lg, *lh;         /* (N, rmax) LoRA scratch */
+    float *qscratch;        /* (n_threads, HL_QTILE, max(C, F)): dequantized weight tiles, quantized bases only */
     /* parameters (both modes) */
     int32_t n_params;
     hl_param *params;
@@ -96,7 +97,9 @@ static int64_t wslot(const hl_trainer *t, int layer, int target) {
 static void proj_forward_ld(hl_trainer *t, int layer, int target, const float *W, const float *x, float *out,
                             int64_t ldo, int64_t rows, int64_t row0, int64_t K, int64_t O) {
     const float *P = t->packed ? hl_packed_weight(t->packed, layer, target) : NULL;
-    if (P) hl_matmul_packed(t->pool, out, ldo, x, P, rows, K, O);
+    const hl_qweight *q = hl_model_qweight(t->m, layer, target);
+    if (q) hl_qmatmul(t->pool, out, ldo, x, q, rows, t->qscratch);
+    else if (P) hl_matmul_packed(t->pool, out, ldo, x, P, rows, K, O);
     else hl_gemm_nt(t->pool, out, ldo, x, W, rows, K, O, 1.0f, 0);
     int i = weight_index(t, layer, target);
     if (i < 0) return;
@@ -130,7 +133,10 @@ static void head_forward(hl_trainer *t, int64_t r0, int64_t rows) {
 static void proj_backward(hl_trainer *t, int layer, int target, const float *W, const float *x, const float *dy,
                           float *dx, int64_t rows, int64_t row0, int64_t K, int64_t O, int accumulate) {
     const float *P = t->packed ? hl_packed_weight(t->packed, layer, target) : NULL;
-    if (P)
+    const hl_qweight *q = hl_model_qweight(t->m, layer, target);
+    if (q) /* a quantized frozen base: dY·W straight from its blocks */
+        hl_qmatmul_nn(t->pool, dx, dy, q, rows, accumulate, t->qscratch);
+    else if (P)
         hl_matmul_packed_nn(t->pool, dx, dy, P, rows, O, K, accumulate);
     else if (layer < 0) /* the LM head: O is the vocabulary, far longer than the (rows, K) output */
         hl_gemm_nn_split(t->pool, dx, dy, W, rows, O, K, 1.0f, accumulate, t->head_split);
@@ -182,6 +188,7 @@ void hl_trainer_free(hl_trainer *t) {
     hl_free(t->g_embd);
     hl_free(t->params);
     hl_free(t->names);
+    hl_free(t->qscratch);
     for (int32_t i = 0; t->ad && i < t->ad->n_weights; i++) { /* gA or gB may be missing after an OOM */
         if (t->gA) hl_free(t->gA[i]);
         if (t->gB) hl_free(t->gB[i]);
@@ -315,6 +322,8 @@ hl_status hl_trainer_init(const hl_model *m, hl_adapter *ad, const hl_trainer_pa
     int ok = 1;
     t->pool = hl_pool_init(p->n_threads);
     ok = t->pool != NULL;
+    if (ok && m->quantized)
+        t->qscratch = alloc_f(hl_qmatmul_scratch_floats(p->n_threads, t->wide), 1, &ok);
     int32_t nw = ad ? ad->n_weights : 0;
     t->gA = hl_calloc((size_t)nw + 1, sizeof *t->gA);
     t->gB = hl_calloc((size_t)nw + 1, sizeof *t->gB);
@@ -377,7 +386,9 @@ hl_status hl_trainer_init(const hl_model *m, hl_adapter *ad, const hl_trainer_pa
      * Full training changes W every step and stays on OpenBLAS. */
     int32_t layout = HL_WEIGHTS_ROWS;
     hl_status s = hl_weight_layout_resolve(HL_WEIGHTS_AUTO, hl_matmul_packed_nn_is_fast(), &layout, err);
-    if (s == HL_OK && !p->full && layout == HL_WEIGHTS_PACKED) s = hl_model_packed(m, t->pool, &t->packed, err);
+    /* A quantized base is read from its blocks (hl_qmatmul), never packed. */
+    if (s == HL_OK && !p->full && !m->quantized && layout == HL_WEIGHTS_PACKED)
+        s = hl_model_packed(m, t->pool, &t->packed, err);
     if (s != HL_OK) {
         hl_trainer_free(t);
         return s;
@@ -467,8 +478,9 @@ static void forward(hl_trainer *t, const int32_t *tokens) {
     for (int64_t b = 0; b < B; b++)
         for (int64_t i = 0; i < T; i++) {
             int32_t id = tokens[b * (T + 1) + i];
-            const float *row = id >= t->Vb ? m->extra_embd + (int64_t)(id - t->Vb) * C : m->token_embd + (int64_t)id * C;
-            memcpy(t->x + (b * T + i) * C, row, (size_t)C * sizeof(float));
+            float *dst = t->x + (b * T + i) * C;
+            const float *row = id >= t->Vb ? m->extra_embd + (int64_t)(id - t->Vb) * C : hl_model_embd_row(m, id, dst);
+            if (row != dst) memcpy(dst, row, (size_t)C * sizeof(float));
         }
     for (int l = 0; l < t->L; l++) {
         const hl_layer_weights *w = &m->layers[l];

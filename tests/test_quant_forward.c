@@ -1,0 +1,255 @@
+/* test_quant_forward.c: the forward pass over quantized bases.
+ *
+ * For each shared quantized file (every pure type and the _M mixes):
+ * - the logits of ids64.txt (one batch, every position) are within 2e-5 of
+ *   llama.cpp's logits on the dequantized-f32 copy of the same file (the
+ *   exact-arithmetic reference), and within 3e-2 of its logits on the
+ *   quantized file (llama.cpp quantizes activations; we do not);
+ * - with the shared rank-4 adapter (Q8_0, Q4_K_M, Q6_K), the same against
+ *   the *.lora_r4 references;
+ * - threads 1 and 2, and batched against one token at a time, give
+ *   identical bits;
+ * - the projections stay quantized: the model owns no f32 copy of them.
+ * A file with an infinite scale in one block is refused, naming the tensor;
+ * so is an adapter whose q8_0 lora_a has one (and loads without it). */
+#include "hyperlora.h"
+#include "model/model.h"
+#include "io/gguf.h"
+#include "quant/quant_types.h"
+#include "quant/quantize.h"
+#include "test_util.h"
+
+#define T 64
+#define V 512
+
+static const char *types[] = {"Q8_0", "Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q2_K", "Q3_K", "Q4_K",
+                              "Q5_K", "Q6_K", "Q3_K_M", "Q4_K_M", "Q5_K_M"};
+
+static int32_t ids[T];
+
+static void read_ids(void) {
+    FILE *f = fopen(shared_path("oracle/llamacpp/quant/ids64.txt"), "r");
+    REQUIRE(f);
+    for (int i = 0; i < T; i++) REQUIRE(fscanf(f, "%d", &ids[i]) == 1);
+    fclose(f);
+}
+
+static double max_abs_diff(const float *a, const float *b, size_t n) {
+    double m = 0;
+    for (size_t i = 0; i < n; i++) {
+        double d = fabs((double)a[i] - (double)b[i]);
+        if (!(d <= m)) m = d; /* NaN propagates as a failure */
+    }
+    return m;
+}
+
+static hl_context *new_ctx(const hl_model *m, int threads) {
+    hl_context_params p = hl_context_default_params();
+    p.n_threads = threads;
+    p.n_ctx = T;
+    hl_context *ctx = NULL;
+    hl_error err = {0};
+    CHECK_OK(hl_context_init(m, &p, &ctx, &err), &err);
+    REQUIRE(ctx);
+    return ctx;
+}
+
+static float *eval_all(const hl_model *m, const hl_adapter *lora, int threads, int one_by_one) {
+    hl_context *ctx = new_ctx(m, threads);
+    hl_error err = {0};
+    if (lora) {
+        const hl_adapter *set[1] = {lora};
+        float one = 1.0f;
+        CHECK_OK(hl_context_set_adapters(ctx, set, &one, 1, &err), &err);
+    }
+    float *logits = malloc(sizeof(float) * T * V);
+    REQUIRE(logits);
+    if (one_by_one)
+        for (int t = 0; t < T; t++) CHECK_OK(hl_context_eval(ctx, &ids[t], 1, t, logits + (size_t)t * V, 0, &err), &err);
+    else
+        CHECK_OK(hl_context_eval(ctx, ids, T, 0, logits, 1, &err), &err);
+    hl_context_free(ctx);
+    return logits;
+}
+
+static void compare(const char *what, const float *got, const char *ref_name, double tol) {
+    char rel[256];
+    snprintf(rel, sizeof rel, "oracle/llamacpp/quant/logits/%s", ref_name);
+    size_t size;
+    float *ref = read_whole(shared_path(rel), &size);
+    REQUIRE(ref && size == sizeof(float) * T * V);
+    double d = max_abs_diff(got, ref, (size_t)T * V);
+    CHECK_MSG(d <= tol, "%s: max |logit - %s| = %.3g > %.3g", what, ref_name, d, tol);
+    printf("  %-22s vs %-40s max abs %.3g\n", what, ref_name, d);
+    free(ref);
+}
+
+static void check_type(const char *type) {
+    char rel[256];
+    snprintf(rel, sizeof rel, "oracle/llamacpp/quant/models/q256-%s.gguf", type);
+    hl_model *m = NULL;
+    hl_error err = {0};
+    CHECK_OK(hl_model_load(shared_path(rel), NULL, &m, &err), &err);
+    if (!m) return;
+    /* quantized projections are views of the file, not owned copies */
+    for (int l = 0; l < m->cfg.n_layers; l++)
+        for (int t = 0; t < HL_TARGET_OUTPUT; t++) {
+            const hl_qweight *q = hl_model_qweight(m, l, t);
+            CHECK_MSG(q && q->type != HL_TYPE_F32 && (const uint8_t *)q->data >= m->map_begin &&
+                          (const uint8_t *)q->data < m->map_end,
+                      "%s: layer %d target %d is not a quantized view of the file", type, l, t);
+        }
+    CHECK(hl_model_qweight(m, -1, HL_TARGET_OUTPUT) != NULL);
+    CHECK_MSG(m->n_owned == 0, "%s: the model owns %d converted tensors", type, m->n_owned);
+
+    float *a = eval_all(m, NULL, 1, 0);
+    char name[128];
+    snprintf(name, sizeof name, "q256-%s.dequantized-f32.logits.bin", type);
+    compare(type, a, name, 2e-5);
+    snprintf(name, sizeof name, "q256-%s.logits.bin", type);
+    compare(type, a, name, 3e-2);
+    float *b = eval_all(m, NULL, 2, 0);
+    CHECK_MSG(memcmp(a, b, sizeof(float) * T * V) == 0, "%s: threads 1 and 2 differ", type);
+    float *c = eval_all(m, NULL, 2, 1);
+    CHECK_MSG(memcmp(a, c, sizeof(float) * T * V) == 0, "%s: batched and one token at a time differ", type);
+    free(a);
+    free(b);
+    free(c);
+
+    if (!strcmp(type, "Q8_0") || !strcmp(type, "Q4_K_M") || !strcmp(type, "Q6_K")) {
+        hl_adapter *lora = NULL;
+        CHECK_OK(hl_adapter_load(shared_path("oracle/llamacpp/quant/models/q256-lora-r4.gguf"), m, 0, &lora, &err),
+                 &err);
+        if (lora) {
+            float *x = eval_all(m, lora, 1, 0), *y = eval_all(m, lora, 2, 1);
+            char what[64];
+            snprintf(what, sizeof what, "%s + lora_r4", type);
+            snprintf(name, sizeof name, "q256-%s.dequantized-f32.lora_r4.logits.bin", type);
+            compare(what, x, name, 2e-5);
+            snprintf(name, sizeof name, "q256-%s.lora_r4.logits.bin", type);
+            compare(what, x, name, 3.5e-2);
+            CHECK_MSG(memcmp(x, y, sizeof(float) * T * V) == 0, "%s + lora: 1 thread batched != 2 threads one by one",
+                      type);
+            free(x);
+            free(y);
+            hl_adapter_free(lora);
+        }
+    }
+    hl_model_free(m);
+}
+
+/* The f32 original still loads as before: plain float views, no qweights. */
+static void check_f32(void) {
+    hl_model *m = NULL;
+    hl_error err = {0};
+    CHECK_OK(hl_model_load(shared_path("oracle/llamacpp/quant/models/q256-f32.gguf"), NULL, &m, &err), &err);
+    if (!m) return;
+    CHECK(hl_model_qweight(m, 0, HL_TARGET_Q) == NULL && m->layers[0].wq != NULL);
+    float *a = eval_all(m, NULL, 1, 0);
+    compare("f32", a, "q256-f32.logits.bin", 2e-5);
+    free(a);
+    hl_model_free(m);
+}
+
+/* One block of blk.0.attn_k.weight gets an infinite d: refused, named. */
+static void check_bad_scale(void) {
+    size_t size;
+    uint8_t *buf = read_whole(shared_path("oracle/llamacpp/quant/models/q256-Q8_0.gguf"), &size);
+    REQUIRE(buf);
+    hl_gguf *g = NULL;
+    hl_error err = {0};
+    CHECK_OK(hl_gguf_open_memory(buf, size, "mem", &g, &err), &err);
+    REQUIRE(g);
+    const hl_gguf_tensor *t = hl_gguf_tensor_at(g, hl_gguf_find_tensor(g, "blk.1.attn_k.weight"));
+    REQUIRE(t && t->type == HL_TYPE_Q8_0);
+    size_t at = (size_t)((const uint8_t *)t->data - buf) + 5 * 34; /* block 5's d */
+    hl_gguf_free(g);
+    buf[at] = 0x00;
+    buf[at + 1] = 0x7c;
+    const char *path = "test_quant_forward_bad_scale.gguf";
+    FILE *f = fopen(path, "wb");
+    REQUIRE(f && fwrite(buf, 1, size, f) == size);
+    fclose(f);
+    hl_model *m = NULL;
+    hl_status s = hl_model_load(path, NULL, &m, &err);
+    CHECK(s == HL_ERR_FORMAT && m == NULL);
+    CHECK_MSG(strstr(err.msg, "blk.1.attn_k.weight") && strstr(err.msg, "block 5") && strstr(err.msg, "non-finite"),
+              "message: %s", err.msg);
+    hl_model_free(m);
+    remove(path);
+    free(buf);
+}
+
+/* The shared adapter with every lora_a (ne0 = 256 or 768: whole blocks)
+ * stored as q8_0; block 2 of one of them gets an infinite d when bad. */
+static void write_q8_adapter(const char *path, int bad) {
+    hl_gguf *g = NULL;
+    hl_error err = {0};
+    CHECK_OK(hl_gguf_open(shared_path("oracle/llamacpp/quant/models/q256-lora-r4.gguf"), &g, &err), &err);
+    REQUIRE(g);
+    hl_gguf_writer *w = hl_gguf_writer_init();
+    REQUIRE(w);
+    for (int64_t i = 0; i < hl_gguf_n_kv(g); i++) REQUIRE(hl_gguf_writer_copy_kv(w, g, i) == HL_OK);
+    int64_t nt = hl_gguf_n_tensors(g);
+    uint8_t **bufs = calloc((size_t)nt, sizeof *bufs);
+    REQUIRE(bufs);
+    int bad_done = 0;
+    for (int64_t i = 0; i < nt; i++) {
+        const hl_gguf_tensor *t = hl_gguf_tensor_at(g, i);
+        char name[256];
+        snprintf(name, sizeof name, "%.*s", (int)t->name.len, t->name.data);
+        size_t nl = strlen(name);
+        if (t->type == HL_TYPE_F32 && nl > 7 && !strcmp(name + nl - 7, ".lora_a") && t->ne[0] % 32 == 0) {
+            int64_t n = t->ne[0] * t->ne[1];
+            float *x = malloc(sizeof(float) * (size_t)n);
+            bufs[i] = malloc((size_t)(n / 32 * 34));
+            REQUIRE(x && bufs[i]);
+            memcpy(x, t->data, sizeof(float) * (size_t)n);
+            hl_quantize_blocks(HL_TYPE_Q8_0, x, bufs[i], n / 32);
+            free(x);
+            if (bad && !bad_done && !strcmp(name, "blk.1.ffn_up.weight.lora_a")) {
+                bufs[i][2 * 34] = 0x00;
+                bufs[i][2 * 34 + 1] = 0x7c;
+                bad_done = 1;
+            }
+            CHECK_OK(hl_gguf_writer_add_tensor(w, name, HL_TYPE_Q8_0, 2, t->ne, bufs[i], &err), &err);
+        } else {
+            CHECK_OK(hl_gguf_writer_add_tensor(w, name, t->type, t->n_dims, t->ne, t->data, &err), &err);
+        }
+    }
+    CHECK(!bad || bad_done);
+    CHECK_OK(hl_gguf_writer_write_file(w, path, &err), &err);
+    hl_gguf_writer_free(w);
+    for (int64_t i = 0; i < nt; i++) free(bufs[i]);
+    free(bufs);
+    hl_gguf_free(g);
+}
+
+static void check_q8_adapter(void) {
+    hl_model *m = NULL;
+    hl_error err = {0};
+    CHECK_OK(hl_model_load(shared_path("oracle/llamacpp/quant/models/q256-Q8_0.gguf"), NULL, &m, &err), &err);
+    REQUIRE(m);
+    const char *path = "test_quant_forward_q8_adapter.gguf";
+    write_q8_adapter(path, 0);
+    hl_adapter *a = NULL;
+    CHECK_OK(hl_adapter_load(path, m, 0, &a, &err), &err);
+    CHECK(a != NULL);
+    hl_adapter_free(a);
+    write_q8_adapter(path, 1);
+    a = NULL;
+    hl_status s = hl_adapter_load(path, m, 0, &a, &err);
+    CHECK_MSG(s == HL_ERR_FORMAT && !a && strstr(err.msg, "blk.1.ffn_up.weight.lora_a (q8_0): block 2 has a non-finite scale"),
+              "%s", err.msg);
+    remove(path);
+    hl_model_free(m);
+}
+
+int main(void) {
+    read_ids();
+    check_f32();
+    for (size_t i = 0; i < sizeof types / sizeof types[0]; i++) check_type(types[i]);
+    check_bad_scale();
+    check_q8_adapter();
+    return hl_test_finish("test_quant_forward");
+}
