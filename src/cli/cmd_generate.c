@@ -124,7 +124,10 @@ int cmd_generate(int argc, char **argv) {
         goto fail;
     const hl_tokenizer *tok = hl_model_get_tokenizer(model);
     size_t n_ids;
-    if (hl_tokenizer_encode(tok, prompt, strlen(prompt), 1, 0, &ids, &n_ids, &err) != HL_OK) goto fail;
+    /* special-token text in a prompt ("<|im_start|>") is parsed, as llama.cpp does */
+    if (hl_tokenizer_encode_special(tok, prompt, strlen(prompt), hl_tokenizer_add_bos(tok), 0, 1, &ids, &n_ids,
+                                    &err) != HL_OK)
+        goto fail;
     hl_sampler_params sp = {.temperature = (float)temp, .top_k = (int32_t)top_k, .top_p = (float)top_p, .seed = seed};
     if (hl_sampler_init(&sp, hl_model_get_config(model)->vocab_size, &sampler, &err) != HL_OK) goto fail;
 
