@@ -10,6 +10,7 @@
 
 int cmd_generate(int argc, char **argv);
 int cmd_inspect(int argc, char **argv);
+int cmd_tokenize(int argc, char **argv);
 int cmd_convert(int argc, char **argv);
 int cmd_init_model(int argc, char **argv);
 int cmd_merge(int argc, char **argv);

@@ -19,6 +19,7 @@ static const command commands[] = {
     {"decode", cmd_decode, "decode a scene into a form and register"},
     {"scene", cmd_scene, "scene explain: parts, facets, neighbours and decodings of a lexeme"},
     {"inspect", cmd_inspect, "show a model's or adapter's metadata and tensors"},
+    {"tokenize", cmd_tokenize, "print the token ids of a text under a model's tokenizer"},
     {"convert", cmd_convert, "convert a llama2.c checkpoint to GGUF"},
     {"merge", cmd_merge, "merge adapters into a base model (new GGUF)"},
     {"plot", cmd_plot, "draw train/eval loss curves as SVG"},
