@@ -291,6 +291,11 @@ hl_status hl_trainer_init(const hl_model *m, hl_adapter *ad, const hl_trainer_pa
             return hl_fail(err, HL_ERR_INVALID_ARG, "train: full training needs an untied model with its own weights");
     } else if (!ad || ad->n_layers != c->n_layers || ad->n_weights == 0)
         return hl_fail(err, HL_ERR_MISMATCH, "train: adapter %s does not fit this model", ad ? ad->name : "(none)");
+    if (c->arch != HL_ARCH_LLAMA || hl_cfg_head_dim(c) != c->dim / c->n_heads || m->rope_freqs)
+        return hl_fail(err, HL_ERR_UNSUPPORTED,
+                       "train: training on %s models (%s) is not supported yet; inference, merge and combine are",
+                       hl_arch_name(c->arch), c->arch == HL_ARCH_LLAMA ? "Llama-3 rope_freqs or key_length" :
+                                              c->arch == HL_ARCH_QWEN2 ? "q/k/v biases" : "q/k norms");
     hl_trainer *t = hl_calloc(1, sizeof *t);
     if (!t) return hl_fail(err, HL_ERR_NOMEM, "out of memory");
     t->m = m;
