@@ -11,7 +11,10 @@
  *  - lowers the loss under 20 AdamW steps;
  *  - merges into the base (new GGUF) with the logits of the unmerged run;
  *  - saves as PEFT with HF names and reloads exactly; q/k lora_B rows are
- *    permuted into HF's rotary order for llama only (qwen keeps GGUF order). */
+ *    permuted into HF's rotary order for llama only (qwen keeps GGUF order).
+ * And hyperlexemes on the byte-level vocabularies: a lexeme is one token,
+ * atomic inside text, its embedding the mean of its parts' BPE pieces
+ * (each part encoded after a space), and ordinary text keeps its logits. */
 #include "test_util.h"
 #include "lora/adapter.h"
 #include "lora/adapter_io.h"
@@ -19,6 +22,8 @@
 #include "lora/merge.h"
 #include "io/safetensors.h"
 #include "model/model.h"
+#include "text/lexicon.h"
+#include "text/tokenizer.h"
 #include "train/optim.h"
 #include "train/trainer.h"
 #include "util/alloc.h"
@@ -257,7 +262,76 @@ static void check_arch(const char *name) {
     hl_model_free(m);
 }
 
+static void lexicon_on(const char *name) {
+    char rel[256];
+    snprintf(rel, sizeof rel, ARCH "%s.gguf", name);
+    hl_error err = {0};
+    hl_model *m = NULL;
+    CHECK_OK(hl_model_load(shared_path(rel), NULL, &m, &err), &err);
+    REQUIRE(m);
+    const char *text = "{\"lexeme\": \"\u039421\", \"parts\": [\"cat\", \"house\"]}\n";
+    hl_lexicon *lex = NULL;
+    CHECK_OK(hl_lexicon_load_memory(text, strlen(text), "lex.jsonl", m, &lex, &err), &err);
+    REQUIRE(lex);
+    const hl_tokenizer *bt = hl_model_get_tokenizer(m), *lt = hl_lexicon_tokenizer(lex);
+    const hl_model *view = hl_lexicon_model(lex);
+    int32_t id = hl_lexicon_token(lex, 0);
+    const char *s = "a cat\xce\x94" "21house";
+    int32_t *ids = NULL;
+    size_t n = 0;
+    CHECK_OK(hl_tokenizer_encode(lt, s, strlen(s), 0, 0, &ids, &n, &err), &err);
+    int found = 0;
+    for (size_t i = 0; i < n; i++) found += ids[i] == id;
+    CHECK_MSG(found == 1, "%s: the lexeme is one token inside text", name);
+    char buf[4096];
+    size_t w = 0;
+    for (size_t i = 0; i < n; i++) w += hl_tokenizer_decode(lt, -1, ids[i], buf + w, sizeof buf - w);
+    CHECK_MSG(w == strlen(s) && !memcmp(buf, s, w), "%s: text with a lexeme round-trips", name);
+    hl_free(ids);
+    /* the embedding: mean over parts of the mean of " cat" and " house" pieces */
+    const int64_t C = hl_model_get_config(m)->dim;
+    double want[64] = {0};
+    REQUIRE(C <= 64);
+    const char *parts[2] = {" cat", " house"};
+    for (int p = 0; p < 2; p++) {
+        CHECK_OK(hl_tokenizer_encode(bt, parts[p], strlen(parts[p]), 0, 0, &ids, &n, &err), &err);
+        for (size_t i = 0; i < n; i++)
+            for (int64_t c = 0; c < C; c++) want[c] += 0.5 / (double)n * m->token_embd[(int64_t)ids[i] * C + c];
+        hl_free(ids);
+    }
+    const float *row = view->extra_embd + (int64_t)(id - view->n_vocab_base) * C;
+    double d = 0;
+    for (int64_t c = 0; c < C; c++) d = fmax(d, fabs(row[c] - want[c]));
+    CHECK_MSG(d < 1e-6, "%s: lexeme embedding differs from its parts' mean by %.3g", name, d);
+    /* ordinary text: the same base logits with and without the lexicon */
+    const int64_t V = hl_model_get_config(m)->vocab_size;
+    const int64_t Vx = hl_model_get_config(view)->vocab_size; /* base + control lexemes + entries */
+    CHECK(Vx > V);
+    float *a = hl_malloc_array((size_t)V, sizeof(float)), *b = hl_malloc_array((size_t)Vx, sizeof(float));
+    REQUIRE(a && b);
+    hl_context *c1 = NULL, *c2 = NULL;
+    hl_context_params cp = hl_context_default_params();
+    cp.n_ctx = 32;
+    CHECK_OK(hl_context_init(m, &cp, &c1, &err), &err);
+    CHECK_OK(hl_context_init(view, &cp, &c2, &err), &err);
+    REQUIRE(c1 && c2);
+    int32_t t3[3] = {9707, 1879, 0};
+    CHECK_OK(hl_context_eval(c1, t3, 3, 0, a, 0, &err), &err);
+    CHECK_OK(hl_context_eval(c2, t3, 3, 0, b, 0, &err), &err);
+    CHECK_MSG(!memcmp(a, b, (size_t)V * sizeof(float)), "%s: the lexicon view changes base logits", name);
+    printf("%s: hyperlexeme one token, round trip, embedding = parts' BPE mean (max diff %.3g), base logits kept\n",
+           name, d);
+    hl_context_free(c1);
+    hl_context_free(c2);
+    hl_free(a);
+    hl_free(b);
+    hl_lexicon_free(lex);
+    hl_model_free(m);
+}
+
 int main(void) {
+    lexicon_on("qwen2_tiny");
+    lexicon_on("llama3_tiny");
     check_arch("llama3_tiny");
     check_arch("qwen2_tiny");
     check_arch("qwen3_tiny");
