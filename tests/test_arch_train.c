@@ -196,6 +196,14 @@ static void check_arch(const char *name) {
     hl_adapter *back = NULL;
     CHECK_OK(hl_adapter_load_gguf(apath, m, 0, &back, &err), &err);
     REQUIRE(back);
+    {   /* the file names the base's architecture, as llama.cpp requires */
+        hl_gguf *ag = NULL;
+        hl_gguf_str as = {0};
+        CHECK_OK(hl_gguf_open(apath, &ag, &err), &err);
+        CHECK(ag && hl_gguf_get_str(ag, "general.architecture", &as, &err) == HL_OK &&
+              as.len == strlen(hl_arch_name(c->arch)) && !memcmp(as.data, hl_arch_name(c->arch), as.len));
+        hl_gguf_free(ag);
+    }
     double loss_rt = infer_loss(m, back, tok, l_rt);
     double drt = 0;
     for (int64_t v = 0; v < V; v++) drt = fmax(drt, fabs((double)l_rt[v] - l_ad[v]));
@@ -329,7 +337,29 @@ static void lexicon_on(const char *name) {
     hl_model_free(m);
 }
 
+/* An adapter made for one architecture is refused by a base of another. */
+static void cross_arch(void) {
+    hl_error err = {0};
+    hl_model *q = NULL, *l = NULL;
+    CHECK_OK(hl_model_load(shared_path(ARCH "qwen2_tiny.gguf"), NULL, &q, &err), &err);
+    CHECK_OK(hl_model_load(shared_path(ARCH "llama3_tiny.gguf"), NULL, &l, &err), &err);
+    REQUIRE(q && l);
+    hl_adapter_spec spec = {.name = "x", .rank = 2, .alpha = 2.0f, .seed = 1};
+    CHECK_OK(hl_parse_targets("v", &spec.targets, &err), &err);
+    hl_adapter *a = NULL, *b = NULL;
+    CHECK_OK(hl_adapter_create(q, &spec, &a, &err), &err);
+    REQUIRE(a);
+    CHECK_OK(hl_adapter_save_gguf(a, "test_arch_cross.gguf", &err), &err);
+    CHECK(hl_adapter_load_gguf("test_arch_cross.gguf", l, 1, &b, &err) == HL_ERR_MISMATCH && !b);
+    CHECK_MSG(strstr(err.msg, "\"qwen2\"") && strstr(err.msg, "\"llama\""), "cross-arch refusal: %s", err.msg);
+    remove("test_arch_cross.gguf");
+    hl_adapter_free(a);
+    hl_model_free(q);
+    hl_model_free(l);
+}
+
 int main(void) {
+    cross_arch();
     lexicon_on("qwen2_tiny");
     lexicon_on("llama3_tiny");
     check_arch("llama3_tiny");

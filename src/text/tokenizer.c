@@ -372,6 +372,44 @@ hl_status hl_tokenizer_init(int32_t n_vocab, const char *const *pieces, const fl
     return s;
 }
 
+hl_status hl_tokenizer_init_byte_level(int32_t n_vocab, const char *const *pieces, const int32_t *types,
+                                       const char *const *merges, int32_t n_merges, const char *pre, int32_t bos_id,
+                                       int32_t eos_id, int add_bos, hl_tokenizer **out, hl_error *err) {
+    const char *name = "hl_tokenizer_init_byte_level";
+    if (!out) return hl_fail(err, HL_ERR_INVALID_ARG, "%s: out is NULL", name);
+    *out = NULL;
+    if (n_vocab <= 0 || n_vocab > HL_TOKENIZER_MAX_VOCAB || !pieces || n_merges < 0 || (n_merges && !merges))
+        return hl_fail(err, HL_ERR_INVALID_ARG, "%s: n_vocab %ld or merges out of range, or NULL arrays", name,
+                       (long)n_vocab);
+    int p = pre ? hl_bpe_pre_from_name(pre, strlen(pre)) : HL_BPE_PRE_DEFAULT;
+    if (p < 0) return hl_fail(err, HL_ERR_UNSUPPORTED, "%s: pre-tokenizer \"%.64s\"; supported: %s", name, pre,
+                              hl_bpe_pre_names());
+    piece_ref *refs = hl_malloc_array((size_t)n_vocab, sizeof *refs);
+    size_t *ml = hl_malloc_array(n_merges ? (size_t)n_merges : 1, sizeof *ml);
+    hl_status s = refs && ml ? HL_OK : hl_fail(err, HL_ERR_NOMEM, "%s: out of memory", name);
+    for (int32_t i = 0; i < n_vocab && s == HL_OK; i++) {
+        if (!pieces[i]) s = hl_fail(err, HL_ERR_INVALID_ARG, "%s: piece %ld is NULL", name, (long)i);
+        else refs[i] = (piece_ref){pieces[i], strnlen(pieces[i], HL_TOKENIZER_MAX_PIECE + 1)};
+    }
+    for (int32_t i = 0; i < n_merges && s == HL_OK; i++) {
+        if (!merges[i]) s = hl_fail(err, HL_ERR_INVALID_ARG, "%s: merge %ld is NULL", name, (long)i);
+        else ml[i] = strnlen(merges[i], 2 * HL_TOKENIZER_MAX_PIECE + 2);
+    }
+    if (s == HL_OK)
+        s = tok_build(n_vocab, refs, NULL, types, bos_id, eos_id, 0, HL_ERR_INVALID_ARG, name, 1, out, err);
+    if (s == HL_OK) {
+        (*out)->add_bos = add_bos != 0;
+        s = hl_bpe_init(*out, (hl_bpe_pre)p, merges, ml, (size_t)n_merges, name, &(*out)->bpe, err);
+        if (s != HL_OK) {
+            hl_tokenizer_free(*out);
+            *out = NULL;
+        }
+    }
+    hl_free(refs);
+    hl_free(ml);
+    return s;
+}
+
 void hl_tokenizer_free(hl_tokenizer *t) {
     if (!t) return;
     hl_free(t->blob);

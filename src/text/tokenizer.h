@@ -37,6 +37,13 @@ typedef struct hl_tokenizer hl_tokenizer;
 hl_status hl_tokenizer_init(int32_t n_vocab, const char *const *pieces, const float *scores,
                             const int32_t *types, int32_t bos_id, int32_t eos_id, int32_t unk_id,
                             hl_tokenizer **out, hl_error *err);
+/* A byte-level BPE tokenizer from arrays: pieces in mapped form (bpe.h),
+ * types as GGUF numbers (NULL: all NORMAL), merges "left right" by rank,
+ * pre a tokenizer.ggml.pre name (NULL: "default"). BOS is added by encoders
+ * only when add_bos. Everything is copied. */
+hl_status hl_tokenizer_init_byte_level(int32_t n_vocab, const char *const *pieces, const int32_t *types,
+                                       const char *const *merges, int32_t n_merges, const char *pre, int32_t bos_id,
+                                       int32_t eos_id, int add_bos, hl_tokenizer **out, hl_error *err);
 /* From tokenizer.ggml.{model,tokens,scores,token_type,bos_token_id,eos_token_id,unknown_token_id,
  * add_bos_token,add_eos_token}; for model "gpt2" (byte-level BPE, see bpe.h) also merges and pre.
  * Models other than "llama" and "gpt2", and pre-tokenizers bpe.h does not
