@@ -55,12 +55,13 @@ static int32_t argmax(const float *x, int64_t n) {
     return best;
 }
 
-static void check_model(const char *name) {
+/* The logits and greedy ids of model file path (NULL: the shared <name>.gguf) against <name>'s references. */
+static void check_model(const char *name, const char *path) {
     char rel[256];
     snprintf(rel, sizeof rel, ARCH "%s.gguf", name);
     hl_model *m = NULL;
     hl_error err = {0};
-    CHECK_OK(hl_model_load(shared_path(rel), NULL, &m, &err), &err);
+    CHECK_OK(hl_model_load(path ? path : shared_path(rel), NULL, &m, &err), &err);
     REQUIRE(m);
     const hl_model_config *c = hl_model_get_config(m);
     const int64_t V = c->vocab_size;
@@ -113,9 +114,9 @@ static void check_model(const char *name) {
         hl_free(logits);
         hl_context_free(ctx);
     }
-    printf("%s (%s, head %lld, %s rope%s): max |logit - llama.cpp| over s1, s2, s3, long = %.3g; greedy 32/32 on "
+    printf("%s%s (%s, head %lld, %s rope%s): max |logit - llama.cpp| over s1, s2, s3, long = %.3g; greedy 32/32 on "
            "%d of 4 sequences\n",
-           name, hl_arch_name(c->arch), (long long)hl_cfg_head_dim(c), hl_cfg_rope_neox(c) ? "neox" : "normal",
+           name, path ? " (rope_freqs from llama3 keys)" : "", hl_arch_name(c->arch), (long long)hl_cfg_head_dim(c), hl_cfg_rope_neox(c) ? "neox" : "normal",
            m->rope_freqs ? ", rope_freqs" : "", worst, greedy_ok);
     hl_model_free(m);
 }
@@ -179,6 +180,54 @@ static hl_status load_edited(const char *rel, const char *key, const char *value
     return s;
 }
 
+/* llama3_tiny with its rope_freqs.weight tensor replaced by the llama3
+ * rope-scaling keys of its HF config (factor 8, low 1, high 4, original
+ * context 8192): the computed factors equal the tensor's, and so do the logits. */
+static void llama3_keys(void) {
+    hl_error err = {0};
+    hl_gguf *g = NULL;
+    REQUIRE(hl_gguf_open(shared_path(ARCH "llama3_tiny.gguf"), &g, &err) == HL_OK);
+    hl_gguf_writer *w = hl_gguf_writer_init();
+    REQUIRE(w);
+    for (int64_t i = 0; i < hl_gguf_n_kv(g); i++) REQUIRE(hl_gguf_writer_copy_kv(w, g, i) == HL_OK);
+    REQUIRE(hl_gguf_writer_set_str(w, "llama.rope.scaling.type", "llama3") == HL_OK);
+    REQUIRE(hl_gguf_writer_set_f32(w, "llama.rope.scaling.factor", 8.0f) == HL_OK);
+    REQUIRE(hl_gguf_writer_set_f32(w, "llama.rope.scaling.low_freq_factor", 1.0f) == HL_OK);
+    REQUIRE(hl_gguf_writer_set_f32(w, "llama.rope.scaling.high_freq_factor", 4.0f) == HL_OK);
+    REQUIRE(hl_gguf_writer_set_u32(w, "llama.rope.scaling.original_context_length", 8192) == HL_OK);
+    const float *tensor_ff = NULL;
+    for (int64_t i = 0; i < hl_gguf_n_tensors(g); i++) {
+        const hl_gguf_tensor *t = hl_gguf_tensor_at(g, i);
+        char name[128];
+        snprintf(name, sizeof name, "%.*s", (int)t->name.len, t->name.data);
+        if (!strcmp(name, "rope_freqs.weight")) {
+            tensor_ff = t->data;
+            continue;
+        }
+        REQUIRE(hl_gguf_writer_add_tensor(w, name, t->type, t->n_dims, t->ne, t->data, &err) == HL_OK);
+    }
+    REQUIRE(tensor_ff);
+    const char *path = "test_arch_llama3_keys.gguf";
+    REQUIRE(hl_gguf_writer_write_file(w, path, &err) == HL_OK);
+    hl_gguf_writer_free(w);
+    hl_model *m = NULL;
+    CHECK_OK(hl_model_load(path, NULL, &m, &err), &err);
+    double d = 1;
+    if (m && m->rope_freqs) {
+        d = 0;
+        for (int i = 0; i < 4; i++) d = fmax(d, fabs((double)m->rope_freqs[i] - (double)tensor_ff[i]) / tensor_ff[i]);
+    }
+    CHECK_MSG(d < 1e-6, "llama3 keys: factors differ from rope_freqs.weight by %.3g (relative)", d);
+    printf("llama3 rope-scaling keys: factors %g %g %g %g, rope_freqs.weight %g %g %g %g\n",
+           m && m->rope_freqs ? m->rope_freqs[0] : 0, m && m->rope_freqs ? m->rope_freqs[1] : 0,
+           m && m->rope_freqs ? m->rope_freqs[2] : 0, m && m->rope_freqs ? m->rope_freqs[3] : 0, tensor_ff[0],
+           tensor_ff[1], tensor_ff[2], tensor_ff[3]);
+    hl_model_free(m);
+    check_model("llama3_tiny", path);
+    remove(path);
+    hl_gguf_free(g);
+}
+
 static void refusals(void) {
     hl_error err = {0};
     CHECK(load_edited(ARCH "qwen2_tiny.gguf", "general.architecture", "gemma", &err) == HL_ERR_UNSUPPORTED);
@@ -188,13 +237,16 @@ static void refusals(void) {
     /* qwen3 without its q/k norms read as qwen2: biases missing */
     CHECK(load_edited(ARCH "qwen3_tiny.gguf", "general.architecture", "qwen2", &err) != HL_OK);
     CHECK_MSG(strstr(err.msg, "attn_q.bias") || strstr(err.msg, "qwen2"), "qwen3 as qwen2: %s", err.msg);
+    CHECK(load_edited(ARCH "qwen2_tiny.gguf", "qwen2.rope.scaling.type", "yarn", &err) == HL_ERR_UNSUPPORTED);
+    CHECK_MSG(strstr(err.msg, "\"yarn\"") && strstr(err.msg, "llama3"), "rope scaling refusal: %s", err.msg);
 }
 
 int main(void) {
     rope_kernels();
-    check_model("llama3_tiny");
-    check_model("qwen2_tiny");
-    check_model("qwen3_tiny");
+    check_model("llama3_tiny", NULL);
+    check_model("qwen2_tiny", NULL);
+    check_model("qwen3_tiny", NULL);
+    llama3_keys();
     refusals();
     return hl_test_finish("test_arch_logits");
 }

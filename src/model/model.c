@@ -175,6 +175,50 @@ static hl_status get_u32_default(const hl_gguf *g, const char *path, const char 
     return hl_gguf_get_u32(g, key, out, err); /* its message already names the file */
 }
 
+/* Llama-3 frequency factors from the rope-scaling keys, when a file states
+ * them (rope.scaling.type "llama3") instead of the rope_freqs.weight tensor:
+ * factor and original_context_length are required, low_freq_factor and
+ * high_freq_factor default to Llama-3's 1 and 4. Pair i of frequency
+ * f = theta^(-2i/D) and wavelength 2pi/f keeps f when the wavelength is
+ * below original/high, is slowed by `factor` above original/low, and in
+ * between mixes the two by smooth = (original/wavelength - low)/(high - low),
+ * as HF's llama3 rope initialisation does; the stored factor divides the angle. */
+static hl_status llama3_freqs(hl_model *m, int64_t D, float theta, hl_error *err) {
+    const hl_gguf *g = m->gguf;
+    float factor = 0, low = 1, high = 4;
+    uint32_t orig = 0;
+    hl_status s;
+    if ((s = hl_gguf_get_f32(g, "llama.rope.scaling.factor", &factor, err)) ||
+        (s = hl_gguf_get_u32(g, "llama.rope.scaling.original_context_length", &orig, err)))
+        return s;
+    if (hl_gguf_find_key(g, "llama.rope.scaling.low_freq_factor") >= 0 &&
+        (s = hl_gguf_get_f32(g, "llama.rope.scaling.low_freq_factor", &low, err)))
+        return s;
+    if (hl_gguf_find_key(g, "llama.rope.scaling.high_freq_factor") >= 0 &&
+        (s = hl_gguf_get_f32(g, "llama.rope.scaling.high_freq_factor", &high, err)))
+        return s;
+    if (!(factor >= 1 && factor < 1e6) || orig == 0 || !(low > 0) || !(high > low) || !(high < 1e6))
+        return hl_fail(err, HL_ERR_FORMAT,
+                       "%s: llama3 rope scaling: factor %g, original_context_length %u, low_freq_factor %g, "
+                       "high_freq_factor %g out of range", m->path, factor, orig, low, high);
+    float *ff = own(m, (size_t)(D / 2));
+    if (!ff) return hl_fail(err, HL_ERR_NOMEM, "%s: out of memory", m->path);
+    const double pi = 3.14159265358979323846;
+    for (int64_t i = 0; i < D / 2; i++) {
+        double freq = pow((double)theta, -(double)(2 * i) / (double)D), wavelen = 2 * pi / freq;
+        double low_wavelen = (double)orig / low, high_wavelen = (double)orig / high, r;
+        if (wavelen < high_wavelen) r = 1;
+        else if (wavelen > low_wavelen) r = factor;
+        else {
+            double smooth = ((double)orig / wavelen - low) / (high - low);
+            r = freq / ((1 - smooth) * freq / factor + smooth * freq);
+        }
+        ff[i] = (float)r;
+    }
+    m->rope_freqs = ff;
+    return HL_OK;
+}
+
 /* "<arch>.<rest>" into buf. */
 static const char *akey(char *buf, size_t cap, hl_arch arch, const char *rest) {
     snprintf(buf, cap, "%s.%s", hl_arch_name(arch), rest);
@@ -246,13 +290,15 @@ static hl_status load_gguf(hl_model *m, hl_error *err) {
     if (hl_gguf_find_key(g, kt) >= 0 && (s = hl_gguf_get_f32(g, kt, &theta, err))) return s;
     if (!(eps > 0 && eps < 1) || !(theta > 1 && isfinite(theta)))
         return hl_fail(err, HL_ERR_FORMAT, "%s: rms epsilon %g or rope base %g out of range", m->path, eps, theta);
+    int llama3_keys = 0;
     if (hl_gguf_find_key(g, ks) >= 0) {
         hl_gguf_str st;
         if ((s = hl_gguf_get_str(g, ks, &st, err))) return s;
-        if (st.len != 4 || memcmp(st.data, "none", 4) != 0) {
+        llama3_keys = st.len == 6 && memcmp(st.data, "llama3", 6) == 0 && arch == HL_ARCH_LLAMA;
+        if (!llama3_keys && (st.len != 4 || memcmp(st.data, "none", 4) != 0)) {
             char shown[96];
             return hl_fail(err, HL_ERR_UNSUPPORTED,
-                           "%s: %s is \"%s\"; supported: none (Llama-3 scaling comes as the rope_freqs.weight tensor)",
+                           "%s: %s is \"%s\"; supported: none, llama3 (llama only; or the rope_freqs.weight tensor)",
                            m->path, ks, hl_escape(st.data, (size_t)st.len, shown, sizeof shown));
         }
     }
@@ -275,6 +321,7 @@ static hl_status load_gguf(hl_model *m, hl_error *err) {
         (s = gguf_tensor_f32(m, "output.weight", 2, C, V, 1, &m->output, err)) ||
         (s = gguf_tensor_f32(m, "rope_freqs.weight", 1, D / 2, 1, 1, &m->rope_freqs, err)))
         return s;
+    if (!m->rope_freqs && llama3_keys && (s = llama3_freqs(m, (int64_t)D, theta, err))) return s;
     if (m->rope_freqs && arch != HL_ARCH_LLAMA)
         return hl_fail(err, HL_ERR_UNSUPPORTED, "%s: rope_freqs.weight in a %s model", m->path, hl_arch_name(arch));
     for (int64_t i = 0; m->rope_freqs && i < D / 2; i++)
