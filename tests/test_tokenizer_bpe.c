@@ -457,6 +457,35 @@ static void refusals(const hl_gguf *g, const hl_tokenizer *t) {
     CHECK_MSG(strstr(err.msg, "offset 2"), "offset named: %s", err.msg);
 }
 
+/* The end-of-generation set equals the one llama.cpp prints at load (load_logs/). */
+static void eog_set(const hl_tokenizer *t, const char *log_rel) {
+    size_t size;
+    char *log = read_whole(shared_path(log_rel), &size);
+    REQUIRE(log);
+    log = realloc(log, size + 1);
+    log[size] = 0;
+    int want[32], nw = 0;
+    const char *p = strstr(log, "printing all EOG tokens:");
+    REQUIRE(p);
+    for (p = strchr(p, '\n'); p && nw < 32; p = strchr(p + 1, '\n')) {
+        int id;
+        if (sscanf(p + 1, "load:   - %d (", &id) != 1) break;
+        want[nw++] = id;
+    }
+    int got = 0, missing = 0;
+    for (int32_t id = 0; id < hl_tokenizer_n_vocab(t); id++) {
+        if (!hl_tokenizer_is_eog(t, id)) continue;
+        got++;
+        int in = 0;
+        for (int k = 0; k < nw; k++) in |= want[k] == id;
+        CHECK_MSG(in, "%s: id %d is end-of-generation here but not in llama.cpp's set", log_rel, id);
+    }
+    for (int k = 0; k < nw; k++) missing += !hl_tokenizer_is_eog(t, want[k]);
+    CHECK_MSG(nw >= 2 && got == nw && missing == 0, "%s: %d EOG ids here, %d in llama.cpp's set", log_rel, got, nw);
+    printf("%s: end-of-generation set of %d ids equals llama.cpp's\n", log_rel, got);
+    free(log);
+}
+
 int main(void) {
     pre_tokenizers();
     hl_gguf *g = NULL;
@@ -464,6 +493,8 @@ int main(void) {
     hl_tokenizer *qw = load_tok(ARCH "qwen3_tiny.gguf", NULL);
     CHECK(hl_tokenizer_add_bos(l3) == 1 && hl_tokenizer_add_bos(qw) == 0);
     CHECK(hl_tokenizer_type(qw, 128247) == HL_TOKEN_CONTROL); /* "</s>", as llama.cpp types it */
+    eog_set(l3, ARCH "load_logs/llama3_tiny.txt");
+    eog_set(qw, ARCH "load_logs/qwen3_tiny.txt");
     int nr;
     double secs;
     size_t bytes = oracle_file(l3, ARCH "tokenizer/llama3_llama-bpe.jsonl", &nr, &secs);

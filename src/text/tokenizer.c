@@ -67,6 +67,8 @@ struct hl_tokenizer {
     uint8_t atomic_lead[256];  /* first bytes of atomic pieces */
     int add_bos, add_eos;      /* what the file asks encoders to add */
     hl_bpe *bpe;               /* byte-level BPE (model "gpt2"), NULL for SentencePiece */
+    int32_t eog[16];           /* end-of-generation ids besides eos (byte-level, see find_eog) */
+    int n_eog;
 };
 
 /* A piece given by pointer and length (not NUL-terminated). */
@@ -372,6 +374,22 @@ hl_status hl_tokenizer_init(int32_t n_vocab, const char *const *pieces, const fl
     return s;
 }
 
+/* Texts of end-of-generation tokens: generation stops at any of these (and
+ * at eos), as llama.cpp's EOG set holds them (Llama-3: <|eot_id|>; Qwen:
+ * <|endoftext|>, <|im_end|>, </s>, <|fim_pad|>, <|repo_name|>, <|file_sep|>). */
+static const char *const EOG_TEXTS[] = {
+    "</s>", "<|eot_id|>", "<|eom_id|>", "<|im_end|>", "<|end|>", "<end_of_turn>", "<|endoftext|>",
+    "<|fim_pad|>", "<|repo_name|>", "<|file_sep|>",
+};
+
+static void find_eog(hl_tokenizer *t) {
+    t->n_eog = 0;
+    for (size_t k = 0; k < sizeof EOG_TEXTS / sizeof EOG_TEXTS[0]; k++) {
+        int32_t id = hl_tokenizer_find(t, EOG_TEXTS[k], strlen(EOG_TEXTS[k]));
+        if (id >= 0 && id != t->eos && t->n_eog < (int)(sizeof t->eog / sizeof t->eog[0])) t->eog[t->n_eog++] = id;
+    }
+}
+
 hl_status hl_tokenizer_init_byte_level(int32_t n_vocab, const char *const *pieces, const int32_t *types,
                                        const char *const *merges, int32_t n_merges, const char *pre, int32_t bos_id,
                                        int32_t eos_id, int add_bos, hl_tokenizer **out, hl_error *err) {
@@ -399,6 +417,7 @@ hl_status hl_tokenizer_init_byte_level(int32_t n_vocab, const char *const *piece
         s = tok_build(n_vocab, refs, NULL, types, bos_id, eos_id, 0, HL_ERR_INVALID_ARG, name, 1, out, err);
     if (s == HL_OK) {
         (*out)->add_bos = add_bos != 0;
+        find_eog(*out);
         s = hl_bpe_init(*out, (hl_bpe_pre)p, merges, ml, (size_t)n_merges, name, &(*out)->bpe, err);
         if (s != HL_OK) {
             hl_tokenizer_free(*out);
@@ -710,6 +729,7 @@ hl_status hl_tokenizer_from_gguf(const hl_gguf *g, hl_tokenizer **out, hl_error 
         (*out)->add_eos = add_eos;
     }
     if (s == HL_OK && byte_level) {
+        find_eog(*out);
         snprintf(what, sizeof what, "%s: tokenizer.ggml.merges", name);
         s = hl_bpe_init(*out, (hl_bpe_pre)pre, mp, ml, (size_t)nm, what, &(*out)->bpe, err);
         if (s != HL_OK) {
@@ -848,6 +868,12 @@ size_t hl_tokenizer_piece_len(const hl_tokenizer *t, int32_t id) {
     return id >= 0 && id < t->n_vocab ? t->len[id] : 0;
 }
 int hl_tokenizer_is_byte_level(const hl_tokenizer *t) { return t->bpe != NULL; }
+int hl_tokenizer_is_eog(const hl_tokenizer *t, int32_t id) {
+    if (id == t->eos) return 1;
+    for (int k = 0; k < t->n_eog; k++)
+        if (t->eog[k] == id) return 1;
+    return 0;
+}
 int hl_tokenizer_add_bos(const hl_tokenizer *t) { return t->add_bos; }
 int hl_tokenizer_add_eos(const hl_tokenizer *t) { return t->add_eos; }
 const char *hl_tokenizer_pre_name(const hl_tokenizer *t) {
@@ -1198,6 +1224,8 @@ hl_status hl_tokenizer_extend(const hl_tokenizer *base, const char *const *atomi
     if (st == HL_OK) {
         t->add_bos = base->add_bos;
         t->add_eos = base->add_eos;
+        memcpy(t->eog, base->eog, sizeof t->eog);
+        t->n_eog = base->n_eog;
     }
     if (st == HL_OK && base->bpe) { /* byte-level: the atomic pieces join the special tokens */
         t->atomic_first = base->n_vocab;

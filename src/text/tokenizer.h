@@ -91,6 +91,10 @@ int hl_tokenizer_add_bos(const hl_tokenizer *t);
 int hl_tokenizer_add_eos(const hl_tokenizer *t);
 /* Whether t is byte-level BPE ("gpt2"), and its tokenizer.ggml.pre name (NULL if not). */
 int hl_tokenizer_is_byte_level(const hl_tokenizer *t);
+/* Whether generation ends at id: eos, and for byte-level vocabularies the
+ * other end-of-generation tokens llama.cpp stops at (<|eot_id|>, <|im_end|>,
+ * <|endoftext|>, ...). */
+int hl_tokenizer_is_eog(const hl_tokenizer *t, int32_t id);
 const char *hl_tokenizer_pre_name(const hl_tokenizer *t);
 size_t hl_tokenizer_piece_len(const hl_tokenizer *t, int32_t id); /* bytes; 0 if out of range */
 
