@@ -14,6 +14,8 @@
  *    CONTROL id appears; BOS comes first exactly when asked;
  *  - decoding (control tokens rendered when they were parsed) gives the
  *    text's bytes back;
+ *  - the heap merge gives the ids of the plain rescan loop
+ *    (hl_tokenizer_encode_reference) on texts up to 1 KiB;
  *  - with the hyperlexemes, text holding neither gives the base's ids, and
  *    every text round-trips.
  * BPE_ASSERT may be defined before inclusion (tests count instead of trap). */
@@ -104,7 +106,7 @@ static void bpe_fixture_build(bpe_fixture *f) {
     }
 }
 
-static void bpe_fixture_free(bpe_fixture *f) {
+static inline void bpe_fixture_free(bpe_fixture *f) {
     for (int p = 0; p < BPE_N_PRE; p++) {
         hl_tokenizer_free(f->tok[p]);
         hl_tokenizer_free(f->lex[p]);
@@ -161,6 +163,15 @@ static void bpe_harness_one(const bpe_fixture *f, const uint8_t *data, size_t si
     for (size_t i = bos ? 1 : 0; i < n; i++) {
         BPE_ASSERT(ids[i] >= 0 && ids[i] < hl_tokenizer_n_vocab(t));
         BPE_ASSERT(ps || hl_tokenizer_type(t, ids[i]) != 3);
+    }
+    if (len <= 1024) { /* the heap merge equals the plain rescan loop (parse-special off) */
+        int32_t *f0 = NULL, *r0 = NULL;
+        size_t nf0 = 0, nr0 = 0;
+        BPE_ASSERT(hl_tokenizer_encode(t, (const char *)text, len, bos, 0, &f0, &nf0, &err) == HL_OK);
+        BPE_ASSERT(hl_tokenizer_encode_reference(t, (const char *)text, len, bos, 0, &r0, &nr0, &err) == HL_OK);
+        BPE_ASSERT(nf0 == nr0 && (nf0 == 0 || memcmp(f0, r0, nf0 * sizeof *f0) == 0));
+        hl_free(f0);
+        hl_free(r0);
     }
     size_t dl;
     char *back = bpe_fz_decode(t, ids, bos ? 1 : 0, n, ps, &dl);

@@ -460,6 +460,7 @@ typedef struct scratch {
     cand *heap;
     size_t nheap;
     char *mapped; /* a word in mapped form: <= 2 bytes per byte */
+    int reference; /* merge with the plain rescan loop (tests) */
 } scratch;
 
 static void heap_push(scratch *s, cand c) {
@@ -516,6 +517,27 @@ static hl_status encode_word(const hl_bpe *b, const hl_tokenizer *t, scratch *s,
             out[(*n)++] = id;
             return HL_OK;
         }
+    }
+    if (s->reference) { /* rescan every adjacent pair, merge the lowest rank (leftmost), repeat: O(m^2) */
+        size_t k = m;
+        for (;;) {
+            int32_t best = -1, best_res = -1;
+            size_t at = 0;
+            for (size_t i = 0; i + 1 < k; i++) {
+                int32_t res, rank = merge_rank(b, s->tok[i], s->tok[i + 1], &res);
+                if (rank >= 0 && res >= 0 && (best < 0 || rank < best)) {
+                    best = rank;
+                    best_res = res;
+                    at = i;
+                }
+            }
+            if (best < 0) break;
+            s->tok[at] = best_res;
+            memmove(s->tok + at + 1, s->tok + at + 2, (k - at - 2) * sizeof *s->tok);
+            k--;
+        }
+        for (size_t i = 0; i < k; i++) out[(*n)++] = s->tok[i];
+        return HL_OK;
     }
     for (size_t i = 0; i < m; i++) {
         s->next[i] = i + 1 < m ? (int32_t)i + 1 : -1;
@@ -596,7 +618,7 @@ static int frag_push(frag_list *l, frag f) {
 }
 
 hl_status hl_bpe_encode(const hl_bpe *b, const hl_tokenizer *t, const uint8_t *text, size_t len, int parse_special,
-                        int32_t *out, size_t *n, hl_error *err) {
+                        int reference, int32_t *out, size_t *n, hl_error *err) {
     if (len == 0) return HL_OK;
     /* 1. Special tokens. Each token that occurs rewrites the fragment list
      * (text order) into a second one: O(fragments + text) per token. */
@@ -636,6 +658,7 @@ hl_status hl_bpe_encode(const hl_bpe *b, const hl_tokenizer *t, const uint8_t *t
         if (f[i].id < 0 && f[i].len > maxlen) maxlen = f[i].len;
     hl_status st = HL_OK;
     scratch s = {0};
+    s.reference = reference;
     cps c = {0};
     size_t *ea = NULL, *eb = NULL;
     if (maxlen) {

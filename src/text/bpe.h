@@ -67,9 +67,11 @@ size_t hl_bpe_n_merges(const hl_bpe *b);
 void hl_bpe_merge(const hl_bpe *b, size_t r, int32_t *left, int32_t *right);
 
 /* Encodes len bytes of valid UTF-8 (the caller checked) and appends the ids
- * to out at *n; out has room for len more ids (every id covers >= 1 byte). */
+ * to out at *n; out has room for len more ids (every id covers >= 1 byte).
+ * With reference, each word is merged by the plain O(m^2) rescan loop
+ * instead of the heap (hl_tokenizer_encode_reference; tests hold both equal). */
 hl_status hl_bpe_encode(const hl_bpe *b, const hl_tokenizer *t, const uint8_t *text, size_t len, int parse_special,
-                        int32_t *out, size_t *n, hl_error *err);
+                        int reference, int32_t *out, size_t *n, hl_error *err);
 
 /* The bytes of token id (CONTROL rendered only with special, UNUSED never,
  * USER_DEFINED as written); at most cap written, count returned. Never

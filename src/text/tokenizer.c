@@ -1102,12 +1102,12 @@ static int32_t atomic_at(const hl_tokenizer *t, const uint8_t *s, size_t len, si
 
 /* Byte-level BPE: the whole text is checked first, so an error names its offset. */
 static hl_status encode_byte_level(const hl_tokenizer *t, const uint8_t *s, size_t len, int parse_special,
-                                   int32_t *out, size_t *n, hl_error *err) {
+                                   int reference, int32_t *out, size_t *n, hl_error *err) {
     const char *why = NULL;
     size_t at = utf8_check(s, len, &why);
     if (at != len)
         return hl_fail(err, HL_ERR_INVALID_ARG, "invalid UTF-8 at byte offset %zu: %s (byte 0x%02X)", at, why, s[at]);
-    return hl_bpe_encode(t->bpe, t, s, len, parse_special, out, n, err);
+    return hl_bpe_encode(t->bpe, t, s, len, parse_special, reference, out, n, err);
 }
 
 static hl_status encode_impl(const hl_tokenizer *t, const char *text, size_t len, int add_bos, int add_eos,
@@ -1127,7 +1127,7 @@ static hl_status encode_impl(const hl_tokenizer *t, const char *text, size_t len
     const uint8_t *s = (const uint8_t *)text;
     if (add_bos) out[n++] = t->bos;
     if (t->bpe) {
-        st = encode_byte_level(t, s, len, parse_special, out, &n, err);
+        st = encode_byte_level(t, s, len, parse_special, reference, out, &n, err);
     } else if (t->atomic_first >= t->n_vocab) {
         st = encode_run(t, s, len, 1, 0, out, &n, reference, err);
     } else {

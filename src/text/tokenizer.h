@@ -112,8 +112,9 @@ size_t hl_tokenizer_decode_special(const hl_tokenizer *t, int32_t prev, int32_t 
                                    size_t cap);
 
 /* Test hook: the same encoding computed with the plain O(n^2) merge loop
- * (rescan all adjacent pairs after every merge, as llama2.c does). Same
- * contract as hl_tokenizer_encode; tests check that both always agree. */
+ * (rescan all adjacent pairs after every merge, as llama2.c does; for
+ * byte-level BPE, per word, lowest rank first). Same contract as
+ * hl_tokenizer_encode; tests check that both always agree. */
 hl_status hl_tokenizer_encode_reference(const hl_tokenizer *t, const char *text, size_t len, int add_bos,
                                         int add_eos, int32_t **ids, size_t *n_ids, hl_error *err);
 
