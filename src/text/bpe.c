@@ -19,8 +19,17 @@
  * popped: O(m log m) for a word of m bytes.
  *
  * Special tokens are cut out as llama.cpp does: longest text first, each
- * token taking every occurrence in the fragments still raw. a memchr/memcmp
+ * token taking every occurrence in the fragments still raw. A memchr/memcmp
  * scan finds them; a token absent from the whole text costs one scan.
+ *
+ * Choices where a file could ask for more:
+ *  - a merge whose parts are not pieces is dropped (it could only apply to
+ *    symbols that are not tokens); one whose result is not a piece never
+ *    applies (llama.cpp would merge, then spell the result in bytes);
+ *  - a byte without a piece of its own cannot be encoded: the text is
+ *    refused naming the byte (real vocabularies have all 256);
+ *  - token attributes llama.cpp sets by model name (lstrip/rstrip) are not
+ *    applied; none of the supported pre types uses them.
  */
 #include "text/bpe.h"
 #include "text/unicode_flags.h"
