@@ -24,6 +24,7 @@
 #include "hyperlora.h"
 #include "text/tokenizer.h"
 #include "util/alloc.h"
+#include "utf8_oracle.h"
 
 #include <stdint.h>
 #include <stdio.h>
@@ -113,26 +114,6 @@ static inline void bpe_fixture_free(bpe_fixture *f) {
     }
 }
 
-static int bpe_fz_valid_utf8(const uint8_t *s, size_t n) {
-    size_t i = 0;
-    while (i < n) {
-        uint32_t c = s[i], need, min;
-        if (c < 0x80) { i++; continue; }
-        if ((c & 0xE0) == 0xC0) { need = 1; c &= 0x1F; min = 0x80; }
-        else if ((c & 0xF0) == 0xE0) { need = 2; c &= 0x0F; min = 0x800; }
-        else if ((c & 0xF8) == 0xF0) { need = 3; c &= 0x07; min = 0x10000; }
-        else return 0;
-        if (n - i <= need) return 0;
-        for (uint32_t k = 1; k <= need; k++) {
-            if ((s[i + k] & 0xC0) != 0x80) return 0;
-            c = c << 6 | (s[i + k] & 0x3F);
-        }
-        if (c < min || c > 0x10FFFF || (c >= 0xD800 && c <= 0xDFFF)) return 0;
-        i += need + 1;
-    }
-    return 1;
-}
-
 /* Decodes ids[from..n) into a fresh buffer; *len gets its length. */
 static char *bpe_fz_decode(const hl_tokenizer *t, const int32_t *ids, size_t from, size_t n, int special, size_t *len) {
     size_t cap = (n + 1) * HL_TOKENIZER_MAX_PIECE, w = 0;
@@ -153,7 +134,7 @@ static void bpe_harness_one(const bpe_fixture *f, const uint8_t *data, size_t si
     int32_t *ids = NULL;
     size_t n = 0;
     hl_status s = hl_tokenizer_encode_special(t, (const char *)text, len, bos, 0, ps, &ids, &n, &err);
-    if (!bpe_fz_valid_utf8(text, len)) {
+    if (!fuzz_valid_utf8(text, len)) {
         BPE_ASSERT(s == HL_ERR_INVALID_ARG && ids == NULL && strstr(err.msg, "byte offset"));
         return;
     }

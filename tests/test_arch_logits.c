@@ -7,6 +7,7 @@
  * through the KV cache. Also the RoPE kernels against their double
  * references, and refusals of unsupported architectures. */
 #include "test_util.h"
+#include "gguf_edit.h"
 #include "io/gguf.h"
 #include "kernels/kernels.h"
 #include "model/model.h"
@@ -151,24 +152,11 @@ static void rope_kernels(void) {
     CHECK(fabsf(cs_ff[13 * D + 6] - cosf(13.0f * powf(500000.0f, -6.0f / 8.0f) / 8.0f)) < 1e-6f);
 }
 
-/* A copy of a model file with one key changed (or removed when value is NULL). */
+/* A copy of a model file with one key changed (or removed when value is NULL), loaded. */
 static hl_status load_edited(const char *rel, const char *key, const char *value, hl_error *err) {
     hl_gguf *g = NULL;
     REQUIRE(hl_gguf_open(shared_path(rel), &g, err) == HL_OK);
-    hl_gguf_writer *w = hl_gguf_writer_init();
-    REQUIRE(w);
-    for (int64_t i = 0; i < hl_gguf_n_kv(g); i++) {
-        hl_gguf_str k = hl_gguf_key(g, i);
-        if (k.len == strlen(key) && memcmp(k.data, key, k.len) == 0) continue;
-        REQUIRE(hl_gguf_writer_copy_kv(w, g, i) == HL_OK);
-    }
-    if (value) REQUIRE(hl_gguf_writer_set_str(w, key, value) == HL_OK);
-    for (int64_t i = 0; i < hl_gguf_n_tensors(g); i++) {
-        const hl_gguf_tensor *t = hl_gguf_tensor_at(g, i);
-        char name[128];
-        snprintf(name, sizeof name, "%.*s", (int)t->name.len, t->name.data);
-        REQUIRE(hl_gguf_writer_add_tensor(w, name, t->type, t->n_dims, t->ne, t->data, err) == HL_OK);
-    }
+    hl_gguf_writer *w = gguf_edited_copy(g, key, value, 1);
     const char *path = "test_arch_edited.gguf";
     REQUIRE(hl_gguf_writer_write_file(w, path, err) == HL_OK);
     hl_gguf_writer_free(w);

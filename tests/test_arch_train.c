@@ -16,6 +16,7 @@
  * atomic inside text, its embedding the mean of its parts' BPE pieces
  * (each part encoded after a space), and ordinary text keeps its logits. */
 #include "test_util.h"
+#include "train_fd.h"
 #include "lora/adapter.h"
 #include "lora/adapter_io.h"
 #include "lora/create.h"
@@ -62,19 +63,6 @@ static double infer_loss(const hl_model *m, const hl_adapter *a, const int32_t *
     hl_free(lg);
     hl_context_free(ctx);
     return sum / (B_ * T_);
-}
-
-static double central_fd(hl_trainer *t, const int32_t *tok, float *value, float h) {
-    hl_error err = {0};
-    double lp, lm;
-    int64_t cnt = 0;
-    float orig = *value;
-    *value = orig + h;
-    CHECK_OK(hl_trainer_eval(t, tok, NULL, NULL, &lp, &cnt, &err), &err);
-    *value = orig - h;
-    CHECK_OK(hl_trainer_eval(t, tok, NULL, NULL, &lm, &cnt, &err), &err);
-    *value = orig;
-    return (lp - lm) / (2.0 * h * (double)cnt);
 }
 
 static void check_arch(const char *name) {

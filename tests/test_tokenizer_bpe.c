@@ -9,6 +9,7 @@
  * trip, refusals (unsupported pre-tokenizer, invalid UTF-8 with its offset),
  * and the tokenizing speed. */
 #include "test_util.h"
+#include "gguf_edit.h"
 #include "io/gguf.h"
 #include "text/bpe.h"
 #include "text/tokenizer.h"
@@ -422,16 +423,9 @@ static void round_trip_gguf(const hl_tokenizer *t) {
     hl_gguf_writer_free(w);
 }
 
-/* A copy of the file's tokenizer keys with one changed, loaded. */
+/* A copy of the file's key/values with one changed, loaded as a tokenizer. */
 static hl_status load_with(const hl_gguf *g, const char *key, const char *value, hl_error *err) {
-    hl_gguf_writer *w = hl_gguf_writer_init();
-    REQUIRE(w);
-    for (int64_t i = 0; i < hl_gguf_n_kv(g); i++) {
-        hl_gguf_str k = hl_gguf_key(g, i);
-        if (k.len == strlen(key) && memcmp(k.data, key, k.len) == 0) continue;
-        REQUIRE(hl_gguf_writer_copy_kv(w, g, i) == HL_OK);
-    }
-    if (value) REQUIRE(hl_gguf_writer_set_str(w, key, value) == HL_OK);
+    hl_gguf_writer *w = gguf_edited_copy(g, key, value, 0);
     uint8_t *mem = NULL;
     size_t size = 0;
     REQUIRE(hl_gguf_writer_write_memory(w, &mem, &size, err) == HL_OK);
