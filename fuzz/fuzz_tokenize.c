@@ -6,6 +6,7 @@
 #include "hyperlora.h"
 #include "text/tokenizer.h"
 #include "util/alloc.h"
+#include "utf8_oracle.h"
 
 #include <stdint.h>
 #include <stdio.h>
@@ -41,34 +42,13 @@ static void build(void) {
     if (hl_tokenizer_init(N, pieces, scores, NULL, 1, 2, 0, &tok, &err) != HL_OK) abort();
 }
 
-/* Independent validity check: decode the scalar value, then range-check it. */
-static int valid_utf8(const uint8_t *s, size_t n) {
-    size_t i = 0;
-    while (i < n) {
-        uint32_t c = s[i], need, min;
-        if (c < 0x80) { i++; continue; }
-        if ((c & 0xE0) == 0xC0) { need = 1; c &= 0x1F; min = 0x80; }
-        else if ((c & 0xF0) == 0xE0) { need = 2; c &= 0x0F; min = 0x800; }
-        else if ((c & 0xF8) == 0xF0) { need = 3; c &= 0x07; min = 0x10000; }
-        else return 0;
-        if (n - i <= need) return 0;
-        for (uint32_t k = 1; k <= need; k++) {
-            if ((s[i + k] & 0xC0) != 0x80) return 0;
-            c = c << 6 | (s[i + k] & 0x3F);
-        }
-        if (c < min || c > 0x10FFFF || (c >= 0xD800 && c <= 0xDFFF)) return 0;
-        i += need + 1;
-    }
-    return 1;
-}
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (!tok) build();
     hl_error err;
     int32_t *a = NULL, *b = NULL;
     size_t na = 0, nb = 0;
     hl_status s = hl_tokenizer_encode(tok, (const char *)data, size, 1, 0, &a, &na, &err);
-    if (!valid_utf8(data, size)) {
+    if (!fuzz_valid_utf8(data, size)) {
         ASSERT(s == HL_ERR_INVALID_ARG && a == NULL && strstr(err.msg, "byte offset"));
         return 0;
     }

@@ -55,7 +55,18 @@ typedef struct hl_model_config {
     float norm_eps;       /* RMSNorm epsilon */
     float rope_theta;     /* RoPE base frequency */
     int32_t tied_output;  /* 1 when output.weight is absent and the LM head reuses token_embd */
+    int32_t arch;         /* hl_arch (0: llama) */
+    int32_t head_dim;     /* D, per-head q/k/v size; 0 means dim / n_heads */
 } hl_model_config;
+
+/* Architectures (GGUF general.architecture). */
+typedef enum hl_arch {
+    HL_ARCH_LLAMA = 0, /* "llama": Llama 1/2/3 (RoPE on adjacent pairs; optional Llama-3 rope_freqs) */
+    HL_ARCH_QWEN2,     /* "qwen2": q/k/v biases, RoPE on pairs (i, i + D/2) */
+    HL_ARCH_QWEN3,     /* "qwen3": per-head q/k RMSNorm before RoPE, RoPE as qwen2 */
+    HL_ARCH_COUNT
+} hl_arch;
+const char *hl_arch_name(hl_arch a); /* "llama", "qwen2", "qwen3" */
 
 /* The projections an adapter can plug into. Token embeddings are never adaptable. */
 typedef enum hl_target {

@@ -119,6 +119,114 @@ static void set_u32_key(uint8_t *d, size_t n, const char *key, uint32_t v) {
     REQUIRE(!"key not found");
 }
 
+/* Variants of the small byte-level models below. */
+enum { BPE_OK, BPE_NO_MERGES, BPE_BAD_PRE, BPE_BAD_QNORM, BPE_BAD_ARCH, BPE_ZERO_FREQ, BPE_NO_BIAS };
+
+/* A GGUF of architecture arch ("llama" with rope_freqs, "qwen2" with biases,
+ * "qwen3" with q/k norms and head size 4 != dim/heads) and a 24-token
+ * byte-level vocabulary ("qwen2" pre-tokenizer) that spells "the rain",
+ * small enough for -max_len=4096; `bad` breaks one thing. */
+static uint8_t *small_bpe_model(const char *arch, int bad, size_t *n) {
+    static const char *tokens[] = {"t", "h", "e", "r", "a", "i", "n", "\xc4\xa0", "th", "he", "the", "\xc4\xa0r",
+                                   "ai", "ain", "\xc4\xa0rain", "\xc4\xa0t", "\xc4\xa0the", "x", "<|endoftext|>",
+                                   "<|im_start|>", "<|im_end|>", "<think>", "s", "o"};
+    static const char *merges[] = {"t h", "th e", "\xc4\xa0 t", "\xc4\xa0t he", "a i", "ai n", "\xc4\xa0 r",
+                                   "\xc4\xa0r ain"};
+    enum { V = 24, C = 4, F = 8, H = 2, HKV = 1 };
+    const int qwen3 = !strcmp(arch, "qwen3"), D = qwen3 ? 4 : C / H, QD = H * D, KV = HKV * D;
+    int32_t types[V];
+    for (int i = 0; i < V; i++) types[i] = i >= 18 && i <= 20 ? 3 : i == 21 ? 4 : 1;
+    static float w[4096];
+    for (int i = 0; i < 4096; i++) w[i] = 0.1f * (float)((i * 37) % 17 - 8) / 8.0f + (i % 5 == 0 ? 1.0f : 0.0f);
+    hl_gguf_writer *g = hl_gguf_writer_init();
+    REQUIRE(g);
+    char k[96];
+#define KEY(suffix) (snprintf(k, sizeof k, "%s.%s", arch, suffix), k)
+    REQUIRE(hl_gguf_writer_set_str(g, "general.architecture", bad == BPE_BAD_ARCH ? "gemma" : arch) == HL_OK);
+    REQUIRE(hl_gguf_writer_set_u32(g, KEY("embedding_length"), C) == HL_OK);
+    REQUIRE(hl_gguf_writer_set_u32(g, KEY("feed_forward_length"), F) == HL_OK);
+    REQUIRE(hl_gguf_writer_set_u32(g, KEY("block_count"), 1) == HL_OK);
+    REQUIRE(hl_gguf_writer_set_u32(g, KEY("attention.head_count"), H) == HL_OK);
+    REQUIRE(hl_gguf_writer_set_u32(g, KEY("attention.head_count_kv"), HKV) == HL_OK);
+    REQUIRE(hl_gguf_writer_set_u32(g, KEY("context_length"), 16) == HL_OK);
+    if (qwen3) REQUIRE(hl_gguf_writer_set_u32(g, KEY("attention.key_length"), (uint32_t)D) == HL_OK);
+#undef KEY
+    REQUIRE(hl_gguf_writer_set_str(g, "tokenizer.ggml.model", "gpt2") == HL_OK);
+    REQUIRE(hl_gguf_writer_set_str(g, "tokenizer.ggml.pre", bad == BPE_BAD_PRE ? "falcon" : "qwen2") == HL_OK);
+    REQUIRE(hl_gguf_writer_set_arr_str(g, "tokenizer.ggml.tokens", tokens, V) == HL_OK);
+    REQUIRE(hl_gguf_writer_set_arr(g, "tokenizer.ggml.token_type", HL_GGUF_INT32, types, V) == HL_OK);
+    if (bad != BPE_NO_MERGES)
+        REQUIRE(hl_gguf_writer_set_arr_str(g, "tokenizer.ggml.merges", merges, sizeof merges / sizeof merges[0]) == HL_OK);
+    REQUIRE(hl_gguf_writer_set_u32(g, "tokenizer.ggml.eos_token_id", 20) == HL_OK);
+    REQUIRE(hl_gguf_writer_set_u32(g, "tokenizer.ggml.bos_token_id", 18) == HL_OK);
+    hl_error err;
+    size_t off = 0;
+#define TENSOR(name, nd, ne0, ne1)                                                                   \
+    do {                                                                                              \
+        int64_t ne_[2] = {ne0, ne1};                                                                  \
+        REQUIRE(off + (size_t)(ne0) * (size_t)(ne1) <= 4096);                                         \
+        REQUIRE(hl_gguf_writer_add_tensor(g, name, HL_TYPE_F32, nd, ne_, w + off, &err) == HL_OK);    \
+        off += (size_t)(ne0) * (size_t)(ne1);                                                         \
+    } while (0)
+    TENSOR("token_embd.weight", 2, C, V);
+    TENSOR("output_norm.weight", 1, C, 1);
+    if (!strcmp(arch, "llama")) {
+        static const float ff[2] = {4.0f, 1.0f}, zero[2] = {0.0f, 1.0f};
+        int64_t ne[1] = {D / 2};
+        REQUIRE(hl_gguf_writer_add_tensor(g, "rope_freqs.weight", HL_TYPE_F32, 1, ne,
+                                          bad == BPE_ZERO_FREQ ? zero : ff, &err) == HL_OK);
+    }
+    TENSOR("blk.0.attn_norm.weight", 1, C, 1);
+    TENSOR("blk.0.attn_q.weight", 2, C, QD);
+    TENSOR("blk.0.attn_k.weight", 2, C, KV);
+    TENSOR("blk.0.attn_v.weight", 2, C, KV);
+    TENSOR("blk.0.attn_output.weight", 2, QD, C);
+    if (!strcmp(arch, "qwen2") && bad != BPE_NO_BIAS) {
+        TENSOR("blk.0.attn_q.bias", 1, QD, 1);
+        TENSOR("blk.0.attn_k.bias", 1, KV, 1);
+        TENSOR("blk.0.attn_v.bias", 1, KV, 1);
+    }
+    if (qwen3) {
+        TENSOR("blk.0.attn_q_norm.weight", 1, bad == BPE_BAD_QNORM ? D + 1 : D, 1);
+        TENSOR("blk.0.attn_k_norm.weight", 1, D, 1);
+    }
+    TENSOR("blk.0.ffn_norm.weight", 1, C, 1);
+    TENSOR("blk.0.ffn_gate.weight", 2, C, F);
+    TENSOR("blk.0.ffn_up.weight", 2, C, F);
+    TENSOR("blk.0.ffn_down.weight", 2, F, C);
+#undef TENSOR
+    uint8_t *mem = NULL;
+    REQUIRE(hl_gguf_writer_write_memory(g, &mem, n, &err) == HL_OK);
+    hl_gguf_writer_free(g);
+    uint8_t *d = malloc(*n);
+    REQUIRE(d);
+    memcpy(d, mem, *n);
+    hl_free(mem);
+    return d;
+}
+
+/* Byte-level models of each architecture, and broken ones refused by name. */
+static void seeds_bpe_models(void) {
+    static const struct { const char *arch; int bad; const char *name; hl_status want; } cases[] = {
+        {"llama", BPE_OK, "bpe_llama3.gguf", HL_OK},
+        {"qwen2", BPE_OK, "bpe_qwen2.gguf", HL_OK},
+        {"qwen3", BPE_OK, "bpe_qwen3.gguf", HL_OK},
+        {"qwen2", BPE_NO_MERGES, "bpe_no_merges.gguf", HL_ERR_FORMAT},
+        {"qwen2", BPE_BAD_PRE, "bpe_unknown_pre.gguf", HL_ERR_UNSUPPORTED},
+        {"qwen3", BPE_BAD_QNORM, "bpe_qwen3_q_norm_shape.gguf", HL_ERR_FORMAT},
+        {"qwen2", BPE_BAD_ARCH, "bpe_unknown_arch.gguf", HL_ERR_UNSUPPORTED},
+        {"llama", BPE_ZERO_FREQ, "bpe_llama3_zero_rope_freq.gguf", HL_ERR_FORMAT},
+        {"qwen2", BPE_NO_BIAS, "bpe_qwen2_no_bias.gguf", HL_ERR_FORMAT},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        size_t n;
+        uint8_t *d = small_bpe_model(cases[i].arch, cases[i].bad, &n);
+        CHECK_MSG(n <= 4096, "%s is %zu bytes", cases[i].name, n);
+        seed("model", cases[i].name, d, n, cases[i].want);
+        free(d);
+    }
+}
+
 static void seeds_model(void) {
     size_t n;
     uint8_t *d = small_model(1, 2, &n);
@@ -349,6 +457,7 @@ int main(void) {
     write_seeds = ws && *ws;
     loaders_init();
     seeds_model();
+    seeds_bpe_models();
     seeds_checkpoint();
     seeds_metrics();
     seeds_scene_vectors();

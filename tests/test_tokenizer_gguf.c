@@ -129,8 +129,12 @@ static void test_malformed(const hl_tokenizer *ref) {
     expect_bad(w, HL_ERR_FORMAT, "tokenizer.ggml.tokens", "int32", "tokens as INT32 array");
 
     w = writer_of(ref);
+    CHECK(hl_gguf_writer_set_str(w, "tokenizer.ggml.model", "bert") == HL_OK);
+    expect_bad(w, HL_ERR_UNSUPPORTED, "\"bert\"", "\"gpt2\"", "model bert (the supported ones listed)");
+
+    w = writer_of(ref); /* byte-level BPE needs its merges */
     CHECK(hl_gguf_writer_set_str(w, "tokenizer.ggml.model", "gpt2") == HL_OK);
-    expect_bad(w, HL_ERR_UNSUPPORTED, "\"gpt2\"", "tokenizer.ggml.model", "model gpt2");
+    expect_bad(w, HL_ERR_FORMAT, "missing tokenizer.ggml.merges", NULL, "model gpt2 without merges");
 
     w = writer_of(ref);
     CHECK(hl_gguf_writer_remove_key(w, "tokenizer.ggml.model") == HL_OK);

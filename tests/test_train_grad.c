@@ -11,6 +11,7 @@
 #include "util/rng.h"
 #include "model/model.h"
 #include "test_util.h"
+#include "train_fd.h"
 
 #define TORCH "oracle/torch/ref/"
 #define N_FLAT 21200
@@ -61,20 +62,6 @@ static void cmp_block(const hl_lora_weight *w, int64_t oa, int64_t ob, void *use
         double rel = maxref > 0 ? maxd / maxref : maxd;
         if (rel > c->worst_rel) c->worst_rel = rel;
     }
-}
-
-/* Central difference of the mean loss in one entry of a parameter, through the eval path. */
-static double central_fd(hl_trainer *t, const int32_t *tok, float *value, float h) {
-    hl_error err = {0};
-    double lp, lm;
-    int64_t cnt = 0;
-    float orig = *value;
-    *value = orig + h;
-    CHECK_OK(hl_trainer_eval(t, tok, NULL, NULL, &lp, &cnt, &err), &err);
-    *value = orig - h;
-    CHECK_OK(hl_trainer_eval(t, tok, NULL, NULL, &lm, &cnt, &err), &err);
-    *value = orig;
-    return (lp - lm) / (2.0 * h * (double)cnt);
 }
 
 static hl_trainer *make_trainer(const hl_model *m, hl_adapter *a, int threads) {

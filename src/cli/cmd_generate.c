@@ -124,7 +124,11 @@ int cmd_generate(int argc, char **argv) {
         goto fail;
     const hl_tokenizer *tok = hl_model_get_tokenizer(model);
     size_t n_ids;
-    if (hl_tokenizer_encode(tok, prompt, strlen(prompt), 1, 0, &ids, &n_ids, &err) != HL_OK) goto fail;
+    /* Special-token text in a prompt ("<|im_start|>") is parsed, as llama.cpp does. A tokenizer
+     * that adds no BOS (Qwen) still gets one when the prompt is empty: generation needs a start. */
+    int bos = hl_tokenizer_add_bos(tok) || prompt[0] == 0;
+    if (hl_tokenizer_encode_special(tok, prompt, strlen(prompt), bos, 0, 1, &ids, &n_ids, &err) != HL_OK)
+        goto fail;
     hl_sampler_params sp = {.temperature = (float)temp, .top_k = (int32_t)top_k, .top_p = (float)top_p, .seed = seed};
     if (hl_sampler_init(&sp, hl_model_get_config(model)->vocab_size, &sampler, &err) != HL_OK) goto fail;
 
@@ -135,8 +139,8 @@ int cmd_generate(int argc, char **argv) {
                   hl_escape_str(prompt, shown, sizeof shown), strlen(prompt), n_ids, hl_context_n_ctx(ctx));
         goto done;
     }
-    printer pr = {.tok = tok, .model = model, .err = &err, .prev = ids[0]};
-    for (size_t i = 1; i < n_ids; i++) print_token(&pr, ids[i]);
+    printer pr = {.tok = tok, .model = model, .err = &err, .prev = bos ? ids[0] : -1};
+    for (size_t i = bos ? 1 : 0; i < n_ids; i++) print_token(&pr, ids[i]);
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     hl_generate_params gp = {.n_predict = (int32_t)n_predict, .stop_at_eos = !ignore_eos};

@@ -19,6 +19,7 @@ static const command commands[] = {
     {"decode", cmd_decode, "decode a scene into a form and register"},
     {"scene", cmd_scene, "scene explain: parts, facets, neighbours and decodings of a lexeme"},
     {"inspect", cmd_inspect, "show a model's or adapter's metadata and tensors"},
+    {"tokenize", cmd_tokenize, "print the token ids of a text under a model's tokenizer"},
     {"convert", cmd_convert, "convert a llama2.c checkpoint to GGUF"},
     {"perplexity", cmd_perplexity, "perplexity of a model on a text file (llama-perplexity's convention)"},
     {"quantize", cmd_quantize, "write a base model in ggml block types (q8_0 ... q6_K, q4_K_M, ...), as llama-quantize"},

@@ -23,7 +23,7 @@ hl_status hl_generate(hl_context *ctx, hl_sampler *sampler, const int32_t *promp
         if (tokens) tokens[produced] = next;
         produced++;
         int stop = fn ? fn(user, next) : 0;
-        if (params->stop_at_eos && (next == eos || next == bos)) break;
+        if (params->stop_at_eos && (next == eos || next == bos || hl_tokenizer_is_eog(ctx->m->tok, next))) break;
         if (stop || produced == params->n_predict) break;
         if (pos >= ctx->n_ctx) break; /* context full */
         s = hl_context_eval(ctx, &next, 1, pos++, logits, 0, err);

@@ -128,7 +128,7 @@ typedef struct {
 
 static int collect(void *user, int32_t id) {
     collector *c = user;
-    if (id == c->eos || id == c->bos) return 1;
+    if (id == c->eos || id == c->bos || hl_tokenizer_is_eog(c->tok, id)) return 1;
     char piece[HL_LEXEME_MAX_BYTES * 2 + 64];
     size_t n = hl_tokenizer_decode(c->tok, c->prev, id, piece, sizeof piece);
     c->prev = id;

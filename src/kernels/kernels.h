@@ -116,6 +116,12 @@ void hl_rope_table(float *cs, int64_t n_pos, int64_t D, float theta);
 /* Rotates vec (n_heads·D floats) by one position's row of the table; with
  * inverse, by the negative angle (RoPE's gradient: the rotation is orthogonal). */
 void hl_rope_apply(float *vec, int64_t n_heads, int64_t D, const float *cs, int inverse);
+/* As hl_rope_table with per-pair frequency factors (Llama-3's rope_freqs):
+ * pair i/2's angle is divided by ff[i/2]; ff NULL means all 1. */
+void hl_rope_table_scaled(float *cs, int64_t n_pos, int64_t D, float theta, const float *ff);
+/* RoPE on the pairs (j, j + D/2) (llama.cpp's NEOX order, qwen2/qwen3),
+ * pair j turned by the angle at cs[2j], cs[2j+1] of the same table. */
+void hl_rope_apply_neox(float *vec, int64_t n_heads, int64_t D, const float *cs, int inverse);
 /* dx (+)= the input gradient of rmsnorm for one row (x, w, dy). */
 void hl_rmsnorm_backward(float *dx, const float *x, const float *w, const float *dy, int64_t C, float eps,
                          int accumulate);
@@ -172,6 +178,8 @@ void hl_matmul_tn_ref(float *g, const float *p, const float *q, int64_t T, int64
 void hl_matmul_ref(float *out, const float *x, const float *w, int64_t T, int64_t K, int64_t O);
 void hl_rmsnorm_ref(float *out, const float *x, const float *w, int64_t C, float eps);
 void hl_rope_ref(float *vec, int64_t n_heads, int64_t D, int64_t pos, float theta);
+/* NEOX order with frequency factors (ff may be NULL), in double. */
+void hl_rope_neox_ref(float *vec, int64_t n_heads, int64_t D, int64_t pos, float theta, const float *ff);
 void hl_swiglu_ref(float *out, const float *gate, const float *up, int64_t n);
 void hl_swiglu_backward_ref(float *dgate, float *dup, const float *gate, const float *up, const float *dout, int64_t n);
 void hl_attention_train_ref(float *out, float *probs, const float *q, const float *k, const float *v,

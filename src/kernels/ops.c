@@ -22,11 +22,14 @@ static inline void rotate_pair(float *vec, int64_t n_heads, int64_t D, int64_t i
     }
 }
 
-void hl_rope_table(float *cs, int64_t n_pos, int64_t D, float theta) {
+void hl_rope_table(float *cs, int64_t n_pos, int64_t D, float theta) { hl_rope_table_scaled(cs, n_pos, D, theta, (const float *)0); }
+
+void hl_rope_table_scaled(float *cs, int64_t n_pos, int64_t D, float theta, const float *ff) {
     for (int64_t pos = 0; pos < n_pos; pos++)
         for (int64_t i = 0; i < D; i += 2) {
             /* In double, rounded once: every position gets a correctly rounded angle. */
             double angle = (double)pos * pow((double)theta, -(double)i / (double)D);
+            if (ff) angle /= (double)ff[i / 2];
             cs[pos * D + i] = (float)cos(angle);
             cs[pos * D + i + 1] = (float)sin(angle);
         }
@@ -34,6 +37,19 @@ void hl_rope_table(float *cs, int64_t n_pos, int64_t D, float theta) {
 
 void hl_rope_apply(float *vec, int64_t n_heads, int64_t D, const float *cs, int inverse) {
     for (int64_t i = 0; i < D; i += 2) rotate_pair(vec, n_heads, D, i, cs[i], inverse ? -cs[i + 1] : cs[i + 1]);
+}
+
+void hl_rope_apply_neox(float *vec, int64_t n_heads, int64_t D, const float *cs, int inverse) {
+    const int64_t half = D / 2;
+    for (int64_t j = 0; j < half; j++) {
+        float c = cs[2 * j], sn = inverse ? -cs[2 * j + 1] : cs[2 * j + 1];
+        for (int64_t h = 0; h < n_heads; h++) { /* the same fused form as rotate_pair */
+            float *p = vec + h * D + j;
+            float v0 = p[0], v1 = p[half];
+            p[0] = fmaf(v0, c, -(v1 * sn));
+            p[half] = fmaf(v0, sn, v1 * c);
+        }
+    }
 }
 
 void hl_softmax(float *x, int64_t n) {

@@ -33,6 +33,16 @@ void hl_rope_ref(float *vec, int64_t n_heads, int64_t D, int64_t pos, float thet
         }
 }
 
+void hl_rope_neox_ref(float *vec, int64_t n_heads, int64_t D, int64_t pos, float theta, const float *ff) {
+    for (int64_t h = 0; h < n_heads; h++)
+        for (int64_t j = 0; j < D / 2; j++) {
+            double a = pos * pow(theta, -(double)(2 * j) / D) / (ff ? ff[j] : 1.0);
+            double v0 = vec[h * D + j], v1 = vec[h * D + j + D / 2];
+            vec[h * D + j] = (float)(v0 * cos(a) - v1 * sin(a));
+            vec[h * D + j + D / 2] = (float)(v0 * sin(a) + v1 * cos(a));
+        }
+}
+
 void hl_attention_ref(float *out, const float *q, const float *kcache, const float *vcache,
                       int64_t T, int64_t pos0, int64_t H, int64_t Hkv, int64_t D) {
     int64_t kv_dim = Hkv * D, group = H / Hkv;

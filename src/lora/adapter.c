@@ -43,7 +43,7 @@ hl_status hl_adapter_new(const hl_model *m, const char *name, float alpha, int r
     hl_adapter *a = hl_calloc(1, sizeof *a);
     if (!a) return hl_fail(err, HL_ERR_NOMEM, "out of memory");
     a->name = hl_strdup(name ? name : "adapter");
-    a->arch = hl_strdup("llama");
+    a->arch = hl_strdup(m ? hl_arch_name(m->cfg.arch) : "llama"); /* llama.cpp requires the base's */
     if (!a->name || !a->arch) {
         hl_adapter_free(a);
         return hl_fail(err, HL_ERR_NOMEM, "out of memory");

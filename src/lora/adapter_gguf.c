@@ -87,12 +87,20 @@ static hl_status load_gguf(const char *path, const hl_model *m, int force, hl_ad
         goto done;
     }
     if ((s = hl_gguf_get_str(g, "general.architecture", &str, err)) != HL_OK) goto done; /* names the file */
-    if (!str_eq(str, "llama")) {
-        s = hl_fail(err, HL_ERR_MISMATCH, "%s: adapter architecture \"%s\" does not match the base (\"llama\")",
-                    path, hl_escape(str.data, (size_t)str.len, shown, sizeof shown));
-        goto done;
+    {
+        /* the base's architecture when there is a base (llama.cpp refuses any other), else any we support */
+        int arch = -1;
+        for (int k = 0; k < HL_ARCH_COUNT; k++)
+            if (str_eq(str, hl_arch_name((hl_arch)k))) arch = k;
+        const char *want = m ? hl_arch_name((hl_arch)m->cfg.arch) : NULL;
+        if (arch < 0 || (want && !str_eq(str, want))) {
+            s = hl_fail(err, HL_ERR_MISMATCH, "%s: adapter architecture \"%s\" does not match the base (\"%s\")",
+                        path, hl_escape(str.data, (size_t)str.len, shown, sizeof shown),
+                        want ? want : "llama, qwen2 or qwen3");
+            goto done;
+        }
+        a->arch = hl_strdup(hl_arch_name((hl_arch)arch));
     }
-    a->arch = hl_strdup("llama");
     float alpha = 0;
     if (hl_gguf_find_key(g, "adapter.lora.alpha") >= 0 &&
         (s = hl_gguf_get_f32(g, "adapter.lora.alpha", &alpha, err)) != HL_OK)

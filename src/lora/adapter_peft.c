@@ -7,6 +7,9 @@
  * "base_model.model.output"). HF Llama rotates the two halves of each head
  * where GGUF rotates adjacent pairs, so the rows of q/k lora_B are permuted
  * on the way in and back on the way out; llama2.c names need no permutation.
+ * Qwen2/Qwen3 (the same HF module names) rotate the halves in GGUF too
+ * (llama.cpp's NEOX RoPE), so their rows are never permuted, as llama.cpp's
+ * converters leave them.
  * rank_pattern / alpha_pattern keys match a module whose name ends with
  * ".KEY" (or equals KEY), PEFT's rule for plain keys; regex keys are not
  * interpreted. */
@@ -288,7 +291,7 @@ hl_status hl_adapter_load_peft(const char *path, const hl_model *m, int force, h
         if ((s = hl_st_read_f32(t, w->A, (uint64_t)(rank * n_in), err)) ||
             (s = hl_st_read_f32(tb, w->B, (uint64_t)(n_out * rank), err)))
             goto done;
-        if (hf && (target == HL_TARGET_Q || target == HL_TARGET_K)) {
+        if (hf && !hl_cfg_rope_neox(&m->cfg) && (target == HL_TARGET_Q || target == HL_TARGET_K)) {
             int64_t heads = target == HL_TARGET_Q ? m->cfg.n_heads : m->cfg.n_kv_heads;
             hl_free(tmp);
             tmp = hl_malloc_array((size_t)(n_out * rank), sizeof(float));
@@ -349,7 +352,7 @@ hl_status hl_adapter_save_peft(const hl_adapter *a, const hl_model *m, const cha
         snprintf(names[0], sizeof names[0], "base_model.model.%s.lora_A.weight", module);
         snprintf(names[1], sizeof names[1], "base_model.model.%s.lora_B.weight", module);
         const float *B = w->B;
-        if (w->target == HL_TARGET_Q || w->target == HL_TARGET_K) {
+        if (!hl_cfg_rope_neox(&m->cfg) && (w->target == HL_TARGET_Q || w->target == HL_TARGET_K)) {
             int64_t heads = w->target == HL_TARGET_Q ? m->cfg.n_heads : m->cfg.n_kv_heads;
             permuted[i] = hl_malloc_array((size_t)(w->n_out * w->rank), sizeof(float));
             if (!permuted[i]) {

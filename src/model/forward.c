@@ -1,9 +1,15 @@
-/* forward.c: the Llama forward pass for a batch of tokens over the KV cache.
+/* forward.c: the Llama-family forward pass for a batch of tokens over the
+ * KV cache.
  *
  * For each layer: x += Wo·attn(rope(Wq·n), rope(Wk·n), Wv·n) with n =
  * rmsnorm(x), then x += Wdown·(silu(Wgate·n) ⊙ Wup·n) with n = rmsnorm(x);
  * finally logits = Wout·rmsnorm(x). Every projection goes through project(),
- * the hook where LoRA adapters add s·B(A·x). */
+ * the hook where LoRA adapters add s·B(A·x). Architecture extras, as
+ * llama.cpp computes them: qwen2 adds the q/k/v biases after the projection
+ * (and its adapters); qwen3 RMS-normalises each q and k head (weights
+ * attn_q_norm/attn_k_norm) before RoPE; qwen2/3 rotate the pairs
+ * (i, i + D/2), llama the pairs (2i, 2i+1), with Llama-3's rope_freqs
+ * dividing each pair's angle. */
 #include "model/context.h"
 #include "kernels/kernels.h"
 #include "lora/apply.h"
@@ -80,15 +86,16 @@ hl_status hl_context_init(const hl_model *m, const hl_context_params *params, hl
     ctx->m = m;
     ctx->n_ctx = p.n_ctx;
     ctx->n_batch = p.n_ctx < 128 ? p.n_ctx : 128;
-    int64_t C = c->dim, F = c->hidden_dim, D = C / c->n_heads, kv = (int64_t)c->n_kv_heads * D;
+    int64_t C = c->dim, F = c->hidden_dim, D = hl_cfg_head_dim(c), kv = (int64_t)c->n_kv_heads * D;
+    int64_t QD = (int64_t)c->n_heads * D; /* q and attention-output width; C unless the file sets key_length */
     int64_t B = ctx->n_batch, L = c->n_layers, wide = C > F ? C : F;
     ctx->pool = hl_pool_init(p.n_threads);
     ctx->kcache = hl_calloc((size_t)(L * ctx->n_ctx), (size_t)kv * sizeof(float));
     ctx->vcache = hl_calloc((size_t)(L * ctx->n_ctx), (size_t)kv * sizeof(float));
     ctx->x = hl_malloc_array((size_t)(B * C), sizeof(float));
     ctx->xb = hl_malloc_array((size_t)(B * C), sizeof(float));
-    ctx->q = hl_malloc_array((size_t)(B * C), sizeof(float));
-    ctx->att = hl_malloc_array((size_t)(B * C), sizeof(float));
+    ctx->q = hl_malloc_array((size_t)(B * QD), sizeof(float));
+    ctx->att = hl_malloc_array((size_t)(B * QD), sizeof(float));
     ctx->hb = hl_malloc_array((size_t)(B * F), sizeof(float));
     ctx->hb2 = hl_malloc_array((size_t)(B * F), sizeof(float));
     ctx->proj = hl_malloc_array((size_t)(B * wide), sizeof(float));
@@ -159,8 +166,9 @@ static hl_status forward_chunk(hl_context *ctx, const int32_t *tokens, int64_t T
                                int all_logits, hl_error *err) {
     const hl_model *m = ctx->m;
     const hl_model_config *c = &m->cfg;
-    const int64_t C = c->dim, F = c->hidden_dim, H = c->n_heads, Hkv = c->n_kv_heads, D = C / H, kv = Hkv * D;
-    const int64_t V = c->vocab_size;
+    const int64_t C = c->dim, F = c->hidden_dim, H = c->n_heads, Hkv = c->n_kv_heads, D = hl_cfg_head_dim(c);
+    const int64_t kv = Hkv * D, QD = H * D, V = c->vocab_size;
+    const int neox = hl_cfg_rope_neox(c);
     hl_status s;
     for (int64_t t = 0; t < T; t++) {
         const float *row = embedding_row(ctx, tokens[t], ctx->x + t * C);
@@ -173,8 +181,14 @@ static hl_status forward_chunk(hl_context *ctx, const int32_t *tokens, int64_t T
         hl_layer_weights pw;
         if (ctx->packed) {
             const hl_packed_layer *p = &ctx->packed->layers[l];
-            pw = (hl_layer_weights){w->attn_norm, p->wq,     p->wk,   p->wv,    p->wo,
-                                    w->ffn_norm,  p->w_gate, p->w_up, p->w_down};
+            pw = *w;
+            pw.wq = p->wq;
+            pw.wk = p->wk;
+            pw.wv = p->wv;
+            pw.wo = p->wo;
+            pw.w_gate = p->w_gate;
+            pw.w_up = p->w_up;
+            pw.w_down = p->w_down;
             w = &pw;
         }
         float *kc = ctx->kcache + (int64_t)l * ctx->n_ctx * kv, *vc = ctx->vcache + (int64_t)l * ctx->n_ctx * kv;
@@ -182,14 +196,30 @@ static hl_status forward_chunk(hl_context *ctx, const int32_t *tokens, int64_t T
         /* K and V go straight into the cache rows of their positions. */
         const int qkv[3] = {HL_TARGET_Q, HL_TARGET_K, HL_TARGET_V};
         const hl_matmul_part qkv_parts[3] = {
-            {ctx->q, C, w->wq, C}, {kc + pos0 * kv, kv, w->wk, kv}, {vc + pos0 * kv, kv, w->wv, kv}};
+            {ctx->q, QD, w->wq, QD}, {kc + pos0 * kv, kv, w->wk, kv}, {vc + pos0 * kv, kv, w->wv, kv}};
         if ((s = project_group(ctx, l, qkv, qkv_parts, 3, ctx->xb, T, C, err))) return s;
         for (int64_t t = 0; t < T; t++) {
-            hl_rope_apply(ctx->q + t * C, H, D, ctx->rope_cs + (pos0 + t) * D, 0);
-            hl_rope_apply(kc + (pos0 + t) * kv, Hkv, D, ctx->rope_cs + (pos0 + t) * D, 0);
+            float *q = ctx->q + t * QD, *k = kc + (pos0 + t) * kv, *v = vc + (pos0 + t) * kv;
+            if (w->bq) { /* qwen2: biases after the projection and its adapters, as llama.cpp adds them */
+                for (int64_t i = 0; i < QD; i++) q[i] += w->bq[i];
+                for (int64_t i = 0; i < kv; i++) k[i] += w->bk[i];
+                for (int64_t i = 0; i < kv; i++) v[i] += w->bv[i];
+            }
+            if (w->q_norm) { /* qwen3: each head normalised on its own */
+                for (int64_t h = 0; h < H; h++) hl_rmsnorm(q + h * D, q + h * D, w->q_norm, D, c->norm_eps);
+                for (int64_t h = 0; h < Hkv; h++) hl_rmsnorm(k + h * D, k + h * D, w->k_norm, D, c->norm_eps);
+            }
+            const float *cs = ctx->rope_cs + (pos0 + t) * D;
+            if (neox) {
+                hl_rope_apply_neox(q, H, D, cs, 0);
+                hl_rope_apply_neox(k, Hkv, D, cs, 0);
+            } else {
+                hl_rope_apply(q, H, D, cs, 0);
+                hl_rope_apply(k, Hkv, D, cs, 0);
+            }
         }
         hl_attention(ctx->pool, ctx->att, ctx->q, kc, vc, T, pos0, H, Hkv, D, ctx->n_ctx, ctx->att_scratch);
-        if ((s = project(ctx, l, HL_TARGET_O, w->wo, ctx->att, ctx->proj, T, C, C, err))) return s;
+        if ((s = project(ctx, l, HL_TARGET_O, w->wo, ctx->att, ctx->proj, T, QD, C, err))) return s;
         for (int64_t i = 0; i < T * C; i++) ctx->x[i] += ctx->proj[i];
 
         for (int64_t t = 0; t < T; t++) hl_rmsnorm(ctx->xb + t * C, ctx->x + t * C, w->ffn_norm, C, c->norm_eps);
@@ -220,13 +250,13 @@ static hl_status forward_chunk(hl_context *ctx, const int32_t *tokens, int64_t T
 static hl_status rope_reserve(hl_context *ctx, int64_t n_pos, hl_error *err) {
     if (n_pos <= ctx->rope_n) return HL_OK;
     const hl_model_config *c = &ctx->m->cfg;
-    const int64_t D = c->dim / c->n_heads;
+    const int64_t D = hl_cfg_head_dim(c);
     int64_t n = ctx->rope_n * 2 > n_pos ? ctx->rope_n * 2 : n_pos;
     if (n < 64) n = 64;
     if (n > ctx->n_ctx) n = ctx->n_ctx;
     float *cs = hl_malloc_array((size_t)n * (size_t)D, sizeof(float));
     if (!cs) return hl_fail(err, HL_ERR_NOMEM, "out of memory for the RoPE table of %lld positions", (long long)n);
-    hl_rope_table(cs, n, D, c->rope_theta);
+    hl_rope_table_scaled(cs, n, D, c->rope_theta, ctx->m->rope_freqs);
     hl_free(ctx->rope_cs);
     ctx->rope_cs = cs;
     ctx->rope_n = (int32_t)n;

@@ -1,6 +1,7 @@
-/* model.c: loading a Llama-family model (GGUF "llama" architecture or a
- * llama2.c checkpoint), random initialisation for benchmarks, and saving
- * as GGUF in the layout llama.cpp expects.
+/* model.c: loading a Llama-family model (GGUF architectures "llama" with
+ * optional Llama-3 rope_freqs, "qwen2" with q/k/v biases, "qwen3" with
+ * per-head q/k norms; or a llama2.c checkpoint), random initialisation for
+ * benchmarks, and saving as GGUF in the layout llama.cpp expects.
  *
  * Every tensor's presence, type and exact shape are checked against the
  * hyperparameters before any view is used; nothing is trusted from the file. */
@@ -22,6 +23,9 @@ static const char *target_tensor[HL_TARGET_COUNT] = {"attn_q",   "attn_k", "attn
 
 const char *hl_target_name(hl_target t) { return (unsigned)t < HL_TARGET_COUNT ? target_names[t] : "?"; }
 
+static const char *arch_names[HL_ARCH_COUNT] = {"llama", "qwen2", "qwen3"};
+const char *hl_arch_name(hl_arch a) { return (unsigned)a < HL_ARCH_COUNT ? arch_names[a] : "?"; }
+
 void hl_model_tensor_name(int layer, int target, char *buf, size_t cap) {
     if (target == HL_TARGET_OUTPUT) snprintf(buf, cap, "output.weight");
     else snprintf(buf, cap, "blk.%d.%s.weight", layer, target_tensor[target]);
@@ -29,7 +33,8 @@ void hl_model_tensor_name(int layer, int target, char *buf, size_t cap) {
 
 const float *hl_model_weight(const hl_model *m, int layer, int target, int64_t *rows, int64_t *cols) {
     const hl_model_config *c = &m->cfg;
-    int64_t C = c->dim, F = c->hidden_dim, D = c->dim / c->n_heads, kv = (int64_t)c->n_kv_heads * D;
+    int64_t C = c->dim, F = c->hidden_dim, D = hl_cfg_head_dim(c), kv = (int64_t)c->n_kv_heads * D;
+    int64_t qd = (int64_t)c->n_heads * D;
     if (target == HL_TARGET_OUTPUT) {
         *rows = m->n_vocab_base;
         *cols = C;
@@ -38,10 +43,10 @@ const float *hl_model_weight(const hl_model *m, int layer, int target, int64_t *
     if (layer < 0 || layer >= c->n_layers) return NULL;
     const hl_layer_weights *l = &m->layers[layer];
     switch (target) {
-    case HL_TARGET_Q: *rows = C; *cols = C; return l->wq;
+    case HL_TARGET_Q: *rows = qd; *cols = C; return l->wq;
     case HL_TARGET_K: *rows = kv; *cols = C; return l->wk;
     case HL_TARGET_V: *rows = kv; *cols = C; return l->wv;
-    case HL_TARGET_O: *rows = C; *cols = C; return l->wo;
+    case HL_TARGET_O: *rows = C; *cols = qd; return l->wo;
     case HL_TARGET_GATE: *rows = F; *cols = C; return l->w_gate;
     case HL_TARGET_UP: *rows = F; *cols = C; return l->w_up;
     case HL_TARGET_DOWN: *rows = C; *cols = F; return l->w_down;
@@ -233,55 +238,133 @@ static hl_status get_u32_default(const hl_gguf *g, const char *path, const char 
     return hl_gguf_get_u32(g, key, out, err); /* its message already names the file */
 }
 
+/* Llama-3 frequency factors from the rope-scaling keys, when a file states
+ * them (rope.scaling.type "llama3") instead of the rope_freqs.weight tensor:
+ * factor and original_context_length are required, low_freq_factor and
+ * high_freq_factor default to Llama-3's 1 and 4. Pair i of frequency
+ * f = theta^(-2i/D) and wavelength 2pi/f keeps f when the wavelength is
+ * below original/high, is slowed by `factor` above original/low, and in
+ * between mixes the two by smooth = (original/wavelength - low)/(high - low),
+ * as HF's llama3 rope initialisation does; the stored factor divides the angle. */
+static hl_status llama3_freqs(hl_model *m, int64_t D, float theta, hl_error *err) {
+    const hl_gguf *g = m->gguf;
+    float factor = 0, low = 1, high = 4;
+    uint32_t orig = 0;
+    hl_status s;
+    if ((s = hl_gguf_get_f32(g, "llama.rope.scaling.factor", &factor, err)) ||
+        (s = hl_gguf_get_u32(g, "llama.rope.scaling.original_context_length", &orig, err)))
+        return s;
+    if (hl_gguf_find_key(g, "llama.rope.scaling.low_freq_factor") >= 0 &&
+        (s = hl_gguf_get_f32(g, "llama.rope.scaling.low_freq_factor", &low, err)))
+        return s;
+    if (hl_gguf_find_key(g, "llama.rope.scaling.high_freq_factor") >= 0 &&
+        (s = hl_gguf_get_f32(g, "llama.rope.scaling.high_freq_factor", &high, err)))
+        return s;
+    if (!(factor >= 1 && factor < 1e6) || orig == 0 || !(low > 0) || !(high > low) || !(high < 1e6))
+        return hl_fail(err, HL_ERR_FORMAT,
+                       "%s: llama3 rope scaling: factor %g, original_context_length %u, low_freq_factor %g, "
+                       "high_freq_factor %g out of range", m->path, factor, orig, low, high);
+    float *ff = own(m, (size_t)(D / 2));
+    if (!ff) return hl_fail(err, HL_ERR_NOMEM, "%s: out of memory", m->path);
+    const double pi = 3.14159265358979323846;
+    for (int64_t i = 0; i < D / 2; i++) {
+        double freq = pow((double)theta, -(double)(2 * i) / (double)D), wavelen = 2 * pi / freq;
+        double low_wavelen = (double)orig / low, high_wavelen = (double)orig / high, r;
+        if (wavelen < high_wavelen) r = 1;
+        else if (wavelen > low_wavelen) r = factor;
+        else {
+            double smooth = ((double)orig / wavelen - low) / (high - low);
+            r = freq / ((1 - smooth) * freq / factor + smooth * freq);
+        }
+        ff[i] = (float)r;
+    }
+    m->rope_freqs = ff;
+    return HL_OK;
+}
+
+/* "<arch>.<rest>" into buf. */
+static const char *akey(char *buf, size_t cap, hl_arch arch, const char *rest) {
+    snprintf(buf, cap, "%s.%s", hl_arch_name(arch), rest);
+    return buf;
+}
+
 static hl_status load_gguf(hl_model *m, hl_error *err) {
     const hl_gguf *g = m->gguf;
-    hl_gguf_str arch, type;
+    hl_gguf_str arch_s, type;
     hl_status s;
     if (hl_gguf_find_key(g, "general.type") >= 0 && hl_gguf_get_str(g, "general.type", &type, NULL) == HL_OK &&
         type.len == 7 && memcmp(type.data, "adapter", 7) == 0)
         return hl_fail(err, HL_ERR_INVALID_ARG, "%s: this is an adapter, not a base model (pass it with --lora)",
                        m->path);
-    if ((s = hl_gguf_get_str(g, "general.architecture", &arch, err)) != HL_OK) return s; /* names the file */
-    if (arch.len != 5 || memcmp(arch.data, "llama", 5) != 0) {
+    if ((s = hl_gguf_get_str(g, "general.architecture", &arch_s, err)) != HL_OK) return s; /* names the file */
+    int arch = -1;
+    for (int a = 0; a < HL_ARCH_COUNT; a++)
+        if (arch_s.len == strlen(arch_names[a]) && memcmp(arch_s.data, arch_names[a], arch_s.len) == 0) arch = a;
+    if (arch < 0) {
         char shown[96];
-        return hl_fail(err, HL_ERR_UNSUPPORTED, "%s: general.architecture is \"%s\"; only \"llama\" is supported",
-                       m->path, hl_escape(arch.data, (size_t)arch.len, shown, sizeof shown));
+        return hl_fail(err, HL_ERR_UNSUPPORTED, "%s: general.architecture is \"%s\"; supported: llama, qwen2, qwen3",
+                       m->path, hl_escape(arch_s.data, (size_t)arch_s.len, shown, sizeof shown));
     }
-    uint32_t C, F, L, H, Hkv, ctx, rope_dims;
-    if ((s = get_u32_default(g, m->path, "llama.embedding_length", 0, &C, err)) ||
-        (s = get_u32_default(g, m->path, "llama.feed_forward_length", 0, &F, err)) ||
-        (s = get_u32_default(g, m->path, "llama.block_count", 0, &L, err)) ||
-        (s = get_u32_default(g, m->path, "llama.attention.head_count", 0, &H, err)) ||
-        (s = get_u32_default(g, m->path, "llama.attention.head_count_kv", H, &Hkv, err)) ||
-        (s = get_u32_default(g, m->path, "llama.context_length", 2048, &ctx, err)))
+    char k[8][96];
+    const char *kC = akey(k[0], sizeof k[0], arch, "embedding_length"),
+               *kF = akey(k[1], sizeof k[1], arch, "feed_forward_length"),
+               *kL = akey(k[2], sizeof k[2], arch, "block_count"),
+               *kH = akey(k[3], sizeof k[3], arch, "attention.head_count"),
+               *kHkv = akey(k[4], sizeof k[4], arch, "attention.head_count_kv"),
+               *kctx = akey(k[5], sizeof k[5], arch, "context_length"),
+               *kkl = akey(k[6], sizeof k[6], arch, "attention.key_length"),
+               *kvl = akey(k[7], sizeof k[7], arch, "attention.value_length");
+    uint32_t C, F, L, H, Hkv, ctx, rope_dims, D, Dv;
+    if ((s = get_u32_default(g, m->path, kC, 0, &C, err)) || (s = get_u32_default(g, m->path, kF, 0, &F, err)) ||
+        (s = get_u32_default(g, m->path, kL, 0, &L, err)) || (s = get_u32_default(g, m->path, kH, 0, &H, err)) ||
+        (s = get_u32_default(g, m->path, kHkv, H, &Hkv, err)) ||
+        (s = get_u32_default(g, m->path, kctx, 2048, &ctx, err)))
         return s;
-    const char *need[4] = {"llama.embedding_length", "llama.feed_forward_length", "llama.block_count",
-                           "llama.attention.head_count"};
+    const char *need[4] = {kC, kF, kL, kH};
     uint32_t vals[4] = {C, F, L, H};
     for (int i = 0; i < 4; i++)
         if (vals[i] == 0 || vals[i] > (1u << 20))
             return hl_fail(err, HL_ERR_FORMAT, "%s: %s is %s (%u)", m->path, need[i],
                            vals[i] == 0 ? "missing or zero" : "implausibly large", vals[i]);
-    if (Hkv == 0 || H % Hkv != 0 || C % H != 0 || (C / H) % 2 != 0)
+    if (Hkv == 0 || H % Hkv != 0 || C % H != 0)
         return hl_fail(err, HL_ERR_FORMAT,
                        "%s: inconsistent heads: embedding_length %u, head_count %u, head_count_kv %u", m->path, C, H,
                        Hkv);
-    if (ctx == 0 || ctx > (1u << 24))
-        return hl_fail(err, HL_ERR_FORMAT, "%s: llama.context_length %u is out of range", m->path, ctx);
-    if ((s = get_u32_default(g, m->path, "llama.rope.dimension_count", C / H, &rope_dims, err))) return s;
-    if (rope_dims != C / H)
-        return hl_fail(err, HL_ERR_UNSUPPORTED, "%s: llama.rope.dimension_count %u != head size %u (partial RoPE)",
-                       m->path, rope_dims, C / H);
-    float eps = 1e-5f, theta = 10000.0f;
-    if (hl_gguf_find_key(g, "llama.attention.layer_norm_rms_epsilon") >= 0 &&
-        (s = hl_gguf_get_f32(g, "llama.attention.layer_norm_rms_epsilon", &eps, err)))
-        return s; /* the getters' messages name the file already */
-    if (hl_gguf_find_key(g, "llama.rope.freq_base") >= 0 && (s = hl_gguf_get_f32(g, "llama.rope.freq_base", &theta, err)))
+    if ((s = get_u32_default(g, m->path, kkl, C / H, &D, err)) || (s = get_u32_default(g, m->path, kvl, D, &Dv, err)))
         return s;
+    if (D == 0 || D % 2 != 0 || D > (1u << 16) || (uint64_t)H * D > (1u << 20))
+        return hl_fail(err, HL_ERR_FORMAT, "%s: %s %u is odd, zero or too large", m->path, kkl, D);
+    if (Dv != D)
+        return hl_fail(err, HL_ERR_UNSUPPORTED, "%s: %s %u differs from %s %u", m->path, kvl, Dv, kkl, D);
+    if (ctx == 0 || ctx > (1u << 24))
+        return hl_fail(err, HL_ERR_FORMAT, "%s: %s %u is out of range", m->path, kctx, ctx);
+    char kr[96];
+    if ((s = get_u32_default(g, m->path, akey(kr, sizeof kr, arch, "rope.dimension_count"), D, &rope_dims, err)))
+        return s;
+    if (rope_dims != D)
+        return hl_fail(err, HL_ERR_UNSUPPORTED, "%s: %s %u != head size %u (partial RoPE)", m->path, kr, rope_dims, D);
+    float eps = 1e-5f, theta = 10000.0f;
+    char ke[96], kt[96], ks[96];
+    akey(ke, sizeof ke, arch, "attention.layer_norm_rms_epsilon");
+    akey(kt, sizeof kt, arch, "rope.freq_base");
+    akey(ks, sizeof ks, arch, "rope.scaling.type");
+    if (hl_gguf_find_key(g, ke) >= 0 && (s = hl_gguf_get_f32(g, ke, &eps, err)))
+        return s; /* the getters' messages name the file already */
+    if (hl_gguf_find_key(g, kt) >= 0 && (s = hl_gguf_get_f32(g, kt, &theta, err))) return s;
     if (!(eps > 0 && eps < 1) || !(theta > 1 && isfinite(theta)))
         return hl_fail(err, HL_ERR_FORMAT, "%s: rms epsilon %g or rope base %g out of range", m->path, eps, theta);
-    if (hl_gguf_find_key(g, "llama.rope.scaling.type") >= 0)
-        return hl_fail(err, HL_ERR_UNSUPPORTED, "%s: RoPE scaling is not supported", m->path);
+    int llama3_keys = 0;
+    if (hl_gguf_find_key(g, ks) >= 0) {
+        hl_gguf_str st;
+        if ((s = hl_gguf_get_str(g, ks, &st, err))) return s;
+        llama3_keys = st.len == 6 && memcmp(st.data, "llama3", 6) == 0 && arch == HL_ARCH_LLAMA;
+        if (!llama3_keys && (st.len != 4 || memcmp(st.data, "none", 4) != 0)) {
+            char shown[96];
+            return hl_fail(err, HL_ERR_UNSUPPORTED,
+                           "%s: %s is \"%s\"; supported: none, llama3 (llama only; or the rope_freqs.weight tensor)",
+                           m->path, ks, hl_escape(st.data, (size_t)st.len, shown, sizeof shown));
+        }
+    }
 
     /* Vocabulary size comes from the embedding tensor. */
     int64_t ti = hl_gguf_find_tensor(g, "token_embd.weight");
@@ -293,21 +376,31 @@ static hl_status load_gguf(hl_model *m, hl_error *err) {
     hl_model_config *c = &m->cfg;
     *c = (hl_model_config){.dim = (int32_t)C, .hidden_dim = (int32_t)F, .n_layers = (int32_t)L,
                            .n_heads = (int32_t)H, .n_kv_heads = (int32_t)Hkv, .vocab_size = (int32_t)te->ne[1],
-                           .seq_len = (int32_t)ctx, .norm_eps = eps, .rope_theta = theta};
-    int64_t kv = (int64_t)Hkv * (C / H), V = c->vocab_size;
+                           .seq_len = (int32_t)ctx, .norm_eps = eps, .rope_theta = theta, .arch = arch,
+                           .head_dim = (int32_t)D};
+    int64_t kv = (int64_t)Hkv * D, qd = (int64_t)H * D, V = c->vocab_size;
     m->layers = hl_calloc(L, sizeof *m->layers);
     m->qw = hl_calloc((size_t)(L + 1) * HL_TARGET_COUNT, sizeof *m->qw);
     if (!m->layers || !m->qw) return hl_fail(err, HL_ERR_NOMEM, "%s: out of memory", m->path);
     hl_qweight *q_out = &m->qw[(size_t)L * HL_TARGET_COUNT + HL_TARGET_OUTPUT];
     if ((s = gguf_tensor_weight(m, "token_embd.weight", C, V, 0, &m->token_embd, &m->qembd, err)) ||
         (s = gguf_tensor_f32(m, "output_norm.weight", 1, C, 1, 0, &m->output_norm, err)) ||
-        (s = gguf_tensor_weight(m, "output.weight", C, V, 1, &m->output, q_out, err)))
+        (s = gguf_tensor_weight(m, "output.weight", C, V, 1, &m->output, q_out, err)) ||
+        (s = gguf_tensor_f32(m, "rope_freqs.weight", 1, D / 2, 1, 1, &m->rope_freqs, err)))
         return s;
+    if (!m->rope_freqs && llama3_keys && (s = llama3_freqs(m, (int64_t)D, theta, err))) return s;
+    if (m->rope_freqs && arch != HL_ARCH_LLAMA)
+        return hl_fail(err, HL_ERR_UNSUPPORTED, "%s: rope_freqs.weight in a %s model", m->path, hl_arch_name(arch));
+    for (int64_t i = 0; m->rope_freqs && i < D / 2; i++)
+        if (!(m->rope_freqs[i] > 0) || !isfinite(m->rope_freqs[i]))
+            return hl_fail(err, HL_ERR_FORMAT, "%s: rope_freqs.weight[%lld] = %g is not a positive factor", m->path,
+                           (long long)i, m->rope_freqs[i]);
     if (!m->output && !q_out->data) {
         m->output = m->token_embd;
         *q_out = m->qembd;
         c->tied_output = 1;
     }
+    const int biases = arch == HL_ARCH_QWEN2, qk_norm = arch == HL_ARCH_QWEN3;
     for (uint32_t l = 0; l < L; l++) {
         hl_layer_weights *w = &m->layers[l];
         char name[64];
@@ -316,20 +409,39 @@ static hl_status load_gguf(hl_model *m, hl_error *err) {
     if ((s = gguf_tensor_weight(m, name, ne0, ne1, 0, &w->field,                      \
                                 &m->qw[(size_t)l * HL_TARGET_COUNT + target], err)))  \
         return s;
-#define T1(field, tname)                                                              \
-    snprintf(name, sizeof name, "blk.%u.%s.weight", l, tname);                        \
-    if ((s = gguf_tensor_f32(m, name, 1, C, 1, 0, &w->field, err))) return s;
-        T1(attn_norm, "attn_norm");
-        T2(wq, "attn_q", C, C, HL_TARGET_Q);
+#define T1(field, tname, suffix, n, optional)                                         \
+    snprintf(name, sizeof name, "blk.%u.%s.%s", l, tname, suffix);                    \
+    if ((s = gguf_tensor_f32(m, name, 1, n, 1, optional, &w->field, err))) return s;
+        T1(attn_norm, "attn_norm", "weight", C, 0);
+        T2(wq, "attn_q", C, qd, HL_TARGET_Q);
         T2(wk, "attn_k", C, kv, HL_TARGET_K);
         T2(wv, "attn_v", C, kv, HL_TARGET_V);
-        T2(wo, "attn_output", C, C, HL_TARGET_O);
-        T1(ffn_norm, "ffn_norm");
+        T2(wo, "attn_output", qd, C, HL_TARGET_O);
+        T1(ffn_norm, "ffn_norm", "weight", C, 0);
         T2(w_gate, "ffn_gate", C, F, HL_TARGET_GATE);
         T2(w_up, "ffn_up", C, F, HL_TARGET_UP);
         T2(w_down, "ffn_down", F, C, HL_TARGET_DOWN);
+        if (biases) {
+            T1(bq, "attn_q", "bias", qd, 0);
+            T1(bk, "attn_k", "bias", kv, 0);
+            T1(bv, "attn_v", "bias", kv, 0);
+        }
+        if (qk_norm) {
+            T1(q_norm, "attn_q_norm", "weight", D, 0);
+            T1(k_norm, "attn_k_norm", "weight", D, 0);
+        }
 #undef T1
 #undef T2
+        /* Tensors this architecture does not use would be silently ignored: refuse them. */
+        static const char *const unused[] = {"attn_q.bias", "attn_k.bias", "attn_v.bias", "attn_output.bias",
+                                             "attn_q_norm.weight", "attn_k_norm.weight"};
+        for (size_t i = 0; i < sizeof unused / sizeof unused[0]; i++) {
+            int used = (biases && i < 3) || (qk_norm && i >= 4);
+            snprintf(name, sizeof name, "blk.%u.%s", l, unused[i]);
+            if (!used && hl_gguf_find_tensor(g, name) >= 0)
+                return hl_fail(err, HL_ERR_UNSUPPORTED, "%s: tensor %s is not part of a %s model", m->path, name,
+                               hl_arch_name(arch));
+        }
     }
     hl_gguf_str gname;
     if (hl_gguf_find_key(g, "general.name") >= 0 && hl_gguf_get_str(g, "general.name", &gname, NULL) == HL_OK) {
@@ -522,6 +634,9 @@ hl_status hl_model_save_gguf(const hl_model *m, const char *path, hl_error *err)
         return hl_fail(err, HL_ERR_INVALID_ARG, "%s: hyperlexemes live in the adapter, not in a base model file", path);
     if (m->quantized)
         return hl_fail(err, HL_ERR_UNSUPPORTED, "%s: saving a quantized base as f32 is not supported", path);
+    if (c->arch != HL_ARCH_LLAMA || hl_cfg_head_dim(c) != c->dim / c->n_heads || m->rope_freqs)
+        return hl_fail(err, HL_ERR_UNSUPPORTED, "%s: writing a %s model from scratch is not supported (merge copies "
+                       "GGUF bases instead)", path, hl_arch_name(c->arch));
     hl_gguf_writer *w = hl_gguf_writer_init();
     if (!w) return hl_fail(err, HL_ERR_NOMEM, "%s: out of memory", path);
     int64_t C = c->dim, F = c->hidden_dim, V = c->vocab_size, D = C / c->n_heads, kv = c->n_kv_heads * D;

@@ -24,7 +24,21 @@ typedef struct hl_layer_weights {
     const float *w_gate;    /* (F, C) */
     const float *w_up;      /* (F, C) */
     const float *w_down;    /* (C, F) */
+    /* Architecture extras, NULL where absent; frozen, never adapted. */
+    const float *bq;        /* (H·D) qwen2 */
+    const float *bk, *bv;   /* (Hkv·D) qwen2 */
+    const float *q_norm;    /* (D) qwen3: RMSNorm weight of every q head */
+    const float *k_norm;    /* (D) qwen3 */
 } hl_layer_weights;
+
+/* D: the per-head size (the file's key_length, else dim / n_heads). */
+static inline int64_t hl_cfg_head_dim(const hl_model_config *c) {
+    return c->head_dim > 0 ? c->head_dim : c->dim / c->n_heads;
+}
+/* RoPE on pairs (i, i + D/2) (qwen2/3, llama.cpp's NEOX) rather than (2i, 2i+1). */
+static inline int hl_cfg_rope_neox(const hl_model_config *c) {
+    return c->arch == HL_ARCH_QWEN2 || c->arch == HL_ARCH_QWEN3;
+}
 
 /* The projection weights in the packed layout (kernels/matmul_packed.c), for
  * inference. Made once, by the first context that asks, and shared by every
@@ -47,6 +61,7 @@ struct hl_model {
     hl_layer_weights *layers; /* [L] */
     const float *output_norm; /* (C) */
     const float *output;      /* (Vb, C); == token_embd when cfg.tied_output */
+    const float *rope_freqs;  /* (D/2) Llama-3 frequency factors (each pair's angle divided by it), or NULL */
     /* Hyperlexemes: cfg.vocab_size = n_vocab_base + n_extra; the extra rows are
      * composed and frozen (text/lexicon.c), never part of the base file. */
     int32_t n_vocab_base;     /* Vb: rows of token_embd and output */

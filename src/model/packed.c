@@ -55,7 +55,8 @@ static void pack_items(void *arg, int64_t begin, int64_t end, int worker) {
 
 static hl_status build(const hl_model *m, hl_pool *pool, hl_packed_weights *pw, hl_error *err) {
     const hl_model_config *c = &m->cfg;
-    const int64_t C = c->dim, F = c->hidden_dim, D = C / c->n_heads, kv = (int64_t)c->n_kv_heads * D;
+    const int64_t C = c->dim, F = c->hidden_dim, D = hl_cfg_head_dim(c), kv = (int64_t)c->n_kv_heads * D;
+    const int64_t QD = (int64_t)c->n_heads * D;
     const int64_t L = c->n_layers, n_items = 7 * L + 1;
     pack_item *items = hl_calloc((size_t)n_items, sizeof *items);
     hl_packed_layer *layers = hl_calloc((size_t)L, sizeof *layers);
@@ -67,10 +68,10 @@ static hl_status build(const hl_model *m, hl_pool *pool, hl_packed_weights *pw, 
     int64_t n = 0;
     for (int l = 0; l < L; l++) {
         const hl_layer_weights *w = &m->layers[l];
-        items[n++] = (pack_item){w->wq, NULL, C, C};
+        items[n++] = (pack_item){w->wq, NULL, QD, C};
         items[n++] = (pack_item){w->wk, NULL, kv, C};
         items[n++] = (pack_item){w->wv, NULL, kv, C};
-        items[n++] = (pack_item){w->wo, NULL, C, C};
+        items[n++] = (pack_item){w->wo, NULL, C, QD};
         items[n++] = (pack_item){w->w_gate, NULL, F, C};
         items[n++] = (pack_item){w->w_up, NULL, F, C};
         items[n++] = (pack_item){w->w_down, NULL, C, F};

@@ -144,14 +144,26 @@ static int has_space(const char *s) {
 }
 
 /* Mean over the tokens of `word` (encoded standalone) of rows of `table` (V, C), added with weight w into acc.
- * *bytes_only is set when every token is a byte-fallback piece (other than the dummy-prefix space). */
-/* table: 0 the input embeddings, 1 the LM head's rows (either may be quantized; row: C floats of scratch). */
+ * *bytes_only is set when every token is a byte-fallback piece (other than the dummy-prefix space).
+ * Byte-level BPE has no dummy prefix: the word is encoded after one space, as it stands inside a
+ * sentence ("Ġcat"), which is what SentencePiece's prefix gives; its "byte pieces" are tokens of
+ * one byte that is part of a multi-byte character (a word the vocabulary spells byte by byte).
+ * table: 0 the input embeddings, 1 the LM head's rows (either may be quantized; row: C floats of scratch). */
 static hl_status add_word(const hl_model *m, int table, float *row, int64_t C, const char *word, double w,
                           double *acc, int *bytes_only, const char *where, hl_error *err) {
     const hl_tokenizer *tok = m->tok;
     int32_t *ids = NULL;
     size_t n = 0;
-    hl_status s = hl_tokenizer_encode(tok, word, strlen(word), 0, 0, &ids, &n, err);
+    const int byte_level = hl_tokenizer_is_byte_level(tok);
+    size_t tlen = strlen(word);
+    char *spaced = byte_level ? hl_malloc(tlen + 2) : NULL;
+    if (byte_level && !spaced) return hl_fail(err, HL_ERR_NOMEM, "%s: out of memory", where);
+    if (spaced) {
+        spaced[0] = ' ';
+        memcpy(spaced + 1, word, tlen + 1);
+    }
+    hl_status s = hl_tokenizer_encode(tok, spaced ? spaced : word, tlen + (spaced ? 1 : 0), 0, 0, &ids, &n, err);
+    hl_free(spaced);
     char shown[HL_ESCAPE_NAME];
     if (s != HL_OK) {
         hl_error_prefix(err, "%s: part \"%s\"", where, hl_escape_str(word, shown, sizeof shown));
@@ -171,7 +183,12 @@ static hl_status add_word(const hl_model *m, int table, float *row, int64_t C, c
     int bytes = 0, others = 0;
     for (size_t i = 0; i < n; i++) {
         const char *piece = hl_tokenizer_piece(tok, ids[i]);
-        if (hl_tokenizer_type(tok, ids[i]) == HL_TOKEN_BYTE) bytes++;
+        if (byte_level) {
+            char b[HL_TOKENIZER_MAX_PIECE];
+            size_t k = hl_tokenizer_decode(tok, -1, ids[i], b, sizeof b);
+            if (k == 1 && (uint8_t)b[0] >= 0x80) bytes++;
+            else if (!(k == 1 && b[0] == ' ')) others++; /* a lone space token is only the prefix */
+        } else if (hl_tokenizer_type(tok, ids[i]) == HL_TOKEN_BYTE) bytes++;
         else if (!piece || strcmp(piece, "\xe2\x96\x81")) others++; /* a lone "▁" is only the prefix space */
     }
     if (bytes_only) *bytes_only = bytes > 0 && others == 0;

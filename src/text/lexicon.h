@@ -19,7 +19,8 @@
  * Composition (default "mean"): a lexeme's input embedding is the mean over
  * its parts of the mean of each part's token embeddings, where a part is
  * encoded as a standalone word (SentencePiece dummy-prefix space included,
- * no BOS). With "weights" the mean over parts is weighted (weights > 0,
+ * no BOS; byte-level BPE vocabularies encode it after one space, " word",
+ * the same in-sentence form). With "weights" the mean over parts is weighted (weights > 0,
  * normalised by their sum). The output-projection row is composed the same
  * way from the base output rows, so the model can emit lexemes. A "vector"
  * entry uses its vector for both rows. Nothing in the base file changes:

@@ -21,10 +21,15 @@
  *    so it never matched a piece there, and it falls back to byte tokens here;
  *  - without a "▁" piece a space becomes the byte token <0x20>; without a
  *    byte token a byte becomes unk.
- * Not implemented: NFKC normalization, special-token parsing in text, the
- * unigram algorithm, any tokenizer.ggml.model other than "llama".
+ * Byte-level BPE vocabularies (tokenizer.ggml.model "gpt2") share the piece
+ * table, types and lookups here; their merging, pre-tokenizers and special
+ * tokens live in bpe.c, which encode and decode dispatch to.
+ * Not implemented: NFKC normalization, special-token parsing in
+ * SentencePiece text, the unigram algorithm, models other than "llama" and
+ * "gpt2".
  */
 #include "text/tokenizer.h"
+#include "text/bpe.h"
 #include "util/alloc.h"
 #include "util/checked.h"
 #include "util/error.h"
@@ -60,6 +65,10 @@ struct hl_tokenizer {
     int32_t atomic_first;      /* n_vocab when there are none */
     size_t atomic_max_len;
     uint8_t atomic_lead[256];  /* first bytes of atomic pieces */
+    int add_bos, add_eos;      /* what the file asks encoders to add */
+    hl_bpe *bpe;               /* byte-level BPE (model "gpt2"), NULL for SentencePiece */
+    int32_t eog[16];           /* end-of-generation ids besides eos (byte-level, see find_eog) */
+    int n_eog;
 };
 
 /* A piece given by pointer and length (not NUL-terminated). */
@@ -241,7 +250,7 @@ static int build_spans(hl_tokenizer *t) {
  * (then inferred from the pieces). Defects are reported with status bad,
  * prefixed by name. */
 static hl_status tok_build(int32_t n, const piece_ref *refs, const float *scores, const int32_t *types,
-                           int32_t bos, int32_t eos, int32_t unk, hl_status bad, const char *name,
+                           int32_t bos, int32_t eos, int32_t unk, hl_status bad, const char *name, int byte_level,
                            hl_tokenizer **out, hl_error *err) {
     *out = NULL;
     if (n <= 0) return hl_fail(err, bad, "%s: tokenizer has no tokens", name);
@@ -267,7 +276,7 @@ static hl_status tok_build(int32_t n, const piece_ref *refs, const float *scores
         if (at != r->n)
             return hl_fail(err, bad, "%s: token %ld: piece is not valid UTF-8 at byte offset %zu: %s", name,
                            (long)i, at, why);
-        if (isnan(scores[i])) return hl_fail(err, bad, "%s: token %ld: score is NaN", name, (long)i);
+        if (scores && isnan(scores[i])) return hl_fail(err, bad, "%s: token %ld: score is NaN", name, (long)i);
         if (types) {
             if (types[i] < HL_TOKEN_NORMAL || types[i] > HL_TOKEN_BYTE)
                 return hl_fail(err, bad, "%s: token %ld: token type %ld is not one of 1..6", name, (long)i,
@@ -311,7 +320,7 @@ static hl_status tok_build(int32_t n, const piece_ref *refs, const float *scores
         t->off[i] = pos;
         t->len[i] = (uint32_t)r->n;
         t->hash[i] = fnv(FNV_BASIS, r->p, r->n);
-        t->scores[i] = scores[i];
+        t->scores[i] = scores ? scores[i] : 0.0f;
         pos += r->n + 1;
         if (r->n > t->max_len) t->max_len = r->n;
         int32_t ty = HL_TOKEN_NORMAL;
@@ -333,9 +342,10 @@ static hl_status tok_build(int32_t n, const piece_ref *refs, const float *scores
         }
     }
     t->atomic_first = n;
+    t->add_bos = 1;
     int32_t sp = hl_tokenizer_find(t, SPACE_PIECE, 3);
-    if (sp >= 0 && matchable(t, sp)) t->space_id = sp;
-    if (!build_spans(t)) {
+    if (sp >= 0 && matchable(t, sp) && !byte_level) t->space_id = sp;
+    if (!byte_level && !build_spans(t)) { /* the spans serve SentencePiece merging only */
         hl_tokenizer_free(t);
         return hl_fail(err, HL_ERR_NOMEM, "%s: out of memory for %ld tokens", name, (long)n);
     }
@@ -359,8 +369,63 @@ hl_status hl_tokenizer_init(int32_t n_vocab, const char *const *pieces, const fl
     }
     if (s == HL_OK)
         s = tok_build(n_vocab, refs, scores, types, bos_id, eos_id, unk_id, HL_ERR_INVALID_ARG, "hl_tokenizer_init",
-                      out, err);
+                      0, out, err);
     hl_free(refs);
+    return s;
+}
+
+/* Texts of end-of-generation tokens: generation stops at any of these (and
+ * at eos), as llama.cpp's EOG set holds them (Llama-3: <|eot_id|>; Qwen:
+ * <|endoftext|>, <|im_end|>, </s>, <|fim_pad|>, <|repo_name|>, <|file_sep|>). */
+static const char *const EOG_TEXTS[] = {
+    "</s>", "<|eot_id|>", "<|eom_id|>", "<|im_end|>", "<|end|>", "<end_of_turn>", "<|endoftext|>",
+    "<|fim_pad|>", "<|repo_name|>", "<|file_sep|>",
+};
+
+static void find_eog(hl_tokenizer *t) {
+    t->n_eog = 0;
+    for (size_t k = 0; k < sizeof EOG_TEXTS / sizeof EOG_TEXTS[0]; k++) {
+        int32_t id = hl_tokenizer_find(t, EOG_TEXTS[k], strlen(EOG_TEXTS[k]));
+        if (id >= 0 && id != t->eos && t->n_eog < (int)(sizeof t->eog / sizeof t->eog[0])) t->eog[t->n_eog++] = id;
+    }
+}
+
+hl_status hl_tokenizer_init_byte_level(int32_t n_vocab, const char *const *pieces, const int32_t *types,
+                                       const char *const *merges, int32_t n_merges, const char *pre, int32_t bos_id,
+                                       int32_t eos_id, int add_bos, hl_tokenizer **out, hl_error *err) {
+    const char *name = "hl_tokenizer_init_byte_level";
+    if (!out) return hl_fail(err, HL_ERR_INVALID_ARG, "%s: out is NULL", name);
+    *out = NULL;
+    if (n_vocab <= 0 || n_vocab > HL_TOKENIZER_MAX_VOCAB || !pieces || n_merges < 0 || (n_merges && !merges))
+        return hl_fail(err, HL_ERR_INVALID_ARG, "%s: n_vocab %ld or merges out of range, or NULL arrays", name,
+                       (long)n_vocab);
+    int p = pre ? hl_bpe_pre_from_name(pre, strlen(pre)) : HL_BPE_PRE_DEFAULT;
+    if (p < 0) return hl_fail(err, HL_ERR_UNSUPPORTED, "%s: pre-tokenizer \"%.64s\"; supported: %s", name, pre,
+                              hl_bpe_pre_names());
+    piece_ref *refs = hl_malloc_array((size_t)n_vocab, sizeof *refs);
+    size_t *ml = hl_malloc_array(n_merges ? (size_t)n_merges : 1, sizeof *ml);
+    hl_status s = refs && ml ? HL_OK : hl_fail(err, HL_ERR_NOMEM, "%s: out of memory", name);
+    for (int32_t i = 0; i < n_vocab && s == HL_OK; i++) {
+        if (!pieces[i]) s = hl_fail(err, HL_ERR_INVALID_ARG, "%s: piece %ld is NULL", name, (long)i);
+        else refs[i] = (piece_ref){pieces[i], strnlen(pieces[i], HL_TOKENIZER_MAX_PIECE + 1)};
+    }
+    for (int32_t i = 0; i < n_merges && s == HL_OK; i++) {
+        if (!merges[i]) s = hl_fail(err, HL_ERR_INVALID_ARG, "%s: merge %ld is NULL", name, (long)i);
+        else ml[i] = strnlen(merges[i], 2 * HL_TOKENIZER_MAX_PIECE + 2);
+    }
+    if (s == HL_OK)
+        s = tok_build(n_vocab, refs, NULL, types, bos_id, eos_id, 0, HL_ERR_INVALID_ARG, name, 1, out, err);
+    if (s == HL_OK) {
+        (*out)->add_bos = add_bos != 0;
+        find_eog(*out);
+        s = hl_bpe_init(*out, (hl_bpe_pre)p, merges, ml, (size_t)n_merges, name, &(*out)->bpe, err);
+        if (s != HL_OK) {
+            hl_tokenizer_free(*out);
+            *out = NULL;
+        }
+    }
+    hl_free(refs);
+    hl_free(ml);
     return s;
 }
 
@@ -374,6 +439,7 @@ void hl_tokenizer_free(hl_tokenizer *t) {
     hl_free(t->types);
     hl_free(t->table);
     hl_free(t->spans);
+    hl_bpe_free(t->bpe);
     hl_free(t);
 }
 
@@ -485,7 +551,7 @@ hl_status hl_tokenizer_from_llama2c_memory(const void *data, size_t size, const 
                    : i <= 2 ? HL_TOKEN_CONTROL
                    : byte_piece_value(refs[i].p, refs[i].n) >= 0 ? HL_TOKEN_BYTE : HL_TOKEN_NORMAL;
     }
-    s = tok_build(count, refs, scores, types, 1, 2, 0, HL_ERR_FORMAT, name, out, err);
+    s = tok_build(count, refs, scores, types, 1, 2, 0, HL_ERR_FORMAT, name, 0, out, err);
 done:
     hl_free(refs);
     hl_free(scores);
@@ -540,6 +606,21 @@ static hl_status special_id(const hl_gguf *g, const char *name, const char *key,
     return HL_OK;
 }
 
+/* Texts llama.cpp treats as end-of-generation or fill-in-the-middle
+ * markers: a gpt2-vocabulary token spelled so is made CONTROL at load even
+ * when the file types it otherwise (Qwen's ordinary BPE token "</s>"), so
+ * it is matched as a special token only with parse_special, as there. */
+static const char *const CONTROL_LOOKING[] = {
+    "</s>", "<|eot_id|>", "<|eom_id|>", "<|im_end|>", "<|end|>", "<end_of_turn>", "<|endoftext|>",
+    "<|fim_prefix|>", "<|fim_suffix|>", "<|fim_middle|>", "<|fim_pad|>", "<|repo_name|>", "<|file_sep|>",
+};
+
+/* An optional boolean key: *out keeps dflt when absent. */
+static hl_status opt_bool(const hl_gguf *g, const char *key, int *out, hl_error *err) {
+    if (hl_gguf_find_key(g, key) < 0) return HL_OK;
+    return hl_gguf_get_bool(g, key, out, err);
+}
+
 hl_status hl_tokenizer_from_gguf(const hl_gguf *g, hl_tokenizer **out, hl_error *err) {
     if (!g || !out) return hl_fail(err, HL_ERR_INVALID_ARG, "hl_tokenizer_from_gguf: NULL argument");
     *out = NULL;
@@ -549,45 +630,71 @@ hl_status hl_tokenizer_from_gguf(const hl_gguf *g, hl_tokenizer **out, hl_error 
         return hl_fail(err, HL_ERR_FORMAT, "%s: missing tokenizer.ggml.model", name);
     hl_status s = hl_gguf_get_str(g, "tokenizer.ggml.model", &model, err);
     if (s != HL_OK) return s;
-    if (model.len != 5 || memcmp(model.data, "llama", 5) != 0) {
+    int byte_level = model.len == 4 && memcmp(model.data, "gpt2", 4) == 0;
+    if (!byte_level && (model.len != 5 || memcmp(model.data, "llama", 5) != 0)) {
         char buf[96];
         hl_escape(model.data, (size_t)model.len, buf, sizeof buf);
         return hl_fail(err, HL_ERR_UNSUPPORTED,
-                       "%s: tokenizer.ggml.model is \"%s\"; only \"llama\" (SentencePiece BPE) is supported", name,
-                       buf);
+                       "%s: tokenizer.ggml.model is \"%s\"; supported: \"llama\" (SentencePiece BPE), \"gpt2\" "
+                       "(byte-level BPE)", name, buf);
     }
-    int64_t ti, si, yi;
-    uint64_t n, ns, ny;
+    int pre = HL_BPE_PRE_DEFAULT; /* llama.cpp's choice when tokenizer.ggml.pre is absent */
+    if (byte_level && hl_gguf_find_key(g, "tokenizer.ggml.pre") >= 0) {
+        hl_gguf_str pn;
+        if ((s = hl_gguf_get_str(g, "tokenizer.ggml.pre", &pn, err)) != HL_OK) return s;
+        pre = hl_bpe_pre_from_name(pn.data, (size_t)pn.len);
+        if (pre < 0) {
+            char buf[96];
+            hl_escape(pn.data, (size_t)pn.len, buf, sizeof buf);
+            return hl_fail(err, HL_ERR_UNSUPPORTED, "%s: tokenizer.ggml.pre is \"%s\"; supported: %s", name, buf,
+                           hl_bpe_pre_names());
+        }
+    }
+    int64_t ti, si, yi, mi = -1;
+    uint64_t n, ns, ny, nm = 0;
     if ((s = find_arr(g, name, "tokenizer.ggml.tokens", HL_GGUF_STRING, 1, &ti, &n, err)) != HL_OK) return s;
-    if ((s = find_arr(g, name, "tokenizer.ggml.scores", HL_GGUF_FLOAT32, 1, &si, &ns, err)) != HL_OK) return s;
+    if ((s = find_arr(g, name, "tokenizer.ggml.scores", HL_GGUF_FLOAT32, !byte_level, &si, &ns, err)) != HL_OK)
+        return s;
     if ((s = find_arr(g, name, "tokenizer.ggml.token_type", HL_GGUF_INT32, 0, &yi, &ny, err)) != HL_OK) return s;
+    if (byte_level && (s = find_arr(g, name, "tokenizer.ggml.merges", HL_GGUF_STRING, 1, &mi, &nm, err)) != HL_OK)
+        return s;
     if (n == 0) return hl_fail(err, HL_ERR_FORMAT, "%s: tokenizer.ggml.tokens is empty", name);
     if (n > HL_TOKENIZER_MAX_VOCAB)
         return hl_fail(err, HL_ERR_LIMIT, "%s: tokenizer.ggml.tokens has %llu tokens, above the limit of %d", name,
                        (unsigned long long)n, HL_TOKENIZER_MAX_VOCAB);
-    if (ns != n)
+    if (si >= 0 && ns != n)
         return hl_fail(err, HL_ERR_FORMAT, "%s: tokenizer.ggml.scores has %llu elements but tokenizer.ggml.tokens has %llu",
                        name, (unsigned long long)ns, (unsigned long long)n);
     if (yi >= 0 && ny != n)
         return hl_fail(err, HL_ERR_FORMAT,
                        "%s: tokenizer.ggml.token_type has %llu elements but tokenizer.ggml.tokens has %llu", name,
                        (unsigned long long)ny, (unsigned long long)n);
+    if (nm > (uint64_t)HL_TOKENIZER_MAX_VOCAB * 4)
+        return hl_fail(err, HL_ERR_LIMIT, "%s: tokenizer.ggml.merges has %llu merges, above the limit of %d", name,
+                       (unsigned long long)nm, HL_TOKENIZER_MAX_VOCAB * 4);
     int32_t bos, eos, unk;
-    if ((s = special_id(g, name, "tokenizer.ggml.bos_token_id", 1, n, &bos, err)) != HL_OK) return s;
-    if ((s = special_id(g, name, "tokenizer.ggml.eos_token_id", 2, n, &eos, err)) != HL_OK) return s;
+    if ((s = special_id(g, name, "tokenizer.ggml.bos_token_id", byte_level ? 0 : 1, n, &bos, err)) != HL_OK) return s;
+    if ((s = special_id(g, name, "tokenizer.ggml.eos_token_id", byte_level ? 0 : 2, n, &eos, err)) != HL_OK) return s;
     if ((s = special_id(g, name, "tokenizer.ggml.unknown_token_id", 0, n, &unk, err)) != HL_OK) return s;
+    /* BOS: SentencePiece and Llama-3 add it unless the file says otherwise; other byte-level ones do not. */
+    int add_bos = !byte_level || pre == HL_BPE_PRE_LLAMA3, add_eos = 0;
+    if ((s = opt_bool(g, "tokenizer.ggml.add_bos_token", &add_bos, err)) != HL_OK) return s;
+    if ((s = opt_bool(g, "tokenizer.ggml.add_eos_token", &add_eos, err)) != HL_OK) return s;
 
-    const void *sd = hl_gguf_arr_data(g, si), *yd = yi >= 0 ? hl_gguf_arr_data(g, yi) : NULL;
-    if (!sd || (yi >= 0 && !yd)) return hl_fail(err, HL_ERR_FORMAT, "%s: tokenizer arrays have no data", name);
+    const void *sd = si >= 0 ? hl_gguf_arr_data(g, si) : NULL, *yd = yi >= 0 ? hl_gguf_arr_data(g, yi) : NULL;
+    if ((si >= 0 && !sd) || (yi >= 0 && !yd)) return hl_fail(err, HL_ERR_FORMAT, "%s: tokenizer arrays have no data", name);
     piece_ref *refs = hl_malloc_array((size_t)n, sizeof *refs);
-    float *scores = hl_malloc_array((size_t)n, sizeof *scores);
-    int32_t *types = yi >= 0 ? hl_malloc_array((size_t)n, sizeof *types) : NULL;
-    if (!refs || !scores || (yi >= 0 && !types)) {
+    float *scores = si >= 0 ? hl_malloc_array((size_t)n, sizeof *scores) : NULL;
+    int32_t *types = yi >= 0 || byte_level ? hl_malloc_array((size_t)n, sizeof *types) : NULL;
+    const char **mp = byte_level ? hl_malloc_array(nm ? (size_t)nm : 1, sizeof *mp) : NULL;
+    size_t *ml = byte_level ? hl_malloc_array(nm ? (size_t)nm : 1, sizeof *ml) : NULL;
+    if (!refs || (si >= 0 && !scores) || ((yi >= 0 || byte_level) && !types) || (byte_level && (!mp || !ml))) {
         s = hl_fail(err, HL_ERR_NOMEM, "%s: out of memory for %llu tokens", name, (unsigned long long)n);
         goto done;
     }
-    memcpy(scores, sd, (size_t)n * sizeof *scores); /* the data may be unaligned */
-    if (types) memcpy(types, yd, (size_t)n * sizeof *types);
+    if (scores) memcpy(scores, sd, (size_t)n * sizeof *scores); /* the data may be unaligned */
+    if (yd) memcpy(types, yd, (size_t)n * sizeof *types);
+    else if (types) for (uint64_t i = 0; i < n; i++) types[i] = HL_TOKEN_NORMAL;
     for (uint64_t i = 0; i < n; i++) {
         hl_gguf_str p = hl_gguf_arr_str(g, ti, i);
         if (p.len > HL_TOKENIZER_MAX_PIECE) {
@@ -600,14 +707,42 @@ hl_status hl_tokenizer_from_gguf(const hl_gguf *g, hl_tokenizer **out, hl_error 
             goto done;
         }
         refs[i] = (piece_ref){p.data ? p.data : "", (size_t)p.len};
+        if (byte_level && types[i] != HL_TOKEN_CONTROL)
+            for (size_t k = 0; k < sizeof CONTROL_LOOKING / sizeof CONTROL_LOOKING[0]; k++)
+                if (piece_is(&refs[i], CONTROL_LOOKING[k])) types[i] = HL_TOKEN_CONTROL;
+    }
+    for (uint64_t i = 0; i < nm; i++) {
+        hl_gguf_str p = hl_gguf_arr_str(g, mi, i);
+        if ((!p.data && p.len) || p.len > 2 * HL_TOKENIZER_MAX_PIECE + 1) {
+            s = hl_fail(err, HL_ERR_FORMAT, "%s: tokenizer.ggml.merges[%llu] is longer than two pieces can be", name,
+                        (unsigned long long)i);
+            goto done;
+        }
+        mp[i] = p.data ? p.data : "";
+        ml[i] = (size_t)p.len;
     }
     char what[320];
     snprintf(what, sizeof what, "%s: tokenizer.ggml", name);
-    s = tok_build((int32_t)n, refs, scores, types, bos, eos, unk, HL_ERR_FORMAT, what, out, err);
+    s = tok_build((int32_t)n, refs, scores, types, bos, eos, unk, HL_ERR_FORMAT, what, byte_level, out, err);
+    if (s == HL_OK) {
+        (*out)->add_bos = add_bos;
+        (*out)->add_eos = add_eos;
+    }
+    if (s == HL_OK && byte_level) {
+        find_eog(*out);
+        snprintf(what, sizeof what, "%s: tokenizer.ggml.merges", name);
+        s = hl_bpe_init(*out, (hl_bpe_pre)pre, mp, ml, (size_t)nm, what, &(*out)->bpe, err);
+        if (s != HL_OK) {
+            hl_tokenizer_free(*out);
+            *out = NULL;
+        }
+    }
 done:
     hl_free(refs);
     hl_free(scores);
     hl_free(types);
+    hl_free(mp);
+    hl_free(ml);
     return s;
 }
 
@@ -616,8 +751,71 @@ static hl_status wr(hl_status s, const char *key, hl_error *err) {
     return s == HL_OK ? s : hl_fail(err, s, "writing %s: %s", key, hl_status_name(s));
 }
 
+/* tokenizer.ggml.* of a byte-level BPE tokenizer, as llama.cpp's converter writes them. */
+static hl_status bpe_to_gguf(const hl_tokenizer *t, hl_gguf_writer *w, hl_error *err) {
+    size_t nm = hl_bpe_n_merges(t->bpe), total = 0;
+    const char **pieces = hl_malloc_array((size_t)t->n_vocab, sizeof *pieces);
+    const char **merges = hl_malloc_array(nm ? nm : 1, sizeof *merges);
+    char *blob = NULL;
+    for (size_t r = 0; r < nm; r++) {
+        int32_t l, rr;
+        hl_bpe_merge(t->bpe, r, &l, &rr);
+        total += t->len[l] + t->len[rr] + 2; /* each <= 2 * HL_TOKENIZER_MAX_PIECE + 2: no overflow below 2^40 merges */
+    }
+    blob = hl_malloc(total ? total : 1);
+    if (!pieces || !merges || !blob) {
+        hl_free(pieces);
+        hl_free(merges);
+        hl_free(blob);
+        return hl_fail(err, HL_ERR_NOMEM, "hl_tokenizer_to_gguf: out of memory");
+    }
+    for (int32_t i = 0; i < t->n_vocab; i++) pieces[i] = piece_of(t, i);
+    size_t pos = 0;
+    for (size_t r = 0; r < nm; r++) {
+        int32_t l, rr;
+        hl_bpe_merge(t->bpe, r, &l, &rr);
+        merges[r] = blob + pos;
+        memcpy(blob + pos, piece_of(t, l), t->len[l]);
+        pos += t->len[l];
+        blob[pos++] = ' ';
+        memcpy(blob + pos, piece_of(t, rr), t->len[rr]);
+        pos += t->len[rr];
+        blob[pos++] = 0;
+    }
+    uint64_t n = (uint64_t)t->n_vocab;
+    hl_status s = wr(hl_gguf_writer_set_str(w, "tokenizer.ggml.model", "gpt2"), "tokenizer.ggml.model", err);
+    if (s == HL_OK)
+        s = wr(hl_gguf_writer_set_str(w, "tokenizer.ggml.pre", hl_bpe_pre_name(hl_bpe_pre_of(t->bpe))),
+               "tokenizer.ggml.pre", err);
+    if (s == HL_OK)
+        s = wr(hl_gguf_writer_set_arr_str(w, "tokenizer.ggml.tokens", pieces, n), "tokenizer.ggml.tokens", err);
+    if (s == HL_OK)
+        s = wr(hl_gguf_writer_set_arr(w, "tokenizer.ggml.token_type", HL_GGUF_INT32, t->types, n),
+               "tokenizer.ggml.token_type", err);
+    if (s == HL_OK)
+        s = wr(hl_gguf_writer_set_arr_str(w, "tokenizer.ggml.merges", merges, (uint64_t)nm), "tokenizer.ggml.merges",
+               err);
+    if (s == HL_OK)
+        s = wr(hl_gguf_writer_set_u32(w, "tokenizer.ggml.bos_token_id", (uint32_t)t->bos),
+               "tokenizer.ggml.bos_token_id", err);
+    if (s == HL_OK)
+        s = wr(hl_gguf_writer_set_u32(w, "tokenizer.ggml.eos_token_id", (uint32_t)t->eos),
+               "tokenizer.ggml.eos_token_id", err);
+    if (s == HL_OK)
+        s = wr(hl_gguf_writer_set_bool(w, "tokenizer.ggml.add_bos_token", t->add_bos), "tokenizer.ggml.add_bos_token",
+               err);
+    if (s == HL_OK)
+        s = wr(hl_gguf_writer_set_bool(w, "tokenizer.ggml.add_eos_token", t->add_eos), "tokenizer.ggml.add_eos_token",
+               err);
+    hl_free(pieces);
+    hl_free(merges);
+    hl_free(blob);
+    return s;
+}
+
 hl_status hl_tokenizer_to_gguf(const hl_tokenizer *t, hl_gguf_writer *w, hl_error *err) {
     if (!t || !w) return hl_fail(err, HL_ERR_INVALID_ARG, "hl_tokenizer_to_gguf: NULL argument");
+    if (t->bpe) return bpe_to_gguf(t, w, err);
     const char **pieces = hl_malloc_array((size_t)t->n_vocab, sizeof *pieces);
     if (!pieces) return hl_fail(err, HL_ERR_NOMEM, "hl_tokenizer_to_gguf: out of memory");
     for (int32_t i = 0; i < t->n_vocab; i++) pieces[i] = piece_of(t, i);
@@ -665,6 +863,21 @@ float hl_tokenizer_score(const hl_tokenizer *t, int32_t id) {
 }
 int32_t hl_tokenizer_type(const hl_tokenizer *t, int32_t id) {
     return id >= 0 && id < t->n_vocab ? t->types[id] : 0;
+}
+size_t hl_tokenizer_piece_len(const hl_tokenizer *t, int32_t id) {
+    return id >= 0 && id < t->n_vocab ? t->len[id] : 0;
+}
+int hl_tokenizer_is_byte_level(const hl_tokenizer *t) { return t->bpe != NULL; }
+int hl_tokenizer_is_eog(const hl_tokenizer *t, int32_t id) {
+    if (id == t->eos) return 1;
+    for (int k = 0; k < t->n_eog; k++)
+        if (t->eog[k] == id) return 1;
+    return 0;
+}
+int hl_tokenizer_add_bos(const hl_tokenizer *t) { return t->add_bos; }
+int hl_tokenizer_add_eos(const hl_tokenizer *t) { return t->add_eos; }
+const char *hl_tokenizer_pre_name(const hl_tokenizer *t) {
+    return t->bpe ? hl_bpe_pre_name(hl_bpe_pre_of(t->bpe)) : NULL;
 }
 int32_t hl_tokenizer_find(const hl_tokenizer *t, const char *piece, size_t len) {
     if (!piece && len) return -1;
@@ -887,8 +1100,18 @@ static int32_t atomic_at(const hl_tokenizer *t, const uint8_t *s, size_t len, si
     return -1;
 }
 
+/* Byte-level BPE: the whole text is checked first, so an error names its offset. */
+static hl_status encode_byte_level(const hl_tokenizer *t, const uint8_t *s, size_t len, int parse_special,
+                                   int reference, int32_t *out, size_t *n, hl_error *err) {
+    const char *why = NULL;
+    size_t at = utf8_check(s, len, &why);
+    if (at != len)
+        return hl_fail(err, HL_ERR_INVALID_ARG, "invalid UTF-8 at byte offset %zu: %s (byte 0x%02X)", at, why, s[at]);
+    return hl_bpe_encode(t->bpe, t, s, len, parse_special, reference, out, n, err);
+}
+
 static hl_status encode_impl(const hl_tokenizer *t, const char *text, size_t len, int add_bos, int add_eos,
-                             int32_t **ids, size_t *n_ids, hl_error *err, int reference) {
+                             int parse_special, int32_t **ids, size_t *n_ids, hl_error *err, int reference) {
     if (!ids || !n_ids || !t || (!text && len))
         return hl_fail(err, HL_ERR_INVALID_ARG, "encode: NULL argument");
     *ids = NULL;
@@ -903,7 +1126,9 @@ static hl_status encode_impl(const hl_tokenizer *t, const char *text, size_t len
     hl_status st = HL_OK;
     const uint8_t *s = (const uint8_t *)text;
     if (add_bos) out[n++] = t->bos;
-    if (t->atomic_first >= t->n_vocab) {
+    if (t->bpe) {
+        st = encode_byte_level(t, s, len, parse_special, reference, out, &n, err);
+    } else if (t->atomic_first >= t->n_vocab) {
         st = encode_run(t, s, len, 1, 0, out, &n, reference, err);
     } else {
         /* Split on atomic pieces (longest match, left to right); only a run at
@@ -995,8 +1220,21 @@ hl_status hl_tokenizer_extend(const hl_tokenizer *base, const char *const *atomi
     hl_tokenizer *t = NULL;
     if (st == HL_OK)
         st = tok_build((int32_t)total, refs, scores, types, base->bos, base->eos, base->unk, HL_ERR_INVALID_ARG,
-                       "extend", &t, err);
+                       "extend", base->bpe != NULL, &t, err);
     if (st == HL_OK) {
+        t->add_bos = base->add_bos;
+        t->add_eos = base->add_eos;
+        memcpy(t->eog, base->eog, sizeof t->eog);
+        t->n_eog = base->n_eog;
+    }
+    if (st == HL_OK && base->bpe) { /* byte-level: the atomic pieces join the special tokens */
+        t->atomic_first = base->n_vocab;
+        st = hl_bpe_clone(base->bpe, t, &t->bpe, err);
+        if (st != HL_OK) {
+            hl_tokenizer_free(t);
+            t = NULL;
+        }
+    } else if (st == HL_OK) {
         t->atomic_first = base->n_vocab;
         for (int32_t k = 0; k < n_atomic; k++) {
             int32_t id = base->n_vocab + k;
@@ -1021,23 +1259,39 @@ hl_status hl_tokenizer_extend(const hl_tokenizer *base, const char *const *atomi
 
 hl_status hl_tokenizer_encode(const hl_tokenizer *t, const char *text, size_t len, int add_bos, int add_eos,
                               int32_t **ids, size_t *n_ids, hl_error *err) {
-    return encode_impl(t, text, len, add_bos, add_eos, ids, n_ids, err, 0);
+    return encode_impl(t, text, len, add_bos, add_eos, 0, ids, n_ids, err, 0);
+}
+
+hl_status hl_tokenizer_encode_special(const hl_tokenizer *t, const char *text, size_t len, int add_bos, int add_eos,
+                                      int parse_special, int32_t **ids, size_t *n_ids, hl_error *err) {
+    return encode_impl(t, text, len, add_bos, add_eos, parse_special, ids, n_ids, err, 0);
 }
 
 hl_status hl_tokenizer_encode_reference(const hl_tokenizer *t, const char *text, size_t len, int add_bos,
                                         int add_eos, int32_t **ids, size_t *n_ids, hl_error *err) {
-    return encode_impl(t, text, len, add_bos, add_eos, ids, n_ids, err, 1);
+    return encode_impl(t, text, len, add_bos, add_eos, 0, ids, n_ids, err, 1);
 }
 
 /* ------------------------------------------------------------- decode */
 
 /* Returns the bytes written: the decoding truncated to cap when longer. */
 size_t hl_tokenizer_decode(const hl_tokenizer *t, int32_t prev, int32_t id, char *buf, size_t cap) {
+    return hl_tokenizer_decode_special(t, prev, id, 0, buf, cap);
+}
+
+size_t hl_tokenizer_decode_special(const hl_tokenizer *t, int32_t prev, int32_t id, int special, char *buf,
+                                   size_t cap) {
     if (!t || id < 0 || id >= t->n_vocab || (!buf && cap)) return 0;
+    if (t->bpe) return hl_bpe_decode(t->bpe, t, id, special, buf, cap);
     int32_t ty = t->types[id];
     const char *p = piece_of(t, id);
     size_t n = t->len[id], w = 0;
-    if (ty == HL_TOKEN_CONTROL) return 0;
+    if (ty == HL_TOKEN_CONTROL) {
+        if (!special) return 0;
+        size_t w0 = n < cap ? n : cap;
+        memcpy(buf, p, w0);
+        return w0;
+    }
     if (ty == HL_TOKEN_BYTE) {
         if (cap == 0) return 0;
         buf[0] = (char)byte_piece_value(p, n);

@@ -37,8 +37,17 @@ typedef struct hl_tokenizer hl_tokenizer;
 hl_status hl_tokenizer_init(int32_t n_vocab, const char *const *pieces, const float *scores,
                             const int32_t *types, int32_t bos_id, int32_t eos_id, int32_t unk_id,
                             hl_tokenizer **out, hl_error *err);
-/* From tokenizer.ggml.{model,tokens,scores,token_type,bos_token_id,eos_token_id,unknown_token_id}.
- * Only model "llama" is supported; anything else is refused. */
+/* A byte-level BPE tokenizer from arrays: pieces in mapped form (bpe.h),
+ * types as GGUF numbers (NULL: all NORMAL), merges "left right" by rank,
+ * pre a tokenizer.ggml.pre name (NULL: "default"). BOS is added by encoders
+ * only when add_bos. Everything is copied. */
+hl_status hl_tokenizer_init_byte_level(int32_t n_vocab, const char *const *pieces, const int32_t *types,
+                                       const char *const *merges, int32_t n_merges, const char *pre, int32_t bos_id,
+                                       int32_t eos_id, int add_bos, hl_tokenizer **out, hl_error *err);
+/* From tokenizer.ggml.{model,tokens,scores,token_type,bos_token_id,eos_token_id,unknown_token_id,
+ * add_bos_token,add_eos_token}; for model "gpt2" (byte-level BPE, see bpe.h) also merges and pre.
+ * Models other than "llama" and "gpt2", and pre-tokenizers bpe.h does not
+ * list, are refused with the name found and the names supported. */
 hl_status hl_tokenizer_from_gguf(const hl_gguf *g, hl_tokenizer **out, hl_error *err);
 /* llama2.c tokenizer.bin: int32 max_token_length, then per token: f32 score,
  * int32 len, bytes. n_vocab > 0 reads exactly that many; 0 reads to EOF. */
@@ -66,9 +75,28 @@ int32_t hl_tokenizer_find(const hl_tokenizer *t, const char *piece, size_t len);
 hl_status hl_tokenizer_extend(const hl_tokenizer *base, const char *const *atomic, int32_t n_atomic,
                               hl_tokenizer **out, hl_error *err);
 
-/* Encodes len bytes of text. *ids is hl_malloc'd (caller frees with hl_free). */
+/* Encodes len bytes of text. *ids is hl_malloc'd (caller frees with hl_free).
+ * Byte-level BPE matches USER_DEFINED tokens in the text but not CONTROL ones. */
 hl_status hl_tokenizer_encode(const hl_tokenizer *t, const char *text, size_t len, int add_bos, int add_eos,
                               int32_t **ids, size_t *n_ids, hl_error *err);
+/* As hl_tokenizer_encode; with parse_special, byte-level BPE also matches
+ * CONTROL tokens written in the text ("<|im_start|>"). SentencePiece
+ * tokenizers ignore the flag. */
+hl_status hl_tokenizer_encode_special(const hl_tokenizer *t, const char *text, size_t len, int add_bos, int add_eos,
+                                      int parse_special, int32_t **ids, size_t *n_ids, hl_error *err);
+/* Whether the file asks for BOS / EOS around encoded text
+ * (tokenizer.ggml.add_bos_token, add_eos_token; without the keys BOS is
+ * added for SentencePiece and Llama-3, EOS never). */
+int hl_tokenizer_add_bos(const hl_tokenizer *t);
+int hl_tokenizer_add_eos(const hl_tokenizer *t);
+/* Whether t is byte-level BPE ("gpt2"), and its tokenizer.ggml.pre name (NULL if not). */
+int hl_tokenizer_is_byte_level(const hl_tokenizer *t);
+/* Whether generation ends at id: eos, and for byte-level vocabularies the
+ * other end-of-generation tokens llama.cpp stops at (<|eot_id|>, <|im_end|>,
+ * <|endoftext|>, ...). */
+int hl_tokenizer_is_eog(const hl_tokenizer *t, int32_t id);
+const char *hl_tokenizer_pre_name(const hl_tokenizer *t);
+size_t hl_tokenizer_piece_len(const hl_tokenizer *t, int32_t id); /* bytes; 0 if out of range */
 
 /* Decodes one token to bytes as llama2.c prints it: "▁" becomes ' ', a
  * leading space is dropped right after BOS (prev == bos), "<0xNN>" becomes
@@ -77,10 +105,16 @@ hl_status hl_tokenizer_encode(const hl_tokenizer *t, const char *text, size_t le
  * returns the number written (the decoded piece is never longer than the
  * piece itself, so cap = HL_TOKENIZER_MAX_PIECE always suffices). */
 size_t hl_tokenizer_decode(const hl_tokenizer *t, int32_t prev, int32_t id, char *buf, size_t cap);
+/* As hl_tokenizer_decode; with special, CONTROL tokens decode to their text.
+ * Byte-level BPE tokens decode to the exact bytes they stand for (no space
+ * is dropped after BOS), USER_DEFINED ones as written, UNUSED ones to "". */
+size_t hl_tokenizer_decode_special(const hl_tokenizer *t, int32_t prev, int32_t id, int special, char *buf,
+                                   size_t cap);
 
 /* Test hook: the same encoding computed with the plain O(n^2) merge loop
- * (rescan all adjacent pairs after every merge, as llama2.c does). Same
- * contract as hl_tokenizer_encode; tests check that both always agree. */
+ * (rescan all adjacent pairs after every merge, as llama2.c does; for
+ * byte-level BPE, per word, lowest rank first). Same contract as
+ * hl_tokenizer_encode; tests check that both always agree. */
 hl_status hl_tokenizer_encode_reference(const hl_tokenizer *t, const char *text, size_t len, int add_bos,
                                         int add_eos, int32_t **ids, size_t *n_ids, hl_error *err);
 

@@ -165,7 +165,7 @@ static hl_status add_text(examples *x, const hl_tokenizer *tok, const line_ctx *
     if (len == 0) return line_fail(lc, HL_ERR_FORMAT, "field \"text\": is empty");
     int32_t *ids = NULL;
     hl_error e = {0};
-    hl_status s = hl_tokenizer_encode(tok, text, len, 1, 1, &ids, &n, &e);
+    hl_status s = hl_tokenizer_encode_special(tok, text, len, hl_tokenizer_add_bos(tok), 1, 1, &ids, &n, &e);
     if (s != HL_OK) return field_encode_fail(lc, "text", s, &e);
     int ok = begin_example(x) && append_tokens(x, ids, NULL, 1, n);
     hl_free(ids);
@@ -188,6 +188,10 @@ static hl_status encode_completion(const hl_tokenizer *tok, const line_ctx *lc, 
     hl_error e = {0};
     hl_status s;
     if (len == 0) return line_fail(lc, HL_ERR_FORMAT, "field \"completion\": is empty");
+    if (hl_tokenizer_is_byte_level(tok)) { /* no dummy prefix: the bytes are encoded as they are */
+        s = hl_tokenizer_encode_special(tok, c, len, 0, 0, 1, ids, n, &e);
+        return s == HL_OK ? s : field_encode_fail(lc, "completion", s, &e);
+    }
     if (c[0] == ' ') {
         /* Its leading space plays the dummy prefix: exact SentencePiece tokens for c. */
         if (len == 1) return line_fail(lc, HL_ERR_FORMAT, "field \"completion\": is only a space");
@@ -219,7 +223,7 @@ static hl_status add_prompt(examples *x, const hl_tokenizer *tok, const line_ctx
     size_t np = 0, nc = 0;
     hl_error e = {0};
     /* Prompt exactly as generation encodes it, so training matches inference. */
-    hl_status s = hl_tokenizer_encode(tok, prompt, strlen(prompt), 1, 0, &p, &np, &e);
+    hl_status s = hl_tokenizer_encode_special(tok, prompt, strlen(prompt), hl_tokenizer_add_bos(tok), 0, 1, &p, &np, &e);
     if (s != HL_OK) return field_encode_fail(lc, "prompt", s, &e);
     s = encode_completion(tok, lc, completion, &c, &nc);
     if (s != HL_OK) {

@@ -36,6 +36,10 @@
  *           "\u2581answer") is it kept, so such a completion is learned with a
  *           leading space: start completions with a space (" answer"), or a
  *           newline, to get exact text. A completion of just " " is refused.
+ *           Byte-level BPE (model "gpt2") has no dummy prefix: the
+ *           completion is encoded exactly as written.
+ *   BOS is added only when the tokenizer asks for it (hl_tokenizer_add_bos:
+ *   Qwen does not); special-token text in text and prompts is parsed.
  *   scene:  what the formatter returns. Its ids must be below the vocabulary
  *           size of tok, so pass the tokenizer that knows its extra tokens
  *           (hl_lexicon_tokenizer); mask values are read as 0/1.

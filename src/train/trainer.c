@@ -21,20 +21,22 @@ struct hl_trainer {
     hl_trainer_params p;
     hl_pool *pool;
     const hl_packed_weights *packed; /* the model's packed projections (LoRA on AVX-512), or NULL: OpenBLAS */
-    int64_t N, C, F, KV, V, Vb, H, Hkv, D, L, rmax, wide; /* V = Vb + hyperlexemes */
+    int64_t N, C, F, KV, V, Vb, H, Hkv, D, QD, L, rmax, wide; /* V = Vb + hyperlexemes; QD = H·D */
+    int neox;               /* RoPE on pairs (i, i + D/2) (qwen2/3) */
     float **gA, **gB;       /* [n_weights] gradients, shaped like A and B */
     int64_t *h_off;         /* [n_weights] offset of each weight's saved A·x in lora_h */
     float *lora_h;          /* Σ_i (N, r_i) */
     /* saved per layer */
     float *x;               /* (L+1, N, C) residual stream; x[l] is layer l's input */
     float *x_mid;           /* (L, N, C) after the attention residual */
-    float *q, *k, *v;       /* (L, N, C), (L, N, KV), (L, N, KV); q, k after RoPE */
+    float *q, *k, *v;       /* (L, N, QD), (L, N, KV), (L, N, KV); q, k after RoPE */
+    float *q_lin, *k_lin;   /* (L, N, QD), (L, N, KV): q, k before the qwen3 head norms (NULL otherwise) */
     float *probs;           /* (L, B, H, T, T) */
     float *att_scratch;     /* (n_threads, T, T): the attention backward's dS */
     float *rope_cs;         /* (T, D): RoPE cos/sin per position (hl_rope_table) */
     int32_t *pos;           /* (B, T): the current batch's positions in their documents */
     float *head_split;      /* (HL_GEMM_SPLIT_K, LOGIT_CHUNK, C): the LM head's split dY·W */
-    float *att;             /* (L, N, C) */
+    float *att;             /* (L, N, QD) */
     float *gate, *up;       /* (L, N, F) */
     /* scratch */
     float *n;               /* (N, C) a norm's output */
@@ -198,7 +200,8 @@ void hl_trainer_free(hl_trainer *t) {
     hl_free(t->h_off);
     float *bufs[] = {t->lora_h, t->x,   t->x_mid, t->q,     t->k,    t->v,   t->probs, t->att,  t->gate,
                      t->up,     t->n,   t->nf,    t->hb,    t->tmp,  t->tmp2, t->logits, t->dlog, t->dx, t->dn,
-                     t->datt,   t->dq,  t->dk,    t->dv,    t->dgate, t->dup, t->dhb,  t->lg,   t->lh, t->att_scratch, t->rope_cs, t->head_split};
+                     t->datt,   t->dq,  t->dk,    t->dv,    t->dgate, t->dup, t->dhb,  t->lg,   t->lh, t->att_scratch, t->rope_cs, t->head_split,
+                     t->q_lin, t->k_lin};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) hl_free(bufs[i]);
     hl_free(t->pos);
     hl_pool_free(t->pool);
@@ -313,12 +316,15 @@ hl_status hl_trainer_init(const hl_model *m, hl_adapter *ad, const hl_trainer_pa
     t->F = c->hidden_dim;
     t->H = c->n_heads;
     t->Hkv = c->n_kv_heads;
-    t->D = c->dim / c->n_heads;
+    t->D = hl_cfg_head_dim(c);
+    t->QD = t->H * t->D;
     t->KV = t->Hkv * t->D;
+    t->neox = hl_cfg_rope_neox(c);
     t->V = c->vocab_size;
     t->Vb = m->n_vocab_base;
     t->L = c->n_layers;
     t->wide = t->C > t->F ? t->C : t->F;
+    if (t->QD > t->wide) t->wide = t->QD;
     int ok = 1;
     t->pool = hl_pool_init(p->n_threads);
     ok = t->pool != NULL;
@@ -338,12 +344,17 @@ hl_status hl_trainer_init(const hl_model *m, hl_adapter *ad, const hl_trainer_pa
         hsum += t->N * w->rank;
         if (w->rank > t->rmax) t->rmax = w->rank;
     }
-    const int64_t N = t->N, C = t->C, F = t->F, KV = t->KV, L = t->L, T = p->ctx;
+    const int64_t N = t->N, C = t->C, F = t->F, KV = t->KV, QD = t->QD, L = t->L, T = p->ctx;
+    const int qk_norm = m->layers[0].q_norm != NULL;
     if (ok) {
         t->lora_h = alloc_f(hsum ? hsum : 1, 1, &ok);
         t->x = alloc_f((L + 1) * N, C, &ok);
         t->x_mid = alloc_f(L * N, C, &ok);
-        t->q = alloc_f(L * N, C, &ok);
+        t->q = alloc_f(L * N, QD, &ok);
+        if (qk_norm) {
+            t->q_lin = alloc_f(L * N, QD, &ok);
+            t->k_lin = alloc_f(L * N, KV, &ok);
+        }
         t->k = alloc_f(L * N, KV, &ok);
         t->v = alloc_f(L * N, KV, &ok);
         t->probs = alloc_f(L * p->batch * t->H, T * T, &ok);
@@ -352,8 +363,8 @@ hl_status hl_trainer_init(const hl_model *m, hl_adapter *ad, const hl_trainer_pa
         t->pos = hl_malloc_array((size_t)N, sizeof *t->pos);
         if (!t->pos) ok = 0;
         t->head_split = alloc_f(HL_GEMM_SPLIT_K * LOGIT_CHUNK, C, &ok);
-        if (ok) hl_rope_table(t->rope_cs, T, t->D, c->rope_theta);
-        t->att = alloc_f(L * N, C, &ok);
+        if (ok) hl_rope_table_scaled(t->rope_cs, T, t->D, c->rope_theta, m->rope_freqs);
+        t->att = alloc_f(L * N, QD, &ok);
         t->gate = alloc_f(L * N, F, &ok);
         t->up = alloc_f(L * N, F, &ok);
         t->n = alloc_f(N, C, &ok);
@@ -365,8 +376,8 @@ hl_status hl_trainer_init(const hl_model *m, hl_adapter *ad, const hl_trainer_pa
         if (t->V > t->Vb) t->dlog = alloc_f(LOGIT_CHUNK, t->Vb > t->V - t->Vb ? t->Vb : t->V - t->Vb, &ok);
         t->dx = alloc_f(N, C, &ok);
         t->dn = alloc_f(N, C, &ok);
-        t->datt = alloc_f(N, C, &ok);
-        t->dq = alloc_f(N, C, &ok);
+        t->datt = alloc_f(N, QD, &ok);
+        t->dq = alloc_f(N, QD, &ok);
         t->dk = alloc_f(N, KV, &ok);
         t->dv = alloc_f(N, KV, &ok);
         t->dgate = alloc_f(N, F, &ok);
@@ -425,13 +436,14 @@ void hl_trainer_scale_grads(hl_trainer *t, float factor) {
 
 /* Per-row work (norms, RoPE, SwiGLU, residual adds) split over the pool.
  * Each row is computed the same way whichever thread takes it. */
-typedef enum { OP_RMSNORM, OP_RMSNORM_BWD, OP_ROPE, OP_SWIGLU, OP_SWIGLU_BWD, OP_ADD } row_op;
+typedef enum { OP_RMSNORM, OP_RMSNORM_BWD, OP_ROPE, OP_SWIGLU, OP_SWIGLU_BWD, OP_ADD, OP_BIAS, OP_HEAD_NORM,
+               OP_HEAD_NORM_BWD } row_op;
 typedef struct {
     const hl_trainer *t;
     row_op op;
     float *out, *out2;     /* (rows, width) */
     const float *a, *b, *c; /* inputs, (rows, width) or a norm weight */
-    int64_t width, heads;   /* heads: RoPE only */
+    int64_t width, heads;   /* heads: RoPE and head norms */
     int flag;               /* RMSNORM_BWD: accumulate; ROPE: inverse */
 } rows_job;
 
@@ -446,7 +458,22 @@ static void rows_worker(void *arg, int64_t begin, int64_t end, int worker) {
         case OP_RMSNORM_BWD: /* out (+)= d rmsnorm(a; weight b) given dy c */
             hl_rmsnorm_backward(j->out + r * W, j->a + r * W, j->b, j->c + r * W, W, eps, j->flag);
             break;
-        case OP_ROPE: hl_rope_apply(j->out + r * W, j->heads, t->D, t->rope_cs + (int64_t)t->pos[r] * t->D, j->flag); break;
+        case OP_ROPE:
+            if (t->neox) hl_rope_apply_neox(j->out + r * W, j->heads, t->D, t->rope_cs + (int64_t)t->pos[r] * t->D, j->flag);
+            else hl_rope_apply(j->out + r * W, j->heads, t->D, t->rope_cs + (int64_t)t->pos[r] * t->D, j->flag);
+            break;
+        case OP_BIAS: /* out += b, one bias row */
+            for (int64_t e = 0; e < W; e++) j->out[r * W + e] += j->b[e];
+            break;
+        case OP_HEAD_NORM: /* each head of a: rmsnorm with weight b (D) */
+            for (int64_t h = 0; h < j->heads; h++)
+                hl_rmsnorm(j->out + r * W + h * t->D, j->a + r * W + h * t->D, j->b, t->D, eps);
+            break;
+        case OP_HEAD_NORM_BWD: /* out (in place over dy) = d head-rmsnorm(a; b) */
+            for (int64_t h = 0; h < j->heads; h++)
+                hl_rmsnorm_backward(j->out + r * W + h * t->D, j->a + r * W + h * t->D, j->b, j->out + r * W + h * t->D,
+                                    t->D, eps, 0);
+            break;
         case OP_SWIGLU: hl_swiglu(j->out + r * W, j->a + r * W, j->b + r * W, W); break;
         case OP_SWIGLU_BWD:
             hl_swiglu_backward(j->out + r * W, j->out2 + r * W, j->a + r * W, j->b + r * W, j->c + r * W, W);
@@ -474,7 +501,7 @@ static void rope_rows(hl_trainer *t, float *v, int64_t heads, int inverse) {
 /* The forward pass up to the final norm (t->nf), saving activations. */
 static void forward(hl_trainer *t, const int32_t *tokens) {
     const hl_model *m = t->m;
-    const int64_t B = t->p.batch, T = t->p.ctx, N = t->N, C = t->C, F = t->F, KV = t->KV;
+    const int64_t B = t->p.batch, T = t->p.ctx, N = t->N, C = t->C, F = t->F, KV = t->KV, QD = t->QD;
     for (int64_t b = 0; b < B; b++)
         for (int64_t i = 0; i < T; i++) {
             int32_t id = tokens[b * (T + 1) + i];
@@ -485,17 +512,28 @@ static void forward(hl_trainer *t, const int32_t *tokens) {
     for (int l = 0; l < t->L; l++) {
         const hl_layer_weights *w = &m->layers[l];
         float *x = t->x + l * N * C, *xm = t->x_mid + l * N * C, *xo = t->x + (l + 1) * N * C;
-        float *q = t->q + l * N * C, *k = t->k + l * N * KV, *v = t->v + l * N * KV;
-        float *att = t->att + l * N * C, *gate = t->gate + l * N * F, *up = t->up + l * N * F;
+        float *q = t->q + l * N * QD, *k = t->k + l * N * KV, *v = t->v + l * N * KV;
+        float *att = t->att + l * N * QD, *gate = t->gate + l * N * F, *up = t->up + l * N * F;
         float *probs = t->probs + (int64_t)l * B * t->H * T * T;
+        /* qwen3 keeps q, k before the head norms (the norms' backward needs them) */
+        float *ql = t->q_lin ? t->q_lin + l * N * QD : q, *kl = t->k_lin ? t->k_lin + l * N * KV : k;
         rmsnorm_rows(t, t->n, x, w->attn_norm);
-        proj_forward(t, l, HL_TARGET_Q, w->wq, t->n, q, N, 0, C, C);
-        proj_forward(t, l, HL_TARGET_K, w->wk, t->n, k, N, 0, C, KV);
+        proj_forward(t, l, HL_TARGET_Q, w->wq, t->n, ql, N, 0, C, QD);
+        proj_forward(t, l, HL_TARGET_K, w->wk, t->n, kl, N, 0, C, KV);
         proj_forward(t, l, HL_TARGET_V, w->wv, t->n, v, N, 0, C, KV);
+        if (w->bq) { /* qwen2: frozen biases after the projections and their adapters */
+            par_rows(t, (rows_job){.op = OP_BIAS, .out = ql, .b = w->bq, .width = QD});
+            par_rows(t, (rows_job){.op = OP_BIAS, .out = kl, .b = w->bk, .width = KV});
+            par_rows(t, (rows_job){.op = OP_BIAS, .out = v, .b = w->bv, .width = KV});
+        }
+        if (t->q_lin) {
+            par_rows(t, (rows_job){.op = OP_HEAD_NORM, .out = q, .a = ql, .b = w->q_norm, .width = QD, .heads = t->H});
+            par_rows(t, (rows_job){.op = OP_HEAD_NORM, .out = k, .a = kl, .b = w->k_norm, .width = KV, .heads = t->Hkv});
+        }
         rope_rows(t, q, t->H, 0);
         rope_rows(t, k, t->Hkv, 0);
         hl_attention_train(t->pool, att, probs, q, k, v, t->pos, B, T, t->H, t->Hkv, t->D);
-        proj_forward(t, l, HL_TARGET_O, w->wo, att, t->tmp, N, 0, C, C);
+        proj_forward(t, l, HL_TARGET_O, w->wo, att, t->tmp, N, 0, QD, C);
         par_rows(t, (rows_job){.op = OP_ADD, .out = xm, .a = x, .b = t->tmp, .width = C});
         rmsnorm_rows(t, t->n, xm, w->ffn_norm);
         proj_forward(t, l, HL_TARGET_GATE, w->w_gate, t->n, gate, N, 0, C, F);
@@ -620,7 +658,7 @@ hl_status hl_trainer_forward_backward(hl_trainer *t, const int32_t *tokens, cons
     if (s != HL_OK) return s;
     const hl_model *m = t->m;
     const hl_model_config *c = &m->cfg;
-    const int64_t B = t->p.batch, T = t->p.ctx, N = t->N, C = t->C, F = t->F, KV = t->KV, V = t->V;
+    const int64_t B = t->p.batch, T = t->p.ctx, N = t->N, C = t->C, F = t->F, KV = t->KV, QD = t->QD, V = t->V;
     int64_t total = count_targets(t, mask);
     *loss = 0;
     *n_counted = total;
@@ -656,8 +694,8 @@ hl_status hl_trainer_forward_backward(hl_trainer *t, const int32_t *tokens, cons
     for (int l = (int)t->L - 1; l >= 0; l--) {
         const hl_layer_weights *w = &m->layers[l];
         const float *x = t->x + l * N * C, *xm = t->x_mid + l * N * C;
-        const float *q = t->q + l * N * C, *k = t->k + l * N * KV, *v = t->v + l * N * KV;
-        const float *att = t->att + l * N * C, *gate = t->gate + l * N * F, *up = t->up + l * N * F;
+        const float *q = t->q + l * N * QD, *k = t->k + l * N * KV, *v = t->v + l * N * KV;
+        const float *att = t->att + l * N * QD, *gate = t->gate + l * N * F, *up = t->up + l * N * F;
         const float *probs = t->probs + (int64_t)l * B * t->H * T * T;
         /* FFN: x_out = x_mid + down(silu(gate(n2)) ⊙ up(n2)), n2 = rmsnorm(x_mid) */
         par_rows(t, (rows_job){.op = OP_SWIGLU, .out = t->hb, .a = gate, .b = up, .width = F});
@@ -670,13 +708,19 @@ hl_status hl_trainer_forward_backward(hl_trainer *t, const int32_t *tokens, cons
         rmsnorm_backward_rows(t, t->dx, xm, w->ffn_norm, t->dn, 1);
         if (t->p.full) norm_weight_grad(t->g_norm[2 * l + 1], xm, t->dn, N, C, c->norm_eps);
         /* Attention: x_mid = x + o(attn(rope(q(n1)), rope(k(n1)), v(n1))), n1 = rmsnorm(x) */
-        proj_backward(t, l, HL_TARGET_O, w->wo, att, t->dx, t->datt, N, 0, C, C, 0);
+        proj_backward(t, l, HL_TARGET_O, w->wo, att, t->dx, t->datt, N, 0, QD, C, 0);
         hl_attention_train_backward(t->pool, t->dq, t->dk, t->dv, t->datt, probs, q, k, v, t->pos, B, T, t->H, t->Hkv,
                                     t->D, t->att_scratch);
         rope_rows(t, t->dq, t->H, 1);
         rope_rows(t, t->dk, t->Hkv, 1);
+        if (t->q_lin) { /* through the qwen3 head norms (the biases pass gradients unchanged) */
+            par_rows(t, (rows_job){.op = OP_HEAD_NORM_BWD, .out = t->dq, .a = t->q_lin + l * N * QD, .b = w->q_norm,
+                                   .width = QD, .heads = t->H});
+            par_rows(t, (rows_job){.op = OP_HEAD_NORM_BWD, .out = t->dk, .a = t->k_lin + l * N * KV, .b = w->k_norm,
+                                   .width = KV, .heads = t->Hkv});
+        }
         rmsnorm_rows(t, t->n, x, w->attn_norm);
-        proj_backward(t, l, HL_TARGET_Q, w->wq, t->n, t->dq, t->dn, N, 0, C, C, 0);
+        proj_backward(t, l, HL_TARGET_Q, w->wq, t->n, t->dq, t->dn, N, 0, C, QD, 0);
         proj_backward(t, l, HL_TARGET_K, w->wk, t->n, t->dk, t->dn, N, 0, C, KV, 1);
         proj_backward(t, l, HL_TARGET_V, w->wv, t->n, t->dv, t->dn, N, 0, C, KV, 1);
         rmsnorm_backward_rows(t, t->dx, x, w->attn_norm, t->dn, 1);
