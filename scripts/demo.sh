@@ -18,7 +18,8 @@
 # DEMO_CORPUS_BYTES, DEMO_SCENES, DEMO_LEXICON, DEMO_TRAIN, DEMO_HELDOUT,
 # DEMO_PRESET, DEMO_VOCAB, DEMO_CORPUS (space-separated files), and for the
 # reader DEMO_READER_STEPS, DEMO_COMPOSE, DEMO_SYNTH_SCENES, DEMO_SYNTH_WORDS,
-# DEMO_SYNTH_UNSEEN, DEMO_EVAL_N (examples judged per split).
+# DEMO_SYNTH_UNSEEN, DEMO_EVAL_N (examples judged per split); DEMO_RANK for
+# both decoders (default 16; at most what the smallest target allows).
 set -euo pipefail
 HL=${1:?usage: demo.sh HYPERLORA [MODEL.gguf]}
 MODEL=${2:-}
@@ -31,6 +32,7 @@ SCENES=${DEMO_SCENES:-"Δ21 вспышкавходстрах Δ07 stormgatejoy �
 PRE_STEPS=${DEMO_PRETRAIN_STEPS:-800}
 DEC_STEPS=${DEMO_DECODER_STEPS:-900}
 READ_STEPS=${DEMO_READER_STEPS:-1500}
+RANK=${DEMO_RANK:-16}
 COMPOSE=${DEMO_COMPOSE:-slots+facets}
 EVAL_N=${DEMO_EVAL_N:-150}
 mkdir -p "$OUT"
@@ -71,7 +73,7 @@ t_base=$(elapsed "$t0")
 DEC_CTX=${DEMO_DECODER_CTX:-$([ "$MODEL" = "$OUT/base.gguf" ] && echo 64 || echo 144)}
 train_decoder() { # $1 threads, $2 output
   "$HL" train -m "$MODEL" --lexicon "$LEX" --data "$TRAIN" --ctx "$DEC_CTX" --batch 16 \
-    --rank 16 --alpha 32 --targets q,k,v,o,gate,up,down,output --lr 5e-3 --warmup 20 --steps "$DEC_STEPS" \
+    --rank "$RANK" --alpha "$((2 * RANK))" --targets q,k,v,o,gate,up,down,output --lr 5e-3 --warmup 20 --steps "$DEC_STEPS" \
     --val-fraction 0.05 --eval-every 100 --seed 7 --threads "$1" -o "$2" --plain \
     --metrics "$2.metrics.jsonl" --checkpoint "$2.ckpt"
 }
@@ -154,7 +156,7 @@ with open(f"{out}/now_lexicon.jsonl", "w", encoding="utf-8") as f:
 PY
 say "training the reader ($(grep -c . "$SYN/train.jsonl") examples, $COMPOSE, $READ_STEPS steps, 2 threads)"
 "$HL" train -m "$MODEL" --lexicon "$OUT/reader_lexicon.jsonl" --data "$SYN/train.jsonl" --ctx "$DEC_CTX" --batch 16 \
-  --rank 16 --alpha 32 --targets q,k,v,o,gate,up,down,output --lr 5e-3 --warmup 20 --steps "$READ_STEPS" \
+  --rank "$RANK" --alpha "$((2 * RANK))" --targets q,k,v,o,gate,up,down,output --lr 5e-3 --warmup 20 --steps "$READ_STEPS" \
   --val-fraction 0.02 --eval-every 250 --seed 7 --threads 2 -o "$OUT/reader.gguf" --plain \
   --metrics "$OUT/reader.gguf.metrics.jsonl" --checkpoint "$OUT/reader.gguf.ckpt"
 say "scenes declared only now (--lexicon $OUT/now_lexicon.jsonl; nothing retrained)"

@@ -7,6 +7,7 @@
 # Usage: test_scene_synth.sh HYPERLORA SHARED
 set -uo pipefail
 HL=$(cd "$(dirname "$1")" && pwd)/$(basename "$1")
+SHARED=$(cd "${2:-.}" 2>/dev/null && pwd || echo "${2:-}")
 T=$(mktemp -d)
 trap 'rm -rf "$T"' EXIT
 cd "$T"
@@ -78,5 +79,17 @@ cat check.txt
 ok 'grep -q "^problems: 0$" check.txt' "no leaks; 15 pairs; 2-5 parts; both languages; parts named in order"
 ok '$HL scene explain Σ0000 -m base.gguf --lexicon a/lexicon.jsonl > explain.txt 2>&1 && grep -q "parts:" explain.txt' "the lexicon loads"
 ok '! $HL scene synth -m base.gguf -o d --words 60 --unseen-words 70 2>err.txt && grep -q "out of range" err.txt' "bad parameters are refused"
+# A byte-level BPE base (Qwen's vocabulary): the words are " word" pieces ("Ġword"), each one token
+# when encoded after a space, as a part is composed; the lexicon loads on that base.
+QWEN=$SHARED/oracle/llamacpp/arch/qwen2_tiny.gguf
+if [ -f "$QWEN" ]; then
+  ok '$HL scene synth -m "$QWEN" -o q --seed 1 --scenes 200 --words 60 --unseen-words 5 > q.txt 2>&1 && grep -q "words en 60 (5 unseen), ru 60 (5 unseen)" q.txt' \
+     "byte-level BPE base: 60 one-token words per language"
+  ok 'for w in $(python3 -c "import json; d = json.load(open(\"q/words.json\")); print(\" \".join(d[\"en\"][\"seen\"][:5]))"); do
+        [ "$($HL tokenize -m "$QWEN" -p " $w" --ids --no-bos 2>/dev/null | wc -w)" -eq 1 ] || exit 1; done' \
+     "byte-level BPE base: each word is one token after a space"
+  ok '$HL scene explain Σ0000 -m "$QWEN" --lexicon q/lexicon.jsonl > qe.txt 2>&1 && grep -q "parts:" qe.txt' \
+     "byte-level BPE base: the lexicon loads"
+fi
 echo "$pass passed, $fail failed"
 [ $fail -eq 0 ]

@@ -105,16 +105,29 @@ static hl_status build_pools(const hl_tokenizer *tok, const hl_synth_params *p, 
         pl[l].unseen = hl_calloc((size_t)p->words_per_lang, 1);
         if (!pl[l].w || !pl[l].unseen) return hl_fail(err, HL_ERR_NOMEM, "scene synth: out of memory");
     }
+    const int byte_level = hl_tokenizer_is_byte_level(tok);
     for (int32_t id = 0; id < V; id++) {
-        const char *piece = hl_tokenizer_piece(tok, id);
-        if (!piece || strncmp(piece, SP, 3) != 0) continue;
-        const char *w = piece + 3;
+        /* A word-start piece: "▁word" (SentencePiece) or " word" in bytes (byte-level BPE, "Ġword"). */
+        char text[HL_TOKENIZER_MAX_PIECE + 1];
+        const char *w;
+        if (byte_level) {
+            size_t k = hl_tokenizer_decode(tok, -1, id, text, sizeof text - 1);
+            text[k] = 0;
+            if (k < 2 || text[0] != ' ' || strlen(text) != k) continue;
+            w = text + 1;
+        } else {
+            const char *piece = hl_tokenizer_piece(tok, id);
+            if (!piece || strncmp(piece, SP, 3) != 0) continue;
+            w = piece + 3;
+        }
         for (int l = 0; l < N_LANG; l++) {
             if (pl[l].n >= p->words_per_lang || !word_letters(w, l) || is_reserved(w)) continue;
             int32_t *ids = NULL;
             size_t n = 0;
             hl_error e = {0};
-            int one = hl_tokenizer_encode(tok, w, strlen(w), 0, 0, &ids, &n, &e) == HL_OK && n == 1 && ids[0] == id;
+            /* the word, as a part is composed (byte-level: after one space), must be this one token */
+            const char *enc = byte_level ? w - 1 : w;
+            int one = hl_tokenizer_encode(tok, enc, strlen(enc), 0, 0, &ids, &n, &e) == HL_OK && n == 1 && ids[0] == id;
             hl_free(ids);
             if (!one) continue;
             if (!(pl[l].w[pl[l].n] = hl_strdup(w))) return hl_fail(err, HL_ERR_NOMEM, "scene synth: out of memory");

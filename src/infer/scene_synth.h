@@ -4,7 +4,8 @@
  * decoder reads scenes rather than remembering them.
  *
  * Words. The parts are whole words the base spells as one token: pieces
- * "▁word" of the base vocabulary whose letters are all lowercase Latin
+ * "▁word" (byte-level BPE: pieces decoding to " word", one token after a
+ * space) of the base vocabulary whose letters are all lowercase Latin
  * (English) or all lowercase Cyrillic (Russian), at least 3 letters long, and
  * that the tokenizer encodes back to that one piece. Up to words_per_lang of
  * each language are taken, in vocabulary order (lower ids first).
