@@ -18,14 +18,15 @@ static void help(void) {
            "  -m, --model FILE        GGUF model (any supported type, quantized included),\n"
            "                          or llama2.c checkpoint (.bin, with --tokenizer)\n"
            "  --tokenizer FILE        llama2.c tokenizer.bin (for .bin checkpoints)\n"
-           "  -f, --file FILE         the text (UTF-8), tokenized once with BOS\n"
+           "  -f, --file FILE         the text (UTF-8), tokenized once (with BOS when the vocabulary adds one)\n"
            "  --ctx N                 chunk length (default 512, at most the model's context)\n"
            "  --threads N             worker threads; the figures are identical for any N (default 1)\n"
            "  --lora FILE             apply an adapter at scale 1 (repeatable)\n"
            "  --lora-scaled FILE:S    apply an adapter at user scale S (repeatable)\n\n"
            "llama-perplexity's convention: floor(tokens / N) chunks of N tokens, each starting\n"
-           "with BOS at position 0, the second half of each chunk scored. Prints the running\n"
-           "value after each chunk, then PPL = ... +/- ... (llama.cpp's standard error).\n");
+           "with BOS at position 0 (when the vocabulary adds BOS; Qwen's does not), the second\n"
+           "half of each chunk scored. Prints the running value after each chunk, then\n"
+           "PPL = ... +/- ... (llama.cpp's standard error).\n");
 }
 
 int cmd_perplexity(int argc, char **argv) {
@@ -95,9 +96,12 @@ int cmd_perplexity(int argc, char **argv) {
         goto fail;
     const hl_tokenizer *tok = hl_model_get_tokenizer(model);
     size_t n_ids;
-    if (hl_tokenizer_encode(tok, text, n_text, 1, 0, &ids, &n_ids, &err) != HL_OK) goto fail;
+    /* As llama-perplexity: BOS first and at each chunk's start only when the vocabulary asks for it
+     * (Qwen's does not). */
+    const int add_bos = hl_tokenizer_add_bos(tok);
+    if (hl_tokenizer_encode(tok, text, n_text, add_bos, 0, &ids, &n_ids, &err) != HL_OK) goto fail;
     fprintf(stderr, "hyperlora perplexity: %zu tokens, %zu chunks of %ld\n", n_ids, n_ids / (size_t)n_ctx, n_ctx);
-    if (hl_perplexity(ctx, ids, (int64_t)n_ids, (int32_t)n_ctx, hl_tokenizer_bos(tok), &r, &err) != HL_OK) goto fail;
+    if (hl_perplexity(ctx, ids, (int64_t)n_ids, (int32_t)n_ctx, add_bos ? hl_tokenizer_bos(tok) : -1, &r, &err) != HL_OK) goto fail;
     for (int32_t c = 0; c < r.n_chunks; c++) printf("[%d]%.4f%s", c + 1, r.running[c], c + 1 < r.n_chunks ? "," : "\n");
     printf("PPL = %.4f +/- %.5f\n", r.ppl, r.ppl_err);
     rc = 0;

@@ -40,7 +40,7 @@ hl_status hl_perplexity(hl_context *ctx, const int32_t *tokens, int64_t n_tokens
     int64_t count = 0;
     for (int64_t c = 0; s == HL_OK && c < n_chunks; c++) {
         memcpy(chunk, tokens + c * n_ctx, sizeof(int32_t) * (size_t)n_ctx);
-        chunk[0] = bos;
+        if (bos >= 0) chunk[0] = bos;
         if ((s = hl_context_eval(ctx, chunk, n_ctx, 0, logits, 1, err)) != HL_OK) break;
         for (int32_t i = first; i < n_ctx - 1; i++) {
             double v = nll_of(logits + (int64_t)i * V, V, chunk[i + 1]);

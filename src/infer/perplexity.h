@@ -20,7 +20,8 @@ typedef struct hl_perplexity_result {
 
 /* Evaluates with ctx (its context must hold n_ctx positions; its adapters
  * apply). tokens (n_tokens) as the tokenizer gave them; bos replaces each
- * chunk's first token. Fewer tokens than one chunk is HL_ERR_INVALID_ARG. */
+ * chunk's first token (bos < 0: nothing is replaced, for vocabularies that
+ * add no BOS). Fewer tokens than one chunk is HL_ERR_INVALID_ARG. */
 hl_status hl_perplexity(hl_context *ctx, const int32_t *tokens, int64_t n_tokens, int32_t n_ctx, int32_t bos,
                         hl_perplexity_result *out, hl_error *err);
 #endif
