@@ -100,7 +100,7 @@ decode_all 2 "$OUT/decoder.gguf" > "$OUT/decoded_t2.tsv"
 t_decode=$(elapsed "$t0")
 python3 - "$OUT/decoded_t2.tsv" <<'PY'
 import sys
-rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1], encoding="utf-8", errors="replace")]
+rows = [l.rstrip("\n").split("\t", 3) for l in open(sys.argv[1], encoding="utf-8", errors="replace")]
 last = None
 for scene, form, reg, text in rows:
     if scene != last:
