@@ -29,18 +29,33 @@ static void help(void) {
            "  --threads N             decoding threads; outputs are identical for any N (default 1)\n"
            "  --max-seqs N            requests decoding at once (default 32)\n"
            "  --max-adapters N        adapters loaded at once (default 16)\n"
-           "  --kv-cap-mb N           KV cache of all running requests, MiB (default 1024; 0 = no cap);\n"
-           "                          a request that does not fit gets 503\n"
+           "  --kv-cap SIZE           KV cache of all running requests in bytes, K/M/G suffixes allowed\n"
+           "                          (default 1G; 0 = no cap); a request that does not fit gets 503\n"
            "  --max-tokens N          max_tokens a request may ask for (default 4096)\n"
            "  --max-body N            request body bytes (default 1048576)\n"
            "  --timeout S             drop a connection idle for S seconds (default 30)\n");
 }
 
+/* "N", "NK", "NM" or "NG" (powers of 1024), at most 2^50. */
+static int parse_size(const char *v, uint64_t *out) {
+    char *end = NULL;
+    if (*v < '0' || *v > '9') return 0;
+    unsigned long long n = strtoull(v, &end, 10);
+    int shift = 0;
+    if (*end == 'K' || *end == 'k') shift = 10, end++;
+    else if (*end == 'M' || *end == 'm') shift = 20, end++;
+    else if (*end == 'G' || *end == 'g') shift = 30, end++;
+    if (*end || n > (1ull << 50) >> shift) return 0;
+    *out = (uint64_t)n << shift;
+    return 1;
+}
+
 int cmd_serve(int argc, char **argv) {
     const char *model = NULL, *tok = NULL, *lexicon = NULL, *compose = NULL;
     const char *loras[CLI_MAX_LORA];
+    uint64_t kv_cap = 1ull << 30;
     int n_lora = 0;
-    long threads = 1, max_seqs = 32, max_adapters = 16, kv_mb = 1024, max_tokens = 4096, max_body = 1 << 20;
+    long threads = 1, max_seqs = 32, max_adapters = 16, max_tokens = 4096, max_body = 1 << 20;
     long timeout = 30, port = 8080;
     hl_server_params sp = hl_server_default_params();
     sp.api_key = getenv("HYPERLORA_API_KEY");
@@ -68,8 +83,8 @@ int cmd_serve(int argc, char **argv) {
             if (!cli_int(CMD, a, v, 1, 65536, &max_seqs)) return 1;
         } else if (!strcmp(a, "--max-adapters")) {
             if (!cli_int(CMD, a, v, 0, 4096, &max_adapters)) return 1;
-        } else if (!strcmp(a, "--kv-cap-mb")) {
-            if (!cli_int(CMD, a, v, 0, 1L << 30, &kv_mb)) return 1;
+        } else if (!strcmp(a, "--kv-cap")) {
+            if (!parse_size(v, &kv_cap)) return cli_error(CMD, "--kv-cap %s: expected bytes, optionally with K, M or G", v);
         } else if (!strcmp(a, "--max-tokens")) {
             if (!cli_int(CMD, a, v, 1, 1 << 24, &max_tokens)) return 1;
         } else if (!strcmp(a, "--max-body")) {
@@ -98,7 +113,7 @@ int cmd_serve(int argc, char **argv) {
     hl_server *srv = NULL;
     hl_engine_params ep = {.model_path = model, .tokenizer_path = tok, .lexicon_path = lexicon, .compose = compose,
                            .n_threads = (int32_t)threads, .max_seqs = (int32_t)max_seqs,
-                           .max_adapters = (int32_t)max_adapters, .kv_cap_bytes = (size_t)kv_mb << 20};
+                           .max_adapters = (int32_t)max_adapters, .kv_cap_bytes = (size_t)kv_cap};
     if (hl_engine_init(&ep, &e, &err) != HL_OK) return cli_fail(CMD, &err);
     int rc = 1;
     for (int i = 0; i < n_lora; i++) {
