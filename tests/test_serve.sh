@@ -74,9 +74,18 @@ PY
   i=$((i + 1))
 done < cases.txt
 
+# A decoder bundle: the adapters of scene requests that name none.
+cat > bundle.json <<JSON
+{"decoders": [{"form": "symbols", "register": "*", "adapters": [{"path": "dec.gguf"}]},
+              {"form": "*", "register": "*", "adapters": [{"path": "dec.gguf", "scale": 0.5}, {"path": "$R4", "scale": 0.3}]}]}
+JSON
+$HL decode -m $M --bundle bundle.json --lexicon extra.jsonl --scene Δ21 --form symbols -n 30 2>/dev/null | head -c -1 > bref0.txt
+$HL decode -m $M --bundle bundle.json --lexicon extra.jsonl --scene "Δ22 Δ35" --form text --temp 0.5 --seed 9 -n 30 \
+  2>/dev/null | head -c -1 > bref1.txt
+
 start two 2 --lora r4=$R4 --lora dec=dec.gguf --lexicon extra.jsonl --api-key sekrit --kv-cap 450K \
   --max-body 4096 --max-tokens 400 --timeout 2 --max-adapters 3
-start one 1 --lora r4=$R4 --lora dec=dec.gguf --lexicon extra.jsonl --api-key sekrit
+start one 1 --lora r4=$R4 --lora dec=dec.gguf --lexicon extra.jsonl --api-key sekrit --bundle bundle.json
 python3 - "$(cat two.port)" "$(cat one.port)" "$R4" <<'PY'
 import http.client, json, socket, sys, threading, time
 port2, port1, r4path = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
@@ -156,6 +165,15 @@ st, js, raw, _ = req(port2, "POST", "/v1/scenes/decode", {"scenes": sc})
 ok(st == 200 and [r["text"].encode() for r in js["results"]] == [refs[i] for i in range(len(cases)) if cases[i][0] == "scene"],
    "a batch of scenes in one request decodes each as alone")
 
+# The bundle chooses the adapters of scene requests that name none, as decode --bundle.
+bref = [open("bref%d.txt" % i, "rb").read() for i in range(2)]
+st, js, raw, _ = req(port1, "POST", "/v1/scenes/decode", {"scenes": [{"scene": "Δ21", "form": "symbols", "max_tokens": 30},
+                     {"scene": "Δ22 Δ35", "form": "text", "temperature": 0.5, "seed": 9, "max_tokens": 30}]})
+ok(st == 200 and [r["text"].encode() for r in js["results"]] == bref and bref[0] != bref[1],
+   "scenes decoded through the server's --bundle give decode --bundle's bytes")
+st, js, raw, _ = req(port1, "POST", "/v1/scenes/decode", {"scene": "Δ21", "form": "symbols", "bundle": False, "max_tokens": 30})
+ok(st == 400 and "Δ21" in js["error"]["message"], "\"bundle\": false uses no adapters (and so no carried lexicon)")
+
 # Endpoints.
 st, js, _, _ = req(port2, "GET", "/health", headers={})
 ok(st == 200 and js == {"status": "ok"}, "/health without a key")
@@ -227,6 +245,7 @@ err(400, "an unknown scene", path="/v1/scenes/decode", body={"scene": "Δ99", "a
 err(400, "an unknown form", path="/v1/scenes/decode", body={"scene": "Δ21", "form": "poem"}, needle="poem")
 err(400, "scene and scene_vector both", path="/v1/scenes/decode", body={"scene": "Δ21", "scene_vector": [0.0] * 64}, needle="exactly one")
 err(400, "a scene vector of the wrong size", path="/v1/scenes/decode", body={"scene_vector": [0.0] * 63}, needle="dimension")
+err(400, "adapters and bundle both", path="/v1/scenes/decode", body={"scene": "Δ21", "bundle": True, "adapters": []}, needle="not both")
 err(400, "a bad entry in a scene batch", path="/v1/scenes/decode", body={"scenes": [sc[0], {"scene": 3}]}, needle="scenes[1]")
 err(401, "no API key", body={"prompt": "a"}, headers={})
 err(401, "a wrong API key", body={"prompt": "a"}, headers={"Authorization": "Bearer sekriT"})

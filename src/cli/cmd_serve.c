@@ -22,6 +22,8 @@ static void help(void) {
            "  --lexicon FILE          scenes for /v1/scenes/decode: added to a decoder's carried\n"
            "                          lexicon, or the lexicon when the adapters carry none\n"
            "  --compose RULE          with --lexicon and no carried lexicon: its composition rule\n"
+           "  --bundle FILE           decoder bundle: the adapters of a scene request that names\n"
+           "                          none, per (form, register), as decode --bundle\n"
            "  --host ADDR             IPv4 address to listen on (default 127.0.0.1)\n"
            "  --port N                port (default 8080; 0 = any free one, printed on stderr)\n"
            "  --api-key KEY           require \"Authorization: Bearer KEY\" (all but /health);\n"
@@ -51,7 +53,7 @@ static int parse_size(const char *v, uint64_t *out) {
 }
 
 int cmd_serve(int argc, char **argv) {
-    const char *model = NULL, *tok = NULL, *lexicon = NULL, *compose = NULL;
+    const char *model = NULL, *tok = NULL, *lexicon = NULL, *compose = NULL, *bundle = NULL;
     const char *loras[CLI_MAX_LORA];
     uint64_t kv_cap = 1ull << 30;
     int n_lora = 0;
@@ -70,6 +72,7 @@ int cmd_serve(int argc, char **argv) {
         else if (!strcmp(a, "--tokenizer")) tok = v;
         else if (!strcmp(a, "--lexicon")) lexicon = v;
         else if (!strcmp(a, "--compose")) compose = v;
+        else if (!strcmp(a, "--bundle")) bundle = v;
         else if (!strcmp(a, "--host")) sp.host = v;
         else if (!strcmp(a, "--api-key")) sp.api_key = v;
         else if (!strcmp(a, "--lora")) {
@@ -112,7 +115,7 @@ int cmd_serve(int argc, char **argv) {
     hl_engine *e = NULL;
     hl_server *srv = NULL;
     hl_engine_params ep = {.model_path = model, .tokenizer_path = tok, .lexicon_path = lexicon, .compose = compose,
-                           .n_threads = (int32_t)threads, .max_seqs = (int32_t)max_seqs,
+                           .bundle_path = bundle, .n_threads = (int32_t)threads, .max_seqs = (int32_t)max_seqs,
                            .max_adapters = (int32_t)max_adapters, .kv_cap_bytes = (size_t)kv_cap};
     if (hl_engine_init(&ep, &e, &err) != HL_OK) return cli_fail(CMD, &err);
     int rc = 1;

@@ -4,6 +4,7 @@
  * registry, the queue and every job's shared fields; the scheduler itself is
  * touched only by the engine thread. */
 #include "infer/engine.h"
+#include "infer/bundle.h"
 #include "infer/scheduler.h"
 #include "lora/adapter.h"
 #include "model/model.h"
@@ -61,6 +62,9 @@ struct hl_job {
 struct hl_engine {
     hl_model *base;
     hl_lexicon *own_lex;       /* from lexicon_path when given */
+    hl_bundle *bundle;         /* from bundle_path when given */
+    entry **bundled;           /* (n_bundled) the bundle's adapters, one per path, held by the engine */
+    int32_t n_bundled;
     char *lexicon_path;
     char model_name[256];
     int32_t max_adapters;
@@ -210,6 +214,9 @@ void hl_engine_free(hl_engine *e) {
     hl_sched_free(e->sched);
     for (int32_t i = 0; i < e->n_entries; i++) entry_free(e->entries[i]);
     hl_free(e->entries);
+    for (int32_t i = 0; i < e->n_bundled; i++) entry_free(e->bundled[i]);
+    hl_free(e->bundled);
+    hl_bundle_free(e->bundle);
     hl_lexicon_free(e->own_lex);
     hl_free(e->lexicon_path);
     hl_model_free(e->base);
@@ -219,6 +226,42 @@ void hl_engine_free(hl_engine *e) {
         pthread_cond_destroy(&e->changed);
     }
     hl_free(e);
+}
+
+/* The bundle and every adapter it names, each path loaded once. */
+static hl_status load_bundle(hl_engine *e, const char *path, int force, hl_error *err) {
+    hl_status s = hl_bundle_load(path, &e->bundle, err);
+    int32_t cap = HL_BUNDLE_MAX_ENTRIES * HL_BUNDLE_MAX_ADAPTERS;
+    if (s == HL_OK && !(e->bundled = hl_calloc((size_t)cap, sizeof *e->bundled)))
+        s = hl_fail(err, HL_ERR_NOMEM, "out of memory");
+    for (int f = 0; s == HL_OK && f < HL_FORM_COUNT; f++)
+        for (int r = 0; s == HL_OK && r < HL_REGISTER_COUNT; r++) {
+            const char *const *paths;
+            const float *scales;
+            int32_t n;
+            if (hl_bundle_lookup(e->bundle, f, r, &paths, &scales, &n, NULL) != HL_OK) continue;
+            for (int32_t k = 0; s == HL_OK && k < n; k++) {
+                int32_t i = 0;
+                while (i < e->n_bundled && strcmp(e->bundled[i]->path, paths[k])) i++;
+                if (i < e->n_bundled || e->n_bundled == cap) continue;
+                entry *en = hl_calloc(1, sizeof *en);
+                if (!en || !(en->path = hl_strdup(paths[k]))) {
+                    entry_free(en);
+                    s = hl_fail(err, HL_ERR_NOMEM, "out of memory");
+                    break;
+                }
+                snprintf(en->name, sizeof en->name, "bundle");
+                en->refs = 1; /* the engine's: never freed before the engine */
+                en->id = -1;
+                if ((s = hl_adapter_load(paths[k], e->base, force, &en->a, err)) != HL_OK) {
+                    hl_error_prefix(err, "bundle %s", path);
+                    entry_free(en);
+                    break;
+                }
+                e->bundled[e->n_bundled++] = en;
+            }
+        }
+    return s;
 }
 
 hl_status hl_engine_init(const hl_engine_params *p, hl_engine **out, hl_error *err) {
@@ -237,6 +280,7 @@ hl_status hl_engine_init(const hl_engine_params *p, hl_engine **out, hl_error *e
     }
     if (s == HL_OK && !(e->entries = hl_calloc((size_t)(p->max_adapters ? p->max_adapters : 1), sizeof *e->entries)))
         s = hl_fail(err, HL_ERR_NOMEM, "out of memory");
+    if (s == HL_OK && p->bundle_path) s = load_bundle(e, p->bundle_path, p->force, err);
     hl_sched_params sp = {.n_threads = p->n_threads, .max_seqs = p->max_seqs, .kv_cap_bytes = p->kv_cap_bytes};
     if (s == HL_OK) s = hl_sched_init(&sp, &e->sched, err);
     if (s == HL_OK) {
@@ -409,6 +453,22 @@ static hl_status job_adapters(hl_engine *e, hl_job *j, const hl_job_desc *d, hl_
             j->used[j->n_used] = en;
             j->scales[j->n_used++] = ja->scale;
         }
+        return HL_OK;
+    }
+    if (d->kind == HL_JOB_SCENE && e->bundle) {
+        const char *const *paths;
+        const float *scales;
+        int32_t n;
+        hl_status s = hl_bundle_lookup(e->bundle, d->form, d->reg, &paths, &scales, &n, err);
+        if (s != HL_OK) return s;
+        for (int32_t k = 0; k < n && j->n_used < JOB_MAX_ADAPTERS; k++)
+            for (int32_t i = 0; i < e->n_bundled; i++)
+                if (!strcmp(e->bundled[i]->path, paths[k])) {
+                    e->bundled[i]->refs++;
+                    j->used[j->n_used] = e->bundled[i];
+                    j->scales[j->n_used++] = scales[k];
+                    break;
+                }
         return HL_OK;
     }
     for (int32_t i = 0; i < e->n_entries && j->n_used < JOB_MAX_ADAPTERS; i++) {

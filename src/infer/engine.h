@@ -13,7 +13,9 @@
  * set a job uses when it names none (llama.cpp's /lora-adapters). A scene
  * job reads the lexicon carried by the first of its adapters that carries
  * one (with the engine's extra lexicon file added after it), else the
- * engine's own lexicon file; each is composed once and cached.
+ * engine's own lexicon file; each is composed once and cached. With a
+ * decoder bundle, a scene job that names no adapters takes the bundle's
+ * entry for its (form, register), as `decode --bundle` does.
  *
  * Limits: adapters loaded (max_adapters), running jobs (max_seqs), the
  * KV cache of all running jobs (kv_cap_bytes): past them submit fails with
@@ -34,6 +36,8 @@ typedef struct hl_engine_params {
     const char *model_path, *tokenizer_path;
     const char *lexicon_path;  /* optional: scenes declared beside the adapters' lexicons */
     const char *compose;       /* with lexicon_path and no carrier: the composition rule (NULL: the file's) */
+    const char *bundle_path;   /* optional decoder bundle (infer/bundle.h): the adapters of scene jobs that
+                                * name none, per (form, register); its adapters stay loaded, unnamed */
     int32_t n_threads;         /* scheduler workers */
     int32_t max_seqs;          /* running jobs at most */
     int32_t max_adapters;      /* loaded adapters at most */
@@ -79,7 +83,8 @@ typedef struct hl_job_desc {
     const float *scene_vectors;       /* SCENE: (n_vectors, C) mute-scene inputs */
     int32_t n_vectors;
     int form, reg;                    /* SCENE: text/lexicon.h */
-    const hl_job_adapter *adapters;   /* with use_adapters: exactly these; else the global scales */
+    const hl_job_adapter *adapters;   /* with use_adapters: exactly these; else the global scales (a SCENE
+                                       * job: the bundle's entry when the engine has a bundle) */
     int32_t n_adapters;
     int use_adapters;
     int32_t n_predict;                /* tokens at most (cut where the context ends) */

@@ -477,10 +477,13 @@ static int read_scene(hl_server *s, const cJSON *o, hl_job_desc *d, hl_job_adapt
         !field_string(o, "register", &reg, msg, cap) || !read_sampling(s, o, d, 128, 0.0, msg, cap) ||
         !read_adapters(o, "adapters", d, ads, msg, cap))
         return 0;
-    if (cJSON_GetObjectItemCaseSensitive(o, "bundle")) {
-        snprintf(msg, cap, "field \"bundle\" is not supported over HTTP yet: list the \"adapters\"");
+    int bundle = 1;
+    if (!field_bool(o, "bundle", &bundle, msg, cap)) return 0;
+    if (cJSON_GetObjectItemCaseSensitive(o, "adapters") && cJSON_GetObjectItemCaseSensitive(o, "bundle")) {
+        snprintf(msg, cap, "give \"adapters\" or \"bundle\", not both");
         return 0;
     }
+    if (!bundle && !d->use_adapters) d->use_adapters = 1; /* "bundle": false: no adapters at all */
     if ((d->form = hl_form_from_name(form)) < 0) {
         snprintf(msg, cap, "unknown form \"%.64s\" (text, symbols, formula, dialogue, report)", form);
         return 0;

@@ -15,7 +15,7 @@
  * dropped after timeout_s of silence; a client that goes away mid-stream
  * has its job cancelled. With an API key every endpoint but /health needs
  * "Authorization: Bearer KEY", compared in constant time. Not yet:
- * /v1/chat/completions, bundles over HTTP. */
+ * /v1/chat/completions. */
 #ifndef HL_SERVE_SERVER_H
 #define HL_SERVE_SERVER_H
 #include <stddef.h>
