@@ -83,6 +83,10 @@ $HL decode -m $M --bundle bundle.json --lexicon extra.jsonl --scene Δ21 --form 
 $HL decode -m $M --bundle bundle.json --lexicon extra.jsonl --scene "Δ22 Δ35" --form text --temp 0.5 --seed 9 -n 30 \
   2>/dev/null | head -c -1 > bref1.txt
 
+# A chat is a completion of its plain template: "role: content" lines, then "assistant:".
+CHAT=$(printf 'system: Tell a story.\nuser: Once upon a time\nassistant:')
+$HL generate -m $M --lora $R4 -p "$CHAT" -n 25 --temp 0.7 --seed 11 2>/dev/null > chat_gen.txt
+
 start two 2 --lora r4=$R4 --lora dec=dec.gguf --lexicon extra.jsonl --api-key sekrit --kv-cap 450K \
   --max-body 4096 --max-tokens 400 --timeout 2 --max-adapters 3
 start one 1 --lora r4=$R4 --lora dec=dec.gguf --lexicon extra.jsonl --api-key sekrit --bundle bundle.json
@@ -164,6 +168,25 @@ sc = [body_of(c) for c in cases if c[0] == "scene"]
 st, js, raw, _ = req(port2, "POST", "/v1/scenes/decode", {"scenes": sc})
 ok(st == 200 and [r["text"].encode() for r in js["results"]] == [refs[i] for i in range(len(cases)) if cases[i][0] == "scene"],
    "a batch of scenes in one request decodes each as alone")
+
+# Chat completions.
+chat_gen = open("chat_gen.txt", "rb").read()
+chat_prompt = b"system: Tell a story.\nuser: Once upon a time\nassistant:"
+chat_ref = chat_gen[len(chat_prompt):-1]
+cb = {"messages": [{"role": "system", "content": "Tell a story."}, {"role": "user", "content": "Once upon a time"}],
+      "max_tokens": 25, "temperature": 0.7, "seed": 11, "model": "r4"}
+st, js, raw, _ = req(port2, "POST", "/v1/chat/completions", cb)
+ok(chat_gen.startswith(chat_prompt) and st == 200 and js["object"] == "chat.completion"
+   and js["choices"][0]["message"]["role"] == "assistant" and js["choices"][0]["message"]["content"].encode() == chat_ref
+   and len(chat_ref) > 20, "/v1/chat/completions gives generate's bytes for the templated prompt")
+c = http.client.HTTPConnection("127.0.0.1", port2, timeout=60)
+c.request("POST", "/v1/chat/completions", json.dumps(dict(cb, stream=True)), KEY)
+events = [e[6:] for e in c.getresponse().read().decode().split("\n\n") if e.startswith("data: ")]
+c.close()
+chunks = [json.loads(e) for e in events[:-1]]
+ok(events[-1] == "[DONE]" and all(ch["object"] == "chat.completion.chunk" for ch in chunks)
+   and "".join(ch["choices"][0]["delta"].get("content", "") for ch in chunks).encode() == chat_ref
+   and chunks[-1]["choices"][0]["finish_reason"] == "length", "streamed chat deltas join to the same bytes")
 
 # The bundle chooses the adapters of scene requests that name none, as decode --bundle.
 bref = [open("bref%d.txt" % i, "rb").read() for i in range(2)]
@@ -251,7 +274,9 @@ err(401, "no API key", body={"prompt": "a"}, headers={})
 err(401, "a wrong API key", body={"prompt": "a"}, headers={"Authorization": "Bearer sekriT"})
 err(401, "a longer API key", body={"prompt": "a"}, headers={"Authorization": "Bearer sekrit2"})
 err(404, "an unknown route", path="/v2/nothing")
-err(404, "chat completions (not yet served)", path="/v1/chat/completions", body={"messages": []})
+err(400, "a chat without messages", path="/v1/chat/completions", body={"messages": []}, needle="messages")
+err(400, "a chat message of the wrong shape", path="/v1/chat/completions", body={"messages": [{"role": "user", "content": 3}]}, needle="content")
+err(400, "a chat role that does not exist", path="/v1/chat/completions", body={"messages": [{"role": "wizard", "content": "hi"}]}, needle="wizard")
 err(405, "a GET on a POST endpoint", path="/v1/completions", method="GET")
 err(503, "a request the KV cap cannot take", body={"prompt": "Once upon a time", "max_tokens": 400}, needle="KV cache")
 st, js, _, _ = req(port2, "POST", "/v1/scenes/decode", {"scene_vector": [0.01] * 64, "adapters": [{"name": "dec"}], "max_tokens": 8})

@@ -270,17 +270,22 @@ static void fingerprint(const hl_server *s, const hl_job_desc *d, char *out, siz
     }
 }
 
-static cJSON *completion_chunk(hl_server *s, const char *id, const char *model, const char *fp, const char *text,
-                               const char *reason) {
+/* chat: 0 a text completion, 1 a chat completion (the whole message), 2 a chat stream chunk (a delta). */
+static cJSON *completion_chunk(hl_server *s, int chat, const char *id, const char *model, const char *fp,
+                               const char *text, const char *reason) {
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "id", id);
-    cJSON_AddStringToObject(o, "object", "text_completion");
+    cJSON_AddStringToObject(o, "object", chat == 1 ? "chat.completion" : chat ? "chat.completion.chunk" : "text_completion");
     cJSON_AddNumberToObject(o, "created", (double)time(NULL));
     cJSON_AddStringToObject(o, "model", model);
     cJSON_AddStringToObject(o, "system_fingerprint", fp);
     cJSON *ch = cJSON_AddArrayToObject(o, "choices"), *c0 = cJSON_CreateObject();
     cJSON_AddItemToArray(ch, c0);
-    cJSON_AddStringToObject(c0, "text", text);
+    if (chat) {
+        cJSON *m = cJSON_AddObjectToObject(c0, chat == 1 ? "message" : "delta");
+        cJSON_AddStringToObject(m, "role", "assistant");
+        if (chat == 1 || text[0] || !reason) cJSON_AddStringToObject(m, "content", text);
+    } else cJSON_AddStringToObject(c0, "text", text);
     cJSON_AddNumberToObject(c0, "index", 0);
     cJSON_AddNullToObject(c0, "logprobs");
     if (reason) cJSON_AddStringToObject(c0, "finish_reason", reason);
@@ -301,6 +306,7 @@ static void add_usage(cJSON *o, int32_t prompt, int32_t gen) {
 typedef struct stream {
     hl_server *s;
     hl_job *job;
+    int chat;            /* 2 for chat chunks, 0 for text completions */
     char id[48], model[HL_ENGINE_NAME_MAX], fp[512];
     int32_t sent;        /* tokens turned into events */
     char *carry;         /* decoded bytes not yet sent (an unfinished UTF-8 character) */
@@ -353,7 +359,7 @@ static int stream_fill(stream *st) {
     if (cut) {
         char save = st->carry[cut];
         st->carry[cut] = 0;
-        int ok = add_event(st, completion_chunk(st->s, st->id, st->model, st->fp, st->carry, NULL), &cap);
+        int ok = add_event(st, completion_chunk(st->s, st->chat, st->id, st->model, st->fp, st->carry, NULL), &cap);
         st->carry[cut] = save;
         if (!ok) return 0;
         memmove(st->carry, st->carry + cut, st->carry_len - cut + 1);
@@ -364,7 +370,7 @@ static int stream_fill(stream *st) {
         if (hl_job_status(st->job, &err) != HL_OK) {
             if (!add_event(st, error_json(status_code(err.status), err.msg), &cap)) return 0;
         } else {
-            cJSON *last = completion_chunk(st->s, st->id, st->model, st->fp, "", finish_reason(js));
+            cJSON *last = completion_chunk(st->s, st->chat, st->id, st->model, st->fp, "", finish_reason(js));
             add_usage(last, hl_job_prompt_tokens(st->job), n);
             if (!add_event(st, last, &cap)) return 0;
         }
@@ -398,17 +404,13 @@ static void stream_free(void *cls) {
 
 /* ---------------------------------------------------------- endpoints */
 
-static enum MHD_Result do_completions(hl_server *s, struct MHD_Connection *c, const cJSON *req) {
-    char msg[512] = "";
-    hl_job_desc d = {.kind = HL_JOB_TEXT};
-    hl_job_adapter ads[64];
+static enum MHD_Result do_text_job(hl_server *s, struct MHD_Connection *c, const cJSON *req, hl_job_desc *dp,
+                                   hl_job_adapter *ads, int chat, char *msg, size_t msg_cap) {
+    hl_job_desc d = *dp;
     const char *model = NULL;
     int stream_on = 0;
-    const cJSON *pv = cJSON_GetObjectItemCaseSensitive(req, "prompt");
-    if (!pv || !cJSON_IsString(pv)) return send_error(s, c, 400, "field \"prompt\" must be a string");
-    d.prompt = pv->valuestring;
-    if (!field_string(req, "model", &model, msg, sizeof msg) || !field_bool(req, "stream", &stream_on, msg, sizeof msg) ||
-        !read_sampling(s, req, &d, 16, 1.0, msg, sizeof msg) || !read_adapters(req, "lora", &d, ads, msg, sizeof msg))
+    if (!field_string(req, "model", &model, msg, msg_cap) || !field_bool(req, "stream", &stream_on, msg, msg_cap) ||
+        !read_sampling(s, req, &d, 16, 1.0, msg, msg_cap) || !read_adapters(req, "lora", &d, ads, msg, msg_cap))
         return send_error(s, c, 400, "%s", msg);
     const char *base = hl_engine_model_name(s->e);
     if (model && strcmp(model, base) && !d.use_adapters) {
@@ -423,7 +425,7 @@ static enum MHD_Result do_completions(hl_server *s, struct MHD_Connection *c, co
     hl_status st = hl_engine_submit(s->e, &d, &j, &err);
     if (st != HL_OK) return send_failure(s, c, st, &err);
     char id[48], fp[512];
-    snprintf(id, sizeof id, "cmpl-%llu", (unsigned long long)atomic_fetch_add(&s->next_id, 1));
+    snprintf(id, sizeof id, chat ? "chatcmpl-%llu" : "cmpl-%llu", (unsigned long long)atomic_fetch_add(&s->next_id, 1));
     fingerprint(s, &d, fp, sizeof fp);
     const char *model_out = model ? model : base;
     if (stream_on) {
@@ -441,6 +443,7 @@ static enum MHD_Result do_completions(hl_server *s, struct MHD_Connection *c, co
         }
         sm->s = s;
         sm->job = j;
+        sm->chat = chat ? 2 : 0;
         snprintf(sm->id, sizeof sm->id, "%s", id);
         snprintf(sm->model, sizeof sm->model, "%s", model_out);
         snprintf(sm->fp, sizeof sm->fp, "%s", fp);
@@ -462,11 +465,73 @@ static enum MHD_Result do_completions(hl_server *s, struct MHD_Connection *c, co
     int32_t np = hl_job_prompt_tokens(j);
     hl_job_release(j);
     if (!text) return send_failure(s, c, err.status, &err);
-    cJSON *o = completion_chunk(s, id, model_out, fp, text, finish_reason(js));
+    cJSON *o = completion_chunk(s, chat, id, model_out, fp, text, finish_reason(js));
     hl_free(text);
     add_usage(o, np, n);
     return send_json(s, c, 200, o);
 }
+
+/* The prompt of a chat: each message as "role: content" on its own line,
+ * then "assistant:" (a plain template for base models; no model-specific
+ * chat templates yet). NULL with msg set on a bad message list. */
+static char *chat_prompt(const cJSON *req, char *msg, size_t cap) {
+    const cJSON *ms = cJSON_GetObjectItemCaseSensitive(req, "messages");
+    int n = cJSON_IsArray(ms) ? cJSON_GetArraySize(ms) : -1;
+    if (n < 1 || n > 1024) {
+        snprintf(msg, cap, "field \"messages\" must be an array of 1..1024 {\"role\", \"content\"}");
+        return NULL;
+    }
+    char *out = NULL;
+    size_t len = 0, ocap = 0;
+    int i = 0;
+    const cJSON *it;
+    cJSON_ArrayForEach(it, ms) {
+        const char *role = NULL, *content = NULL;
+        if (!cJSON_IsObject(it) || !field_string(it, "role", &role, msg, cap) ||
+            !field_string(it, "content", &content, msg, cap) || !role || !content) {
+            if (!msg[0]) snprintf(msg, cap, "messages[%d] needs \"role\" and \"content\" strings", i);
+            hl_free(out);
+            return NULL;
+        }
+        if (strcmp(role, "system") && strcmp(role, "user") && strcmp(role, "assistant")) {
+            snprintf(msg, cap, "messages[%d]: role \"%.32s\" is not system, user or assistant", i, role);
+            hl_free(out);
+            return NULL;
+        }
+        if (!buf_add(&out, &len, &ocap, role, strlen(role)) || !buf_add(&out, &len, &ocap, ": ", 2) ||
+            !buf_add(&out, &len, &ocap, content, strlen(content)) || !buf_add(&out, &len, &ocap, "\n", 1)) {
+            snprintf(msg, cap, "out of memory");
+            hl_free(out);
+            return NULL;
+        }
+        i++;
+    }
+    if (!buf_add(&out, &len, &ocap, "assistant:", 10)) {
+        snprintf(msg, cap, "out of memory");
+        hl_free(out);
+        return NULL;
+    }
+    return out;
+}
+
+static enum MHD_Result do_completions(hl_server *s, struct MHD_Connection *c, const cJSON *req, int chat) {
+    char msg[512] = "";
+    hl_job_desc d = {.kind = HL_JOB_TEXT};
+    hl_job_adapter ads[64];
+    char *owned = NULL;
+    if (chat) {
+        if (!(owned = chat_prompt(req, msg, sizeof msg))) return send_error(s, c, 400, "%s", msg);
+        d.prompt = owned;
+    } else {
+        const cJSON *pv = cJSON_GetObjectItemCaseSensitive(req, "prompt");
+        if (!pv || !cJSON_IsString(pv)) return send_error(s, c, 400, "field \"prompt\" must be a string");
+        d.prompt = pv->valuestring;
+    }
+    enum MHD_Result r = do_text_job(s, c, req, &d, ads, chat, msg, sizeof msg);
+    hl_free(owned);
+    return r;
+}
+
 
 /* One scene of a decode request into d (vectors into *vec, hl_malloc'd). */
 static int read_scene(hl_server *s, const cJSON *o, hl_job_desc *d, hl_job_adapter *ads, float **vec, char *msg,
@@ -751,16 +816,12 @@ static enum MHD_Result dispatch(hl_server *s, struct MHD_Connection *c, const ch
     }
     if (!authorized(s, c)) return send_error(s, c, 401, "a valid API key is needed (Authorization: Bearer KEY)");
     static const char *const gets[] = {"/v1/models", "/lora-adapters", "/metrics"};
-    static const char *const posts[] = {"/v1/completions", "/v1/scenes/decode", "/lora-adapters", "/adapters/load",
+    static const char *const posts[] = {"/v1/completions", "/v1/chat/completions", "/v1/scenes/decode", "/lora-adapters", "/adapters/load",
                                         "/adapters/unload"};
     int is_get = 0, is_post = 0;
     for (size_t i = 0; i < sizeof gets / sizeof *gets; i++) is_get |= !strcmp(url, gets[i]);
     for (size_t i = 0; i < sizeof posts / sizeof *posts; i++) is_post |= !strcmp(url, posts[i]);
-    if (!is_get && !is_post) {
-        if (!strcmp(url, "/v1/chat/completions"))
-            return send_error(s, c, 404, "/v1/chat/completions is not served yet; use /v1/completions");
-        return send_error(s, c, 404, "no endpoint %.200s", url);
-    }
+    if (!is_get && !is_post) return send_error(s, c, 404, "no endpoint %.200s", url);
     if (get && is_get) {
         if (!strcmp(url, "/v1/models")) return do_models(s, c);
         if (!strcmp(url, "/lora-adapters")) return do_lora_list(s, c);
@@ -778,7 +839,8 @@ static enum MHD_Result dispatch(hl_server *s, struct MHD_Connection *c, const ch
     enum MHD_Result ok;
     if (!strcmp(url, "/lora-adapters")) ok = do_lora_set(s, c, req);
     else if (!cJSON_IsObject(req)) ok = send_error(s, c, 400, "the request body must be a JSON object");
-    else if (!strcmp(url, "/v1/completions")) ok = do_completions(s, c, req);
+    else if (!strcmp(url, "/v1/completions")) ok = do_completions(s, c, req, 0);
+    else if (!strcmp(url, "/v1/chat/completions")) ok = do_completions(s, c, req, 1);
     else if (!strcmp(url, "/v1/scenes/decode")) ok = do_scenes(s, c, req);
     else ok = do_adapter_load(s, c, req, !strcmp(url, "/adapters/load"));
     cJSON_Delete(req);

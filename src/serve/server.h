@@ -3,8 +3,9 @@
  * it parses requests, maps them to engine jobs and writes JSON or
  * server-sent events back.
  *
- * Endpoints: POST /v1/completions (OpenAI-compatible, "stream": true for
- * SSE), POST /v1/scenes/decode, GET /v1/models, GET/POST /lora-adapters
+ * Endpoints: POST /v1/completions and /v1/chat/completions (OpenAI-compatible,
+ * "stream": true for SSE; a chat is completed from a plain template: one
+ * "role: content" line per message, then "assistant:"), POST /v1/scenes/decode, GET /v1/models, GET/POST /lora-adapters
  * (llama.cpp-compatible), POST /adapters/load, POST /adapters/unload,
  * GET /health, GET /metrics (Prometheus text).
  *
@@ -14,8 +15,8 @@
  * every error is {"error": {"message", "type", "code"}}. Slow clients are
  * dropped after timeout_s of silence; a client that goes away mid-stream
  * has its job cancelled. With an API key every endpoint but /health needs
- * "Authorization: Bearer KEY", compared in constant time. Not yet:
- * /v1/chat/completions. */
+ * "Authorization: Bearer KEY", compared in constant time. Not yet: the
+ * models' own chat templates. */
 #ifndef HL_SERVE_SERVER_H
 #define HL_SERVE_SERVER_H
 #include <stddef.h>
