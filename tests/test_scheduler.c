@@ -132,6 +132,21 @@ int main(void) {
     for (int threads = 1; threads <= 2; threads++)
         for (int late = 0; late <= 3; late += 3) batched(m, a, threads, late, ref, ref_n);
 
+    /* A sequence alone runs its kernels on all the scheduler's threads: the same tokens. */
+    for (int threads = 1; threads <= 3; threads++)
+        for (int i = 0; i < N_SEQ; i += 2) {
+            hl_sched_params p1 = {.n_threads = threads, .max_seqs = 4};
+            hl_sched *s1 = NULL;
+            REQUIRE(hl_sched_init(&p1, &s1, &err) == HL_OK);
+            hl_seq *q = add(s1, m, a, i);
+            while (hl_sched_n_running(s1) > 0) CHECK_OK(hl_sched_step(s1, &err), &err);
+            int32_t n = 0;
+            const int32_t *t = hl_seq_tokens(q, &n);
+            CHECK_MSG(n == ref_n[i] && !memcmp(t, ref[i], (size_t)n * sizeof *t), "sequence %d alone at %d threads", i,
+                      threads);
+            hl_sched_free(s1);
+        }
+
     /* Caps: the KV cap refuses a sequence that does not fit, and nothing changes. */
     int32_t np = 0;
     int32_t *ids = encode(m, "Once upon a time", &np);

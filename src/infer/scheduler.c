@@ -126,10 +126,16 @@ hl_status hl_sched_add(hl_sched *s, const hl_seq_desc *d, void *user, hl_seq **o
         else memcpy(q->vectors, d->scene_vectors, nf * sizeof(float));
     }
     if (st == HL_OK) {
-        /* One thread per context: the scheduler's workers run contexts side by side. */
-        hl_context_params cp = {.n_ctx = (int32_t)(positions > 0 ? positions : 1), .n_threads = 1,
+        /* Scratch for all the scheduler's threads, but no workers of its own: a
+         * sequence runs inline on one worker beside the others, or alone on the
+         * scheduler's pool (hl_sched_step). */
+        hl_context_params cp = {.n_ctx = (int32_t)(positions > 0 ? positions : 1), .n_threads = s->p.n_threads,
                                 .weights = s->p.weights};
         st = hl_context_init(d->model, &cp, &q->ctx, err);
+        if (st == HL_OK) {
+            hl_pool_free(q->ctx->pool);
+            q->ctx->pool = NULL;
+        }
     }
     if (st == HL_OK && d->n_adapters)
         st = hl_context_set_adapters(q->ctx, d->adapters, d->scales, d->n_adapters, err);
@@ -177,7 +183,12 @@ hl_status hl_sched_step(hl_sched *s, hl_error *err) {
     int32_t n = 0;
     for (int32_t i = 0; i < s->n; i++)
         if (s->seqs[i]->state == HL_SEQ_RUNNING) s->run[n++] = s->seqs[i];
-    if (n) hl_pool_for(s->pool, n, 1, step_range, s->run);
+    if (n == 1) {
+        /* Alone, a sequence's kernels take every thread (same bits at any count). */
+        s->run[0]->ctx->pool = s->pool;
+        seq_step(s->run[0]);
+        s->run[0]->ctx->pool = NULL;
+    } else if (n) hl_pool_for(s->pool, n, 1, step_range, s->run);
     return HL_OK;
 }
 

@@ -5,7 +5,7 @@
  * A step runs every active sequence's next forward pass (its whole prompt on
  * its first step, one token after that) and samples its next token; the
  * sequences are spread over the scheduler's worker threads, each on a
- * single-threaded context of its own. Every kernel gives each output element
+ * context of its own, or a sequence running alone gets all the threads. Every kernel gives each output element
  * one summation order whatever the thread count (threadpool.h), so a
  * sequence's tokens are exactly those hl_generate gives it alone, at any
  * thread count and whatever else shares the step: batch invariance holds by
