@@ -7,7 +7,8 @@
 # scale and seed, are sent one at a time, then SERVE_CLIENTS at a time
 # (default 8). It prints the generated tokens per second of each and checks
 # that every request got the same bytes both ways (batch invariance); the
-# table goes to OUT_DIR/serve_load.md.
+# table goes to OUT_DIR/serve_load.md. SERVE_FLAGS adds server options
+# (--separate: each request its own forward pass, for comparison).
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BUILD=${1:-build}
@@ -29,7 +30,7 @@ for i in 0 1 2 3; do
   "$HL" train -m "$T/base.gguf" --data "$T/d.jsonl" --rank 8 --alpha 16 --steps "$TRAIN_STEPS" --batch 1 --ctx 32 \
     --seed "$((i + 1))" --lr 1e-2 --val-fraction 0 --checkpoint-every 0 --plain -o "$T/a$i.gguf" >/dev/null 2>&1
 done
-"$HL" serve -m "$T/base.gguf" --port 0 --threads 2 --lora a0="$T/a0.gguf" --lora a1="$T/a1.gguf" \
+"$HL" serve -m "$T/base.gguf" --port 0 --threads 2 ${SERVE_FLAGS:-} --lora a0="$T/a0.gguf" --lora a1="$T/a1.gguf" \
   --lora a2="$T/a2.gguf" --lora a3="$T/a3.gguf" 2> "$T/log" &
 PID=$!
 for _ in $(seq 100); do grep -q "listening on" "$T/log" && break; sleep 0.1; done

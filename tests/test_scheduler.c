@@ -1,6 +1,8 @@
 /* test_scheduler.c: batch invariance of the scheduler: each sequence's
  * tokens are the ones hl_generate gives it alone, whatever shares its steps
- * (other prompts, adapters, samplers, late arrivals) and at 1 or 2 threads;
+ * (other prompts, adapters, samplers, late arrivals), at 1, 2 or 3 threads,
+ * each sequence on its own pass or the decoding ones sharing each base
+ * product (shared_base);
  * and the KV cap and sequence cap refuse cleanly. */
 #include "hyperlora.h"
 #include "infer/scheduler.h"
@@ -79,10 +81,10 @@ static hl_seq *add(hl_sched *s, const hl_model *m, const hl_adapter *a, int i) {
 }
 
 /* Runs all specs in one scheduler (the odd ones join after `late` steps) and compares with ref. */
-static void batched(const hl_model *m, const hl_adapter *a, int threads, int late, int32_t ref[N_SEQ][N_PRED],
-                    const int32_t *ref_n) {
+static void batched(const hl_model *m, const hl_adapter *a, int threads, int late, int shared,
+                    int32_t ref[N_SEQ][N_PRED], const int32_t *ref_n) {
     hl_error err = {0};
-    hl_sched_params p = {.n_threads = threads, .max_seqs = 16, .kv_cap_bytes = 0};
+    hl_sched_params p = {.n_threads = threads, .max_seqs = 16, .kv_cap_bytes = 0, .shared_base = shared};
     hl_sched *s = NULL;
     REQUIRE(hl_sched_init(&p, &s, &err) == HL_OK);
     hl_seq *qs[N_SEQ] = {0};
@@ -100,7 +102,8 @@ static void batched(const hl_model *m, const hl_adapter *a, int threads, int lat
         int32_t n = 0;
         const int32_t *t = hl_seq_tokens(qs[i], &n);
         CHECK_MSG(n == ref_n[i] && !memcmp(t, ref[i], (size_t)n * sizeof *t),
-                  "sequence %d (threads %d, late %d): %d tokens, alone %d", i, threads, late, n, ref_n[i]);
+                  "sequence %d (threads %d, late %d, shared %d): %d tokens, alone %d", i, threads, late,
+                  shared, n, ref_n[i]);
         CHECK(hl_seq_get_state(qs[i]) == (n < N_PRED ? HL_SEQ_STOP_EOS : HL_SEQ_STOP_LENGTH));
         CHECK((intptr_t)hl_seq_user(qs[i]) == i);
     }
@@ -129,8 +132,9 @@ int main(void) {
     CHECK(ref_n[0] != ref_n[1] || memcmp(ref[0], ref[1], (size_t)ref_n[0] * sizeof(int32_t)));
     CHECK(ref_n[1] != ref_n[4] || memcmp(ref[1], ref[4], (size_t)ref_n[1] * sizeof(int32_t)));
 
-    for (int threads = 1; threads <= 2; threads++)
-        for (int late = 0; late <= 3; late += 3) batched(m, a, threads, late, ref, ref_n);
+    for (int threads = 1; threads <= 3; threads++)
+        for (int late = 0; late <= 3; late += 3)
+            for (int shared = 0; shared <= 1; shared++) batched(m, a, threads, late, shared, ref, ref_n);
 
     /* A sequence alone runs its kernels on all the scheduler's threads: the same tokens. */
     for (int threads = 1; threads <= 3; threads++)

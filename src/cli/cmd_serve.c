@@ -35,7 +35,10 @@ static void help(void) {
            "                          (default 1G; 0 = no cap); a request that does not fit gets 503\n"
            "  --max-tokens N          max_tokens a request may ask for (default 4096)\n"
            "  --max-body N            request body bytes (default 1048576)\n"
-           "  --timeout S             drop a connection idle for S seconds (default 30)\n");
+           "  --timeout S             drop a connection idle for S seconds (default 30)\n"
+           "  --separate              give each request its own forward pass instead of sharing\n"
+           "                          the base products of all decoding requests (same outputs;\n"
+           "                          for comparison)\n");
 }
 
 /* "N", "NK", "NM" or "NG" (powers of 1024), at most 2^50. */
@@ -59,6 +62,7 @@ int cmd_serve(int argc, char **argv) {
     int n_lora = 0;
     long threads = 1, max_seqs = 32, max_adapters = 16, max_tokens = 4096, max_body = 1 << 20;
     long timeout = 30, port = 8080;
+    int separate = 0;
     hl_server_params sp = hl_server_default_params();
     sp.api_key = getenv("HYPERLORA_API_KEY");
     for (int i = 1; i < argc; i++) {
@@ -66,6 +70,10 @@ int cmd_serve(int argc, char **argv) {
         if (cli_is_help(a)) {
             help();
             return 0;
+        }
+        if (!strcmp(a, "--separate")) {
+            separate = 1;
+            continue;
         }
         if (!(v = cli_value(CMD, argc, argv, &i))) return 1;
         if (!strcmp(a, "-m") || !strcmp(a, "--model")) model = v;
@@ -116,7 +124,8 @@ int cmd_serve(int argc, char **argv) {
     hl_server *srv = NULL;
     hl_engine_params ep = {.model_path = model, .tokenizer_path = tok, .lexicon_path = lexicon, .compose = compose,
                            .bundle_path = bundle, .n_threads = (int32_t)threads, .max_seqs = (int32_t)max_seqs,
-                           .max_adapters = (int32_t)max_adapters, .kv_cap_bytes = (size_t)kv_cap};
+                           .max_adapters = (int32_t)max_adapters, .kv_cap_bytes = (size_t)kv_cap,
+                           .separate = separate};
     if (hl_engine_init(&ep, &e, &err) != HL_OK) return cli_fail(CMD, &err);
     int rc = 1;
     for (int i = 0; i < n_lora; i++) {

@@ -281,7 +281,8 @@ hl_status hl_engine_init(const hl_engine_params *p, hl_engine **out, hl_error *e
     if (s == HL_OK && !(e->entries = hl_calloc((size_t)(p->max_adapters ? p->max_adapters : 1), sizeof *e->entries)))
         s = hl_fail(err, HL_ERR_NOMEM, "out of memory");
     if (s == HL_OK && p->bundle_path) s = load_bundle(e, p->bundle_path, p->force, err);
-    hl_sched_params sp = {.n_threads = p->n_threads, .max_seqs = p->max_seqs, .kv_cap_bytes = p->kv_cap_bytes};
+    hl_sched_params sp = {.n_threads = p->n_threads, .max_seqs = p->max_seqs, .kv_cap_bytes = p->kv_cap_bytes,
+                          .shared_base = !p->separate};
     if (s == HL_OK) s = hl_sched_init(&sp, &e->sched, err);
     if (s == HL_OK) {
         pthread_mutex_init(&e->mu, NULL);

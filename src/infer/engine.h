@@ -43,6 +43,7 @@ typedef struct hl_engine_params {
     int32_t max_adapters;      /* loaded adapters at most */
     size_t kv_cap_bytes;       /* 0 = no cap */
     int force;                 /* adapters made for another base */
+    int separate;              /* each job its own forward pass (no shared base products; for comparison) */
 } hl_engine_params;
 
 hl_status hl_engine_init(const hl_engine_params *p, hl_engine **out, hl_error *err);

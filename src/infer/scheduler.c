@@ -4,6 +4,7 @@
  * tokens are the ones it gets alone. Not here: a shared-base batched matmul,
  * prefix sharing, preemption. */
 #include "infer/scheduler.h"
+#include "infer/batch_decode.h"
 #include "model/context.h"
 #include "util/alloc.h"
 #include "util/error.h"
@@ -34,7 +35,12 @@ struct hl_sched {
     hl_pool *pool;
     hl_seq **seqs;        /* (max_seqs) held, in the order added */
     int32_t n;
-    hl_seq **run;         /* (max_seqs) scratch: the unfinished ones of a step */
+    hl_seq **run;         /* (max_seqs) scratch: the unfinished ones of a step run alone */
+    hl_seq **batch;       /* (max_seqs) scratch: those decoding in the shared pass */
+    hl_context **bctx;    /* (max_seqs) their contexts, tokens, positions and logits */
+    int32_t *btok, *bpos;
+    float **blogits;
+    hl_batch_decode *bd;
     size_t kv_bytes;
 };
 
@@ -56,7 +62,12 @@ hl_status hl_sched_init(const hl_sched_params *p, hl_sched **out, hl_error *err)
     s->pool = hl_pool_init(p->n_threads);
     s->seqs = hl_calloc((size_t)p->max_seqs, sizeof *s->seqs);
     s->run = hl_calloc((size_t)p->max_seqs, sizeof *s->run);
-    if (!s->pool || !s->seqs || !s->run) {
+    s->batch = hl_calloc((size_t)p->max_seqs, sizeof *s->batch);
+    s->bctx = hl_calloc((size_t)p->max_seqs, sizeof *s->bctx);
+    s->btok = hl_calloc((size_t)p->max_seqs, sizeof *s->btok);
+    s->bpos = hl_calloc((size_t)p->max_seqs, sizeof *s->bpos);
+    s->blogits = hl_calloc((size_t)p->max_seqs, sizeof *s->blogits);
+    if (!s->pool || !s->seqs || !s->run || !s->batch || !s->bctx || !s->btok || !s->bpos || !s->blogits) {
         hl_sched_free(s);
         return hl_fail(err, HL_ERR_NOMEM, "out of memory creating a scheduler");
     }
@@ -80,6 +91,12 @@ void hl_sched_free(hl_sched *s) {
     for (int32_t i = 0; i < s->n; i++) seq_free(s->seqs[i]);
     hl_free(s->seqs);
     hl_free(s->run);
+    hl_free(s->batch);
+    hl_free(s->bctx);
+    hl_free(s->btok);
+    hl_free(s->bpos);
+    hl_free(s->blogits);
+    hl_batch_decode_free(s->bd);
     hl_pool_free(s->pool);
     hl_free(s);
 }
@@ -152,6 +169,13 @@ hl_status hl_sched_add(hl_sched *s, const hl_seq_desc *d, void *user, hl_seq **o
     return HL_OK;
 }
 
+static void seq_fail(hl_seq *q, hl_status st) {
+    q->err.status = st;
+    q->state = HL_SEQ_FAILED;
+}
+
+static void seq_sample(hl_seq *q);
+
 /* One token of one sequence: exactly one loop turn of hl_generate. */
 static void seq_step(hl_seq *q) {
     hl_status st;
@@ -161,11 +185,12 @@ static void seq_step(hl_seq *q) {
     } else {
         st = hl_context_eval(q->ctx, &q->tokens[q->n_tokens - 1], 1, q->pos++, q->logits, 0, &q->err);
     }
-    if (st != HL_OK) {
-        q->err.status = st;
-        q->state = HL_SEQ_FAILED;
-        return;
-    }
+    if (st != HL_OK) seq_fail(q, st);
+    else seq_sample(q);
+}
+
+/* The next token from the logits just computed, and whether to stop. */
+static void seq_sample(hl_seq *q) {
     int32_t next = hl_sampler_sample(q->sampler, q->logits);
     q->tokens[q->n_tokens++] = next;
     if (q->stop_at_eos && (next == q->eos || next == q->bos)) q->state = HL_SEQ_STOP_EOS;
@@ -180,9 +205,39 @@ static void step_range(void *arg, int64_t begin, int64_t end, int worker) {
 
 hl_status hl_sched_step(hl_sched *s, hl_error *err) {
     (void)err;
-    int32_t n = 0;
-    for (int32_t i = 0; i < s->n; i++)
-        if (s->seqs[i]->state == HL_SEQ_RUNNING) s->run[n++] = s->seqs[i];
+    int32_t n = 0, nb = 0;
+    /* The shared pass takes the decoding sequences over the first one's weights (when two or more). */
+    hl_seq *lead = NULL;
+    for (int32_t i = 0; s->p.shared_base && i < s->n; i++) {
+        hl_seq *q = s->seqs[i];
+        if (q->state != HL_SEQ_RUNNING || q->n_tokens == 0) continue;
+        if (!lead) lead = q;
+        if (hl_batch_decode_compatible(lead->ctx, q->ctx)) s->batch[nb++] = q;
+    }
+    if (nb < 2) nb = 0;
+    for (int32_t i = 0; i < s->n; i++) {
+        hl_seq *q = s->seqs[i];
+        int in_batch = 0;
+        for (int32_t k = 0; k < nb && !in_batch; k++) in_batch = s->batch[k] == q;
+        if (q->state == HL_SEQ_RUNNING && !in_batch) s->run[n++] = q;
+    }
+    if (nb) {
+        for (int32_t k = 0; k < nb; k++) {
+            hl_seq *q = s->batch[k];
+            s->bctx[k] = q->ctx;
+            s->btok[k] = q->tokens[q->n_tokens - 1];
+            s->bpos[k] = q->pos++;
+            s->blogits[k] = q->logits;
+        }
+        hl_error berr = {0};
+        hl_status st = hl_batch_decode_run(&s->bd, s->pool, s->bctx, s->btok, s->bpos, s->blogits, nb, &berr);
+        for (int32_t k = 0; k < nb; k++) {
+            if (st != HL_OK) {
+                s->batch[k]->err = berr;
+                seq_fail(s->batch[k], st);
+            } else seq_sample(s->batch[k]);
+        }
+    }
     if (n == 1) {
         /* Alone, a sequence's kernels take every thread (same bits at any count). */
         s->run[0]->ctx->pool = s->pool;

@@ -3,14 +3,16 @@
  * step.
  *
  * A step runs every active sequence's next forward pass (its whole prompt on
- * its first step, one token after that) and samples its next token; the
- * sequences are spread over the scheduler's worker threads, each on a
- * context of its own, or a sequence running alone gets all the threads. Every kernel gives each output element
- * one summation order whatever the thread count (threadpool.h), so a
+ * its first step, one token after that) and samples its next token. With
+ * shared_base, the sequences decoding one token over the same weights go
+ * through one batched pass: each base product takes all their rows at once
+ * (the weights read once), each row adds its own adapters and attends over
+ * its own KV cache. Prompts (and, without shared_base, every sequence) run
+ * on contexts of their own spread over the worker threads; one running alone
+ * gets all the threads. Every kernel gives each output row one summation
+ * order whatever the other rows and the thread count (threadpool.h), so a
  * sequence's tokens are exactly those hl_generate gives it alone, at any
- * thread count and whatever else shares the step: batch invariance holds by
- * construction. (A shared-base matmul across rows would be the faster form;
- * it must keep that property.)
+ * thread count and whatever else shares the step.
  *
  * Memory: each sequence's KV cache holds n_prompt + n_predict positions
  * (2 · L · positions · Hkv·D floats); a sequence that would take the total
@@ -33,6 +35,8 @@ typedef struct hl_sched_params {
     int32_t max_seqs;       /* active sequences at most (>= 1) */
     size_t kv_cap_bytes;    /* KV cache of all active sequences together; 0 = no cap */
     int32_t weights;        /* hl_weight_layout of every context; 0 = AUTO */
+    int shared_base;        /* decoding sequences over the same weights share each base product (one pass
+                             * over the weights per step: infer/batch_decode.h); 0 = each its own pass */
 } hl_sched_params;
 
 typedef struct hl_seq_desc {
