@@ -113,15 +113,9 @@ static void batched(const hl_model *m, const hl_adapter *a, int threads, int lat
     hl_sched_free(s);
 }
 
-int main(void) {
-    hl_error err = {0};
-    hl_model *m = NULL;
-    hl_adapter *a = NULL;
-    REQUIRE(hl_model_load(shared_path("models/stories260K/stories260K-f32.gguf"), NULL, &m, &err) == HL_OK);
-    REQUIRE(hl_adapter_load(shared_path("oracle/llamacpp/random_lora_r4.gguf"), m, 0, &a, &err) == HL_OK);
-
-    static int32_t ref[N_SEQ][N_PRED];
-    int32_t ref_n[N_SEQ];
+/* References alone (at 1 and 2 threads), then every batched configuration up to max_threads. */
+static void invariance(const hl_model *m, const hl_adapter *a, int32_t ref[N_SEQ][N_PRED], int32_t *ref_n,
+                       int max_threads) {
     for (int i = 0; i < N_SEQ; i++) {
         ref_n[i] = alone(m, a, &specs[i], 1, ref[i]);
         int32_t again[N_PRED];
@@ -131,10 +125,36 @@ int main(void) {
     /* The specs must differ from each other, or sameness would prove little. */
     CHECK(ref_n[0] != ref_n[1] || memcmp(ref[0], ref[1], (size_t)ref_n[0] * sizeof(int32_t)));
     CHECK(ref_n[1] != ref_n[4] || memcmp(ref[1], ref[4], (size_t)ref_n[1] * sizeof(int32_t)));
-
-    for (int threads = 1; threads <= 3; threads++)
+    for (int threads = 1; threads <= max_threads; threads++)
         for (int late = 0; late <= 3; late += 3)
             for (int shared = 0; shared <= 1; shared++) batched(m, a, threads, late, shared, ref, ref_n);
+}
+
+int main(void) {
+    hl_error err = {0};
+    hl_model *m = NULL;
+    hl_adapter *a = NULL;
+    REQUIRE(hl_model_load(shared_path("models/stories260K/stories260K-f32.gguf"), NULL, &m, &err) == HL_OK);
+    REQUIRE(hl_adapter_load(shared_path("oracle/llamacpp/random_lora_r4.gguf"), m, 0, &a, &err) == HL_OK);
+
+    static int32_t ref[N_SEQ][N_PRED];
+    int32_t ref_n[N_SEQ];
+    invariance(m, a, ref, ref_n, 3);
+    /* Quantized bases (a k-quant mix and q8_0) with their adapter, through the same paths. */
+    const char *qtypes[2] = {"Q4_K_M", "Q8_0"};
+    for (int t = 0; t < 2; t++) {
+        char rel[128];
+        snprintf(rel, sizeof rel, "oracle/llamacpp/quant/models/q256-%s.gguf", qtypes[t]);
+        hl_model *qm = NULL;
+        hl_adapter *qa = NULL;
+        REQUIRE(hl_model_load(shared_path(rel), NULL, &qm, &err) == HL_OK);
+        REQUIRE(hl_adapter_load(shared_path("oracle/llamacpp/quant/models/q256-lora-r4.gguf"), qm, 0, &qa, &err) == HL_OK);
+        static int32_t qref[N_SEQ][N_PRED];
+        int32_t qref_n[N_SEQ];
+        invariance(qm, qa, qref, qref_n, 2);
+        hl_adapter_free(qa);
+        hl_model_free(qm);
+    }
 
     /* A sequence alone runs its kernels on all the scheduler's threads: the same tokens. */
     for (int threads = 1; threads <= 3; threads++)

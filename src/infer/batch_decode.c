@@ -12,6 +12,7 @@
 struct hl_batch_decode {
     int32_t cap;                       /* rows the buffers hold */
     float *x, *xb, *q, *k, *v, *att, *hb, *hb2, *proj, *head; /* (cap, C / kv / F / max(C,F) / Vb) */
+    hl_pool **saved;                   /* (cap) the contexts' own pools while the shared one runs */
     float *rope_cs;                    /* (rope_n, D) */
     int32_t rope_n;
 };
@@ -29,6 +30,7 @@ void hl_batch_decode_free(hl_batch_decode *b) {
     hl_free(b->proj);
     hl_free(b->head);
     hl_free(b->rope_cs);
+    hl_free(b->saved);
     hl_free(b);
 }
 
@@ -55,6 +57,11 @@ static hl_status reserve(hl_batch_decode **bp, const hl_model *m, int32_t n, int
                 b->cap = 0;
                 return hl_fail(err, HL_ERR_NOMEM, "out of memory for a batch of %d rows", cap);
             }
+        }
+        hl_free(b->saved);
+        if (!(b->saved = hl_calloc((size_t)cap, sizeof *b->saved))) {
+            b->cap = 0;
+            return hl_fail(err, HL_ERR_NOMEM, "out of memory for a batch of %d rows", cap);
         }
         b->cap = cap;
     }
@@ -124,7 +131,7 @@ hl_status hl_batch_decode_run(hl_batch_decode **bp, hl_pool *pool, hl_context *c
     if (s != HL_OK) return s;
     hl_batch_decode *b = *bp;
     /* The adapters' products run on the shared pool too (thread-count invariant). */
-    hl_pool *saved[n];
+    hl_pool **saved = b->saved;
     for (int32_t i = 0; i < n; i++) {
         saved[i] = ctxs[i]->pool;
         ctxs[i]->pool = pool;
