@@ -67,6 +67,7 @@ struct hl_engine {
     int32_t n_bundled;
     char *lexicon_path;
     char model_name[256];
+    hl_weight_layout layout;
     int32_t max_adapters;
     hl_sched *sched;
     pthread_mutex_t mu;
@@ -281,6 +282,14 @@ hl_status hl_engine_init(const hl_engine_params *p, hl_engine **out, hl_error *e
     if (s == HL_OK && !(e->entries = hl_calloc((size_t)(p->max_adapters ? p->max_adapters : 1), sizeof *e->entries)))
         s = hl_fail(err, HL_ERR_NOMEM, "out of memory");
     if (s == HL_OK && p->bundle_path) s = load_bundle(e, p->bundle_path, p->force, err);
+    if (s == HL_OK) {
+        /* A first context resolves the layout (and packs the weights before any request waits on it). */
+        hl_context_params cp = {.n_ctx = 1, .n_threads = p->n_threads};
+        hl_context *ctx = NULL;
+        s = hl_context_init(e->base, &cp, &ctx, err);
+        if (s == HL_OK) e->layout = hl_context_weight_layout(ctx);
+        hl_context_free(ctx);
+    }
     hl_sched_params sp = {.n_threads = p->n_threads, .max_seqs = p->max_seqs, .kv_cap_bytes = p->kv_cap_bytes,
                           .shared_base = !p->separate};
     if (s == HL_OK) s = hl_sched_init(&sp, &e->sched, err);
@@ -306,6 +315,7 @@ hl_status hl_engine_init(const hl_engine_params *p, hl_engine **out, hl_error *e
 
 const hl_model *hl_engine_base(const hl_engine *e) { return e->base; }
 const char *hl_engine_model_name(const hl_engine *e) { return e->model_name; }
+const char *hl_engine_weight_layout(const hl_engine *e) { return e->layout == HL_WEIGHTS_PACKED ? "packed" : "rows"; }
 
 static int name_ok(const char *name) {
     size_t n = strlen(name);

@@ -51,6 +51,9 @@ hl_status hl_engine_init(const hl_engine_params *p, hl_engine **out, hl_error *e
 void hl_engine_free(hl_engine *e);
 const hl_model *hl_engine_base(const hl_engine *e);
 const char *hl_engine_model_name(const hl_engine *e); /* the base file's name without directories */
+/* The weight layout the engine's contexts run on ("packed" or "rows"): outputs are byte-identical
+ * within one layout and build (README: weight layouts). */
+const char *hl_engine_weight_layout(const hl_engine *e);
 
 /* name: 1..HL_ENGINE_NAME_MAX-1 bytes of [A-Za-z0-9._-], unique among loaded adapters. */
 hl_status hl_engine_adapter_load(hl_engine *e, const char *name, const char *path, hl_error *err);

@@ -261,7 +261,8 @@ static char *job_text(hl_job *j, int32_t *n_tokens, hl_error *err) {
 
 static const char *finish_reason(hl_job_state st) { return st == HL_JOB_DONE_EOS ? "stop" : "length"; }
 
-/* "hyperlora-VERSION-BASEFP[+adapter...]": the base, the adapters and the build that made the bytes. */
+/* "hyperlora-VERSION-SIMD-LAYOUT-BASEFP[+adapter...]": the build, the weight layout, the base and the
+ * adapters that made the bytes. */
 static void fingerprint(const hl_server *s, const hl_job_desc *d, char *out, size_t cap) {
     size_t n = (size_t)snprintf(out, cap, "%s", s->fingerprint);
     for (int32_t i = 0; d->use_adapters && i < d->n_adapters && n < cap; i++) {
@@ -901,8 +902,15 @@ hl_status hl_server_start(hl_engine *e, const hl_server_params *p, hl_server **o
     s->p = *p;
     s->started = time(NULL);
     atomic_store(&s->next_id, 1);
-    snprintf(s->fingerprint, sizeof s->fingerprint, "hyperlora-%s-%016llx", HL_VERSION_STRING,
-             (unsigned long long)hl_model_fingerprint(hl_engine_base(e)));
+#if defined(__AVX512F__)
+    const char *simd = "avx512";
+#elif defined(__AVX2__)
+    const char *simd = "avx2";
+#else
+    const char *simd = "generic";
+#endif
+    snprintf(s->fingerprint, sizeof s->fingerprint, "hyperlora-%s-%s-%s-%016llx", HL_VERSION_STRING, simd,
+             hl_engine_weight_layout(e), (unsigned long long)hl_model_fingerprint(hl_engine_base(e)));
     s->d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION | MHD_USE_ERROR_LOG,
                             (uint16_t)p->port, NULL, NULL, on_request, s, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
                             MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)p->timeout_s, MHD_OPTION_CONNECTION_LIMIT,
