@@ -165,5 +165,31 @@ int main(void) {
     hl_engine_get_stats(e, &st);
     CHECK(st.jobs_done >= 2 * N_JOBS + 2 && st.generated_tokens > 400 && st.adapters == 1);
     hl_engine_free(e);
+
+    /* With evict, loading past the cap unloads the least recently used adapter no job holds. */
+    p.evict = 1;
+    p.kv_cap_bytes = 0;
+    REQUIRE(hl_engine_init(&p, &e, &err) == HL_OK);
+    CHECK_OK(hl_engine_adapter_load(e, "a", r4, &err), &err);
+    CHECK_OK(hl_engine_adapter_load(e, "b", r4, &err), &err);
+    ad = (hl_job_adapter){.name = "a", .scale = 1.0f};
+    d.prompt = "Once upon a time";
+    d.n_predict = 8;
+    d.adapters = &ad;
+    CHECK_OK(hl_engine_submit(e, &d, &j, &err), &err); /* "a" is now the more recent */
+    text_of(j, held, sizeof held);
+    hl_job_release(j);
+    CHECK_OK(hl_engine_adapter_load(e, "c", r4, &err), &err);
+    CHECK(hl_engine_adapters(e, info, 4) == 2 && !strcmp(info[0].name, "a") && !strcmp(info[1].name, "c"));
+    /* Both in use: nothing to evict. */
+    d.n_predict = 400;
+    d.stop_at_eos = 0;
+    hl_job_adapter both[2] = {{.name = "a", .scale = 1.0f}, {.name = "c", .scale = 0.5f}};
+    d.adapters = both;
+    d.n_adapters = 2;
+    CHECK_OK(hl_engine_submit(e, &d, &j, &err), &err);
+    CHECK(hl_engine_adapter_load(e, "d", r4, &err) == HL_ERR_LIMIT && strstr(err.msg, "in use"));
+    hl_job_release(j);
+    hl_engine_free(e);
     return hl_test_finish("test_engine");
 }

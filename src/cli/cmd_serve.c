@@ -31,6 +31,8 @@ static void help(void) {
            "  --threads N             decoding threads; outputs are identical for any N (default 1)\n"
            "  --max-seqs N            requests decoding at once (default 32)\n"
            "  --max-adapters N        adapters loaded at once (default 16)\n"
+           "  --evict                 loading past --max-adapters unloads the least recently used\n"
+           "                          adapter no request is using (else: 503 until one is unloaded)\n"
            "  --kv-cap SIZE           KV cache of all running requests in bytes, K/M/G suffixes allowed\n"
            "                          (default 1G; 0 = no cap); a request that does not fit gets 503\n"
            "  --max-tokens N          max_tokens a request may ask for (default 4096)\n"
@@ -62,7 +64,7 @@ int cmd_serve(int argc, char **argv) {
     int n_lora = 0;
     long threads = 1, max_seqs = 32, max_adapters = 16, max_tokens = 4096, max_body = 1 << 20;
     long timeout = 30, port = 8080;
-    int separate = 0;
+    int separate = 0, evict = 0;
     hl_server_params sp = hl_server_default_params();
     sp.api_key = getenv("HYPERLORA_API_KEY");
     for (int i = 1; i < argc; i++) {
@@ -71,8 +73,8 @@ int cmd_serve(int argc, char **argv) {
             help();
             return 0;
         }
-        if (!strcmp(a, "--separate")) {
-            separate = 1;
+        if (!strcmp(a, "--separate") || !strcmp(a, "--evict")) {
+            *(a[2] == 's' ? &separate : &evict) = 1;
             continue;
         }
         if (!(v = cli_value(CMD, argc, argv, &i))) return 1;
@@ -125,7 +127,7 @@ int cmd_serve(int argc, char **argv) {
     hl_engine_params ep = {.model_path = model, .tokenizer_path = tok, .lexicon_path = lexicon, .compose = compose,
                            .bundle_path = bundle, .n_threads = (int32_t)threads, .max_seqs = (int32_t)max_seqs,
                            .max_adapters = (int32_t)max_adapters, .kv_cap_bytes = (size_t)kv_cap,
-                           .separate = separate};
+                           .separate = separate, .evict = evict};
     if (hl_engine_init(&ep, &e, &err) != HL_OK) return cli_fail(CMD, &err);
     int rc = 1;
     for (int i = 0; i < n_lora; i++) {

@@ -30,6 +30,7 @@ typedef struct entry {
     int32_t refs;       /* jobs holding it */
     int listed;         /* 0 once unloaded: freed when refs reaches 0 */
     float scale;        /* global scale */
+    uint64_t last_used; /* e->clock at load or at its last job */
 } entry;
 
 struct hl_job {
@@ -69,6 +70,8 @@ struct hl_engine {
     char model_name[256];
     hl_weight_layout layout;
     int32_t max_adapters;
+    int evict;
+    uint64_t clock;            /* ticks at every load and job: adapter recency */
     hl_sched *sched;
     pthread_mutex_t mu;
     pthread_cond_t work;       /* the engine thread waits here */
@@ -272,6 +275,7 @@ hl_status hl_engine_init(const hl_engine_params *p, hl_engine **out, hl_error *e
     hl_engine *e = hl_calloc(1, sizeof *e);
     if (!e) return hl_fail(err, HL_ERR_NOMEM, "out of memory");
     e->max_adapters = p->max_adapters;
+    e->evict = p->evict;
     const char *slash = strrchr(p->model_path, '/');
     snprintf(e->model_name, sizeof e->model_name, "%s", slash ? slash + 1 : p->model_path);
     hl_status s = hl_model_load(p->model_path, p->tokenizer_path, &e->base, err);
@@ -341,6 +345,31 @@ static entry *find_id(hl_engine *e, int32_t id) {
     return NULL;
 }
 
+/* Removes listed entry i (under mu); freed now or by its last job. */
+static void unlist(hl_engine *e, int32_t i) {
+    entry *en = e->entries[i];
+    memmove(&e->entries[i], &e->entries[i + 1], (size_t)(e->n_entries - i - 1) * sizeof *e->entries);
+    e->n_entries--;
+    e->st.adapters = e->n_entries;
+    en->listed = 0;
+    if (en->refs == 0) entry_free(en);
+}
+
+/* Room for one more adapter (under mu): at the cap, with evict, the least
+ * recently used adapter no job holds is unloaded. */
+static hl_status make_room(hl_engine *e, hl_error *err) {
+    if (e->n_entries < e->max_adapters) return HL_OK;
+    int32_t victim = -1;
+    for (int32_t i = 0; e->evict && i < e->n_entries; i++)
+        if (e->entries[i]->refs == 0 && (victim < 0 || e->entries[i]->last_used < e->entries[victim]->last_used))
+            victim = i;
+    if (victim < 0)
+        return hl_fail(err, HL_ERR_LIMIT, "%d adapters are loaded, the most allowed (unload one first%s)", e->n_entries,
+                       e->evict ? "; every one is in use" : "");
+    unlist(e, victim);
+    return HL_OK;
+}
+
 hl_status hl_engine_adapter_load(hl_engine *e, const char *name, const char *path, hl_error *err) {
     if (!name_ok(name))
         return hl_fail(err, HL_ERR_INVALID_ARG, "adapter name must be 1..%d characters of A-Z a-z 0-9 . _ -",
@@ -350,7 +379,7 @@ hl_status hl_engine_adapter_load(hl_engine *e, const char *name, const char *pat
     pthread_mutex_lock(&e->mu);
     hl_status s = HL_OK;
     if (find_name(e, name)) s = hl_fail(err, HL_ERR_INVALID_ARG, "an adapter named \"%s\" is already loaded", name);
-    else if (e->n_entries >= e->max_adapters)
+    else if (e->n_entries >= e->max_adapters && !e->evict)
         s = hl_fail(err, HL_ERR_LIMIT, "%d adapters are loaded, the most allowed (unload one first)", e->n_entries);
     pthread_mutex_unlock(&e->mu);
     if (s != HL_OK) return s;
@@ -368,10 +397,11 @@ hl_status hl_engine_adapter_load(hl_engine *e, const char *name, const char *pat
     pthread_mutex_lock(&e->mu);
     /* Checked again: another load may have raced this one. */
     if (find_name(e, name)) s = hl_fail(err, HL_ERR_INVALID_ARG, "an adapter named \"%s\" is already loaded", name);
-    else if (e->n_entries >= e->max_adapters)
-        s = hl_fail(err, HL_ERR_LIMIT, "%d adapters are loaded, the most allowed (unload one first)", e->n_entries);
-    else {
+    else if (e->max_adapters == 0) s = hl_fail(err, HL_ERR_LIMIT, "no adapters may be loaded (max adapters 0)");
+    else s = make_room(e, err);
+    if (s == HL_OK) {
         en->id = e->next_id++;
+        en->last_used = ++e->clock;
         e->entries[e->n_entries++] = en;
         e->st.adapters = e->n_entries;
     }
@@ -388,12 +418,7 @@ hl_status hl_engine_adapter_unload(hl_engine *e, const char *name, hl_error *err
         pthread_mutex_unlock(&e->mu);
         return hl_fail(err, HL_ERR_NOT_FOUND, "no adapter named \"%s\" is loaded", name);
     }
-    entry *en = e->entries[i];
-    memmove(&e->entries[i], &e->entries[i + 1], (size_t)(e->n_entries - i - 1) * sizeof *e->entries);
-    e->n_entries--;
-    e->st.adapters = e->n_entries;
-    en->listed = 0;
-    if (en->refs == 0) entry_free(en); /* else the last job using it frees it */
+    unlist(e, i); /* freed now, or by the last job using it */
     pthread_mutex_unlock(&e->mu);
     return HL_OK;
 }
@@ -419,6 +444,7 @@ int32_t hl_engine_adapters(hl_engine *e, hl_engine_adapter_info *out, int32_t ca
         o->scale = en->scale;
         o->has_lexicon = en->a->lexicon != NULL;
         o->jobs = en->refs;
+        o->last_used = en->last_used;
     }
     pthread_mutex_unlock(&e->mu);
     return n;
@@ -461,6 +487,7 @@ static hl_status job_adapters(hl_engine *e, hl_job *j, const hl_job_desc *d, hl_
             }
             if (!isfinite(ja->scale)) return hl_fail(err, HL_ERR_INVALID_ARG, "adapter %s: scale is not finite", en->name);
             en->refs++;
+            en->last_used = ++e->clock;
             j->used[j->n_used] = en;
             j->scales[j->n_used++] = ja->scale;
         }
@@ -486,6 +513,7 @@ static hl_status job_adapters(hl_engine *e, hl_job *j, const hl_job_desc *d, hl_
         entry *en = e->entries[i];
         if (en->scale == 0.0f) continue;
         en->refs++;
+        en->last_used = ++e->clock;
         j->used[j->n_used] = en;
         j->scales[j->n_used++] = en->scale;
     }

@@ -17,7 +17,8 @@
  * decoder bundle, a scene job that names no adapters takes the bundle's
  * entry for its (form, register), as `decode --bundle` does.
  *
- * Limits: adapters loaded (max_adapters), running jobs (max_seqs), the
+ * Limits: adapters loaded (max_adapters; with evict, loading one more
+ * unloads the least recently used idle one), running jobs (max_seqs), the
  * KV cache of all running jobs (kv_cap_bytes): past them submit fails with
  * HL_ERR_LIMIT and nothing changes. A prompt longer than the context, or
  * other bad input, fails with HL_ERR_INVALID_ARG; an unknown adapter name
@@ -44,6 +45,8 @@ typedef struct hl_engine_params {
     size_t kv_cap_bytes;       /* 0 = no cap */
     int force;                 /* adapters made for another base */
     int separate;              /* each job its own forward pass (no shared base products; for comparison) */
+    int evict;                 /* loading past max_adapters unloads the least recently used adapter that no
+                                * job holds (HL_ERR_LIMIT still when every one is in use) */
 } hl_engine_params;
 
 hl_status hl_engine_init(const hl_engine_params *p, hl_engine **out, hl_error *err);
@@ -68,6 +71,7 @@ typedef struct hl_engine_adapter_info {
     float scale;                   /* global scale */
     int has_lexicon;
     int32_t jobs;                  /* jobs using it now */
+    uint64_t last_used;            /* engine clock of its last job (0: none yet); evict takes the lowest */
 } hl_engine_adapter_info;
 /* Copies up to cap entries (in load order) into out; returns how many are loaded. */
 int32_t hl_engine_adapters(hl_engine *e, hl_engine_adapter_info *out, int32_t cap);
