@@ -207,6 +207,14 @@ import re
 ok(st == 200 and js["choices"][0]["text"].encode() == refs[1] and js["model"] == "r4"
    and re.fullmatch(r"hyperlora-[0-9.]+-(avx512|avx2|generic)-(packed|rows)-[0-9a-f]{16}\+r4", js["system_fingerprint"])
    and js["usage"]["completion_tokens"] == 30, "\"model\" chooses an adapter; fingerprint and usage")
+st, js, _, _ = req(port2, "POST", "/v1/completions", {"prompt": "Once upon a time", "max_tokens": 0})
+ok(st == 200 and js["choices"][0]["text"] == "" and js["usage"]["completion_tokens"] == 0
+   and js["choices"][0]["finish_reason"] == "length", "max_tokens 0 answers at once with nothing")
+c = http.client.HTTPConnection("127.0.0.1", port2, timeout=60)
+c.request("POST", "/v1/completions", json.dumps({"prompt": "Once upon a time", "max_tokens": 0, "stream": True}), KEY)
+raw0 = c.getresponse().read().decode()
+c.close()
+ok(raw0.endswith("data: [DONE]\n\n"), "... streamed too")
 st, js, _, _ = req(port2, "GET", "/lora-adapters")
 ok(st == 200 and [(a["id"], a["name"], a["scale"]) for a in js] == [(0, "r4", 0), (1, "dec", 0)], "GET /lora-adapters")
 st, js, _, _ = req(port2, "POST", "/lora-adapters", [{"id": 0, "scale": 1}])

@@ -124,6 +124,28 @@ static void job_finish(hl_engine *e, hl_job *j, hl_job_state state) {
     job_unref(j, 1);
 }
 
+/* Copies new tokens into their jobs and ends the jobs whose sequences stopped (under mu). */
+static void harvest(hl_engine *e) {
+    for (int32_t i = hl_sched_n_seqs(e->sched) - 1; i >= 0; i--) {
+        hl_seq *q = hl_sched_seq(e->sched, i);
+        hl_job *j = hl_seq_user(q);
+        int32_t n = 0;
+        const int32_t *t = hl_seq_tokens(q, &n);
+        if (n > j->n_tokens) {
+            memcpy(j->tokens + j->n_tokens, t + j->n_tokens, (size_t)(n - j->n_tokens) * sizeof *t);
+            e->st.generated_tokens += (uint64_t)(n - j->n_tokens);
+            j->n_tokens = n;
+        }
+        hl_seq_state qs = hl_seq_get_state(q);
+        if (qs == HL_SEQ_RUNNING) continue;
+        if (qs == HL_SEQ_FAILED) hl_seq_status(q, &j->err);
+        hl_sched_remove(e->sched, q);
+        e->n_running--;
+        job_finish(e, j, qs == HL_SEQ_FAILED ? HL_JOB_FAILED : qs == HL_SEQ_STOP_EOS ? HL_JOB_DONE_EOS
+                                                                                      : HL_JOB_DONE_LENGTH);
+    }
+}
+
 static void *engine_main(void *arg) {
     hl_engine *e = arg;
     pthread_mutex_lock(&e->mu);
@@ -167,6 +189,7 @@ static void *engine_main(void *arg) {
             e->n_running--;
             job_finish(e, j, HL_JOB_DONE_LENGTH);
         }
+        harvest(e); /* sequences that ended without a step (nothing to generate) */
         e->st.kv_bytes = hl_sched_kv_bytes(e->sched);
         pthread_cond_broadcast(&e->changed);
         if (hl_sched_n_running(e->sched) == 0) {
@@ -177,24 +200,7 @@ static void *engine_main(void *arg) {
         hl_sched_step(e->sched, NULL);
         pthread_mutex_lock(&e->mu);
         e->st.steps++;
-        for (int32_t i = hl_sched_n_seqs(e->sched) - 1; i >= 0; i--) {
-            hl_seq *q = hl_sched_seq(e->sched, i);
-            hl_job *j = hl_seq_user(q);
-            int32_t n = 0;
-            const int32_t *t = hl_seq_tokens(q, &n);
-            if (n > j->n_tokens) {
-                memcpy(j->tokens + j->n_tokens, t + j->n_tokens, (size_t)(n - j->n_tokens) * sizeof *t);
-                e->st.generated_tokens += (uint64_t)(n - j->n_tokens);
-                j->n_tokens = n;
-            }
-            hl_seq_state qs = hl_seq_get_state(q);
-            if (qs == HL_SEQ_RUNNING) continue;
-            if (qs == HL_SEQ_FAILED) hl_seq_status(q, &j->err);
-            hl_sched_remove(e->sched, q);
-            e->n_running--;
-            job_finish(e, j, qs == HL_SEQ_FAILED ? HL_JOB_FAILED : qs == HL_SEQ_STOP_EOS ? HL_JOB_DONE_EOS
-                                                                                          : HL_JOB_DONE_LENGTH);
-        }
+        harvest(e);
     }
     pthread_mutex_unlock(&e->mu);
     return NULL;
