@@ -292,6 +292,31 @@ err(503, "a request the KV cap cannot take", body={"prompt": "Once upon a time",
 st, js, _, _ = req(port2, "POST", "/v1/scenes/decode", {"scene_vector": [0.01] * 64, "adapters": [{"name": "dec"}], "max_tokens": 8})
 ok(st == 200 and js["scene_vectors"] == 1 and js["tokens"] >= 1, "a mute scene (scene_vector) decodes")
 
+# Garbage and mutated bodies on every POST endpoint: always a JSON answer, never a 5xx, and the server lives on.
+import random
+rng = random.Random(19)
+seeds = [json.dumps(body_of(c)).encode() for c in cases] + [json.dumps({"scenes": sc}).encode(),
+         json.dumps({"name": "x", "path": "/nonexistent"}).encode(), json.dumps([{"id": 0, "scale": 1}]).encode(),
+         json.dumps(cb).encode()]
+posts = ["/v1/completions", "/v1/chat/completions", "/v1/scenes/decode", "/lora-adapters", "/adapters/load",
+         "/adapters/unload"]
+bad = []
+for k in range(300):
+    b = bytearray(rng.choice(seeds))
+    for _ in range(rng.randint(1, 6)):
+        op = rng.randint(0, 3)
+        at = rng.randrange(len(b))
+        if op == 0: b[at] = rng.randrange(256)
+        elif op == 1: del b[at:at + rng.randint(1, 8)]
+        elif op == 2: b[at:at] = rng.choice([b"{", b"}", b"[", b"]", b'"', b",", b"null", b"-1e999", b"\\u0000", b"\xc3"])
+        else: b[at:at] = bytes(rng.randrange(256) for _ in range(rng.randint(1, 4)))
+    path = rng.choice(posts)
+    if path == "/adapters/unload" and b"dec" in b: continue   # keep the decoder loaded
+    st, js, out, _ = req(port2, "POST", path, raw=bytes(b))
+    if st >= 500 and st != 503 or js is None: bad.append((path, st, bytes(b)[:80], out[:80]))
+ok(not bad, "300 mutated bodies each get a JSON answer and no 500 (%s)" % bad[:2])
+st, js, _, _ = req(port2, "POST", "/lora-adapters", [])
+
 # A slow client is dropped after the timeout; a client that leaves mid-stream cancels its job.
 s = socket.create_connection(("127.0.0.1", port2))
 s.sendall(b"POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{\"prompt\"")
