@@ -350,4 +350,9 @@ PY
 rc=$?
 ok_listen=$(grep -c "listening on http://127.0.0.1:" two.log)
 [ "$ok_listen" = 1 ] || { echo "FAIL: the server listens on 127.0.0.1 by default"; rc=1; }
+# SIGTERM stops both servers cleanly (under the sanitizers: no errors, no leaks).
+for p in "${PIDS[@]}"; do kill -TERM "$p"; wait "$p" || { echo "FAIL: server $p exited with $?"; rc=1; }; done
+PIDS=()
+if grep -E "Sanitizer|runtime error" one.log two.log; then echo "FAIL: sanitizer reports"; rc=1; fi
+grep -q "SIGTERM, stopping" two.log || { echo "FAIL: the server did not stop on SIGTERM"; rc=1; }
 exit $rc
