@@ -292,6 +292,28 @@ err(503, "a request the KV cap cannot take", body={"prompt": "Once upon a time",
 st, js, _, _ = req(port2, "POST", "/v1/scenes/decode", {"scene_vector": [0.01] * 64, "adapters": [{"name": "dec"}], "max_tokens": 8})
 ok(st == 200 and js["scene_vectors"] == 1 and js["tokens"] >= 1, "a mute scene (scene_vector) decodes")
 
+# A client that leaves before a plain (not streamed) answer: its job is cancelled.
+def metrics(port):
+    st, _, out, _ = req(port, "GET", "/metrics")
+    return dict(l.rsplit(" ", 1) for l in out.decode().splitlines() if l and not l.startswith("#"))
+m0 = metrics(port1)
+s = socket.create_connection(("127.0.0.1", port1))
+body = json.dumps({"prompt": "Once upon a time", "max_tokens": 500, "ignore_eos": True}).encode()
+s.sendall(b"POST /v1/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer sekrit\r\nContent-Type: application/json\r\n"
+          b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
+for _ in range(2000):
+    if int(metrics(port1)["hyperlora_jobs_running"]) > 0: break
+s.close()
+for _ in range(100):
+    m1 = metrics(port1)
+    if int(m1["hyperlora_jobs_running"]) == 0 and int(m1["hyperlora_jobs_pending"]) == 0: break
+    time.sleep(0.05)
+ok(int(m1["hyperlora_jobs_cancelled_total"]) == int(m0["hyperlora_jobs_cancelled_total"]) + 1
+   and int(m1["hyperlora_client_disconnects_total"]) == int(m0["hyperlora_client_disconnects_total"]) + 1
+   and int(m1["hyperlora_generated_tokens_total"]) - int(m0["hyperlora_generated_tokens_total"]) < 500,
+   "a client that leaves before a plain answer has its job cancelled (%s tokens made)"
+   % (int(m1["hyperlora_generated_tokens_total"]) - int(m0["hyperlora_generated_tokens_total"])))
+
 # Garbage and mutated bodies on every POST endpoint: always a JSON answer, never a 5xx, and the server lives on.
 import random
 rng = random.Random(19)

@@ -9,6 +9,8 @@
 #include "util/utf8.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
+#include <sys/socket.h>
 #include <cjson/cJSON.h>
 #include <math.h>
 #include <microhttpd.h>
@@ -226,11 +228,27 @@ static int read_adapters(const cJSON *o, const char *key, hl_job_desc *d, hl_job
 
 /* --------------------------------------------------------------- jobs */
 
-/* The whole output of a job: waits for its end. NULL on failure (err set). */
-static char *job_text(hl_job *j, int32_t *n_tokens, hl_error *err) {
+/* 1 when the client has closed its side of the connection (a peek reads end-of-file). */
+static int client_gone(struct MHD_Connection *c) {
+    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+    if (!ci) return 0;
+    char b;
+    ssize_t r = recv(ci->connect_fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+    return r == 0 || (r < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
+}
+
+/* The whole output of a job: waits for its end, checking that the client is
+ * still there (else the job is cancelled: HL_ERR_INTERRUPTED). NULL on failure (err set). */
+static char *job_text(hl_job *j, struct MHD_Connection *c, int32_t *n_tokens, hl_error *err) {
     int32_t n = 0;
-    hl_job_state st;
-    while ((st = hl_job_get_state(j)) < HL_JOB_DONE_EOS) n = hl_job_wait(j, n, -1);
+    while (hl_job_get_state(j) < HL_JOB_DONE_EOS) {
+        n = hl_job_wait(j, n, 250);
+        if (client_gone(c)) {
+            hl_job_cancel(j);
+            hl_fail(err, HL_ERR_INTERRUPTED, "the client went away");
+            return NULL;
+        }
+    }
     n = hl_job_wait(j, -1, 0);
     if (hl_job_status(j, err) != HL_OK) return NULL;
     size_t len = 0, cap = 256;
@@ -257,6 +275,12 @@ static char *job_text(hl_job *j, int32_t *n_tokens, hl_error *err) {
     out[len] = 0;
     *n_tokens = n;
     return out;
+}
+
+/* Nobody to answer: the connection is dropped. */
+static enum MHD_Result client_left(hl_server *s) {
+    atomic_fetch_add(&s->disconnects, 1);
+    return MHD_NO;
 }
 
 static const char *finish_reason(hl_job_state st) { return st == HL_JOB_DONE_EOS ? "stop" : "length"; }
@@ -461,10 +485,11 @@ static enum MHD_Result do_text_job(hl_server *s, struct MHD_Connection *c, const
         return ok;
     }
     int32_t n = 0;
-    char *text = job_text(j, &n, &err);
+    char *text = job_text(j, c, &n, &err);
     hl_job_state js = hl_job_get_state(j);
     int32_t np = hl_job_prompt_tokens(j);
     hl_job_release(j);
+    if (!text && err.status == HL_ERR_INTERRUPTED) return client_left(s);
     if (!text) return send_failure(s, c, err.status, &err);
     cJSON *o = completion_chunk(s, chat, id, model_out, fp, text, finish_reason(js));
     hl_free(text);
@@ -641,7 +666,7 @@ static enum MHD_Result do_scenes(hl_server *s, struct MHD_Connection *c, const c
     cJSON *results = batch ? cJSON_CreateArray() : NULL, *one = NULL;
     for (i = 0; i < n; i++) {
         int32_t nt = 0;
-        char *text = job_text(jobs[i], &nt, &err);
+        char *text = job_text(jobs[i], c, &nt, &err);
         if (!text) {
             failed = 1;
             if (batch) hl_error_prefix(&err, "scenes[%d]", i);
@@ -655,7 +680,7 @@ static enum MHD_Result do_scenes(hl_server *s, struct MHD_Connection *c, const c
     if (failed) {
         cJSON_Delete(results);
         cJSON_Delete(one);
-        ok = send_failure(s, c, err.status, &err);
+        ok = err.status == HL_ERR_INTERRUPTED ? client_left(s) : send_failure(s, c, err.status, &err);
     } else if (batch) {
         cJSON *o = cJSON_CreateObject();
         cJSON_AddItemToObject(o, "results", results);
@@ -771,7 +796,7 @@ static enum MHD_Result do_metrics(hl_server *s, struct MHD_Connection *c) {
                           "hyperlora_http_responses_total{class=\"5xx\"} %llu\n",
                           (unsigned long long)atomic_load(&s->resp_2xx), (unsigned long long)atomic_load(&s->resp_4xx),
                           (unsigned long long)atomic_load(&s->resp_5xx));
-    METRIC("stream_disconnects_total", "counter", "Streams whose client left before the end.", "%llu",
+    METRIC("client_disconnects_total", "counter", "Requests whose client left before the answer was complete.", "%llu",
            (unsigned long long)atomic_load(&s->disconnects));
     METRIC("jobs_submitted_total", "counter", "Jobs queued.", "%llu", (unsigned long long)st.jobs_submitted);
     METRIC("jobs_done_total", "counter", "Jobs that ran to their end.", "%llu", (unsigned long long)st.jobs_done);

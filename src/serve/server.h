@@ -13,8 +13,8 @@
  * objects with fields of the right types (400), unknown adapters or models
  * are 404, a request the KV cache or the sequence cap cannot take is 503;
  * every error is {"error": {"message", "type", "code"}}. Slow clients are
- * dropped after timeout_s of silence; a client that goes away mid-stream
- * has its job cancelled. With an API key every endpoint but /health needs
+ * dropped after timeout_s of silence; a client that goes away before its
+ * answer is complete (streamed or not) has its job cancelled. With an API key every endpoint but /health needs
  * "Authorization: Bearer KEY", compared in constant time. Not yet: the
  * models' own chat templates. */
 #ifndef HL_SERVE_SERVER_H
