@@ -150,6 +150,9 @@ int cmd_serve(int argc, char **argv) {
         cli_fail(CMD, &err);
         goto done;
     }
+    if (sp.host && strncmp(sp.host, "127.", 4) && strcmp(sp.host, "localhost") && !sp.api_key)
+        fprintf(stderr, "hyperlora serve: note: listening on %s without --api-key: anyone who can reach it may "
+                "load adapters from this machine's files\n", sp.host);
     fprintf(stderr, "hyperlora serve: listening on http://%s:%d (model %s, %d adapter%s, %ld thread%s)\n",
             sp.host ? sp.host : "127.0.0.1", hl_server_port(srv), hl_engine_model_name(e), n_lora,
             n_lora == 1 ? "" : "s", threads, threads == 1 ? "" : "s");
