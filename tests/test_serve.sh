@@ -18,7 +18,7 @@ PIDS=()
 cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null; done; rm -rf "$T"; }
 trap cleanup EXIT
 cd "$T"
-command -v curl >/dev/null || { echo "FAIL: curl is missing (scripts/deps.sh installs it)"; exit 1; }
+command -v python3 >/dev/null || { echo "FAIL: python3 is missing (scripts/deps.sh installs it)"; exit 1; }
 
 # A small scene decoder carrying 40 lexemes; 8 more are declared only to the server (--lexicon).
 head -40 "$L/lexicon.jsonl" > lex40.jsonl
