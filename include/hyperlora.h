@@ -32,6 +32,7 @@ typedef enum hl_status {
     HL_ERR_MISMATCH,      /* e.g. adapter made for another base */
     HL_ERR_LIMIT,         /* a documented resource cap was exceeded */
     HL_ERR_INTERRUPTED,
+    HL_ERR_NOT_FOUND,     /* a named thing (an adapter, a route) does not exist */
     HL_STATUS_COUNT
 } hl_status;
 

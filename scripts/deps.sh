@@ -3,8 +3,9 @@
 # Runs as root (apt); as another user it only reports what is missing.
 set -euo pipefail
 # Build and test: compilers, CMake, cJSON, OpenBLAS (training GEMMs), clang's sanitizer/libFuzzer runtime.
+# HTTP server: libmicrohttpd (+ pkg-config to find it).
 # Demo corpus: Debian's English and Russian fortune files (plain text).
-need=(cmake make gcc clang libcjson-dev libopenblas-dev libclang-rt-14-dev fortunes fortunes-ru)
+need=(cmake make gcc clang pkg-config libcjson-dev libopenblas-dev libmicrohttpd-dev libclang-rt-14-dev fortunes fortunes-ru)
 command -v python3 >/dev/null 2>&1 || need+=(python3)
 missing=()
 for p in "${need[@]}"; do

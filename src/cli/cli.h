@@ -21,6 +21,7 @@ int cmd_combine(int argc, char **argv);
 int cmd_train(int argc, char **argv);
 int cmd_pretrain(int argc, char **argv);
 int cmd_decode(int argc, char **argv);
+int cmd_serve(int argc, char **argv);
 int cmd_scene(int argc, char **argv);
 int cmd_scene_synth(int argc, char **argv); /* "scene synth", from cmd_scene */
 

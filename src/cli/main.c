@@ -17,6 +17,7 @@ static const command commands[] = {
     {"train", cmd_train, "train a LoRA adapter (or a scene decoder) on a frozen base"},
     {"pretrain", cmd_pretrain, "train a small model from scratch on a text corpus"},
     {"decode", cmd_decode, "decode a scene into a form and register"},
+    {"serve", cmd_serve, "serve completions and scene decoding over HTTP, many adapters batched together"},
     {"scene", cmd_scene, "scene explain: parts, facets, neighbours and decodings of a lexeme"},
     {"inspect", cmd_inspect, "show a model's or adapter's metadata and tensors"},
     {"tokenize", cmd_tokenize, "print the token ids of a text under a model's tokenizer"},

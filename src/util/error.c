@@ -16,6 +16,7 @@ const char *hl_status_name(hl_status status) {
         [HL_ERR_MISMATCH] = "mismatch",
         [HL_ERR_LIMIT] = "resource limit exceeded",
         [HL_ERR_INTERRUPTED] = "interrupted",
+        [HL_ERR_NOT_FOUND] = "not found",
     };
     if ((int)status < 0 || status >= HL_STATUS_COUNT || !names[status]) return "unknown status";
     return names[status];
