@@ -5,8 +5,9 @@ ASAN_BUILD ?= build-asan
 FUZZ_BUILD ?= build-fuzz
 JOBS ?= $(shell nproc)
 MODEL ?=
+PREFIX ?= /usr/local
 
-.PHONY: all deps build test test-sanitize demo bench fuzz fuzz-smoke clean
+.PHONY: all deps build install test test-sanitize demo bench fuzz fuzz-smoke clean
 
 all: build
 
@@ -16,6 +17,11 @@ deps:
 build: deps
 	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release >/dev/null
 	@cmake --build $(BUILD) -j $(JOBS)
+
+# The library (shared and static), its header(s), hyperlora.pc, the CMake
+# package and the CLI under $(PREFIX).
+install: build
+	@cmake --install $(BUILD) --prefix $(PREFIX)
 
 test: build
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)

@@ -186,7 +186,8 @@ hl_status hl_scene_decode(hl_scene_decoder *d, const char *scene, const float *v
     if ((s = hl_lexicon_scene_prompt(d->lex, scene, n_vectors, form, reg, &ids, &np, err))) return s;
     const hl_model *view = hl_lexicon_model(d->lex);
     hl_sampler *smp = NULL;
-    if ((s = hl_sampler_init(sp, view->cfg.vocab_size, &smp, err))) {
+    hl_sampler_params greedy = hl_sampler_default_params();
+    if ((s = hl_sampler_init(sp ? sp : &greedy, view->cfg.vocab_size, &smp, err))) {
         hl_free(ids);
         return s;
     }

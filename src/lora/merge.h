@@ -7,8 +7,5 @@
 /* out (rows, cols) = W + Σ scale·B·A for (layer, target); W from m. */
 hl_status hl_merge_weight(const hl_model *m, const hl_adapter *const *adapters, const float *scales, int32_t n,
                           int layer, int target, float *out, hl_error *err);
-/* Writes the merged model. For a GGUF base every key/value and untouched
- * tensor is copied verbatim; adapted tensors become F32. */
-hl_status hl_merge_to_gguf(const hl_model *m, const hl_adapter *const *adapters, const float *scales, int32_t n,
-                           const char *path, hl_error *err);
+/* hl_merge_to_gguf, which writes the merged model, is public: include/hyperlora.h. */
 #endif

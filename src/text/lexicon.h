@@ -54,10 +54,8 @@
 #define HL_LEXICON_MAX_ENTRIES 100000
 #define HL_LEXICON_MAX_PARTS 64
 
-enum { HL_FORM_TEXT, HL_FORM_SYMBOLS, HL_FORM_FORMULA, HL_FORM_DIALOGUE, HL_FORM_REPORT, HL_FORM_COUNT };
-enum { HL_REGISTER_POETIC, HL_REGISTER_LOGICAL, HL_REGISTER_TECHNICAL, HL_REGISTER_COUNT };
-
-typedef struct hl_lexicon hl_lexicon;
+/* The forms, registers, hl_lexicon and the lexicon calls a program needs are
+ * public (include/hyperlora.h); this header adds what the engine uses. */
 
 hl_status hl_lexicon_load(const char *path, const hl_model *base, hl_lexicon **out, hl_error *err);
 hl_status hl_lexicon_load_memory(const char *text, size_t len, const char *name, const hl_model *base,
@@ -113,10 +111,8 @@ int32_t hl_lexicon_sep_token(const hl_lexicon *lex);
  * HL_ERR_INVALID_ARG naming the first word that is not one and the nearest
  * lexemes. Training's formatter and the decoder check scenes with it. */
 hl_status hl_lexicon_check_scene(const hl_lexicon *lex, const char *scene, hl_error *err);
-/* The training formatter (hl_scene_format_fn); user is the hl_lexicon. Its
- * scene must pass hl_lexicon_check_scene. */
-hl_status hl_lexicon_scene_format(void *user, const char *scene, const char *form, const char *reg,
-                                  const char *output, int32_t **ids, uint8_t **mask, size_t *n, hl_error *err);
+/* The training formatter hl_lexicon_scene_format is public (include/hyperlora.h);
+ * its scene must pass hl_lexicon_check_scene. */
 /* The decoding prompt [BOS] ⟨form⟩ ⟨register⟩ scene ⟨sep⟩; with scene == NULL
  * the scene is n_vectors mute-scene positions (token ids -1..-n_vectors). */
 hl_status hl_lexicon_scene_prompt(const hl_lexicon *lex, const char *scene, int32_t n_vectors, int form, int reg,

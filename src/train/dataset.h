@@ -94,48 +94,13 @@
 #define HL_DATASET_MAX_FILE (1u << 30)  /* bytes in one dataset file */
 #define HL_DATASET_MAX_CTX  (1 << 24)   /* tokens per row */
 
-/* Formats a scene example; *ids and *mask (same length n) are hl_malloc'd.
- * mask[i] = 1 when token i is a target that counts in the loss. */
-typedef hl_status (*hl_scene_format_fn)(void *user, const char *scene, const char *form, const char *reg,
-                                        const char *output, int32_t **ids, uint8_t **mask, size_t *n, hl_error *err);
-
-typedef enum hl_pack_mode {
-    HL_PACK_NONE = 0,       /* one example per row, padded or truncated */
-    HL_PACK_STREAM = 1,     /* examples concatenated and cut at fixed offsets */
-    HL_PACK_DOCS = 2        /* whole examples packed, each attending only to itself */
-} hl_pack_mode;
-
-typedef struct hl_dataset_params {
-    int32_t ctx;            /* T: tokens per row (targets), 1..HL_DATASET_MAX_CTX */
-    hl_pack_mode pack;
-    float val_fraction;     /* 0..0.5 */
-    uint64_t seed;          /* split and shuffling */
-    hl_scene_format_fn scene_format; /* may be NULL */
-    void *scene_user;
-} hl_dataset_params;
-
-typedef struct hl_dataset hl_dataset;
+/* hl_dataset, its params, stats and pack modes, and the scene formatter type
+ * are public: include/hyperlora.h. */
 
 typedef struct hl_data_cursor {
     uint64_t epoch;
     uint64_t index;         /* next row within the epoch's permutation */
 } hl_data_cursor;
-
-typedef struct hl_dataset_stats {
-    int64_t n_examples, n_train_examples, n_val_examples;
-    int64_t n_train_rows, n_val_rows;
-    int64_t n_tokens, n_loss_tokens;  /* over train rows: real (non-padding) targets, and those with mask 1 */
-    int64_t n_truncated;              /* examples (train and val) cut to fit a row (none, docs) */
-    int64_t max_example_tokens;       /* the longest example, in tokens (BOS and EOS included) */
-} hl_dataset_stats;
-
-hl_status hl_dataset_load(const char *path, const hl_tokenizer *tok, const hl_dataset_params *params,
-                          hl_dataset **out, hl_error *err);
-/* Same, from an in-memory buffer (tests, fuzzing); name is used in messages. */
-hl_status hl_dataset_load_memory(const char *data, size_t size, const char *name, const hl_tokenizer *tok,
-                                 const hl_dataset_params *params, hl_dataset **out, hl_error *err);
-void hl_dataset_free(hl_dataset *ds);
-const hl_dataset_stats *hl_dataset_get_stats(const hl_dataset *ds);
 
 /* Fills B training rows from the cursor and advances it (wrapping into the next
  * epoch, which reshuffles). tokens: B×(ctx+1), mask: B×ctx, pos: B×ctx (pass

@@ -1,5 +1,6 @@
 /* alloc.c: allocation wrappers with test-only failure injection. */
 #include "util/alloc.h"
+#include "hyperlora.h" /* hl_free is public */
 #include "util/checked.h"
 
 #include <stdatomic.h>
