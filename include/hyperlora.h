@@ -219,7 +219,12 @@ HL_API hl_status hl_generate(hl_context *ctx, hl_sampler *sampler, const int32_t
                       const hl_generate_params *params, hl_token_fn fn, void *user, int32_t *tokens,
                       int32_t *n_out, hl_error *err);
 
-/* Tokenizer access through the public API. */
+/* Tokenizers. A model owns its own (hl_model_get_tokenizer). hl_tokenizer_load
+ * reads one on its own, for hl_model_init_random_tok: the tokenizer.ggml.*
+ * keys of a GGUF file, or a llama2.c tokenizer.bin. Read-only once made:
+ * any number of threads may encode with one tokenizer at once. */
+HL_API hl_status hl_tokenizer_load(const char *path, hl_tokenizer **out, hl_error *err);
+HL_API void hl_tokenizer_free(hl_tokenizer *t);
 HL_API int32_t hl_tokenizer_n_vocab(const hl_tokenizer *t);
 HL_API int32_t hl_tokenizer_bos(const hl_tokenizer *t);
 HL_API int32_t hl_tokenizer_eos(const hl_tokenizer *t);

@@ -226,6 +226,17 @@ int main(void) {
     same_tokenizer(from_gguf, from_bin, "gguf vs tok512.bin");
     oracle_tok512(from_gguf);
 
+    /* The public loader tells the two formats apart by the GGUF magic. */
+    hl_tokenizer *pub_gguf = NULL, *pub_bin = NULL, *pub_none = NULL;
+    CHECK_OK(hl_tokenizer_load(shared_path("models/stories260K/stories260K-f32.gguf"), &pub_gguf, &err), &err);
+    CHECK_OK(hl_tokenizer_load(shared_path("models/stories260K/tok512.bin"), &pub_bin, &err), &err);
+    if (pub_gguf) same_tokenizer(from_gguf, pub_gguf, "hl_tokenizer_load gguf");
+    if (pub_bin) same_tokenizer(from_bin, pub_bin, "hl_tokenizer_load tok512.bin");
+    CHECK(hl_tokenizer_load("no/such/tokenizer.bin", &pub_none, &err) == HL_ERR_IO && !pub_none);
+    CHECK(strstr(err.msg, "no/such/tokenizer.bin") != NULL);
+    hl_tokenizer_free(pub_gguf);
+    hl_tokenizer_free(pub_bin);
+
     /* to_gguf -> bytes -> from_gguf is lossless, and writes llama.cpp's keys. */
     hl_gguf_writer *w = writer_of(from_bin);
     uint8_t *buf = NULL;
