@@ -457,18 +457,11 @@ int32_t hl_engine_adapters(hl_engine *e, hl_engine_adapter_info *out, int32_t ca
 }
 
 /* The lexicon a scene job reads (under mu): the first carrier's, else the engine's own. */
+static hl_status entry_lexicon(hl_engine *e, entry *en, const hl_lexicon **out, hl_error *err);
 static hl_status job_lexicon(hl_engine *e, hl_job *j, const hl_lexicon **out, hl_error *err) {
     for (int32_t i = 0; i < j->n_used; i++) {
-        entry *en = j->used[i];
-        if (!en->a->lexicon) continue;
-        if (!en->lex) {
-            hl_status s = e->lexicon_path
-                              ? hl_lexicon_from_adapter_extra(en->a, e->base, e->lexicon_path, &en->lex, err)
-                              : hl_lexicon_from_adapter(en->a, e->base, &en->lex, err);
-            if (s != HL_OK) return s;
-        }
-        *out = en->lex;
-        return HL_OK;
+        hl_status s = entry_lexicon(e, j->used[i], out, err);
+        if (s != HL_OK || *out) return s;
     }
     if (e->own_lex) {
         *out = e->own_lex;
@@ -476,6 +469,42 @@ static hl_status job_lexicon(hl_engine *e, hl_job *j, const hl_lexicon **out, hl
     }
     return hl_fail(err, HL_ERR_INVALID_ARG,
                    "no lexicon: name a decoder adapter that carries one, or start the server with --lexicon");
+}
+
+/* The carried lexicon of en (under mu), built on first use; NULL when it carries none. */
+static hl_status entry_lexicon(hl_engine *e, entry *en, const hl_lexicon **out, hl_error *err) {
+    *out = NULL;
+    if (!en->a->lexicon) return HL_OK;
+    if (!en->lex) {
+        hl_status s = e->lexicon_path ? hl_lexicon_from_adapter_extra(en->a, e->base, e->lexicon_path, &en->lex, err)
+                                      : hl_lexicon_from_adapter(en->a, e->base, &en->lex, err);
+        if (s != HL_OK) return s;
+    }
+    *out = en->lex;
+    return HL_OK;
+}
+
+hl_status hl_engine_with_lexicon(hl_engine *e, const char *adapter, hl_engine_lexicon_fn fn, void *user,
+                                 hl_error *err) {
+    pthread_mutex_lock(&e->mu);
+    const hl_lexicon *lex = NULL;
+    hl_status s = HL_OK;
+    if (adapter) {
+        entry *en = find_name(e, adapter);
+        if (!en) s = hl_fail(err, HL_ERR_NOT_FOUND, "no adapter named \"%.128s\" is loaded", adapter);
+        else s = entry_lexicon(e, en, &lex, err);
+    }
+    for (int32_t i = 0; !adapter && s == HL_OK && !lex && i < e->n_entries; i++)
+        s = entry_lexicon(e, e->entries[i], &lex, err);
+    for (int32_t i = 0; !adapter && s == HL_OK && !lex && i < e->n_bundled; i++)
+        s = entry_lexicon(e, e->bundled[i], &lex, err);
+    if (s == HL_OK && !lex) lex = e->own_lex;
+    if (s == HL_OK && !lex)
+        s = hl_fail(err, HL_ERR_INVALID_ARG,
+                    "no lexicon: load a decoder adapter that carries one, or start the server with --lexicon");
+    if (s == HL_OK) fn(user, lex, e->base);
+    pthread_mutex_unlock(&e->mu);
+    return s;
 }
 
 /* The request's adapters (under mu), each with a reference taken. */

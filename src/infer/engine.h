@@ -76,6 +76,14 @@ typedef struct hl_engine_adapter_info {
 /* Copies up to cap entries (in load order) into out; returns how many are loaded. */
 int32_t hl_engine_adapters(hl_engine *e, hl_engine_adapter_info *out, int32_t cap);
 
+/* Calls fn with the lexicon a scene job naming the adapter `adapter` would
+ * read (NULL: the first loaded adapter that carries one, then the bundle's,
+ * then the engine's own --lexicon), and the base model. fn runs under the
+ * engine's lock: it must be quick and must not call the engine. */
+typedef void (*hl_engine_lexicon_fn)(void *user, const hl_lexicon *lex, const hl_model *base);
+hl_status hl_engine_with_lexicon(hl_engine *e, const char *adapter, hl_engine_lexicon_fn fn, void *user,
+                                 hl_error *err);
+
 typedef enum { HL_JOB_TEXT = 0, HL_JOB_SCENE, HL_JOB_KIND_COUNT } hl_job_kind;
 
 typedef struct hl_job_adapter {

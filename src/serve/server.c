@@ -2,6 +2,7 @@
  * bodies in, engine jobs, JSON and server-sent events out. libmicrohttpd
  * runs one thread per connection, so a handler may wait for its job. */
 #include "serve/server.h"
+#include "model/model.h"
 #include "text/lexicon.h"
 #include "util/alloc.h"
 #include "util/error.h"
@@ -17,10 +18,15 @@
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #define PIECE_CAP 2048
+
+/* The page served at / (src/serve/web/index.html, embedded at build time). */
+extern const unsigned char hl_web_page[];
+extern const size_t hl_web_page_len;
 #define MAX_FLOATS (1 << 20)
 
 struct hl_server {
@@ -331,7 +337,7 @@ static void add_usage(cJSON *o, int32_t prompt, int32_t gen) {
 typedef struct stream {
     hl_server *s;
     hl_job *job;
-    int chat;            /* 2 for chat chunks, 0 for text completions */
+    int chat;            /* 2 for chat chunks, 0 for text completions, 3 for scene decodes */
     char id[48], model[HL_ENGINE_NAME_MAX], fp[512];
     int32_t sent;        /* tokens turned into events */
     char *carry;         /* decoded bytes not yet sent (an unfinished UTF-8 character) */
@@ -365,6 +371,21 @@ static int add_event(stream *st, cJSON *o, size_t *cap) {
     return ok;
 }
 
+/* One event of a stream: a completion chunk, or for a scene {"text": delta}
+ * and at the end {"text": "", "finish_reason", "tokens"}. */
+static cJSON *stream_chunk(stream *st, const char *text, const char *reason, int32_t n) {
+    if (st->chat != 3) return completion_chunk(st->s, st->chat, st->id, st->model, st->fp, text, reason);
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "id", st->id);
+    cJSON_AddStringToObject(o, "object", "scene.chunk");
+    cJSON_AddStringToObject(o, "text", text);
+    if (reason) {
+        cJSON_AddStringToObject(o, "finish_reason", reason);
+        cJSON_AddNumberToObject(o, "tokens", n);
+    }
+    return o;
+}
+
 /* The next events: every token since the last call, whole characters only. */
 static int stream_fill(stream *st) {
     hl_free(st->out);
@@ -384,7 +405,7 @@ static int stream_fill(stream *st) {
     if (cut) {
         char save = st->carry[cut];
         st->carry[cut] = 0;
-        int ok = add_event(st, completion_chunk(st->s, st->chat, st->id, st->model, st->fp, st->carry, NULL), &cap);
+        int ok = add_event(st, stream_chunk(st, st->carry, NULL, 0), &cap);
         st->carry[cut] = save;
         if (!ok) return 0;
         memmove(st->carry, st->carry + cut, st->carry_len - cut + 1);
@@ -395,8 +416,8 @@ static int stream_fill(stream *st) {
         if (hl_job_status(st->job, &err) != HL_OK) {
             if (!add_event(st, error_json(status_code(err.status), err.msg), &cap)) return 0;
         } else {
-            cJSON *last = completion_chunk(st->s, st->chat, st->id, st->model, st->fp, "", finish_reason(js));
-            add_usage(last, hl_job_prompt_tokens(st->job), n);
+            cJSON *last = stream_chunk(st, "", finish_reason(js), n);
+            if (st->chat != 3) add_usage(last, hl_job_prompt_tokens(st->job), n);
             if (!add_event(st, last, &cap)) return 0;
         }
         if (!buf_add(&st->out, &st->out_len, &cap, "data: [DONE]\n\n", 14)) return 0;
@@ -427,6 +448,121 @@ static void stream_free(void *cls) {
     hl_free(st);
 }
 
+/* Answers with the job's tokens as server-sent events (stream mode: see
+ * stream.chat). Takes over j. Headers wait for the first token, so a refusal
+ * is still a plain error. */
+static enum MHD_Result send_stream(hl_server *s, struct MHD_Connection *c, hl_job *j, int mode, const char *id,
+                                   const char *model, const char *fp) {
+    hl_error err = {0};
+    hl_job_wait(j, 0, -1);
+    if (hl_job_get_state(j) == HL_JOB_FAILED) {
+        hl_job_status(j, &err);
+        hl_job_release(j);
+        return send_failure(s, c, err.status, &err);
+    }
+    stream *sm = hl_calloc(1, sizeof *sm);
+    if (!sm) {
+        hl_job_release(j);
+        return send_error(s, c, 503, "out of memory");
+    }
+    sm->s = s;
+    sm->job = j;
+    sm->chat = mode;
+    snprintf(sm->id, sizeof sm->id, "%s", id);
+    snprintf(sm->model, sizeof sm->model, "%s", model);
+    snprintf(sm->fp, sizeof sm->fp, "%s", fp);
+    struct MHD_Response *r = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096, stream_read, sm, stream_free);
+    if (!r) {
+        stream_free(sm);
+        return MHD_NO;
+    }
+    MHD_add_response_header(r, "Content-Type", "text/event-stream");
+    MHD_add_response_header(r, "Cache-Control", "no-cache");
+    enum MHD_Result ok = MHD_queue_response(c, 200, r);
+    MHD_destroy_response(r);
+    atomic_fetch_add(&s->resp_2xx, 1);
+    return ok;
+}
+
+/* ------------------------------------------------ scenes from parts */
+
+typedef struct rule_probe {
+    char rule[64];
+} rule_probe;
+
+static void read_rule(void *user, const hl_lexicon *lex, const hl_model *base) {
+    (void)base;
+    snprintf(((rule_probe *)user)->rule, sizeof ((rule_probe *)user)->rule, "%s", hl_lexicon_compose_rule(lex));
+}
+
+/* A scene typed as parts (a JSON array of words) and optional facets (a JSON
+ * object of strings, used by the "+facets" rules), composed the way the
+ * lexicon of `adapter` (NULL: the server's default) composes its entries,
+ * into *lex: a one-entry lexicon on the base whose entry 0 is the new scene.
+ * Nothing is declared in the server. 0 with msg set on bad input. */
+static int compose_parts(hl_server *s, const char *adapter, const cJSON *parts, const cJSON *facets, hl_lexicon **lex,
+                         char *msg, size_t cap) {
+    *lex = NULL;
+    int n = cJSON_IsArray(parts) ? cJSON_GetArraySize(parts) : -1;
+    if (n < 1 || n > HL_LEXICON_MAX_PARTS) {
+        snprintf(msg, cap, "field \"parts\" must be an array of 1..%d words", HL_LEXICON_MAX_PARTS);
+        return 0;
+    }
+    const cJSON *it;
+    int i = 0;
+    cJSON_ArrayForEach(it, parts) {
+        if (!cJSON_IsString(it) || !it->valuestring[0]) {
+            snprintf(msg, cap, "parts[%d] must be a non-empty string", i);
+            return 0;
+        }
+        i++;
+    }
+    if (facets && !cJSON_IsNull(facets)) {
+        if (!cJSON_IsObject(facets)) {
+            snprintf(msg, cap, "field \"facets\" must be an object of strings");
+            return 0;
+        }
+        cJSON_ArrayForEach(it, facets) {
+            if (!cJSON_IsString(it)) {
+                snprintf(msg, cap, "facets.%.64s must be a string", it->string);
+                return 0;
+            }
+        }
+    } else facets = NULL;
+    hl_error err = {0};
+    rule_probe rp = {""};
+    if (hl_engine_with_lexicon(s->e, adapter, read_rule, &rp, &err) != HL_OK) {
+        snprintf(msg, cap, "%s", err.msg);
+        return 0;
+    }
+    cJSON *head = cJSON_CreateObject(), *entry = cJSON_CreateObject();
+    cJSON_AddStringToObject(head, "compose", rp.rule);
+    cJSON_AddStringToObject(entry, "lexeme", "typed-scene");
+    cJSON_AddItemToObject(entry, "parts", cJSON_Duplicate(parts, 1));
+    if (facets) cJSON_AddItemToObject(entry, "facets", cJSON_Duplicate(facets, 1));
+    char *a = cJSON_PrintUnformatted(head), *b = cJSON_PrintUnformatted(entry);
+    cJSON_Delete(head);
+    cJSON_Delete(entry);
+    char *text = NULL;
+    size_t len = 0, tcap = 0;
+    int ok = a && b && buf_add(&text, &len, &tcap, a, strlen(a)) && buf_add(&text, &len, &tcap, "\n", 1) &&
+             buf_add(&text, &len, &tcap, b, strlen(b));
+    cJSON_free(a);
+    cJSON_free(b);
+    if (!ok) {
+        hl_free(text);
+        snprintf(msg, cap, "out of memory");
+        return 0;
+    }
+    hl_status st = hl_lexicon_load_memory(text, len, "the request's parts", hl_engine_base(s->e), lex, &err);
+    hl_free(text);
+    if (st != HL_OK) {
+        snprintf(msg, cap, "%s", err.msg);
+        return 0;
+    }
+    return 1;
+}
+
 /* ---------------------------------------------------------- endpoints */
 
 static enum MHD_Result do_text_job(hl_server *s, struct MHD_Connection *c, const cJSON *req, hl_job_desc *dp,
@@ -453,37 +589,7 @@ static enum MHD_Result do_text_job(hl_server *s, struct MHD_Connection *c, const
     snprintf(id, sizeof id, chat ? "chatcmpl-%llu" : "cmpl-%llu", (unsigned long long)atomic_fetch_add(&s->next_id, 1));
     fingerprint(s, &d, fp, sizeof fp);
     const char *model_out = model ? model : base;
-    if (stream_on) {
-        /* Headers wait for the first token, so a refusal is still a plain error. */
-        hl_job_wait(j, 0, -1);
-        if (hl_job_get_state(j) == HL_JOB_FAILED) {
-            hl_job_status(j, &err);
-            hl_job_release(j);
-            return send_failure(s, c, err.status, &err);
-        }
-        stream *sm = hl_calloc(1, sizeof *sm);
-        if (!sm) {
-            hl_job_release(j);
-            return send_error(s, c, 503, "out of memory");
-        }
-        sm->s = s;
-        sm->job = j;
-        sm->chat = chat ? 2 : 0;
-        snprintf(sm->id, sizeof sm->id, "%s", id);
-        snprintf(sm->model, sizeof sm->model, "%s", model_out);
-        snprintf(sm->fp, sizeof sm->fp, "%s", fp);
-        struct MHD_Response *r = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096, stream_read, sm, stream_free);
-        if (!r) {
-            stream_free(sm);
-            return MHD_NO;
-        }
-        MHD_add_response_header(r, "Content-Type", "text/event-stream");
-        MHD_add_response_header(r, "Cache-Control", "no-cache");
-        enum MHD_Result ok = MHD_queue_response(c, 200, r);
-        MHD_destroy_response(r);
-        atomic_fetch_add(&s->resp_2xx, 1);
-        return ok;
-    }
+    if (stream_on) return send_stream(s, c, j, chat ? 2 : 0, id, model_out, fp);
     int32_t n = 0;
     char *text = job_text(j, c, &n, &err);
     hl_job_state js = hl_job_get_state(j);
@@ -608,8 +714,28 @@ static int read_scene(hl_server *s, const cJSON *o, hl_job_desc *d, hl_job_adapt
         d->scene_vectors = *vec;
         d->n_vectors = (int32_t)(n / C);
     }
+    const cJSON *parts = cJSON_GetObjectItemCaseSensitive(o, "parts");
+    if (parts && !cJSON_IsNull(parts)) {
+        if (d->scene || d->scene_vectors) {
+            snprintf(msg, cap, "give exactly one of \"scene\" (lexemes), \"scene_vector\" and \"parts\"");
+            return 0;
+        }
+        /* A scene typed from parts: composed as its decoder composes, then decoded as a mute scene. */
+        hl_lexicon *lex = NULL;
+        const char *by = d->use_adapters && d->n_adapters > 0 ? d->adapters[0].name : NULL;
+        if (!compose_parts(s, by, parts, cJSON_GetObjectItemCaseSensitive(o, "facets"), &lex, msg, cap)) return 0;
+        const int64_t C = hl_model_get_config(hl_engine_base(s->e))->dim;
+        if ((*vec = hl_malloc_array((size_t)C, sizeof(float)))) memcpy(*vec, hl_lexicon_embedding(lex, 0), (size_t)C * sizeof(float));
+        hl_lexicon_free(lex);
+        if (!*vec) {
+            snprintf(msg, cap, "out of memory");
+            return 0;
+        }
+        d->scene_vectors = *vec;
+        d->n_vectors = 1;
+    }
     if (!d->scene == !d->scene_vectors) {
-        snprintf(msg, cap, "give exactly one of \"scene\" (lexemes) and \"scene_vector\"");
+        snprintf(msg, cap, "give exactly one of \"scene\" (lexemes), \"scene_vector\" and \"parts\"");
         return 0;
     }
     return 1;
@@ -636,6 +762,10 @@ static enum MHD_Result do_scenes(hl_server *s, struct MHD_Connection *c, const c
         if (n < 1 || n > s->p.max_batch)
             return send_error(s, c, 400, "field \"scenes\" must be an array of 1..%d scene objects", s->p.max_batch);
     }
+    int stream_on = 0;
+    char smsg[160] = "";
+    if (!field_bool(req, "stream", &stream_on, smsg, sizeof smsg)) return send_error(s, c, 400, "%s", smsg);
+    if (stream_on && batch) return send_error(s, c, 400, "\"stream\" takes one scene, not \"scenes\"");
     hl_job_desc *ds = hl_calloc((size_t)n, sizeof *ds);
     hl_job_adapter *ads = hl_calloc((size_t)n * 64, sizeof *ads);
     float **vecs = hl_calloc((size_t)n, sizeof *vecs);
@@ -663,6 +793,13 @@ static enum MHD_Result do_scenes(hl_server *s, struct MHD_Connection *c, const c
             goto done;
         }
     }
+    if (stream_on) {
+        char id[48];
+        snprintf(id, sizeof id, "scene-%llu", (unsigned long long)atomic_fetch_add(&s->next_id, 1));
+        ok = send_stream(s, c, jobs[0], 3, id, hl_engine_model_name(s->e), s->fingerprint);
+        jobs[0] = NULL; /* the stream owns it now */
+        goto done;
+    }
     cJSON *results = batch ? cJSON_CreateArray() : NULL, *one = NULL;
     for (i = 0; i < n; i++) {
         int32_t nt = 0;
@@ -687,13 +824,216 @@ static enum MHD_Result do_scenes(hl_server *s, struct MHD_Connection *c, const c
         ok = send_json(s, c, 200, o);
     } else ok = send_json(s, c, 200, one);
 done:
-    for (int k = 0; k < n && jobs; k++) hl_job_release(jobs[k]);
+    for (int k = 0; k < n && jobs; k++)
+        if (jobs[k]) hl_job_release(jobs[k]);
     for (int k = 0; k < n && vecs; k++) hl_free(vecs[k]);
     hl_free(jobs);
     hl_free(vecs);
     hl_free(ads);
     hl_free(ds);
     return ok;
+}
+
+/* ------------------------------------------------ lexicon and explain */
+
+/* "key=value" lines -> {"key": "value", ...}. */
+static cJSON *facets_json(const char *facets) {
+    cJSON *o = cJSON_CreateObject();
+    for (const char *f = facets; f && *f;) {
+        const char *nl = strchr(f, '\n'), *end = nl ? nl : f + strlen(f), *eq = memchr(f, '=', (size_t)(end - f));
+        if (eq) {
+            char key[128], val[512];
+            snprintf(key, sizeof key, "%.*s", (int)(eq - f), f);
+            snprintf(val, sizeof val, "%.*s", (int)(end - eq - 1), eq + 1);
+            cJSON_AddStringToObject(o, key, val);
+        }
+        f = nl ? nl + 1 : end;
+    }
+    return o;
+}
+
+static cJSON *entry_json(const hl_lexicon *lex, int32_t i) {
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "lexeme", hl_lexicon_lexeme(lex, i));
+    cJSON *parts = cJSON_AddArrayToObject(o, "parts");
+    for (int32_t k = 0; k < hl_lexicon_n_parts(lex, i); k++)
+        cJSON_AddItemToArray(parts, cJSON_CreateString(hl_lexicon_part(lex, i, k)));
+    cJSON_AddItemToObject(o, "facets", facets_json(hl_lexicon_facets(lex, i)));
+    return o;
+}
+
+typedef struct listing {
+    int32_t limit;
+    cJSON *out;
+} listing;
+
+static void list_lexicon(void *user, const hl_lexicon *lex, const hl_model *base) {
+    (void)base;
+    listing *l = user;
+    int32_t n = hl_lexicon_n_entries(lex);
+    cJSON_AddStringToObject(l->out, "compose", hl_lexicon_compose_rule(lex));
+    cJSON_AddNumberToObject(l->out, "total", n);
+    cJSON *arr = cJSON_AddArrayToObject(l->out, "lexemes");
+    for (int32_t i = 0; i < n && i < l->limit; i++) cJSON_AddItemToArray(arr, entry_json(lex, i));
+}
+
+/* GET /v1/scenes/lexicon[?adapter=NAME][&limit=N]: the scenes a decoder reads. */
+static enum MHD_Result do_scene_lexicon(hl_server *s, struct MHD_Connection *c) {
+    const char *adapter = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "adapter");
+    const char *lim = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "limit");
+    listing l = {.limit = 1000, .out = cJSON_CreateObject()};
+    if (lim) {
+        char *end = NULL;
+        long v = strtol(lim, &end, 10);
+        if (!*lim || *end || v < 1 || v > 100000) {
+            cJSON_Delete(l.out);
+            return send_error(s, c, 400, "limit must be a number in 1..100000");
+        }
+        l.limit = (int32_t)v;
+    }
+    hl_error err = {0};
+    hl_status st = hl_engine_with_lexicon(s->e, adapter && *adapter ? adapter : NULL, list_lexicon, &l, &err);
+    if (st != HL_OK) {
+        cJSON_Delete(l.out);
+        return send_failure(s, c, st, &err);
+    }
+    return send_json(s, c, 200, l.out);
+}
+
+typedef struct scored_id {
+    float sim;
+    int32_t id;
+} scored_id;
+
+static double cosine(const float *a, const float *b, int64_t n) {
+    double ab = 0, aa = 0, bb = 0;
+    for (int64_t i = 0; i < n; i++) {
+        ab += (double)a[i] * b[i];
+        aa += (double)a[i] * a[i];
+        bb += (double)b[i] * b[i];
+    }
+    return aa > 0 && bb > 0 ? ab / sqrt(aa * bb) : 0.0;
+}
+
+static int ranks_above(scored_id a, scored_id b) { return a.sim > b.sim || (a.sim == b.sim && a.id < b.id); }
+
+/* Keeps the k best (highest sim; ties: the lower id) in top[0..*n), best first. */
+static void keep_top(scored_id *top, int32_t *n, int32_t k, scored_id x) {
+    if (*n == k) {
+        if (!ranks_above(x, top[k - 1])) return;
+        top[k - 1] = x;
+    } else top[(*n)++] = x;
+    for (int32_t i = *n - 1; i > 0 && ranks_above(top[i], top[i - 1]); i--) {
+        scored_id t = top[i - 1];
+        top[i - 1] = top[i];
+        top[i] = t;
+    }
+}
+
+typedef struct explaining {
+    const char *scene;         /* lexemes separated by spaces, or NULL */
+    const hl_lexicon *typed;   /* a scene typed as parts (entry 0), or NULL */
+    int32_t top;
+    cJSON *out;
+    hl_status st;
+    hl_error err;
+} explaining;
+
+/* What one composed row is near: base tokens and the lexicon's lexemes. */
+static void explain_row(cJSON *o, const float *e, const hl_lexicon *lex, int32_t self, const hl_model *base,
+                        int32_t top) {
+    const int64_t C = base->cfg.dim;
+    scored_id best[32];
+    int32_t nb = 0;
+    float *row = hl_malloc_array((size_t)C, sizeof(float));
+    cJSON *toks = cJSON_AddArrayToObject(o, "nearest_tokens");
+    for (int32_t v = 0; row && v < base->n_vocab_base; v++)
+        keep_top(best, &nb, top, (scored_id){(float)cosine(e, hl_model_embd_row(base, v, row), C), v});
+    hl_free(row);
+    for (int32_t k = 0; k < nb; k++) {
+        char piece[256];
+        size_t n = hl_tokenizer_decode(base->tok, -1, best[k].id, piece, sizeof piece - 1);
+        piece[n] = 0;
+        size_t bad = 0;
+        if (!hl_utf8_valid(piece, n, &bad)) snprintf(piece, sizeof piece, "<token %d>", best[k].id);
+        cJSON *t = cJSON_CreateObject();
+        cJSON_AddStringToObject(t, "piece", piece);
+        cJSON_AddNumberToObject(t, "cosine", best[k].sim);
+        cJSON_AddItemToArray(toks, t);
+    }
+    nb = 0;
+    for (int32_t j = 0; j < hl_lexicon_n_entries(lex); j++)
+        if (j != self) keep_top(best, &nb, top, (scored_id){(float)cosine(e, hl_lexicon_embedding(lex, j), C), j});
+    cJSON *lx = cJSON_AddArrayToObject(o, "nearest_lexemes");
+    for (int32_t k = 0; k < nb; k++) {
+        cJSON *t = cJSON_CreateObject();
+        cJSON_AddStringToObject(t, "lexeme", hl_lexicon_lexeme(lex, best[k].id));
+        cJSON_AddNumberToObject(t, "cosine", best[k].sim);
+        cJSON_AddItemToArray(lx, t);
+    }
+}
+
+static void explain_scene(void *user, const hl_lexicon *lex, const hl_model *base) {
+    explaining *x = user;
+    cJSON *arr = cJSON_AddArrayToObject(x->out, "lexemes");
+    if (x->typed) {
+        cJSON *o = entry_json(x->typed, 0);
+        cJSON_ReplaceItemInObject(o, "lexeme", cJSON_CreateNull());
+        explain_row(o, hl_lexicon_embedding(x->typed, 0), lex, -1, base, x->top);
+        cJSON_AddItemToArray(arr, o);
+        return;
+    }
+    if ((x->st = hl_lexicon_check_scene(lex, x->scene, &x->err)) != HL_OK) return;
+    for (const char *w = x->scene; *w;) {
+        while (*w == ' ') w++;
+        const char *end = strchr(w, ' ');
+        size_t n = end ? (size_t)(end - w) : strlen(w);
+        if (!n) break;
+        char word[HL_LEXEME_MAX_BYTES + 1];
+        snprintf(word, sizeof word, "%.*s", (int)n, w);
+        int32_t i = hl_lexicon_find(lex, word);
+        if (i >= 0) {
+            cJSON *o = entry_json(lex, i);
+            cJSON_AddNumberToObject(o, "token", hl_lexicon_token(lex, i));
+            explain_row(o, hl_lexicon_embedding(lex, i), lex, i, base, x->top);
+            cJSON_AddItemToArray(arr, o);
+        }
+        w += n;
+    }
+}
+
+/* POST /v1/scenes/explain {"scene" | "parts", "adapter", "top"}: what a
+ * scene is made of and what its composed rows are near (`scene explain`). */
+static enum MHD_Result do_scene_explain(hl_server *s, struct MHD_Connection *c, const cJSON *req) {
+    char msg[512] = "";
+    const char *scene = NULL, *adapter = NULL;
+    double top = 5;
+    if (!field_string(req, "scene", &scene, msg, sizeof msg) || !field_string(req, "adapter", &adapter, msg, sizeof msg) ||
+        !field_int(req, "top", 1, 32, &top, msg, sizeof msg))
+        return send_error(s, c, 400, "%s", msg);
+    const cJSON *parts = cJSON_GetObjectItemCaseSensitive(req, "parts");
+    if (parts && cJSON_IsNull(parts)) parts = NULL;
+    if (!scene == !parts) return send_error(s, c, 400, "give exactly one of \"scene\" (lexemes) and \"parts\"");
+    explaining x = {.scene = scene, .top = (int32_t)top, .out = cJSON_CreateObject()};
+    hl_lexicon *typed = NULL;
+    if (parts && !compose_parts(s, adapter, parts, cJSON_GetObjectItemCaseSensitive(req, "facets"), &typed, msg,
+                                sizeof msg)) {
+        cJSON_Delete(x.out);
+        return send_error(s, c, 400, "%s", msg);
+    }
+    x.typed = typed;
+    hl_error err = {0};
+    hl_status st = hl_engine_with_lexicon(s->e, adapter, explain_scene, &x, &err);
+    hl_lexicon_free(typed);
+    if (st == HL_OK && x.st != HL_OK) {
+        st = x.st;
+        err = x.err;
+    }
+    if (st != HL_OK) {
+        cJSON_Delete(x.out);
+        return send_failure(s, c, st, &err);
+    }
+    return send_json(s, c, 200, x.out);
 }
 
 static enum MHD_Result do_models(hl_server *s, struct MHD_Connection *c) {
@@ -840,10 +1180,15 @@ static enum MHD_Result dispatch(hl_server *s, struct MHD_Connection *c, const ch
         if (!get) return send_error(s, c, 405, "%s needs GET", url);
         return send_text(s, c, 200, "application/json", "{\"status\":\"ok\"}", 15);
     }
+    if (!strcmp(url, "/") || !strcmp(url, "/index.html")) {
+        /* The page holds no data; its requests carry the key the user types. */
+        if (!get) return send_error(s, c, 405, "%s needs GET", url);
+        return send_text(s, c, 200, "text/html; charset=utf-8", (const char *)hl_web_page, hl_web_page_len);
+    }
     if (!authorized(s, c)) return send_error(s, c, 401, "a valid API key is needed (Authorization: Bearer KEY)");
-    static const char *const gets[] = {"/v1/models", "/lora-adapters", "/metrics"};
-    static const char *const posts[] = {"/v1/completions", "/v1/chat/completions", "/v1/scenes/decode", "/lora-adapters", "/adapters/load",
-                                        "/adapters/unload"};
+    static const char *const gets[] = {"/v1/models", "/lora-adapters", "/metrics", "/v1/scenes/lexicon"};
+    static const char *const posts[] = {"/v1/completions", "/v1/chat/completions", "/v1/scenes/decode", "/v1/scenes/explain",
+                                        "/lora-adapters", "/adapters/load", "/adapters/unload"};
     int is_get = 0, is_post = 0;
     for (size_t i = 0; i < sizeof gets / sizeof *gets; i++) is_get |= !strcmp(url, gets[i]);
     for (size_t i = 0; i < sizeof posts / sizeof *posts; i++) is_post |= !strcmp(url, posts[i]);
@@ -851,6 +1196,7 @@ static enum MHD_Result dispatch(hl_server *s, struct MHD_Connection *c, const ch
     if (get && is_get) {
         if (!strcmp(url, "/v1/models")) return do_models(s, c);
         if (!strcmp(url, "/lora-adapters")) return do_lora_list(s, c);
+        if (!strcmp(url, "/v1/scenes/lexicon")) return do_scene_lexicon(s, c);
         return do_metrics(s, c);
     }
     if (!post || !is_post) return send_error(s, c, 405, "%s does not take %s", url, method);
@@ -868,6 +1214,7 @@ static enum MHD_Result dispatch(hl_server *s, struct MHD_Connection *c, const ch
     else if (!strcmp(url, "/v1/completions")) ok = do_completions(s, c, req, 0);
     else if (!strcmp(url, "/v1/chat/completions")) ok = do_completions(s, c, req, 1);
     else if (!strcmp(url, "/v1/scenes/decode")) ok = do_scenes(s, c, req);
+    else if (!strcmp(url, "/v1/scenes/explain")) ok = do_scene_explain(s, c, req);
     else ok = do_adapter_load(s, c, req, !strcmp(url, "/adapters/load"));
     cJSON_Delete(req);
     return ok;
