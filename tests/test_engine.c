@@ -71,6 +71,12 @@ static void test_utf8(void) {
     CHECK(hl_utf8_complete_prefix("a\xf0\x9f", 3) == 1);
     CHECK(hl_utf8_complete_prefix("a\xff", 2) == 2);                    /* invalid bytes are not held back */
     CHECK(hl_utf8_complete_prefix("a\xed\xa0", 3) == 3);                /* nor a surrogate's start */
+    char out[64];
+    CHECK(hl_utf8_sanitize("a\xe2\x82\xac", 4, out) == 4 && !strcmp(out, "a\xe2\x82\xac")); /* valid: unchanged */
+    CHECK(hl_utf8_sanitize("a\xff" "b", 3, out) == 5 && !strcmp(out, "a\xef\xbf\xbd" "b"));
+    CHECK(hl_utf8_sanitize("a\xe2\x82", 3, out) == 7 && !strcmp(out, "a\xef\xbf\xbd\xef\xbf\xbd")); /* cut short */
+    CHECK(hl_utf8_sanitize("\xed\xa0\x80", 3, out) == 9 && hl_utf8_valid(out, 9, NULL));      /* a surrogate */
+    CHECK(hl_utf8_sanitize("", 0, out) == 0 && out[0] == 0);
 }
 
 int main(void) {

@@ -6,7 +6,7 @@
 # typed from parts (exactly what /v1/scenes/decode answers for those parts),
 # and shows what each scene is made of. The screenshot goes to
 # $HL_WEB_SCREENSHOT when set.
-# Skips when node or chromium is missing, unless HL_REQUIRE_BROWSER=1 (CI).
+# Skips when node or chromium is missing, unless HL_REQUIRE_ALL=1 (CI).
 # Usage: test_web.sh HYPERLORA SHARED
 set -uo pipefail
 HL=$(cd "$(dirname "$1")" && pwd)/$(basename "$1"); S=$(cd "$2" && pwd)
@@ -15,7 +15,7 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 M=$S/models/stories260K/stories260K-f32.gguf
 CHROMIUM=${CHROMIUM:-/usr/bin/chromium}
 skip() {
-  if [ "${HL_REQUIRE_BROWSER:-0}" = 1 ]; then echo "FAIL: $1"; exit 1; fi
+  if [ "${HL_REQUIRE_ALL:-0}" = 1 ]; then echo "FAIL: $1"; exit 1; fi
   echo "SKIP: $1 (scripts/deps.sh test installs it)"; exit 0
 }
 command -v node >/dev/null || skip "node is missing"

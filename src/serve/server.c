@@ -279,8 +279,17 @@ static char *job_text(hl_job *j, struct MHD_Connection *c, int32_t *n_tokens, hl
         return NULL;
     }
     out[len] = 0;
+    /* JSON must be UTF-8; sampled byte tokens need not be. */
+    char *clean = hl_malloc(3 * len + 1);
+    if (!clean) {
+        hl_free(out);
+        hl_fail(err, HL_ERR_NOMEM, "out of memory");
+        return NULL;
+    }
+    hl_utf8_sanitize(out, len, clean);
+    hl_free(out);
     *n_tokens = n;
-    return out;
+    return clean;
 }
 
 /* Nobody to answer: the connection is dropped. */
@@ -403,10 +412,12 @@ static int stream_fill(stream *st) {
     int end = js >= HL_JOB_DONE_EOS;
     size_t cut = end ? st->carry_len : hl_utf8_complete_prefix(st->carry ? st->carry : "", st->carry_len);
     if (cut) {
-        char save = st->carry[cut];
-        st->carry[cut] = 0;
-        int ok = add_event(st, stream_chunk(st, st->carry, NULL, 0), &cap);
-        st->carry[cut] = save;
+        /* JSON must be UTF-8: bytes that cannot start a character become U+FFFD. */
+        char *clean = hl_malloc(3 * cut + 1);
+        if (!clean) return 0;
+        hl_utf8_sanitize(st->carry, cut, clean);
+        int ok = add_event(st, stream_chunk(st, clean, NULL, 0), &cap);
+        hl_free(clean);
         if (!ok) return 0;
         memmove(st->carry, st->carry + cut, st->carry_len - cut + 1);
         st->carry_len -= cut;

@@ -51,3 +51,22 @@ size_t hl_utf8_complete_prefix(const char *s, size_t n) {
     }
     return n;
 }
+
+size_t hl_utf8_sanitize(const char *s, size_t n, char *out) {
+    const uint8_t *u = (const uint8_t *)s;
+    size_t o = 0;
+    for (size_t i = 0; i < n;) {
+        int k = seq_len(u + i, n - i);
+        if (k > 0) {
+            for (int j = 0; j < k; j++) out[o++] = s[i + j];
+            i += (size_t)k;
+        } else { /* an invalid byte, or a start cut off by the end: U+FFFD */
+            out[o++] = (char)0xEF;
+            out[o++] = (char)0xBF;
+            out[o++] = (char)0xBD;
+            i++;
+        }
+    }
+    out[o] = 0;
+    return o;
+}

@@ -11,4 +11,10 @@ int hl_utf8_valid(const char *s, size_t n, size_t *bad);
  * unfinished (but so far valid) multi-byte sequence: what a stream can send
  * now; the rest waits for the next bytes. */
 size_t hl_utf8_complete_prefix(const char *s, size_t n);
+/* Copies s[0..n) to out as valid UTF-8: every byte that does not begin a
+ * valid sequence (including a sequence cut off by the end) becomes U+FFFD.
+ * out needs 3n + 1 bytes; it is NUL-terminated. Returns the length written.
+ * For text that must be UTF-8, such as JSON, made from model output, whose
+ * byte tokens can form anything. */
+size_t hl_utf8_sanitize(const char *s, size_t n, char *out);
 #endif
