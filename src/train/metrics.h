@@ -6,18 +6,11 @@
 #include <stdint.h>
 #include <stdio.h>
 #include "hyperlora.h"
+#include "hyperlora/train.h"
 
-typedef struct hl_step_record {
-    int64_t step;          /* 1-based step just completed */
-    int64_t total_steps;
-    double loss;           /* train loss of this step */
-    double eval_loss;      /* NAN when not evaluated at this step */
-    double lr;
-    double grad_norm;      /* before clipping */
-    double tokens_per_s;   /* loss tokens processed per second, this step */
-    double elapsed_s;      /* since the run (or resume) started */
-    int64_t tokens;        /* tokens processed so far */
-} hl_step_record;
+/* One record per step (hyperlora/train.h); the log, the progress display and
+ * the plot all read it. */
+typedef hl_train_record hl_step_record;
 
 /* JSONL: {"step":..,"loss":..,"eval_loss":..|null,"lr":..,"grad_norm":..,"tokens_per_s":..,"elapsed_s":..,"tokens":..} */
 typedef struct hl_metrics hl_metrics;
