@@ -73,6 +73,8 @@ typedef struct hl_train_record {
     double tokens_per_s;   /* loss tokens processed per second, this step (wall clock) */
     double elapsed_s;      /* since hl_train_run_to_end (or the first step) started (wall clock) */
     int64_t tokens;        /* tokens processed so far */
+    double fwd_bwd_s;      /* of this step: forward and backward passes, batches drawn (wall clock) */
+    double optim_s;        /* of this step: norm, clipping and AdamW (wall clock) */
 } hl_train_record;
 
 /* Called with every record written to the metrics log (the step-0 eval too). */
@@ -83,6 +85,13 @@ typedef void (*hl_train_progress_fn)(void *user, const hl_train_record *r);
  * filled) fails the step, nothing changed. For checks such as "the base
  * file was truncated under us". */
 typedef hl_status (*hl_train_check_fn)(void *user, int64_t next_step, hl_error *err);
+/* A batch source in place of a dataset (data NULL): fills tokens (B, T+1),
+ * mask (B, T; 1 = the target counts) and pos (B, T; each input's position
+ * in its document, 0..T-1 for one sequence per row), all the run's buffers,
+ * for micro-step step*accum + k. A source that depends only on the
+ * micro-step resumes exactly; the checkpoint's data cursor stays unused. */
+typedef hl_status (*hl_train_batch_fn)(void *user, uint64_t micro_step, int32_t *tokens, uint8_t *mask, int32_t *pos,
+                                       hl_error *err);
 /* Polled by hl_train_run_to_end before the first step and after each step;
  * nonzero: checkpoint (when a path is set) and stop. Async-signal-safe
  * flags are the intended source. */
@@ -121,6 +130,7 @@ typedef struct hl_train_config {
     hl_train_progress_fn on_progress;
     hl_train_check_fn before_step;
     hl_train_stop_fn should_stop;
+    hl_train_batch_fn next_batch;   /* used, and required, only when data is NULL */
     void *user;                  /* passed to every callback */
 } hl_train_config;
 
@@ -136,7 +146,9 @@ HL_API hl_train_config hl_train_default_config(void);
 
 /* Builds a run: validates cfg (an error names the field), then the trainer
  * and optimizer. LoRA: adapter non-NULL, model only read. Full: adapter
- * NULL and model's weights its own writable F32 buffers. model, adapter,
+ * NULL and model's weights its own writable F32 buffers. data may be NULL
+ * when cfg->next_batch supplies the batches (no validation split then:
+ * evals give NAN). model, adapter,
  * data and cfg's strings are borrowed; *out is the caller's, freed with
  * hl_train_run_free. Nothing is written to disk yet. */
 HL_API hl_status hl_train_run_init(const hl_model *model, hl_adapter *adapter, const hl_dataset *data,
@@ -159,6 +171,12 @@ HL_API hl_status hl_train_run_step(hl_train_run *run, hl_error *err);
 /* The mean loss over every validation row, no dropout; NAN when there are
  * none. Changes no parameter; reuses the run's batch buffers. */
 HL_API hl_status hl_train_run_eval(hl_train_run *run, double *loss, hl_error *err);
+
+/* Forward only on one caller-given batch (tokens (B, T+1); mask (B, T) or
+ * NULL for all ones; pos (B, T) or NULL for one sequence per row): the sum
+ * of the counted targets' losses and their count. Changes nothing. */
+HL_API hl_status hl_train_run_eval_batch(hl_train_run *run, const int32_t *tokens, const uint8_t *mask,
+                                         const int32_t *pos, double *loss_sum, int64_t *n_counted, hl_error *err);
 
 /* Writes a checkpoint of the current state to path (crash-safe: temp file,
  * fsync, rename). The run is unchanged. */

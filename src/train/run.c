@@ -82,7 +82,9 @@ static hl_status check_config(const hl_train_config *c, const hl_adapter *adapte
 hl_status hl_train_run_init(const hl_model *model, hl_adapter *adapter, const hl_dataset *data,
                             const hl_train_config *cfg, hl_train_run **out, hl_error *err) {
     *out = NULL;
-    if (!model || !data || !cfg) return hl_fail(err, HL_ERR_INVALID_ARG, "train run: needs a model, data and a config");
+    if (!model || !cfg) return hl_fail(err, HL_ERR_INVALID_ARG, "train run: needs a model and a config");
+    if (!data && !cfg->next_batch)
+        return hl_fail(err, HL_ERR_INVALID_ARG, "train config: next_batch is needed when there is no dataset");
     hl_status s = check_config(cfg, adapter, err);
     if (s != HL_OK) return s;
     hl_train_run *r = hl_calloc(1, sizeof *r);
@@ -147,9 +149,16 @@ hl_status hl_train_run_resume(hl_train_run *r, const char *path, hl_error *err) 
     return HL_OK;
 }
 
+static int64_t n_val_rows(const hl_train_run *r) { return r->data ? hl_dataset_n_val_rows(r->data) : 0; }
+
+hl_status hl_train_run_eval_batch(hl_train_run *r, const int32_t *tokens, const uint8_t *mask, const int32_t *pos,
+                                  double *loss_sum, int64_t *n_counted, hl_error *err) {
+    return hl_trainer_eval(r->tr, tokens, mask, pos, loss_sum, n_counted, err);
+}
+
 hl_status hl_train_run_eval(hl_train_run *r, double *loss, hl_error *err) {
     const int32_t B = r->cfg.batch, T = r->cfg.ctx;
-    int64_t n = hl_dataset_n_val_rows(r->data), count = 0;
+    int64_t n = n_val_rows(r), count = 0;
     double sum = 0;
     *loss = NAN;
     for (int64_t i = 0; i < n; i += B) {
@@ -218,16 +227,18 @@ hl_status hl_train_run_step(hl_train_run *r, hl_error *err) {
     double loss = 0;
     int64_t step_tokens = 0;
     for (int32_t k = 0; k < c->accum; k++) {
-        hl_dataset_next_batch(r->data, &r->st.cursor, c->batch, r->tok, r->mask, r->pos);
+        uint64_t micro = (uint64_t)r->st.step * (uint64_t)c->accum + (uint64_t)k; /* seeds dropout */
+        if (r->data) hl_dataset_next_batch(r->data, &r->st.cursor, c->batch, r->tok, r->mask, r->pos);
+        else if ((s = c->next_batch(c->user, micro, r->tok, r->mask, r->pos, err)) != HL_OK) return s;
         double l;
         int64_t n;
-        uint64_t micro = (uint64_t)r->st.step * (uint64_t)c->accum + (uint64_t)k; /* seeds dropout */
         if ((s = hl_trainer_forward_backward(r->tr, r->tok, r->mask, r->pos, 1.0f / (float)c->accum, micro, &l, &n,
                                              err)) != HL_OK)
             return s;
         loss += l / (double)c->accum;
         step_tokens += n;
     }
+    double t_fb = now_s();
     double gnorm = hl_trainer_grad_norm(r->tr);
     if (!isfinite(gnorm))
         return hl_fail(err, HL_ERR_INVALID_ARG, "gradient norm is %g at step %lld", gnorm, (long long)r->st.step + 1);
@@ -236,6 +247,7 @@ hl_status hl_train_run_step(hl_train_run *r, hl_error *err) {
     float lr = hl_schedule_lr(&r->sched, r->st.step);
     hl_adamw_step(&r->opt, r->tr, lr);
     r->st.tokens += step_tokens;
+    double t_opt = now_s();
     double eval = NAN;
     if ((c->eval_every > 0 && r->st.step % c->eval_every == 0) || r->st.step == c->steps) {
         if ((s = hl_train_run_eval(r, &eval, err)) != HL_OK) return s;
@@ -244,7 +256,8 @@ hl_status hl_train_run_step(hl_train_run *r, hl_error *err) {
     double t1 = now_s();
     hl_train_record rec = {.step = r->st.step, .total_steps = c->steps, .loss = loss, .eval_loss = eval, .lr = lr,
                            .grad_norm = gnorm, .tokens_per_s = (double)step_tokens / (t1 - t0),
-                           .elapsed_s = t1 - r->t_start, .tokens = r->st.tokens};
+                           .elapsed_s = t1 - r->t_start, .tokens = r->st.tokens, .fwd_bwd_s = t_fb - t0,
+                           .optim_s = t_opt - t_fb};
     if ((s = record(r, &rec, err)) != HL_OK) return s;
     if (c->on_progress) c->on_progress(c->user, &rec);
     if (c->checkpoint_path && ((c->checkpoint_every > 0 && r->st.step % c->checkpoint_every == 0) ||
@@ -259,11 +272,12 @@ hl_status hl_train_run_to_end(hl_train_run *r, hl_train_outcome *outcome, hl_err
     if (outcome) *outcome = HL_TRAIN_FINISHED;
     start_clock(r);
     if ((s = open_log(r, err)) != HL_OK) return s;
-    if (c->eval_at_start && !r->resumed && r->st.step == 0 && hl_dataset_n_val_rows(r->data) > 0) {
+    if (c->eval_at_start && !r->resumed && r->st.step == 0 && n_val_rows(r) > 0) {
         /* The starting point: the eval loss before any update. */
         if ((s = hl_train_run_eval(r, &r->last_eval, err)) != HL_OK) return s;
         hl_train_record r0 = {.step = 0, .total_steps = c->steps, .loss = NAN, .eval_loss = r->last_eval, .lr = 0,
-                              .grad_norm = NAN, .tokens_per_s = NAN, .elapsed_s = now_s() - r->t_start, .tokens = 0};
+                              .grad_norm = NAN, .tokens_per_s = NAN, .elapsed_s = now_s() - r->t_start, .tokens = 0,
+                              .fwd_bwd_s = NAN, .optim_s = NAN};
         if ((s = record(r, &r0, err)) != HL_OK) return s;
     }
     int stop = c->should_stop && c->should_stop(c->user), paused = 0;
