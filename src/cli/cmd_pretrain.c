@@ -10,6 +10,7 @@
 #include "text/bpe_train.h"
 #include "text/tokenizer.h"
 #include "train/dataset.h"
+#include "cli/progress.h"
 #include "train/metrics.h"
 #include "train/optim.h"
 #include "hyperlora/train.h"

@@ -9,6 +9,7 @@
 #include "lora/create.h"
 #include "text/lexicon.h"
 #include "train/dataset.h"
+#include "cli/progress.h"
 #include "train/metrics.h"
 #include "train/optim.h"
 #include "hyperlora/train.h"
