@@ -128,6 +128,10 @@ static void test_defaults_and_errors(const hl_model *m, const hl_dataset *ds) {
     CHECK(hl_train_run_init(m, ad, ds, &cfg, &run, &err) == HL_ERR_INVALID_ARG);
     CHECK_MSG(strstr(err.msg, "dropout") != NULL, "%s", err.msg);
     cfg = base_config(&c);
+    cfg.ctx = 16; /* the dataset's rows are 32 */
+    CHECK(hl_train_run_init(m, ad, ds, &cfg, &run, &err) == HL_ERR_INVALID_ARG);
+    CHECK_MSG(strstr(err.msg, "ctx") != NULL, "%s", err.msg);
+    cfg = base_config(&c);
     CHECK(hl_train_run_init(m, ad, NULL, &cfg, &run, &err) == HL_ERR_INVALID_ARG);
     CHECK_MSG(strstr(err.msg, "next_batch") != NULL, "%s", err.msg);
     hl_adapter_free(ad);

@@ -13,7 +13,8 @@
  *      cursor and add the gradients of loss/accum (dropout masks seeded by
  *      the micro-step step*accum + k);
  *   2. the global gradient norm; a non-finite one fails the step
- *      (HL_ERR_INVALID_ARG, nothing updated); above clip, scale to clip;
+ *      (HL_ERR_INVALID_ARG, a message starting HL_TRAIN_GRAD_NORM_MSG,
+ *      nothing updated); above clip, scale to clip;
  *   3. step += 1; AdamW at the scheduled learning rate of that step;
  *   4. every eval_every steps and at the last step, the mean validation loss;
  *   5. a metrics record (to the log and the metrics callback), then the
@@ -47,6 +48,9 @@ extern "C" {
 #endif
 
 typedef struct hl_train_run hl_train_run;
+/* How the message of a step failed by a non-finite gradient norm starts, so
+ * a front end can add its own advice (lower the learning rate, clip). */
+#define HL_TRAIN_GRAD_NORM_MSG "gradient norm is "
 /* Tokenized training data with its validation split (train/dataset.h). */
 typedef struct hl_dataset hl_dataset;
 
@@ -141,7 +145,7 @@ typedef enum hl_train_outcome {
     HL_TRAIN_STOPPED        /* should_stop asked, checkpointed */
 } hl_train_outcome;
 
-/* The documented defaults above. Pure; thread-safe. */
+/* The documented defaults above. Pure: any thread, any time. */
 HL_API hl_train_config hl_train_default_config(void);
 
 /* Builds a run: validates cfg (an error names the field), then the trainer
@@ -150,26 +154,35 @@ HL_API hl_train_config hl_train_default_config(void);
  * when cfg->next_batch supplies the batches (no validation split then:
  * evals give NAN). model, adapter,
  * data and cfg's strings are borrowed; *out is the caller's, freed with
- * hl_train_run_free. Nothing is written to disk yet. */
+ * hl_train_run_free. cfg is copied. Nothing is written to disk yet.
+ * Threads: any thread; no other run may use the same adapter (or, in full
+ * mode, model) at the same time. data is only read and may be shared by
+ * runs that do not step at the same time (its batch cache, dataset.h). */
 HL_API hl_status hl_train_run_init(const hl_model *model, hl_adapter *adapter, const hl_dataset *data,
                                    const hl_train_config *cfg, hl_train_run **out, hl_error *err);
-/* Releases the run and all it owns (not the borrowed inputs). NULL is fine. */
+/* Releases the run and all it owns (not the borrowed inputs); closes the
+ * metrics log. NULL is fine. Threads: not while another call on it runs. */
 HL_API void hl_train_run_free(hl_train_run *run);
 
 /* Continues from the checkpoint at path (made by a run with the same
  * settings): loads the trainable tensors, AdamW moments, step, tokens, data
  * cursor and RNG. Call before the first step. Settings that differ give
  * HL_ERR_MISMATCH and hl_train_run_checkpoint_settings shows the saved
- * ones; after any failure the run's tensors may be partly loaded: free it. */
+ * ones; after any failure the run's tensors may be partly loaded: free it.
+ * Threads: one call on a run at a time (as for every call below). */
 HL_API hl_status hl_train_run_resume(hl_train_run *run, const char *path, hl_error *err);
 
-/* One optimizer step (steps 1-6 above). Opens the metrics log on first use
- * (appending after the resumed step when resumed). Fails with
- * HL_ERR_INVALID_ARG when the run is already at its last step. */
+/* One optimizer step (steps 1-6 above); callbacks run on the calling
+ * thread. Opens the metrics log on first use (appending after the resumed
+ * step when resumed). Fails with HL_ERR_INVALID_ARG when the run is
+ * already at its last step. After a failure the step is not counted, but
+ * gradients, batch cursor and log may have moved: free the run (resume
+ * from the last checkpoint to continue). */
 HL_API hl_status hl_train_run_step(hl_train_run *run, hl_error *err);
 
 /* The mean loss over every validation row, no dropout; NAN when there are
- * none. Changes no parameter; reuses the run's batch buffers. */
+ * none. Changes no parameter; reuses the run's batch buffers (so not
+ * concurrently with a step). */
 HL_API hl_status hl_train_run_eval(hl_train_run *run, double *loss, hl_error *err);
 
 /* Forward only on one caller-given batch (tokens (B, T+1); mask (B, T) or
@@ -179,16 +192,16 @@ HL_API hl_status hl_train_run_eval_batch(hl_train_run *run, const int32_t *token
                                          const int32_t *pos, double *loss_sum, int64_t *n_counted, hl_error *err);
 
 /* Writes a checkpoint of the current state to path (crash-safe: temp file,
- * fsync, rename). The run is unchanged. */
+ * fsync, rename). The run is unchanged; not concurrently with a step. */
 HL_API hl_status hl_train_run_save_checkpoint(const hl_train_run *run, const char *path, hl_error *err);
 
 /* Runs to the last step: the step-0 eval (eval_at_start), then steps until
  * the end, stop_at or should_stop; checkpoints on pause and stop. *outcome
  * (may be NULL) says which. The trained weights are then in the adapter or
- * model; saving them is the caller's. */
+ * model; saving them is the caller's. Callbacks run on the calling thread. */
 HL_API hl_status hl_train_run_to_end(hl_train_run *run, hl_train_outcome *outcome, hl_error *err);
 
-/* State queries; never fail. */
+/* State queries; never fail; safe between calls that change the run. */
 HL_API int64_t hl_train_run_step_count(const hl_train_run *run);    /* optimizer steps done */
 HL_API int64_t hl_train_run_tokens(const hl_train_run *run);        /* tokens processed so far */
 HL_API double hl_train_run_last_eval(const hl_train_run *run);      /* latest eval loss, NAN if none */

@@ -349,7 +349,7 @@ int cmd_pretrain(int argc, char **argv) {
     signal(SIGTERM, on_signal);
     hl_train_outcome outcome;
     if ((s = hl_train_run_to_end(run, &outcome, &err))) {
-        if (strncmp(err.msg, "gradient norm is ", 17) != 0) goto fail;
+        if (strncmp(err.msg, HL_TRAIN_GRAD_NORM_MSG, strlen(HL_TRAIN_GRAD_NORM_MSG)) != 0) goto fail;
         cli_error(CMD, "%s: lower --lr", err.msg);
         goto done;
     }

@@ -352,7 +352,7 @@ int cmd_train(int argc, char **argv) {
     signal(SIGTERM, on_signal);
     hl_train_outcome outcome;
     s = hl_train_run_to_end(run, &outcome, &err);
-    if (s && strncmp(err.msg, "gradient norm is ", 17) == 0) {
+    if (s && strncmp(err.msg, HL_TRAIN_GRAD_NORM_MSG, strlen(HL_TRAIN_GRAD_NORM_MSG)) == 0) {
         cli_error(CMD, "%s: lower --lr or raise --clip", err.msg);
         goto done;
     }

@@ -87,6 +87,9 @@ hl_status hl_train_run_init(const hl_model *model, hl_adapter *adapter, const hl
         return hl_fail(err, HL_ERR_INVALID_ARG, "train config: next_batch is needed when there is no dataset");
     hl_status s = check_config(cfg, adapter, err);
     if (s != HL_OK) return s;
+    if (data && hl_dataset_ctx(data) != cfg->ctx) /* the batch buffers are sized by cfg->ctx */
+        return hl_fail(err, HL_ERR_INVALID_ARG, "train config: ctx %d differs from the dataset's rows (%d tokens)",
+                       cfg->ctx, hl_dataset_ctx(data));
     hl_train_run *r = hl_calloc(1, sizeof *r);
     if (!r) return hl_fail(err, HL_ERR_NOMEM, "train run: out of memory");
     r->cfg = *cfg;
@@ -241,7 +244,8 @@ hl_status hl_train_run_step(hl_train_run *r, hl_error *err) {
     double t_fb = now_s();
     double gnorm = hl_trainer_grad_norm(r->tr);
     if (!isfinite(gnorm))
-        return hl_fail(err, HL_ERR_INVALID_ARG, "gradient norm is %g at step %lld", gnorm, (long long)r->st.step + 1);
+        return hl_fail(err, HL_ERR_INVALID_ARG, HL_TRAIN_GRAD_NORM_MSG "%g at step %lld", gnorm,
+                       (long long)r->st.step + 1);
     if (c->clip > 0 && gnorm > c->clip) hl_trainer_scale_grads(r->tr, (float)(c->clip / gnorm));
     r->st.step++;
     float lr = hl_schedule_lr(&r->sched, r->st.step);
