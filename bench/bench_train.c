@@ -1,23 +1,24 @@
 /* bench_train.c: LoRA training throughput and memory on one GGUF model.
  *
- * A step is what `hyperlora train` does per optimizer step without data
- * loading: zero the gradients, hl_trainer_forward_backward on a batch of
- * random tokens (B rows of T+1; mean cross-entropy over all B·T targets with
- * the full-vocabulary logits), then one AdamW update (lr 1e-4, betas 0.9 /
+ * A step is one hl_train_run_step, the loop `hyperlora train` runs, fed
+ * by a batch source instead of a dataset: zero the gradients, forward and
+ * backward on a batch of random tokens (B rows of T+1; mean cross-entropy
+ * over all B·T targets with the full-vocabulary logits), the gradient norm
+ * (no clipping), then one AdamW update (lr 1e-4 constant, betas 0.9 /
  * 0.999, eps 1e-8, no weight decay, as the PyTorch peer). The adapter is
- * fresh (Kaiming-uniform A, B = 0), no dropout.
+ * fresh (Kaiming-uniform A, B = 0), no dropout. No metrics log, no
+ * checkpoints.
  *
- * tokens/s = B·T / median step time over --steps timed steps after --warmup
- * untimed ones. Peak RSS is this process's ru_maxrss (it includes the mmapped
+ * Step time = the record's fwd_bwd_s + optim_s; tokens/s = B·T / median
+ * step time over --steps timed steps after --warmup untimed ones. Peak RSS is this process's ru_maxrss (it includes the mmapped
  * model pages that were touched). With --mflop (per token), the achieved
  * GFLOP/s is reported too. After the steps, --eval-runs forward-only passes
  * (hl_trainer_eval) give the forward share of a step.
  *
  * One configuration per process, so that peak RSS is that configuration's. */
 #include "hyperlora.h"
+#include "hyperlora/train.h"
 #include "lora/create.h"
-#include "train/optim.h"
-#include "train/trainer.h"
 #include "util/rng.h"
 
 #include "bench_util.h"
@@ -87,6 +88,26 @@ static int parse(int argc, char **argv, opts *o) {
     return 1;
 }
 
+/* The batch source: the same random rows every step, each one sequence. */
+typedef struct bench_data {
+    const int32_t *tok;   /* (B, T+1) */
+    int batch, ctx;
+    hl_train_record last; /* the latest step's record */
+} bench_data;
+
+static hl_status same_batch(void *user, uint64_t micro_step, int32_t *tokens, uint8_t *mask, int32_t *pos,
+                            hl_error *err) {
+    const bench_data *d = user;
+    (void)micro_step;
+    (void)err;
+    memcpy(tokens, d->tok, (size_t)d->batch * (size_t)(d->ctx + 1) * sizeof *tokens);
+    memset(mask, 1, (size_t)d->batch * (size_t)d->ctx);
+    for (int64_t i = 0; i < (int64_t)d->batch * d->ctx; i++) pos[i] = (int32_t)(i % d->ctx);
+    return HL_OK;
+}
+
+static void keep_record(void *user, const hl_train_record *r) { ((bench_data *)user)->last = *r; }
+
 static void die(const char *what, const hl_error *err) {
     fprintf(stderr, "bench_train: %s: %s\n", what, err->msg);
     exit(1);
@@ -112,14 +133,6 @@ int main(int argc, char **argv) {
     for (int32_t i = 0; i < ad->n_weights; i++)
         trainable += (int64_t)ad->w[i].rank * (ad->w[i].n_in + ad->w[i].n_out);
 
-    hl_trainer_params tp = {.batch = o.batch, .ctx = o.ctx, .n_threads = o.threads, .dropout = 0, .seed = 1};
-    hl_trainer *tr = NULL;
-    if (hl_trainer_init(m, ad, &tp, &tr, &err) != HL_OK) die("trainer", &err);
-    hl_adamw opt = {0};
-    hl_adamw_params ap = {.beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-8f, .weight_decay = 0.0f};
-    if (hl_adamw_init(&opt, &ap, tr, &err) != HL_OK) die("adamw", &err);
-    double rss_init = bench_peak_rss_mib();
-
     const int64_t row = o.ctx + 1;
     int32_t *tok = malloc((size_t)(o.batch * row) * sizeof *tok);
     if (!tok) return 1;
@@ -127,37 +140,49 @@ int main(int argc, char **argv) {
     hl_rng_seed(&rng, 7);
     for (int64_t i = 0; i < o.batch * row; i++) tok[i] = (int32_t)hl_rng_below(&rng, (uint64_t)mc->vocab_size);
 
+    bench_data bd = {.tok = tok, .batch = o.batch, .ctx = o.ctx};
+    hl_train_config tc = hl_train_default_config();
+    tc.batch = o.batch;
+    tc.ctx = o.ctx;
+    tc.n_threads = o.threads;
+    tc.steps = o.warmup + o.steps;
+    tc.lr = 1e-4;
+    tc.schedule = HL_TRAIN_SCHED_CONSTANT;
+    tc.clip = 0;
+    tc.seed = 1;
+    tc.eval_every = 0;
+    tc.next_batch = same_batch;
+    tc.on_progress = keep_record;
+    tc.user = &bd;
+    hl_train_run *run = NULL;
+    if (hl_train_run_init(m, ad, NULL, &tc, &run, &err) != HL_OK) die("train run", &err);
+    double rss_init = bench_peak_rss_mib();
+
     double step_s[MAX_STEPS], fb_s[MAX_STEPS], opt_s[MAX_STEPS], other[MAX_STEPS], losses[2 * MAX_STEPS];
     int n_loss = 0;
     for (int it = 0; it < o.warmup + o.steps; it++) {
         bench_interference bi;
         bench_interference_begin(&bi);
-        double t0 = bench_now();
-        hl_trainer_zero_grad(tr);
-        double loss;
-        int64_t counted;
-        if (hl_trainer_forward_backward(tr, tok, NULL, NULL, 1.0f, (uint64_t)it, &loss, &counted, &err) != HL_OK)
-            die("forward/backward", &err);
-        double t1 = bench_now();
-        hl_adamw_step(&opt, tr, 1e-4f);
-        double t2 = bench_now();
+        if (hl_train_run_step(run, &err) != HL_OK) die("step", &err);
         double oc = bench_interference_end(&bi);
-        losses[n_loss++] = loss;
+        const hl_train_record *r = &bd.last;
+        double fb = r->fwd_bwd_s, op = r->optim_s;
+        losses[n_loss++] = r->loss;
         if (it >= o.warmup) {
             int k = it - o.warmup;
-            step_s[k] = t2 - t0;
-            fb_s[k] = t1 - t0;
-            opt_s[k] = t2 - t1;
+            step_s[k] = fb + op;
+            fb_s[k] = fb;
+            opt_s[k] = op;
             other[k] = oc;
         }
         fprintf(stderr, "bench_train %s b=%d: step %d%s loss %.4f  %.3f s (fwd+bwd %.3f, adamw %.4f), other cores %.2f\n",
-                o.name, o.batch, it + 1, it < o.warmup ? " (warm-up)" : "", loss, t2 - t0, t1 - t0, t2 - t1, oc);
+                o.name, o.batch, it + 1, it < o.warmup ? " (warm-up)" : "", r->loss, fb + op, fb, op, oc);
     }
     double eval_s[MAX_STEPS];
     for (int k = 0; k < o.eval_runs; k++) {
         double t0 = bench_now(), ls;
         int64_t n;
-        if (hl_trainer_eval(tr, tok, NULL, NULL, &ls, &n, &err) != HL_OK) die("eval", &err);
+        if (hl_train_run_eval_batch(run, tok, NULL, NULL, &ls, &n, &err) != HL_OK) die("eval", &err);
         eval_s[k] = bench_now() - t0;
     }
     double load1 = bench_loadavg1();
@@ -201,8 +226,7 @@ int main(int argc, char **argv) {
         fclose(js);
     }
     free(tok);
-    hl_adamw_free(&opt);
-    hl_trainer_free(tr);
+    hl_train_run_free(run);
     hl_adapter_free(ad);
     hl_model_free(m);
     return 0;

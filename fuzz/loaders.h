@@ -39,6 +39,7 @@
 #include "text/bpe_train.h"
 #include "text/tokenizer.h"
 #include "train/checkpoint.h"
+#include "cli/plot.h"
 #include "train/metrics.h"
 #include "train/optim.h"
 #include "train/trainer.h"

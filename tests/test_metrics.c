@@ -4,6 +4,8 @@
  * `plot` subcommand. */
 #define _XOPEN_SOURCE 700 /* posix_openpt and friends */
 #include "hyperlora.h"
+#include "cli/plot.h"
+#include "cli/progress.h"
 #include "train/metrics.h"
 #include "util/alloc.h"
 #include "test_util.h"

@@ -1,6 +1,6 @@
 /* cmd_plot.c: `hyperlora plot`: a metrics JSONL -> an SVG of the loss curves. */
 #include "cli/cli.h"
-#include "train/metrics.h"
+#include "cli/plot.h"
 
 #include <stdio.h>
 #include <string.h>

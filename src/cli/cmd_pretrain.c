@@ -1,18 +1,19 @@
 /* cmd_pretrain.c: `hyperlora pretrain`: full-parameter training of a small
  * Llama-family model from scratch on a plain-text corpus, with a BPE
- * tokenizer trained on the same corpus. Same optimizer, schedules,
- * checkpoints, metrics and progress display as LoRA training; writes a
- * standard GGUF that llama.cpp also loads. */
+ * tokenizer trained on the same corpus. The loop is LoRA training's
+ * (hl_train_run in full mode: same optimizer, schedules, checkpoints,
+ * metrics and progress display); writes a standard GGUF that llama.cpp also
+ * loads. */
 #include "cli/cli.h"
 #include "io/gguf.h"
 #include "model/model.h"
 #include "text/bpe_train.h"
 #include "text/tokenizer.h"
-#include "train/checkpoint.h"
 #include "train/dataset.h"
+#include "cli/progress.h"
 #include "train/metrics.h"
 #include "train/optim.h"
-#include "train/trainer.h"
+#include "hyperlora/train.h"
 #include "util/alloc.h"
 #include "util/error.h"
 #include "util/fileio.h"
@@ -27,11 +28,19 @@
 static const char *CMD = "pretrain";
 #define MAX_CORPUS 4096
 
+/* Set by SIGINT/SIGTERM; the run checkpoints and stops after the current step. */
 static volatile sig_atomic_t stop_requested = 0;
 static void on_signal(int sig) {
     (void)sig;
     stop_requested = 1;
 }
+
+static int should_stop(void *user) {
+    (void)user;
+    return stop_requested != 0;
+}
+
+static void show_progress(void *user, const hl_train_record *r) { hl_progress_update(user, r); }
 
 typedef struct { const char *name; hl_model_config c; } preset;
 static const preset presets[] = {
@@ -244,13 +253,8 @@ int cmd_pretrain(int argc, char **argv) {
     hl_tokenizer *tok = NULL;
     hl_model *m = NULL;
     hl_dataset *ds = NULL;
-    hl_trainer *tr = NULL;
-    hl_adamw opt = {0};
-    hl_metrics *met = NULL;
+    hl_train_run *run = NULL;
     hl_progress *prog = NULL;
-    int32_t *tokbuf = NULL, *pos = NULL;
-    uint8_t *mask = NULL;
-    char *ck_config = NULL;
     int rc = 1;
     uint64_t corpus_hash = 0xcbf29ce484222325ULL;
     for (int k = 0; k < n_corpus; k++) {
@@ -299,118 +303,73 @@ int cmd_pretrain(int argc, char **argv) {
              cfg.n_kv_heads, cfg.seq_len, steps, batch, lr, warmup, (int)sched_kind, min_lr, wd, clip, val_fraction,
              (unsigned long long)seed, pack == HL_PACK_STREAM ? "" : pack == HL_PACK_DOCS ? " pack=docs" : " pack=none",
              tied ? " tied" : "");
-    int64_t n_params = 0;
-    hl_trainer_params tp = {.full = 1, .batch = (int32_t)batch, .ctx = cfg.seq_len, .n_threads = (int32_t)threads,
-                            .seed = seed};
-    if ((s = hl_trainer_init(m, NULL, &tp, &tr, &err))) goto fail;
-    for (int32_t i = 0; i < hl_trainer_n_params(tr); i++) n_params += hl_trainer_param(tr, i).n;
-    fprintf(stderr, "hyperlora pretrain: %lld parameters (dim %d, %d layers, ffn %d, vocab %d, ctx %d); %lld train "
-                    "rows, %lld val rows, %lld tokens; %ld steps of %ld x %d\n",
-            (long long)n_params, cfg.dim, cfg.n_layers, cfg.hidden_dim, m->cfg.vocab_size, cfg.seq_len,
-            (long long)dst->n_train_rows, (long long)dst->n_val_rows, (long long)dst->n_tokens, steps, batch,
-            cfg.seq_len);
-    hl_adamw_params ap = {.beta1 = 0.9f, .beta2 = 0.95f, .eps = 1e-8f, .weight_decay = (float)wd};
-    if ((s = hl_adamw_init(&opt, &ap, tr, &err))) goto fail;
-    hl_checkpoint_state st = {.config = config, .base_fingerprint = 0};
-    hl_rng_seed(&st.rng, seed ^ 0x9e37);
-    if (resume) {
-        hl_checkpoint_state loaded;
-        if ((s = hl_checkpoint_load(ckpt_path, tr, &opt, &loaded, &ck_config, &err))) goto fail;
-        if (strcmp(ck_config, config) != 0) {
-            cli_error(CMD, "%s was made with other settings; resume needs the same ones", ckpt_path);
-            goto done;
-        }
-        st.step = loaded.step;
-        st.tokens = loaded.tokens;
-        st.cursor = loaded.cursor;
-        st.rng = loaded.rng;
-        fprintf(stderr, "hyperlora pretrain: resumed at step %lld\n", (long long)st.step);
-    }
-    if ((s = hl_metrics_open(metrics_path, resume, st.step + 1, &met, &err))) goto fail;
-    prog = hl_progress_init(stderr, plain, 25);
-    tokbuf = hl_malloc_array((size_t)(batch * (cfg.seq_len + 1)), sizeof *tokbuf);
-    mask = hl_malloc((size_t)(batch * cfg.seq_len));
-    pos = hl_malloc_array((size_t)(batch * cfg.seq_len), sizeof *pos);
-    if (!prog || !tokbuf || !mask || !pos) {
+    if (!(prog = hl_progress_init(stderr, plain, 25))) {
         s = hl_fail(&err, HL_ERR_NOMEM, "out of memory");
         goto fail;
     }
-    hl_schedule sched = {.kind = sched_kind, .lr = (float)lr, .min_lr_ratio = (float)min_lr, .warmup = warmup,
-                         .total = steps};
-    signal(SIGINT, on_signal);
-    signal(SIGTERM, on_signal);
-    double t_start = now_s(), last_eval = NAN;
-    while (st.step < steps && !stop_requested) {
-        double t1 = now_s();
-        hl_trainer_zero_grad(tr);
-        hl_dataset_next_batch(ds, &st.cursor, (int32_t)batch, tokbuf, mask, pos);
-        double loss;
-        int64_t n;
-        if ((s = hl_trainer_forward_backward(tr, tokbuf, mask, pos, 1.0f, (uint64_t)st.step, &loss, &n, &err))) goto fail;
-        double gnorm = hl_trainer_grad_norm(tr);
-        if (!isfinite(gnorm)) {
-            cli_error(CMD, "gradient norm is %g at step %lld: lower --lr", gnorm, (long long)st.step + 1);
+    hl_train_config tc = hl_train_default_config();
+    tc.mode = HL_TRAIN_FULL;
+    tc.batch = (int32_t)batch;
+    tc.ctx = cfg.seq_len;
+    tc.n_threads = (int32_t)threads;
+    tc.steps = steps;
+    tc.lr = lr;
+    tc.schedule = (hl_train_schedule)sched_kind;
+    tc.warmup = warmup;
+    tc.min_lr_ratio = min_lr;
+    tc.weight_decay = wd;
+    tc.beta2 = 0.95; /* pretraining's AdamW: betas 0.9, 0.95 */
+    tc.clip = clip;
+    tc.seed = seed;
+    tc.rng_salt = 0x9e37; /* pretrain's checkpoints have always held this RNG */
+    tc.eval_every = eval_every;
+    tc.eval_at_start = 0; /* pretrain logs no step-0 eval */
+    tc.checkpoint_every = ckpt_every;
+    tc.checkpoint_path = ckpt_path;
+    tc.metrics_path = metrics_path;
+    tc.settings = config;
+    tc.on_progress = show_progress;
+    tc.should_stop = should_stop;
+    tc.user = prog;
+    if ((s = hl_train_run_init(m, NULL, ds, &tc, &run, &err))) goto fail;
+    fprintf(stderr, "hyperlora pretrain: %lld parameters (dim %d, %d layers, ffn %d, vocab %d, ctx %d); %lld train "
+                    "rows, %lld val rows, %lld tokens; %ld steps of %ld x %d\n",
+            (long long)hl_train_run_n_params(run), cfg.dim, cfg.n_layers, cfg.hidden_dim, m->cfg.vocab_size,
+            cfg.seq_len, (long long)dst->n_train_rows, (long long)dst->n_val_rows, (long long)dst->n_tokens, steps,
+            batch, cfg.seq_len);
+    if (resume) {
+        if ((s = hl_train_run_resume(run, ckpt_path, &err))) {
+            if (s != HL_ERR_MISMATCH) goto fail;
+            cli_error(CMD, "%s", err.msg); /* "... was made with other settings" */
             goto done;
         }
-        if (clip > 0 && gnorm > clip) hl_trainer_scale_grads(tr, (float)(clip / gnorm));
-        st.step++;
-        float cur_lr = hl_schedule_lr(&sched, st.step);
-        hl_adamw_step(&opt, tr, cur_lr);
-        st.tokens += n;
-        double eval = NAN;
-        if ((eval_every > 0 && st.step % eval_every == 0) || st.step == steps) {
-            int64_t nv = hl_dataset_n_val_rows(ds), count = 0;
-            double sum = 0;
-            for (int64_t i = 0; i < nv; i += batch) {
-                for (long b = 0; b < batch; b++) {
-                    if (i + b < nv)
-                        hl_dataset_val_row(ds, i + b, tokbuf + b * (cfg.seq_len + 1), mask + b * cfg.seq_len,
-                                           pos + b * cfg.seq_len);
-                    else {
-                        memcpy(tokbuf + b * (cfg.seq_len + 1), tokbuf, (size_t)(cfg.seq_len + 1) * sizeof *tokbuf);
-                        memcpy(pos + b * cfg.seq_len, pos, (size_t)cfg.seq_len * sizeof *pos);
-                        memset(mask + b * cfg.seq_len, 0, (size_t)cfg.seq_len);
-                    }
-                }
-                double ls;
-                int64_t c;
-                if ((s = hl_trainer_eval(tr, tokbuf, mask, pos, &ls, &c, &err))) goto fail;
-                sum += ls;
-                count += c;
-            }
-            if (count) eval = last_eval = sum / (double)count;
-        }
-        double t2 = now_s();
-        hl_step_record r = {.step = st.step, .total_steps = steps, .loss = loss, .eval_loss = eval, .lr = cur_lr,
-                            .grad_norm = gnorm, .tokens_per_s = (double)n / (t2 - t1), .elapsed_s = t2 - t_start,
-                            .tokens = st.tokens};
-        if ((s = hl_metrics_write(met, &r, &err))) goto fail;
-        hl_progress_update(prog, &r);
-        if ((ckpt_every > 0 && st.step % ckpt_every == 0) || stop_requested || st.step == steps)
-            if ((s = hl_checkpoint_save(ckpt_path, tr, &opt, &st, &err))) goto fail;
+        fprintf(stderr, "hyperlora pretrain: resumed at step %lld\n", (long long)hl_train_run_step_count(run));
+    }
+    signal(SIGINT, on_signal);
+    signal(SIGTERM, on_signal);
+    hl_train_outcome outcome;
+    if ((s = hl_train_run_to_end(run, &outcome, &err))) {
+        if (strncmp(err.msg, HL_TRAIN_GRAD_NORM_MSG, strlen(HL_TRAIN_GRAD_NORM_MSG)) != 0) goto fail;
+        cli_error(CMD, "%s: lower --lr", err.msg);
+        goto done;
     }
     hl_progress_finish(prog);
-    if (stop_requested) {
-        fprintf(stderr, "hyperlora pretrain: interrupted at step %lld; continue with --resume\n", (long long)st.step);
+    if (outcome == HL_TRAIN_STOPPED) {
+        fprintf(stderr, "hyperlora pretrain: interrupted at step %lld; continue with --resume\n",
+                (long long)hl_train_run_step_count(run));
         rc = 130;
         goto done;
     }
     if ((s = hl_model_save_gguf(m, out, &err))) goto fail;
-    fprintf(stderr, "hyperlora pretrain: wrote %s; validation loss %.4f after %lld steps (%.0f s)\n", out, last_eval,
-            (long long)st.step, now_s() - t0);
+    fprintf(stderr, "hyperlora pretrain: wrote %s; validation loss %.4f after %lld steps (%.0f s)\n", out,
+            hl_train_run_last_eval(run), (long long)hl_train_run_step_count(run), now_s() - t0);
     rc = 0;
     goto done;
 fail:
     rc = cli_fail(CMD, &err);
 done:
-    hl_free(tokbuf);
-    hl_free(pos);
-    hl_free(mask);
-    hl_free(ck_config);
+    hl_train_run_free(run);
     hl_progress_free(prog);
-    hl_metrics_close(met);
-    hl_adamw_free(&opt);
-    hl_trainer_free(tr);
     hl_dataset_free(ds);
     hl_model_free(m);
     hl_tokenizer_free(tok);

@@ -1,19 +1,18 @@
 /* cmd_train.c: `hyperlora train`: LoRA training on a frozen base.
  *
- * The loop: for each step, accumulate gradients over --accum batches, clip
- * to --clip global norm, take one AdamW step at the scheduled learning rate;
- * evaluate on the validation split every --eval-every steps; checkpoint every
- * --checkpoint-every steps and on SIGINT. A resumed run replays exactly the
- * same batches, dropout masks and updates as an uninterrupted one. */
+ * Parses the options, loads the base, data and lexicon, builds the adapter,
+ * and hands the loop to hl_train_run (hyperlora/train.h): accumulation,
+ * clipping, schedule, eval, metrics, checkpoints and resume live there. This
+ * file adds what belongs to a terminal: the progress display and SIGINT. */
 #include "cli/cli.h"
 #include "lora/adapter_io.h"
 #include "lora/create.h"
 #include "text/lexicon.h"
-#include "train/checkpoint.h"
 #include "train/dataset.h"
+#include "cli/progress.h"
 #include "train/metrics.h"
 #include "train/optim.h"
-#include "train/trainer.h"
+#include "hyperlora/train.h"
 #include "util/alloc.h"
 #include "util/error.h"
 #include "util/escape.h"
@@ -23,7 +22,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 static const char *CMD = "train";
 
@@ -180,35 +178,27 @@ static int parse(int argc, char **argv, train_opts *o) {
     return 0;
 }
 
-/* Mean eval loss over all validation rows (NAN when there are none). */
-static double evaluate(hl_trainer *tr, const hl_dataset *ds, int32_t B, int32_t T, int32_t *tok, uint8_t *mask,
-                       int32_t *pos, hl_error *err, hl_status *st) {
-    int64_t n = hl_dataset_n_val_rows(ds), count = 0;
-    double sum = 0;
-    *st = HL_OK;
-    for (int64_t i = 0; i < n; i += B) {
-        for (int32_t b = 0; b < B; b++) {
-            if (i + b < n) hl_dataset_val_row(ds, i + b, tok + (int64_t)b * (T + 1), mask + (int64_t)b * T,
-                                              pos + (int64_t)b * T);
-            else {
-                memcpy(tok + (int64_t)b * (T + 1), tok, (size_t)(T + 1) * sizeof *tok);
-                memcpy(pos + (int64_t)b * T, pos, (size_t)T * sizeof *pos);
-                memset(mask + (int64_t)b * T, 0, (size_t)T);
-            }
-        }
-        double s;
-        int64_t c;
-        if ((*st = hl_trainer_eval(tr, tok, mask, pos, &s, &c, err)) != HL_OK) return NAN;
-        sum += s;
-        count += c;
-    }
-    return count ? sum / (double)count : NAN;
+/* What the loop calls back into: the display and the checks of a terminal. */
+typedef struct train_ui {
+    const hl_model *model;  /* the base, whose file is checked before each step */
+    hl_progress *prog;
+} train_ui;
+
+static int stop_requested(void *user) {
+    (void)user;
+    return interrupted != 0;
 }
 
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+static hl_status check_base(void *user, int64_t next_step, hl_error *err) {
+    (void)next_step;
+    return cli_check_model_file(((train_ui *)user)->model, err); /* truncated by another process? */
+}
+
+static void show_progress(void *user, const hl_train_record *r) { hl_progress_update(((train_ui *)user)->prog, r); }
+
+static void show_start(void *user, const hl_train_record *r) {
+    (void)user;
+    if (r->step == 0) fprintf(stderr, "hyperlora train: eval loss before training %.4f\n", r->eval_loss);
 }
 
 int cmd_train(int argc, char **argv) {
@@ -240,17 +230,13 @@ int cmd_train(int argc, char **argv) {
     hl_lexicon *lex = NULL;
     hl_dataset *ds = NULL;
     hl_adapter *ad = NULL;
-    hl_trainer *tr = NULL;
-    hl_adamw opt = {0};
-    hl_metrics *met = NULL;
-    hl_progress *prog = NULL;
-    int32_t *tok = NULL, *pos = NULL;
-    uint8_t *mask = NULL;
-    char *ck_config = NULL;
+    hl_train_run *run = NULL;
+    train_ui ui = {.model = NULL, .prog = NULL};
     char config[2048];
     int rc = 1;
 
     if ((s = hl_model_load(o.model, o.tokenizer, &m, &err))) goto fail;
+    ui.model = m;
     const hl_model_config *mc = hl_model_get_config(m);
     if (o.ctx > mc->seq_len) {
         cli_error(CMD, "--ctx %ld exceeds the model's context (%d)", o.ctx, mc->seq_len);
@@ -296,10 +282,6 @@ int cmd_train(int argc, char **argv) {
         fprintf(stderr, "hyperlora train: warning: %lld examples are longer than --ctx %ld + 1 and were truncated\n",
                 (long long)dst->n_truncated, o.ctx);
 
-    hl_checkpoint_state st = {.config = config, .base_fingerprint = hl_model_fingerprint(m)};
-    hl_rng_seed(&st.rng, o.seed ^ 0x5eed);
-    int resumed = 0;
-    hl_adamw_params ap = {.beta1 = (float)o.beta1, .beta2 = (float)o.beta2, .eps = (float)o.eps, .weight_decay = (float)o.wd};
     /* The adapter starts exactly as the run did; a resume then overwrites it from the checkpoint. */
     uint32_t targets;
     uint8_t *layers = hl_malloc((size_t)mc->n_layers);
@@ -317,126 +299,93 @@ int cmd_train(int argc, char **argv) {
     hl_free(layers);
     if (s) goto fail;
     if (lex && (s = hl_lexicon_attach(lex, ad, &err))) goto fail;
-    hl_trainer_params tp = {.batch = (int32_t)o.batch, .ctx = (int32_t)o.ctx, .n_threads = (int32_t)o.threads,
-                            .dropout = (float)o.dropout, .seed = o.seed};
     const hl_model *train_model = lex ? hl_lexicon_model(lex) : m;
-    if ((s = hl_trainer_init(train_model, ad, &tp, &tr, &err))) goto fail;
-    if ((s = hl_adamw_init(&opt, &ap, tr, &err))) goto fail;
+    hl_train_config tc = hl_train_default_config();
+    tc.batch = (int32_t)o.batch;
+    tc.ctx = (int32_t)o.ctx;
+    tc.accum = (int32_t)o.accum;
+    tc.n_threads = (int32_t)o.threads;
+    tc.steps = o.steps;
+    tc.lr = o.lr;
+    tc.schedule = (hl_train_schedule)o.schedule;
+    tc.warmup = o.warmup;
+    tc.min_lr_ratio = o.min_lr_ratio;
+    tc.weight_decay = o.wd;
+    tc.beta1 = o.beta1;
+    tc.beta2 = o.beta2;
+    tc.eps = o.eps;
+    tc.clip = o.clip;
+    tc.dropout = o.dropout;
+    tc.seed = o.seed;
+    tc.rng_salt = 0x5eed; /* train's checkpoints have always held this RNG */
+    tc.eval_every = o.eval_every;
+    tc.eval_at_start = 1;
+    tc.checkpoint_every = o.ckpt_every;
+    tc.checkpoint_path = o.ckpt;
+    tc.metrics_path = o.metrics;
+    tc.stop_at = o.stop_at;
+    tc.settings = config;
+    tc.base_fingerprint = hl_model_fingerprint(m);
+    tc.on_metrics = show_start;
+    tc.on_progress = show_progress;
+    tc.before_step = check_base;
+    tc.should_stop = stop_requested;
+    tc.user = &ui;
+    if ((s = hl_train_run_init(train_model, ad, ds, &tc, &run, &err))) goto fail;
     if (o.resume) {
-        hl_checkpoint_state loaded;
-        if ((s = hl_checkpoint_load(o.ckpt, tr, &opt, &loaded, &ck_config, &err))) goto fail;
-        if (strcmp(ck_config, config) != 0) {
+        if ((s = hl_train_run_resume(run, o.ckpt, &err))) {
+            const char *saved = hl_train_run_checkpoint_settings(run);
+            if (s != HL_ERR_MISMATCH || !saved) goto fail;
             char shown[1024]; /* the checkpoint's settings come from the file */
             cli_error(CMD, "%s was made with other settings; resume needs the same ones.\n  checkpoint: %s\n  now:        %s",
-                      o.ckpt, hl_escape_str(ck_config, shown, sizeof shown), config);
+                      o.ckpt, hl_escape_str(saved, shown, sizeof shown), config);
             goto done;
         }
-        st.step = loaded.step;
-        st.tokens = loaded.tokens;
-        st.cursor = loaded.cursor;
-        st.rng = loaded.rng;
-        resumed = 1;
-        fprintf(stderr, "hyperlora train: resumed from %s at step %lld\n", o.ckpt, (long long)st.step);
+        fprintf(stderr, "hyperlora train: resumed from %s at step %lld\n", o.ckpt,
+                (long long)hl_train_run_step_count(run));
     }
-    if ((s = hl_metrics_open(o.metrics, resumed, st.step + 1, &met, &err))) goto fail;
-    prog = hl_progress_init(stderr, o.plain, 10);
-    tok = hl_malloc_array((size_t)(o.batch * (o.ctx + 1)), sizeof *tok);
-    mask = hl_malloc((size_t)(o.batch * o.ctx));
-    pos = hl_malloc_array((size_t)(o.batch * o.ctx), sizeof *pos);
-    if (!prog || !tok || !mask || !pos) {
+    if (!(ui.prog = hl_progress_init(stderr, o.plain, 10))) {
         s = hl_fail(&err, HL_ERR_NOMEM, "out of memory");
         goto fail;
     }
-    hl_schedule sched = {.kind = o.schedule, .lr = (float)o.lr, .min_lr_ratio = (float)o.min_lr_ratio,
-                         .warmup = o.warmup, .total = o.steps};
     signal(SIGINT, on_signal);
     signal(SIGTERM, on_signal);
-    double t_start = now_s();
-    double last_eval = NAN;
-    if (!resumed && hl_dataset_n_val_rows(ds) > 0) {
-        /* The starting point: the eval loss before any update (step 0). */
-        last_eval = evaluate(tr, ds, (int32_t)o.batch, (int32_t)o.ctx, tok, mask, pos, &err, &s);
-        if (s) goto fail;
-        hl_step_record r0 = {.step = 0, .total_steps = o.steps, .loss = NAN, .eval_loss = last_eval, .lr = 0,
-                             .grad_norm = NAN, .tokens_per_s = NAN, .elapsed_s = now_s() - t_start, .tokens = 0};
-        if ((s = hl_metrics_write(met, &r0, &err))) goto fail;
-        fprintf(stderr, "hyperlora train: eval loss before training %.4f\n", last_eval);
+    hl_train_outcome outcome;
+    s = hl_train_run_to_end(run, &outcome, &err);
+    if (s && strncmp(err.msg, HL_TRAIN_GRAD_NORM_MSG, strlen(HL_TRAIN_GRAD_NORM_MSG)) == 0) {
+        cli_error(CMD, "%s: lower --lr or raise --clip", err.msg);
+        goto done;
     }
-    int paused = 0;
-    while (st.step < o.steps && !interrupted && !paused) {
-        if ((s = cli_check_model_file(m, &err))) goto fail; /* truncated by another process? */
-        double t0 = now_s();
-        hl_trainer_zero_grad(tr);
-        double loss = 0;
-        int64_t step_tokens = 0;
-        for (long k = 0; k < o.accum; k++) {
-            hl_dataset_next_batch(ds, &st.cursor, (int32_t)o.batch, tok, mask, pos);
-            double l;
-            int64_t n;
-            uint64_t micro = (uint64_t)st.step * (uint64_t)o.accum + (uint64_t)k;
-            if ((s = hl_trainer_forward_backward(tr, tok, mask, pos, 1.0f / (float)o.accum, micro, &l, &n, &err))) goto fail;
-            loss += l / (double)o.accum;
-            step_tokens += n;
-        }
-        double gnorm = hl_trainer_grad_norm(tr);
-        if (!isfinite(gnorm)) {
-            cli_error(CMD, "gradient norm is %g at step %lld: lower --lr or raise --clip", gnorm, (long long)st.step + 1);
-            goto done;
-        }
-        if (o.clip > 0 && gnorm > o.clip) hl_trainer_scale_grads(tr, (float)(o.clip / gnorm));
-        st.step++;
-        float lr = hl_schedule_lr(&sched, st.step);
-        hl_adamw_step(&opt, tr, lr);
-        st.tokens += step_tokens;
-        double eval = NAN;
-        if ((o.eval_every > 0 && st.step % o.eval_every == 0) || st.step == o.steps) {
-            eval = evaluate(tr, ds, (int32_t)o.batch, (int32_t)o.ctx, tok, mask, pos, &err, &s);
-            if (s) goto fail;
-            last_eval = eval;
-        }
-        double t1 = now_s();
-        hl_step_record r = {.step = st.step, .total_steps = o.steps, .loss = loss, .eval_loss = eval, .lr = lr,
-                            .grad_norm = gnorm, .tokens_per_s = (double)step_tokens / (t1 - t0),
-                            .elapsed_s = t1 - t_start, .tokens = st.tokens};
-        if ((s = hl_metrics_write(met, &r, &err))) goto fail;
-        hl_progress_update(prog, &r);
-        paused = o.stop_at > 0 && st.step >= o.stop_at && st.step < o.steps;
-        if ((o.ckpt_every > 0 && st.step % o.ckpt_every == 0) || interrupted || paused || st.step == o.steps)
-            if ((s = hl_checkpoint_save(o.ckpt, tr, &opt, &st, &err))) goto fail;
-    }
-    hl_progress_finish(prog);
-    if (paused) {
+    if (s) goto fail;
+    hl_progress_finish(ui.prog);
+    int64_t step = hl_train_run_step_count(run);
+    double last_eval = hl_train_run_last_eval(run);
+    if (outcome == HL_TRAIN_PAUSED) {
         fprintf(stderr, "hyperlora train: stopped at step %lld as asked; checkpoint %s; continue with --resume\n",
-                (long long)st.step, o.ckpt);
+                (long long)step, o.ckpt);
         rc = 0;
         goto done;
     }
-    if (interrupted) {
+    if (outcome == HL_TRAIN_STOPPED) {
         fprintf(stderr, "hyperlora train: interrupted at step %lld; checkpoint %s; continue with --resume\n",
-                (long long)st.step, o.ckpt);
+                (long long)step, o.ckpt);
         rc = 130;
         goto done;
     }
     if ((s = hl_adapter_save_gguf(ad, o.out, &err))) goto fail;
     if (o.peft_out && (s = hl_adapter_save_peft(ad, train_model, o.peft_out, &err))) goto fail;
     if (isnan(last_eval))
-        fprintf(stderr, "hyperlora train: wrote %s after %lld steps (no validation split)\n", o.out, (long long)st.step);
+        fprintf(stderr, "hyperlora train: wrote %s after %lld steps (no validation split)\n", o.out, (long long)step);
     else
         fprintf(stderr, "hyperlora train: wrote %s after %lld steps (final eval loss %.4f)\n", o.out,
-                (long long)st.step, last_eval);
+                (long long)step, last_eval);
     rc = 0;
     goto done;
 fail:
     rc = cli_fail(CMD, &err);
 done:
-    hl_free(tok);
-    hl_free(pos);
-    hl_free(mask);
-    hl_free(ck_config);
-    hl_progress_free(prog);
-    hl_metrics_close(met);
-    hl_adamw_free(&opt);
-    hl_trainer_free(tr);
+    hl_progress_free(ui.prog);
+    hl_train_run_free(run);
     hl_adapter_free(ad);
     hl_dataset_free(ds);
     hl_lexicon_free(lex);

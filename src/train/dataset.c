@@ -819,6 +819,7 @@ void hl_dataset_next_batch(const hl_dataset *ds, hl_data_cursor *cursor, int32_t
 
 int64_t hl_dataset_n_val_rows(const hl_dataset *ds) { return ds ? ds->stats.n_val_rows : 0; }
 int64_t hl_dataset_n_train_rows(const hl_dataset *ds) { return ds ? ds->stats.n_train_rows : 0; }
+int32_t hl_dataset_ctx(const hl_dataset *ds) { return ds ? ds->ctx : 0; }
 
 void hl_dataset_val_row(const hl_dataset *ds, int64_t i, int32_t *tokens, uint8_t *mask, int32_t *pos) {
     if (!ds || !tokens || !mask || ds->ctx < 1) return;

@@ -112,4 +112,6 @@ void hl_dataset_next_batch(const hl_dataset *ds, hl_data_cursor *cursor, int32_t
 int64_t hl_dataset_n_val_rows(const hl_dataset *ds);
 void hl_dataset_val_row(const hl_dataset *ds, int64_t i, int32_t *tokens, uint8_t *mask, int32_t *pos);
 int64_t hl_dataset_n_train_rows(const hl_dataset *ds);
+/* T, the tokens per row it was loaded with (its rows are T+1 tokens). */
+int32_t hl_dataset_ctx(const hl_dataset *ds);
 #endif

@@ -1,5 +1,6 @@
-/* plot.c: train/eval loss curves from a metrics JSONL as a standalone SVG. */
-#include "train/metrics.h"
+/* plot.c: train/eval loss curves from a metrics JSONL as a standalone SVG
+ * (`hyperlora plot`; display only, so it lives with the CLI). */
+#include "cli/plot.h"
 #include "util/alloc.h"
 #include "util/error.h"
 #include "util/fileio.h"
