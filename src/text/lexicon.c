@@ -505,20 +505,9 @@ static hl_status load_impl(const char *text, size_t len, const char *name, const
         hl_free(atomic);
     }
     if (s == HL_OK) {
-        hl_model *v = hl_malloc(sizeof *v);
-        if (!v) s = hl_fail(err, HL_ERR_NOMEM, "out of memory");
-        else {
-            *v = *base;
-            v->borrowed = 1;
-            v->owned = NULL;
-            v->n_owned = v->cap_owned = 0;
-            v->tok = lex->tok;
-            v->n_extra = N_CONTROLS + lex->n;
-            v->extra_embd = lex->embd;
-            v->extra_out = lex->out;
-            v->cfg.vocab_size = base->n_vocab_base + v->n_extra;
-            lex->view = v;
-        }
+        hl_model_view_params vp = {
+            .n_extra = N_CONTROLS + lex->n, .extra_embd = lex->embd, .extra_out = lex->out, .tok = lex->tok};
+        s = hl_model_view_init(base, &vp, &lex->view, err);
     }
     if (s != HL_OK) {
         hl_lexicon_free(lex);
