@@ -8,7 +8,7 @@
 #include "cli/cli.h"
 #include "lora/adapter_io.h"
 #include "lora/create.h"
-#include "text/lexicon.h"
+#include "hyperlexeme/lexicon.h"
 #include "train/checkpoint.h"
 #include "train/dataset.h"
 #include "train/metrics.h"

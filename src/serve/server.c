@@ -2,7 +2,7 @@
  * bodies in, engine jobs, JSON and server-sent events out. libmicrohttpd
  * runs one thread per connection, so a handler may wait for its job. */
 #include "serve/server.h"
-#include "text/lexicon.h"
+#include "hyperlexeme/lexicon.h"
 #include "util/alloc.h"
 #include "util/error.h"
 #include "util/json_nul.h"
