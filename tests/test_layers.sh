@@ -48,46 +48,50 @@ check_edge() { # FROM TO WHERE
   fi
 }
 
+# Few processes: this runs beside the whole suite on a busy machine.
 n_inc=0
+inc_re='^[[:space:]]*#[[:space:]]*include[[:space:]]*"([^"]*)"'
 while IFS=: read -r file line text; do
+  [[ $text =~ $inc_re ]] || continue
+  path=${BASH_REMATCH[1]}
+  [[ $path == */* ]] || continue # hyperlora.h, or a header of the same folder
   rel=${file#"$ROOT"/}
   from=${rel#src/}; from=${from%%/*}
-  to=$(sed -E 's/^[[:space:]]*#[[:space:]]*include[[:space:]]*"([^"]*)".*/\1/' <<< "$text")
-  case $to in */*) ;; *) continue ;; esac # hyperlora.h, or a header of the same folder
-  to=${to%%/*}
   n_inc=$((n_inc + 1))
-  check_edge "$from" "$to" "$rel:$line: #include \"${text#*\"}"
-done < <(grep -rnE '^[[:space:]]*#[[:space:]]*include[[:space:]]*"' "$ROOT/src" --include='*.c' --include='*.h')
+  check_edge "$from" "${path%%/*}" "$rel:$line: #include \"$path\""
+done < <(grep -rnE "$inc_re" "$ROOT/src" --include='*.c' --include='*.h')
 [ "$n_inc" -gt 0 ] || bad "no folder includes found under src/"
 echo "checked $n_inc includes across ${#rank[@]} folders"
 
 # Symbols: what each object of src/ needs from another folder's objects.
 BUILD=
 [ -n "$HL" ] && BUILD=$(dirname "$HL")
+objs=()
 if [ -n "$BUILD" ] && [ -d "$BUILD/CMakeFiles" ] && command -v nm > /dev/null; then
-  T=$(mktemp -d /tmp/hl_layers_XXXXXX)
-  trap 'rm -rf "$T"' EXIT
   # Objects of sources that still exist (a moved file leaves its old object behind).
   while read -r o; do
-    src=src/${o##*/src/}; src=${src%.o}
-    [ -f "$ROOT/$src" ] || continue
-    folder=${src#src/}; folder=${folder%%/*}
-    nm -g --defined-only "$o" 2> /dev/null | awk -v f="$folder" -v s="$src" 'NF == 3 && $2 ~ /[TDBRCVW]/ {print $3, f, s}' >> "$T/defs"
-    nm -u "$o" 2> /dev/null | awk -v f="$folder" -v s="$src" '{print $NF, f, s}' >> "$T/uses"
+    src=src/${o##*/src/}
+    [ -f "$ROOT/${src%.o}" ] && objs+=("$o")
   done < <(find "$BUILD/CMakeFiles" -path '*/src/*' -name '*.c.o')
-  if [ -s "$T/defs" ]; then
-    n_sym=0
-    while read -r from to src sym def; do
-      n_sym=$((n_sym + 1))
-      check_edge "$from" "$to" "$src (calls $sym of $def)"
-    done < <(awk 'NR == FNR {if (!($1 in d)) {d[$1] = $2; s[$1] = $3}; next}
-                 ($1 in d) && d[$1] != $2 {print $2, d[$1], $3, $1, s[$1]}' "$T/defs" "$T/uses" | sort -u)
-    echo "checked $n_sym cross-folder symbol uses"
-  else
-    echo "skip symbols: no objects of src/ under $BUILD"
-  fi
+fi
+if [ ${#objs[@]} -gt 0 ]; then
+  n_sym=0
+  # nm -A: "OBJECT:ADDRESS TYPE SYMBOL" (defined) and "OBJECT: U SYMBOL" (used);
+  # each becomes "SYMBOL SOURCE" with SOURCE as src/FOLDER/FILE.c.
+  while read -r from to src sym def; do
+    n_sym=$((n_sym + 1))
+    check_edge "$from" "$to" "$src (calls $sym of $def)"
+  done < <(
+    { nm -A -g --defined-only "${objs[@]}" 2> /dev/null | awk '$(NF-1) ~ /^[TDBRCVW]$/ {print "D", $1, $NF}'
+      nm -A -u "${objs[@]}" 2> /dev/null | awk '{print "U", $1, $NF}'; } |
+      awk '{ o = $2; sub(/:.*/, "", o); sub(/.*\/src\//, "src/", o); sub(/\.o$/, "", o)
+             f = o; sub(/^src\//, "", f); sub(/\/.*/, "", f)
+             if ($1 == "D") { if (!($3 in d)) { d[$3] = f; s[$3] = o } } else { n++; us[n] = $3; uf[n] = f; uo[n] = o } }
+           END { for (i = 1; i <= n; i++) if ((us[i] in d) && d[us[i]] != uf[i])
+                   print uf[i], d[us[i]], uo[i], us[i], s[us[i]] }' | sort -u)
+  echo "checked $n_sym cross-folder symbol uses"
 else
-  echo "skip symbols: no build folder or no nm"
+  echo "skip symbols: no objects of src/ in the build folder, or no nm"
 fi
 
 [ $fail -eq 0 ] && echo "ok   layers point one way"
