@@ -8,11 +8,13 @@
 /* The projection hook: the one place where a layer above the model (LoRA
  * adapters, lora/apply.c) joins the forward pass. After every adaptable
  * projection out (T, O; row stride ldo) = x (T, K) · Wᵀ of (layer, target),
- * the pass calls apply(state, ...), which may add its own terms to out. The
- * model knows nothing of what the state holds: once installed, the context
- * owns it and releases it with free_state (NULL: nothing to release). apply
- * NULL means the projections are the base's alone; the state may stay
- * installed while inactive, to be reused. */
+ * the LM head as (-1, HL_TARGET_OUTPUT), the pass calls apply(state, ...),
+ * which may add its own terms to out; T is at most the context's n_batch.
+ * Batched decoding (infer/) calls it once per context, on that context's
+ * row. The model knows nothing of what the state holds: once installed, the
+ * context owns it and releases it with free_state (NULL: nothing to
+ * release). apply NULL means the projections are the base's alone; the state
+ * may stay installed while inactive, to be reused. */
 typedef struct hl_projection_hook {
     hl_status (*apply)(void *state, const hl_context *ctx, int layer, int target, const float *x, float *out,
                        int64_t ldo, int64_t T, hl_error *err);
