@@ -15,7 +15,7 @@
  *
  *   bench_bounds --cli BUILD/hyperlora --shared ../shared [--out DIR] [--no-check] */
 #include "hyperlora.h"
-#include "text/lexicon.h"
+#include "hyperlexeme/lexicon.h"
 #include "bench_util.h"
 
 #include <errno.h>

@@ -18,7 +18,7 @@
 #include "lora/adapter.h"
 #include "lora/adapter_io.h"
 #include "model/model.h"
-#include "text/lexicon.h"
+#include "hyperlexeme/lexicon.h"
 #include "tiny_model.h"
 
 #include <stdint.h>

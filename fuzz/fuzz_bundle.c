@@ -7,8 +7,8 @@
  * adapters with non-empty paths and finite scales, or is refused with
  * HL_ERR_INVALID_ARG. A second parse must give the same lookups. */
 #include "hyperlora.h"
-#include "infer/bundle.h"
-#include "text/lexicon.h"
+#include "hyperlexeme/bundle.h"
+#include "hyperlexeme/lexicon.h"
 
 #include <math.h>
 #include <stdint.h>

@@ -8,7 +8,7 @@
  * register; every composed embedding row is read. */
 #include "hyperlora.h"
 #include "model/model.h"
-#include "text/lexicon.h"
+#include "hyperlexeme/lexicon.h"
 #include "text/tokenizer.h"
 #include "tiny_model.h"
 #include "util/alloc.h"

@@ -32,10 +32,10 @@
 #define _GNU_SOURCE /* memfd_create */
 #endif
 #include "hyperlora.h"
-#include "infer/scene.h"
+#include "hyperlexeme/scene.h"
 #include "lora/adapter.h"
 #include "model/model.h"
-#include "text/lexicon.h"
+#include "hyperlexeme/lexicon.h"
 #include "text/bpe_train.h"
 #include "text/tokenizer.h"
 #include "train/checkpoint.h"

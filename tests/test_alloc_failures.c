@@ -18,7 +18,7 @@
 #include "lora/create.h"
 #include "model/model.h"
 #include "model/quantize_model.h"
-#include "text/lexicon.h"
+#include "hyperlexeme/lexicon.h"
 #include "train/checkpoint.h"
 #include "train/dataset.h"
 #include "train/optim.h"

@@ -23,7 +23,7 @@
 #include "lora/merge.h"
 #include "io/safetensors.h"
 #include "model/model.h"
-#include "text/lexicon.h"
+#include "hyperlexeme/lexicon.h"
 #include "text/tokenizer.h"
 #include "train/optim.h"
 #include "train/trainer.h"

@@ -11,12 +11,12 @@
  * With HL_WRITE_SEEDS set in the environment it also (re)writes the seed
  * corpora of those four targets: fuzz/corpus/<target>/<case>. */
 #include "hyperlora.h"
-#include "infer/bundle.h"
+#include "hyperlexeme/bundle.h"
 #include "io/llama2c.h"
 #include "lora/adapter.h"
 #include "lora/adapter_io.h"
 #include "model/model.h"
-#include "text/lexicon.h"
+#include "hyperlexeme/lexicon.h"
 #include "text/tokenizer.h"
 #include "util/alloc.h"
 #include "util/error.h"

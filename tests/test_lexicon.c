@@ -3,13 +3,13 @@
  * logits bitwise untouched, the lexicon travelling inside an adapter,
  * scene prompts/examples, decoder bundles, and one test per bad input. */
 #include "hyperlora.h"
-#include "infer/bundle.h"
-#include "infer/scene.h"
+#include "hyperlexeme/bundle.h"
+#include "hyperlexeme/scene.h"
 #include "lora/adapter_io.h"
 #include "lora/create.h"
 #include "model/model.h"
-#include "text/compose.h"
-#include "text/lexicon.h"
+#include "hyperlexeme/compose.h"
+#include "hyperlexeme/lexicon.h"
 #include "text/tokenizer.h"
 #include "test_util.h"
 

@@ -3,7 +3,7 @@
  * as whole words, case-insensitively (Cyrillic too), not inflected forms;
  * order needs two named parts in a form that states order; precision counts
  * output words that are some lexeme's part; facet recall as parts. */
-#include "infer/scene.h"
+#include "hyperlexeme/scene.h"
 #include "test_util.h"
 
 static const char *const any_parts[] = {"тишина", "вход", "страх", "river", "stone", "light"};

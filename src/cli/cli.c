@@ -1,6 +1,6 @@
 /* cli.c: option parsing helpers shared by the subcommands. */
 #include "cli/cli.h"
-#include "text/lexicon.h"
+#include "hyperlexeme/lexicon.h"
 
 #include <errno.h>
 #include <math.h>

@@ -1,7 +1,7 @@
 /* cmd_decode.c: `hyperlora decode`: a scene in, its form out. stdout carries
  * only the decoded output (and a newline); diagnostics go to stderr. */
 #include "cli/cli.h"
-#include "infer/scene.h"
+#include "hyperlexeme/scene.h"
 #include "util/alloc.h"
 
 #include <math.h>

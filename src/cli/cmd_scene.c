@@ -3,7 +3,7 @@
  * lexemes, and (with a decoder) what it decodes to in every form. */
 #include "cli/cli.h"
 #include "util/escape.h"
-#include "infer/scene.h"
+#include "hyperlexeme/scene.h"
 #include "model/model.h"
 #include "text/tokenizer.h"
 #include "util/alloc.h"

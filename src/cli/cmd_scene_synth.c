@@ -1,8 +1,8 @@
 /* cmd_scene_synth.c: `hyperlora scene synth`: writes a generated scene
- * corpus (infer/scene_synth.h) for a base: a lexicon of scenes over the
+ * corpus (hyperlexeme/scene_synth.h) for a base: a lexicon of scenes over the
  * base's own words and training / held-out example files. */
 #include "cli/cli.h"
-#include "infer/scene_synth.h"
+#include "hyperlexeme/scene_synth.h"
 #include "model/model.h"
 
 #include <errno.h>

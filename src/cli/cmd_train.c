@@ -7,7 +7,7 @@
 #include "cli/cli.h"
 #include "lora/adapter_io.h"
 #include "lora/create.h"
-#include "text/lexicon.h"
+#include "hyperlexeme/lexicon.h"
 #include "train/dataset.h"
 #include "cli/progress.h"
 #include "train/metrics.h"

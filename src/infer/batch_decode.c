@@ -3,7 +3,6 @@
  * forward_chunk step for step, with rows from different contexts. */
 #include "infer/batch_decode.h"
 #include "kernels/kernels.h"
-#include "lora/apply.h"
 #include "util/alloc.h"
 #include "util/error.h"
 
@@ -85,12 +84,13 @@ static hl_status reserve(hl_batch_decode **bp, const hl_model *m, int32_t n, int
     return HL_OK;
 }
 
-/* Each context's adapters on its own row of (layer, target). */
+/* Each context's projection hook (its adapters) on its own row of (layer, target). */
 static hl_status lora_rows(hl_context *const *ctxs, int32_t n, int layer, int target, const float *x, int64_t ldx,
                            float *out, int64_t ldo, hl_error *err) {
     for (int32_t i = 0; i < n; i++) {
-        if (!ctxs[i]->adapters) continue;
-        hl_status s = hl_lora_apply(ctxs[i], layer, target, x + i * ldx, out + i * ldo, ldo, 1, err);
+        const hl_projection_hook *h = hl_context_projection_hook(ctxs[i]);
+        if (!h->apply) continue;
+        hl_status s = h->apply(h->state, ctxs[i], layer, target, x + i * ldx, out + i * ldo, ldo, 1, err);
         if (s != HL_OK) return s;
     }
     return HL_OK;

@@ -2,7 +2,7 @@
  * same base weights, with every base product shared: the rows of all the
  * contexts go through each projection and the LM head together (the weights
  * read once per step), while each row adds its own context's adapters
- * (lora/apply.h), attends over its own KV cache and gets its own RoPE
+ * (its projection hook), attends over its own KV cache and gets its own RoPE
  * position. Every kernel gives each output row the same bits whatever the
  * other rows and the thread count, so each context gets exactly the logits
  * hl_context_eval gives it alone (test_scheduler). Not here: prompts

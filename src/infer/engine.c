@@ -4,11 +4,11 @@
  * registry, the queue and every job's shared fields; the scheduler itself is
  * touched only by the engine thread. */
 #include "infer/engine.h"
-#include "infer/bundle.h"
+#include "hyperlexeme/bundle.h"
 #include "infer/scheduler.h"
 #include "lora/adapter.h"
 #include "model/model.h"
-#include "text/lexicon.h"
+#include "hyperlexeme/lexicon.h"
 #include "text/tokenizer.h"
 #include "util/alloc.h"
 #include "util/error.h"

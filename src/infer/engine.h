@@ -37,7 +37,7 @@ typedef struct hl_engine_params {
     const char *model_path, *tokenizer_path;
     const char *lexicon_path;  /* optional: scenes declared beside the adapters' lexicons */
     const char *compose;       /* with lexicon_path and no carrier: the composition rule (NULL: the file's) */
-    const char *bundle_path;   /* optional decoder bundle (infer/bundle.h): the adapters of scene jobs that
+    const char *bundle_path;   /* optional decoder bundle (hyperlexeme/bundle.h): the adapters of scene jobs that
                                 * name none, per (form, register); its adapters stay loaded, unnamed */
     int32_t n_threads;         /* scheduler workers */
     int32_t max_seqs;          /* running jobs at most */
@@ -98,7 +98,7 @@ typedef struct hl_job_desc {
     const char *scene;                /* SCENE: lexemes separated by spaces; or NULL with vectors */
     const float *scene_vectors;       /* SCENE: (n_vectors, C) mute-scene inputs */
     int32_t n_vectors;
-    int form, reg;                    /* SCENE: text/lexicon.h */
+    int form, reg;                    /* SCENE: hyperlexeme/lexicon.h */
     const hl_job_adapter *adapters;   /* with use_adapters: exactly these; else the global scales (a SCENE
                                        * job: the bundle's entry when the engine has a bundle) */
     int32_t n_adapters;

@@ -90,28 +90,12 @@ hl_status hl_merge_to_gguf(const hl_model *m, const hl_adapter *const *adapters,
         if (s == HL_OK) s = hl_gguf_writer_write_file(w, path, err);
         hl_gguf_writer_free(w);
     } else if (s == HL_OK) {
-        /* A llama2.c base: swap the merged views into a shallow copy and save. */
-        hl_model copy = *m;
-        hl_layer_weights *layers = hl_malloc_array((size_t)c->n_layers, sizeof *layers);
-        if (!layers) s = hl_fail(err, HL_ERR_NOMEM, "out of memory");
-        else {
-            memcpy(layers, m->layers, (size_t)c->n_layers * sizeof *layers);
-            copy.layers = layers;
-            for (int l = 0; l < c->n_layers; l++) {
-                float **p = merged + l * HL_TARGET_COUNT;
-                if (p[HL_TARGET_Q]) layers[l].wq = p[HL_TARGET_Q];
-                if (p[HL_TARGET_K]) layers[l].wk = p[HL_TARGET_K];
-                if (p[HL_TARGET_V]) layers[l].wv = p[HL_TARGET_V];
-                if (p[HL_TARGET_O]) layers[l].wo = p[HL_TARGET_O];
-                if (p[HL_TARGET_GATE]) layers[l].w_gate = p[HL_TARGET_GATE];
-                if (p[HL_TARGET_UP]) layers[l].w_up = p[HL_TARGET_UP];
-                if (p[HL_TARGET_DOWN]) layers[l].w_down = p[HL_TARGET_DOWN];
-            }
-            float *out = merged[c->n_layers * HL_TARGET_COUNT + HL_TARGET_OUTPUT];
-            if (out) copy.output = out;
-            s = hl_model_save_gguf(&copy, path, err);
-            hl_free(layers);
-        }
+        /* A llama2.c base: a view with the merged weights in place of the base's, saved. */
+        hl_model_view_params vp = {.weights = (const float *const *)merged};
+        hl_model *view = NULL;
+        s = hl_model_view_init(m, &vp, &view, err);
+        if (s == HL_OK) s = hl_model_save_gguf(view, path, err);
+        hl_model_free(view);
     }
     for (int32_t k = 0; k < slots; k++) hl_free(merged[k]);
     hl_free(merged);

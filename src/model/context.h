@@ -5,7 +5,22 @@
 #include "model/model.h"
 #include "util/threadpool.h"
 
-struct hl_adapter_set; /* LoRA adapters plugged into the projections (lora/) */
+/* The projection hook: the one place where a layer above the model (LoRA
+ * adapters, lora/apply.c) joins the forward pass. After every adaptable
+ * projection out (T, O; row stride ldo) = x (T, K) · Wᵀ of (layer, target),
+ * the LM head as (-1, HL_TARGET_OUTPUT), the pass calls apply(state, ...),
+ * which may add its own terms to out; T is at most the context's n_batch.
+ * Batched decoding (infer/) calls it once per context, on that context's
+ * row. The model knows nothing of what the state holds: once installed, the
+ * context owns it and releases it with free_state (NULL: nothing to
+ * release). apply NULL means the projections are the base's alone; the state
+ * may stay installed while inactive, to be reused. */
+typedef struct hl_projection_hook {
+    hl_status (*apply)(void *state, const hl_context *ctx, int layer, int target, const float *x, float *out,
+                       int64_t ldo, int64_t T, hl_error *err);
+    void (*free_state)(void *state);
+    void *state;
+} hl_projection_hook;
 
 struct hl_context {
     const hl_model *m;
@@ -23,15 +38,18 @@ struct hl_context {
     float *hb;          /* (n_batch, F) gate, then swiglu */
     float *hb2;         /* (n_batch, F) up */
     float *proj;        /* (n_batch, max(C, F)) projection output before the residual add */
-    float *lora_tmp;    /* (n_batch, max rank) LoRA A·x */
-    int32_t lora_tmp_cap;
     float *att_scratch; /* (n_threads, n_ctx) */
     float *qscratch;    /* (n_threads, HL_QTILE, max(C, F)) dequantized weight tiles; quantized models only */
     float *rope_cs;     /* (rope_n, head_dim): RoPE cos/sin per position (hl_rope_table), grown on use */
     int32_t rope_n;     /* positions rope_cs covers (<= n_ctx) */
-    const struct hl_adapter_set *adapters; /* active adapters; NULL when none */
-    void *adapter_storage;                 /* owned hl_adapter_set */
+    hl_projection_hook hook;               /* see above; zeroed when none was installed */
     const float *scene_vectors;            /* (n_scene_vectors, C) mute-scene inputs, borrowed; token id -k-1 */
     int32_t n_scene_vectors;
 };
+
+/* Installs *hook on ctx (a copy of it). The state installed before is
+ * released first unless it is the same state. */
+void hl_context_set_projection_hook(hl_context *ctx, const hl_projection_hook *hook);
+/* The hook installed on ctx (all fields NULL when none). */
+static inline const hl_projection_hook *hl_context_projection_hook(const hl_context *ctx) { return &ctx->hook; }
 #endif

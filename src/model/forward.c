@@ -4,7 +4,8 @@
  * For each layer: x += Wo·attn(rope(Wq·n), rope(Wk·n), Wv·n) with n =
  * rmsnorm(x), then x += Wdown·(silu(Wgate·n) ⊙ Wup·n) with n = rmsnorm(x);
  * finally logits = Wout·rmsnorm(x). Every projection goes through project(),
- * the hook where LoRA adapters add s·B(A·x). Architecture extras, as
+ * which calls the context's projection hook (context.h), where LoRA adapters
+ * add s·B(A·x). Architecture extras, as
  * llama.cpp computes them: qwen2 adds the q/k/v biases after the projection
  * (and its adapters); qwen3 RMS-normalises each q and k head (weights
  * attn_q_norm/attn_k_norm) before RoPE; qwen2/3 rotate the pairs
@@ -12,7 +13,6 @@
  * dividing each pair's angle. */
 #include "model/context.h"
 #include "kernels/kernels.h"
-#include "lora/apply.h"
 #include "util/alloc.h"
 #include "util/error.h"
 
@@ -35,10 +35,9 @@ void hl_context_free(hl_context *ctx) {
     hl_free(ctx->hb);
     hl_free(ctx->hb2);
     hl_free(ctx->proj);
-    hl_free(ctx->lora_tmp);
     hl_free(ctx->att_scratch);
     hl_free(ctx->rope_cs);
-    hl_free(ctx->adapter_storage);
+    if (ctx->hook.free_state) ctx->hook.free_state(ctx->hook.state);
     hl_free(ctx->qscratch);
     hl_free(ctx);
 }
@@ -54,6 +53,11 @@ hl_status hl_context_set_scene_vectors(hl_context *ctx, const float *vectors, in
     ctx->scene_vectors = vectors;
     ctx->n_scene_vectors = vectors ? n : 0;
     return HL_OK;
+}
+
+void hl_context_set_projection_hook(hl_context *ctx, const hl_projection_hook *hook) {
+    if (ctx->hook.state != hook->state && ctx->hook.free_state) ctx->hook.free_state(ctx->hook.state);
+    ctx->hook = *hook;
 }
 
 hl_status hl_context_init(const hl_model *m, const hl_context_params *params, hl_context **out, hl_error *err) {
@@ -115,7 +119,7 @@ hl_status hl_context_init(const hl_model *m, const hl_context_params *params, hl
     return HL_OK;
 }
 
-/* out (T, O; row stride ldo) = x (T, K) · Wᵀ, plus every adapter's s·B(A·x) on (layer, target). */
+/* out (T, O; row stride ldo) = x (T, K) · Wᵀ, plus the projection hook's terms on (layer, target). */
 /* W is row-major, or packed when the context runs on packed weights. */
 /* A quantized W (hl_model_qweight) is read from its blocks whatever the layout. */
 static hl_status project_ld(hl_context *ctx, int layer, int target, const float *W, const float *x, float *out,
@@ -124,7 +128,7 @@ static hl_status project_ld(hl_context *ctx, int layer, int target, const float 
     if (q) hl_qmatmul(ctx->pool, out, ldo, x, q, T, ctx->qscratch);
     else if (ctx->packed) hl_matmul_packed(ctx->pool, out, ldo, x, W, T, K, O);
     else hl_matmul_strided(ctx->pool, out, ldo, x, W, T, K, O, 1.0f, 0);
-    if (ctx->adapters) return hl_lora_apply(ctx, layer, target, x, out, ldo, T, err);
+    if (ctx->hook.apply) return ctx->hook.apply(ctx->hook.state, ctx, layer, target, x, out, ldo, T, err);
     return HL_OK;
 }
 
@@ -133,7 +137,7 @@ static hl_status project(hl_context *ctx, int layer, int target, const float *W,
     return project_ld(ctx, layer, target, W, x, out, O, T, K, O, err);
 }
 
-/* The projections of one input (q/k/v, or gate/up) as one dispatch, then each target's adapters. */
+/* The projections of one input (q/k/v, or gate/up) as one dispatch, then each target's hook terms. */
 static hl_status project_group(hl_context *ctx, int layer, const int *targets, const hl_matmul_part *parts, int n,
                                const float *x, int64_t T, int64_t K, hl_error *err) {
     if (ctx->m->quantized) { /* each part on its own: any of them may be quantized (the _M mixes mix types) */
@@ -144,8 +148,8 @@ static hl_status project_group(hl_context *ctx, int layer, const int *targets, c
         }
     } else if (ctx->packed) hl_matmul_packed_group(ctx->pool, x, T, K, parts, n);
     else hl_matmul_group(ctx->pool, x, T, K, parts, n);
-    for (int i = 0; ctx->adapters && i < n; i++) {
-        hl_status s = hl_lora_apply(ctx, layer, targets[i], x, parts[i].out, parts[i].ldo, T, err);
+    for (int i = 0; ctx->hook.apply && i < n; i++) {
+        hl_status s = ctx->hook.apply(ctx->hook.state, ctx, layer, targets[i], x, parts[i].out, parts[i].ldo, T, err);
         if (s != HL_OK) return s;
     }
     return HL_OK;

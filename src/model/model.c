@@ -96,11 +96,9 @@ static float *own(hl_model *m, size_t n) {
 
 void hl_model_free(hl_model *m) {
     if (!m) return;
-    if (m->borrowed) {
-        /* A lexicon view: only its own tokenizer and owned buffers. */
-        for (int i = 0; i < m->n_owned; i++) hl_free(m->owned[i]);
-        hl_free(m->owned);
-        hl_tokenizer_free(m->tok);
+    if (m->is_view) { /* only what hl_model_view_init gave it */
+        hl_free(m->view_layers);
+        hl_tokenizer_free(m->view_tok);
         hl_free(m);
         return;
     }
@@ -115,6 +113,87 @@ void hl_model_free(hl_model *m) {
     hl_free(m->name);
     hl_free(m->path);
     hl_free(m);
+}
+
+hl_status hl_model_view_init(const hl_model *base, const hl_model_view_params *p, hl_model **out, hl_error *err) {
+    *out = NULL;
+    const hl_model_config *c = &base->cfg;
+    const int64_t L = c->n_layers;
+    int replaces = 0;
+    for (int64_t k = 0; p->weights && k < (L + 1) * HL_TARGET_COUNT; k++) {
+        if (!p->weights[k]) continue;
+        int layer = (int)(k / HL_TARGET_COUNT), target = (int)(k % HL_TARGET_COUNT);
+        if ((layer == L) != (target == HL_TARGET_OUTPUT))
+            return hl_fail(err, HL_ERR_INVALID_ARG, "model view: no weight (layer %d, %s) to replace", layer,
+                           hl_target_name((hl_target)target));
+        replaces = 1;
+    }
+    if (replaces && base->quantized)
+        return hl_fail(err, HL_ERR_INVALID_ARG, "%s: a view cannot replace the weights of a quantized model",
+                       base->name ? base->name : "model");
+    if (p->n_extra < 0 || (p->n_extra > 0 && (!p->extra_embd || !p->extra_out)))
+        return hl_fail(err, HL_ERR_INVALID_ARG, "model view: %d extra rows without their tables", p->n_extra);
+    if (p->n_extra > INT32_MAX - base->n_vocab_base)
+        return hl_fail(err, HL_ERR_LIMIT, "model view: %d extra rows overflow the vocabulary", p->n_extra);
+    hl_model *v = hl_calloc(1, sizeof *v);
+    if (!v) return hl_fail(err, HL_ERR_NOMEM, "out of memory for a model view");
+    if (replaces && !(v->view_layers = hl_malloc_array((size_t)L, sizeof *v->view_layers))) {
+        hl_free(v);
+        return hl_fail(err, HL_ERR_NOMEM, "out of memory for a model view");
+    }
+    v->is_view = 1;
+    /* Shared with the base, read-only. */
+    v->cfg = base->cfg;
+    v->token_embd = base->token_embd;
+    v->layers = base->layers;
+    v->output_norm = base->output_norm;
+    v->output = base->output;
+    v->rope_freqs = base->rope_freqs;
+    v->n_vocab_base = base->n_vocab_base;
+    v->n_extra = base->n_extra;
+    v->extra_embd = base->extra_embd;
+    v->extra_out = base->extra_out;
+    v->tok = base->tok;
+    v->name = base->name;
+    v->path = base->path;
+    v->fingerprint = base->fingerprint;
+    v->gguf = base->gguf;
+    v->l2c = base->l2c;
+    v->from_llama2c = base->from_llama2c;
+    v->map_begin = base->map_begin;
+    v->map_end = base->map_end;
+    v->packed = base->packed;
+    v->quantized = base->quantized;
+    v->qw = base->qw;
+    v->qembd = base->qembd;
+    /* What the view changes. */
+    if (p->n_extra > 0) {
+        v->n_extra = p->n_extra;
+        v->extra_embd = p->extra_embd;
+        v->extra_out = p->extra_out;
+        v->cfg.vocab_size = base->n_vocab_base + p->n_extra;
+    }
+    if (replaces) {
+        memcpy(v->view_layers, base->layers, (size_t)L * sizeof *v->view_layers);
+        v->layers = v->view_layers;
+        v->packed = NULL; /* the base's panels hold the base's weights */
+        for (int64_t l = 0; l < L; l++) {
+            const float *const *w = p->weights + l * HL_TARGET_COUNT;
+            hl_layer_weights *lw = &v->view_layers[l];
+            if (w[HL_TARGET_Q]) lw->wq = w[HL_TARGET_Q];
+            if (w[HL_TARGET_K]) lw->wk = w[HL_TARGET_K];
+            if (w[HL_TARGET_V]) lw->wv = w[HL_TARGET_V];
+            if (w[HL_TARGET_O]) lw->wo = w[HL_TARGET_O];
+            if (w[HL_TARGET_GATE]) lw->w_gate = w[HL_TARGET_GATE];
+            if (w[HL_TARGET_UP]) lw->w_up = w[HL_TARGET_UP];
+            if (w[HL_TARGET_DOWN]) lw->w_down = w[HL_TARGET_DOWN];
+        }
+        const float *head = p->weights[L * HL_TARGET_COUNT + HL_TARGET_OUTPUT];
+        if (head) v->output = head;
+    }
+    if (p->tok) v->tok = v->view_tok = p->tok;
+    *out = v;
+    return HL_OK;
 }
 
 const hl_model_config *hl_model_get_config(const hl_model *m) { return &m->cfg; }

@@ -55,6 +55,7 @@ typedef struct hl_packed_weights {
     const float *output;     /* panels of output (Vb, C) */
 } hl_packed_weights;
 
+/* A field added here: decide in hl_model_view_init whether views share it. */
 struct hl_model {
     hl_model_config cfg;
     const float *token_embd;  /* (V, C) */
@@ -63,12 +64,16 @@ struct hl_model {
     const float *output;      /* (Vb, C); == token_embd when cfg.tied_output */
     const float *rope_freqs;  /* (D/2) Llama-3 frequency factors (each pair's angle divided by it), or NULL */
     /* Hyperlexemes: cfg.vocab_size = n_vocab_base + n_extra; the extra rows are
-     * composed and frozen (text/lexicon.c), never part of the base file. */
+     * composed and frozen (hyperlexeme/lexicon.c), never part of the base
+     * file, and only a view (below) has them. */
     int32_t n_vocab_base;     /* Vb: rows of token_embd and output */
     int32_t n_extra;
     const float *extra_embd;  /* (n_extra, C) */
     const float *extra_out;   /* (n_extra, C) */
-    int borrowed;             /* a view sharing another model's weights: free only what it owns */
+    /* A view (hl_model_view_init) shares its base's weights and owns only these: */
+    int is_view;
+    hl_layer_weights *view_layers; /* its layer table when it replaces weights, else NULL */
+    hl_tokenizer *view_tok;        /* its own tokenizer, else NULL */
     hl_tokenizer *tok;
     char *name;               /* general.name, or the file's base name */
     char *path;
@@ -86,6 +91,30 @@ struct hl_model {
     hl_qweight *qw;           /* [(L+1)·HL_TARGET_COUNT] by (layer, target); layer L: the LM head */
     hl_qweight qembd;         /* token_embd (Vb, C) when quantized (data NULL otherwise) */
 };
+
+/* A view: a model that extends or patches a base without copying it. What
+ * it changes is given here; everything else (config, weights, quantized
+ * blocks, packed cache, tokenizer, file, name, fingerprint) is the base's,
+ * shared read-only. The base and every borrowed pointer must outlive it. */
+typedef struct hl_model_view_params {
+    /* Extra vocabulary rows after the base's n_vocab_base (hyperlexemes),
+     * (n_extra, C) each, borrowed. n_extra 0 keeps the base's. */
+    int32_t n_extra;
+    const float *extra_embd, *extra_out;
+    /* The view's tokenizer, covering its whole vocabulary; the view owns it
+     * once the call succeeds (the caller keeps it when the call fails).
+     * NULL: the base's. */
+    hl_tokenizer *tok;
+    /* Replacement f32 weights, [(L+1)·HL_TARGET_COUNT] by layer·HL_TARGET_COUNT
+     * + target, the LM head at L·HL_TARGET_COUNT + HL_TARGET_OUTPUT; NULL
+     * entries (or a NULL array) keep the base's. Borrowed. A view with
+     * replaced weights has no packed cache, and a quantized base's weights
+     * cannot be replaced. */
+    const float *const *weights;
+} hl_model_view_params;
+
+/* A view of base as p describes it, freed with hl_model_free (before base). */
+hl_status hl_model_view_init(const hl_model *base, const hl_model_view_params *p, hl_model **out, hl_error *err);
 
 /* The quantized view of (layer, target) (layer -1: the LM head), or NULL when
  * that weight is f32 (then hl_model_weight has it). */

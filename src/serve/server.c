@@ -2,8 +2,8 @@
  * bodies in, engine jobs, JSON and server-sent events out. libmicrohttpd
  * runs one thread per connection, so a handler may wait for its job. */
 #include "serve/server.h"
+#include "hyperlexeme/lexicon.h"
 #include "model/model.h"
-#include "text/lexicon.h"
 #include "util/alloc.h"
 #include "util/error.h"
 #include "util/json_nul.h"

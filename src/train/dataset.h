@@ -5,7 +5,7 @@
  *   {"prompt": "...", "completion": "..."}           loss on the completion only
  *   {"scene": "...", "form": "...", "register": "...", "output": "..."}
  *        a scene-decoder example; formatted by a scene formatter callback
- *        (hyperlexemes, see text/lexicon.h), which returns the tokens and
+ *        (hyperlexemes, see hyperlexeme/lexicon.h), which returns the tokens and
  *        which of them count in the loss; without one such lines are refused.
  * Blank lines are skipped. A bad line (invalid JSON, missing/ill-typed field,
  * invalid UTF-8, empty text) fails the load with "FILE:LINE: field: why".

@@ -12,8 +12,8 @@
  * (form, "*"), then ("*", register), then ("*", "*"). Forms and registers
  * are checked against the known names; duplicates of one (form, register)
  * are refused. Caps: 256 entries, 64 adapters per entry, 64 KiB paths. */
-#ifndef HL_INFER_BUNDLE_H
-#define HL_INFER_BUNDLE_H
+#ifndef HL_HYPERLEXEME_BUNDLE_H
+#define HL_HYPERLEXEME_BUNDLE_H
 #include <stddef.h>
 #include "hyperlora.h"
 

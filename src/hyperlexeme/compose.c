@@ -1,6 +1,6 @@
 /* compose.c: the composition rules' names and the per-slot signed
  * permutations of the order-aware rule (see compose.h). */
-#include "text/compose.h"
+#include "hyperlexeme/compose.h"
 #include "util/rng.h"
 
 #include <string.h>

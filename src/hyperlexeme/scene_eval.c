@@ -1,7 +1,7 @@
 /* scene_eval.c: how well a scene decoder reproduces reference outputs:
  * exact-match rate and character error rate (Levenshtein distance over
  * Unicode code points divided by the reference length). */
-#include "infer/scene.h"
+#include "hyperlexeme/scene.h"
 #include "util/alloc.h"
 #include "util/error.h"
 #include "util/escape.h"

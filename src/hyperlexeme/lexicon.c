@@ -1,7 +1,7 @@
 /* lexicon.c: loading and validating a hyperlexeme lexicon, composing the
  * frozen embeddings, and the extended model/tokenizer view (see lexicon.h). */
-#include "text/lexicon.h"
-#include "text/compose.h"
+#include "hyperlexeme/lexicon.h"
+#include "hyperlexeme/compose.h"
 #include "model/model.h"
 #include "text/tokenizer.h"
 #include "util/alloc.h"
@@ -47,7 +47,7 @@ struct hl_lexicon {
     int32_t n;             /* lexicon entries (controls excluded) */
     entry *e;
     char *source;          /* the JSONL text, carried into adapters */
-    int rule;              /* composition rule (text/compose.h) */
+    int rule;              /* composition rule (hyperlexeme/compose.h) */
     int32_t *slot_code;    /* (HL_LEXICON_MAX_PARTS, C) part transforms under slots, made on first use */
     int32_t n_parts_total, n_parts_bytes; /* parts (and facet words) composed; those that are byte fallback only */
     float *embd, *out;     /* (N_CONTROLS + n, C) */
@@ -334,7 +334,7 @@ static void add_transformed(double *acc, const double *word, const int32_t *code
 }
 
 /* Composes row `row` of embd/out for entry e (parts) or copies the vector,
- * by the lexicon's rule (text/compose.h). */
+ * by the lexicon's rule (hyperlexeme/compose.h). */
 static hl_status compose(hl_lexicon *lex, const entry *e, const cJSON *vec, int64_t row, const char *where,
                          hl_error *err) {
     const hl_model *m = lex->base;
@@ -505,20 +505,9 @@ static hl_status load_impl(const char *text, size_t len, const char *name, const
         hl_free(atomic);
     }
     if (s == HL_OK) {
-        hl_model *v = hl_malloc(sizeof *v);
-        if (!v) s = hl_fail(err, HL_ERR_NOMEM, "out of memory");
-        else {
-            *v = *base;
-            v->borrowed = 1;
-            v->owned = NULL;
-            v->n_owned = v->cap_owned = 0;
-            v->tok = lex->tok;
-            v->n_extra = N_CONTROLS + lex->n;
-            v->extra_embd = lex->embd;
-            v->extra_out = lex->out;
-            v->cfg.vocab_size = base->n_vocab_base + v->n_extra;
-            lex->view = v;
-        }
+        hl_model_view_params vp = {
+            .n_extra = N_CONTROLS + lex->n, .extra_embd = lex->embd, .extra_out = lex->out, .tok = lex->tok};
+        s = hl_model_view_init(base, &vp, &lex->view, err);
     }
     if (s != HL_OK) {
         hl_lexicon_free(lex);

@@ -33,8 +33,8 @@
  *   heldout_pairs.jsonl    training scenes in the pair each one held out
  *   unseen_words.jsonl     the unseen-word scenes, symbols and formula forms
  *   words.json             the word pools, which are unseen, and the counts */
-#ifndef HL_INFER_SCENE_SYNTH_H
-#define HL_INFER_SCENE_SYNTH_H
+#ifndef HL_HYPERLEXEME_SCENE_SYNTH_H
+#define HL_HYPERLEXEME_SCENE_SYNTH_H
 #include <stdint.h>
 #include "hyperlora.h"
 #include "text/tokenizer.h"

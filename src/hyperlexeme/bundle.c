@@ -1,6 +1,6 @@
 /* bundle.c: parsing and lookup of decoder bundles (see bundle.h). */
-#include "infer/bundle.h"
-#include "text/lexicon.h"
+#include "hyperlexeme/bundle.h"
+#include "hyperlexeme/lexicon.h"
 #include "util/alloc.h"
 #include "util/error.h"
 #include "util/escape.h"

@@ -18,8 +18,8 @@
  * e_k is the mean of the part's token rows (input or output table). The
  * transforms depend on nothing but the dimension and the position or key,
  * so an adapter carrying the rule's name composes the same rows anywhere. */
-#ifndef HL_TEXT_COMPOSE_H
-#define HL_TEXT_COMPOSE_H
+#ifndef HL_HYPERLEXEME_COMPOSE_H
+#define HL_HYPERLEXEME_COMPOSE_H
 #include <stdint.h>
 
 enum {

@@ -2,7 +2,7 @@
  * little-endian f32, a whole number of vectors of the model dimension, each
  * element finite. It does not check what the vectors mean; the decoder feeds
  * them into the input embeddings as they are. */
-#include "infer/scene.h"
+#include "hyperlexeme/scene.h"
 #include "util/alloc.h"
 #include "util/error.h"
 #include "util/fileio.h"

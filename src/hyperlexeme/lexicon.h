@@ -35,7 +35,7 @@
  * words come out nearly the same (stories260K: cosine 0.9997 between
  * "вход" and "дверь"). {"compose": "parts"} states the default.
  *
- * Order-aware rules (text/compose.h): "slots" and "slots+facets" transform
+ * Order-aware rules (hyperlexeme/compose.h): "slots" and "slots+facets" transform
  * each part position by its own fixed signed permutation before a
  * norm-keeping sum, so "a b c" and "c b a" get different rows; "ranked"
  * weighs part k by 1/(k+1). The rule is part of the carried text, so an
@@ -44,8 +44,8 @@
  * A scene-decoder example trains on
  *   [BOS] ⟨form⟩ ⟨register⟩ scene ⟨sep⟩ output [EOS]
  * with the loss on the output and EOS only. */
-#ifndef HL_TEXT_LEXICON_H
-#define HL_TEXT_LEXICON_H
+#ifndef HL_HYPERLEXEME_LEXICON_H
+#define HL_HYPERLEXEME_LEXICON_H
 #include <stdint.h>
 #include "hyperlora.h"
 #include "lora/adapter.h"
@@ -60,12 +60,12 @@
 hl_status hl_lexicon_load(const char *path, const hl_model *base, hl_lexicon **out, hl_error *err);
 hl_status hl_lexicon_load_memory(const char *text, size_t len, const char *name, const hl_model *base,
                                  hl_lexicon **out, hl_error *err);
-/* compose: NULL for the file's own rule, or a rule's name (text/compose.h;
+/* compose: NULL for the file's own rule, or a rule's name (hyperlexeme/compose.h;
  * an error if the file states another); the carried text then states it. */
 hl_status hl_lexicon_load_compose(const char *path, const hl_model *base, const char *compose, hl_lexicon **out,
                                   hl_error *err);
 int hl_lexicon_composes_facets(const hl_lexicon *lex);
-const char *hl_lexicon_compose_rule(const hl_lexicon *lex); /* its rule's name (text/compose.h) */
+const char *hl_lexicon_compose_rule(const hl_lexicon *lex); /* its rule's name (hyperlexeme/compose.h) */
 /* Words composed for the entries (parts, and facet values under parts+facets)
  * whose tokens are all byte-fallback pieces; *total gets the number of words. */
 int32_t hl_lexicon_byte_only_parts(const hl_lexicon *lex, int32_t *total);

@@ -8,7 +8,7 @@
  * that inflect a part (Russian "у входа" for the part "вход") are not held
  * against the decoder; generated corpora keep every part in its dictionary
  * form, where this is every part. */
-#include "infer/scene.h"
+#include "hyperlexeme/scene.h"
 #include "util/alloc.h"
 
 #include <string.h>

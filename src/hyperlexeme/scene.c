@@ -1,5 +1,5 @@
 /* scene.c: loading and running the scene decoder (see scene.h). */
-#include "infer/scene.h"
+#include "hyperlexeme/scene.h"
 #include "lora/adapter_io.h"
 #include "model/model.h"
 #include "text/tokenizer.h"

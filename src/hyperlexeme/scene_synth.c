@@ -1,13 +1,13 @@
 /* scene_synth.c: the scene corpus generator (see scene_synth.h): word pools
  * from the base vocabulary, seeded scenes and splits, per-(form, register,
  * language) templates, JSONL out through the crash-safe writer. */
-#include "infer/scene_synth.h"
+#include "hyperlexeme/scene_synth.h"
 
 #include <cjson/cJSON.h>
 #include <stdio.h>
 #include <string.h>
 
-#include "text/lexicon.h"
+#include "hyperlexeme/lexicon.h"
 #include "util/alloc.h"
 #include "util/error.h"
 #include "util/fileio.h"

@@ -11,11 +11,11 @@
  * (form, register): the --lora list, plus a bundle's entry when one is given.
  * Decoding is greedy by default; with a temperature it samples from a seeded
  * RNG, so the same scene, adapters and seed always give the same bytes. */
-#ifndef HL_INFER_SCENE_H
-#define HL_INFER_SCENE_H
+#ifndef HL_HYPERLEXEME_SCENE_H
+#define HL_HYPERLEXEME_SCENE_H
 #include "hyperlora.h"
-#include "infer/bundle.h"
-#include "text/lexicon.h"
+#include "hyperlexeme/bundle.h"
+#include "hyperlexeme/lexicon.h"
 
 #include <stdio.h>
 
