@@ -70,11 +70,20 @@ BUILD=
 [ -n "$HL" ] && BUILD=$(dirname "$HL")
 objs=()
 if [ -n "$BUILD" ] && [ -d "$BUILD/CMakeFiles" ] && command -v nm > /dev/null; then
-  # Objects of sources that still exist (a moved file leaves its old object behind).
+  # Objects of the build's current targets (TargetDirectories.txt; a renamed
+  # target leaves its old objects behind) whose sources still exist (so does
+  # a moved file),
+  dirs=()
+  if [ -f "$BUILD/CMakeFiles/TargetDirectories.txt" ]; then
+    while read -r d; do [ -d "$d" ] && dirs+=("$d"); done < "$BUILD/CMakeFiles/TargetDirectories.txt"
+  else
+    dirs=("$BUILD/CMakeFiles")
+  fi
   while read -r o; do
     src=src/${o##*/src/}
-    [ -f "$ROOT/${src%.o}" ] && objs+=("$o")
-  done < <(find "$BUILD/CMakeFiles" -path '*/src/*' -name '*.c.o')
+    # and that are not older than their source (left over from another layout of the build).
+    [ -f "$ROOT/${src%.o}" ] && ! [ "$o" -ot "$ROOT/${src%.o}" ] && objs+=("$o")
+  done < <(find "${dirs[@]}" -path '*/src/*' -name '*.c.o')
 fi
 if [ ${#objs[@]} -gt 0 ]; then
   n_sym=0
