@@ -17,6 +17,8 @@
 #include "util/escape.h"
 #include "util/fileio.h"
 #include "util/half.h"
+#include "util/hash.h"
+#include "util/le_bytes.h"
 
 #include <cjson/cJSON.h>
 #include <math.h>
@@ -67,12 +69,6 @@ struct hl_safetensors {
  * hostile name cannot garble the terminal or the 512-byte message. */
 static const char *printable(const char *s, char *buf, size_t cap) { return hl_escape_str(s, buf, cap); }
 #define PNAME_CAP 160
-
-static uint64_t read_le64(const uint8_t *p) {
-    uint64_t v = 0;
-    for (int i = 7; i >= 0; i--) v = (v << 8) | p[i];
-    return v;
-}
 
 /* Length of the valid UTF-8 sequence at p (n bytes available), 0 if invalid
  * (overlong forms, surrogates and code points above U+10FFFF are invalid). */
@@ -329,7 +325,7 @@ static hl_status parse(hl_safetensors *st, const uint8_t *buf, size_t size, cons
     if (size < 8)
         return hl_fail(err, HL_ERR_FORMAT, "%s: file is %zu bytes, too short for the 8-byte header length", name,
                        size);
-    uint64_t hlen = read_le64(buf);
+    uint64_t hlen = hl_le64(buf);
     if (hlen > HL_ST_MAX_HEADER)
         return hl_fail(err, HL_ERR_LIMIT, "%s: header length %llu exceeds the limit of %u bytes", name,
                        (unsigned long long)hlen, HL_ST_MAX_HEADER);
@@ -598,14 +594,8 @@ void hl_st_writer_free(hl_st_writer *w) {
     hl_free(w);
 }
 
-static uint64_t hash_str(const char *s) {
-    uint64_t h = 1469598103934665603ull; /* FNV-1a */
-    for (; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211ull;
-    return h;
-}
-
 static size_t *hash_slot(size_t *tab, size_t cap, const wt_tensor *t, const char *name) {
-    size_t i = (size_t)hash_str(name) & (cap - 1);
+    size_t i = (size_t)hl_fnv1a_str(HL_FNV1A_BASIS, name) & (cap - 1);
     while (tab[i] && strcmp(t[tab[i] - 1].name, name) != 0) i = (i + 1) & (cap - 1);
     return &tab[i];
 }

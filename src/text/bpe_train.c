@@ -21,6 +21,7 @@
 #include "util/alloc.h"
 #include "util/checked.h"
 #include "util/error.h"
+#include "util/hash.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,14 +34,6 @@
 #define FIRST_CHAR HL_BPE_FIRST_CHAR_ID
 #define CHAR_SCORE (-1e6f)
 
-#define FNV_BASIS 14695981039346656037ull
-#define FNV_PRIME 1099511628211ull
-
-static uint64_t fnv(uint64_t h, const void *p, size_t n) {
-    const uint8_t *s = p;
-    for (size_t i = 0; i < n; i++) h = (h ^ s[i]) * FNV_PRIME;
-    return h;
-}
 /* FNV's low bits are weak; mix before masking (murmur3 finalizer). */
 static uint64_t mix(uint64_t h) {
     h ^= h >> 33;
@@ -103,7 +96,7 @@ typedef struct vocab {
 static const char *piece(const vocab *v, int32_t id) { return v->arena + v->off[id]; }
 
 static int32_t vocab_find2(const vocab *v, const char *a, size_t an, const char *b, size_t bn) {
-    uint64_t h = fnv(fnv(FNV_BASIS, a, an), b, bn);
+    uint64_t h = hl_fnv1a(hl_fnv1a(HL_FNV1A_BASIS, a, an), b, bn);
     for (size_t i = mix(h) & v->mask;; i = (i + 1) & v->mask) {
         int32_t id = v->table[i];
         if (id < 0) return -1;
@@ -158,7 +151,7 @@ static int32_t vocab_commit(vocab *v, size_t n) {
     int32_t id = v->n++;
     v->off[id] = v->used;
     v->len[id] = (uint32_t)n;
-    v->hash[id] = fnv(FNV_BASIS, d, n);
+    v->hash[id] = hl_fnv1a(HL_FNV1A_BASIS, d, n);
     v->used += n + 1;
     size_t i = mix(v->hash[id]) & v->mask;
     while (v->table[i] >= 0) i = (i + 1) & v->mask;
@@ -252,7 +245,7 @@ typedef struct trainer {
 
 /* Adds one occurrence of the word text[off, off+clen) (with prefix) to the counts. 0 on OOM/limit. */
 static int word_add(trainer *t, int prefix, size_t off, size_t clen, int32_t ncp) {
-    uint64_t h = fnv(FNV_BASIS, t->text + off, clen) ^ (uint64_t)prefix;
+    uint64_t h = hl_fnv1a(HL_FNV1A_BASIS, t->text + off, clen) ^ (uint64_t)prefix;
     size_t i = mix(h) & t->wmask;
     for (;; i = (i + 1) & t->wmask) {
         int32_t id = t->wtable[i];

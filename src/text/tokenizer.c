@@ -36,6 +36,8 @@
 #include "util/escape.h"
 #include "util/fileio.h"
 #include "util/hashset.h"
+#include "util/hash.h"
+#include "util/le_bytes.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -76,13 +78,6 @@ typedef struct piece_ref { const char *p; size_t n; } piece_ref;
 
 /* ------------------------------------------------------------ helpers */
 
-#define FNV_BASIS 14695981039346656037ull
-#define FNV_PRIME 1099511628211ull
-
-static uint64_t fnv(uint64_t h, const char *s, size_t n) {
-    for (size_t i = 0; i < n; i++) h = (h ^ (uint8_t)s[i]) * FNV_PRIME;
-    return h;
-}
 /* FNV's low bits are weak; mix before masking (murmur3 finalizer). */
 static size_t slot_of(uint64_t h, size_t mask) {
     h ^= h >> 33;
@@ -157,7 +152,7 @@ static const char *piece_of(const hl_tokenizer *t, int32_t id) { return t->blob 
 /* Id of the piece a‖b (b may be empty), h = FNV state after a; -1 if absent. */
 static int32_t lookup_cat(const hl_tokenizer *t, uint64_t h, const char *a, size_t an, const char *b, size_t bn) {
     if (an + bn > t->max_len) return -1;
-    if (bn) h = fnv(h, b, bn);
+    if (bn) h = hl_fnv1a(h, b, bn);
     for (size_t i = slot_of(h, t->mask);; i = (i + 1) & t->mask) {
         int32_t id = t->table[i];
         if (id < 0) return -1;
@@ -319,7 +314,7 @@ static hl_status tok_build(int32_t n, const piece_ref *refs, const float *scores
         t->blob[pos + r->n] = 0;
         t->off[i] = pos;
         t->len[i] = (uint32_t)r->n;
-        t->hash[i] = fnv(FNV_BASIS, r->p, r->n);
+        t->hash[i] = hl_fnv1a(HL_FNV1A_BASIS, r->p, r->n);
         t->scores[i] = scores ? scores[i] : 0.0f;
         pos += r->n + 1;
         if (r->n > t->max_len) t->max_len = r->n;
@@ -445,17 +440,8 @@ void hl_tokenizer_free(hl_tokenizer *t) {
 
 /* ---------------------------------------------------------- llama2.c */
 
-static uint32_t rd_u32le(const uint8_t *p) {
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-static int32_t rd_i32le(const uint8_t *p) {
-    uint32_t u = rd_u32le(p);
-    int32_t v;
-    memcpy(&v, &u, sizeof v);
-    return v;
-}
 static float rd_f32le(const uint8_t *p) {
-    uint32_t u = rd_u32le(p);
+    uint32_t u = hl_le32(p);
     float v;
     memcpy(&v, &u, sizeof v);
     return v;
@@ -472,7 +458,7 @@ hl_status hl_tokenizer_from_llama2c_memory(const void *data, size_t size, const 
     const uint8_t *d = data;
     if (size < 4)
         return hl_fail(err, HL_ERR_FORMAT, "%s: truncated: %zu bytes, too short for max_token_length", name, size);
-    int32_t max_tl = rd_i32le(d);
+    int32_t max_tl = hl_le32_signed(d);
     if (max_tl <= 0 || max_tl > HL_TOKENIZER_MAX_PIECE)
         return hl_fail(err, HL_ERR_FORMAT, "%s: max_token_length %ld is out of range [1, %d]", name, (long)max_tl,
                        HL_TOKENIZER_MAX_PIECE);
@@ -492,7 +478,7 @@ hl_status hl_tokenizer_from_llama2c_memory(const void *data, size_t size, const 
         if (count == HL_TOKENIZER_MAX_VOCAB)
             return hl_fail(err, HL_ERR_LIMIT, "%s: more than %d tokens", name, HL_TOKENIZER_MAX_VOCAB);
         float score = rd_f32le(d + pos);
-        int32_t len = rd_i32le(d + pos + 4);
+        int32_t len = hl_le32_signed(d + pos + 4);
         if (isnan(score)) return hl_fail(err, HL_ERR_FORMAT, "%s: token %ld: score is NaN", name, (long)count);
         if (len < 0)
             return hl_fail(err, HL_ERR_FORMAT, "%s: token %ld: negative piece length %ld", name, (long)count,
@@ -529,7 +515,7 @@ hl_status hl_tokenizer_from_llama2c_memory(const void *data, size_t size, const 
     size_t bp = 0;
     for (int32_t i = 0; i < count; i++) {
         scores[i] = rd_f32le(d + pos);
-        size_t len = (size_t)rd_i32le(d + pos + 4);
+        size_t len = (size_t)hl_le32_signed(d + pos + 4);
         const char *src = (const char *)d + pos + 8;
         pos += 8 + len;
         /* llama2.c stores bos/eos as "\n<s>\n" and "\n</s>\n"; GGUF as "<s>", "</s>". */
@@ -882,7 +868,7 @@ const char *hl_tokenizer_pre_name(const hl_tokenizer *t) {
 int32_t hl_tokenizer_find(const hl_tokenizer *t, const char *piece, size_t len) {
     if (!piece && len) return -1;
     if (len > t->max_len) return -1;
-    return lookup_cat(t, fnv(FNV_BASIS, piece, len), piece, len, NULL, 0);
+    return lookup_cat(t, hl_fnv1a(HL_FNV1A_BASIS, piece, len), piece, len, NULL, 0);
 }
 
 /* ------------------------------------------------------------- encode */
