@@ -545,10 +545,6 @@ hl_status hl_lexicon_load_compose(const char *path, const hl_model *base, const 
     return s;
 }
 
-hl_status hl_lexicon_load(const char *path, const hl_model *base, hl_lexicon **out, hl_error *err) {
-    return hl_lexicon_load_compose(path, base, NULL, out, err);
-}
-
 int hl_lexicon_composes_facets(const hl_lexicon *lex) { return (lex->rule & HL_COMPOSE_FACETS) != 0; }
 const char *hl_lexicon_compose_rule(const hl_lexicon *lex) { return hl_compose_rule_name(lex->rule); }
 int32_t hl_lexicon_byte_only_parts(const hl_lexicon *lex, int32_t *total) {

@@ -59,7 +59,6 @@ enum { HL_REGISTER_POETIC, HL_REGISTER_LOGICAL, HL_REGISTER_TECHNICAL, HL_REGIST
 
 typedef struct hl_lexicon hl_lexicon;
 
-hl_status hl_lexicon_load(const char *path, const hl_model *base, hl_lexicon **out, hl_error *err);
 hl_status hl_lexicon_load_memory(const char *text, size_t len, const char *name, const hl_model *base,
                                  hl_lexicon **out, hl_error *err);
 /* compose: NULL for the file's own rule, or a rule's name (text/compose.h;
