@@ -31,7 +31,7 @@
 #   BENCH_PROFILE=1  also record perf profiles (decode and a training step)
 #                    into bench/out/profile-*.txt;
 #   BENCH_AVX2=1     also build an AVX2-only copy (-march=znver3: what
-#                    -march=native gives on the issues' Zen 3 machines; no
+#                    -march=native gives on the Zen 3 machines of the quoted figures; no
 #                    AVX-512) in build-avx2/ and run
 #                    the s15M (and, with BENCH_FULL, s110M) inference there
 #                    (default: on with BENCH_FULL when the CPU has AVX2).
@@ -264,7 +264,7 @@ wait_quiet
 bash "$ROOT/bench/compose.sh" "$BUILD" "" "$OUT" || true
 
 # ---------------------------------------------------------------- bounds
-# Hostile-input budgets (issue 13): a 100,000-entry lexicon loads in < 1 s, and
+# Hostile-input budgets (a hostile file must not cost time or memory): a 100,000-entry lexicon loads in < 1 s, and
 # a stories260K whose header claims 2^24 positions runs generate -n 2 in < 50 MB.
 say "resource bounds (bench_bounds)"
 wait_quiet
