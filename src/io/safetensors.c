@@ -19,6 +19,7 @@
 #include "util/half.h"
 #include "util/hash.h"
 #include "util/le_bytes.h"
+#include "util/utf8.h"
 
 #include <cjson/cJSON.h>
 #include <math.h>
@@ -70,42 +71,6 @@ struct hl_safetensors {
 static const char *printable(const char *s, char *buf, size_t cap) { return hl_escape_str(s, buf, cap); }
 #define PNAME_CAP 160
 
-/* Length of the valid UTF-8 sequence at p (n bytes available), 0 if invalid
- * (overlong forms, surrogates and code points above U+10FFFF are invalid). */
-static size_t utf8_seq_len(const uint8_t *p, size_t n) {
-    uint8_t c = p[0];
-    if (c < 0x80) return 1;
-    size_t len;
-    uint8_t lo = 0x80, hi = 0xBF;
-    if (c >= 0xC2 && c <= 0xDF) len = 2;
-    else if (c >= 0xE0 && c <= 0xEF) {
-        len = 3;
-        if (c == 0xE0) lo = 0xA0;
-        if (c == 0xED) hi = 0x9F;
-    } else if (c >= 0xF0 && c <= 0xF4) {
-        len = 4;
-        if (c == 0xF0) lo = 0x90;
-        if (c == 0xF4) hi = 0x8F;
-    } else
-        return 0;
-    if (n < len) return 0;
-    if (p[1] < lo || p[1] > hi) return 0;
-    for (size_t i = 2; i < len; i++)
-        if (p[i] < 0x80 || p[i] > 0xBF) return 0;
-    return len;
-}
-
-static int utf8_valid(const char *s) {
-    const uint8_t *p = (const uint8_t *)s;
-    size_t n = strlen(s);
-    for (size_t i = 0; i < n;) {
-        size_t l = utf8_seq_len(p + i, n - i);
-        if (!l) return 0;
-        i += l;
-    }
-    return 1;
-}
-
 /* Checks the raw header bytes before cJSON sees them: cJSON accepts invalid
  * UTF-8, treats every byte <= 0x20 as whitespace, turns \u0000 into a NUL
  * that would silently truncate a name, and recurses once per nesting level. */
@@ -114,7 +79,7 @@ static hl_status prescan_header(const uint8_t *h, size_t n, const char *name, hl
     for (size_t i = 0; i < n;) {
         uint8_t c = h[i];
         if (c >= 0x80) {
-            size_t l = utf8_seq_len(h + i, n - i);
+            size_t l = hl_utf8_decode(h + i, n - i, NULL, NULL);
             if (!l) return hl_fail(err, HL_ERR_FORMAT, "%s: header is not valid UTF-8 (byte %zu)", name, i);
             i += l;
             continue;
@@ -618,7 +583,7 @@ hl_status hl_st_writer_add_f32(hl_st_writer *w, const char *name, int32_t n_dims
     if (!w || !name) return hl_fail(err, HL_ERR_INVALID_ARG, "safetensors writer: NULL writer or name");
     char pb[PNAME_CAP];
     const char *pn = printable(name, pb, sizeof pb);
-    if (!utf8_valid(name))
+    if (!hl_utf8_valid(name, strlen(name), NULL))
         return hl_fail(err, HL_ERR_INVALID_ARG, "safetensors writer: tensor name '%s' is not valid UTF-8", pn);
     if (strcmp(name, "__metadata__") == 0)
         return hl_fail(err, HL_ERR_INVALID_ARG, "safetensors writer: '__metadata__' is reserved, not a tensor name");
@@ -660,7 +625,8 @@ hl_status hl_st_writer_add_f32(hl_st_writer *w, const char *name, int32_t n_dims
 }
 
 hl_status hl_st_writer_set_metadata(hl_st_writer *w, const char *key, const char *value) {
-    if (!w || !key || !value || !utf8_valid(key) || !utf8_valid(value)) return HL_ERR_INVALID_ARG;
+    if (!w || !key || !value || !hl_utf8_valid(key, strlen(key), NULL) || !hl_utf8_valid(value, strlen(value), NULL))
+        return HL_ERR_INVALID_ARG;
     for (size_t i = 0; i < w->n_meta; i++)
         if (strcmp(w->meta[i].key, key) == 0) {
             char *v = hl_strdup(value);

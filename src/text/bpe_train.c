@@ -22,6 +22,7 @@
 #include "util/checked.h"
 #include "util/error.h"
 #include "util/hash.h"
+#include "util/utf8.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -56,26 +57,12 @@ void hl_bpe_train_params_default(hl_bpe_train_params *p) {
  * with *why set. Same acceptance as the encoder: no overlongs, surrogates
  * or code points above U+10FFFF. */
 static size_t utf8_next(const uint8_t *s, size_t left, int32_t *cp, const char **why) {
-    uint8_t c = s[0], lo = 0x80, hi = 0xBF;
-    size_t n;
-    if (c < 0x80) { *cp = c; return 1; }
-    if (c < 0xC0) { *why = "stray continuation byte"; return 0; }
-    if (c < 0xC2) { *why = "overlong encoding"; return 0; }
-    if (c < 0xE0) n = 2;
-    else if (c < 0xF0) { n = 3; if (c == 0xE0) lo = 0xA0; else if (c == 0xED) hi = 0x9F; }
-    else if (c < 0xF5) { n = 4; if (c == 0xF0) lo = 0x90; else if (c == 0xF4) hi = 0x8F; }
-    else { *why = c < 0xF8 ? "code point above U+10FFFF" : "invalid lead byte"; return 0; }
-    int32_t v = c & (0x7F >> n);
-    for (size_t k = 1; k < n; k++) {
-        if (k >= left || (s[k] & 0xC0) != 0x80) { *why = "truncated sequence"; return 0; }
-        if (k == 1 && (s[k] < lo || s[k] > hi)) {
-            *why = c == 0xED ? "surrogate code point" : c == 0xF4 ? "code point above U+10FFFF" : "overlong encoding";
-            return 0;
-        }
-        v = v << 6 | (s[k] & 0x3F);
-    }
-    *cp = v;
-    return n;
+    hl_utf8_defect defect;
+    uint32_t code;
+    size_t k = hl_utf8_decode(s, left, &code, &defect);
+    *cp = k ? (int32_t)code : -1;
+    if (!k) *why = defect == HL_UTF8_MISSING_CONTINUATION ? "truncated sequence" : hl_utf8_defect_text(defect);
+    return k;
 }
 
 /* ---------------------------------------------------------- vocabulary */

@@ -36,6 +36,7 @@
 #include "util/escape.h"
 #include "util/hashset.h"
 #include "util/hash.h"
+#include "util/utf8.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -52,29 +53,12 @@ static size_t slot_of(uint64_t h, size_t mask) {
 }
 
 /* Length of the valid UTF-8 sequence at s (left > 0 bytes available), or 0
- * with *why naming the defect. Rejects overlongs, surrogates, > U+10FFFF. */
+ * with *why naming the defect (util/utf8.h). */
 static size_t utf8_len(const uint8_t *s, size_t left, const char **why) {
-    uint8_t c = s[0], lo = 0x80, hi = 0xBF;
-    size_t n;
-    if (c < 0x80) return 1;
-    if (c < 0xC0) { *why = "stray continuation byte"; return 0; }
-    if (c < 0xC2) { *why = "overlong encoding"; return 0; }
-    if (c < 0xE0) n = 2;
-    else if (c < 0xF0) { n = 3; if (c == 0xE0) lo = 0xA0; else if (c == 0xED) hi = 0x9F; }
-    else if (c < 0xF5) { n = 4; if (c == 0xF0) lo = 0x90; else if (c == 0xF4) hi = 0x8F; }
-    else if (c < 0xF8) { *why = "code point above U+10FFFF"; return 0; }
-    else { *why = "invalid lead byte"; return 0; }
-    for (size_t k = 1; k < n; k++) {
-        if (k >= left) { *why = "truncated sequence"; return 0; }
-        uint8_t b = s[k];
-        if ((b & 0xC0) != 0x80) { *why = "truncated sequence (missing continuation byte)"; return 0; }
-        if (k == 1 && (b < lo || b > hi)) {
-            *why = c == 0xED ? "surrogate code point" : c == 0xF4 ? "code point above U+10FFFF"
-                                                                  : "overlong encoding";
-            return 0;
-        }
-    }
-    return n;
+    hl_utf8_defect defect;
+    size_t k = hl_utf8_decode(s, left, NULL, &defect);
+    if (!k) *why = hl_utf8_defect_text(defect);
+    return k;
 }
 
 /* Offset of the first invalid sequence in s, or n if all valid. */
@@ -134,21 +118,13 @@ static int32_t pair_id(const hl_tokenizer *t, int32_t a, int32_t b) {
     return id;
 }
 
-/* Code point of a single-code-point UTF-8 sequence (already validated). */
-static int32_t decode_cp(const uint8_t *s, size_t k) {
-    static const uint8_t lead_mask[5] = {0, 0x7F, 0x1F, 0x0F, 0x07};
-    int32_t c = s[0] & lead_mask[k];
-    for (size_t i = 1; i < k; i++) c = c << 6 | (s[i] & 0x3F);
-    return c;
-}
-
 /* Code point of an initial symbol, or -1 for byte fallback (which never merges). */
 static int32_t symbol_cp(const hl_tokenizer *t, int32_t id) {
     if (!matchable(t, id) || t->len[id] == 0) return -1;
     const uint8_t *p = (const uint8_t *)hl_tokenizer_piece_at(t, id);
-    const char *why;
-    size_t k = utf8_len(p, t->len[id], &why);
-    return k == t->len[id] ? decode_cp(p, k) : -1;
+    uint32_t cp;
+    size_t k = hl_utf8_decode(p, t->len[id], &cp, NULL);
+    return k == t->len[id] ? (int32_t)cp : -1;
 }
 
 static uint64_t span_key(int32_t a, int32_t b) { return (uint64_t)a << 21 | (uint64_t)b; }
@@ -182,9 +158,9 @@ static int build_spans(hl_tokenizer *t) {
         const uint8_t *p = (const uint8_t *)hl_tokenizer_piece_at(t, i);
         int32_t prev = -1;
         for (size_t j = 0, k; j < t->len[i]; j += k) {
-            const char *why;
-            k = utf8_len(p + j, t->len[i] - j, &why); /* validated at build: never 0 */
-            int32_t cp = decode_cp(p + j, k);
+            uint32_t code;
+            k = hl_utf8_decode(p + j, t->len[i] - j, &code, NULL); /* validated at build: never 0 */
+            int32_t cp = (int32_t)code;
             if (prev >= 0 && !spans_possible(t, prev, cp)) {
                 if (2 * (used + 1) > cap) { /* rehash into twice the size */
                     uint64_t *ns = hl_calloc(cap * 2, sizeof *ns);
