@@ -22,6 +22,7 @@
 #include "util/checked.h"
 #include "util/error.h"
 #include "util/hash.h"
+#include "util/heap.h"
 #include "util/utf8.h"
 
 #include <stdio.h>
@@ -357,7 +358,9 @@ static void pair_dec(trainer *t, int32_t a, int32_t b, int64_t c) {
 
 /* Heap order: more frequent first, then the smaller concatenation, then the
  * shorter left part (two splits of one string), which makes it total. */
-static int before(const trainer *t, const hentry *x, const hentry *y) {
+static int before(const void *a, const void *b, const void *ctx) {
+    const trainer *t = ctx;
+    const hentry *x = a, *y = b;
     if (x->count != y->count) return x->count > y->count;
     if (x->pair == y->pair) return 0;
     const pair *p = &t->p[x->pair], *q = &t->p[y->pair];
@@ -376,29 +379,13 @@ static int heap_push(trainer *t, int32_t pair_id) {
         t->cap_heap = nc;
     }
     hentry e = {t->p[pair_id].count, pair_id};
-    size_t i = t->n_heap++;
-    while (i > 0) {
-        size_t up = (i - 1) / 2;
-        if (!before(t, &e, &t->heap[up])) break;
-        t->heap[i] = t->heap[up];
-        i = up;
-    }
-    t->heap[i] = e;
+    hl_heap_push(t->heap, &t->n_heap, sizeof e, &e, before, t);
     return 1;
 }
 
 static hentry heap_pop(trainer *t) {
-    hentry top = t->heap[0], last = t->heap[--t->n_heap];
-    size_t i = 0;
-    for (;;) {
-        size_t c = 2 * i + 1;
-        if (c >= t->n_heap) break;
-        if (c + 1 < t->n_heap && before(t, &t->heap[c + 1], &t->heap[c])) c++;
-        if (!before(t, &t->heap[c], &last)) break;
-        t->heap[i] = t->heap[c];
-        i = c;
-    }
-    if (t->n_heap) t->heap[i] = last;
+    hentry top;
+    hl_heap_pop(t->heap, &t->n_heap, sizeof top, &top, before, t);
     return top;
 }
 

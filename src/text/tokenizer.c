@@ -36,6 +36,7 @@
 #include "util/escape.h"
 #include "util/hashset.h"
 #include "util/hash.h"
+#include "util/heap.h"
 #include "util/utf8.h"
 
 #include <math.h>
@@ -479,7 +480,8 @@ typedef struct cand {
 } cand;
 
 /* Heap order: higher score first, then leftmost, as llama2.c's rescan picks. */
-static int cand_before(const cand *a, const cand *b) {
+static int cand_before(const void *x, const void *y, const void *unused) {
+    const cand *a = x, *b = y;
     return a->score > b->score || (a->score == b->score && a->left < b->left);
 }
 
@@ -497,29 +499,13 @@ static int heap_push(heap *h, cand c) {
         h->v = nv;
         h->cap = cap;
     }
-    size_t i = h->n++;
-    while (i > 0) {
-        size_t p = (i - 1) / 2;
-        if (!cand_before(&c, &h->v[p])) break;
-        h->v[i] = h->v[p];
-        i = p;
-    }
-    h->v[i] = c;
+    hl_heap_push(h->v, &h->n, sizeof c, &c, cand_before, NULL);
     return 1;
 }
 
 static cand heap_pop(heap *h) {
-    cand top = h->v[0], last = h->v[--h->n];
-    size_t i = 0;
-    for (;;) {
-        size_t c = 2 * i + 1;
-        if (c >= h->n) break;
-        if (c + 1 < h->n && cand_before(&h->v[c + 1], &h->v[c])) c++;
-        if (!cand_before(&h->v[c], &last)) break;
-        h->v[i] = h->v[c];
-        i = c;
-    }
-    if (h->n) h->v[i] = last;
+    cand top;
+    hl_heap_pop(h->v, &h->n, sizeof top, &top, cand_before, NULL);
     return top;
 }
 
