@@ -12,6 +12,7 @@
  */
 #include "io/safetensors.h"
 #include "util/alloc.h"
+#include "util/buffer.h"
 #include "util/checked.h"
 #include "util/error.h"
 #include "util/escape.h"
@@ -654,68 +655,12 @@ hl_status hl_st_writer_set_metadata(hl_st_writer *w, const char *key, const char
     return HL_OK;
 }
 
-typedef struct sbuf {
-    char *p;
-    size_t len, cap;
-    int oom;
-} sbuf;
-
-static void sb_put(sbuf *b, const char *s, size_t n) {
-    if (b->oom) return;
-    size_t need;
-    if (!hl_add_size(b->len, n, &need)) {
-        b->oom = 1;
-        return;
-    }
-    if (need > b->cap) {
-        size_t ncap = b->cap ? b->cap : 256;
-        while (ncap < need) {
-            if (!hl_mul_size(ncap, 2, &ncap)) {
-                b->oom = 1;
-                return;
-            }
-        }
-        char *np = hl_realloc(b->p, ncap);
-        if (!np) {
-            b->oom = 1;
-            return;
-        }
-        b->p = np;
-        b->cap = ncap;
-    }
-    memcpy(b->p + b->len, s, n);
-    b->len = need;
-}
-static void sb_str(sbuf *b, const char *s) { sb_put(b, s, strlen(s)); }
-static void sb_u64(sbuf *b, uint64_t v) {
-    char tmp[24];
-    int n = snprintf(tmp, sizeof tmp, "%llu", (unsigned long long)v);
-    sb_put(b, tmp, (size_t)n);
-}
-/* A JSON string literal; UTF-8 passes through, controls become \u00XX. */
-static void sb_json_str(sbuf *b, const char *s) {
-    sb_put(b, "\"", 1);
-    for (const char *p = s; *p; p++) {
-        unsigned char c = (unsigned char)*p;
-        if (c == '"' || c == '\\') {
-            char esc[2] = {'\\', (char)c};
-            sb_put(b, esc, 2);
-        } else if (c < 0x20) {
-            char esc[8];
-            snprintf(esc, sizeof esc, "\\u%04x", c);
-            sb_put(b, esc, 6);
-        } else
-            sb_put(b, p, 1);
-    }
-    sb_put(b, "\"", 1);
-}
-
 static int cmp_wt_ptr(const void *a, const void *b) {
     return strcmp((*(const wt_tensor *const *)a)->name, (*(const wt_tensor *const *)b)->name);
 }
 
 /* Builds the 8-byte prefix + padded header and the name-sorted tensor order. */
-static hl_status build_header(hl_st_writer *w, sbuf *hb, const wt_tensor ***order_out, uint64_t *data_size,
+static hl_status build_header(hl_st_writer *w, hl_buf *hb, const wt_tensor ***order_out, uint64_t *data_size,
                               hl_error *err) {
     *order_out = NULL;
     const wt_tensor **order = NULL;
@@ -727,46 +672,46 @@ static hl_status build_header(hl_st_writer *w, sbuf *hb, const wt_tensor ***orde
     }
     if (w->n_meta) qsort(w->meta, w->n_meta, sizeof *w->meta, cmp_meta);
 
-    sb_put(hb, "\0\0\0\0\0\0\0\0", 8); /* length, patched below */
-    sb_put(hb, "{", 1);
+    hl_buf_put(hb, "\0\0\0\0\0\0\0\0", 8); /* length, patched below */
+    hl_buf_put(hb, "{", 1);
     int first = 1;
     if (w->n_meta) {
-        sb_str(hb, "\"__metadata__\":{");
+        hl_buf_str(hb, "\"__metadata__\":{");
         for (size_t i = 0; i < w->n_meta; i++) {
-            if (i) sb_put(hb, ",", 1);
-            sb_json_str(hb, w->meta[i].key);
-            sb_put(hb, ":", 1);
-            sb_json_str(hb, w->meta[i].value);
+            if (i) hl_buf_put(hb, ",", 1);
+            hl_buf_json_str(hb, w->meta[i].key, strlen(w->meta[i].key));
+            hl_buf_put(hb, ":", 1);
+            hl_buf_json_str(hb, w->meta[i].value, strlen(w->meta[i].value));
         }
-        sb_put(hb, "}", 1);
+        hl_buf_put(hb, "}", 1);
         first = 0;
     }
     uint64_t off = 0;
     for (size_t i = 0; i < w->n; i++) {
         const wt_tensor *t = order[i];
-        if (!first) sb_put(hb, ",", 1);
+        if (!first) hl_buf_put(hb, ",", 1);
         first = 0;
-        sb_json_str(hb, t->name);
-        sb_str(hb, ":{\"dtype\":\"F32\",\"shape\":[");
+        hl_buf_json_str(hb, t->name, strlen(t->name));
+        hl_buf_str(hb, ":{\"dtype\":\"F32\",\"shape\":[");
         for (int32_t d = 0; d < t->n_dims; d++) {
-            if (d) sb_put(hb, ",", 1);
-            sb_u64(hb, (uint64_t)t->shape[d]);
+            if (d) hl_buf_put(hb, ",", 1);
+            hl_buf_u64(hb, (uint64_t)t->shape[d]);
         }
-        sb_str(hb, "],\"data_offsets\":[");
-        sb_u64(hb, off);
-        sb_put(hb, ",", 1);
+        hl_buf_str(hb, "],\"data_offsets\":[");
+        hl_buf_u64(hb, off);
+        hl_buf_put(hb, ",", 1);
         uint64_t end;
         if (!hl_add_u64(off, t->nbytes, &end)) {
             hl_free(order);
             return hl_fail(err, HL_ERR_LIMIT, "safetensors writer: total data size overflows");
         }
-        sb_u64(hb, end);
-        sb_str(hb, "]}");
+        hl_buf_u64(hb, end);
+        hl_buf_str(hb, "]}");
         off = end;
     }
-    sb_put(hb, "}", 1);
+    hl_buf_put(hb, "}", 1);
     /* Pad with spaces so the data buffer starts 8-byte aligned. */
-    while (!hb->oom && hb->len % 8) sb_put(hb, " ", 1);
+    while (!hb->oom && hb->len % 8) hl_buf_put(hb, " ", 1);
     if (hb->oom) {
         hl_free(order);
         return hl_fail(err, HL_ERR_NOMEM, "safetensors writer: out of memory for the header");
@@ -787,7 +732,7 @@ hl_status hl_st_writer_write_memory(hl_st_writer *w, uint8_t **out, size_t *out_
     if (!w || !out || !out_size) return hl_fail(err, HL_ERR_INVALID_ARG, "safetensors writer: NULL argument");
     *out = NULL;
     *out_size = 0;
-    sbuf hb = {0};
+    hl_buf hb = {0};
     const wt_tensor **order;
     uint64_t data_size;
     hl_status s = build_header(w, &hb, &order, &data_size, err);
@@ -822,7 +767,7 @@ hl_status hl_st_writer_write_memory(hl_st_writer *w, uint8_t **out, size_t *out_
 
 hl_status hl_st_writer_write_file(hl_st_writer *w, const char *path, hl_error *err) {
     if (!w || !path) return hl_fail(err, HL_ERR_INVALID_ARG, "safetensors writer: NULL argument");
-    sbuf hb = {0};
+    hl_buf hb = {0};
     const wt_tensor **order;
     uint64_t data_size;
     hl_status s = build_header(w, &hb, &order, &data_size, err);
