@@ -72,7 +72,7 @@ done
 if [ "$(id -u)" -ne 0 ]; then
   if [ ${#missing_optional[@]} -gt 0 ]; then
     echo "deps: optional, not installed: ${missing_optional[*]} (for the HTTP server of \`hyperlora serve\`;" \
-      "the build leaves it out)" >&2
+      "CMake leaves the server out when it cannot find them)" >&2
   fi
   if [ ${#missing_required[@]} -gt 0 ]; then
     echo "deps: missing for '$*': ${missing_required[*]}" >&2
