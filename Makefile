@@ -1,5 +1,7 @@
 # Thin wrapper over CMake. `make test` and `make demo` are the two commands a
-# fresh machine needs; both install missing Debian packages first.
+# fresh machine needs. Each target first checks the Debian packages it needs
+# (scripts/deps.sh GROUP): as root it installs the missing ones, as another
+# user it lists them. `make` needs only the compiler, CMake, cJSON and OpenBLAS.
 BUILD ?= build
 ASAN_BUILD ?= build-asan
 FUZZ_BUILD ?= build-fuzz
@@ -12,7 +14,7 @@ PREFIX ?= /usr/local
 all: build
 
 deps:
-	@bash scripts/deps.sh
+	@bash scripts/deps.sh build
 
 build: deps
 	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release >/dev/null
@@ -23,16 +25,21 @@ build: deps
 install: build
 	@cmake --install $(BUILD) --prefix $(PREFIX)
 
-test: build
+# The packages are checked before building: the build depends on what is there.
+test:
+	@bash scripts/deps.sh test
+	@$(MAKE) --no-print-directory build
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
 
-test-sanitize: deps
+test-sanitize:
+	@bash scripts/deps.sh sanitize
 	@CC=clang cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DHL_SANITIZE=ON >/dev/null
 	@cmake --build $(ASAN_BUILD) -j $(JOBS)
 	cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 ctest --output-on-failure -j $(JOBS) -LE slow
 
 # HL_FUZZ builds the library with libFuzzer's coverage instrumentation too.
-fuzz: deps
+fuzz:
+	@bash scripts/deps.sh fuzz
 	@CC=clang cmake -S . -B $(FUZZ_BUILD) -DCMAKE_BUILD_TYPE=Debug -DHL_FUZZ=ON -DHL_NATIVE=OFF >/dev/null
 	@cmake --build $(FUZZ_BUILD) -j $(JOBS)
 
@@ -40,10 +47,14 @@ fuzz: deps
 fuzz-smoke:
 	@FUZZ_BUILD=$(FUZZ_BUILD) JOBS=$(JOBS) bash scripts/fuzz_smoke.sh
 
-demo: build
+demo:
+	@bash scripts/deps.sh demo
+	@$(MAKE) --no-print-directory build
 	@bash scripts/demo.sh $(BUILD)/hyperlora "$(MODEL)"
 
-bench: build
+bench:
+	@bash scripts/deps.sh bench
+	@$(MAKE) --no-print-directory build
 	@bash bench/run.sh $(BUILD)
 
 clean:

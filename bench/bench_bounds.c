@@ -2,7 +2,7 @@
  * measured and checked (part of bench/run.sh):
  *
  *   lexicon   a 100,000-entry lexicon (the cap) loaded against stories260K
- *             with hl_lexicon_load: median of 3 loads, and the same file
+ *             with hl_lexicon_load_compose: median of 3 loads, and the same file
  *             with its last line repeating an earlier lexeme, which must be
  *             refused as a duplicate. Budget: 1 s per load.
  *   ctx       stories260K rewritten so that llama.context_length = 2^24
@@ -138,7 +138,7 @@ int main(int argc, char **argv) {
     for (int r = 0; r < 3; r++) {
         hl_lexicon *lex = NULL;
         double t0 = bench_now();
-        if (hl_lexicon_load(lex_path, m, &lex, &err) != HL_OK) die(lex_path, &err);
+        if (hl_lexicon_load_compose(lex_path, m, NULL, &lex, &err) != HL_OK) die(lex_path, &err);
         t[r] = bench_now() - t0;
         if (hl_lexicon_n_entries(lex) != N_ENTRIES || hl_lexicon_find(lex, "\xCE\x94" "99999") != N_ENTRIES - 1) {
             fprintf(stderr, "bench_bounds: the lexicon did not load whole\n");
@@ -150,7 +150,7 @@ int main(int argc, char **argv) {
     write_lexicon(lex_path, N_ENTRIES, 1);
     hl_lexicon *lex = NULL;
     double t0 = bench_now();
-    hl_status s = hl_lexicon_load(lex_path, m, &lex, &err);
+    hl_status s = hl_lexicon_load_compose(lex_path, m, NULL, &lex, &err);
     double t_dup = bench_now() - t0;
     int dup_found = s == HL_ERR_FORMAT && strstr(err.msg, "already defined (entry 18)") != NULL;
     hl_lexicon_free(lex);

@@ -5,12 +5,12 @@ usage: report.py RESULTS.jsonl [MORE.jsonl ...]
 
 Only the Python standard library is used. Every number printed comes from
 the files; the llama.cpp and PyTorch-baseline columns marked "quoted" are
-the figures given in the issues, not measurements of this run."""
+figures quoted from the project's targets, not measurements of this run."""
 import json
 import statistics
 import sys
 
-# Quoted in issue 2 (llama.cpp, 2 threads, f32, on the issue author's machine class).
+# Quoted targets (llama.cpp, 2 threads, f32, measured elsewhere on this machine class).
 LLAMACPP = {"s15M": {"pp128": 4830.0, "tg64": 265.0}, "s110M": {"pp128": 473.0, "tg64": 42.6}}
 
 
@@ -110,7 +110,7 @@ def main(paths):
                     gb = fmt(tg[-1]["weight_GBps"]) if tg else "-"
                     sf = tg[-1].get("stream_fraction") if tg else None
                     fr = f"{100 * sf:.0f}% of {fmt(tg[-1]['read_GBps_adjacent'])} GB/s" if sf else "-"
-                    # the issues' machine: sgemm 131-141 GFLOP/s; ours: the peak measured in this run
+                    # the quoted figures' machine: sgemm 131-141 GFLOP/s; ours: the peak measured in this run
                     nrm = (f"{pp[-1]['tok_s'] / q['pp128'] * 131 / peak:.2f}–{pp[-1]['tok_s'] / q['pp128'] * 141 / peak:.2f}×"
                            if q and pp and peak and th == 2 else "")
                     p(f"| {mname} | {wl} | {th} | {pps} | {pas} | {tgs} | {gb} | {fr} | {qs} | {nrm} |")

@@ -15,8 +15,10 @@
 # Environment:
 #   BENCH_PEER=1     also run the PyTorch peer (../shared/bench/bench.py) on the
 #                    training shapes, alternating with ours in the same run;
-#                    installs python3-torch python3-numpy libopenblas0-openmp
-#                    with apt-get when they are missing (only then);
+#                    it needs python3-torch, python3-numpy and libopenblas0-openmp.
+#                    This script never installs them (installing another
+#                    OpenBLAS flavour changes the system's BLAS alternatives):
+#                    when they are missing it says which and runs without the peer;
 #   BENCH_RUNS=N     inference runs per configuration (default 5);
 #   BENCH_ROUNDS=N   alternating training rounds (default 1 quick, 3 full);
 #   BENCH_STEPS=N    timed training steps per run (default 5, after 2 warm-up);
@@ -29,7 +31,7 @@
 #   BENCH_PROFILE=1  also record perf profiles (decode and a training step)
 #                    into bench/out/profile-*.txt;
 #   BENCH_AVX2=1     also build an AVX2-only copy (-march=znver3: what
-#                    -march=native gives on the issues' Zen 3 machines; no
+#                    -march=native gives on the Zen 3 machines of the quoted figures; no
 #                    AVX-512) in build-avx2/ and run
 #                    the s15M (and, with BENCH_FULL, s110M) inference there
 #                    (default: on with BENCH_FULL when the CPU has AVX2).
@@ -101,9 +103,14 @@ peer_ok=0
 if [ "$PEER" = 1 ]; then
     have_peer() { /usr/bin/python3 -c 'import torch, numpy' 2>/dev/null && [ -e "$OPENBLAS_OMP_DIR/libblas.so.3" ]; }
     if ! have_peer; then
-        say "installing the PyTorch peer's packages (BENCH_PEER=1)"
-        apt-get install -y python3-torch python3-numpy libopenblas0-openmp >/dev/null ||
-            { apt-get update >/dev/null && apt-get install -y python3-torch python3-numpy libopenblas0-openmp >/dev/null; }
+        peer_missing=()
+        for p in python3-torch python3-numpy libopenblas0-openmp; do
+            dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || peer_missing+=("$p")
+        done
+        peer_missing=("${peer_missing[@]:-python3-torch python3-numpy libopenblas0-openmp}")
+        echo "peer: BENCH_PEER=1 would need: ${peer_missing[*]}. Not installed, and this script installs" \
+            "nothing (libopenblas0-openmp would change the system's BLAS alternatives). To run the peer:" \
+            "apt-get install ${peer_missing[*]}, then run again."
     fi
     if have_peer && [ -f "$PEER_PY" ]; then peer_ok=1; else echo "peer unavailable: skipping it"; fi
 fi
@@ -257,7 +264,7 @@ wait_quiet
 bash "$ROOT/bench/compose.sh" "$BUILD" "" "$OUT" || true
 
 # ---------------------------------------------------------------- bounds
-# Hostile-input budgets (issue 13): a 100,000-entry lexicon loads in < 1 s, and
+# Hostile-input budgets (a hostile file must not cost time or memory): a 100,000-entry lexicon loads in < 1 s, and
 # a stories260K whose header claims 2^24 positions runs generate -n 2 in < 50 MB.
 say "resource bounds (bench_bounds)"
 wait_quiet

@@ -12,6 +12,7 @@
 #include "train/dataset.h"
 #include "util/alloc.h"
 #include "util/error.h"
+#include "util/hash.h"
 
 #include <stdint.h>
 #include <stdio.h>
@@ -78,9 +79,7 @@ static hl_status fake_format(void *user, const char *scene, const char *form, co
 }
 
 static uint64_t fnv1a(const uint8_t *d, size_t n) {
-    uint64_t h = 0xcbf29ce484222325ULL;
-    for (size_t i = 0; i < n; i++) h = (h ^ d[i]) * 0x100000001b3ULL;
-    return h;
+    return hl_fnv1a(HL_FNV1A_BASIS, d, n);
 }
 
 /* A row must hold vocabulary ids and a 0/1 mask with at least one bit. Returns the mask sum. */

@@ -44,6 +44,7 @@
 #include "train/optim.h"
 #include "train/trainer.h"
 #include "util/alloc.h"
+#include "util/hash.h"
 #include "tiny_model.h"
 
 #include <math.h>
@@ -350,8 +351,7 @@ LOADERS_FN hl_status loaders_scene_eval(const uint8_t *d, size_t n) {
 
 LOADERS_FN hl_status loaders_bpe_train(const uint8_t *d, size_t n) {
     /* The settings come from a hash of the input, so one corpus can try several. */
-    uint32_t h = 2166136261u;
-    for (size_t i = 0; i < n; i++) h = (h ^ d[i]) * 16777619u;
+    uint32_t h = hl_fnv1a32(d, n);
     hl_bpe_train_params p;
     hl_bpe_train_params_default(&p);
     p.min_frequency = 1 + (h & 1);

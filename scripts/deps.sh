@@ -1,22 +1,89 @@
 #!/usr/bin/env bash
-# Installs the Debian packages the build and tests need, only those missing.
-# Runs as root (apt); as another user it only reports what is missing.
+# deps.sh GROUP...: checks the Debian packages that a Makefile target needs
+# and installs the missing ones, and only those. As root it installs them with
+# apt-get; as any other user it installs nothing and prints what is missing,
+# failing when a required package is.
+#
+# Groups (each target names the ones it needs):
+#   build     the library and the CLI: compiler, CMake, cJSON, OpenBLAS.
+#             Optional: pkg-config + libmicrohttpd-dev for the HTTP server of
+#             `hyperlora serve` (without them the CLI is built without it).
+#   serve     the optional part of build, as a group of its own.
+#   test      the test suite: build and python3 (the clients and checkers
+#             of the shell tests); the server's packages are optional here
+#             too (test_serve.sh skips without them).
+#   demo      `make demo`: build, python3 and the demo's default corpus,
+#             Debian's fortune files (English and Russian plain text).
+#   sanitize  `make test-sanitize`: clang and its sanitizer runtime.
+#   fuzz      `make fuzz`: clang and its libFuzzer runtime (the same packages).
+#   bench     `make bench`: build and python3. The optional PyTorch peer
+#             (BENCH_PEER=1) needs more, which bench/run.sh reports and
+#             never installs: installing an OpenBLAS flavour would change
+#             the system's BLAS alternatives.
+#
+# On a machine without dpkg nothing is checked: CMake says what it cannot find.
 set -euo pipefail
-# Build and test: compilers, CMake, cJSON, OpenBLAS (training GEMMs), clang's sanitizer/libFuzzer runtime.
-# HTTP server: libmicrohttpd (+ pkg-config to find it).
-# Demo corpus: Debian's English and Russian fortune files (plain text).
-need=(cmake make gcc clang pkg-config libcjson-dev libopenblas-dev libmicrohttpd-dev libclang-rt-14-dev fortunes fortunes-ru)
-command -v python3 >/dev/null 2>&1 || need+=(python3)
-missing=()
-for p in "${need[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+
+usage() {
+  echo "usage: scripts/deps.sh GROUP... (groups: build serve test demo sanitize fuzz bench)" >&2
+  exit 2
+}
+[ $# -gt 0 ] || usage
+
+clang_runtime() { # the sanitizer/libFuzzer runtime matching the installed (or Debian 12's) clang
+  local v
+  v=$(clang --version 2>/dev/null | sed -n 's/.*clang version \([0-9]*\).*/\1/p' | head -n 1)
+  echo "libclang-rt-${v:-14}-dev"
+}
+
+required=()
+optional=()
+for group in "$@"; do
+  case "$group" in
+    build) required+=(cmake make gcc libcjson-dev libopenblas-dev); optional+=(pkg-config libmicrohttpd-dev) ;;
+    serve) required+=(pkg-config libmicrohttpd-dev) ;;
+    test) required+=(cmake make gcc libcjson-dev libopenblas-dev python3); optional+=(pkg-config libmicrohttpd-dev) ;;
+    demo) required+=(cmake make gcc libcjson-dev libopenblas-dev python3 fortunes fortunes-ru) ;;
+    sanitize | fuzz) required+=(cmake make clang "$(clang_runtime)" libcjson-dev libopenblas-dev) ;;
+    bench) required+=(cmake make gcc libcjson-dev libopenblas-dev python3) ;;
+    *) echo "deps: unknown group '$group'" >&2; usage ;;
+  esac
 done
-[ ${#missing[@]} -eq 0 ] && exit 0
-echo "deps: installing ${missing[*]}" >&2
-if [ "$(id -u)" -ne 0 ]; then
-  echo "deps: not root; install these with apt-get: ${missing[*]}" >&2
-  exit 1
+
+if ! command -v dpkg-query >/dev/null 2>&1; then
+  echo "deps: no dpkg here; not checking packages (groups: $*)" >&2
+  exit 0
 fi
+
+installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
+# python3 may come from elsewhere than Debian's package.
+present() { installed "$1" || { [ "$1" = python3 ] && command -v python3 >/dev/null 2>&1; }; }
+
+missing_required=()
+missing_optional=()
+for p in "${required[@]}"; do
+  present "$p" || [[ " ${missing_required[*]} " == *" $p "* ]] || missing_required+=("$p")
+done
+for p in "${optional[@]}"; do
+  present "$p" || [[ " ${missing_required[*]} ${missing_optional[*]} " == *" $p "* ]] || missing_optional+=("$p")
+done
+[ ${#missing_required[@]} -eq 0 ] && [ ${#missing_optional[@]} -eq 0 ] && exit 0
+
+if [ "$(id -u)" -ne 0 ]; then
+  if [ ${#missing_optional[@]} -gt 0 ]; then
+    echo "deps: optional, not installed: ${missing_optional[*]} (for the HTTP server of \`hyperlora serve\`;" \
+      "CMake leaves the server out when it cannot find them)" >&2
+  fi
+  if [ ${#missing_required[@]} -gt 0 ]; then
+    echo "deps: missing for '$*': ${missing_required[*]}" >&2
+    echo "deps: not root, so nothing was installed; as root run: apt-get install ${missing_required[*]}" >&2
+    exit 1
+  fi
+  exit 0
+fi
+
+install=("${missing_required[@]}" "${missing_optional[@]}")
+echo "deps: installing ${install[*]}" >&2
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq || true
-apt-get install -y -qq --no-install-recommends "${missing[@]}"
+apt-get install -y -qq --no-install-recommends "${install[@]}"

@@ -1,5 +1,5 @@
 /* test_bounds.c: the regression tests of the hostile-input review's bounds
- * and small cases (issue 13):
+ * and small cases:
  *   - hl_read_file: non-regular files (/dev/zero, a FIFO, a directory) are
  *     refused at once with the file named; the cap is checked from the size
  *     before anything is read; exactly-at-cap and empty files still read;

@@ -137,8 +137,8 @@ static void test_cat(void) {
     free(swapped);
     printf("cat vs unmerged pair {1, -0.5}: logits max |diff| %.3g over %d tokens x %d "
            "(noise floor: pair vs reversed pair %.3g)\n", d, NTOK, V, floor_d);
-    /* The project's logits tolerance for adapter paths (issue: merged vs unmerged within
-     * 1e-4); the noise floor printed above is about 1e-5, and the weights themselves are
+    /* The project's logits tolerance for adapter paths (merged vs unmerged within 1e-4,
+     * the promise for applying adapters); the noise floor printed above is about 1e-5, and the weights themselves are
      * checked at 1e-6 below. */
     CHECK(d <= 1e-4);
     /* The adapters must really change something, or the test proves nothing. */

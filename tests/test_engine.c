@@ -77,6 +77,20 @@ static void test_utf8(void) {
     CHECK(hl_utf8_sanitize("a\xe2\x82", 3, out) == 7 && !strcmp(out, "a\xef\xbf\xbd\xef\xbf\xbd")); /* cut short */
     CHECK(hl_utf8_sanitize("\xed\xa0\x80", 3, out) == 9 && hl_utf8_valid(out, 9, NULL));      /* a surrogate */
     CHECK(hl_utf8_sanitize("", 0, out) == 0 && out[0] == 0);
+    /* Three bytes of a four-byte character wait; three bytes that cannot start one do not. */
+    CHECK(hl_utf8_complete_prefix("a\xf0\x9f\x98", 4) == 1);
+    CHECK(hl_utf8_complete_prefix("a\xf4\x8f\xbf", 4) == 1);
+    CHECK(hl_utf8_complete_prefix("a\xf0\x80\x90", 4) == 4);            /* overlong */
+    CHECK(hl_utf8_complete_prefix("a\xf4\x90\x80", 4) == 4);            /* above U+10FFFF */
+    /* The decoder's code points and defects. */
+    uint32_t cp = 0;
+    hl_utf8_defect d = HL_UTF8_OK;
+    CHECK(hl_utf8_decode((const uint8_t *)"\xf0\x9f\x98\x80", 4, &cp, &d) == 4 && cp == 0x1F600);
+    CHECK(hl_utf8_decode((const uint8_t *)"\xce\x94", 2, &cp, &d) == 2 && cp == 0x394);
+    CHECK(hl_utf8_decode((const uint8_t *)"\x80", 1, &cp, &d) == 0 && d == HL_UTF8_STRAY_CONTINUATION);
+    CHECK(hl_utf8_decode((const uint8_t *)"\xe2\x82", 2, &cp, &d) == 0 && d == HL_UTF8_CUT_SHORT);
+    CHECK(hl_utf8_decode((const uint8_t *)"\xe2\x41\xac", 3, &cp, &d) == 0 && d == HL_UTF8_MISSING_CONTINUATION);
+    CHECK(hl_utf8_decode((const uint8_t *)"\xf8\x80", 2, &cp, &d) == 0 && d == HL_UTF8_BAD_LEAD);
 }
 
 int main(void) {

@@ -56,6 +56,7 @@ int main(void) {
             free(buf);
         }
     int replayed = hl_test_replay_dir(HL_SOURCE_DIR "/fuzz/corpus", "tokenize_bpe", replay_file);
+    CHECK_MSG(replayed > 0, "fuzz/corpus/tokenize_bpe is missing or empty");
     /* the shared tokenizer cases under every selector */
     size_t size;
     char *data = read_whole(shared_path("oracle/llamacpp/arch/tokenizer/cases.json"), &size);

@@ -467,7 +467,10 @@ int main(void) {
     test_findings();
     int replayed = 0;
     for (size_t i = 0; i < sizeof targets / sizeof targets[0]; i++) {
-        replayed += replay_dir(HL_SOURCE_DIR "/fuzz/corpus", targets[i].name);
+        /* A missing or empty corpus would replay nothing and pass: it fails. */
+        int corpus = replay_dir(HL_SOURCE_DIR "/fuzz/corpus", targets[i].name);
+        CHECK_MSG(corpus > 0, "fuzz/corpus/%s is missing or empty", targets[i].name);
+        replayed += corpus;
         replayed += replay_dir(HL_SOURCE_DIR "/fuzz/regressions", targets[i].name);
     }
     printf("replayed %d corpus and regression files\n", replayed);

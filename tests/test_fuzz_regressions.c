@@ -449,7 +449,10 @@ int main(void) {
     int files = 0;
     for (size_t i = 0; i < sizeof targets / sizeof targets[0]; i++) {
         files += replay_dir(HL_SOURCE_DIR "/fuzz/regressions", targets[i].name);
-        files += replay_dir(HL_SOURCE_DIR "/fuzz/corpus", targets[i].name);
+        /* A missing or empty corpus would replay nothing and pass: it fails. */
+        int corpus = replay_dir(HL_SOURCE_DIR "/fuzz/corpus", targets[i].name);
+        CHECK_MSG(corpus > 0, "fuzz/corpus/%s is missing or empty", targets[i].name);
+        files += corpus;
     }
     printf("replayed %d corpus and regression files\n", files);
 

@@ -11,7 +11,9 @@
 #     `--resume` finishes with exactly the uninterrupted run's adapter.
 # Also SIGINT on train: it checkpoints and exits 130 without writing the
 # adapter, and --resume then gives the uninterrupted run's adapter bytes.
-# Usage: bash test_kill.sh HYPERLORA SHARED_DIR   (HL_KILL_SEED reproduces a run)
+# Usage: bash test_kill.sh HYPERLORA SHARED_DIR
+# The kill times come from a fixed seed, so every run tries the same ones;
+# HL_KILL_SEED=N tries others.
 set -u
 HL=$1
 SHARED=$2
@@ -20,7 +22,7 @@ BIN=$SHARED/models/stories260K/stories260K.bin
 TOK=$SHARED/models/stories260K/tok512.bin
 LORA=$SHARED/oracle/llamacpp/random_lora_r4.gguf
 RUNS=${HL_KILL_RUNS:-20}
-SEED=${HL_KILL_SEED:-$$}
+SEED=${HL_KILL_SEED:-20261202}
 RANDOM=$SEED
 for f in "$MODEL" "$BIN" "$TOK" "$LORA"; do
   [ -f "$f" ] || { echo "test_kill: missing $f"; exit 1; }

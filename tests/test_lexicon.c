@@ -418,7 +418,7 @@ static void test_bad_lexicons(void) {
     CHECK_MSG(ok != NULL, "vector entry refused: %s", err.msg);
     if (ok) CHECK(hl_lexicon_embedding(ok, 0)[10] == 0.1f && hl_lexicon_n_parts(ok, 0) == 0);
     hl_lexicon_free(ok);
-    /* Finite after conversion (issue 13): a double beyond float range would give an
+    /* Finite after conversion (hostile-input review): a double beyond float range would give an
      * inf weight and NaN embeddings; refused naming the file, line and field. */
     expect_bad("weight beyond float", "{\"lexeme\": \"Δ9\", \"parts\": [\"rain\"]}\n"
                "{\"lexeme\": \"Δ8\", \"parts\": [\"rain\", \"sun\"], \"weights\": [1e39, 1]}",

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The fit that document packing must give with the defaults (issue
-# acceptance): on stories260K, 48 prompt/completion pairs and 48 scene
+# The fit that document packing must give with the defaults (what packing
+# promises): on stories260K, 48 prompt/completion pairs and 48 scene
 # examples made here (a fixed bash RANDOM seed; not tuned against), trained
 # with the defaults except --val-fraction 0 (and the run's rank, alpha, steps
 # and lr), must each come back exactly for at least 90% of the examples:

@@ -13,7 +13,13 @@ trap 'rm -rf "$T"' EXIT
 DEMO_OUT=$T/out DEMO_SCENES="Δ21" bash "$ROOT/scripts/demo.sh" "$HL" > "$T/demo.log" 2>&1 || {
   grep -v "^step" "$T/demo.log"; echo "0 passed, 1 failed"; exit 1; }
 grep -A9 "  summary" "$T/demo.log"
-read -r _ n _ exact _ < "$T/out/eval_train.txt"
+n=""; exact=""
+[ -s "$T/out/eval_train.txt" ] && read -r _ n _ exact _ < "$T/out/eval_train.txt" || true
+# An empty or malformed results file (no outputs evaluated) is a failure, not 0 of 0.
+if ! [[ "$n" =~ ^[0-9]+$ && "$exact" =~ ^[0-9]+$ ]] || [ "$n" -eq 0 ]; then
+  echo "no evaluated training outputs in eval_train.txt: '$(head -c 200 "$T/out/eval_train.txt" 2>/dev/null)'"
+  echo "0 passed, 1 failed"; exit 1
+fi
 echo "training outputs reproduced exactly: $exact of $n"
 if [ $((exact * 100)) -ge $((n * 95)) ] && grep -q "reproducibility.*PASS" "$T/demo.log"; then
   echo "1 passed, 0 failed"

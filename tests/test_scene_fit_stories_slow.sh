@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The scene decoder's training fit on stories260K (issue acceptance): the
+# The scene decoder's training fit on stories260K (the fit the project promises): the
 # example lexicon composed with parts+facets (stories260K cannot read the
 # Russian parts: they are byte fallback only, see README "Lexicon"), the
 # example scene data, rank 32 (k and v map 64 -> 32 here, the most --rank

@@ -10,6 +10,10 @@
 set -uo pipefail
 HL=$(cd "$(dirname "$1")" && pwd)/$(basename "$1"); S=$(cd "$2" && pwd)
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
+if [[ $("$HL" serve --help 2>&1) == *"without HTTP support"* ]]; then
+  echo "SKIP: this hyperlora was built without HTTP support (libmicrohttpd-dev and pkg-config were not found)"
+  exit 77
+fi
 M=$S/models/stories260K/stories260K-f32.gguf
 R4=$S/oracle/llamacpp/random_lora_r4.gguf
 L=$ROOT/examples/scenes

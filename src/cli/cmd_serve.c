@@ -1,7 +1,8 @@
 /* cmd_serve.c: `hyperlora serve`: one base model, named adapters and scene
- * decoders behind an HTTP API (src/serve/server.h) until SIGINT or SIGTERM. */
+ * decoders behind an HTTP API (src/serve/server.h) until SIGINT or SIGTERM.
+ * The HTTP layer needs libmicrohttpd; a build without it (HL_HAVE_HTTP unset)
+ * keeps the command, which then says how to get it. */
 #include "cli/cli.h"
-#include "serve/server.h"
 #include "util/error.h"
 
 #include <pthread.h>
@@ -11,6 +12,16 @@
 #include <string.h>
 
 static const char *CMD = "serve";
+
+#ifndef HL_HAVE_HTTP
+int cmd_serve(int argc, char **argv) {
+    fprintf(stderr, "hyperlora %s: this hyperlora was built without HTTP support (libmicrohttpd was not found).\n"
+                    "  To get it: install pkg-config and libmicrohttpd-dev (as root: bash scripts/deps.sh serve),\n"
+                    "  then rebuild (make); CMake finds them and builds the server.\n", CMD);
+    return 1;
+}
+#else
+#include "serve/server.h"
 
 static void help(void) {
     printf("usage: hyperlora serve -m BASE [--lora NAME=PATH ...] [--lexicon FILE] [options]\n\n"
@@ -165,3 +176,4 @@ done:
     hl_engine_free(e);
     return rc;
 }
+#endif

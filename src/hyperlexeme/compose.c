@@ -1,6 +1,7 @@
 /* compose.c: the composition rules' names and the per-slot signed
  * permutations of the order-aware rule (see compose.h). */
 #include "hyperlexeme/compose.h"
+#include "util/hash.h"
 #include "util/rng.h"
 
 #include <string.h>
@@ -24,8 +25,7 @@ const char *hl_compose_rule_list(void) { return "parts, parts+facets, slots, slo
 uint64_t hl_compose_part_key(int32_t k) { return 0x51075107ull << 32 | (uint32_t)k; }
 
 uint64_t hl_compose_facet_key(const char *facet_key) {
-    uint64_t h = 0xcbf29ce484222325ull; /* FNV-1a */
-    for (const unsigned char *p = (const unsigned char *)facet_key; *p; p++) h = (h ^ *p) * 0x100000001b3ull;
+    uint64_t h = hl_fnv1a_str(HL_FNV1A_BASIS, facet_key);
     return h | 1ull << 63; /* part keys have the top bit clear */
 }
 

@@ -10,6 +10,7 @@
 #include "util/fileio.h"
 #include "util/hashset.h"
 #include "util/json_nul.h"
+#include "util/utf8.h"
 
 #include <cjson/cJSON.h>
 #include <math.h>
@@ -116,27 +117,6 @@ int32_t hl_lexicon_find(const hl_lexicon *lex, const char *lexeme) {
     return (int32_t)hl_hashset_find(&lex->lexemes, lexeme, strlen(lexeme));
 }
 
-/* Strict UTF-8 check (no overlongs, surrogates or > U+10FFFF). */
-static int valid_utf8(const char *s, size_t n) {
-    const unsigned char *p = (const unsigned char *)s;
-    size_t i = 0;
-    while (i < n) {
-        unsigned c = p[i];
-        size_t len = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
-        if (!len || i + len > n) return 0;
-        uint32_t cp = len == 1 ? c : c & (0x7f >> len);
-        for (size_t k = 1; k < len; k++) {
-            if ((p[i + k] & 0xc0) != 0x80) return 0;
-            cp = (cp << 6) | (p[i + k] & 0x3f);
-        }
-        if ((len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) || cp > 0x10ffff ||
-            (cp >= 0xd800 && cp <= 0xdfff))
-            return 0;
-        i += len;
-    }
-    return 1;
-}
-
 static int has_space(const char *s) {
     for (; *s; s++)
         if (*s == ' ' || *s == '\t' || *s == '\n' || *s == '\r' || *s == '\v' || *s == '\f') return 1;
@@ -218,7 +198,7 @@ static hl_status parse_line(hl_lexicon *lex, const cJSON *o, entry *e, const cha
     if (ln == 0) return hl_fail(err, HL_ERR_FORMAT, "%s: field \"lexeme\": empty", where);
     if (ln > HL_LEXEME_MAX_BYTES)
         return hl_fail(err, HL_ERR_LIMIT, "%s: field \"lexeme\": longer than %d bytes", where, HL_LEXEME_MAX_BYTES);
-    if (!valid_utf8(L, ln)) return hl_fail(err, HL_ERR_FORMAT, "%s: field \"lexeme\": invalid UTF-8", where);
+    if (!hl_utf8_valid(L, ln, NULL)) return hl_fail(err, HL_ERR_FORMAT, "%s: field \"lexeme\": invalid UTF-8", where);
     if (has_space(L)) return hl_fail(err, HL_ERR_FORMAT, "%s: field \"lexeme\": \"%s\" contains whitespace", where, Ls);
     for (int i = 0; i < N_CONTROLS; i++)
         if (!strcmp(L, control_lexemes[i]))
@@ -256,7 +236,8 @@ static hl_status parse_line(hl_lexicon *lex, const cJSON *o, entry *e, const cha
             return hl_fail(err, HL_ERR_NOMEM, "out of memory");
         for (const cJSON *f = facets->child; f; f = f->next) {
             used += (size_t)snprintf(e->facets + used, cap - used, "%s=%s\n", f->string, f->valuestring);
-            if ((lex->rule & HL_COMPOSE_FACETS) && (!f->valuestring[0] || !valid_utf8(f->valuestring, strlen(f->valuestring))))
+            if ((lex->rule & HL_COMPOSE_FACETS) &&
+                (!f->valuestring[0] || !hl_utf8_valid(f->valuestring, strlen(f->valuestring), NULL)))
                 return hl_fail(err, HL_ERR_FORMAT, "%s: field \"facets\": \"%s\" must be a non-empty UTF-8 string",
                                where, hl_escape_str(f->string, shown, sizeof shown));
             e->facet_keys[e->n_facets] = hl_strdup(f->string);
@@ -287,7 +268,7 @@ static hl_status parse_line(hl_lexicon *lex, const cJSON *o, entry *e, const cha
         if (!cJSON_IsString(p) || !p->valuestring[0])
             return hl_fail(err, HL_ERR_FORMAT, "%s: field \"parts\": element %d is not a non-empty string", where,
                            e->n_parts);
-        if (!valid_utf8(p->valuestring, strlen(p->valuestring)))
+        if (!hl_utf8_valid(p->valuestring, strlen(p->valuestring), NULL))
             return hl_fail(err, HL_ERR_FORMAT, "%s: field \"parts\": element %d is invalid UTF-8", where, e->n_parts);
         if (!(e->parts[e->n_parts++] = hl_strdup(p->valuestring))) return hl_fail(err, HL_ERR_NOMEM, "out of memory");
     }
@@ -532,10 +513,6 @@ hl_status hl_lexicon_load_compose(const char *path, const hl_model *base, const 
     s = load_impl(text, len, path, base, compose, out, err);
     hl_free(text);
     return s;
-}
-
-hl_status hl_lexicon_load(const char *path, const hl_model *base, hl_lexicon **out, hl_error *err) {
-    return hl_lexicon_load_compose(path, base, NULL, out, err);
 }
 
 int hl_lexicon_composes_facets(const hl_lexicon *lex) { return (lex->rule & HL_COMPOSE_FACETS) != 0; }

@@ -57,7 +57,6 @@
 /* The forms, registers, hl_lexicon and the lexicon calls a program needs are
  * public (include/hyperlora.h); this header adds what the engine uses. */
 
-hl_status hl_lexicon_load(const char *path, const hl_model *base, hl_lexicon **out, hl_error *err);
 hl_status hl_lexicon_load_memory(const char *text, size_t len, const char *name, const hl_model *base,
                                  hl_lexicon **out, hl_error *err);
 /* compose: NULL for the file's own rule, or a rule's name (hyperlexeme/compose.h;

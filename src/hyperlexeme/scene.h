@@ -63,7 +63,7 @@ typedef struct hl_eval_group {
 typedef struct hl_scene_eval {
     int64_t n, exact;
     int64_t edits, ref_chars;  /* character error rate = edits / ref_chars (code points) */
-    int64_t per_form_n[8], per_form_exact[8];
+    int64_t per_form_n[HL_FORM_COUNT], per_form_exact[HL_FORM_COUNT];
     hl_read_stats all;
     int32_t n_groups;          /* groups beyond HL_EVAL_MAX_GROUPS are counted in all only */
     hl_eval_group groups[HL_EVAL_MAX_GROUPS];

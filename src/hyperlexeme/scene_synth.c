@@ -11,6 +11,7 @@
 #include "util/alloc.h"
 #include "util/error.h"
 #include "util/fileio.h"
+#include "util/hash.h"
 #include "util/rng.h"
 
 #define MAX_PARTS 5
@@ -147,9 +148,9 @@ static hl_status build_pools(const hl_tokenizer *tok, const hl_synth_params *p, 
 /* ------------------------------------------------------------ scenes */
 
 static uint64_t scene_key(const scene *s) {
-    uint64_t h = 0xcbf29ce484222325ULL ^ (uint64_t)s->lang;
-    for (int i = 0; i < s->n; i++) h = (h ^ (uint64_t)(s->part[i] + 1)) * 0x100000001b3ULL;
-    return (h ^ (uint64_t)s->n) * 0x100000001b3ULL;
+    uint64_t h = HL_FNV1A_BASIS ^ (uint64_t)s->lang;
+    for (int i = 0; i < s->n; i++) h = hl_fnv1a_word(h, (uint64_t)(s->part[i] + 1));
+    return hl_fnv1a_word(h, (uint64_t)s->n);
 }
 
 static int same_parts(const scene *a, const scene *b) {

@@ -6,6 +6,7 @@
 #include "util/alloc.h"
 #include "util/error.h"
 #include "util/fileio.h"
+#include "util/le_bytes.h"
 
 #include <math.h>
 #include <string.h>
@@ -28,8 +29,7 @@ hl_status hl_scene_vectors_parse(const void *data, size_t size, const char *name
     if (!v) return hl_fail(err, HL_ERR_NOMEM, "%s: out of memory", name);
     const unsigned char *p = data;
     for (size_t i = 0; i < size / 4; i++) {
-        uint32_t bits = (uint32_t)p[4 * i] | (uint32_t)p[4 * i + 1] << 8 | (uint32_t)p[4 * i + 2] << 16 |
-                        (uint32_t)p[4 * i + 3] << 24;
+        uint32_t bits = hl_le32(p + 4 * i);
         memcpy(&v[i], &bits, 4);
         if (!isfinite(v[i])) {
             hl_free(v);

@@ -12,6 +12,8 @@
 #include "util/error.h"
 #include "util/escape.h"
 #include "util/fileio.h"
+#include "util/hash.h"
+#include "util/le_bytes.h"
 
 #include <float.h>
 #include <math.h>
@@ -81,11 +83,6 @@ static int valid_alignment(uint64_t a) {
 
 /* --------------------------------------------------------- little helpers */
 
-static uint16_t le16(const uint8_t *p) { return (uint16_t)(p[0] | (p[1] << 8)); }
-static uint32_t le32(const uint8_t *p) {
-    return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24);
-}
-static uint64_t le64(const uint8_t *p) { return (uint64_t)le32(p) | ((uint64_t)le32(p + 4) << 32); }
 
 static int cmp_bytes(const char *a, uint64_t na, const char *b, uint64_t nb) {
     uint64_t n = na < nb ? na : nb;
@@ -177,13 +174,13 @@ static int take(parser *ps, size_t n, const uint8_t **p) {
 static int rd_u32(parser *ps, uint32_t *v) {
     const uint8_t *p;
     if (!take(ps, 4, &p)) return 0;
-    *v = le32(p);
+    *v = hl_le32(p);
     return 1;
 }
 static int rd_u64(parser *ps, uint64_t *v) {
     const uint8_t *p;
     if (!take(ps, 8, &p)) return 0;
-    *v = le64(p);
+    *v = hl_le64(p);
     return 1;
 }
 
@@ -450,7 +447,7 @@ static hl_status parse(parser *ps) {
         if (kv->type != HL_GGUF_UINT32)
             return perr(ps, HL_ERR_FORMAT, "KV '%s' has type %s, expected uint32", ALIGNMENT_KEY,
                         hl_gguf_kv_type_name((hl_gguf_kv_type)kv->type));
-        uint32_t a = le32(kv->body);
+        uint32_t a = hl_le32(kv->body);
         if (!valid_alignment(a))
             return perr(ps, HL_ERR_FORMAT, "KV '%s' = %u: must be a nonzero power of two at most %u",
                         ALIGNMENT_KEY, a, HL_GGUF_MAX_ALIGNMENT);
@@ -585,19 +582,19 @@ static int decode_scalar(const gkv *kv, double *d, int64_t *iv, uint64_t *uv, in
     switch (kv->type) {
     case HL_GGUF_UINT8: case HL_GGUF_BOOL: *iv = p[0]; break;
     case HL_GGUF_INT8: *iv = (int8_t)p[0]; break;
-    case HL_GGUF_UINT16: *iv = le16(p); break;
-    case HL_GGUF_INT16: *iv = (int16_t)le16(p); break;
-    case HL_GGUF_UINT32: *iv = le32(p); break;
-    case HL_GGUF_INT32: *iv = (int32_t)le32(p); break;
+    case HL_GGUF_UINT16: *iv = hl_le16(p); break;
+    case HL_GGUF_INT16: *iv = (int16_t)hl_le16(p); break;
+    case HL_GGUF_UINT32: *iv = hl_le32(p); break;
+    case HL_GGUF_INT32: *iv = (int32_t)hl_le32(p); break;
     case HL_GGUF_UINT64: {
-        uint64_t u = le64(p);
+        uint64_t u = hl_le64(p);
         *uv = u;
         *is_unsigned = 1;
         memcpy(iv, &u, sizeof u); /* bit pattern; callers with the type can recover it */
         *d = (double)u;
         return 1;
     }
-    case HL_GGUF_INT64: *iv = (int64_t)le64(p); break;
+    case HL_GGUF_INT64: *iv = (int64_t)hl_le64(p); break;
     case HL_GGUF_FLOAT32: {
         float f;
         memcpy(&f, p, 4);
@@ -741,7 +738,7 @@ hl_gguf_str hl_gguf_arr_str(const hl_gguf *g, int64_t i, uint64_t j) {
     hl_gguf_str s = {NULL, 0};
     if (!kv || kv->type != HL_GGUF_ARRAY || kv->elem_type != HL_GGUF_STRING || j >= kv->count) return s;
     const uint8_t *p = kv->body + kv->str_off[j];
-    s.len = le64(p);
+    s.len = hl_le64(p);
     s.data = (const char *)p + 8;
     return s;
 }
@@ -787,8 +784,7 @@ struct hl_gguf_writer {
 };
 
 static uint64_t hash_bytes(const char *p, size_t n) {
-    uint64_t h = 1469598103934665603ull; /* FNV-1a */
-    for (size_t i = 0; i < n; i++) h = (h ^ (unsigned char)p[i]) * 1099511628211ull;
+    uint64_t h = hl_fnv1a(HL_FNV1A_BASIS, p, n);
     return h ^ (h >> 29);
 }
 
@@ -877,7 +873,7 @@ static int is_alignment_key(const char *k, size_t n) {
 static hl_status put_kv(hl_gguf_writer *w, const char *k, size_t kn, uint32_t type, uint8_t *val, size_t vlen) {
     if (is_alignment_key(k, kn)) {
         /* the reader would refuse anything else, so refuse it here too */
-        if (type != HL_GGUF_UINT32 || !valid_alignment(le32(val))) {
+        if (type != HL_GGUF_UINT32 || !valid_alignment(hl_le32(val))) {
             hl_free(val);
             return HL_ERR_INVALID_ARG;
         }
@@ -903,7 +899,7 @@ static hl_status put_kv(hl_gguf_writer *w, const char *k, size_t kn, uint32_t ty
         whash_add(w, 0, w->n_kv);
         w->n_kv++;
     }
-    if (is_alignment_key(k, kn)) w->alignment = le32(val);
+    if (is_alignment_key(k, kn)) w->alignment = hl_le32(val);
     return HL_OK;
 }
 

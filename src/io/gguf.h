@@ -1,4 +1,5 @@
-/* gguf.h: GGUF v3 reader (mmap, zero-copy, fully validated) and writer.
+/* gguf.h: GGUF reader (versions 2 and 3, little-endian; mmap, zero-copy, fully
+ * validated) and writer (version 3).
  *
  * Reading never trusts the file: every count, length, dimension, offset and
  * size product is checked against the bytes remaining and the caps below,

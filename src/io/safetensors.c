@@ -12,11 +12,15 @@
  */
 #include "io/safetensors.h"
 #include "util/alloc.h"
+#include "util/buffer.h"
 #include "util/checked.h"
 #include "util/error.h"
 #include "util/escape.h"
 #include "util/fileio.h"
 #include "util/half.h"
+#include "util/hash.h"
+#include "util/le_bytes.h"
+#include "util/utf8.h"
 
 #include <cjson/cJSON.h>
 #include <math.h>
@@ -68,48 +72,6 @@ struct hl_safetensors {
 static const char *printable(const char *s, char *buf, size_t cap) { return hl_escape_str(s, buf, cap); }
 #define PNAME_CAP 160
 
-static uint64_t read_le64(const uint8_t *p) {
-    uint64_t v = 0;
-    for (int i = 7; i >= 0; i--) v = (v << 8) | p[i];
-    return v;
-}
-
-/* Length of the valid UTF-8 sequence at p (n bytes available), 0 if invalid
- * (overlong forms, surrogates and code points above U+10FFFF are invalid). */
-static size_t utf8_seq_len(const uint8_t *p, size_t n) {
-    uint8_t c = p[0];
-    if (c < 0x80) return 1;
-    size_t len;
-    uint8_t lo = 0x80, hi = 0xBF;
-    if (c >= 0xC2 && c <= 0xDF) len = 2;
-    else if (c >= 0xE0 && c <= 0xEF) {
-        len = 3;
-        if (c == 0xE0) lo = 0xA0;
-        if (c == 0xED) hi = 0x9F;
-    } else if (c >= 0xF0 && c <= 0xF4) {
-        len = 4;
-        if (c == 0xF0) lo = 0x90;
-        if (c == 0xF4) hi = 0x8F;
-    } else
-        return 0;
-    if (n < len) return 0;
-    if (p[1] < lo || p[1] > hi) return 0;
-    for (size_t i = 2; i < len; i++)
-        if (p[i] < 0x80 || p[i] > 0xBF) return 0;
-    return len;
-}
-
-static int utf8_valid(const char *s) {
-    const uint8_t *p = (const uint8_t *)s;
-    size_t n = strlen(s);
-    for (size_t i = 0; i < n;) {
-        size_t l = utf8_seq_len(p + i, n - i);
-        if (!l) return 0;
-        i += l;
-    }
-    return 1;
-}
-
 /* Checks the raw header bytes before cJSON sees them: cJSON accepts invalid
  * UTF-8, treats every byte <= 0x20 as whitespace, turns \u0000 into a NUL
  * that would silently truncate a name, and recurses once per nesting level. */
@@ -118,7 +80,7 @@ static hl_status prescan_header(const uint8_t *h, size_t n, const char *name, hl
     for (size_t i = 0; i < n;) {
         uint8_t c = h[i];
         if (c >= 0x80) {
-            size_t l = utf8_seq_len(h + i, n - i);
+            size_t l = hl_utf8_decode(h + i, n - i, NULL, NULL);
             if (!l) return hl_fail(err, HL_ERR_FORMAT, "%s: header is not valid UTF-8 (byte %zu)", name, i);
             i += l;
             continue;
@@ -329,7 +291,7 @@ static hl_status parse(hl_safetensors *st, const uint8_t *buf, size_t size, cons
     if (size < 8)
         return hl_fail(err, HL_ERR_FORMAT, "%s: file is %zu bytes, too short for the 8-byte header length", name,
                        size);
-    uint64_t hlen = read_le64(buf);
+    uint64_t hlen = hl_le64(buf);
     if (hlen > HL_ST_MAX_HEADER)
         return hl_fail(err, HL_ERR_LIMIT, "%s: header length %llu exceeds the limit of %u bytes", name,
                        (unsigned long long)hlen, HL_ST_MAX_HEADER);
@@ -598,14 +560,8 @@ void hl_st_writer_free(hl_st_writer *w) {
     hl_free(w);
 }
 
-static uint64_t hash_str(const char *s) {
-    uint64_t h = 1469598103934665603ull; /* FNV-1a */
-    for (; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211ull;
-    return h;
-}
-
 static size_t *hash_slot(size_t *tab, size_t cap, const wt_tensor *t, const char *name) {
-    size_t i = (size_t)hash_str(name) & (cap - 1);
+    size_t i = (size_t)hl_fnv1a_str(HL_FNV1A_BASIS, name) & (cap - 1);
     while (tab[i] && strcmp(t[tab[i] - 1].name, name) != 0) i = (i + 1) & (cap - 1);
     return &tab[i];
 }
@@ -628,7 +584,7 @@ hl_status hl_st_writer_add_f32(hl_st_writer *w, const char *name, int32_t n_dims
     if (!w || !name) return hl_fail(err, HL_ERR_INVALID_ARG, "safetensors writer: NULL writer or name");
     char pb[PNAME_CAP];
     const char *pn = printable(name, pb, sizeof pb);
-    if (!utf8_valid(name))
+    if (!hl_utf8_valid(name, strlen(name), NULL))
         return hl_fail(err, HL_ERR_INVALID_ARG, "safetensors writer: tensor name '%s' is not valid UTF-8", pn);
     if (strcmp(name, "__metadata__") == 0)
         return hl_fail(err, HL_ERR_INVALID_ARG, "safetensors writer: '__metadata__' is reserved, not a tensor name");
@@ -670,7 +626,8 @@ hl_status hl_st_writer_add_f32(hl_st_writer *w, const char *name, int32_t n_dims
 }
 
 hl_status hl_st_writer_set_metadata(hl_st_writer *w, const char *key, const char *value) {
-    if (!w || !key || !value || !utf8_valid(key) || !utf8_valid(value)) return HL_ERR_INVALID_ARG;
+    if (!w || !key || !value || !hl_utf8_valid(key, strlen(key), NULL) || !hl_utf8_valid(value, strlen(value), NULL))
+        return HL_ERR_INVALID_ARG;
     for (size_t i = 0; i < w->n_meta; i++)
         if (strcmp(w->meta[i].key, key) == 0) {
             char *v = hl_strdup(value);
@@ -698,68 +655,12 @@ hl_status hl_st_writer_set_metadata(hl_st_writer *w, const char *key, const char
     return HL_OK;
 }
 
-typedef struct sbuf {
-    char *p;
-    size_t len, cap;
-    int oom;
-} sbuf;
-
-static void sb_put(sbuf *b, const char *s, size_t n) {
-    if (b->oom) return;
-    size_t need;
-    if (!hl_add_size(b->len, n, &need)) {
-        b->oom = 1;
-        return;
-    }
-    if (need > b->cap) {
-        size_t ncap = b->cap ? b->cap : 256;
-        while (ncap < need) {
-            if (!hl_mul_size(ncap, 2, &ncap)) {
-                b->oom = 1;
-                return;
-            }
-        }
-        char *np = hl_realloc(b->p, ncap);
-        if (!np) {
-            b->oom = 1;
-            return;
-        }
-        b->p = np;
-        b->cap = ncap;
-    }
-    memcpy(b->p + b->len, s, n);
-    b->len = need;
-}
-static void sb_str(sbuf *b, const char *s) { sb_put(b, s, strlen(s)); }
-static void sb_u64(sbuf *b, uint64_t v) {
-    char tmp[24];
-    int n = snprintf(tmp, sizeof tmp, "%llu", (unsigned long long)v);
-    sb_put(b, tmp, (size_t)n);
-}
-/* A JSON string literal; UTF-8 passes through, controls become \u00XX. */
-static void sb_json_str(sbuf *b, const char *s) {
-    sb_put(b, "\"", 1);
-    for (const char *p = s; *p; p++) {
-        unsigned char c = (unsigned char)*p;
-        if (c == '"' || c == '\\') {
-            char esc[2] = {'\\', (char)c};
-            sb_put(b, esc, 2);
-        } else if (c < 0x20) {
-            char esc[8];
-            snprintf(esc, sizeof esc, "\\u%04x", c);
-            sb_put(b, esc, 6);
-        } else
-            sb_put(b, p, 1);
-    }
-    sb_put(b, "\"", 1);
-}
-
 static int cmp_wt_ptr(const void *a, const void *b) {
     return strcmp((*(const wt_tensor *const *)a)->name, (*(const wt_tensor *const *)b)->name);
 }
 
 /* Builds the 8-byte prefix + padded header and the name-sorted tensor order. */
-static hl_status build_header(hl_st_writer *w, sbuf *hb, const wt_tensor ***order_out, uint64_t *data_size,
+static hl_status build_header(hl_st_writer *w, hl_buf *hb, const wt_tensor ***order_out, uint64_t *data_size,
                               hl_error *err) {
     *order_out = NULL;
     const wt_tensor **order = NULL;
@@ -771,46 +672,46 @@ static hl_status build_header(hl_st_writer *w, sbuf *hb, const wt_tensor ***orde
     }
     if (w->n_meta) qsort(w->meta, w->n_meta, sizeof *w->meta, cmp_meta);
 
-    sb_put(hb, "\0\0\0\0\0\0\0\0", 8); /* length, patched below */
-    sb_put(hb, "{", 1);
+    hl_buf_put(hb, "\0\0\0\0\0\0\0\0", 8); /* length, patched below */
+    hl_buf_put(hb, "{", 1);
     int first = 1;
     if (w->n_meta) {
-        sb_str(hb, "\"__metadata__\":{");
+        hl_buf_str(hb, "\"__metadata__\":{");
         for (size_t i = 0; i < w->n_meta; i++) {
-            if (i) sb_put(hb, ",", 1);
-            sb_json_str(hb, w->meta[i].key);
-            sb_put(hb, ":", 1);
-            sb_json_str(hb, w->meta[i].value);
+            if (i) hl_buf_put(hb, ",", 1);
+            hl_buf_json_str(hb, w->meta[i].key, strlen(w->meta[i].key));
+            hl_buf_put(hb, ":", 1);
+            hl_buf_json_str(hb, w->meta[i].value, strlen(w->meta[i].value));
         }
-        sb_put(hb, "}", 1);
+        hl_buf_put(hb, "}", 1);
         first = 0;
     }
     uint64_t off = 0;
     for (size_t i = 0; i < w->n; i++) {
         const wt_tensor *t = order[i];
-        if (!first) sb_put(hb, ",", 1);
+        if (!first) hl_buf_put(hb, ",", 1);
         first = 0;
-        sb_json_str(hb, t->name);
-        sb_str(hb, ":{\"dtype\":\"F32\",\"shape\":[");
+        hl_buf_json_str(hb, t->name, strlen(t->name));
+        hl_buf_str(hb, ":{\"dtype\":\"F32\",\"shape\":[");
         for (int32_t d = 0; d < t->n_dims; d++) {
-            if (d) sb_put(hb, ",", 1);
-            sb_u64(hb, (uint64_t)t->shape[d]);
+            if (d) hl_buf_put(hb, ",", 1);
+            hl_buf_u64(hb, (uint64_t)t->shape[d]);
         }
-        sb_str(hb, "],\"data_offsets\":[");
-        sb_u64(hb, off);
-        sb_put(hb, ",", 1);
+        hl_buf_str(hb, "],\"data_offsets\":[");
+        hl_buf_u64(hb, off);
+        hl_buf_put(hb, ",", 1);
         uint64_t end;
         if (!hl_add_u64(off, t->nbytes, &end)) {
             hl_free(order);
             return hl_fail(err, HL_ERR_LIMIT, "safetensors writer: total data size overflows");
         }
-        sb_u64(hb, end);
-        sb_str(hb, "]}");
+        hl_buf_u64(hb, end);
+        hl_buf_str(hb, "]}");
         off = end;
     }
-    sb_put(hb, "}", 1);
+    hl_buf_put(hb, "}", 1);
     /* Pad with spaces so the data buffer starts 8-byte aligned. */
-    while (!hb->oom && hb->len % 8) sb_put(hb, " ", 1);
+    while (!hb->oom && hb->len % 8) hl_buf_put(hb, " ", 1);
     if (hb->oom) {
         hl_free(order);
         return hl_fail(err, HL_ERR_NOMEM, "safetensors writer: out of memory for the header");
@@ -831,7 +732,7 @@ hl_status hl_st_writer_write_memory(hl_st_writer *w, uint8_t **out, size_t *out_
     if (!w || !out || !out_size) return hl_fail(err, HL_ERR_INVALID_ARG, "safetensors writer: NULL argument");
     *out = NULL;
     *out_size = 0;
-    sbuf hb = {0};
+    hl_buf hb = {0};
     const wt_tensor **order;
     uint64_t data_size;
     hl_status s = build_header(w, &hb, &order, &data_size, err);
@@ -866,7 +767,7 @@ hl_status hl_st_writer_write_memory(hl_st_writer *w, uint8_t **out, size_t *out_
 
 hl_status hl_st_writer_write_file(hl_st_writer *w, const char *path, hl_error *err) {
     if (!w || !path) return hl_fail(err, HL_ERR_INVALID_ARG, "safetensors writer: NULL argument");
-    sbuf hb = {0};
+    hl_buf hb = {0};
     const wt_tensor **order;
     uint64_t data_size;
     hl_status s = build_header(w, &hb, &order, &data_size, err);

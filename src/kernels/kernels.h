@@ -24,9 +24,6 @@ float hl_dot(const float *a, const float *b, int64_t n);
 
 /* out (T, O) = x (T, K) · w (O, K)ᵀ, threads split over O. */
 void hl_matmul(hl_pool *pool, float *out, const float *x, const float *w, int64_t T, int64_t K, int64_t O);
-/* out (T, O) += scale * x (T, K) · w (O, K)ᵀ (LoRA's B product). */
-void hl_matmul_acc(hl_pool *pool, float *out, const float *x, const float *w, int64_t T, int64_t K, int64_t O,
-                   float scale);
 
 /* The same with an output row stride ldo >= O (a slice of wider rows);
  * accumulate adds scale·(x·Wᵀ), otherwise stores x·Wᵀ (scale ignored). */

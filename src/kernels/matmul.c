@@ -201,12 +201,6 @@ void hl_matmul(hl_pool *pool, float *out, const float *x, const float *w, int64_
     run(pool, &j);
 }
 
-void hl_matmul_acc(hl_pool *pool, float *out, const float *x, const float *w, int64_t T, int64_t K, int64_t O,
-                   float scale) {
-    matmul_job j = {out, x, w, T, K, O, scale, 1, O};
-    run(pool, &j);
-}
-
 void hl_matmul_strided(hl_pool *pool, float *out, int64_t ldo, const float *x, const float *w, int64_t T, int64_t K,
                        int64_t O, float scale, int accumulate) {
     matmul_job j = {out, x, w, T, K, O, scale, accumulate, ldo};

@@ -10,15 +10,14 @@
  * ΔW = Qb·(Rb·Raᵀ)·Qaᵀ, so the SVD of the small core M = Rb·Raᵀ (R, R)
  * is the SVD of ΔW once its singular vectors are lifted by Qb and Qa. */
 #include "lora/combine.h"
+#include "kernels/linalg.h"
 #include "util/alloc.h"
 #include "util/error.h"
 
-#include <float.h>
 #include <math.h>
 #include <string.h>
 
 #define COMBINE_MAX_RANK 65536 /* hl_adapter_add's cap */
-#define JACOBI_MAX_SWEEPS 80   /* quadratic convergence needs ~10; this only stops a runaway */
 
 static const char *method_names[HL_COMBINE_METHOD_COUNT] = {"cat", "linear", "svd"};
 
@@ -77,177 +76,6 @@ static void stack_factors(const job *jb, int64_t ld, double *X, double *Yt) {
     }
 }
 
-/* Thin Householder QR of X (m, n), row-major, overwritten as workspace.
- * Rm (p, n) receives R (upper trapezoidal) and, when Q is non-NULL, Q (m, p)
- * gets orthonormal columns with Q·R = X; p = min(m, n). Vh (p, m) and d (n)
- * are scratch. Householder rather than Gram-Schmidt because stacks are often
- * rank-deficient (a fresh adapter has B = 0; two inputs may share a factor)
- * and reflections stay orthogonal there without any special casing. */
-static void qr_thin(double *X, int64_t m, int64_t n, double *Rm, double *Q, double *Vh, double *d) {
-    int64_t p = m < n ? m : n;
-    for (int64_t j = 0; j < p; j++) {
-        double *v = Vh + j * m;
-        double norm2 = 0;
-        for (int64_t i = 0; i < j; i++) v[i] = 0;
-        for (int64_t i = j; i < m; i++) {
-            v[i] = X[i * n + j];
-            norm2 += v[i] * v[i];
-        }
-        if (norm2 == 0) { /* zero column: H = I, v stays 0 */
-            for (int64_t i = j; i < m; i++) v[i] = 0;
-            continue;
-        }
-        /* α = -sign(x₀)·||x|| so that x₀ - α never cancels. */
-        double alpha = v[j] >= 0 ? -sqrt(norm2) : sqrt(norm2);
-        v[j] -= alpha;
-        double vn2 = 0;
-        for (int64_t i = j; i < m; i++) vn2 += v[i] * v[i];
-        double inv = 1.0 / sqrt(vn2);
-        for (int64_t i = j; i < m; i++) v[i] *= inv;
-        /* X[j:, j:] -= 2·v·(vᵀ·X[j:, j:]), row by row for locality. */
-        for (int64_t c = j; c < n; c++) d[c] = 0;
-        for (int64_t i = j; i < m; i++)
-            for (int64_t c = j; c < n; c++) d[c] += v[i] * X[i * n + c];
-        for (int64_t i = j; i < m; i++)
-            for (int64_t c = j; c < n; c++) X[i * n + c] -= 2.0 * v[i] * d[c];
-    }
-    for (int64_t i = 0; i < p; i++)
-        for (int64_t c = 0; c < n; c++) Rm[i * n + c] = c >= i ? X[i * n + c] : 0.0;
-    if (!Q) return;
-    /* Q = H₀·H₁·…·H_{p-1}·[I; 0], applied right to left. */
-    memset(Q, 0, (size_t)(m * p) * sizeof *Q);
-    for (int64_t i = 0; i < p; i++) Q[i * p + i] = 1.0;
-    for (int64_t j = p - 1; j >= 0; j--) {
-        const double *v = Vh + j * m;
-        for (int64_t c = 0; c < p; c++) d[c] = 0;
-        for (int64_t i = j; i < m; i++)
-            for (int64_t c = 0; c < p; c++) d[c] += v[i] * Q[i * p + c];
-        for (int64_t i = j; i < m; i++)
-            for (int64_t c = 0; c < p; c++) Q[i * p + c] -= 2.0 * v[i] * d[c];
-    }
-}
-
-/* One-sided (Hestenes) Jacobi SVD of G (rows, cols), rows >= cols, row-major,
- * in place: rotates column pairs until all are mutually orthogonal, so that
- * G_in = G_out·Vᵀ with V (cols, cols) orthogonal and column j of G_out equal
- * to σⱼ·uⱼ. Cyclic pair order keeps it deterministic; the pair is left alone
- * once |gᵢ·gⱼ| <= tol·||gᵢ||·||gⱼ||. Returns the sweeps used (the last one
- * rotates nothing), or -1 without convergence. */
-static int jacobi_svd(double *G, int64_t rows, int64_t cols, double *V) {
-    memset(V, 0, (size_t)(cols * cols) * sizeof *V);
-    for (int64_t i = 0; i < cols; i++) V[i * cols + i] = 1.0;
-    const double tol = DBL_EPSILON * (double)rows;
-    for (int sweep = 1; sweep <= JACOBI_MAX_SWEEPS; sweep++) {
-        int rotated = 0;
-        for (int64_t i = 0; i + 1 < cols; i++)
-            for (int64_t j = i + 1; j < cols; j++) {
-                double a = 0, b = 0, g = 0;
-                for (int64_t r = 0; r < rows; r++) {
-                    double x = G[r * cols + i], y = G[r * cols + j];
-                    a += x * x;
-                    b += y * y;
-                    g += x * y;
-                }
-                if (g == 0 || fabs(g) <= tol * sqrt(a) * sqrt(b)) continue;
-                rotated = 1;
-                /* The rotation that zeroes the off-diagonal of [[a, g], [g, b]];
-                 * t is the smaller root of t² + 2ζt - 1 = 0 (|angle| <= π/4). */
-                double zeta = (b - a) / (2.0 * g);
-                double t = fabs(zeta) > 1e150 ? 0.5 / zeta
-                                               : (zeta >= 0 ? 1.0 : -1.0) / (fabs(zeta) + sqrt(1.0 + zeta * zeta));
-                double c = 1.0 / sqrt(1.0 + t * t), s = c * t;
-                for (int64_t r = 0; r < rows; r++) {
-                    double x = G[r * cols + i], y = G[r * cols + j];
-                    G[r * cols + i] = c * x - s * y;
-                    G[r * cols + j] = s * x + c * y;
-                }
-                for (int64_t r = 0; r < cols; r++) {
-                    double x = V[r * cols + i], y = V[r * cols + j];
-                    V[r * cols + i] = c * x - s * y;
-                    V[r * cols + j] = s * x + c * y;
-                }
-            }
-        if (!rotated) return sweep;
-    }
-    return -1;
-}
-
-/* The core of X·Ytᵀ with X (m, K) and Yt (n, K): thin QRs X = Qx·Rx and
- * Yt = Qy·Ry, M (p, q) = Rx·Ryᵀ, p = min(m, K), q = min(n, K). Inputs are
- * left intact. Qx (m, p) and Qy (n, q) are returned only when wanted. */
-typedef struct core {
-    int64_t p, q;
-    double *M, *Qx, *Qy;
-} core;
-
-static void core_free(core *c) {
-    hl_free(c->M);
-    hl_free(c->Qx);
-    hl_free(c->Qy);
-    memset(c, 0, sizeof *c);
-}
-
-static hl_status core_build(const double *X, int64_t m, const double *Yt, int64_t n, int64_t K, int want_q, core *c,
-                            hl_error *err) {
-    memset(c, 0, sizeof *c);
-    int64_t p = m < K ? m : K, q = n < K ? n : K;
-    c->p = p;
-    c->q = q;
-    double *xw = hl_malloc_array((size_t)(m * K), sizeof(double));
-    double *yw = hl_malloc_array((size_t)(n * K), sizeof(double));
-    double *Rx = hl_malloc_array((size_t)(p * K), sizeof(double));
-    double *Ry = hl_malloc_array((size_t)(q * K), sizeof(double));
-    double *Vx = hl_malloc_array((size_t)(p * m), sizeof(double));
-    double *Vy = hl_malloc_array((size_t)(q * n), sizeof(double));
-    double *d = hl_malloc_array((size_t)K, sizeof(double));
-    c->M = hl_malloc_array((size_t)(p * q), sizeof(double));
-    if (want_q) {
-        c->Qx = hl_malloc_array((size_t)(m * p), sizeof(double));
-        c->Qy = hl_malloc_array((size_t)(n * q), sizeof(double));
-    }
-    hl_status s = HL_OK;
-    if (!xw || !yw || !Rx || !Ry || !Vx || !Vy || !d || !c->M || (want_q && (!c->Qx || !c->Qy))) {
-        s = hl_fail(err, HL_ERR_NOMEM, "combine: out of memory for a rank-%lld factorisation", (long long)K);
-        core_free(c);
-    } else {
-        memcpy(xw, X, (size_t)(m * K) * sizeof(double));
-        memcpy(yw, Yt, (size_t)(n * K) * sizeof(double));
-        qr_thin(xw, m, K, Rx, c->Qx, Vx, d);
-        qr_thin(yw, n, K, Ry, c->Qy, Vy, d);
-        for (int64_t i = 0; i < p; i++)
-            for (int64_t j = 0; j < q; j++) {
-                double acc = 0;
-                for (int64_t t = 0; t < K; t++) acc += Rx[i * K + t] * Ry[j * K + t];
-                c->M[i * q + j] = acc;
-            }
-    }
-    hl_free(xw);
-    hl_free(yw);
-    hl_free(Rx);
-    hl_free(Ry);
-    hl_free(Vx);
-    hl_free(Vy);
-    hl_free(d);
-    return s;
-}
-
-static double frobenius(const double *x, int64_t n) {
-    double acc = 0;
-    for (int64_t i = 0; i < n; i++) acc += x[i] * x[i];
-    return sqrt(acc);
-}
-
-/* ||X·Ytᵀ||_F without forming the (m, n) product: the norm of the core. */
-static hl_status product_norm(const double *X, int64_t m, const double *Yt, int64_t n, int64_t K, double *norm,
-                              hl_error *err) {
-    core c;
-    hl_status s = core_build(X, m, Yt, n, K, 0, &c, err);
-    if (s != HL_OK) return s;
-    *norm = frobenius(c.M, c.p * c.q);
-    core_free(&c);
-    return HL_OK;
-}
-
 /* --------------------------------------------------------------- methods */
 
 /* Adds (A, B) at scale 1 (alpha = rank, standard scaling) to the result. */
@@ -274,7 +102,7 @@ static hl_status combine_cat(hl_adapter *res, const hl_model *m, const job *jb, 
         goto done;
     }
     stack_factors(jb, R, X, Yt);
-    if ((s = product_norm(X, out, Yt, in, R, &tr->norm, err)) != HL_OK) goto done;
+    if ((s = hl_lowrank_product_norm(X, out, Yt, in, R, &tr->norm, err)) != HL_OK) goto done;
     int64_t off = 0;
     for (int32_t i = 0; i < jb->np; i++) {
         const hl_lora_weight *w = jb->parts[i].w;
@@ -285,7 +113,7 @@ static hl_status combine_cat(hl_adapter *res, const hl_model *m, const job *jb, 
         B[e] = (float)X[e];
         X[e] = (double)B[e] - X[e]; /* rounding error, for the report */
     }
-    if ((s = product_norm(X, out, Yt, in, R, &tr->error, err)) != HL_OK) goto done;
+    if ((s = hl_lowrank_product_norm(X, out, Yt, in, R, &tr->error, err)) != HL_OK) goto done;
     tr->rank_out = (int32_t)R;
     s = emit(res, m, jb, R, A, B, err);
 done:
@@ -334,11 +162,11 @@ static hl_status combine_linear(hl_adapter *res, const hl_model *m, const job *j
         for (int32_t j = 0; j < r; j++) X[o * K + jb->R + j] = -(double)B[o * r + j];
     for (int64_t k = 0; k < in; k++)
         for (int32_t j = 0; j < r; j++) Yt[k * K + jb->R + j] = A[(int64_t)j * in + k];
-    if ((s = product_norm(X, out, Yt, in, K, &tr->error, err)) != HL_OK) goto done;
+    if ((s = hl_lowrank_product_norm(X, out, Yt, in, K, &tr->error, err)) != HL_OK) goto done;
     /* the target alone: the first R columns, read with leading dimension K */
     for (int64_t o = 0; o < out; o++)
         for (int32_t j = 0; j < r; j++) X[o * K + jb->R + j] = 0;
-    if ((s = product_norm(X, out, Yt, in, K, &tr->norm, err)) != HL_OK) goto done;
+    if ((s = hl_lowrank_product_norm(X, out, Yt, in, K, &tr->norm, err)) != HL_OK) goto done;
     tr->rank_out = r;
     s = emit(res, m, jb, r, A, B, err);
 done:
@@ -361,15 +189,15 @@ static hl_status combine_svd(hl_adapter *res, const hl_model *m, const job *jb, 
     double *G = NULL, *V = NULL, *sigma = NULL, *left = NULL, *right = NULL;
     int64_t *order = NULL;
     float *A = NULL, *B = NULL;
-    core c = {0};
+    hl_lowrank_core c = {0};
     hl_status s = HL_OK;
     if (!X || !Yt) {
         s = hl_fail(err, HL_ERR_NOMEM, "combine: out of memory for %s", jb->name);
         goto done;
     }
     stack_factors(jb, R, X, Yt);
-    if ((s = core_build(X, out, Yt, in, R, 1, &c, err)) != HL_OK) goto done;
-    tr->norm = frobenius(c.M, c.p * c.q);
+    if ((s = hl_lowrank_core_build(X, out, Yt, in, R, 1, &c, err)) != HL_OK) goto done;
+    tr->norm = hl_frobenius(c.M, c.p * c.q);
     if (!isfinite(tr->norm)) {
         s = hl_fail(err, HL_ERR_INVALID_ARG, "combine: %s: the weighted sum is not finite (inf or NaN in an input)",
                     jb->name);
@@ -393,10 +221,10 @@ static hl_status combine_svd(hl_adapter *res, const hl_model *m, const job *jb, 
             if (transposed) G[j * cols + i] = c.M[i * c.q + j];
             else G[i * cols + j] = c.M[i * c.q + j];
         }
-    tr->sweeps = jacobi_svd(G, rows, cols, V);
+    tr->sweeps = hl_jacobi_svd(G, rows, cols, V);
     if (tr->sweeps < 0) {
         s = hl_fail(err, HL_ERR_LIMIT, "combine: %s: the Jacobi SVD did not converge in %d sweeps", jb->name,
-                    JACOBI_MAX_SWEEPS);
+                    HL_JACOBI_MAX_SWEEPS);
         goto done;
     }
     for (int64_t j = 0; j < cols; j++) {
@@ -448,7 +276,7 @@ static hl_status combine_svd(hl_adapter *res, const hl_model *m, const job *jb, 
     tr->rank_out = (int32_t)k;
     s = emit(res, m, jb, k, A, B, err);
 done:
-    core_free(&c);
+    hl_lowrank_core_free(&c);
     hl_free(X);
     hl_free(Yt);
     hl_free(G);

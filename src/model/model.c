@@ -11,6 +11,7 @@
 #include "util/error.h"
 #include "util/escape.h"
 #include "util/half.h"
+#include "util/hash.h"
 #include "util/rng.h"
 
 #include <math.h>
@@ -202,34 +203,30 @@ uint64_t hl_model_fingerprint(const hl_model *m) { return m->fingerprint; }
 
 /* ---- fingerprint ---- */
 
-static void fnv(uint64_t *h, const void *data, size_t n) {
-    const uint8_t *p = data;
-    for (size_t i = 0; i < n; i++) *h = (*h ^ p[i]) * 0x100000001b3ULL;
-}
 
 static void fnv_tensor(uint64_t *h, const float *w, int64_t n) {
-    fnv(h, &n, sizeof n);
+    *h = hl_fnv1a(*h, &n, sizeof n);
     /* 64 evenly spaced samples plus the last element: cheap, and any real
      * difference between two bases almost surely shows up. */
-    for (int i = 0; i < 64; i++) fnv(h, &w[(n * i) / 64], sizeof(float));
-    fnv(h, &w[n - 1], sizeof(float));
+    for (int i = 0; i < 64; i++) *h = hl_fnv1a(*h, &w[(n * i) / 64], sizeof(float));
+    *h = hl_fnv1a(*h, &w[n - 1], sizeof(float));
 }
 
 /* A quantized weight: its type, then 64 evenly spaced bytes and the last. */
 static void fnv_qweight(uint64_t *h, const hl_qweight *q) {
     uint64_t n = q->row_bytes * (uint64_t)q->rows;
     const uint8_t *p = q->data;
-    fnv(h, &q->type, sizeof q->type);
-    fnv(h, &n, sizeof n);
-    for (int i = 0; i < 64; i++) fnv(h, &p[(n * (uint64_t)i) / 64], 1);
-    fnv(h, &p[n - 1], 1);
+    *h = hl_fnv1a(*h, &q->type, sizeof q->type);
+    *h = hl_fnv1a(*h, &n, sizeof n);
+    for (int i = 0; i < 64; i++) *h = hl_fnv1a(*h, &p[(n * (uint64_t)i) / 64], 1);
+    *h = hl_fnv1a(*h, &p[n - 1], 1);
 }
 
 static uint64_t compute_fingerprint(const hl_model *m) {
-    uint64_t h = 0xcbf29ce484222325ULL;
+    uint64_t h = HL_FNV1A_BASIS;
     const hl_model_config *c = &m->cfg;
     int32_t dims[7] = {c->dim, c->hidden_dim, c->n_layers, c->n_heads, c->n_kv_heads, m->n_vocab_base, 0};
-    fnv(&h, dims, sizeof dims);
+    h = hl_fnv1a(h, dims, sizeof dims);
     if (m->token_embd) fnv_tensor(&h, m->token_embd, (int64_t)m->n_vocab_base * c->dim);
     else fnv_qweight(&h, &m->qembd);
     for (int l = 0; l < c->n_layers; l++)

@@ -15,6 +15,7 @@
 #pragma STDC FP_CONTRACT OFF
 #endif
 #include "util/half.h"
+#include "util/le_bytes.h"
 
 #include <math.h>
 #include <string.h>
@@ -70,7 +71,7 @@ int hl_type_row_bytes(uint32_t type, int64_t n, uint64_t *out) {
     return !__builtin_mul_overflow(blocks, (uint64_t)tr->block_bytes, out);
 }
 
-static float f16_at(const uint8_t *p) { return hl_f16_to_f32((uint16_t)(p[0] | (p[1] << 8))); }
+static float f16_at(const uint8_t *p) { return hl_f16_to_f32(hl_le16(p)); }
 
 /* AVX-512 builds dequantize 16 elements per step with the same integer steps
  * and the same float operations, one rounding each (multiply, then add or
@@ -144,15 +145,11 @@ static void deq_q4_1(const uint8_t *restrict b, float *restrict y) {
 #endif
 }
 
-static uint32_t le32_at(const uint8_t *p) {
-    return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24);
-}
-
 /* q5_0, 22 bytes: f16 d @0; u32 qh @2 (bit j: the fifth bit of element j);
  * u8 qs[16] @6 (nibbles as q4_0). y = (q - 16)·d. */
 static void deq_q5_0(const uint8_t *restrict b, float *restrict y) {
     const float d = f16_at(b);
-    const uint32_t qh = le32_at(b + 2);
+    const uint32_t qh = hl_le32(b + 2);
     const uint8_t *qs = b + 6;
 #if defined(__AVX512F__)
     const __m512i v = u8x16(qs), hv = _mm512_set1_epi32((int)qh), one = _mm512_set1_epi32(1);
@@ -186,7 +183,7 @@ static void deq_q5_0(const uint8_t *restrict b, float *restrict y) {
 /* q5_1, 24 bytes: f16 d @0; f16 m @2; u32 qh @4; u8 qs[16] @8. y = q·d + m. */
 static void deq_q5_1(const uint8_t *restrict b, float *restrict y) {
     const float d = f16_at(b), m = f16_at(b + 2);
-    const uint32_t qh = le32_at(b + 4);
+    const uint32_t qh = hl_le32(b + 4);
     const uint8_t *qs = b + 8;
 #if defined(__AVX512F__)
     const __m512i v = u8x16(qs), hv = _mm512_set1_epi32((int)qh), one = _mm512_set1_epi32(1);

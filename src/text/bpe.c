@@ -36,6 +36,7 @@
 #include "util/alloc.h"
 #include "util/checked.h"
 #include "util/error.h"
+#include "util/heap.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -459,7 +460,8 @@ static size_t pretokenize(hl_bpe_pre pre, const cps *c, size_t *a, size_t *b, si
 
 typedef struct cand { int32_t rank, left, ltok, rtok; } cand;
 
-static int cand_before(const cand *a, const cand *b) {
+static int cand_before(const void *x, const void *y, const void *unused) {
+    const cand *a = x, *b = y;
     return a->rank < b->rank || (a->rank == b->rank && a->left < b->left);
 }
 
@@ -472,29 +474,11 @@ typedef struct scratch {
     int reference; /* merge with the plain rescan loop (tests) */
 } scratch;
 
-static void heap_push(scratch *s, cand c) {
-    size_t i = s->nheap++;
-    while (i > 0) {
-        size_t p = (i - 1) / 2;
-        if (!cand_before(&c, &s->heap[p])) break;
-        s->heap[i] = s->heap[p];
-        i = p;
-    }
-    s->heap[i] = c;
-}
+static void heap_push(scratch *s, cand c) { hl_heap_push(s->heap, &s->nheap, sizeof c, &c, cand_before, NULL); }
 
 static cand heap_pop(scratch *s) {
-    cand top = s->heap[0], last = s->heap[--s->nheap];
-    size_t i = 0;
-    for (;;) {
-        size_t c = 2 * i + 1;
-        if (c >= s->nheap) break;
-        if (c + 1 < s->nheap && cand_before(&s->heap[c + 1], &s->heap[c])) c++;
-        if (!cand_before(&s->heap[c], &last)) break;
-        s->heap[i] = s->heap[c];
-        i = c;
-    }
-    if (s->nheap) s->heap[i] = last;
+    cand top;
+    hl_heap_pop(s->heap, &s->nheap, sizeof top, &top, cand_before, NULL);
     return top;
 }
 

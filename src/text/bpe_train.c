@@ -21,6 +21,9 @@
 #include "util/alloc.h"
 #include "util/checked.h"
 #include "util/error.h"
+#include "util/hash.h"
+#include "util/heap.h"
+#include "util/utf8.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,14 +36,6 @@
 #define FIRST_CHAR HL_BPE_FIRST_CHAR_ID
 #define CHAR_SCORE (-1e6f)
 
-#define FNV_BASIS 14695981039346656037ull
-#define FNV_PRIME 1099511628211ull
-
-static uint64_t fnv(uint64_t h, const void *p, size_t n) {
-    const uint8_t *s = p;
-    for (size_t i = 0; i < n; i++) h = (h ^ s[i]) * FNV_PRIME;
-    return h;
-}
 /* FNV's low bits are weak; mix before masking (murmur3 finalizer). */
 static uint64_t mix(uint64_t h) {
     h ^= h >> 33;
@@ -63,26 +58,12 @@ void hl_bpe_train_params_default(hl_bpe_train_params *p) {
  * with *why set. Same acceptance as the encoder: no overlongs, surrogates
  * or code points above U+10FFFF. */
 static size_t utf8_next(const uint8_t *s, size_t left, int32_t *cp, const char **why) {
-    uint8_t c = s[0], lo = 0x80, hi = 0xBF;
-    size_t n;
-    if (c < 0x80) { *cp = c; return 1; }
-    if (c < 0xC0) { *why = "stray continuation byte"; return 0; }
-    if (c < 0xC2) { *why = "overlong encoding"; return 0; }
-    if (c < 0xE0) n = 2;
-    else if (c < 0xF0) { n = 3; if (c == 0xE0) lo = 0xA0; else if (c == 0xED) hi = 0x9F; }
-    else if (c < 0xF5) { n = 4; if (c == 0xF0) lo = 0x90; else if (c == 0xF4) hi = 0x8F; }
-    else { *why = c < 0xF8 ? "code point above U+10FFFF" : "invalid lead byte"; return 0; }
-    int32_t v = c & (0x7F >> n);
-    for (size_t k = 1; k < n; k++) {
-        if (k >= left || (s[k] & 0xC0) != 0x80) { *why = "truncated sequence"; return 0; }
-        if (k == 1 && (s[k] < lo || s[k] > hi)) {
-            *why = c == 0xED ? "surrogate code point" : c == 0xF4 ? "code point above U+10FFFF" : "overlong encoding";
-            return 0;
-        }
-        v = v << 6 | (s[k] & 0x3F);
-    }
-    *cp = v;
-    return n;
+    hl_utf8_defect defect;
+    uint32_t code;
+    size_t k = hl_utf8_decode(s, left, &code, &defect);
+    *cp = k ? (int32_t)code : -1;
+    if (!k) *why = defect == HL_UTF8_MISSING_CONTINUATION ? "truncated sequence" : hl_utf8_defect_text(defect);
+    return k;
 }
 
 /* ---------------------------------------------------------- vocabulary */
@@ -103,7 +84,7 @@ typedef struct vocab {
 static const char *piece(const vocab *v, int32_t id) { return v->arena + v->off[id]; }
 
 static int32_t vocab_find2(const vocab *v, const char *a, size_t an, const char *b, size_t bn) {
-    uint64_t h = fnv(fnv(FNV_BASIS, a, an), b, bn);
+    uint64_t h = hl_fnv1a(hl_fnv1a(HL_FNV1A_BASIS, a, an), b, bn);
     for (size_t i = mix(h) & v->mask;; i = (i + 1) & v->mask) {
         int32_t id = v->table[i];
         if (id < 0) return -1;
@@ -158,7 +139,7 @@ static int32_t vocab_commit(vocab *v, size_t n) {
     int32_t id = v->n++;
     v->off[id] = v->used;
     v->len[id] = (uint32_t)n;
-    v->hash[id] = fnv(FNV_BASIS, d, n);
+    v->hash[id] = hl_fnv1a(HL_FNV1A_BASIS, d, n);
     v->used += n + 1;
     size_t i = mix(v->hash[id]) & v->mask;
     while (v->table[i] >= 0) i = (i + 1) & v->mask;
@@ -252,7 +233,7 @@ typedef struct trainer {
 
 /* Adds one occurrence of the word text[off, off+clen) (with prefix) to the counts. 0 on OOM/limit. */
 static int word_add(trainer *t, int prefix, size_t off, size_t clen, int32_t ncp) {
-    uint64_t h = fnv(FNV_BASIS, t->text + off, clen) ^ (uint64_t)prefix;
+    uint64_t h = hl_fnv1a(HL_FNV1A_BASIS, t->text + off, clen) ^ (uint64_t)prefix;
     size_t i = mix(h) & t->wmask;
     for (;; i = (i + 1) & t->wmask) {
         int32_t id = t->wtable[i];
@@ -377,7 +358,9 @@ static void pair_dec(trainer *t, int32_t a, int32_t b, int64_t c) {
 
 /* Heap order: more frequent first, then the smaller concatenation, then the
  * shorter left part (two splits of one string), which makes it total. */
-static int before(const trainer *t, const hentry *x, const hentry *y) {
+static int before(const void *a, const void *b, const void *ctx) {
+    const trainer *t = ctx;
+    const hentry *x = a, *y = b;
     if (x->count != y->count) return x->count > y->count;
     if (x->pair == y->pair) return 0;
     const pair *p = &t->p[x->pair], *q = &t->p[y->pair];
@@ -396,29 +379,13 @@ static int heap_push(trainer *t, int32_t pair_id) {
         t->cap_heap = nc;
     }
     hentry e = {t->p[pair_id].count, pair_id};
-    size_t i = t->n_heap++;
-    while (i > 0) {
-        size_t up = (i - 1) / 2;
-        if (!before(t, &e, &t->heap[up])) break;
-        t->heap[i] = t->heap[up];
-        i = up;
-    }
-    t->heap[i] = e;
+    hl_heap_push(t->heap, &t->n_heap, sizeof e, &e, before, t);
     return 1;
 }
 
 static hentry heap_pop(trainer *t) {
-    hentry top = t->heap[0], last = t->heap[--t->n_heap];
-    size_t i = 0;
-    for (;;) {
-        size_t c = 2 * i + 1;
-        if (c >= t->n_heap) break;
-        if (c + 1 < t->n_heap && before(t, &t->heap[c + 1], &t->heap[c])) c++;
-        if (!before(t, &t->heap[c], &last)) break;
-        t->heap[i] = t->heap[c];
-        i = c;
-    }
-    if (t->n_heap) t->heap[i] = last;
+    hentry top;
+    hl_heap_pop(t->heap, &t->n_heap, sizeof top, &top, before, t);
     return top;
 }
 

@@ -1,6 +1,7 @@
 /* tokenizer.c: the SentencePiece-style "llama" tokenizer (BPE by piece score,
- * byte fallback), built from GGUF tokenizer.ggml.* metadata, from a llama2.c
- * tokenizer.bin, or from caller arrays.
+ * byte fallback): building it from caller arrays, encoding and decoding. The
+ * loaders (GGUF tokenizer.ggml.* metadata, llama2.c tokenizer.bin) are in
+ * tokenizer_load.c, the GGUF export in tokenizer_gguf.c.
  *
  * Encoding gives exactly the ids of llama2.c run.c's encode() on llama2.c
  * vocabularies. The merge loop runs in O(n log n): symbols form a linked
@@ -28,61 +29,22 @@
  * SentencePiece text, the unigram algorithm, models other than "llama" and
  * "gpt2".
  */
-#include "text/tokenizer.h"
-#include "text/bpe.h"
+#include "text/tokenizer_internal.h"
 #include "util/alloc.h"
 #include "util/checked.h"
 #include "util/error.h"
 #include "util/escape.h"
-#include "util/fileio.h"
 #include "util/hashset.h"
+#include "util/hash.h"
+#include "util/heap.h"
+#include "util/utf8.h"
 
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
 
-/* llama2.c starts its best score at -1e10, so pairs scoring at or below it never merge. */
-#define SCORE_FLOOR (-1e10f)
-#define SPACE_PIECE "\xe2\x96\x81" /* U+2581, SentencePiece's space */
-
-struct hl_tokenizer {
-    int32_t n_vocab, bos, eos, unk;
-    char *blob;        /* every piece, NUL-terminated, back to back */
-    size_t *off;       /* piece i starts at blob + off[i] */
-    uint32_t *len;     /* piece lengths in bytes */
-    uint64_t *hash;    /* FNV-1a state after each piece: a pair's hash continues from its left piece */
-    float *scores;
-    int32_t *types;
-    int32_t *table;    /* open addressing over pieces, -1 = empty; first id wins on duplicates */
-    size_t mask;
-    size_t max_len;    /* longest piece: longer concatenations are not looked up */
-    uint64_t *spans;   /* set of adjacent code-point pairs inside matchable pieces, 0 = empty */
-    size_t span_mask;
-    int32_t space_id;  /* matchable "▁" piece or -1 */
-    int32_t byte_id[256];
-    /* Atomic pieces (hyperlexemes): ids >= atomic_first are matched whole,
-     * longest first, before BPE, and never produced by merges. */
-    int32_t atomic_first;      /* n_vocab when there are none */
-    size_t atomic_max_len;
-    uint8_t atomic_lead[256];  /* first bytes of atomic pieces */
-    int add_bos, add_eos;      /* what the file asks encoders to add */
-    hl_bpe *bpe;               /* byte-level BPE (model "gpt2"), NULL for SentencePiece */
-    int32_t eog[16];           /* end-of-generation ids besides eos (byte-level, see find_eog) */
-    int n_eog;
-};
-
-/* A piece given by pointer and length (not NUL-terminated). */
-typedef struct piece_ref { const char *p; size_t n; } piece_ref;
-
 /* ------------------------------------------------------------ helpers */
 
-#define FNV_BASIS 14695981039346656037ull
-#define FNV_PRIME 1099511628211ull
-
-static uint64_t fnv(uint64_t h, const char *s, size_t n) {
-    for (size_t i = 0; i < n; i++) h = (h ^ (uint8_t)s[i]) * FNV_PRIME;
-    return h;
-}
 /* FNV's low bits are weak; mix before masking (murmur3 finalizer). */
 static size_t slot_of(uint64_t h, size_t mask) {
     h ^= h >> 33;
@@ -92,29 +54,12 @@ static size_t slot_of(uint64_t h, size_t mask) {
 }
 
 /* Length of the valid UTF-8 sequence at s (left > 0 bytes available), or 0
- * with *why naming the defect. Rejects overlongs, surrogates, > U+10FFFF. */
+ * with *why naming the defect (util/utf8.h). */
 static size_t utf8_len(const uint8_t *s, size_t left, const char **why) {
-    uint8_t c = s[0], lo = 0x80, hi = 0xBF;
-    size_t n;
-    if (c < 0x80) return 1;
-    if (c < 0xC0) { *why = "stray continuation byte"; return 0; }
-    if (c < 0xC2) { *why = "overlong encoding"; return 0; }
-    if (c < 0xE0) n = 2;
-    else if (c < 0xF0) { n = 3; if (c == 0xE0) lo = 0xA0; else if (c == 0xED) hi = 0x9F; }
-    else if (c < 0xF5) { n = 4; if (c == 0xF0) lo = 0x90; else if (c == 0xF4) hi = 0x8F; }
-    else if (c < 0xF8) { *why = "code point above U+10FFFF"; return 0; }
-    else { *why = "invalid lead byte"; return 0; }
-    for (size_t k = 1; k < n; k++) {
-        if (k >= left) { *why = "truncated sequence"; return 0; }
-        uint8_t b = s[k];
-        if ((b & 0xC0) != 0x80) { *why = "truncated sequence (missing continuation byte)"; return 0; }
-        if (k == 1 && (b < lo || b > hi)) {
-            *why = c == 0xED ? "surrogate code point" : c == 0xF4 ? "code point above U+10FFFF"
-                                                                  : "overlong encoding";
-            return 0;
-        }
-    }
-    return n;
+    hl_utf8_defect defect;
+    size_t k = hl_utf8_decode(s, left, NULL, &defect);
+    if (!k) *why = hl_utf8_defect_text(defect);
+    return k;
 }
 
 /* Offset of the first invalid sequence in s, or n if all valid. */
@@ -135,13 +80,13 @@ static int hexval(char c) {
     return -1;
 }
 /* "<0xNN>" -> NN, else -1. */
-static int byte_piece_value(const char *p, size_t n) {
+int hl_byte_piece_value(const char *p, size_t n) {
     if (n != 6 || p[0] != '<' || p[1] != '0' || p[2] != 'x' || p[5] != '>') return -1;
     int hi = hexval(p[3]), lo = hexval(p[4]);
     return hi < 0 || lo < 0 ? -1 : hi * 16 + lo;
 }
 
-static int piece_is(const piece_ref *r, const char *s) {
+int hl_piece_is(const piece_ref *r, const char *s) {
     size_t n = strlen(s);
     return r->n == n && memcmp(r->p, s, n) == 0;
 }
@@ -152,17 +97,16 @@ static int matchable(const hl_tokenizer *t, int32_t id) {
     return ty != HL_TOKEN_CONTROL && ty != HL_TOKEN_UNKNOWN && ty != HL_TOKEN_BYTE && id < t->atomic_first;
 }
 
-static const char *piece_of(const hl_tokenizer *t, int32_t id) { return t->blob + t->off[id]; }
 
 /* Id of the piece a‖b (b may be empty), h = FNV state after a; -1 if absent. */
 static int32_t lookup_cat(const hl_tokenizer *t, uint64_t h, const char *a, size_t an, const char *b, size_t bn) {
     if (an + bn > t->max_len) return -1;
-    if (bn) h = fnv(h, b, bn);
+    if (bn) h = hl_fnv1a(h, b, bn);
     for (size_t i = slot_of(h, t->mask);; i = (i + 1) & t->mask) {
         int32_t id = t->table[i];
         if (id < 0) return -1;
         if (t->hash[id] != h || t->len[id] != an + bn) continue;
-        const char *p = piece_of(t, id);
+        const char *p = hl_tokenizer_piece_at(t, id);
         if ((an == 0 || memcmp(p, a, an) == 0) && (bn == 0 || memcmp(p + an, b, bn) == 0)) return id;
     }
 }
@@ -170,26 +114,18 @@ static int32_t lookup_cat(const hl_tokenizer *t, uint64_t h, const char *a, size
 /* Merge result of tokens a, b if it may merge (llama2.c's test), else -1. */
 static int32_t pair_id(const hl_tokenizer *t, int32_t a, int32_t b) {
     if (!matchable(t, a) || !matchable(t, b)) return -1; /* byte fallback stays bytes */
-    int32_t id = lookup_cat(t, t->hash[a], piece_of(t, a), t->len[a], piece_of(t, b), t->len[b]);
+    int32_t id = lookup_cat(t, t->hash[a], hl_tokenizer_piece_at(t, a), t->len[a], hl_tokenizer_piece_at(t, b), t->len[b]);
     if (id < 0 || !matchable(t, id) || !(t->scores[id] > SCORE_FLOOR)) return -1;
     return id;
-}
-
-/* Code point of a single-code-point UTF-8 sequence (already validated). */
-static int32_t decode_cp(const uint8_t *s, size_t k) {
-    static const uint8_t lead_mask[5] = {0, 0x7F, 0x1F, 0x0F, 0x07};
-    int32_t c = s[0] & lead_mask[k];
-    for (size_t i = 1; i < k; i++) c = c << 6 | (s[i] & 0x3F);
-    return c;
 }
 
 /* Code point of an initial symbol, or -1 for byte fallback (which never merges). */
 static int32_t symbol_cp(const hl_tokenizer *t, int32_t id) {
     if (!matchable(t, id) || t->len[id] == 0) return -1;
-    const uint8_t *p = (const uint8_t *)piece_of(t, id);
-    const char *why;
-    size_t k = utf8_len(p, t->len[id], &why);
-    return k == t->len[id] ? decode_cp(p, k) : -1;
+    const uint8_t *p = (const uint8_t *)hl_tokenizer_piece_at(t, id);
+    uint32_t cp;
+    size_t k = hl_utf8_decode(p, t->len[id], &cp, NULL);
+    return k == t->len[id] ? (int32_t)cp : -1;
 }
 
 static uint64_t span_key(int32_t a, int32_t b) { return (uint64_t)a << 21 | (uint64_t)b; }
@@ -220,12 +156,12 @@ static int build_spans(hl_tokenizer *t) {
     t->span_mask = cap - 1;
     for (int32_t i = 0; i < t->n_vocab; i++) {
         if (!matchable(t, i)) continue;
-        const uint8_t *p = (const uint8_t *)piece_of(t, i);
+        const uint8_t *p = (const uint8_t *)hl_tokenizer_piece_at(t, i);
         int32_t prev = -1;
         for (size_t j = 0, k; j < t->len[i]; j += k) {
-            const char *why;
-            k = utf8_len(p + j, t->len[i] - j, &why); /* validated at build: never 0 */
-            int32_t cp = decode_cp(p + j, k);
+            uint32_t code;
+            k = hl_utf8_decode(p + j, t->len[i] - j, &code, NULL); /* validated at build: never 0 */
+            int32_t cp = (int32_t)code;
             if (prev >= 0 && !spans_possible(t, prev, cp)) {
                 if (2 * (used + 1) > cap) { /* rehash into twice the size */
                     uint64_t *ns = hl_calloc(cap * 2, sizeof *ns);
@@ -246,12 +182,10 @@ static int build_spans(hl_tokenizer *t) {
     return 1;
 }
 
-/* Validates and copies the arrays into a new tokenizer. types may be NULL
- * (then inferred from the pieces). Defects are reported with status bad,
- * prefixed by name. */
-static hl_status tok_build(int32_t n, const piece_ref *refs, const float *scores, const int32_t *types,
-                           int32_t bos, int32_t eos, int32_t unk, hl_status bad, const char *name, int byte_level,
-                           hl_tokenizer **out, hl_error *err) {
+/* See tokenizer_internal.h. */
+hl_status hl_tokenizer_build_pieces(int32_t n, const piece_ref *refs, const float *scores, const int32_t *types,
+                                     int32_t bos, int32_t eos, int32_t unk, hl_status bad, const char *name,
+                                     int byte_level, hl_tokenizer **out, hl_error *err) {
     *out = NULL;
     if (n <= 0) return hl_fail(err, bad, "%s: tokenizer has no tokens", name);
     if (n > HL_TOKENIZER_MAX_VOCAB)
@@ -281,7 +215,7 @@ static hl_status tok_build(int32_t n, const piece_ref *refs, const float *scores
             if (types[i] < HL_TOKEN_NORMAL || types[i] > HL_TOKEN_BYTE)
                 return hl_fail(err, bad, "%s: token %ld: token type %ld is not one of 1..6", name, (long)i,
                                (long)types[i]);
-            if (types[i] == HL_TOKEN_BYTE && byte_piece_value(r->p, r->n) < 0)
+            if (types[i] == HL_TOKEN_BYTE && hl_byte_piece_value(r->p, r->n) < 0)
                 return hl_fail(err, bad, "%s: token %ld: type BYTE but the piece is not of the form <0xNN>", name,
                                (long)i);
         }
@@ -319,25 +253,25 @@ static hl_status tok_build(int32_t n, const piece_ref *refs, const float *scores
         t->blob[pos + r->n] = 0;
         t->off[i] = pos;
         t->len[i] = (uint32_t)r->n;
-        t->hash[i] = fnv(FNV_BASIS, r->p, r->n);
+        t->hash[i] = hl_fnv1a(HL_FNV1A_BASIS, r->p, r->n);
         t->scores[i] = scores ? scores[i] : 0.0f;
         pos += r->n + 1;
         if (r->n > t->max_len) t->max_len = r->n;
         int32_t ty = HL_TOKEN_NORMAL;
         if (types) ty = types[i];
-        else if (piece_is(r, "<unk>")) ty = HL_TOKEN_UNKNOWN;
-        else if (piece_is(r, "<s>") || piece_is(r, "</s>")) ty = HL_TOKEN_CONTROL;
-        else if (byte_piece_value(r->p, r->n) >= 0) ty = HL_TOKEN_BYTE;
+        else if (hl_piece_is(r, "<unk>")) ty = HL_TOKEN_UNKNOWN;
+        else if (hl_piece_is(r, "<s>") || hl_piece_is(r, "</s>")) ty = HL_TOKEN_CONTROL;
+        else if (hl_byte_piece_value(r->p, r->n) >= 0) ty = HL_TOKEN_BYTE;
         t->types[i] = ty;
         if (ty == HL_TOKEN_BYTE) {
-            int b = byte_piece_value(r->p, r->n);
+            int b = hl_byte_piece_value(r->p, r->n);
             if (t->byte_id[b] < 0) t->byte_id[b] = i;
         }
         size_t s = slot_of(t->hash[i], t->mask);
         for (;; s = (s + 1) & t->mask) {
             int32_t o = t->table[s];
             if (o < 0) { t->table[s] = i; break; }
-            if (t->hash[o] == t->hash[i] && t->len[o] == r->n && memcmp(piece_of(t, o), r->p, r->n) == 0)
+            if (t->hash[o] == t->hash[i] && t->len[o] == r->n && memcmp(hl_tokenizer_piece_at(t, o), r->p, r->n) == 0)
                 break; /* duplicate piece: the first id keeps it */
         }
     }
@@ -368,7 +302,7 @@ hl_status hl_tokenizer_init(int32_t n_vocab, const char *const *pieces, const fl
         else refs[i] = (piece_ref){pieces[i], strnlen(pieces[i], HL_TOKENIZER_MAX_PIECE + 1)};
     }
     if (s == HL_OK)
-        s = tok_build(n_vocab, refs, scores, types, bos_id, eos_id, unk_id, HL_ERR_INVALID_ARG, "hl_tokenizer_init",
+        s = hl_tokenizer_build_pieces(n_vocab, refs, scores, types, bos_id, eos_id, unk_id, HL_ERR_INVALID_ARG, "hl_tokenizer_init",
                       0, out, err);
     hl_free(refs);
     return s;
@@ -382,7 +316,7 @@ static const char *const EOG_TEXTS[] = {
     "<|fim_pad|>", "<|repo_name|>", "<|file_sep|>",
 };
 
-static void find_eog(hl_tokenizer *t) {
+void hl_tokenizer_find_eog(hl_tokenizer *t) {
     t->n_eog = 0;
     for (size_t k = 0; k < sizeof EOG_TEXTS / sizeof EOG_TEXTS[0]; k++) {
         int32_t id = hl_tokenizer_find(t, EOG_TEXTS[k], strlen(EOG_TEXTS[k]));
@@ -414,10 +348,10 @@ hl_status hl_tokenizer_init_byte_level(int32_t n_vocab, const char *const *piece
         else ml[i] = strnlen(merges[i], 2 * HL_TOKENIZER_MAX_PIECE + 2);
     }
     if (s == HL_OK)
-        s = tok_build(n_vocab, refs, NULL, types, bos_id, eos_id, 0, HL_ERR_INVALID_ARG, name, 1, out, err);
+        s = hl_tokenizer_build_pieces(n_vocab, refs, NULL, types, bos_id, eos_id, 0, HL_ERR_INVALID_ARG, name, 1, out, err);
     if (s == HL_OK) {
         (*out)->add_bos = add_bos != 0;
-        find_eog(*out);
+        hl_tokenizer_find_eog(*out);
         s = hl_bpe_init(*out, (hl_bpe_pre)p, merges, ml, (size_t)n_merges, name, &(*out)->bpe, err);
         if (s != HL_OK) {
             hl_tokenizer_free(*out);
@@ -443,412 +377,6 @@ void hl_tokenizer_free(hl_tokenizer *t) {
     hl_free(t);
 }
 
-/* ---------------------------------------------------------- llama2.c */
-
-static uint32_t rd_u32le(const uint8_t *p) {
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-static int32_t rd_i32le(const uint8_t *p) {
-    uint32_t u = rd_u32le(p);
-    int32_t v;
-    memcpy(&v, &u, sizeof v);
-    return v;
-}
-static float rd_f32le(const uint8_t *p) {
-    uint32_t u = rd_u32le(p);
-    float v;
-    memcpy(&v, &u, sizeof v);
-    return v;
-}
-
-hl_status hl_tokenizer_from_llama2c_memory(const void *data, size_t size, const char *name, int32_t n_vocab,
-                                           hl_tokenizer **out, hl_error *err) {
-    if (!name) name = "<memory>";
-    if (!out) return hl_fail(err, HL_ERR_INVALID_ARG, "%s: out is NULL", name);
-    *out = NULL;
-    if (!data && size) return hl_fail(err, HL_ERR_INVALID_ARG, "%s: NULL data", name);
-    if (n_vocab < 0 || n_vocab > HL_TOKENIZER_MAX_VOCAB)
-        return hl_fail(err, HL_ERR_INVALID_ARG, "%s: requested n_vocab %ld is out of range", name, (long)n_vocab);
-    const uint8_t *d = data;
-    if (size < 4)
-        return hl_fail(err, HL_ERR_FORMAT, "%s: truncated: %zu bytes, too short for max_token_length", name, size);
-    int32_t max_tl = rd_i32le(d);
-    if (max_tl <= 0 || max_tl > HL_TOKENIZER_MAX_PIECE)
-        return hl_fail(err, HL_ERR_FORMAT, "%s: max_token_length %ld is out of range [1, %d]", name, (long)max_tl,
-                       HL_TOKENIZER_MAX_PIECE);
-
-    /* Pass 1: validate the layout and size the converted pieces. */
-    size_t pos = 4, total = 0;
-    int32_t count = 0;
-    while (n_vocab > 0 ? count < n_vocab : pos < size) {
-        size_t left = size - pos;
-        if (left == 0)
-            return hl_fail(err, HL_ERR_MISMATCH, "%s: has %ld tokens, expected n_vocab %ld", name, (long)count,
-                           (long)n_vocab);
-        if (left < 8)
-            return hl_fail(err, HL_ERR_FORMAT,
-                           "%s: token %ld: truncated at byte offset %zu (score and length need 8 bytes, %zu left)",
-                           name, (long)count, pos, left);
-        if (count == HL_TOKENIZER_MAX_VOCAB)
-            return hl_fail(err, HL_ERR_LIMIT, "%s: more than %d tokens", name, HL_TOKENIZER_MAX_VOCAB);
-        float score = rd_f32le(d + pos);
-        int32_t len = rd_i32le(d + pos + 4);
-        if (isnan(score)) return hl_fail(err, HL_ERR_FORMAT, "%s: token %ld: score is NaN", name, (long)count);
-        if (len < 0)
-            return hl_fail(err, HL_ERR_FORMAT, "%s: token %ld: negative piece length %ld", name, (long)count,
-                           (long)len);
-        if (len > max_tl)
-            return hl_fail(err, HL_ERR_FORMAT, "%s: token %ld: piece length %ld exceeds max_token_length %ld", name,
-                           (long)count, (long)len, (long)max_tl);
-        if ((size_t)len > left - 8)
-            return hl_fail(err, HL_ERR_FORMAT,
-                           "%s: token %ld: piece length %ld runs past the end of the file (%zu bytes left)", name,
-                           (long)count, (long)len, left - 8);
-        size_t conv = (size_t)len; /* each ' ' grows to the 3-byte "▁" */
-        for (int32_t k = 0; k < len; k++) conv += d[pos + 8 + (size_t)k] == ' ' ? 2 : 0;
-        if (!hl_add_size(total, conv, &total)) return hl_fail(err, HL_ERR_LIMIT, "%s: pieces too large", name);
-        pos += 8 + (size_t)len;
-        count++;
-    }
-    if (n_vocab > 0 && pos < size)
-        return hl_fail(err, HL_ERR_MISMATCH, "%s: has more than the expected n_vocab %ld tokens (%zu bytes follow)",
-                       name, (long)n_vocab, size - pos);
-    if (count == 0) return hl_fail(err, HL_ERR_FORMAT, "%s: no tokens", name);
-
-    /* Pass 2: convert into GGUF form. */
-    piece_ref *refs = hl_malloc_array((size_t)count, sizeof *refs);
-    float *scores = hl_malloc_array((size_t)count, sizeof *scores);
-    int32_t *types = hl_malloc_array((size_t)count, sizeof *types);
-    char *blob = hl_malloc(total);
-    hl_status s;
-    if (!refs || !scores || !types || !blob) {
-        s = hl_fail(err, HL_ERR_NOMEM, "%s: out of memory for %ld tokens", name, (long)count);
-        goto done;
-    }
-    pos = 4;
-    size_t bp = 0;
-    for (int32_t i = 0; i < count; i++) {
-        scores[i] = rd_f32le(d + pos);
-        size_t len = (size_t)rd_i32le(d + pos + 4);
-        const char *src = (const char *)d + pos + 8;
-        pos += 8 + len;
-        /* llama2.c stores bos/eos as "\n<s>\n" and "\n</s>\n"; GGUF as "<s>", "</s>". */
-        if ((i == 1 || i == 2) && len >= 2 && src[0] == '\n' && src[len - 1] == '\n') {
-            src++;
-            len -= 2;
-        }
-        refs[i].p = blob + bp;
-        for (size_t k = 0; k < len; k++) {
-            if (src[k] == ' ') {
-                memcpy(blob + bp, SPACE_PIECE, 3);
-                bp += 3;
-            } else {
-                blob[bp++] = src[k];
-            }
-        }
-        refs[i].n = (size_t)(blob + bp - refs[i].p);
-        types[i] = i == 0 ? HL_TOKEN_UNKNOWN
-                   : i <= 2 ? HL_TOKEN_CONTROL
-                   : byte_piece_value(refs[i].p, refs[i].n) >= 0 ? HL_TOKEN_BYTE : HL_TOKEN_NORMAL;
-    }
-    s = tok_build(count, refs, scores, types, 1, 2, 0, HL_ERR_FORMAT, name, 0, out, err);
-done:
-    hl_free(refs);
-    hl_free(scores);
-    hl_free(types);
-    hl_free(blob);
-    return s;
-}
-
-hl_status hl_tokenizer_from_llama2c(const char *path, int32_t n_vocab, hl_tokenizer **out, hl_error *err) {
-    if (!path || !out) return hl_fail(err, HL_ERR_INVALID_ARG, "hl_tokenizer_from_llama2c: NULL argument");
-    *out = NULL;
-    hl_mapped_file f;
-    hl_status s = hl_map_file(path, &f, err);
-    if (s != HL_OK) return s;
-    s = hl_tokenizer_from_llama2c_memory(f.data, f.size, path, n_vocab, out, err);
-    hl_unmap_file(&f);
-    return s;
-}
-
-/* --------------------------------------------------------------- GGUF */
-
-/* Index of array key `key` whose elements are `want`, with its length; a
- * missing key gives -1 (and HL_OK) unless required. */
-static hl_status find_arr(const hl_gguf *g, const char *name, const char *key, hl_gguf_kv_type want, int required,
-                          int64_t *idx, uint64_t *n, hl_error *err) {
-    *idx = hl_gguf_find_key(g, key);
-    *n = 0;
-    if (*idx < 0)
-        return required ? hl_fail(err, HL_ERR_FORMAT, "%s: missing %s", name, key) : HL_OK;
-    hl_gguf_kv_type ty = hl_gguf_kv_type_of(g, *idx), et;
-    if (ty != HL_GGUF_ARRAY || hl_gguf_kv_arr(g, *idx, &et, n) != HL_OK)
-        return hl_fail(err, HL_ERR_FORMAT, "%s: %s has type %s, expected an array of %s", name, key,
-                       hl_gguf_kv_type_name(ty), hl_gguf_kv_type_name(want));
-    if (et != want)
-        return hl_fail(err, HL_ERR_FORMAT, "%s: %s is an array of %s, expected an array of %s", name, key,
-                       hl_gguf_kv_type_name(et), hl_gguf_kv_type_name(want));
-    return HL_OK;
-}
-
-/* Optional special-token id: default when absent, must be < n_vocab. */
-static hl_status special_id(const hl_gguf *g, const char *name, const char *key, int32_t dflt, uint64_t n_vocab,
-                            int32_t *out, hl_error *err) {
-    *out = dflt;
-    if (hl_gguf_find_key(g, key) < 0) return HL_OK;
-    uint32_t v;
-    hl_status s = hl_gguf_get_u32(g, key, &v, err);
-    if (s != HL_OK) return s;
-    if (v >= n_vocab)
-        return hl_fail(err, HL_ERR_FORMAT, "%s: %s = %lu is out of range (n_vocab %llu)", name, key,
-                       (unsigned long)v, (unsigned long long)n_vocab);
-    *out = (int32_t)v;
-    return HL_OK;
-}
-
-/* Texts llama.cpp treats as end-of-generation or fill-in-the-middle
- * markers: a gpt2-vocabulary token spelled so is made CONTROL at load even
- * when the file types it otherwise (Qwen's ordinary BPE token "</s>"), so
- * it is matched as a special token only with parse_special, as there. */
-static const char *const CONTROL_LOOKING[] = {
-    "</s>", "<|eot_id|>", "<|eom_id|>", "<|im_end|>", "<|end|>", "<end_of_turn>", "<|endoftext|>",
-    "<|fim_prefix|>", "<|fim_suffix|>", "<|fim_middle|>", "<|fim_pad|>", "<|repo_name|>", "<|file_sep|>",
-};
-
-/* An optional boolean key: *out keeps dflt when absent. */
-static hl_status opt_bool(const hl_gguf *g, const char *key, int *out, hl_error *err) {
-    if (hl_gguf_find_key(g, key) < 0) return HL_OK;
-    return hl_gguf_get_bool(g, key, out, err);
-}
-
-hl_status hl_tokenizer_from_gguf(const hl_gguf *g, hl_tokenizer **out, hl_error *err) {
-    if (!g || !out) return hl_fail(err, HL_ERR_INVALID_ARG, "hl_tokenizer_from_gguf: NULL argument");
-    *out = NULL;
-    const char *name = hl_gguf_path(g) ? hl_gguf_path(g) : "<gguf>";
-    hl_gguf_str model;
-    if (hl_gguf_find_key(g, "tokenizer.ggml.model") < 0)
-        return hl_fail(err, HL_ERR_FORMAT, "%s: missing tokenizer.ggml.model", name);
-    hl_status s = hl_gguf_get_str(g, "tokenizer.ggml.model", &model, err);
-    if (s != HL_OK) return s;
-    int byte_level = model.len == 4 && memcmp(model.data, "gpt2", 4) == 0;
-    if (!byte_level && (model.len != 5 || memcmp(model.data, "llama", 5) != 0)) {
-        char buf[96];
-        hl_escape(model.data, (size_t)model.len, buf, sizeof buf);
-        return hl_fail(err, HL_ERR_UNSUPPORTED,
-                       "%s: tokenizer.ggml.model is \"%s\"; supported: \"llama\" (SentencePiece BPE), \"gpt2\" "
-                       "(byte-level BPE)", name, buf);
-    }
-    int pre = HL_BPE_PRE_DEFAULT; /* llama.cpp's choice when tokenizer.ggml.pre is absent */
-    if (byte_level && hl_gguf_find_key(g, "tokenizer.ggml.pre") >= 0) {
-        hl_gguf_str pn;
-        if ((s = hl_gguf_get_str(g, "tokenizer.ggml.pre", &pn, err)) != HL_OK) return s;
-        pre = hl_bpe_pre_from_name(pn.data, (size_t)pn.len);
-        if (pre < 0) {
-            char buf[96];
-            hl_escape(pn.data, (size_t)pn.len, buf, sizeof buf);
-            return hl_fail(err, HL_ERR_UNSUPPORTED, "%s: tokenizer.ggml.pre is \"%s\"; supported: %s", name, buf,
-                           hl_bpe_pre_names());
-        }
-    }
-    int64_t ti, si, yi, mi = -1;
-    uint64_t n, ns, ny, nm = 0;
-    if ((s = find_arr(g, name, "tokenizer.ggml.tokens", HL_GGUF_STRING, 1, &ti, &n, err)) != HL_OK) return s;
-    if ((s = find_arr(g, name, "tokenizer.ggml.scores", HL_GGUF_FLOAT32, !byte_level, &si, &ns, err)) != HL_OK)
-        return s;
-    if ((s = find_arr(g, name, "tokenizer.ggml.token_type", HL_GGUF_INT32, 0, &yi, &ny, err)) != HL_OK) return s;
-    if (byte_level && (s = find_arr(g, name, "tokenizer.ggml.merges", HL_GGUF_STRING, 1, &mi, &nm, err)) != HL_OK)
-        return s;
-    if (n == 0) return hl_fail(err, HL_ERR_FORMAT, "%s: tokenizer.ggml.tokens is empty", name);
-    if (n > HL_TOKENIZER_MAX_VOCAB)
-        return hl_fail(err, HL_ERR_LIMIT, "%s: tokenizer.ggml.tokens has %llu tokens, above the limit of %d", name,
-                       (unsigned long long)n, HL_TOKENIZER_MAX_VOCAB);
-    if (si >= 0 && ns != n)
-        return hl_fail(err, HL_ERR_FORMAT, "%s: tokenizer.ggml.scores has %llu elements but tokenizer.ggml.tokens has %llu",
-                       name, (unsigned long long)ns, (unsigned long long)n);
-    if (yi >= 0 && ny != n)
-        return hl_fail(err, HL_ERR_FORMAT,
-                       "%s: tokenizer.ggml.token_type has %llu elements but tokenizer.ggml.tokens has %llu", name,
-                       (unsigned long long)ny, (unsigned long long)n);
-    if (nm > (uint64_t)HL_TOKENIZER_MAX_VOCAB * 4)
-        return hl_fail(err, HL_ERR_LIMIT, "%s: tokenizer.ggml.merges has %llu merges, above the limit of %d", name,
-                       (unsigned long long)nm, HL_TOKENIZER_MAX_VOCAB * 4);
-    int32_t bos, eos, unk;
-    if ((s = special_id(g, name, "tokenizer.ggml.bos_token_id", byte_level ? 0 : 1, n, &bos, err)) != HL_OK) return s;
-    if ((s = special_id(g, name, "tokenizer.ggml.eos_token_id", byte_level ? 0 : 2, n, &eos, err)) != HL_OK) return s;
-    if ((s = special_id(g, name, "tokenizer.ggml.unknown_token_id", 0, n, &unk, err)) != HL_OK) return s;
-    /* BOS: SentencePiece and Llama-3 add it unless the file says otherwise; other byte-level ones do not. */
-    int add_bos = !byte_level || pre == HL_BPE_PRE_LLAMA3, add_eos = 0;
-    if ((s = opt_bool(g, "tokenizer.ggml.add_bos_token", &add_bos, err)) != HL_OK) return s;
-    if ((s = opt_bool(g, "tokenizer.ggml.add_eos_token", &add_eos, err)) != HL_OK) return s;
-
-    const void *sd = si >= 0 ? hl_gguf_arr_data(g, si) : NULL, *yd = yi >= 0 ? hl_gguf_arr_data(g, yi) : NULL;
-    if ((si >= 0 && !sd) || (yi >= 0 && !yd)) return hl_fail(err, HL_ERR_FORMAT, "%s: tokenizer arrays have no data", name);
-    piece_ref *refs = hl_malloc_array((size_t)n, sizeof *refs);
-    float *scores = si >= 0 ? hl_malloc_array((size_t)n, sizeof *scores) : NULL;
-    int32_t *types = yi >= 0 || byte_level ? hl_malloc_array((size_t)n, sizeof *types) : NULL;
-    const char **mp = byte_level ? hl_malloc_array(nm ? (size_t)nm : 1, sizeof *mp) : NULL;
-    size_t *ml = byte_level ? hl_malloc_array(nm ? (size_t)nm : 1, sizeof *ml) : NULL;
-    if (!refs || (si >= 0 && !scores) || ((yi >= 0 || byte_level) && !types) || (byte_level && (!mp || !ml))) {
-        s = hl_fail(err, HL_ERR_NOMEM, "%s: out of memory for %llu tokens", name, (unsigned long long)n);
-        goto done;
-    }
-    if (scores) memcpy(scores, sd, (size_t)n * sizeof *scores); /* the data may be unaligned */
-    if (yd) memcpy(types, yd, (size_t)n * sizeof *types);
-    else if (types) for (uint64_t i = 0; i < n; i++) types[i] = HL_TOKEN_NORMAL;
-    for (uint64_t i = 0; i < n; i++) {
-        hl_gguf_str p = hl_gguf_arr_str(g, ti, i);
-        if (p.len > HL_TOKENIZER_MAX_PIECE) {
-            s = hl_fail(err, HL_ERR_LIMIT, "%s: tokenizer.ggml.tokens[%llu]: piece of %llu bytes exceeds the %d-byte limit",
-                        name, (unsigned long long)i, (unsigned long long)p.len, HL_TOKENIZER_MAX_PIECE);
-            goto done;
-        }
-        if (!p.data && p.len) {
-            s = hl_fail(err, HL_ERR_FORMAT, "%s: tokenizer.ggml.tokens[%llu] has no data", name, (unsigned long long)i);
-            goto done;
-        }
-        refs[i] = (piece_ref){p.data ? p.data : "", (size_t)p.len};
-        if (byte_level && types[i] != HL_TOKEN_CONTROL)
-            for (size_t k = 0; k < sizeof CONTROL_LOOKING / sizeof CONTROL_LOOKING[0]; k++)
-                if (piece_is(&refs[i], CONTROL_LOOKING[k])) types[i] = HL_TOKEN_CONTROL;
-    }
-    for (uint64_t i = 0; i < nm; i++) {
-        hl_gguf_str p = hl_gguf_arr_str(g, mi, i);
-        if ((!p.data && p.len) || p.len > 2 * HL_TOKENIZER_MAX_PIECE + 1) {
-            s = hl_fail(err, HL_ERR_FORMAT, "%s: tokenizer.ggml.merges[%llu] is longer than two pieces can be", name,
-                        (unsigned long long)i);
-            goto done;
-        }
-        mp[i] = p.data ? p.data : "";
-        ml[i] = (size_t)p.len;
-    }
-    char what[320];
-    snprintf(what, sizeof what, "%s: tokenizer.ggml", name);
-    s = tok_build((int32_t)n, refs, scores, types, bos, eos, unk, HL_ERR_FORMAT, what, byte_level, out, err);
-    if (s == HL_OK) {
-        (*out)->add_bos = add_bos;
-        (*out)->add_eos = add_eos;
-    }
-    if (s == HL_OK && byte_level) {
-        find_eog(*out);
-        snprintf(what, sizeof what, "%s: tokenizer.ggml.merges", name);
-        s = hl_bpe_init(*out, (hl_bpe_pre)pre, mp, ml, (size_t)nm, what, &(*out)->bpe, err);
-        if (s != HL_OK) {
-            hl_tokenizer_free(*out);
-            *out = NULL;
-        }
-    }
-done:
-    hl_free(refs);
-    hl_free(scores);
-    hl_free(types);
-    hl_free(mp);
-    hl_free(ml);
-    return s;
-}
-
-/* Writes a writer status as an hl_error naming the key. */
-static hl_status wr(hl_status s, const char *key, hl_error *err) {
-    return s == HL_OK ? s : hl_fail(err, s, "writing %s: %s", key, hl_status_name(s));
-}
-
-/* tokenizer.ggml.* of a byte-level BPE tokenizer, as llama.cpp's converter writes them. */
-static hl_status bpe_to_gguf(const hl_tokenizer *t, hl_gguf_writer *w, hl_error *err) {
-    size_t nm = hl_bpe_n_merges(t->bpe), total = 0;
-    const char **pieces = hl_malloc_array((size_t)t->n_vocab, sizeof *pieces);
-    const char **merges = hl_malloc_array(nm ? nm : 1, sizeof *merges);
-    char *blob = NULL;
-    for (size_t r = 0; r < nm; r++) {
-        int32_t l, rr;
-        hl_bpe_merge(t->bpe, r, &l, &rr);
-        total += t->len[l] + t->len[rr] + 2; /* each <= 2 * HL_TOKENIZER_MAX_PIECE + 2: no overflow below 2^40 merges */
-    }
-    blob = hl_malloc(total ? total : 1);
-    if (!pieces || !merges || !blob) {
-        hl_free(pieces);
-        hl_free(merges);
-        hl_free(blob);
-        return hl_fail(err, HL_ERR_NOMEM, "hl_tokenizer_to_gguf: out of memory");
-    }
-    for (int32_t i = 0; i < t->n_vocab; i++) pieces[i] = piece_of(t, i);
-    size_t pos = 0;
-    for (size_t r = 0; r < nm; r++) {
-        int32_t l, rr;
-        hl_bpe_merge(t->bpe, r, &l, &rr);
-        merges[r] = blob + pos;
-        memcpy(blob + pos, piece_of(t, l), t->len[l]);
-        pos += t->len[l];
-        blob[pos++] = ' ';
-        memcpy(blob + pos, piece_of(t, rr), t->len[rr]);
-        pos += t->len[rr];
-        blob[pos++] = 0;
-    }
-    uint64_t n = (uint64_t)t->n_vocab;
-    hl_status s = wr(hl_gguf_writer_set_str(w, "tokenizer.ggml.model", "gpt2"), "tokenizer.ggml.model", err);
-    if (s == HL_OK)
-        s = wr(hl_gguf_writer_set_str(w, "tokenizer.ggml.pre", hl_bpe_pre_name(hl_bpe_pre_of(t->bpe))),
-               "tokenizer.ggml.pre", err);
-    if (s == HL_OK)
-        s = wr(hl_gguf_writer_set_arr_str(w, "tokenizer.ggml.tokens", pieces, n), "tokenizer.ggml.tokens", err);
-    if (s == HL_OK)
-        s = wr(hl_gguf_writer_set_arr(w, "tokenizer.ggml.token_type", HL_GGUF_INT32, t->types, n),
-               "tokenizer.ggml.token_type", err);
-    if (s == HL_OK)
-        s = wr(hl_gguf_writer_set_arr_str(w, "tokenizer.ggml.merges", merges, (uint64_t)nm), "tokenizer.ggml.merges",
-               err);
-    if (s == HL_OK)
-        s = wr(hl_gguf_writer_set_u32(w, "tokenizer.ggml.bos_token_id", (uint32_t)t->bos),
-               "tokenizer.ggml.bos_token_id", err);
-    if (s == HL_OK)
-        s = wr(hl_gguf_writer_set_u32(w, "tokenizer.ggml.eos_token_id", (uint32_t)t->eos),
-               "tokenizer.ggml.eos_token_id", err);
-    if (s == HL_OK)
-        s = wr(hl_gguf_writer_set_bool(w, "tokenizer.ggml.add_bos_token", t->add_bos), "tokenizer.ggml.add_bos_token",
-               err);
-    if (s == HL_OK)
-        s = wr(hl_gguf_writer_set_bool(w, "tokenizer.ggml.add_eos_token", t->add_eos), "tokenizer.ggml.add_eos_token",
-               err);
-    hl_free(pieces);
-    hl_free(merges);
-    hl_free(blob);
-    return s;
-}
-
-hl_status hl_tokenizer_to_gguf(const hl_tokenizer *t, hl_gguf_writer *w, hl_error *err) {
-    if (!t || !w) return hl_fail(err, HL_ERR_INVALID_ARG, "hl_tokenizer_to_gguf: NULL argument");
-    if (t->bpe) return bpe_to_gguf(t, w, err);
-    const char **pieces = hl_malloc_array((size_t)t->n_vocab, sizeof *pieces);
-    if (!pieces) return hl_fail(err, HL_ERR_NOMEM, "hl_tokenizer_to_gguf: out of memory");
-    for (int32_t i = 0; i < t->n_vocab; i++) pieces[i] = piece_of(t, i);
-    uint64_t n = (uint64_t)t->n_vocab;
-    /* The keys (and order) of llama.cpp's llama2c converter. */
-    hl_status s = wr(hl_gguf_writer_set_arr_str(w, "tokenizer.ggml.tokens", pieces, n), "tokenizer.ggml.tokens", err);
-    hl_free(pieces);
-    if (s == HL_OK)
-        s = wr(hl_gguf_writer_set_arr(w, "tokenizer.ggml.scores", HL_GGUF_FLOAT32, t->scores, n),
-               "tokenizer.ggml.scores", err);
-    if (s == HL_OK)
-        s = wr(hl_gguf_writer_set_arr(w, "tokenizer.ggml.token_type", HL_GGUF_INT32, t->types, n),
-               "tokenizer.ggml.token_type", err);
-    if (s == HL_OK) s = wr(hl_gguf_writer_set_str(w, "tokenizer.ggml.model", "llama"), "tokenizer.ggml.model", err);
-    if (s == HL_OK)
-        s = wr(hl_gguf_writer_set_u32(w, "tokenizer.ggml.unknown_token_id", (uint32_t)t->unk),
-               "tokenizer.ggml.unknown_token_id", err);
-    if (s == HL_OK)
-        s = wr(hl_gguf_writer_set_u32(w, "tokenizer.ggml.bos_token_id", (uint32_t)t->bos),
-               "tokenizer.ggml.bos_token_id", err);
-    if (s == HL_OK)
-        s = wr(hl_gguf_writer_set_u32(w, "tokenizer.ggml.eos_token_id", (uint32_t)t->eos),
-               "tokenizer.ggml.eos_token_id", err);
-    /* "none" (UINT32_MAX), spelled as llama.cpp spells the key */
-    if (s == HL_OK)
-        s = wr(hl_gguf_writer_set_u32(w, "tokenizer.ggml.seperator_token_id", UINT32_MAX),
-               "tokenizer.ggml.seperator_token_id", err);
-    if (s == HL_OK)
-        s = wr(hl_gguf_writer_set_u32(w, "tokenizer.ggml.padding_token_id", UINT32_MAX),
-               "tokenizer.ggml.padding_token_id", err);
-    return s;
-}
-
 /* ---------------------------------------------------------- accessors */
 
 int32_t hl_tokenizer_n_vocab(const hl_tokenizer *t) { return t->n_vocab; }
@@ -856,7 +384,7 @@ int32_t hl_tokenizer_bos(const hl_tokenizer *t) { return t->bos; }
 int32_t hl_tokenizer_eos(const hl_tokenizer *t) { return t->eos; }
 int32_t hl_tokenizer_unk(const hl_tokenizer *t) { return t->unk; }
 const char *hl_tokenizer_piece(const hl_tokenizer *t, int32_t id) {
-    return id >= 0 && id < t->n_vocab ? piece_of(t, id) : NULL;
+    return id >= 0 && id < t->n_vocab ? hl_tokenizer_piece_at(t, id) : NULL;
 }
 float hl_tokenizer_score(const hl_tokenizer *t, int32_t id) {
     return id >= 0 && id < t->n_vocab ? t->scores[id] : 0.0f;
@@ -882,7 +410,7 @@ const char *hl_tokenizer_pre_name(const hl_tokenizer *t) {
 int32_t hl_tokenizer_find(const hl_tokenizer *t, const char *piece, size_t len) {
     if (!piece && len) return -1;
     if (len > t->max_len) return -1;
-    return lookup_cat(t, fnv(FNV_BASIS, piece, len), piece, len, NULL, 0);
+    return lookup_cat(t, hl_fnv1a(HL_FNV1A_BASIS, piece, len), piece, len, NULL, 0);
 }
 
 /* ------------------------------------------------------------- encode */
@@ -952,7 +480,8 @@ typedef struct cand {
 } cand;
 
 /* Heap order: higher score first, then leftmost, as llama2.c's rescan picks. */
-static int cand_before(const cand *a, const cand *b) {
+static int cand_before(const void *x, const void *y, const void *unused) {
+    const cand *a = x, *b = y;
     return a->score > b->score || (a->score == b->score && a->left < b->left);
 }
 
@@ -970,29 +499,13 @@ static int heap_push(heap *h, cand c) {
         h->v = nv;
         h->cap = cap;
     }
-    size_t i = h->n++;
-    while (i > 0) {
-        size_t p = (i - 1) / 2;
-        if (!cand_before(&c, &h->v[p])) break;
-        h->v[i] = h->v[p];
-        i = p;
-    }
-    h->v[i] = c;
+    hl_heap_push(h->v, &h->n, sizeof c, &c, cand_before, NULL);
     return 1;
 }
 
 static cand heap_pop(heap *h) {
-    cand top = h->v[0], last = h->v[--h->n];
-    size_t i = 0;
-    for (;;) {
-        size_t c = 2 * i + 1;
-        if (c >= h->n) break;
-        if (c + 1 < h->n && cand_before(&h->v[c + 1], &h->v[c])) c++;
-        if (!cand_before(&h->v[c], &last)) break;
-        h->v[i] = h->v[c];
-        i = c;
-    }
-    if (h->n) h->v[i] = last;
+    cand top;
+    hl_heap_pop(h->v, &h->n, sizeof top, &top, cand_before, NULL);
     return top;
 }
 
@@ -1185,7 +698,7 @@ hl_status hl_tokenizer_extend(const hl_tokenizer *base, const char *const *atomi
     hl_hashset seen; /* the atomic pieces so far: a repeat is found in O(1), not by a scan */
     hl_hashset_init(&seen);
     for (int32_t i = 0; st == HL_OK && i < base->n_vocab; i++) {
-        refs[i] = (piece_ref){piece_of(base, i), base->len[i]};
+        refs[i] = (piece_ref){hl_tokenizer_piece_at(base, i), base->len[i]};
         scores[i] = base->scores[i];
         types[i] = base->types[i];
     }
@@ -1219,7 +732,7 @@ hl_status hl_tokenizer_extend(const hl_tokenizer *base, const char *const *atomi
     hl_hashset_free(&seen);
     hl_tokenizer *t = NULL;
     if (st == HL_OK)
-        st = tok_build((int32_t)total, refs, scores, types, base->bos, base->eos, base->unk, HL_ERR_INVALID_ARG,
+        st = hl_tokenizer_build_pieces((int32_t)total, refs, scores, types, base->bos, base->eos, base->unk, HL_ERR_INVALID_ARG,
                        "extend", base->bpe != NULL, &t, err);
     if (st == HL_OK) {
         t->add_bos = base->add_bos;
@@ -1238,7 +751,7 @@ hl_status hl_tokenizer_extend(const hl_tokenizer *base, const char *const *atomi
         t->atomic_first = base->n_vocab;
         for (int32_t k = 0; k < n_atomic; k++) {
             int32_t id = base->n_vocab + k;
-            t->atomic_lead[(uint8_t)piece_of(t, id)[0]] = 1;
+            t->atomic_lead[(uint8_t)hl_tokenizer_piece_at(t, id)[0]] = 1;
             if (t->len[id] > t->atomic_max_len) t->atomic_max_len = t->len[id];
         }
         /* The merge spans must not lead into atomic pieces: rebuild them. */
@@ -1284,7 +797,7 @@ size_t hl_tokenizer_decode_special(const hl_tokenizer *t, int32_t prev, int32_t 
     if (!t || id < 0 || id >= t->n_vocab || (!buf && cap)) return 0;
     if (t->bpe) return hl_bpe_decode(t->bpe, t, id, special, buf, cap);
     int32_t ty = t->types[id];
-    const char *p = piece_of(t, id);
+    const char *p = hl_tokenizer_piece_at(t, id);
     size_t n = t->len[id], w = 0;
     if (ty == HL_TOKEN_CONTROL) {
         if (!special) return 0;
@@ -1294,7 +807,7 @@ size_t hl_tokenizer_decode_special(const hl_tokenizer *t, int32_t prev, int32_t 
     }
     if (ty == HL_TOKEN_BYTE) {
         if (cap == 0) return 0;
-        buf[0] = (char)byte_piece_value(p, n);
+        buf[0] = (char)hl_byte_piece_value(p, n);
         return 1;
     }
     size_t i = 0;

@@ -3,26 +3,23 @@
 #include "io/gguf.h"
 #include "util/alloc.h"
 #include "util/error.h"
+#include "util/hash.h"
 
 #include <stdio.h>
 #include <string.h>
 
-static void fnv(uint64_t *h, const void *data, size_t n) {
-    const uint8_t *p = data;
-    for (size_t i = 0; i < n; i++) *h = (*h ^ p[i]) * 0x100000001b3ULL;
-}
 
 static uint64_t state_checksum(const hl_checkpoint_state *st, const char *config, int64_t adam_t, int32_t n) {
-    uint64_t h = 0xcbf29ce484222325ULL;
-    fnv(&h, &st->step, sizeof st->step);
-    fnv(&h, &st->tokens, sizeof st->tokens);
-    fnv(&h, &st->cursor.epoch, sizeof st->cursor.epoch);
-    fnv(&h, &st->cursor.index, sizeof st->cursor.index);
-    fnv(&h, st->rng.s, sizeof st->rng.s);
-    fnv(&h, &st->base_fingerprint, sizeof st->base_fingerprint);
-    fnv(&h, &adam_t, sizeof adam_t);
-    fnv(&h, &n, sizeof n);
-    fnv(&h, config, strlen(config));
+    uint64_t h = HL_FNV1A_BASIS;
+    h = hl_fnv1a(h, &st->step, sizeof st->step);
+    h = hl_fnv1a(h, &st->tokens, sizeof st->tokens);
+    h = hl_fnv1a(h, &st->cursor.epoch, sizeof st->cursor.epoch);
+    h = hl_fnv1a(h, &st->cursor.index, sizeof st->cursor.index);
+    h = hl_fnv1a(h, st->rng.s, sizeof st->rng.s);
+    h = hl_fnv1a(h, &st->base_fingerprint, sizeof st->base_fingerprint);
+    h = hl_fnv1a(h, &adam_t, sizeof adam_t);
+    h = hl_fnv1a(h, &n, sizeof n);
+    h = hl_fnv1a(h, config, strlen(config));
     return h;
 }
 
@@ -42,7 +39,7 @@ hl_status hl_checkpoint_save(const char *path, const hl_trainer *tr, const hl_ad
         int64_t ne[2] = {p.ne0, p.ne1};
         for (int k = 0; k < 3 && s == HL_OK; k++) {
             snprintf(name, sizeof name, "%s%s", p.name, suffix[k]);
-            fnv(&sum, data[k], (size_t)p.n * sizeof(float));
+            sum = hl_fnv1a(sum, data[k], (size_t)p.n * sizeof(float));
             s = hl_gguf_writer_add_tensor(w, name, HL_TYPE_F32, p.ne1 > 1 ? 2 : 1, ne, data[k], err);
         }
     }
@@ -142,7 +139,7 @@ hl_status hl_checkpoint_load(const char *path, hl_trainer *tr, hl_adamw *opt, hl
                 break;
             }
             found[k] = t;
-            fnv(&check, t->data, (size_t)t->nbytes);
+            check = hl_fnv1a(check, t->data, (size_t)t->nbytes);
         }
     }
     if (s == HL_OK && check != sum) s = hl_fail(err, HL_ERR_FORMAT, "%s: checkpoint checksum mismatch (corrupt file)", path);

@@ -18,7 +18,8 @@ static inline int hl_add_u64(uint64_t a, uint64_t b, uint64_t *out) {
 static inline int hl_mul_u64(uint64_t a, uint64_t b, uint64_t *out) {
     return !__builtin_mul_overflow(a, b, out);
 }
-/* Product of n dims (each must be > 0 unless allow_zero), checked. */
+/* Product of n dims into *out, checked: returns 0 when a dim is negative or the
+ * product overflows, else 1 (a zero dim is allowed and gives *out = 0). */
 static inline int hl_mul_dims(const int64_t *dims, int n, uint64_t *out) {
     uint64_t p = 1;
     for (int i = 0; i < n; i++) {
