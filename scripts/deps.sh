@@ -11,7 +11,9 @@
 #   serve     the optional part of build, as a group of its own.
 #   test      the test suite: build and python3 (the clients and checkers
 #             of the shell tests); the server's packages are optional here
-#             too (test_serve.sh skips without them).
+#             too (test_serve.sh skips without them), and so are Chromium,
+#             Node.js and npm (the page and OpenAI-client tests skip without
+#             them, unless HL_REQUIRE_ALL=1, as CI sets).
 #   demo      `make demo`: build, python3 and the demo's default corpus,
 #             Debian's fortune files (English and Russian plain text).
 #   sanitize  `make test-sanitize`: clang and its sanitizer runtime.
@@ -42,7 +44,8 @@ for group in "$@"; do
   case "$group" in
     build) required+=(cmake make gcc libcjson-dev libopenblas-dev); optional+=(pkg-config libmicrohttpd-dev) ;;
     serve) required+=(pkg-config libmicrohttpd-dev) ;;
-    test) required+=(cmake make gcc libcjson-dev libopenblas-dev python3); optional+=(pkg-config libmicrohttpd-dev) ;;
+    test) required+=(cmake make gcc libcjson-dev libopenblas-dev python3)
+          optional+=(pkg-config libmicrohttpd-dev chromium nodejs npm) ;;
     demo) required+=(cmake make gcc libcjson-dev libopenblas-dev python3 fortunes fortunes-ru) ;;
     sanitize | fuzz) required+=(cmake make clang "$(clang_runtime)" libcjson-dev libopenblas-dev) ;;
     bench) required+=(cmake make gcc libcjson-dev libopenblas-dev python3) ;;
@@ -57,7 +60,15 @@ fi
 
 installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
 # python3 may come from elsewhere than Debian's package.
-present() { installed "$1" || { [ "$1" = python3 ] && command -v python3 >/dev/null 2>&1; }; }
+present() {
+  installed "$1" && return 0
+  case "$1" in
+    python3) command -v python3 >/dev/null 2>&1 ;;
+    nodejs) command -v node >/dev/null 2>&1 ;;
+    npm) command -v npm >/dev/null 2>&1 ;;
+    *) return 1 ;;
+  esac
+}
 
 missing_required=()
 missing_optional=()
@@ -71,7 +82,7 @@ done
 
 if [ "$(id -u)" -ne 0 ]; then
   if [ ${#missing_optional[@]} -gt 0 ]; then
-    echo "deps: optional, not installed: ${missing_optional[*]} (for the HTTP server of \`hyperlora serve\`;" \
+    echo "deps: optional, not installed: ${missing_optional[*]} (the HTTP server of \`hyperlora serve\`, its page and client tests;" \
       "CMake leaves the server out when it cannot find them)" >&2
   fi
   if [ ${#missing_required[@]} -gt 0 ]; then
