@@ -17,6 +17,7 @@
 #include "util/alloc.h"
 #include "util/error.h"
 #include "util/fileio.h"
+#include "util/hash.h"
 
 #include <math.h>
 #include <signal.h>
@@ -256,7 +257,7 @@ int cmd_pretrain(int argc, char **argv) {
     hl_train_run *run = NULL;
     hl_progress *prog = NULL;
     int rc = 1;
-    uint64_t corpus_hash = 0xcbf29ce484222325ULL;
+    uint64_t corpus_hash = HL_FNV1A_BASIS;
     for (int k = 0; k < n_corpus; k++) {
         char *text = NULL;
         size_t len = 0;
@@ -265,7 +266,7 @@ int cmd_pretrain(int argc, char **argv) {
             len = (size_t)max_bytes;
             while (len > 0 && (text[len] & 0xc0) == 0x80) len--; /* cut on a UTF-8 boundary */
         }
-        for (size_t i = 0; i < len; i++) corpus_hash = (corpus_hash ^ (uint8_t)text[i]) * 0x100000001b3ULL;
+        corpus_hash = hl_fnv1a(corpus_hash, text, len);
         int ok = add_documents(text, len, &jsonl, &jl, &jc, &raw, &rl, &rcap, &n_docs);
         hl_free(text);
         if (!ok) {

@@ -16,6 +16,7 @@
 #include "util/alloc.h"
 #include "util/error.h"
 #include "util/escape.h"
+#include "util/hash.h"
 
 #include <math.h>
 #include <signal.h>
@@ -101,12 +102,11 @@ typedef struct {
 
 static uint64_t file_hash(const char *path) {
     FILE *f = fopen(path, "rb");
-    uint64_t h = 0xcbf29ce484222325ULL;
+    uint64_t h = HL_FNV1A_BASIS;
     if (!f) return 0;
     unsigned char buf[65536];
     size_t n;
-    while ((n = fread(buf, 1, sizeof buf, f)) > 0)
-        for (size_t i = 0; i < n; i++) h = (h ^ buf[i]) * 0x100000001b3ULL;
+    while ((n = fread(buf, 1, sizeof buf, f)) > 0) h = hl_fnv1a(h, buf, n);
     fclose(f);
     return h;
 }
