@@ -19,6 +19,11 @@
 #include <math.h>
 #include <string.h>
 
+/* A portable build compiles this file once for the type table (the parts
+ * under !HL_ISA_SUFFIX) and once per SIMD level for the dequantizers (the
+ * part under HL_ISA_SUFFIX, hl_dequantize renamed per level by isa_names.h);
+ * a native build (no HL_ISA_DISPATCH) compiles all of it once. */
+#ifndef HL_ISA_SUFFIX /* the type table: once */
 static const hl_type_traits traits_f32 = {"f32", 1, 4, 0};
 static const hl_type_traits traits_f16 = {"f16", 1, 2, 0};
 static const hl_type_traits traits_bf16 = {"bf16", 1, 2, 0};
@@ -70,6 +75,9 @@ int hl_type_row_bytes(uint32_t type, int64_t n, uint64_t *out) {
     return !__builtin_mul_overflow(blocks, (uint64_t)tr->block_bytes, out);
 }
 
+#endif /* !HL_ISA_SUFFIX */
+
+#if !defined(HL_ISA_DISPATCH) || defined(HL_ISA_SUFFIX) /* the dequantizers: once per level */
 static float f16_at(const uint8_t *p) { return hl_f16_to_f32((uint16_t)(p[0] | (p[1] << 8))); }
 
 /* AVX-512 builds dequantize 16 elements per step with the same integer steps
@@ -480,6 +488,9 @@ void hl_dequantize(uint32_t type, const void *src, float *dst, int64_t n_blocks)
     }
 }
 
+#endif /* dequantizers */
+
+#ifndef HL_ISA_SUFFIX /* scale checks and row views: once */
 /* Byte offsets of a block's f16 scale fields (-1: none). */
 static void scale_offsets(uint32_t type, int *a, int *b) {
     *a = -1;
@@ -516,3 +527,4 @@ void hl_qweight_blocks(const hl_qweight *w, int64_t r, int64_t b0, int64_t n, fl
 void hl_qweight_row(const hl_qweight *w, int64_t r, float *dst) {
     hl_qweight_blocks(w, r, 0, w->cols / hl_type_traits_of(w->type)->block_elems, dst);
 }
+#endif /* !HL_ISA_SUFFIX */

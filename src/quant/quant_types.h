@@ -16,6 +16,7 @@
 #define HL_QUANT_QUANT_TYPES_H
 #include <stddef.h>
 #include <stdint.h>
+#include "kernels/isa_names.h" /* hl_dequantize exists once per SIMD level in a portable build */
 
 /* ggml tensor types we accept (numbering is ggml's; append-only). */
 typedef enum hl_tensor_type {
