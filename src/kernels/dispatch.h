@@ -88,6 +88,22 @@ int hl_isa_dispatching(void);
     X(void, , hl_qmatmul_nn,                                                                                        \
       (hl_pool * pool, float *out, const float *dy, const hl_qweight *w, int64_t T, int accumulate, float *scratch),  \
       (pool, out, dy, w, T, accumulate, scratch))                                                                    \
+    X(void, , hl_rmsnorm, (float *out, const float *x, const float *w, int64_t C, float eps), (out, x, w, C, eps))  \
+    X(void, , hl_rmsnorm_backward,                                                                                  \
+      (float *dx, const float *x, const float *w, const float *dy, int64_t C, float eps, int accumulate),            \
+      (dx, x, w, dy, C, eps, accumulate))                                                                            \
+    X(void, , hl_softmax, (float *x, int64_t n), (x, n))                                                             \
+    X(void, , hl_rope_table, (float *cs, int64_t n_pos, int64_t D, float theta), (cs, n_pos, D, theta))              \
+    X(void, , hl_rope_table_scaled, (float *cs, int64_t n_pos, int64_t D, float theta, const float *ff),             \
+      (cs, n_pos, D, theta, ff))                                                                                     \
+    X(void, , hl_rope_apply, (float *vec, int64_t n_heads, int64_t D, const float *cs, int inverse),                 \
+      (vec, n_heads, D, cs, inverse))                                                                                \
+    X(void, , hl_rope_apply_neox, (float *vec, int64_t n_heads, int64_t D, const float *cs, int inverse),            \
+      (vec, n_heads, D, cs, inverse))                                                                                \
+    X(void, , hl_swiglu, (float *out, const float *gate, const float *up, int64_t n), (out, gate, up, n))            \
+    X(void, , hl_swiglu_backward,                                                                                   \
+      (float *dgate, float *dup, const float *gate, const float *up, const float *dout, int64_t n),                  \
+      (dgate, dup, gate, up, dout, n))                                                                               \
     X(void, , hl_dequantize, (uint32_t type, const void *src, float *dst, int64_t n_blocks),                        \
       (type, src, dst, n_blocks))
 

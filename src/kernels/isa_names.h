@@ -50,6 +50,16 @@
 #define hl_qmatmul_scratch_floats HL_ISA_NAME(hl_qmatmul_scratch_floats)
 #define hl_qmatmul HL_ISA_NAME(hl_qmatmul)
 #define hl_qmatmul_nn HL_ISA_NAME(hl_qmatmul_nn)
+/* ops.c */
+#define hl_rmsnorm HL_ISA_NAME(hl_rmsnorm)
+#define hl_rmsnorm_backward HL_ISA_NAME(hl_rmsnorm_backward)
+#define hl_softmax HL_ISA_NAME(hl_softmax)
+#define hl_rope_table HL_ISA_NAME(hl_rope_table)
+#define hl_rope_table_scaled HL_ISA_NAME(hl_rope_table_scaled)
+#define hl_rope_apply HL_ISA_NAME(hl_rope_apply)
+#define hl_rope_apply_neox HL_ISA_NAME(hl_rope_apply_neox)
+#define hl_swiglu HL_ISA_NAME(hl_swiglu)
+#define hl_swiglu_backward HL_ISA_NAME(hl_swiglu_backward)
 /* quant/quant_types.c (its dequantizers; the type table is compiled once) */
 #define hl_dequantize HL_ISA_NAME(hl_dequantize)
 #endif
