@@ -51,15 +51,19 @@ for l in open(sys.argv[1]):
     f = l.split()
     if len(f) != 5: continue
     label, metric, r, cpu, wall = f
-    v.setdefault(metric, {}).setdefault(label, {"cpu": [], "wall": []})
-    v[metric][label]["cpu"].append(float(cpu))
-    v[metric][label]["wall"].append(float(wall))
-print("\n| metric | clock | native tok/s, median (min-max) | portable tok/s, median (min-max) | portable / native |")
-print("|---|---|---|---|---|")
+    v.setdefault(metric, {}).setdefault(label, {"cpu": {}, "wall": {}})
+    v[metric][label]["cpu"][r] = float(cpu)
+    v[metric][label]["wall"][r] = float(wall)
+# "paired": the median over rounds of portable / native within the round
+print("\n| metric | clock | native tok/s, median (min-max) | portable tok/s, median (min-max) | portable / native: medians | paired |")
+print("|---|---|---|---|---|---|")
 for metric in ("pp128", "tg64", "train"):
     if metric not in v or len(v[metric]) < 2: continue
     for clock in ("cpu", "wall"):
-        n, p = v[metric]["native"][clock], v[metric]["portable"][clock]
+        nd, pd = v[metric]["native"][clock], v[metric]["portable"][clock]
+        n, p = list(nd.values()), list(pd.values())
         mn, mp = st.median(n), st.median(p)
-        print(f"| {metric} | {clock} | {mn:,.1f} ({min(n):,.1f}-{max(n):,.1f}) | {mp:,.1f} ({min(p):,.1f}-{max(p):,.1f}) | {mp / mn:.3f} |")
+        paired = st.median([pd[r] / nd[r] for r in nd if r in pd])
+        print(f"| {metric} | {clock} | {mn:,.1f} ({min(n):,.1f}-{max(n):,.1f}) | {mp:,.1f} ({min(p):,.1f}-{max(p):,.1f}) "
+              f"| {mp / mn:.3f} | {paired:.3f} |")
 PY
