@@ -15,7 +15,9 @@
  *          AdamW; LoRA rank 8 on q,v,o,gate,up,down.
  * Each is the median of --reps reps after one untimed warm-up; the layout is
  * the build's default. Output: one line per metric,
- * "metric cpu_tok_s wall_tok_s", after a line naming the SIMD level. */
+ * "metric cpu_tok_s wall_tok_s", after a line naming the SIMD level, and
+ * "logits HASH", a hash of pp128's last logits, to compare results across
+ * builds bit for bit. */
 #include "hyperlora.h"
 #include "kernels/dispatch.h"
 #include "lora/create.h"
@@ -88,6 +90,10 @@ int main(int argc, char **argv) {
             hl_context_free(c);
         }
         report("pp128", 128, cpu, wall, reps);
+        uint64_t h = 1469598103934665603ull; /* FNV-1a of the logits' bits: equal across builds = same results */
+        const unsigned char *bytes = (const unsigned char *)logits;
+        for (size_t i = 0; i < sizeof(float) * (size_t)V; i++) h = (h ^ bytes[i]) * 1099511628211ull;
+        printf("logits %016llx\n", (unsigned long long)h);
     }
     if (strstr(only, "tg64")) {
         hl_context *c = NULL;

@@ -30,7 +30,7 @@ echo "portable: $("$PORT/hyperlora" --version | tail -n 1)"
 lscpu | grep -E '^Model name' || true
 
 one() { # build label round
-    "$1/bench_isa" -m "$MODEL" --reps "$REPS" | awk -v l="$2" -v r="$3" '$1 != "level" { print l, $1, r, $2, $3 }' >>"$RAW"
+    "$1/bench_isa" -m "$MODEL" --reps "$REPS" | awk -v l="$2" -v r="$3" '$1 != "level" && $1 != "logits" { print l, $1, r, $2, $3 }' >>"$RAW"
 }
 
 for ((r = 1; r <= ROUNDS; r++)); do
