@@ -79,6 +79,7 @@ HL="$BUILD/hyperlora"
 say "machine"
 lscpu | grep -E '^(Model name|CPU\(s\)|Thread|Core|CPU family|Model:|L2|L3|Flags)' | sed 's/^Flags:.*\(avx2\).*\(avx512f\).*/Flags: ... avx2 ... avx512f .../' || true
 echo "load average: $(cut -d' ' -f1-3 /proc/loadavg); mode: $([ "$FULL" = 1 ] && echo full || echo quick); peer: $PEER; rounds: $ROUNDS"
+"$HL" --version | tail -n 1 # the SIMD level the kernels run at (chosen at run time in a portable build)
 python3 "$J" meta stamp="$STAMP" cpu="$(lscpu | sed -n 's/^Model name: *//p')" ncpu="$(nproc)" kernel="$(uname -r)" \
     full="$FULL" peer="$PEER" runs="$RUNS" rounds="$ROUNDS" steps="$STEPS" \
     commit="$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo none)" \
