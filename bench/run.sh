@@ -28,10 +28,12 @@
 #                    every attempt is kept in the results, flagged clean or not;
 #   BENCH_PROFILE=1  also record perf profiles (decode and a training step)
 #                    into bench/out/profile-*.txt;
-#   BENCH_AVX2=1     also build a portable copy in build-avx2/ and run the
-#                    s15M (and, with BENCH_FULL, s110M) inference there at
-#                    its AVX2 level (HYPERLORA_ISA=avx2: the kernels the
-#                    issues' Zen 3 machines run; no AVX-512)
+#   BENCH_AVX2=1     also build an AVX2-only copy (-march=znver3: what
+#                    -march=native gives on the issues' Zen 3 machines; no
+#                    AVX-512) in build-avx2/ and run
+#                    the s15M (and, with BENCH_FULL, s110M) inference there
+#                    at its AVX2 level (HYPERLORA_ISA=avx2: the kernels are
+#                    dispatched at run time and would pick AVX-512 here)
 #                    (default: on with BENCH_FULL when the CPU has AVX2).
 # s15M and s110M inference run in both weight layouts (packed, rows).
 # Everything generated goes to bench/out/ (random models, merged models, the
@@ -203,7 +205,7 @@ fi
 if [ "$AVX2" = 1 ]; then
     AVX2_BUILD="$ROOT/build-avx2"
     say "inference, AVX2-only build ($AVX2_BUILD)"
-    cmake -S "$ROOT" -B "$AVX2_BUILD" -DCMAKE_BUILD_TYPE=Release -DHL_NATIVE=OFF >/dev/null
+    cmake -S "$ROOT" -B "$AVX2_BUILD" -DCMAKE_BUILD_TYPE=Release -DHL_NATIVE=OFF -DCMAKE_C_FLAGS=-march=znver3 >/dev/null
     cmake --build "$AVX2_BUILD" -j "$(nproc)" --target bench_infer >/dev/null
     AVX2_MODELS=("s15M $S15M")
     if [ "$FULL" = 1 ]; then AVX2_MODELS+=("s110M $S110M"); fi

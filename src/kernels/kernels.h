@@ -11,6 +11,7 @@
 #ifndef HL_KERNELS_H
 #define HL_KERNELS_H
 #include <stdint.h>
+#include "kernels/dispatch.h"  /* the SIMD level the kernels run at */
 #include "kernels/isa_names.h" /* per-level names in a portable build */
 #include "quant/quant_types.h"
 #include "util/threadpool.h"

@@ -12,7 +12,6 @@
  * dividing each pair's angle. */
 #include "model/context.h"
 #include "kernels/kernels.h"
-#include "kernels/dispatch.h"
 #include "lora/apply.h"
 #include "util/alloc.h"
 #include "util/error.h"

@@ -74,10 +74,9 @@ int hl_type_row_bytes(uint32_t type, int64_t n, uint64_t *out) {
     uint64_t blocks = (uint64_t)(n / tr->block_elems);
     return !__builtin_mul_overflow(blocks, (uint64_t)tr->block_bytes, out);
 }
-
 #endif /* !HL_ISA_SUFFIX */
-
 #if !defined(HL_ISA_DISPATCH) || defined(HL_ISA_SUFFIX) /* the dequantizers: once per level */
+
 static float f16_at(const uint8_t *p) { return hl_f16_to_f32((uint16_t)(p[0] | (p[1] << 8))); }
 
 /* AVX-512 builds dequantize 16 elements per step with the same integer steps

@@ -2,12 +2,12 @@
  * bodies in, engine jobs, JSON and server-sent events out. libmicrohttpd
  * runs one thread per connection, so a handler may wait for its job. */
 #include "serve/server.h"
-#include "kernels/dispatch.h"
 #include "text/lexicon.h"
 #include "util/alloc.h"
 #include "util/error.h"
 #include "util/json_nul.h"
 #include "util/utf8.h"
+#include "kernels/dispatch.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
