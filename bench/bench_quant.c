@@ -9,6 +9,7 @@
  * tokens, last logits) and tg<N> (N single-token evals) in tokens/s; and
  * the largest |logit| difference from the first model on the same prompt
  * (the first model is the f32 reference). */
+#include "kernels/qweight_rows.h"
 #include "hyperlora.h"
 #include "io/gguf.h"
 #include "model/model.h"

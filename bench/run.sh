@@ -34,6 +34,8 @@
 #                    -march=native gives on the Zen 3 machines of the quoted figures; no
 #                    AVX-512) in build-avx2/ and run
 #                    the s15M (and, with BENCH_FULL, s110M) inference there
+#                    at its AVX2 level (HYPERLORA_ISA=avx2: the kernels are
+#                    dispatched at run time and would pick AVX-512 here)
 #                    (default: on with BENCH_FULL when the CPU has AVX2).
 # s15M and s110M inference run in both weight layouts (packed, rows).
 # Everything generated goes to bench/out/ (random models, merged models, the
@@ -81,6 +83,7 @@ HL="$BUILD/hyperlora"
 say "machine"
 lscpu | grep -E '^(Model name|CPU\(s\)|Thread|Core|CPU family|Model:|L2|L3|Flags)' | sed 's/^Flags:.*\(avx2\).*\(avx512f\).*/Flags: ... avx2 ... avx512f .../' || true
 echo "load average: $(cut -d' ' -f1-3 /proc/loadavg); mode: $([ "$FULL" = 1 ] && echo full || echo quick); peer: $PEER; rounds: $ROUNDS"
+"$HL" --version | tail -n 1 # the SIMD level the kernels run at (chosen at run time in a portable build)
 python3 "$J" meta stamp="$STAMP" cpu="$(lscpu | sed -n 's/^Model name: *//p')" ncpu="$(nproc)" kernel="$(uname -r)" \
     full="$FULL" peer="$PEER" runs="$RUNS" rounds="$ROUNDS" steps="$STEPS" \
     commit="$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo none)" \
@@ -215,7 +218,7 @@ if [ "$AVX2" = 1 ]; then
     if [ "$FULL" = 1 ]; then AVX2_MODELS+=("s110M $S110M"); fi
     for spec in "${AVX2_MODELS[@]}"; do
         read -r name path <<<"$spec"
-        attempts other_cores "$AVX2_BUILD/bench_infer" -m "$path" --name "$name (AVX2 build)" --runs "$RUNS" \
+        attempts other_cores env HYPERLORA_ISA=avx2 "$AVX2_BUILD/bench_infer" -m "$path" --name "$name (AVX2 build)" --runs "$RUNS" \
             --threads 2 --weights packed,rows --json "$TMPJ"
     done
 fi

@@ -142,8 +142,9 @@ typedef struct hl_context hl_context; /* KV cache, scratch and worker threads */
  * output a lane-tree dot product (hl_dot). The two differ in the last bits;
  * each is deterministic and the same batched or token by token, at any
  * thread count. AUTO: $HYPERLORA_WEIGHTS ("packed" or "rows") when set,
- * else PACKED on AVX2 and AVX-512 builds (the faster one there), ROWS on
- * builds without AVX2. */
+ * else PACKED where the kernels run at the AVX2 or AVX-512 level (the
+ * faster one there; chosen at run time in a portable build), ROWS on the
+ * scalar level. */
 typedef enum { HL_WEIGHTS_AUTO = 0, HL_WEIGHTS_PACKED = 1, HL_WEIGHTS_ROWS = 2 } hl_weight_layout;
 
 /* The default context: the model's seq_len, but at most this many positions

@@ -10,6 +10,7 @@
  *   copy of the same dequantized weights (written here as a GGUF and loaded
  *   as an ordinary f32 base) within 1e-4 of each tensor's max-abs, the
  *   losses within 1e-5, and 1 and 2 threads give identical bytes. */
+#include "kernels/qweight_rows.h"
 #include "hyperlora.h"
 #include "io/gguf.h"
 #include "kernels/kernels.h"

@@ -209,7 +209,7 @@ ok(st == 200 and [m["id"] for m in js["data"]] == ["stories260K-f32.gguf", "r4",
 st, js, _, _ = req(port2, "POST", "/v1/completions", {"prompt": "Once upon a time", "max_tokens": 30, "temperature": 0, "model": "r4"})
 import re
 ok(st == 200 and js["choices"][0]["text"].encode() == refs[1] and js["model"] == "r4"
-   and re.fullmatch(r"hyperlora-[0-9.]+-(avx512|avx2|generic)-(packed|rows)-[0-9a-f]{16}\+r4", js["system_fingerprint"])
+   and re.fullmatch(r"hyperlora-[0-9.]+-(avx512|avx2|scalar)-(packed|rows)-[0-9a-f]{16}\+r4", js["system_fingerprint"])
    and js["usage"]["completion_tokens"] == 30, "\"model\" chooses an adapter; fingerprint and usage")
 st, js, _, _ = req(port2, "POST", "/v1/completions", {"prompt": "Once upon a time", "max_tokens": 0})
 ok(st == 200 and js["choices"][0]["text"] == "" and js["usage"]["completion_tokens"] == 0

@@ -1,5 +1,6 @@
 /* main.c: the hyperlora command line: dispatches to one subcommand per file. */
 #include "cli/cli.h"
+#include "kernels/dispatch.h"
 
 #include <signal.h>
 #include <stdio.h>
@@ -68,7 +69,14 @@ int main(int argc, char **argv) {
     }
     if (!strcmp(argv[1], "--version")) {
         printf("hyperlora %s\n", HL_VERSION_STRING);
+        printf("kernels: %s (%s)\n", hl_isa_name(hl_isa_active()),
+               hl_isa_dispatching() ? "chosen at run time" : "compiled for this CPU, -march=native");
         return 0;
+    }
+    hl_error isa_err = {0};
+    if (hl_isa_check(&isa_err) != HL_OK) { /* a $HYPERLORA_ISA the CPU or build cannot run */
+        fprintf(stderr, "hyperlora: %s\n", isa_err.msg);
+        return 1;
     }
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
         if (!strcmp(argv[1], commands[i].name)) return commands[i].fn(argc - 1, argv + 1);

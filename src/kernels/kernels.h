@@ -11,15 +11,19 @@
 #ifndef HL_KERNELS_H
 #define HL_KERNELS_H
 #include <stdint.h>
+#include "kernels/dispatch.h"  /* the SIMD level the kernels run at */
+#include "util/isa_names.h" /* per-level names in a portable build */
 #include "quant/quant_types.h"
 #include "util/threadpool.h"
 
 /* The canonical dot product: L interleaved lanes (lane j sums the products
  * k = j, j+L, ... with fused multiply-add), lanes combined in a fixed tree,
- * then the n % L tail added in order. L = 16 in AVX-512 builds (lanes j and
- * j+8 added first, then the 8-lane tree), 8 otherwise; the SIMD and scalar
- * code of a build agree bitwise. One order per build, so results are the same
- * on every run and thread count of that build. */
+ * then the n % L tail added in order. L = 16 at the AVX-512 level (lanes j
+ * and j+8 added first, then the 8-lane tree), 8 at the AVX2 and scalar levels;
+ * the SIMD and scalar code of a level agree bitwise. One order per level
+ * (kernels/dispatch.h: fixed at compile time in a native build, chosen once
+ * per process in a portable one), so results are the same on every run and
+ * thread count at that level; AVX2 and scalar give the same bits. */
 float hl_dot(const float *a, const float *b, int64_t n);
 
 /* out (T, O) = x (T, K) · w (O, K)ᵀ, threads split over O. */

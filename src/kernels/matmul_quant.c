@@ -8,6 +8,7 @@
  * over o in order with fused multiply-adds. Neither depends on T, on the
  * thread count, or on how the work is split. */
 #include "kernels/kernels.h"
+#include "kernels/qweight_rows.h"
 
 #include <math.h>
 #include <string.h>

@@ -2,6 +2,7 @@
  * accumulated in double per element and rounded once, so the merged weights
  * sit within an ulp or two of the exact sum. */
 #include "lora/merge.h"
+#include "kernels/qweight_rows.h"
 #include "io/gguf.h"
 #include "lora/adapter_io.h"
 #include "util/alloc.h"

@@ -73,14 +73,13 @@ hl_status hl_context_init(const hl_model *m, const hl_context_params *params, hl
     if (p.n_threads < 1 || p.n_threads > 256)
         return hl_fail(err, HL_ERR_INVALID_ARG, "threads must be in 1..256 (got %d)", p.n_threads);
     int32_t layout = HL_WEIGHTS_ROWS;
-    /* AUTO: packed wherever the prompt tile is vectorised: s110M pp128 at 2
-     * threads (BENCHMARKS.md) went from 638 to 1,215 tok/s on AVX2 and from
+    /* AUTO: packed wherever the prompt tile is vectorised (the AVX2 and
+     * AVX-512 levels, chosen at run time in a portable build): s110M pp128 at
+     * 2 threads (BENCHMARKS.md) went from 638 to 1,215 tok/s on AVX2 and from
      * 1,363 to 1,826 on AVX-512. */
-#if defined(__AVX2__) && defined(__FMA__)
-    const int prefer_packed = 1;
-#else
-    const int prefer_packed = 0;
-#endif
+    hl_status is = hl_isa_check(err); /* refuses a $HYPERLORA_ISA this CPU lacks */
+    if (is != HL_OK) return is;
+    const int prefer_packed = hl_isa_active() >= HL_ISA_AVX2;
     hl_status ls = hl_weight_layout_resolve(p.weights, prefer_packed, &layout, err);
     if (ls != HL_OK) return ls;
     /* Quantized weights are read from their blocks; packing is for f32 bases. */

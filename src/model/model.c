@@ -6,6 +6,7 @@
  * Every tensor's presence, type and exact shape are checked against the
  * hyperparameters before any view is used; nothing is trusted from the file. */
 #include "model/model.h"
+#include "kernels/qweight_rows.h"
 #include "util/alloc.h"
 #include "util/checked.h"
 #include "util/error.h"

@@ -20,6 +20,11 @@
 #include <math.h>
 #include <string.h>
 
+/* A portable build compiles this file once for the type table (the parts
+ * under !HL_ISA_SUFFIX) and once per SIMD level for the dequantizers (the
+ * part under HL_ISA_SUFFIX, hl_dequantize renamed per level by isa_names.h);
+ * a native build (no HL_ISA_DISPATCH) compiles all of it once. */
+#ifndef HL_ISA_SUFFIX /* the type table: once */
 static const hl_type_traits traits_f32 = {"f32", 1, 4, 0};
 static const hl_type_traits traits_f16 = {"f16", 1, 2, 0};
 static const hl_type_traits traits_bf16 = {"bf16", 1, 2, 0};
@@ -70,6 +75,8 @@ int hl_type_row_bytes(uint32_t type, int64_t n, uint64_t *out) {
     uint64_t blocks = (uint64_t)(n / tr->block_elems);
     return !__builtin_mul_overflow(blocks, (uint64_t)tr->block_bytes, out);
 }
+#endif /* !HL_ISA_SUFFIX */
+#if !defined(HL_ISA_DISPATCH) || defined(HL_ISA_SUFFIX) /* the dequantizers: once per level */
 
 static float f16_at(const uint8_t *p) { return hl_f16_to_f32(hl_le16(p)); }
 
@@ -477,6 +484,9 @@ void hl_dequantize(uint32_t type, const void *src, float *dst, int64_t n_blocks)
     }
 }
 
+#endif /* dequantizers */
+
+#ifndef HL_ISA_SUFFIX /* scale checks and row views: once */
 /* Byte offsets of a block's f16 scale fields (-1: none). */
 static void scale_offsets(uint32_t type, int *a, int *b) {
     *a = -1;
@@ -504,12 +514,4 @@ int64_t hl_quant_find_bad_scale(uint32_t type, const void *src, int64_t n_blocks
     return -1;
 }
 
-void hl_qweight_blocks(const hl_qweight *w, int64_t r, int64_t b0, int64_t n, float *dst) {
-    const hl_type_traits *tr = hl_type_traits_of(w->type);
-    const uint8_t *row = (const uint8_t *)w->data + (uint64_t)r * w->row_bytes;
-    hl_dequantize(w->type, row + b0 * tr->block_bytes, dst, n);
-}
-
-void hl_qweight_row(const hl_qweight *w, int64_t r, float *dst) {
-    hl_qweight_blocks(w, r, 0, w->cols / hl_type_traits_of(w->type)->block_elems, dst);
-}
+#endif /* !HL_ISA_SUFFIX */

@@ -16,6 +16,7 @@
 #define HL_QUANT_QUANT_TYPES_H
 #include <stddef.h>
 #include <stdint.h>
+#include "util/isa_names.h" /* hl_dequantize exists once per SIMD level in a portable build */
 
 /* ggml tensor types we accept (numbering is ggml's; append-only). */
 typedef enum hl_tensor_type {
@@ -76,8 +77,6 @@ typedef struct hl_qweight {
     uint64_t row_bytes;
 } hl_qweight;
 
-/* dst[0..cols) = row r of w. */
-void hl_qweight_row(const hl_qweight *w, int64_t r, float *dst);
-/* dst[0 .. n·block_elems) = blocks b0 .. b0+n-1 of row r of w. */
-void hl_qweight_blocks(const hl_qweight *w, int64_t r, int64_t b0, int64_t n, float *dst);
+/* Reading rows of an hl_qweight (hl_qweight_row, hl_qweight_blocks) is in
+ * kernels/qweight_rows.h: it dequantizes at the SIMD level chosen at run time. */
 #endif

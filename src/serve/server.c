@@ -8,6 +8,7 @@
 #include "util/error.h"
 #include "util/json_nul.h"
 #include "util/utf8.h"
+#include "kernels/dispatch.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -1285,13 +1286,7 @@ hl_status hl_server_start(hl_engine *e, const hl_server_params *p, hl_server **o
     s->p = *p;
     s->started = time(NULL);
     atomic_store(&s->next_id, 1);
-#if defined(__AVX512F__)
-    const char *simd = "avx512";
-#elif defined(__AVX2__)
-    const char *simd = "avx2";
-#else
-    const char *simd = "generic";
-#endif
+    const char *simd = hl_isa_name(hl_isa_active()); /* the kernels' level, chosen at run time */
     snprintf(s->fingerprint, sizeof s->fingerprint, "hyperlora-%s-%s-%s-%016llx", HL_VERSION_STRING, simd,
              hl_engine_weight_layout(e), (unsigned long long)hl_model_fingerprint(hl_engine_base(e)));
     s->d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION | MHD_USE_ERROR_LOG,
