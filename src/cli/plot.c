@@ -3,7 +3,9 @@
 #include "cli/plot.h"
 #include "util/alloc.h"
 #include "util/error.h"
+#include "util/buffer.h"
 #include "util/fileio.h"
+#include "util/utf8.h"
 
 #include <cjson/cJSON.h>
 #include <math.h>
@@ -198,75 +200,29 @@ static void format_tick(char *buf, size_t cap, double v, double step) {
 
 /* ----------------------------------------------------------------- output */
 
-typedef struct {
-    char *buf;
-    size_t len, cap;
-    int oom;
-} sbuf;
-
-static void sb_grow(sbuf *b, size_t need) {
-    if (b->oom || b->len + need < b->cap) return;
-    size_t cap = b->cap ? b->cap : 4096;
-    while (cap <= b->len + need) cap *= 2;
-    char *nb = hl_realloc(b->buf, cap);
-    if (!nb) {
-        b->oom = 1;
-        return;
-    }
-    b->buf = nb;
-    b->cap = cap;
-}
-
-static void sb_printf(sbuf *b, const char *fmt, ...) HL_PRINTF(2, 3);
-static void sb_printf(sbuf *b, const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(NULL, 0, fmt, ap);
-    va_end(ap);
-    if (n < 0) return;
-    sb_grow(b, (size_t)n + 1);
-    if (b->oom) return;
-    va_start(ap, fmt);
-    vsnprintf(b->buf + b->len, b->cap - b->len, fmt, ap);
-    va_end(ap);
-    b->len += (size_t)n;
-}
-
-/* Length of a valid UTF-8 sequence at s (RFC 3629), or 0. */
-static size_t utf8_len(const unsigned char *s) {
-    unsigned c = s[0];
-    if (c >= 0xC2 && c <= 0xDF) return (s[1] & 0xC0) == 0x80 ? 2 : 0;
-    if (c >= 0xE0 && c <= 0xEF) {
-        unsigned lo = c == 0xE0 ? 0xA0 : 0x80, hi = c == 0xED ? 0x9F : 0xBF; /* no overlongs, no surrogates */
-        return s[1] >= lo && s[1] <= hi && (s[2] & 0xC0) == 0x80 ? 3 : 0;
-    }
-    if (c >= 0xF0 && c <= 0xF4) {
-        unsigned lo = c == 0xF0 ? 0x90 : 0x80, hi = c == 0xF4 ? 0x8F : 0xBF;
-        return s[1] >= lo && s[1] <= hi && (s[2] & 0xC0) == 0x80 && (s[3] & 0xC0) == 0x80 ? 4 : 0;
-    }
-    return 0;
-}
-
 /* Text content/attribute escaping. Control characters and invalid UTF-8 are
  * not allowed in XML at all, so they are replaced rather than escaped. */
-static void sb_xml(sbuf *b, const char *text) {
+static void sb_xml(hl_buf *b, const char *text) {
     const unsigned char *s = (const unsigned char *)text;
+    size_t left = strlen(text);
     while (*s) {
         unsigned c = *s;
         size_t n;
-        if (c == '&') sb_printf(b, "&amp;");
-        else if (c == '<') sb_printf(b, "&lt;");
-        else if (c == '>') sb_printf(b, "&gt;");
-        else if (c == '"') sb_printf(b, "&quot;");
-        else if (c == '\'') sb_printf(b, "&apos;");
-        else if (c < 0x20) sb_printf(b, " ");
-        else if (c < 0x80) sb_printf(b, "%c", (char)c);
-        else if ((n = utf8_len(s)) != 0) { /* utf8_len stops at the NUL: never reads past it */
-            sb_printf(b, "%.*s", (int)n, (const char *)s);
+        if (c == '&') hl_buf_printf(b, "&amp;");
+        else if (c == '<') hl_buf_printf(b, "&lt;");
+        else if (c == '>') hl_buf_printf(b, "&gt;");
+        else if (c == '"') hl_buf_printf(b, "&quot;");
+        else if (c == '\'') hl_buf_printf(b, "&apos;");
+        else if (c < 0x20) hl_buf_printf(b, " ");
+        else if (c < 0x80) hl_buf_printf(b, "%c", (char)c);
+        else if ((n = hl_utf8_decode(s, left, NULL, NULL)) != 0) {
+            hl_buf_put(b, s, n);
             s += n;
+            left -= n;
             continue;
-        } else sb_printf(b, "?");
+        } else hl_buf_printf(b, "?");
         s++;
+        left--;
     }
 }
 
@@ -277,61 +233,61 @@ typedef struct {
 static double px(const frame *f, double x) { return X0 + (x - f->x.lo) / (f->x.hi - f->x.lo) * (X1 - X0); }
 static double py(const frame *f, double y) { return Y1 - (y - f->y.lo) / (f->y.hi - f->y.lo) * (Y1 - Y0); }
 
-static void draw_axes(sbuf *b, const frame *f) {
+static void draw_axes(hl_buf *b, const frame *f) {
     char label[64];
-    sb_printf(b, "<g stroke=\"#e6e6e6\" stroke-width=\"1\">\n");
+    hl_buf_printf(b, "<g stroke=\"#e6e6e6\" stroke-width=\"1\">\n");
     for (int i = 0; i < f->x.n; i++) {
         double x = px(f, f->x.lo + i * f->x.step);
-        sb_printf(b, "<line x1=\"%.2f\" y1=\"%.2f\" x2=\"%.2f\" y2=\"%.2f\"/>\n", x, Y0, x, Y1);
+        hl_buf_printf(b, "<line x1=\"%.2f\" y1=\"%.2f\" x2=\"%.2f\" y2=\"%.2f\"/>\n", x, Y0, x, Y1);
     }
     for (int i = 0; i < f->y.n; i++) {
         double y = py(f, f->y.lo + i * f->y.step);
-        sb_printf(b, "<line x1=\"%.2f\" y1=\"%.2f\" x2=\"%.2f\" y2=\"%.2f\"/>\n", X0, y, X1, y);
+        hl_buf_printf(b, "<line x1=\"%.2f\" y1=\"%.2f\" x2=\"%.2f\" y2=\"%.2f\"/>\n", X0, y, X1, y);
     }
-    sb_printf(b, "</g>\n<rect x=\"%.2f\" y=\"%.2f\" width=\"%.2f\" height=\"%.2f\" fill=\"none\" stroke=\"#333333\"/>\n",
+    hl_buf_printf(b, "</g>\n<rect x=\"%.2f\" y=\"%.2f\" width=\"%.2f\" height=\"%.2f\" fill=\"none\" stroke=\"#333333\"/>\n",
               X0, Y0, X1 - X0, Y1 - Y0);
-    sb_printf(b, "<g stroke=\"#333333\">\n");
+    hl_buf_printf(b, "<g stroke=\"#333333\">\n");
     for (int i = 0; i < f->x.n; i++) {
         double x = px(f, f->x.lo + i * f->x.step);
-        sb_printf(b, "<line x1=\"%.2f\" y1=\"%.2f\" x2=\"%.2f\" y2=\"%.2f\"/>\n", x, Y1, x, Y1 + 5);
+        hl_buf_printf(b, "<line x1=\"%.2f\" y1=\"%.2f\" x2=\"%.2f\" y2=\"%.2f\"/>\n", x, Y1, x, Y1 + 5);
     }
     for (int i = 0; i < f->y.n; i++) {
         double y = py(f, f->y.lo + i * f->y.step);
-        sb_printf(b, "<line x1=\"%.2f\" y1=\"%.2f\" x2=\"%.2f\" y2=\"%.2f\"/>\n", X0 - 5, y, X0, y);
+        hl_buf_printf(b, "<line x1=\"%.2f\" y1=\"%.2f\" x2=\"%.2f\" y2=\"%.2f\"/>\n", X0 - 5, y, X0, y);
     }
-    sb_printf(b, "</g>\n<g fill=\"#333333\" font-size=\"11\">\n");
+    hl_buf_printf(b, "</g>\n<g fill=\"#333333\" font-size=\"11\">\n");
     for (int i = 0; i < f->x.n; i++) {
         double v = f->x.lo + i * f->x.step;
         format_tick(label, sizeof label, v, f->x.step);
-        sb_printf(b, "<text x=\"%.2f\" y=\"%.2f\" text-anchor=\"middle\">%s</text>\n", px(f, v), Y1 + 18, label);
+        hl_buf_printf(b, "<text x=\"%.2f\" y=\"%.2f\" text-anchor=\"middle\">%s</text>\n", px(f, v), Y1 + 18, label);
     }
     for (int i = 0; i < f->y.n; i++) {
         double v = f->y.lo + i * f->y.step;
         format_tick(label, sizeof label, v, f->y.step);
-        sb_printf(b, "<text x=\"%.2f\" y=\"%.2f\" text-anchor=\"end\">%s</text>\n", X0 - 8, py(f, v) + 4, label);
+        hl_buf_printf(b, "<text x=\"%.2f\" y=\"%.2f\" text-anchor=\"end\">%s</text>\n", X0 - 8, py(f, v) + 4, label);
     }
-    sb_printf(b, "</g>\n");
-    sb_printf(b, "<text x=\"%.2f\" y=\"%d\" text-anchor=\"middle\" font-size=\"13\">step</text>\n", (X0 + X1) / 2,
+    hl_buf_printf(b, "</g>\n");
+    hl_buf_printf(b, "<text x=\"%.2f\" y=\"%d\" text-anchor=\"middle\" font-size=\"13\">step</text>\n", (X0 + X1) / 2,
               H - 14);
-    sb_printf(b, "<text transform=\"translate(20,%.2f) rotate(-90)\" text-anchor=\"middle\" font-size=\"13\">loss</text>\n",
+    hl_buf_printf(b, "<text transform=\"translate(20,%.2f) rotate(-90)\" text-anchor=\"middle\" font-size=\"13\">loss</text>\n",
               (Y0 + Y1) / 2);
 }
 
-static void draw_series(sbuf *b, const frame *f, const series *s, const char *color, int markers) {
+static void draw_series(hl_buf *b, const frame *f, const series *s, const char *color, int markers) {
     if (!s->n) return;
-    sb_printf(b, "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"1.5\" stroke-linejoin=\"round\" points=\"",
+    hl_buf_printf(b, "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"1.5\" stroke-linejoin=\"round\" points=\"",
               color);
     for (size_t i = 0; i < s->n; i++)
-        sb_printf(b, "%s%.2f,%.2f", i ? " " : "", px(f, s->v[i].x), py(f, s->v[i].y));
-    sb_printf(b, "\"/>\n");
+        hl_buf_printf(b, "%s%.2f,%.2f", i ? " " : "", px(f, s->v[i].x), py(f, s->v[i].y));
+    hl_buf_printf(b, "\"/>\n");
     if (!markers) return;
-    sb_printf(b, "<g fill=\"%s\">\n", color);
+    hl_buf_printf(b, "<g fill=\"%s\">\n", color);
     for (size_t i = 0; i < s->n; i++)
-        sb_printf(b, "<circle cx=\"%.2f\" cy=\"%.2f\" r=\"3\"/>\n", px(f, s->v[i].x), py(f, s->v[i].y));
-    sb_printf(b, "</g>\n");
+        hl_buf_printf(b, "<circle cx=\"%.2f\" cy=\"%.2f\" r=\"3\"/>\n", px(f, s->v[i].x), py(f, s->v[i].y));
+    hl_buf_printf(b, "</g>\n");
 }
 
-static void draw_legend(sbuf *b, const series *train, double train_final, const series *eval, double eval_final) {
+static void draw_legend(hl_buf *b, const series *train, double train_final, const series *eval, double eval_final) {
     char lines[2][96];
     const char *colors[2];
     int marker[2], n = 0;
@@ -350,17 +306,17 @@ static void draw_legend(sbuf *b, const series *train, double train_final, const 
         if (strlen(lines[i]) > longest) longest = strlen(lines[i]);
     /* No text metrics in SVG: ~6.5 px per 12 px sans-serif character is enough room. */
     double w = 40 + 6.5 * (double)longest, h = 10 + 18.0 * n, x = X1 - 10 - w, y = Y0 + 10;
-    sb_printf(b, "<g font-size=\"12\">\n<rect x=\"%.2f\" y=\"%.2f\" width=\"%.2f\" height=\"%.2f\" fill=\"#ffffff\" "
+    hl_buf_printf(b, "<g font-size=\"12\">\n<rect x=\"%.2f\" y=\"%.2f\" width=\"%.2f\" height=\"%.2f\" fill=\"#ffffff\" "
                  "fill-opacity=\"0.9\" stroke=\"#999999\"/>\n", x, y, w, h);
     for (int i = 0; i < n; i++) {
         double ly = y + 14 + 18.0 * i;
-        sb_printf(b, "<line x1=\"%.2f\" y1=\"%.2f\" x2=\"%.2f\" y2=\"%.2f\" stroke=\"%s\" stroke-width=\"2\"/>\n", x + 8,
+        hl_buf_printf(b, "<line x1=\"%.2f\" y1=\"%.2f\" x2=\"%.2f\" y2=\"%.2f\" stroke=\"%s\" stroke-width=\"2\"/>\n", x + 8,
                   ly, x + 30, ly, colors[i]);
-        if (marker[i]) sb_printf(b, "<circle cx=\"%.2f\" cy=\"%.2f\" r=\"3\" fill=\"%s\"/>\n", x + 19, ly,
+        if (marker[i]) hl_buf_printf(b, "<circle cx=\"%.2f\" cy=\"%.2f\" r=\"3\" fill=\"%s\"/>\n", x + 19, ly,
                                                colors[i]);
-        sb_printf(b, "<text x=\"%.2f\" y=\"%.2f\">%s</text>\n", x + 36, ly + 4, lines[i]);
+        hl_buf_printf(b, "<text x=\"%.2f\" y=\"%.2f\">%s</text>\n", x + 36, ly + 4, lines[i]);
     }
-    sb_printf(b, "</g>\n");
+    hl_buf_printf(b, "</g>\n");
 }
 
 static void range_of(const series *s, double *xlo, double *xhi, double *ylo, double *yhi) {
@@ -376,7 +332,7 @@ hl_status hl_plot_metrics_svg(const char *metrics_path, const char *svg_path, co
     if (!metrics_path || !svg_path) return hl_fail(err, HL_ERR_INVALID_ARG, "plot: needs a metrics file and an output file");
     if (!title || !*title) title = "Training loss";
     series train = {0}, eval = {0};
-    sbuf b = {0};
+    hl_buf b = {0};
     hl_status s = read_metrics(metrics_path, &train, &eval, err);
     if (s != HL_OK) goto done;
     if (train.n) qsort(train.v, train.n, sizeof *train.v, cmp_point); /* v is NULL when empty */
@@ -391,31 +347,31 @@ hl_status hl_plot_metrics_svg(const char *metrics_path, const char *svg_path, co
     range_of(&eval, &xlo, &xhi, &ylo, &yhi);
     frame f = {make_axis(xlo, xhi, 1), make_axis(ylo, yhi, 0)};
 
-    sb_printf(&b, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" viewBox=\"0 0 %d %d\" "
+    hl_buf_printf(&b, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" viewBox=\"0 0 %d %d\" "
                   "font-family=\"sans-serif\" font-size=\"12\">\n<title>", W, H, W, H);
     sb_xml(&b, title);
-    sb_printf(&b, "</title>\n<rect width=\"%d\" height=\"%d\" fill=\"#ffffff\"/>\n", W, H);
-    sb_printf(&b, "<text x=\"%d\" y=\"30\" text-anchor=\"middle\" font-size=\"16\" font-weight=\"bold\">", W / 2);
+    hl_buf_printf(&b, "</title>\n<rect width=\"%d\" height=\"%d\" fill=\"#ffffff\"/>\n", W, H);
+    hl_buf_printf(&b, "<text x=\"%d\" y=\"30\" text-anchor=\"middle\" font-size=\"16\" font-weight=\"bold\">", W / 2);
     sb_xml(&b, title);
-    sb_printf(&b, "</text>\n");
+    hl_buf_printf(&b, "</text>\n");
     draw_axes(&b, &f);
     /* A lone point draws no line, so it gets a marker. */
     draw_series(&b, &f, &train, TRAIN_COLOR, train.n == 1);
     draw_series(&b, &f, &eval, EVAL_COLOR, eval.n <= MAX_MARKERS);
     draw_legend(&b, &train, train_final, &eval, eval_final);
-    sb_printf(&b, "</svg>\n");
+    hl_buf_printf(&b, "</svg>\n");
     if (b.oom) {
         s = hl_fail(err, HL_ERR_NOMEM, "%s: out of memory", svg_path);
         goto done;
     }
     hl_atomic_file af;
     s = hl_atomic_file_open(&af, svg_path, err);
-    if (s == HL_OK) s = hl_atomic_file_write(&af, b.buf, b.len, err);
+    if (s == HL_OK) s = hl_atomic_file_write(&af, b.p, b.len, err);
     if (s == HL_OK) s = hl_atomic_file_commit(&af, err);
     else hl_atomic_file_abort(&af);
 done:
     hl_free(train.v);
     hl_free(eval.v);
-    hl_free(b.buf);
+    hl_buf_free(&b);
     return s;
 }
