@@ -293,6 +293,8 @@ static void norm_weight_grad(float *gw, const float *x, const float *dy, int64_t
 hl_status hl_trainer_init(const hl_model *m, hl_adapter *ad, const hl_trainer_params *p, hl_trainer **out,
                           hl_error *err) {
     *out = NULL;
+    hl_status is = hl_isa_check(err); /* a $HYPERLORA_ISA this CPU or build cannot run is refused, as contexts do */
+    if (is != HL_OK) return is;
     const hl_model_config *c = &m->cfg;
     if (p->batch < 1 || p->ctx < 1 || p->ctx > 4096 || p->ctx > c->seq_len || (int64_t)p->batch * p->ctx > (1 << 22))
         return hl_fail(err, HL_ERR_INVALID_ARG, "train: batch %d x ctx %d is out of range (ctx <= min(4096, %d))",
