@@ -79,6 +79,27 @@ typed=$(field 'd["text"]')
 expect 400 POST /v1/scenes/decode "{\"parts\":[\"a\"],\"scene\":\"Δ21\",$D}"
 expect 400 POST /v1/scenes/decode "{\"parts\":\"a\",$D}"
 
+# A bundle in the request, over loaded adapters: the entry for the job's
+# (form, register) wins as in bundle files (exact, then form *, * register, * *).
+expect 200 POST /v1/scenes/decode '{"scene":"Δ21","form":"symbols","max_tokens":20,"adapters":[{"name":"dec","scale":0.5}]}'
+half=$(field 'd["text"]')
+expect 200 POST /v1/scenes/decode '{"scene":"Δ21","max_tokens":20,"adapters":[{"name":"dec"}]}'
+full=$(field 'd["text"]')
+B='"bundle":{"decoders":[{"form":"*","register":"*","adapters":[{"name":"dec"}]},{"form":"symbols","register":"*","adapters":[{"name":"dec","scale":0.5}]}]}'
+expect 200 POST /v1/scenes/decode "{\"scene\":\"Δ21\",\"form\":\"symbols\",\"max_tokens\":20,$B}"
+[ "$(field 'd["text"]')" = "$half" ] || fail "request bundle (symbols entry) gave '$(field 'd["text"]')', wanted '$half'"
+expect 200 POST /v1/scenes/decode "{\"scene\":\"Δ21\",\"max_tokens\":20,$B}"
+[ "$(field 'd["text"]')" = "$full" ] || fail "request bundle (* entry) gave '$(field 'd["text"]')', wanted '$full'"
+[ "$half" != "$full" ] || fail "scale 0.5 and 1 decode alike: the bundle check proves nothing"
+expect 400 POST /v1/scenes/decode '{"scene":"Δ21","bundle":{"decoders":[{"form":"text","register":"logical","adapters":[]}]}}'
+expect 400 POST /v1/scenes/decode '{"scene":"Δ21","bundle":{"decoders":[]}}'
+expect 400 POST /v1/scenes/decode '{"scene":"Δ21","bundle":{"decoders":[{"form":"poem","register":"*","adapters":[]}]}}'
+expect 400 POST /v1/scenes/decode '{"scene":"Δ21","bundle":{"decoders":[{"form":"*","register":"*"}]}}'
+expect 400 POST /v1/scenes/decode '{"scene":"Δ21","bundle":{"decoders":[{"form":"*","register":"*","adapters":[]},{"form":"*","register":"*","adapters":[]}]}}'
+expect 400 POST /v1/scenes/decode '{"scene":"Δ21","bundle":"dec.gguf"}'
+expect 400 POST /v1/scenes/decode "{\"scene\":\"Δ21\",\"adapters\":[{\"name\":\"dec\"}],$B}"
+expect 404 POST /v1/scenes/decode '{"scene":"Δ21","bundle":{"decoders":[{"form":"*","register":"*","adapters":[{"name":"nope"}]}]}}'
+
 # Streaming: the events put together are the plain answer.
 curl -sN -d "{\"scene\":\"Δ21\",\"stream\":true,$D}" "$U/v1/scenes/decode" > stream.txt
 streamed=$(python3 -c '

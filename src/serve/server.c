@@ -678,6 +678,61 @@ static enum MHD_Result do_completions(hl_server *s, struct MHD_Connection *c, co
 
 
 /* One scene of a decode request into d (vectors into *vec, hl_malloc'd). */
+/* A decoder bundle sent in the request, over loaded adapters:
+ *   {"decoders": [{"form": F|"*", "register": R|"*", "adapters": [{"name"|"id", "scale"}]}, ...]}
+ * The job takes the entry for its (form, register), preferring as bundle
+ * files do (hyperlexeme/bundle.h): exact, (form, *), (*, register), (*, *).
+ * Adapters are named, never paths: a client cannot make the server open files. */
+static int read_request_bundle(const cJSON *bj, hl_job_desc *d, hl_job_adapter *ads, char *msg, size_t cap) {
+    const cJSON *decs = cJSON_GetObjectItemCaseSensitive(bj, "decoders");
+    int n = cJSON_IsArray(decs) ? cJSON_GetArraySize(decs) : -1;
+    if (n < 1 || n > 256) {
+        snprintf(msg, cap, "bundle: \"decoders\" must be an array of 1..256 entries");
+        return 0;
+    }
+    const cJSON *best = NULL;
+    int best_rank = 4, i = 0, seen[HL_FORM_COUNT + 1][HL_REGISTER_COUNT + 1] = {{0}};
+    const cJSON *e;
+    cJSON_ArrayForEach(e, decs) {
+        const char *f = NULL, *r = NULL;
+        if (!cJSON_IsObject(e) || !field_string(e, "form", &f, msg, cap) || !field_string(e, "register", &r, msg, cap)) {
+            if (!cJSON_IsObject(e)) snprintf(msg, cap, "bundle: decoders[%d] must be an object", i);
+            return 0;
+        }
+        int fi = !f || !strcmp(f, "*") ? HL_FORM_COUNT : hl_form_from_name(f);
+        int ri = !r || !strcmp(r, "*") ? HL_REGISTER_COUNT : hl_register_from_name(r);
+        if (fi < 0 || ri < 0) {
+            snprintf(msg, cap, "bundle: decoders[%d]: unknown %s \"%.64s\"", i, fi < 0 ? "form" : "register",
+                     fi < 0 ? f : r);
+            return 0;
+        }
+        if (seen[fi][ri]++) {
+            snprintf(msg, cap, "bundle: decoders[%d]: a second entry for form %s, register %s", i,
+                     fi == HL_FORM_COUNT ? "*" : hl_form_name(fi), ri == HL_REGISTER_COUNT ? "*" : hl_register_name(ri));
+            return 0;
+        }
+        if (!cJSON_IsArray(cJSON_GetObjectItemCaseSensitive(e, "adapters"))) {
+            snprintf(msg, cap, "bundle: decoders[%d] needs \"adapters\": [{\"name\", \"scale\"}]", i);
+            return 0;
+        }
+        int fm = fi == d->form, fa = fi == HL_FORM_COUNT, rm = ri == d->reg, ra = ri == HL_REGISTER_COUNT;
+        int rank = fm && rm ? 0 : fm && ra ? 1 : fa && rm ? 2 : fa && ra ? 3 : 4;
+        if (rank < best_rank) {
+            best_rank = rank;
+            best = e;
+        }
+        i++;
+    }
+    if (!best) {
+        snprintf(msg, cap, "bundle: no decoder for form %s, register %s", hl_form_name(d->form),
+                 hl_register_name(d->reg));
+        return 0;
+    }
+    if (!read_adapters(best, "adapters", d, ads, msg, cap)) return 0;
+    d->use_adapters = 1;
+    return 1;
+}
+
 static int read_scene(hl_server *s, const cJSON *o, hl_job_desc *d, hl_job_adapter *ads, float **vec, char *msg,
                       size_t cap) {
     const char *form = "text", *reg = "poetic";
@@ -686,13 +741,10 @@ static int read_scene(hl_server *s, const cJSON *o, hl_job_desc *d, hl_job_adapt
         !field_string(o, "register", &reg, msg, cap) || !read_sampling(s, o, d, 128, 0.0, msg, cap) ||
         !read_adapters(o, "adapters", d, ads, msg, cap))
         return 0;
-    int bundle = 1;
-    if (!field_bool(o, "bundle", &bundle, msg, cap)) return 0;
     if (cJSON_GetObjectItemCaseSensitive(o, "adapters") && cJSON_GetObjectItemCaseSensitive(o, "bundle")) {
         snprintf(msg, cap, "give \"adapters\" or \"bundle\", not both");
         return 0;
     }
-    if (!bundle && !d->use_adapters) d->use_adapters = 1; /* "bundle": false: no adapters at all */
     if ((d->form = hl_form_from_name(form)) < 0) {
         snprintf(msg, cap, "unknown form \"%.64s\" (text, symbols, formula, dialogue, report)", form);
         return 0;
@@ -700,6 +752,17 @@ static int read_scene(hl_server *s, const cJSON *o, hl_job_desc *d, hl_job_adapt
     if ((d->reg = hl_register_from_name(reg)) < 0) {
         snprintf(msg, cap, "unknown register \"%.64s\" (poetic, logical, technical)", reg);
         return 0;
+    }
+    const cJSON *bj = cJSON_GetObjectItemCaseSensitive(o, "bundle");
+    if (cJSON_IsObject(bj)) {
+        if (!read_request_bundle(bj, d, ads, msg, cap)) return 0;
+    } else {
+        int bundle = 1;
+        if (!field_bool(o, "bundle", &bundle, msg, cap)) {
+            snprintf(msg, cap, "field \"bundle\" must be true, false or a bundle object {\"decoders\": [...]}");
+            return 0;
+        }
+        if (!bundle && !d->use_adapters) d->use_adapters = 1; /* "bundle": false: no adapters at all */
     }
     const cJSON *sv = cJSON_GetObjectItemCaseSensitive(o, "scene_vector");
     if (sv && !cJSON_IsNull(sv)) {
