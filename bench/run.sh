@@ -10,7 +10,9 @@
 #       3 alternating rounds of the training benchmarks;
 #   always: LoRA training throughput and padding in the three --pack modes on
 #       the example scene data (bench/pack.sh), and the composition rules
-#       compared on a generated scene corpus (bench/compose.sh, ~3 min).
+#       compared on a generated scene corpus (bench/compose.sh, ~3 min), and
+#       serving throughput against the number of distinct adapters
+#       (bench/serve_adapters.sh, ~3 min; s110M too with BENCH_FULL=1).
 #
 # Environment:
 #   BENCH_PEER=1     also run the PyTorch peer (../shared/bench/bench.py) on the
@@ -265,6 +267,19 @@ bash "$ROOT/bench/pack.sh" "$BUILD" "$OUT" || true
 say "composition rules: parts, slots, ranked on a generated corpus"
 wait_quiet
 bash "$ROOT/bench/compose.sh" "$BUILD" "" "$OUT" || true
+
+# ---------------------------------------------------------------- serving with many adapters
+# Aggregate decode tok/s, TTFT and token-gap percentiles with 0, 1, 8 and 32
+# distinct adapters among 32 concurrent requests (serve_adapters.sh, ~3 min;
+# BENCH_FULL adds the s110M shape).
+say "serving: 32 concurrent requests over 1, 8, 32 distinct adapters (s15M)"
+wait_quiet
+bash "$ROOT/bench/serve_adapters.sh" "$BUILD" "$OUT" || true
+if [ "${BENCH_FULL:-0}" = 1 ]; then
+    say "serving: the same on s110M"
+    wait_quiet
+    SERVE_PRESET=s110M SERVE_TOKENS=32 bash "$ROOT/bench/serve_adapters.sh" "$BUILD" "$OUT/s110M" || true
+fi
 
 # ---------------------------------------------------------------- bounds
 # Hostile-input budgets (a hostile file must not cost time or memory): a 100,000-entry lexicon loads in < 1 s, and
