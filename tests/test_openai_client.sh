@@ -8,34 +8,12 @@
 # Skips when node is missing, unless HL_REQUIRE_ALL=1 (CI).
 # Usage: test_openai_client.sh HYPERLORA SHARED
 set -uo pipefail
-HL=$(cd "$(dirname "$1")" && pwd)/$(basename "$1"); S=$(cd "$2" && pwd)
-BUILD=$(dirname "$HL")
-ROOT=$(cd "$(dirname "$0")/.." && pwd)
-M=$S/models/stories260K/stories260K-f32.gguf
+. "$(dirname "$0")/serve_common.sh" "$@"
 R4=$S/oracle/llamacpp/random_lora_r4.gguf
-skip() {
-  if [ "${HL_REQUIRE_ALL:-0}" = 1 ]; then echo "FAIL: $1"; exit 1; fi
-  echo "SKIP: $1 (scripts/deps.sh test installs it)"; exit 0
-}
-command -v node >/dev/null || skip "node is missing"
-command -v npm >/dev/null || skip "npm is missing"
+npm_packages openai-client "$ROOT/examples/serve"
 W=$BUILD/openai-client
-if [ ! -d "$W/node_modules/openai" ] || ! cmp -s "$ROOT/examples/serve/package-lock.json" "$W/package-lock.json"; then
-  mkdir -p "$W" && cp "$ROOT/examples/serve/package.json" "$ROOT/examples/serve/package-lock.json" "$W/" &&
-    (cd "$W" && npm ci --no-audit --no-fund >npm.log 2>&1) || { cat "$W/npm.log"; echo "FAIL: npm ci"; exit 1; }
-fi
 cp "$ROOT/examples/serve/openai_client.mjs" "$W/"
-
-T=$(mktemp -d)
-PID=
-cleanup() { [ -n "$PID" ] && kill "$PID" 2>/dev/null && wait "$PID" 2>/dev/null; rm -rf "$T"; }
-trap cleanup EXIT
-cd "$T"
-$HL serve -m $M --lora r4=$R4 --port 0 2> serve.log &
-PID=$!
-for _ in $(seq 100); do grep -q "listening on" serve.log 2>/dev/null && break; sleep 0.1; done
-PORT=$(grep -o '127.0.0.1:[0-9]*' serve.log | cut -d: -f2)
-[ -n "$PORT" ] || { cat serve.log; echo "FAIL: the server did not start"; exit 1; }
+start_server --lora r4=$R4
 node "$W/openai_client.mjs" "http://127.0.0.1:$PORT/v1" r4 > client.json 2> client.err ||
   { cat client.err; echo "FAIL: the openai client"; exit 1; }
 $HL generate -m $M --lora $R4 -p "Once upon a time" -n 24 --temp 0.8 --seed 7 2>/dev/null > gen.txt

@@ -7,18 +7,8 @@
 # this size also runs under ASan/UBSan (make test-sanitize).
 # Usage: test_serve_load.sh HYPERLORA SHARED
 set -uo pipefail
-HL=$(cd "$(dirname "$1")" && pwd)/$(basename "$1"); S=$(cd "$2" && pwd)
-ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-M=$S/models/stories260K/stories260K-f32.gguf
-T=$(mktemp -d)
-PID=
-cleanup() { [ -n "$PID" ] && kill "$PID" 2>/dev/null && wait "$PID" 2>/dev/null; rm -rf "$T"; }
-trap cleanup EXIT
-cd "$T"
-L=$ROOT/examples/scenes
-grep -h '"scene": "Δ2[0-2]"' "$L/train.jsonl" > tr.jsonl
-$HL train -m $M --lexicon "$L/lexicon.jsonl" --compose parts+facets --data tr.jsonl --steps 10 --rank 4 --ctx 144 \
-  --val-fraction 0 --threads 2 -o dec.gguf --plain >/dev/null 2>&1 || { echo "FAIL: training the decoder"; exit 1; }
+. "$(dirname "$0")/serve_common.sh" "$@"
+train_decoder dec.gguf "$ROOT/examples/scenes/lexicon.jsonl" 10
 for i in 0 1; do
   printf '{"text": "Once upon a time there was a little %s."}\n' cat dog > d.jsonl
   $HL train -m $M --data d.jsonl --rank 4 --steps 3 --batch 1 --ctx 32 --seed $((i + 1)) --lr 1e-2 --val-fraction 0 \
@@ -28,12 +18,8 @@ done
 # (a cancelled request holds its slot until the next step drops it); past
 # --max-seqs the server answers 503 by design, which this test counts as an error.
 CLIENTS=${LOAD_CLIENTS:-16}
-$HL serve -m $M --port 0 --threads 2 --max-seqs $((CLIENTS + 16)) --lora dec=dec.gguf --lora a0=a0.gguf --lora a1=a1.gguf \
-  --lora r4="$S/oracle/llamacpp/random_lora_r4.gguf" 2> serve.log &
-PID=$!
-for _ in $(seq 200); do grep -q "listening on" serve.log 2>/dev/null && break; sleep 0.1; done
-PORT=$(grep -o '127.0.0.1:[0-9]*' serve.log | cut -d: -f2)
-[ -n "$PORT" ] || { cat serve.log; echo "FAIL: the server did not start"; exit 1; }
+start_server --threads 2 --max-seqs $((CLIENTS + 16)) --lora dec=dec.gguf --lora a0=a0.gguf --lora a1=a1.gguf \
+  --lora r4="$S/oracle/llamacpp/random_lora_r4.gguf"
 python3 "$ROOT/tests/serve_load.py" "$PORT" "$PID" "${LOAD_SECONDS:-10}" "$CLIENTS" || {
   tail -20 serve.log; exit 1; }
 kill -0 "$PID" 2>/dev/null || { tail -20 serve.log; echo "FAIL: the server died"; exit 1; }

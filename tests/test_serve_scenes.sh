@@ -6,25 +6,10 @@
 # clear 4xx for each kind of bad request.
 # Usage: test_serve_scenes.sh HYPERLORA SHARED
 set -uo pipefail
-HL=$(cd "$(dirname "$1")" && pwd)/$(basename "$1"); S=$(cd "$2" && pwd)
-ROOT=$(cd "$(dirname "$0")/.." && pwd)
-M=$S/models/stories260K/stories260K-f32.gguf
-T=$(mktemp -d)
-PID=
-cleanup() { [ -n "$PID" ] && kill "$PID" 2>/dev/null && wait "$PID" 2>/dev/null; rm -rf "$T"; }
-trap cleanup EXIT
-cd "$T"
-L=$ROOT/examples/scenes
-head -40 "$L/lexicon.jsonl" > lex40.jsonl
-grep -h '"scene": "Δ2[0-2]"' "$L/train.jsonl" > tr.jsonl
-$HL train -m $M --lexicon lex40.jsonl --compose parts+facets --data tr.jsonl --steps 20 --rank 4 --ctx 144 \
-  --val-fraction 0 --threads 2 -o dec.gguf --plain >/dev/null 2>&1 || { echo "FAIL: training the decoder"; exit 1; }
-$HL serve -m $M --lora dec=dec.gguf --port 0 2> serve.log &
-PID=$!
-for _ in $(seq 100); do grep -q "listening on" serve.log 2>/dev/null && break; sleep 0.1; done
-PORT=$(grep -o '127.0.0.1:[0-9]*' serve.log | cut -d: -f2)
-[ -n "$PORT" ] || { cat serve.log; echo "FAIL: the server did not start"; exit 1; }
-U=http://127.0.0.1:$PORT
+. "$(dirname "$0")/serve_common.sh" "$@"
+head -40 "$ROOT/examples/scenes/lexicon.jsonl" > lex40.jsonl
+train_decoder dec.gguf lex40.jsonl 20
+start_server --lora dec=dec.gguf
 fails=0
 fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
 # expect CODE METHOD PATH [BODY]: the status code, and a JSON error message for 4xx.

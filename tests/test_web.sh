@@ -9,42 +9,16 @@
 # Skips when node or chromium is missing, unless HL_REQUIRE_ALL=1 (CI).
 # Usage: test_web.sh HYPERLORA SHARED
 set -uo pipefail
-HL=$(cd "$(dirname "$1")" && pwd)/$(basename "$1"); S=$(cd "$2" && pwd)
-BUILD=$(dirname "$HL")
-ROOT=$(cd "$(dirname "$0")/.." && pwd)
-M=$S/models/stories260K/stories260K-f32.gguf
+. "$(dirname "$0")/serve_common.sh" "$@"
 CHROMIUM=${CHROMIUM:-/usr/bin/chromium}
-skip() {
-  if [ "${HL_REQUIRE_ALL:-0}" = 1 ]; then echo "FAIL: $1"; exit 1; fi
-  echo "SKIP: $1 (scripts/deps.sh test installs it)"; exit 0
-}
-command -v node >/dev/null || skip "node is missing"
-command -v npm >/dev/null || skip "npm is missing"
 [ -x "$CHROMIUM" ] || skip "chromium is missing at $CHROMIUM"
-
 # Playwright's driver from the lock file, installed once per build tree.
+npm_packages web-test "$ROOT/tests/web"
 W=$BUILD/web-test
-if [ ! -d "$W/node_modules/playwright-core" ] || ! cmp -s "$ROOT/tests/web/package-lock.json" "$W/package-lock.json"; then
-  mkdir -p "$W" && cp "$ROOT/tests/web/package.json" "$ROOT/tests/web/package-lock.json" "$W/" &&
-    (cd "$W" && npm ci --no-audit --no-fund >npm.log 2>&1) || { cat "$W/npm.log"; echo "FAIL: npm ci"; exit 1; }
-fi
 cp "$ROOT/tests/web/page_test.mjs" "$W/"
-
-T=$(mktemp -d)
-PID=
-cleanup() { [ -n "$PID" ] && kill "$PID" 2>/dev/null && wait "$PID" 2>/dev/null; rm -rf "$T"; }
-trap cleanup EXIT
-cd "$T"
-L=$ROOT/examples/scenes
-head -40 "$L/lexicon.jsonl" > lex40.jsonl
-grep -h '"scene": "Δ2[0-2]"' "$L/train.jsonl" > tr.jsonl
-$HL train -m $M --lexicon lex40.jsonl --compose parts+facets --data tr.jsonl --steps 20 --rank 4 --ctx 144 \
-  --val-fraction 0 --threads 2 -o dec.gguf --plain >/dev/null 2>&1 || { echo "FAIL: training the decoder"; exit 1; }
-$HL serve -m $M --lora dec=dec.gguf --port 0 2> serve.log &
-PID=$!
-for _ in $(seq 100); do grep -q "listening on" serve.log 2>/dev/null && break; sleep 0.1; done
-PORT=$(grep -o '127.0.0.1:[0-9]*' serve.log | cut -d: -f2)
-[ -n "$PORT" ] || { cat serve.log; echo "FAIL: the server did not start"; exit 1; }
+head -40 "$ROOT/examples/scenes/lexicon.jsonl" > lex40.jsonl
+train_decoder dec.gguf lex40.jsonl 20
+start_server --lora dec=dec.gguf
 
 SHOT=${HL_WEB_SCREENSHOT:-$T/page.png}
 CHROMIUM=$CHROMIUM node "$W/page_test.mjs" "http://127.0.0.1:$PORT/" "$SHOT" > page.json 2> page.err ||

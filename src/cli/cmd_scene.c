@@ -3,6 +3,7 @@
  * lexemes, and (with a decoder) what it decodes to in every form. */
 #include "cli/cli.h"
 #include "util/escape.h"
+#include "hyperlexeme/explain.h"
 #include "hyperlexeme/scene.h"
 #include "model/model.h"
 #include "text/tokenizer.h"
@@ -14,24 +15,6 @@
 #include <string.h>
 
 static const char *CMD = "scene";
-
-typedef struct { double sim; int32_t id; } scored;
-
-static int by_sim_desc(const void *a, const void *b) {
-    const scored *x = a, *y = b;
-    if (x->sim != y->sim) return x->sim > y->sim ? -1 : 1;
-    return x->id < y->id ? -1 : (x->id > y->id);
-}
-
-static double cosine(const float *a, const float *b, int64_t n) {
-    double ab = 0, aa = 0, bb = 0;
-    for (int64_t i = 0; i < n; i++) {
-        ab += (double)a[i] * b[i];
-        aa += (double)a[i] * a[i];
-        bb += (double)b[i] * b[i];
-    }
-    return aa > 0 && bb > 0 ? ab / sqrt(aa * bb) : 0;
-}
 
 int cmd_scene(int argc, char **argv) {
     if (argc >= 2 && !strcmp(argv[1], "synth")) return cmd_scene_synth(argc - 1, argv + 1);
@@ -84,7 +67,6 @@ int cmd_scene(int argc, char **argv) {
         return cli_error(CMD, "\"%s\" is not in the lexicon (%d entries)", hl_escape_str(lexeme, shown, sizeof shown),
                          hl_lexicon_n_entries(lex));
     }
-    const int64_t C = base->cfg.dim;
     const float *e = hl_lexicon_embedding(lex, i);
     /* Lexemes, parts, facets and pieces come from files: every one is shown through hl_escape. */
     char shown[HL_ESCAPE_NAME];
@@ -103,38 +85,31 @@ int cmd_scene(int argc, char **argv) {
         }
         printf("\n");
     }
-    int32_t V = base->n_vocab_base, n_lex = hl_lexicon_n_entries(lex);
-    scored *sc = malloc(sizeof *sc * (size_t)(V > n_lex ? V : n_lex));
-    if (!sc) {
+    hl_neighbour *near = malloc(sizeof *near * 2 * (size_t)top);
+    int32_t n_tok = 0, n_ent = 0;
+    if (!near) {
         hl_scene_decoder_free(d);
         return cli_error(CMD, "out of memory");
     }
-    float *row = malloc(sizeof *row * (size_t)C); /* a quantized base's rows are dequantized one at a time */
-    if (!row) {
-        free(sc);
+    if (hl_lexicon_neighbours(lex, base, e, i, (int32_t)top, near, &n_tok, near + top, &n_ent, &err) != HL_OK) {
+        free(near);
         hl_scene_decoder_free(d);
-        return cli_error(CMD, "out of memory");
+        return cli_fail(CMD, &err);
     }
-    for (int32_t v = 0; v < V; v++) sc[v] = (scored){cosine(e, hl_model_embd_row(base, v, row), C), v};
-    free(row);
-    qsort(sc, (size_t)V, sizeof *sc, by_sim_desc);
     printf("  nearest base tokens:");
     const hl_tokenizer *bt = base->tok;
-    for (long k = 0; k < top && k < V; k++) {
+    for (int32_t k = 0; k < n_tok; k++) {
         char piece[256];
-        size_t n = hl_tokenizer_decode(bt, -1, sc[k].id, piece, sizeof piece - 1);
+        size_t n = hl_tokenizer_decode(bt, -1, near[k].id, piece, sizeof piece - 1);
         piece[n] = 0;
-        printf(" \"%s\" %.3f", hl_escape(piece, n, shown, sizeof shown), sc[k].sim);
+        printf(" \"%s\" %.3f", hl_escape(piece, n, shown, sizeof shown), near[k].cosine);
     }
-    int32_t m = 0;
-    for (int32_t j = 0; j < n_lex; j++)
-        if (j != i) sc[m++] = (scored){cosine(e, hl_lexicon_embedding(lex, j), C), j};
-    qsort(sc, (size_t)m, sizeof *sc, by_sim_desc);
     printf("\n  nearest lexemes:");
-    for (long k = 0; k < top && k < m; k++)
-        printf(" %s %.3f", hl_escape_str(hl_lexicon_lexeme(lex, sc[k].id), shown, sizeof shown), sc[k].sim);
+    for (int32_t k = 0; k < n_ent; k++)
+        printf(" %s %.3f", hl_escape_str(hl_lexicon_lexeme(lex, near[top + k].id), shown, sizeof shown),
+               near[top + k].cosine);
     printf("\n");
-    free(sc);
+    free(near);
     int rc = 0;
     if (hl_scene_decoder_has_adapters(d)) {
         printf("  decoded (greedy):\n");

@@ -2,6 +2,7 @@
  * bodies in, engine jobs, JSON and server-sent events out. libmicrohttpd
  * runs one thread per connection, so a handler may wait for its job. */
 #include "serve/server.h"
+#include "hyperlexeme/explain.h"
 #include "hyperlexeme/lexicon.h"
 #include "model/model.h"
 #include "util/alloc.h"
@@ -975,36 +976,6 @@ static enum MHD_Result do_scene_lexicon(hl_server *s, struct MHD_Connection *c) 
     return send_json(s, c, 200, l.out);
 }
 
-typedef struct scored_id {
-    float sim;
-    int32_t id;
-} scored_id;
-
-static double cosine(const float *a, const float *b, int64_t n) {
-    double ab = 0, aa = 0, bb = 0;
-    for (int64_t i = 0; i < n; i++) {
-        ab += (double)a[i] * b[i];
-        aa += (double)a[i] * a[i];
-        bb += (double)b[i] * b[i];
-    }
-    return aa > 0 && bb > 0 ? ab / sqrt(aa * bb) : 0.0;
-}
-
-static int ranks_above(scored_id a, scored_id b) { return a.sim > b.sim || (a.sim == b.sim && a.id < b.id); }
-
-/* Keeps the k best (highest sim; ties: the lower id) in top[0..*n), best first. */
-static void keep_top(scored_id *top, int32_t *n, int32_t k, scored_id x) {
-    if (*n == k) {
-        if (!ranks_above(x, top[k - 1])) return;
-        top[k - 1] = x;
-    } else top[(*n)++] = x;
-    for (int32_t i = *n - 1; i > 0 && ranks_above(top[i], top[i - 1]); i--) {
-        scored_id t = top[i - 1];
-        top[i - 1] = top[i];
-        top[i] = t;
-    }
-}
-
 typedef struct explaining {
     const char *scene;         /* lexemes separated by spaces, or NULL */
     const hl_lexicon *typed;   /* a scene typed as parts (entry 0), or NULL */
@@ -1017,34 +988,28 @@ typedef struct explaining {
 /* What one composed row is near: base tokens and the lexicon's lexemes. */
 static void explain_row(cJSON *o, const float *e, const hl_lexicon *lex, int32_t self, const hl_model *base,
                         int32_t top) {
-    const int64_t C = base->cfg.dim;
-    scored_id best[32];
-    int32_t nb = 0;
-    float *row = hl_malloc_array((size_t)C, sizeof(float));
-    cJSON *toks = cJSON_AddArrayToObject(o, "nearest_tokens");
-    for (int32_t v = 0; row && v < base->n_vocab_base; v++)
-        keep_top(best, &nb, top, (scored_id){(float)cosine(e, hl_model_embd_row(base, v, row), C), v});
-    hl_free(row);
-    for (int32_t k = 0; k < nb; k++) {
+    hl_neighbour toks[32], ents[32];
+    int32_t nt = 0, ne = 0;
+    hl_error err = {0};
+    if (hl_lexicon_neighbours(lex, base, e, self, top, toks, &nt, ents, &ne, &err) != HL_OK) nt = ne = 0;
+    cJSON *arr = cJSON_AddArrayToObject(o, "nearest_tokens");
+    for (int32_t k = 0; k < nt; k++) {
         char piece[256];
-        size_t n = hl_tokenizer_decode(base->tok, -1, best[k].id, piece, sizeof piece - 1);
+        size_t n = hl_tokenizer_decode(base->tok, -1, toks[k].id, piece, sizeof piece - 1);
         piece[n] = 0;
         size_t bad = 0;
-        if (!hl_utf8_valid(piece, n, &bad)) snprintf(piece, sizeof piece, "<token %d>", best[k].id);
+        if (!hl_utf8_valid(piece, n, &bad)) snprintf(piece, sizeof piece, "<token %d>", toks[k].id);
         cJSON *t = cJSON_CreateObject();
         cJSON_AddStringToObject(t, "piece", piece);
-        cJSON_AddNumberToObject(t, "cosine", best[k].sim);
-        cJSON_AddItemToArray(toks, t);
+        cJSON_AddNumberToObject(t, "cosine", toks[k].cosine);
+        cJSON_AddItemToArray(arr, t);
     }
-    nb = 0;
-    for (int32_t j = 0; j < hl_lexicon_n_entries(lex); j++)
-        if (j != self) keep_top(best, &nb, top, (scored_id){(float)cosine(e, hl_lexicon_embedding(lex, j), C), j});
-    cJSON *lx = cJSON_AddArrayToObject(o, "nearest_lexemes");
-    for (int32_t k = 0; k < nb; k++) {
+    arr = cJSON_AddArrayToObject(o, "nearest_lexemes");
+    for (int32_t k = 0; k < ne; k++) {
         cJSON *t = cJSON_CreateObject();
-        cJSON_AddStringToObject(t, "lexeme", hl_lexicon_lexeme(lex, best[k].id));
-        cJSON_AddNumberToObject(t, "cosine", best[k].sim);
-        cJSON_AddItemToArray(lx, t);
+        cJSON_AddStringToObject(t, "lexeme", hl_lexicon_lexeme(lex, ents[k].id));
+        cJSON_AddNumberToObject(t, "cosine", ents[k].cosine);
+        cJSON_AddItemToArray(arr, t);
     }
 }
 
