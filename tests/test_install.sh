@@ -30,8 +30,8 @@ fi
 
 # The header's version macros and the CMake project's must agree.
 hv=$(sed -n 's/^#define HL_VERSION_STRING "\(.*\)"/\1/p' "$prefix/include/hyperlora.h")
-pv=$(PKG_CONFIG_PATH="$libdir/pkgconfig" pkg-config --modversion hyperlora)
-[ "$hv" = "$pv" ] || { echo "FAIL: header version $hv, pkg-config $pv"; exit 1; }
+pv=$(sed -n 's/^Version: *//p' "$libdir/pkgconfig/hyperlora.pc")
+[ "$hv" = "$pv" ] || { echo "FAIL: header version $hv, hyperlora.pc $pv"; exit 1; }
 
 run_consumer() { # name binary
     mkdir -p "$tmp/$1"
@@ -47,12 +47,18 @@ run_consumer() { # name binary
     echo "ok: $1: $(grep '^trained' "$tmp/$1.out"); decode Δ21: $got"
 }
 
-# 1. pkg-config, as a Makefile would.
-export PKG_CONFIG_PATH="$libdir/pkgconfig"
-# shellcheck disable=SC2046
-cc -std=c11 -Wall -Werror -o "$tmp/consumer-pc" "$src/examples/library/consumer.c" \
-    $(pkg-config --cflags --libs hyperlora) -lm -Wl,-rpath,"$libdir" || { echo "FAIL: pkg-config build"; exit 1; }
-run_consumer pkgconfig "$tmp/consumer-pc"
+# 1. pkg-config, as a Makefile would (pkg-config is optional for a build;
+#    `make test` installs it as root, so CI always runs this half).
+if command -v pkg-config >/dev/null; then
+  export PKG_CONFIG_PATH="$libdir/pkgconfig"
+  [ "$(pkg-config --modversion hyperlora)" = "$hv" ] || { echo "FAIL: pkg-config --modversion"; exit 1; }
+  # shellcheck disable=SC2046
+  cc -std=c11 -Wall -Werror -o "$tmp/consumer-pc" "$src/examples/library/consumer.c" \
+      $(pkg-config --cflags --libs hyperlora) -lm -Wl,-rpath,"$libdir" || { echo "FAIL: pkg-config build"; exit 1; }
+  run_consumer pkgconfig "$tmp/consumer-pc"
+else
+  echo "note: pkg-config is missing; only the find_package consumer runs"
+fi
 
 # 2. CMake's find_package.
 cmake -S "$src/examples/library" -B "$tmp/cmake-build" -DCMAKE_PREFIX_PATH="$prefix" -DCMAKE_BUILD_TYPE=Release \
@@ -61,5 +67,7 @@ cmake --build "$tmp/cmake-build" >"$tmp/cmake-build.log" 2>&1 || { cat "$tmp/cma
 run_consumer cmake "$tmp/cmake-build/consumer"
 
 # The two builds trained the same decoder: same seed, same bytes.
-cmp -s "$tmp/pkgconfig/decoder.gguf" "$tmp/cmake/decoder.gguf" || { echo "FAIL: the two consumers' adapters differ"; exit 1; }
+if [ -f "$tmp/pkgconfig/decoder.gguf" ]; then
+  cmp -s "$tmp/pkgconfig/decoder.gguf" "$tmp/cmake/decoder.gguf" || { echo "FAIL: the two consumers' adapters differ"; exit 1; }
+fi
 echo "ok: installed library used through pkg-config and find_package"
