@@ -33,6 +33,13 @@ hv=$(sed -n 's/^#define HL_VERSION_STRING "\(.*\)"/\1/p' "$prefix/include/hyperl
 pv=$(sed -n 's/^Version: *//p' "$libdir/pkgconfig/hyperlora.pc")
 [ "$hv" = "$pv" ] || { echo "FAIL: header version $hv, hyperlora.pc $pv"; exit 1; }
 
+# Build the consumers as the library was built: a sanitized library needs its
+# compiler and the sanitizer runtime in the program too.
+cc_used=$(sed -n 's/^CMAKE_C_COMPILER:[A-Z]*=//p' "$build/CMakeCache.txt")
+cc_used=${cc_used:-cc}
+san=
+grep -q '^HL_SANITIZE:BOOL=ON' "$build/CMakeCache.txt" && san="-fsanitize=address,undefined"
+
 run_consumer() { # name binary
     mkdir -p "$tmp/$1"
     "$2" "$model" "$src/examples/scenes/lexicon.jsonl" "$src/examples/scenes/train.jsonl" "$tmp/$1" Δ21 \
@@ -53,7 +60,8 @@ if command -v pkg-config >/dev/null; then
   export PKG_CONFIG_PATH="$libdir/pkgconfig"
   [ "$(pkg-config --modversion hyperlora)" = "$hv" ] || { echo "FAIL: pkg-config --modversion"; exit 1; }
   # shellcheck disable=SC2046
-  cc -std=c11 -Wall -Werror -o "$tmp/consumer-pc" "$src/examples/library/consumer.c" \
+  # shellcheck disable=SC2086
+  "$cc_used" $san -std=c11 -Wall -Werror -o "$tmp/consumer-pc" "$src/examples/library/consumer.c" \
       $(pkg-config --cflags --libs hyperlora) -lm -Wl,-rpath,"$libdir" || { echo "FAIL: pkg-config build"; exit 1; }
   run_consumer pkgconfig "$tmp/consumer-pc"
 else
@@ -62,6 +70,7 @@ fi
 
 # 2. CMake's find_package.
 cmake -S "$src/examples/library" -B "$tmp/cmake-build" -DCMAKE_PREFIX_PATH="$prefix" -DCMAKE_BUILD_TYPE=Release \
+    -DCMAKE_C_COMPILER="$cc_used" -DCMAKE_C_FLAGS="$san" -DCMAKE_EXE_LINKER_FLAGS="$san" \
     >"$tmp/cmake.log" 2>&1 || { cat "$tmp/cmake.log"; echo "FAIL: find_package configure"; exit 1; }
 cmake --build "$tmp/cmake-build" >"$tmp/cmake-build.log" 2>&1 || { cat "$tmp/cmake-build.log"; echo "FAIL: find_package build"; exit 1; }
 run_consumer cmake "$tmp/cmake-build/consumer"
