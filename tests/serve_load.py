@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """serve_load.py: a bounded load test of `hyperlora serve` (tests/test_serve_load*.sh).
 
-  serve_load.py PORT PID SECONDS CLIENTS
+  serve_load.py PORT PID SECONDS CLIENTS [RSS_CHECK]
 
 CLIENTS threads send requests for SECONDS: completions (plain and streamed,
 chat and text) and scene decodes with mixed adapters, scales and seeds, and
@@ -10,12 +10,15 @@ now and then a client that leaves mid-stream. Every answer must be a 200
 give the same bytes (batch invariance under load), the server must answer
 /health at the end, and its resident memory must stay flat after warm-up:
 the largest RSS of the last third of the run at most 10% (+16 MiB) above the
-largest of the first third. Prints one summary line; exits non-zero on any
+largest of the first third (RSS_CHECK 0 turns this off: under AddressSanitizer
+freed memory sits in a quarantine by design, and LeakSanitizer checks leaks
+at exit instead). Prints one summary line; exits non-zero on any
 failure.
 """
 import http.client, json, random, sys, threading, time
 
 port, pid, seconds, clients = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4])
+check_rss = len(sys.argv) < 6 or sys.argv[5] != "0"
 prompts = ["Once upon a time", "The little dog", "Lily and Tom", "One day"]
 scenes = ["Δ21", "Δ22", "Δ02", "Δ35"]
 lock = threading.Lock()
@@ -126,7 +129,7 @@ healthy = c.getresponse().status == 200
 third = [s for s in samples if s[0] <= seconds / 3], [s for s in samples if s[0] >= 2 * seconds / 3]
 early = max(r for _, r in third[0]) if third[0] else 0
 late = max(r for _, r in third[1]) if third[1] else 0
-flat = late <= early * 1.10 + 16 * 1024
+flat = late <= early * 1.10 + 16 * 1024 or not check_rss
 print("load: %d clients, %.0f s: %d answers (%d distinct requests), %d clients left mid-stream, %d failures; "
       "RSS max %d MiB in the first third, %d MiB in the last; healthy %s"
       % (clients, seconds, counts["requests"], len(seen), counts["left"], len(failures), early // 1024,
