@@ -20,6 +20,12 @@
  *   5. a metrics record (to the log and the metrics callback), then the
  *      progress callback;
  *   6. every checkpoint_every steps and at the last step, a checkpoint.
+ * The gradient in 1. is a sum over the step's rows (accum × batch of
+ * them, micro-step k's after k-1's): each row's gradient of its counted
+ * targets' losses / (accum · counted targets of its micro-batch), added
+ * along a fixed binary tree over the rows (see hl_train_comm), so a step's
+ * bits depend on neither the thread nor the process count. The step's
+ * loss is the mean over its micro-batches of each one's mean loss.
  * A run resumed from a checkpoint replays exactly the batches, dropout
  * masks and updates of an uninterrupted one, so it ends with the same bytes.
  *
@@ -94,6 +100,30 @@ typedef hl_status (*hl_train_batch_fn)(void *user, uint64_t micro_step, int32_t 
  * flags are the intended source. */
 typedef int (*hl_train_stop_fn)(void *user);
 
+/* Data parallelism: the processes ("ranks") of one run, each holding its
+ * own hl_train_run over the same model, adapter, data and config, and
+ * joined by a communicator the caller supplies (the CLI's is MPI, under
+ * -DHL_MPI=ON; docs/distributed.md). Each step's rows are cut into
+ * contiguous slices, one per rank. Every rank draws every batch (so the
+ * data cursors agree) and computes the gradients of its own rows; the row
+ * gradients are summed along one fixed binary tree over the rows of the
+ * step, whichever rank computed which subtree. So any number of ranks, and
+ * a run with no communicator at all, give the same bits: the same trained
+ * weights, checkpoints and metrics (but the wall-clock fields). Validation
+ * rows are split the same way. Only rank 0 writes the metrics log and
+ * checkpoints; every rank can resume from them. */
+typedef struct hl_train_comm {
+    int32_t rank;   /* this process, 0..size-1 */
+    int32_t size;   /* processes in the run, >= 1 */
+    /* Collective, called by every rank in the same order: counts[r] is the
+     * number of bytes rank r sends (the same array on every rank); recv
+     * (their sum) receives every rank's bytes in rank order, its own
+     * included. A failure fails the step on this rank; the transport is
+     * expected to end the job rather than leave the other ranks waiting. */
+    hl_status (*allgather)(void *user, const void *send, void *recv, const size_t *counts, hl_error *err);
+    void *user;
+} hl_train_comm;
+
 typedef struct hl_train_config {
     hl_train_mode mode;          /* default HL_TRAIN_LORA */
     int32_t batch;               /* rows per batch; default 4 */
@@ -129,6 +159,9 @@ typedef struct hl_train_config {
     hl_train_stop_fn should_stop;
     hl_train_batch_fn next_batch;   /* used, and required, only when data is NULL */
     void *user;                  /* passed to every callback */
+    /* The ranks of a data-parallel run (borrowed; see hl_train_comm);
+     * NULL: this process alone; default NULL. */
+    const hl_train_comm *comm;
 } hl_train_config;
 
 /* How hl_train_run_to_end ended. */

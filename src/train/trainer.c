@@ -58,6 +58,7 @@ struct hl_trainer {
     float *g_embd;          /* (V, C) */
     float **g_norm;         /* [2L+1]: attn_norm, ffn_norm per layer, then output_norm */
     uint64_t step;          /* dropout stream */
+    int64_t tok_offset;     /* the batch's first token in the dropout index space (hl_trainer_forward_backward_rows) */
     int training;
 };
 
@@ -80,7 +81,7 @@ static void dropout_input(const hl_trainer *t, int layer, int target, const floa
     float inv_keep = 1.0f / (1.0f - t->p.dropout);
     for (int64_t r = 0; r < rows; r++)
         for (int64_t c = 0; c < in; c++) {
-            uint64_t idx = (uint64_t)(row0 + r) * (uint64_t)in + (uint64_t)c;
+            uint64_t idx = (uint64_t)(t->tok_offset + row0 + r) * (uint64_t)in + (uint64_t)c;
             out[r * in + c] = keep(t, layer, target, idx) ? x[r * in + c] * inv_keep : 0.0f;
         }
 }
@@ -172,7 +173,7 @@ static void proj_backward(hl_trainer *t, int layer, int target, const float *W, 
         float inv_keep = 1.0f / (1.0f - t->p.dropout);
         for (int64_t rr = 0; rr < rows; rr++)
             for (int64_t c = 0; c < K; c++)
-                if (keep(t, layer, target, (uint64_t)(row0 + rr) * (uint64_t)K + (uint64_t)c))
+                if (keep(t, layer, target, (uint64_t)(t->tok_offset + row0 + rr) * (uint64_t)K + (uint64_t)c))
                     dx[rr * K + c] += t->tmp2[rr * K + c] * inv_keep;
     } else {
         hl_gemm_nn(t->pool, dx, t->lg, w->A, rows, r, K, 1.0f, 1);
@@ -655,6 +656,19 @@ hl_status hl_trainer_eval(hl_trainer *t, const int32_t *tokens, const uint8_t *m
 
 hl_status hl_trainer_forward_backward(hl_trainer *t, const int32_t *tokens, const uint8_t *mask, const int32_t *pos,
                                       float grad_scale, uint64_t step, double *loss, int64_t *n_counted, hl_error *err) {
+    int64_t total = count_targets(t, mask);
+    double loss_sum = 0;
+    *loss = 0;
+    hl_status s = hl_trainer_forward_backward_rows(t, tokens, mask, pos, total ? (double)grad_scale / (double)total : 0,
+                                                   step, 0, &loss_sum, n_counted, err);
+    if (s == HL_OK && total) *loss = loss_sum / (double)total;
+    return s;
+}
+
+hl_status hl_trainer_forward_backward_rows(hl_trainer *t, const int32_t *tokens, const uint8_t *mask,
+                                           const int32_t *pos, double dlogits_scale, uint64_t step,
+                                           int64_t tok_offset, double *loss_sum_out, int64_t *n_counted,
+                                           hl_error *err) {
     hl_status s = check_tokens(t, tokens, err);
     if (s == HL_OK) s = set_positions(t, pos, err);
     if (s != HL_OK) return s;
@@ -662,15 +676,16 @@ hl_status hl_trainer_forward_backward(hl_trainer *t, const int32_t *tokens, cons
     const hl_model_config *c = &m->cfg;
     const int64_t B = t->p.batch, T = t->p.ctx, N = t->N, C = t->C, F = t->F, KV = t->KV, QD = t->QD, V = t->V;
     int64_t total = count_targets(t, mask);
-    *loss = 0;
+    *loss_sum_out = 0;
     *n_counted = total;
     if (total == 0) return HL_OK;
     t->training = 1;
     t->step = step;
+    t->tok_offset = tok_offset;
     forward(t, tokens);
 
     /* Loss and the LM head's backward, chunk by chunk: dnf (N, C) in t->dn. */
-    double scale = (double)grad_scale / (double)total, loss_sum = 0;
+    double scale = dlogits_scale, loss_sum = 0;
     int64_t counted = 0;
     for (int64_t r0 = 0; r0 < N; r0 += LOGIT_CHUNK) {
         int64_t rows = N - r0 < LOGIT_CHUNK ? N - r0 : LOGIT_CHUNK;
@@ -688,7 +703,8 @@ hl_status hl_trainer_forward_backward(hl_trainer *t, const int32_t *tokens, cons
         if (V > t->Vb)
             for (int64_t e = 0; e < rows * C; e++) t->dn[r0 * C + e] += t->tmp[e];
     }
-    *loss = loss_sum / (double)total;
+    *loss_sum_out = loss_sum;
+    t->tok_offset = 0;
     const float *xf = t->x + t->L * N * C;
     rmsnorm_backward_rows(t, t->dx, xf, m->output_norm, t->dn, 0);
     if (t->p.full) norm_weight_grad(t->g_norm[2 * t->L], xf, t->dn, N, C, c->norm_eps);

@@ -56,6 +56,15 @@ hl_param hl_trainer_param(const hl_trainer *t, int32_t i);
  * number of counted targets (0: loss 0, no gradient). */
 hl_status hl_trainer_forward_backward(hl_trainer *t, const int32_t *tokens, const uint8_t *mask, const int32_t *pos,
                                       float grad_scale, uint64_t step, double *loss, int64_t *n_counted, hl_error *err);
+/* The same on rows that belong to a larger batch: dlogits_scale multiplies
+ * each counted target's loss gradient (1/(accum·targets of the whole batch)
+ * gives the mean), tok_offset is the index of tokens[0] in that batch (B·T
+ * token slots, row-major), so dropout masks match a run of the whole batch
+ * at once. *loss_sum gets the sum of the counted losses, in row order. */
+hl_status hl_trainer_forward_backward_rows(hl_trainer *t, const int32_t *tokens, const uint8_t *mask,
+                                           const int32_t *pos, double dlogits_scale, uint64_t step,
+                                           int64_t tok_offset, double *loss_sum, int64_t *n_counted,
+                                           hl_error *err);
 /* Forward only (no dropout): sum of losses and count over the counted targets. */
 hl_status hl_trainer_eval(hl_trainer *t, const int32_t *tokens, const uint8_t *mask, const int32_t *pos,
                           double *loss_sum, int64_t *n_counted, hl_error *err);
