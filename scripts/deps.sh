@@ -9,11 +9,14 @@
 #             Optional: pkg-config + libmicrohttpd-dev for the HTTP server of
 #             `hyperlora serve` (without them the CLI is built without it).
 #   serve     the optional part of build, as a group of its own.
+#   mpi       Open MPI, for a CLI built with cmake -DHL_MPI=ON
+#             (mpirun -np N hyperlora train ...; docs/distributed.md).
 #   test      the test suite: build and python3 (the clients and checkers
 #             of the shell tests); the server's packages are optional here
 #             too (test_serve.sh skips without them), and so are Chromium,
 #             Node.js and npm (the page and OpenAI-client tests skip without
-#             them, unless HL_REQUIRE_ALL=1, as CI sets).
+#             them, unless HL_REQUIRE_ALL=1, as CI sets), and so is Open
+#             MPI (test_mpi.sh: data-parallel training through mpirun).
 #   demo      `make demo`: build, python3 and the demo's default corpus,
 #             Debian's fortune files (English and Russian plain text).
 #   sanitize  `make test-sanitize`: clang and its sanitizer runtime.
@@ -27,7 +30,7 @@
 set -euo pipefail
 
 usage() {
-  echo "usage: scripts/deps.sh GROUP... (groups: build serve test demo sanitize fuzz bench)" >&2
+  echo "usage: scripts/deps.sh GROUP... (groups: build serve mpi test demo sanitize fuzz bench)" >&2
   exit 2
 }
 [ $# -gt 0 ] || usage
@@ -44,8 +47,9 @@ for group in "$@"; do
   case "$group" in
     build) required+=(cmake make gcc libcjson-dev libopenblas-dev); optional+=(pkg-config libmicrohttpd-dev) ;;
     serve) required+=(pkg-config libmicrohttpd-dev) ;;
+    mpi) required+=(openmpi-bin libopenmpi-dev) ;;
     test) required+=(cmake make gcc libcjson-dev libopenblas-dev python3)
-          optional+=(pkg-config libmicrohttpd-dev chromium nodejs npm) ;;
+          optional+=(pkg-config libmicrohttpd-dev chromium nodejs npm openmpi-bin libopenmpi-dev) ;;
     demo) required+=(cmake make gcc libcjson-dev libopenblas-dev python3 fortunes fortunes-ru) ;;
     sanitize | fuzz) required+=(cmake make clang "$(clang_runtime)" libcjson-dev libopenblas-dev) ;;
     bench) required+=(cmake make gcc libcjson-dev libopenblas-dev python3) ;;

@@ -78,6 +78,8 @@ typedef struct hl_train_record {
     int64_t tokens;        /* tokens processed so far */
     double fwd_bwd_s;      /* of this step: forward and backward passes, batches drawn (wall clock) */
     double optim_s;        /* of this step: norm, clipping and AdamW (wall clock) */
+    double exchange_s;     /* of this step, within fwd_bwd_s: the gradient exchange between ranks,
+                            * waiting for the slowest included (wall clock; 0 without comm) */
 } hl_train_record;
 
 /* Called with every record written to the metrics log (the step-0 eval too). */
@@ -232,6 +234,9 @@ HL_API int64_t hl_train_run_step_count(const hl_train_run *run);    /* optimizer
 HL_API int64_t hl_train_run_tokens(const hl_train_run *run);        /* tokens processed so far */
 HL_API double hl_train_run_last_eval(const hl_train_run *run);      /* latest eval loss, NAN if none */
 HL_API int64_t hl_train_run_n_params(const hl_train_run *run);      /* trainable scalars */
+/* Bytes every rank receives in one step's gradient exchange (all ranks'
+ * tree nodes, losses and headers); 0 without a communicator. */
+HL_API int64_t hl_train_run_exchange_bytes(const hl_train_run *run);
 /* The settings stored in the checkpoint hl_train_run_resume last read
  * (owned by the run), or NULL. */
 HL_API const char *hl_train_run_checkpoint_settings(const hl_train_run *run);

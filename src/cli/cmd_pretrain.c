@@ -10,6 +10,7 @@
 #include "text/bpe_train.h"
 #include "text/tokenizer.h"
 #include "train/dataset.h"
+#include "cli/dist.h"
 #include "cli/progress.h"
 #include "train/metrics.h"
 #include "train/optim.h"
@@ -172,7 +173,7 @@ static double now_s(void) {
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-int cmd_pretrain(int argc, char **argv) {
+static int pretrain_main(int argc, char **argv, const cli_dist *dist) {
     const char *corpus[MAX_CORPUS], *out = NULL, *metrics_path = NULL, *ckpt_path = NULL;
     int n_corpus = 0, resume = 0, plain = 0, tied = 0;
     hl_model_config cfg = presets[1].c;
@@ -279,12 +280,12 @@ int cmd_pretrain(int argc, char **argv) {
         goto done;
     }
     double t0 = now_s();
-    fprintf(stderr, "hyperlora pretrain: %lld documents, %zu bytes; training a %ld-token BPE tokenizer...\n",
+    fprintf(dist->info, "hyperlora pretrain: %lld documents, %zu bytes; training a %ld-token BPE tokenizer...\n",
             (long long)n_docs, rl, vocab);
     hl_bpe_train_params bp;
     hl_bpe_train_params_default(&bp);
     if ((s = hl_tokenizer_train_bpe(raw, rl, (int32_t)vocab, &bp, &tok, &err))) goto fail;
-    fprintf(stderr, "hyperlora pretrain: tokenizer ready in %.1f s\n", now_s() - t0);
+    fprintf(dist->info, "hyperlora pretrain: tokenizer ready in %.1f s\n", now_s() - t0);
     cfg.tied_output = tied;
     if ((s = hl_model_init_random_tok(&cfg, tok, seed, &m, &err))) {
         tok = NULL;
@@ -304,7 +305,7 @@ int cmd_pretrain(int argc, char **argv) {
              cfg.n_kv_heads, cfg.seq_len, steps, batch, lr, warmup, (int)sched_kind, min_lr, wd, clip, val_fraction,
              (unsigned long long)seed, pack == HL_PACK_STREAM ? "" : pack == HL_PACK_DOCS ? " pack=docs" : " pack=none",
              tied ? " tied" : "");
-    if (!(prog = hl_progress_init(stderr, plain, 25))) {
+    if (!(prog = hl_progress_init(dist->info, plain, 25))) {
         s = hl_fail(&err, HL_ERR_NOMEM, "out of memory");
         goto fail;
     }
@@ -332,19 +333,23 @@ int cmd_pretrain(int argc, char **argv) {
     tc.on_progress = show_progress;
     tc.should_stop = should_stop;
     tc.user = prog;
+    tc.comm = cli_dist_comm(dist);
     if ((s = hl_train_run_init(m, NULL, ds, &tc, &run, &err))) goto fail;
-    fprintf(stderr, "hyperlora pretrain: %lld parameters (dim %d, %d layers, ffn %d, vocab %d, ctx %d); %lld train "
+    fprintf(dist->info, "hyperlora pretrain: %lld parameters (dim %d, %d layers, ffn %d, vocab %d, ctx %d); %lld train "
                     "rows, %lld val rows, %lld tokens; %ld steps of %ld x %d\n",
             (long long)hl_train_run_n_params(run), cfg.dim, cfg.n_layers, cfg.hidden_dim, m->cfg.vocab_size,
             cfg.seq_len, (long long)dst->n_train_rows, (long long)dst->n_val_rows, (long long)dst->n_tokens, steps,
             batch, cfg.seq_len);
+    if (dist->size > 1)
+        fprintf(dist->info, "hyperlora pretrain: %d processes share each step's %ld rows; %.1f MiB exchanged per step\n",
+                dist->size, batch, (double)hl_train_run_exchange_bytes(run) / 1048576.0);
     if (resume) {
         if ((s = hl_train_run_resume(run, ckpt_path, &err))) {
             if (s != HL_ERR_MISMATCH) goto fail;
             cli_error(CMD, "%s", err.msg); /* "... was made with other settings" */
             goto done;
         }
-        fprintf(stderr, "hyperlora pretrain: resumed at step %lld\n", (long long)hl_train_run_step_count(run));
+        fprintf(dist->info, "hyperlora pretrain: resumed at step %lld\n", (long long)hl_train_run_step_count(run));
     }
     signal(SIGINT, on_signal);
     signal(SIGTERM, on_signal);
@@ -356,13 +361,13 @@ int cmd_pretrain(int argc, char **argv) {
     }
     hl_progress_finish(prog);
     if (outcome == HL_TRAIN_STOPPED) {
-        fprintf(stderr, "hyperlora pretrain: interrupted at step %lld; continue with --resume\n",
+        fprintf(dist->info, "hyperlora pretrain: interrupted at step %lld; continue with --resume\n",
                 (long long)hl_train_run_step_count(run));
         rc = 130;
         goto done;
     }
-    if ((s = hl_model_save_gguf(m, out, &err))) goto fail;
-    fprintf(stderr, "hyperlora pretrain: wrote %s; validation loss %.4f after %lld steps (%.0f s)\n", out,
+    if (dist->rank == 0 && (s = hl_model_save_gguf(m, out, &err))) goto fail; /* the same weights on every rank */
+    fprintf(dist->info, "hyperlora pretrain: wrote %s; validation loss %.4f after %lld steps (%.0f s)\n", out,
             hl_train_run_last_eval(run), (long long)hl_train_run_step_count(run), now_s() - t0);
     rc = 0;
     goto done;
@@ -377,4 +382,10 @@ done:
     hl_free(jsonl);
     hl_free(raw);
     return rc;
+}
+
+int cmd_pretrain(int argc, char **argv) {
+    cli_dist dist;
+    int rc = cli_dist_begin(&dist, CMD);
+    return rc ? rc : cli_dist_end(&dist, pretrain_main(argc, argv, &dist));
 }

@@ -5,6 +5,7 @@
  * clipping, schedule, eval, metrics, checkpoints and resume live there. This
  * file adds what belongs to a terminal: the progress display and SIGINT. */
 #include "cli/cli.h"
+#include "cli/dist.h"
 #include "lora/adapter_io.h"
 #include "lora/create.h"
 #include "hyperlexeme/lexicon.h"
@@ -182,6 +183,9 @@ static int parse(int argc, char **argv, train_opts *o) {
 typedef struct train_ui {
     const hl_model *model;  /* the base, whose file is checked before each step */
     hl_progress *prog;
+    FILE *info;             /* notes: stderr, or nowhere on the ranks after the first */
+    double exchange_s, step_s; /* summed over the steps: the gradient exchange, and the whole step */
+    int64_t steps;
 } train_ui;
 
 static int stop_requested(void *user) {
@@ -194,14 +198,19 @@ static hl_status check_base(void *user, int64_t next_step, hl_error *err) {
     return cli_check_model_file(((train_ui *)user)->model, err); /* truncated by another process? */
 }
 
-static void show_progress(void *user, const hl_train_record *r) { hl_progress_update(((train_ui *)user)->prog, r); }
-
-static void show_start(void *user, const hl_train_record *r) {
-    (void)user;
-    if (r->step == 0) fprintf(stderr, "hyperlora train: eval loss before training %.4f\n", r->eval_loss);
+static void show_progress(void *user, const hl_train_record *r) {
+    train_ui *ui = user;
+    hl_progress_update(ui->prog, r);
+    ui->exchange_s += r->exchange_s;
+    ui->step_s += r->fwd_bwd_s + r->optim_s;
+    ui->steps++;
 }
 
-int cmd_train(int argc, char **argv) {
+static void show_start(void *user, const hl_train_record *r) {
+    if (r->step == 0) fprintf(((train_ui *)user)->info, "hyperlora train: eval loss before training %.4f\n", r->eval_loss);
+}
+
+static int train_main(int argc, char **argv, const cli_dist *dist) {
     train_opts o;
     int pr = parse(argc, argv, &o);
     if (pr) return pr == 2 ? 0 : 1;
@@ -231,7 +240,7 @@ int cmd_train(int argc, char **argv) {
     hl_dataset *ds = NULL;
     hl_adapter *ad = NULL;
     hl_train_run *run = NULL;
-    train_ui ui = {.model = NULL, .prog = NULL};
+    train_ui ui = {.model = NULL, .prog = NULL, .info = dist->info};
     char config[2048];
     int rc = 1;
 
@@ -263,23 +272,23 @@ int cmd_train(int argc, char **argv) {
         if (o.steps < 1) o.steps = 1;
     } else if (o.steps < 0) o.steps = 100;
     describe(&o, hl_model_fingerprint(m), config, sizeof config);
-    fprintf(stderr, "hyperlora train: %lld examples (%lld train, %lld val, longest %lld tokens), %lld train rows of %ld "
+    fprintf(dist->info, "hyperlora train: %lld examples (%lld train, %lld val, longest %lld tokens), %lld train rows of %ld "
                     "tokens, %lld loss tokens; %ld steps of %ld x %ld x %ld\n",
             (long long)dst->n_examples, (long long)dst->n_train_examples, (long long)dst->n_val_examples,
             (long long)dst->max_example_tokens, (long long)dst->n_train_rows, o.ctx, (long long)dst->n_loss_tokens,
             o.steps, o.batch, o.accum, o.ctx);
-    fprintf(stderr, "hyperlora train: rows: %s packing, %.1f%% of target slots are padding\n",
+    fprintf(dist->info, "hyperlora train: rows: %s packing, %.1f%% of target slots are padding\n",
             cli_pack_mode_name(o.pack),
             100.0 * (1.0 - (double)dst->n_tokens / ((double)dst->n_train_rows * (double)o.ctx)));
     if (dst->n_val_examples)
-        fprintf(stderr, "hyperlora train: %lld of %lld examples are held out for validation and never trained on "
+        fprintf(dist->info, "hyperlora train: %lld of %lld examples are held out for validation and never trained on "
                         "(--val-fraction %g; --val-fraction 0 trains on all of them)\n",
                 (long long)dst->n_val_examples, (long long)dst->n_examples, o.val_fraction);
     else
-        fprintf(stderr, "hyperlora train: no validation split (--val-fraction 0): all %lld examples train\n",
+        fprintf(dist->info, "hyperlora train: no validation split (--val-fraction 0): all %lld examples train\n",
                 (long long)dst->n_examples);
     if (dst->n_truncated)
-        fprintf(stderr, "hyperlora train: warning: %lld examples are longer than --ctx %ld + 1 and were truncated\n",
+        fprintf(dist->info, "hyperlora train: warning: %lld examples are longer than --ctx %ld + 1 and were truncated\n",
                 (long long)dst->n_truncated, o.ctx);
 
     /* The adapter starts exactly as the run did; a resume then overwrites it from the checkpoint. */
@@ -331,7 +340,11 @@ int cmd_train(int argc, char **argv) {
     tc.before_step = check_base;
     tc.should_stop = stop_requested;
     tc.user = &ui;
+    tc.comm = cli_dist_comm(dist);
     if ((s = hl_train_run_init(train_model, ad, ds, &tc, &run, &err))) goto fail;
+    if (dist->size > 1)
+        fprintf(dist->info, "hyperlora train: %d processes share each step's %ld rows; %.1f KiB exchanged per step\n",
+                dist->size, o.batch * o.accum, (double)hl_train_run_exchange_bytes(run) / 1024.0);
     if (o.resume) {
         if ((s = hl_train_run_resume(run, o.ckpt, &err))) {
             const char *saved = hl_train_run_checkpoint_settings(run);
@@ -341,10 +354,10 @@ int cmd_train(int argc, char **argv) {
                       o.ckpt, hl_escape_str(saved, shown, sizeof shown), config);
             goto done;
         }
-        fprintf(stderr, "hyperlora train: resumed from %s at step %lld\n", o.ckpt,
+        fprintf(dist->info, "hyperlora train: resumed from %s at step %lld\n", o.ckpt,
                 (long long)hl_train_run_step_count(run));
     }
-    if (!(ui.prog = hl_progress_init(stderr, o.plain, 10))) {
+    if (!(ui.prog = hl_progress_init(dist->info, o.plain, 10))) {
         s = hl_fail(&err, HL_ERR_NOMEM, "out of memory");
         goto fail;
     }
@@ -361,23 +374,28 @@ int cmd_train(int argc, char **argv) {
     int64_t step = hl_train_run_step_count(run);
     double last_eval = hl_train_run_last_eval(run);
     if (outcome == HL_TRAIN_PAUSED) {
-        fprintf(stderr, "hyperlora train: stopped at step %lld as asked; checkpoint %s; continue with --resume\n",
+        fprintf(dist->info, "hyperlora train: stopped at step %lld as asked; checkpoint %s; continue with --resume\n",
                 (long long)step, o.ckpt);
         rc = 0;
         goto done;
     }
     if (outcome == HL_TRAIN_STOPPED) {
-        fprintf(stderr, "hyperlora train: interrupted at step %lld; checkpoint %s; continue with --resume\n",
+        fprintf(dist->info, "hyperlora train: interrupted at step %lld; checkpoint %s; continue with --resume\n",
                 (long long)step, o.ckpt);
         rc = 130;
         goto done;
     }
-    if ((s = hl_adapter_save_gguf(ad, o.out, &err))) goto fail;
-    if (o.peft_out && (s = hl_adapter_save_peft(ad, train_model, o.peft_out, &err))) goto fail;
+    if (dist->rank == 0) { /* every rank holds the same weights; one writes them */
+        if ((s = hl_adapter_save_gguf(ad, o.out, &err))) goto fail;
+        if (o.peft_out && (s = hl_adapter_save_peft(ad, train_model, o.peft_out, &err))) goto fail;
+    }
+    if (dist->size > 1 && ui.steps > 0 && ui.step_s > 0)
+        fprintf(dist->info, "hyperlora train: the gradient exchange took %.1f%% of the step time (%.2f ms a step)\n",
+                100.0 * ui.exchange_s / ui.step_s, 1e3 * ui.exchange_s / (double)ui.steps);
     if (isnan(last_eval))
-        fprintf(stderr, "hyperlora train: wrote %s after %lld steps (no validation split)\n", o.out, (long long)step);
+        fprintf(dist->info, "hyperlora train: wrote %s after %lld steps (no validation split)\n", o.out, (long long)step);
     else
-        fprintf(stderr, "hyperlora train: wrote %s after %lld steps (final eval loss %.4f)\n", o.out,
+        fprintf(dist->info, "hyperlora train: wrote %s after %lld steps (final eval loss %.4f)\n", o.out,
                 (long long)step, last_eval);
     rc = 0;
     goto done;
@@ -391,4 +409,10 @@ done:
     hl_lexicon_free(lex);
     hl_model_free(m);
     return rc;
+}
+
+int cmd_train(int argc, char **argv) {
+    cli_dist dist;
+    int rc = cli_dist_begin(&dist, CMD);
+    return rc ? rc : cli_dist_end(&dist, train_main(argc, argv, &dist));
 }

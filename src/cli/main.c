@@ -69,6 +69,11 @@ int main(int argc, char **argv) {
     }
     if (!strcmp(argv[1], "--version")) {
         printf("hyperlora %s\n", HL_VERSION_STRING);
+#ifdef HL_HAVE_MPI
+        printf("data-parallel training: MPI (mpirun -np N hyperlora train ...)\n");
+#else
+        printf("data-parallel training: no (build with -DHL_MPI=ON)\n");
+#endif
         printf("kernels: %s (%s)\n", hl_isa_name(hl_isa_active()),
                hl_isa_dispatching() ? "chosen at run time" : "compiled for this CPU, -march=native");
         return 0;

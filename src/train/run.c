@@ -50,6 +50,7 @@ struct hl_train_run {
     /* Data parallelism: rank of n_ranks, joined by comm (NULL when alone) */
     const hl_train_comm *comm;
     int32_t rank, n_ranks;
+    double exchange_s;        /* the last step's gradient exchange (wall clock) */
     uint8_t *send, *recv;     /* exchange buffers, grown as needed */
     size_t send_cap, recv_cap;
     size_t *counts, *offsets; /* [n_ranks] bytes each rank sends, and where they land in recv */
@@ -475,7 +476,10 @@ static hl_status step_gradient(hl_train_run *r, hl_status local, hl_error *lerr,
     for (int32_t i = 0; i < n_cover && local == HL_OK; i++)
         local = hl_row_tree_sum(r->tree, cv[i].lo, cv[i].hi, row_gradient, NULL, r, vec + (size_t)i * r->n_params, lerr);
     for (int64_t j = lo; j < hi && local == HL_OK; j++) put_row(out + (j - lo) * 16, r->row_loss[j], r->row_count[j]);
-    if ((s = exchange(r, local, lerr, 0, body, NULL, err)) != HL_OK) return s;
+    double t0 = now_s();
+    s = exchange(r, local, lerr, 0, body, NULL, err);
+    r->exchange_s = now_s() - t0;
+    if (s != HL_OK) return s;
     for (int32_t q = 0; q < r->n_ranks; q++) {
         int64_t qlo, qhi;
         hl_row_tree_rows(r->tree, q, &qlo, &qhi);
@@ -540,7 +544,7 @@ hl_status hl_train_run_step(hl_train_run *r, hl_error *err) {
     hl_train_record rec = {.step = r->st.step, .total_steps = c->steps, .loss = loss, .eval_loss = eval, .lr = lr,
                            .grad_norm = gnorm, .tokens_per_s = (double)step_tokens / (t1 - t0),
                            .elapsed_s = t1 - r->t_start, .tokens = r->st.tokens, .fwd_bwd_s = t_fb - t0,
-                           .optim_s = t_opt - t_fb};
+                           .optim_s = t_opt - t_fb, .exchange_s = r->exchange_s};
     local = record(r, &rec, &lerr);
     if (local == HL_OK && c->on_progress) c->on_progress(c->user, &rec);
     if ((s = agree(r, local, &lerr, 0, NULL, err)) != HL_OK) return s;
@@ -581,6 +585,19 @@ hl_status hl_train_run_to_end(hl_train_run *r, hl_train_outcome *outcome, hl_err
 }
 
 int64_t hl_train_run_step_count(const hl_train_run *r) { return r->st.step; }
+
+int64_t hl_train_run_exchange_bytes(const hl_train_run *r) {
+    if (!r->comm) return 0;
+    int64_t total = 0;
+    for (int32_t q = 0; q < r->n_ranks; q++) {
+        int32_t n;
+        int64_t lo, hi;
+        hl_row_tree_cover(r->tree, q, &n);
+        hl_row_tree_rows(r->tree, q, &lo, &hi);
+        total += (int64_t)sizeof(wire_header) + (hi - lo) * 16 + (int64_t)n * r->n_params * (int64_t)sizeof(float);
+    }
+    return total;
+}
 int64_t hl_train_run_tokens(const hl_train_run *r) { return r->st.tokens; }
 double hl_train_run_last_eval(const hl_train_run *r) { return r->last_eval; }
 const char *hl_train_run_checkpoint_settings(const hl_train_run *r) { return r->ck_settings; }
