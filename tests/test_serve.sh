@@ -203,7 +203,7 @@ ok(st == 400 and "Δ21" in js["error"]["message"], "\"bundle\": false uses no ad
 
 # Endpoints.
 st, js, _, _ = req(port2, "GET", "/health", headers={})
-ok(st == 200 and js == {"status": "ok"}, "/health without a key")
+ok(st == 200 and js == {"status": "ok", "chat_template": "plain"}, "/health without a key (stories260K has no chat template)")
 st, js, _, _ = req(port2, "GET", "/v1/models")
 ok(st == 200 and [m["id"] for m in js["data"]] == ["stories260K-f32.gguf", "r4", "dec"], "/v1/models lists base and adapters")
 st, js, _, _ = req(port2, "POST", "/v1/completions", {"prompt": "Once upon a time", "max_tokens": 30, "temperature": 0, "model": "r4"})

@@ -35,6 +35,11 @@ static void help(void) {
            "  --compose RULE          with --lexicon and no carried lexicon: its composition rule\n"
            "  --bundle FILE           decoder bundle: the adapters of a scene request that names\n"
            "                          none, per (form, register), as decode --bundle\n"
+           "  --chat-template NAME    how /v1/chat/completions writes the messages: auto (default: the\n"
+           "                          family of the model's tokenizer.chat_template), chatml\n"
+           "                          (<|im_start|>role ...), llama3 (<|start_header_id|>role ...),\n"
+           "                          llama2 ([INST] ...) or plain (\"role: content\" lines, the\n"
+           "                          fallback for unknown templates); replies stop at its end of turn\n"
            "  --host ADDR             IPv4 address to listen on (default 127.0.0.1)\n"
            "  --port N                port (default 8080; 0 = any free one, printed on stderr)\n"
            "  --api-key KEY           require \"Authorization: Bearer KEY\" (all but /health);\n"
@@ -95,6 +100,7 @@ int cmd_serve(int argc, char **argv) {
         else if (!strcmp(a, "--compose")) compose = v;
         else if (!strcmp(a, "--bundle")) bundle = v;
         else if (!strcmp(a, "--host")) sp.host = v;
+        else if (!strcmp(a, "--chat-template")) sp.chat_template = v;
         else if (!strcmp(a, "--api-key")) sp.api_key = v;
         else if (!strcmp(a, "--lora")) {
             if (n_lora == CLI_MAX_LORA) return cli_error(CMD, "at most %d --lora", CLI_MAX_LORA);
@@ -164,6 +170,15 @@ int cmd_serve(int argc, char **argv) {
     if (sp.host && strncmp(sp.host, "127.", 4) && strcmp(sp.host, "localhost") && !sp.api_key)
         fprintf(stderr, "hyperlora serve: note: listening on %s without --api-key: anyone who can reach it may "
                 "load adapters from this machine's files\n", sp.host);
+    const char *chat_source = NULL, *chat = hl_server_chat_template(srv, &chat_source);
+    if (!strcmp(chat_source, "option")) fprintf(stderr, "hyperlora serve: chat template %s (--chat-template)\n", chat);
+    else if (!strcmp(chat_source, "fallback"))
+        fprintf(stderr, "hyperlora serve: chat template plain: the model's template looks like another family, but "
+                "the vocabulary lacks its tokens\n");
+    else if (!strcmp(chat, "plain"))
+        fprintf(stderr, "hyperlora serve: chat template plain (\"role: content\" lines): the model's "
+                "tokenizer.chat_template is missing or of no known family\n");
+    else fprintf(stderr, "hyperlora serve: chat template %s (from the model's tokenizer.chat_template)\n", chat);
     fprintf(stderr, "hyperlora serve: listening on http://%s:%d (model %s, %d adapter%s, %ld thread%s)\n",
             sp.host ? sp.host : "127.0.0.1", hl_server_port(srv), hl_engine_model_name(e), n_lora,
             n_lora == 1 ? "" : "s", threads, threads == 1 ? "" : "s");

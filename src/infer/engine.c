@@ -33,6 +33,8 @@ typedef struct entry {
     uint64_t last_used; /* e->clock at load or at its last job */
 } entry;
 
+_Static_assert(HL_JOB_MAX_STOP == HL_SEQ_MAX_STOP, "a job's stop ids travel to its sequence whole");
+
 struct hl_job {
     hl_engine *e;
     hl_job_kind kind;
@@ -47,6 +49,8 @@ struct hl_job {
     int32_t n_used;
     int32_t n_predict;
     int stop_at_eos;
+    int32_t stop_ids[HL_JOB_MAX_STOP];
+    int32_t n_stop_ids;
     hl_sampler_params sampler;
     int32_t bos, eos;
     /* shared, under e->mu */
@@ -165,7 +169,8 @@ static void *engine_main(void *arg) {
             hl_seq_desc d = {.model = j->model, .adapters = set, .scales = j->scales, .n_adapters = j->n_used,
                              .scene_vectors = j->vectors, .n_scene_vectors = j->n_vectors, .prompt = j->prompt,
                              .n_prompt = j->n_prompt, .n_predict = j->n_predict, .stop_at_eos = j->stop_at_eos,
-                             .sampler = j->sampler};
+                             .n_stop_ids = j->n_stop_ids, .sampler = j->sampler};
+            memcpy(d.stop_ids, j->stop_ids, sizeof d.stop_ids);
             hl_error err = {0};
             pthread_mutex_unlock(&e->mu);
             hl_status s = hl_sched_add(e->sched, &d, j, &j->seq, &err);
@@ -559,7 +564,10 @@ hl_status hl_engine_submit(hl_engine *e, const hl_job_desc *d, hl_job **out, hl_
     *out = NULL;
     if (d->n_predict < 0) return hl_fail(err, HL_ERR_INVALID_ARG, "negative token count");
     if (d->kind != HL_JOB_TEXT && d->kind != HL_JOB_SCENE) return hl_fail(err, HL_ERR_INVALID_ARG, "unknown job kind");
-    if (d->kind == HL_JOB_TEXT && !d->prompt) return hl_fail(err, HL_ERR_INVALID_ARG, "no prompt");
+    if (d->kind == HL_JOB_TEXT && !d->prompt == !(d->prompt_ids && d->n_prompt_ids > 0))
+        return hl_fail(err, HL_ERR_INVALID_ARG, "a text job needs exactly one of a prompt or prompt ids");
+    if (d->n_stop_ids < 0 || d->n_stop_ids > HL_JOB_MAX_STOP || (d->n_stop_ids && d->kind != HL_JOB_TEXT))
+        return hl_fail(err, HL_ERR_INVALID_ARG, "at most %d stop tokens, for text jobs only", HL_JOB_MAX_STOP);
     if (d->kind == HL_JOB_SCENE && !d->scene == !(d->scene_vectors && d->n_vectors > 0))
         return hl_fail(err, HL_ERR_INVALID_ARG, "a scene job needs exactly one of a scene or scene vectors");
     if (d->kind == HL_JOB_SCENE &&
@@ -570,6 +578,8 @@ hl_status hl_engine_submit(hl_engine *e, const hl_job_desc *d, hl_job **out, hl_
     j->e = e;
     j->kind = d->kind;
     j->stop_at_eos = d->stop_at_eos;
+    j->n_stop_ids = d->n_stop_ids;
+    memcpy(j->stop_ids, d->stop_ids, sizeof j->stop_ids);
     j->sampler = d->sampler;
     j->refs = 2;
     const hl_lexicon *lex = NULL;
@@ -582,7 +592,21 @@ hl_status hl_engine_submit(hl_engine *e, const hl_job_desc *d, hl_job **out, hl_
     if (s == HL_OK && d->kind == HL_JOB_TEXT) {
         j->model = e->base;
         j->tok = hl_model_get_tokenizer(e->base);
-        s = hl_tokenizer_encode(j->tok, d->prompt, strlen(d->prompt), 1, 0, &j->prompt, &np, err);
+        if (d->prompt) s = hl_tokenizer_encode(j->tok, d->prompt, strlen(d->prompt), 1, 0, &j->prompt, &np, err);
+        else if (!(j->prompt = hl_malloc_array((size_t)d->n_prompt_ids, sizeof(int32_t))))
+            s = hl_fail(err, HL_ERR_NOMEM, "out of memory");
+        else {
+            const int32_t V = hl_tokenizer_n_vocab(j->tok);
+            np = (size_t)d->n_prompt_ids;
+            for (size_t i = 0; i < np && s == HL_OK; i++) {
+                if (d->prompt_ids[i] < 0 || d->prompt_ids[i] >= V)
+                    s = hl_fail(err, HL_ERR_INVALID_ARG, "prompt id %d is not in the vocabulary", d->prompt_ids[i]);
+                j->prompt[i] = d->prompt_ids[i];
+            }
+        }
+        for (int32_t i = 0; s == HL_OK && i < d->n_stop_ids; i++)
+            if (d->stop_ids[i] < 0 || d->stop_ids[i] >= hl_tokenizer_n_vocab(j->tok))
+                s = hl_fail(err, HL_ERR_INVALID_ARG, "stop id %d is not in the vocabulary", d->stop_ids[i]);
         if (s == HL_OK) j->prev0 = j->prompt[np - 1];
     } else if (s == HL_OK) {
         j->model = hl_lexicon_model(lex);
@@ -686,6 +710,8 @@ size_t hl_job_piece(const hl_job *j, int32_t i, char *buf, size_t cap) {
     if (i < 0 || i >= j->n_predict || cap == 0) return 0;
     int32_t id = j->tokens[i], prev = i ? j->tokens[i - 1] : j->prev0;
     if (j->kind == HL_JOB_SCENE && (id == j->eos || id == j->bos)) return 0;
+    for (int32_t k = 0; k < j->n_stop_ids; k++)
+        if (id == j->stop_ids[k]) return 0; /* a chat's end of turn is not part of the reply */
     size_t n = hl_tokenizer_decode(j->tok, prev, id, buf, cap - 1);
     /* As `generate` prints: lone control bytes are dropped; UTF-8 passes. */
     if (j->kind == HL_JOB_TEXT && n == 1 && (unsigned char)buf[0] < 0x20 && !strchr("\n\t\r ", buf[0])) n = 0;

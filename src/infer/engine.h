@@ -92,9 +92,14 @@ typedef struct hl_job_adapter {
     float scale;
 } hl_job_adapter;
 
+#define HL_JOB_MAX_STOP 4
+
 typedef struct hl_job_desc {
     hl_job_kind kind;
-    const char *prompt;               /* TEXT: UTF-8, BOS is added */
+    const char *prompt;               /* TEXT: UTF-8, BOS is added; or NULL with prompt_ids */
+    const int32_t *prompt_ids;        /* TEXT: the prompt as token ids of the base (BOS included where
+                                       * wanted; a chat template's output), copied */
+    int32_t n_prompt_ids;
     const char *scene;                /* SCENE: lexemes separated by spaces; or NULL with vectors */
     const float *scene_vectors;       /* SCENE: (n_vectors, C) mute-scene inputs */
     int32_t n_vectors;
@@ -104,7 +109,10 @@ typedef struct hl_job_desc {
     int32_t n_adapters;
     int use_adapters;
     int32_t n_predict;                /* tokens at most (cut where the context ends) */
-    int stop_at_eos;
+    int stop_at_eos;                  /* stop at EOS and the tokenizer's other end-of-generation tokens */
+    int32_t stop_ids[HL_JOB_MAX_STOP]; /* TEXT, with stop_at_eos: more tokens that end the job (a chat
+                                       * template's end of turn); they print as nothing */
+    int32_t n_stop_ids;
     hl_sampler_params sampler;
 } hl_job_desc;
 

@@ -6,6 +6,7 @@
 #include "infer/scheduler.h"
 #include "infer/batch_decode.h"
 #include "model/context.h"
+#include "text/tokenizer.h"
 #include "util/alloc.h"
 #include "util/error.h"
 #include "util/threadpool.h"
@@ -25,6 +26,9 @@ struct hl_seq {
     int32_t pos;          /* next position to evaluate */
     int stop_at_eos;
     int32_t bos, eos;
+    const hl_tokenizer *tok;  /* the model's: its end-of-generation set */
+    int32_t stop_ids[HL_SEQ_MAX_STOP];
+    int32_t n_stop_ids;
     size_t kv_bytes;
     hl_seq_state state;
     hl_error err;
@@ -107,6 +111,9 @@ hl_status hl_sched_add(hl_sched *s, const hl_seq_desc *d, void *user, hl_seq **o
     const hl_model_config *c = hl_model_get_config(d->model);
     if (d->n_prompt < 1 || !d->prompt) return hl_fail(err, HL_ERR_INVALID_ARG, "sequence: the prompt has no tokens");
     if (d->n_predict < 0) return hl_fail(err, HL_ERR_INVALID_ARG, "sequence: negative token count");
+    if (d->n_stop_ids < 0 || d->n_stop_ids > HL_SEQ_MAX_STOP)
+        return hl_fail(err, HL_ERR_INVALID_ARG, "sequence: %d stop tokens (at most %d)", d->n_stop_ids,
+                       HL_SEQ_MAX_STOP);
     if (d->n_scene_vectors < 0 || d->n_scene_vectors > 65536)
         return hl_fail(err, HL_ERR_INVALID_ARG, "sequence: %d scene vectors", d->n_scene_vectors);
     /* Positions evaluated: the prompt, then every generated token but the last. */
@@ -131,6 +138,9 @@ hl_status hl_sched_add(hl_sched *s, const hl_seq_desc *d, void *user, hl_seq **o
     const hl_tokenizer *tok = hl_model_get_tokenizer(d->model);
     q->bos = hl_tokenizer_bos(tok);
     q->eos = hl_tokenizer_eos(tok);
+    q->tok = tok;
+    q->n_stop_ids = d->n_stop_ids;
+    memcpy(q->stop_ids, d->stop_ids, (size_t)d->n_stop_ids * sizeof *q->stop_ids);
     hl_status st = HL_OK;
     q->prompt = hl_malloc_array((size_t)d->n_prompt, sizeof(int32_t));
     q->tokens = hl_malloc_array((size_t)(d->n_predict > 0 ? d->n_predict : 1), sizeof(int32_t));
@@ -189,11 +199,19 @@ static void seq_step(hl_seq *q) {
     else seq_sample(q);
 }
 
+/* Whether next ends the sequence (with stop_at_eos): the tokens hl_generate stops at, and the extra ones. */
+static int seq_stops_at(const hl_seq *q, int32_t next) {
+    if (next == q->eos || next == q->bos || hl_tokenizer_is_eog(q->tok, next)) return 1;
+    for (int32_t i = 0; i < q->n_stop_ids; i++)
+        if (next == q->stop_ids[i]) return 1;
+    return 0;
+}
+
 /* The next token from the logits just computed, and whether to stop. */
 static void seq_sample(hl_seq *q) {
     int32_t next = hl_sampler_sample(q->sampler, q->logits);
     q->tokens[q->n_tokens++] = next;
-    if (q->stop_at_eos && (next == q->eos || next == q->bos)) q->state = HL_SEQ_STOP_EOS;
+    if (q->stop_at_eos && seq_stops_at(q, next)) q->state = HL_SEQ_STOP_EOS;
     else if (q->n_tokens == q->n_predict || q->pos >= hl_context_n_ctx(q->ctx)) q->state = HL_SEQ_STOP_LENGTH;
 }
 

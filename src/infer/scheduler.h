@@ -39,6 +39,8 @@ typedef struct hl_sched_params {
                              * over the weights per step: infer/batch_decode.h); 0 = each its own pass */
 } hl_sched_params;
 
+#define HL_SEQ_MAX_STOP 4
+
 typedef struct hl_seq_desc {
     const hl_model *model;             /* the base, or a lexicon's view of it (hl_lexicon_model) */
     const hl_adapter *const *adapters; /* n_adapters, with user scales */
@@ -49,7 +51,11 @@ typedef struct hl_seq_desc {
     const int32_t *prompt;             /* n_prompt >= 1 ids, BOS included where wanted */
     int32_t n_prompt;
     int32_t n_predict;                 /* tokens to generate (>= 0) */
-    int stop_at_eos;                   /* stop after EOS or BOS, as hl_generate */
+    int stop_at_eos;                   /* stop after EOS, BOS or another end-of-generation token of the
+                                        * model's tokenizer, as hl_generate, or after one of stop_ids */
+    int32_t stop_ids[HL_SEQ_MAX_STOP];  /* with stop_at_eos: more tokens that end the sequence (a chat
+                                        * template's end of turn) */
+    int32_t n_stop_ids;
     hl_sampler_params sampler;
 } hl_seq_desc;
 

@@ -5,6 +5,7 @@
 #include "hyperlexeme/explain.h"
 #include "hyperlexeme/lexicon.h"
 #include "model/model.h"
+#include "text/chat_template.h"
 #include "util/alloc.h"
 #include "util/error.h"
 #include "util/json_nul.h"
@@ -19,6 +20,7 @@
 #include <microhttpd.h>
 #include <stdarg.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,6 +40,8 @@ struct hl_server {
     int port;
     time_t started;
     char fingerprint[64];      /* base part of system_fingerprint */
+    hl_chat_template chat;     /* how chat messages become the prompt, bound to the base's vocabulary */
+    const char *chat_source;   /* why that family: "file", "option", or "fallback" */
     atomic_uint_fast64_t next_id, requests, resp_2xx, resp_4xx, resp_5xx, disconnects;
 };
 
@@ -49,7 +53,7 @@ typedef struct conn {
 
 hl_server_params hl_server_default_params(void) {
     hl_server_params p = {.host = NULL, .port = 8080, .api_key = NULL, .max_body = 1 << 20, .max_tokens = 4096,
-                          .max_batch = 64, .timeout_s = 30, .max_connections = 64};
+                          .max_batch = 64, .timeout_s = 30, .max_connections = 64, .chat_template = NULL};
     return p;
 }
 
@@ -616,18 +620,18 @@ static enum MHD_Result do_text_job(hl_server *s, struct MHD_Connection *c, const
     return send_json(s, c, 200, o);
 }
 
-/* The prompt of a chat: each message as "role: content" on its own line,
- * then "assistant:" (a plain template for base models; no model-specific
- * chat templates yet). NULL with msg set on a bad message list. */
-static char *chat_prompt(const cJSON *req, char *msg, size_t cap) {
+/* The prompt of a chat as token ids, written by the server's chat template
+ * (text/chat_template.h), with the assistant's turn opened. Messages'
+ * contents never become special tokens. NULL with msg set on a bad message
+ * list. */
+static int32_t *chat_prompt(hl_server *s, const cJSON *req, size_t *n_ids, char *msg, size_t cap) {
     const cJSON *ms = cJSON_GetObjectItemCaseSensitive(req, "messages");
     int n = cJSON_IsArray(ms) ? cJSON_GetArraySize(ms) : -1;
     if (n < 1 || n > 1024) {
         snprintf(msg, cap, "field \"messages\" must be an array of 1..1024 {\"role\", \"content\"}");
         return NULL;
     }
-    char *out = NULL;
-    size_t len = 0, ocap = 0;
+    hl_chat_message m[1024];
     int i = 0;
     const cJSON *it;
     cJSON_ArrayForEach(it, ms) {
@@ -635,38 +639,38 @@ static char *chat_prompt(const cJSON *req, char *msg, size_t cap) {
         if (!cJSON_IsObject(it) || !field_string(it, "role", &role, msg, cap) ||
             !field_string(it, "content", &content, msg, cap) || !role || !content) {
             if (!msg[0]) snprintf(msg, cap, "messages[%d] needs \"role\" and \"content\" strings", i);
-            hl_free(out);
             return NULL;
         }
         if (strcmp(role, "system") && strcmp(role, "user") && strcmp(role, "assistant")) {
             snprintf(msg, cap, "messages[%d]: role \"%.32s\" is not system, user or assistant", i, role);
-            hl_free(out);
             return NULL;
         }
-        if (!buf_add(&out, &len, &ocap, role, strlen(role)) || !buf_add(&out, &len, &ocap, ": ", 2) ||
-            !buf_add(&out, &len, &ocap, content, strlen(content)) || !buf_add(&out, &len, &ocap, "\n", 1)) {
-            snprintf(msg, cap, "out of memory");
-            hl_free(out);
-            return NULL;
-        }
-        i++;
+        m[i++] = (hl_chat_message){.role = role, .content = content};
     }
-    if (!buf_add(&out, &len, &ocap, "assistant:", 10)) {
-        snprintf(msg, cap, "out of memory");
-        hl_free(out);
+    hl_error err = {0};
+    int32_t *ids = NULL;
+    if (hl_chat_encode(&s->chat, hl_model_get_tokenizer(hl_engine_base(s->e)), m, n, 1, &ids, n_ids, &err) != HL_OK) {
+        snprintf(msg, cap, "%s", err.msg);
         return NULL;
     }
-    return out;
+    return ids;
 }
 
 static enum MHD_Result do_completions(hl_server *s, struct MHD_Connection *c, const cJSON *req, int chat) {
     char msg[512] = "";
     hl_job_desc d = {.kind = HL_JOB_TEXT};
     hl_job_adapter ads[64];
-    char *owned = NULL;
+    int32_t *owned = NULL;
     if (chat) {
-        if (!(owned = chat_prompt(req, msg, sizeof msg))) return send_error(s, c, 400, "%s", msg);
-        d.prompt = owned;
+        size_t n_ids = 0;
+        if (!(owned = chat_prompt(s, req, &n_ids, msg, sizeof msg))) return send_error(s, c, 400, "%s", msg);
+        if (n_ids > INT32_MAX) {
+            hl_free(owned);
+            return send_error(s, c, 400, "the chat is too long");
+        }
+        d.prompt_ids = owned;
+        d.n_prompt_ids = (int32_t)n_ids;
+        if (s->chat.end_of_turn >= 0) d.stop_ids[d.n_stop_ids++] = s->chat.end_of_turn;
     } else {
         const cJSON *pv = cJSON_GetObjectItemCaseSensitive(req, "prompt");
         if (!pv || !cJSON_IsString(pv)) return send_error(s, c, 400, "field \"prompt\" must be a string");
@@ -1088,6 +1092,7 @@ static enum MHD_Result do_models(hl_server *s, struct MHD_Connection *c) {
         cJSON_AddNumberToObject(m, "created", (double)s->started);
         cJSON_AddStringToObject(m, "owned_by", "hyperlora");
         cJSON_AddStringToObject(m, "kind", i < 0 ? "base" : "adapter");
+        if (i < 0) cJSON_AddStringToObject(m, "chat_template", hl_chat_family_name(s->chat.family));
         if (i >= 0) cJSON_AddBoolToObject(m, "scene_decoder", info[i].has_lexicon);
         cJSON_AddItemToArray(data, m);
     }
@@ -1218,7 +1223,10 @@ static enum MHD_Result dispatch(hl_server *s, struct MHD_Connection *c, const ch
     int get = !strcmp(method, "GET"), post = !strcmp(method, "POST");
     if (!strcmp(url, "/health") || !strcmp(url, "/v1/health")) {
         if (!get) return send_error(s, c, 405, "%s needs GET", url);
-        return send_text(s, c, 200, "application/json", "{\"status\":\"ok\"}", 15);
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "status", "ok");
+        cJSON_AddStringToObject(o, "chat_template", hl_chat_family_name(s->chat.family));
+        return send_json(s, c, 200, o);
     }
     if (!strcmp(url, "/") || !strcmp(url, "/index.html")) {
         /* The page holds no data; its requests carry the key the user types. */
@@ -1296,6 +1304,33 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls, en
     *con_cls = NULL;
 }
 
+/* The chat template of the server: the family named (NULL or "auto": the one
+ * the base file's tokenizer.chat_template shows, plain when it shows none or
+ * its markers are not in the vocabulary), bound to the base's vocabulary. */
+static hl_status server_chat_template(hl_engine *e, const char *name, hl_chat_template *out, const char **source,
+                                      hl_error *err) {
+    const hl_model *base = hl_engine_base(e);
+    const hl_tokenizer *tok = hl_model_get_tokenizer(base);
+    if (name && strcmp(name, "auto")) {
+        int f = hl_chat_family_from_name(name);
+        if (f < 0)
+            return hl_fail(err, HL_ERR_INVALID_ARG, "chat template \"%.64s\" is not one of auto, plain, chatml, llama3, "
+                           "llama2", name);
+        *source = "option";
+        return hl_chat_template_init((hl_chat_family)f, tok, out, err);
+    }
+    hl_chat_family f = hl_chat_detect_gguf(base->gguf, NULL);
+    *source = "file";
+    if (hl_chat_template_init(f, tok, out, NULL) == HL_OK) return HL_OK;
+    *source = "fallback";
+    return hl_chat_template_init(HL_CHAT_PLAIN, tok, out, err);
+}
+
+const char *hl_server_chat_template(const hl_server *s, const char **source) {
+    if (source) *source = s->chat_source;
+    return hl_chat_family_name(s->chat.family);
+}
+
 hl_status hl_server_start(hl_engine *e, const hl_server_params *p, hl_server **out, hl_error *err) {
     *out = NULL;
     struct sockaddr_in addr;
@@ -1308,9 +1343,15 @@ hl_status hl_server_start(hl_engine *e, const hl_server_params *p, hl_server **o
     if (inet_pton(AF_INET, host, &addr.sin_addr) != 1)
         return hl_fail(err, HL_ERR_INVALID_ARG, "host \"%.64s\" is not an IPv4 address", host);
     if (p->api_key && !p->api_key[0]) return hl_fail(err, HL_ERR_INVALID_ARG, "the API key is empty");
+    hl_chat_template chat;
+    const char *chat_source = "file";
+    hl_status cs = server_chat_template(e, p->chat_template, &chat, &chat_source, err);
+    if (cs != HL_OK) return cs;
     hl_server *s = hl_calloc(1, sizeof *s);
     if (!s) return hl_fail(err, HL_ERR_NOMEM, "out of memory");
     s->e = e;
+    s->chat = chat;
+    s->chat_source = chat_source;
     s->p = *p;
     s->started = time(NULL);
     atomic_store(&s->next_id, 1);
