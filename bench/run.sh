@@ -12,7 +12,10 @@
 #       the example scene data (bench/pack.sh), and the composition rules
 #       compared on a generated scene corpus (bench/compose.sh, ~3 min), and
 #       serving throughput against the number of distinct adapters
-#       (bench/serve_adapters.sh, ~3 min; s110M too with BENCH_FULL=1).
+#       (bench/serve_adapters.sh, ~3 min; s110M too with BENCH_FULL=1), and
+#       data-parallel training, 1 vs 2 processes against 2 threads, where
+#       mpirun and the MPI build of the CLI exist (bench/train_dp.sh, ~2 min;
+#       s110M too with BENCH_FULL=1).
 #
 # Environment:
 #   BENCH_PEER=1     also run the PyTorch peer (../shared/bench/bench.py) on the
@@ -280,6 +283,13 @@ if [ "${BENCH_FULL:-0}" = 1 ]; then
     wait_quiet
     SERVE_PRESET=s110M SERVE_TOKENS=32 bash "$ROOT/bench/serve_adapters.sh" "$BUILD" "$OUT/s110M" || true
 fi
+
+# ---------------------------------------------------------------- data-parallel training
+# 1 process x 1 thread, 2 processes x 1 thread (mpirun) and 1 process x 2
+# threads on the same LoRA run (train_dp.sh; skips without MPI).
+say "data-parallel training: 2 processes against 2 threads"
+wait_quiet
+DP_FULL="${BENCH_FULL:-0}" DP_ROUNDS="$ROUNDS" bash "$ROOT/bench/train_dp.sh" "$BUILD" "$OUT" || true
 
 # ---------------------------------------------------------------- bounds
 # Hostile-input budgets (a hostile file must not cost time or memory): a 100,000-entry lexicon loads in < 1 s, and

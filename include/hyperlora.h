@@ -39,9 +39,9 @@ extern "C" {
 #endif
 
 #define HL_VERSION_MAJOR 0
-#define HL_VERSION_MINOR 2
+#define HL_VERSION_MINOR 3
 #define HL_VERSION_PATCH 0
-#define HL_VERSION_STRING "0.2.0"
+#define HL_VERSION_STRING "0.3.0"
 /* The version of the library actually linked (the macros give the header's). */
 HL_API const char *hl_version(void);
 

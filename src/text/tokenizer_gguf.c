@@ -14,6 +14,16 @@ static hl_status wr(hl_status s, const char *key, hl_error *err) {
 }
 
 /* tokenizer.ggml.* of a byte-level BPE tokenizer, as llama.cpp's converter writes them. */
+/* The BOS and EOS ids, which both vocabulary kinds write. */
+static hl_status write_bos_eos(const hl_tokenizer *t, hl_gguf_writer *w, hl_error *err) {
+    hl_status s = wr(hl_gguf_writer_set_u32(w, "tokenizer.ggml.bos_token_id", (uint32_t)t->bos),
+                     "tokenizer.ggml.bos_token_id", err);
+    if (s == HL_OK)
+        s = wr(hl_gguf_writer_set_u32(w, "tokenizer.ggml.eos_token_id", (uint32_t)t->eos),
+               "tokenizer.ggml.eos_token_id", err);
+    return s;
+}
+
 static hl_status bpe_to_gguf(const hl_tokenizer *t, hl_gguf_writer *w, hl_error *err) {
     size_t nm = hl_bpe_n_merges(t->bpe), total = 0;
     const char **pieces = hl_malloc_array((size_t)t->n_vocab, sizeof *pieces);
@@ -57,12 +67,7 @@ static hl_status bpe_to_gguf(const hl_tokenizer *t, hl_gguf_writer *w, hl_error 
     if (s == HL_OK)
         s = wr(hl_gguf_writer_set_arr_str(w, "tokenizer.ggml.merges", merges, (uint64_t)nm), "tokenizer.ggml.merges",
                err);
-    if (s == HL_OK)
-        s = wr(hl_gguf_writer_set_u32(w, "tokenizer.ggml.bos_token_id", (uint32_t)t->bos),
-               "tokenizer.ggml.bos_token_id", err);
-    if (s == HL_OK)
-        s = wr(hl_gguf_writer_set_u32(w, "tokenizer.ggml.eos_token_id", (uint32_t)t->eos),
-               "tokenizer.ggml.eos_token_id", err);
+    if (s == HL_OK) s = write_bos_eos(t, w, err);
     if (s == HL_OK)
         s = wr(hl_gguf_writer_set_bool(w, "tokenizer.ggml.add_bos_token", t->add_bos), "tokenizer.ggml.add_bos_token",
                err);
@@ -95,12 +100,7 @@ hl_status hl_tokenizer_to_gguf(const hl_tokenizer *t, hl_gguf_writer *w, hl_erro
     if (s == HL_OK)
         s = wr(hl_gguf_writer_set_u32(w, "tokenizer.ggml.unknown_token_id", (uint32_t)t->unk),
                "tokenizer.ggml.unknown_token_id", err);
-    if (s == HL_OK)
-        s = wr(hl_gguf_writer_set_u32(w, "tokenizer.ggml.bos_token_id", (uint32_t)t->bos),
-               "tokenizer.ggml.bos_token_id", err);
-    if (s == HL_OK)
-        s = wr(hl_gguf_writer_set_u32(w, "tokenizer.ggml.eos_token_id", (uint32_t)t->eos),
-               "tokenizer.ggml.eos_token_id", err);
+    if (s == HL_OK) s = write_bos_eos(t, w, err);
     /* "none" (UINT32_MAX), spelled as llama.cpp spells the key */
     if (s == HL_OK)
         s = wr(hl_gguf_writer_set_u32(w, "tokenizer.ggml.seperator_token_id", UINT32_MAX),
