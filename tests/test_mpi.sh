@@ -2,7 +2,8 @@
 # test_mpi.sh: data-parallel training through mpirun (docs/distributed.md).
 #   - N = 1, 2, 3 and 4 processes (oversubscribed on this machine), at 1 and
 #     2 threads, give the adapter and checkpoint bytes of a run with no MPI
-#     at all, and its metrics but the two wall-clock fields; the same for
+#     at all, and its metrics but the two wall-clock fields; the same when
+#     the gradient goes by allgather instead of up the tree, and for
 #     pretrain (the model file);
 #   - a checkpoint written by 3 processes resumes under 2 and ends with the
 #     uninterrupted bytes;
@@ -62,6 +63,10 @@ for n in 1 2 3 4; do
 done
 run 3 "$MPI_HL" train $A --threads 2 -o t2.gguf 2>t2.log
 ok 'same_run t2.gguf ref.gguf' "3 processes x 2 threads: the same bytes"
+HYPERLORA_DP_EXCHANGE=allgather run 3 "$MPI_HL" train $A -o ag.gguf 2>ag.log
+ok 'same_run ag.gguf ref.gguf' "3 processes exchanging by allgather instead of up the tree: the same bytes"
+HYPERLORA_DP_EXCHANGE=ring run 2 "$MPI_HL" train $A -o bad.gguf 2>bad.log
+ok '[ ! -e bad.gguf ] && grep -q "HYPERLORA_DP_EXCHANGE must be tree or allgather" bad.log' "an unknown exchange is refused"
 ok '[ "$(grep -c "wrote n3.gguf" n3.log)" = 1 ] && grep -q "3 processes share each step.s 4 rows" n3.log' \
    "one rank reports, and says how the rows are shared"
 ok 'grep -q "KiB exchanged per step" n3.log' "the bytes exchanged per step are reported"

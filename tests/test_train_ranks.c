@@ -7,7 +7,9 @@
  * communicator. Also: the row tree rebuilds the same sum from any split; a
  * checkpoint written by 3 ranks resumes under 2 with the same end; a rank
  * whose pre-step check fails fails every rank, naming it. (tests/
- * test_mpi.sh runs the same promise through mpirun.) */
+ * test_mpi.sh runs the same promise through mpirun.) Both exchanges are
+ * checked: every rank receiving every rank's nodes (allgather), and the
+ * reduction up the tree (send/recv). */
 #include "hyperlora.h"
 #include "hyperlora/train.h"
 #include "lora/adapter.h"
@@ -23,10 +25,20 @@
 #define MAX_RANKS 8
 
 /* ---- an allgather between threads ---- */
+typedef struct mailbox { /* one message at a time from one rank to another */
+    void *data;
+    size_t bytes;
+    int full;
+} mailbox;
+
 typedef struct fabric {
     int size;
+    int point_to_point;          /* give the ranks send/recv (the tree reduction) */
     pthread_barrier_t barrier;
     const void *send[MAX_RANKS];
+    pthread_mutex_t lock;
+    pthread_cond_t changed;
+    mailbox box[MAX_RANKS][MAX_RANKS]; /* [from][to] */
 } fabric;
 
 typedef struct rank_ctx {
@@ -57,6 +69,36 @@ static hl_status thread_allgather(void *user, const void *send, void *recv, cons
     }
     pthread_barrier_wait(&f->barrier); /* every send buffer stays put until all have copied */
     return HL_OK;
+}
+
+static hl_status thread_send(void *user, int32_t to, const void *buf, size_t bytes, hl_error *err) {
+    rank_ctx *c = user;
+    fabric *f = c->f;
+    void *copy = malloc(bytes ? bytes : 1);
+    if (!copy) return hl_fail(err, HL_ERR_NOMEM, "send: out of memory");
+    memcpy(copy, buf, bytes);
+    pthread_mutex_lock(&f->lock);
+    mailbox *b = &f->box[c->rank][to];
+    while (b->full) pthread_cond_wait(&f->changed, &f->lock);
+    *b = (mailbox){.data = copy, .bytes = bytes, .full = 1};
+    pthread_cond_broadcast(&f->changed);
+    pthread_mutex_unlock(&f->lock);
+    return HL_OK;
+}
+
+static hl_status thread_recv(void *user, int32_t from, void *buf, size_t bytes, hl_error *err) {
+    rank_ctx *c = user;
+    fabric *f = c->f;
+    pthread_mutex_lock(&f->lock);
+    mailbox *b = &f->box[from][c->rank];
+    while (!b->full) pthread_cond_wait(&f->changed, &f->lock);
+    hl_status s = b->bytes == bytes ? HL_OK : hl_fail(err, HL_ERR_INVALID_ARG, "recv: %zu bytes, expected %zu", b->bytes, bytes);
+    if (s == HL_OK) memcpy(buf, b->data, bytes);
+    free(b->data);
+    *b = (mailbox){0};
+    pthread_cond_broadcast(&f->changed);
+    pthread_mutex_unlock(&f->lock);
+    return s;
 }
 
 static hl_adapter *new_adapter(const hl_model *m) {
@@ -115,8 +157,14 @@ static void *run_rank(void *arg) {
 /* Runs n ranks (0: no communicator) and returns rank 0's adapter; *status
  * gets the first failing rank's status and err its message. */
 static hl_adapter *run_ranks(const hl_model *m, int n, int threads, const char *ckpt, const char *log,
-                             const char *resume, int stop_at, int fail_rank, hl_status *status, hl_error *err) {
-    fabric f = {.size = n ? n : 1};
+                             const char *resume, int stop_at, int fail_rank, int p2p, hl_status *status,
+                             hl_error *err) {
+    static fabric f; /* large: the mailboxes */
+    memset(&f, 0, sizeof f);
+    f.size = n ? n : 1;
+    f.point_to_point = p2p;
+    pthread_mutex_init(&f.lock, NULL);
+    pthread_cond_init(&f.changed, NULL);
     rank_ctx ctx[MAX_RANKS];
     pthread_t th[MAX_RANKS];
     REQUIRE(f.size <= MAX_RANKS);
@@ -125,10 +173,16 @@ static hl_adapter *run_ranks(const hl_model *m, int n, int threads, const char *
         ctx[r] = (rank_ctx){.f = n ? &f : NULL, .rank = r, .m = m, .threads = threads, .ckpt = ckpt, .log = log,
                             .resume = resume, .stop_at = stop_at, .fail_rank = fail_rank};
         ctx[r].comm = (hl_train_comm){.rank = r, .size = f.size, .allgather = thread_allgather, .user = &ctx[r]};
+        if (p2p) {
+            ctx[r].comm.send = thread_send;
+            ctx[r].comm.recv = thread_recv;
+        }
         REQUIRE(pthread_create(&th[r], NULL, run_rank, &ctx[r]) == 0);
     }
     for (int r = 0; r < f.size; r++) pthread_join(th[r], NULL);
     pthread_barrier_destroy(&f.barrier);
+    pthread_mutex_destroy(&f.lock);
+    pthread_cond_destroy(&f.changed);
     *status = HL_OK;
     for (int r = 0; r < f.size; r++) {
         if (ctx[r].status != HL_OK && *status == HL_OK) {
@@ -267,28 +321,31 @@ int main(void) {
     snprintf(log, sizeof log, "ranks_%d.metrics.jsonl", pid);
 
     /* The reference: no communicator at all. */
-    hl_adapter *ref = run_ranks(m, 0, 1, ck0, log0, NULL, 0, -1, &st, &err);
+    hl_adapter *ref = run_ranks(m, 0, 1, ck0, log0, NULL, 0, -1, 0, &st, &err);
     CHECK_OK(st, &err);
     char *ref_log = metrics_without_clock(log0);
 
-    for (int threads = 1; threads <= 2; threads++)
-        for (int n = 1; n <= 5; n++) {
-            if (threads == 2 && n != 1 && n != 3) continue; /* enough: threads are checked elsewhere too */
-            hl_adapter *a = run_ranks(m, n, threads, ck, log, NULL, 0, -1, &st, &err);
-            CHECK_OK(st, &err);
-            CHECK_MSG(same_weights(a, ref), "%d ranks x %d threads: the adapter differs from one process", n, threads);
-            CHECK_MSG(same_file(ck, ck0), "%d ranks x %d threads: the checkpoint differs", n, threads);
-            char *l = metrics_without_clock(log);
-            CHECK_MSG(!strcmp(l, ref_log), "%d ranks x %d threads: the metrics differ", n, threads);
-            free(l);
-            hl_adapter_free(a);
-        }
+    for (int p2p = 0; p2p <= 1; p2p++) /* every rank gets every node (allgather), or up the tree (send/recv) */
+        for (int threads = 1; threads <= 2; threads++)
+            for (int n = 1; n <= 5; n++) {
+                if (threads == 2 && n != 1 && n != 3) continue; /* enough: threads are checked elsewhere too */
+                hl_adapter *a = run_ranks(m, n, threads, ck, log, NULL, 0, -1, p2p, &st, &err);
+                const char *how = p2p ? "tree" : "allgather";
+                CHECK_OK(st, &err);
+                CHECK_MSG(same_weights(a, ref), "%d ranks x %d threads, %s: the adapter differs from one process", n,
+                          threads, how);
+                CHECK_MSG(same_file(ck, ck0), "%d ranks x %d threads, %s: the checkpoint differs", n, threads, how);
+                char *l = metrics_without_clock(log);
+                CHECK_MSG(!strcmp(l, ref_log), "%d ranks x %d threads, %s: the metrics differ", n, threads, how);
+                free(l);
+                hl_adapter_free(a);
+            }
 
     /* Paused at step 3 by 3 ranks, resumed by 2: the uninterrupted end. */
-    hl_adapter *a = run_ranks(m, 3, 1, ck, log, NULL, 3, -1, &st, &err);
+    hl_adapter *a = run_ranks(m, 3, 1, ck, log, NULL, 3, -1, 1, &st, &err);
     CHECK_OK(st, &err);
     hl_adapter_free(a);
-    a = run_ranks(m, 2, 1, ck, log, ck, 0, -1, &st, &err);
+    a = run_ranks(m, 2, 1, ck, log, ck, 0, -1, 0, &st, &err);
     CHECK_OK(st, &err);
     CHECK_MSG(same_weights(a, ref), "3 ranks paused, 2 resumed: the adapter differs");
     CHECK_MSG(same_file(ck, ck0), "3 ranks paused, 2 resumed: the checkpoint differs");
@@ -298,7 +355,7 @@ int main(void) {
     hl_adapter_free(a);
 
     /* One rank's failure is every rank's, with its name. */
-    a = run_ranks(m, 3, 1, ck, log, NULL, 0, 1, &st, &err);
+    a = run_ranks(m, 3, 1, ck, log, NULL, 0, 1, 1, &st, &err);
     CHECK(st == HL_ERR_IO);
     CHECK_MSG(strstr(err.msg, "rank 1 of 3") && strstr(err.msg, "went away"), "%s", err.msg);
     hl_adapter_free(a);

@@ -123,6 +123,14 @@ typedef struct hl_train_comm {
      * included. A failure fails the step on this rank; the transport is
      * expected to end the job rather than leave the other ranks waiting. */
     hl_status (*allgather)(void *user, const void *send, void *recv, const size_t *counts, hl_error *err);
+    /* Optional, both or neither: blocking point to point, bytes from this
+     * rank to rank `to`, and into buf from rank `from` (the count is known
+     * to both sides). With them the gradient goes up the tree itself: each
+     * rank sends and receives at most one gradient per tree level, then
+     * the sum comes back down a binomial tree, in place of every rank
+     * receiving every rank's part through allgather. Same bits either way. */
+    hl_status (*send)(void *user, int32_t to, const void *buf, size_t bytes, hl_error *err);
+    hl_status (*recv)(void *user, int32_t from, void *buf, size_t bytes, hl_error *err);
     void *user;
 } hl_train_comm;
 
@@ -234,8 +242,8 @@ HL_API int64_t hl_train_run_step_count(const hl_train_run *run);    /* optimizer
 HL_API int64_t hl_train_run_tokens(const hl_train_run *run);        /* tokens processed so far */
 HL_API double hl_train_run_last_eval(const hl_train_run *run);      /* latest eval loss, NAN if none */
 HL_API int64_t hl_train_run_n_params(const hl_train_run *run);      /* trainable scalars */
-/* Bytes every rank receives in one step's gradient exchange (all ranks'
- * tree nodes, losses and headers); 0 without a communicator. */
+/* The most bytes a rank receives in one step's gradient exchange (tree
+ * nodes, per-row losses, headers); 0 without a communicator. */
 HL_API int64_t hl_train_run_exchange_bytes(const hl_train_run *run);
 /* The settings stored in the checkpoint hl_train_run_resume last read
  * (owned by the run), or NULL. */

@@ -69,6 +69,30 @@ static hl_status mpi_allgather(void *user, const void *send, void *recv, const s
     hl_free(bounce);
     return s;
 }
+
+/* Blocking point to point in rounds of at most 1 GiB (MPI counts are ints). */
+static hl_status mpi_send(void *user, int32_t to, const void *buf, size_t bytes, hl_error *err) {
+    (void)user;
+    size_t at = 0;
+    do {
+        size_t n = bytes - at < ((size_t)1 << 30) ? bytes - at : (size_t)1 << 30;
+        if (MPI_Send((const char *)buf + at, (int)n, MPI_BYTE, to, 7, MPI_COMM_WORLD) != MPI_SUCCESS)
+            return hl_fail(err, HL_ERR_IO, "MPI_Send of %zu bytes to rank %d failed", bytes, (int)to);
+        at += n;
+    } while (at < bytes);
+    return HL_OK;
+}
+static hl_status mpi_recv(void *user, int32_t from, void *buf, size_t bytes, hl_error *err) {
+    (void)user;
+    size_t at = 0;
+    do {
+        size_t n = bytes - at < ((size_t)1 << 30) ? bytes - at : (size_t)1 << 30;
+        if (MPI_Recv((char *)buf + at, (int)n, MPI_BYTE, from, 7, MPI_COMM_WORLD, MPI_STATUS_IGNORE) != MPI_SUCCESS)
+            return hl_fail(err, HL_ERR_IO, "MPI_Recv of %zu bytes from rank %d failed", bytes, (int)from);
+        at += n;
+    } while (at < bytes);
+    return HL_OK;
+}
 #endif
 
 int cli_dist_begin(cli_dist *d, const char *cmd) {
@@ -90,6 +114,18 @@ int cli_dist_begin(cli_dist *d, const char *cmd) {
         return cli_dist_end(d, 1);
     }
     d->comm = (hl_train_comm){.rank = d->rank, .size = d->size, .allgather = mpi_allgather, .user = d};
+    /* The gradient goes up the row tree (log2 N vectors a rank) unless
+     * HYPERLORA_DP_EXCHANGE=allgather asks for every rank to receive every
+     * rank's part. Both give the same bits. */
+    const char *ex = getenv("HYPERLORA_DP_EXCHANGE");
+    if (ex && *ex && strcmp(ex, "tree") && strcmp(ex, "allgather")) {
+        cli_error(cmd, "HYPERLORA_DP_EXCHANGE must be tree or allgather, not \"%s\"", ex);
+        return cli_dist_end(d, 1);
+    }
+    if (!ex || strcmp(ex, "allgather")) {
+        d->comm.send = mpi_send;
+        d->comm.recv = mpi_recv;
+    }
     if (d->rank != 0 && !(d->info = fopen("/dev/null", "w"))) d->info = stderr;
     return 0;
 #else

@@ -133,3 +133,62 @@ hl_status hl_row_tree_sum(hl_row_tree *t, int64_t lo, int64_t hi, hl_row_leaf_fn
                        (long long)lo, (long long)hi, (long long)t->n_rows);
     return sum_node(t, lo, hi, level, leaf, known, user, dst, err);
 }
+
+int32_t hl_row_tree_owner(const hl_row_tree *t, int64_t row) {
+    for (int32_t q = 0; q < t->n_ranks; q++) {
+        int64_t lo, hi;
+        hl_row_tree_rows(t, q, &lo, &hi);
+        if (lo <= row && row < hi) return q;
+    }
+    return -1;
+}
+
+typedef struct reduce_job {
+    hl_row_tree *t;
+    int32_t rank;
+    int64_t my_lo, my_hi;
+    const float *covers;
+    hl_row_send_fn send;
+    hl_row_recv_fn recv;
+    void *user;
+} reduce_job;
+
+/* Node [lo, hi), which holds some of this rank's rows. On return the owner
+ * of row lo has the node's value in dst; the others have sent what the
+ * owners above them need. */
+static hl_status reduce_node(const reduce_job *j, int64_t lo, int64_t hi, int32_t level, float *dst, hl_error *err) {
+    hl_row_tree *t = j->t;
+    if (j->my_lo <= lo && hi <= j->my_hi) { /* inside this rank's rows: one of its cover nodes */
+        int32_t n;
+        const hl_tree_node *cv = hl_row_tree_cover(t, j->rank, &n);
+        for (int32_t i = 0; i < n; i++)
+            if (cv[i].lo == lo && cv[i].hi == hi) {
+                memcpy(dst, j->covers + (size_t)i * (size_t)t->vec_len, (size_t)t->vec_len * sizeof *dst);
+                return HL_OK;
+            }
+        return hl_fail(err, HL_ERR_INVALID_ARG, "row tree: rows [%lld, %lld) are not a cover node", (long long)lo,
+                       (long long)hi);
+    }
+    int64_t mid = split(lo, hi);
+    int32_t own_left = hl_row_tree_owner(t, lo), own_right = hl_row_tree_owner(t, mid);
+    int in_left = j->my_lo < mid && j->my_hi > lo, in_right = j->my_lo < hi && j->my_hi > mid;
+    float *right = t->scratch[level];
+    hl_status s = HL_OK;
+    if (in_left) s = reduce_node(j, lo, mid, level + 1, dst, err);
+    if (s == HL_OK && in_right) {
+        s = reduce_node(j, mid, hi, level + 1, right, err);
+        if (s == HL_OK && j->rank == own_right && own_right != own_left) s = j->send(j->user, own_left, right, err);
+    }
+    if (s != HL_OK || j->rank != own_left) return s;
+    if (own_right != j->rank && (s = j->recv(j->user, own_right, right, err)) != HL_OK) return s;
+    for (int64_t i = 0; i < t->vec_len; i++) dst[i] += right[i];
+    return HL_OK;
+}
+
+hl_status hl_row_tree_reduce(hl_row_tree *t, int32_t rank, const float *cover_values, hl_row_send_fn send,
+                             hl_row_recv_fn recv, void *user, float *dst, hl_error *err) {
+    reduce_job j = {.t = t, .rank = rank, .covers = cover_values, .send = send, .recv = recv, .user = user};
+    hl_row_tree_rows(t, rank, &j.my_lo, &j.my_hi);
+    if (j.my_lo >= j.my_hi) return HL_OK; /* no rows: nothing to add */
+    return reduce_node(&j, 0, t->n_rows, 0, dst, err);
+}

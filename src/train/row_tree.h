@@ -42,4 +42,22 @@ typedef const float *(*hl_row_known_fn)(void *user, int64_t lo, int64_t hi);
  * left + right. known may be NULL. Not reentrant (shared scratch). */
 hl_status hl_row_tree_sum(hl_row_tree *t, int64_t lo, int64_t hi, hl_row_leaf_fn leaf, hl_row_known_fn known,
                           void *user, float *dst, hl_error *err);
+
+/* The rank whose rows hold row (ranks with no rows own nothing). */
+int32_t hl_row_tree_owner(const hl_row_tree *t, int64_t row);
+
+/* Point to point between ranks, vec_len floats at a time. */
+typedef hl_status (*hl_row_send_fn)(void *user, int32_t to, const float *v, hl_error *err);
+typedef hl_status (*hl_row_recv_fn)(void *user, int32_t from, float *v, hl_error *err);
+
+/* The root as a reduction along the tree itself: called by every rank that
+ * has rows, each with the values of its own cover (n_cover × vec_len, in
+ * hl_row_tree_cover order). Each node above the covers is added by the rank
+ * that owns its first row, after the rank owning its right half's first row
+ * sent that half: the additions of hl_row_tree_sum, so the same bits. A
+ * rank sends and receives at most one vector per tree level. The root ends
+ * in dst on the owner of row 0; dst is scratch elsewhere. Ranks go through
+ * the nodes in the same post-order, so blocking sends cannot deadlock. */
+hl_status hl_row_tree_reduce(hl_row_tree *t, int32_t rank, const float *cover_values, hl_row_send_fn send,
+                             hl_row_recv_fn recv, void *user, float *dst, hl_error *err);
 #endif

@@ -51,6 +51,8 @@ struct hl_train_run {
     const hl_train_comm *comm;
     int32_t rank, n_ranks;
     double exchange_s;        /* the last step's gradient exchange (wall clock) */
+    int tree_reduce;          /* comm has send/recv: reduce along the tree (else allgather every node) */
+    float *covers;            /* (cover nodes, n_params) this rank's node values, tree_reduce only */
     uint8_t *send, *recv;     /* exchange buffers, grown as needed */
     size_t send_cap, recv_cap;
     size_t *counts, *offsets; /* [n_ranks] bytes each rank sends, and where they land in recv */
@@ -159,6 +161,12 @@ hl_status hl_train_run_init(const hl_model *model, hl_adapter *adapter, const hl
                     (int)c->comm->size, c->comm->allgather ? "" : " and no allgather");
         goto fail;
     }
+    if (c->comm && !c->comm->send != !c->comm->recv) {
+        s = hl_fail(err, HL_ERR_INVALID_ARG, "train config: comm has %s but not %s", c->comm->send ? "send" : "recv",
+                    c->comm->send ? "recv" : "send");
+        goto fail;
+    }
+    r->tree_reduce = r->comm && r->comm->send;
     if ((s = hl_row_tree_init(r->n_rows, r->n_ranks, r->n_params, &r->tree, err)) != HL_OK) goto fail;
     if (r->comm && (!(r->counts = hl_calloc((size_t)r->n_ranks, sizeof *r->counts)) ||
                     !(r->offsets = hl_calloc((size_t)r->n_ranks, sizeof *r->offsets)))) {
@@ -192,6 +200,7 @@ void hl_train_run_free(hl_train_run *r) {
     hl_free(r->offsets);
     hl_free(r->val_loss);
     hl_free(r->val_count);
+    hl_free(r->covers);
     hl_free(r);
 }
 
@@ -450,6 +459,65 @@ static const float *known_node(void *user, int64_t lo, int64_t hi) {
     return NULL;
 }
 
+static hl_status send_vec(void *user, int32_t to, const float *v, hl_error *err) {
+    const hl_train_run *r = user;
+    return r->comm->send(r->comm->user, to, v, (size_t)r->n_params * sizeof *v, err);
+}
+static hl_status recv_vec(void *user, int32_t from, float *v, hl_error *err) {
+    const hl_train_run *r = user;
+    return r->comm->recv(r->comm->user, from, v, (size_t)r->n_params * sizeof *v, err);
+}
+
+/* r->grad from the rank holding it (root) to every rank: a binomial tree,
+ * each rank receiving once. */
+static hl_status broadcast_grad(hl_train_run *r, int32_t root, hl_error *err) {
+    const int32_t n = r->n_ranks, me = (r->rank - root + n) % n;
+    for (int32_t step = 1; step < n; step *= 2) {
+        hl_status s = HL_OK;
+        if (me < step && me + step < n) s = send_vec(r, (me + step + root) % n, r->grad, err);
+        else if (me >= step && me < 2 * step) s = recv_vec(r, (me - step + root) % n, r->grad, err);
+        if (s != HL_OK) return s;
+    }
+    return HL_OK;
+}
+
+/* step_gradient with send/recv: the covers' values stay home; the status
+ * and the per-row losses go round by allgather (so a failed rank stops
+ * everyone before any gradient moves), then the gradient goes up the row
+ * tree and the root comes back down. */
+static hl_status step_gradient_tree(hl_train_run *r, hl_status local, hl_error *lerr, hl_error *err) {
+    int64_t lo, hi;
+    int32_t n_cover;
+    hl_row_tree_rows(r->tree, r->rank, &lo, &hi);
+    const hl_tree_node *cv = hl_row_tree_cover(r->tree, r->rank, &n_cover);
+    if (!r->covers && n_cover > 0 &&
+        !(r->covers = hl_malloc_array((size_t)n_cover * (size_t)(r->n_params ? r->n_params : 1), sizeof(float))))
+        return hl_fail(err, HL_ERR_NOMEM, "train run: out of memory for %d gradient vectors", (int)n_cover);
+    for (int32_t i = 0; i < n_cover && local == HL_OK; i++)
+        local = hl_row_tree_sum(r->tree, cv[i].lo, cv[i].hi, row_gradient, NULL, r, r->covers + (size_t)i * r->n_params,
+                                lerr);
+    size_t body[r->n_ranks];
+    for (int32_t q = 0; q < r->n_ranks; q++) {
+        int64_t qlo, qhi;
+        hl_row_tree_rows(r->tree, q, &qlo, &qhi);
+        body[q] = (size_t)(qhi - qlo) * 16;
+    }
+    hl_status s = reserve_send(r, body[r->rank], err);
+    if (s != HL_OK) return s;
+    for (int64_t j = lo; j < hi && local == HL_OK; j++) put_row(send_body(r) + (j - lo) * 16, r->row_loss[j], r->row_count[j]);
+    double t0 = now_s();
+    if ((s = exchange(r, local, lerr, 0, body, NULL, err)) != HL_OK) return s;
+    for (int32_t q = 0; q < r->n_ranks; q++) {
+        int64_t qlo, qhi;
+        hl_row_tree_rows(r->tree, q, &qlo, &qhi);
+        for (int64_t j = qlo; j < qhi; j++) get_row(recv_body(r, q) + (j - qlo) * 16, &r->row_loss[j], &r->row_count[j]);
+    }
+    s = hl_row_tree_reduce(r->tree, r->rank, r->covers, send_vec, recv_vec, r, r->grad, err);
+    if (s == HL_OK) s = broadcast_grad(r, hl_row_tree_owner(r->tree, 0), err);
+    r->exchange_s = now_s() - t0;
+    return s;
+}
+
 /* The step's gradient into r->grad (and the rows' losses and counts into
  * row_loss / row_count on every rank). local: this rank's outcome so far. */
 static hl_status step_gradient(hl_train_run *r, hl_status local, hl_error *lerr, hl_error *err) {
@@ -459,6 +527,7 @@ static hl_status step_gradient(hl_train_run *r, hl_status local, hl_error *lerr,
         if (local != HL_OK) return hl_fail(err, local, "%s", lerr->msg);
         return hl_row_tree_sum(r->tree, 0, r->n_rows, row_gradient, NULL, r, r->grad, err);
     }
+    if (r->tree_reduce) return step_gradient_tree(r, local, lerr, err);
     int32_t n_cover;
     const hl_tree_node *cv = hl_row_tree_cover(r->tree, r->rank, &n_cover);
     size_t body[r->n_ranks], vec_bytes = (size_t)r->n_params * sizeof(float);
@@ -586,9 +655,30 @@ hl_status hl_train_run_to_end(hl_train_run *r, hl_train_outcome *outcome, hl_err
 
 int64_t hl_train_run_step_count(const hl_train_run *r) { return r->st.step; }
 
+/* Vectors rank q receives while reducing node [lo, hi) (as reduce_node). */
+static int64_t reduce_recvs(const hl_train_run *r, int32_t q, int64_t lo, int64_t hi) {
+    int64_t qlo, qhi;
+    hl_row_tree_rows(r->tree, q, &qlo, &qhi);
+    if (qlo >= qhi || hi <= qlo || qhi <= lo || (qlo <= lo && hi <= qhi)) return 0;
+    int64_t mid = lo + (hi - lo) / 2;
+    int64_t n = reduce_recvs(r, q, lo, mid) + reduce_recvs(r, q, mid, hi);
+    int32_t own_left = hl_row_tree_owner(r->tree, lo), own_right = hl_row_tree_owner(r->tree, mid);
+    return n + (q == own_left && own_right != q);
+}
+
 int64_t hl_train_run_exchange_bytes(const hl_train_run *r) {
     if (!r->comm) return 0;
     int64_t total = 0;
+    if (r->tree_reduce) { /* the status and row allgather, then the most vectors one rank receives */
+        int64_t most = 0;
+        int32_t root = hl_row_tree_owner(r->tree, 0);
+        for (int32_t q = 0; q < r->n_ranks; q++) {
+            int64_t v = reduce_recvs(r, q, 0, r->n_rows) + (q != root);
+            if (v > most) most = v;
+        }
+        return (int64_t)sizeof(wire_header) * r->n_ranks + r->n_rows * 16 +
+               most * r->n_params * (int64_t)sizeof(float);
+    }
     for (int32_t q = 0; q < r->n_ranks; q++) {
         int32_t n;
         int64_t lo, hi;
