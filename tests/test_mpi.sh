@@ -10,6 +10,7 @@
 #   - SIGKILL on one rank mid-run ends the job non-zero within a bound, the
 #     last checkpoint stays valid, and resuming it with fewer ranks ends with
 #     the uninterrupted bytes;
+#   - a rank that reads other data stops the job before it trains, named;
 #   - a build without MPI started as several processes refuses to run.
 # Needs mpirun and the MPI build of the CLI (hyperlora_mpi beside the CLI, or
 # the CLI itself when configured with -DHL_MPI=ON); skips (77) without them,
@@ -70,6 +71,14 @@ ok '[ ! -e bad.gguf ] && grep -q "HYPERLORA_DP_EXCHANGE must be tree or allgathe
 ok '[ "$(grep -c "wrote n3.gguf" n3.log)" = 1 ] && grep -q "3 processes share each step.s 4 rows" n3.log' \
    "one rank reports, and says how the rows are shared"
 ok 'grep -q "KiB exchanged per step" n3.log' "the bytes exchanged per step are reported"
+
+# A rank that reads other data is refused before any step, and named.
+cp "$ROOT/examples/stories/train.jsonl" other.jsonl
+echo '{"text": "One more story, only on the second node."}' >> other.jsonl
+B=${A/--data $ROOT\/examples\/stories\/train.jsonl/--data other.jsonl}
+mpirun -np 1 "$MPI_HL" train $A -o odd.gguf : -np 1 "$MPI_HL" train $B -o odd.gguf >odd.log 2>&1
+ok '[ $? -ne 0 ] && grep -q "rank 1 of 2 has other inputs or settings" odd.log && [ ! -e odd.gguf ]' \
+   "a rank with other data stops the job, named, before it trains"
 
 # Resume across N: paused at step 6 by 3 processes, finished by 2.
 run 3 "$MPI_HL" train $A --stop-at 6 -o r.gguf 2>r1.log

@@ -6,7 +6,8 @@
  * checkpoint and metrics bytes (but the wall-clock fields) of a run with no
  * communicator. Also: the row tree rebuilds the same sum from any split; a
  * checkpoint written by 3 ranks resumes under 2 with the same end; a rank
- * whose pre-step check fails fails every rank, naming it. (tests/
+ * whose pre-step check fails fails every rank, naming it, and so does a
+ * rank with other settings, before any step. (tests/
  * test_mpi.sh runs the same promise through mpirun.) Both exchanges are
  * checked: every rank receiving every rank's nodes (allgather), and the
  * reduction up the tree (send/recv). */
@@ -49,7 +50,7 @@ typedef struct rank_ctx {
     const hl_model *m;
     int threads;
     const char *ckpt, *log, *resume;
-    int stop_at, fail_rank;
+    int stop_at, fail_rank, odd_rank; /* odd_rank: this rank gets other settings */
     /* results */
     hl_adapter *ad;
     hl_status status;
@@ -137,7 +138,7 @@ static void *run_rank(void *arg) {
     cfg.eval_every = 2;
     cfg.checkpoint_every = 2;
     cfg.n_threads = c->threads;
-    cfg.settings = "rank test";
+    cfg.settings = c->rank == c->odd_rank ? "rank test, other data" : "rank test";
     cfg.checkpoint_path = c->ckpt;
     cfg.metrics_path = c->log;
     cfg.stop_at = c->stop_at;
@@ -153,6 +154,10 @@ static void *run_rank(void *arg) {
     hl_dataset_free(ds);
     return NULL;
 }
+
+/* fail_rank: that rank's pre-step check fails at step 2; ODD_RANK(q):
+ * rank q is given other settings; -1: neither. */
+#define ODD_RANK(q) (-2 - (q))
 
 /* Runs n ranks (0: no communicator) and returns rank 0's adapter; *status
  * gets the first failing rank's status and err its message. */
@@ -171,7 +176,8 @@ static hl_adapter *run_ranks(const hl_model *m, int n, int threads, const char *
     pthread_barrier_init(&f.barrier, NULL, (unsigned)f.size);
     for (int r = 0; r < f.size; r++) {
         ctx[r] = (rank_ctx){.f = n ? &f : NULL, .rank = r, .m = m, .threads = threads, .ckpt = ckpt, .log = log,
-                            .resume = resume, .stop_at = stop_at, .fail_rank = fail_rank};
+                            .resume = resume, .stop_at = stop_at, .fail_rank = fail_rank >= 0 ? fail_rank : -1,
+                            .odd_rank = fail_rank <= ODD_RANK(0) ? ODD_RANK(0) - fail_rank : -1};
         ctx[r].comm = (hl_train_comm){.rank = r, .size = f.size, .allgather = thread_allgather, .user = &ctx[r]};
         if (p2p) {
             ctx[r].comm.send = thread_send;
@@ -358,6 +364,12 @@ int main(void) {
     a = run_ranks(m, 3, 1, ck, log, NULL, 0, 1, 1, &st, &err);
     CHECK(st == HL_ERR_IO);
     CHECK_MSG(strstr(err.msg, "rank 1 of 3") && strstr(err.msg, "went away"), "%s", err.msg);
+    hl_adapter_free(a);
+
+    /* A rank with other inputs: refused before any step, naming it. */
+    a = run_ranks(m, 3, 1, ck, log, NULL, 0, ODD_RANK(2), 1, &st, &err);
+    CHECK(st == HL_ERR_MISMATCH);
+    CHECK_MSG(strstr(err.msg, "rank 2 of 3 has other inputs or settings"), "%s", err.msg);
     hl_adapter_free(a);
 
     free(ref_log);

@@ -12,6 +12,7 @@
 #include "util/alloc.h"
 #include "util/checked.h"
 #include "util/error.h"
+#include "util/hash.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -52,6 +53,7 @@ struct hl_train_run {
     int32_t rank, n_ranks;
     double exchange_s;        /* the last step's gradient exchange (wall clock) */
     int tree_reduce;          /* comm has send/recv: reduce along the tree (else allgather every node) */
+    int peers_checked;        /* the ranks have compared their inputs (peers_agree) */
     float *covers;            /* (cover nodes, n_params) this rank's node values, tree_reduce only */
     uint8_t *send, *recv;     /* exchange buffers, grown as needed */
     size_t send_cap, recv_cap;
@@ -248,7 +250,7 @@ static hl_status exchange(hl_train_run *r, hl_status local, const hl_error *lerr
     if (s == HL_OK) s = reserve_send(r, body[r->rank], err);
     if (s != HL_OK) return s;
     wire_header h = {.status = (int32_t)local, .flag = flag};
-    if (local != HL_OK) memcpy(h.msg, lerr->msg, strnlen(lerr->msg, sizeof h.msg - 1)); /* h is zeroed: ends in NUL */
+    if (local != HL_OK && lerr) memcpy(h.msg, lerr->msg, strnlen(lerr->msg, sizeof h.msg - 1)); /* h is zeroed: ends in NUL */
     memcpy(r->send, &h, sizeof h);
     if ((s = r->comm->allgather(r->comm->user, r->send, r->recv, r->counts, err)) != HL_OK) return s;
     int any = 0;
@@ -264,6 +266,50 @@ static hl_status exchange(hl_train_run *r, hl_status local, const hl_error *lerr
         any |= hq.flag != 0;
     }
     if (flag_any) *flag_any = any;
+    return HL_OK;
+}
+
+/* What must be the same on every rank for the ranks to train one run: the
+ * config, the settings text, the base and the data's shape. */
+static uint64_t run_fingerprint(const hl_train_run *r) {
+    const hl_train_config *c = &r->cfg;
+    uint64_t h = hl_fnv1a_str(HL_FNV1A_BASIS, c->settings);
+    const double reals[] = {c->lr, c->min_lr_ratio, c->weight_decay, c->beta1, c->beta2, c->eps, c->clip, c->dropout};
+    const int64_t ints[] = {c->mode, c->batch, c->ctx, c->accum, c->steps, c->schedule, c->warmup, c->eval_every,
+                            c->checkpoint_every, c->stop_at, (int64_t)c->seed, (int64_t)c->rng_salt,
+                            (int64_t)c->base_fingerprint, r->n_params};
+    h = hl_fnv1a(h, reals, sizeof reals);
+    h = hl_fnv1a(h, ints, sizeof ints);
+    if (r->data) h = hl_fnv1a(h, hl_dataset_get_stats(r->data), sizeof(hl_dataset_stats));
+    return h;
+}
+
+static hl_status exchange(hl_train_run *r, hl_status local, const hl_error *lerr, int flag, const size_t *body,
+                          int *flag_any, hl_error *err);
+
+/* Before the first collective of a run: the ranks compare fingerprints, so
+ * ranks with other data, base or settings stop with a message instead of
+ * training a mixture. */
+static hl_status peers_agree(hl_train_run *r, hl_error *err) {
+    if (!r->comm || r->peers_checked) return HL_OK;
+    size_t body[r->n_ranks];
+    for (int32_t q = 0; q < r->n_ranks; q++) body[q] = sizeof(uint64_t);
+    hl_status s = reserve_send(r, body[r->rank], err);
+    if (s != HL_OK) return s;
+    uint64_t mine = run_fingerprint(r), theirs;
+    memcpy(send_body(r), &mine, sizeof mine);
+    if ((s = exchange(r, HL_OK, NULL, 0, body, NULL, err)) != HL_OK) return s;
+    for (int32_t q = 1; q < r->n_ranks; q++) {
+        memcpy(&theirs, recv_body(r, q), sizeof theirs);
+        uint64_t first;
+        memcpy(&first, recv_body(r, 0), sizeof first);
+        if (theirs != first)
+            return hl_fail(err, HL_ERR_MISMATCH,
+                           "rank %d of %d has other inputs or settings than rank 0 (base, data, lexicon or options "
+                           "differ): every rank must see the same files at the same paths",
+                           (int)q, (int)r->n_ranks);
+    }
+    r->peers_checked = 1;
     return HL_OK;
 }
 
@@ -335,6 +381,8 @@ static void get_row(const uint8_t *p, double *loss, int64_t *count) {
 hl_status hl_train_run_eval(hl_train_run *r, double *loss, hl_error *err) {
     int64_t n = n_val_rows(r), lo, hi;
     *loss = NAN;
+    hl_status ps = peers_agree(r, err);
+    if (ps != HL_OK) return ps;
     if (n == 0) return HL_OK;
     if (n > r->val_cap) {
         hl_free(r->val_loss);
@@ -563,6 +611,7 @@ hl_status hl_train_run_step(hl_train_run *r, hl_error *err) {
     hl_status s;
     if (r->st.step >= c->steps) /* the same on every rank: no exchange needed */
         return hl_fail(err, HL_ERR_INVALID_ARG, "train run: already at its last step (%lld)", (long long)c->steps);
+    if ((s = peers_agree(r, err)) != HL_OK) return s;
     start_clock(r);
     /* This rank's part, failures kept for the exchange so no rank is left waiting. */
     hl_error lerr = {0};
@@ -628,6 +677,7 @@ hl_status hl_train_run_to_end(hl_train_run *r, hl_train_outcome *outcome, hl_err
     hl_status s;
     hl_error lerr = {0};
     if (outcome) *outcome = HL_TRAIN_FINISHED;
+    if ((s = peers_agree(r, err)) != HL_OK) return s;
     start_clock(r);
     if ((s = agree(r, open_log(r, &lerr), &lerr, 0, NULL, err)) != HL_OK) return s;
     if (c->eval_at_start && !r->resumed && r->st.step == 0 && n_val_rows(r) > 0) {
