@@ -5,7 +5,8 @@
 # its adapter), the KV cap (503), and batch invariance: completions and scene
 # decodes with different adapters, scales and seeds give exactly the bytes
 # `generate` and `decode` print for them alone, whether each request runs
-# alone or among the others, with the server at 1 or 2 threads.
+# alone or among the others, with the server at 1 or 2 threads (at 1, prompts
+# in chunks of at most 3 tokens a step beside the decoding requests).
 # Usage: test_serve.sh HYPERLORA SHARED
 set -uo pipefail
 HL=$(cd "$(dirname "$1")" && pwd)/$(basename "$1"); S=$(cd "$2" && pwd)
@@ -93,7 +94,9 @@ $HL generate -m $M --lora $R4 -p "$CHAT" -n 25 --temp 0.7 --seed 11 2>/dev/null 
 
 start two 2 --lora r4=$R4 --lora dec=dec.gguf --lexicon extra.jsonl --api-key sekrit --kv-cap 450K \
   --max-body 4096 --max-tokens 400 --timeout 2 --max-adapters 3
-start one 1 --lora r4=$R4 --lora dec=dec.gguf --lexicon extra.jsonl --api-key sekrit --bundle bundle.json
+# The 1-thread server takes at most 3 prompt tokens a step: prompts go in chunks beside decoding rows.
+start one 1 --lora r4=$R4 --lora dec=dec.gguf --lexicon extra.jsonl --api-key sekrit --bundle bundle.json \
+  --prompt-rows 3
 python3 - "$(cat two.port)" "$(cat one.port)" "$R4" <<'PY'
 import http.client, json, socket, sys, threading, time
 port2, port1, r4path = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]

@@ -54,9 +54,12 @@ static void help(void) {
            "  --max-tokens N          max_tokens a request may ask for (default 4096)\n"
            "  --max-body N            request body bytes (default 1048576)\n"
            "  --timeout S             drop a connection idle for S seconds (default 30)\n"
+           "  --prompt-rows N         prompt tokens one step evaluates at most, over all new\n"
+           "                          requests (default 0 = no bound): a long prompt then goes in\n"
+           "                          chunks beside the decoding requests (same outputs)\n"
            "  --separate              give each request its own forward pass instead of sharing\n"
-           "                          the base products of all decoding requests (same outputs;\n"
-           "                          for comparison)\n");
+           "                          the base products of all requests (same outputs; for\n"
+           "                          comparison)\n");
 }
 
 /* "N", "NK", "NM" or "NG" (powers of 1024), at most 2^50. */
@@ -79,7 +82,7 @@ int cmd_serve(int argc, char **argv) {
     uint64_t kv_cap = 1ull << 30;
     int n_lora = 0;
     long threads = 1, max_seqs = 32, max_adapters = 16, max_tokens = 4096, max_body = 1 << 20;
-    long timeout = 30, port = 8080;
+    long timeout = 30, port = 8080, prompt_rows = 0;
     int separate = 0, evict = 0;
     hl_server_params sp = hl_server_default_params();
     sp.api_key = getenv("HYPERLORA_API_KEY");
@@ -119,6 +122,8 @@ int cmd_serve(int argc, char **argv) {
             if (!cli_int(CMD, a, v, 1, 1 << 24, &max_tokens)) return 1;
         } else if (!strcmp(a, "--max-body")) {
             if (!cli_int(CMD, a, v, 64, 1L << 30, &max_body)) return 1;
+        } else if (!strcmp(a, "--prompt-rows")) {
+            if (!cli_int(CMD, a, v, 0, 1 << 24, &prompt_rows)) return 1;
         } else if (!strcmp(a, "--timeout")) {
             if (!cli_int(CMD, a, v, 1, 86400, &timeout)) return 1;
         } else return cli_error(CMD, "unknown option %s (see --help)", a);
@@ -144,7 +149,7 @@ int cmd_serve(int argc, char **argv) {
     hl_engine_params ep = {.model_path = model, .tokenizer_path = tok, .lexicon_path = lexicon, .compose = compose,
                            .bundle_path = bundle, .n_threads = (int32_t)threads, .max_seqs = (int32_t)max_seqs,
                            .max_adapters = (int32_t)max_adapters, .kv_cap_bytes = (size_t)kv_cap,
-                           .separate = separate, .evict = evict};
+                           .separate = separate, .evict = evict, .max_prompt_rows = (int32_t)prompt_rows};
     if (hl_engine_init(&ep, &e, &err) != HL_OK) return cli_fail(CMD, &err);
     int rc = 1;
     for (int i = 0; i < n_lora; i++) {

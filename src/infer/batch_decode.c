@@ -1,17 +1,21 @@
-/* batch_decode.c: one token per context, base products shared across the
- * contexts (see batch_decode.h). The layer loop follows forward.c's
- * forward_chunk step for step, with rows from different contexts. */
+/* batch_decode.c: the rows of several sequences (a decoding token or a
+ * prompt chunk each), base products shared across them (see batch_decode.h).
+ * The layer loop follows forward.c's forward_chunk step for step, with rows
+ * from different contexts. */
 #include "infer/batch_decode.h"
 #include "kernels/kernels.h"
 #include "util/alloc.h"
 #include "util/error.h"
 
+#include <stdint.h>
 #include <string.h>
 
 struct hl_batch_decode {
     int32_t cap;                       /* rows the buffers hold */
-    float *x, *xb, *q, *k, *v, *att, *hb, *hb2, *proj, *head; /* (cap, C / kv / F / max(C,F) / Vb) */
-    hl_pool **saved;                   /* (cap) the contexts' own pools while the shared one runs */
+    float *x, *xb, *q, *k, *v, *att, *hb, *hb2, *proj; /* (cap, C / kv / F / max(C,F)) */
+    int32_t seg_cap;                   /* sequences the per-sequence buffers hold */
+    float *xh, *head;                  /* (seg_cap, C), (seg_cap, Vb): the rows whose logits are wanted */
+    hl_pool **saved;                   /* (seg_cap) the contexts' own pools while the shared one runs */
     float *rope_cs;                    /* (rope_n, D) */
     int32_t rope_n;
 };
@@ -28,6 +32,7 @@ void hl_batch_decode_free(hl_batch_decode *b) {
     hl_free(b->hb2);
     hl_free(b->proj);
     hl_free(b->head);
+    hl_free(b->xh);
     hl_free(b->rope_cs);
     hl_free(b->saved);
     hl_free(b);
@@ -46,7 +51,8 @@ int hl_batch_decode_compatible(const hl_context *a, const hl_context *b) {
            !memcmp(&ma->cfg.dim, &mb->cfg.dim, sizeof(int32_t) * 5);
 }
 
-static hl_status reserve(hl_batch_decode **bp, const hl_model *m, int32_t n, int32_t max_pos, hl_error *err) {
+static hl_status reserve(hl_batch_decode **bp, const hl_model *m, int32_t n, int32_t n_segs, int32_t max_pos,
+                         hl_error *err) {
     hl_batch_decode *b = *bp;
     if (!b && !(b = *bp = hl_calloc(1, sizeof *b))) return hl_fail(err, HL_ERR_NOMEM, "out of memory");
     const hl_model_config *c = &m->cfg;
@@ -54,8 +60,8 @@ static hl_status reserve(hl_batch_decode **bp, const hl_model *m, int32_t n, int
     const int64_t wide = C > F ? C : F, Vb = m->n_vocab_base;
     if (n > b->cap) {
         int32_t cap = n > 2 * b->cap ? n : 2 * b->cap;
-        float **bufs[] = {&b->x, &b->xb, &b->q, &b->k, &b->v, &b->att, &b->hb, &b->hb2, &b->proj, &b->head};
-        const int64_t widths[] = {C, C, C, kv, kv, C, F, F, wide, Vb};
+        float **bufs[] = {&b->x, &b->xb, &b->q, &b->k, &b->v, &b->att, &b->hb, &b->hb2, &b->proj};
+        const int64_t widths[] = {C, C, C, kv, kv, C, F, F, wide};
         for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++) {
             hl_free(*bufs[i]);
             if (!(*bufs[i] = hl_malloc_array((size_t)cap * (size_t)widths[i], sizeof(float)))) {
@@ -63,12 +69,21 @@ static hl_status reserve(hl_batch_decode **bp, const hl_model *m, int32_t n, int
                 return hl_fail(err, HL_ERR_NOMEM, "out of memory for a batch of %d rows", cap);
             }
         }
-        hl_free(b->saved);
-        if (!(b->saved = hl_calloc((size_t)cap, sizeof *b->saved))) {
-            b->cap = 0;
-            return hl_fail(err, HL_ERR_NOMEM, "out of memory for a batch of %d rows", cap);
-        }
         b->cap = cap;
+    }
+    if (n_segs > b->seg_cap) {
+        int32_t cap = n_segs > 2 * b->seg_cap ? n_segs : 2 * b->seg_cap;
+        hl_free(b->xh);
+        hl_free(b->head);
+        hl_free(b->saved);
+        b->xh = hl_malloc_array((size_t)cap * (size_t)C, sizeof(float));
+        b->head = hl_malloc_array((size_t)cap * (size_t)Vb, sizeof(float));
+        b->saved = hl_calloc((size_t)cap, sizeof *b->saved);
+        if (!b->xh || !b->head || !b->saved) {
+            b->seg_cap = 0;
+            return hl_fail(err, HL_ERR_NOMEM, "out of memory for a batch of %d sequences", cap);
+        }
+        b->seg_cap = cap;
     }
     if (max_pos >= b->rope_n) {
         /* Every row of the table is computed on its own: the same values as a context's table. */
@@ -84,16 +99,28 @@ static hl_status reserve(hl_batch_decode **bp, const hl_model *m, int32_t n, int
     return HL_OK;
 }
 
-/* Each context's projection hook (its adapters) on its own row of (layer, target). */
-static hl_status lora_rows(hl_context *const *ctxs, int32_t n, int layer, int target, const float *x, int64_t ldx,
-                           float *out, int64_t ldo, hl_error *err) {
-    for (int32_t i = 0; i < n; i++) {
-        const hl_projection_hook *h = hl_context_projection_hook(ctxs[i]);
+/* Each sequence's projection hook (its adapters) on its own rows of (layer, target). */
+static hl_status lora_rows(const hl_batch_seg *segs, int32_t n_segs, int layer, int target, const float *x,
+                           int64_t ldx, float *out, int64_t ldo, hl_error *err) {
+    for (int32_t i = 0, r0 = 0; i < n_segs; r0 += segs[i++].n) {
+        hl_context *ci = segs[i].ctx;
+        const hl_projection_hook *h = hl_context_projection_hook(ci);
         if (!h->apply) continue;
-        hl_status s = h->apply(h->state, ctxs[i], layer, target, x + i * ldx, out + i * ldo, ldo, 1, err);
+        hl_status s = h->apply(h->state, ci, layer, target, x + (int64_t)r0 * ldx, out + (int64_t)r0 * ldo, ldo,
+                               segs[i].n, err);
         if (s != HL_OK) return s;
     }
     return HL_OK;
+}
+
+/* Input embedding of one row, as forward.c's embedding_row: a base token (a quantized table's row is
+ * dequantized into buf), a hyperlexeme row after the base vocabulary, or (id < 0) a scene vector. */
+static const float *embedding_row(const hl_context *ctx, int32_t id, float *buf) {
+    const hl_model *m = ctx->m;
+    const int64_t C = m->cfg.dim;
+    if (id < 0) return ctx->scene_vectors + (int64_t)(-id - 1) * C;
+    if (id >= m->n_vocab_base) return m->extra_embd + (int64_t)(id - m->n_vocab_base) * C;
+    return hl_model_embd_row(m, id, buf);
 }
 
 /* out (n, O) = x · Wᵀ on whichever form the weight has, as forward.c's project_ld. */
@@ -117,38 +144,48 @@ static void base_group(hl_pool *pool, const hl_context *c0, int layer, const int
     else hl_matmul_group(pool, x, n, K, parts, np);
 }
 
-hl_status hl_batch_decode_run(hl_batch_decode **bp, hl_pool *pool, hl_context *const *ctxs, const int32_t *tokens,
-                              const int32_t *pos, float *const *logits, int32_t n, hl_error *err) {
-    if (n <= 0) return HL_OK;
-    const hl_context *c0 = ctxs[0];
+hl_status hl_batch_decode_run(hl_batch_decode **bp, hl_pool *pool, const hl_batch_seg *segs, int32_t n_segs,
+                              hl_error *err) {
+    if (n_segs <= 0) return HL_OK;
+    const hl_context *c0 = segs[0].ctx;
     const hl_model *m = c0->m;
     const hl_model_config *c = &m->cfg;
     const int64_t C = c->dim, F = c->hidden_dim, H = c->n_heads, Hkv = c->n_kv_heads, D = C / H, kv = Hkv * D;
     const int64_t Vb = m->n_vocab_base;
-    int32_t max_pos = 0;
-    for (int32_t i = 0; i < n; i++) {
-        const hl_model *mi = ctxs[i]->m;
-        if (pos[i] < 0 || pos[i] >= ctxs[i]->n_ctx || tokens[i] < 0 || tokens[i] >= mi->cfg.vocab_size)
-            return hl_fail(err, HL_ERR_INVALID_ARG, "batch decode: row %d: token %d at position %d is out of range", i,
-                           tokens[i], pos[i]);
-        if (pos[i] > max_pos) max_pos = pos[i];
+    int32_t max_pos = 0, n = 0, nh = 0;
+    for (int32_t i = 0; i < n_segs; i++) {
+        const hl_batch_seg *g = &segs[i];
+        const hl_context *ci = g->ctx;
+        if (g->n < 1 || g->n > ci->n_batch || g->pos0 < 0 || (int64_t)g->pos0 + g->n > ci->n_ctx)
+            return hl_fail(err, HL_ERR_INVALID_ARG,
+                           "batch: sequence %d: %d tokens at position %d (at most %d at once, %d positions)", i, g->n,
+                           g->pos0, ci->n_batch, ci->n_ctx);
+        for (int32_t t = 0; t < g->n; t++) {
+            int32_t id = g->tokens[t];
+            if (id >= ci->m->cfg.vocab_size || (id < 0 && -(int64_t)id > ci->n_scene_vectors))
+                return hl_fail(err, HL_ERR_INVALID_ARG, "batch: sequence %d: token id %d at index %d is out of range",
+                               i, id, t);
+        }
+        if (g->pos0 + g->n - 1 > max_pos) max_pos = g->pos0 + g->n - 1;
+        if (n > INT32_MAX - g->n) return hl_fail(err, HL_ERR_LIMIT, "batch: too many rows");
+        n += g->n;
+        nh += g->logits != NULL;
     }
-    hl_status s = reserve(bp, m, n, max_pos, err);
+    hl_status s = reserve(bp, m, n, n_segs, max_pos, err);
     if (s != HL_OK) return s;
     hl_batch_decode *b = *bp;
     /* The adapters' products run on the shared pool too (thread-count invariant). */
     hl_pool **saved = b->saved;
-    for (int32_t i = 0; i < n; i++) {
-        saved[i] = ctxs[i]->pool;
-        ctxs[i]->pool = pool;
+    for (int32_t i = 0; i < n_segs; i++) {
+        saved[i] = segs[i].ctx->pool;
+        segs[i].ctx->pool = pool;
     }
-    for (int32_t i = 0; i < n; i++) {
-        const hl_model *mi = ctxs[i]->m;
-        int32_t id = tokens[i];
-        const float *row = id >= mi->n_vocab_base ? mi->extra_embd + (int64_t)(id - mi->n_vocab_base) * C
-                                                  : hl_model_embd_row(mi, id, b->x + i * C);
-        if (row != b->x + i * C) memcpy(b->x + i * C, row, (size_t)C * sizeof(float));
-    }
+    for (int32_t i = 0, r = 0; i < n_segs; i++)
+        for (int32_t t = 0; t < segs[i].n; t++, r++) {
+            float *dst = b->x + (int64_t)r * C;
+            const float *row = embedding_row(segs[i].ctx, segs[i].tokens[t], dst);
+            if (row != dst) memcpy(dst, row, (size_t)C * sizeof(float));
+        }
     for (int l = 0; l < c->n_layers && s == HL_OK; l++) {
         const hl_layer_weights *w = &m->layers[l];
         hl_layer_weights pw;
@@ -164,45 +201,66 @@ hl_status hl_batch_decode_run(hl_batch_decode **bp, hl_pool *pool, hl_context *c
         const hl_matmul_part qkv_parts[3] = {{b->q, C, w->wq, C}, {b->k, kv, w->wk, kv}, {b->v, kv, w->wv, kv}};
         base_group(pool, c0, l, qkv, qkv_parts, 3, b->xb, n, C);
         for (int t = 0; t < 3 && s == HL_OK; t++)
-            s = lora_rows(ctxs, n, l, qkv[t], b->xb, C, qkv_parts[t].out, qkv_parts[t].ldo, err);
+            s = lora_rows(segs, n_segs, l, qkv[t], b->xb, C, qkv_parts[t].out, qkv_parts[t].ldo, err);
         if (s != HL_OK) break;
-        for (int32_t i = 0; i < n; i++) {
-            hl_context *ci = ctxs[i];
+        /* Each sequence's rows: RoPE at their positions, K and V into its cache, then causal attention over it. */
+        for (int32_t i = 0, r0 = 0; i < n_segs; r0 += segs[i++].n) {
+            hl_context *ci = segs[i].ctx;
+            const int64_t pos0 = segs[i].pos0;
             float *kc = ci->kcache + (int64_t)l * ci->n_ctx * kv, *vc = ci->vcache + (int64_t)l * ci->n_ctx * kv;
-            const float *cs = b->rope_cs + (int64_t)pos[i] * D;
-            hl_rope_apply(b->q + i * C, H, D, cs, 0);
-            memcpy(kc + (int64_t)pos[i] * kv, b->k + i * kv, (size_t)kv * sizeof(float));
-            memcpy(vc + (int64_t)pos[i] * kv, b->v + i * kv, (size_t)kv * sizeof(float));
-            hl_rope_apply(kc + (int64_t)pos[i] * kv, Hkv, D, cs, 0);
-            hl_attention(pool, b->att + i * C, b->q + i * C, kc, vc, 1, pos[i], H, Hkv, D, ci->n_ctx, ci->att_scratch);
+            for (int64_t t = 0, r = r0; t < segs[i].n; t++, r++) {
+                const float *cs = b->rope_cs + (pos0 + t) * D;
+                hl_rope_apply(b->q + r * C, H, D, cs, 0);
+                memcpy(kc + (pos0 + t) * kv, b->k + r * kv, (size_t)kv * sizeof(float));
+                memcpy(vc + (pos0 + t) * kv, b->v + r * kv, (size_t)kv * sizeof(float));
+                hl_rope_apply(kc + (pos0 + t) * kv, Hkv, D, cs, 0);
+            }
+            hl_attention(pool, b->att + (int64_t)r0 * C, b->q + (int64_t)r0 * C, kc, vc, segs[i].n, pos0, H, Hkv, D,
+                         ci->n_ctx, ci->att_scratch);
         }
         base_product(pool, c0, l, HL_TARGET_O, w->wo, b->att, b->proj, C, n, C, C);
-        if ((s = lora_rows(ctxs, n, l, HL_TARGET_O, b->att, C, b->proj, C, err)) != HL_OK) break;
+        if ((s = lora_rows(segs, n_segs, l, HL_TARGET_O, b->att, C, b->proj, C, err)) != HL_OK) break;
         for (int64_t i = 0; i < n * C; i++) b->x[i] += b->proj[i];
 
         for (int32_t i = 0; i < n; i++) hl_rmsnorm(b->xb + i * C, b->x + i * C, w->ffn_norm, C, c->norm_eps);
         const int gate_up[2] = {HL_TARGET_GATE, HL_TARGET_UP};
         const hl_matmul_part gu_parts[2] = {{b->hb, F, w->w_gate, F}, {b->hb2, F, w->w_up, F}};
         base_group(pool, c0, l, gate_up, gu_parts, 2, b->xb, n, C);
-        for (int t = 0; t < 2 && s == HL_OK; t++) s = lora_rows(ctxs, n, l, gate_up[t], b->xb, C, gu_parts[t].out, F, err);
+        for (int t = 0; t < 2 && s == HL_OK; t++)
+            s = lora_rows(segs, n_segs, l, gate_up[t], b->xb, C, gu_parts[t].out, F, err);
         if (s != HL_OK) break;
-        for (int32_t i = 0; i < n; i++) hl_swiglu(b->hb + i * F, b->hb + i * F, b->hb2 + i * F, F);
+        hl_swiglu(b->hb, b->hb, b->hb2, (int64_t)n * F);
         base_product(pool, c0, l, HL_TARGET_DOWN, w->w_down, b->hb, b->proj, C, n, F, C);
-        if ((s = lora_rows(ctxs, n, l, HL_TARGET_DOWN, b->hb, F, b->proj, C, err)) != HL_OK) break;
+        if ((s = lora_rows(segs, n_segs, l, HL_TARGET_DOWN, b->hb, F, b->proj, C, err)) != HL_OK) break;
         for (int64_t i = 0; i < n * C; i++) b->x[i] += b->proj[i];
     }
-    if (s == HL_OK) {
-        for (int32_t i = 0; i < n; i++) hl_rmsnorm(b->xb + i * C, b->x + i * C, m->output_norm, C, c->norm_eps);
+    if (s == HL_OK && nh) {
+        /* Only each sequence's last row goes through the LM head, and only where its logits are wanted. */
+        for (int32_t i = 0, r0 = 0, j = 0; i < n_segs; r0 += segs[i++].n)
+            if (segs[i].logits) {
+                hl_rmsnorm(b->xh + (int64_t)j * C, b->x + (int64_t)(r0 + segs[i].n - 1) * C, m->output_norm, C,
+                           c->norm_eps);
+                j++;
+            }
         const float *head = c0->packed ? c0->packed->output : m->output;
-        base_product(pool, c0, -1, HL_TARGET_OUTPUT, head, b->xb, b->head, Vb, n, C, Vb);
-        s = lora_rows(ctxs, n, -1, HL_TARGET_OUTPUT, b->xb, C, b->head, Vb, err);
-        for (int32_t i = 0; s == HL_OK && i < n; i++) {
-            const hl_model *mi = ctxs[i]->m;
+        base_product(pool, c0, -1, HL_TARGET_OUTPUT, head, b->xh, b->head, Vb, nh, C, Vb);
+        for (int32_t i = 0, j = 0; s == HL_OK && i < n_segs; i++) {
+            if (!segs[i].logits) continue;
+            hl_context *ci = segs[i].ctx;
+            const hl_projection_hook *h = hl_context_projection_hook(ci);
+            if (h->apply) s = h->apply(h->state, ci, -1, HL_TARGET_OUTPUT, b->xh + (int64_t)j * C,
+                                       b->head + (int64_t)j * Vb, Vb, 1, err);
+            if (s != HL_OK) break;
+            const hl_model *mi = ci->m;
             const int64_t V = mi->cfg.vocab_size;
-            memcpy(logits[i], b->head + i * Vb, (size_t)Vb * sizeof(float));
-            if (V > Vb) hl_matmul_strided(pool, logits[i] + Vb, V, b->xb + i * C, mi->extra_out, 1, C, V - Vb, 1.0f, 0);
+            memcpy(segs[i].logits, b->head + (int64_t)j * Vb, (size_t)Vb * sizeof(float));
+            if (V > Vb)
+                hl_matmul_strided(pool, segs[i].logits + Vb, V, b->xh + (int64_t)j * C, mi->extra_out, 1, C, V - Vb,
+                                  1.0f, 0);
+            j++;
         }
     }
-    for (int32_t i = 0; i < n; i++) ctxs[i]->pool = saved[i];
+    /* In reverse: a context with several segments gets back the pool it had before the first. */
+    for (int32_t i = n_segs - 1; i >= 0; i--) segs[i].ctx->pool = saved[i];
     return s;
 }

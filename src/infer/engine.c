@@ -306,7 +306,7 @@ hl_status hl_engine_init(const hl_engine_params *p, hl_engine **out, hl_error *e
         hl_context_free(ctx);
     }
     hl_sched_params sp = {.n_threads = p->n_threads, .max_seqs = p->max_seqs, .kv_cap_bytes = p->kv_cap_bytes,
-                          .shared_base = !p->separate};
+                          .shared_base = !p->separate, .max_prompt_rows = p->max_prompt_rows};
     if (s == HL_OK) s = hl_sched_init(&sp, &e->sched, err);
     if (s == HL_OK) {
         pthread_mutex_init(&e->mu, NULL);

@@ -45,6 +45,7 @@ typedef struct hl_engine_params {
     size_t kv_cap_bytes;       /* 0 = no cap */
     int force;                 /* adapters made for another base */
     int separate;              /* each job its own forward pass (no shared base products; for comparison) */
+    int32_t max_prompt_rows;   /* prompt tokens one step takes at most (hl_sched_params); 0 = no bound */
     int evict;                 /* loading past max_adapters unloads the least recently used adapter that no
                                 * job holds (HL_ERR_LIMIT still when every one is in use) */
 } hl_engine_params;

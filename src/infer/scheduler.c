@@ -1,8 +1,8 @@
 /* scheduler.c: continuous batching over per-sequence contexts (see
  * scheduler.h). Each sequence repeats hl_generate's calls one step at a
- * time: eval the prompt, sample; then eval the last token, sample; so its
- * tokens are the ones it gets alone. Not here: a shared-base batched matmul,
- * prefix sharing, preemption. */
+ * time: eval the prompt (in the shared pass, possibly over several steps),
+ * sample; then eval the last token, sample; so its tokens are the ones it
+ * gets alone. Not here: prefix sharing, preemption. */
 #include "infer/scheduler.h"
 #include "infer/batch_decode.h"
 #include "model/context.h"
@@ -11,6 +11,7 @@
 #include "util/error.h"
 #include "util/threadpool.h"
 
+#include <stdint.h>
 #include <string.h>
 
 struct hl_seq {
@@ -40,10 +41,9 @@ struct hl_sched {
     hl_seq **seqs;        /* (max_seqs) held, in the order added */
     int32_t n;
     hl_seq **run;         /* (max_seqs) scratch: the unfinished ones of a step run alone */
-    hl_seq **batch;       /* (max_seqs) scratch: those decoding in the shared pass */
-    hl_context **bctx;    /* (max_seqs) their contexts, tokens, positions and logits */
-    int32_t *btok, *bpos;
-    float **blogits;
+    hl_seq **batch;       /* (seg_cap) scratch: the sequence of each segment of the shared pass */
+    hl_batch_seg *segs;   /* (seg_cap) their rows in it: a decoding token, or a prompt chunk */
+    int32_t seg_cap;
     hl_batch_decode *bd;
     size_t kv_bytes;
 };
@@ -58,6 +58,8 @@ hl_status hl_sched_init(const hl_sched_params *p, hl_sched **out, hl_error *err)
     *out = NULL;
     if (p->n_threads < 1 || p->n_threads > 256)
         return hl_fail(err, HL_ERR_INVALID_ARG, "scheduler: threads must be in 1..256 (got %d)", p->n_threads);
+    if (p->max_prompt_rows < 0)
+        return hl_fail(err, HL_ERR_INVALID_ARG, "scheduler: negative prompt row budget (%d)", p->max_prompt_rows);
     if (p->max_seqs < 1 || p->max_seqs > 65536)
         return hl_fail(err, HL_ERR_INVALID_ARG, "scheduler: max sequences must be in 1..65536 (got %d)", p->max_seqs);
     hl_sched *s = hl_calloc(1, sizeof *s);
@@ -66,12 +68,7 @@ hl_status hl_sched_init(const hl_sched_params *p, hl_sched **out, hl_error *err)
     s->pool = hl_pool_init(p->n_threads);
     s->seqs = hl_calloc((size_t)p->max_seqs, sizeof *s->seqs);
     s->run = hl_calloc((size_t)p->max_seqs, sizeof *s->run);
-    s->batch = hl_calloc((size_t)p->max_seqs, sizeof *s->batch);
-    s->bctx = hl_calloc((size_t)p->max_seqs, sizeof *s->bctx);
-    s->btok = hl_calloc((size_t)p->max_seqs, sizeof *s->btok);
-    s->bpos = hl_calloc((size_t)p->max_seqs, sizeof *s->bpos);
-    s->blogits = hl_calloc((size_t)p->max_seqs, sizeof *s->blogits);
-    if (!s->pool || !s->seqs || !s->run || !s->batch || !s->bctx || !s->btok || !s->bpos || !s->blogits) {
+    if (!s->pool || !s->seqs || !s->run) {
         hl_sched_free(s);
         return hl_fail(err, HL_ERR_NOMEM, "out of memory creating a scheduler");
     }
@@ -96,10 +93,7 @@ void hl_sched_free(hl_sched *s) {
     hl_free(s->seqs);
     hl_free(s->run);
     hl_free(s->batch);
-    hl_free(s->bctx);
-    hl_free(s->btok);
-    hl_free(s->bpos);
-    hl_free(s->blogits);
+    hl_free(s->segs);
     hl_batch_decode_free(s->bd);
     hl_pool_free(s->pool);
     hl_free(s);
@@ -186,11 +180,13 @@ static void seq_fail(hl_seq *q, hl_status st) {
 
 static void seq_sample(hl_seq *q);
 
-/* One token of one sequence: exactly one loop turn of hl_generate. */
+/* One token of one sequence: exactly one loop turn of hl_generate (the rest of
+ * its prompt when the shared pass has run some of it: the same bits,
+ * batch_decode.h). */
 static void seq_step(hl_seq *q) {
     hl_status st;
     if (q->n_tokens == 0) {
-        st = hl_context_eval(q->ctx, q->prompt, q->n_prompt, 0, q->logits, 0, &q->err);
+        st = hl_context_eval(q->ctx, q->prompt + q->pos, q->n_prompt - q->pos, q->pos, q->logits, 0, &q->err);
         q->pos = q->n_prompt;
     } else {
         st = hl_context_eval(q->ctx, &q->tokens[q->n_tokens - 1], 1, q->pos++, q->logits, 0, &q->err);
@@ -221,39 +217,97 @@ static void step_range(void *arg, int64_t begin, int64_t end, int worker) {
     for (int64_t i = begin; i < end; i++) seq_step(run[i]);
 }
 
-hl_status hl_sched_step(hl_sched *s, hl_error *err) {
-    (void)err;
-    int32_t n = 0, nb = 0;
-    /* The shared pass takes the decoding sequences over the first one's weights (when two or more). */
-    hl_seq *lead = NULL;
-    for (int32_t i = 0; s->p.shared_base && i < s->n; i++) {
-        hl_seq *q = s->seqs[i];
-        if (q->state != HL_SEQ_RUNNING || q->n_tokens == 0) continue;
-        if (!lead) lead = q;
-        if (hl_batch_decode_compatible(lead->ctx, q->ctx)) s->batch[nb++] = q;
+/* Room for n segments in the shared pass. */
+static hl_status reserve_segs(hl_sched *s, int64_t n, hl_error *err) {
+    if (n <= s->seg_cap) return HL_OK;
+    int64_t cap = n > 2 * (int64_t)s->seg_cap ? n : 2 * (int64_t)s->seg_cap;
+    if (cap > INT32_MAX) return hl_fail(err, HL_ERR_LIMIT, "scheduler: too many prompt chunks in one step");
+    hl_seq **batch = hl_calloc((size_t)cap, sizeof *batch);
+    hl_batch_seg *segs = hl_calloc((size_t)cap, sizeof *segs);
+    if (!batch || !segs) {
+        hl_free(batch);
+        hl_free(segs);
+        return hl_fail(err, HL_ERR_NOMEM, "out of memory for a step of %lld segments", (long long)cap);
     }
-    if (nb < 2) nb = 0;
+    hl_free(s->batch);
+    hl_free(s->segs);
+    s->batch = batch;
+    s->segs = segs;
+    s->seg_cap = (int32_t)cap;
+    return HL_OK;
+}
+
+static int32_t min_i32(int64_t a, int64_t b) { return (int32_t)(a < b ? a : b); }
+
+/* The shared pass over the first running sequence's weights: every decoding sequence's token, then the
+ * prompts in the order added, each in chunks of at most its context's n_batch tokens (the chunks a
+ * context evaluates alone), while the prompt row budget lasts. A prompt may take several chunks in one
+ * pass: its later chunks attend over the K and V its earlier ones wrote in the same layer. Returns the
+ * segment count, 0 when fewer than two sequences could share the pass (one alone runs on its own
+ * context), or -1 with *err set when there is no memory for the plan. */
+static int32_t plan_batch(hl_sched *s, hl_error *err) {
+    int32_t nq = 0;
+    int64_t nseg = 0;
+    const hl_seq *lead = NULL;
+    for (int32_t i = 0; i < s->n; i++) {
+        hl_seq *q = s->seqs[i];
+        if (q->state != HL_SEQ_RUNNING) continue;
+        if (!lead) lead = q;
+        if (!hl_batch_decode_compatible(lead->ctx, q->ctx)) continue;
+        s->run[nq++] = q; /* the candidates, for now */
+        nseg += q->n_tokens > 0 ? 1 : (q->n_prompt - q->pos + q->ctx->n_batch - 1) / q->ctx->n_batch;
+    }
+    if (nq < 2) return 0;
+    if (reserve_segs(s, nseg, err) != HL_OK) return -1;
+    int64_t budget = s->p.max_prompt_rows ? s->p.max_prompt_rows : INT64_MAX;
+    int32_t k = 0;
+    for (int pass = 0; pass < 2; pass++)
+        for (int32_t i = 0; i < nq; i++) {
+            hl_seq *q = s->run[i];
+            if ((q->n_tokens == 0) != (pass == 1)) continue;
+            if (q->n_tokens > 0) {
+                s->segs[k] = (hl_batch_seg){q->ctx, &q->tokens[q->n_tokens - 1], 1, q->pos, q->logits};
+                s->batch[k++] = q;
+                continue;
+            }
+            for (int32_t at = q->pos; at < q->n_prompt && budget > 0;) {
+                int32_t t = min_i32(min_i32(q->n_prompt - at, q->ctx->n_batch), budget);
+                budget -= t;
+                s->segs[k] = (hl_batch_seg){q->ctx, q->prompt + at, t, at, at + t == q->n_prompt ? q->logits : NULL};
+                s->batch[k++] = q;
+                at += t;
+            }
+        }
+    return k;
+}
+
+hl_status hl_sched_step(hl_sched *s, hl_error *err) {
+    hl_error perr = {0};
+    int32_t n = 0, nb = s->p.shared_base ? plan_batch(s, &perr) : 0;
+    if (nb < 0) {
+        if (err) *err = perr;
+        return perr.status;
+    }
     for (int32_t i = 0; i < s->n; i++) {
         hl_seq *q = s->seqs[i];
         int in_batch = 0;
         for (int32_t k = 0; k < nb && !in_batch; k++) in_batch = s->batch[k] == q;
-        if (q->state == HL_SEQ_RUNNING && !in_batch) s->run[n++] = q;
+        /* A prompt left out of a shared pass by the row budget waits for the next step. */
+        int waits = nb && q->n_tokens == 0 && hl_batch_decode_compatible(s->batch[0]->ctx, q->ctx);
+        if (q->state == HL_SEQ_RUNNING && !in_batch && !waits) s->run[n++] = q;
     }
     if (nb) {
+        hl_error berr = {0};
+        hl_status st = hl_batch_decode_run(&s->bd, s->pool, s->segs, nb, &berr);
         for (int32_t k = 0; k < nb; k++) {
             hl_seq *q = s->batch[k];
-            s->bctx[k] = q->ctx;
-            s->btok[k] = q->tokens[q->n_tokens - 1];
-            s->bpos[k] = q->pos++;
-            s->blogits[k] = q->logits;
-        }
-        hl_error berr = {0};
-        hl_status st = hl_batch_decode_run(&s->bd, s->pool, s->bctx, s->btok, s->bpos, s->blogits, nb, &berr);
-        for (int32_t k = 0; k < nb; k++) {
             if (st != HL_OK) {
-                s->batch[k]->err = berr;
-                seq_fail(s->batch[k], st);
-            } else seq_sample(s->batch[k]);
+                q->err = berr;
+                seq_fail(q, st);
+                continue;
+            }
+            q->pos += s->segs[k].n;
+            if (s->segs[k].logits) seq_sample(q);
         }
     }
     if (n == 1) {

@@ -2,17 +2,26 @@
  * its own adapter set, sampler and KV cache, advanced together one token per
  * step.
  *
- * A step runs every active sequence's next forward pass (its whole prompt on
- * its first step, one token after that) and samples its next token. With
- * shared_base, the sequences decoding one token over the same weights go
- * through one batched pass: each base product takes all their rows at once
- * (the weights read once), each row adds its own adapters and attends over
- * its own KV cache. Prompts (and, without shared_base, every sequence) run
- * on contexts of their own spread over the worker threads; one running alone
- * gets all the threads. Every kernel gives each output row one summation
- * order whatever the other rows and the thread count (threadpool.h), so a
- * sequence's tokens are exactly those hl_generate gives it alone, at any
- * thread count and whatever else shares the step.
+ * A step runs every active sequence's next forward pass (its prompt first,
+ * one token after that) and samples its next token. With shared_base, the
+ * sequences over the same weights go through one batched pass: each decoding
+ * sequence brings its one token, each new one its prompt (in chunks of its
+ * context's n_batch, the chunks hl_context_eval takes), and all those rows
+ * go through each base product together (the weights read once per step,
+ * whether the rows are prompt or decode). Each row adds its own sequence's
+ * adapters; a sequence's rows get its own RoPE positions, write its own KV
+ * cache and attend causally over it (infer/batch_decode.h). max_prompt_rows
+ * bounds the prompt tokens one step takes, so a long prompt does not stall
+ * the decoding sequences: prompts then advance in the order added, a chunk
+ * at a time, and give their first token in the step that evaluates their
+ * last chunk. A sequence that cannot share the pass (another architecture,
+ * other weights; and, without shared_base, every sequence) runs on its own
+ * context, spread over the worker threads; one running alone gets all the
+ * threads. Every kernel gives each output row one summation order whatever
+ * the other rows and the thread count (threadpool.h), and a prompt in chunks
+ * gives the bits of one at once, so a sequence's tokens are exactly those
+ * hl_generate gives it alone, at any thread count, prompt budget, and
+ * whatever else shares the step.
  *
  * Memory: each sequence's KV cache holds n_prompt + n_predict positions
  * (2 · L · positions · Hkv·D floats); a sequence that would take the total
@@ -37,6 +46,8 @@ typedef struct hl_sched_params {
     int32_t weights;        /* hl_weight_layout of every context; 0 = AUTO */
     int shared_base;        /* decoding sequences over the same weights share each base product (one pass
                              * over the weights per step: infer/batch_decode.h); 0 = each its own pass */
+    int32_t max_prompt_rows; /* with shared_base: prompt tokens one step takes at most, over all the
+                              * prompts (the decoding tokens come on top); 0 = no bound */
 } hl_sched_params;
 
 #define HL_SEQ_MAX_STOP 4
@@ -66,7 +77,8 @@ void hl_sched_free(hl_sched *s);
 /* Adds a sequence; it starts at the next step. HL_ERR_LIMIT when the KV cap
  * or max_seqs would be exceeded, HL_ERR_INVALID_ARG for a bad description. */
 hl_status hl_sched_add(hl_sched *s, const hl_seq_desc *d, void *user, hl_seq **out, hl_error *err);
-/* Advances every unfinished sequence by one token. A sequence that fails
+/* Advances every unfinished sequence by one token (one whose prompt waits
+ * on max_prompt_rows may advance only through its prompt). A sequence that fails
  * stops with its own status (hl_seq_status); the step itself fails only
  * when it cannot run at all. */
 hl_status hl_sched_step(hl_sched *s, hl_error *err);

@@ -10,8 +10,8 @@
  * projection out (T, O; row stride ldo) = x (T, K) · Wᵀ of (layer, target),
  * the LM head as (-1, HL_TARGET_OUTPUT), the pass calls apply(state, ...),
  * which may add its own terms to out; T is at most the context's n_batch.
- * Batched decoding (infer/) calls it once per context, on that context's
- * row. The model knows nothing of what the state holds: once installed, the
+ * Batched passes (infer/) call it once per context, on that context's
+ * rows. The model knows nothing of what the state holds: once installed, the
  * context owns it and releases it with free_state (NULL: nothing to
  * release). apply NULL means the projections are the base's alone; the state
  * may stay installed while inactive, to be reused. */
