@@ -18,6 +18,7 @@
 #include "train/dataset.h"
 #include "train/row_tree.h"
 #include "test_util.h"
+#include "adapter_util.h"
 
 #include <pthread.h>
 #include <unistd.h>
@@ -200,17 +201,6 @@ static hl_adapter *run_ranks(const hl_model *m, int n, int threads, const char *
     }
     for (int r = 1; r < f.size; r++) hl_adapter_free(ctx[r].ad);
     return ctx[0].ad;
-}
-
-static int same_weights(const hl_adapter *a, const hl_adapter *b) {
-    if (a->n_weights != b->n_weights) return 0;
-    for (int32_t i = 0; i < a->n_weights; i++) {
-        const hl_lora_weight *x = &a->w[i], *y = &b->w[i];
-        if (memcmp(x->A, y->A, (size_t)(x->rank * x->n_in) * sizeof(float)) ||
-            memcmp(x->B, y->B, (size_t)(x->n_out * x->rank) * sizeof(float)))
-            return 0;
-    }
-    return 1;
 }
 
 static char *slurp(const char *path, size_t *n) {

@@ -12,6 +12,7 @@
 #include "lora/create.h"
 #include "train/dataset.h"
 #include "test_util.h"
+#include "adapter_util.h"
 
 #include <unistd.h>
 
@@ -82,17 +83,6 @@ static hl_train_config base_config(counts *c) {
     cfg.before_step = before_step;
     cfg.user = c;
     return cfg;
-}
-
-static int same_weights(const hl_adapter *a, const hl_adapter *b) {
-    if (a->n_weights != b->n_weights) return 0;
-    for (int32_t i = 0; i < a->n_weights; i++) {
-        const hl_lora_weight *x = &a->w[i], *y = &b->w[i];
-        if (memcmp(x->A, y->A, (size_t)(x->rank * x->n_in) * sizeof(float)) ||
-            memcmp(x->B, y->B, (size_t)(x->n_out * x->rank) * sizeof(float)))
-            return 0;
-    }
-    return 1;
 }
 
 static int count_lines(const char *path) {

@@ -113,16 +113,6 @@ static hl_status lora_rows(const hl_batch_seg *segs, int32_t n_segs, int layer, 
     return HL_OK;
 }
 
-/* Input embedding of one row, as forward.c's embedding_row: a base token (a quantized table's row is
- * dequantized into buf), a hyperlexeme row after the base vocabulary, or (id < 0) a scene vector. */
-static const float *embedding_row(const hl_context *ctx, int32_t id, float *buf) {
-    const hl_model *m = ctx->m;
-    const int64_t C = m->cfg.dim;
-    if (id < 0) return ctx->scene_vectors + (int64_t)(-id - 1) * C;
-    if (id >= m->n_vocab_base) return m->extra_embd + (int64_t)(id - m->n_vocab_base) * C;
-    return hl_model_embd_row(m, id, buf);
-}
-
 /* out (n, O) = x · Wᵀ on whichever form the weight has, as forward.c's project_ld. */
 static void base_product(hl_pool *pool, const hl_context *c0, int layer, int target, const float *W, const float *x,
                          float *out, int64_t ldo, int64_t n, int64_t K, int64_t O) {
@@ -183,7 +173,7 @@ hl_status hl_batch_decode_run(hl_batch_decode **bp, hl_pool *pool, const hl_batc
     for (int32_t i = 0, r = 0; i < n_segs; i++)
         for (int32_t t = 0; t < segs[i].n; t++, r++) {
             float *dst = b->x + (int64_t)r * C;
-            const float *row = embedding_row(segs[i].ctx, segs[i].tokens[t], dst);
+            const float *row = hl_context_embedding_row(segs[i].ctx, segs[i].tokens[t], dst);
             if (row != dst) memcpy(dst, row, (size_t)C * sizeof(float));
         }
     for (int l = 0; l < c->n_layers && s == HL_OK; l++) {

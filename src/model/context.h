@@ -50,6 +50,11 @@ struct hl_context {
 /* Installs *hook on ctx (a copy of it). The state installed before is
  * released first unless it is the same state. */
 void hl_context_set_projection_hook(hl_context *ctx, const hl_projection_hook *hook);
+/* The input embedding of token id in ctx (C floats): a base token (a
+ * quantized table's row is dequantized into buf, C floats), a hyperlexeme
+ * row after the base vocabulary, or (id < 0) raw scene vector -id-1 of the
+ * context. The one rule for every forward pass (model/forward.c). */
+const float *hl_context_embedding_row(const hl_context *ctx, int32_t id, float *buf);
 /* The hook installed on ctx (all fields NULL when none). */
 static inline const hl_projection_hook *hl_context_projection_hook(const hl_context *ctx) { return &ctx->hook; }
 #endif

@@ -154,10 +154,7 @@ static hl_status project_group(hl_context *ctx, int layer, const int *targets, c
     return HL_OK;
 }
 
-/* Input embedding of one position: a base token (a quantized table's row
- * is dequantized into buf, C floats), a hyperlexeme row after the base
- * vocabulary, or (id < 0) raw scene vector -id-1 of the context. */
-static const float *embedding_row(const hl_context *ctx, int32_t id, float *buf) {
+const float *hl_context_embedding_row(const hl_context *ctx, int32_t id, float *buf) {
     const hl_model *m = ctx->m;
     const int64_t C = m->cfg.dim;
     if (id < 0) return ctx->scene_vectors + (int64_t)(-id - 1) * C;
@@ -174,7 +171,7 @@ static hl_status forward_chunk(hl_context *ctx, const int32_t *tokens, int64_t T
     const int neox = hl_cfg_rope_neox(c);
     hl_status s;
     for (int64_t t = 0; t < T; t++) {
-        const float *row = embedding_row(ctx, tokens[t], ctx->x + t * C);
+        const float *row = hl_context_embedding_row(ctx, tokens[t], ctx->x + t * C);
         if (row != ctx->x + t * C) memcpy(ctx->x + t * C, row, C * sizeof(float));
     }
 
