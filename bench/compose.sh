@@ -4,7 +4,7 @@
 # per language of which 5 never train, 1,200 scenes of 2-4 parts, 20% held
 # out, 14 (form, register) pairs per training scene) is cut to the symbols
 # form; a decoder is trained per rule (parts+facets, slots+facets,
-# ranked+facets: rank 16 on q,k,v,o,gate,up,down,output, 1,500 steps, batch 16,
+# ranked+facets, decay+facets: rank 16 on q,k,v,o,gate,up,down,output, 1,500 steps, batch 16,
 # ctx 48, lr 5e-3, 2 threads, seed 7) and judged with `decode --eval` on its
 # training examples, the held-out scenes and the unseen-word scenes: exact
 # match, part recall and order accuracy (parts named in the scene's order).
@@ -58,5 +58,5 @@ row() { # $1 rule -> one markdown row
 {
     echo "| rule | train exact | train recall | train order | held-out exact | held-out recall | held-out order | unseen exact | unseen recall | unseen order |"
     echo "|---|---|---|---|---|---|---|---|---|---|"
-    for r in parts+facets slots+facets ranked+facets; do row "$r"; done
+    for r in parts+facets slots+facets ranked+facets decay+facets; do row "$r"; done
 } | tee "$OUT/compose.md"

@@ -265,11 +265,20 @@ wait_quiet
 bash "$ROOT/bench/pack.sh" "$BUILD" "$OUT" || true
 
 # ---------------------------------------------------------------- composition rules
-# What a symbols decoder reads under the mean, slots and ranked rules (compose.sh;
+# What a symbols decoder reads under the mean, slots, ranked and decay rules (compose.sh;
 # needs the demo's base, out/demo/base.gguf, and skips itself without it).
-say "composition rules: parts, slots, ranked on a generated corpus"
+say "composition rules: parts, slots, ranked, decay on a generated corpus"
 wait_quiet
 bash "$ROOT/bench/compose.sh" "$BUILD" "" "$OUT" || true
+# What any reader could name from a composed row (readout_ceiling.py, ~10 s; the demo's base and a corpus over it).
+if [ -s "$ROOT/out/demo/base.gguf" ]; then
+    T_CEIL=$(mktemp -d)
+    "$BUILD/hyperlora" scene synth -m "$ROOT/out/demo/base.gguf" -o "$T_CEIL" --seed 1 --scenes 6000 --words 200 \
+        --unseen-words 10 --pairs 3 --parts 2-5 > /dev/null 2>&1 &&
+        python3 "$ROOT/bench/readout_ceiling.py" "$ROOT/out/demo/base.gguf" "$T_CEIL" --hyperlora "$BUILD/hyperlora" \
+            --facets 0.25 1.0 --scenes 150 | tee "$OUT/readout_ceiling.txt" || true
+    rm -rf "$T_CEIL"
+fi
 
 # ---------------------------------------------------------------- serving with many adapters
 # Aggregate decode tok/s, TTFT and token-gap percentiles with 0, 1, 8 and 32

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The end-to-end demo behind `make demo`:
-#   1. a default base model: pretrained here from Debian's fortune corpora
-#      (English `fortunes`, Russian `fortunes-ru`), cached after the first run,
-#      or MODEL=path.gguf;
+#   1. a default base model: pretrained here (tied) from Debian's fortune
+#      corpora (English `fortunes`, Russian `fortunes-ru`), cached after the
+#      first run with its recipe, or MODEL=path.gguf;
 #   2. the scene decoder (LoRA + the example hyperlexeme lexicon) trained on
 #      examples/scenes/train.jsonl, the written quality reference;
 #   3. every demo scene decoded in each form and register;
@@ -16,8 +16,9 @@
 # Usage: scripts/demo.sh HYPERLORA_BINARY [MODEL.gguf]
 # Knobs (environment): DEMO_OUT, DEMO_PRETRAIN_STEPS, DEMO_DECODER_STEPS,
 # DEMO_CORPUS_BYTES, DEMO_SCENES, DEMO_LEXICON, DEMO_TRAIN, DEMO_HELDOUT,
-# DEMO_PRESET, DEMO_VOCAB, DEMO_CORPUS (space-separated files), and for the
-# reader DEMO_READER_STEPS, DEMO_COMPOSE, DEMO_SYNTH_SCENES, DEMO_SYNTH_WORDS,
+# DEMO_PRESET, DEMO_VOCAB, DEMO_TIED (default 1: a tied base), DEMO_CORPUS
+# (space-separated files), and for the reader DEMO_READER_STEPS, DEMO_COMPOSE
+# (default decay+facets), DEMO_SYNTH_SCENES, DEMO_SYNTH_WORDS,
 # DEMO_SYNTH_UNSEEN, DEMO_EVAL_N (examples judged per split); DEMO_RANK for
 # both decoders (default 16; at most what the smallest target allows).
 set -euo pipefail
@@ -33,7 +34,8 @@ PRE_STEPS=${DEMO_PRETRAIN_STEPS:-800}
 DEC_STEPS=${DEMO_DECODER_STEPS:-900}
 READ_STEPS=${DEMO_READER_STEPS:-1500}
 RANK=${DEMO_RANK:-16}
-COMPOSE=${DEMO_COMPOSE:-slots+facets}
+COMPOSE=${DEMO_COMPOSE:-decay+facets}
+TIED=${DEMO_TIED:-1}
 EVAL_N=${DEMO_EVAL_N:-150}
 mkdir -p "$OUT"
 t_all=$(date +%s.%N)
@@ -44,7 +46,9 @@ say() { printf '\n\033[1m== %s\033[0m\n' "$*" >&2; }
 t0=$(date +%s.%N)
 if [ -z "$MODEL" ]; then
   MODEL=$OUT/base.gguf
-  if [ -s "$MODEL" ]; then
+  # The cache is reused only if it was made by the same recipe (an older demo's base is made again).
+  RECIPE="preset=${DEMO_PRESET:-nano} vocab=${DEMO_VOCAB:-2048} steps=$PRE_STEPS bytes=${DEMO_CORPUS_BYTES:-40000} tied=$TIED corpus=${DEMO_CORPUS:-fortunes}"
+  if [ -s "$MODEL" ] && [ "$(cat "$MODEL.recipe" 2>/dev/null)" = "$RECIPE" ]; then
     say "base model: cached $MODEL (delete it to pretrain again)"
   else
     CORPUS=${DEMO_CORPUS:-}
@@ -57,10 +61,13 @@ if [ -z "$MODEL" ]; then
     for f in $CORPUS; do [ -f "$f" ] && args+=(--corpus "$f"); done
     [ ${#args[@]} -gt 0 ] || { echo "demo: no corpus files found (install fortunes and fortunes-ru)" >&2; exit 1; }
     say "pretraining the default base model (${#args[@]} corpus files, $PRE_STEPS steps)"
+    tied=(); [ "$TIED" = 1 ] && tied=(--tied)
+    rm -f "$OUT/pretrain.ckpt" "$MODEL.recipe"
     "$HL" pretrain "${args[@]}" --max-bytes "${DEMO_CORPUS_BYTES:-40000}" --preset "${DEMO_PRESET:-nano}" \
       --vocab "${DEMO_VOCAB:-2048}" --steps "$PRE_STEPS" --batch 8 --lr 3e-3 --warmup 30 --eval-every 100 \
-      --threads 2 --seed 1 -o "$MODEL.tmp" --metrics "$OUT/pretrain.metrics.jsonl" --checkpoint "$OUT/pretrain.ckpt"
+      "${tied[@]}" --threads 2 --seed 1 -o "$MODEL.tmp" --metrics "$OUT/pretrain.metrics.jsonl" --checkpoint "$OUT/pretrain.ckpt"
     mv "$MODEL.tmp" "$MODEL"
+    printf '%s\n' "$RECIPE" > "$MODEL.recipe"
   fi
 else
   say "base model: $MODEL"

@@ -29,18 +29,27 @@ check 'grep -q "exact match, training outputs" "$T/demo.log"' "summary table pri
 check 'grep -q "held-out scenes (\*)" "$T/demo.log" && grep -q "scenes with an unseen word (\*)" "$T/demo.log"' \
   "the reader's training and held-out splits in the summary"
 check '[ "$(grep -c "^    Ψ[1-4] " "$T/demo.log")" -eq 8 ]' "4 scenes declared at decode time, decoded in 2 forms"
-check '[ -s "$T/out/reader_loss.svg" ] && grep -q "\"compose\": \"slots+facets\"" "$T/out/reader_lexicon.jsonl"' \
-  "the reader trains with the default rule (slots+facets) and plots its loss"
+check '[ -s "$T/out/reader_loss.svg" ] && grep -q "\"compose\": \"decay+facets\"" "$T/out/reader_lexicon.jsonl"' \
+  "the reader trains with the default rule (decay+facets) and plots its loss"
 check '[ "$(grep -c "^    \(text\|symbols\|formula\|dialogue\|report\) " "$T/demo.log")" -eq 30 ]' "2 scenes x 15 decodings printed"
 check '[ -s "$T/out/decoder_loss.svg" ] && [ -s "$T/out/pretrain_loss.svg" ]' "loss plots written"
 check 'head -c 4 "$T/out/base.gguf" | grep -q GGUF' "the pretrained base is a GGUF"
 check '"$HL" generate -m "$T/out/base.gguf" -p "The rain" -n 5 > /dev/null 2>&1' "the pretrained base loads in generate"
 "$HL" inspect "$T/out/decoder.gguf" > "$T/inspect.txt" 2>&1
 check 'grep -q "hyperlora.lexicon.jsonl" "$T/inspect.txt"' "the decoder carries its lexicon"
-# The cached base is reused on a second run.
-DEMO_OUT=$T/out DEMO_CORPUS=$T/corpus.txt DEMO_DECODER_STEPS=2 DEMO_READER_STEPS=2 DEMO_SYNTH_SCENES=40 \
-  DEMO_SYNTH_UNSEEN=1 DEMO_EVAL_N=6 DEMO_SCENES="Δ21" \
-  bash "$ROOT/scripts/demo.sh" "$HL" > "$T/demo2.log" 2>&1 || { cat "$T/demo2.log"; fail=1; }
+# The cached base is reused on a second run with the same recipe, and made again when the recipe changes.
+again() { # $1 log, then extra VAR=value settings
+  local log=$1; shift
+  env DEMO_OUT=$T/out DEMO_CORPUS=$T/corpus.txt DEMO_PRESET=nano DEMO_VOCAB=400 DEMO_PRETRAIN_STEPS=8 \
+    DEMO_DECODER_STEPS=2 DEMO_READER_STEPS=2 DEMO_SYNTH_SCENES=40 DEMO_SYNTH_UNSEEN=1 DEMO_EVAL_N=6 DEMO_SCENES="Δ21" \
+    "$@" bash "$ROOT/scripts/demo.sh" "$HL" > "$log" 2>&1 || { cat "$log"; fail=1; }
+}
+again "$T/demo2.log"
 check 'grep -q "base model: cached" "$T/demo2.log"' "second run reuses the cached base"
+check 'grep -q "tied=1" "$T/out/base.gguf.recipe" && grep -q "parameters (.*tied LM head)" "$T/demo.log"' \
+  "the default base is pretrained tied (its LM head is its embedding table) and records its recipe"
+again "$T/demo3.log" DEMO_TIED=0
+check 'grep -q "pretraining the default base" "$T/demo3.log" && grep -q "tied=0" "$T/out/base.gguf.recipe"' \
+  "a cached base of another recipe is pretrained again"
 if [ $fail -ne 0 ]; then cat "$T/demo.log"; echo "0 passed, 1 failed"; exit 1; fi
 echo "test_demo_mini: all checks passed"

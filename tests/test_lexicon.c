@@ -13,6 +13,7 @@
 #include "text/tokenizer.h"
 #include "test_util.h"
 
+#include <math.h>
 #include <unistd.h>
 
 static const char *LEX =
@@ -86,7 +87,7 @@ static void test_atomic(hl_lexicon *lex) {
 /* The documented rule, recomputed from the model's tensors in double. */
 /* with_facets: entry 0's facet values ("threshold", "fear") join its parts at weight 1. */
 /* Every entry's rows recomputed in double from the base tables by the rule
- * as compose.h states it (order rule: HL_COMPOSE_PARTS/SLOTS/RANKED). */
+ * as compose.h states it (order rule: HL_COMPOSE_PARTS/SLOTS/RANKED/DECAY). */
 static void test_composition_rule(hl_lexicon *lex, int order, int with_facets) {
     const hl_model_config *c = hl_model_get_config(g_model);
     const hl_tokenizer *base = hl_model_get_tokenizer(g_model);
@@ -106,20 +107,32 @@ static void test_composition_rule(hl_lexicon *lex, int order, int with_facets) {
         double w[8] = {1, 1, 1, 1, 1, 1, 1, 1}, norm = 0;
         if (i == 2) { w[0] = 1; w[1] = 3; } /* Δ2's weights */
         for (int32_t p = 0; p < nparts && order == HL_COMPOSE_RANKED; p++) w[p] /= p + 1;
+        for (int32_t p = 0; p < nparts && order == HL_COMPOSE_DECAY; p++) w[p] *= pow(0.6, p);
+        for (int32_t p = nparts; p < np && order == HL_COMPOSE_DECAY; p++) w[p] = 0.25;
         for (int32_t p = 0; p < np; p++) norm += order == HL_COMPOSE_SLOTS ? w[p] * w[p] : w[p];
         if (order == HL_COMPOSE_SLOTS) norm = sqrt(norm);
         double *emb = calloc((size_t)c->dim, sizeof(double)), *out = calloc((size_t)c->dim, sizeof(double));
+        if (order == HL_COMPOSE_DECAY) { /* the end-of-text rows close the parts, one weight further down */
+            const double w_end = pow(0.6, nparts);
+            const int32_t eos = hl_tokenizer_eos(base);
+            norm += w_end;
+            for (int d = 0; d < c->dim; d++) {
+                emb[d] += w_end / norm * g_model->token_embd[(int64_t)eos * c->dim + d];
+                out[d] += w_end / norm * g_model->output[(int64_t)eos * c->dim + d];
+            }
+        }
         for (int32_t p = 0; p < np; p++) {
             const char *part = words[p];
             int32_t *ids;
             size_t n;
             CHECK_OK(hl_tokenizer_encode(base, part, strlen(part), 0, 0, &ids, &n, &err), &err);
-            if (order == HL_COMPOSE_SLOTS)
+            const int permuted = order == HL_COMPOSE_SLOTS || (order == HL_COMPOSE_DECAY && p >= nparts);
+            if (permuted)
                 hl_compose_transform(p < nparts ? hl_compose_part_key(p) : hl_compose_facet_key(keys[p]), c->dim, code);
             for (size_t k = 0; k < n; k++)
                 for (int d = 0; d < c->dim; d++) {
-                    int src = order == HL_COMPOSE_SLOTS ? code[d] >> 1 : d;
-                    double sign = order == HL_COMPOSE_SLOTS && (code[d] & 1) ? -1 : 1;
+                    int src = permuted ? code[d] >> 1 : d;
+                    double sign = permuted && (code[d] & 1) ? -1 : 1;
                     emb[d] += sign * w[p] / norm / (double)n * g_model->token_embd[(int64_t)ids[k] * c->dim + src];
                     out[d] += sign * w[p] / norm / (double)n * g_model->output[(int64_t)ids[k] * c->dim + src];
                 }
@@ -184,7 +197,7 @@ static void test_order_rules(void) {
     static const char *ORDER =
         "{\"lexeme\": \"abc\", \"parts\": [\"storm\", \"gate\", \"joy\"]}\n"
         "{\"lexeme\": \"cba\", \"parts\": [\"joy\", \"gate\", \"storm\"]}\n";
-    const char *rules[] = {"parts", "slots", "ranked", "slots+facets", "ranked+facets"};
+    const char *rules[] = {"parts", "slots", "ranked", "decay", "slots+facets", "ranked+facets", "decay+facets"};
     for (size_t r = 0; r < sizeof rules / sizeof rules[0]; r++) {
         hl_error err = {0};
         char text[4096];
@@ -365,7 +378,7 @@ static void test_compose_rule(hl_lexicon *plain) {
     expect_bad("compose twice", "{\"compose\": \"parts\"}\n{\"compose\": \"parts\"}\n{\"lexeme\": \"Δ9\", \"parts\": [\"x\"]}",
                HL_ERR_FORMAT, "must come once");
     expect_bad("compose rule", "{\"compose\": \"facets\"}", HL_ERR_FORMAT,
-               "must be one of parts, parts+facets, slots, slots+facets, ranked, ranked+facets");
+               "must be one of parts, parts+facets, slots, slots+facets, ranked, ranked+facets, decay, decay+facets");
     expect_bad("compose extra field", "{\"compose\": \"parts\", \"lexeme\": \"Δ9\"}", HL_ERR_FORMAT, "no other fields");
     expect_bad("empty facet composed", "{\"compose\": \"parts+facets\"}\n{\"lexeme\": \"Δ9\", \"parts\": [\"x\"], "
                "\"facets\": {\"tone\": \"\"}}", HL_ERR_FORMAT, "\"tone\" must be a non-empty");

@@ -83,7 +83,7 @@ int cmd_decode(int argc, char **argv) {
                    "                        to it (scenes declared after training, composed by the carried\n"
                    "                        rule; nothing is retrained; a lexeme in both is refused);\n"
                    "                        without one: the lexicon to use\n"
-                   "  --compose RULE        with --lexicon alone: parts (default), slots, ranked, or\n"
+                   "  --compose RULE        with --lexicon alone: parts (default), slots, ranked, decay, or\n"
                    "                        one of those +facets (see train --help)\n"
                    "  -n N                  at most N output tokens (default 128)\n"
                    "  --temp T --top-k K --top-p P --seed S   sampling (default greedy)\n"

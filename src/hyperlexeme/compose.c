@@ -6,8 +6,8 @@
 
 #include <string.h>
 
-static const char *rule_names[HL_COMPOSE_N_RULES] = {"parts", "parts+facets", "slots",
-                                                     "slots+facets", "ranked", "ranked+facets"};
+static const char *rule_names[HL_COMPOSE_N_RULES] = {"parts",  "parts+facets",  "slots", "slots+facets",
+                                                     "ranked", "ranked+facets", "decay", "decay+facets"};
 
 const char *hl_compose_rule_name(int rule) {
     return rule >= 0 && rule < HL_COMPOSE_N_RULES ? rule_names[rule] : "?";
@@ -19,7 +19,28 @@ int hl_compose_rule_from_name(const char *name) {
     return -1;
 }
 
-const char *hl_compose_rule_list(void) { return "parts, parts+facets, slots, slots+facets, ranked, ranked+facets"; }
+const char *hl_compose_rule_list(void) {
+    return "parts, parts+facets, slots, slots+facets, ranked, ranked+facets, decay, decay+facets";
+}
+
+/* decay's ratio: each part leads the next by 1/0.6 ≈ 1.7, so the order is
+ * the order of strength, and the fifth part (0.13 of the first) can still
+ * be peeled off a 64-wide row (BENCHMARKS.md, readout ceilings). */
+#define DECAY_RATIO 0.6
+
+double hl_compose_part_weight(int order, int32_t k, double entry_weight) {
+    if (order == HL_COMPOSE_RANKED) return entry_weight / (k + 1);
+    if (order == HL_COMPOSE_DECAY) { /* by multiplication, not pow(): the same bits on every libm */
+        double w = entry_weight;
+        for (int32_t i = 0; i < k; i++) w *= DECAY_RATIO;
+        return w;
+    }
+    return entry_weight;
+}
+
+double hl_compose_facet_weight(int order) { return order == HL_COMPOSE_DECAY ? 0.25 : 1.0; }
+
+int hl_compose_facets_transformed(int order) { return order == HL_COMPOSE_SLOTS || order == HL_COMPOSE_DECAY; }
 
 /* Keys are domain-separated so a part position never shares a transform with a facet key. */
 uint64_t hl_compose_part_key(int32_t k) { return 0x51075107ull << 32 | (uint32_t)k; }

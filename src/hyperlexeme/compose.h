@@ -10,11 +10,19 @@
  *           identity, so a one-part lexeme is its word, as under parts;
  *           the other S_k scatter each position into near-orthogonal
  *           directions, so the order survives and a reader can undo S_k;
- *   ranked  a position-weighted mean: part k weighs w_k / (k + 1).
+ *   ranked  a position-weighted mean: part k weighs w_k / (k + 1);
+ *   decay   a geometric mean: part k weighs w_k · 0.6^k, so the parts stand
+ *           in order of strength and a reader can peel them off one by one
+ *           (name the strongest, take it away, name the next), the same
+ *           readout at every position; the base's end-of-text row closes
+ *           the list at weight 0.6^n, so the reader also finds where the
+ *           parts end.
  * "+facets" adds each facet value as one more word at weight 1: under parts
  * and ranked in the mean (ranked gives facets no rank), under slots with a
  * signed permutation chosen by the facet's key, so "tone=fear" and
- * "field=fear" differ.
+ * "field=fear" differ. Under decay a facet value also takes its key's
+ * permutation, at weight 1/4, so it stays out of the way of the parts'
+ * readout (BENCHMARKS.md measures the trade).
  * e_k is the mean of the part's token rows (input or output table). The
  * transforms depend on nothing but the dimension and the position or key,
  * so an adapter carrying the rule's name composes the same rows anywhere. */
@@ -27,12 +35,20 @@ enum {
     HL_COMPOSE_PARTS = 0,        /* order rule, bits 1..2 */
     HL_COMPOSE_SLOTS = 2,
     HL_COMPOSE_RANKED = 4,
-    HL_COMPOSE_N_RULES = 6
+    HL_COMPOSE_DECAY = 6,
+    HL_COMPOSE_N_RULES = 8
 };
 
 /* The rule's name ("parts", "slots+facets", ...) and back (-1 if unknown). */
 const char *hl_compose_rule_name(int rule);
 int hl_compose_rule_from_name(const char *name);
+/* The weight of part k (0-based) of a part list under an order rule, before
+ * normalisation: the entry's own weight times the rule's rank factor; and a
+ * facet value's weight. */
+double hl_compose_part_weight(int order, int32_t k, double entry_weight);
+double hl_compose_facet_weight(int order);
+/* Whether facet values take their key's signed permutation under this order rule. */
+int hl_compose_facets_transformed(int order);
 /* The names, comma separated, for messages and --help. */
 const char *hl_compose_rule_list(void);
 

@@ -329,26 +329,43 @@ static hl_status compose(hl_lexicon *lex, const entry *e, const cJSON *vec, int6
     const int order = lex->rule & ~HL_COMPOSE_FACETS;
     double *acc_e = hl_calloc((size_t)C * 4, sizeof(double));
     double *acc_o = acc_e ? acc_e + C : NULL, *word_e = acc_e ? acc_e + 2 * C : NULL, *word_o = acc_e ? acc_e + 3 * C : NULL;
-    int32_t *facet_code = order == HL_COMPOSE_SLOTS && e->n_facets ? hl_malloc_array((size_t)C, sizeof(int32_t)) : NULL;
+    const int permute_facets = hl_compose_facets_transformed(order);
+    int32_t *facet_code = permute_facets && e->n_facets ? hl_malloc_array((size_t)C, sizeof(int32_t)) : NULL;
     float *rowbuf = hl_malloc_array((size_t)C, sizeof(float));
-    hl_status s = acc_e && rowbuf && (facet_code || order != HL_COMPOSE_SLOTS || !e->n_facets)
+    hl_status s = acc_e && rowbuf && (facet_code || !permute_facets || !e->n_facets)
                       ? HL_OK : hl_fail(err, HL_ERR_NOMEM, "out of memory");
-    /* Words: the parts (weighted if "weights", by rank under ranked), then with +facets each facet value at weight 1. */
+    /* Words: the parts (weighted if "weights", by rank under ranked and decay), then with +facets each facet value
+     * (weight 1, or decay's 1/4). */
     const int32_t nf = (lex->rule & HL_COMPOSE_FACETS) ? e->n_facets : 0;
     double wsum = 0, wsq = 0;
     for (int32_t p = 0; p < e->n_parts + nf; p++) {
-        double w = p < e->n_parts ? (e->weights ? e->weights[p] : 1.0) / (order == HL_COMPOSE_RANKED ? p + 1 : 1) : 1.0;
+        double w = p < e->n_parts ? hl_compose_part_weight(order, p, e->weights ? e->weights[p] : 1.0)
+                                  : hl_compose_facet_weight(order);
         wsum += w;
         wsq += w * w;
     }
+    /* decay closes a scene's parts with the end-of-text row at the next weight down, so the reader that peels
+     * the parts off in order of strength finds "the end" after the last one: the scene's length is read as its
+     * parts are (without it, decoders ran on past the last part). Controls are words, not scenes. */
+    const int32_t eos = hl_tokenizer_eos(m->tok);
+    const double w_end = order == HL_COMPOSE_DECAY && row >= N_CONTROLS && eos >= 0 && eos < m->n_vocab_base
+                             ? hl_compose_part_weight(order, e->n_parts, 1.0) : 0;
+    wsum += w_end;
     const double norm = order == HL_COMPOSE_SLOTS ? sqrt(wsq) : wsum;
+    if (s == HL_OK && w_end > 0) {
+        const float *re = hl_model_embd_row(m, eos, rowbuf);
+        for (int64_t c = 0; c < C; c++) acc_e[c] += w_end / norm * re[c];
+        const float *ro = hl_model_output_row(m, eos, rowbuf);
+        for (int64_t c = 0; c < C; c++) acc_o[c] += w_end / norm * ro[c];
+    }
     for (int32_t p = 0; s == HL_OK && p < e->n_parts + nf; p++) {
         const char *word = p < e->n_parts ? e->parts[p] : e->facet_values[p - e->n_parts];
-        double w = p < e->n_parts ? (e->weights ? e->weights[p] : 1.0) / (order == HL_COMPOSE_RANKED ? p + 1 : 1) : 1.0;
+        double w = p < e->n_parts ? hl_compose_part_weight(order, p, e->weights ? e->weights[p] : 1.0)
+                                  : hl_compose_facet_weight(order);
         const int32_t *code = NULL;
         if (order == HL_COMPOSE_SLOTS && p < e->n_parts) {
             if (!(code = part_code(lex, p, err))) s = HL_ERR_NOMEM;
-        } else if (order == HL_COMPOSE_SLOTS) { /* facet: the transform of its key */
+        } else if (permute_facets && p >= e->n_parts) { /* facet: the transform of its key */
             hl_compose_transform(hl_compose_facet_key(e->facet_keys[p - e->n_parts]), C, facet_code);
             code = facet_code;
         }
