@@ -46,7 +46,14 @@ DECAY = 0.6
 
 
 def gguf_tables(path):
-    """The tokens and the f32 token_embd rows of a GGUF file."""
+    """The tokens and the f32 token_embd rows of a GGUF file (exits naming the file if it is malformed)."""
+    try:
+        return read_gguf_tables(path)
+    except (struct.error, KeyError, IndexError, ValueError, UnicodeDecodeError) as e:
+        sys.exit(f"{path}: truncated or malformed GGUF ({e})")
+
+
+def read_gguf_tables(path):
     data = open(path, "rb").read()
     pos = 0
 
@@ -59,6 +66,8 @@ def gguf_tables(path):
     def string():
         nonlocal pos
         n = take("Q")
+        if n > len(data) - pos:
+            raise ValueError(f"a string of {n} bytes at offset {pos} runs past the end")
         s = data[pos:pos + n].decode("utf-8", "replace")
         pos += n
         return s
@@ -68,6 +77,8 @@ def gguf_tables(path):
     def value(t):
         if t == 8:
             return string()
+        if t not in scalar and t != 9:
+            raise ValueError(f"unknown value type {t}")
         if t == 9:
             et, n = take("I"), take("Q")
             return [value(et) for _ in range(n)]

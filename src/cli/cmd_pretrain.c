@@ -338,8 +338,8 @@ static int pretrain_main(int argc, char **argv, const cli_dist *dist) {
     fprintf(dist->info, "hyperlora pretrain: %lld parameters (dim %d, %d layers, ffn %d, vocab %d, ctx %d%s); %lld train "
                     "rows, %lld val rows, %lld tokens; %ld steps of %ld x %d\n",
             (long long)hl_train_run_n_params(run), cfg.dim, cfg.n_layers, cfg.hidden_dim, m->cfg.vocab_size,
-            cfg.seq_len, tied ? ", tied LM head" : "", (long long)dst->n_train_rows, (long long)dst->n_val_rows, (long long)dst->n_tokens, steps,
-            batch, cfg.seq_len);
+            cfg.seq_len, tied ? ", tied LM head" : "", (long long)dst->n_train_rows, (long long)dst->n_val_rows,
+            (long long)dst->n_tokens, steps, batch, cfg.seq_len);
     if (dist->size > 1)
         fprintf(dist->info, "hyperlora pretrain: %d processes share each step's %ld rows; %.1f MiB exchanged per step\n",
                 dist->size, batch, (double)hl_train_run_exchange_bytes(run) / 1048576.0);
