@@ -1,6 +1,6 @@
 /* cmd_quantize.c: `hyperlora quantize`: a GGUF base model re-written with
  * its 2-D tensors in ggml block types, as llama-quantize writes it: one type
- * for all (--pure) or its q3_K_M/q4_K_M/q5_K_M mixes (model/quantize_model.c). */
+ * for all (--pure) or its k-quant _S/_M/_L mixes (model/quantize_model.c). */
 #include "cli/cli.h"
 #include "model/quantize_model.h"
 
@@ -19,8 +19,10 @@ int cmd_quantize(int argc, char **argv) {
                    "to TYPE by ggml's reference algorithm (no importance matrix); norms stay f32.\n"
                    "The file is laid out as llama-quantize writes it, byte for byte.\n"
                    "TYPE: q8_0, q4_0, q4_1, q5_0, q5_1, q2_K, q3_K, q4_K, q5_K, q6_K (one type for\n"
-                   "all, as --pure), or llama-quantize's mixes q3_K_M, q4_K_M, q5_K_M (a type per\n"
-                   "tensor: output q6_K, some attn_v/ffn_down layers higher); any case.\n"
+                   "all, as --pure), or llama-quantize's mixes q3_K_S, q3_K_M, q3_K_L, q4_K_S,\n"
+                   "q4_K_M, q5_K_S, q5_K_M (a type per tensor: output q6_K, some\n"
+                   "attn_v/ffn_down/attn_output layers higher; llama-quantize's plain Q2_K mix is\n"
+                   "not offered: q2_K here is pure); any case.\n"
                    "IN must be f32, f16 or bf16; every 2-D row must be whole blocks (32 or 256;\n"
                    "the mixes fall back to 32-element types as llama.cpp does).\n");
             return 0;
@@ -39,7 +41,7 @@ int cmd_quantize(int argc, char **argv) {
     int32_t type = hl_quantize_type_by_name(type_name), mix = hl_quantize_mix_by_name(type_name);
     if (type < 0 && mix < 0)
         return cli_error(CMD, "--type %s: not one of q8_0, q4_0, q4_1, q5_0, q5_1, q2_K, q3_K, q4_K, q5_K, q6_K, "
-                         "q3_K_M, q4_K_M, q5_K_M", type_name);
+                         "q3_K_S, q3_K_M, q3_K_L, q4_K_S, q4_K_M, q5_K_S, q5_K_M", type_name);
     hl_io_plan plan;
     hl_io_plan_init(&plan);
     hl_io_plan_add(&plan, HL_IO_INPUT, "the input", in);

@@ -14,6 +14,7 @@
 
 #include <ctype.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -58,33 +59,65 @@ static int name_is(const char *s, const char *n) {
     return !n[k] && !s[k];
 }
 
+/* Each mix: its name, base type and llama.cpp's llama_ftype number. */
+static const struct { const char *name; uint32_t base; uint32_t file_type; } mixes[HL_QUANT_MIX_COUNT] = {
+    [HL_QUANT_Q3_K_M] = {"q3_K_M", HL_TYPE_Q3_K, 12}, [HL_QUANT_Q4_K_M] = {"q4_K_M", HL_TYPE_Q4_K, 15},
+    [HL_QUANT_Q5_K_M] = {"q5_K_M", HL_TYPE_Q5_K, 17}, [HL_QUANT_Q3_K_S] = {"q3_K_S", HL_TYPE_Q3_K, 11}, [HL_QUANT_Q3_K_L] = {"q3_K_L", HL_TYPE_Q3_K, 13},
+    [HL_QUANT_Q4_K_S] = {"q4_K_S", HL_TYPE_Q4_K, 14}, [HL_QUANT_Q5_K_S] = {"q5_K_S", HL_TYPE_Q5_K, 16},
+};
+
 int32_t hl_quantize_mix_by_name(const char *s) {
-    if (name_is(s, "q3_K_M")) return HL_QUANT_Q3_K_M;
-    if (name_is(s, "q4_K_M")) return HL_QUANT_Q4_K_M;
-    if (name_is(s, "q5_K_M")) return HL_QUANT_Q5_K_M;
+    for (int m = HL_QUANT_PURE + 1; m < HL_QUANT_MIX_COUNT; m++)
+        if (name_is(s, mixes[m].name)) return m;
     return -1;
+}
+
+const char *hl_quantize_mix_name(hl_quant_mix mix) {
+    return mix > HL_QUANT_PURE && mix < HL_QUANT_MIX_COUNT ? mixes[mix].name : "pure";
 }
 
 /* llama.cpp's use_more_bits: the first and last eighth of the layers, and
  * every third layer between. */
 static int more_bits(int64_t i, int64_t n) { return i < n / 8 || i >= 7 * n / 8 || (i - n / 8) % 3 == 2; }
 
+/* What the mixes' rules read from the model besides the tensor's name. */
+typedef struct mix_model {
+    int big_gqa_80; /* llama.cpp's LLM_TYPE_70B: 80 layers, llama with GQA, or qwen2 */
+} mix_model;
+
 /* The mix's type for 2-D tensor `name` with rows of ne0: i_v / i_down are
  * this tensor's index among the attn_v / ffn_down tensors (file order by
- * layer), n_v / n_down their counts. Returns 0 when no type we can write fits. */
-static uint32_t mix_type(hl_quant_mix mix, const char *name, int64_t ne0, int64_t i_v, int64_t n_v, int64_t i_down,
-                         int64_t n_down) {
-    uint32_t t = mix == HL_QUANT_Q3_K_M ? HL_TYPE_Q3_K : mix == HL_QUANT_Q4_K_M ? HL_TYPE_Q4_K : HL_TYPE_Q5_K;
+ * layer), n_v / n_down their counts. llama.cpp's rules (llama_tensor_get_type)
+ * for dense llama-family models without an importance matrix. Returns 0 when
+ * no type we can write fits. */
+static uint32_t mix_type(hl_quant_mix mix, const mix_model *mm, const char *name, int64_t ne0, int64_t i_v,
+                         int64_t n_v, int64_t i_down, int64_t n_down) {
+    uint32_t t = mixes[mix].base;
     if (!strcmp(name, "output.weight")) {
         t = ne0 % HL_QK_K ? HL_TYPE_Q8_0 : HL_TYPE_Q6_K;
     } else if (strstr(name, "attn_v.weight")) {
-        if (mix == HL_QUANT_Q3_K_M) t = i_v < 2 ? HL_TYPE_Q5_K : HL_TYPE_Q4_K;
-        else if (more_bits(i_v, n_v)) t = HL_TYPE_Q6_K;
+        switch (mix) {
+        case HL_QUANT_Q3_K_M: t = i_v < 2 ? HL_TYPE_Q5_K : HL_TYPE_Q4_K; break;
+        case HL_QUANT_Q3_K_L: t = HL_TYPE_Q5_K; break;
+        case HL_QUANT_Q4_K_M:
+        case HL_QUANT_Q5_K_M: if (more_bits(i_v, n_v)) t = HL_TYPE_Q6_K; break;
+        case HL_QUANT_Q4_K_S: if (i_v < 4) t = HL_TYPE_Q5_K; break;
+        default: break;
+        }
+        /* 70B-class models share one attn_v among 8 heads: it is small, so more bits */
+        if (mm->big_gqa_80 && (t == HL_TYPE_Q3_K || t == HL_TYPE_Q4_K)) t = HL_TYPE_Q5_K;
     } else if (strstr(name, "ffn_down")) {
-        if (mix == HL_QUANT_Q3_K_M) t = i_down < n_down / 16 ? HL_TYPE_Q5_K : HL_TYPE_Q4_K;
-        else if (more_bits(i_down, n_down)) t = HL_TYPE_Q6_K;
+        switch (mix) {
+        case HL_QUANT_Q3_K_M: t = i_down < n_down / 16 ? HL_TYPE_Q5_K : HL_TYPE_Q4_K; break;
+        case HL_QUANT_Q3_K_L: t = HL_TYPE_Q5_K; break;
+        case HL_QUANT_Q4_K_M:
+        case HL_QUANT_Q5_K_M: if (more_bits(i_down, n_down)) t = HL_TYPE_Q6_K; break;
+        case HL_QUANT_Q4_K_S: if (i_down < n_down / 8) t = HL_TYPE_Q5_K; break;
+        default: break;
+        }
     } else if (strstr(name, "attn_output.weight")) {
         if (mix == HL_QUANT_Q3_K_M) t = HL_TYPE_Q4_K;
+        else if (mix == HL_QUANT_Q3_K_L) t = HL_TYPE_Q5_K;
     }
     if (ne0 % HL_QK_K) { /* llama.cpp's fallbacks for rows that are not whole 256-blocks */
         switch (t) {
@@ -97,6 +130,25 @@ static uint32_t mix_type(hl_quant_mix mix, const char *name, int64_t ne0, int64_
         if (ne0 % HL_QK) return 0;
     }
     return t;
+}
+
+/* The model facts the rules need, from the metadata (absent keys: none apply). */
+static mix_model mix_model_of(const hl_gguf *g) {
+    mix_model mm = {.big_gqa_80 = 0};
+    hl_gguf_str arch;
+    if (hl_gguf_get_str(g, "general.architecture", &arch, NULL) != HL_OK || arch.len == 0 || arch.len > 64) return mm;
+    char a[65], key[128];
+    memcpy(a, arch.data, (size_t)arch.len);
+    a[arch.len] = 0;
+    uint32_t n_head = 0, n_kv = 0, n_layer = 0;
+    snprintf(key, sizeof key, "%s.attention.head_count", a);
+    if (hl_gguf_get_u32(g, key, &n_head, NULL) != HL_OK) return mm;
+    snprintf(key, sizeof key, "%s.attention.head_count_kv", a);
+    if (hl_gguf_get_u32(g, key, &n_kv, NULL) != HL_OK) n_kv = n_head;
+    snprintf(key, sizeof key, "%s.block_count", a);
+    if (hl_gguf_get_u32(g, key, &n_layer, NULL) == HL_OK && n_layer == 80)
+        mm.big_gqa_80 = (!strcmp(a, "llama") && n_head != n_kv) || !strcmp(a, "qwen2");
+    return mm;
 }
 
 /* Sort key: the layer of "blk.N.…" (-1 for any other name), then the name's bytes. */
@@ -175,9 +227,7 @@ hl_status hl_model_quantize_file(const char *in_path, const char *out_path, uint
 hl_status hl_model_quantize_file_mix(const char *in_path, const char *out_path, hl_quant_mix mix, hl_error *err) {
     if (mix <= HL_QUANT_PURE || mix >= HL_QUANT_MIX_COUNT)
         return hl_fail(err, HL_ERR_INVALID_ARG, "quantize: unknown mix %d", (int)mix);
-    /* file_type: llama.cpp's numbers of the mixes are those of their base types' names */
-    uint32_t base = mix == HL_QUANT_Q3_K_M ? HL_TYPE_Q3_K : mix == HL_QUANT_Q4_K_M ? HL_TYPE_Q4_K : HL_TYPE_Q5_K;
-    return quantize_file(in_path, out_path, base, mix, err);
+    return quantize_file(in_path, out_path, mixes[mix].base, mix, err);
 }
 
 static hl_status quantize_file(const char *in_path, const char *out_path, uint32_t type, hl_quant_mix mix,
@@ -200,7 +250,8 @@ static hl_status quantize_file(const char *in_path, const char *out_path, uint32
         if ((s = hl_gguf_writer_copy_kv(w, g, i)) != HL_OK) hl_fail(err, s, "%s: cannot copy metadata", out_path);
     /* llama-quantize sets these last, so they move to the end */
     const char *tail_keys[2] = {"general.quantization_version", "general.file_type"};
-    const uint32_t tail_vals[2] = {2, file_type_of(type)};
+    const uint32_t tail_vals[2] = {2, mix != HL_QUANT_PURE ? mixes[mix].file_type : file_type_of(type)};
+    const mix_model mm = mix_model_of(g);
     for (int k = 0; s == HL_OK && k < 2; k++)
         if ((s = hl_gguf_writer_remove_key(w, tail_keys[k])) != HL_OK ||
             (s = hl_gguf_writer_set_u32(w, tail_keys[k], tail_vals[k])) != HL_OK)
@@ -232,7 +283,7 @@ static hl_status quantize_file(const char *in_path, const char *out_path, uint32
         if (t->n_dims == 2) {
             uint32_t tt = type;
             if (mix != HL_QUANT_PURE) {
-                tt = mix_type(mix, name, t->ne[0], i_v, n_v, i_down, n_down);
+                tt = mix_type(mix, &mm, name, t->ne[0], i_v, n_v, i_down, n_down);
                 i_v += strstr(name, "attn_v.weight") != NULL;
                 i_down += strstr(name, "ffn_down") != NULL;
                 if (!tt) {
