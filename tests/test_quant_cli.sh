@@ -44,7 +44,7 @@ ok '! $HL convert b.gguf -o c.gguf 2> e.txt && grep -q "quantized base" e.txt &&
   "convert refuses to rewrite a quantized base as f32"
 ok '! $HL quantize b.gguf -o bb.gguf --type q8_0 2> e.txt && grep -q "is already q4_K" e.txt && [ ! -e bb.gguf ]' \
   "quantize refuses an already quantized input"
-ok '! $HL quantize $Q/q256-f32.gguf -o x.gguf --type q4_K_S 2> e.txt && grep -q "not one of" e.txt && grep -q "q4_K_M" e.txt && [ ! -e x.gguf ]' \
+ok '! $HL quantize $Q/q256-f32.gguf -o x.gguf --type q2_K_S 2> e.txt && grep -q "not one of" e.txt && grep -q "q4_K_S, q4_K_M" e.txt && [ ! -e x.gguf ]' \
   "quantize names the types and mixes it writes"
 ok '$HL quantize $Q/q256-f32.gguf -o m4.gguf --type Q4_K_M 2>/dev/null && cmp -s m4.gguf $Q/q256-Q4_K_M.gguf' \
   "quantize --type Q4_K_M writes llama-quantize's mix"
