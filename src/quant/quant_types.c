@@ -78,7 +78,15 @@ int hl_type_row_bytes(uint32_t type, int64_t n, uint64_t *out) {
 #endif /* !HL_ISA_SUFFIX */
 #if !defined(HL_ISA_DISPATCH) || defined(HL_ISA_SUFFIX) /* the dequantizers: once per level */
 
+#if defined(__F16C__)
+#include <immintrin.h>
+/* The hardware conversion: exact for every finite f16 (subnormals too), as
+ * the portable one is; it only quiets a signalling NaN, and a non-finite
+ * scale never reaches a dequantizer (the model loader refuses it). */
+static float f16_at(const uint8_t *p) { return _cvtsh_ss(hl_le16(p)); }
+#else
 static float f16_at(const uint8_t *p) { return hl_f16_to_f32(hl_le16(p)); }
+#endif
 
 /* AVX-512 builds dequantize 16 elements per step with the same integer steps
  * and the same float operations, one rounding each (multiply, then add or
