@@ -21,6 +21,7 @@
 #include "hyperlora.h"
 #include "lora/create.h"
 #include "lora/merge.h"
+#include "model/model.h"
 #include "util/rng.h"
 #include "util/threadpool.h"
 
@@ -231,10 +232,23 @@ static double measure(config *c, const opts *o, const int32_t *prompt, int32_t V
 
 /* Bytes of weights one decode step streams: every layer matrix and norm, the
  * final norm and the LM head (the embedding contributes one row). */
-static double weight_bytes_per_token(const hl_model_config *c) {
-    double C = c->dim, F = c->hidden_dim, D = C / c->n_heads, kv = c->n_kv_heads * D, V = c->vocab_size;
-    double per_layer = C * C * 2 + 2 * kv * C + 3 * C * F + 2 * C;
-    return 4.0 * (c->n_layers * per_layer + C + V * C + C);
+/* Bytes of weights one decoded token reads: each layer matrix and the LM head
+ * once, in the type the model holds it (quantized blocks or f32), the norms,
+ * and one embedding row. */
+static double weight_bytes_per_token(const hl_model *m) {
+    const hl_model_config *c = &m->cfg;
+    double C = c->dim, F = c->hidden_dim, D = C / c->n_heads, kv = c->n_kv_heads * D, V = m->n_vocab_base;
+    const double f32_elems[HL_TARGET_COUNT] = {
+        [HL_TARGET_Q] = C * C, [HL_TARGET_K] = kv * C, [HL_TARGET_V] = kv * C, [HL_TARGET_O] = C * C,
+        [HL_TARGET_GATE] = F * C, [HL_TARGET_UP] = F * C, [HL_TARGET_DOWN] = C * F, [HL_TARGET_OUTPUT] = V * C};
+    double bytes = 4.0 * (c->n_layers * 2 * C + C + C); /* norms, output norm, embedding row */
+    for (int l = 0; l <= c->n_layers; l++)
+        for (int t = 0; t < HL_TARGET_COUNT; t++) {
+            if ((l == c->n_layers) != (t == HL_TARGET_OUTPUT)) continue;
+            const hl_qweight *q = m->quantized ? &m->qw[(size_t)l * HL_TARGET_COUNT + t] : NULL;
+            bytes += q && q->data ? (double)q->rows * (double)q->row_bytes : 4.0 * f32_elems[t];
+        }
+    return bytes;
 }
 
 /* Forward FLOPs per prompt token of pp<n>: the layer matmuls, causal attention
@@ -380,7 +394,7 @@ int main(int argc, char **argv) {
     hl_pool_free(rpool[2]);
     double load1 = bench_loadavg1();
 
-    const double wbytes = weight_bytes_per_token(mc);
+    const double wbytes = weight_bytes_per_token(m);
     FILE *js = o.json ? fopen(o.json, "a") : NULL;
     if (o.json && !js) {
         perror(o.json);

@@ -26,9 +26,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#if defined(__AVX2__)
-#include <immintrin.h>
-#endif
 
 enum { CblasRowMajor = 101, CblasNoTrans = 111, CblasTrans = 112 };
 typedef void (*sgemm_fn)(int order, int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
@@ -97,11 +94,13 @@ typedef struct bw_job {
     float partial[64];
 } bw_job;
 
-/* Eight concurrent sequential streams over [begin, end). */
-static float sum_streams8(const float *p, int64_t begin, int64_t end) {
+/* Eight concurrent sequential streams over [begin, end): compiled for AVX2
+ * even in a portable build and used when the CPU has it (as
+ * bench_sum_stream), else eight scalar sums. */
+#ifdef BENCH_HAVE_AVX2_SUM
+__attribute__((target("avx2"))) static float sum_streams8_avx2(const float *p, int64_t begin, int64_t end) {
     const int64_t len = (end - begin) / 8;
     float s = 0;
-#if defined(__AVX2__)
     __m256 a[8];
     for (int k = 0; k < 8; k++) a[k] = _mm256_setzero_ps();
     int64_t i = 0;
@@ -113,11 +112,20 @@ static float sum_streams8(const float *p, int64_t begin, int64_t end) {
     for (int k = 0; k < 8; k++) s += l[k];
     for (int k = 0; k < 8; k++)
         for (int64_t r = i; r < len; r++) s += p[begin + k * len + r];
-#else
-    for (int64_t i = begin; i < begin + 8 * len; i++) s += p[i];
-#endif
-    for (int64_t i = begin + 8 * len; i < end; i++) s += p[i];
+    for (int64_t r = begin + 8 * len; r < end; r++) s += p[r];
     return s;
+}
+#endif
+static float sum_streams8(const float *p, int64_t begin, int64_t end) {
+#ifdef BENCH_HAVE_AVX2_SUM
+    if (__builtin_cpu_supports("avx2")) return sum_streams8_avx2(p, begin, end);
+#endif
+    const int64_t len = (end - begin) / 8;
+    float s[8] = {0}, t = 0;
+    for (int64_t i = 0; i < len; i++)
+        for (int k = 0; k < 8; k++) s[k] += p[begin + k * len + i];
+    for (int64_t i = begin + 8 * len; i < end; i++) t += p[i];
+    return ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7])) + t;
 }
 
 static void bw_chunk(void *arg, int64_t begin, int64_t end, int worker) {
