@@ -18,6 +18,10 @@
 #       s110M too with BENCH_FULL=1).
 #
 # Environment:
+#   BENCH_LLAMACPP=DIR  a llama.cpp checkout you built (DIR/build/bin/llama-bench,
+#                    llama-server): its server beside ours in serve_adapters.sh,
+#                    and llama-bench beside bench_infer on the same f32 and
+#                    quantized files (bench/llamacpp.sh); never downloaded here;
 #   BENCH_PEER=1     also run the PyTorch peer (../shared/bench/bench.py) on the
 #                    training shapes, alternating with ours in the same run;
 #                    it needs python3-torch, python3-numpy and libopenblas0-openmp.
@@ -291,6 +295,18 @@ if [ "${BENCH_FULL:-0}" = 1 ]; then
     say "serving: the same on s110M"
     wait_quiet
     SERVE_PRESET=s110M SERVE_TOKENS=32 bash "$ROOT/bench/serve_adapters.sh" "$BUILD" "$OUT/s110M" || true
+fi
+
+# ---------------------------------------------------------------- llama.cpp in the same run
+# With BENCH_LLAMACPP=DIR (a llama.cpp checkout the user built; never fetched
+# here): pp128/tg64 on the same files, f32 and quantized by our quantize,
+# alternating with llama-bench, and LoRA training over q4_K_M against f32
+# (llamacpp.sh, ~10 min; s110M in the quick mode too). serve_adapters.sh
+# above also ran llama.cpp's server beside ours when it was set.
+if [ -n "${BENCH_LLAMACPP:-}" ]; then
+    say "inference against llama.cpp (llama-bench), f32 and quantized"
+    wait_quiet
+    LLAMACPP_ROUNDS="$ROUNDS" bash "$ROOT/bench/llamacpp.sh" "$BUILD" "$OUT" || true
 fi
 
 # ---------------------------------------------------------------- data-parallel training
