@@ -9,11 +9,17 @@
  * thread count, or on how the work is split. */
 #include "kernels/kernels.h"
 #include "kernels/qweight_rows.h"
+#include "quant/quant_types.h"
+#include "util/le_bytes.h"
 
 #include <math.h>
 #include <string.h>
 #if defined(__AVX2__)
 #include <immintrin.h>
+#endif
+#if defined(__AVX512F__) && defined(__AVX512DQ__) && defined(__FMA__) && defined(__F16C__)
+#include "kernels/lane_sums.h"
+#define HL_Q8_0_DECODE 1
 #endif
 
 int64_t hl_qmatmul_scratch_floats(int n_threads, int64_t K) { return (int64_t)n_threads * HL_QTILE * K; }
@@ -29,8 +35,51 @@ typedef struct {
     int64_t block;    /* elements per block (nn) */
 } qjob;
 
+#ifdef HL_Q8_0_DECODE
+/* One token over q8_0 rows [o, o + R), without a tile: each 16-element half
+ * of a block becomes q·d in a register (one rounding, as the dequantizer
+ * gives it) and is chained into its row's 16-lane accumulator over k in
+ * order, then reduced by hl_hsum16: hl_dot's order, so the same bits as the
+ * tile path. R rows at once keep R independent FMA chains in flight. The
+ * rows are whole blocks of 32, so there is no scalar tail. */
+static inline __attribute__((always_inline)) void q8_0_rows_x1(const qjob *j, int64_t o, const int R) {
+    const hl_qweight *w = j->w;
+    const int64_t nb = w->cols / HL_QK;
+    const uint8_t *row[8];
+    __m512 acc[8];
+    for (int r = 0; r < R; r++) {
+        row[r] = (const uint8_t *)w->data + (uint64_t)(o + r) * w->row_bytes;
+        acc[r] = _mm512_setzero_ps();
+    }
+    for (int64_t b = 0; b < nb; b++) {
+        const __m512 x0 = _mm512_loadu_ps(j->x + b * HL_QK), x1 = _mm512_loadu_ps(j->x + b * HL_QK + 16);
+        for (int r = 0; r < R; r++) {
+            const uint8_t *blk = row[r] + b * 34;
+            const __m512 d = _mm512_set1_ps(_cvtsh_ss(hl_le16(blk)));
+            const __m512 w0 = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(blk + 2)))), d);
+            const __m512 w1 = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(blk + 18)))), d);
+            acc[r] = _mm512_fmadd_ps(w0, x0, acc[r]);
+            acc[r] = _mm512_fmadd_ps(w1, x1, acc[r]);
+        }
+    }
+    for (int r = 0; r < R; r++) j->out[o + r] = hl_hsum16(acc[r]);
+}
+
+static void q8_0_decode_rows(const qjob *j, int64_t o_begin, int64_t o_end) {
+    int64_t o = o_begin;
+    for (; o + 8 <= o_end; o += 8) q8_0_rows_x1(j, o, 8);
+    for (; o < o_end; o++) q8_0_rows_x1(j, o, 1);
+}
+#endif
+
 static void qmatmul_rows(void *arg, int64_t o_begin, int64_t o_end, int worker) {
     const qjob *j = arg;
+#ifdef HL_Q8_0_DECODE
+    if (j->T == 1 && j->w->type == HL_TYPE_Q8_0) {
+        q8_0_decode_rows(j, o_begin, o_end);
+        return;
+    }
+#endif
     const int64_t K = j->w->cols;
     float *tile = j->scratch + (int64_t)worker * HL_QTILE * K;
     for (int64_t o = o_begin; o < o_end; o += HL_QTILE) {
