@@ -116,7 +116,7 @@ __attribute__((target("avx2"))) static inline float bench_sum_stream_avx2(const 
     float s = 0;
     int64_t i = begin;
     __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
-    for (; i + 32 <= end; i += 32) {
+    for (; end - i >= 32; i += 32) {
         a0 = _mm256_add_ps(a0, _mm256_loadu_ps(p + i));
         a1 = _mm256_add_ps(a1, _mm256_loadu_ps(p + i + 8));
         a2 = _mm256_add_ps(a2, _mm256_loadu_ps(p + i + 16));
@@ -136,7 +136,7 @@ static inline float bench_sum_stream(const float *p, int64_t begin, int64_t end)
 #endif
     float s[8] = {0};
     int64_t i = begin;
-    for (; i + 8 <= end; i += 8)
+    for (; end - i >= 8; i += 8)
         for (int k = 0; k < 8; k++) s[k] += p[i + k];
     for (; i < end; i++) s[0] += p[i];
     return ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));

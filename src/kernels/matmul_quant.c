@@ -1,7 +1,9 @@
 /* matmul_quant.c: products with a quantized weight read from its blocks
  * (see kernels.h, hl_qmatmul). No f32 copy of the weight is made: each
  * thread dequantizes a tile of HL_QTILE rows (x·Wᵀ) or one row segment at a
- * time (dY·W) into its own slice of the caller's scratch.
+ * time (dY·W) into its own slice of the caller's scratch. One token over
+ * q8_0, q4_K or q6_K rows (decode) skips the tile in AVX-512 builds: the
+ * values are made in registers and used at once.
  *
  * Shapes: x (T, K), W (O, K) as an hl_qweight, out (T, O) or (T, K).
  * Orders: x·Wᵀ is hl_dot per element (the f32 kernel's order); dY·W sums
@@ -19,7 +21,8 @@
 #endif
 #if defined(__AVX512F__) && defined(__AVX512DQ__) && defined(__FMA__) && defined(__F16C__)
 #include "kernels/lane_sums.h"
-#define HL_Q8_0_DECODE 1
+#include "quant/block_simd.h"
+#define HL_QDECODE 1
 #endif
 
 int64_t hl_qmatmul_scratch_floats(int n_threads, int64_t K) { return (int64_t)n_threads * HL_QTILE * K; }
@@ -35,50 +38,107 @@ typedef struct {
     int64_t block;    /* elements per block (nn) */
 } qjob;
 
-#ifdef HL_Q8_0_DECODE
-/* One token over q8_0 rows [o, o + R), without a tile: each 16-element half
- * of a block becomes q·d in a register (one rounding, as the dequantizer
- * gives it) and is chained into its row's 16-lane accumulator over k in
- * order, then reduced by hl_hsum16: hl_dot's order, so the same bits as the
- * tile path. R rows at once keep R independent FMA chains in flight. The
- * rows are whole blocks of 32, so there is no scalar tail. */
-static inline __attribute__((always_inline)) void q8_0_rows_x1(const qjob *j, int64_t o, const int R) {
-    const hl_qweight *w = j->w;
-    const int64_t nb = w->cols / HL_QK;
-    const uint8_t *row[8];
-    __m512 acc[8];
-    for (int r = 0; r < R; r++) {
-        row[r] = (const uint8_t *)w->data + (uint64_t)(o + r) * w->row_bytes;
-        acc[r] = _mm512_setzero_ps();
-    }
-    for (int64_t b = 0; b < nb; b++) {
-        const __m512 x0 = _mm512_loadu_ps(j->x + b * HL_QK), x1 = _mm512_loadu_ps(j->x + b * HL_QK + 16);
-        for (int r = 0; r < R; r++) {
-            const uint8_t *blk = row[r] + b * 34;
-            const __m512 d = _mm512_set1_ps(_cvtsh_ss(hl_le16(blk)));
-            const __m512 w0 = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(blk + 2)))), d);
-            const __m512 w1 = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(blk + 18)))), d);
-            acc[r] = _mm512_fmadd_ps(w0, x0, acc[r]);
-            acc[r] = _mm512_fmadd_ps(w1, x1, acc[r]);
-        }
-    }
-    for (int r = 0; r < R; r++) j->out[o + r] = hl_hsum16(acc[r]);
+#ifdef HL_QDECODE
+/* One token without a tile, for the types people decode with most (q8_0,
+ * q4_K, q6_K): each 16 elements of a block are made in a register exactly as
+ * the dequantizer makes them (block_simd.h: the same roundings) and chained
+ * into their row's 16-lane accumulator over k in order, then reduced by
+ * hl_hsum16: hl_dot's order, so the same bits as the tile path (rows are
+ * whole blocks of 32 or 256, so there is no scalar tail). Each block
+ * function takes one block of one row and the matching slice of x. */
+static inline __attribute__((always_inline)) __m512 q8_0_block(const uint8_t *b, const float *x, __m512 acc) {
+    const float d = _cvtsh_ss(hl_le16(b));
+    acc = _mm512_fmadd_ps(hl_q8_0_16(b + 2, d), _mm512_loadu_ps(x), acc);
+    return _mm512_fmadd_ps(hl_q8_0_16(b + 18, d), _mm512_loadu_ps(x + 16), acc);
 }
 
-static void q8_0_decode_rows(const qjob *j, int64_t o_begin, int64_t o_end) {
+/* q4_K, 144 bytes: f16 d, f16 dmin, 12 scale bytes, 128 bytes of nibbles
+ * (see quant_types.c); y = (d·sc)·q - dmin·mn per 32-element group. */
+static inline __attribute__((always_inline)) __m512 q4_k_block(const uint8_t *b, const float *x, __m512 acc) {
+    const float d = _cvtsh_ss(hl_le16(b)), dmin = _cvtsh_ss(hl_le16(b + 2));
+    const uint8_t *scales = b + 4, *q = b + 16;
+    const __m512i low = _mm512_set1_epi32(0x0f);
+    for (int g = 0; g < 8; g += 2, q += 32, x += 64) {
+        uint8_t sc, mn;
+        hl_k4_scale_min(g, scales, &sc, &mn);
+        const float d1 = d * (float)sc, m1 = dmin * (float)mn;
+        hl_k4_scale_min(g + 1, scales, &sc, &mn);
+        const float d2 = d * (float)sc, m2 = dmin * (float)mn;
+        const __m512i v0 = hl_u8x16(q), v1 = hl_u8x16(q + 16);
+        acc = _mm512_fmadd_ps(hl_mul_sub16(d1, _mm512_and_si512(v0, low), m1), _mm512_loadu_ps(x), acc);
+        acc = _mm512_fmadd_ps(hl_mul_sub16(d1, _mm512_and_si512(v1, low), m1), _mm512_loadu_ps(x + 16), acc);
+        acc = _mm512_fmadd_ps(hl_mul_sub16(d2, _mm512_srli_epi32(v0, 4), m2), _mm512_loadu_ps(x + 32), acc);
+        acc = _mm512_fmadd_ps(hl_mul_sub16(d2, _mm512_srli_epi32(v1, 4), m2), _mm512_loadu_ps(x + 48), acc);
+    }
+    return acc;
+}
+
+/* q6_K, 210 bytes: 128 bytes of low nibbles, 64 of high bit pairs, 16 int8
+ * scales, f16 d (see quant_types.c); y = (d·sc)·(q - 32) per 16 elements. */
+static inline __attribute__((always_inline)) __m512 q6_k_block(const uint8_t *b, const float *x, __m512 acc) {
+    const uint8_t *ql = b, *qh = b + 128;
+    const int8_t *sc = (const int8_t *)(b + 192);
+    const float d = _cvtsh_ss(hl_le16(b + 208));
+    for (int half = 0; half < 2; half++, ql += 64, qh += 32, sc += 8, x += 128) {
+        float ds[8];
+        for (int k = 0; k < 8; k++) ds[k] = d * (float)sc[k];
+        acc = _mm512_fmadd_ps(hl_q6_k16(ql, qh, 0, 0, ds[0]), _mm512_loadu_ps(x), acc);
+        acc = _mm512_fmadd_ps(hl_q6_k16(ql + 16, qh + 16, 0, 0, ds[1]), _mm512_loadu_ps(x + 16), acc);
+        acc = _mm512_fmadd_ps(hl_q6_k16(ql + 32, qh, 0, 2, ds[2]), _mm512_loadu_ps(x + 32), acc);
+        acc = _mm512_fmadd_ps(hl_q6_k16(ql + 48, qh + 16, 0, 2, ds[3]), _mm512_loadu_ps(x + 48), acc);
+        acc = _mm512_fmadd_ps(hl_q6_k16(ql, qh, 4, 4, ds[4]), _mm512_loadu_ps(x + 64), acc);
+        acc = _mm512_fmadd_ps(hl_q6_k16(ql + 16, qh + 16, 4, 4, ds[5]), _mm512_loadu_ps(x + 80), acc);
+        acc = _mm512_fmadd_ps(hl_q6_k16(ql + 32, qh, 4, 6, ds[6]), _mm512_loadu_ps(x + 96), acc);
+        acc = _mm512_fmadd_ps(hl_q6_k16(ql + 48, qh + 16, 4, 6, ds[7]), _mm512_loadu_ps(x + 112), acc);
+    }
+    return acc;
+}
+
+/* Rows [o, o + R) of one token: R independent accumulator chains, block by
+ * block, so the FMA latency is hidden and x's block stays in L1. */
+#define QDECODE_ROWS(name, block_fn)                                                                       \
+    static inline __attribute__((always_inline)) void name(const qjob *j, int64_t o, const int R) {         \
+        const hl_qweight *w = j->w;                                                                         \
+        const hl_type_traits *tr = hl_type_traits_of(w->type);                                              \
+        const int64_t nb = w->cols / tr->block_elems, bb = tr->block_bytes, be = tr->block_elems;          \
+        const uint8_t *row = (const uint8_t *)w->data + (uint64_t)o * w->row_bytes;                         \
+        __m512 acc[8];                                                                                      \
+        for (int r = 0; r < R; r++) acc[r] = _mm512_setzero_ps();                                           \
+        for (int64_t b = 0; b < nb; b++)                                                                    \
+            for (int r = 0; r < R; r++) acc[r] = block_fn(row + (uint64_t)r * w->row_bytes + b * bb, j->x + b * be, acc[r]); \
+        for (int r = 0; r < R; r++) j->out[o + r] = hl_hsum16(acc[r]);                                      \
+    }
+QDECODE_ROWS(q8_0_rows, q8_0_block)
+QDECODE_ROWS(q4_k_rows, q4_k_block)
+QDECODE_ROWS(q6_k_rows, q6_k_block)
+#undef QDECODE_ROWS
+
+/* 1 when one token's rows of this type go through the tile-free kernels
+ * (each call with a constant R, so the row loop unrolls). */
+static int qdecode_rows(const qjob *j, int64_t o_begin, int64_t o_end) {
     int64_t o = o_begin;
-    for (; o + 8 <= o_end; o += 8) q8_0_rows_x1(j, o, 8);
-    for (; o < o_end; o++) q8_0_rows_x1(j, o, 1);
+    switch (j->w->type) {
+    case HL_TYPE_Q8_0:
+        for (; o + 8 <= o_end; o += 8) q8_0_rows(j, o, 8);
+        for (; o < o_end; o++) q8_0_rows(j, o, 1);
+        return 1;
+    case HL_TYPE_Q4_K:
+        for (; o + 4 <= o_end; o += 4) q4_k_rows(j, o, 4);
+        for (; o < o_end; o++) q4_k_rows(j, o, 1);
+        return 1;
+    case HL_TYPE_Q6_K:
+        for (; o + 4 <= o_end; o += 4) q6_k_rows(j, o, 4);
+        for (; o < o_end; o++) q6_k_rows(j, o, 1);
+        return 1;
+    default: return 0;
+    }
 }
 #endif
 
 static void qmatmul_rows(void *arg, int64_t o_begin, int64_t o_end, int worker) {
     const qjob *j = arg;
-#ifdef HL_Q8_0_DECODE
-    if (j->T == 1 && j->w->type == HL_TYPE_Q8_0) {
-        q8_0_decode_rows(j, o_begin, o_end);
-        return;
-    }
+#ifdef HL_QDECODE
+    if (j->T == 1 && qdecode_rows(j, o_begin, o_end)) return;
 #endif
     const int64_t K = j->w->cols;
     float *tile = j->scratch + (int64_t)worker * HL_QTILE * K;

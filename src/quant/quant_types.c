@@ -7,6 +7,7 @@
  * operation: the build keeps -ffp-contract=off (ISO C11), so a*b - c stays a
  * multiply then a subtract. */
 #include "quant/quant_types.h"
+#include "quant/block_simd.h"
 
 /* ggml's reference arithmetic rounds every multiply and add on its own. GCC
  * in ISO C mode never fuses them; clang fuses a*b+c within an expression by
@@ -93,14 +94,12 @@ static float f16_at(const uint8_t *p) { return hl_f16_to_f32(hl_le16(p)); }
  * subtract: never fused), so both forms give identical values. */
 #if defined(__AVX512F__)
 #include <immintrin.h>
-static inline __m512i u8x16(const uint8_t *p) { return _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)p)); }
+static inline __m512i u8x16(const uint8_t *p) { return hl_u8x16(p); }
 static inline __m512i lo4(__m512i v) { return _mm512_and_si512(v, _mm512_set1_epi32(0x0f)); }
 static inline __m512i hi4(__m512i v) { return _mm512_srli_epi32(v, 4); }
 static inline __m512 to_ps(__m512i v) { return _mm512_cvtepi32_ps(v); }
 /* y[0..16) = a·q - c */
-static inline void store_mul_sub(float *y, float a, __m512i q, float c) {
-    _mm512_storeu_ps(y, _mm512_sub_ps(_mm512_mul_ps(_mm512_set1_ps(a), to_ps(q)), _mm512_set1_ps(c)));
-}
+static inline void store_mul_sub(float *y, float a, __m512i q, float c) { _mm512_storeu_ps(y, hl_mul_sub16(a, q, c)); }
 #elif defined(__AVX2__)
 /* AVX2 builds: 8 elements per step, for the types the compiler does not vectorise by itself. */
 #include <immintrin.h>
@@ -232,9 +231,7 @@ static void deq_q5_1(const uint8_t *restrict b, float *restrict y) {
 static void deq_q8_0(const uint8_t *restrict b, float *restrict y) {
     const float d = f16_at(b);
 #if defined(__AVX512F__)
-    for (int h = 0; h < 2; h++)
-        _mm512_storeu_ps(y + 16 * h, _mm512_mul_ps(to_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(b + 2 + 16 * h)))),
-                                                   _mm512_set1_ps(d)));
+    for (int h = 0; h < 2; h++) _mm512_storeu_ps(y + 16 * h, hl_q8_0_16(b + 2 + 16 * h, d));
 #else
     for (int j = 0; j < 32; j++) y[j] = (float)(int8_t)b[2 + j] * d;
 #endif
@@ -324,18 +321,6 @@ static void deq_q3_k(const uint8_t *restrict b, float *restrict y) {
     }
 }
 
-/* The 6-bit scale and min of 32-element group j (0..7) of q4_K / q5_K's
- * 12 scale bytes: j < 4: low 6 bits of bytes j and j + 4; otherwise the
- * nibbles of byte j + 4 with the top 2 bits of bytes j - 4 and j on top. */
-static void scale_min_k4(int j, const uint8_t *q, uint8_t *sc, uint8_t *mn) {
-    if (j < 4) {
-        *sc = q[j] & 63;
-        *mn = q[j + 4] & 63;
-    } else {
-        *sc = (uint8_t)((q[j + 4] & 0x0f) | ((q[j - 4] >> 6) << 4));
-        *mn = (uint8_t)((q[j + 4] >> 4) | ((q[j] >> 6) << 4));
-    }
-}
 
 /* q4_K, 144 bytes: f16 d @0; f16 dmin @2; u8 scales[12] @4; u8 qs[128] @16.
  * Each 64 elements use 32 bytes of qs: the low nibbles (group 2i), then the
@@ -345,9 +330,9 @@ static void deq_q4_k(const uint8_t *restrict b, float *restrict y) {
     const uint8_t *scales = b + 4, *q = b + 16;
     for (int g = 0; g < 8; g += 2) {
         uint8_t sc, mn;
-        scale_min_k4(g, scales, &sc, &mn);
+        hl_k4_scale_min(g, scales, &sc, &mn);
         const float d1 = d * (float)sc, m1 = dmin * (float)mn;
-        scale_min_k4(g + 1, scales, &sc, &mn);
+        hl_k4_scale_min(g + 1, scales, &sc, &mn);
         const float d2 = d * (float)sc, m2 = dmin * (float)mn;
 #if defined(__AVX512F__)
         const __m512i v0 = u8x16(q), v1 = u8x16(q + 16);
@@ -373,9 +358,9 @@ static void deq_q5_k(const uint8_t *restrict b, float *restrict y) {
     uint8_t u1 = 1, u2 = 2;
     for (int g = 0; g < 8; g += 2) {
         uint8_t sc, mn;
-        scale_min_k4(g, scales, &sc, &mn);
+        hl_k4_scale_min(g, scales, &sc, &mn);
         const float d1 = d * (float)sc, m1 = dmin * (float)mn;
-        scale_min_k4(g + 1, scales, &sc, &mn);
+        hl_k4_scale_min(g + 1, scales, &sc, &mn);
         const float d2 = d * (float)sc, m2 = dmin * (float)mn;
 #if defined(__AVX512F__)
         const int s1 = g, s2 = g + 1; /* u1 = 1 << g, u2 = 1 << (g + 1) */
@@ -408,13 +393,7 @@ static void deq_q5_k(const uint8_t *restrict b, float *restrict y) {
  * and the same one multiply per element, so the values are identical. */
 #if defined(__AVX512F__)
 static inline void q6_16(const uint8_t *lo, const uint8_t *qh, int nib, int hb, float ds, float *y) {
-    const __m128i cn = _mm_cvtsi32_si128(nib), ch = _mm_cvtsi32_si128(hb);
-    __m512i l = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)lo));
-    __m512i h = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)qh));
-    __m512i q = _mm512_or_si512(_mm512_and_si512(_mm512_srl_epi32(l, cn), _mm512_set1_epi32(0x0f)),
-                                _mm512_slli_epi32(_mm512_and_si512(_mm512_srl_epi32(h, ch), _mm512_set1_epi32(3)), 4));
-    q = _mm512_sub_epi32(q, _mm512_set1_epi32(32));
-    _mm512_storeu_ps(y, _mm512_mul_ps(_mm512_set1_ps(ds), _mm512_cvtepi32_ps(q)));
+    _mm512_storeu_ps(y, hl_q6_k16(lo, qh, nib, hb, ds));
 }
 static inline void q6_quarter(const uint8_t *restrict lo, const uint8_t *restrict qh, int nib, int hb, float ds0,
                               float ds1, float *restrict y) {
