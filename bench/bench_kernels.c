@@ -135,18 +135,18 @@ static void c_gtn(void *a) {
 
 typedef struct at {
     hl_pool *pool;
-    float *out, *probs, *q, *k, *v, *dq, *dk, *dv, *dout, *scratch;
+    float *out, *q, *k, *v, *dq, *dk, *dv, *dout, *scratch;
     int64_t B, T, H, Hkv, D, pos, n_ctx;
     int reps;
 } at;
 
 static void c_att_fwd(void *a) {
     at *x = a;
-    hl_attention_train(x->pool, x->out, x->probs, x->q, x->k, x->v, NULL, x->B, x->T, x->H, x->Hkv, x->D);
+    hl_attention_train(x->pool, x->out, x->q, x->k, x->v, NULL, x->B, x->T, x->H, x->Hkv, x->D, x->scratch);
 }
 static void c_att_bwd(void *a) {
     at *x = a;
-    hl_attention_train_backward(x->pool, x->dq, x->dk, x->dv, x->dout, x->probs, x->q, x->k, x->v, NULL, x->B, x->T, x->H,
+    hl_attention_train_backward(x->pool, x->dq, x->dk, x->dv, x->dout, x->q, x->k, x->v, NULL, x->B, x->T, x->H,
                                 x->Hkv, x->D, x->scratch);
 }
 static void c_att_dec(void *a) {
@@ -369,12 +369,12 @@ int main(int argc, char **argv) {
     }
     /* attention */
     {
-        float *q = buf(N * C), *k = buf(N * KV), *v = buf(N * KV), *o = buf(N * C), *probs = buf(batch * H * ctx * ctx);
+        float *q = buf(N * C), *k = buf(N * KV), *v = buf(N * KV), *o = buf(N * C);
         float *dq = buf(N * C), *dk = buf(N * KV), *dv = buf(N * KV), *dout = buf(N * C);
-        at a = {pool, o, probs, q, k, v, dq, dk, dv, dout, buf(threads * ctx * ctx), batch, ctx, H, Hkv, D, 0, 0, 1};
+        at a = {pool, o, q, k, v, dq, dk, dv, dout, buf(2 * threads * ctx * ctx), batch, ctx, H, Hkv, D, 0, 0, 1};
         double fl = 4.0 * batch * H * D * ctx * (ctx + 1) / 2; /* QK^T and PV over the causal half */
-        add("attention", "train forward (probs saved)", (double)L, fl, 0, c_att_fwd, &a);
-        add("attention", "train backward", (double)L, 2 * fl, 0, c_att_bwd, &a);
+        add("attention", "train forward", (double)L, fl, 0, c_att_fwd, &a);
+        add("attention", "train backward (QK^T recomputed)", (double)L, 2.5 * fl, 0, c_att_bwd, &a);
         ew e = {.a = X, .b = Y, .c = Z, .d = G, .w = Wcc, .rows = N, .C = C, .F = F, .T = ctx, .H = H, .D = D,
                 .pool = pool, .cs = buf(ctx * D)};
         e.d = buf(6 * N * F);
@@ -424,7 +424,7 @@ int main(int argc, char **argv) {
         add("matvec", strdup(what), 1, 2.0 * C * V, 4.0 * C * V, c_matvec_set, &hm);
         int64_t n_ctx = 256;
         float *kc = buf(n_ctx * KV), *vc = buf(n_ctx * KV), *q = buf(C), *o = buf(C), *sc = buf(threads * n_ctx);
-        at a = {pool, o, NULL, q, kc, vc, NULL, NULL, NULL, NULL, sc, 1, 1, H, Hkv, D, pos, n_ctx, reps};
+        at a = {pool, o, q, kc, vc, NULL, NULL, NULL, NULL, sc, 1, 1, H, Hkv, D, pos, n_ctx, reps};
         snprintf(what, sizeof what, "attention at pos %lld (x%d per timing)", (long long)pos, reps);
         add("attention", strdup(what), (double)L / reps, 0, 0, c_att_dec, &a);
         pl pp = {pool, reps};

@@ -420,16 +420,17 @@ static void test_attention_train_case(const int32_t *pos, const char *what) {
             continue;
         }
         hl_pool *pool = hl_pool_init(w);
-        float *scratch = malloc(sizeof(float) * w * T * T);
+        float *scratch = malloc(sizeof(float) * 2 * w * T * T);
         for (int64_t i = 0; i < N * KV; i++) dk[w][i] = dv[w][i] = NAN; /* must be overwritten */
-        for (int64_t i = 0; i < B * H * T * T; i++) probs[w][i] = NAN; /* zero outside the documents */
-        hl_attention_train(pool, out[w], probs[w], q, k, v, pos, B, T, H, Hkv, D);
-        hl_attention_train_backward(pool, dq[w], dk[w], dv[w], dout, probs[w], q, k, v, pos, B, T, H, Hkv, D, scratch);
+        for (int64_t i = 0; i < 2 * w * T * T; i++) scratch[i] = NAN; /* the kernels must not read stale scratch */
+        hl_attention_train(pool, out[w], q, k, v, pos, B, T, H, Hkv, D, scratch);
+        for (int64_t i = 0; i < 2 * w * T * T; i++) scratch[i] = NAN;
+        hl_attention_train_backward(pool, dq[w], dk[w], dv[w], dout, q, k, v, pos, B, T, H, Hkv, D, scratch);
         free(scratch);
         hl_pool_free(pool);
     }
     struct { const char *name; float **x; int64_t n; } cmp[] = {
-        {"out", out, N * C}, {"probs", probs, B * H * T * T}, {"dq", dq, N * C}, {"dk", dk, N * KV}, {"dv", dv, N * KV}};
+        {"out", out, N * C}, {"dq", dq, N * C}, {"dk", dk, N * KV}, {"dv", dv, N * KV}};
     for (size_t c = 0; c < sizeof cmp / sizeof cmp[0]; c++) {
         double d = 0, mx = 0;
         for (int64_t i = 0; i < cmp[c].n; i++) {
@@ -448,12 +449,12 @@ static void test_attention_train_case(const int32_t *pos, const char *what) {
         for (int64_t s0 = 0, s1; s0 < T; s0 = s1, n_docs++) {
             for (s1 = s0 + 1; s1 < T && pos[b * T + s1] != 0; s1++) {}
             int64_t len = s1 - s0, r = b * T + s0;
-            float *o = malloc(sizeof(float) * len * C), *pr = malloc(sizeof(float) * H * len * len);
+            float *o = malloc(sizeof(float) * len * C);
             float *g[3] = {malloc(sizeof(float) * len * C), malloc(sizeof(float) * len * KV), malloc(sizeof(float) * len * KV)};
-            float *scratch = malloc(sizeof(float) * len * len);
+            float *scratch = malloc(sizeof(float) * 2 * len * len);
             hl_pool *pool = hl_pool_init(1);
-            hl_attention_train(pool, o, pr, q + r * C, k + r * KV, v + r * KV, NULL, 1, len, H, Hkv, D);
-            hl_attention_train_backward(pool, g[0], g[1], g[2], dout + r * C, pr, q + r * C, k + r * KV, v + r * KV,
+            hl_attention_train(pool, o, q + r * C, k + r * KV, v + r * KV, NULL, 1, len, H, Hkv, D, scratch);
+            hl_attention_train_backward(pool, g[0], g[1], g[2], dout + r * C, q + r * C, k + r * KV, v + r * KV,
                                         NULL, 1, len, H, Hkv, D, scratch);
             const float *packed[4] = {out[1] + r * C, dq[1] + r * C, dk[1] + r * KV, dv[1] + r * KV};
             const float *alone[4] = {o, g[0], g[1], g[2]};
@@ -467,7 +468,7 @@ static void test_attention_train_case(const int32_t *pos, const char *what) {
                 worst = fmax(worst, d / mx);
             }
             hl_pool_free(pool);
-            free(o); free(pr); free(g[0]); free(g[1]); free(g[2]); free(scratch);
+            free(o); free(g[0]); free(g[1]); free(g[2]); free(scratch);
         }
     if (pos) {
         printf("attention, %lld packed documents vs each alone: worst max|diff| / max|alone| %.3g\n",

@@ -12,6 +12,12 @@
  * pass and (row, kv head) in the backward pass, where the heads of a group add
  * into their shared dK/dV in a fixed order; the block grid depends on the
  * document boundaries only, so results do not depend on the thread count.
+ * The attention probabilities are not kept between the passes: (L, B, H, T, T)
+ * floats would be the largest activation of a long-context run (37 MiB at
+ * s110M's 12 layers and 12 heads for one 256-token row, 2.4 GiB at 4 rows of
+ * 1024). Each worker holds one head's (T, T) at a time, and the backward pass
+ * recomputes it with the forward pass's own code, for a few percent more
+ * arithmetic and the same bits.
  * reference.c keeps the plain per-element versions that the tests compare
  * against. */
 #include "kernels/kernels.h"
@@ -23,8 +29,8 @@
 #define ROW_BLOCK 64
 
 typedef struct {
-    float *out, *probs, *dq, *dk, *dv, *scratch;
-    const float *q, *k, *v, *dout, *probs_in;
+    float *out, *dq, *dk, *dv, *scratch;
+    const float *q, *k, *v, *dout;
     const int32_t *pos; /* (B, T) position of each token in its document, or NULL: one document per row */
     int64_t B, T, H, Hkv, D;
 } job;
@@ -41,35 +47,49 @@ static int64_t doc_end(const job *j, int64_t b, int64_t s0) {
 /* Rows [r0, r1) of a document's causal block reach columns [s0, r1). */
 static int64_t block_end(int64_t r0, int64_t s1) { return r0 + ROW_BLOCK < s1 ? r0 + ROW_BLOCK : s1; }
 
-static void fwd(void *arg, int64_t begin, int64_t end, int worker) {
-    (void)worker;
-    const job *j = arg;
+/* P (T, T) = the causal softmax of Q·Kᵀ/√D for head h of row b, document by
+ * document in ROW_BLOCK row blocks, zero outside each token's document and
+ * above the diagonal. The forward pass and the backward pass's recomputation
+ * both call this, so the backward pass sees the forward pass's bits. */
+static void head_probs(const job *j, int64_t b, int64_t h, float *P) {
     const int64_t T = j->T, H = j->H, D = j->D, kvd = j->Hkv * D, group = H / j->Hkv, qd = H * D;
     const float inv_sqrt_d = 1.0f / sqrtf((float)D);
+    const float *q = j->q + b * T * qd + h * D;          /* (T, D), row stride qd */
+    const float *k = j->k + b * T * kvd + (h / group) * D; /* (T, D), row stride kvd */
+    for (int64_t s0 = 0, s1; s0 < T; s0 = s1) { /* one document: tokens [s0, s1) */
+        s1 = doc_end(j, b, s0);
+        for (int64_t r0 = s0; r0 < s1; r0 += ROW_BLOCK) {
+            int64_t r1 = block_end(r0, s1), m = r1 - r0, n = r1 - s0;
+            /* S[r0:r1, s0:r1] = Q[r0:r1] · K[s0:r1]ᵀ / √D */
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)m, (int)n, (int)D, inv_sqrt_d, q + r0 * qd,
+                        (int)qd, k + s0 * kvd, (int)kvd, 0.0f, P + r0 * T + s0, (int)T);
+            for (int64_t t = r0; t < r1; t++) {
+                float *row = P + t * T + s0, mx = row[0];
+                int64_t len = t - s0 + 1;
+                for (int64_t s = 1; s < len; s++) mx = row[s] > mx ? row[s] : mx;
+                float inv = (float)(1.0 / hl_exp_sum(row, row, len, mx));
+                for (int64_t s = 0; s < len; s++) row[s] *= inv;
+                /* zero outside [s0, t]: before the document and above the diagonal */
+                memset(P + t * T, 0, (size_t)s0 * sizeof(float));
+                memset(P + t * T + t + 1, 0, (size_t)(T - t - 1) * sizeof(float));
+            }
+        }
+    }
+}
+
+static void fwd(void *arg, int64_t begin, int64_t end, int worker) {
+    const job *j = arg;
+    const int64_t T = j->T, H = j->H, D = j->D, kvd = j->Hkv * D, group = H / j->Hkv, qd = H * D;
+    float *P = j->scratch + (int64_t)worker * T * T; /* (T, T): this head's probabilities */
     for (int64_t p = begin; p < end; p++) { /* p = (b, h) */
         int64_t b = p / H, h = p % H, kvh = h / group;
-        const float *q = j->q + b * T * qd + h * D;  /* (T, D), row stride qd */
-        const float *k = j->k + b * T * kvd + kvh * D; /* (T, D), row stride kvd */
-        const float *v = j->v + b * T * kvd + kvh * D;
-        float *P = j->probs + (b * H + h) * T * T; /* (T, T) */
+        const float *v = j->v + b * T * kvd + kvh * D; /* (T, D), row stride kvd */
         float *o = j->out + b * T * qd + h * D;
-        for (int64_t s0 = 0, s1; s0 < T; s0 = s1) { /* one document: tokens [s0, s1) */
+        head_probs(j, b, h, P);
+        for (int64_t s0 = 0, s1; s0 < T; s0 = s1) {
             s1 = doc_end(j, b, s0);
             for (int64_t r0 = s0; r0 < s1; r0 += ROW_BLOCK) {
                 int64_t r1 = block_end(r0, s1), m = r1 - r0, n = r1 - s0;
-                /* S[r0:r1, s0:r1] = Q[r0:r1] · K[s0:r1]ᵀ / √D */
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)m, (int)n, (int)D, inv_sqrt_d, q + r0 * qd,
-                            (int)qd, k + s0 * kvd, (int)kvd, 0.0f, P + r0 * T + s0, (int)T);
-                for (int64_t t = r0; t < r1; t++) {
-                    float *row = P + t * T + s0, mx = row[0];
-                    int64_t len = t - s0 + 1;
-                    for (int64_t s = 1; s < len; s++) mx = row[s] > mx ? row[s] : mx;
-                    float inv = (float)(1.0 / hl_exp_sum(row, row, len, mx));
-                    for (int64_t s = 0; s < len; s++) row[s] *= inv;
-                    /* zero outside [s0, t]: before the document and above the diagonal */
-                    memset(P + t * T, 0, (size_t)s0 * sizeof(float));
-                    memset(P + t * T + t + 1, 0, (size_t)(T - t - 1) * sizeof(float));
-                }
                 /* O[r0:r1] = P[r0:r1, s0:r1] · V[s0:r1] */
                 cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)m, (int)D, (int)n, 1.0f, P + r0 * T + s0,
                             (int)T, v + s0 * kvd, (int)kvd, 0.0f, o + r0 * qd, (int)qd);
@@ -78,10 +98,10 @@ static void fwd(void *arg, int64_t begin, int64_t end, int worker) {
     }
 }
 
-void hl_attention_train(hl_pool *pool, float *out, float *probs, const float *q, const float *k, const float *v,
-                        const int32_t *pos, int64_t B, int64_t T, int64_t H, int64_t Hkv, int64_t D) {
-    job j = {.out = out, .probs = probs, .q = q, .k = k, .v = v, .pos = pos, .B = B, .T = T, .H = H, .Hkv = Hkv,
-             .D = D};
+void hl_attention_train(hl_pool *pool, float *out, const float *q, const float *k, const float *v,
+                        const int32_t *pos, int64_t B, int64_t T, int64_t H, int64_t Hkv, int64_t D, float *scratch) {
+    job j = {.out = out, .q = q, .k = k, .v = v, .pos = pos, .B = B, .T = T, .H = H, .Hkv = Hkv, .D = D,
+             .scratch = scratch};
     hl_gemm_init();
     hl_pool_for(pool, B * H, 1, fwd, &j);
 }
@@ -90,13 +110,14 @@ static void bwd(void *arg, int64_t begin, int64_t end, int worker) {
     const job *j = arg;
     const int64_t T = j->T, H = j->H, D = j->D, kvd = j->Hkv * D, group = H / j->Hkv, qd = H * D;
     const float inv_sqrt_d = 1.0f / sqrtf((float)D);
-    float *dS = j->scratch + (int64_t)worker * T * T; /* (T, T): dP, then dS in place */
+    float *dS = j->scratch + (int64_t)worker * 2 * T * T; /* (T, T): dP, then dS in place */
+    float *P = dS + T * T;                                  /* (T, T): the head's probabilities, recomputed */
     for (int64_t p = begin; p < end; p++) { /* p = (b, kv head) */
         int64_t b = p / j->Hkv, kvh = p % j->Hkv;
         const float *k = j->k + b * T * kvd + kvh * D, *v = j->v + b * T * kvd + kvh * D;
         float *dk = j->dk + b * T * kvd + kvh * D, *dv = j->dv + b * T * kvd + kvh * D;
         for (int64_t h = kvh * group; h < (kvh + 1) * group; h++) {
-            const float *P = j->probs_in + (b * H + h) * T * T;
+            head_probs(j, b, h, P);
             const float *dout = j->dout + b * T * qd + h * D, *q = j->q + b * T * qd + h * D;
             float *dq = j->dq + b * T * qd + h * D;
             const float beta = h == kvh * group ? 0.0f : 1.0f; /* the group's first head stores, the rest add */
@@ -134,11 +155,10 @@ static void bwd(void *arg, int64_t begin, int64_t end, int worker) {
     }
 }
 
-void hl_attention_train_backward(hl_pool *pool, float *dq, float *dk, float *dv, const float *dout,
-                                 const float *probs, const float *q, const float *k, const float *v,
-                                 const int32_t *pos, int64_t B, int64_t T, int64_t H, int64_t Hkv, int64_t D,
-                                 float *scratch) {
-    job j = {.dq = dq, .dk = dk, .dv = dv, .dout = dout, .probs_in = probs, .q = q, .k = k, .v = v, .pos = pos,
+void hl_attention_train_backward(hl_pool *pool, float *dq, float *dk, float *dv, const float *dout, const float *q,
+                                 const float *k, const float *v, const int32_t *pos, int64_t B, int64_t T, int64_t H,
+                                 int64_t Hkv, int64_t D, float *scratch) {
+    job j = {.dq = dq, .dk = dk, .dv = dv, .dout = dout, .q = q, .k = k, .v = v, .pos = pos,
              .B = B, .T = T, .H = H, .Hkv = Hkv, .D = D, .scratch = scratch};
     hl_gemm_init();
     hl_pool_for(pool, B * Hkv, 1, bwd, &j);

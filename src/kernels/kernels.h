@@ -130,21 +130,22 @@ void hl_rmsnorm_backward(float *dx, const float *x, const float *w, const float 
 void hl_swiglu_backward(float *dgate, float *dup, const float *gate, const float *up, const float *dout, int64_t n);
 
 /* Training attention over B rows of T tokens: q (B·T, H·D), k, v (B·T, Hkv·D)
- * -> out (B·T, H·D); probs (B, H, T, T) saved for the backward pass.
- * pos (B, T) gives each token's position in its document, or is NULL for one
- * document per row (positions 0..T-1). A row may hold several documents: a
- * document starts where pos is 0 (pos[b][0] must be 0) and pos otherwise
- * counts up by one. A token attends to the tokens of its own document up to
- * itself; probs is zero everywhere else. */
-void hl_attention_train(hl_pool *pool, float *out, float *probs, const float *q, const float *k, const float *v,
-                        const int32_t *pos, int64_t B, int64_t T, int64_t H, int64_t Hkv, int64_t D);
+ * -> out (B·T, H·D). pos (B, T) gives each token's position in its document,
+ * or is NULL for one document per row (positions 0..T-1). A row may hold
+ * several documents: a document starts where pos is 0 (pos[b][0] must be 0)
+ * and pos otherwise counts up by one. A token attends to the tokens of its own
+ * document up to itself. scratch: n_threads · T · T floats (each worker's
+ * probabilities for one head; nothing is kept for the backward pass). */
+void hl_attention_train(hl_pool *pool, float *out, const float *q, const float *k, const float *v,
+                        const int32_t *pos, int64_t B, int64_t T, int64_t H, int64_t Hkv, int64_t D, float *scratch);
 /* dq (B·T, H·D), dk, dv (B·T, Hkv·D) from dout; overwrites dq/dk/dv; pos as above.
- * Threads split over (sequence, kv head) so the group's dk/dv sums keep one order.
- * scratch: n_threads · T · T floats. Both passes run on OpenBLAS (attention_train.c). */
-void hl_attention_train_backward(hl_pool *pool, float *dq, float *dk, float *dv, const float *dout,
-                                 const float *probs, const float *q, const float *k, const float *v,
-                                 const int32_t *pos, int64_t B, int64_t T, int64_t H, int64_t Hkv, int64_t D,
-                                 float *scratch);
+ * Each head's probabilities are recomputed from q and k exactly as the forward
+ * pass made them. Threads split over (sequence, kv head) so the group's dk/dv
+ * sums keep one order. scratch: 2 · n_threads · T · T floats. Both passes run
+ * on OpenBLAS (attention_train.c). */
+void hl_attention_train_backward(hl_pool *pool, float *dq, float *dk, float *dv, const float *dout, const float *q,
+                                 const float *k, const float *v, const int32_t *pos, int64_t B, int64_t T, int64_t H,
+                                 int64_t Hkv, int64_t D, float *scratch);
 /* out = silu(gate) ⊙ up, n floats, the sigmoid through hl_exp. out may alias gate. */
 void hl_swiglu(float *out, const float *gate, const float *up, int64_t n);
 

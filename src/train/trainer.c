@@ -31,8 +31,7 @@ struct hl_trainer {
     float *x_mid;           /* (L, N, C) after the attention residual */
     float *q, *k, *v;       /* (L, N, QD), (L, N, KV), (L, N, KV); q, k after RoPE */
     float *q_lin, *k_lin;   /* (L, N, QD), (L, N, KV): q, k before the qwen3 head norms (NULL otherwise) */
-    float *probs;           /* (L, B, H, T, T) */
-    float *att_scratch;     /* (n_threads, T, T): the attention backward's dS */
+    float *att_scratch;     /* (2, n_threads, T, T): one head's probabilities per worker, and the backward's dS */
     float *rope_cs;         /* (T, D): RoPE cos/sin per position (hl_rope_table) */
     int32_t *pos;           /* (B, T): the current batch's positions in their documents */
     float *head_split;      /* (HL_GEMM_SPLIT_K, LOGIT_CHUNK, C): the LM head's split dY·W */
@@ -199,7 +198,7 @@ void hl_trainer_free(hl_trainer *t) {
     hl_free(t->gA);
     hl_free(t->gB);
     hl_free(t->h_off);
-    float *bufs[] = {t->lora_h, t->x,   t->x_mid, t->q,     t->k,    t->v,   t->probs, t->att,  t->gate,
+    float *bufs[] = {t->lora_h, t->x,   t->x_mid, t->q,     t->k,    t->v,   t->att,  t->gate,
                      t->up,     t->n,   t->nf,    t->hb,    t->tmp,  t->tmp2, t->logits, t->dlog, t->dx, t->dn,
                      t->datt,   t->dq,  t->dk,    t->dv,    t->dgate, t->dup, t->dhb,  t->lg,   t->lh, t->att_scratch, t->rope_cs, t->head_split,
                      t->q_lin, t->k_lin};
@@ -360,8 +359,7 @@ hl_status hl_trainer_init(const hl_model *m, hl_adapter *ad, const hl_trainer_pa
         }
         t->k = alloc_f(L * N, KV, &ok);
         t->v = alloc_f(L * N, KV, &ok);
-        t->probs = alloc_f(L * p->batch * t->H, T * T, &ok);
-        t->att_scratch = alloc_f(hl_pool_n_threads(t->pool), T * T, &ok);
+        t->att_scratch = alloc_f(2 * (int64_t)hl_pool_n_threads(t->pool), T * T, &ok);
         t->rope_cs = alloc_f(T, t->D, &ok);
         t->pos = hl_malloc_array((size_t)N, sizeof *t->pos);
         if (!t->pos) ok = 0;
@@ -517,7 +515,6 @@ static void forward(hl_trainer *t, const int32_t *tokens) {
         float *x = t->x + l * N * C, *xm = t->x_mid + l * N * C, *xo = t->x + (l + 1) * N * C;
         float *q = t->q + l * N * QD, *k = t->k + l * N * KV, *v = t->v + l * N * KV;
         float *att = t->att + l * N * QD, *gate = t->gate + l * N * F, *up = t->up + l * N * F;
-        float *probs = t->probs + (int64_t)l * B * t->H * T * T;
         /* qwen3 keeps q, k before the head norms (the norms' backward needs them) */
         float *ql = t->q_lin ? t->q_lin + l * N * QD : q, *kl = t->k_lin ? t->k_lin + l * N * KV : k;
         rmsnorm_rows(t, t->n, x, w->attn_norm);
@@ -535,7 +532,7 @@ static void forward(hl_trainer *t, const int32_t *tokens) {
         }
         rope_rows(t, q, t->H, 0);
         rope_rows(t, k, t->Hkv, 0);
-        hl_attention_train(t->pool, att, probs, q, k, v, t->pos, B, T, t->H, t->Hkv, t->D);
+        hl_attention_train(t->pool, att, q, k, v, t->pos, B, T, t->H, t->Hkv, t->D, t->att_scratch);
         proj_forward(t, l, HL_TARGET_O, w->wo, att, t->tmp, N, 0, QD, C);
         par_rows(t, (rows_job){.op = OP_ADD, .out = xm, .a = x, .b = t->tmp, .width = C});
         rmsnorm_rows(t, t->n, xm, w->ffn_norm);
@@ -714,7 +711,6 @@ hl_status hl_trainer_forward_backward_rows(hl_trainer *t, const int32_t *tokens,
         const float *x = t->x + l * N * C, *xm = t->x_mid + l * N * C;
         const float *q = t->q + l * N * QD, *k = t->k + l * N * KV, *v = t->v + l * N * KV;
         const float *att = t->att + l * N * QD, *gate = t->gate + l * N * F, *up = t->up + l * N * F;
-        const float *probs = t->probs + (int64_t)l * B * t->H * T * T;
         /* FFN: x_out = x_mid + down(silu(gate(n2)) ⊙ up(n2)), n2 = rmsnorm(x_mid) */
         par_rows(t, (rows_job){.op = OP_SWIGLU, .out = t->hb, .a = gate, .b = up, .width = F});
         proj_backward(t, l, HL_TARGET_DOWN, w->w_down, t->hb, t->dx, t->dhb, N, 0, F, C, 0);
@@ -727,7 +723,7 @@ hl_status hl_trainer_forward_backward_rows(hl_trainer *t, const int32_t *tokens,
         if (t->p.full) norm_weight_grad(t->g_norm[2 * l + 1], xm, t->dn, N, C, c->norm_eps);
         /* Attention: x_mid = x + o(attn(rope(q(n1)), rope(k(n1)), v(n1))), n1 = rmsnorm(x) */
         proj_backward(t, l, HL_TARGET_O, w->wo, att, t->dx, t->datt, N, 0, QD, C, 0);
-        hl_attention_train_backward(t->pool, t->dq, t->dk, t->dv, t->datt, probs, q, k, v, t->pos, B, T, t->H, t->Hkv,
+        hl_attention_train_backward(t->pool, t->dq, t->dk, t->dv, t->datt, q, k, v, t->pos, B, T, t->H, t->Hkv,
                                     t->D, t->att_scratch);
         rope_rows(t, t->dq, t->H, 1);
         rope_rows(t, t->dk, t->Hkv, 1);
