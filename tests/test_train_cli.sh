@@ -41,6 +41,11 @@ ok '[ ! -e r.gguf ] && [ -s r.gguf.ckpt ]' "--stop-at leaves a checkpoint and no
 $HL train $A --dropout 0.1 --threads 1 --resume -o r.gguf 2>/dev/null
 ok 'cmp -s t1.gguf r.gguf' "a stopped and resumed run ends with the same bytes"
 ok '! $HL train $A --dropout 0.2 --resume -o r.gguf 2>err.txt && grep -q "other settings" err.txt' "resume with other settings is refused"
+# The weight layout rounds differently: a resume under the other one is refused, naming both.
+other=packed; [ "${HYPERLORA_WEIGHTS:-}" = packed ] && other=rows
+$HL train $A --dropout 0.1 --threads 2 --stop-at 2 -o k.gguf > k.log 2>&1
+ok 'grep -q "kernels [a-z0-9]*/\(packed\|rows\)" k.log && [ -s k.gguf.ckpt ]' "train names the kernels it runs on"
+ok '! HYPERLORA_WEIGHTS=$other $HL train $A --dropout 0.1 --resume -o k.gguf 2>err.txt && grep -q "other settings" err.txt && grep -q "kernels=[a-z0-9]*/$other" err.txt' "resume under HYPERLORA_WEIGHTS=$other is refused and names the kernels"
 # Row modes: docs is the default; stream and none stay, deterministic too; a bad one is refused.
 $HL train $A --pack stream --threads 1 -o s1.gguf 2>/dev/null
 $HL train $A --pack stream --threads 2 -o s2.gguf 2>/dev/null

@@ -9,6 +9,9 @@
 #include "lora/adapter_io.h"
 #include "lora/create.h"
 #include "hyperlexeme/lexicon.h"
+#include "kernels/kernel_choice.h"
+#include "model/model.h"
+#include "train/trainer.h"
 #include "train/dataset.h"
 #include "cli/progress.h"
 #include "train/metrics.h"
@@ -115,16 +118,16 @@ static uint64_t file_hash(const char *path) {
 }
 
 /* The settings a resumed run must share (threads and output paths excluded). */
-static void describe(const train_opts *o, uint64_t base_fp, char *buf, size_t cap) {
+static void describe(const train_opts *o, uint64_t base_fp, const char *kernels, char *buf, size_t cap) {
     snprintf(buf, cap,
              "base=%016llx data=%016llx lexicon=%016llx compose=%s ctx=%ld pack=%d val=%.9g rank=%ld alpha=%.9g rslora=%d "
              "targets=%s layers=%s init=%d dropout=%.9g steps=%ld batch=%ld accum=%ld lr=%.9g schedule=%d warmup=%ld "
-             "min_lr=%.9g wd=%.9g betas=%.9g,%.9g eps=%.9g clip=%.9g seed=%llu",
+             "min_lr=%.9g wd=%.9g betas=%.9g,%.9g eps=%.9g clip=%.9g seed=%llu kernels=%s",
              (unsigned long long)base_fp, (unsigned long long)file_hash(o->data),
              (unsigned long long)(o->lexicon ? file_hash(o->lexicon) : 0), o->compose ? o->compose : "file", o->ctx, o->pack, o->val_fraction, o->rank,
              o->alpha, o->rslora, o->targets ? o->targets : HL_DEFAULT_TARGETS, o->layers ? o->layers : "all",
              (int)o->init, o->dropout, o->steps, o->batch, o->accum, o->lr, (int)o->schedule, o->warmup,
-             o->min_lr_ratio, o->wd, o->beta1, o->beta2, o->eps, o->clip, (unsigned long long)o->seed);
+             o->min_lr_ratio, o->wd, o->beta1, o->beta2, o->eps, o->clip, (unsigned long long)o->seed, kernels);
 }
 
 static int parse(int argc, char **argv, train_opts *o) {
@@ -273,7 +276,13 @@ static int train_main(int argc, char **argv, const cli_dist *dist) {
         o.steps = (long)ceil(rows);
         if (o.steps < 1) o.steps = 1;
     } else if (o.steps < 0) o.steps = 100;
-    describe(&o, hl_model_fingerprint(m), config, sizeof config);
+    /* The kernel level and weight layout round differently, so a resume must
+     * run on the same ones (kernels/kernel_choice.h). */
+    char kernels[64];
+    if ((s = hl_train_kernels_name(m, 0, kernels, sizeof kernels, &err))) goto fail;
+    describe(&o, hl_model_fingerprint(m), kernels, config, sizeof config);
+    fprintf(dist->info, "hyperlora train: kernels %s (%s)\n", kernels,
+            m->quantized ? "a quantized base is read from its blocks" : hl_kernel_choice_active().basis);
     fprintf(dist->info, "hyperlora train: %lld examples (%lld train, %lld val, longest %lld tokens), %lld train rows of %ld "
                     "tokens, %lld loss tokens; %ld steps of %ld x %ld x %ld\n",
             (long long)dst->n_examples, (long long)dst->n_train_examples, (long long)dst->n_val_examples,

@@ -21,6 +21,7 @@ static const command commands[] = {
     {"serve", cmd_serve, "serve completions and scene decoding over HTTP, many adapters batched together"},
     {"scene", cmd_scene, "scene explain: parts, facets, neighbours and decodings of a lexeme"},
     {"inspect", cmd_inspect, "show a model's or adapter's metadata and tensors"},
+    {"info", cmd_info, "show the CPU, kernel level, BLAS and the weight layouts chosen for it"},
     {"tokenize", cmd_tokenize, "print the token ids of a text under a model's tokenizer"},
     {"convert", cmd_convert, "convert a llama2.c checkpoint to GGUF"},
     {"perplexity", cmd_perplexity, "perplexity of a model on a text file (llama-perplexity's convention)"},

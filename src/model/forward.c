@@ -12,6 +12,7 @@
  * (i, i + D/2), llama the pairs (2i, 2i+1), with Llama-3's rope_freqs
  * dividing each pair's angle. */
 #include "model/context.h"
+#include "kernels/kernel_choice.h"
 #include "kernels/kernels.h"
 #include "util/alloc.h"
 #include "util/error.h"
@@ -73,13 +74,13 @@ hl_status hl_context_init(const hl_model *m, const hl_context_params *params, hl
     if (p.n_threads < 1 || p.n_threads > 256)
         return hl_fail(err, HL_ERR_INVALID_ARG, "threads must be in 1..256 (got %d)", p.n_threads);
     int32_t layout = HL_WEIGHTS_ROWS;
-    /* AUTO: packed wherever the prompt tile is vectorised (the AVX2 and
-     * AVX-512 levels, chosen at run time in a portable build): s110M pp128 at
-     * 2 threads (BENCHMARKS.md) went from 638 to 1,215 tok/s on AVX2 and from
-     * 1,363 to 1,826 on AVX-512. */
+    /* AUTO: the measured choice for this microarchitecture and kernel level
+     * (kernels/kernel_choice.c), else packed wherever the prompt tile is
+     * vectorised: s110M pp128 at 2 threads (BENCHMARKS.md) went from 638 to
+     * 1,215 tok/s on AVX2 and from 1,363 to 1,826 on AVX-512. */
     hl_status is = hl_isa_check(err); /* refuses a $HYPERLORA_ISA this CPU lacks */
     if (is != HL_OK) return is;
-    const int prefer_packed = hl_isa_active() >= HL_ISA_AVX2;
+    const int prefer_packed = hl_kernel_choice_active().infer == HL_WEIGHTS_PACKED;
     hl_status ls = hl_weight_layout_resolve(p.weights, prefer_packed, &layout, err);
     if (ls != HL_OK) return ls;
     /* Quantized weights are read from their blocks; packing is for f32 bases. */

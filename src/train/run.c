@@ -305,8 +305,9 @@ static hl_status peers_agree(hl_train_run *r, hl_error *err) {
         memcpy(&first, recv_body(r, 0), sizeof first);
         if (theirs != first)
             return hl_fail(err, HL_ERR_MISMATCH,
-                           "rank %d of %d has other inputs or settings than rank 0 (base, data, lexicon or options "
-                           "differ): every rank must see the same files at the same paths",
+                           "rank %d of %d has other inputs or settings than rank 0 (base, data, lexicon, options or "
+                           "kernels differ): every rank must see the same files at the same paths and run the "
+                           "same kernel level and weight layout (hyperlora info; HYPERLORA_ISA, HYPERLORA_WEIGHTS)",
                            (int)q, (int)r->n_ranks);
     }
     r->peers_checked = 1;

@@ -4,6 +4,7 @@
  *
  * Shapes: N = B·T rows; C model dim, F ffn dim, KV = Hkv·D, V vocab, r rank. */
 #include "train/trainer.h"
+#include "kernels/kernel_choice.h"
 #include "kernels/kernels.h"
 #include "util/alloc.h"
 #include "util/error.h"
@@ -290,6 +291,28 @@ static void norm_weight_grad(float *gw, const float *x, const float *dy, int64_t
     }
 }
 
+hl_status hl_train_weight_layout(const hl_model *m, int full, int32_t *layout, hl_error *err) {
+    *layout = HL_WEIGHTS_ROWS;
+    /* Full training changes W every step and stays on OpenBLAS; a quantized
+     * base is read from its blocks (hl_qmatmul), never packed. */
+    if (full || m->quantized) return HL_OK;
+    /* LoRA reads the frozen base through the model's packed copy where the
+     * measured choice says its kernels beat OpenBLAS (kernels/kernel_choice.c);
+     * $HYPERLORA_WEIGHTS=rows or packed overrides, as for inference. */
+    hl_status is = hl_isa_check(err);
+    if (is != HL_OK) return is;
+    return hl_weight_layout_resolve(HL_WEIGHTS_AUTO, hl_kernel_choice_active().train == HL_WEIGHTS_PACKED, layout, err);
+}
+
+hl_status hl_train_kernels_name(const hl_model *m, int full, char *buf, size_t cap, hl_error *err) {
+    int32_t layout;
+    hl_status s = hl_train_weight_layout(m, full, &layout, err);
+    if (s != HL_OK) return s;
+    snprintf(buf, cap, "%s/%s", hl_isa_name(hl_isa_active()),
+             m->quantized && !full ? "blocks" : hl_weight_layout_name(layout));
+    return HL_OK;
+}
+
 hl_status hl_trainer_init(const hl_model *m, hl_adapter *ad, const hl_trainer_params *p, hl_trainer **out,
                           hl_error *err) {
     *out = NULL;
@@ -392,14 +415,9 @@ hl_status hl_trainer_init(const hl_model *m, hl_adapter *ad, const hl_trainer_pa
         hl_trainer_free(t);
         return hl_fail(err, HL_ERR_NOMEM, "train: out of memory for batch %d x ctx %d", p->batch, p->ctx);
     }
-    /* LoRA reads the frozen base through the model's packed copy where its
-     * kernels beat OpenBLAS (AVX-512: x·Wᵀ and dY·W 1.2-1.6x on these
-     * shapes); $HYPERLORA_WEIGHTS=rows or packed overrides, as for inference.
-     * Full training changes W every step and stays on OpenBLAS. */
     int32_t layout = HL_WEIGHTS_ROWS;
-    hl_status s = hl_weight_layout_resolve(HL_WEIGHTS_AUTO, hl_matmul_packed_nn_is_fast(), &layout, err);
-    /* A quantized base is read from its blocks (hl_qmatmul), never packed. */
-    if (s == HL_OK && !p->full && !m->quantized && layout == HL_WEIGHTS_PACKED)
+    hl_status s = hl_train_weight_layout(m, p->full, &layout, err);
+    if (s == HL_OK && layout == HL_WEIGHTS_PACKED)
         s = hl_model_packed(m, t->pool, &t->packed, err);
     if (s != HL_OK) {
         hl_trainer_free(t);

@@ -39,6 +39,16 @@ typedef struct hl_param {
     int decay;          /* weight decay applies (matrices yes, norms no) */
 } hl_param;
 
+/* The layout the base's projections are read in for training m (full: 1 for
+ * full training): HL_WEIGHTS_PACKED or HL_WEIGHTS_ROWS (OpenBLAS tiles; also
+ * for full training and for quantized bases, which are read from their
+ * blocks). Fails only on a bad $HYPERLORA_ISA or $HYPERLORA_WEIGHTS. */
+hl_status hl_train_weight_layout(const hl_model *m, int full, int32_t *layout, hl_error *err);
+/* "LEVEL/LAYOUT" of that choice, e.g. "avx2/rows", "avx512/packed",
+ * "avx2/blocks" (a quantized base): the layouts round differently, so
+ * training records this among the settings a resume must match. */
+hl_status hl_train_kernels_name(const hl_model *m, int full, char *buf, size_t cap, hl_error *err);
+
 /* LoRA: adapter non-NULL, the model is only read. Full (p->full): adapter NULL
  * and the model's weights must be its own writable buffers (hl_model_init_random),
  * untied, F32; the trainer updates them in place through hl_trainer_param. */

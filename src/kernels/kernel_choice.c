@@ -1,0 +1,122 @@
+/* kernel_choice.c: the CPU's microarchitecture from cpuid, and the table of
+ * measured weight-layout choices per microarchitecture and kernel level (see
+ * kernel_choice.h; the measurements are in BENCHMARKS.md, "Kernel choice").
+ * A row is added only with a measurement behind it; anything else falls
+ * back to the rule by level that every build had before the table. */
+#include "kernels/kernel_choice.h"
+
+#include <pthread.h>
+#include <string.h>
+
+#include "hyperlora.h"
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <cpuid.h>
+#endif
+
+static const char *uarch_of(const char *vendor, int family, int model, int avx512) {
+    if (!strcmp(vendor, "AuthenticAMD") || !strcmp(vendor, "HygonGenuine")) {
+        if (family == 0x17) return model >= 0x30 ? "zen2" : "x86-64";
+        /* family 19h holds Zen 3 and Zen 4; only Zen 4 has AVX-512 (a guest
+         * that hides it runs as a Zen 3 would, at the AVX2 level) */
+        if (family == 0x19) return avx512 ? "zen4" : "zen3";
+        if (family == 0x1a) return "zen5";
+        return "x86-64";
+    }
+    if (!strcmp(vendor, "GenuineIntel")) return avx512 ? "intel-avx512" : "intel-avx2";
+    (void)model;
+    return vendor[0] ? "x86-64" : "other";
+}
+
+void hl_cpu_identify(hl_cpu_id *out) {
+    memset(out, 0, sizeof *out);
+    out->uarch = "other";
+#if defined(__x86_64__) || defined(__i386__)
+    unsigned a, b, c, d;
+    if (!__get_cpuid(0, &a, &b, &c, &d)) return;
+    memcpy(out->vendor, &b, 4);
+    memcpy(out->vendor + 4, &d, 4);
+    memcpy(out->vendor + 8, &c, 4);
+    unsigned max_leaf = a;
+    if (__get_cpuid(1, &a, &b, &c, &d)) {
+        int base_family = (int)((a >> 8) & 0xf), base_model = (int)((a >> 4) & 0xf);
+        out->family = base_family == 0xf ? base_family + (int)((a >> 20) & 0xff) : base_family;
+        out->model = base_family == 0x6 || base_family == 0xf ? base_model + (int)(((a >> 16) & 0xf) << 4) : base_model;
+    }
+    int avx512 = 0;
+    if (max_leaf >= 7) {
+        __cpuid_count(7, 0, a, b, c, d);
+        avx512 = (b >> 16) & 1; /* AVX512F */
+    }
+    unsigned ext = __get_cpuid_max(0x80000000u, NULL);
+    if (ext >= 0x80000004u) {
+        unsigned r[12];
+        for (unsigned i = 0; i < 3; i++) __get_cpuid(0x80000002u + i, &r[4 * i], &r[4 * i + 1], &r[4 * i + 2], &r[4 * i + 3]);
+        memcpy(out->brand, r, 48);
+        out->brand[48] = 0;
+        /* the string is padded with spaces on some parts */
+        size_t n = strlen(out->brand), s = 0;
+        while (n > 0 && out->brand[n - 1] == ' ') out->brand[--n] = 0;
+        while (out->brand[s] == ' ') s++;
+        memmove(out->brand, out->brand + s, n - s + 1);
+    }
+    out->uarch = uarch_of(out->vendor, out->family, out->model, avx512);
+#endif
+}
+
+typedef struct {
+    const char *uarch;
+    hl_isa level;
+    hl_kernel_choice choice;
+} row;
+
+/* Measured rows. Each basis says what was timed; BENCHMARKS.md has the runs. */
+static const row table[] = {
+    {"zen5", HL_ISA_AVX512, {HL_WEIGHTS_PACKED, HL_WEIGHTS_PACKED,
+                             "zen5/avx512 table row: packed panels measured 97-114% of the same run's OpenBLAS sgemm "
+                             "peak in s110M LoRA training (OpenBLAS tiles 75-88%), s110M pp128 1,826 against 1,363 "
+                             "tok/s on rows"}},
+    {"zen4", HL_ISA_AVX512, {HL_WEIGHTS_PACKED, HL_WEIGHTS_ROWS,
+                             "zen4/avx512 table row: training on OpenBLAS tiles, which ran 2048^3 at 188 GFLOP/s "
+                             "against 115-125 for the packed panels (half-rate 512-bit FMA); inference stays on the "
+                             "level rule (packed), not measured against rows there"}},
+    {"zen3", HL_ISA_AVX2, {HL_WEIGHTS_PACKED, HL_WEIGHTS_ROWS,
+                           "zen3/avx2 table row: s110M pp128 501 tok/s packed against 414 rows, tg64 53 against 42; "
+                           "training on OpenBLAS tiles, s110M 1x256 239 tok/s against 40 packed (the packed dY*W "
+                           "runs 5-9 GFLOP/s at avx2, OpenBLAS 89-150)"}},
+};
+
+hl_kernel_choice hl_kernel_choice_for(const char *uarch, hl_isa level) {
+    for (size_t i = 0; i < sizeof table / sizeof table[0]; i++)
+        if (uarch && !strcmp(table[i].uarch, uarch) && table[i].level == level) return table[i].choice;
+    switch (level) {
+    case HL_ISA_AVX512:
+        return (hl_kernel_choice){HL_WEIGHTS_PACKED, HL_WEIGHTS_PACKED,
+                                  "level rule (no table row for this CPU): packed at avx512"};
+    case HL_ISA_AVX2:
+        return (hl_kernel_choice){HL_WEIGHTS_PACKED, HL_WEIGHTS_ROWS,
+                                  "level rule (no table row for this CPU): packed inference at avx2, training on "
+                                  "OpenBLAS tiles (the packed dY*W is vectorised for avx512 only)"};
+    default:
+        return (hl_kernel_choice){HL_WEIGHTS_ROWS, HL_WEIGHTS_ROWS,
+                                  "level rule: rows at the scalar level (the packed panels are not vectorised)"};
+    }
+}
+
+static pthread_once_t active_once = PTHREAD_ONCE_INIT;
+static hl_kernel_choice active; /* written once under pthread_once, read-only afterwards */
+
+static void choose_active(void) {
+    hl_cpu_id id;
+    hl_cpu_identify(&id);
+    active = hl_kernel_choice_for(id.uarch, hl_isa_active());
+}
+
+hl_kernel_choice hl_kernel_choice_active(void) {
+    pthread_once(&active_once, choose_active);
+    return active;
+}
+
+const char *hl_weight_layout_name(int32_t layout) {
+    return layout == HL_WEIGHTS_PACKED ? "packed" : layout == HL_WEIGHTS_ROWS ? "rows" : "auto";
+}

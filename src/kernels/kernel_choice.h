@@ -1,0 +1,48 @@
+/* kernel_choice.h: which weight layout the projections run on, chosen per
+ * microarchitecture from measurements, and how a user pins it.
+ *
+ * Two product kinds have a choice, each between our packed panels
+ * (matmul_packed.c) and the row-major weights (lane-tree dots for inference,
+ * OpenBLAS tiles for training):
+ *   - inference: prompt and decode x·Wᵀ share one layout per context, so that
+ *     batched and token-by-token evaluation give the same bits;
+ *   - LoRA training: x·Wᵀ and dY·W over the frozen base share one copy.
+ * Attention runs on OpenBLAS (training) and on our kernels (inference) on
+ * every machine; quantized bases are read from their blocks.
+ *
+ * The choice comes from a table keyed by microarchitecture and kernel level
+ * (kernel_choice.c), each row naming the measurement behind it; a CPU the
+ * table does not know gets the rule by kernel level. It is fixed for the
+ * process, so every run on one machine and level rounds the same way.
+ * $HYPERLORA_WEIGHTS=packed|rows pins both kinds; `hyperlora info` prints the
+ * choice and its basis, and training records it in its resume settings. */
+#ifndef HL_KERNELS_KERNEL_CHOICE_H
+#define HL_KERNELS_KERNEL_CHOICE_H
+#include <stdint.h>
+
+#include "kernels/dispatch.h"
+
+typedef struct hl_cpu_id {
+    char vendor[13];   /* cpuid's vendor string, "AuthenticAMD", "GenuineIntel", ... ("" off x86) */
+    char brand[49];    /* the processor brand string ("" when the CPU has none) */
+    int family, model; /* display family and model (base plus extended fields) */
+    const char *uarch; /* "zen2", "zen3", "zen4", "zen5", "intel-avx512", "intel-avx2", "x86-64", "other" */
+} hl_cpu_id;
+
+/* Reads the running CPU (cpuid on x86). Never fails. */
+void hl_cpu_identify(hl_cpu_id *out);
+
+typedef struct hl_kernel_choice {
+    int32_t infer;     /* hl_weight_layout: HL_WEIGHTS_PACKED or HL_WEIGHTS_ROWS */
+    int32_t train;     /* the same, for LoRA training over an f32 base */
+    const char *basis; /* one line: the measurement or rule behind this choice */
+} hl_kernel_choice;
+
+/* The table's choice for a microarchitecture (hl_cpu_id.uarch) at a kernel
+ * level, before $HYPERLORA_WEIGHTS. Pure: the tests read every row. */
+hl_kernel_choice hl_kernel_choice_for(const char *uarch, hl_isa level);
+/* The choice for this CPU at the active level (computed once). */
+hl_kernel_choice hl_kernel_choice_active(void);
+/* "packed" or "rows". */
+const char *hl_weight_layout_name(int32_t layout);
+#endif
