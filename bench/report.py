@@ -4,14 +4,13 @@
 usage: report.py RESULTS.jsonl [MORE.jsonl ...]
 
 Only the Python standard library is used. Every number printed comes from
-the files; the llama.cpp and PyTorch-baseline columns marked "quoted" are
-figures quoted from the project's targets, not measurements of this run."""
+the files, and every comparison with a peer (the PyTorch trainer, llama.cpp)
+is with that peer's records from the same run. bench/reports/ keeps one
+results file per machine class measured."""
 import json
 import statistics
 import sys
 
-# Quoted targets (llama.cpp, 2 threads, f32, measured elsewhere on this machine class).
-LLAMACPP = {"s15M": {"pp128": 4830.0, "tg64": 265.0}, "s110M": {"pp128": 473.0, "tg64": 42.6}}
 
 
 def load(paths):
@@ -53,6 +52,15 @@ def main(paths):
           f" (+{m['dirty_files']} modified tracked files); {'full' if m['full'] else 'quick'} mode, "
           f"{m['runs']} inference runs, {m['rounds']} training round(s) of {m['steps']} timed steps.")
         p("")
+    mach = [r for r in rows if r.get("bench") == "machine"]
+    if mach:
+        m = mach[-1]
+        c, w = m["cpu"], m["weights"]
+        p(f"Machine: {c['vendor']} family {c['family']:#x} model {c['model']:#x} ({c['uarch']}, \"{c['brand']}\"); "
+          f"kernels at {m['level']} ({', '.join(m['levels_available'])} available); {m['blas']}; "
+          f"weights: inference {w['inference']}, LoRA training {w['training']}"
+          f"{' (pinned by HYPERLORA_WEIGHTS)' if w.get('pinned_by') else ''}. Basis: {w['basis']}.")
+        p("")
 
     # ------------------------------------------------------------ sgemm
     sg = [r for r in rows if r.get("bench") == "sgemm"]
@@ -83,9 +91,8 @@ def main(paths):
         p("### Inference: prompt processing and decode (tokens/s, median of runs, min–max)")
         p("")
         p("| model | weights | threads | pp128 (last logits) | pp128 (all logits) | tg64 | tg64 weight stream GB/s | "
-          "of the read bandwidth measured beside each run | llama.cpp pp128 / tg64 (quoted, 2 thr, other machine) | "
-          "pp128 vs llama.cpp, each over its machine's sgemm peak |")
-        p("|---|---|---|---|---|---|---|---|---|---|")
+          "of the read bandwidth measured beside each run |")
+        p("|---|---|---|---|---|---|---|---|")
         models = []
         for r in inf:
             if r["model"] not in models:
@@ -100,8 +107,6 @@ def main(paths):
                                            and r["variant"] == "all logits"])
                     tg, f2 = prefer_clean([r for r in sp if r["threads"] == th and r["test"].startswith("tg")])
                     disturbed |= bool(f1 or f2)
-                    q = LLAMACPP.get(mname.split()[0])  # "s110M (AVX2 build)" compares with s110M
-                    qs = f"{fmt(q['pp128'])} / {fmt(q['tg64'])}" if q and th == 2 else ""
                     def gfl(r):
                         return f"; {fmt(r['gflops'])} GFLOP/s" if r.get("gflops") else ""
                     pps = f"{fmt(pp[-1]['tok_s'])} ({rng(pp[-1]['run_tok_s'])}{gfl(pp[-1])}){f1}" if pp else "-"
@@ -110,10 +115,7 @@ def main(paths):
                     gb = fmt(tg[-1]["weight_GBps"]) if tg else "-"
                     sf = tg[-1].get("stream_fraction") if tg else None
                     fr = f"{100 * sf:.0f}% of {fmt(tg[-1]['read_GBps_adjacent'])} GB/s" if sf else "-"
-                    # the quoted figures' machine: sgemm 131-141 GFLOP/s; ours: the peak measured in this run
-                    nrm = (f"{pp[-1]['tok_s'] / q['pp128'] * 131 / peak:.2f}–{pp[-1]['tok_s'] / q['pp128'] * 141 / peak:.2f}×"
-                           if q and pp and peak and th == 2 else "")
-                    p(f"| {mname} | {wl} | {th} | {pps} | {pas} | {tgs} | {gb} | {fr} | {qs} | {nrm} |")
+                    p(f"| {mname} | {wl} | {th} | {pps} | {pas} | {tgs} | {gb} | {fr} |")
         p("")
         ad = [r for r in inf if r["section"] == "adapter"]
         if ad:
@@ -182,6 +184,43 @@ def main(paths):
                   f"{fmt(r['tokens_per_s'])} | {r['median_step_s']:.3f} | {split} | {fmt(r['peak_rss_MiB'], 0)} | "
                   f"{fmt(r.get('other_cores_max'), 2)} | {'yes' if r.get('clean', True) else 'no'} |")
         p("")
+    # ------------------------------------------------------------ llama.cpp, same run
+    lc = [r for r in rows if r.get("bench") == "llamacpp"]
+    if lc:
+        p("### Against llama.cpp in the same run (llama-bench and bench_infer alternating; tokens/s, median (min–max))")
+        p("")
+        p("| model | type | pp128 ours | pp128 llama.cpp | ratio | tg64 ours | tg64 llama.cpp | ratio |")
+        p("|---|---|---|---|---|---|---|---|")
+        order = []
+        for r in lc:
+            if r["test"] != "train1x256" and (r["preset"], r["type"]) not in order:
+                order.append((r["preset"], r["type"]))
+        for pr, ty in order:
+            cells = [pr, ty]
+            for test in ("pp128", "tg64"):
+                o = [r["tok_s"] for r in lc if r["who"] == "ours" and (r["preset"], r["type"], r["test"]) == (pr, ty, test)]
+                l = [r["tok_s"] for r in lc if r["who"] == "llama.cpp" and (r["preset"], r["type"], r["test"]) == (pr, ty, test)]
+                om = statistics.median(o) if o else None
+                lm = statistics.median(l) if l else None
+                cells += [f"{fmt(om)} ({rng(o)})" if o else "-", f"{fmt(lm)} ({rng(l)})" if l else "-",
+                          f"**{om / lm:.2f}**" if om and lm else "-"]
+            p("| " + " | ".join(cells) + " |")
+        p("")
+        tr = [r for r in lc if r["test"] == "train1x256"]
+        if tr:
+            f32 = [r["peak_rss_mib"] for r in tr if r["type"] == "f32"]
+            p("| LoRA training base | tok/s median (min–max) | peak RSS MiB | RSS vs f32 |")
+            p("|---|---|---|---|")
+            for ty in ("f32", "q4_K_M"):
+                xs = [r for r in tr if r["type"] == ty]
+                if not xs:
+                    continue
+                t = [r["tok_s"] for r in xs if r.get("tok_s")]
+                rss = statistics.median(r["peak_rss_mib"] for r in xs)
+                rel = f"{rss / statistics.median(f32):.3f}" if f32 else "-"
+                p(f"| {xs[0]['preset']} {ty} | {fmt(statistics.median(t)) if t else '-'} ({rng(t) if t else '-'}) | "
+                  f"{fmt(rss, 0)} | {rel} |")
+            p("")
     if disturbed:
         p("† no clean attempt: other processes used more than the allowed CPU during every attempt of this measurement.")
     print("\n".join(out))

@@ -97,6 +97,10 @@ python3 "$J" meta stamp="$STAMP" cpu="$(lscpu | sed -n 's/^Model name: *//p')" n
     full="$FULL" peer="$PEER" runs="$RUNS" rounds="$ROUNDS" steps="$STEPS" \
     commit="$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo none)" \
     dirty_files="$(git -C "$ROOT" status --porcelain --untracked-files=no 2>/dev/null | wc -l)" >>"$RES"
+# The machine as the engine sees it: cpuid's microarchitecture, the kernel
+# level, the BLAS and the weight layouts chosen for them (hyperlora info).
+"$HL" info --json | python3 -c 'import json, sys; r = json.load(sys.stdin); r["bench"] = "machine"; print(json.dumps(r))' >>"$RES" || true
+UARCH=$("$HL" info --json | python3 -c 'import json, sys; print(json.load(sys.stdin)["cpu"]["uarch"])' 2>/dev/null || echo unknown)
 
 # ---------------------------------------------------------------- models
 model() { # name preset
@@ -307,6 +311,12 @@ if [ -n "${BENCH_LLAMACPP:-}" ]; then
     say "inference against llama.cpp (llama-bench), f32 and quantized"
     wait_quiet
     LLAMACPP_ROUNDS="$ROUNDS" bash "$ROOT/bench/llamacpp.sh" "$BUILD" "$OUT" || true
+    # its records join this run's report, where report.py turns them into same-run ratios
+    [ -s "$OUT/llamacpp.jsonl" ] && python3 -c '
+import json, sys
+for line in open(sys.argv[1]):
+    if line.strip():
+        r = json.loads(line); r["bench"] = "llamacpp"; print(json.dumps(r))' "$OUT/llamacpp.jsonl" >>"$RES" || true
 fi
 
 # ---------------------------------------------------------------- data-parallel training
@@ -334,6 +344,10 @@ fi
 
 # ---------------------------------------------------------------- summary
 cp "$RES" "$OUT/results.jsonl"
+# Each machine class's reports are kept beside the code (bench/reports/UARCH-STAMP.jsonl),
+# so the tables of every class measured can be rebuilt: python3 bench/report.py bench/reports/zen3-*.jsonl
+mkdir -p "$ROOT/bench/reports"
+cp "$RES" "$ROOT/bench/reports/$UARCH-$STAMP.jsonl"
 say "summary"
 if command -v python3 >/dev/null; then
     python3 "$ROOT/bench/report.py" "$RES" | tee "$OUT/summary.md"
