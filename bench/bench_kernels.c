@@ -18,6 +18,8 @@
  * training step's base products use it where the trainer does (AVX-512
  * builds) unless --train-weights rows.
  */
+#include "hyperlora.h"
+#include "kernels/kernel_choice.h"
 #include "kernels/kernels.h"
 #include "util/threadpool.h"
 
@@ -117,7 +119,7 @@ static void c_gnn_split(void *a) {
         hl_gemm_nn_split(m->pool, m->out, m->x, m->w, m->T, m->O, m->K, m->scale, m->acc, g_split_scratch);
 }
 /* The same two base products on packed panels (matmul_packed.c), the
- * trainer's choice where hl_matmul_packed_nn_is_fast(). The weight buffers
+ * trainer's choice where the kernel choice says so (kernel_choice.h). The weight buffers
  * hold random numbers, so any (O, K) buffer with O a multiple of 16 serves
  * as its own packing. */
 static void c_pnt(void *a) {
@@ -263,7 +265,9 @@ static void print_table(const char *title, double measured, const char *unit) {
 int main(int argc, char **argv) {
     const char *shape_name = "s15M";
     int64_t batch = 4, ctx = 256, rank = 8, dec_rank = 16, pos = 40;
-    int dec_packed = 1, train_packed = hl_matmul_packed_nn_is_fast();
+    /* the engine's defaults for this CPU and level (hyperlora info), overridable below */
+    const hl_kernel_choice kc = hl_kernel_choice_active();
+    int dec_packed = kc.infer == HL_WEIGHTS_PACKED, train_packed = kc.train == HL_WEIGHTS_PACKED;
     int threads = 2;
     double measured_step = 0, measured_token = 0;
     for (int i = 1; i + 1 < argc; i += 2) {

@@ -82,8 +82,8 @@ static const row table[] = {
                              "level rule (packed), not measured against rows there"}},
     {"zen3", HL_ISA_AVX2, {HL_WEIGHTS_PACKED, HL_WEIGHTS_ROWS,
                            "zen3/avx2 table row: s110M pp128 501 tok/s packed against 414 rows, tg64 53 against 42; "
-                           "training on OpenBLAS tiles, s110M 1x256 239 tok/s against 40 packed (the packed dY*W "
-                           "runs 5-9 GFLOP/s at avx2, OpenBLAS 89-150)"}},
+                           "training on OpenBLAS tiles, s110M 1x256 224 tok/s against 165 packed (the packed dY*W "
+                           "runs 68-84 GFLOP/s at avx2 where OpenBLAS runs 139-176)"}},
 };
 
 hl_kernel_choice hl_kernel_choice_for(const char *uarch, hl_isa level) {
@@ -96,7 +96,7 @@ hl_kernel_choice hl_kernel_choice_for(const char *uarch, hl_isa level) {
     case HL_ISA_AVX2:
         return (hl_kernel_choice){HL_WEIGHTS_PACKED, HL_WEIGHTS_ROWS,
                                   "level rule (no table row for this CPU): packed inference at avx2, training on "
-                                  "OpenBLAS tiles (the packed dY*W is vectorised for avx512 only)"};
+                                  "OpenBLAS tiles (measured faster than the packed dY*W on the one avx2 CPU measured)"};
     default:
         return (hl_kernel_choice){HL_WEIGHTS_ROWS, HL_WEIGHTS_ROWS,
                                   "level rule: rows at the scalar level (the packed panels are not vectorised)"};

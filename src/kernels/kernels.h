@@ -65,8 +65,8 @@ void hl_matmul_packed_group(hl_pool *pool, const float *x, int64_t T, int64_t K,
  * into blocks of 64 panels; in a block, lane r = o % 16 chains fused
  * multiply-adds over the panels in order, the 16 lanes reduced by
  * hl_hsum16's tree; block sums added to out in order. Threads split over K.
- * hl_matmul_packed_nn_is_fast: 1 where it is vectorised (AVX-512), else it
- * runs the same order in scalar code. */
+ * hl_matmul_packed_nn_is_fast: 1 where it is vectorised (AVX2 and AVX-512,
+ * the same bits), else it runs the same order in scalar code. */
 void hl_matmul_packed_nn(hl_pool *pool, float *out, const float *dy, const float *wp, int64_t T, int64_t O, int64_t K,
                          int accumulate);
 int hl_matmul_packed_nn_is_fast(void);

@@ -328,6 +328,56 @@ static inline __attribute__((always_inline)) void nn_tile(const float *slice, in
 }
 #endif
 
+#if defined(HL_PACKED_SIMD) && !defined(HL_PACKED_ZMM)
+#define HL_PACKED_NN_YMM 1
+#define NN_YMM_TOKENS 2 /* tokens per tile */
+#define NN_YMM_COLS 2   /* columns per tile: 2 tokens × 2 columns × 16 lanes = 8 ymm accumulators */
+/* The AVX2 form of nn_tile (before it, AVX2 builds ran nn_block_scalar:
+ * 5-9 GFLOP/s on a Zen 3 guest; this tile 68-84, where OpenBLAS's sgemm ran
+ * 139-176, so that machine trains on OpenBLAS tiles; 1 token x 4 columns
+ * measured 49-110). NK columns i0 .. i0+NK-1 of the 8 in the slice,
+ * C tokens. Lanes 0-7 and 8-15 of each element's 16 live in two ymm
+ * registers and chain the same fused multiply-adds; at the end lane j and
+ * j+8 are added and hl_hsum8 finishes hl_hsum16's tree, so the bits are
+ * those of nn_block_scalar (and of the AVX-512 form). Each loaded weight
+ * feeds C tokens and each loaded dy NK columns. */
+static inline __attribute__((always_inline)) void nn_tile_ymm(const float *slice, int64_t n, const float *dy, int64_t O,
+                                                              int64_t valid, float *out, int64_t K, int add, int i0,
+                                                              const int C, const int NK) {
+    __m256 lo[NN_YMM_TOKENS][NN_YMM_COLS], hi[NN_YMM_TOKENS][NN_YMM_COLS];
+    for (int c = 0; c < C; c++)
+        for (int i = 0; i < NK; i++) lo[c][i] = hi[c][i] = _mm256_setzero_ps();
+    const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    for (int64_t p = 0; p < n; p++) {
+        const int64_t left = valid - p * PANEL;
+        __m256 dl[NN_YMM_TOKENS], dh[NN_YMM_TOKENS];
+        if (left >= PANEL) {
+            for (int c = 0; c < C; c++) {
+                dl[c] = _mm256_loadu_ps(dy + c * O + p * PANEL);
+                dh[c] = _mm256_loadu_ps(dy + c * O + p * PANEL + 8);
+            }
+        } else { /* the last, partial panel: rows past O read as zero */
+            const __m256i ml = _mm256_cmpgt_epi32(_mm256_set1_epi32((int)left), lane);
+            const __m256i mh = _mm256_cmpgt_epi32(_mm256_set1_epi32((int)left - 8), lane);
+            for (int c = 0; c < C; c++) {
+                dl[c] = _mm256_maskload_ps(dy + c * O + p * PANEL, ml);
+                dh[c] = _mm256_maskload_ps(dy + c * O + p * PANEL + 8, mh);
+            }
+        }
+        const float *w = slice + p * 8 * PANEL + i0 * PANEL;
+        for (int i = 0; i < NK; i++) {
+            const __m256 wl = _mm256_load_ps(w + i * PANEL), wh = _mm256_load_ps(w + i * PANEL + 8);
+            for (int c = 0; c < C; c++) {
+                lo[c][i] = _mm256_fmadd_ps(dl[c], wl, lo[c][i]);
+                hi[c][i] = _mm256_fmadd_ps(dh[c], wh, hi[c][i]);
+            }
+        }
+    }
+    for (int c = 0; c < C; c++)
+        for (int i = 0; i < NK; i++) nn_put(out + c * K + i0 + i, hl_hsum8(_mm256_add_ps(lo[c][i], hi[c][i])), add);
+}
+#endif
+
 /* Columns [8·kb0, 8·kb1) of out (clipped to K), all tokens. Per block of
  * panels and 8 columns, the panels' rows for those columns are gathered
  * into one contiguous slice first: read in place, each step of the
@@ -347,16 +397,27 @@ static void nn_columns(void *arg, int64_t kb0, int64_t kb1, int worker) {
         const int64_t pe = pb + NN_O_BLOCK < n_panels ? pb + NN_O_BLOCK : n_panels;
         const int add = j->accumulate || pb > 0;
         int64_t k = k0;
-#ifdef HL_PACKED_ZMM
+#if defined(HL_PACKED_ZMM) || defined(HL_PACKED_NN_YMM)
         _Alignas(64) float slice[NN_O_BLOCK * 8 * PANEL]; /* 32 KiB */
         const int64_t n = pe - pb, valid = O - pb * PANEL, ps = PANEL * K;
         for (; k + 8 <= k1; k += 8) {
             for (int64_t p = 0; p < n; p++)
                 memcpy(slice + p * 8 * PANEL, j->wp + (pb + p) * ps + k * PANEL, 8 * PANEL * sizeof(float));
             int64_t t = 0;
+#ifdef HL_PACKED_ZMM
             for (; t + NN_TOKENS <= T; t += NN_TOKENS)
                 nn_tile(slice, n, j->dy + t * O + pb * PANEL, O, valid, j->out + t * K + k, K, add, NN_TOKENS);
             for (; t < T; t++) nn_tile(slice, n, j->dy + t * O + pb * PANEL, O, valid, j->out + t * K + k, K, add, 1);
+#else
+            for (; t + NN_YMM_TOKENS <= T; t += NN_YMM_TOKENS)
+                for (int i0 = 0; i0 < 8; i0 += NN_YMM_COLS)
+                    nn_tile_ymm(slice, n, j->dy + t * O + pb * PANEL, O, valid, j->out + t * K + k, K, add, i0,
+                                NN_YMM_TOKENS, NN_YMM_COLS);
+            for (; t < T; t++)
+                for (int i0 = 0; i0 < 8; i0 += NN_YMM_COLS)
+                    nn_tile_ymm(slice, n, j->dy + t * O + pb * PANEL, O, valid, j->out + t * K + k, K, add, i0, 1,
+                                NN_YMM_COLS);
+#endif
         }
 #endif
         for (; k < k1; k++)
@@ -373,7 +434,7 @@ void hl_matmul_packed_nn(hl_pool *pool, float *out, const float *dy, const float
 }
 
 int hl_matmul_packed_nn_is_fast(void) {
-#ifdef HL_PACKED_ZMM
+#if defined(HL_PACKED_ZMM) || defined(HL_PACKED_NN_YMM)
     return 1;
 #else
     return 0;
