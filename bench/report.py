@@ -37,7 +37,7 @@ def rng(v, nd=1):
 def prefer_clean(recs):
     """The clean attempts of a measurement, or all of them (flagged) when none was clean."""
     clean = [r for r in recs if r.get("clean", True)]
-    return (clean, "") if clean else (recs, " †")
+    return (clean, "") if clean or not recs else (recs, " †")
 
 
 def main(paths):

@@ -83,7 +83,7 @@ static const row table[] = {
     {"zen3", HL_ISA_AVX2, {HL_WEIGHTS_PACKED, HL_WEIGHTS_ROWS,
                            "zen3/avx2 table row: s110M pp128 501 tok/s packed against 414 rows, tg64 53 against 42; "
                            "training on OpenBLAS tiles, s110M 1x256 224 tok/s against 165 packed (the packed dY*W "
-                           "runs 68-84 GFLOP/s at avx2 where OpenBLAS runs 139-176)"}},
+                           "runs 59-84 GFLOP/s at avx2 where OpenBLAS runs 139-178)"}},
 };
 
 hl_kernel_choice hl_kernel_choice_for(const char *uarch, hl_isa level) {

@@ -333,8 +333,8 @@ static inline __attribute__((always_inline)) void nn_tile(const float *slice, in
 #define NN_YMM_TOKENS 2 /* tokens per tile */
 #define NN_YMM_COLS 2   /* columns per tile: 2 tokens × 2 columns × 16 lanes = 8 ymm accumulators */
 /* The AVX2 form of nn_tile (before it, AVX2 builds ran nn_block_scalar:
- * 5-9 GFLOP/s on a Zen 3 guest; this tile 68-84, where OpenBLAS's sgemm ran
- * 139-176, so that machine trains on OpenBLAS tiles; 1 token x 4 columns
+ * 5-9 GFLOP/s on a Zen 3 guest; this tile 59-84 over two runs, where OpenBLAS ran
+ * 139-178, so that machine trains on OpenBLAS tiles; 1 token x 4 columns
  * measured 49-110). NK columns i0 .. i0+NK-1 of the 8 in the slice,
  * C tokens. Lanes 0-7 and 8-15 of each element's 16 live in two ymm
  * registers and chain the same fused multiply-adds; at the end lane j and
