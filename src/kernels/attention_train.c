@@ -13,9 +13,9 @@
  * into their shared dK/dV in a fixed order; the block grid depends on the
  * document boundaries only, so results do not depend on the thread count.
  * The attention probabilities are not kept between the passes: (L, B, H, T, T)
- * floats would be the largest activation of a long-context run (36 MiB at
- * s110M's 12 layers and 12 heads for one 256-token row, 2.25 GiB at 4 rows of
- * 1024). Each worker holds one head's (T, T) at a time, and the backward pass
+ * floats grow with T² and become the largest activation of a long-context run
+ * (36 MiB at s110M's 12 layers and 12 heads for one 256-token row, 2.25 GiB
+ * at 4 rows of 1024). Each worker holds one head's (T, T) at a time, and the backward pass
  * recomputes it with the forward pass's own code, for a few percent more
  * arithmetic and the same bits.
  * reference.c keeps the plain per-element versions that the tests compare
