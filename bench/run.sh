@@ -49,6 +49,8 @@
 # s15M and s110M inference run in both weight layouts (packed, rows).
 # Everything generated goes to bench/out/ (random models, merged models, the
 # JSONL results and a log); results.jsonl and summary.md are the latest run's.
+# The results are also kept as bench/reports/UARCH-STAMP.jsonl, their first
+# record the machine from `hyperlora info --json`.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
