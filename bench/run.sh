@@ -101,8 +101,9 @@ python3 "$J" meta stamp="$STAMP" cpu="$(lscpu | sed -n 's/^Model name: *//p')" n
     dirty_files="$(git -C "$ROOT" status --porcelain --untracked-files=no 2>/dev/null | wc -l)" >>"$RES"
 # The machine as the engine sees it: cpuid's microarchitecture, the kernel
 # level, the BLAS and the weight layouts chosen for them (hyperlora info).
-"$HL" info --json | python3 -c 'import json, sys; r = json.load(sys.stdin); r["bench"] = "machine"; print(json.dumps(r))' >>"$RES" || true
-UARCH=$("$HL" info --json | python3 -c 'import json, sys; print(json.load(sys.stdin)["cpu"]["uarch"])' 2>/dev/null || echo unknown)
+INFO=$("$HL" info --json || echo '{}')
+echo "$INFO" | python3 -c 'import json, sys; r = json.load(sys.stdin); r["bench"] = "machine"; print(json.dumps(r))' >>"$RES" || true
+UARCH=$(echo "$INFO" | python3 -c 'import json, sys; print(json.load(sys.stdin)["cpu"]["uarch"])' 2>/dev/null || echo unknown)
 
 # ---------------------------------------------------------------- models
 model() { # name preset
