@@ -1,14 +1,23 @@
 /* test_quant_forward.c: the forward pass over quantized bases.
  *
- * For each shared quantized file (every pure type and the _M mixes):
+ * For each shared quantized file (every pure type and the _M mixes), with
+ * the quantized products pinned to f32 ($HYPERLORA_QPRODUCT=f32):
  * - the logits of ids64.txt (one batch, every position) are within 2e-5 of
  *   llama.cpp's logits on the dequantized-f32 copy of the same file (the
  *   exact-arithmetic reference), and within 3e-2 of its logits on the
- *   quantized file (llama.cpp quantizes activations; we do not);
+ *   quantized file (llama.cpp quantizes activations; this path does not);
  * - with the shared rank-4 adapter (Q8_0, Q4_K_M, Q6_K), the same against
  *   the *.lora_r4 references;
  * - threads 1 and 2, and batched against one token at a time, give
+ *   identical bits.
+ * With the default 8-bit activations (q8_0, q4_K, q6_K rows: hl_qmatmul_a8):
+ * - the logits are within 3e-2 of llama.cpp's on the quantized file (3.5e-2
+ *   with the adapter), as llama.cpp's own are of exact arithmetic;
+ * - threads 1 and 2, and batched against one token at a time, give
  *   identical bits;
+ * - each SIMD level this build and CPU have gives the same bits, and each
+ *   product agrees with a double-precision sum of the dequantized weights
+ *   times the documented int8 activations;
  * - the projections stay quantized: the model owns no f32 copy of them.
  * A file with an infinite scale in one block is refused, naming the tensor;
  * so is an adapter whose q8_0 lora_a has one (and loads without it). */
@@ -18,6 +27,10 @@
 #include "quant/quant_types.h"
 #include "quant/quantize.h"
 #include "test_util.h"
+#include "kernels/dispatch.h"
+#include "kernels/kernels.h"
+#include "kernels/qweight_rows.h"
+#include "util/half.h"
 
 #define T 64
 #define V 512
@@ -84,6 +97,8 @@ static void compare(const char *what, const float *got, const char *ref_name, do
     free(ref);
 }
 
+static void set_product(const char *v) { setenv("HYPERLORA_QPRODUCT", v, 1); }
+
 static void check_type(const char *type) {
     char rel[256];
     snprintf(rel, sizeof rel, "oracle/llamacpp/quant/models/q256-%s.gguf", type);
@@ -102,6 +117,7 @@ static void check_type(const char *type) {
     CHECK(hl_model_qweight(m, -1, HL_TARGET_OUTPUT) != NULL);
     CHECK_MSG(m->n_owned == 0, "%s: the model owns %d converted tensors", type, m->n_owned);
 
+    set_product("f32");
     float *a = eval_all(m, NULL, 1, 0);
     char name[128];
     snprintf(name, sizeof name, "q256-%s.dequantized-f32.logits.bin", type);
@@ -116,11 +132,29 @@ static void check_type(const char *type) {
     free(b);
     free(c);
 
+    /* The default: 8-bit activations where the types have them. */
+    set_product("int8");
+    a = eval_all(m, NULL, 1, 0);
+    char what8[64];
+    snprintf(what8, sizeof what8, "%s int8", type);
+    snprintf(name, sizeof name, "q256-%s.logits.bin", type);
+    compare(what8, a, name, 3e-2);
+    snprintf(name, sizeof name, "q256-%s.dequantized-f32.logits.bin", type);
+    compare(what8, a, name, 4e-2); /* our own activation error, for the record */
+    b = eval_all(m, NULL, 2, 0);
+    CHECK_MSG(memcmp(a, b, sizeof(float) * T * V) == 0, "%s int8: threads 1 and 2 differ", type);
+    c = eval_all(m, NULL, 2, 1);
+    CHECK_MSG(memcmp(a, c, sizeof(float) * T * V) == 0, "%s int8: batched and one token at a time differ", type);
+    free(a);
+    free(b);
+    free(c);
+
     if (!strcmp(type, "Q8_0") || !strcmp(type, "Q4_K_M") || !strcmp(type, "Q6_K")) {
         hl_adapter *lora = NULL;
         CHECK_OK(hl_adapter_load(shared_path("oracle/llamacpp/quant/models/q256-lora-r4.gguf"), m, 0, &lora, &err),
                  &err);
         if (lora) {
+            set_product("f32");
             float *x = eval_all(m, lora, 1, 0), *y = eval_all(m, lora, 2, 1);
             char what[64];
             snprintf(what, sizeof what, "%s + lora_r4", type);
@@ -130,6 +164,15 @@ static void check_type(const char *type) {
             compare(what, x, name, 3.5e-2);
             CHECK_MSG(memcmp(x, y, sizeof(float) * T * V) == 0, "%s + lora: 1 thread batched != 2 threads one by one",
                       type);
+            free(x);
+            free(y);
+            set_product("int8");
+            x = eval_all(m, lora, 1, 0);
+            y = eval_all(m, lora, 2, 1);
+            snprintf(what, sizeof what, "%s int8 + lora_r4", type);
+            compare(what, x, name, 3.5e-2);
+            CHECK_MSG(memcmp(x, y, sizeof(float) * T * V) == 0,
+                      "%s int8 + lora: 1 thread batched != 2 threads one by one", type);
             free(x);
             free(y);
             hl_adapter_free(lora);
@@ -245,8 +288,100 @@ static void check_q8_adapter(void) {
     hl_model_free(m);
 }
 
+/* hl_qmatmul_a8 at every level against a double-precision sum of the
+ * dequantized weights times the int8 activations made by the documented
+ * rule (d = max|x|/127, q = lrintf(x·(127/max|x|))): a wrong nibble, scale
+ * or lane shows as a difference far above float rounding. */
+#ifdef HL_ISA_DISPATCH
+#define A8_DECL(level)                                                                                          \
+    void hl_qmatmul_a8_##level(hl_pool *pool, float *out, int64_t ldo, const float *x, const hl_qweight *w,    \
+                               int64_t T_, void *scratch, int64_t scratch_bytes);
+A8_DECL(scalar)
+A8_DECL(avx2)
+A8_DECL(avx512)
+#endif
+
+static double rand_normal(uint64_t *s) { /* xorshift64*, Box-Muller */
+    double u[2];
+    for (int i = 0; i < 2; i++) {
+        *s ^= *s >> 12;
+        *s ^= *s << 25;
+        *s ^= *s >> 27;
+        u[i] = ((double)((*s * 2685821657736338717ULL) >> 11) + 0.5) / 9007199254740992.0;
+    }
+    return sqrt(-2.0 * log(u[0])) * cos(6.283185307179586 * u[1]);
+}
+
+static void check_a8_kernel(const char *type, int target) {
+    char rel[256];
+    snprintf(rel, sizeof rel, "oracle/llamacpp/quant/models/q256-%s.gguf", type);
+    hl_model *m = NULL;
+    hl_error err = {0};
+    CHECK_OK(hl_model_load(shared_path(rel), NULL, &m, &err), &err);
+    if (!m) return;
+    const hl_qweight *w = hl_model_qweight(m, 1, target);
+    REQUIRE(w && hl_qmatmul_a8_supports(w->type));
+    const int64_t K = w->cols, O = w->rows, nt = 5, blk = w->type == HL_TYPE_Q8_0 ? 32 : 256;
+    float *x = malloc(sizeof(float) * (size_t)(nt * K)), *row = malloc(sizeof(float) * (size_t)K);
+    float *out = malloc(sizeof(float) * (size_t)(nt * O)), *other = malloc(sizeof(float) * (size_t)(nt * O));
+    int64_t sb = hl_qmatmul_a8_scratch_bytes(K) * 2; /* two tokens at a time: the chunking is exercised too */
+    void *scratch = malloc((size_t)sb);
+    REQUIRE(x && row && out && other && scratch);
+    uint64_t s = 7;
+    for (int64_t i = 0; i < nt * K; i++) x[i] = (float)(rand_normal(&s) * (i % 97 == 0 ? 8.0 : 1.0));
+    for (int64_t i = 0; i < K; i++) x[3 * K + i] = 0.0f; /* an all-zero token: scale 0 */
+    hl_qmatmul_a8(NULL, out, O, x, w, nt, scratch, sb);
+    double worst = 0;
+    for (int64_t o = 0; o < O; o++) {
+        hl_qweight_row(w, o, row);
+        for (int64_t t = 0; t < nt; t++) {
+            double sum = 0, mag = 0;
+            for (int64_t b0 = 0; b0 < K; b0 += blk) {
+                float amax = 0;
+                for (int64_t i = 0; i < blk; i++) amax = fabsf(x[t * K + b0 + i]) > amax ? fabsf(x[t * K + b0 + i]) : amax;
+                const float id = amax > 0 ? 127.0f / amax : 0.0f;
+                const float d = blk == 32 ? hl_f16_to_f32(hl_f32_to_f16(amax / 127.0f)) : amax / 127.0f;
+                for (int64_t i = 0; i < blk; i++) {
+                    long q = lrintf(x[t * K + b0 + i] * id);
+                    q = q > 127 ? 127 : q < -127 ? -127 : q;
+                    double term = (double)row[b0 + i] * (double)d * (double)q;
+                    sum += term;
+                    mag += fabs(term);
+                }
+            }
+            double e = fabs((double)out[t * O + o] - sum) / (mag + 1e-30);
+            if (t == 3) CHECK_MSG(out[t * O + o] == 0.0f, "%s: a zero token gives %g", type, out[t * O + o]);
+            if (e > worst) worst = e;
+        }
+    }
+    CHECK_MSG(worst < 2e-6, "%s target %d: int8 product off the double-precision sum by %.3g of its magnitude", type,
+              target, worst);
+    printf("  %-8s target %d int8 product vs double: %.2g of the magnitude\n", type, target, worst);
+#ifdef HL_ISA_DISPATCH
+    for (int level = 0; level < 3; level++) {
+        if (!hl_isa_available((hl_isa)level)) continue;
+        memset(other, 0xff, sizeof(float) * (size_t)(nt * O));
+        if (level == 0) hl_qmatmul_a8_scalar(NULL, other, O, x, w, nt, scratch, sb);
+        if (level == 1) hl_qmatmul_a8_avx2(NULL, other, O, x, w, nt, scratch, sb);
+        if (level == 2) hl_qmatmul_a8_avx512(NULL, other, O, x, w, nt, scratch, sb);
+        CHECK_MSG(memcmp(out, other, sizeof(float) * (size_t)(nt * O)) == 0, "%s: level %s gives other bits", type,
+                  hl_isa_name((hl_isa)level));
+    }
+#endif
+    free(x);
+    free(row);
+    free(out);
+    free(other);
+    free(scratch);
+    hl_model_free(m);
+}
+
 int main(void) {
     read_ids();
+    check_a8_kernel("Q8_0", HL_TARGET_DOWN);
+    check_a8_kernel("Q4_K", HL_TARGET_DOWN);
+    check_a8_kernel("Q6_K", HL_TARGET_DOWN);
+    check_a8_kernel("Q6_K", HL_TARGET_GATE);
     check_f32();
     for (size_t i = 0; i < sizeof types / sizeof types[0]; i++) check_type(types[i]);
     check_bad_scale();

@@ -26,6 +26,9 @@ static void help(void) {
            "  --json   one JSON object instead of text\n\n"
            "Pinning: HYPERLORA_ISA=scalar|avx2|avx512 picks a lower kernel level;\n"
            "HYPERLORA_WEIGHTS=packed|rows pins the weight layout of both inference and training.\n"
+           "HYPERLORA_QPRODUCT=int8|f32 pins how inference multiplies q8_0, q4_K and q6_K weights:\n"
+           "8-bit activations and integer dot products (int8, the default, as llama.cpp does),\n"
+           "or dequantized tiles and f32 products (exact against the dequantized model).\n"
            "Each layout and level is deterministic on its own and rounds differently from the\n"
            "others, so training records them and a resume must run on the same ones.\n");
 }
@@ -48,6 +51,9 @@ int cmd_info(int argc, char **argv) {
     if (hl_weight_layout_resolve(HL_WEIGHTS_AUTO, kc.infer == HL_WEIGHTS_PACKED, &infer, &err) != HL_OK ||
         hl_weight_layout_resolve(HL_WEIGHTS_AUTO, kc.train == HL_WEIGHTS_PACKED, &train, &err) != HL_OK)
         return cli_error(CMD, "%s", err.msg);
+    int32_t a8 = 1;
+    if (hl_quant_product_resolve(&a8, &err) != HL_OK) return cli_error(CMD, "%s", err.msg);
+    const char *qpin = getenv("HYPERLORA_QPRODUCT");
     const char *pin = getenv("HYPERLORA_WEIGHTS");
     const char *isa_env = getenv("HYPERLORA_ISA");
     const char *blas = openblas_get_config();
@@ -73,6 +79,11 @@ int cmd_info(int argc, char **argv) {
         cJSON_AddStringToObject(w, "training", hl_weight_layout_name(train));
         cJSON_AddStringToObject(w, "basis", kc.basis);
         if (pin && *pin) cJSON_AddStringToObject(w, "pinned_by", "HYPERLORA_WEIGHTS");
+        cJSON *qp = cJSON_AddObjectToObject(o, "quantized_products");
+        cJSON_AddStringToObject(qp, "inference", a8 ? "int8" : "f32");
+        cJSON_AddStringToObject(qp, "int8_types", "q8_0 q4_K q6_K");
+        cJSON_AddStringToObject(qp, "training", "f32");
+        if (qpin && *qpin) cJSON_AddStringToObject(qp, "pinned_by", "HYPERLORA_QPRODUCT");
         char *text = cJSON_PrintUnformatted(o);
         cJSON_Delete(o);
         if (!text) return cli_error(CMD, "out of memory");
@@ -95,6 +106,9 @@ int cmd_info(int argc, char **argv) {
            train == HL_WEIGHTS_ROWS ? "rows (OpenBLAS tiles)" : "packed",
            pin && *pin ? " (pinned by HYPERLORA_WEIGHTS)" : "");
     printf("  because:   %s\n", kc.basis);
+    printf("quantized:   inference on q8_0/q4_K/q6_K weights %s%s; other types and LoRA training f32\n",
+           a8 ? "int8 (8-bit activations, integer dots)" : "f32 (dequantized tiles)",
+           qpin && *qpin ? " (pinned by HYPERLORA_QPRODUCT)" : "");
     printf("always:      training attention on OpenBLAS; quantized bases read from their blocks;\n"
            "             full training (pretrain) on OpenBLAS tiles\n");
     return 0;

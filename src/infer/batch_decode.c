@@ -117,7 +117,7 @@ static hl_status lora_rows(const hl_batch_seg *segs, int32_t n_segs, int layer, 
 static void base_product(hl_pool *pool, const hl_context *c0, int layer, int target, const float *W, const float *x,
                          float *out, int64_t ldo, int64_t n, int64_t K, int64_t O) {
     const hl_qweight *qw = hl_model_qweight(c0->m, layer, target);
-    if (qw) hl_qmatmul(pool, out, ldo, x, qw, n, c0->qscratch);
+    if (qw) hl_context_qmatmul(c0, pool, out, ldo, x, qw, n);
     else if (c0->packed) hl_matmul_packed(pool, out, ldo, x, W, n, K, O);
     else hl_matmul_strided(pool, out, ldo, x, W, n, K, O, 1.0f, 0);
 }
@@ -127,7 +127,7 @@ static void base_group(hl_pool *pool, const hl_context *c0, int layer, const int
     if (c0->m->quantized) {
         for (int i = 0; i < np; i++) {
             const hl_qweight *qw = hl_model_qweight(c0->m, layer, targets[i]);
-            if (qw) hl_qmatmul(pool, parts[i].out, parts[i].ldo, x, qw, n, c0->qscratch);
+            if (qw) hl_context_qmatmul(c0, pool, parts[i].out, parts[i].ldo, x, qw, n);
             else hl_matmul_strided(pool, parts[i].out, parts[i].ldo, x, parts[i].w, n, K, parts[i].O, 1.0f, 0);
         }
     } else if (c0->packed) hl_matmul_packed_group(pool, x, n, K, parts, np);

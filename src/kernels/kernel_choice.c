@@ -6,9 +6,11 @@
 #include "kernels/kernel_choice.h"
 
 #include <pthread.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "hyperlora.h"
+#include "util/error.h"
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <cpuid.h>
@@ -119,4 +121,18 @@ hl_kernel_choice hl_kernel_choice_active(void) {
 
 const char *hl_weight_layout_name(int32_t layout) {
     return layout == HL_WEIGHTS_PACKED ? "packed" : layout == HL_WEIGHTS_ROWS ? "rows" : "auto";
+}
+
+/* int8 by default: on a Zen 3 (AVX2) guest it decoded s110M at q8_0, q4_K_M
+ * and q6_K faster than the dequantizing tile (BENCHMARKS.md, "8-bit
+ * activations"). */
+hl_status hl_quant_product_resolve(int32_t *a8, hl_error *err) {
+    const char *env = getenv("HYPERLORA_QPRODUCT");
+    *a8 = 1;
+    if (!env || !*env || !strcmp(env, "int8")) return HL_OK;
+    if (!strcmp(env, "f32")) {
+        *a8 = 0;
+        return HL_OK;
+    }
+    return hl_fail(err, HL_ERR_INVALID_ARG, "HYPERLORA_QPRODUCT=%s: expected \"int8\" or \"f32\"", env);
 }

@@ -39,7 +39,10 @@ struct hl_context {
     float *hb2;         /* (n_batch, F) up */
     float *proj;        /* (n_batch, max(C, F)) projection output before the residual add */
     float *att_scratch; /* (n_threads, n_ctx) */
-    float *qscratch;    /* (n_threads, HL_QTILE, max(C, F)) dequantized weight tiles; quantized models only */
+    float *qscratch;    /* (n_threads, HL_QTILE, max(C, F)) dequantized weight tiles, or tokens quantized to
+                         * 8 bits (hl_qmatmul_a8); quantized models only */
+    int64_t qscratch_bytes;
+    int32_t quant_a8;   /* 1: 8-bit activations where the weight's type has them (hl_quant_product_resolve) */
     float *rope_cs;     /* (rope_n, head_dim): RoPE cos/sin per position (hl_rope_table), grown on use */
     int32_t rope_n;     /* positions rope_cs covers (<= n_ctx) */
     hl_projection_hook hook;               /* see above; zeroed when none was installed */
@@ -55,6 +58,11 @@ void hl_context_set_projection_hook(hl_context *ctx, const hl_projection_hook *h
  * row after the base vocabulary, or (id < 0) raw scene vector -id-1 of the
  * context. The one rule for every forward pass (model/forward.c). */
 const float *hl_context_embedding_row(const hl_context *ctx, int32_t id, float *buf);
+/* out (T, O; row stride ldo) = x (T, K) · Wᵀ over a quantized weight q, by
+ * the context's quantized-product choice: the one rule for forward.c and
+ * batch_decode.c. */
+void hl_context_qmatmul(const hl_context *ctx, hl_pool *pool, float *out, int64_t ldo, const float *x,
+                        const hl_qweight *q, int64_t T);
 /* The hook installed on ctx (all fields NULL when none). */
 static inline const hl_projection_hook *hl_context_projection_hook(const hl_context *ctx) { return &ctx->hook; }
 #endif

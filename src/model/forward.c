@@ -83,6 +83,8 @@ hl_status hl_context_init(const hl_model *m, const hl_context_params *params, hl
     const int prefer_packed = hl_kernel_choice_active().infer == HL_WEIGHTS_PACKED;
     hl_status ls = hl_weight_layout_resolve(p.weights, prefer_packed, &layout, err);
     if (ls != HL_OK) return ls;
+    int32_t quant_a8 = 0;
+    if (m->quantized && (ls = hl_quant_product_resolve(&quant_a8, err)) != HL_OK) return ls;
     /* Quantized weights are read from their blocks; packing is for f32 bases. */
     if (m->quantized) layout = HL_WEIGHTS_ROWS;
     hl_context *ctx = hl_calloc(1, sizeof *ctx);
@@ -104,7 +106,14 @@ hl_status hl_context_init(const hl_model *m, const hl_context_params *params, hl
     ctx->hb2 = hl_malloc_array((size_t)(B * F), sizeof(float));
     ctx->proj = hl_malloc_array((size_t)(B * wide), sizeof(float));
     ctx->att_scratch = hl_malloc_array((size_t)p.n_threads * (size_t)ctx->n_ctx, sizeof(float));
-    if (m->quantized) ctx->qscratch = hl_malloc_array((size_t)hl_qmatmul_scratch_floats(p.n_threads, wide), sizeof(float));
+    if (m->quantized) {
+        int64_t floats = hl_qmatmul_scratch_floats(p.n_threads, wide > QD ? wide : QD);
+        int64_t a8 = hl_qmatmul_a8_scratch_bytes(wide > QD ? wide : QD);
+        if (floats * (int64_t)sizeof(float) < a8) floats = (a8 + 3) / 4;
+        ctx->qscratch = hl_malloc_array((size_t)floats, sizeof(float));
+        ctx->qscratch_bytes = floats * (int64_t)sizeof(float);
+        ctx->quant_a8 = quant_a8;
+    }
     /* rope_cs grows with the positions used (rope_reserve). */
     if (!ctx->pool || !ctx->kcache || !ctx->vcache || !ctx->x || !ctx->xb || !ctx->q || !ctx->att || !ctx->hb ||
         !ctx->hb2 || !ctx->proj || !ctx->att_scratch || (m->quantized && !ctx->qscratch)) {
@@ -119,13 +128,20 @@ hl_status hl_context_init(const hl_model *m, const hl_context_params *params, hl
     return HL_OK;
 }
 
+void hl_context_qmatmul(const hl_context *ctx, hl_pool *pool, float *out, int64_t ldo, const float *x,
+                        const hl_qweight *q, int64_t T) {
+    if (ctx->quant_a8 && hl_qmatmul_a8_supports(q->type))
+        hl_qmatmul_a8(pool, out, ldo, x, q, T, ctx->qscratch, ctx->qscratch_bytes);
+    else hl_qmatmul(pool, out, ldo, x, q, T, ctx->qscratch);
+}
+
 /* out (T, O; row stride ldo) = x (T, K) · Wᵀ, plus the projection hook's terms on (layer, target). */
 /* W is row-major, or packed when the context runs on packed weights. */
 /* A quantized W (hl_model_qweight) is read from its blocks whatever the layout. */
 static hl_status project_ld(hl_context *ctx, int layer, int target, const float *W, const float *x, float *out,
                             int64_t ldo, int64_t T, int64_t K, int64_t O, hl_error *err) {
     const hl_qweight *q = hl_model_qweight(ctx->m, layer, target);
-    if (q) hl_qmatmul(ctx->pool, out, ldo, x, q, T, ctx->qscratch);
+    if (q) hl_context_qmatmul(ctx, ctx->pool, out, ldo, x, q, T);
     else if (ctx->packed) hl_matmul_packed(ctx->pool, out, ldo, x, W, T, K, O);
     else hl_matmul_strided(ctx->pool, out, ldo, x, W, T, K, O, 1.0f, 0);
     if (ctx->hook.apply) return ctx->hook.apply(ctx->hook.state, ctx, layer, target, x, out, ldo, T, err);
@@ -143,7 +159,7 @@ static hl_status project_group(hl_context *ctx, int layer, const int *targets, c
     if (ctx->m->quantized) { /* each part on its own: any of them may be quantized (the _M mixes mix types) */
         for (int i = 0; i < n; i++) {
             const hl_qweight *q = hl_model_qweight(ctx->m, layer, targets[i]);
-            if (q) hl_qmatmul(ctx->pool, parts[i].out, parts[i].ldo, x, q, T, ctx->qscratch);
+            if (q) hl_context_qmatmul(ctx, ctx->pool, parts[i].out, parts[i].ldo, x, q, T);
             else hl_matmul_strided(ctx->pool, parts[i].out, parts[i].ldo, x, parts[i].w, T, K, parts[i].O, 1.0f, 0);
         }
     } else if (ctx->packed) hl_matmul_packed_group(ctx->pool, x, T, K, parts, n);

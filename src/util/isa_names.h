@@ -51,6 +51,8 @@
 #define hl_qmatmul_scratch_floats HL_ISA_NAME(hl_qmatmul_scratch_floats)
 #define hl_qmatmul HL_ISA_NAME(hl_qmatmul)
 #define hl_qmatmul_nn HL_ISA_NAME(hl_qmatmul_nn)
+/* matmul_a8.c */
+#define hl_qmatmul_a8 HL_ISA_NAME(hl_qmatmul_a8)
 /* ops.c */
 #define hl_rmsnorm HL_ISA_NAME(hl_rmsnorm)
 #define hl_rmsnorm_backward HL_ISA_NAME(hl_rmsnorm_backward)

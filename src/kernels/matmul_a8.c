@@ -1,0 +1,346 @@
+/* matmul_a8.c: x·Wᵀ over a quantized weight with 8-bit activations and
+ * integer dot products (see kernels.h, hl_qmatmul_a8), for q8_0, q4_K and
+ * q6_K rows: the weight's blocks are never turned into floats.
+ *
+ * Each token of x is first quantized, per block of the weight's block size,
+ * to int8 with one scale: q = round-to-nearest-even(x·(127/max|x|)), clamped
+ * to ±127, and d = max|x|/127 (rounded to f16 for the 32-element blocks of
+ * q8_0, as llama.cpp stores them). The 256-element blocks (for the K types)
+ * also keep the sums of each 16 q's. This is llama.cpp's own activation
+ * rule, so on q4_K files the logits agree with its to about 1e-6. The products are then integer
+ * sums, exact in any order, times the two blocks' scales.
+ *
+ * One fixed float order, the same at every SIMD level: the integer products
+ * of a block land in 8 int32 lanes, lane l holding the elements 4l..4l+3 of
+ * each 32 (what one 256-bit multiply-add of bytes gives); per block, each
+ * lane does acc[l] = fma(d_w·d_x, (float)lane[l], acc[l]), and the row's
+ * value is ((a0+a4)+(a2+a6)) + ((a1+a5)+(a3+a7)), less the q4_K min term.
+ * The scalar code computes exactly these lanes, so the scalar, AVX2 and
+ * AVX-512 builds give the same bits, at any thread count and batch size.
+ *
+ * Shapes: x (T, K), W (O, K) as an hl_qweight, out (T, O; row stride ldo).
+ * scratch holds the quantized tokens, as many at a time as fit. */
+#include "kernels/kernels.h"
+#include "quant/block_simd.h"
+#include "quant/quant_types.h"
+#include "util/half.h"
+#include "util/le_bytes.h"
+
+#include <math.h>
+#include <string.h>
+#if defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
+#include <immintrin.h>
+#define HL_A8_SIMD 1
+#endif
+
+/* One quantized block of a token: 32 elements (for q8_0), or 256 with the
+ * sums of each 16 (for the K types). */
+typedef struct {
+    float d;
+    int8_t q[32];
+} a8_block32;
+typedef struct {
+    float d;
+    int16_t bsum[16];
+    int8_t q[256];
+} a8_block256;
+
+static float f16_at(const uint8_t *p) {
+#ifdef HL_A8_SIMD
+    return _cvtsh_ss(hl_le16(p));
+#else
+    return hl_f16_to_f32(hl_le16(p));
+#endif
+}
+
+/* q[0..n) = x quantized with one scale; returns the scale. */
+static float quantize_block(const float *x, int n, int8_t *q) {
+    float amax = 0.0f;
+    for (int i = 0; i < n; i++) {
+        float a = fabsf(x[i]);
+        amax = a > amax ? a : amax;
+    }
+    const float id = amax > 0.0f ? 127.0f / amax : 0.0f;
+    for (int i = 0; i < n; i++) {
+        long v = lrintf(x[i] * id);
+        q[i] = (int8_t)(v > 127 ? 127 : v < -127 ? -127 : v);
+    }
+    return amax / 127.0f;
+}
+
+/* The bytes one token of K elements takes quantized for a weight type. */
+static int64_t a8_token_bytes(uint32_t type, int64_t K) {
+    return type == HL_TYPE_Q8_0 ? K / 32 * (int64_t)sizeof(a8_block32) : K / 256 * (int64_t)sizeof(a8_block256);
+}
+
+static void quantize_token(uint32_t type, const float *x, int64_t K, void *dst) {
+    if (type == HL_TYPE_Q8_0) {
+        a8_block32 *b = dst;
+        /* the scale rounded to f16, as llama.cpp stores its q8_0 activations */
+        for (int64_t i = 0; i < K / 32; i++) b[i].d = hl_f16_to_f32(hl_f32_to_f16(quantize_block(x + 32 * i, 32, b[i].q)));
+        return;
+    }
+    a8_block256 *b = dst;
+    for (int64_t i = 0; i < K / 256; i++) {
+        b[i].d = quantize_block(x + 256 * i, 256, b[i].q);
+        for (int g = 0; g < 16; g++) {
+            int s = 0;
+            for (int k = 0; k < 16; k++) s += b[i].q[16 * g + k];
+            b[i].bsum[g] = (int16_t)s;
+        }
+    }
+}
+
+static float lanes_sum(const float a[8]) { return ((a[0] + a[4]) + (a[2] + a[6])) + ((a[1] + a[5]) + (a[3] + a[7])); }
+
+/* ---- the documented lanes, element by element ---- */
+#ifndef HL_A8_SIMD
+static float dot_q8_0(const uint8_t *w, const a8_block32 *x, int64_t nb) {
+    float acc[8] = {0};
+    for (int64_t b = 0; b < nb; b++, w += 34) {
+        const int8_t *qw = (const int8_t *)(w + 2);
+        const float dd = f16_at(w) * x[b].d;
+        for (int l = 0; l < 8; l++) {
+            int32_t s = 0;
+            for (int i = 4 * l; i < 4 * l + 4; i++) s += (int32_t)qw[i] * x[b].q[i];
+            acc[l] = fmaf(dd, (float)s, acc[l]);
+        }
+    }
+    return lanes_sum(acc);
+}
+
+static float dot_q4_k(const uint8_t *w, const a8_block256 *x, int64_t nb) {
+    float acc[8] = {0}, macc = 0.0f;
+    for (int64_t b = 0; b < nb; b++, w += 144) {
+        const uint8_t *scales = w + 4, *q = w + 16;
+        int32_t lane[8] = {0}, mins = 0;
+        for (int j = 0; j < 4; j++) {
+            uint8_t sc1, m1, sc2, m2;
+            hl_k4_scale_min(2 * j, scales, &sc1, &m1);
+            hl_k4_scale_min(2 * j + 1, scales, &sc2, &m2);
+            const int8_t *y = x[b].q + 64 * j;
+            for (int l = 0; l < 8; l++) {
+                int32_t s1 = 0, s2 = 0;
+                for (int i = 4 * l; i < 4 * l + 4; i++) {
+                    s1 += (q[32 * j + i] & 15) * y[i];
+                    s2 += (q[32 * j + i] >> 4) * y[32 + i];
+                }
+                lane[l] += sc1 * s1 + sc2 * s2;
+            }
+            mins += m1 * (x[b].bsum[4 * j] + x[b].bsum[4 * j + 1]) + m2 * (x[b].bsum[4 * j + 2] + x[b].bsum[4 * j + 3]);
+        }
+        const float dd = f16_at(w) * x[b].d, dm = f16_at(w + 2) * x[b].d;
+        for (int l = 0; l < 8; l++) acc[l] = fmaf(dd, (float)lane[l], acc[l]);
+        macc = fmaf(dm, (float)mins, macc);
+    }
+    return lanes_sum(acc) - macc;
+}
+
+/* Element e of a q6_K half (128 elements): chunk c = e/32, i = e%32. */
+static int q6_value(const uint8_t *ql, const uint8_t *qh, int c, int i) {
+    const int lo = c & 1 ? ql[32 + i] : ql[i];
+    return (c < 2 ? lo & 15 : lo >> 4) | ((qh[i] >> (2 * c)) & 3) << 4;
+}
+
+static float dot_q6_k(const uint8_t *w, const a8_block256 *x, int64_t nb) {
+    float acc[8] = {0};
+    for (int64_t b = 0; b < nb; b++, w += 210) {
+        const int8_t *sc = (const int8_t *)(w + 192);
+        int32_t lane[8] = {0}, offset = 0;
+        for (int h = 0; h < 2; h++)
+            for (int c = 0; c < 4; c++) {
+                const int8_t *y = x[b].q + 128 * h + 32 * c;
+                for (int l = 0; l < 8; l++) {
+                    int32_t s = 0;
+                    for (int i = 4 * l; i < 4 * l + 4; i++) s += q6_value(w + 64 * h, w + 128 + 32 * h, c, i) * y[i];
+                    lane[l] += sc[8 * h + 2 * c + l / 4] * s;
+                }
+            }
+        for (int g = 0; g < 16; g++) offset += sc[g] * x[b].bsum[g];
+        lane[0] -= 32 * offset;
+        const float dd = f16_at(w + 208) * x[b].d;
+        for (int l = 0; l < 8; l++) acc[l] = fmaf(dd, (float)lane[l], acc[l]);
+    }
+    return lanes_sum(acc);
+}
+#else
+/* ---- the same lanes, 32 bytes at a time ----
+ * One row against nt tokens (nt ≤ 4, a constant at each call): the row's
+ * bytes are unpacked once per block and multiplied with each token's, which
+ * is what makes prompts fast; each token's lanes and float chain are the
+ * ones above. out[t·ldo] for t < nt; tokens are stride bytes apart. */
+static inline float lanes_sum8(__m256 v) {
+    float a[8];
+    _mm256_storeu_ps(a, v);
+    return lanes_sum(a);
+}
+
+static inline __attribute__((always_inline)) void dots_q8_0(const uint8_t *w, const uint8_t *act, int64_t stride,
+                                                            int64_t nb, const int nt, float *out, int64_t ldo) {
+    __m256 acc[4];
+    for (int t = 0; t < nt; t++) acc[t] = _mm256_setzero_ps();
+    const __m256i ones = _mm256_set1_epi16(1);
+    for (int64_t b = 0; b < nb; b++, w += 34) {
+        const __m256i qw = _mm256_loadu_si256((const __m256i *)(w + 2));
+        const __m256i aw = _mm256_sign_epi8(qw, qw);
+        const float dw = f16_at(w);
+        for (int t = 0; t < nt; t++) {
+            const a8_block32 *x = (const a8_block32 *)(act + t * stride) + b;
+            const __m256i qx = _mm256_loadu_si256((const __m256i *)x->q);
+            /* |w|·(x·sign w): unsigned × signed bytes, pairs summed (at most 2·128·127) */
+            const __m256i s = _mm256_madd_epi16(_mm256_maddubs_epi16(aw, _mm256_sign_epi8(qx, qw)), ones);
+            acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(dw * x->d), _mm256_cvtepi32_ps(s), acc[t]);
+        }
+    }
+    for (int t = 0; t < nt; t++) out[t * ldo] = lanes_sum8(acc[t]);
+}
+
+static inline __attribute__((always_inline)) void dots_q4_k(const uint8_t *w, const uint8_t *act, int64_t stride,
+                                                            int64_t nb, const int nt, float *out, int64_t ldo) {
+    __m256 acc[4];
+    float macc[4];
+    for (int t = 0; t < nt; t++) acc[t] = _mm256_setzero_ps(), macc[t] = 0.0f;
+    const __m256i low = _mm256_set1_epi8(0x0f);
+    for (int64_t b = 0; b < nb; b++, w += 144) {
+        const uint8_t *scales = w + 4, *q = w + 16;
+        uint8_t sc[8], mn[8];
+        for (int g = 0; g < 8; g++) hl_k4_scale_min(g, scales, &sc[g], &mn[g]);
+        __m256i lane[4];
+        for (int t = 0; t < nt; t++) lane[t] = _mm256_setzero_si256();
+        for (int j = 0; j < 4; j++) {
+            const __m256i v = _mm256_loadu_si256((const __m256i *)(q + 32 * j));
+            const __m256i lo = _mm256_and_si256(v, low), hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), low);
+            const __m256i s1 = _mm256_set1_epi16(sc[2 * j]), s2 = _mm256_set1_epi16(sc[2 * j + 1]);
+            for (int t = 0; t < nt; t++) {
+                const int8_t *y = ((const a8_block256 *)(act + t * stride) + b)->q + 64 * j;
+                const __m256i p1 = _mm256_maddubs_epi16(lo, _mm256_loadu_si256((const __m256i *)y));
+                const __m256i p2 = _mm256_maddubs_epi16(hi, _mm256_loadu_si256((const __m256i *)(y + 32)));
+                lane[t] = _mm256_add_epi32(lane[t], _mm256_add_epi32(_mm256_madd_epi16(p1, s1), _mm256_madd_epi16(p2, s2)));
+            }
+        }
+        const float d = f16_at(w), dmin = f16_at(w + 2);
+        for (int t = 0; t < nt; t++) {
+            const a8_block256 *x = (const a8_block256 *)(act + t * stride) + b;
+            int32_t mins = 0;
+            for (int g = 0; g < 8; g++) mins += mn[g] * (x->bsum[2 * g] + x->bsum[2 * g + 1]);
+            acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(d * x->d), _mm256_cvtepi32_ps(lane[t]), acc[t]);
+            macc[t] = fmaf(dmin * x->d, (float)mins, macc[t]);
+        }
+    }
+    for (int t = 0; t < nt; t++) out[t * ldo] = lanes_sum8(acc[t]) - macc[t];
+}
+
+static inline __attribute__((always_inline)) void dots_q6_k(const uint8_t *w, const uint8_t *act, int64_t stride,
+                                                            int64_t nb, const int nt, float *out, int64_t ldo) {
+    __m256 acc[4];
+    for (int t = 0; t < nt; t++) acc[t] = _mm256_setzero_ps();
+    const __m256i low = _mm256_set1_epi8(0x0f), bits2 = _mm256_set1_epi8(3);
+    for (int64_t b = 0; b < nb; b++, w += 210) {
+        const int8_t *sc = (const int8_t *)(w + 192);
+        __m256i lane[4];
+        for (int t = 0; t < nt; t++) lane[t] = _mm256_setzero_si256();
+        for (int h = 0; h < 2; h++) {
+            const uint8_t *ql = w + 64 * h, *qh = w + 128 + 32 * h;
+            const __m256i l0 = _mm256_loadu_si256((const __m256i *)ql);
+            const __m256i l1 = _mm256_loadu_si256((const __m256i *)(ql + 32));
+            const __m256i hb = _mm256_loadu_si256((const __m256i *)qh);
+            __m256i v[4];
+            v[0] = _mm256_or_si256(_mm256_and_si256(l0, low), _mm256_slli_epi16(_mm256_and_si256(hb, bits2), 4));
+            v[1] = _mm256_or_si256(_mm256_and_si256(l1, low),
+                                   _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 2), bits2), 4));
+            v[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), low),
+                                   _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 4), bits2), 4));
+            v[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), low),
+                                   _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 6), bits2), 4));
+            for (int c = 0; c < 4; c++) {
+                const __m256i s = _mm256_set_m128i(_mm_set1_epi16(sc[8 * h + 2 * c + 1]), _mm_set1_epi16(sc[8 * h + 2 * c]));
+                for (int t = 0; t < nt; t++) {
+                    const int8_t *y = ((const a8_block256 *)(act + t * stride) + b)->q + 128 * h + 32 * c;
+                    const __m256i p = _mm256_maddubs_epi16(v[c], _mm256_loadu_si256((const __m256i *)y)); /* ≤ 2·63·127 */
+                    lane[t] = _mm256_add_epi32(lane[t], _mm256_madd_epi16(p, s));
+                }
+            }
+        }
+        const float d = f16_at(w + 208);
+        for (int t = 0; t < nt; t++) {
+            const a8_block256 *x = (const a8_block256 *)(act + t * stride) + b;
+            int32_t offset = 0;
+            for (int g = 0; g < 16; g++) offset += sc[g] * x->bsum[g];
+            const __m256i l = _mm256_sub_epi32(lane[t], _mm256_setr_epi32(32 * offset, 0, 0, 0, 0, 0, 0, 0));
+            acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(d * x->d), _mm256_cvtepi32_ps(l), acc[t]);
+        }
+    }
+    for (int t = 0; t < nt; t++) out[t * ldo] = lanes_sum8(acc[t]);
+}
+#endif
+
+typedef struct {
+    float *out;
+    int64_t ldo;
+    const float *x;
+    const hl_qweight *w;
+    int64_t T, act_bytes;
+    uint8_t *act; /* (T, act_bytes) */
+} a8job;
+
+static void quantize_tokens(void *arg, int64_t t0, int64_t t1, int worker) {
+    (void)worker;
+    const a8job *j = arg;
+    for (int64_t t = t0; t < t1; t++) quantize_token(j->w->type, j->x + t * j->w->cols, j->w->cols, j->act + t * j->act_bytes);
+}
+
+#ifndef HL_A8_SIMD
+/* The scalar path: the same per-token functions, one token at a time. */
+#define SCALAR_DOTS(name, dot, blk)                                                                            \
+    static inline void name(const uint8_t *w, const uint8_t *act, int64_t stride, int64_t nb, const int nt,  \
+                            float *out, int64_t ldo) {                                                       \
+        for (int t = 0; t < nt; t++) out[t * ldo] = dot(w, (const blk *)(act + t * stride), nb);            \
+    }
+SCALAR_DOTS(dots_q8_0, dot_q8_0, a8_block32)
+SCALAR_DOTS(dots_q4_k, dot_q4_k, a8_block256)
+SCALAR_DOTS(dots_q6_k, dot_q6_k, a8_block256)
+#undef SCALAR_DOTS
+#endif
+
+/* Rows [o0, o1), each against the tokens four at a time: a row's bytes are
+ * unpacked once per four tokens and stay in L1 while the tokens stream. */
+#define A8_ROWS(name, dots)                                                                                  \
+    static void name(const a8job *j, int64_t o0, int64_t o1, int64_t nb) {                                 \
+        const hl_qweight *w = j->w;                                                                         \
+        for (int64_t o = o0; o < o1; o++) {                                                                 \
+            const uint8_t *row = (const uint8_t *)w->data + (uint64_t)o * w->row_bytes;                      \
+            int64_t t = 0;                                                                                  \
+            for (; t + 4 <= j->T; t += 4) dots(row, j->act + t * j->act_bytes, j->act_bytes, nb, 4, j->out + t * j->ldo + o, j->ldo); \
+            for (; t < j->T; t++) dots(row, j->act + t * j->act_bytes, j->act_bytes, nb, 1, j->out + t * j->ldo + o, j->ldo); \
+        }                                                                                                   \
+    }
+A8_ROWS(rows_q8_0, dots_q8_0)
+A8_ROWS(rows_q4_k, dots_q4_k)
+A8_ROWS(rows_q6_k, dots_q6_k)
+#undef A8_ROWS
+
+static void a8_rows(void *arg, int64_t o0, int64_t o1, int worker) {
+    (void)worker;
+    const a8job *j = arg;
+    const hl_qweight *w = j->w;
+    switch (w->type) {
+    case HL_TYPE_Q8_0: rows_q8_0(j, o0, o1, w->cols / 32); break;
+    case HL_TYPE_Q4_K: rows_q4_k(j, o0, o1, w->cols / 256); break;
+    default: rows_q6_k(j, o0, o1, w->cols / 256); break;
+    }
+}
+
+void hl_qmatmul_a8(hl_pool *pool, float *out, int64_t ldo, const float *x, const hl_qweight *w, int64_t T,
+                   void *scratch, int64_t scratch_bytes) {
+    const int64_t K = w->cols, act_bytes = a8_token_bytes(w->type, K);
+    int64_t chunk = scratch_bytes / act_bytes; /* tokens quantized at once; each output is independent of it */
+    if (chunk < 1) chunk = 1;
+    if (T * K * w->rows < 32768) pool = NULL; /* as hl_matmul: not worth waking workers */
+    for (int64_t t0 = 0; t0 < T; t0 += chunk) {
+        const int64_t n = T - t0 < chunk ? T - t0 : chunk;
+        a8job j = {out + t0 * ldo, ldo, x + t0 * K, w, n, act_bytes, scratch};
+        if (n > 1) hl_pool_for(pool, n, 1, quantize_tokens, &j);
+        else quantize_tokens(&j, 0, 1, 0);
+        hl_pool_for(pool, w->rows, 4, a8_rows, &j);
+    }
+}
