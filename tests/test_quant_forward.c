@@ -10,7 +10,7 @@
  *   the *.lora_r4 references;
  * - threads 1 and 2, and batched against one token at a time, give
  *   identical bits.
- * With the default 8-bit activations (q8_0, q4_K, q6_K rows: hl_qmatmul_a8):
+ * With the default 8-bit activations (q8_0, q4_K, q5_K, q6_K rows: hl_qmatmul_a8):
  * - the logits are within 3e-2 of llama.cpp's on the quantized file (3.5e-2
  *   with the adapter), as llama.cpp's own are of exact arithmetic;
  * - threads 1 and 2, and batched against one token at a time, give
@@ -380,6 +380,7 @@ int main(void) {
     read_ids();
     check_a8_kernel("Q8_0", HL_TARGET_DOWN);
     check_a8_kernel("Q4_K", HL_TARGET_DOWN);
+    check_a8_kernel("Q5_K", HL_TARGET_DOWN);
     check_a8_kernel("Q6_K", HL_TARGET_DOWN);
     check_a8_kernel("Q6_K", HL_TARGET_GATE);
     check_f32();

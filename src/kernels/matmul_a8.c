@@ -1,6 +1,6 @@
 /* matmul_a8.c: x·Wᵀ over a quantized weight with 8-bit activations and
- * integer dot products (see kernels.h, hl_qmatmul_a8), for q8_0, q4_K and
- * q6_K rows: the weight's blocks are never turned into floats.
+ * integer dot products (see kernels.h, hl_qmatmul_a8), for q8_0, q4_K, q5_K
+ * and q6_K rows: the weight's blocks are never turned into floats.
  *
  * Each token of x is first quantized, per block of the weight's block size,
  * to int8 with one scale: q = round-to-nearest-even(x·(127/max|x|)), clamped
@@ -109,10 +109,13 @@ static float dot_q8_0(const uint8_t *w, const a8_block32 *x, int64_t nb) {
     return lanes_sum(acc);
 }
 
-static float dot_q4_k(const uint8_t *w, const a8_block256 *x, int64_t nb) {
+/* q4_K (qh NULL) and q5_K (qh: the fifth bits, bit 2j of qh[i] for element
+ * i of group 2j, bit 2j + 1 for group 2j + 1): the same lanes. */
+static float dot_q45_k(const uint8_t *w, const a8_block256 *x, int64_t nb, int five) {
     float acc[8] = {0}, macc = 0.0f;
-    for (int64_t b = 0; b < nb; b++, w += 144) {
-        const uint8_t *scales = w + 4, *q = w + 16;
+    const int64_t bytes = five ? 176 : 144;
+    for (int64_t b = 0; b < nb; b++, w += bytes) {
+        const uint8_t *scales = w + 4, *q = w + (five ? 48 : 16), *qh = w + 16;
         int32_t lane[8] = {0}, mins = 0;
         for (int j = 0; j < 4; j++) {
             uint8_t sc1, m1, sc2, m2;
@@ -122,8 +125,9 @@ static float dot_q4_k(const uint8_t *w, const a8_block256 *x, int64_t nb) {
             for (int l = 0; l < 8; l++) {
                 int32_t s1 = 0, s2 = 0;
                 for (int i = 4 * l; i < 4 * l + 4; i++) {
-                    s1 += (q[32 * j + i] & 15) * y[i];
-                    s2 += (q[32 * j + i] >> 4) * y[32 + i];
+                    const int h1 = five ? ((qh[i] >> (2 * j)) & 1) << 4 : 0, h2 = five ? ((qh[i] >> (2 * j + 1)) & 1) << 4 : 0;
+                    s1 += ((q[32 * j + i] & 15) | h1) * y[i];
+                    s2 += ((q[32 * j + i] >> 4) | h2) * y[32 + i];
                 }
                 lane[l] += sc1 * s1 + sc2 * s2;
             }
@@ -135,6 +139,8 @@ static float dot_q4_k(const uint8_t *w, const a8_block256 *x, int64_t nb) {
     }
     return lanes_sum(acc) - macc;
 }
+static float dot_q4_k(const uint8_t *w, const a8_block256 *x, int64_t nb) { return dot_q45_k(w, x, nb, 0); }
+static float dot_q5_k(const uint8_t *w, const a8_block256 *x, int64_t nb) { return dot_q45_k(w, x, nb, 1); }
 
 /* Element e of a q6_K half (128 elements): chunk c = e/32, i = e%32. */
 static int q6_value(const uint8_t *ql, const uint8_t *qh, int c, int i) {
@@ -195,21 +201,29 @@ static inline __attribute__((always_inline)) void dots_q8_0(const uint8_t *w, co
     for (int t = 0; t < nt; t++) out[t * ldo] = lanes_sum8(acc[t]);
 }
 
-static inline __attribute__((always_inline)) void dots_q4_k(const uint8_t *w, const uint8_t *act, int64_t stride,
-                                                            int64_t nb, const int nt, float *out, int64_t ldo) {
+/* q4_K, or q5_K when five (the fifth bits from qh, as in the scalar form). */
+static inline __attribute__((always_inline)) void dots_q45_k(const uint8_t *w, const uint8_t *act, int64_t stride,
+                                                             int64_t nb, const int nt, float *out, int64_t ldo,
+                                                             const int five) {
     __m256 acc[4];
     float macc[4];
     for (int t = 0; t < nt; t++) acc[t] = _mm256_setzero_ps(), macc[t] = 0.0f;
-    const __m256i low = _mm256_set1_epi8(0x0f);
-    for (int64_t b = 0; b < nb; b++, w += 144) {
-        const uint8_t *scales = w + 4, *q = w + 16;
+    const __m256i low = _mm256_set1_epi8(0x0f), one = _mm256_set1_epi8(1);
+    for (int64_t b = 0; b < nb; b++, w += five ? 176 : 144) {
+        const uint8_t *scales = w + 4, *q = w + (five ? 48 : 16);
+        const __m256i hb = five ? _mm256_loadu_si256((const __m256i *)(w + 16)) : _mm256_setzero_si256();
         uint8_t sc[8], mn[8];
         for (int g = 0; g < 8; g++) hl_k4_scale_min(g, scales, &sc[g], &mn[g]);
         __m256i lane[4];
         for (int t = 0; t < nt; t++) lane[t] = _mm256_setzero_si256();
         for (int j = 0; j < 4; j++) {
             const __m256i v = _mm256_loadu_si256((const __m256i *)(q + 32 * j));
-            const __m256i lo = _mm256_and_si256(v, low), hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), low);
+            __m256i lo = _mm256_and_si256(v, low), hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), low);
+            if (five) { /* values ≤ 31: the shifts stay inside each byte */
+                const __m128i s1 = _mm_cvtsi32_si128(2 * j), s2 = _mm_cvtsi32_si128(2 * j + 1);
+                lo = _mm256_or_si256(lo, _mm256_slli_epi16(_mm256_and_si256(_mm256_srl_epi16(hb, s1), one), 4));
+                hi = _mm256_or_si256(hi, _mm256_slli_epi16(_mm256_and_si256(_mm256_srl_epi16(hb, s2), one), 4));
+            }
             const __m256i s1 = _mm256_set1_epi16(sc[2 * j]), s2 = _mm256_set1_epi16(sc[2 * j + 1]);
             for (int t = 0; t < nt; t++) {
                 const int8_t *y = ((const a8_block256 *)(act + t * stride) + b)->q + 64 * j;
@@ -228,6 +242,14 @@ static inline __attribute__((always_inline)) void dots_q4_k(const uint8_t *w, co
         }
     }
     for (int t = 0; t < nt; t++) out[t * ldo] = lanes_sum8(acc[t]) - macc[t];
+}
+static inline __attribute__((always_inline)) void dots_q4_k(const uint8_t *w, const uint8_t *act, int64_t stride,
+                                                            int64_t nb, const int nt, float *out, int64_t ldo) {
+    dots_q45_k(w, act, stride, nb, nt, out, ldo, 0);
+}
+static inline __attribute__((always_inline)) void dots_q5_k(const uint8_t *w, const uint8_t *act, int64_t stride,
+                                                            int64_t nb, const int nt, float *out, int64_t ldo) {
+    dots_q45_k(w, act, stride, nb, nt, out, ldo, 1);
 }
 
 static inline __attribute__((always_inline)) void dots_q6_k(const uint8_t *w, const uint8_t *act, int64_t stride,
@@ -298,6 +320,7 @@ static void quantize_tokens(void *arg, int64_t t0, int64_t t1, int worker) {
     }
 SCALAR_DOTS(dots_q8_0, dot_q8_0, a8_block32)
 SCALAR_DOTS(dots_q4_k, dot_q4_k, a8_block256)
+SCALAR_DOTS(dots_q5_k, dot_q5_k, a8_block256)
 SCALAR_DOTS(dots_q6_k, dot_q6_k, a8_block256)
 #undef SCALAR_DOTS
 #endif
@@ -316,6 +339,7 @@ SCALAR_DOTS(dots_q6_k, dot_q6_k, a8_block256)
     }
 A8_ROWS(rows_q8_0, dots_q8_0)
 A8_ROWS(rows_q4_k, dots_q4_k)
+A8_ROWS(rows_q5_k, dots_q5_k)
 A8_ROWS(rows_q6_k, dots_q6_k)
 #undef A8_ROWS
 
@@ -326,6 +350,7 @@ static void a8_rows(void *arg, int64_t o0, int64_t o1, int worker) {
     switch (w->type) {
     case HL_TYPE_Q8_0: rows_q8_0(j, o0, o1, w->cols / 32); break;
     case HL_TYPE_Q4_K: rows_q4_k(j, o0, o1, w->cols / 256); break;
+    case HL_TYPE_Q5_K: rows_q5_k(j, o0, o1, w->cols / 256); break;
     default: rows_q6_k(j, o0, o1, w->cols / 256); break;
     }
 }
