@@ -182,7 +182,7 @@ void hl_qmatmul_nn(hl_pool *pool, float *out, const float *dy, const hl_qweight 
  * hl_qmatmul_a8_scratch_bytes(K) bytes (one token); more lets it quantize
  * more tokens at once. */
 static inline int hl_qmatmul_a8_supports(uint32_t type) { return type == 8 || type == 12 || type == 13 || type == 14; }
-static inline int64_t hl_qmatmul_a8_scratch_bytes(int64_t K) { return (K / 32) * 37 + 64; } /* covers 36 bytes per 32 (q8_0) and 292 per 256 */
+static inline int64_t hl_qmatmul_a8_scratch_bytes(int64_t K) { return K + K / 4 + 128; } /* one token, aligned */
 void hl_qmatmul_a8(hl_pool *pool, float *out, int64_t ldo, const float *x, const hl_qweight *w, int64_t T,
                    void *scratch, int64_t scratch_bytes);
 

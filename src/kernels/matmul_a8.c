@@ -27,23 +27,27 @@
 #include "util/le_bytes.h"
 
 #include <math.h>
+#include <stdint.h>
 #include <string.h>
 #if defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
 #include <immintrin.h>
 #define HL_A8_SIMD 1
 #endif
 
-/* One quantized block of a token: 32 elements (for q8_0), or 256 with the
- * sums of each 16 (for the K types). */
+/* One token quantized, as stored in the scratch (each token 64-byte
+ * aligned, so the 32-byte loads of q never straddle cache lines): q (K
+ * int8), then for the K types the sums of each 16 q's (K/16 int16), then
+ * the blocks' scales (K/32 or K/256 f32). */
 typedef struct {
-    float d;
-    int8_t q[32];
-} a8_block32;
-typedef struct {
-    float d;
-    int16_t bsum[16];
-    int8_t q[256];
-} a8_block256;
+    const int8_t *q;
+    const int16_t *bsum;
+    const float *d;
+} a8_tok;
+
+static inline a8_tok a8_at(const uint8_t *act, int64_t K, int k_type) {
+    a8_tok v = {(const int8_t *)act, (const int16_t *)(act + K), (const float *)(act + K + (k_type ? K / 8 : 0))};
+    return v;
+}
 
 static float f16_at(const uint8_t *p) {
 #ifdef HL_A8_SIMD
@@ -53,7 +57,31 @@ static float f16_at(const uint8_t *p) {
 #endif
 }
 
-/* q[0..n) = x quantized with one scale; returns the scale. */
+/* q[0..n) = x quantized with one scale; returns the scale. n is 32 or 256.
+ * The SIMD form gives the same bytes: the maximum is exact, the product is
+ * one rounding, and converting rounds to nearest even as lrintf does. */
+#ifdef HL_A8_SIMD
+static float quantize_block(const float *x, int n, int8_t *q) {
+    const __m256 sign = _mm256_set1_ps(-0.0f);
+    __m256 m = _mm256_setzero_ps();
+    for (int i = 0; i < n; i += 8) m = _mm256_max_ps(_mm256_andnot_ps(sign, _mm256_loadu_ps(x + i)), m); /* NaN: skipped */
+    __m128 h = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+    h = _mm_max_ps(h, _mm_movehl_ps(h, h));
+    h = _mm_max_ss(h, _mm_shuffle_ps(h, h, 1));
+    const float amax = _mm_cvtss_f32(h), id = amax > 0.0f ? 127.0f / amax : 0.0f;
+    const __m256 vid = _mm256_set1_ps(id);
+    const __m256i hi = _mm256_set1_epi32(127), lo = _mm256_set1_epi32(-127);
+    const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+    for (int i = 0; i < n; i += 32) {
+        __m256i v[4];
+        for (int k = 0; k < 4; k++)
+            v[k] = _mm256_min_epi32(_mm256_max_epi32(_mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(x + i + 8 * k), vid)), lo), hi);
+        const __m256i b = _mm256_packs_epi16(_mm256_packs_epi32(v[0], v[1]), _mm256_packs_epi32(v[2], v[3]));
+        _mm256_storeu_si256((__m256i *)(q + i), _mm256_permutevar8x32_epi32(b, order));
+    }
+    return amax / 127.0f;
+}
+#else
 static float quantize_block(const float *x, int n, int8_t *q) {
     float amax = 0.0f;
     for (int i = 0; i < n; i++) {
@@ -67,27 +95,29 @@ static float quantize_block(const float *x, int n, int8_t *q) {
     }
     return amax / 127.0f;
 }
+#endif
 
-/* The bytes one token of K elements takes quantized for a weight type. */
+/* The bytes one token of K elements takes quantized (a multiple of 64). */
 static int64_t a8_token_bytes(uint32_t type, int64_t K) {
-    return type == HL_TYPE_Q8_0 ? K / 32 * (int64_t)sizeof(a8_block32) : K / 256 * (int64_t)sizeof(a8_block256);
+    const int64_t n = type == HL_TYPE_Q8_0 ? K + K / 8 : K + K / 8 + K / 64;
+    return (n + 63) / 64 * 64;
 }
 
-static void quantize_token(uint32_t type, const float *x, int64_t K, void *dst) {
+static void quantize_token(uint32_t type, const float *x, int64_t K, uint8_t *dst) {
+    int8_t *q = (int8_t *)dst;
     if (type == HL_TYPE_Q8_0) {
-        a8_block32 *b = dst;
+        float *d = (float *)(dst + K);
         /* the scale rounded to f16, as llama.cpp stores its q8_0 activations */
-        for (int64_t i = 0; i < K / 32; i++) b[i].d = hl_f16_to_f32(hl_f32_to_f16(quantize_block(x + 32 * i, 32, b[i].q)));
+        for (int64_t i = 0; i < K / 32; i++) d[i] = hl_f16_to_f32(hl_f32_to_f16(quantize_block(x + 32 * i, 32, q + 32 * i)));
         return;
     }
-    a8_block256 *b = dst;
-    for (int64_t i = 0; i < K / 256; i++) {
-        b[i].d = quantize_block(x + 256 * i, 256, b[i].q);
-        for (int g = 0; g < 16; g++) {
-            int s = 0;
-            for (int k = 0; k < 16; k++) s += b[i].q[16 * g + k];
-            b[i].bsum[g] = (int16_t)s;
-        }
+    int16_t *bsum = (int16_t *)(dst + K);
+    float *d = (float *)(dst + K + K / 8);
+    for (int64_t i = 0; i < K / 256; i++) d[i] = quantize_block(x + 256 * i, 256, q + 256 * i);
+    for (int64_t g = 0; g < K / 16; g++) {
+        int s = 0;
+        for (int k = 0; k < 16; k++) s += q[16 * g + k];
+        bsum[g] = (int16_t)s;
     }
 }
 
@@ -95,14 +125,15 @@ static float lanes_sum(const float a[8]) { return ((a[0] + a[4]) + (a[2] + a[6])
 
 /* ---- the documented lanes, element by element ---- */
 #ifndef HL_A8_SIMD
-static float dot_q8_0(const uint8_t *w, const a8_block32 *x, int64_t nb) {
+static float dot_q8_0(const uint8_t *w, const uint8_t *act, int64_t nb) {
+    const a8_tok x = a8_at(act, nb * 32, 0);
     float acc[8] = {0};
     for (int64_t b = 0; b < nb; b++, w += 34) {
-        const int8_t *qw = (const int8_t *)(w + 2);
-        const float dd = f16_at(w) * x[b].d;
+        const int8_t *qw = (const int8_t *)(w + 2), *qx = x.q + 32 * b;
+        const float dd = f16_at(w) * x.d[b];
         for (int l = 0; l < 8; l++) {
             int32_t s = 0;
-            for (int i = 4 * l; i < 4 * l + 4; i++) s += (int32_t)qw[i] * x[b].q[i];
+            for (int i = 4 * l; i < 4 * l + 4; i++) s += (int32_t)qw[i] * qx[i];
             acc[l] = fmaf(dd, (float)s, acc[l]);
         }
     }
@@ -111,7 +142,8 @@ static float dot_q8_0(const uint8_t *w, const a8_block32 *x, int64_t nb) {
 
 /* q4_K (qh NULL) and q5_K (qh: the fifth bits, bit 2j of qh[i] for element
  * i of group 2j, bit 2j + 1 for group 2j + 1): the same lanes. */
-static float dot_q45_k(const uint8_t *w, const a8_block256 *x, int64_t nb, int five) {
+static float dot_q45_k(const uint8_t *w, const uint8_t *act, int64_t nb, int five) {
+    const a8_tok x = a8_at(act, nb * 256, 1);
     float acc[8] = {0}, macc = 0.0f;
     const int64_t bytes = five ? 176 : 144;
     for (int64_t b = 0; b < nb; b++, w += bytes) {
@@ -121,7 +153,8 @@ static float dot_q45_k(const uint8_t *w, const a8_block256 *x, int64_t nb, int f
             uint8_t sc1, m1, sc2, m2;
             hl_k4_scale_min(2 * j, scales, &sc1, &m1);
             hl_k4_scale_min(2 * j + 1, scales, &sc2, &m2);
-            const int8_t *y = x[b].q + 64 * j;
+            const int8_t *y = x.q + 256 * b + 64 * j;
+            const int16_t *bs = x.bsum + 16 * b + 4 * j;
             for (int l = 0; l < 8; l++) {
                 int32_t s1 = 0, s2 = 0;
                 for (int i = 4 * l; i < 4 * l + 4; i++) {
@@ -131,16 +164,16 @@ static float dot_q45_k(const uint8_t *w, const a8_block256 *x, int64_t nb, int f
                 }
                 lane[l] += sc1 * s1 + sc2 * s2;
             }
-            mins += m1 * (x[b].bsum[4 * j] + x[b].bsum[4 * j + 1]) + m2 * (x[b].bsum[4 * j + 2] + x[b].bsum[4 * j + 3]);
+            mins += m1 * (bs[0] + bs[1]) + m2 * (bs[2] + bs[3]);
         }
-        const float dd = f16_at(w) * x[b].d, dm = f16_at(w + 2) * x[b].d;
+        const float dd = f16_at(w) * x.d[b], dm = f16_at(w + 2) * x.d[b];
         for (int l = 0; l < 8; l++) acc[l] = fmaf(dd, (float)lane[l], acc[l]);
         macc = fmaf(dm, (float)mins, macc);
     }
     return lanes_sum(acc) - macc;
 }
-static float dot_q4_k(const uint8_t *w, const a8_block256 *x, int64_t nb) { return dot_q45_k(w, x, nb, 0); }
-static float dot_q5_k(const uint8_t *w, const a8_block256 *x, int64_t nb) { return dot_q45_k(w, x, nb, 1); }
+static float dot_q4_k(const uint8_t *w, const uint8_t *act, int64_t nb) { return dot_q45_k(w, act, nb, 0); }
+static float dot_q5_k(const uint8_t *w, const uint8_t *act, int64_t nb) { return dot_q45_k(w, act, nb, 1); }
 
 /* Element e of a q6_K half (128 elements): chunk c = e/32, i = e%32. */
 static int q6_value(const uint8_t *ql, const uint8_t *qh, int c, int i) {
@@ -148,23 +181,24 @@ static int q6_value(const uint8_t *ql, const uint8_t *qh, int c, int i) {
     return (c < 2 ? lo & 15 : lo >> 4) | ((qh[i] >> (2 * c)) & 3) << 4;
 }
 
-static float dot_q6_k(const uint8_t *w, const a8_block256 *x, int64_t nb) {
+static float dot_q6_k(const uint8_t *w, const uint8_t *act, int64_t nb) {
+    const a8_tok x = a8_at(act, nb * 256, 1);
     float acc[8] = {0};
     for (int64_t b = 0; b < nb; b++, w += 210) {
         const int8_t *sc = (const int8_t *)(w + 192);
         int32_t lane[8] = {0}, offset = 0;
         for (int h = 0; h < 2; h++)
             for (int c = 0; c < 4; c++) {
-                const int8_t *y = x[b].q + 128 * h + 32 * c;
+                const int8_t *y = x.q + 256 * b + 128 * h + 32 * c;
                 for (int l = 0; l < 8; l++) {
                     int32_t s = 0;
                     for (int i = 4 * l; i < 4 * l + 4; i++) s += q6_value(w + 64 * h, w + 128 + 32 * h, c, i) * y[i];
                     lane[l] += sc[8 * h + 2 * c + l / 4] * s;
                 }
             }
-        for (int g = 0; g < 16; g++) offset += sc[g] * x[b].bsum[g];
+        for (int g = 0; g < 16; g++) offset += sc[g] * x.bsum[16 * b + g];
         lane[0] -= 32 * offset;
-        const float dd = f16_at(w + 208) * x[b].d;
+        const float dd = f16_at(w + 208) * x.d[b];
         for (int l = 0; l < 8; l++) acc[l] = fmaf(dd, (float)lane[l], acc[l]);
     }
     return lanes_sum(acc);
@@ -181,6 +215,31 @@ static inline float lanes_sum8(__m256 v) {
     return lanes_sum(a);
 }
 
+/* The sum of 8 int32 lanes (exact, so any order). */
+static inline int32_t isum8(__m256i v) {
+    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4e));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xb1));
+    return _mm_cvtsi128_si32(s);
+}
+
+/* The 8 six-bit scales and mins of a q4_K/q5_K block from its 12 scale
+ * bytes, four at a time in 32-bit words (the same values as
+ * hl_k4_scale_min). */
+static inline void k4_scales_mins(const uint8_t *q, uint8_t sc[8], uint8_t mn[8]) {
+    uint32_t u0, u1, u2;
+    memcpy(&u0, q, 4);
+    memcpy(&u1, q + 4, 4);
+    memcpy(&u2, q + 8, 4);
+    const uint32_t s0 = u0 & 0x3f3f3f3fu, m0 = u1 & 0x3f3f3f3fu;
+    const uint32_t s1 = (u2 & 0x0f0f0f0fu) | ((u0 >> 6) & 0x03030303u) << 4;
+    const uint32_t m1 = ((u2 >> 4) & 0x0f0f0f0fu) | ((u1 >> 6) & 0x03030303u) << 4;
+    memcpy(sc, &s0, 4);
+    memcpy(sc + 4, &s1, 4);
+    memcpy(mn, &m0, 4);
+    memcpy(mn + 4, &m1, 4);
+}
+
 static inline __attribute__((always_inline)) void dots_q8_0(const uint8_t *w, const uint8_t *act, int64_t stride,
                                                             int64_t nb, const int nt, float *out, int64_t ldo) {
     __m256 acc[4];
@@ -191,11 +250,11 @@ static inline __attribute__((always_inline)) void dots_q8_0(const uint8_t *w, co
         const __m256i aw = _mm256_sign_epi8(qw, qw);
         const float dw = f16_at(w);
         for (int t = 0; t < nt; t++) {
-            const a8_block32 *x = (const a8_block32 *)(act + t * stride) + b;
-            const __m256i qx = _mm256_loadu_si256((const __m256i *)x->q);
+            const a8_tok x = a8_at(act + t * stride, nb * 32, 0);
+            const __m256i qx = _mm256_load_si256((const __m256i *)(x.q + 32 * b));
             /* |w|·(x·sign w): unsigned × signed bytes, pairs summed (at most 2·128·127) */
             const __m256i s = _mm256_madd_epi16(_mm256_maddubs_epi16(aw, _mm256_sign_epi8(qx, qw)), ones);
-            acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(dw * x->d), _mm256_cvtepi32_ps(s), acc[t]);
+            acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(dw * x.d[b]), _mm256_cvtepi32_ps(s), acc[t]);
         }
     }
     for (int t = 0; t < nt; t++) out[t * ldo] = lanes_sum8(acc[t]);
@@ -213,7 +272,10 @@ static inline __attribute__((always_inline)) void dots_q45_k(const uint8_t *w, c
         const uint8_t *scales = w + 4, *q = w + (five ? 48 : 16);
         const __m256i hb = five ? _mm256_loadu_si256((const __m256i *)(w + 16)) : _mm256_setzero_si256();
         uint8_t sc[8], mn[8];
-        for (int g = 0; g < 8; g++) hl_k4_scale_min(g, scales, &sc[g], &mn[g]);
+        k4_scales_mins(scales, sc, mn);
+        /* each min twice, as 16 int16: against the 16 sums of 16 of a token */
+        const __m128i mb = _mm_loadl_epi64((const __m128i *)mn);
+        const __m256i mn16 = _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(mb, mb));
         __m256i lane[4];
         for (int t = 0; t < nt; t++) lane[t] = _mm256_setzero_si256();
         for (int j = 0; j < 4; j++) {
@@ -226,19 +288,18 @@ static inline __attribute__((always_inline)) void dots_q45_k(const uint8_t *w, c
             }
             const __m256i s1 = _mm256_set1_epi16(sc[2 * j]), s2 = _mm256_set1_epi16(sc[2 * j + 1]);
             for (int t = 0; t < nt; t++) {
-                const int8_t *y = ((const a8_block256 *)(act + t * stride) + b)->q + 64 * j;
-                const __m256i p1 = _mm256_maddubs_epi16(lo, _mm256_loadu_si256((const __m256i *)y));
-                const __m256i p2 = _mm256_maddubs_epi16(hi, _mm256_loadu_si256((const __m256i *)(y + 32)));
+                const int8_t *y = (const int8_t *)(act + t * stride) + 256 * b + 64 * j;
+                const __m256i p1 = _mm256_maddubs_epi16(lo, _mm256_load_si256((const __m256i *)y));
+                const __m256i p2 = _mm256_maddubs_epi16(hi, _mm256_load_si256((const __m256i *)(y + 32)));
                 lane[t] = _mm256_add_epi32(lane[t], _mm256_add_epi32(_mm256_madd_epi16(p1, s1), _mm256_madd_epi16(p2, s2)));
             }
         }
         const float d = f16_at(w), dmin = f16_at(w + 2);
         for (int t = 0; t < nt; t++) {
-            const a8_block256 *x = (const a8_block256 *)(act + t * stride) + b;
-            int32_t mins = 0;
-            for (int g = 0; g < 8; g++) mins += mn[g] * (x->bsum[2 * g] + x->bsum[2 * g + 1]);
-            acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(d * x->d), _mm256_cvtepi32_ps(lane[t]), acc[t]);
-            macc[t] = fmaf(dmin * x->d, (float)mins, macc[t]);
+            const a8_tok x = a8_at(act + t * stride, nb * 256, 1);
+            const int32_t mins = isum8(_mm256_madd_epi16(mn16, _mm256_load_si256((const __m256i *)(x.bsum + 16 * b))));
+            acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(d * x.d[b]), _mm256_cvtepi32_ps(lane[t]), acc[t]);
+            macc[t] = fmaf(dmin * x.d[b], (float)mins, macc[t]);
         }
     }
     for (int t = 0; t < nt; t++) out[t * ldo] = lanes_sum8(acc[t]) - macc[t];
@@ -259,6 +320,7 @@ static inline __attribute__((always_inline)) void dots_q6_k(const uint8_t *w, co
     const __m256i low = _mm256_set1_epi8(0x0f), bits2 = _mm256_set1_epi8(3);
     for (int64_t b = 0; b < nb; b++, w += 210) {
         const int8_t *sc = (const int8_t *)(w + 192);
+        const __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)sc));
         __m256i lane[4];
         for (int t = 0; t < nt; t++) lane[t] = _mm256_setzero_si256();
         for (int h = 0; h < 2; h++) {
@@ -277,19 +339,18 @@ static inline __attribute__((always_inline)) void dots_q6_k(const uint8_t *w, co
             for (int c = 0; c < 4; c++) {
                 const __m256i s = _mm256_set_m128i(_mm_set1_epi16(sc[8 * h + 2 * c + 1]), _mm_set1_epi16(sc[8 * h + 2 * c]));
                 for (int t = 0; t < nt; t++) {
-                    const int8_t *y = ((const a8_block256 *)(act + t * stride) + b)->q + 128 * h + 32 * c;
-                    const __m256i p = _mm256_maddubs_epi16(v[c], _mm256_loadu_si256((const __m256i *)y)); /* ≤ 2·63·127 */
+                    const int8_t *y = (const int8_t *)(act + t * stride) + 256 * b + 128 * h + 32 * c;
+                    const __m256i p = _mm256_maddubs_epi16(v[c], _mm256_load_si256((const __m256i *)y)); /* ≤ 2·63·127 */
                     lane[t] = _mm256_add_epi32(lane[t], _mm256_madd_epi16(p, s));
                 }
             }
         }
         const float d = f16_at(w + 208);
         for (int t = 0; t < nt; t++) {
-            const a8_block256 *x = (const a8_block256 *)(act + t * stride) + b;
-            int32_t offset = 0;
-            for (int g = 0; g < 16; g++) offset += sc[g] * x->bsum[g];
+            const a8_tok x = a8_at(act + t * stride, nb * 256, 1);
+            const int32_t offset = isum8(_mm256_madd_epi16(sc16, _mm256_load_si256((const __m256i *)(x.bsum + 16 * b))));
             const __m256i l = _mm256_sub_epi32(lane[t], _mm256_setr_epi32(32 * offset, 0, 0, 0, 0, 0, 0, 0));
-            acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(d * x->d), _mm256_cvtepi32_ps(l), acc[t]);
+            acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(d * x.d[b]), _mm256_cvtepi32_ps(l), acc[t]);
         }
     }
     for (int t = 0; t < nt; t++) out[t * ldo] = lanes_sum8(acc[t]);
@@ -313,28 +374,37 @@ static void quantize_tokens(void *arg, int64_t t0, int64_t t1, int worker) {
 
 #ifndef HL_A8_SIMD
 /* The scalar path: the same per-token functions, one token at a time. */
-#define SCALAR_DOTS(name, dot, blk)                                                                            \
+#define SCALAR_DOTS(name, dot)                                                                                 \
     static inline void name(const uint8_t *w, const uint8_t *act, int64_t stride, int64_t nb, const int nt,  \
                             float *out, int64_t ldo) {                                                       \
-        for (int t = 0; t < nt; t++) out[t * ldo] = dot(w, (const blk *)(act + t * stride), nb);            \
+        for (int t = 0; t < nt; t++) out[t * ldo] = dot(w, act + t * stride, nb);                           \
     }
-SCALAR_DOTS(dots_q8_0, dot_q8_0, a8_block32)
-SCALAR_DOTS(dots_q4_k, dot_q4_k, a8_block256)
-SCALAR_DOTS(dots_q5_k, dot_q5_k, a8_block256)
-SCALAR_DOTS(dots_q6_k, dot_q6_k, a8_block256)
+SCALAR_DOTS(dots_q8_0, dot_q8_0)
+SCALAR_DOTS(dots_q4_k, dot_q4_k)
+SCALAR_DOTS(dots_q5_k, dot_q5_k)
+SCALAR_DOTS(dots_q6_k, dot_q6_k)
 #undef SCALAR_DOTS
 #endif
 
-/* Rows [o0, o1), each against the tokens four at a time: a row's bytes are
- * unpacked once per four tokens and stay in L1 while the tokens stream. */
+/* Rows [o0, o1) in panels of A8_PANEL rows; each panel against the tokens
+ * four at a time. A row's bytes are unpacked once per four tokens, and both
+ * the panel and the four tokens stay in L1 (a panel of s110M's widest rows,
+ * q8_0 at K = 2048, is 35 KiB; four tokens 9 KiB). */
+#define A8_PANEL 16
 #define A8_ROWS(name, dots)                                                                                  \
     static void name(const a8job *j, int64_t o0, int64_t o1, int64_t nb) {                                 \
         const hl_qweight *w = j->w;                                                                         \
-        for (int64_t o = o0; o < o1; o++) {                                                                 \
-            const uint8_t *row = (const uint8_t *)w->data + (uint64_t)o * w->row_bytes;                      \
+        for (int64_t p = o0; p < o1; p += A8_PANEL) {                                                       \
+            const int64_t pe = o1 - p < A8_PANEL ? o1 : p + A8_PANEL;                                      \
             int64_t t = 0;                                                                                  \
-            for (; t + 4 <= j->T; t += 4) dots(row, j->act + t * j->act_bytes, j->act_bytes, nb, 4, j->out + t * j->ldo + o, j->ldo); \
-            for (; t < j->T; t++) dots(row, j->act + t * j->act_bytes, j->act_bytes, nb, 1, j->out + t * j->ldo + o, j->ldo); \
+            for (; t + 4 <= j->T; t += 4)                                                                   \
+                for (int64_t o = p; o < pe; o++)                                                            \
+                    dots((const uint8_t *)w->data + (uint64_t)o * w->row_bytes, j->act + t * j->act_bytes,   \
+                         j->act_bytes, nb, 4, j->out + t * j->ldo + o, j->ldo);                             \
+            for (; t < j->T; t++)                                                                           \
+                for (int64_t o = p; o < pe; o++)                                                            \
+                    dots((const uint8_t *)w->data + (uint64_t)o * w->row_bytes, j->act + t * j->act_bytes,   \
+                         j->act_bytes, nb, 1, j->out + t * j->ldo + o, j->ldo);                             \
         }                                                                                                   \
     }
 A8_ROWS(rows_q8_0, dots_q8_0)
@@ -358,14 +428,16 @@ static void a8_rows(void *arg, int64_t o0, int64_t o1, int worker) {
 void hl_qmatmul_a8(hl_pool *pool, float *out, int64_t ldo, const float *x, const hl_qweight *w, int64_t T,
                    void *scratch, int64_t scratch_bytes) {
     const int64_t K = w->cols, act_bytes = a8_token_bytes(w->type, K);
-    int64_t chunk = scratch_bytes / act_bytes; /* tokens quantized at once; each output is independent of it */
-    if (chunk < 1) chunk = 1;
+    uint8_t *act = (uint8_t *)(((uintptr_t)scratch + 63) & ~(uintptr_t)63); /* 64-byte aligned tokens */
+    int64_t chunk = (scratch_bytes - (act - (uint8_t *)scratch)) / act_bytes; /* tokens quantized at once;
+                                                                                 no output depends on it */
+    if (chunk < 1) chunk = 1; /* the caller gives at least hl_qmatmul_a8_scratch_bytes(K) */
     if (T * K * w->rows < 32768) pool = NULL; /* as hl_matmul: not worth waking workers */
     for (int64_t t0 = 0; t0 < T; t0 += chunk) {
         const int64_t n = T - t0 < chunk ? T - t0 : chunk;
-        a8job j = {out + t0 * ldo, ldo, x + t0 * K, w, n, act_bytes, scratch};
+        a8job j = {out + t0 * ldo, ldo, x + t0 * K, w, n, act_bytes, act};
         if (n > 1) hl_pool_for(pool, n, 1, quantize_tokens, &j);
         else quantize_tokens(&j, 0, 1, 0);
-        hl_pool_for(pool, w->rows, 4, a8_rows, &j);
+        hl_pool_for(pool, w->rows, A8_PANEL, a8_rows, &j);
     }
 }
