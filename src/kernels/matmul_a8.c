@@ -7,14 +7,16 @@
  * to ±127, and d = max|x|/127 (rounded to f16 for the 32-element blocks of
  * q8_0, as llama.cpp stores them). The 256-element blocks (for the K types)
  * also keep the sums of each 16 q's. This is llama.cpp's own activation
- * rule, so on q4_K files the logits agree with its to about 1e-6. The products are then integer
- * sums, exact in any order, times the two blocks' scales.
+ * rule. The products are then integer sums, exact in any order, times the
+ * two blocks' scales.
  *
  * One fixed float order, the same at every SIMD level: the integer products
  * of a block land in 8 int32 lanes, lane l holding the elements 4l..4l+3 of
- * each 32 (what one 256-bit multiply-add of bytes gives); per block, each
- * lane does acc[l] = fma(d_w·d_x, (float)lane[l], acc[l]), and the row's
- * value is ((a0+a4)+(a2+a6)) + ((a1+a5)+(a3+a7)), less the q4_K min term.
+ * each 32 (what one 256-bit multiply-add of bytes gives; q6_K's lane l also
+ * takes off 32·(sc·sum of q) of its 16-element groups 2l and 2l+1); per
+ * block, each lane does acc[l] = fma(d_w·d_x, (float)lane[l], acc[l]), and
+ * for q4_K/q5_K then acc[l] = fma(-(dmin·d_x), (float)(min_l·sum of group
+ * l's q), acc[l]); the row's value is ((a0+a4)+(a2+a6)) + ((a1+a5)+(a3+a7)).
  * The scalar code computes exactly these lanes, so the scalar, AVX2 and
  * AVX-512 builds give the same bits, at any thread count and batch size.
  *
@@ -144,11 +146,11 @@ static float dot_q8_0(const uint8_t *w, const uint8_t *act, int64_t nb) {
  * i of group 2j, bit 2j + 1 for group 2j + 1): the same lanes. */
 static float dot_q45_k(const uint8_t *w, const uint8_t *act, int64_t nb, int five) {
     const a8_tok x = a8_at(act, nb * 256, 1);
-    float acc[8] = {0}, macc = 0.0f;
+    float acc[8] = {0};
     const int64_t bytes = five ? 176 : 144;
     for (int64_t b = 0; b < nb; b++, w += bytes) {
         const uint8_t *scales = w + 4, *q = w + (five ? 48 : 16), *qh = w + 16;
-        int32_t lane[8] = {0}, mins = 0;
+        int32_t lane[8] = {0}, mins[8];
         for (int j = 0; j < 4; j++) {
             uint8_t sc1, m1, sc2, m2;
             hl_k4_scale_min(2 * j, scales, &sc1, &m1);
@@ -164,13 +166,13 @@ static float dot_q45_k(const uint8_t *w, const uint8_t *act, int64_t nb, int fiv
                 }
                 lane[l] += sc1 * s1 + sc2 * s2;
             }
-            mins += m1 * (bs[0] + bs[1]) + m2 * (bs[2] + bs[3]);
+            mins[2 * j] = m1 * (bs[0] + bs[1]);
+            mins[2 * j + 1] = m2 * (bs[2] + bs[3]);
         }
         const float dd = f16_at(w) * x.d[b], dm = f16_at(w + 2) * x.d[b];
-        for (int l = 0; l < 8; l++) acc[l] = fmaf(dd, (float)lane[l], acc[l]);
-        macc = fmaf(dm, (float)mins, macc);
+        for (int l = 0; l < 8; l++) acc[l] = fmaf(-dm, (float)mins[l], fmaf(dd, (float)lane[l], acc[l]));
     }
-    return lanes_sum(acc) - macc;
+    return lanes_sum(acc);
 }
 static float dot_q4_k(const uint8_t *w, const uint8_t *act, int64_t nb) { return dot_q45_k(w, act, nb, 0); }
 static float dot_q5_k(const uint8_t *w, const uint8_t *act, int64_t nb) { return dot_q45_k(w, act, nb, 1); }
@@ -186,7 +188,7 @@ static float dot_q6_k(const uint8_t *w, const uint8_t *act, int64_t nb) {
     float acc[8] = {0};
     for (int64_t b = 0; b < nb; b++, w += 210) {
         const int8_t *sc = (const int8_t *)(w + 192);
-        int32_t lane[8] = {0}, offset = 0;
+        int32_t lane[8] = {0};
         for (int h = 0; h < 2; h++)
             for (int c = 0; c < 4; c++) {
                 const int8_t *y = x.q + 256 * b + 128 * h + 32 * c;
@@ -196,8 +198,7 @@ static float dot_q6_k(const uint8_t *w, const uint8_t *act, int64_t nb) {
                     lane[l] += sc[8 * h + 2 * c + l / 4] * s;
                 }
             }
-        for (int g = 0; g < 16; g++) offset += sc[g] * x.bsum[16 * b + g];
-        lane[0] -= 32 * offset;
+        for (int l = 0; l < 8; l++) lane[l] -= 32 * (sc[2 * l] * x.bsum[16 * b + 2 * l] + sc[2 * l + 1] * x.bsum[16 * b + 2 * l + 1]);
         const float dd = f16_at(w + 208) * x.d[b];
         for (int l = 0; l < 8; l++) acc[l] = fmaf(dd, (float)lane[l], acc[l]);
     }
@@ -213,14 +214,6 @@ static inline float lanes_sum8(__m256 v) {
     float a[8];
     _mm256_storeu_ps(a, v);
     return lanes_sum(a);
-}
-
-/* The sum of 8 int32 lanes (exact, so any order). */
-static inline int32_t isum8(__m256i v) {
-    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
-    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4e));
-    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xb1));
-    return _mm_cvtsi128_si32(s);
 }
 
 /* The 8 six-bit scales and mins of a q4_K/q5_K block from its 12 scale
@@ -265,8 +258,7 @@ static inline __attribute__((always_inline)) void dots_q45_k(const uint8_t *w, c
                                                              int64_t nb, const int nt, float *out, int64_t ldo,
                                                              const int five) {
     __m256 acc[4];
-    float macc[4];
-    for (int t = 0; t < nt; t++) acc[t] = _mm256_setzero_ps(), macc[t] = 0.0f;
+    for (int t = 0; t < nt; t++) acc[t] = _mm256_setzero_ps();
     const __m256i low = _mm256_set1_epi8(0x0f), one = _mm256_set1_epi8(1);
     for (int64_t b = 0; b < nb; b++, w += five ? 176 : 144) {
         const uint8_t *scales = w + 4, *q = w + (five ? 48 : 16);
@@ -297,12 +289,12 @@ static inline __attribute__((always_inline)) void dots_q45_k(const uint8_t *w, c
         const float d = f16_at(w), dmin = f16_at(w + 2);
         for (int t = 0; t < nt; t++) {
             const a8_tok x = a8_at(act + t * stride, nb * 256, 1);
-            const int32_t mins = isum8(_mm256_madd_epi16(mn16, _mm256_load_si256((const __m256i *)(x.bsum + 16 * b))));
+            const __m256i mins = _mm256_madd_epi16(mn16, _mm256_load_si256((const __m256i *)(x.bsum + 16 * b)));
             acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(d * x.d[b]), _mm256_cvtepi32_ps(lane[t]), acc[t]);
-            macc[t] = fmaf(dmin * x.d[b], (float)mins, macc[t]);
+            acc[t] = _mm256_fnmadd_ps(_mm256_set1_ps(dmin * x.d[b]), _mm256_cvtepi32_ps(mins), acc[t]);
         }
     }
-    for (int t = 0; t < nt; t++) out[t * ldo] = lanes_sum8(acc[t]) - macc[t];
+    for (int t = 0; t < nt; t++) out[t * ldo] = lanes_sum8(acc[t]);
 }
 static inline __attribute__((always_inline)) void dots_q4_k(const uint8_t *w, const uint8_t *act, int64_t stride,
                                                             int64_t nb, const int nt, float *out, int64_t ldo) {
@@ -348,8 +340,8 @@ static inline __attribute__((always_inline)) void dots_q6_k(const uint8_t *w, co
         const float d = f16_at(w + 208);
         for (int t = 0; t < nt; t++) {
             const a8_tok x = a8_at(act + t * stride, nb * 256, 1);
-            const int32_t offset = isum8(_mm256_madd_epi16(sc16, _mm256_load_si256((const __m256i *)(x.bsum + 16 * b))));
-            const __m256i l = _mm256_sub_epi32(lane[t], _mm256_setr_epi32(32 * offset, 0, 0, 0, 0, 0, 0, 0));
+            const __m256i off = _mm256_madd_epi16(sc16, _mm256_load_si256((const __m256i *)(x.bsum + 16 * b)));
+            const __m256i l = _mm256_sub_epi32(lane[t], _mm256_slli_epi32(off, 5));
             acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(d * x.d[b]), _mm256_cvtepi32_ps(l), acc[t]);
         }
     }
