@@ -10,7 +10,7 @@
  *   the *.lora_r4 references;
  * - threads 1 and 2, and batched against one token at a time, give
  *   identical bits.
- * With the default 8-bit activations (q8_0, q4_K, q5_K, q6_K rows: hl_qmatmul_a8):
+ * With the default 8-bit activations (every type but q2_K and q3_K: hl_qmatmul_a8):
  * - the logits are within 3e-2 of llama.cpp's on the quantized file (3.5e-2
  *   with the adapter), as llama.cpp's own are of exact arithmetic;
  * - threads 1 and 2, and batched against one token at a time, give
@@ -321,7 +321,7 @@ static void check_a8_kernel(const char *type, int target) {
     if (!m) return;
     const hl_qweight *w = hl_model_qweight(m, 1, target);
     REQUIRE(w && hl_qmatmul_a8_supports(w->type));
-    const int64_t K = w->cols, O = w->rows, nt = 5, blk = w->type == HL_TYPE_Q8_0 ? 32 : 256;
+    const int64_t K = w->cols, O = w->rows, nt = 5, blk = hl_qmatmul_a8_form(w->type) == 0 ? 32 : 256;
     float *x = malloc(sizeof(float) * (size_t)(nt * K)), *row = malloc(sizeof(float) * (size_t)K);
     float *out = malloc(sizeof(float) * (size_t)(nt * O)), *other = malloc(sizeof(float) * (size_t)(nt * O));
     int64_t sb = hl_qmatmul_a8_scratch_bytes(K) * 2; /* two tokens at a time: the chunking is exercised too */
@@ -379,6 +379,10 @@ static void check_a8_kernel(const char *type, int target) {
 int main(void) {
     read_ids();
     check_a8_kernel("Q8_0", HL_TARGET_DOWN);
+    check_a8_kernel("Q4_0", HL_TARGET_DOWN);
+    check_a8_kernel("Q4_1", HL_TARGET_DOWN);
+    check_a8_kernel("Q5_0", HL_TARGET_DOWN);
+    check_a8_kernel("Q5_1", HL_TARGET_DOWN);
     check_a8_kernel("Q4_K", HL_TARGET_DOWN);
     check_a8_kernel("Q5_K", HL_TARGET_DOWN);
     check_a8_kernel("Q6_K", HL_TARGET_DOWN);

@@ -123,9 +123,10 @@ const char *hl_weight_layout_name(int32_t layout) {
     return layout == HL_WEIGHTS_PACKED ? "packed" : layout == HL_WEIGHTS_ROWS ? "rows" : "auto";
 }
 
-/* int8 by default: on a Zen 3 (AVX2) guest it decoded s110M at q8_0, q4_K_M, q5_K_M
- * and q6_K faster than the dequantizing tile (BENCHMARKS.md, "8-bit
- * activations"). */
+/* int8 by default: on a Zen 3 (AVX2) guest it decoded s110M 2.1-3.8x faster
+ * than the dequantizing tile at every type measured (q8_0, q4_0, q5_1, q4_K_M,
+ * q5_K_M, q6_K), and ran prompts faster at the K types, slower at the
+ * 32-element ones (BENCHMARKS.md, "8-bit activations"). */
 hl_status hl_quant_product_resolve(int32_t *a8, hl_error *err) {
     const char *env = getenv("HYPERLORA_QPRODUCT");
     *a8 = 1;

@@ -44,7 +44,8 @@ hl_kernel_choice hl_kernel_choice_for(const char *uarch, hl_isa level);
 /* The choice for this CPU at the active level (computed once). */
 hl_kernel_choice hl_kernel_choice_active(void);
 /* How x·Wᵀ runs over a quantized weight whose type has an 8-bit-activation
- * kernel (q8_0, q4_K, q5_K, q6_K; kernels.h, hl_qmatmul_a8) in inference:
+ * kernel (every block type but q2_K and q3_K; kernels.h, hl_qmatmul_a8) in
+ * inference:
  *   - "int8" (the default): tokens quantized to int8, integer dot products,
  *     as llama.cpp does; decode reads the blocks once and never widens them;
  *   - "f32": the weight dequantized in tiles and f32 products, bit-equal to

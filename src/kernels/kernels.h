@@ -173,7 +173,8 @@ void hl_qmatmul_nn(hl_pool *pool, float *out, const float *dy, const hl_qweight 
                    float *scratch);
 
 /* 8-bit activations (matmul_a8.c): out (T, O; row stride ldo) = x (T, K) ·
- * Wᵀ for q8_0, q4_K, q5_K and q6_K weights (hl_qmatmul_a8_supports), with each
+ * Wᵀ for q4_0, q4_1, q5_0, q5_1, q8_0, q4_K, q5_K and q6_K weights
+ * (hl_qmatmul_a8_supports), with each
  * token quantized to int8 per weight block and integer dot products, as
  * llama.cpp's CPU kernels do: within about 3e-2 of exact arithmetic on the
  * logits, not bit-equal to hl_qmatmul. Its float order is fixed and shared
@@ -181,7 +182,11 @@ void hl_qmatmul_nn(hl_pool *pool, float *out, const float *dy, const hl_qweight 
  * and any batch size give the same bits. scratch: at least
  * hl_qmatmul_a8_scratch_bytes(K) bytes (one token); more lets it quantize
  * more tokens at once. */
-static inline int hl_qmatmul_a8_supports(uint32_t type) { return type == 8 || type == 12 || type == 13 || type == 14; }
+static inline int hl_qmatmul_a8_supports(uint32_t type) {
+    return type == 2 || type == 3 || type == 6 || type == 7 || type == 8 || type == 12 || type == 13 || type == 14;
+}
+/* 0: 32-element activation blocks (q4_0, q4_1, q5_0, q5_1, q8_0); 1: 256 (the K types). */
+static inline int hl_qmatmul_a8_form(uint32_t type) { return type <= 8 ? 0 : 1; }
 static inline int64_t hl_qmatmul_a8_scratch_bytes(int64_t K) { return K + K / 4 + 128; } /* one token, aligned */
 void hl_qmatmul_a8(hl_pool *pool, float *out, int64_t ldo, const float *x, const hl_qweight *w, int64_t T,
                    void *scratch, int64_t scratch_bytes);

@@ -1,12 +1,13 @@
 /* matmul_a8.c: x·Wᵀ over a quantized weight with 8-bit activations and
- * integer dot products (see kernels.h, hl_qmatmul_a8), for q8_0, q4_K, q5_K
- * and q6_K rows: the weight's blocks are never turned into floats.
+ * integer dot products (see kernels.h, hl_qmatmul_a8), for q8_0, q4_0, q4_1,
+ * q5_0, q5_1, q4_K, q5_K and q6_K rows: the weight's blocks are never turned
+ * into floats.
  *
  * Each token of x is first quantized, per block of the weight's block size,
  * to int8 with one scale: q = round-to-nearest-even(x·(127/max|x|)), clamped
  * to ±127, and d = max|x|/127 (rounded to f16 for the 32-element blocks of
- * q8_0, as llama.cpp stores them). The 256-element blocks (for the K types)
- * also keep the sums of each 16 q's. This is llama.cpp's own activation
+ * q8_0, as llama.cpp stores them). The blocks also keep the sums of their
+ * q's: each 32 (for q4_1 and q5_1's offsets), each 16 (for the K types). This is llama.cpp's own activation
  * rule. The products are then integer sums, exact in any order, times the
  * two blocks' scales.
  *
@@ -38,8 +39,9 @@
 
 /* One token quantized, as stored in the scratch (each token 64-byte
  * aligned, so the 32-byte loads of q never straddle cache lines): q (K
- * int8), then for the K types the sums of each 16 q's (K/16 int16), then
- * the blocks' scales (K/32 or K/256 f32). */
+ * int8), then the sums of each 32 q's (32-element form: K/32 int16) or of
+ * each 16 (256-element form: K/16 int16), then the blocks' scales (K/32 or
+ * K/256 f32). */
 typedef struct {
     const int8_t *q;
     const int16_t *bsum;
@@ -47,7 +49,7 @@ typedef struct {
 } a8_tok;
 
 static inline a8_tok a8_at(const uint8_t *act, int64_t K, int k_type) {
-    a8_tok v = {(const int8_t *)act, (const int16_t *)(act + K), (const float *)(act + K + (k_type ? K / 8 : 0))};
+    a8_tok v = {(const int8_t *)act, (const int16_t *)(act + K), (const float *)(act + K + (k_type ? K / 8 : K / 16))};
     return v;
 }
 
@@ -101,16 +103,22 @@ static float quantize_block(const float *x, int n, int8_t *q) {
 
 /* The bytes one token of K elements takes quantized (a multiple of 64). */
 static int64_t a8_token_bytes(uint32_t type, int64_t K) {
-    const int64_t n = type == HL_TYPE_Q8_0 ? K + K / 8 : K + K / 8 + K / 64;
+    const int64_t n = hl_qmatmul_a8_form(type) == 0 ? K + K / 16 + K / 8 : K + K / 8 + K / 64;
     return (n + 63) / 64 * 64;
 }
 
 static void quantize_token(uint32_t type, const float *x, int64_t K, uint8_t *dst) {
     int8_t *q = (int8_t *)dst;
-    if (type == HL_TYPE_Q8_0) {
-        float *d = (float *)(dst + K);
-        /* the scale rounded to f16, as llama.cpp stores its q8_0 activations */
-        for (int64_t i = 0; i < K / 32; i++) d[i] = hl_f16_to_f32(hl_f32_to_f16(quantize_block(x + 32 * i, 32, q + 32 * i)));
+    if (hl_qmatmul_a8_form(type) == 0) {
+        int16_t *sum = (int16_t *)(dst + K);
+        float *d = (float *)(dst + K + K / 16);
+        /* the scale rounded to f16, as llama.cpp stores its 32-element activations */
+        for (int64_t i = 0; i < K / 32; i++) {
+            d[i] = hl_f16_to_f32(hl_f32_to_f16(quantize_block(x + 32 * i, 32, q + 32 * i)));
+            int s = 0;
+            for (int k = 0; k < 32; k++) s += q[32 * i + k];
+            sum[i] = (int16_t)s;
+        }
         return;
     }
     int16_t *bsum = (int16_t *)(dst + K);
@@ -141,6 +149,43 @@ static float dot_q8_0(const uint8_t *w, const uint8_t *act, int64_t nb) {
     }
     return lanes_sum(acc);
 }
+
+/* The 32-element types: element i of a block as an integer, and the block's
+ * f16 scale d and (q4_1, q5_1) f16 offset m at the block's start. Values:
+ * q4_0 nib - 8, q5_0 (nib | h << 4) - 16, q4_1 nib, q5_1 nib | h << 4, with
+ * nib the low (i < 16) or high (i >= 16) half of byte i % 16. */
+static int small_value(uint32_t type, const uint8_t *w, int i) {
+    switch (type) {
+    case HL_TYPE_Q4_0: return (i < 16 ? w[2 + i] & 15 : w[2 + i - 16] >> 4) - 8;
+    case HL_TYPE_Q4_1: return i < 16 ? w[4 + i] & 15 : w[4 + i - 16] >> 4;
+    case HL_TYPE_Q5_0: return ((i < 16 ? w[6 + i] & 15 : w[6 + i - 16] >> 4) | ((hl_le32(w + 2) >> i) & 1) << 4) - 16;
+    default: return (i < 16 ? w[8 + i] & 15 : w[8 + i - 16] >> 4) | ((hl_le32(w + 4) >> i) & 1) << 4;
+    }
+}
+
+/* q4_0, q4_1, q5_0, q5_1: lanes as q8_0's; the _1 types add m·d_x·(sum of
+ * the block's q) into a separate sum, added after the lanes' tree. */
+static float dot_small(uint32_t type, const uint8_t *w, const uint8_t *act, int64_t nb) {
+    const a8_tok x = a8_at(act, nb * 32, 0);
+    const int bytes = type == HL_TYPE_Q4_0 ? 18 : type == HL_TYPE_Q4_1 ? 20 : type == HL_TYPE_Q5_0 ? 22 : 24;
+    const int offset = type == HL_TYPE_Q4_1 || type == HL_TYPE_Q5_1;
+    float acc[8] = {0}, macc = 0.0f;
+    for (int64_t b = 0; b < nb; b++, w += bytes) {
+        const int8_t *qx = x.q + 32 * b;
+        const float dd = f16_at(w) * x.d[b];
+        for (int l = 0; l < 8; l++) {
+            int32_t s = 0;
+            for (int i = 4 * l; i < 4 * l + 4; i++) s += small_value(type, w, i) * qx[i];
+            acc[l] = fmaf(dd, (float)s, acc[l]);
+        }
+        if (offset) macc = fmaf(f16_at(w + 2) * x.d[b], (float)x.bsum[b], macc);
+    }
+    return lanes_sum(acc) + macc;
+}
+static float dot_q4_0(const uint8_t *w, const uint8_t *act, int64_t nb) { return dot_small(HL_TYPE_Q4_0, w, act, nb); }
+static float dot_q4_1(const uint8_t *w, const uint8_t *act, int64_t nb) { return dot_small(HL_TYPE_Q4_1, w, act, nb); }
+static float dot_q5_0(const uint8_t *w, const uint8_t *act, int64_t nb) { return dot_small(HL_TYPE_Q5_0, w, act, nb); }
+static float dot_q5_1(const uint8_t *w, const uint8_t *act, int64_t nb) { return dot_small(HL_TYPE_Q5_1, w, act, nb); }
 
 /* q4_K (qh NULL) and q5_K (qh: the fifth bits, bit 2j of qh[i] for element
  * i of group 2j, bit 2j + 1 for group 2j + 1): the same lanes. */
@@ -252,6 +297,59 @@ static inline __attribute__((always_inline)) void dots_q8_0(const uint8_t *w, co
     }
     for (int t = 0; t < nt; t++) out[t * ldo] = lanes_sum8(acc[t]);
 }
+
+/* byte i = 0x10 where bit i of bits is set, else 0 */
+static inline __m256i fifth_bits(uint32_t bits) {
+    const __m256i spread = _mm256_shuffle_epi8(
+        _mm256_set1_epi32((int)bits),
+        _mm256_setr_epi64x(0x0000000000000000, 0x0101010101010101, 0x0202020202020202, 0x0303030303030303));
+    /* all bits but bit i % 8 set: all ones exactly where that bit was set */
+    const __m256i probe = _mm256_or_si256(spread, _mm256_set1_epi64x(0x7fbfdfeff7fbfdfe));
+    return _mm256_and_si256(_mm256_cmpeq_epi8(probe, _mm256_set1_epi64x(-1)), _mm256_set1_epi8(0x10));
+}
+
+/* q4_0, q4_1, q5_0, q5_1 (type a constant at each call): the 32 values of a
+ * block in element order, then as q8_0 (signed types) or straight byte
+ * products (unsigned); the _1 offset term as in the scalar form. */
+static inline __attribute__((always_inline)) void dots_small(const uint32_t type, const uint8_t *w, const uint8_t *act,
+                                                             int64_t stride, int64_t nb, const int nt, float *out,
+                                                             int64_t ldo) {
+    const int bytes = type == HL_TYPE_Q4_0 ? 18 : type == HL_TYPE_Q4_1 ? 20 : type == HL_TYPE_Q5_0 ? 22 : 24;
+    const int qs_at = type == HL_TYPE_Q4_0 ? 2 : type == HL_TYPE_Q4_1 ? 4 : type == HL_TYPE_Q5_0 ? 6 : 8;
+    const int is_signed = type == HL_TYPE_Q4_0 || type == HL_TYPE_Q5_0, five = type == HL_TYPE_Q5_0 || type == HL_TYPE_Q5_1;
+    __m256 acc[4];
+    float macc[4];
+    for (int t = 0; t < nt; t++) acc[t] = _mm256_setzero_ps(), macc[t] = 0.0f;
+    const __m128i low = _mm_set1_epi8(0x0f);
+    const __m256i ones = _mm256_set1_epi16(1);
+    for (int64_t b = 0; b < nb; b++, w += bytes) {
+        const __m128i qs = _mm_loadu_si128((const __m128i *)(w + qs_at));
+        __m256i v = _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(qs, 4), low), _mm_and_si128(qs, low));
+        if (five) v = _mm256_or_si256(v, fifth_bits(hl_le32(w + (type == HL_TYPE_Q5_0 ? 2 : 4))));
+        if (is_signed) v = _mm256_sub_epi8(v, _mm256_set1_epi8(type == HL_TYPE_Q4_0 ? 8 : 16));
+        const __m256i av = is_signed ? _mm256_sign_epi8(v, v) : v;
+        const float dw = f16_at(w), mw = is_signed ? 0.0f : f16_at(w + 2);
+        for (int t = 0; t < nt; t++) {
+            const a8_tok x = a8_at(act + t * stride, nb * 32, 0);
+            __m256i qx = _mm256_load_si256((const __m256i *)(x.q + 32 * b));
+            if (is_signed) qx = _mm256_sign_epi8(qx, v);
+            const __m256i s = _mm256_madd_epi16(_mm256_maddubs_epi16(av, qx), ones);
+            acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(dw * x.d[b]), _mm256_cvtepi32_ps(s), acc[t]);
+            if (!is_signed) macc[t] = fmaf(mw * x.d[b], (float)x.bsum[b], macc[t]);
+        }
+    }
+    for (int t = 0; t < nt; t++) out[t * ldo] = lanes_sum8(acc[t]) + macc[t];
+}
+#define SMALL_DOTS(name, type)                                                                                  \
+    static inline __attribute__((always_inline)) void name(const uint8_t *w, const uint8_t *act, int64_t stride, \
+                                                           int64_t nb, const int nt, float *out, int64_t ldo) {  \
+        dots_small(type, w, act, stride, nb, nt, out, ldo);                                                     \
+    }
+SMALL_DOTS(dots_q4_0, HL_TYPE_Q4_0)
+SMALL_DOTS(dots_q4_1, HL_TYPE_Q4_1)
+SMALL_DOTS(dots_q5_0, HL_TYPE_Q5_0)
+SMALL_DOTS(dots_q5_1, HL_TYPE_Q5_1)
+#undef SMALL_DOTS
 
 /* q4_K, or q5_K when five (the fifth bits from qh, as in the scalar form). */
 static inline __attribute__((always_inline)) void dots_q45_k(const uint8_t *w, const uint8_t *act, int64_t stride,
@@ -372,6 +470,10 @@ static void quantize_tokens(void *arg, int64_t t0, int64_t t1, int worker) {
         for (int t = 0; t < nt; t++) out[t * ldo] = dot(w, act + t * stride, nb);                           \
     }
 SCALAR_DOTS(dots_q8_0, dot_q8_0)
+SCALAR_DOTS(dots_q4_0, dot_q4_0)
+SCALAR_DOTS(dots_q4_1, dot_q4_1)
+SCALAR_DOTS(dots_q5_0, dot_q5_0)
+SCALAR_DOTS(dots_q5_1, dot_q5_1)
 SCALAR_DOTS(dots_q4_k, dot_q4_k)
 SCALAR_DOTS(dots_q5_k, dot_q5_k)
 SCALAR_DOTS(dots_q6_k, dot_q6_k)
@@ -400,6 +502,10 @@ SCALAR_DOTS(dots_q6_k, dot_q6_k)
         }                                                                                                   \
     }
 A8_ROWS(rows_q8_0, dots_q8_0)
+A8_ROWS(rows_q4_0, dots_q4_0)
+A8_ROWS(rows_q4_1, dots_q4_1)
+A8_ROWS(rows_q5_0, dots_q5_0)
+A8_ROWS(rows_q5_1, dots_q5_1)
 A8_ROWS(rows_q4_k, dots_q4_k)
 A8_ROWS(rows_q5_k, dots_q5_k)
 A8_ROWS(rows_q6_k, dots_q6_k)
@@ -411,6 +517,10 @@ static void a8_rows(void *arg, int64_t o0, int64_t o1, int worker) {
     const hl_qweight *w = j->w;
     switch (w->type) {
     case HL_TYPE_Q8_0: rows_q8_0(j, o0, o1, w->cols / 32); break;
+    case HL_TYPE_Q4_0: rows_q4_0(j, o0, o1, w->cols / 32); break;
+    case HL_TYPE_Q4_1: rows_q4_1(j, o0, o1, w->cols / 32); break;
+    case HL_TYPE_Q5_0: rows_q5_0(j, o0, o1, w->cols / 32); break;
+    case HL_TYPE_Q5_1: rows_q5_1(j, o0, o1, w->cols / 32); break;
     case HL_TYPE_Q4_K: rows_q4_k(j, o0, o1, w->cols / 256); break;
     case HL_TYPE_Q5_K: rows_q5_k(j, o0, o1, w->cols / 256); break;
     default: rows_q6_k(j, o0, o1, w->cols / 256); break;
