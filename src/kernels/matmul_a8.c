@@ -5,11 +5,11 @@
  *
  * Each token of x is first quantized, per block of the weight's block size,
  * to int8 with one scale: q = round-to-nearest-even(x·(127/max|x|)), clamped
- * to ±127, and d = max|x|/127 (rounded to f16 for the 32-element blocks of
- * q8_0, as llama.cpp stores them). The blocks also keep the sums of their
- * q's: each 32 (for q4_1 and q5_1's offsets), each 16 (for the K types). This is llama.cpp's own activation
- * rule. The products are then integer sums, exact in any order, times the
- * two blocks' scales.
+ * to ±127, and d = max|x|/127 (rounded to f16 for the blocks of
+ * the 32-element types, as llama.cpp stores them): llama.cpp's own
+ * activation rule. The blocks also keep the sums of their q's: each 32 (for
+ * q4_1 and q5_1's offsets), each 16 (for the K types). The products are
+ * then integer sums, exact in any order, times the two blocks' scales.
  *
  * One fixed float order, the same at every SIMD level: the integer products
  * of a block land in 8 int32 lanes, lane l holding the elements 4l..4l+3 of
@@ -17,8 +17,9 @@
  * takes off 32·(sc·sum of q) of its 16-element groups 2l and 2l+1); per
  * block, each lane does acc[l] = fma(d_w·d_x, (float)lane[l], acc[l]), and
  * for q4_K/q5_K then acc[l] = fma(-(dmin·d_x), (float)(min_l·sum of group
- * l's q), acc[l]); the row's value is ((a0+a4)+(a2+a6)) + ((a1+a5)+(a3+a7)).
- * The scalar code computes exactly these lanes, so the scalar, AVX2 and
+ * l's q), acc[l]); the row's value is ((a0+a4)+(a2+a6)) + ((a1+a5)+(a3+a7)),
+ * plus, for q4_1/q5_1, a sum chained over the blocks of fma(m·d_x, (float)
+ * (sum of the block's q), ·), added last. The scalar code computes exactly these lanes, so the scalar, AVX2 and
  * AVX-512 builds give the same bits, at any thread count and batch size.
  *
  * Shapes: x (T, K), W (O, K) as an hl_qweight, out (T, O; row stride ldo).
