@@ -99,12 +99,19 @@ static void compare(const char *what, const float *got, const char *ref_name, do
 
 static void set_product(const char *v) { setenv("HYPERLORA_QPRODUCT", v, 1); }
 
-static void check_type(const char *type) {
+/* The shared q256 file of a type (NULL, counted as a failure, when it does not load). */
+static hl_model *load_type(const char *type) {
     char rel[256];
     snprintf(rel, sizeof rel, "oracle/llamacpp/quant/models/q256-%s.gguf", type);
     hl_model *m = NULL;
     hl_error err = {0};
     CHECK_OK(hl_model_load(shared_path(rel), NULL, &m, &err), &err);
+    return m;
+}
+
+static void check_type(const char *type) {
+    hl_model *m = load_type(type);
+    hl_error err = {0};
     if (!m) return;
     /* quantized projections are views of the file, not owned copies */
     for (int l = 0; l < m->cfg.n_layers; l++)
@@ -313,11 +320,7 @@ static double rand_normal(uint64_t *s) { /* xorshift64*, Box-Muller */
 }
 
 static void check_a8_kernel(const char *type, int target) {
-    char rel[256];
-    snprintf(rel, sizeof rel, "oracle/llamacpp/quant/models/q256-%s.gguf", type);
-    hl_model *m = NULL;
-    hl_error err = {0};
-    CHECK_OK(hl_model_load(shared_path(rel), NULL, &m, &err), &err);
+    hl_model *m = load_type(type);
     if (!m) return;
     const hl_qweight *w = hl_model_qweight(m, 1, target);
     REQUIRE(w && hl_qmatmul_a8_supports(w->type));
