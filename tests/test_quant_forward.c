@@ -10,7 +10,7 @@
  *   the *.lora_r4 references;
  * - threads 1 and 2, and batched against one token at a time, give
  *   identical bits.
- * With the default 8-bit activations (every type but q2_K and q3_K: hl_qmatmul_a8):
+ * With the default 8-bit activations (every block type: hl_qmatmul_a8):
  * - the logits are within 3e-2 of llama.cpp's on the quantized file (3.5e-2
  *   with the adapter), as llama.cpp's own are of exact arithmetic;
  * - threads 1 and 2, and batched against one token at a time, give
@@ -386,6 +386,8 @@ int main(void) {
     check_a8_kernel("Q4_1", HL_TARGET_DOWN);
     check_a8_kernel("Q5_0", HL_TARGET_DOWN);
     check_a8_kernel("Q5_1", HL_TARGET_DOWN);
+    check_a8_kernel("Q2_K", HL_TARGET_DOWN);
+    check_a8_kernel("Q3_K", HL_TARGET_DOWN);
     check_a8_kernel("Q4_K", HL_TARGET_DOWN);
     check_a8_kernel("Q5_K", HL_TARGET_DOWN);
     check_a8_kernel("Q6_K", HL_TARGET_DOWN);

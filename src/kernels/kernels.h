@@ -173,8 +173,8 @@ void hl_qmatmul_nn(hl_pool *pool, float *out, const float *dy, const hl_qweight 
                    float *scratch);
 
 /* 8-bit activations (matmul_a8.c): out (T, O; row stride ldo) = x (T, K) ·
- * Wᵀ for q4_0, q4_1, q5_0, q5_1, q8_0, q4_K, q5_K and q6_K weights
- * (hl_qmatmul_a8_supports), with each
+ * Wᵀ for weights of every block type (q4_0 ... q8_0, q2_K ... q6_K:
+ * hl_qmatmul_a8_supports), with each
  * token quantized to int8 per weight block and integer dot products, as
  * llama.cpp's CPU kernels do: within about 3e-2 of exact arithmetic on the
  * logits, not bit-equal to hl_qmatmul. Its float order is fixed and shared
@@ -183,7 +183,7 @@ void hl_qmatmul_nn(hl_pool *pool, float *out, const float *dy, const hl_qweight 
  * hl_qmatmul_a8_scratch_bytes(K) bytes (one token); more lets it quantize
  * more tokens at once. */
 static inline int hl_qmatmul_a8_supports(uint32_t type) {
-    return type == 2 || type == 3 || type == 6 || type == 7 || type == 8 || type == 12 || type == 13 || type == 14;
+    return type == 2 || type == 3 || type == 6 || type == 7 || type == 8 || (type >= 10 && type <= 14);
 }
 /* 0: 32-element activation blocks (q4_0, q4_1, q5_0, q5_1, q8_0); 1: 256 (the K types). */
 static inline int hl_qmatmul_a8_form(uint32_t type) { return type <= 8 ? 0 : 1; }

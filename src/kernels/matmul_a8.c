@@ -1,7 +1,7 @@
 /* matmul_a8.c: x·Wᵀ over a quantized weight with 8-bit activations and
- * integer dot products (see kernels.h, hl_qmatmul_a8), for q8_0, q4_0, q4_1,
- * q5_0, q5_1, q4_K, q5_K and q6_K rows: the weight's blocks are never turned
- * into floats.
+ * integer dot products (see kernels.h, hl_qmatmul_a8), for rows of every
+ * block type we read (q8_0, q4_0, q4_1, q5_0, q5_1, q2_K ... q6_K): the
+ * weight's blocks are never turned into floats.
  *
  * Each token of x is first quantized, per block of the weight's block size,
  * to int8 with one scale: q = round-to-nearest-even(x·(127/max|x|)), clamped
@@ -14,10 +14,10 @@
  * One fixed float order, the same at every SIMD level: the integer products
  * of a block land in 8 int32 lanes, lane l holding the elements 4l..4l+3 of
  * each 32 (what one 256-bit multiply-add of bytes gives; q6_K's lane l also
- * takes off 32·(sc·sum of q) of its 16-element groups 2l and 2l+1); per
- * block, each lane does acc[l] = fma(d_w·d_x, (float)lane[l], acc[l]), and
- * for q4_K/q5_K then acc[l] = fma(-(dmin·d_x), (float)(min_l·sum of group
- * l's q), acc[l]); the row's value is ((a0+a4)+(a2+a6)) + ((a1+a5)+(a3+a7)),
+ * takes off 32·(sc·sum of q) of its 16-element groups 2l and 2l+1, q3_K's
+ * 4·(...)); per block, each lane does acc[l] = fma(d_w·d_x, (float)lane[l],
+ * acc[l]), and for q4_K/q5_K then acc[l] = fma(-(dmin·d_x), (float)(min_l·
+ * sum of group l's q), acc[l]) (q2_K: groups 2l and 2l+1's terms); the row's value is ((a0+a4)+(a2+a6)) + ((a1+a5)+(a3+a7)),
  * plus, for q4_1/q5_1, a sum chained over the blocks of fma(m·d_x, (float)
  * (sum of the block's q), ·), added last. The scalar code computes exactly these lanes, so the scalar, AVX2 and
  * AVX-512 builds give the same bits, at any thread count and batch size.
@@ -250,6 +250,62 @@ static float dot_q6_k(const uint8_t *w, const uint8_t *act, int64_t nb) {
     }
     return lanes_sum(acc);
 }
+
+/* The 16 signed scales of a q3_K block (each stored as 6 bits, offset by
+ * 32): the low 4 bits of scale i in byte i % 8 (low half for i < 8), the
+ * high 2 bits in byte 8 + i % 4 at bit 2·(i / 4). */
+static void q3_k_scales(const uint8_t *s, int8_t sc[16]) {
+    for (int i = 0; i < 16; i++) {
+        const int lo = i < 8 ? s[i] & 15 : s[i - 8] >> 4, hi = (s[8 + i % 4] >> (2 * (i / 4))) & 3;
+        sc[i] = (int8_t)((lo | hi << 4) - 32);
+    }
+}
+
+/* q2_K (84 bytes: 16 scale bytes, low 4 bits scale and high 4 bits min of
+ * each 16 elements; 64 bytes of 2-bit values; f16 d, dmin) and q3_K (110
+ * bytes: 32 bytes of high bits, set meaning +0 and clear -4; 64 bytes of
+ * 2-bit values; 12 scale bytes; f16 d). Element e = 128h + 32j + i of a
+ * block: bits 2j of value byte 32h + i, high bit 4h + j of hmask byte i;
+ * its 16-element group 8h + 2j + i/16. q3_K's lanes use the value + 4
+ * (0..7) and take off 4·(sc·sum of q) of their groups 2l and 2l + 1 as
+ * q6_K's do; q2_K's min term is q4_K's, per group pair. */
+static float dot_q23_k(const uint8_t *w, const uint8_t *act, int64_t nb, int three) {
+    const a8_tok x = a8_at(act, nb * 256, 1);
+    float acc[8] = {0};
+    for (int64_t b = 0; b < nb; b++, w += three ? 110 : 84) {
+        const uint8_t *q = w + (three ? 32 : 16), *hm = w;
+        const int16_t *bs = x.bsum + 16 * b;
+        int8_t sc3[16];
+        if (three) q3_k_scales(w + 96, sc3);
+        int32_t lane[8] = {0}, mins[8];
+        for (int c = 0; c < 8; c++) {
+            const int h = c / 4, j = c % 4;
+            const int8_t *y = x.q + 256 * b + 32 * c;
+            for (int l = 0; l < 8; l++) {
+                int32_t s = 0;
+                for (int i = 4 * l; i < 4 * l + 4; i++) {
+                    const int v = (q[32 * h + i] >> (2 * j)) & 3;
+                    s += (three ? v + 4 * ((hm[i] >> (4 * h + j)) & 1) : v) * y[i];
+                }
+                lane[l] += (three ? sc3[2 * c + l / 4] : w[2 * c + l / 4] & 15) * s;
+            }
+        }
+        for (int l = 0; l < 8; l++) {
+            if (three) lane[l] -= 4 * (sc3[2 * l] * bs[2 * l] + sc3[2 * l + 1] * bs[2 * l + 1]);
+            else mins[l] = (w[2 * l] >> 4) * bs[2 * l] + (w[2 * l + 1] >> 4) * bs[2 * l + 1];
+        }
+        if (three) {
+            const float dd = f16_at(w + 108) * x.d[b];
+            for (int l = 0; l < 8; l++) acc[l] = fmaf(dd, (float)lane[l], acc[l]);
+        } else {
+            const float dd = f16_at(w + 80) * x.d[b], dm = f16_at(w + 82) * x.d[b];
+            for (int l = 0; l < 8; l++) acc[l] = fmaf(-dm, (float)mins[l], fmaf(dd, (float)lane[l], acc[l]));
+        }
+    }
+    return lanes_sum(acc);
+}
+static float dot_q2_k(const uint8_t *w, const uint8_t *act, int64_t nb) { return dot_q23_k(w, act, nb, 0); }
+static float dot_q3_k(const uint8_t *w, const uint8_t *act, int64_t nb) { return dot_q23_k(w, act, nb, 1); }
 #else
 /* ---- the same lanes, 32 bytes at a time ----
  * One row against nt tokens (nt ≤ 4, a constant at each call): the row's
@@ -404,6 +460,78 @@ static inline __attribute__((always_inline)) void dots_q5_k(const uint8_t *w, co
     dots_q45_k(w, act, stride, nb, nt, out, ldo, 1);
 }
 
+/* q2_K, or q3_K when three: as the scalar form. */
+static inline __attribute__((always_inline)) void dots_q23_k(const uint8_t *w, const uint8_t *act, int64_t stride,
+                                                             int64_t nb, const int nt, float *out, int64_t ldo,
+                                                             const int three) {
+    __m256 acc[4];
+    for (int t = 0; t < nt; t++) acc[t] = _mm256_setzero_ps();
+    const __m256i bits2 = _mm256_set1_epi8(3), one = _mm256_set1_epi8(1);
+    for (int64_t b = 0; b < nb; b++, w += three ? 110 : 84) {
+        const uint8_t *q = w + (three ? 32 : 16);
+        int8_t sc[16];
+        __m256i sc16, mn16 = _mm256_setzero_si256();
+        if (three) {
+            uint32_t a0, a1, t;
+            memcpy(&a0, w + 96, 4);
+            memcpy(&a1, w + 100, 4);
+            memcpy(&t, w + 104, 4);
+            const uint32_t u[4] = {(a0 & 0x0f0f0f0fu) | (t & 0x03030303u) << 4,
+                                   (a1 & 0x0f0f0f0fu) | ((t >> 2) & 0x03030303u) << 4,
+                                   ((a0 >> 4) & 0x0f0f0f0fu) | ((t >> 4) & 0x03030303u) << 4,
+                                   ((a1 >> 4) & 0x0f0f0f0fu) | ((t >> 6) & 0x03030303u) << 4};
+            const __m128i s8 = _mm_sub_epi8(_mm_loadu_si128((const __m128i *)u), _mm_set1_epi8(32));
+            _mm_storeu_si128((__m128i *)sc, s8);
+            sc16 = _mm256_cvtepi8_epi16(s8);
+        } else {
+            const __m128i raw = _mm_loadu_si128((const __m128i *)w);
+            const __m128i lo = _mm_and_si128(raw, _mm_set1_epi8(0x0f));
+            _mm_storeu_si128((__m128i *)sc, lo);
+            sc16 = _mm256_cvtepu8_epi16(lo);
+            mn16 = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(raw, 4), _mm_set1_epi8(0x0f)));
+        }
+        const __m256i hm = three ? _mm256_loadu_si256((const __m256i *)w) : _mm256_setzero_si256();
+        __m256i lane[4];
+        for (int t = 0; t < nt; t++) lane[t] = _mm256_setzero_si256();
+        for (int c = 0; c < 8; c++) {
+            const int h = c / 4, j = c % 4;
+            const __m256i qv = _mm256_loadu_si256((const __m256i *)(q + 32 * h));
+            __m256i v = _mm256_and_si256(_mm256_srl_epi16(qv, _mm_cvtsi32_si128(2 * j)), bits2);
+            if (three)
+                v = _mm256_or_si256(
+                    v, _mm256_slli_epi16(_mm256_and_si256(_mm256_srl_epi16(hm, _mm_cvtsi32_si128(4 * h + j)), one), 2));
+            const __m256i s = _mm256_set_m128i(_mm_set1_epi16(sc[2 * c + 1]), _mm_set1_epi16(sc[2 * c]));
+            for (int t = 0; t < nt; t++) {
+                const int8_t *y = (const int8_t *)(act + t * stride) + 256 * b + 32 * c;
+                const __m256i p = _mm256_maddubs_epi16(v, _mm256_load_si256((const __m256i *)y)); /* ≤ 2·7·127 */
+                lane[t] = _mm256_add_epi32(lane[t], _mm256_madd_epi16(p, s));
+            }
+        }
+        const __m256 d = _mm256_set1_ps(f16_at(w + (three ? 108 : 80)));
+        const float dmin = three ? 0.0f : f16_at(w + 82);
+        for (int t = 0; t < nt; t++) {
+            const a8_tok x = a8_at(act + t * stride, nb * 256, 1);
+            const __m256i bs = _mm256_load_si256((const __m256i *)(x.bsum + 16 * b));
+            if (three) {
+                const __m256i l = _mm256_sub_epi32(lane[t], _mm256_slli_epi32(_mm256_madd_epi16(sc16, bs), 2));
+                acc[t] = _mm256_fmadd_ps(_mm256_mul_ps(d, _mm256_set1_ps(x.d[b])), _mm256_cvtepi32_ps(l), acc[t]);
+            } else {
+                acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(f16_at(w + 80) * x.d[b]), _mm256_cvtepi32_ps(lane[t]), acc[t]);
+                acc[t] = _mm256_fnmadd_ps(_mm256_set1_ps(dmin * x.d[b]), _mm256_cvtepi32_ps(_mm256_madd_epi16(mn16, bs)), acc[t]);
+            }
+        }
+    }
+    for (int t = 0; t < nt; t++) out[t * ldo] = lanes_sum8(acc[t]);
+}
+static inline __attribute__((always_inline)) void dots_q2_k(const uint8_t *w, const uint8_t *act, int64_t stride,
+                                                            int64_t nb, const int nt, float *out, int64_t ldo) {
+    dots_q23_k(w, act, stride, nb, nt, out, ldo, 0);
+}
+static inline __attribute__((always_inline)) void dots_q3_k(const uint8_t *w, const uint8_t *act, int64_t stride,
+                                                            int64_t nb, const int nt, float *out, int64_t ldo) {
+    dots_q23_k(w, act, stride, nb, nt, out, ldo, 1);
+}
+
 static inline __attribute__((always_inline)) void dots_q6_k(const uint8_t *w, const uint8_t *act, int64_t stride,
                                                             int64_t nb, const int nt, float *out, int64_t ldo) {
     __m256 acc[4];
@@ -475,6 +603,8 @@ SCALAR_DOTS(dots_q4_0, dot_q4_0)
 SCALAR_DOTS(dots_q4_1, dot_q4_1)
 SCALAR_DOTS(dots_q5_0, dot_q5_0)
 SCALAR_DOTS(dots_q5_1, dot_q5_1)
+SCALAR_DOTS(dots_q2_k, dot_q2_k)
+SCALAR_DOTS(dots_q3_k, dot_q3_k)
 SCALAR_DOTS(dots_q4_k, dot_q4_k)
 SCALAR_DOTS(dots_q5_k, dot_q5_k)
 SCALAR_DOTS(dots_q6_k, dot_q6_k)
@@ -507,6 +637,8 @@ A8_ROWS(rows_q4_0, dots_q4_0)
 A8_ROWS(rows_q4_1, dots_q4_1)
 A8_ROWS(rows_q5_0, dots_q5_0)
 A8_ROWS(rows_q5_1, dots_q5_1)
+A8_ROWS(rows_q2_k, dots_q2_k)
+A8_ROWS(rows_q3_k, dots_q3_k)
 A8_ROWS(rows_q4_k, dots_q4_k)
 A8_ROWS(rows_q5_k, dots_q5_k)
 A8_ROWS(rows_q6_k, dots_q6_k)
@@ -522,6 +654,8 @@ static void a8_rows(void *arg, int64_t o0, int64_t o1, int worker) {
     case HL_TYPE_Q4_1: rows_q4_1(j, o0, o1, w->cols / 32); break;
     case HL_TYPE_Q5_0: rows_q5_0(j, o0, o1, w->cols / 32); break;
     case HL_TYPE_Q5_1: rows_q5_1(j, o0, o1, w->cols / 32); break;
+    case HL_TYPE_Q2_K: rows_q2_k(j, o0, o1, w->cols / 256); break;
+    case HL_TYPE_Q3_K: rows_q3_k(j, o0, o1, w->cols / 256); break;
     case HL_TYPE_Q4_K: rows_q4_k(j, o0, o1, w->cols / 256); break;
     case HL_TYPE_Q5_K: rows_q5_k(j, o0, o1, w->cols / 256); break;
     default: rows_q6_k(j, o0, o1, w->cols / 256); break;
