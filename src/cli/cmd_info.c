@@ -26,7 +26,7 @@ static void help(void) {
            "  --json   one JSON object instead of text\n\n"
            "Pinning: HYPERLORA_ISA=scalar|avx2|avx512 picks a lower kernel level;\n"
            "HYPERLORA_WEIGHTS=packed|rows pins the weight layout of both inference and training.\n"
-           "HYPERLORA_QPRODUCT=int8|f32 pins how inference multiplies weights of every block type but\nq2_K and q3_K:\n"
+           "HYPERLORA_QPRODUCT=int8|f32 pins how inference multiplies quantized (block type) weights:\n"
            "8-bit activations and integer dot products (int8, the default, as llama.cpp does),\n"
            "or dequantized tiles and f32 products (exact against the dequantized model).\n"
            "Each layout and level is deterministic on its own and rounds differently from the\n"
@@ -81,7 +81,7 @@ int cmd_info(int argc, char **argv) {
         if (pin && *pin) cJSON_AddStringToObject(w, "pinned_by", "HYPERLORA_WEIGHTS");
         cJSON *qp = cJSON_AddObjectToObject(o, "quantized_products");
         cJSON_AddStringToObject(qp, "inference", a8 ? "int8" : "f32");
-        cJSON_AddStringToObject(qp, "int8_types", "q4_0 q4_1 q5_0 q5_1 q8_0 q4_K q5_K q6_K");
+        cJSON_AddStringToObject(qp, "int8_types", "q4_0 q4_1 q5_0 q5_1 q8_0 q2_K q3_K q4_K q5_K q6_K");
         cJSON_AddStringToObject(qp, "training", "f32");
         if (qpin && *qpin) cJSON_AddStringToObject(qp, "pinned_by", "HYPERLORA_QPRODUCT");
         char *text = cJSON_PrintUnformatted(o);
@@ -106,7 +106,7 @@ int cmd_info(int argc, char **argv) {
            train == HL_WEIGHTS_ROWS ? "rows (OpenBLAS tiles)" : "packed",
            pin && *pin ? " (pinned by HYPERLORA_WEIGHTS)" : "");
     printf("  because:   %s\n", kc.basis);
-    printf("quantized:   inference on block types but q2_K/q3_K %s%s; q2_K, q3_K and LoRA training f32\n",
+    printf("quantized:   inference on block types %s%s; f16/bf16 weights and LoRA training f32\n",
            a8 ? "int8 (8-bit activations, integer dots)" : "f32 (dequantized tiles)",
            qpin && *qpin ? " (pinned by HYPERLORA_QPRODUCT)" : "");
     printf("always:      training attention on OpenBLAS; quantized bases read from their blocks;\n"

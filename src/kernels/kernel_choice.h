@@ -44,15 +44,16 @@ hl_kernel_choice hl_kernel_choice_for(const char *uarch, hl_isa level);
 /* The choice for this CPU at the active level (computed once). */
 hl_kernel_choice hl_kernel_choice_active(void);
 /* How x·Wᵀ runs over a quantized weight whose type has an 8-bit-activation
- * kernel (every block type but q2_K and q3_K; kernels.h, hl_qmatmul_a8) in
- * inference:
+ * kernel (every block type: q4_0 ... q8_0, q2_K ... q6_K; kernels.h,
+ * hl_qmatmul_a8) in inference:
  *   - "int8" (the default): tokens quantized to int8, integer dot products,
  *     as llama.cpp does; decode reads the blocks once and never widens them;
  *   - "f32": the weight dequantized in tiles and f32 products, bit-equal to
  *     the same model dequantized to f32.
- * Other types always take the f32 path, and LoRA training always does (its
- * gradients are checked against the dequantized weights). Both are the same
- * bits at every SIMD level, thread count and batch size.
+ * F16 and BF16 weights always take the f32 path, and LoRA training always
+ * does (its gradients are checked against the dequantized weights). Both
+ * paths give the same bits at any thread count and batch size; the int8 one
+ * also at every SIMD level.
  * $HYPERLORA_QPRODUCT=int8|f32 pins it; anything else is refused. *a8 = 1
  * for int8. */
 hl_status hl_quant_product_resolve(int32_t *a8, hl_error *err);
