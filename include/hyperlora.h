@@ -144,7 +144,11 @@ typedef struct hl_context hl_context; /* KV cache, scratch and worker threads */
  * thread count. AUTO: $HYPERLORA_WEIGHTS ("packed" or "rows") when set,
  * else PACKED where the kernels run at the AVX2 or AVX-512 level (the
  * faster one there; chosen at run time in a portable build), ROWS on the
- * scalar level. */
+ * scalar level. Quantized (block type) weights are read from their blocks
+ * whatever the layout: with 8-bit activations and integer dot products by
+ * default, as llama.cpp does, or dequantized to f32 when
+ * $HYPERLORA_QPRODUCT=f32 (exact against the dequantized model); the
+ * choice is read when the context is created. */
 typedef enum { HL_WEIGHTS_AUTO = 0, HL_WEIGHTS_PACKED = 1, HL_WEIGHTS_ROWS = 2 } hl_weight_layout;
 
 /* The default context: the model's seq_len, but at most this many positions
