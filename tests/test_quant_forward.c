@@ -319,10 +319,7 @@ static double rand_normal(uint64_t *s) { /* xorshift64*, Box-Muller */
     return sqrt(-2.0 * log(u[0])) * cos(6.283185307179586 * u[1]);
 }
 
-static void check_a8_kernel(const char *type, int target) {
-    hl_model *m = load_type(type);
-    if (!m) return;
-    const hl_qweight *w = hl_model_qweight(m, 1, target);
+static void check_a8_weight(const char *type, int target, const hl_qweight *w) {
     REQUIRE(w && hl_qmatmul_a8_supports(w->type));
     const int64_t K = w->cols, O = w->rows, nt = 5, blk = hl_qmatmul_a8_form(w->type) == 0 ? 32 : 256;
     float *x = malloc(sizeof(float) * (size_t)(nt * K)), *row = malloc(sizeof(float) * (size_t)K);
@@ -376,7 +373,32 @@ static void check_a8_kernel(const char *type, int target) {
     free(out);
     free(other);
     free(scratch);
+}
+
+static void check_a8_kernel(const char *type, int target) {
+    hl_model *m = load_type(type);
+    if (!m) return;
+    check_a8_weight(type, target, hl_model_qweight(m, 1, target));
     hl_model_free(m);
+}
+
+/* A 32-element type at K = 96 and 7 rows, made here: a row length that is
+ * not a multiple of 64 puts every field of a quantized token at an offset
+ * the shared files (K = 256, 768) never reach. */
+static void check_a8_odd_k(uint32_t type, const char *name) {
+    const int64_t K = 96, O = 7, nb = K / 32;
+    uint64_t row_bytes = 0;
+    REQUIRE(hl_type_row_bytes(type, K, &row_bytes));
+    float *w = malloc(sizeof(float) * (size_t)(K * O));
+    uint8_t *blocks = malloc((size_t)(row_bytes * O));
+    REQUIRE(w && blocks);
+    uint64_t s = 11;
+    for (int64_t i = 0; i < K * O; i++) w[i] = (float)(0.05 * rand_normal(&s));
+    for (int64_t o = 0; o < O; o++) hl_quantize_blocks(type, w + o * K, blocks + o * row_bytes, nb);
+    const hl_qweight q = {blocks, type, O, K, row_bytes};
+    check_a8_weight(name, -1, &q);
+    free(w);
+    free(blocks);
 }
 
 int main(void) {
@@ -392,6 +414,11 @@ int main(void) {
     check_a8_kernel("Q5_K", HL_TARGET_DOWN);
     check_a8_kernel("Q6_K", HL_TARGET_DOWN);
     check_a8_kernel("Q6_K", HL_TARGET_GATE);
+    check_a8_odd_k(HL_TYPE_Q8_0, "q8_0/96");
+    check_a8_odd_k(HL_TYPE_Q4_0, "q4_0/96");
+    check_a8_odd_k(HL_TYPE_Q4_1, "q4_1/96");
+    check_a8_odd_k(HL_TYPE_Q5_0, "q5_0/96");
+    check_a8_odd_k(HL_TYPE_Q5_1, "q5_1/96");
     check_f32();
     for (size_t i = 0; i < sizeof types / sizeof types[0]; i++) check_type(types[i]);
     check_bad_scale();

@@ -39,10 +39,10 @@
 #endif
 
 /* One token quantized, as stored in the scratch (each token 64-byte
- * aligned, so the 32-byte loads of q never straddle cache lines): q (K
- * int8), then the sums of each 32 q's (32-element form: K/32 int16) or of
- * each 16 (256-element form: K/16 int16), then the blocks' scales (K/32 or
- * K/256 f32). */
+ * aligned, so the 32-byte loads of q never straddle cache lines), every
+ * field at its own alignment:
+ *   32-element form:  q (K int8), scales (K/32 f32), sums of each 32 q's (K/32 int16);
+ *   256-element form: q (K int8), sums of each 16 q's (K/16 int16), scales (K/256 f32). */
 typedef struct {
     const int8_t *q;
     const int16_t *bsum;
@@ -50,7 +50,8 @@ typedef struct {
 } a8_tok;
 
 static inline a8_tok a8_at(const uint8_t *act, int64_t K, int k_type) {
-    a8_tok v = {(const int8_t *)act, (const int16_t *)(act + K), (const float *)(act + K + (k_type ? K / 8 : K / 16))};
+    a8_tok v = {(const int8_t *)act, (const int16_t *)(act + (k_type ? K : K + K / 8)),
+                (const float *)(act + (k_type ? K + K / 8 : K))};
     return v;
 }
 
@@ -111,8 +112,8 @@ static int64_t a8_token_bytes(uint32_t type, int64_t K) {
 static void quantize_token(uint32_t type, const float *x, int64_t K, uint8_t *dst) {
     int8_t *q = (int8_t *)dst;
     if (hl_qmatmul_a8_form(type) == 0) {
-        int16_t *sum = (int16_t *)(dst + K);
-        float *d = (float *)(dst + K + K / 16);
+        float *d = (float *)(dst + K);
+        int16_t *sum = (int16_t *)(dst + K + K / 8);
         /* the scale rounded to f16, as llama.cpp stores its 32-element activations */
         for (int64_t i = 0; i < K / 32; i++) {
             d[i] = hl_f16_to_f32(hl_f32_to_f16(quantize_block(x + 32 * i, 32, q + 32 * i)));
