@@ -398,21 +398,21 @@ static inline __attribute__((always_inline)) void dots_small(const uint32_t type
     }
     for (int t = 0; t < nt; t++) out[t * ldo] = lanes_sum8(acc[t]) + macc[t];
 }
-#define SMALL_DOTS(name, type)                                                                                  \
+/* dots_<type> for a kernel that serves several types: fn with the type's variant fixed. */
+#define VARIANT_DOTS(name, fn, ...)                                                                              \
     static inline __attribute__((always_inline)) void name(const uint8_t *w, const uint8_t *act, int64_t stride, \
                                                            int64_t nb, const int nt, float *out, int64_t ldo) {  \
-        dots_small(type, w, act, stride, nb, nt, out, ldo);                                                     \
+        fn(__VA_ARGS__, w, act, stride, nb, nt, out, ldo);                                                      \
     }
-SMALL_DOTS(dots_q4_0, HL_TYPE_Q4_0)
-SMALL_DOTS(dots_q4_1, HL_TYPE_Q4_1)
-SMALL_DOTS(dots_q5_0, HL_TYPE_Q5_0)
-SMALL_DOTS(dots_q5_1, HL_TYPE_Q5_1)
-#undef SMALL_DOTS
+VARIANT_DOTS(dots_q4_0, dots_small, HL_TYPE_Q4_0)
+VARIANT_DOTS(dots_q4_1, dots_small, HL_TYPE_Q4_1)
+VARIANT_DOTS(dots_q5_0, dots_small, HL_TYPE_Q5_0)
+VARIANT_DOTS(dots_q5_1, dots_small, HL_TYPE_Q5_1)
 
 /* q4_K, or q5_K when five (the fifth bits from qh, as in the scalar form). */
-static inline __attribute__((always_inline)) void dots_q45_k(const uint8_t *w, const uint8_t *act, int64_t stride,
-                                                             int64_t nb, const int nt, float *out, int64_t ldo,
-                                                             const int five) {
+static inline __attribute__((always_inline)) void dots_q45_k(const int five, const uint8_t *w, const uint8_t *act,
+                                                             int64_t stride, int64_t nb, const int nt, float *out,
+                                                             int64_t ldo) {
     __m256 acc[4];
     for (int t = 0; t < nt; t++) acc[t] = _mm256_setzero_ps();
     const __m256i low = _mm256_set1_epi8(0x0f), one = _mm256_set1_epi8(1);
@@ -452,19 +452,13 @@ static inline __attribute__((always_inline)) void dots_q45_k(const uint8_t *w, c
     }
     for (int t = 0; t < nt; t++) out[t * ldo] = lanes_sum8(acc[t]);
 }
-static inline __attribute__((always_inline)) void dots_q4_k(const uint8_t *w, const uint8_t *act, int64_t stride,
-                                                            int64_t nb, const int nt, float *out, int64_t ldo) {
-    dots_q45_k(w, act, stride, nb, nt, out, ldo, 0);
-}
-static inline __attribute__((always_inline)) void dots_q5_k(const uint8_t *w, const uint8_t *act, int64_t stride,
-                                                            int64_t nb, const int nt, float *out, int64_t ldo) {
-    dots_q45_k(w, act, stride, nb, nt, out, ldo, 1);
-}
+VARIANT_DOTS(dots_q4_k, dots_q45_k, 0)
+VARIANT_DOTS(dots_q5_k, dots_q45_k, 1)
 
 /* q2_K, or q3_K when three: as the scalar form. */
-static inline __attribute__((always_inline)) void dots_q23_k(const uint8_t *w, const uint8_t *act, int64_t stride,
-                                                             int64_t nb, const int nt, float *out, int64_t ldo,
-                                                             const int three) {
+static inline __attribute__((always_inline)) void dots_q23_k(const int three, const uint8_t *w, const uint8_t *act,
+                                                             int64_t stride, int64_t nb, const int nt, float *out,
+                                                             int64_t ldo) {
     __m256 acc[4];
     for (int t = 0; t < nt; t++) acc[t] = _mm256_setzero_ps();
     const __m256i bits2 = _mm256_set1_epi8(3), one = _mm256_set1_epi8(1);
@@ -517,21 +511,17 @@ static inline __attribute__((always_inline)) void dots_q23_k(const uint8_t *w, c
                 const __m256i l = _mm256_sub_epi32(lane[t], _mm256_slli_epi32(_mm256_madd_epi16(sc16, bs), 2));
                 acc[t] = _mm256_fmadd_ps(_mm256_mul_ps(d, _mm256_set1_ps(x.d[b])), _mm256_cvtepi32_ps(l), acc[t]);
             } else {
-                acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(f16_at(w + 80) * x.d[b]), _mm256_cvtepi32_ps(lane[t]), acc[t]);
+                acc[t] = _mm256_fmadd_ps(_mm256_mul_ps(d, _mm256_set1_ps(x.d[b])), _mm256_cvtepi32_ps(lane[t]), acc[t]);
                 acc[t] = _mm256_fnmadd_ps(_mm256_set1_ps(dmin * x.d[b]), _mm256_cvtepi32_ps(_mm256_madd_epi16(mn16, bs)), acc[t]);
             }
         }
     }
     for (int t = 0; t < nt; t++) out[t * ldo] = lanes_sum8(acc[t]);
 }
-static inline __attribute__((always_inline)) void dots_q2_k(const uint8_t *w, const uint8_t *act, int64_t stride,
-                                                            int64_t nb, const int nt, float *out, int64_t ldo) {
-    dots_q23_k(w, act, stride, nb, nt, out, ldo, 0);
-}
-static inline __attribute__((always_inline)) void dots_q3_k(const uint8_t *w, const uint8_t *act, int64_t stride,
-                                                            int64_t nb, const int nt, float *out, int64_t ldo) {
-    dots_q23_k(w, act, stride, nb, nt, out, ldo, 1);
-}
+VARIANT_DOTS(dots_q2_k, dots_q23_k, 0)
+VARIANT_DOTS(dots_q3_k, dots_q23_k, 1)
+
+#undef VARIANT_DOTS
 
 static inline __attribute__((always_inline)) void dots_q6_k(const uint8_t *w, const uint8_t *act, int64_t stride,
                                                             int64_t nb, const int nt, float *out, int64_t ldo) {
