@@ -5,10 +5,14 @@
  *   bench_quant --threads N --runs R --pp 64 --tg 32 F32.gguf Q1.gguf Q2.gguf ...
  *
  * Per model: file size; dequantization throughput over its largest 2-D
- * tensor in 16-row tiles, as the kernels do it (elements/s, one thread); pp<N> (one batched eval of N
+ * tensor in 16-row tiles, as the kernels do it (elements/s, one thread);
+ * the prompt product over blk.0.ffn_up (x·Wᵀ for 128 tokens, one thread,
+ * best of 10) with 8-bit activations (hl_qmatmul_a8) and with dequantized
+ * f32 tiles (hl_qmatmul), in 1e9 multiply-adds/s, and that tensor's type; pp<N> (one batched eval of N
  * tokens, last logits) and tg<N> (N single-token evals) in tokens/s; and
  * the largest |logit| difference from the first model on the same prompt
  * (the first model is the f32 reference). */
+#include "kernels/kernels.h"
 #include "kernels/qweight_rows.h"
 #include "hyperlora.h"
 #include "io/gguf.h"
@@ -25,8 +29,8 @@ typedef struct {
     const char *path;
     hl_model *m;
     hl_context *ctx;
-    double size_mib, deq_gps;
-    const char *deq_type;
+    double size_mib, deq_gps, a8_gmacs, f32_gmacs;
+    const char *deq_type, *product_type;
     double pp[MAX_RUNS], tg[MAX_RUNS];
     double max_diff;
 } entry;
@@ -38,6 +42,39 @@ static double file_mib(const char *path) {
     double n = (double)ftell(f);
     fclose(f);
     return n / (1024.0 * 1024.0);
+}
+
+/* One thread's prompt product over q: 8-bit activations and f32 tiles, best of 10. */
+static void prompt_product_speed(entry *e, const hl_qweight *q) {
+    const int64_t T = 128, K = q->cols, O = q->rows;
+    const int64_t a8_bytes = hl_qmatmul_a8_scratch_bytes(K) * T;
+    float *x = malloc(sizeof(float) * (size_t)(T * K)), *out = malloc(sizeof(float) * (size_t)(T * O));
+    float *fs = malloc(sizeof(float) * (size_t)hl_qmatmul_scratch_floats(1, K));
+    void *as = malloc((size_t)a8_bytes);
+    if (x && out && fs && as) {
+        uint64_t s = 5;
+        for (int64_t i = 0; i < T * K; i++) {
+            s = s * 6364136223846793005ull + 1442695040888963407ull;
+            x[i] = (float)((double)(s >> 40) / (double)(1ull << 24) - 0.5);
+        }
+        double best_a8 = 1e30, best_f32 = 1e30;
+        for (int r = 0; r < 10; r++) {
+            double t0 = bench_now();
+            if (hl_qmatmul_a8_supports(q->type)) hl_qmatmul_a8(NULL, out, O, x, q, T, as, a8_bytes);
+            double t1 = bench_now();
+            hl_qmatmul(NULL, out, O, x, q, T, fs);
+            double t2 = bench_now();
+            if (t1 - t0 < best_a8) best_a8 = t1 - t0;
+            if (t2 - t1 < best_f32) best_f32 = t2 - t1;
+        }
+        const double macs = (double)T * (double)K * (double)O;
+        e->a8_gmacs = hl_qmatmul_a8_supports(q->type) ? macs / best_a8 / 1e9 : 0;
+        e->f32_gmacs = macs / best_f32 / 1e9;
+    }
+    free(x);
+    free(out);
+    free(fs);
+    free(as);
 }
 
 /* Dequantization speed over the largest 2-D tensor of the file, as the
@@ -69,6 +106,15 @@ static void deq_speed(entry *e) {
         e->deq_gps = tile ? (double)(q.rows * q.cols) / t_best / 1e9 : 0;
         e->deq_type = hl_type_traits_of(best->type)->name;
         free(tile);
+    }
+    /* the products on a layer's matrix, as a prompt runs them (the largest
+       tensor is usually the embedding or output, which a prompt barely uses) */
+    const int64_t up = hl_gguf_find_tensor(g, "blk.0.ffn_up.weight");
+    const hl_gguf_tensor *t = up >= 0 ? hl_gguf_tensor_at(g, up) : NULL;
+    if (t && t->n_dims == 2 && hl_type_row_bytes(t->type, t->ne[0], &rb)) {
+        hl_qweight q = {t->data, t->type, t->ne[1], t->ne[0], rb};
+        prompt_product_speed(e, &q);
+        e->product_type = hl_type_traits_of(t->type)->name;
     }
     hl_gguf_free(g);
 }
@@ -136,12 +182,14 @@ int main(int argc, char **argv) {
             }
         }
     printf("threads %ld, %ld rounds, load average %.2f\n", threads, runs, bench_loadavg1());
-    printf("%-28s %9s %7s %10s %12s %12s %12s\n", "model", "MiB", "type", "deq Gel/s", "pp tok/s", "tg tok/s",
-           "max|dlogit|");
+    printf("%-28s %9s %7s %10s %7s %10s %10s %12s %12s %12s\n", "model", "MiB", "type", "deq Gel/s", "up type",
+           "int8 GMAC", "f32 GMAC", "pp tok/s", "tg tok/s", "max|dlogit|");
     for (int i = 0; i < n; i++) {
         const char *b = strrchr(e[i].path, '/');
-        printf("%-28s %9.1f %7s %10.2f %12.1f %12.1f %12.3g\n", b ? b + 1 : e[i].path, e[i].size_mib,
-               e[i].deq_type ? e[i].deq_type : "-", e[i].deq_gps, bench_median(e[i].pp, (int)runs),
+        printf("%-28s %9.1f %7s %10.2f %7s %10.1f %10.1f %12.1f %12.1f %12.3g\n", b ? b + 1 : e[i].path, e[i].size_mib,
+               e[i].deq_type ? e[i].deq_type : "-", e[i].deq_gps,
+               e[i].product_type ? e[i].product_type : "-", e[i].a8_gmacs, e[i].f32_gmacs,
+               bench_median(e[i].pp, (int)runs),
                bench_median(e[i].tg, (int)runs), e[i].max_diff);
         hl_context_free(e[i].ctx);
         hl_model_free(e[i].m);

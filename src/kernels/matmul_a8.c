@@ -309,10 +309,13 @@ static float dot_q2_k(const uint8_t *w, const uint8_t *act, int64_t nb) { return
 static float dot_q3_k(const uint8_t *w, const uint8_t *act, int64_t nb) { return dot_q23_k(w, act, nb, 1); }
 #else
 /* ---- the same lanes, 32 bytes at a time ----
- * One row against nt tokens (nt ≤ 4, a constant at each call): the row's
- * bytes are unpacked once per block and multiplied with each token's, which
- * is what makes prompts fast; each token's lanes and float chain are the
- * ones above. out[t·ldo] for t < nt; tokens are stride bytes apart. */
+ * One row (the K types' dots_) or nr ≤ 2 rows rs bytes apart (rdots_)
+ * against nt tokens (nt ≤ 4; nr and nt constants at each call): a row's
+ * bytes are unpacked once per block and multiplied with each token's, and
+ * a token's bytes and scale are loaded once for both rows, which is what
+ * makes prompts fast; each (row, token) keeps the lanes and float chain
+ * above (d_w·d_x is the same one rounding as a vector product). out[t·ldo
+ * + r]; tokens are stride bytes apart. */
 static inline float lanes_sum8(__m256 v) {
     float a[8];
     _mm256_storeu_ps(a, v);
@@ -336,24 +339,34 @@ static inline void k4_scales_mins(const uint8_t *q, uint8_t sc[8], uint8_t mn[8]
     memcpy(mn + 4, &m1, 4);
 }
 
-static inline __attribute__((always_inline)) void dots_q8_0(const uint8_t *w, const uint8_t *act, int64_t stride,
-                                                            int64_t nb, const int nt, float *out, int64_t ldo) {
-    __m256 acc[4];
-    for (int t = 0; t < nt; t++) acc[t] = _mm256_setzero_ps();
+static inline __attribute__((always_inline)) void rdots_q8_0(const uint8_t *w, int64_t rs, const int nr,
+                                                            const uint8_t *act, int64_t stride, int64_t nb,
+                                                            const int nt, float *out, int64_t ldo) {
+    __m256 acc[2][4];
+    for (int r = 0; r < nr; r++)
+        for (int t = 0; t < nt; t++) acc[r][t] = _mm256_setzero_ps();
     const __m256i ones = _mm256_set1_epi16(1);
     for (int64_t b = 0; b < nb; b++, w += 34) {
-        const __m256i qw = _mm256_loadu_si256((const __m256i *)(w + 2));
-        const __m256i aw = _mm256_sign_epi8(qw, qw);
-        const float dw = f16_at(w);
+        __m256i qw[2], aw[2];
+        __m256 dw[2];
+        for (int r = 0; r < nr; r++) {
+            qw[r] = _mm256_loadu_si256((const __m256i *)(w + r * rs + 2));
+            aw[r] = _mm256_sign_epi8(qw[r], qw[r]);
+            dw[r] = _mm256_set1_ps(f16_at(w + r * rs));
+        }
         for (int t = 0; t < nt; t++) {
             const a8_tok x = a8_at(act + t * stride, nb * 32, 0);
             const __m256i qx = _mm256_load_si256((const __m256i *)(x.q + 32 * b));
-            /* |w|·(x·sign w): unsigned × signed bytes, pairs summed (at most 2·128·127) */
-            const __m256i s = _mm256_madd_epi16(_mm256_maddubs_epi16(aw, _mm256_sign_epi8(qx, qw)), ones);
-            acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(dw * x.d[b]), _mm256_cvtepi32_ps(s), acc[t]);
+            const __m256 dx = _mm256_broadcast_ss(x.d + b);
+            for (int r = 0; r < nr; r++) {
+                /* |w|·(x·sign w): unsigned × signed bytes, pairs summed (at most 2·128·127) */
+                const __m256i s = _mm256_madd_epi16(_mm256_maddubs_epi16(aw[r], _mm256_sign_epi8(qx, qw[r])), ones);
+                acc[r][t] = _mm256_fmadd_ps(_mm256_mul_ps(dw[r], dx), _mm256_cvtepi32_ps(s), acc[r][t]);
+            }
         }
     }
-    for (int t = 0; t < nt; t++) out[t * ldo] = lanes_sum8(acc[t]);
+    for (int r = 0; r < nr; r++)
+        for (int t = 0; t < nt; t++) out[t * ldo + r] = lanes_sum8(acc[r][t]);
 }
 
 /* byte i = 0x10 where bit i of bits is set, else 0 */
@@ -369,45 +382,66 @@ static inline __m256i fifth_bits(uint32_t bits) {
 /* q4_0, q4_1, q5_0, q5_1 (type a constant at each call): the 32 values of a
  * block in element order, then as q8_0 (signed types) or straight byte
  * products (unsigned); the _1 offset term as in the scalar form. */
-static inline __attribute__((always_inline)) void dots_small(const uint32_t type, const uint8_t *w, const uint8_t *act,
-                                                             int64_t stride, int64_t nb, const int nt, float *out,
-                                                             int64_t ldo) {
+static inline __attribute__((always_inline)) void dots_small(const uint32_t type, const uint8_t *w, int64_t rs,
+                                                             const int nr, const uint8_t *act, int64_t stride,
+                                                             int64_t nb, const int nt, float *out, int64_t ldo) {
     const int bytes = type == HL_TYPE_Q4_0 ? 18 : type == HL_TYPE_Q4_1 ? 20 : type == HL_TYPE_Q5_0 ? 22 : 24;
     const int qs_at = type == HL_TYPE_Q4_0 ? 2 : type == HL_TYPE_Q4_1 ? 4 : type == HL_TYPE_Q5_0 ? 6 : 8;
     const int is_signed = type == HL_TYPE_Q4_0 || type == HL_TYPE_Q5_0, five = type == HL_TYPE_Q5_0 || type == HL_TYPE_Q5_1;
-    __m256 acc[4];
-    float macc[4];
-    for (int t = 0; t < nt; t++) acc[t] = _mm256_setzero_ps(), macc[t] = 0.0f;
+    __m256 acc[2][4];
+    float macc[2][4];
+    for (int r = 0; r < nr; r++)
+        for (int t = 0; t < nt; t++) acc[r][t] = _mm256_setzero_ps(), macc[r][t] = 0.0f;
     const __m128i low = _mm_set1_epi8(0x0f);
     const __m256i ones = _mm256_set1_epi16(1);
     for (int64_t b = 0; b < nb; b++, w += bytes) {
-        const __m128i qs = _mm_loadu_si128((const __m128i *)(w + qs_at));
-        __m256i v = _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(qs, 4), low), _mm_and_si128(qs, low));
-        if (five) v = _mm256_or_si256(v, fifth_bits(hl_le32(w + (type == HL_TYPE_Q5_0 ? 2 : 4))));
-        if (is_signed) v = _mm256_sub_epi8(v, _mm256_set1_epi8(type == HL_TYPE_Q4_0 ? 8 : 16));
-        const __m256i av = is_signed ? _mm256_sign_epi8(v, v) : v;
-        const float dw = f16_at(w), mw = is_signed ? 0.0f : f16_at(w + 2);
+        __m256i v[2], av[2];
+        __m256 dw[2];
+        float mw[2];
+        for (int r = 0; r < nr; r++) {
+            const uint8_t *wr = w + r * rs;
+            const __m128i qs = _mm_loadu_si128((const __m128i *)(wr + qs_at));
+            v[r] = _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(qs, 4), low), _mm_and_si128(qs, low));
+            if (five) v[r] = _mm256_or_si256(v[r], fifth_bits(hl_le32(wr + (type == HL_TYPE_Q5_0 ? 2 : 4))));
+            if (is_signed) v[r] = _mm256_sub_epi8(v[r], _mm256_set1_epi8(type == HL_TYPE_Q4_0 ? 8 : 16));
+            av[r] = is_signed ? _mm256_sign_epi8(v[r], v[r]) : v[r];
+            dw[r] = _mm256_set1_ps(f16_at(wr));
+            mw[r] = is_signed ? 0.0f : f16_at(wr + 2);
+        }
         for (int t = 0; t < nt; t++) {
             const a8_tok x = a8_at(act + t * stride, nb * 32, 0);
-            __m256i qx = _mm256_load_si256((const __m256i *)(x.q + 32 * b));
-            if (is_signed) qx = _mm256_sign_epi8(qx, v);
-            const __m256i s = _mm256_madd_epi16(_mm256_maddubs_epi16(av, qx), ones);
-            acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(dw * x.d[b]), _mm256_cvtepi32_ps(s), acc[t]);
-            if (!is_signed) macc[t] = fmaf(mw * x.d[b], (float)x.bsum[b], macc[t]);
+            const __m256i qx = _mm256_load_si256((const __m256i *)(x.q + 32 * b));
+            const __m256 dx = _mm256_broadcast_ss(x.d + b);
+            for (int r = 0; r < nr; r++) {
+                const __m256i sx = is_signed ? _mm256_sign_epi8(qx, v[r]) : qx;
+                const __m256i s = _mm256_madd_epi16(_mm256_maddubs_epi16(av[r], sx), ones);
+                acc[r][t] = _mm256_fmadd_ps(_mm256_mul_ps(dw[r], dx), _mm256_cvtepi32_ps(s), acc[r][t]);
+                if (!is_signed) macc[r][t] = fmaf(mw[r] * x.d[b], (float)x.bsum[b], macc[r][t]);
+            }
         }
     }
-    for (int t = 0; t < nt; t++) out[t * ldo] = lanes_sum8(acc[t]) + macc[t];
+    for (int r = 0; r < nr; r++)
+        for (int t = 0; t < nt; t++) out[t * ldo + r] = lanes_sum8(acc[r][t]) + macc[r][t];
 }
-/* dots_<type> for a kernel that serves several types: fn with the type's variant fixed. */
+/* dots_<type> for a kernel that serves several types: fn with the type's
+ * variant fixed. ROWS_DOTS: the same for a kernel that takes nr rows, rs
+ * bytes apart. */
 #define VARIANT_DOTS(name, fn, ...)                                                                              \
     static inline __attribute__((always_inline)) void name(const uint8_t *w, const uint8_t *act, int64_t stride, \
                                                            int64_t nb, const int nt, float *out, int64_t ldo) {  \
         fn(__VA_ARGS__, w, act, stride, nb, nt, out, ldo);                                                      \
     }
-VARIANT_DOTS(dots_q4_0, dots_small, HL_TYPE_Q4_0)
-VARIANT_DOTS(dots_q4_1, dots_small, HL_TYPE_Q4_1)
-VARIANT_DOTS(dots_q5_0, dots_small, HL_TYPE_Q5_0)
-VARIANT_DOTS(dots_q5_1, dots_small, HL_TYPE_Q5_1)
+#define ROWS_DOTS(name, fn, ...)                                                                                 \
+    static inline __attribute__((always_inline)) void name(const uint8_t *w, int64_t rs, const int nr,           \
+                                                           const uint8_t *act, int64_t stride, int64_t nb,        \
+                                                           const int nt, float *out, int64_t ldo) {               \
+        fn(__VA_ARGS__, w, rs, nr, act, stride, nb, nt, out, ldo);                                              \
+    }
+ROWS_DOTS(rdots_q4_0, dots_small, HL_TYPE_Q4_0)
+ROWS_DOTS(rdots_q4_1, dots_small, HL_TYPE_Q4_1)
+ROWS_DOTS(rdots_q5_0, dots_small, HL_TYPE_Q5_0)
+ROWS_DOTS(rdots_q5_1, dots_small, HL_TYPE_Q5_1)
+#undef ROWS_DOTS
 
 /* q4_K, or q5_K when five (the fifth bits from qh, as in the scalar form). */
 static inline __attribute__((always_inline)) void dots_q45_k(const int five, const uint8_t *w, const uint8_t *act,
@@ -565,7 +599,21 @@ static inline __attribute__((always_inline)) void dots_q6_k(const uint8_t *w, co
     }
     for (int t = 0; t < nt; t++) out[t * ldo] = lanes_sum8(acc[t]);
 }
-#endif
+
+/* The K types take one row at a time (their unpacking already spans a
+ * 256-element block): rdots_<type> runs the nr rows in turn. */
+#define EACH_ROW(name, dots)                                                                                     \
+    static inline void name(const uint8_t *w, int64_t rs, const int nr, const uint8_t *act, int64_t stride,      \
+                            int64_t nb, const int nt, float *out, int64_t ldo) {                                \
+        for (int r = 0; r < nr; r++) dots(w + r * rs, act, stride, nb, nt, out + r, ldo);                       \
+    }
+EACH_ROW(rdots_q2_k, dots_q2_k)
+EACH_ROW(rdots_q3_k, dots_q3_k)
+EACH_ROW(rdots_q4_k, dots_q4_k)
+EACH_ROW(rdots_q5_k, dots_q5_k)
+EACH_ROW(rdots_q6_k, dots_q6_k)
+#undef EACH_ROW
+#endif /* HL_A8_SIMD */
 
 typedef struct {
     float *out;
@@ -583,57 +631,70 @@ static void quantize_tokens(void *arg, int64_t t0, int64_t t1, int worker) {
 }
 
 #ifndef HL_A8_SIMD
-/* The scalar path: the same per-token functions, one token at a time. */
+/* The scalar path: the same per-token functions, one row and token at a time. */
 #define SCALAR_DOTS(name, dot)                                                                                 \
-    static inline void name(const uint8_t *w, const uint8_t *act, int64_t stride, int64_t nb, const int nt,  \
-                            float *out, int64_t ldo) {                                                       \
-        for (int t = 0; t < nt; t++) out[t * ldo] = dot(w, act + t * stride, nb);                           \
+    static inline void name(const uint8_t *w, int64_t rs, const int nr, const uint8_t *act, int64_t stride,  \
+                            int64_t nb, const int nt, float *out, int64_t ldo) {                            \
+        for (int r = 0; r < nr; r++)                                                                        \
+            for (int t = 0; t < nt; t++) out[t * ldo + r] = dot(w + r * rs, act + t * stride, nb);          \
     }
-SCALAR_DOTS(dots_q8_0, dot_q8_0)
-SCALAR_DOTS(dots_q4_0, dot_q4_0)
-SCALAR_DOTS(dots_q4_1, dot_q4_1)
-SCALAR_DOTS(dots_q5_0, dot_q5_0)
-SCALAR_DOTS(dots_q5_1, dot_q5_1)
-SCALAR_DOTS(dots_q2_k, dot_q2_k)
-SCALAR_DOTS(dots_q3_k, dot_q3_k)
-SCALAR_DOTS(dots_q4_k, dot_q4_k)
-SCALAR_DOTS(dots_q5_k, dot_q5_k)
-SCALAR_DOTS(dots_q6_k, dot_q6_k)
+SCALAR_DOTS(rdots_q8_0, dot_q8_0)
+SCALAR_DOTS(rdots_q4_0, dot_q4_0)
+SCALAR_DOTS(rdots_q4_1, dot_q4_1)
+SCALAR_DOTS(rdots_q5_0, dot_q5_0)
+SCALAR_DOTS(rdots_q5_1, dot_q5_1)
+SCALAR_DOTS(rdots_q2_k, dot_q2_k)
+SCALAR_DOTS(rdots_q3_k, dot_q3_k)
+SCALAR_DOTS(rdots_q4_k, dot_q4_k)
+SCALAR_DOTS(rdots_q5_k, dot_q5_k)
+SCALAR_DOTS(rdots_q6_k, dot_q6_k)
 #undef SCALAR_DOTS
 #endif
 
 /* Rows [o0, o1) in panels of A8_PANEL rows; each panel against the tokens
- * four at a time. A row's bytes are unpacked once per four tokens, and both
- * the panel and the four tokens stay in L1 (a panel of s110M's widest rows,
- * q8_0 at K = 2048, is 35 KiB; four tokens 9 KiB). */
+ * four at a time, two rows per call (the q8_0 and 32-element kernels
+ * share each token's loads between them; the K types run them in turn).
+ * A row's bytes are unpacked once per four tokens, and both the panel and
+ * the four tokens stay in L1 (a panel of s110M's widest rows, q8_0 at
+ * K = 2048, is 35 KiB; four tokens 9 KiB). Which rows share a call changes
+ * no value: each row's lanes are its own. */
 #define A8_PANEL 16
+/* Rows [p, pe) against nt tokens from act: two rows per call, then the odd one. */
+#define A8_PANEL_TOKENS(dots, nt)                                                                            \
+    do {                                                                                                    \
+        const uint8_t *a = j->act + t * j->act_bytes;                                                       \
+        int64_t o = p;                                                                                      \
+        for (; o < pe; o += 2)                                                                              \
+            if (o + 2 <= pe)                                                                                \
+                dots((const uint8_t *)w->data + o * rs, rs, 2, a, j->act_bytes, nb, nt, j->out + t * j->ldo + o, \
+                     j->ldo);                                                                               \
+            else                                                                                            \
+                dots((const uint8_t *)w->data + o * rs, rs, 1, a, j->act_bytes, nb, nt, j->out + t * j->ldo + o, \
+                     j->ldo);                                                                               \
+    } while (0)
 #define A8_ROWS(name, dots)                                                                                  \
     static void name(const a8job *j, int64_t o0, int64_t o1, int64_t nb) {                                 \
         const hl_qweight *w = j->w;                                                                         \
+        const int64_t rs = (int64_t)w->row_bytes;                                                          \
         for (int64_t p = o0; p < o1; p += A8_PANEL) {                                                       \
             const int64_t pe = o1 - p < A8_PANEL ? o1 : p + A8_PANEL;                                      \
             int64_t t = 0;                                                                                  \
-            for (; t + 4 <= j->T; t += 4)                                                                   \
-                for (int64_t o = p; o < pe; o++)                                                            \
-                    dots((const uint8_t *)w->data + (uint64_t)o * w->row_bytes, j->act + t * j->act_bytes,   \
-                         j->act_bytes, nb, 4, j->out + t * j->ldo + o, j->ldo);                             \
-            for (; t < j->T; t++)                                                                           \
-                for (int64_t o = p; o < pe; o++)                                                            \
-                    dots((const uint8_t *)w->data + (uint64_t)o * w->row_bytes, j->act + t * j->act_bytes,   \
-                         j->act_bytes, nb, 1, j->out + t * j->ldo + o, j->ldo);                             \
+            for (; t + 4 <= j->T; t += 4) A8_PANEL_TOKENS(dots, 4);                                        \
+            for (; t < j->T; t++) A8_PANEL_TOKENS(dots, 1);                                                \
         }                                                                                                   \
     }
-A8_ROWS(rows_q8_0, dots_q8_0)
-A8_ROWS(rows_q4_0, dots_q4_0)
-A8_ROWS(rows_q4_1, dots_q4_1)
-A8_ROWS(rows_q5_0, dots_q5_0)
-A8_ROWS(rows_q5_1, dots_q5_1)
-A8_ROWS(rows_q2_k, dots_q2_k)
-A8_ROWS(rows_q3_k, dots_q3_k)
-A8_ROWS(rows_q4_k, dots_q4_k)
-A8_ROWS(rows_q5_k, dots_q5_k)
-A8_ROWS(rows_q6_k, dots_q6_k)
+A8_ROWS(rows_q8_0, rdots_q8_0)
+A8_ROWS(rows_q4_0, rdots_q4_0)
+A8_ROWS(rows_q4_1, rdots_q4_1)
+A8_ROWS(rows_q5_0, rdots_q5_0)
+A8_ROWS(rows_q5_1, rdots_q5_1)
+A8_ROWS(rows_q2_k, rdots_q2_k)
+A8_ROWS(rows_q3_k, rdots_q3_k)
+A8_ROWS(rows_q4_k, rdots_q4_k)
+A8_ROWS(rows_q5_k, rdots_q5_k)
+A8_ROWS(rows_q6_k, rdots_q6_k)
 #undef A8_ROWS
+#undef A8_PANEL_TOKENS
 
 static void a8_rows(void *arg, int64_t o0, int64_t o1, int worker) {
     (void)worker;
