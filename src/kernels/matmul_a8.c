@@ -36,8 +36,6 @@
 #if defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
 #include <immintrin.h>
 #define HL_A8_SIMD 1
-
-
 #endif
 
 /* One token quantized, as stored in the scratch (each token 64-byte
@@ -667,13 +665,12 @@ SCALAR_DOTS(rdots_q6_k, dot_q6_k)
 #endif
 
 /* Rows [o0, o1) in panels of A8_PANEL rows; each panel against the tokens
- * four at a time, two rows per call (the q8_0 and 32-element kernels share
- * each token's loads between them; the K types run them in turn), and the
- * tokens left over one at a time, one row per call (nr: 2 for q8_0 and
- * the 32-element types, 1 for the K types, whose code is large). A row's bytes are
- * unpacked once per four tokens, and both the panel and the four tokens
- * stay in L1 (a panel of s110M's widest rows, q8_0 at K = 2048, is 35 KiB;
- * four tokens 9 KiB). Decoding streams the weights from memory, where two
+ * four at a time, nr rows per call (2 for q8_0 and the 32-element types,
+ * whose kernels share each token's loads between the two; 1 for the K
+ * types, whose code is large), and the tokens left over one at a time, one
+ * row per call. A row's bytes are unpacked once per four tokens, and both
+ * the panel and the four tokens stay in L1 (a panel of s110M's widest rows,
+ * q8_0 at K = 2048, is 35 KiB; four tokens 9 KiB). Decoding streams the weights from memory, where two
  * interleaved rows ran 40% slower than one (q8_0 at 131072 x 768, Zen 3),
  * hence one row there. Which rows share a call changes no value: each
  * row's lanes are its own. */
