@@ -417,12 +417,19 @@ typedef struct hl_scene_decoder_params {
     int32_t n_threads;                       /* >= 1 */
     int force;                               /* accept adapters made for another base */
     int allow_text;                          /* scenes may mix plain text with lexemes */
+    int no_word_rows;                        /* keep the adapters' trained output rows for words that are
+                                                parts only of scenes declared after training (default:
+                                                compose their rows from their head rows; README) */
 } hl_scene_decoder_params;
 
 HL_API hl_status hl_scene_decoder_init(const hl_scene_decoder_params *p, hl_scene_decoder **out, hl_error *err);
 HL_API void hl_scene_decoder_free(hl_scene_decoder *d);
 HL_API const hl_lexicon *hl_scene_decoder_lexicon(const hl_scene_decoder *d); /* owned by d */
 HL_API const hl_model *hl_scene_decoder_base(const hl_scene_decoder *d);      /* owned by d */
+/* Words that got composed output-adapter rows (n_new), the trained words the
+ * map was fitted on (n_fit) and the new words' tokens left alone because the
+ * word is spelled by several tokens (n_skipped), summed over the adapters. */
+HL_API void hl_scene_decoder_word_rows(const hl_scene_decoder *d, int32_t *n_new, int32_t *n_fit, int32_t *n_skipped);
 
 /* Decodes a scene (lexemes separated by spaces) or, with scene == NULL,
  * n_vectors mute-scene vectors (n_vectors x C floats) into form (HL_FORM_*)

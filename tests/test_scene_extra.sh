@@ -4,7 +4,8 @@
 # trained scenes decode as before), a lexeme in both or another composition
 # rule is refused naming the file and the adapter, a scene word that is not a
 # lexeme is refused with the nearest lexemes (in decode and in training data),
-# and plain text needs --scene-text.
+# and plain text needs --scene-text. Words that are parts only of the extra
+# scenes get composed output-adapter rows (word_rows.h), unless --no-word-rows.
 # Usage: test_scene_extra.sh HYPERLORA SHARED
 set -uo pipefail
 HL=$(cd "$(dirname "$1")" && pwd)/$(basename "$1"); S=$(cd "$2" && pwd)
@@ -49,5 +50,29 @@ ok '$HL scene explain Δ35 -m $M --lora dec.gguf --lexicon extra.jsonl > ex.txt 
   "scene explain sees the extra lexemes"
 ok '! $HL train -m $M --lexicon lex40.jsonl --data "$L/train.jsonl" --steps 1 -o bad.gguf 2> err.txt && grep -q "train.jsonl:[0-9]*: .*scene word \"Δ3[5-9]\|train.jsonl:[0-9]*: .*scene word \"Δ4" err.txt' \
   "training data whose scene is not a lexeme is refused with its line"
+# New words: a decoder with an output adapter, trained on scenes over 20 of the
+# base's one-token words, then given scenes holding two words it never named.
+W=(the and was her with said play his that mom she you they big friend little time had there for)
+: > wl.jsonl; : > wt.jsonl
+for i in $(seq 0 19); do
+  a=${W[$i]}; b=${W[$(( (i + 7) % 20 ))]}
+  echo "{\"lexeme\": \"W$i\", \"parts\": [\"$a\", \"$b\"]}" >> wl.jsonl
+  echo "{\"scene\": \"W$i\", \"form\": \"symbols\", \"register\": \"logical\", \"output\": \"$a — $b\"}" >> wt.jsonl
+done
+echo '{"lexeme": "N1", "parts": ["upon", "very"]}' > newwords.jsonl
+$HL train -m $M --lexicon wl.jsonl --compose decay --data wt.jsonl --steps 10 --rank 4 --ctx 32 --targets q,v,output \
+  --val-fraction 0 --threads 2 -o words.gguf --plain 2>/dev/null
+N="-m $M --lora words.gguf --form symbols --register logical -n 12"
+ok '$HL decode $N --lexicon newwords.jsonl --scene N1 --threads 1 > n1.txt 2> n1.err && grep -q "2 new words read through output rows composed from 20 trained words" n1.err' \
+  "new words of an extra lexicon get composed output rows, and decode says so"
+ok '$HL decode $N --lexicon newwords.jsonl --scene N1 --threads 2 2>/dev/null | cmp -s - n1.txt' \
+  "the same bytes at 2 threads"
+ok '$HL decode $N --lexicon newwords.jsonl --scene N1 --no-word-rows > n0.txt 2> n0.err && ! grep -q "new word" n0.err' \
+  "--no-word-rows keeps the trained rows"
+$HL decode $N --scene W3 > w3.txt 2>/dev/null
+ok '$HL decode $N --lexicon newwords.jsonl --no-word-rows --scene W3 2>/dev/null | cmp -s - w3.txt' \
+  "with --no-word-rows the carried scenes decode exactly as without the extra lexicon"
+ok '$HL decode $N --lexicon extra.jsonl --scene W3 2> e.err | cmp -s - w3.txt && ! grep -q "read through" e.err && grep -q "spelled by several tokens kept their trained rows" e.err' \
+  "new words spelled by several tokens get no rows, and decode says so"
 echo "$pass passed, $fail failed"
 [ $fail -eq 0 ]

@@ -54,11 +54,23 @@ static void print_eval_json(const hl_scene_eval *r) {
     }
     printf("]}\n");
 }
+/* Says on stderr which new words the decoder can now name (README: new words). */
+static void report_word_rows(const hl_scene_decoder *d) {
+    int32_t n_new, n_fit, n_skipped;
+    hl_scene_decoder_word_rows(d, &n_new, &n_fit, &n_skipped);
+    if (n_new)
+        fprintf(stderr, "hyperlora decode: %d new word%s read through output rows composed from %d trained words\n",
+                n_new, n_new == 1 ? "" : "s", n_fit);
+    if (n_skipped)
+        fprintf(stderr, "hyperlora decode: note: %d token%s of new words spelled by several tokens kept their "
+                "trained rows\n", n_skipped, n_skipped == 1 ? "" : "s");
+}
+
 int cmd_decode(int argc, char **argv) {
     const char *model = NULL, *tok = NULL, *lexicon = NULL, *compose = NULL, *bundle = NULL, *scene = NULL, *vec_path = NULL;
     const char *form_name = "text", *reg_name = "poetic", *eval_path = NULL, *eval_form = NULL;
     long eval_limit = 0;
-    int verbose = 0, allow_text = 0, json = 0;
+    int verbose = 0, allow_text = 0, json = 0, no_word_rows = 0;
     cli_loras loras = {0};
     int force = 0, rc = 1;
     long n_predict = 128, threads = 1, top_k = 0;
@@ -82,7 +94,13 @@ int cmd_decode(int argc, char **argv) {
                    "  --lexicon FILE        with a decoder that carries a lexicon: FILE's entries are added\n"
                    "                        to it (scenes declared after training, composed by the carried\n"
                    "                        rule; nothing is retrained; a lexeme in both is refused);\n"
-                   "                        without one: the lexicon to use\n"
+                   "                        without one: the lexicon to use. A word that is a part only of\n"
+                   "                        the added scenes gets a row of the decoder's output adapter\n"
+                   "                        composed from its own head row, by a map fitted on the words\n"
+                   "                        the decoder trained on, so the decoder can name it (README:\n"
+                   "                        new words)\n"
+                   "  --no-word-rows        keep the trained output rows alone (new words are then named\n"
+                   "                        as their nearest trained word)\n"
                    "  --compose RULE        with --lexicon alone: parts (default), slots, ranked, decay, or\n"
                    "                        one of those +facets (see train --help)\n"
                    "  -n N                  at most N output tokens (default 128)\n"
@@ -113,6 +131,10 @@ int cmd_decode(int argc, char **argv) {
         }
         if (!strcmp(a, "--scene-text")) {
             allow_text = 1;
+            continue;
+        }
+        if (!strcmp(a, "--no-word-rows")) {
+            no_word_rows = 1;
             continue;
         }
         if (!strcmp(a, "--json")) {
@@ -173,9 +195,10 @@ int cmd_decode(int argc, char **argv) {
         hl_scene_decoder_params p = {.model_path = model, .tokenizer_path = tok, .lexicon_path = lexicon, .compose = compose,
                                      .lora_paths = loras.paths, .lora_scales = loras.scales, .n_lora = loras.n,
                                      .bundle_path = bundle, .n_threads = (int32_t)threads, .force = force,
-                                     .allow_text = allow_text};
+                                     .allow_text = allow_text, .no_word_rows = no_word_rows};
         static hl_scene_eval r; /* large: the per-group table */
-        if (hl_scene_decoder_init(&p, &d, &err) != HL_OK ||
+        if (hl_scene_decoder_init(&p, &d, &err) == HL_OK) report_word_rows(d);
+        if (!d ||
             hl_scene_eval_file(d, eval_path, only_form, eval_limit, &r, verbose ? stderr : NULL, &err) != HL_OK) {
             cli_fail(CMD, &err);
         } else if (json) {
@@ -205,11 +228,12 @@ int cmd_decode(int argc, char **argv) {
     hl_scene_decoder_params p = {.model_path = model, .tokenizer_path = tok, .lexicon_path = lexicon, .compose = compose,
                                  .lora_paths = loras.paths, .lora_scales = loras.scales, .n_lora = loras.n,
                                  .bundle_path = bundle, .n_threads = (int32_t)threads, .force = force,
-                                     .allow_text = allow_text};
+                                     .allow_text = allow_text, .no_word_rows = no_word_rows};
     if (hl_scene_decoder_init(&p, &d, &err) != HL_OK) {
         cli_fail(CMD, &err);
         goto done;
     }
+    report_word_rows(d);
     if (!hl_scene_decoder_has_adapters(d))
         fprintf(stderr, "hyperlora decode: note: no adapter given, decoding with the bare base model\n");
     float *vectors = NULL;

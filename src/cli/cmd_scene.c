@@ -23,18 +23,24 @@ int cmd_scene(int argc, char **argv) {
                "                              [--top N]\n\n"
                "Shows the lexeme's parts and facets, the nearest base tokens and lexemes by cosine\n"
                "similarity of its composed embedding, and, with a decoder adapter, its output in\n"
-               "every form and register (greedy).\n\n"
+               "every form and register (greedy). With --lora and --lexicon, the extra entries are\n"
+               "added to the decoder's own and their new words get composed output rows, as in\n"
+               "decode (--no-word-rows keeps the trained rows alone).\n\n"
                "       hyperlora scene synth -m BASE -o DIR [options]   (a generated scene corpus; --help)\n");
         return argc < 2 || !cli_is_help(argv[argc > 1 ? 1 : 0]);
     }
     const char *lexeme = NULL, *model = NULL, *tok = NULL, *lexicon = NULL, *compose = NULL, *paths[64];
-    int n_lora = 0;
+    int n_lora = 0, no_word_rows = 0;
     long top = 8, threads = 1;
     for (int i = 2; i < argc; i++) {
         const char *a = argv[i], *v;
         if (cli_is_help(a)) return cmd_scene(1, argv);
         if (a[0] != '-') {
             lexeme = a;
+            continue;
+        }
+        if (!strcmp(a, "--no-word-rows")) {
+            no_word_rows = 1;
             continue;
         }
         if (!(v = cli_value(CMD, argc, argv, &i))) return 1;
@@ -55,7 +61,8 @@ int cmd_scene(int argc, char **argv) {
     hl_error err = {0};
     hl_scene_decoder *d = NULL;
     hl_scene_decoder_params p = {.model_path = model, .tokenizer_path = tok, .lexicon_path = lexicon, .compose = compose,
-                                 .lora_paths = paths, .n_lora = n_lora, .n_threads = (int32_t)threads};
+                                 .lora_paths = paths, .n_lora = n_lora, .n_threads = (int32_t)threads,
+                                 .no_word_rows = no_word_rows};
     if (hl_scene_decoder_init(&p, &d, &err) != HL_OK) return cli_fail(CMD, &err);
     const hl_lexicon *lex = hl_scene_decoder_lexicon(d);
     cli_note_byte_parts(CMD, lex);

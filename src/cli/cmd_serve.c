@@ -31,7 +31,10 @@ static void help(void) {
            "                          the file name without .gguf); requests choose it by \"model\"\n"
            "                          or \"lora\"; more can be loaded at run time (/adapters/load)\n"
            "  --lexicon FILE          scenes for /v1/scenes/decode: added to a decoder's carried\n"
-           "                          lexicon, or the lexicon when the adapters carry none\n"
+           "                          lexicon, or the lexicon when the adapters carry none; words\n"
+           "                          that are parts only of its scenes get composed output rows in\n"
+           "                          each decoder loaded (as decode --lexicon)\n"
+           "  --no-word-rows          keep the decoders' trained output rows alone\n"
            "  --compose RULE          with --lexicon and no carried lexicon: its composition rule\n"
            "  --bundle FILE           decoder bundle: the adapters of a scene request that names\n"
            "                          none, per (form, register), as decode --bundle\n"
@@ -83,7 +86,7 @@ int cmd_serve(int argc, char **argv) {
     int n_lora = 0;
     long threads = 1, max_seqs = 32, max_adapters = 16, max_tokens = 4096, max_body = 1 << 20;
     long timeout = 30, port = 8080, prompt_rows = 0;
-    int separate = 0, evict = 0;
+    int separate = 0, evict = 0, no_word_rows = 0;
     hl_server_params sp = hl_server_default_params();
     sp.api_key = getenv("HYPERLORA_API_KEY");
     for (int i = 1; i < argc; i++) {
@@ -91,6 +94,10 @@ int cmd_serve(int argc, char **argv) {
         if (cli_is_help(a)) {
             help();
             return 0;
+        }
+        if (!strcmp(a, "--no-word-rows")) {
+            no_word_rows = 1;
+            continue;
         }
         if (!strcmp(a, "--separate") || !strcmp(a, "--evict")) {
             *(a[2] == 's' ? &separate : &evict) = 1;
@@ -149,7 +156,8 @@ int cmd_serve(int argc, char **argv) {
     hl_engine_params ep = {.model_path = model, .tokenizer_path = tok, .lexicon_path = lexicon, .compose = compose,
                            .bundle_path = bundle, .n_threads = (int32_t)threads, .max_seqs = (int32_t)max_seqs,
                            .max_adapters = (int32_t)max_adapters, .kv_cap_bytes = (size_t)kv_cap,
-                           .separate = separate, .evict = evict, .max_prompt_rows = (int32_t)prompt_rows};
+                           .separate = separate, .evict = evict, .max_prompt_rows = (int32_t)prompt_rows,
+                           .no_word_rows = no_word_rows};
     if (hl_engine_init(&ep, &e, &err) != HL_OK) return cli_fail(CMD, &err);
     int rc = 1;
     for (int i = 0; i < n_lora; i++) {

@@ -129,21 +129,28 @@ static int has_space(const char *s) {
  * sentence ("Ġcat"), which is what SentencePiece's prefix gives; its "byte pieces" are tokens of
  * one byte that is part of a multi-byte character (a word the vocabulary spells byte by byte).
  * table: 0 the input embeddings, 1 the LM head's rows (either may be quantized; row: C floats of scratch). */
+hl_status hl_lexicon_word_ids(const hl_model *m, const char *word, int32_t **ids, size_t *n, hl_error *err) {
+    const hl_tokenizer *tok = m->tok;
+    const int byte_level = hl_tokenizer_is_byte_level(tok);
+    size_t tlen = strlen(word);
+    char *spaced = byte_level ? hl_malloc(tlen + 2) : NULL;
+    if (byte_level && !spaced) return hl_fail(err, HL_ERR_NOMEM, "out of memory");
+    if (spaced) {
+        spaced[0] = ' ';
+        memcpy(spaced + 1, word, tlen + 1);
+    }
+    hl_status s = hl_tokenizer_encode(tok, spaced ? spaced : word, tlen + (spaced ? 1 : 0), 0, 0, ids, n, err);
+    hl_free(spaced);
+    return s;
+}
+
 static hl_status add_word(const hl_model *m, int table, float *row, int64_t C, const char *word, double w,
                           double *acc, int *bytes_only, const char *where, hl_error *err) {
     const hl_tokenizer *tok = m->tok;
     int32_t *ids = NULL;
     size_t n = 0;
     const int byte_level = hl_tokenizer_is_byte_level(tok);
-    size_t tlen = strlen(word);
-    char *spaced = byte_level ? hl_malloc(tlen + 2) : NULL;
-    if (byte_level && !spaced) return hl_fail(err, HL_ERR_NOMEM, "%s: out of memory", where);
-    if (spaced) {
-        spaced[0] = ' ';
-        memcpy(spaced + 1, word, tlen + 1);
-    }
-    hl_status s = hl_tokenizer_encode(tok, spaced ? spaced : word, tlen + (spaced ? 1 : 0), 0, 0, &ids, &n, err);
-    hl_free(spaced);
+    hl_status s = hl_lexicon_word_ids(m, word, &ids, &n, err);
     char shown[HL_ESCAPE_NAME];
     if (s != HL_OK) {
         hl_error_prefix(err, "%s: part \"%s\"", where, hl_escape_str(word, shown, sizeof shown));

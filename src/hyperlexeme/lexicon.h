@@ -78,6 +78,10 @@ hl_status hl_lexicon_from_adapter(const hl_adapter *a, const hl_model *base, hl_
 hl_status hl_lexicon_from_adapter_extra(const hl_adapter *a, const hl_model *base, const char *extra_path,
                                         hl_lexicon **out, hl_error *err);
 void hl_lexicon_free(hl_lexicon *lex);
+/* A part's tokens as the lexicon composes it and as an output spells it
+ * after a space: SentencePiece with its dummy prefix, byte-level BPE after
+ * one space (" word"). *ids is released with hl_free. */
+hl_status hl_lexicon_word_ids(const hl_model *m, const char *word, int32_t **ids, size_t *n, hl_error *err);
 
 /* The base model seen with the lexicon: vocabulary extended, extra rows frozen. */
 const hl_model *hl_lexicon_model(const hl_lexicon *lex);

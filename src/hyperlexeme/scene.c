@@ -1,5 +1,6 @@
 /* scene.c: loading and running the scene decoder (see scene.h). */
 #include "hyperlexeme/scene.h"
+#include "hyperlexeme/word_rows.h"
 #include "lora/adapter_io.h"
 #include "model/model.h"
 #include "text/tokenizer.h"
@@ -26,6 +27,7 @@ struct hl_scene_decoder {
     int32_t n_fixed;
     int32_t fixed[MAX_LOADED];
     float fixed_scales[MAX_LOADED];
+    hl_word_rows_report word_rows; /* summed over the adapters */
 };
 
 static hl_status load_adapter(hl_scene_decoder *d, const char *path, int32_t *index, hl_error *err) {
@@ -62,6 +64,11 @@ void hl_scene_decoder_free(hl_scene_decoder *d) {
 
 const hl_lexicon *hl_scene_decoder_lexicon(const hl_scene_decoder *d) { return d->lex; }
 const hl_model *hl_scene_decoder_base(const hl_scene_decoder *d) { return d->base; }
+void hl_scene_decoder_word_rows(const hl_scene_decoder *d, int32_t *n_new, int32_t *n_fit, int32_t *n_skipped) {
+    if (n_new) *n_new = d->word_rows.n_new;
+    if (n_fit) *n_fit = d->word_rows.n_fit;
+    if (n_skipped) *n_skipped = d->word_rows.n_skipped;
+}
 int hl_scene_decoder_has_adapters(const hl_scene_decoder *d) { return d->n_fixed > 0 || d->bundle != NULL; }
 
 hl_status hl_scene_decoder_init(const hl_scene_decoder_params *p, hl_scene_decoder **out, hl_error *err) {
@@ -88,8 +95,8 @@ hl_status hl_scene_decoder_init(const hl_scene_decoder_params *p, hl_scene_decod
                 for (int32_t k = 0; s == HL_OK && k < n; k++) s = load_adapter(d, paths[k], &idx, err);
             }
     }
+    const hl_adapter *carrier = NULL;
     if (s == HL_OK) {
-        const hl_adapter *carrier = NULL;
         for (int32_t i = 0; !carrier && i < d->n_loaded; i++)
             if (d->loaded[i]->lexicon) carrier = d->loaded[i];
         if (carrier && p->lexicon_path && p->compose)
@@ -104,6 +111,24 @@ hl_status hl_scene_decoder_init(const hl_scene_decoder_params *p, hl_scene_decod
         if (s == HL_OK && !d->lex)
             s = hl_fail(err, HL_ERR_INVALID_ARG,
                         "no lexicon: pass --lexicon FILE, or a decoder adapter trained with one (--lora)");
+    }
+    /* Words that are parts only of scenes an adapter did not train on get rows of its output adapter composed
+     * from their head rows (word_rows.h), unless the caller keeps the trained rows alone. */
+    for (int32_t i = 0; s == HL_OK && !p->no_word_rows && i < d->n_loaded; i++) {
+        hl_adapter *a = d->loaded[i];
+        if (!a->lexicon || (!p->lexicon_path && !strcmp(a->lexicon, carrier->lexicon))) continue; /* nothing new */
+        hl_lexicon *carried = NULL;
+        hl_word_rows_report rep;
+        if ((s = hl_lexicon_from_adapter(a, d->base, &carried, err)) != HL_OK) break;
+        s = hl_word_rows_compose(a, d->base, carried, d->lex, &rep, err);
+        hl_lexicon_free(carried);
+        if (s != HL_OK) {
+            hl_error_prefix(err, "%s", d->paths[i]);
+            break;
+        }
+        d->word_rows.n_fit += rep.n_fit;
+        d->word_rows.n_new += rep.n_new;
+        d->word_rows.n_skipped += rep.n_skipped;
     }
     if (s == HL_OK) {
         hl_context_params cp = {.n_ctx = 0, .n_threads = p->n_threads > 0 ? p->n_threads : 1};

@@ -9,6 +9,7 @@
 #include "lora/adapter.h"
 #include "model/model.h"
 #include "hyperlexeme/lexicon.h"
+#include "hyperlexeme/word_rows.h"
 #include "text/tokenizer.h"
 #include "util/alloc.h"
 #include "util/error.h"
@@ -71,6 +72,7 @@ struct hl_engine {
     entry **bundled;           /* (n_bundled) the bundle's adapters, one per path, held by the engine */
     int32_t n_bundled;
     char *lexicon_path;
+    int no_word_rows;
     char model_name[256];
     hl_weight_layout layout;
     int32_t max_adapters;
@@ -244,6 +246,8 @@ void hl_engine_free(hl_engine *e) {
 }
 
 /* The bundle and every adapter it names, each path loaded once. */
+static hl_status prepare_entry(hl_engine *e, entry *en, hl_error *err);
+
 static hl_status load_bundle(hl_engine *e, const char *path, int force, hl_error *err) {
     hl_status s = hl_bundle_load(path, &e->bundle, err);
     int32_t cap = HL_BUNDLE_MAX_ENTRIES * HL_BUNDLE_MAX_ADAPTERS;
@@ -268,7 +272,8 @@ static hl_status load_bundle(hl_engine *e, const char *path, int force, hl_error
                 snprintf(en->name, sizeof en->name, "bundle");
                 en->refs = 1; /* the engine's: never freed before the engine */
                 en->id = -1;
-                if ((s = hl_adapter_load(paths[k], e->base, force, &en->a, err)) != HL_OK) {
+                if ((s = hl_adapter_load(paths[k], e->base, force, &en->a, err)) != HL_OK ||
+                    (s = prepare_entry(e, en, err)) != HL_OK) {
                     hl_error_prefix(err, "bundle %s", path);
                     entry_free(en);
                     break;
@@ -289,6 +294,7 @@ hl_status hl_engine_init(const hl_engine_params *p, hl_engine **out, hl_error *e
     e->evict = p->evict;
     const char *slash = strrchr(p->model_path, '/');
     snprintf(e->model_name, sizeof e->model_name, "%s", slash ? slash + 1 : p->model_path);
+    e->no_word_rows = p->no_word_rows;
     hl_status s = hl_model_load(p->model_path, p->tokenizer_path, &e->base, err);
     if (s == HL_OK && p->lexicon_path) {
         if (!(e->lexicon_path = hl_strdup(p->lexicon_path))) s = hl_fail(err, HL_ERR_NOMEM, "out of memory");
@@ -401,7 +407,7 @@ hl_status hl_engine_adapter_load(hl_engine *e, const char *name, const char *pat
     }
     snprintf(en->name, sizeof en->name, "%s", name);
     en->listed = 1;
-    if ((s = hl_adapter_load(path, e->base, 0, &en->a, err)) != HL_OK) {
+    if ((s = hl_adapter_load(path, e->base, 0, &en->a, err)) != HL_OK || (s = prepare_entry(e, en, err)) != HL_OK) {
         entry_free(en);
         return s;
     }
@@ -474,6 +480,29 @@ static hl_status job_lexicon(hl_engine *e, hl_job *j, const hl_lexicon **out, hl
     }
     return hl_fail(err, HL_ERR_INVALID_ARG,
                    "no lexicon: name a decoder adapter that carries one, or start the server with --lexicon");
+}
+
+/* Before an adapter that carries a lexicon is visible to jobs: with the
+ * engine's extra lexicon, builds its combined lexicon now and composes the
+ * output rows of the words that are parts only of the extra scenes
+ * (hyperlexeme/word_rows.h), so no running job ever sees its rows change. A
+ * lexicon that does not combine is left to entry_lexicon, which reports it
+ * to the first scene job as before. */
+static hl_status prepare_entry(hl_engine *e, entry *en, hl_error *err) {
+    if (!e->lexicon_path || !en->a->lexicon || e->no_word_rows) return HL_OK;
+    hl_error quiet = {0};
+    if (hl_lexicon_from_adapter_extra(en->a, e->base, e->lexicon_path, &en->lex, &quiet) != HL_OK) {
+        hl_lexicon_free(en->lex);
+        en->lex = NULL;
+        return HL_OK;
+    }
+    hl_lexicon *carried = NULL;
+    hl_word_rows_report rep;
+    hl_status s = hl_lexicon_from_adapter(en->a, e->base, &carried, err);
+    if (s == HL_OK) s = hl_word_rows_compose(en->a, e->base, carried, en->lex, &rep, err);
+    hl_lexicon_free(carried);
+    if (s != HL_OK) hl_error_prefix(err, "%s", en->path);
+    return s;
 }
 
 /* The carried lexicon of en (under mu), built on first use; NULL when it carries none. */

@@ -46,6 +46,8 @@ typedef struct hl_engine_params {
     int force;                 /* adapters made for another base */
     int separate;              /* each job its own forward pass (no shared base products; for comparison) */
     int32_t max_prompt_rows;   /* prompt tokens one step takes at most (hl_sched_params); 0 = no bound */
+    int no_word_rows;          /* keep the adapters' trained output rows for words that are parts only of
+                                * lexicon_path's scenes (default: compose them, hyperlexeme/word_rows.h) */
     int evict;                 /* loading past max_adapters unloads the least recently used adapter that no
                                 * job holds (HL_ERR_LIMIT still when every one is in use) */
 } hl_engine_params;
