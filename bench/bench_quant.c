@@ -186,9 +186,12 @@ int main(int argc, char **argv) {
            "int8 GMAC", "f32 GMAC", "pp tok/s", "tg tok/s", "max|dlogit|");
     for (int i = 0; i < n; i++) {
         const char *b = strrchr(e[i].path, '/');
-        printf("%-28s %9.1f %7s %10.2f %7s %10.1f %10.1f %12.1f %12.1f %12.3g\n", b ? b + 1 : e[i].path, e[i].size_mib,
+        /* a type without an 8-bit path (f32, f16) shows a dash, not a speed of 0 */
+        char a8[16] = "-";
+        if (e[i].a8_gmacs > 0) snprintf(a8, sizeof a8, "%.1f", e[i].a8_gmacs);
+        printf("%-28s %9.1f %7s %10.2f %7s %10s %10.1f %12.1f %12.1f %12.3g\n", b ? b + 1 : e[i].path, e[i].size_mib,
                e[i].deq_type ? e[i].deq_type : "-", e[i].deq_gps,
-               e[i].product_type ? e[i].product_type : "-", e[i].a8_gmacs, e[i].f32_gmacs,
+               e[i].product_type ? e[i].product_type : "-", a8, e[i].f32_gmacs,
                bench_median(e[i].pp, (int)runs),
                bench_median(e[i].tg, (int)runs), e[i].max_diff);
         hl_context_free(e[i].ctx);
