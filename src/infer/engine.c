@@ -245,9 +245,9 @@ void hl_engine_free(hl_engine *e) {
     hl_free(e);
 }
 
-/* The bundle and every adapter it names, each path loaded once. */
 static hl_status prepare_entry(hl_engine *e, entry *en, hl_error *err);
 
+/* The bundle and every adapter it names, each path loaded once. */
 static hl_status load_bundle(hl_engine *e, const char *path, int force, hl_error *err) {
     hl_status s = hl_bundle_load(path, &e->bundle, err);
     int32_t cap = HL_BUNDLE_MAX_ENTRIES * HL_BUNDLE_MAX_ADAPTERS;
