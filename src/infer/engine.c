@@ -29,6 +29,7 @@ typedef struct entry {
     hl_adapter *a;
     hl_lexicon *lex;    /* the carried lexicon (plus the engine's extra file), built on first use */
     int32_t refs;       /* jobs holding it */
+    int32_t new_word_rows; /* composed at load (prepare_entry) */
     int listed;         /* 0 once unloaded: freed when refs reaches 0 */
     float scale;        /* global scale */
     uint64_t last_used; /* e->clock at load or at its last job */
@@ -460,6 +461,7 @@ int32_t hl_engine_adapters(hl_engine *e, hl_engine_adapter_info *out, int32_t ca
         snprintf(o->path, sizeof o->path, "%s", en->path);
         o->scale = en->scale;
         o->has_lexicon = en->a->lexicon != NULL;
+        o->new_word_rows = en->new_word_rows;
         o->jobs = en->refs;
         o->last_used = en->last_used;
     }
@@ -500,6 +502,7 @@ static hl_status prepare_entry(hl_engine *e, entry *en, hl_error *err) {
     hl_word_rows_report rep;
     hl_status s = hl_lexicon_from_adapter(en->a, e->base, &carried, err);
     if (s == HL_OK) s = hl_word_rows_compose(en->a, e->base, carried, en->lex, &rep, err);
+    if (s == HL_OK) en->new_word_rows = rep.n_new;
     hl_lexicon_free(carried);
     if (s != HL_OK) hl_error_prefix(err, "%s", en->path);
     return s;

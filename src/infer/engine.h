@@ -73,6 +73,7 @@ typedef struct hl_engine_adapter_info {
     char path[1024];
     float scale;                   /* global scale */
     int has_lexicon;
+    int32_t new_word_rows;         /* words of the engine's extra lexicon given composed output rows */
     int32_t jobs;                  /* jobs using it now */
     uint64_t last_used;            /* engine clock of its last job (0: none yet); evict takes the lowest */
 } hl_engine_adapter_info;

@@ -1093,7 +1093,10 @@ static enum MHD_Result do_models(hl_server *s, struct MHD_Connection *c) {
         cJSON_AddStringToObject(m, "owned_by", "hyperlora");
         cJSON_AddStringToObject(m, "kind", i < 0 ? "base" : "adapter");
         if (i < 0) cJSON_AddStringToObject(m, "chat_template", hl_chat_family_name(s->chat.family));
-        if (i >= 0) cJSON_AddBoolToObject(m, "scene_decoder", info[i].has_lexicon);
+        if (i >= 0) {
+            cJSON_AddBoolToObject(m, "scene_decoder", info[i].has_lexicon);
+            cJSON_AddNumberToObject(m, "new_word_rows", info[i].new_word_rows);
+        }
         cJSON_AddItemToArray(data, m);
     }
     return send_json(s, c, 200, o);
