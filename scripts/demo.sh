@@ -173,19 +173,23 @@ for l in open(sys.argv[1], encoding="utf-8"):
     e = json.loads(l)
     print(f"  {e['lexeme']}: {' '.join(e['parts'])}")
 PY
+# decode's notes (how many new words got composed output rows) go to a log, and are said once
+: > "$OUT/decode_notes.log"
 for s in Ψ1 Ψ2 Ψ3 Ψ4; do
   for f in symbols text; do
     printf '    %-4s %-8s ' "$s" "$f"
     "$HL" decode -m "$MODEL" --lora "$OUT/reader.gguf" --lexicon "$OUT/now_lexicon.jsonl" --scene "$s" --form "$f" \
-      --register logical -n 60 --threads 2 | tr '\n' ' '
+      --register logical -n 60 --threads 2 2>> "$OUT/decode_notes.log" | tr '\n' ' ' ||
+      { cat "$OUT/decode_notes.log" >&2; exit 1; }
     printf '\n'
   done
 done
+grep -m1 'new word' "$OUT/decode_notes.log" | sed 's/^hyperlora decode: /    (/; s/$/: the unseen words of Ψ3 and Ψ4)/' || true
 for split in train heldout_scenes heldout_pairs unseen_words; do
   later=()  # held-out and unseen-word scenes are declared now, on top of the carried lexicon
   case $split in heldout_scenes|unseen_words) later=(--lexicon "$OUT/later_lexicon.jsonl") ;; esac
   "$HL" decode -m "$MODEL" --lora "$OUT/reader.gguf" "${later[@]}" --eval "$OUT/eval_$split.jsonl" --json \
-    --threads 2 > "$OUT/eval_$split.json"
+    --threads 2 > "$OUT/eval_$split.json" 2>> "$OUT/decode_notes.log" || { cat "$OUT/decode_notes.log" >&2; exit 1; }
 done
 t_reader=$(elapsed "$t0")
 
@@ -237,7 +241,8 @@ line("held-out scenes (*)", "heldout_scenes")
 line("training scenes, held-out (form, reg.)", "heldout_pairs")
 line("scenes with an unseen word (*)", "unseen_words")
 print("  parts: share of the scene's parts the output names; order: named parts in the scene's order;")
-print("  (*): declared at decode time with --lexicon, never in the reader's vocabulary")
+print("  (*): declared at decode time with --lexicon, never in the reader's vocabulary; their new words")
+print("       (parts of no training scene) read through output rows composed from the trained words' (README)")
 print(f"\n  time: base {t_base} s, decoder {t_dec} s, decoding {t_decode} s, reader {t_reader} s, total {t_all} s")
 print("  plots: " + ", ".join(p for p in (f"{out}/pretrain_loss.svg", f"{out}/decoder_loss.svg", f"{out}/reader_loss.svg")
                               if os.path.exists(p)))
