@@ -31,10 +31,13 @@ Pure Python (no numpy); a 64-wide base and 250 words take a few seconds.
 import argparse
 import json
 import math
+import os
 import random
-import struct
 import subprocess
 import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import gguf_read  # noqa: E402
 
 FACETS = {
     "archetype": ["threshold", "passage", "storm", "garden", "mirror", "tower", "river", "road"],
@@ -47,66 +50,12 @@ DECAY = 0.6
 
 def gguf_tables(path):
     """The tokens and the f32 token_embd rows of a GGUF file (exits naming the file if it is malformed)."""
-    try:
-        return read_gguf_tables(path)
-    except (struct.error, KeyError, IndexError, ValueError, UnicodeDecodeError) as e:
-        sys.exit(f"{path}: truncated or malformed GGUF ({e})")
-
-
-def read_gguf_tables(path):
-    data = open(path, "rb").read()
-    pos = 0
-
-    def take(fmt):
-        nonlocal pos
-        v = struct.unpack_from("<" + fmt, data, pos)
-        pos += struct.calcsize("<" + fmt)
-        return v[0]
-
-    def string():
-        nonlocal pos
-        n = take("Q")
-        if n > len(data) - pos:
-            raise ValueError(f"a string of {n} bytes at offset {pos} runs past the end")
-        s = data[pos:pos + n].decode("utf-8", "replace")
-        pos += n
-        return s
-
-    scalar = {0: "B", 1: "b", 2: "H", 3: "h", 4: "I", 5: "i", 6: "f", 7: "?", 10: "Q", 11: "q", 12: "d"}
-
-    def value(t):
-        if t == 8:
-            return string()
-        if t not in scalar and t != 9:
-            raise ValueError(f"unknown value type {t}")
-        if t == 9:
-            et, n = take("I"), take("Q")
-            return [value(et) for _ in range(n)]
-        return take(scalar[t])
-
-    if data[:4] != b"GGUF":
-        sys.exit(f"{path}: not a GGUF file")
-    pos = 8
-    n_tensors, n_kv = take("Q"), take("Q")
-    kv = {}
-    for _ in range(n_kv):
-        key = string()
-        kv[key] = value(take("I"))
-    infos = []
-    for _ in range(n_tensors):
-        name = string()
-        dims = [take("Q") for _ in range(take("I"))]
-        infos.append((name, dims, take("I"), take("Q")))
-    align = kv.get("general.alignment", 32)
-    pos = (pos + align - 1) // align * align
-    for name, dims, ttype, off in infos:
-        if name == "token_embd.weight":
-            if ttype != 0:
-                sys.exit(f"{path}: token_embd.weight is not f32 (type {ttype})")
-            C, V = dims
-            rows = struct.unpack_from(f"<{C * V}f", data, pos + off)
-            return kv["tokenizer.ggml.tokens"], [rows[i * C:(i + 1) * C] for i in range(V)]
-    sys.exit(f"{path}: no token_embd.weight")
+    data, kv, tensors = gguf_read.read(path)
+    if "token_embd.weight" not in tensors:
+        sys.exit(f"{path}: no token_embd.weight")
+    C, V = tensors["token_embd.weight"][0][:2]
+    rows = gguf_read.f32(path, data, tensors, "token_embd.weight")
+    return kv.get("tokenizer.ggml.tokens", []), [rows[i * C:(i + 1) * C] for i in range(V)]
 
 
 def unit(v):

@@ -16,74 +16,25 @@ usage: word_rows_fit.py BASE.gguf DECODER.gguf SYNTH_DIR
 Needs numpy (Debian: python3-numpy).
 """
 import json
-import struct
+import os
 import sys
 
 import numpy as np
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import gguf_read  # noqa: E402
+
 
 def gguf_f32(path, names):
-    """The named f32 tensors of a GGUF file, and its tokens (exits naming the file if it is malformed)."""
-    data = open(path, "rb").read()
-    pos = 0
-
-    def take(fmt):
-        nonlocal pos
-        v = struct.unpack_from("<" + fmt, data, pos)
-        pos += struct.calcsize("<" + fmt)
-        return v[0]
-
-    def string():
-        nonlocal pos
-        n = take("Q")
-        if n > len(data) - pos:
-            raise ValueError(f"a string of {n} bytes at offset {pos} runs past the end")
-        s = data[pos:pos + n].decode("utf-8", "replace")
-        pos += n
-        return s
-
-    scalar = {0: "B", 1: "b", 2: "H", 3: "h", 4: "I", 5: "i", 6: "f", 7: "?", 10: "Q", 11: "q", 12: "d"}
-
-    def value(t):
-        if t == 8:
-            return string()
-        if t == 9:
-            et, n = take("I"), take("Q")
-            return [value(et) for _ in range(n)]
-        if t not in scalar:
-            raise ValueError(f"unknown value type {t}")
-        return take(scalar[t])
-
-    try:
-        if data[:4] != b"GGUF":
-            sys.exit(f"{path}: not a GGUF file")
-        pos = 8
-        n_tensors, n_kv = take("Q"), take("Q")
-        kv = {}
-        for _ in range(n_kv):
-            key = string()
-            kv[key] = value(take("I"))
-        infos = {}
-        for _ in range(n_tensors):
-            name = string()
-            dims = [take("Q") for _ in range(take("I"))]
-            infos[name] = (dims, take("I"), take("Q"))
-        align = kv.get("general.alignment", 32)
-        base = (pos + align - 1) // align * align
-        out = {}
-        for name in names:
-            if name not in infos:
-                sys.exit(f"{path}: no tensor {name}")
-            dims, ttype, off = infos[name]
-            if ttype != 0:
-                sys.exit(f"{path}: {name} is not f32 (type {ttype})")
-            count = int(np.prod(dims))
-            if base + off + 4 * count > len(data):
-                sys.exit(f"{path}: {name} runs past the end of the file")
-            out[name] = np.frombuffer(data, np.float32, count, base + off).reshape(dims[::-1]).astype(np.float64)
-        return out, kv.get("tokenizer.ggml.tokens", [])
-    except (struct.error, ValueError, UnicodeDecodeError) as e:
-        sys.exit(f"{path}: truncated or malformed GGUF ({e})")
+    """The named f32 tensors of a GGUF file as arrays, and its tokens."""
+    data, kv, tensors = gguf_read.read(path)
+    out = {}
+    for name in names:
+        if name not in tensors:
+            sys.exit(f"{path}: no tensor {name}")
+        dims = tensors[name][0]
+        out[name] = np.array(gguf_read.f32(path, data, tensors, name), dtype=np.float64).reshape(dims[::-1])
+    return out, kv.get("tokenizer.ggml.tokens", [])
 
 
 def features(E):

@@ -52,16 +52,8 @@ ok '! $HL train -m $M --lexicon lex40.jsonl --data "$L/train.jsonl" --steps 1 -o
   "training data whose scene is not a lexeme is refused with its line"
 # New words: a decoder with an output adapter, trained on scenes over 20 of the
 # base's one-token words, then given scenes holding two words it never named.
-W=(the and was her with said play his that mom she you they big friend little time had there for)
-: > wl.jsonl; : > wt.jsonl
-for i in $(seq 0 19); do
-  a=${W[$i]}; b=${W[$(( (i + 7) % 20 ))]}
-  echo "{\"lexeme\": \"W$i\", \"parts\": [\"$a\", \"$b\"]}" >> wl.jsonl
-  echo "{\"scene\": \"W$i\", \"form\": \"symbols\", \"register\": \"logical\", \"output\": \"$a — $b\"}" >> wt.jsonl
-done
-echo '{"lexeme": "N1", "parts": ["upon", "very"]}' > newwords.jsonl
-$HL train -m $M --lexicon wl.jsonl --compose decay --data wt.jsonl --steps 10 --rank 4 --ctx 32 --targets q,v,output \
-  --val-fraction 0 --threads 2 -o words.gguf --plain 2>/dev/null
+. "$ROOT/tests/word_decoder.sh"
+train_word_decoder words.gguf
 N="-m $M --lora words.gguf --form symbols --register logical -n 12"
 ok '$HL decode $N --lexicon newwords.jsonl --scene N1 --threads 1 > n1.txt 2> n1.err && grep -q "2 new words read through output rows composed from 20 trained words" n1.err' \
   "new words of an extra lexicon get composed output rows, and decode says so"

@@ -10,17 +10,8 @@ set -uo pipefail
 command -v curl > /dev/null || skip "curl is not installed"
 fails=0
 fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
-# A decoder with an output adapter over 20 of the base's one-token words.
-W=(the and was her with said play his that mom she you they big friend little time had there for)
-: > wl.jsonl; : > wt.jsonl
-for i in $(seq 0 19); do
-  a=${W[$i]}; b=${W[$(( (i + 7) % 20 ))]}
-  echo "{\"lexeme\": \"W$i\", \"parts\": [\"$a\", \"$b\"]}" >> wl.jsonl
-  echo "{\"scene\": \"W$i\", \"form\": \"symbols\", \"register\": \"logical\", \"output\": \"$a — $b\"}" >> wt.jsonl
-done
-echo '{"lexeme": "N1", "parts": ["upon", "very", "the"]}' > newwords.jsonl
-$HL train -m "$M" --lexicon wl.jsonl --compose decay --data wt.jsonl --steps 10 --rank 4 --ctx 32 \
-  --targets q,v,output --val-fraction 0 --threads 2 -o words.gguf --plain > /dev/null 2>&1 || { echo "FAIL: training"; exit 1; }
+. "$ROOT/tests/word_decoder.sh"
+train_word_decoder words.gguf || { echo "FAIL: training"; exit 1; }
 REQ='{"scene": "N1", "form": "symbols", "register": "logical", "max_tokens": 12, "adapters": [{"name": "w"}]}'
 for mode in rows none; do
   flag=(); [ $mode = none ] && flag=(--no-word-rows)
