@@ -117,12 +117,8 @@ hl_status hl_scene_decoder_init(const hl_scene_decoder_params *p, hl_scene_decod
     for (int32_t i = 0; s == HL_OK && !p->no_word_rows && i < d->n_loaded; i++) {
         hl_adapter *a = d->loaded[i];
         if (!a->lexicon || (!p->lexicon_path && !strcmp(a->lexicon, carrier->lexicon))) continue; /* nothing new */
-        hl_lexicon *carried = NULL;
         hl_word_rows_report rep;
-        if ((s = hl_lexicon_from_adapter(a, d->base, &carried, err)) != HL_OK) break;
-        s = hl_word_rows_compose(a, d->base, carried, d->lex, &rep, err);
-        hl_lexicon_free(carried);
-        if (s != HL_OK) {
+        if ((s = hl_word_rows_compose_carried(a, d->base, d->lex, &rep, err)) != HL_OK) {
             hl_error_prefix(err, "%s", d->paths[i]);
             break;
         }

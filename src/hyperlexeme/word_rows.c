@@ -174,3 +174,13 @@ done:
     hl_free(x);
     return s;
 }
+
+hl_status hl_word_rows_compose_carried(hl_adapter *a, const hl_model *base, const hl_lexicon *all,
+                                       hl_word_rows_report *report, hl_error *err) {
+    *report = (hl_word_rows_report){0};
+    hl_lexicon *carried = NULL;
+    hl_status s = hl_lexicon_from_adapter(a, base, &carried, err);
+    if (s == HL_OK && carried) s = hl_word_rows_compose(a, base, carried, all, report, err);
+    hl_lexicon_free(carried);
+    return s;
+}

@@ -41,4 +41,7 @@ typedef struct hl_word_rows_report {
  * is left unchanged (report->n_new = 0). */
 hl_status hl_word_rows_compose(hl_adapter *a, const hl_model *base, const hl_lexicon *carried,
                                const hl_lexicon *all, hl_word_rows_report *report, hl_error *err);
+/* The same with carried = the lexicon a carries (nothing changes when it carries none). */
+hl_status hl_word_rows_compose_carried(hl_adapter *a, const hl_model *base, const hl_lexicon *all,
+                                       hl_word_rows_report *report, hl_error *err);
 #endif

@@ -498,13 +498,10 @@ static hl_status prepare_entry(hl_engine *e, entry *en, hl_error *err) {
         en->lex = NULL;
         return HL_OK;
     }
-    hl_lexicon *carried = NULL;
     hl_word_rows_report rep;
-    hl_status s = hl_lexicon_from_adapter(en->a, e->base, &carried, err);
-    if (s == HL_OK) s = hl_word_rows_compose(en->a, e->base, carried, en->lex, &rep, err);
+    hl_status s = hl_word_rows_compose_carried(en->a, e->base, en->lex, &rep, err);
     if (s == HL_OK) en->new_word_rows = rep.n_new;
-    hl_lexicon_free(carried);
-    if (s != HL_OK) hl_error_prefix(err, "%s", en->path);
+    else hl_error_prefix(err, "%s", en->path);
     return s;
 }
 
