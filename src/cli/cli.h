@@ -30,6 +30,10 @@ int cmd_scene_synth(int argc, char **argv); /* "scene synth", from cmd_scene */
 int cli_error(const char *cmd, const char *fmt, ...);
 /* Prints an hl_error and returns 1. */
 int cli_fail(const char *cmd, const hl_error *err);
+/* Says on stderr how many new words of an extra lexicon the decoder can now
+ * name through composed output rows (README: new words), and how many tokens
+ * of words spelled by several were left alone. */
+void cli_report_word_rows(const char *cmd, const hl_scene_decoder *d);
 /* Option value parsing; on failure print an error naming the option and return 0. */
 int cli_int(const char *cmd, const char *opt, const char *val, long lo, long hi, long *out);
 int cli_float(const char *cmd, const char *opt, const char *val, double lo, double hi, double *out);

@@ -66,3 +66,14 @@ hl_status cli_check_model_file(const hl_model *m, hl_error *err) {
     if (m->from_llama2c && m->l2c.owns_map) return hl_mapped_file_check(&m->l2c.map, m->path, err);
     return HL_OK;
 }
+
+void cli_report_word_rows(const char *cmd, const hl_scene_decoder *d) {
+    int32_t n_new, n_fit, n_skipped;
+    hl_scene_decoder_word_rows(d, &n_new, &n_fit, &n_skipped);
+    if (n_new)
+        fprintf(stderr, "hyperlora %s: %d new word%s read through output rows composed from %d trained words\n",
+                cmd, n_new, n_new == 1 ? "" : "s", n_fit);
+    if (n_skipped)
+        fprintf(stderr, "hyperlora %s: note: %d token%s of new words spelled by several tokens kept their "
+                "trained rows\n", cmd, n_skipped, n_skipped == 1 ? "" : "s");
+}

@@ -54,18 +54,6 @@ static void print_eval_json(const hl_scene_eval *r) {
     }
     printf("]}\n");
 }
-/* Says on stderr which new words the decoder can now name (README: new words). */
-static void report_word_rows(const hl_scene_decoder *d) {
-    int32_t n_new, n_fit, n_skipped;
-    hl_scene_decoder_word_rows(d, &n_new, &n_fit, &n_skipped);
-    if (n_new)
-        fprintf(stderr, "hyperlora decode: %d new word%s read through output rows composed from %d trained words\n",
-                n_new, n_new == 1 ? "" : "s", n_fit);
-    if (n_skipped)
-        fprintf(stderr, "hyperlora decode: note: %d token%s of new words spelled by several tokens kept their "
-                "trained rows\n", n_skipped, n_skipped == 1 ? "" : "s");
-}
-
 int cmd_decode(int argc, char **argv) {
     const char *model = NULL, *tok = NULL, *lexicon = NULL, *compose = NULL, *bundle = NULL, *scene = NULL, *vec_path = NULL;
     const char *form_name = "text", *reg_name = "poetic", *eval_path = NULL, *eval_form = NULL;
@@ -197,7 +185,7 @@ int cmd_decode(int argc, char **argv) {
                                      .bundle_path = bundle, .n_threads = (int32_t)threads, .force = force,
                                      .allow_text = allow_text, .no_word_rows = no_word_rows};
         static hl_scene_eval r; /* large: the per-group table */
-        if (hl_scene_decoder_init(&p, &d, &err) == HL_OK) report_word_rows(d);
+        if (hl_scene_decoder_init(&p, &d, &err) == HL_OK) cli_report_word_rows(CMD, d);
         if (!d ||
             hl_scene_eval_file(d, eval_path, only_form, eval_limit, &r, verbose ? stderr : NULL, &err) != HL_OK) {
             cli_fail(CMD, &err);
@@ -233,7 +221,7 @@ int cmd_decode(int argc, char **argv) {
         cli_fail(CMD, &err);
         goto done;
     }
-    report_word_rows(d);
+    cli_report_word_rows(CMD, d);
     if (!hl_scene_decoder_has_adapters(d))
         fprintf(stderr, "hyperlora decode: note: no adapter given, decoding with the bare base model\n");
     float *vectors = NULL;

@@ -64,6 +64,7 @@ int cmd_scene(int argc, char **argv) {
                                  .lora_paths = paths, .n_lora = n_lora, .n_threads = (int32_t)threads,
                                  .no_word_rows = no_word_rows};
     if (hl_scene_decoder_init(&p, &d, &err) != HL_OK) return cli_fail(CMD, &err);
+    cli_report_word_rows(CMD, d);
     const hl_lexicon *lex = hl_scene_decoder_lexicon(d);
     cli_note_byte_parts(CMD, lex);
     const hl_model *base = hl_scene_decoder_base(d);
