@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The end-to-end demo behind `make demo`:
-#   1. a default base model: pretrained here (tied) from Debian's fortune
-#      corpora (English `fortunes`, Russian `fortunes-ru`), cached after the
-#      first run with its recipe, or MODEL=path.gguf;
+#   1. a default base model: the wide one `make base` made, or else a nano
+#      one pretrained here (scripts/base.sh: tied, from Debian's fortune
+#      corpora) and cached with its recipe, or MODEL=path.gguf;
 #   2. the scene decoder (LoRA + the example hyperlexeme lexicon) trained on
 #      examples/scenes/train.jsonl, the written quality reference;
 #   3. every demo scene decoded in each form and register;
@@ -17,7 +17,10 @@
 # Knobs (environment): DEMO_OUT, DEMO_PRETRAIN_STEPS, DEMO_DECODER_STEPS,
 # DEMO_CORPUS_BYTES, DEMO_SCENES, DEMO_LEXICON, DEMO_TRAIN, DEMO_HELDOUT,
 # DEMO_PRESET, DEMO_VOCAB, DEMO_TIED (default 1: a tied base), DEMO_CORPUS
-# (space-separated files), and for the reader DEMO_READER_STEPS, DEMO_COMPOSE
+# (space-separated files), DEMO_BASE (auto: the wide base of `make base`
+# when it is made and no DEMO_PRESET or DEMO_PRETRAIN_STEPS is set, else the
+# nano one; nano; wide), DEMO_WIDE_BASE (where `make base` put it), and for
+# the reader DEMO_READER_STEPS, DEMO_COMPOSE
 # (default decay+facets), DEMO_SYNTH_SCENES, DEMO_SYNTH_WORDS,
 # DEMO_SYNTH_UNSEEN, DEMO_EVAL_N (examples judged per split); DEMO_RANK for
 # both decoders (default 16; at most what the smallest target allows).
@@ -42,33 +45,29 @@ t_all=$(date +%s.%N)
 elapsed() { python3 -c "import sys; print(f'{float(sys.argv[2]) - float(sys.argv[1]):.1f}')" "$1" "$(date +%s.%N)"; }
 say() { printf '\n\033[1m== %s\033[0m\n' "$*" >&2; }
 
-# 1. the base model
+# 1. the base model: the wide one if `make base` made it, else the nano one (pretrained here and cached)
 t0=$(date +%s.%N)
+OWN_BASE=0
+PRE_METRICS=
 if [ -z "$MODEL" ]; then
-  MODEL=$OUT/base.gguf
-  # The cache is reused only if it was made by the same recipe (an older demo's base is made again).
-  RECIPE="preset=${DEMO_PRESET:-nano} vocab=${DEMO_VOCAB:-2048} steps=$PRE_STEPS bytes=${DEMO_CORPUS_BYTES:-40000} tied=$TIED corpus=${DEMO_CORPUS:-fortunes}"
-  if [ -s "$MODEL" ] && [ "$(cat "$MODEL.recipe" 2>/dev/null)" = "$RECIPE" ]; then
-    say "base model: cached $MODEL (delete it to pretrain again)"
-  else
-    CORPUS=${DEMO_CORPUS:-}
-    if [ -z "$CORPUS" ]; then
-      en=(/usr/share/games/fortunes/{literature,wisdom,people,love,men-women,pets,science,platitudes,miscellaneous,education,work,food,magic,songs-poems,fortunes})
-      ru=($(ls /usr/share/games/fortunes/ru/*.u8 2>/dev/null | head -n 24))
-      CORPUS="${en[*]} ${ru[*]}"
-    fi
-    args=()
-    for f in $CORPUS; do [ -f "$f" ] && args+=(--corpus "$f"); done
-    [ ${#args[@]} -gt 0 ] || { echo "demo: no corpus files found (install fortunes and fortunes-ru)" >&2; exit 1; }
-    say "pretraining the default base model (${#args[@]} corpus files, $PRE_STEPS steps)"
-    tied=(); [ "$TIED" = 1 ] && tied=(--tied)
-    rm -f "$OUT/pretrain.ckpt" "$MODEL.recipe"
-    "$HL" pretrain "${args[@]}" --max-bytes "${DEMO_CORPUS_BYTES:-40000}" --preset "${DEMO_PRESET:-nano}" \
-      --vocab "${DEMO_VOCAB:-2048}" --steps "$PRE_STEPS" --batch 8 --lr 3e-3 --warmup 30 --eval-every 100 \
-      "${tied[@]}" --threads 2 --seed 1 -o "$MODEL.tmp" --metrics "$OUT/pretrain.metrics.jsonl" --checkpoint "$OUT/pretrain.ckpt"
-    mv "$MODEL.tmp" "$MODEL"
-    printf '%s\n' "$RECIPE" > "$MODEL.recipe"
+  OWN_BASE=1
+  WIDE=${DEMO_WIDE_BASE:-$ROOT/out/base/wide.gguf}
+  case ${DEMO_BASE:-auto} in auto|nano|wide) ;; *) echo "demo: DEMO_BASE is auto, nano or wide" >&2; exit 2 ;; esac
+  if [ "${DEMO_BASE:-auto}" = wide ] && ! [ -s "$WIDE.recipe" ]; then
+    echo "demo: DEMO_BASE=wide, but $WIDE is not made yet (make base)" >&2; exit 1
   fi
+  if [ "${DEMO_BASE:-auto}" != nano ] && [ -z "${DEMO_PRESET:-}${DEMO_PRETRAIN_STEPS:-}" ] && [ -s "$WIDE" ] &&
+     [ -s "$WIDE.recipe" ]; then
+    MODEL=$WIDE
+    say "base model: the wide base from \`make base\` ($MODEL; $(cat "$WIDE.recipe"))"
+  else
+    MODEL=$OUT/base.gguf
+    say "base model: $MODEL (nano; \`make base\` makes a wider one that the demo then uses)"
+    BASE_PRESET=${DEMO_PRESET:-nano} BASE_STEPS=$PRE_STEPS BASE_VOCAB=${DEMO_VOCAB:-2048} \
+      BASE_CORPUS_BYTES=${DEMO_CORPUS_BYTES:-40000} BASE_TIED=$TIED BASE_CORPUS=${DEMO_CORPUS:-} \
+      bash "$ROOT/scripts/base.sh" "$HL" "$MODEL" nano
+  fi
+  PRE_METRICS=$MODEL.pretrain.jsonl
 else
   say "base model: $MODEL"
 fi
@@ -77,7 +76,7 @@ t_base=$(elapsed "$t0")
 
 # 2. the scene decoder (threads 2), then again at threads 1 for the reproducibility check
 # The default base's BPE keeps examples short; byte-level bases (stories260K) need longer rows.
-DEC_CTX=${DEMO_DECODER_CTX:-$([ "$MODEL" = "$OUT/base.gguf" ] && echo 64 || echo 144)}
+DEC_CTX=${DEMO_DECODER_CTX:-$([ "$OWN_BASE" = 1 ] && echo 64 || echo 144)}
 train_decoder() { # $1 threads, $2 output
   "$HL" train -m "$MODEL" --lexicon "$LEX" --data "$TRAIN" --ctx "$DEC_CTX" --batch 16 \
     --rank "$RANK" --alpha "$((2 * RANK))" --targets q,k,v,o,gate,up,down,output --lr 5e-3 --warmup 20 --steps "$DEC_STEPS" \
@@ -198,22 +197,23 @@ t_reader=$(elapsed "$t0")
 "$HL" decode -m "$MODEL" --lora "$OUT/decoder.gguf" --eval "$HELDOUT" --eval-form symbols --threads 2 > "$OUT/eval_heldout.txt"
 "$HL" plot "$OUT/decoder.gguf.metrics.jsonl" -o "$OUT/decoder_loss.svg" --title "scene decoder: train and eval loss"
 "$HL" plot "$OUT/reader.gguf.metrics.jsonl" -o "$OUT/reader_loss.svg" --title "reader (generated scenes): train and eval loss"
-[ -f "$OUT/pretrain.metrics.jsonl" ] && "$HL" plot "$OUT/pretrain.metrics.jsonl" -o "$OUT/pretrain_loss.svg" --title "default base: pretraining loss"
-python3 - "$OUT" "$h_a2" "$h_a1" "$h_d2" "$h_d1" "$repro" "$t_base" "$t_dec" "$t_decode" "$t_reader" "$(elapsed "$t_all")" "$COMPOSE" <<'PY'
+[ -n "$PRE_METRICS" ] && [ -f "$PRE_METRICS" ] && "$HL" plot "$PRE_METRICS" -o "$OUT/pretrain_loss.svg" --title "default base: pretraining loss"
+python3 - "$OUT" "$h_a2" "$h_a1" "$h_d2" "$h_d1" "$repro" "$t_base" "$t_dec" "$t_decode" "$t_reader" "$(elapsed "$t_all")" "$COMPOSE" "$PRE_METRICS" "$MODEL" <<'PY'
 import json, sys, os
-out, ha2, ha1, hd2, hd1, repro, t_base, t_dec, t_decode, t_reader, t_all, compose = sys.argv[1:]
+out, ha2, ha1, hd2, hd1, repro, t_base, t_dec, t_decode, t_reader, t_all, compose, pre_metrics, model = sys.argv[1:]
 def recs(p):
     return [json.loads(l) for l in open(p)] if os.path.exists(p) else []
 dec = [r for r in recs(f"{out}/decoder.gguf.metrics.jsonl") if r.get("loss") is not None]
 dec_eval0 = [r["eval_loss"] for r in recs(f"{out}/decoder.gguf.metrics.jsonl") if r["step"] == 0]
 rd = [r for r in recs(f"{out}/reader.gguf.metrics.jsonl") if r.get("loss") is not None]
-pre = recs(f"{out}/pretrain.metrics.jsonl")
+pre = recs(pre_metrics) if pre_metrics else []
 evals = [r["eval_loss"] for r in dec if r.get("eval_loss") is not None]
 pre_eval = [r["eval_loss"] for r in pre if r.get("eval_loss") is not None]
 tr = open(f"{out}/eval_train.txt").readline().split()
 ho = open(f"{out}/eval_heldout.txt").readline().split()
 print("\n  summary")
 print("  " + "-" * 76)
+print(f"  base model                     {model}")
 if pre and pre_eval:
     print(f"  base pretraining loss          {pre[0]['loss']:.3f} -> {pre[-1]['loss']:.3f} (validation {pre_eval[-1]:.3f})")
 print(f"  decoder loss (train)           {dec[0]['loss']:.3f} -> {dec[-1]['loss']:.3f}")

@@ -51,5 +51,22 @@ check 'grep -q "tied=1" "$T/out/base.gguf.recipe" && grep -q "parameters (.*tied
 again "$T/demo3.log" DEMO_TIED=0
 check 'grep -q "pretraining the default base" "$T/demo3.log" && grep -q "tied=0" "$T/out/base.gguf.recipe"' \
   "a cached base of another recipe is pretrained again"
+# The wide base of `make base`, once made, is what the demo reads (here a tiny stand-in made by the same script).
+BASE_PRESET=nano BASE_STEPS=8 BASE_VOCAB=400 BASE_CORPUS=$T/corpus.txt \
+  bash "$ROOT/scripts/base.sh" "$HL" "$T/wide.gguf" wide > "$T/base.log" 2>&1 || { cat "$T/base.log"; fail=1; }
+check '[ -s "$T/wide.gguf" ] && grep -q "preset=nano vocab=400 steps=8" "$T/wide.gguf.recipe" && ! [ -e "$T/wide.gguf.ckpt" ]' \
+  "base.sh makes a base and records its recipe"
+wide() { # $1 log, then extra VAR=value settings
+  local log=$1; shift
+  env DEMO_OUT=$T/outw DEMO_WIDE_BASE=$T/wide.gguf DEMO_DECODER_STEPS=2 DEMO_READER_STEPS=2 DEMO_SYNTH_SCENES=40 \
+    DEMO_SYNTH_UNSEEN=1 DEMO_EVAL_N=6 DEMO_SCENES="Δ21" "$@" bash "$ROOT/scripts/demo.sh" "$HL" > "$log" 2>&1
+}
+wide "$T/demo4.log" || { cat "$T/demo4.log"; fail=1; }
+check 'grep -q "the wide base from" "$T/demo4.log" && grep -q "base model  *$T/wide.gguf" "$T/demo4.log" && ! [ -e "$T/outw/base.gguf" ]' \
+  "the demo reads the wide base when it is made, and pretrains nothing"
+check '! wide "$T/demo5.log" DEMO_BASE=wide DEMO_WIDE_BASE=$T/none.gguf && grep -q "not made yet (make base)" "$T/demo5.log"' \
+  "DEMO_BASE=wide without the wide base is refused"
+check '! wide "$T/demo6.log" DEMO_BASE=wider && grep -q "DEMO_BASE is auto, nano or wide" "$T/demo6.log"' \
+  "an unknown DEMO_BASE is refused"
 if [ $fail -ne 0 ]; then cat "$T/demo.log"; echo "0 passed, 1 failed"; exit 1; fi
 echo "test_demo_mini: all checks passed"

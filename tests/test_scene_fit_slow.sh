@@ -10,7 +10,7 @@ HL=$(cd "$(dirname "$1")" && pwd)/$(basename "$1")
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 T=$(mktemp -d)
 trap 'rm -rf "$T"' EXIT
-DEMO_OUT=$T/out DEMO_SCENES="Δ21" bash "$ROOT/scripts/demo.sh" "$HL" > "$T/demo.log" 2>&1 || {
+DEMO_OUT=$T/out DEMO_BASE=nano DEMO_SCENES="Δ21" bash "$ROOT/scripts/demo.sh" "$HL" > "$T/demo.log" 2>&1 || {
   grep -v "^step" "$T/demo.log"; echo "0 passed, 1 failed"; exit 1; }
 grep -A9 "  summary" "$T/demo.log"
 n=""; exact=""
