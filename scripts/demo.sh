@@ -53,11 +53,12 @@ if [ -z "$MODEL" ]; then
   OWN_BASE=1
   WIDE=${DEMO_WIDE_BASE:-$ROOT/out/base/wide.gguf}
   case ${DEMO_BASE:-auto} in auto|nano|wide) ;; *) echo "demo: DEMO_BASE is auto, nano or wide" >&2; exit 2 ;; esac
-  if [ "${DEMO_BASE:-auto}" = wide ] && ! [ -s "$WIDE.recipe" ]; then
+  if [ "${DEMO_BASE:-auto}" = wide ] && ! { [ -s "$WIDE" ] && [ -s "$WIDE.recipe" ]; }; then
     echo "demo: DEMO_BASE=wide, but $WIDE is not made yet (make base)" >&2; exit 1
   fi
-  if [ "${DEMO_BASE:-auto}" != nano ] && [ -z "${DEMO_PRESET:-}${DEMO_PRETRAIN_STEPS:-}" ] && [ -s "$WIDE" ] &&
-     [ -s "$WIDE.recipe" ]; then
+  # auto reads the wide base only when no nano knob is set; an explicit wide always reads it
+  if [ "${DEMO_BASE:-auto}" = wide ] || { [ "${DEMO_BASE:-auto}" = auto ] &&
+     [ -z "${DEMO_PRESET:-}${DEMO_PRETRAIN_STEPS:-}" ] && [ -s "$WIDE" ] && [ -s "$WIDE.recipe" ]; }; then
     MODEL=$WIDE
     say "base model: the wide base from \`make base\` ($MODEL; $(cat "$WIDE.recipe"))"
   else

@@ -64,6 +64,8 @@ wide() { # $1 log, then extra VAR=value settings
 wide "$T/demo4.log" || { cat "$T/demo4.log"; fail=1; }
 check 'grep -q "the wide base from" "$T/demo4.log" && grep -q "base model  *$T/wide.gguf" "$T/demo4.log" && ! [ -e "$T/outw/base.gguf" ]' \
   "the demo reads the wide base when it is made, and pretrains nothing"
+wide "$T/demo7.log" DEMO_BASE=wide DEMO_PRESET=nano || { cat "$T/demo7.log"; fail=1; }
+check 'grep -q "the wide base from" "$T/demo7.log"' "DEMO_BASE=wide reads the wide base even with a nano knob set"
 check '! wide "$T/demo5.log" DEMO_BASE=wide DEMO_WIDE_BASE=$T/none.gguf && grep -q "not made yet (make base)" "$T/demo5.log"' \
   "DEMO_BASE=wide without the wide base is refused"
 check '! wide "$T/demo6.log" DEMO_BASE=wider && grep -q "DEMO_BASE is auto, nano or wide" "$T/demo6.log"' \
