@@ -6,8 +6,10 @@
 #   2. the scene decoder (LoRA + the example hyperlexeme lexicon) trained on
 #      examples/scenes/train.jsonl, the written quality reference;
 #   3. every demo scene decoded in each form and register;
-#   4. reproducibility: the decoder trained and the scenes decoded again at
-#      another thread count, compared by SHA-256;
+#   4. reproducibility: the decoder's first DEMO_REPRO_STEPS steps (default
+#      300) trained again at 1 thread, their checkpoints compared by SHA-256
+#      (the 2-thread run pauses there and resumes), and the scenes decoded
+#      again at 1 thread;
 #   5. a reader: a second decoder trained on a generated corpus over the
 #      base's own words (`scene synth`, composed by DEMO_COMPOSE), judged on
 #      scenes declared only at decode time (held-out scenes, words that never
@@ -75,18 +77,30 @@ fi
 t_base=$(elapsed "$t0")
 "$HL" generate -m "$MODEL" -p "The" -n 24 --threads 2 2>/dev/null | head -c 300 >&2 || true
 
-# 2. the scene decoder (threads 2), then again at threads 1 for the reproducibility check
+# 2. the scene decoder (threads 2). It pauses at step REPRO_AT and resumes, so that
+# the checkpoint there can be compared with a 1-thread run of the same steps (4.)
 # The default base's BPE keeps examples short; byte-level bases (stories260K) need longer rows.
 DEC_CTX=${DEMO_DECODER_CTX:-$([ "$OWN_BASE" = 1 ] && echo 64 || echo 144)}
 train_decoder() { # $1 threads, $2 output
   "$HL" train -m "$MODEL" --lexicon "$LEX" --data "$TRAIN" --ctx "$DEC_CTX" --batch 16 \
     --rank "$RANK" --alpha "$((2 * RANK))" --targets q,k,v,o,gate,up,down,output --lr 5e-3 --warmup 20 --steps "$DEC_STEPS" \
     --val-fraction 0.05 --eval-every 100 --seed 7 --threads "$1" -o "$2" --plain \
-    --metrics "$2.metrics.jsonl" --checkpoint "$2.ckpt"
+    --metrics "$2.metrics.jsonl" --checkpoint "$2.ckpt" "${@:3}"
 }
-say "training the scene decoder ($DEC_STEPS steps, 2 threads)"
+REPRO_AT=${DEMO_REPRO_STEPS:-300}
+[ "$REPRO_AT" -lt "$DEC_STEPS" ] || REPRO_AT=$((DEC_STEPS / 2))
 t0=$(date +%s.%N)
-train_decoder 2 "$OUT/decoder.gguf"
+if [ "$REPRO_AT" -ge 1 ]; then
+  say "training the scene decoder ($DEC_STEPS steps, 2 threads; paused at step $REPRO_AT and resumed)"
+  train_decoder 2 "$OUT/decoder.gguf" --stop-at "$REPRO_AT"
+  cp "$OUT/decoder.gguf.ckpt" "$OUT/decoder_at_repro.ckpt"
+  train_decoder 2 "$OUT/decoder.gguf" --resume
+else # a one-step decoder: nothing to pause; its final checkpoint is compared
+  REPRO_AT=$DEC_STEPS
+  say "training the scene decoder ($DEC_STEPS steps, 2 threads)"
+  train_decoder 2 "$OUT/decoder.gguf"
+  cp "$OUT/decoder.gguf.ckpt" "$OUT/decoder_at_repro.ckpt"
+fi
 t_dec=$(elapsed "$t0")
 
 # 3. decode every demo scene in each form and register
@@ -116,11 +130,15 @@ for scene, form, reg, text in rows:
     print(f"    {form:<9}{reg:<10} {text}")
 PY
 
-# 4. reproducibility: retrain and decode at 1 thread, compare hashes
-say "reproducibility: the same run at 1 thread"
-train_decoder 1 "$OUT/decoder_t1.gguf" > /dev/null 2>&1
-decode_all 1 "$OUT/decoder_t1.gguf" > "$OUT/decoded_t1.tsv"
-h_a2=$(sha256sum < "$OUT/decoder.gguf" | cut -c1-16); h_a1=$(sha256sum < "$OUT/decoder_t1.gguf" | cut -c1-16)
+# 4. reproducibility: the first REPRO_AT steps again at 1 thread (the whole
+# training state: adapter, optimizer moments, data order, RNG), and every scene
+# decoded again at 1 thread; both compared by hash
+say "reproducibility: the first $REPRO_AT decoder steps and the decoding again at 1 thread"
+rm -f "$OUT/decoder_t1.gguf.ckpt"
+REPRO_STOP=(--stop-at "$REPRO_AT"); [ "$REPRO_AT" -lt "$DEC_STEPS" ] || REPRO_STOP=()
+train_decoder 1 "$OUT/decoder_t1.gguf" "${REPRO_STOP[@]}" > /dev/null 2>&1
+decode_all 1 "$OUT/decoder.gguf" > "$OUT/decoded_t1.tsv"
+h_a2=$(sha256sum < "$OUT/decoder_at_repro.ckpt" | cut -c1-16); h_a1=$(sha256sum < "$OUT/decoder_t1.gguf.ckpt" | cut -c1-16)
 h_d2=$(sha256sum < "$OUT/decoded_t2.tsv" | cut -c1-16); h_d1=$(sha256sum < "$OUT/decoded_t1.tsv" | cut -c1-16)
 repro=PASS
 [ "$h_a2" = "$h_a1" ] && [ "$h_d2" = "$h_d1" ] || repro=FAIL
@@ -199,9 +217,9 @@ t_reader=$(elapsed "$t0")
 "$HL" plot "$OUT/decoder.gguf.metrics.jsonl" -o "$OUT/decoder_loss.svg" --title "scene decoder: train and eval loss"
 "$HL" plot "$OUT/reader.gguf.metrics.jsonl" -o "$OUT/reader_loss.svg" --title "reader (generated scenes): train and eval loss"
 [ -n "$PRE_METRICS" ] && [ -f "$PRE_METRICS" ] && "$HL" plot "$PRE_METRICS" -o "$OUT/pretrain_loss.svg" --title "default base: pretraining loss"
-python3 - "$OUT" "$h_a2" "$h_a1" "$h_d2" "$h_d1" "$repro" "$t_base" "$t_dec" "$t_decode" "$t_reader" "$(elapsed "$t_all")" "$COMPOSE" "$PRE_METRICS" "$MODEL" <<'PY'
+python3 - "$OUT" "$REPRO_AT" "$h_a2" "$h_a1" "$h_d2" "$h_d1" "$repro" "$t_base" "$t_dec" "$t_decode" "$t_reader" "$(elapsed "$t_all")" "$COMPOSE" "$PRE_METRICS" "$MODEL" <<'PY'
 import json, sys, os
-out, ha2, ha1, hd2, hd1, repro, t_base, t_dec, t_decode, t_reader, t_all, compose, pre_metrics, model = sys.argv[1:]
+out, repro_at, ha2, ha1, hd2, hd1, repro, t_base, t_dec, t_decode, t_reader, t_all, compose, pre_metrics, model = sys.argv[1:]
 def recs(p):
     return [json.loads(l) for l in open(p)] if os.path.exists(p) else []
 dec = [r for r in recs(f"{out}/decoder.gguf.metrics.jsonl") if r.get("loss") is not None]
@@ -226,7 +244,7 @@ for line in open(f"{out}/eval_heldout.txt"):
     if w[:1] == ["all"] and "recall" in w:  # what the held-out outputs name of their scenes
         print(f"  held-out scenes, read          part recall {w[w.index('recall') + 1]}, precision "
               f"{w[w.index('precision') + 1]}, order {w[w.index('order') + 1]}")
-print(f"  reproducibility (2 vs 1 thread) adapter {ha2} / {ha1}, outputs {hd2} / {hd1}: {repro}")
+print(f"  reproducibility (2 vs 1 thread) checkpoint at step {repro_at} {ha2} / {ha1}, outputs {hd2} / {hd1}: {repro}")
 def ratio(a, k, n):
     return f"{a[k] / a[n]:.3f}" if a.get(n) else "  -  "
 def line(label, split):

@@ -25,6 +25,9 @@ DEMO_OUT=$T/out DEMO_CORPUS=$T/corpus.txt DEMO_PRESET=nano DEMO_VOCAB=400 DEMO_P
 fail=0
 check() { if eval "$1"; then echo "ok: $2"; else echo "FAIL: $2"; fail=1; fi; }
 check 'grep -q "reproducibility (2 vs 1 thread).*PASS" "$T/demo.log"' "reproducibility check passes"
+check 'grep -q "reproducibility (2 vs 1 thread) checkpoint at step 2 " "$T/demo.log" && grep -q "stopped at step 2 as asked" "$T/demo.log" &&
+  [ "$(tail -n 1 "$T/out/decoder.gguf.metrics.jsonl" | python3 -c "import json,sys; print(json.load(sys.stdin)[\"step\"])")" = 4 ]' \
+  "the decoder pauses at the compared step and resumes to its last"
 check 'grep -q "exact match, training outputs" "$T/demo.log"' "summary table printed"
 check 'grep -q "held-out scenes (\*)" "$T/demo.log" && grep -q "scenes with an unseen word (\*)" "$T/demo.log"' \
   "the reader's training and held-out splits in the summary"
