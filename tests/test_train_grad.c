@@ -256,11 +256,11 @@ static void test_packed_nn(void) {
     hl_pool *pools[2] = {hl_pool_init(1), hl_pool_init(2)};
     const int64_t Os[] = {16, 37, 1030, 5};
     const int64_t Ks[] = {8, 13, 64, 70};
-    const int64_t Ts[] = {1, 3, 7, 50};
+    const int64_t Ts[] = {1, 3, 7, 50, 100}; /* 100: more than one 96-token pass */
     double worst = 0;
     for (size_t oi = 0; oi < sizeof Os / sizeof Os[0]; oi++)
         for (size_t ki = 0; ki < sizeof Ks / sizeof Ks[0]; ki++) {
-            const int64_t O = Os[oi], K = Ks[ki], Tmax = 50, n_panels = (O + 15) / 16;
+            const int64_t O = Os[oi], K = Ks[ki], Tmax = 100, n_panels = (O + 15) / 16;
             float *w = malloc(sizeof(float) * O * K), *wp = malloc(sizeof(float) * hl_packed_floats(O, K));
             float *dy = malloc(sizeof(float) * Tmax * O), *got = malloc(sizeof(float) * Tmax * K);
             float *want = malloc(sizeof(float) * Tmax * K);

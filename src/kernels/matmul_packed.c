@@ -84,6 +84,38 @@ static inline __attribute__((always_inline)) void prompt_tile(const float *wp, c
     }
     for (int c = 0; c < C; c++) _mm512_storeu_ps(out + c * ldo, a[c]);
 }
+
+/* Two adjacent panels (32 rows; the second ps floats after the first, its
+ * outputs 16 columns on) × C tokens: 24 accumulators, and per k two weight
+ * loads and C broadcasts feed 2·C fused multiply-adds, where one panel
+ * needs C + 1 loads for C. The one-panel tile was load-bound on an Intel
+ * part with two 512-bit FMA pipes (its x·Wᵀ ran at 66% of OpenBLAS's
+ * sgemm there). Each element's chain is the same as above. */
+static inline __attribute__((always_inline)) void prompt_tile2(const float *wp, int64_t ps, const float *x,
+                                                               int64_t ldx, int64_t n, float *out, int64_t ldo,
+                                                               int load, const float *pf, const int C) {
+    __m512 a[2][TOKENS];
+    for (int c = 0; c < C; c++) {
+        a[0][c] = load ? _mm512_loadu_ps(out + c * ldo) : _mm512_setzero_ps();
+        a[1][c] = load ? _mm512_loadu_ps(out + c * ldo + PANEL) : _mm512_setzero_ps();
+    }
+    for (int64_t k = 0; k < n; k++) {
+        const __m512 w0 = _mm512_loadu_ps(wp + k * PANEL), w1 = _mm512_loadu_ps(wp + ps + k * PANEL);
+        if (pf) {
+            _mm_prefetch((const char *)(pf + k * PANEL), _MM_HINT_T0);
+            _mm_prefetch((const char *)(pf + ps + k * PANEL), _MM_HINT_T0);
+        }
+        for (int c = 0; c < C; c++) {
+            const __m512 b = _mm512_set1_ps(x[c * ldx + k]);
+            a[0][c] = _mm512_fmadd_ps(w0, b, a[0][c]);
+            a[1][c] = _mm512_fmadd_ps(w1, b, a[1][c]);
+        }
+    }
+    for (int c = 0; c < C; c++) {
+        _mm512_storeu_ps(out + c * ldo, a[0][c]);
+        _mm512_storeu_ps(out + c * ldo + PANEL, a[1][c]);
+    }
+}
 #elif defined(HL_PACKED_SIMD)
 static inline __attribute__((always_inline)) void prompt_tile(const float *wp, const float *x, int64_t ldx,
                                                               int64_t n, float *out, int64_t ldo, int load,
@@ -169,6 +201,25 @@ static inline void prompt_tiles(const float *wp, const float *x, int64_t K, int6
     }
 }
 
+#ifdef HL_PACKED_ZMM
+/* prompt_tiles for two adjacent panels (prompt_tile2); pf: the next pair. */
+static inline void prompt_tiles2(const float *wp, int64_t ps, const float *x, int64_t K, int64_t T, int64_t n_k,
+                                 float *out, int64_t ldo, int load, const float *pf) {
+    int64_t t = 0;
+    if (T >= TOKENS) {
+        prompt_tile2(wp, ps, x, K, n_k, out, ldo, load, pf, TOKENS);
+        t = TOKENS;
+    }
+    for (; t + TOKENS <= T; t += TOKENS) prompt_tile2(wp, ps, x + t * K, K, n_k, out + t * ldo, ldo, load, NULL, TOKENS);
+    switch (T - t) {
+#define TAIL(n) case n: prompt_tile2(wp, ps, x + t * K, K, n_k, out + t * ldo, ldo, load, NULL, n); break
+    TAIL(11); TAIL(10); TAIL(9); TAIL(8); TAIL(7); TAIL(6); TAIL(5); TAIL(4); TAIL(3); TAIL(2); TAIL(1);
+#undef TAIL
+    default: break;
+    }
+}
+#endif
+
 typedef struct {
     float *out;
     int64_t ldo;
@@ -216,7 +267,13 @@ static void part_panels(const packed_job *j, const part *pt, int64_t p0, int64_t
         float *out = pt->out + t0 * pt->ldo;
         for (int64_t k0 = 0; k0 < K; k0 += K_BLOCK) {
             int64_t n = K - k0 < K_BLOCK ? K - k0 : K_BLOCK;
-            for (int64_t p = p0; p < f1; p++)
+            int64_t p = p0;
+#ifdef HL_PACKED_ZMM
+            for (; p + 2 <= f1; p += 2)
+                prompt_tiles2(pt->wp + p * ps + k0 * PANEL, ps, x + k0, K, nt, n, out + p * PANEL, pt->ldo, k0 > 0,
+                              p + 3 < f1 ? pt->wp + (p + 2) * ps + k0 * PANEL : NULL);
+#endif
+            for (; p < f1; p++)
                 prompt_tiles(pt->wp + p * ps + k0 * PANEL, x + k0, K, nt, n, out + p * PANEL, pt->ldo, k0 > 0,
                              p + 1 < f1 ? pt->wp + (p + 1) * ps + k0 * PANEL : NULL);
         }
@@ -276,6 +333,9 @@ void hl_matmul_packed(hl_pool *pool, float *out, int64_t ldo, const float *x, co
  * any thread count. */
 #define NN_O_BLOCK 64  /* panels per reduction block: 8 columns of them are a 32-KiB slice */
 #define NN_TOKENS 3    /* tokens per tile: 8 k × 3 tokens of zmm accumulators */
+#ifndef NN_T_BLOCK
+#define NN_T_BLOCK 96  /* tokens per pass over the columns: their dy rows of a block (384 KiB) stay in L2 */
+#endif
 
 typedef struct {
     float *out;
@@ -400,25 +460,33 @@ static void nn_columns(void *arg, int64_t kb0, int64_t kb1, int worker) {
 #if defined(HL_PACKED_ZMM) || defined(HL_PACKED_NN_YMM)
         _Alignas(64) float slice[NN_O_BLOCK * 8 * PANEL]; /* 32 KiB */
         const int64_t n = pe - pb, valid = O - pb * PANEL, ps = PANEL * K;
-        for (; k + 8 <= k1; k += 8) {
-            for (int64_t p = 0; p < n; p++)
-                memcpy(slice + p * 8 * PANEL, j->wp + (pb + p) * ps + k * PANEL, 8 * PANEL * sizeof(float));
-            int64_t t = 0;
+        const int64_t k8 = k0 + (k1 - k0) / 8 * 8;
+        /* tokens in blocks of NN_T_BLOCK, so that their rows of dy for this
+         * block of panels stay in L2 across all the columns */
+        for (int64_t t0 = 0; t0 < T; t0 += NN_T_BLOCK) {
+            const int64_t t1 = T - t0 < NN_T_BLOCK ? T : t0 + NN_T_BLOCK;
+            for (k = k0; k < k8; k += 8) {
+                for (int64_t p = 0; p < n; p++)
+                    memcpy(slice + p * 8 * PANEL, j->wp + (pb + p) * ps + k * PANEL, 8 * PANEL * sizeof(float));
+                int64_t t = t0;
 #ifdef HL_PACKED_ZMM
-            for (; t + NN_TOKENS <= T; t += NN_TOKENS)
-                nn_tile(slice, n, j->dy + t * O + pb * PANEL, O, valid, j->out + t * K + k, K, add, NN_TOKENS);
-            for (; t < T; t++) nn_tile(slice, n, j->dy + t * O + pb * PANEL, O, valid, j->out + t * K + k, K, add, 1);
+                for (; t + NN_TOKENS <= t1; t += NN_TOKENS)
+                    nn_tile(slice, n, j->dy + t * O + pb * PANEL, O, valid, j->out + t * K + k, K, add, NN_TOKENS);
+                for (; t < t1; t++)
+                    nn_tile(slice, n, j->dy + t * O + pb * PANEL, O, valid, j->out + t * K + k, K, add, 1);
 #else
-            for (; t + NN_YMM_TOKENS <= T; t += NN_YMM_TOKENS)
-                for (int i0 = 0; i0 < 8; i0 += NN_YMM_COLS)
-                    nn_tile_ymm(slice, n, j->dy + t * O + pb * PANEL, O, valid, j->out + t * K + k, K, add, i0,
-                                NN_YMM_TOKENS, NN_YMM_COLS);
-            for (; t < T; t++)
-                for (int i0 = 0; i0 < 8; i0 += NN_YMM_COLS)
-                    nn_tile_ymm(slice, n, j->dy + t * O + pb * PANEL, O, valid, j->out + t * K + k, K, add, i0, 1,
-                                NN_YMM_COLS);
+                for (; t + NN_YMM_TOKENS <= t1; t += NN_YMM_TOKENS)
+                    for (int i0 = 0; i0 < 8; i0 += NN_YMM_COLS)
+                        nn_tile_ymm(slice, n, j->dy + t * O + pb * PANEL, O, valid, j->out + t * K + k, K, add, i0,
+                                    NN_YMM_TOKENS, NN_YMM_COLS);
+                for (; t < t1; t++)
+                    for (int i0 = 0; i0 < 8; i0 += NN_YMM_COLS)
+                        nn_tile_ymm(slice, n, j->dy + t * O + pb * PANEL, O, valid, j->out + t * K + k, K, add, i0,
+                                    1, NN_YMM_COLS);
 #endif
+            }
         }
+        k = k8;
 #endif
         for (; k < k1; k++)
             for (int64_t t = 0; t < T; t++)
