@@ -28,6 +28,7 @@
 #include "quant/quantize.h"
 #include "test_util.h"
 #include "kernels/dispatch.h"
+#include "kernels/kernel_choice.h"
 #include "kernels/kernels.h"
 #include "kernels/qweight_rows.h"
 #include "util/half.h"
@@ -306,6 +307,8 @@ static void check_q8_adapter(void) {
 A8_DECL(scalar)
 A8_DECL(avx2)
 A8_DECL(avx512)
+A8_DECL(avx2vnni)
+A8_DECL(avx512vnni)
 #endif
 
 static double rand_normal(uint64_t *s) { /* xorshift64*, Box-Muller */
@@ -319,7 +322,10 @@ static double rand_normal(uint64_t *s) { /* xorshift64*, Box-Muller */
     return sqrt(-2.0 * log(u[0])) * cos(6.283185307179586 * u[1]);
 }
 
-static void check_a8_weight(const char *type, int target, const hl_qweight *w) {
+static int vnni_checked; /* twin comparisons made */
+
+/* unit_x: every activation ±1, so each one quantizes to ±127 */
+static void check_a8_weight(const char *type, int target, const hl_qweight *w, int unit_x) {
     REQUIRE(w && hl_qmatmul_a8_supports(w->type));
     const int64_t K = w->cols, O = w->rows, nt = 5, blk = hl_qmatmul_a8_form(w->type) == 0 ? 32 : 256;
     float *x = malloc(sizeof(float) * (size_t)(nt * K)), *row = malloc(sizeof(float) * (size_t)K);
@@ -328,7 +334,8 @@ static void check_a8_weight(const char *type, int target, const hl_qweight *w) {
     void *scratch = malloc((size_t)sb);
     REQUIRE(x && row && out && other && scratch);
     uint64_t s = 7;
-    for (int64_t i = 0; i < nt * K; i++) x[i] = (float)(rand_normal(&s) * (i % 97 == 0 ? 8.0 : 1.0));
+    for (int64_t i = 0; i < nt * K; i++)
+        x[i] = unit_x ? (i % 5 == 2 || i % 7 == 0 ? -1.0f : 1.0f) : (float)(rand_normal(&s) * (i % 97 == 0 ? 8.0 : 1.0));
     for (int64_t i = 0; i < K; i++) x[3 * K + i] = 0.0f; /* an all-zero token: scale 0 */
     hl_qmatmul_a8(NULL, out, O, x, w, nt, scratch, sb);
     double worst = 0;
@@ -366,6 +373,15 @@ static void check_a8_weight(const char *type, int target, const hl_qweight *w) {
         if (level == 2) hl_qmatmul_a8_avx512(NULL, other, O, x, w, nt, scratch, sb);
         CHECK_MSG(memcmp(out, other, sizeof(float) * (size_t)(nt * O)) == 0, "%s: level %s gives other bits", type,
                   hl_isa_name((hl_isa)level));
+        /* the level's VNNI twin (main turned the forwarding off, so the
+         * call above ran the plain form) */
+        if (level == 0 || !hl_isa_available((hl_isa)level) || !hl_cpu_has_vnni((hl_isa)level)) continue;
+        memset(other, 0xff, sizeof(float) * (size_t)(nt * O));
+        if (level == 1) hl_qmatmul_a8_avx2vnni(NULL, other, O, x, w, nt, scratch, sb);
+        if (level == 2) hl_qmatmul_a8_avx512vnni(NULL, other, O, x, w, nt, scratch, sb);
+        CHECK_MSG(memcmp(out, other, sizeof(float) * (size_t)(nt * O)) == 0, "%s: level %s with VNNI gives other bits",
+                  type, hl_isa_name((hl_isa)level));
+        vnni_checked++;
     }
 #endif
     free(x);
@@ -378,7 +394,7 @@ static void check_a8_weight(const char *type, int target, const hl_qweight *w) {
 static void check_a8_kernel(const char *type, int target) {
     hl_model *m = load_type(type);
     if (!m) return;
-    check_a8_weight(type, target, hl_model_qweight(m, 1, target));
+    check_a8_weight(type, target, hl_model_qweight(m, 1, target), 0);
     hl_model_free(m);
 }
 
@@ -396,13 +412,40 @@ static void check_a8_odd_k(uint32_t type, const char *name) {
     for (int64_t i = 0; i < K * O; i++) w[i] = (float)(0.05 * rand_normal(&s));
     for (int64_t o = 0; o < O; o++) hl_quantize_blocks(type, w + o * K, blocks + o * row_bytes, nb);
     const hl_qweight q = {blocks, type, O, K, row_bytes};
-    check_a8_weight(name, -1, &q);
+    check_a8_weight(name, -1, &q, 0);
     free(w);
     free(blocks);
 }
 
+/* q8_0 at its extremes: every weight byte -128 or 127 against activations
+ * that all quantize to ±127, the largest pair sums the two-step byte product
+ * can meet (2·128·127). The plain form must not saturate, so every level,
+ * with and without VNNI, and the double sum agree. */
+static void check_a8_q8_extremes(void) {
+    const int64_t K = 64, O = 4, nb = K / 32;
+    uint64_t row_bytes = 0;
+    REQUIRE(hl_type_row_bytes(HL_TYPE_Q8_0, K, &row_bytes));
+    uint8_t *blocks = calloc((size_t)O, (size_t)row_bytes);
+    REQUIRE(blocks);
+    for (int64_t o = 0; o < O; o++)
+        for (int64_t b = 0; b < nb; b++) {
+            uint8_t *blk = blocks + o * row_bytes + 34 * b;
+            const uint16_t one = hl_f32_to_f16(1.0f);
+            memcpy(blk, &one, 2);
+            for (int i = 0; i < 32; i++)
+                blk[2 + i] = o == 0 ? 0x80 : o == 1 ? 0x7f : o == 2 ? (i % 2 ? 0x80 : 0x7f) : (i % 3 ? 0x80 : 0x81);
+        }
+    const hl_qweight q = {blocks, HL_TYPE_Q8_0, O, K, row_bytes};
+    check_a8_weight("q8_0 extremes", -1, &q, 1);
+    free(blocks);
+}
+
 int main(void) {
+    /* the level functions below run their plain form; the VNNI twins are
+     * called by name (check_a8_weight) */
+    setenv("HYPERLORA_VNNI", "off", 1);
     read_ids();
+    check_a8_q8_extremes();
     check_a8_kernel("Q8_0", HL_TARGET_DOWN);
     check_a8_kernel("Q4_0", HL_TARGET_DOWN);
     check_a8_kernel("Q4_1", HL_TARGET_DOWN);
@@ -423,5 +466,6 @@ int main(void) {
     for (size_t i = 0; i < sizeof types / sizeof types[0]; i++) check_type(types[i]);
     check_bad_scale();
     check_q8_adapter();
+    printf("  VNNI twins compared with the plain form: %d products\n", vnni_checked);
     return hl_test_finish("test_quant_forward");
 }

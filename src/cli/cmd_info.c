@@ -29,6 +29,8 @@ static void help(void) {
            "HYPERLORA_QPRODUCT=int8|f32 pins how inference multiplies quantized (block type) weights:\n"
            "8-bit activations and integer dot products (int8, the default, as llama.cpp does),\n"
            "or dequantized tiles and f32 products (exact against the dequantized model).\n"
+           "HYPERLORA_VNNI=off keeps the int8 products off the VNNI byte-dot instructions\n"
+           "(same bits either way; for measuring).\n"
            "Each layout and level is deterministic on its own and rounds differently from the\n"
            "others, so training records them and a resume must run on the same ones.\n");
 }
@@ -81,6 +83,7 @@ int cmd_info(int argc, char **argv) {
         if (pin && *pin) cJSON_AddStringToObject(w, "pinned_by", "HYPERLORA_WEIGHTS");
         cJSON *qp = cJSON_AddObjectToObject(o, "quantized_products");
         cJSON_AddStringToObject(qp, "inference", a8 ? "int8" : "f32");
+        cJSON_AddBoolToObject(qp, "vnni", a8 && hl_a8_vnni_active());
         cJSON_AddStringToObject(qp, "int8_types", "q4_0 q4_1 q5_0 q5_1 q8_0 q2_K q3_K q4_K q5_K q6_K");
         cJSON_AddStringToObject(qp, "training", "f32");
         if (qpin && *qpin) cJSON_AddStringToObject(qp, "pinned_by", "HYPERLORA_QPRODUCT");
@@ -107,7 +110,9 @@ int cmd_info(int argc, char **argv) {
            pin && *pin ? " (pinned by HYPERLORA_WEIGHTS)" : "");
     printf("  because:   %s\n", kc.basis);
     printf("quantized:   inference on block types %s%s; f16/bf16 weights and LoRA training f32\n",
-           a8 ? "int8 (8-bit activations, integer dots)" : "f32 (dequantized tiles)",
+           a8 ? (hl_a8_vnni_active() ? "int8 (8-bit activations, integer dots on VNNI)"
+                                     : "int8 (8-bit activations, integer dots)")
+              : "f32 (dequantized tiles)",
            qpin && *qpin ? " (pinned by HYPERLORA_QPRODUCT)" : "");
     printf("always:      training attention on OpenBLAS; quantized bases read from their blocks;\n"
            "             full training (pretrain) on OpenBLAS tiles\n");

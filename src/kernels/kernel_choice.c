@@ -123,6 +123,44 @@ const char *hl_weight_layout_name(int32_t layout) {
     return layout == HL_WEIGHTS_PACKED ? "packed" : layout == HL_WEIGHTS_ROWS ? "rows" : "auto";
 }
 
+/* The VNNI of each level, from cpuid: leaf 7 ECX bit 11 (AVX512-VNNI),
+ * leaf 7 subleaf 1 EAX bit 4 (AVX-VNNI). The level itself was already
+ * checked to be usable (dispatch.c), which covers the OS saving the
+ * registers. */
+int hl_cpu_has_vnni(hl_isa level) {
+#if defined(__x86_64__) || defined(__i386__)
+    unsigned a, b, c, d;
+    if (__get_cpuid_max(0, NULL) < 7) return 0;
+    if (level == HL_ISA_AVX512) {
+        __cpuid_count(7, 0, a, b, c, d);
+        return (c >> 11) & 1;
+    }
+    if (level == HL_ISA_AVX2) {
+        __cpuid_count(7, 1, a, b, c, d);
+        return (a >> 4) & 1;
+    }
+#endif
+    (void)level;
+    return 0;
+}
+
+static pthread_once_t vnni_once = PTHREAD_ONCE_INIT;
+static int vnni; /* written once under pthread_once, read-only afterwards */
+
+static void choose_vnni(void) {
+#if defined(__AVX512VNNI__) || defined(__AVXVNNI__)
+    vnni = !hl_isa_dispatching(); /* a native build compiled the instruction in */
+    if (vnni) return;
+#endif
+    const char *env = getenv("HYPERLORA_VNNI");
+    vnni = hl_isa_dispatching() && !(env && !strcmp(env, "off")) && hl_cpu_has_vnni(hl_isa_active());
+}
+
+int hl_a8_vnni_active(void) {
+    pthread_once(&vnni_once, choose_vnni);
+    return vnni;
+}
+
 /* int8 by default: on a Zen 3 (AVX2) guest it decoded s110M 2.1-3.8x faster
  * than the dequantizing tile at every type measured (q8_0, q4_0, q5_1, q4_K_M,
  * q5_K_M, q6_K), and ran prompts faster at the K types, slower at the

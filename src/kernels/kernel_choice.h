@@ -57,6 +57,16 @@ hl_kernel_choice hl_kernel_choice_active(void);
  * $HYPERLORA_QPRODUCT=int8|f32 pins it; anything else is refused. *a8 = 1
  * for int8. */
 hl_status hl_quant_product_resolve(int32_t *a8, hl_error *err);
+/* Whether the int8 products run on VNNI byte-dot instructions (one
+ * instruction where the plain AVX2 form takes two): a native build compiled
+ * with AVX512-VNNI or AVX-VNNI always does; a portable build does when the
+ * CPU has the VNNI of the active level (AVX512-VNNI at avx512, AVX-VNNI at
+ * avx2) and $HYPERLORA_VNNI is not "off". The integer sums are exact, so
+ * the bits are the same either way; "off" is for measuring. Computed once. */
+int hl_a8_vnni_active(void);
+/* Whether this CPU has the VNNI of a level's twin (AVX-VNNI for avx2,
+ * AVX512-VNNI for avx512; 0 for scalar), whatever the environment says. */
+int hl_cpu_has_vnni(hl_isa level);
 /* "packed" or "rows". */
 const char *hl_weight_layout_name(int32_t layout);
 #endif

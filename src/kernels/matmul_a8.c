@@ -24,6 +24,7 @@
  *
  * Shapes: x (T, K), W (O, K) as an hl_qweight, out (T, O; row stride ldo).
  * scratch holds the quantized tokens, as many at a time as fit. */
+#include "kernels/kernel_choice.h"
 #include "kernels/kernels.h"
 #include "quant/block_simd.h"
 #include "quant/quant_types.h"
@@ -327,6 +328,21 @@ static inline __attribute__((always_inline)) void prefetch_ahead(const uint8_t *
     for (int i = 0; i < block_bytes; i += 64) _mm_prefetch((const char *)w + A8_AHEAD + i, _MM_HINT_T0);
 }
 
+/* Each 32-bit lane l: the four byte products a[4l..4l+3]·b[4l..4l+3], a
+ * unsigned and b signed. With VNNI (AVX512-VNNI with VL, or AVX-VNNI) that
+ * is one instruction; otherwise pairs into 16 bits, then pairs of those.
+ * The lanes are equal: every call bounds a pair's sum below the 16-bit
+ * limit (q8_0: 2·128·127), so the two-step form never saturates. */
+static inline __m256i sum4_u8s8(__m256i a, __m256i b) {
+#if defined(__AVX512VNNI__) && defined(__AVX512VL__)
+    return _mm256_dpbusd_epi32(_mm256_setzero_si256(), a, b);
+#elif defined(__AVXVNNI__)
+    return _mm256_dpbusd_avx_epi32(_mm256_setzero_si256(), a, b);
+#else
+    return _mm256_madd_epi16(_mm256_maddubs_epi16(a, b), _mm256_set1_epi16(1));
+#endif
+}
+
 static inline float lanes_sum8(__m256 v) {
     float a[8];
     _mm256_storeu_ps(a, v);
@@ -356,7 +372,6 @@ static inline __attribute__((always_inline)) void rdots_q8_0(const uint8_t *w, i
     __m256 acc[2][4];
     for (int r = 0; r < nr; r++)
         for (int t = 0; t < nt; t++) acc[r][t] = _mm256_setzero_ps();
-    const __m256i ones = _mm256_set1_epi16(1);
     for (int64_t b = 0; b < nb; b++, w += 34) {
         if (nt == 1) prefetch_ahead(w, 34);
         __m256i qw[2], aw[2];
@@ -372,7 +387,7 @@ static inline __attribute__((always_inline)) void rdots_q8_0(const uint8_t *w, i
             const __m256 dx = _mm256_broadcast_ss(x.d + b);
             for (int r = 0; r < nr; r++) {
                 /* |w|·(x·sign w): unsigned × signed bytes, pairs summed (at most 2·128·127) */
-                const __m256i s = _mm256_madd_epi16(_mm256_maddubs_epi16(aw[r], _mm256_sign_epi8(qx, qw[r])), ones);
+                const __m256i s = sum4_u8s8(aw[r], _mm256_sign_epi8(qx, qw[r]));
                 acc[r][t] = _mm256_fmadd_ps(_mm256_mul_ps(dw[r], dx), _mm256_cvtepi32_ps(s), acc[r][t]);
             }
         }
@@ -405,7 +420,6 @@ static inline __attribute__((always_inline)) void dots_small(const uint32_t type
     for (int r = 0; r < nr; r++)
         for (int t = 0; t < nt; t++) acc[r][t] = _mm256_setzero_ps(), macc[r][t] = 0.0f;
     const __m128i low = _mm_set1_epi8(0x0f);
-    const __m256i ones = _mm256_set1_epi16(1);
     for (int64_t b = 0; b < nb; b++, w += bytes) {
         __m256i v[2], av[2];
         __m256 dw[2];
@@ -426,7 +440,7 @@ static inline __attribute__((always_inline)) void dots_small(const uint32_t type
             const __m256 dx = _mm256_broadcast_ss(x.d + b);
             for (int r = 0; r < nr; r++) {
                 const __m256i sx = is_signed ? _mm256_sign_epi8(qx, v[r]) : qx;
-                const __m256i s = _mm256_madd_epi16(_mm256_maddubs_epi16(av[r], sx), ones);
+                const __m256i s = sum4_u8s8(av[r], sx);
                 acc[r][t] = _mm256_fmadd_ps(_mm256_mul_ps(dw[r], dx), _mm256_cvtepi32_ps(s), acc[r][t]);
                 if (!is_signed) macc[r][t] = fmaf(mw[r] * x.d[b], (float)x.bsum[b], macc[r][t]);
             }
@@ -730,8 +744,22 @@ static void a8_rows(void *arg, int64_t o0, int64_t o1, int worker) {
     }
 }
 
+#ifdef HL_A8_VNNI_TWIN
+/* This file compiled again with the level's VNNI (CMakeLists.txt): the same
+ * function under the name HL_A8_VNNI_TWIN, taken when the CPU has it
+ * (kernel_choice.c, hl_a8_vnni_active). Same lanes, same bits. */
+void HL_A8_VNNI_TWIN(hl_pool *pool, float *out, int64_t ldo, const float *x, const hl_qweight *w, int64_t T,
+                     void *scratch, int64_t scratch_bytes);
+#endif
+
 void hl_qmatmul_a8(hl_pool *pool, float *out, int64_t ldo, const float *x, const hl_qweight *w, int64_t T,
                    void *scratch, int64_t scratch_bytes) {
+#ifdef HL_A8_VNNI_TWIN
+    if (hl_a8_vnni_active()) {
+        HL_A8_VNNI_TWIN(pool, out, ldo, x, w, T, scratch, scratch_bytes);
+        return;
+    }
+#endif
     const int64_t K = w->cols, act_bytes = a8_token_bytes(w->type, K);
     uint8_t *act = (uint8_t *)(((uintptr_t)scratch + 63) & ~(uintptr_t)63); /* 64-byte aligned tokens */
     int64_t chunk = (scratch_bytes - (act - (uint8_t *)scratch)) / act_bytes; /* tokens quantized at once;
