@@ -35,6 +35,8 @@ int main(void) {
     expect("zen5", HL_ISA_AVX512, HL_WEIGHTS_PACKED, HL_WEIGHTS_PACKED, "zen5/avx512 table row");
     expect("zen4", HL_ISA_AVX512, HL_WEIGHTS_PACKED, HL_WEIGHTS_ROWS, "zen4/avx512 table row");
     expect("zen3", HL_ISA_AVX2, HL_WEIGHTS_PACKED, HL_WEIGHTS_ROWS, "zen3/avx2 table row");
+    expect("intel-amx", HL_ISA_AVX512, HL_WEIGHTS_PACKED, HL_WEIGHTS_ROWS, "intel-amx/avx512 table row");
+    expect("intel-amx", HL_ISA_AVX2, HL_WEIGHTS_PACKED, HL_WEIGHTS_ROWS, "level rule");
     /* A row applies at its own level only; elsewhere the rule by level. */
     expect("zen5", HL_ISA_AVX2, HL_WEIGHTS_PACKED, HL_WEIGHTS_ROWS, "level rule");
     expect("intel-avx512", HL_ISA_AVX512, HL_WEIGHTS_PACKED, HL_WEIGHTS_PACKED, "level rule");

@@ -26,7 +26,8 @@ typedef struct hl_cpu_id {
     char vendor[13];   /* cpuid's vendor string, "AuthenticAMD", "GenuineIntel", ... ("" off x86) */
     char brand[49];    /* the processor brand string ("" when the CPU has none) */
     int family, model; /* display family and model (base plus extended fields) */
-    const char *uarch; /* "zen2", "zen3", "zen4", "zen5", "intel-avx512", "intel-avx2", "x86-64", "other" */
+    const char *uarch; /* "zen2", "zen3", "zen4", "zen5", "intel-amx" (AVX-512 and AMX:
+                        * Sapphire Rapids and later), "intel-avx512", "intel-avx2", "x86-64", "other" */
 } hl_cpu_id;
 
 /* Reads the running CPU (cpuid on x86). Never fails. */
