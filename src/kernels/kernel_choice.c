@@ -88,7 +88,7 @@ static const row table[] = {
                              "level rule (packed), not measured against rows there"}},
     {"intel-amx", HL_ISA_AVX512, {HL_WEIGHTS_PACKED, HL_WEIGHTS_ROWS,
                                   "intel-amx/avx512 table row: training on OpenBLAS tiles, s110M 1x256 488 tok/s "
-                                  "against 442 packed (OpenBLAS sgemm 387-410 GFLOP/s, the packed dY*W 201-229); "
+                                  "against 442 packed (OpenBLAS sgemm 342-410 GFLOP/s, the packed dY*W 201-239); "
                                   "s110M pp128 1,294 tok/s packed against 842 rows"}},
     {"zen3", HL_ISA_AVX2, {HL_WEIGHTS_PACKED, HL_WEIGHTS_ROWS,
                            "zen3/avx2 table row: s110M pp128 501 tok/s packed against 414 rows, tg64 53 against 42; "
