@@ -333,6 +333,9 @@ void hl_matmul_packed(hl_pool *pool, float *out, int64_t ldo, const float *x, co
  * any thread count. */
 #define NN_O_BLOCK 64  /* panels per reduction block: 8 columns of them are a 32-KiB slice */
 #define NN_TOKENS 3    /* tokens per tile: 8 k × 3 tokens of zmm accumulators */
+#ifndef NN_AHEAD
+#define NN_AHEAD 8     /* panels ahead that the AVX-512 tile asks for dY (a prefetch; no value depends on it) */
+#endif
 #ifndef NN_T_BLOCK
 #define NN_T_BLOCK 96  /* tokens per pass over the columns: their dy rows of a block (384 KiB) stay in L2 */
 #endif
@@ -368,11 +371,20 @@ static inline __attribute__((always_inline)) void nn_tile(const float *slice, in
     __m512 acc[NN_TOKENS][8];
     for (int c = 0; c < C; c++)
         for (int i = 0; i < 8; i++) acc[c][i] = _mm512_setzero_ps();
+    /* the full panels with plain loads, dY asked for NN_AHEAD panels early;
+     * then the last, partial one (rows past O read as zero) */
+    const int64_t full = valid >= n * PANEL ? n : valid / PANEL;
     for (int64_t p = 0; p < n; p++) {
-        int64_t left = valid - p * PANEL;
-        __mmask16 m = left >= PANEL ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1u);
         __m512 d[NN_TOKENS];
-        for (int c = 0; c < C; c++) d[c] = _mm512_maskz_loadu_ps(m, dy + c * O + p * PANEL);
+        if (p < full) {
+            for (int c = 0; c < C; c++) {
+                d[c] = _mm512_loadu_ps(dy + c * O + p * PANEL);
+                _mm_prefetch((const char *)(dy + c * O + (p + NN_AHEAD) * PANEL), _MM_HINT_T0);
+            }
+        } else {
+            const __mmask16 m = (__mmask16)((1u << (valid - p * PANEL)) - 1u);
+            for (int c = 0; c < C; c++) d[c] = _mm512_maskz_loadu_ps(m, dy + c * O + p * PANEL);
+        }
         const float *w = slice + p * 8 * PANEL;
         for (int i = 0; i < 8; i++) {
             __m512 wv = _mm512_load_ps(w + i * PANEL);
