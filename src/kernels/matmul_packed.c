@@ -10,7 +10,8 @@
  * ymm accumulators) or 16 rows × 12 tokens (12 zmm) reuses each load 6 or 12
  * times. Measured on s110M's shapes at 2 threads on a Zen 5 guest: 227–279
  * GFLOP/s on AVX2 against 119–137 for the dot form, and 400–435 on AVX-512
- * against 185–219.
+ * against 185–219. AVX-512 prompts now take two panels at a time (32 rows ×
+ * 12 tokens, prompt_tile2), so each broadcast feeds two FMAs.
  *
  * The canonical order here is the plain sequential one (hl_dot_seq): each
  * element is a chain of fused multiply-adds over k = 0, 1, ..., K-1 starting
@@ -333,12 +334,8 @@ void hl_matmul_packed(hl_pool *pool, float *out, int64_t ldo, const float *x, co
  * any thread count. */
 #define NN_O_BLOCK 64  /* panels per reduction block: 8 columns of them are a 32-KiB slice */
 #define NN_TOKENS 3    /* tokens per tile: 8 k × 3 tokens of zmm accumulators */
-#ifndef NN_AHEAD
 #define NN_AHEAD 8     /* panels ahead that the AVX-512 tile asks for dY (a prefetch; no value depends on it) */
-#endif
-#ifndef NN_T_BLOCK
 #define NN_T_BLOCK 96  /* tokens per pass over the columns: their dy rows of a block (384 KiB) stay in L2 */
-#endif
 
 typedef struct {
     float *out;
