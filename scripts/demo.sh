@@ -14,7 +14,8 @@
 #      base's own words (`scene synth`, composed by DEMO_COMPOSE), judged on
 #      scenes declared only at decode time (held-out scenes, words that never
 #      trained) next to its training scenes, and decoding scenes declared now;
-#   6. a summary table and the loss plots (SVG).
+#   6. a summary table and the loss plots (SVG), and the figures of the
+#      full-scale reader when `make reader` made one over this base.
 # Usage: scripts/demo.sh HYPERLORA_BINARY [MODEL.gguf]
 # Knobs (environment): DEMO_OUT, DEMO_PRETRAIN_STEPS, DEMO_DECODER_STEPS,
 # DEMO_CORPUS_BYTES, DEMO_SCENES, DEMO_LEXICON, DEMO_TRAIN, DEMO_HELDOUT,
@@ -24,7 +25,8 @@
 # nano one; nano; wide), DEMO_WIDE_BASE (where `make base` put it), and for
 # the reader DEMO_READER_STEPS, DEMO_COMPOSE
 # (default decay+facets), DEMO_SYNTH_SCENES, DEMO_SYNTH_WORDS,
-# DEMO_SYNTH_UNSEEN, DEMO_EVAL_N (examples judged per split); DEMO_RANK for
+# DEMO_SYNTH_UNSEEN, DEMO_EVAL_N (examples judged per split), DEMO_READER_DIR
+# (where `make reader` put its reader: out/reader); DEMO_RANK for
 # both decoders (default 16; at most what the smallest target allows).
 set -euo pipefail
 HL=${1:?usage: demo.sh HYPERLORA [MODEL.gguf]}
@@ -150,10 +152,9 @@ SYN=$OUT/synth
 mkdir -p "$SYN"
 "$HL" scene synth -m "$MODEL" -o "$SYN" --seed 1 --scenes "${DEMO_SYNTH_SCENES:-6000}" --words "${DEMO_SYNTH_WORDS:-60}" \
   --unseen-words "${DEMO_SYNTH_UNSEEN:-5}" --pairs 3 --parts 2-4 >&2
-python3 - "$SYN" "$OUT" "$COMPOSE" "$EVAL_N" <<'PY'
+python3 - "$SYN" "$OUT" "$COMPOSE" <<'PY'
 import json, sys
-syn, out, compose, n_eval = sys.argv[1:]
-n_eval = int(n_eval)
+syn, out, compose = sys.argv[1:]
 rows = lambda p: [l for l in open(p, encoding="utf-8") if l.strip()]
 # The reader's lexicon: the rule and the generated scenes that train. The
 # others (held out, or holding unseen words) are declared only at decode
@@ -164,11 +165,6 @@ with open(f"{out}/reader_lexicon.jsonl", "w", encoding="utf-8") as f, \
     f.write(json.dumps({"compose": compose}) + "\n")
     for l in rows(f"{syn}/lexicon.jsonl"):
         (f if json.loads(l)["lexeme"] in trained else later).write(l)
-# The judged subsets: every k-th example, so each split keeps all its forms and both languages.
-for name in ("train", "heldout_scenes", "heldout_pairs", "unseen_words"):
-    r = rows(f"{syn}/{name}.jsonl")
-    with open(f"{out}/eval_{name}.jsonl", "w", encoding="utf-8") as f:
-        f.writelines(r[::max(1, len(r) // n_eval)][:n_eval])
 # Scenes declared now: known words in a new combination, and unseen words.
 w = json.load(open(f"{syn}/words.json", encoding="utf-8"))
 extra = [("Ψ1", w["en"]["seen"][-3:]), ("Ψ2", w["ru"]["seen"][-3:]),
@@ -179,6 +175,7 @@ with open(f"{out}/now_lexicon.jsonl", "w", encoding="utf-8") as f:
     for name, parts in extra:
         f.write(json.dumps({"lexeme": name, "parts": parts, "facets": facets}, ensure_ascii=False) + "\n")
 PY
+python3 "$ROOT/scripts/judged.py" "$SYN" "$OUT" "$EVAL_N"  # the examples each split is judged on
 say "training the reader ($(grep -c . "$SYN/train.jsonl") examples, $COMPOSE, $READ_STEPS steps, 2 threads)"
 "$HL" train -m "$MODEL" --lexicon "$OUT/reader_lexicon.jsonl" --data "$SYN/train.jsonl" --ctx "$DEC_CTX" --batch 16 \
   --rank "$RANK" --alpha "$((2 * RANK))" --targets q,k,v,o,gate,up,down,output --lr 5e-3 --warmup 20 --steps "$READ_STEPS" \
@@ -266,4 +263,14 @@ print(f"\n  time: base {t_base} s, decoder {t_dec} s, decoding {t_decode} s, rea
 print("  plots: " + ", ".join(p for p in (f"{out}/pretrain_loss.svg", f"{out}/decoder_loss.svg", f"{out}/reader_loss.svg")
                               if os.path.exists(p)))
 PY
+# The full-scale reader of `make reader`, when it was made over this base.
+READER_DIR=${DEMO_READER_DIR:-$ROOT/out/reader}
+if [ -s "$READER_DIR/summary.txt" ] &&
+   grep -q "^base=$(sha256sum < "$MODEL" | cut -c1-16) " "$READER_DIR/reader.recipe" 2>/dev/null; then
+  printf '\n  the full-scale reader over this base (make reader: %s)\n' "$READER_DIR/summary.txt"
+  sed 's/^/  /' "$READER_DIR/summary.txt"
+else
+  printf '\n  (make reader trains the full-scale reader over the wide base, about 40 min on 2 cores;\n'
+  printf '   the demo then prints what it reads of scenes it never trained on)\n'
+fi
 [ "$repro" = PASS ]

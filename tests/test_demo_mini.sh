@@ -73,5 +73,37 @@ check '! wide "$T/demo5.log" DEMO_BASE=wide DEMO_WIDE_BASE=$T/none.gguf && grep 
   "DEMO_BASE=wide without the wide base is refused"
 check '! wide "$T/demo6.log" DEMO_BASE=wider && grep -q "DEMO_BASE is auto, nano or wide" "$T/demo6.log"' \
   "an unknown DEMO_BASE is refused"
+# Each judged split holds every (form, register, language) group it has, and
+# distinct scenes (a stride over 15 pairs a scene once judged one pair only).
+mkdir -p "$T/judged"
+"$HL" scene synth -m "$T/out/base.gguf" -o "$T/judged" --seed 2 --scenes 400 --unseen-words 1 --parts 2-4 > "$T/judged.log" 2>&1 ||
+  { cat "$T/judged.log"; fail=1; }
+python3 "$ROOT/scripts/judged.py" "$T/judged" "$T/judged" 60
+check 'python3 - "$T/judged" <<"PY"
+import json, sys
+d = sys.argv[1]
+for name in ("train", "heldout_scenes", "heldout_pairs", "unseen_words"):
+    rows = [json.loads(l) for l in open(f"{d}/{name}.jsonl", encoding="utf-8")]
+    judged = [json.loads(l) for l in open(f"{d}/eval_{name}.jsonl", encoding="utf-8")]
+    have = {(e["form"], e["register"], e["lang"]) for e in rows}
+    groups = [(e["form"], e["register"], e["lang"]) for e in judged]
+    assert len(judged) == 60 and set(groups) == have, (name, len(judged), len(have))
+    assert max(groups.count(g) for g in have) - min(groups.count(g) for g in have) <= 1, name
+    assert len({e["scene"] for e in judged}) == 60 or name == "unseen_words", name
+PY' "the judged examples of each split come evenly from all its groups, one per scene"
+# The full-scale reader (make reader) in miniature: corpus, training, resume, judgement, and the demo prints it.
+reader() { READER_STEPS=4 READER_SCENES=60 READER_WORDS=30 READER_UNSEEN=1 READER_PARTS=2-4 READER_EVAL_N=30 READER_RANK=4 \
+  bash "$ROOT/scripts/reader.sh" "$HL" "$T/wide.gguf" "$T/reader" > "$1" 2>&1; }
+reader "$T/reader.log" || { tail -5 "$T/reader.log"; fail=1; }
+check 'grep -q "^held-out scenes (\*)" "$T/reader/summary.txt" && grep -q "^  symbols " "$T/reader/summary.txt" &&
+  grep -q "^  ru " "$T/reader/summary.txt" && [ "$(tail -n 1 "$T/reader/reader.metrics.jsonl" |
+  python3 -c "import json,sys; print(json.load(sys.stdin)[\"step\"])")" = 4 ]' \
+  "reader.sh trains its reader and writes the judged table by split, form and language"
+reader "$T/reader2.log" || { cat "$T/reader2.log"; fail=1; }
+check 'grep -q "kept .*made by the same recipe" "$T/reader2.log"' "a reader made by the same recipe is kept"
+wide "$T/demo8.log" DEMO_READER_DIR=$T/reader || { cat "$T/demo8.log"; fail=1; }
+check 'grep -q "the full-scale reader over this base" "$T/demo8.log" && grep -q "^  held-out scenes (\*)" "$T/demo8.log"' \
+  "the demo prints the full-scale reader made over its base"
+check 'grep -q "make reader trains" "$T/demo.log"' "without one, the demo says how to make it"
 if [ $fail -ne 0 ]; then cat "$T/demo.log"; echo "0 passed, 1 failed"; exit 1; fi
 echo "test_demo_mini: all checks passed"
