@@ -346,7 +346,7 @@ HL_API hl_status hl_adapter_combine(const hl_model *m, const hl_adapter *const *
  * or "vector": [C floats] instead of "parts". An optional first line
  * {"compose": RULE} picks how parts combine: "parts" (the mean, default),
  * "parts+facets", "slots", "slots+facets", "ranked", "ranked+facets",
- * "decay", "decay+facets" (README: Lexicon).
+ * "decay", "decay+facets", "decay+facet-words" (README: Lexicon).
  * The base file is never changed: the lexicon makes a view of the model with
  * the extra rows, and base-token logits stay bitwise the same. */
 typedef struct hl_lexicon hl_lexicon;

@@ -87,8 +87,9 @@ static void test_atomic(hl_lexicon *lex) {
 /* The documented rule, recomputed from the model's tensors in double. */
 /* with_facets: entry 0's facet values ("threshold", "fear") join its parts at weight 1. */
 /* Every entry's rows recomputed in double from the base tables by the rule
- * as compose.h states it (order rule: HL_COMPOSE_PARTS/SLOTS/RANKED/DECAY). */
-static void test_composition_rule(hl_lexicon *lex, int order, int with_facets) {
+ * as compose.h states it (order rule: HL_COMPOSE_PARTS/SLOTS/RANKED/DECAY;
+ * facet_words: decay's facets as they are, unpermuted). */
+static void test_composition_rule(hl_lexicon *lex, int order, int with_facets, int facet_words) {
     const hl_model_config *c = hl_model_get_config(g_model);
     const hl_tokenizer *base = hl_model_get_tokenizer(g_model);
     hl_error err = {0};
@@ -126,7 +127,9 @@ static void test_composition_rule(hl_lexicon *lex, int order, int with_facets) {
             int32_t *ids;
             size_t n;
             CHECK_OK(hl_tokenizer_encode(base, part, strlen(part), 0, 0, &ids, &n, &err), &err);
-            const int permuted = order == HL_COMPOSE_SLOTS || (order == HL_COMPOSE_DECAY && p >= nparts);
+            const int permuted =
+                p < nparts ? order == HL_COMPOSE_SLOTS
+                           : order == HL_COMPOSE_SLOTS || (order == HL_COMPOSE_DECAY && !facet_words);
             if (permuted)
                 hl_compose_transform(p < nparts ? hl_compose_part_key(p) : hl_compose_facet_key(keys[p]), c->dim, code);
             for (size_t k = 0; k < n; k++)
@@ -155,7 +158,7 @@ static void test_composition_rule(hl_lexicon *lex, int order, int with_facets) {
 }
 
 static void test_composition(hl_lexicon *lex, int with_facets) {
-    test_composition_rule(lex, HL_COMPOSE_PARTS, with_facets);
+    test_composition_rule(lex, HL_COMPOSE_PARTS, with_facets, 0);
 }
 
 /* The transforms are signed permutations, position 0 the identity, each
@@ -197,7 +200,8 @@ static void test_order_rules(void) {
     static const char *ORDER =
         "{\"lexeme\": \"abc\", \"parts\": [\"storm\", \"gate\", \"joy\"]}\n"
         "{\"lexeme\": \"cba\", \"parts\": [\"joy\", \"gate\", \"storm\"]}\n";
-    const char *rules[] = {"parts", "slots", "ranked", "decay", "slots+facets", "ranked+facets", "decay+facets"};
+    const char *rules[] = {"parts",        "slots",         "ranked",       "decay",
+                           "slots+facets", "ranked+facets", "decay+facets", "decay+facet-words"};
     for (size_t r = 0; r < sizeof rules / sizeof rules[0]; r++) {
         hl_error err = {0};
         char text[4096];
@@ -207,7 +211,7 @@ static void test_order_rules(void) {
         if (!lex) continue;
         CHECK(!strcmp(hl_lexicon_compose_rule(lex), rules[r]));
         int rule = hl_compose_rule_from_name(rules[r]);
-        test_composition_rule(lex, rule & ~HL_COMPOSE_FACETS, rule & HL_COMPOSE_FACETS);
+        test_composition_rule(lex, HL_COMPOSE_ORDER(rule), rule & HL_COMPOSE_FACETS, rule & HL_COMPOSE_FACET_WORDS);
         hl_lexicon_free(lex);
         snprintf(text, sizeof text, "{\"compose\": \"%s\"}\n%s", rules[r], ORDER);
         REQUIRE((lex = load(text, &err)) != NULL);
@@ -378,7 +382,8 @@ static void test_compose_rule(hl_lexicon *plain) {
     expect_bad("compose twice", "{\"compose\": \"parts\"}\n{\"compose\": \"parts\"}\n{\"lexeme\": \"Δ9\", \"parts\": [\"x\"]}",
                HL_ERR_FORMAT, "must come once");
     expect_bad("compose rule", "{\"compose\": \"facets\"}", HL_ERR_FORMAT,
-               "must be one of parts, parts+facets, slots, slots+facets, ranked, ranked+facets, decay, decay+facets");
+               "must be one of parts, parts+facets, slots, slots+facets, ranked, ranked+facets, decay, decay+facets, "
+               "decay+facet-words");
     expect_bad("compose extra field", "{\"compose\": \"parts\", \"lexeme\": \"Δ9\"}", HL_ERR_FORMAT, "no other fields");
     expect_bad("empty facet composed", "{\"compose\": \"parts+facets\"}\n{\"lexeme\": \"Δ9\", \"parts\": [\"x\"], "
                "\"facets\": {\"tone\": \"\"}}", HL_ERR_FORMAT, "\"tone\" must be a non-empty");

@@ -6,21 +6,22 @@
 
 #include <string.h>
 
-static const char *rule_names[HL_COMPOSE_N_RULES] = {"parts",  "parts+facets",  "slots", "slots+facets",
-                                                     "ranked", "ranked+facets", "decay", "decay+facets"};
+static const char *rule_names[HL_COMPOSE_N_RULES] = {
+    "parts",  "parts+facets",  "slots", "slots+facets", "ranked", "ranked+facets", "decay", "decay+facets",
+    [HL_COMPOSE_DECAY | HL_COMPOSE_FACETS | HL_COMPOSE_FACET_WORDS] = "decay+facet-words"};
 
 const char *hl_compose_rule_name(int rule) {
-    return rule >= 0 && rule < HL_COMPOSE_N_RULES ? rule_names[rule] : "?";
+    return rule >= 0 && rule < HL_COMPOSE_N_RULES && rule_names[rule] ? rule_names[rule] : "?";
 }
 
 int hl_compose_rule_from_name(const char *name) {
     for (int r = 0; r < HL_COMPOSE_N_RULES; r++)
-        if (!strcmp(name, rule_names[r])) return r;
+        if (rule_names[r] && !strcmp(name, rule_names[r])) return r;
     return -1;
 }
 
 const char *hl_compose_rule_list(void) {
-    return "parts, parts+facets, slots, slots+facets, ranked, ranked+facets, decay, decay+facets";
+    return "parts, parts+facets, slots, slots+facets, ranked, ranked+facets, decay, decay+facets, decay+facet-words";
 }
 
 /* decay's ratio: each part leads the next by 1/0.6 ≈ 1.7, so the order is
@@ -40,7 +41,10 @@ double hl_compose_part_weight(int order, int32_t k, double entry_weight) {
 
 double hl_compose_facet_weight(int order) { return order == HL_COMPOSE_DECAY ? 0.25 : 1.0; }
 
-int hl_compose_facets_transformed(int order) { return order == HL_COMPOSE_SLOTS || order == HL_COMPOSE_DECAY; }
+int hl_compose_facets_transformed(int rule) {
+    const int order = HL_COMPOSE_ORDER(rule);
+    return order == HL_COMPOSE_SLOTS || (order == HL_COMPOSE_DECAY && !(rule & HL_COMPOSE_FACET_WORDS));
+}
 
 /* Keys are domain-separated so a part position never shares a transform with a facet key. */
 uint64_t hl_compose_part_key(int32_t k) { return 0x51075107ull << 32 | (uint32_t)k; }

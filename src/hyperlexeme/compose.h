@@ -22,7 +22,13 @@
  * signed permutation chosen by the facet's key, so "tone=fear" and
  * "field=fear" differ. Under decay a facet value also takes its key's
  * permutation, at weight 1/4, so it stays out of the way of the parts'
- * readout (BENCHMARKS.md measures the trade).
+ * readout (BENCHMARKS.md measures the trade). "decay+facet-words" composes
+ * the facet values as they are, each its own word row at weight 1/4: a
+ * reader names a facet the way it names a part (its row is in the scene),
+ * where a reader of decay+facets has to learn to undo a permutation per
+ * key, which trained readers did not (BENCHMARKS.md, "reading facets").
+ * Facet values are a small closed set apart from the parts, so they are
+ * told apart from the parts by what they are, not by where they stand.
  * e_k is the mean of the part's token rows (input or output table). The
  * transforms depend on nothing but the dimension and the position or key,
  * so an adapter carrying the rule's name composes the same rows anywhere. */
@@ -36,8 +42,10 @@ enum {
     HL_COMPOSE_SLOTS = 2,
     HL_COMPOSE_RANKED = 4,
     HL_COMPOSE_DECAY = 6,
-    HL_COMPOSE_N_RULES = 8
+    HL_COMPOSE_FACET_WORDS = 8, /* bit, with decay+facets only: facet values unpermuted */
+    HL_COMPOSE_N_RULES = 16     /* rule values below this; not every one names a rule */
 };
+#define HL_COMPOSE_ORDER(rule) ((rule) & 6)
 
 /* The rule's name ("parts", "slots+facets", ...) and back (-1 if unknown). */
 const char *hl_compose_rule_name(int rule);
@@ -47,8 +55,8 @@ int hl_compose_rule_from_name(const char *name);
  * facet value's weight. */
 double hl_compose_part_weight(int order, int32_t k, double entry_weight);
 double hl_compose_facet_weight(int order);
-/* Whether facet values take their key's signed permutation under this order rule. */
-int hl_compose_facets_transformed(int order);
+/* Whether facet values take their key's signed permutation under this rule. */
+int hl_compose_facets_transformed(int rule);
 /* The names, comma separated, for messages and --help. */
 const char *hl_compose_rule_list(void);
 

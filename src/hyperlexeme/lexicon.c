@@ -333,10 +333,10 @@ static hl_status compose(hl_lexicon *lex, const entry *e, const cJSON *vec, int6
         for (const cJSON *v = vec->child; v; v = v->next, c++) de[c] = dout[c] = (float)v->valuedouble;
         return HL_OK;
     }
-    const int order = lex->rule & ~HL_COMPOSE_FACETS;
+    const int order = HL_COMPOSE_ORDER(lex->rule);
     double *acc_e = hl_calloc((size_t)C * 4, sizeof(double));
     double *acc_o = acc_e ? acc_e + C : NULL, *word_e = acc_e ? acc_e + 2 * C : NULL, *word_o = acc_e ? acc_e + 3 * C : NULL;
-    const int permute_facets = hl_compose_facets_transformed(order);
+    const int permute_facets = hl_compose_facets_transformed(lex->rule);
     int32_t *facet_code = permute_facets && e->n_facets ? hl_malloc_array((size_t)C, sizeof(int32_t)) : NULL;
     float *rowbuf = hl_malloc_array((size_t)C, sizeof(float));
     hl_status s = acc_e && rowbuf && (facet_code || !permute_facets || !e->n_facets)
