@@ -24,7 +24,7 @@
 # when it is made and no DEMO_PRESET or DEMO_PRETRAIN_STEPS is set, else the
 # nano one; nano; wide), DEMO_WIDE_BASE (where `make base` put it), and for
 # the reader DEMO_READER_STEPS, DEMO_COMPOSE
-# (default decay+facets), DEMO_SYNTH_SCENES, DEMO_SYNTH_WORDS,
+# (default decay+facet-words), DEMO_SYNTH_SCENES, DEMO_SYNTH_WORDS,
 # DEMO_SYNTH_UNSEEN, DEMO_EVAL_N (examples judged per split), DEMO_READER_DIR
 # (where `make reader` put its reader: out/reader); DEMO_RANK for
 # both decoders (default 16; at most what the smallest target allows).
@@ -41,7 +41,7 @@ PRE_STEPS=${DEMO_PRETRAIN_STEPS:-800}
 DEC_STEPS=${DEMO_DECODER_STEPS:-900}
 READ_STEPS=${DEMO_READER_STEPS:-1500}
 RANK=${DEMO_RANK:-16}
-COMPOSE=${DEMO_COMPOSE:-decay+facets}
+COMPOSE=${DEMO_COMPOSE:-decay+facet-words}
 TIED=${DEMO_TIED:-1}
 EVAL_N=${DEMO_EVAL_N:-150}
 mkdir -p "$OUT"
@@ -152,19 +152,14 @@ SYN=$OUT/synth
 mkdir -p "$SYN"
 "$HL" scene synth -m "$MODEL" -o "$SYN" --seed 1 --scenes "${DEMO_SYNTH_SCENES:-6000}" --words "${DEMO_SYNTH_WORDS:-60}" \
   --unseen-words "${DEMO_SYNTH_UNSEEN:-5}" --pairs 3 --parts 2-4 >&2
-python3 - "$SYN" "$OUT" "$COMPOSE" <<'PY'
-import json, sys
-syn, out, compose = sys.argv[1:]
-rows = lambda p: [l for l in open(p, encoding="utf-8") if l.strip()]
 # The reader's lexicon: the rule and the generated scenes that train. The
 # others (held out, or holding unseen words) are declared only at decode
-# time, as an extra lexicon the decoder never had in its vocabulary.
-trained = {json.loads(l)["scene"] for l in rows(f"{syn}/train.jsonl")}
-with open(f"{out}/reader_lexicon.jsonl", "w", encoding="utf-8") as f, \
-     open(f"{out}/later_lexicon.jsonl", "w", encoding="utf-8") as later:
-    f.write(json.dumps({"compose": compose}) + "\n")
-    for l in rows(f"{syn}/lexicon.jsonl"):
-        (f if json.loads(l)["lexeme"] in trained else later).write(l)
+# time, as an extra lexicon the decoder never had in its vocabulary. And the
+# examples each split is judged on.
+python3 "$ROOT/scripts/reader_split.py" "$SYN" "$OUT" "$EVAL_N" "$COMPOSE"
+python3 - "$SYN" "$OUT" <<'PY'
+import json, sys
+syn, out = sys.argv[1:]
 # Scenes declared now: known words in a new combination, and unseen words.
 w = json.load(open(f"{syn}/words.json", encoding="utf-8"))
 extra = [("Ψ1", w["en"]["seen"][-3:]), ("Ψ2", w["ru"]["seen"][-3:]),
@@ -175,7 +170,6 @@ with open(f"{out}/now_lexicon.jsonl", "w", encoding="utf-8") as f:
     for name, parts in extra:
         f.write(json.dumps({"lexeme": name, "parts": parts, "facets": facets}, ensure_ascii=False) + "\n")
 PY
-python3 "$ROOT/scripts/judged.py" "$SYN" "$OUT" "$EVAL_N"  # the examples each split is judged on
 say "training the reader ($(grep -c . "$SYN/train.jsonl") examples, $COMPOSE, $READ_STEPS steps, 2 threads)"
 "$HL" train -m "$MODEL" --lexicon "$OUT/reader_lexicon.jsonl" --data "$SYN/train.jsonl" --ctx "$DEC_CTX" --batch 16 \
   --rank "$RANK" --alpha "$((2 * RANK))" --targets q,k,v,o,gate,up,down,output --lr 5e-3 --warmup 20 --steps "$READ_STEPS" \

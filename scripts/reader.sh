@@ -8,7 +8,7 @@
 #    over about 400 of the base's own one-token words (English and
 #    Russian), 4,000 of them held out, 100 holding words that never train;
 #    each training scene in 3 of the 15 (form, register) pairs.
-# 2. A reader: rank 32 on q,k,v,o,gate,up,down,output, `decay+facets`,
+# 2. A reader: rank 32 on q,k,v,o,gate,up,down,output, `decay+facet-words`,
 #    16,000 steps at lr 1.5e-3 (about 40 min on 2 cores at dim 128). The
 #    training checkpoints every 50 steps; run the script again after an
 #    interruption and it resumes. A reader made by the same recipe from the
@@ -36,7 +36,7 @@ WORDS=${READER_WORDS:-400}
 UNSEEN=${READER_UNSEEN:-20}
 PARTS=${READER_PARTS:-2-5}
 EVAL_N=${READER_EVAL_N:-600}
-COMPOSE=${READER_COMPOSE:-decay+facets}
+COMPOSE=${READER_COMPOSE:-decay+facet-words}
 mkdir -p "$OUT"
 SYN=$OUT/synth
 base_sum=$(sha256sum < "$BASE" | cut -c1-16)
@@ -46,20 +46,8 @@ say() { printf '\n\033[1m== %s\033[0m\n' "$*" >&2; }
 say "the corpus: scene synth over the base's own words"
 "$HL" scene synth -m "$BASE" -o "$SYN" --seed 3 --scenes "$SCENES" --words "$WORDS" --unseen-words "$UNSEEN" \
   --pairs 3 --parts "$PARTS" >&2
-python3 - "$SYN" "$OUT" "$COMPOSE" <<'PY'
-import json, sys
-syn, out, compose = sys.argv[1:]
-rows = lambda p: [l for l in open(p, encoding="utf-8") if l.strip()]
-# The reader's lexicon holds its training scenes; the others are declared
-# only at decode time, on top of it.
-trained = {json.loads(l)["scene"] for l in rows(f"{syn}/train.jsonl")}
-with open(f"{out}/reader_lexicon.jsonl", "w", encoding="utf-8") as f, \
-     open(f"{out}/later_lexicon.jsonl", "w", encoding="utf-8") as later:
-    f.write(json.dumps({"compose": compose}) + "\n")
-    for l in rows(f"{syn}/lexicon.jsonl"):
-        (f if json.loads(l)["lexeme"] in trained else later).write(l)
-PY
-python3 "$ROOT/scripts/judged.py" "$SYN" "$OUT" "$EVAL_N"  # the examples each split is judged on
+# the lexicon the reader trains with, the one declared later, the judged examples
+python3 "$ROOT/scripts/reader_split.py" "$SYN" "$OUT" "$EVAL_N" "$COMPOSE"
 
 if [ -s "$OUT/reader.gguf" ] && [ "$(cat "$OUT/reader.recipe" 2>/dev/null)" = "$RECIPE" ]; then
   say "the reader: kept $OUT/reader.gguf, made by the same recipe (delete it to train again)"

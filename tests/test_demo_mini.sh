@@ -32,8 +32,8 @@ check 'grep -q "exact match, training outputs" "$T/demo.log"' "summary table pri
 check 'grep -q "held-out scenes (\*)" "$T/demo.log" && grep -q "scenes with an unseen word (\*)" "$T/demo.log"' \
   "the reader's training and held-out splits in the summary"
 check '[ "$(grep -c "^    Ψ[1-4] " "$T/demo.log")" -eq 8 ]' "4 scenes declared at decode time, decoded in 2 forms"
-check '[ -s "$T/out/reader_loss.svg" ] && grep -q "\"compose\": \"decay+facets\"" "$T/out/reader_lexicon.jsonl"' \
-  "the reader trains with the default rule (decay+facets) and plots its loss"
+check '[ -s "$T/out/reader_loss.svg" ] && grep -q "\"compose\": \"decay+facet-words\"" "$T/out/reader_lexicon.jsonl"' \
+  "the reader trains with the default rule (decay+facet-words) and plots its loss"
 check '[ "$(grep -c "^    \(text\|symbols\|formula\|dialogue\|report\) " "$T/demo.log")" -eq 30 ]' "2 scenes x 15 decodings printed"
 check '[ -s "$T/out/decoder_loss.svg" ] && [ -s "$T/out/pretrain_loss.svg" ]' "loss plots written"
 check 'head -c 4 "$T/out/base.gguf" | grep -q GGUF' "the pretrained base is a GGUF"
@@ -78,7 +78,7 @@ check '! wide "$T/demo6.log" DEMO_BASE=wider && grep -q "DEMO_BASE is auto, nano
 mkdir -p "$T/judged"
 "$HL" scene synth -m "$T/out/base.gguf" -o "$T/judged" --seed 2 --scenes 400 --unseen-words 1 --parts 2-4 > "$T/judged.log" 2>&1 ||
   { cat "$T/judged.log"; fail=1; }
-python3 "$ROOT/scripts/judged.py" "$T/judged" "$T/judged" 60
+python3 "$ROOT/scripts/reader_split.py" "$T/judged" "$T/judged" 60 decay+facets
 check 'python3 - "$T/judged" <<"PY"
 import json, sys
 d = sys.argv[1]
