@@ -85,9 +85,10 @@ def add(a, b):
     for k, v in b.items(): a[k] = a.get(k, 0) + v
 def cells(a):
     r = lambda k, n: f"{a[k] / a[n]:.3f}" if a.get(n) else "  -  "
-    return f"{a['n']:>5} {100 * a['exact'] / a['n']:6.1f}%  {r('parts_hit', 'parts_ref')}  {r('order_ok', 'order_n')}"
+    return (f"{a['n']:>5} {100 * a['exact'] / a['n']:6.1f}%  {r('parts_hit', 'parts_ref')}  {r('order_ok', 'order_n')}"
+            f"  {r('facets_hit', 'facets_ref')}")
 print(f"reader ({recipe})")
-print(f"{'split, form':<44}{'n':>5} {'exact':>7}  {'parts':>5}  {'order':>5}")
+print(f"{'split, form':<44}{'n':>5} {'exact':>7}  {'parts':>5}  {'order':>5}  {'facets':>5}")
 for split, label in splits:
     j = json.load(open(f"{out}/eval_{split}.json"))
     print(f"{label:<44}{cells(j['all'])}")
@@ -98,5 +99,6 @@ for split, label in splits:
     for key in ("symbols", "formula", "text", "dialogue", "report", "en", "ru"):
         if key in by: print(f"  {key:<42}{cells(by[key])}")
 print("parts: share of the scene's parts the output names; order: symbols and formula outputs")
-print("naming 2+ parts name them in the scene's order; (*): declared at decode time with --lexicon")
+print("naming 2+ parts name them in the scene's order; facets: facet values the reference writes as")
+print("words (a report's tone, field, action) that the output names; (*): declared at decode time with --lexicon")
 PY
