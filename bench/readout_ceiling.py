@@ -19,13 +19,20 @@ under their own signed permutations at the weight given, as slots+facets
 and decay+facets compose them, and the readout of each facet (the nearest of its key's eight values
 after undoing the key's permutation) is scored too.
 
+With --facet-words W ..., the four facet values join a decay row as the
+words they are, unturned, at weight W (what decay+facet-words composes),
+and each facet is read as the nearest of its key's eight values twice:
+from the whole row, as a reader must that writes the facet before any
+part, and from the row with the scene's parts taken off, as one that
+writes it after the parts.
+
 The permutations here are drawn by Python's RNG, not the engine's, so the
 figures are those of the rule's kind, not of its exact bits. A trained
 decoder can only come near these figures, never above them: they say which
 rule and base width leave a scene readable at all.
 
 usage: readout_ceiling.py BASE.gguf SYNTH_DIR [--hyperlora BIN] [--scenes N]
-                          [--facets W ...] [--seed S]
+                          [--facets W ...] [--facet-words W ...] [--seed S]
 Pure Python (no numpy); a 64-wide base and 250 words take a few seconds.
 """
 import argparse
@@ -91,6 +98,8 @@ def main():
     ap.add_argument("--hyperlora", default="build/hyperlora", help="for tokenizing the facet words")
     ap.add_argument("--scenes", type=int, default=200, help="scenes per part count")
     ap.add_argument("--facets", type=float, nargs="*", default=[], help="facet weights to try")
+    ap.add_argument("--facet-words", type=float, nargs="*", default=[],
+                    help="decay+facet-words weights: facets read before and after the parts")
     ap.add_argument("--seed", type=int, default=1)
     a = ap.parse_args()
 
@@ -103,7 +112,7 @@ def main():
     if len(rows) < 10:
         sys.exit(f"{a.base}: fewer than 10 of the pool's words are one SentencePiece token here")
     facet_rows = {}
-    if a.facets:
+    if a.facets or a.facet_words:
         for key, values in FACETS.items():
             facet_rows[key] = []
             for v in values:
@@ -162,6 +171,26 @@ def main():
             if fw:
                 line += f"   facets read under decay {facet_ok / facet_n:.3f}"
             print(line)
+
+    for fw in a.facet_words:
+        before = {k: 0 for k in FACETS}
+        after = {k: 0 for k in FACETS}
+        for _ in range(a.scenes):
+            n = rng.randint(2, 5)
+            parts = rng.sample(range(len(rows)), n)
+            chosen = {k: rng.randrange(8) for k in FACETS}
+            facets_only = [0.0] * C
+            for k, j in chosen.items():
+                apply(slot_codes[0], facet_rows[k][j], fw, facets_only)
+            whole = facets_only[:]
+            for k, p in enumerate(parts):
+                apply(slot_codes[0], rows[p], DECAY ** k, whole)
+            for k, j in chosen.items():
+                before[k] += max(range(8), key=lambda i: dot(facet_rows[k][i], whole)) == j
+                after[k] += max(range(8), key=lambda i: dot(facet_rows[k][i], facets_only)) == j
+        fmt = lambda d: "  ".join(f"{k} {v / a.scenes:.3f}" for k, v in d.items())
+        print(f"  facet words {fw:<4} (2-5 parts):  read before the parts: {fmt(before)}")
+        print(f"  {'':<22}         read after the parts:  {fmt(after)}")
 
 
 if __name__ == "__main__":

@@ -40,12 +40,14 @@ COMPOSE=${READER_COMPOSE:-decay+facet-words}
 mkdir -p "$OUT"
 SYN=$OUT/synth
 base_sum=$(sha256sum < "$BASE" | cut -c1-16)
-RECIPE="base=$base_sum compose=$COMPOSE scenes=$SCENES words=$WORDS unseen=$UNSEEN parts=$PARTS rank=$RANK lr=$LR steps=$STEPS"
 say() { printf '\n\033[1m== %s\033[0m\n' "$*" >&2; }
 
 say "the corpus: scene synth over the base's own words"
 "$HL" scene synth -m "$BASE" -o "$SYN" --seed 3 --scenes "$SCENES" --words "$WORDS" --unseen-words "$UNSEEN" \
   --pairs 3 --parts "$PARTS" >&2
+# the corpus's own hash too: a generator that writes other templates makes another reader
+data_sum=$(cat "$SYN/lexicon.jsonl" "$SYN/train.jsonl" | sha256sum | cut -c1-16)
+RECIPE="base=$base_sum data=$data_sum compose=$COMPOSE scenes=$SCENES words=$WORDS unseen=$UNSEEN parts=$PARTS rank=$RANK lr=$LR steps=$STEPS"
 # the lexicon the reader trains with, the one declared later, the judged examples
 python3 "$ROOT/scripts/reader_split.py" "$SYN" "$OUT" "$EVAL_N" "$COMPOSE"
 

@@ -32,10 +32,11 @@ static const char *const tones[] = {"fear", "hope", "calm", "joy", "grief", "awe
 /* Words the templates themselves use: never parts, so that finding a part in
  * an output means the decoder named it. */
 static const char *const template_words[] = {
-    "all", "and", "because", "count", "drifts", "dream", "elements", "end", "field", "first", "hence", "items",
-    "like", "report", "see", "so", "status", "then", "the", "tone", "verse", "what", "why", "yes", "you", "in", "of",
+    "all", "and", "count", "drifts", "dream", "elements", "end", "field", "first", "hence", "items", "like",
+    "report", "see", "so", "status", "then", "the", "tone", "verse", "what", "follows", "yes", "you", "in", "of",
     "it", "do", "всё", "плывёт", "как", "во", "сне", "сначала", "затем", "итоге", "элементы", "всего", "что", "ты",
-    "видишь", "почему", "причина", "статус", "да", "отчёт", "тон", "поле", "стихах", "значит", "пункты", "и", "в"};
+    "видишь", "из", "этого", "следует", "статус", "да", "отчёт", "тон", "поле", "стихах", "значит", "пункты", "и",
+    "в"};
 
 typedef struct {
     char **w;
@@ -231,9 +232,12 @@ static void render(sbuf *o, const pool *pl, const scene *s, int form, int reg) {
     char num[16];
     switch (form) {
     case HL_FORM_SYMBOLS:
-        put(o, glyphs[s->arch]);
-        put(o, " ");
+        /* The glyph (the archetype) follows the parts: a reader peels a decay row's parts off in order of
+         * strength, and a facet read before them competes with all of them (BENCHMARKS.md, "facets read
+         * after the parts"). */
         parts(o, w, s, 0, n, " — ", NULL);
+        put(o, " ");
+        put(o, glyphs[s->arch]);
         put(o, reg == HL_REGISTER_POETIC ? " ✶" : reg == HL_REGISTER_LOGICAL ? " ∴" : "");
         break;
     case HL_FORM_FORMULA: {
@@ -271,11 +275,11 @@ static void render(sbuf *o, const pool *pl, const scene *s, int form, int reg) {
             put(o, ru ? "— Что ты видишь?\n— " : "— What do you see?\n— ");
             parts(o, w, s, 0, n, ", ", and_);
             put(o, ru ? ", как во сне." : ", like a dream.");
-        } else if (reg == HL_REGISTER_LOGICAL) {
-            put(o, ru ? "— Почему " : "— Why ");
-            parts(o, w, s, n - 1, n, "", NULL);
-            put(o, ru ? "?\n— Причина: " : "?\n— Because of ");
+        } else if (reg == HL_REGISTER_LOGICAL) { /* premises, then what follows: the parts in the scene's order */
+            put(o, "— ");
             parts(o, w, s, 0, n - 1, ", ", and_);
+            put(o, ru ? ": что из этого следует?\n— " : ": what follows?\n— ");
+            parts(o, w, s, n - 1, n, "", NULL);
             put(o, ".");
         } else {
             put(o, ru ? "— Статус?\n— " : "— Status?\n— ");
