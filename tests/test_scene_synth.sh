@@ -72,11 +72,19 @@ for e in train + hs + hp + uw:
     if -1 in pos: problems.append("part missing in " + json.dumps(e, ensure_ascii=False)); continue
     if pos != sorted(pos): problems.append("parts out of order in " + json.dumps(e, ensure_ascii=False))
     if e["form"] == "symbols" and out.split(" ")[0] != parts[0]: problems.append("symbols open with no part: " + out)
+# the glyph (one per archetype) follows the parts
+glyph_of = {}
+for e in train + hs + hp + uw:
+    if e["form"] == "symbols":
+        g = e["output"].split(" ")[len(lex[e["scene"]]["parts"]) * 2 - 1]
+        if glyph_of.setdefault(lex[e["scene"]]["facets"]["archetype"], g) != g or re.match(r"\w", g):
+            problems.append("glyph not after the parts, or not one per archetype: " + e["output"])
+if len(set(glyph_of.values())) != 8: problems.append("glyphs %s" % glyph_of)
 print("problems:", len(problems))
 for p in problems[:10]: print(p)
 PY
 cat check.txt
-ok 'grep -q "^problems: 0$" check.txt' "no leaks; 15 pairs; 2-5 parts; both languages; parts named in the scene's order in every form, a symbols line opening with its first part"
+ok 'grep -q "^problems: 0$" check.txt' "no leaks; 15 pairs; 2-5 parts; both languages; parts named in the scene's order in every form, a symbols line opening with its first part its archetype's glyph after the parts"
 ok '$HL scene explain Σ0000 -m base.gguf --lexicon a/lexicon.jsonl > explain.txt 2>&1 && grep -q "parts:" explain.txt' "the lexicon loads"
 ok '! $HL scene synth -m base.gguf -o d --words 60 --unseen-words 70 2>err.txt && grep -q "out of range" err.txt' "bad parameters are refused"
 # A byte-level BPE base (Qwen's vocabulary): the words are " word" pieces ("Ġword"), each one token

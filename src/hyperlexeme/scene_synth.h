@@ -24,7 +24,10 @@
  * Templates keep every part in the form given (dictionary form; Russian parts
  * stay in the nominative, in lists and after a colon or dash), so a part is
  * read iff it appears as a whole word in the output; part recall can match
- * exact word forms in both languages. Every form states the parts in order.
+ * exact word forms in both languages. Every form states the parts in the
+ * scene's order, and writes a facet (the symbols glyph, a report's tone)
+ * after them: a reader peels a decay row's parts off by strength, and a
+ * facet read before them competes with all of them.
  *
  * Output files (JSONL, one object per line, byte-stable for a seed):
  *   lexicon.jsonl          every scene: {"lexeme", "parts", "facets"}
