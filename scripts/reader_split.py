@@ -5,11 +5,10 @@ corpus `hyperlora scene synth` wrote, for scripts/demo.sh and scripts/reader.sh.
     reader_split.py SYNTH_DIR OUT_DIR N COMPOSE
 
 writes
-  OUT_DIR/reader_lexicon.jsonl  the rule COMPOSE and every entry but those:
-                                the lexicon the reader trains with and carries;
-  OUT_DIR/later_lexicon.jsonl   the scenes judged as never trained (held out,
-                                or holding unseen words), declared only at
-                                decode time;
+  OUT_DIR/reader_lexicon.jsonl  the rule COMPOSE and the training scenes: the
+                                lexicon the reader trains with and carries;
+  OUT_DIR/later_lexicon.jsonl   the other scenes (held out, or holding unseen
+                                words), declared only at decode time;
   OUT_DIR/eval_{train,heldout_scenes,heldout_pairs,unseen_words}.jsonl
       at most N examples each: as many from each (form, register, language)
       group of the split, spread over the group, a scene judged in one group
@@ -52,14 +51,12 @@ def main():
     if len(sys.argv) != 5:
         sys.exit("usage: reader_split.py SYNTH_DIR OUT_DIR N COMPOSE")
     syn, out, n, compose = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
-    # declared later: the scenes judged as never trained; every other entry trains
-    later_scenes = {json.loads(line)["scene"] for name in ("heldout_scenes", "unseen_words")
-                    for line in read_lines(f"{syn}/{name}.jsonl")}
+    trained = {json.loads(line)["scene"] for line in read_lines(f"{syn}/train.jsonl")}
     with open(f"{out}/reader_lexicon.jsonl", "w", encoding="utf-8") as f, \
          open(f"{out}/later_lexicon.jsonl", "w", encoding="utf-8") as later:
         f.write(json.dumps({"compose": compose}) + "\n")
         for line in read_lines(f"{syn}/lexicon.jsonl"):
-            (later if json.loads(line)["lexeme"] in later_scenes else f).write(line)
+            (f if json.loads(line)["lexeme"] in trained else later).write(line)
     for name in SPLITS:
         with open(f"{out}/eval_{name}.jsonl", "w", encoding="utf-8") as f:
             f.writelines(spread(read_lines(f"{syn}/{name}.jsonl"), n))

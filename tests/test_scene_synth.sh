@@ -84,7 +84,7 @@ print("problems:", len(problems))
 for p in problems[:10]: print(p)
 PY
 cat check.txt
-ok 'grep -q "^problems: 0$" check.txt' "no leaks; 15 pairs; 2-5 parts; both languages; parts named in the scene's order in every form, a symbols line opening with its first part its archetype's glyph after the parts"
+ok 'grep -q "^problems: 0$" check.txt' "no leaks; 15 pairs; 2-5 parts; both languages; parts named in the scene's order in every form, a symbols line opening with its first part and putting its archetype's glyph after the parts"
 ok '$HL scene explain Σ0000 -m base.gguf --lexicon a/lexicon.jsonl > explain.txt 2>&1 && grep -q "parts:" explain.txt' "the lexicon loads"
 ok '! $HL scene synth -m base.gguf -o d --words 60 --unseen-words 70 2>err.txt && grep -q "out of range" err.txt' "bad parameters are refused"
 # A byte-level BPE base (Qwen's vocabulary): the words are " word" pieces ("Ġword"), each one token
