@@ -6,7 +6,8 @@
 #
 # 1. A generated corpus (`scene synth`, seed 3): 20,000 scenes of 2-5 parts
 #    over about 400 of the base's own one-token words (English and
-#    Russian), 4,000 of them held out, 100 holding words that never train;
+#    Russian, scenes in proportion to each language's words), 4,000 of them
+#    held out, 100 holding words that never train;
 #    each training scene in 3 of the 15 (form, register) pairs.
 # 2. A reader: rank 32 on q,k,v,o,gate,up,down,output, `decay+facet-words`,
 #    16,000 steps at lr 1.5e-3 (about 40 min on 2 cores at dim 128). The

@@ -39,7 +39,30 @@ for f in lexicon.jsonl train.jsonl heldout_scenes.jsonl heldout_pairs.jsonl unse
 done
 ok '[ $same = 1 ]' "the same seed gives the same bytes in every file"
 ok '! cmp -s a/train.jsonl c/train.jsonl' "another seed gives another corpus"
-ok 'grep -q "160 train, 40 held out, 20 with unseen words" a.log' "the counts are reported"
+ok 'grep -q "160 train, 40 held out (en [0-9]*, ru [0-9]*), 20 with unseen words" a.log' "the counts are reported"
+# Languages in proportion to their seen words (the default), so that a word of the larger pool is a
+# part as often as one of the smaller; --balance scenes: half the scenes each.
+$HL scene synth $S --seed 3 --balance scenes -o h 2>/dev/null
+ok '! $HL scene synth $S -o x --balance half 2>err.txt && grep -q "expects words or scenes" err.txt' "a bad --balance is refused"
+python3 - a h > balance.txt <<'PY'
+import json, re, sys
+for d in sys.argv[1:]:
+    w = json.load(open(d + "/words.json"))
+    seen = {l: set(w[l]["seen"]) for l in ("en", "ru")}
+    scenes = {"en": 0, "ru": 0}; uses = {"en": 0, "ru": 0}
+    for j in map(json.loads, open(d + "/lexicon.jsonl")):
+        if set(j["parts"]) - seen["en"] - seen["ru"]: continue  # an unseen-word scene
+        l = "ru" if re.search("[а-яё]", j["parts"][0]) else "en"
+        scenes[l] += 1; uses[l] += len(j["parts"])
+    share = len(seen["en"]) / (len(seen["en"]) + len(seen["ru"]))
+    per_word = {l: uses[l] / len(seen[l]) for l in uses}
+    print(d, len(seen["en"]), len(seen["ru"]), scenes["en"], scenes["ru"], round(share * 200, 2),
+          round(per_word["en"] / per_word["ru"], 3), w["counts"]["en_scenes"], w["counts"]["ru_scenes"])
+PY
+cat balance.txt
+ok 'awk "\$1 == \"a\" { exit !(\$2 != \$3 && \$4 + 0 >= \$6 - 1 && \$4 + 0 <= \$6 + 1 && \$7 > 0.85 && \$7 < 1.15 && \$4 == \$8 && \$5 == \$9) }" balance.txt' \
+   "unequal pools: each language's share of the scenes is its share of the seen words, so a word is a part about equally often"
+ok 'awk "\$1 == \"h\" { exit !(\$4 == 100 && \$5 == 100) }" balance.txt' "--balance scenes: half the scenes in each language"
 python3 - a > check.txt <<'PY'
 import json, re, sys
 d = sys.argv[1]

@@ -29,7 +29,10 @@ static void help(void) {
            "  --unseen-scenes N     scenes holding unseen words (default 100)\n"
            "  --pairs N             (form, register) pairs each training scene trains on (default 3);\n"
            "                        each also holds one more pair out\n"
-           "  --parts MIN-MAX       parts per scene (default 2-5)\n\n"
+           "  --parts MIN-MAX       parts per scene (default 2-5)\n"
+           "  --balance words|scenes   words (default): scenes per language in proportion to\n"
+           "                        its seen words, so every word is a part about equally often;\n"
+           "                        scenes: half the scenes in each language\n\n"
            "Writes DIR/lexicon.jsonl (every scene), train.jsonl, heldout_scenes.jsonl (new\n"
            "combinations of known words, every pair), heldout_pairs.jsonl (training scenes in\n"
            "their held-out pair), unseen_words.jsonl (symbols and formula) and words.json.\n"
@@ -57,6 +60,10 @@ int cmd_scene_synth(int argc, char **argv) {
         } else if (!strcmp(a, "--heldout")) {
             if (!cli_float(CMD, a, v, 0, 0.9, &d)) return 1;
             p.heldout_fraction = (float)d;
+        } else if (!strcmp(a, "--balance")) {
+            if (strcmp(v, "words") && strcmp(v, "scenes"))
+                return cli_error(CMD, "--balance expects words or scenes, got \"%s\"", v);
+            p.balance_words = !strcmp(v, "words");
         } else if (!strcmp(a, "--parts")) {
             int lo, hi;
             char tail;
@@ -97,9 +104,10 @@ int cmd_scene_synth(int argc, char **argv) {
     hl_model_free(m);
     if (s != HL_OK) return cli_fail(CMD, &err);
     fprintf(stderr,
-            "hyperlora scene synth: %s: words en %d (%d unseen), ru %d (%d unseen); scenes: %d train, %d held out, "
-            "%d with unseen words; examples: %lld train, %lld held-out scenes, %lld held-out pairs, %lld unseen words\n",
-            out, c.words[0], c.unseen[0], c.words[1], c.unseen[1], c.train_scenes, c.heldout_scenes, c.unseen_scenes,
+            "hyperlora scene synth: %s: words en %d (%d unseen), ru %d (%d unseen); scenes: %d train, %d held out "
+            "(en %d, ru %d), %d with unseen words; examples: %lld train, %lld held-out scenes, %lld held-out pairs, %lld unseen words\n",
+            out, c.words[0], c.unseen[0], c.words[1], c.unseen[1], c.train_scenes, c.heldout_scenes,
+            c.scenes[0], c.scenes[1], c.unseen_scenes,
             (long long)c.train_examples, (long long)c.heldout_scene_examples, (long long)c.heldout_pair_examples,
             (long long)c.unseen_examples);
     return 0;

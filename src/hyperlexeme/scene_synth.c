@@ -57,7 +57,7 @@ typedef struct {
 void hl_synth_params_default(hl_synth_params *p) {
     *p = (hl_synth_params){.seed = 1, .n_scenes = 2000, .heldout_fraction = 0.2f, .words_per_lang = 400,
                            .unseen_per_lang = 20, .n_unseen_scenes = 100, .pairs_per_scene = 3, .min_parts = 2,
-                           .max_parts = 5};
+                           .max_parts = 5, .balance_words = 1};
 }
 
 /* ------------------------------------------------------------ words */
@@ -404,6 +404,8 @@ static hl_status write_words(out_file *o, const pool *pl, const hl_synth_params 
         cJSON_AddNumberToObject(cj, "train_scenes", c->train_scenes);
         cJSON_AddNumberToObject(cj, "heldout_scenes", c->heldout_scenes);
         cJSON_AddNumberToObject(cj, "unseen_scenes", c->unseen_scenes);
+        cJSON_AddNumberToObject(cj, "en_scenes", c->scenes[EN]);
+        cJSON_AddNumberToObject(cj, "ru_scenes", c->scenes[RU]);
         cJSON_AddNumberToObject(cj, "train_examples", (double)c->train_examples);
         cJSON_AddNumberToObject(cj, "heldout_scene_examples", (double)c->heldout_scene_examples);
         cJSON_AddNumberToObject(cj, "heldout_pair_examples", (double)c->heldout_pair_examples);
@@ -454,10 +456,25 @@ hl_status hl_scene_synth(const hl_tokenizer *tok, const hl_synth_params *p, cons
         goto done;
     }
     int32_t n_held = (int32_t)((double)p->heldout_fraction * p->n_scenes);
+    /* English's share of the scenes, en_w / all_w: its seen words' share, so a word of the larger pool is not
+     * a part of fewer scenes (a reader's English, 7 times the Russian pool, read worst; BENCHMARKS.md,
+     * "scenes in proportion to the words"); or one half. Scene i is English while English is behind its
+     * share, which with 1/2 alternates English and Russian. */
+    int64_t en_w = 1, all_w = 2, n_en = 0;
+    if (p->balance_words) {
+        en_w = pl[EN].n - p->unseen_per_lang;
+        all_w = en_w + pl[RU].n - p->unseen_per_lang;
+    }
     for (int32_t i = 0; i < total; i++) {
         int unseen = i >= p->n_scenes;
+        /* the unseen-word scenes stay half and half: each language has unseen_per_lang unseen words */
+        int lang = unseen ? ((i - p->n_scenes) % 2 ? RU : EN) : n_en * all_w < (int64_t)(i + 1) * en_w ? EN : RU;
+        if (!unseen) {
+            n_en += lang == EN;
+            c.scenes[lang]++;
+        }
         for (int tries = 0;; tries++) {
-            draw_scene(&r, p, pl, i % 2 ? RU : EN, unseen, &sc[i]);
+            draw_scene(&r, p, pl, lang, unseen, &sc[i]);
             keys[i] = scene_key(&sc[i]);
             int dup = 0;
             for (int32_t j = 0; j < i && !dup; j++) dup = keys[j] == keys[i] && same_parts(&sc[j], &sc[i]);

@@ -12,7 +12,10 @@
  * unseen_per_lang of them, chosen by the seed, never appear as parts of a
  * training scene.
  *
- * Scenes. n_scenes scenes, alternately English and Russian, each with 2 to 5
+ * Scenes. n_scenes scenes, English and Russian interleaved in proportion to
+ * the languages' seen words (balance_words, the default: every word is a part
+ * about equally often, however unequal the pools) or alternately (half the
+ * scenes each), each with 2 to 5
  * distinct parts of its language (uniform), in order, and four facets
  * (archetype, action, field, tone) from fixed English pools. No two scenes
  * share the same parts in the same order. A held-out share of the scenes
@@ -51,6 +54,7 @@ typedef struct hl_synth_params {
     int32_t n_unseen_scenes;  /* scenes holding unseen words (default 100) */
     int32_t pairs_per_scene;  /* (form, register) pairs each training scene trains on, 1..14 (default 3) */
     int32_t min_parts, max_parts; /* 2..5 */
+    int balance_words;        /* 1: scenes per language in proportion to its seen words (default); 0: half each */
 } hl_synth_params;
 
 void hl_synth_params_default(hl_synth_params *p);
@@ -58,6 +62,7 @@ void hl_synth_params_default(hl_synth_params *p);
 typedef struct hl_synth_counts {
     int32_t words[2], unseen[2]; /* [0] English, [1] Russian */
     int32_t train_scenes, heldout_scenes, unseen_scenes;
+    int32_t scenes[2];           /* training and held-out scenes per language */
     int64_t train_examples, heldout_scene_examples, heldout_pair_examples, unseen_examples;
 } hl_synth_counts;
 
