@@ -21,9 +21,13 @@
 enum { EN, RU, N_LANG };
 static const char *const lang_name[N_LANG] = {"en", "ru"};
 
-/* Facet pools (English words, as in examples/scenes) and a glyph per archetype for the symbols form. */
+/* Facet pools (English words, as in examples/scenes) and a glyph per archetype for the symbols form.
+ * The glyphs are spelled in bytes by the bases' tokenizers (byte fallback). Each is three bytes with
+ * the same lead byte and its own second byte, so a reader names the archetype at one step, a choice
+ * of 8. A four-byte 🜁 for storm had to win its first byte against the seven others' shared E2, and
+ * was never written; ⇶ and ⇢ shared two bytes (BENCHMARKS.md, "glyphs decided at one byte"). */
 static const char *const archetypes[] = {"threshold", "passage", "storm", "garden", "mirror", "tower", "river", "road"};
-static const char *const glyphs[] = {"⟁", "⇶", "🜁", "❀", "◐", "♜", "≋", "⇢"};
+static const char *const glyphs[] = {"⟁", "⇶", "⛈", "❀", "◐", "♜", "≋", "➝"};
 static const char *const actions[] = {"enter", "flee", "wait", "search", "rise", "fall", "hide", "return"};
 static const char *const fields[] = {"home", "mind", "city", "sea", "forest", "sky", "body", "night"};
 static const char *const tones[] = {"fear", "hope", "calm", "joy", "grief", "awe", "anger", "longing"};
@@ -460,7 +464,7 @@ hl_status hl_scene_synth(const hl_tokenizer *tok, const hl_synth_params *p, cons
      * a part of fewer scenes (a reader's English, 7 times the Russian pool, read worst; BENCHMARKS.md,
      * "scenes in proportion to the words"); or one half. Scene i is English while English is behind its
      * share, which with 1/2 alternates English and Russian. */
-    int64_t en_w = 1, all_w = 2, n_en = 0;
+    int64_t en_w = 1, all_w = 2;
     if (p->balance_words) {
         en_w = pl[EN].n - p->unseen_per_lang;
         all_w = en_w + pl[RU].n - p->unseen_per_lang;
@@ -468,11 +472,8 @@ hl_status hl_scene_synth(const hl_tokenizer *tok, const hl_synth_params *p, cons
     for (int32_t i = 0; i < total; i++) {
         int unseen = i >= p->n_scenes;
         /* the unseen-word scenes stay half and half: each language has unseen_per_lang unseen words */
-        int lang = unseen ? ((i - p->n_scenes) % 2 ? RU : EN) : n_en * all_w < (int64_t)(i + 1) * en_w ? EN : RU;
-        if (!unseen) {
-            n_en += lang == EN;
-            c.scenes[lang]++;
-        }
+        int lang = unseen ? ((i - p->n_scenes) % 2 ? RU : EN) : c.scenes[EN] * all_w < (int64_t)(i + 1) * en_w ? EN : RU;
+        if (!unseen) c.scenes[lang]++;
         for (int tries = 0;; tries++) {
             draw_scene(&r, p, pl, lang, unseen, &sc[i]);
             keys[i] = scene_key(&sc[i]);
