@@ -346,6 +346,20 @@ static inline __m256i sum4_u8s8(__m256i a, __m256i b) {
 #endif
 }
 
+/* With VNNI, vpdpbusd adds the four products into a given start, so q8_0
+ * makes x unsigned (x+128) and starts from -128·(sum of w) instead of
+ * taking signs per (row, token): one instruction fewer per pair, the same
+ * integer lanes. */
+#if defined(__AVX512VNNI__) && defined(__AVX512VL__)
+#define HL_A8_DPBUSD 1
+#define DPBUSD(src, a, b) _mm256_dpbusd_epi32(src, a, b)
+#elif defined(__AVXVNNI__)
+#define HL_A8_DPBUSD 1
+#define DPBUSD(src, a, b) _mm256_dpbusd_avx_epi32(src, a, b)
+#else
+#define HL_A8_DPBUSD 0
+#endif
+
 static inline float lanes_sum8(__m256 v) {
     float a[8];
     _mm256_storeu_ps(a, v);
@@ -381,16 +395,29 @@ static inline __attribute__((always_inline)) void rdots_q8_0(const uint8_t *w, i
         __m256 dw[2];
         for (int r = 0; r < nr; r++) {
             qw[r] = _mm256_loadu_si256((const __m256i *)(w + r * rs + 2));
+#if HL_A8_DPBUSD
+            /* -128·(w's four bytes of each lane), the start of every token's sum below */
+            aw[r] = _mm256_sub_epi32(_mm256_setzero_si256(), DPBUSD(_mm256_setzero_si256(), _mm256_set1_epi8((char)0x80), qw[r]));
+#else
             aw[r] = _mm256_sign_epi8(qw[r], qw[r]);
+#endif
             dw[r] = _mm256_set1_ps(f16_at(w + r * rs));
         }
         for (int t = 0; t < nt; t++) {
             const a8_tok x = a8_at(act + t * stride, nb * 32, 0);
             const __m256i qx = _mm256_load_si256((const __m256i *)(x.q + 32 * b));
             const __m256 dx = _mm256_broadcast_ss(x.d + b);
+#if HL_A8_DPBUSD
+            const __m256i ux = _mm256_xor_si256(qx, _mm256_set1_epi8((char)0x80)); /* x + 128, unsigned */
+#endif
             for (int r = 0; r < nr; r++) {
+#if HL_A8_DPBUSD
+                /* (x+128)·w - 128·w = x·w, exactly, in each lane */
+                const __m256i s = DPBUSD(aw[r], ux, qw[r]);
+#else
                 /* |w|·(x·sign w): unsigned × signed bytes, pairs summed (at most 2·128·127) */
                 const __m256i s = sum4_u8s8(aw[r], _mm256_sign_epi8(qx, qw[r]));
+#endif
                 acc[r][t] = _mm256_fmadd_ps(_mm256_mul_ps(dw[r], dx), _mm256_cvtepi32_ps(s), acc[r][t]);
             }
         }
