@@ -28,6 +28,7 @@
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -307,6 +308,15 @@ int main(int argc, char **argv) {
     const int64_t N = batch * ctx, r = rank, chunk = 256; /* chunk: the trainer's LOGIT_CHUNK */
     hl_pool *pool = hl_pool_init(threads);
     if (!pool) return 1;
+    /* OpenBLAS's pthread build starts a server thread per core when it is
+     * loaded, and they poll for work with sched_yield for a while before
+     * they sleep (2^28 cycles by default). The trainer's products run
+     * OpenBLAS single-threaded under our pool; timed inside that window,
+     * two of them measured at one core's speed on a Zen 4 guest (s15M's
+     * 288-wide products ~100 GFLOP/s against ~180 afterwards). A long
+     * training run spends all but its first step after it, so wait it out. */
+    hl_gemm_init();
+    usleep(400000);
 
     /* ---------------------------------------------------------- training step */
     int64_t wide = F > C ? F : C;
