@@ -336,20 +336,6 @@ static inline __attribute__((always_inline)) void prefetch_ahead(const uint8_t *
  * is one instruction; otherwise pairs into 16 bits, then pairs of those.
  * The lanes are equal: every call bounds a pair's sum below the 16-bit
  * limit (q8_0: 2·128·127), so the two-step form never saturates. */
-static inline __m256i sum4_u8s8(__m256i a, __m256i b) {
-#if defined(__AVX512VNNI__) && defined(__AVX512VL__)
-    return _mm256_dpbusd_epi32(_mm256_setzero_si256(), a, b);
-#elif defined(__AVXVNNI__)
-    return _mm256_dpbusd_avx_epi32(_mm256_setzero_si256(), a, b);
-#else
-    return _mm256_madd_epi16(_mm256_maddubs_epi16(a, b), _mm256_set1_epi16(1));
-#endif
-}
-
-/* With VNNI, vpdpbusd adds the four products into a given start, so q8_0
- * makes x unsigned (x+128) and starts from -128·(sum of w) instead of
- * taking signs per (row, token): one instruction fewer per pair, the same
- * integer lanes. */
 #if defined(__AVX512VNNI__) && defined(__AVX512VL__)
 #define HL_A8_DPBUSD 1
 #define DPBUSD(src, a, b) _mm256_dpbusd_epi32(src, a, b)
@@ -359,6 +345,13 @@ static inline __m256i sum4_u8s8(__m256i a, __m256i b) {
 #else
 #define HL_A8_DPBUSD 0
 #endif
+static inline __m256i sum4_u8s8(__m256i a, __m256i b) {
+#if HL_A8_DPBUSD
+    return DPBUSD(_mm256_setzero_si256(), a, b);
+#else
+    return _mm256_madd_epi16(_mm256_maddubs_epi16(a, b), _mm256_set1_epi16(1));
+#endif
+}
 
 static inline float lanes_sum8(__m256 v) {
     float a[8];
@@ -396,8 +389,11 @@ static inline __attribute__((always_inline)) void rdots_q8_0(const uint8_t *w, i
         for (int r = 0; r < nr; r++) {
             qw[r] = _mm256_loadu_si256((const __m256i *)(w + r * rs + 2));
 #if HL_A8_DPBUSD
-            /* -128·(w's four bytes of each lane), the start of every token's sum below */
-            aw[r] = _mm256_sub_epi32(_mm256_setzero_si256(), DPBUSD(_mm256_setzero_si256(), _mm256_set1_epi8((char)0x80), qw[r]));
+            /* With VNNI, vpdpbusd adds its four products into a start we
+             * give: x is made unsigned (x+128) once per token below, and
+             * each row starts from -128·(its four bytes per lane), so no
+             * sign is taken per (row, token); the integer lanes are the same. */
+            aw[r] = _mm256_sub_epi32(_mm256_setzero_si256(), sum4_u8s8(_mm256_set1_epi8((char)0x80), qw[r]));
 #else
             aw[r] = _mm256_sign_epi8(qw[r], qw[r]);
 #endif
