@@ -310,9 +310,9 @@ int main(int argc, char **argv) {
     /* OpenBLAS's pthread build starts a server thread per core when it is
      * loaded, and they poll for work with sched_yield for a while before
      * they sleep (2^28 cycles by default). The trainer's products run
-     * OpenBLAS single-threaded under our pool; timed inside that window,
-     * two of them measured at one core's speed on a Zen 4 guest (s15M's
-     * 288-wide products ~100 GFLOP/s against ~180 afterwards). A long
+     * OpenBLAS single-threaded under our pool, and those timed inside that
+     * window ran at one core's speed on a Zen 4 guest (s15M's 288-wide
+     * products ~100 GFLOP/s against 188-203 afterwards). A long
      * training run spends all but its first step after it, so wait it out. */
     hl_gemm_init();
     usleep(400000);
