@@ -267,6 +267,14 @@ HL_API hl_status hl_parse_layers(const char *spec, int32_t n_layers, uint8_t *fl
 /* A new adapter for m: A (r, in) and B (out, r) for every chosen projection. */
 HL_API hl_status hl_adapter_create(const hl_model *m, const hl_adapter_spec *spec, hl_adapter **out,
                                    hl_error *err);
+/* Starts dst from a trained adapter src (continued training, e.g. a reader
+ * specialised after a mixed run): every weight of src is copied into the
+ * same (layer, target) of dst, which must have it at the same rank and shape.
+ * B is rescaled where the two scale differently, so dst computes what src
+ * did. Weights dst has and src lacks keep their fresh start (B = 0); their
+ * count goes to *n_fresh (may be NULL). A weight of src that dst lacks, a rank
+ * or layer-count mismatch is refused and dst is left untouched. */
+HL_API hl_status hl_adapter_start_from(hl_adapter *dst, const hl_adapter *src, int32_t *n_fresh, hl_error *err);
 
 /* ---------------------------------------------------- saving adapters */
 

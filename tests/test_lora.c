@@ -288,6 +288,67 @@ static void test_refusals(const hl_model *gguf) {
     unlink("bad_adapter.gguf");
 }
 
+/* hl_adapter_start_from: copies A, keeps s·B, starts extra weights fresh,
+ * and refuses (leaving the target untouched) what would lose or misread weights. */
+static void test_start_from(const hl_model *gguf) {
+    hl_error err = {0};
+    hl_adapter *src = NULL, *dst = NULL, *more = NULL, *bad = NULL;
+    hl_adapter_spec spec = {.name = "src", .targets = (1u << HL_TARGET_Q) | (1u << HL_TARGET_V), .rank = 4,
+                            .alpha = 8, .seed = 1};
+    CHECK_OK(hl_adapter_create(gguf, &spec, &src, &err), &err);
+    REQUIRE(src);
+    for (int32_t i = 0; i < src->n_weights; i++)
+        for (int64_t e = 0; e < src->w[i].n_out * src->w[i].rank; e++)
+            src->w[i].B[e] = 0.01f * (float)((e * 7 + i) % 13 - 6);
+    /* alpha 16: twice the scale, so B halves, exactly */
+    spec.alpha = 16;
+    spec.seed = 2;
+    CHECK_OK(hl_adapter_create(gguf, &spec, &dst, &err), &err);
+    int32_t fresh = -1;
+    CHECK_OK(hl_adapter_start_from(dst, src, &fresh, &err), &err);
+    CHECK(fresh == 0);
+    for (int32_t i = 0; i < src->n_weights; i++) {
+        const hl_lora_weight *x = &src->w[i], *y = hl_adapter_find(dst, x->layer, x->target);
+        REQUIRE(y);
+        CHECK(!memcmp(x->A, y->A, sizeof(float) * (size_t)(x->rank * x->n_in)));
+        for (int64_t e = 0; e < x->n_out * x->rank; e++)
+            CHECK_MSG(hl_lora_weight_scale(dst, y) * y->B[e] == hl_lora_weight_scale(src, x) * x->B[e],
+                      "s*B differs at weight %d element %lld", (int)i, (long long)e);
+    }
+    /* more targets: q and v copied, o starts as created (B = 0) */
+    spec.targets |= 1u << HL_TARGET_O;
+    spec.alpha = 8;
+    CHECK_OK(hl_adapter_create(gguf, &spec, &more, &err), &err);
+    CHECK_OK(hl_adapter_start_from(more, src, &fresh, &err), &err);
+    int32_t n_layers = hl_model_get_config(gguf)->n_layers;
+    CHECK_MSG(fresh == n_layers, "fresh %d, want %d", (int)fresh, (int)n_layers);
+    const hl_lora_weight *o0 = hl_adapter_find(more, 0, HL_TARGET_O);
+    REQUIRE(o0);
+    for (int64_t e = 0; e < o0->n_out * o0->rank; e++) CHECK(o0->B[e] == 0.0f);
+    /* refusals: another rank, or dropping v; the target keeps its bytes */
+    struct { uint32_t targets; int rank; const char *msg; } cases[] = {
+        {(1u << HL_TARGET_Q) | (1u << HL_TARGET_V), 2, "rank 4 there and 2 here"},
+        {1u << HL_TARGET_Q, 4, "adapts v of layer 0"},
+    };
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        hl_adapter_spec bs = {.name = "bad", .targets = cases[c].targets, .rank = cases[c].rank, .alpha = 8, .seed = 3};
+        CHECK_OK(hl_adapter_create(gguf, &bs, &bad, &err), &err);
+        const hl_lora_weight *q0 = hl_adapter_find(bad, 0, HL_TARGET_Q);
+        REQUIRE(q0);
+        float a0 = q0->A[0];
+        hl_status st = hl_adapter_start_from(bad, src, NULL, &err);
+        CHECK_MSG(st == HL_ERR_MISMATCH && strstr(err.msg, cases[c].msg), "case %zu: %s \"%s\"", c, hl_status_name(st),
+                  err.msg);
+        CHECK(q0->A[0] == a0);
+        printf("refused (start_from): %s\n", err.msg);
+        hl_adapter_free(bad);
+        bad = NULL;
+    }
+    hl_adapter_free(src);
+    hl_adapter_free(dst);
+    hl_adapter_free(more);
+}
+
 int main(void) {
     hl_error err = {0};
     hl_model *bin = NULL, *gguf = NULL;
@@ -298,6 +359,7 @@ int main(void) {
     test_torch(bin, gguf);
     test_round_trips(gguf);
     test_refusals(gguf);
+    test_start_from(gguf);
     hl_model_free(bin);
     hl_model_free(gguf);
     return hl_test_finish("test_lora");

@@ -74,6 +74,12 @@ static void help(void) {
            "  --init kaiming|gaussian  A's init (B = 0 either way)\n"
            "  --dropout P              LoRA dropout (default 0)\n"
            "  --name NAME              adapter name stored in the file\n"
+           "  --init-from ADAPTER      start A and B from a trained adapter (GGUF or PEFT) of this\n"
+           "                           base instead of the fresh init: it must fit --rank, and\n"
+           "                           --targets/--layers must include all it adapts (ones it lacks\n"
+           "                           start fresh); B is rescaled if --alpha/--rslora differ, so\n"
+           "                           training starts from what the adapter computes. AdamW starts\n"
+           "                           fresh. Without --lexicon the adapter's carried lexicon is used\n"
            "optimisation\n"
            "  --steps N | --epochs E   length of the run (default 100 steps)\n"
            "  --batch B                rows per batch (default 4)\n"
@@ -99,7 +105,7 @@ static void help(void) {
 }
 
 typedef struct {
-    const char *model, *tokenizer, *data, *lexicon, *compose, *out, *peft_out, *ckpt, *metrics, *targets, *layers, *name;
+    const char *model, *tokenizer, *data, *lexicon, *compose, *out, *peft_out, *ckpt, *metrics, *targets, *layers, *name, *init_from;
     long ctx, eval_every, rank, steps, batch, accum, warmup, ckpt_every, threads, stop_at;
     double val_fraction, alpha, dropout, epochs, lr, min_lr_ratio, wd, beta1, beta2, eps, clip;
     uint64_t seed;
@@ -131,6 +137,10 @@ static void describe(const train_opts *o, uint64_t base_fp, const char *kernels,
              o->alpha, o->rslora, o->targets ? o->targets : HL_DEFAULT_TARGETS, o->layers ? o->layers : "all",
              (int)o->init, o->dropout, o->steps, o->batch, o->accum, o->lr, (int)o->schedule, o->warmup,
              o->min_lr_ratio, o->wd, o->beta1, o->beta2, o->eps, o->clip, (unsigned long long)o->seed, kernels);
+    /* Added only when used, so checkpoints of runs without it still resume. */
+    size_t used = strlen(buf);
+    if (o->init_from && used < cap)
+        snprintf(buf + used, cap - used, " init_from=%016llx", (unsigned long long)file_hash(o->init_from));
 }
 
 static int parse(int argc, char **argv, train_opts *o) {
@@ -155,7 +165,7 @@ static int parse(int argc, char **argv, train_opts *o) {
         STR("-m", model) STR("--model", model) STR("--tokenizer", tokenizer) STR("--data", data)
         STR("--lexicon", lexicon) STR("--compose", compose) STR("-o", out) STR("--output", out) STR("--peft-out", peft_out)
         STR("--checkpoint", ckpt) STR("--metrics", metrics) STR("--targets", targets) STR("--layers", layers)
-        STR("--name", name)
+        STR("--name", name) STR("--init-from", init_from)
         INT("--ctx", ctx, 1, 4096) INT("--eval-every", eval_every, 0, 1L << 40) INT("--rank", rank, 1, 65536)
         INT("--steps", steps, 1, 1L << 40) INT("--batch", batch, 1, 65536) INT("--accum", accum, 1, 65536)
         INT("--warmup", warmup, 0, 1L << 40) INT("--checkpoint-every", ckpt_every, 0, 1L << 40) INT("--stop-at", stop_at, 1, 1L << 40)
@@ -218,6 +228,28 @@ static void show_start(void *user, const hl_train_record *r) {
     if (r->step == 0) fprintf(((train_ui *)user)->info, "hyperlora train: eval loss before training %.4f\n", r->eval_loss);
 }
 
+/* With --init-from: no --lexicon takes the adapter's carried one; a --lexicon
+ * composed by another rule than the adapter's is said, since its weights
+ * learned to read the other rule's vectors. */
+static hl_status check_start_lexicon(const train_opts *o, const hl_adapter *start, const hl_model *m, hl_lexicon **lex,
+                                     FILE *info, hl_error *err) {
+    hl_lexicon *carried = NULL;
+    hl_status s = hl_lexicon_from_adapter(start, m, &carried, err);
+    if (s) return s;
+    if (!*lex) {
+        if (carried)
+            fprintf(info, "hyperlora train: using the lexicon %s carries (%d lexemes, %s); --lexicon replaces it\n",
+                    o->init_from, (int)hl_lexicon_n_entries(carried), hl_lexicon_compose_rule(carried));
+        *lex = carried;
+        return HL_OK;
+    }
+    if (carried && strcmp(hl_lexicon_compose_rule(carried), hl_lexicon_compose_rule(*lex)))
+        fprintf(info, "hyperlora train: warning: %s was trained on lexemes composed by %s; --lexicon %s composes by %s\n",
+                o->init_from, hl_lexicon_compose_rule(carried), o->lexicon, hl_lexicon_compose_rule(*lex));
+    hl_lexicon_free(carried);
+    return HL_OK;
+}
+
 static int train_main(int argc, char **argv, const cli_dist *dist) {
     train_opts o;
     int pr = parse(argc, argv, &o);
@@ -234,6 +266,7 @@ static int train_main(int argc, char **argv, const cli_dist *dist) {
     hl_io_plan_add(&plan, HL_IO_INPUT, "--tokenizer", o.tokenizer);
     hl_io_plan_add(&plan, HL_IO_INPUT, "--data", o.data);
     hl_io_plan_add(&plan, HL_IO_INPUT, "--lexicon", o.lexicon);
+    hl_io_plan_add(&plan, HL_IO_INPUT, "--init-from", o.init_from);
     hl_io_plan_add(&plan, HL_IO_OUTPUT, "-o", o.out);
     hl_io_plan_add(&plan, HL_IO_OUTPUT, o.ckpt == ckpt_default ? "the default --checkpoint" : "--checkpoint", o.ckpt);
     hl_io_plan_add_log(&plan, o.metrics == metrics_default ? "the default --metrics" : "--metrics", o.metrics,
@@ -246,7 +279,7 @@ static int train_main(int argc, char **argv, const cli_dist *dist) {
     hl_model *m = NULL;
     hl_lexicon *lex = NULL;
     hl_dataset *ds = NULL;
-    hl_adapter *ad = NULL;
+    hl_adapter *ad = NULL, *start = NULL;
     hl_train_run *run = NULL;
     train_ui ui = {.model = NULL, .prog = NULL, .info = dist->info};
     char config[2048];
@@ -263,7 +296,9 @@ static int train_main(int argc, char **argv, const cli_dist *dist) {
         rc = cli_error(CMD, "--compose needs --lexicon");
         goto done;
     }
+    if (o.init_from && (s = hl_adapter_load(o.init_from, m, 0, &start, &err))) goto fail;
     if (o.lexicon && (s = hl_lexicon_load_compose(o.lexicon, m, o.compose, &lex, &err))) goto fail;
+    if (start && (s = check_start_lexicon(&o, start, m, &lex, dist->info, &err))) goto fail;
     if (lex) cli_note_byte_parts(CMD, lex);
     hl_dataset_params dp = {.ctx = (int32_t)o.ctx, .pack = o.pack, .val_fraction = (float)o.val_fraction,
                             .seed = o.seed, .scene_format = lex ? hl_lexicon_scene_format : NULL, .scene_user = lex};
@@ -321,6 +356,16 @@ static int train_main(int argc, char **argv, const cli_dist *dist) {
     }
     hl_free(layers);
     if (s) goto fail;
+    if (start) {
+        int32_t fresh = 0;
+        if ((s = hl_adapter_start_from(ad, start, &fresh, &err))) {
+            cli_error(CMD, "--init-from %s: %s (--rank, --targets and --layers must give the new adapter every "
+                           "weight it has, at its rank)", o.init_from, err.msg);
+            goto done;
+        }
+        fprintf(dist->info, "hyperlora train: A and B start from %s (%d weights%s%d start fresh); AdamW starts fresh\n",
+                o.init_from, (int)(ad->n_weights - fresh), fresh ? ", " : "; ", (int)fresh);
+    }
     if (lex && (s = hl_lexicon_attach(lex, ad, &err))) goto fail;
     const hl_model *train_model = lex ? hl_lexicon_model(lex) : m;
     hl_train_config tc = hl_train_default_config();
@@ -419,6 +464,7 @@ done:
     hl_progress_free(ui.prog);
     hl_train_run_free(run);
     hl_adapter_free(ad);
+    hl_adapter_free(start);
     hl_dataset_free(ds);
     hl_lexicon_free(lex);
     hl_model_free(m);

@@ -117,3 +117,49 @@ hl_status hl_adapter_create(const hl_model *m, const hl_adapter_spec *spec, hl_a
     *out = a;
     return HL_OK;
 }
+
+/* "q of layer 3", or "output". */
+static void where(const hl_lora_weight *w, char *buf, size_t cap) {
+    if (w->layer < 0) snprintf(buf, cap, "output");
+    else snprintf(buf, cap, "%s of layer %d", hl_target_name((hl_target)w->target), w->layer);
+}
+
+hl_status hl_adapter_start_from(hl_adapter *dst, const hl_adapter *src, int32_t *n_fresh, hl_error *err) {
+    if (n_fresh) *n_fresh = 0;
+    if (dst->n_layers != src->n_layers)
+        return hl_fail(err, HL_ERR_MISMATCH, "it was made for a base with %d layers, this one has %d", src->n_layers,
+                       dst->n_layers);
+    char at[48];
+    /* Refuse before writing anything, so a failed start leaves dst as it was. */
+    for (int32_t i = 0; i < src->n_weights; i++) {
+        const hl_lora_weight *sw = &src->w[i], *dw = hl_adapter_find(dst, sw->layer, sw->target);
+        where(sw, at, sizeof at);
+        if (!dw)
+            return hl_fail(err, HL_ERR_MISMATCH,
+                           "it adapts %s, which the new adapter does not, so its training would be lost", at);
+        if (dw->rank != sw->rank)
+            return hl_fail(err, HL_ERR_MISMATCH, "%s has rank %d there and %d here", at, sw->rank, dw->rank);
+        if (dw->n_in != sw->n_in || dw->n_out != sw->n_out)
+            return hl_fail(err, HL_ERR_MISMATCH, "%s is %lld -> %lld there and %lld -> %lld here", at,
+                           (long long)sw->n_in, (long long)sw->n_out, (long long)dw->n_in, (long long)dw->n_out);
+        float ss = hl_lora_weight_scale(src, sw), ds = hl_lora_weight_scale(dst, dw);
+        if (!isfinite(ss) || !(ds != 0.0f) || !isfinite(ds))
+            return hl_fail(err, HL_ERR_MISMATCH, "%s scales by %g there and %g here; both must be finite and the new "
+                           "one non-zero", at, (double)ss, (double)ds);
+    }
+    for (int32_t i = 0; i < src->n_weights; i++) {
+        const hl_lora_weight *sw = &src->w[i];
+        hl_lora_weight *dw = (hl_lora_weight *)hl_adapter_find(dst, sw->layer, sw->target);
+        memcpy(dw->A, sw->A, sizeof(float) * (size_t)sw->rank * (size_t)sw->n_in);
+        /* The product s·B·A is what the file means; under another scale B is
+         * rescaled to keep it (bit-exact when the scales are equal or differ by
+         * a power of two). */
+        double ratio = (double)hl_lora_weight_scale(src, sw) / (double)hl_lora_weight_scale(dst, dw);
+        size_t nb = (size_t)sw->n_out * (size_t)sw->rank;
+        if (ratio == 1.0) memcpy(dw->B, sw->B, sizeof(float) * nb);
+        else
+            for (size_t k = 0; k < nb; k++) dw->B[k] = (float)((double)sw->B[k] * ratio);
+    }
+    if (n_fresh) *n_fresh = dst->n_weights - src->n_weights;
+    return HL_OK;
+}
