@@ -64,8 +64,9 @@ base:
 	@bash scripts/base.sh $(BUILD)/hyperlora out/base/wide.gguf wide
 
 # The full-scale scene reader over the wide base (scripts/reader.sh: 20,000
-# generated scenes, 16,000 steps, about 40 min on 2 cores) and its figures on
-# scenes it never trained on; `make demo` then prints them.
+# generated scenes, 16,000 steps, then 2,000 more on symbols and on formula
+# alone, bundled; about 50 min on 2 cores) and its figures on scenes it never
+# trained on; `make demo` then prints them.
 reader: base
 	@bash scripts/reader.sh $(BUILD)/hyperlora out/base/wide.gguf out/reader
 

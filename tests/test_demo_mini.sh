@@ -95,15 +95,21 @@ for name in ("train", "heldout_scenes", "heldout_pairs", "unseen_words"):
     assert len({e["scene"] for e in judged}) == 60 or name == "unseen_words", name
 PY' "the judged examples of each split come evenly from all its groups, one per scene"
 # The full-scale reader (make reader) in miniature: corpus, training, resume, judgement, and the demo prints it.
-reader() { READER_STEPS=4 READER_SCENES=60 READER_WORDS=30 READER_UNSEEN=1 READER_PARTS=2-4 READER_EVAL_N=30 READER_RANK=4 \
+reader() { READER_STEPS=4 READER_FORM_STEPS=3 READER_SCENES=60 READER_WORDS=30 READER_UNSEEN=1 READER_PARTS=2-4 READER_EVAL_N=30 READER_RANK=4 \
   bash "$ROOT/scripts/reader.sh" "$HL" "$T/wide.gguf" "$T/reader" > "$1" 2>&1; }
 reader "$T/reader.log" || { tail -5 "$T/reader.log"; fail=1; }
 check 'grep -q "^held-out scenes (\*)" "$T/reader/summary.txt" && grep -q "^  symbols " "$T/reader/summary.txt" &&
   grep -q "^  ru " "$T/reader/summary.txt" && [ "$(tail -n 1 "$T/reader/reader.metrics.jsonl" |
   python3 -c "import json,sys; print(json.load(sys.stdin)[\"step\"])")" = 4 ]' \
   "reader.sh trains its reader and writes the judged table by split, form and language"
+check '[ -s "$T/reader/reader-symbols.gguf" ] && [ -s "$T/reader/reader-formula.gguf" ] &&
+  [ "$(tail -n 1 "$T/reader/reader-symbols.metrics.jsonl" | python3 -c "import json,sys; print(json.load(sys.stdin)[\"step\"])")" = 3 ] &&
+  grep -q "start from $T/reader/reader.gguf" "$T/reader.log" &&
+  python3 -c "import json,sys; d=json.load(open(sys.argv[1]))[\"decoders\"]; sys.exit(0 if [x[\"form\"] for x in d] == [\"symbols\", \"formula\", \"*\"] else 1)" "$T/reader/bundle.json" &&
+  grep -q "^a bundle: symbols and formula" "$T/reader/summary.txt" && grep -q "^  symbols .*\[" "$T/reader/summary.txt"' \
+  "reader.sh continues the reader on symbols and on formula, bundles them, and prints the mixed reader beside them"
 reader "$T/reader2.log" || { cat "$T/reader2.log"; fail=1; }
-check 'grep -q "kept .*made by the same recipe" "$T/reader2.log"' "a reader made by the same recipe is kept"
+check 'grep -q "the reader: kept .*made by the same recipe" "$T/reader2.log" && grep -q "the symbols reader: kept" "$T/reader2.log"' "a reader made by the same recipe is kept, and so are its readers per form"
 wide "$T/demo8.log" DEMO_READER_DIR=$T/reader || { cat "$T/demo8.log"; fail=1; }
 check 'grep -q "the full-scale reader over this base" "$T/demo8.log" && grep -q "^  held-out scenes (\*)" "$T/demo8.log"' \
   "the demo prints the full-scale reader made over its base"
