@@ -62,6 +62,10 @@ ok '! $HL train $A --rank 4 --init-from zork.gguf -o x.gguf 2>err.txt && grep -q
 ok '! $HL train $A --targets q,v --init-from zork.gguf -o x.gguf 2>err.txt && grep -q "zork.gguf: it adapts o of layer 0" err.txt' "--init-from that would drop trained weights is refused, naming one"
 ok '! $HL train $A --init-from zork.gguf -o zork.gguf 2>err.txt && [ -s zork.gguf ] && grep -q "zork.gguf" err.txt' "--init-from cannot be overwritten by -o"
 ok '! $HL train $A --init-from nosuch.gguf -o x.gguf 2>err.txt && grep -q "nosuch.gguf" err.txt && [ ! -e x.gguf ]' "a missing --init-from file is named"
+# another base: stories260K's shapes with other weights
+$HL init-model --preset s260K --tokenizer $S/models/stories260K/tok512.bin --seed 5 -o other.gguf 2>/dev/null
+ok '! $HL train ${A/-m $M/-m other.gguf} --init-from zork.gguf -o x.gguf 2>err.txt && grep -q "another base model" err.txt && grep -q -- "--force" err.txt' "--init-from an adapter of another base is refused"
+ok '$HL train ${Z0/-m $M/-m other.gguf} --init-from zork.gguf --force -o xf.gguf 2>/dev/null && [ -s xf.gguf ]' "--force lets --init-from take an adapter of another base"
 $HL train $A --targets q,k,v,o,gate,up,down,output --steps 1 --init-from zork.gguf -o z3.gguf > z3.log 2>&1
 ok 'grep -q "(31 weights, 5 start fresh)" z3.log' "--init-from with more targets starts the new ones fresh"
 

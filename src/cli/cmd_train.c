@@ -80,6 +80,7 @@ static void help(void) {
            "                           start fresh); B is rescaled if --alpha/--rslora differ, so\n"
            "                           training starts from what the adapter computes. AdamW starts\n"
            "                           fresh. Without --lexicon the adapter's carried lexicon is used\n"
+           "  --force                  --init-from an adapter made for another base (fingerprint)\n"
            "optimisation\n"
            "  --steps N | --epochs E   length of the run (default 100 steps)\n"
            "  --batch B                rows per batch (default 4)\n"
@@ -110,7 +111,7 @@ typedef struct {
     double val_fraction, alpha, dropout, epochs, lr, min_lr_ratio, wd, beta1, beta2, eps, clip;
     uint64_t seed;
     hl_pack_mode pack;
-    int rslora, resume, plain;
+    int rslora, resume, plain, force;
     hl_lora_init init;
     hl_schedule_kind schedule;
 } train_opts;
@@ -158,6 +159,7 @@ static int parse(int argc, char **argv, train_opts *o) {
         if (!strcmp(a, "--rslora")) { o->rslora = 1; continue; }
         if (!strcmp(a, "--resume")) { o->resume = 1; continue; }
         if (!strcmp(a, "--plain")) { o->plain = 1; continue; }
+        if (!strcmp(a, "--force")) { o->force = 1; continue; }
         if (!(v = cli_value(CMD, argc, argv, &i))) return 1;
 #define STR(opt, field) if (!strcmp(a, opt)) { o->field = v; continue; }
 #define INT(opt, field, lo, hi) if (!strcmp(a, opt)) { if (!cli_int(CMD, a, v, lo, hi, &o->field)) return 1; continue; }
@@ -296,7 +298,7 @@ static int train_main(int argc, char **argv, const cli_dist *dist) {
         rc = cli_error(CMD, "--compose needs --lexicon");
         goto done;
     }
-    if (o.init_from && (s = hl_adapter_load(o.init_from, m, 0, &start, &err))) goto fail;
+    if (o.init_from && (s = hl_adapter_load(o.init_from, m, o.force, &start, &err))) goto fail;
     if (o.lexicon && (s = hl_lexicon_load_compose(o.lexicon, m, o.compose, &lex, &err))) goto fail;
     if (start && (s = check_start_lexicon(&o, start, m, &lex, dist->info, &err))) goto fail;
     if (lex) cli_note_byte_parts(CMD, lex);
