@@ -165,7 +165,7 @@ for split, label in splits:
     by = by_key(j)
     mixed = by_key(json.load(open(f"{out}/eval_mixed_{split}.json"))) if forms else {}
     for key in ("symbols", "formula", "text", "dialogue", "report", "en", "ru"):
-        if key in by: print(f"  {key:<42}{cells(by[key])}" + (f"  [{cells(mixed[key]).strip()}]" if key in mixed else ""))
+        if key in by: print(f"  {key:<42}{cells(by[key])}" + (f"  [{cells(mixed[key]).strip()}]" if key in forms else ""))
 print("parts: share of the scene's parts the output names; order: symbols and formula outputs")
 print("naming 2+ parts name them in the scene's order; facets: facet values the reference writes as")
 print("words (a report's tone, field, action) that the output names; (*): declared at decode time with --lexicon")
