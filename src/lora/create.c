@@ -66,6 +66,12 @@ hl_status hl_parse_layers(const char *spec, int32_t n_layers, uint8_t *flags, hl
     return HL_OK;
 }
 
+/* "q of layer 3", or "output" (layer -1). */
+static void weight_place(int layer, int target, char *buf, size_t cap) {
+    if (layer < 0) snprintf(buf, cap, "output");
+    else snprintf(buf, cap, "%s of layer %d", hl_target_name((hl_target)target), layer);
+}
+
 hl_status hl_adapter_create(const hl_model *m, const hl_adapter_spec *spec, hl_adapter **out, hl_error *err) {
     *out = NULL;
     if (spec->rank < 1 || spec->rank > 65536)
@@ -88,8 +94,7 @@ hl_status hl_adapter_create(const hl_model *m, const hl_adapter_spec *spec, hl_a
             int64_t rows = 0, cols = 0;
             if (hl_model_weight_shape(m, is_out ? -1 : l, t, &rows, &cols) && spec->rank > (rows < cols ? rows : cols)) {
                 char where[32];
-                if (is_out) snprintf(where, sizeof where, "output");
-                else snprintf(where, sizeof where, "%s of layer %d", hl_target_name(t), l);
+                weight_place(is_out ? -1 : l, t, where, sizeof where);
                 s = hl_fail(err, HL_ERR_INVALID_ARG,
                             "rank %d is larger than the target %s allows: its weight maps %lld -> %lld, so the rank "
                             "can be at most %lld", spec->rank, where, (long long)cols, (long long)rows,
@@ -118,11 +123,6 @@ hl_status hl_adapter_create(const hl_model *m, const hl_adapter_spec *spec, hl_a
     return HL_OK;
 }
 
-/* "q of layer 3", or "output". */
-static void where(const hl_lora_weight *w, char *buf, size_t cap) {
-    if (w->layer < 0) snprintf(buf, cap, "output");
-    else snprintf(buf, cap, "%s of layer %d", hl_target_name((hl_target)w->target), w->layer);
-}
 
 hl_status hl_adapter_start_from(hl_adapter *dst, const hl_adapter *src, int32_t *n_fresh, hl_error *err) {
     if (n_fresh) *n_fresh = 0;
@@ -133,7 +133,7 @@ hl_status hl_adapter_start_from(hl_adapter *dst, const hl_adapter *src, int32_t 
     /* Refuse before writing anything, so a failed start leaves dst as it was. */
     for (int32_t i = 0; i < src->n_weights; i++) {
         const hl_lora_weight *sw = &src->w[i], *dw = hl_adapter_find(dst, sw->layer, sw->target);
-        where(sw, at, sizeof at);
+        weight_place(sw->layer, sw->target, at, sizeof at);
         if (!dw)
             return hl_fail(err, HL_ERR_MISMATCH,
                            "it adapts %s, which the new adapter does not, so its training would be lost", at);
