@@ -123,7 +123,6 @@ hl_status hl_adapter_create(const hl_model *m, const hl_adapter_spec *spec, hl_a
     return HL_OK;
 }
 
-
 hl_status hl_adapter_start_from(hl_adapter *dst, const hl_adapter *src, int32_t *n_fresh, hl_error *err) {
     if (n_fresh) *n_fresh = 0;
     if (dst->n_layers != src->n_layers)
