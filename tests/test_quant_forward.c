@@ -324,6 +324,32 @@ static double rand_normal(uint64_t *s) { /* xorshift64*, Box-Muller */
 
 static int vnni_checked; /* twin comparisons made */
 
+/* Batch size changes no bit: 13 tokens (two q8_0 panels, the second part
+ * padding) through a scratch of one panel, so they go in two chunks; and
+ * through a scratch too small for a panel (the per-token path), against
+ * each token alone (the decoding path). The first nt tokens are x's. */
+static void check_a8_batch(const char *type, const hl_qweight *w, const float *x, int64_t nt) {
+    const int64_t K = w->cols, O = w->rows, NT = 13;
+    float *xs = malloc(sizeof(float) * (size_t)(NT * K)), *one = malloc(sizeof(float) * (size_t)(NT * O));
+    float *batch = malloc(sizeof(float) * (size_t)(NT * O));
+    const int64_t sb = hl_qmatmul_a8_scratch_bytes(K);
+    void *scratch = malloc((size_t)sb);
+    REQUIRE(xs && one && batch && scratch);
+    for (int64_t i = 0; i < NT * K; i++) xs[i] = i < nt * K ? x[i] : x[i % (nt * K)] * (float)(1 + i / (nt * K));
+    for (int64_t t = 0; t < NT; t++) hl_qmatmul_a8(NULL, one + t * O, O, xs + t * K, w, 1, scratch, sb);
+    hl_qmatmul_a8(NULL, batch, O, xs, w, NT, scratch, sb);
+    CHECK_MSG(memcmp(one, batch, sizeof(float) * (size_t)(NT * O)) == 0, "%s: 13 tokens at once differ from one at a time",
+              type);
+    memset(batch, 0xff, sizeof(float) * (size_t)(NT * O));
+    hl_qmatmul_a8(NULL, batch, O, xs, w, NT, scratch, K + K / 4 + 128);
+    CHECK_MSG(memcmp(one, batch, sizeof(float) * (size_t)(NT * O)) == 0,
+              "%s: 13 tokens through a one-token scratch differ from one at a time", type);
+    free(xs);
+    free(one);
+    free(batch);
+    free(scratch);
+}
+
 /* unit_x: every activation ±1, so each one quantizes to ±127 */
 static void check_a8_weight(const char *type, int target, const hl_qweight *w, int unit_x) {
     REQUIRE(w && hl_qmatmul_a8_supports(w->type));
@@ -364,6 +390,7 @@ static void check_a8_weight(const char *type, int target, const hl_qweight *w, i
     CHECK_MSG(worst < 2e-6, "%s target %d: int8 product off the double-precision sum by %.3g of its magnitude", type,
               target, worst);
     printf("  %-8s target %d int8 product vs double: %.2g of the magnitude\n", type, target, worst);
+    check_a8_batch(type, w, x, nt);
 #ifdef HL_ISA_DISPATCH
     for (int level = 0; level < 3; level++) {
         if (!hl_isa_available((hl_isa)level)) continue;

@@ -180,14 +180,14 @@ void hl_qmatmul_nn(hl_pool *pool, float *out, const float *dy, const hl_qweight 
  * logits, not bit-equal to hl_qmatmul. Its float order is fixed and shared
  * by every SIMD level, so scalar, AVX2 and AVX-512 builds, any thread count
  * and any batch size give the same bits. scratch: at least
- * hl_qmatmul_a8_scratch_bytes(K) bytes (one token); more lets it quantize
- * more tokens at once. */
+ * hl_qmatmul_a8_scratch_bytes(K) bytes (one token, or one q8_0 panel of
+ * eight); more lets it quantize more tokens at once. */
 static inline int hl_qmatmul_a8_supports(uint32_t type) {
     return type == 2 || type == 3 || type == 6 || type == 7 || type == 8 || (type >= 10 && type <= 14);
 }
 /* 0: 32-element activation blocks (q4_0, q4_1, q5_0, q5_1, q8_0); 1: 256 (the K types). */
 static inline int hl_qmatmul_a8_form(uint32_t type) { return type <= 8 ? 0 : 1; }
-static inline int64_t hl_qmatmul_a8_scratch_bytes(int64_t K) { return K + K / 4 + 128; } /* one token, aligned */
+static inline int64_t hl_qmatmul_a8_scratch_bytes(int64_t K) { return 10 * K + 128; } /* a q8_0 panel, aligned */
 void hl_qmatmul_a8(hl_pool *pool, float *out, int64_t ldo, const float *x, const hl_qweight *w, int64_t T,
                    void *scratch, int64_t scratch_bytes);
 

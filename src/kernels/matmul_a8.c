@@ -11,7 +11,11 @@
  * q4_1 and q5_1's offsets), each 16 (for the K types). The products are
  * then integer sums, exact in any order, times the two blocks' scales.
  *
- * One fixed float order, the same at every SIMD level: the integer products
+ * One fixed float order, the same at every SIMD level. q8_0: each block's 32
+ * integer products summed exactly into one int32 s, then, over the blocks
+ * in order, acc = fma(d_w·d_x, (float)s, acc) from 0, which is the row's
+ * value (prompts multiply eight tokens at once in panels, q8_panel_dots).
+ * The other types: the integer products
  * of a block land in 8 int32 lanes, lane l holding the elements 4l..4l+3 of
  * each 32 (what one 256-bit multiply-add of bytes gives; q6_K's lane l also
  * takes off 32·(sc·sum of q) of its 16-element groups 2l and 2l+1, q3_K's
@@ -138,19 +142,18 @@ static float lanes_sum(const float a[8]) { return ((a[0] + a[4]) + (a[2] + a[6])
 
 /* ---- the documented lanes, element by element ---- */
 #ifndef HL_A8_SIMD
+/* q8_0 has its own order (see the top of the file): one exact integer sum
+ * per block and one float chain per (row, token). */
 static float dot_q8_0(const uint8_t *w, const uint8_t *act, int64_t nb) {
     const a8_tok x = a8_at(act, nb * 32, 0);
-    float acc[8] = {0};
+    float acc = 0.0f;
     for (int64_t b = 0; b < nb; b++, w += 34) {
         const int8_t *qw = (const int8_t *)(w + 2), *qx = x.q + 32 * b;
-        const float dd = f16_at(w) * x.d[b];
-        for (int l = 0; l < 8; l++) {
-            int32_t s = 0;
-            for (int i = 4 * l; i < 4 * l + 4; i++) s += (int32_t)qw[i] * qx[i];
-            acc[l] = fmaf(dd, (float)s, acc[l]);
-        }
+        int32_t s = 0;
+        for (int i = 0; i < 32; i++) s += (int32_t)qw[i] * qx[i];
+        acc = fmaf(f16_at(w) * x.d[b], (float)s, acc);
     }
-    return lanes_sum(acc);
+    return acc;
 }
 
 /* The 32-element types: element i of a block as an integer, and the block's
@@ -376,50 +379,138 @@ static inline void k4_scales_mins(const uint8_t *q, uint8_t sc[8], uint8_t mn[8]
     memcpy(mn + 4, &m1, 4);
 }
 
+/* The sum of a vector's eight 32-bit integer lanes (exact: any order). */
+static inline int32_t hsum_epi32(__m256i v) {
+    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4e));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xb1));
+    return _mm_cvtsi128_si32(s);
+}
+
+/* q8_0, one row against one token in its own layout (decoding, and the
+ * prompt path when the scratch cannot hold a panel): each block's 32
+ * products summed exactly, then the row's one float chain. Four blocks'
+ * lanes are summed together (two rounds of pairwise additions and the
+ * halves), which is what keeps decoding at its old speed: one block at a
+ * time took 15% longer on a Zen 4. */
+static inline __attribute__((always_inline)) __m256i q8_block_lanes(const uint8_t *w, const int8_t *qx) {
+    const __m256i qw = _mm256_loadu_si256((const __m256i *)(w + 2));
+    const __m256i x = _mm256_load_si256((const __m256i *)qx);
+    /* |w|·(x·sign w): unsigned × signed bytes, pairs at most 2·128·127 */
+    return sum4_u8s8(_mm256_sign_epi8(qw, qw), _mm256_sign_epi8(x, qw));
+}
+
+static inline __attribute__((always_inline)) float q8_dot_one(const uint8_t *w, const int8_t *qx, const float *dx,
+                                                             int64_t nb, const int prefetch) {
+    float acc = 0.0f;
+    int64_t b = 0;
+    for (; b + 4 <= nb; b += 4, w += 4 * 34) {
+        if (prefetch) prefetch_ahead(w, 4 * 34);
+        const __m256i v0 = q8_block_lanes(w, qx + 32 * b), v1 = q8_block_lanes(w + 34, qx + 32 * b + 32);
+        const __m256i v2 = q8_block_lanes(w + 68, qx + 32 * b + 64), v3 = q8_block_lanes(w + 102, qx + 32 * b + 96);
+        /* [v0 v1 v2 v3 low-half sums | the same of the high halves] */
+        const __m256i g = _mm256_hadd_epi32(_mm256_hadd_epi32(v0, v1), _mm256_hadd_epi32(v2, v3));
+        const __m128 sv = _mm_cvtepi32_ps(_mm_add_epi32(_mm256_castsi256_si128(g), _mm256_extracti128_si256(g, 1)));
+        const __m128i h = _mm_setr_epi16((short)hl_le16(w), (short)hl_le16(w + 34), (short)hl_le16(w + 68),
+                                         (short)hl_le16(w + 102), 0, 0, 0, 0);
+        const __m128 dv = _mm_mul_ps(_mm_cvtph_ps(h), _mm_loadu_ps(dx + b));
+        float d[4], s[4];
+        _mm_storeu_ps(d, dv);
+        _mm_storeu_ps(s, sv);
+        for (int i = 0; i < 4; i++) acc = fmaf(d[i], s[i], acc);
+    }
+    for (; b < nb; b++, w += 34) {
+        const int32_t s = hsum_epi32(q8_block_lanes(w, qx + 32 * b));
+        acc = fmaf(f16_at(w) * dx[b], (float)s, acc);
+    }
+    return acc;
+}
+
 static inline __attribute__((always_inline)) void rdots_q8_0(const uint8_t *w, int64_t rs, const int nr,
                                                             const uint8_t *act, int64_t stride, int64_t nb,
                                                             const int nt, float *out, int64_t ldo) {
-    __m256 acc[2][4];
     for (int r = 0; r < nr; r++)
-        for (int t = 0; t < nt; t++) acc[r][t] = _mm256_setzero_ps();
-    for (int64_t b = 0; b < nb; b++, w += 34) {
-        if (nt == 1) prefetch_ahead(w, 34);
-        __m256i qw[2], aw[2];
-        __m256 dw[2];
-        for (int r = 0; r < nr; r++) {
-            qw[r] = _mm256_loadu_si256((const __m256i *)(w + r * rs + 2));
-#if HL_A8_DPBUSD
-            /* With VNNI, vpdpbusd adds its four products into a start we
-             * give: x is made unsigned (x+128) once per token below, and
-             * each row starts from -128·(its four bytes per lane), so no
-             * sign is taken per (row, token); the integer lanes are the same. */
-            aw[r] = _mm256_sub_epi32(_mm256_setzero_si256(), sum4_u8s8(_mm256_set1_epi8((char)0x80), qw[r]));
-#else
-            aw[r] = _mm256_sign_epi8(qw[r], qw[r]);
-#endif
-            dw[r] = _mm256_set1_ps(f16_at(w + r * rs));
-        }
         for (int t = 0; t < nt; t++) {
             const a8_tok x = a8_at(act + t * stride, nb * 32, 0);
-            const __m256i qx = _mm256_load_si256((const __m256i *)(x.q + 32 * b));
-            const __m256 dx = _mm256_broadcast_ss(x.d + b);
+            out[t * ldo + r] = q8_dot_one(w + r * rs, x.q, x.d, nb, nt == 1);
+        }
+}
+
+/* q8_0 prompts: the tokens in panels of eight, one token per 32-bit lane.
+ * A panel holds, per block b: the bytes as 8 steps of (8 tokens x 4 bytes),
+ * step k carrying each token's elements 4k..4k+3 (256 bytes); then the 8
+ * tokens' scales (f32), then their corrections -128·(sum of the block's q)
+ * (int32). One four-byte group of a weight row, broadcast to every lane,
+ * multiplies a step of all eight tokens at once, so a block's exact sums
+ * for 8 tokens land in one vector with no horizontal additions, and the
+ * float work (d_w·d_x, convert, multiply-add) is one vector per (row,
+ * block) instead of one per (row, token, block). With VNNI the weight bytes
+ * are made unsigned (w+128) and the lanes start from the correction; without
+ * it, |w| times x·sign(w) as in the decoding kernel. Lanes past the last
+ * token are zero tokens, computed and dropped. */
+#define Q8_PANEL_TOKENS 8
+static int64_t q8_panel_bytes(int64_t K) { return (K / 32 * 320 + 63) / 64 * 64; }
+
+/* Token x (K floats; NULL: a zero token) into lane t of a panel. */
+static void q8_panel_token(const float *x, int64_t K, uint8_t *panel, int t) {
+    const int64_t nb = K / 32;
+    float *d = (float *)(panel + nb * 256);
+    int32_t *c = (int32_t *)(panel + nb * 288);
+    for (int64_t b = 0; b < nb; b++) {
+        int8_t q[32] = {0};
+        int s = 0;
+        d[8 * b + t] = x ? hl_f16_to_f32(hl_f32_to_f16(quantize_block(x + 32 * b, 32, q))) : 0.0f;
+        for (int k = 0; k < 32; k++) s += q[k];
+        for (int k = 0; k < 8; k++) memcpy(panel + 256 * b + 32 * k + 4 * t, q + 4 * k, 4);
+        c[8 * b + t] = -128 * s;
+    }
+}
+
+/* nr rows against one panel: out[t·ldo + r] for the first nt tokens. */
+static inline __attribute__((always_inline)) void q8_panel_dots(const uint8_t *w, int64_t rs, const int nr,
+                                                               const uint8_t *panel, int64_t nb, float *out,
+                                                               int64_t ldo, int nt) {
+    const float *pd = (const float *)(panel + nb * 256);
 #if HL_A8_DPBUSD
-            const __m256i ux = _mm256_xor_si256(qx, _mm256_set1_epi8((char)0x80)); /* x + 128, unsigned */
+    const int32_t *pc = (const int32_t *)(panel + nb * 288);
+    const __m256i flip = _mm256_set1_epi8((char)0x80);
 #endif
-            for (int r = 0; r < nr; r++) {
+    __m256 acc[4];
+    for (int r = 0; r < nr; r++) acc[r] = _mm256_setzero_ps();
+    for (int64_t b = 0; b < nb; b++, w += 34) {
+        const uint8_t *pq = panel + 256 * b;
+        __m256i s[4];
+        for (int r = 0; r < nr; r++) {
 #if HL_A8_DPBUSD
-                /* (x+128)·w - 128·w = x·w, exactly, in each lane */
-                const __m256i s = DPBUSD(aw[r], ux, qw[r]);
+            s[r] = _mm256_load_si256((const __m256i *)(pc + 8 * b));
 #else
-                /* |w|·(x·sign w): unsigned × signed bytes, pairs summed (at most 2·128·127) */
-                const __m256i s = sum4_u8s8(aw[r], _mm256_sign_epi8(qx, qw[r]));
+            s[r] = _mm256_setzero_si256();
 #endif
-                acc[r][t] = _mm256_fmadd_ps(_mm256_mul_ps(dw[r], dx), _mm256_cvtepi32_ps(s), acc[r][t]);
+        }
+        for (int k = 0; k < 8; k++) {
+            const __m256i x = _mm256_load_si256((const __m256i *)(pq + 32 * k));
+            for (int r = 0; r < nr; r++) {
+                int32_t four;
+                memcpy(&four, w + r * rs + 2 + 4 * k, 4);
+                const __m256i wb = _mm256_set1_epi32(four);
+#if HL_A8_DPBUSD
+                /* (w+128)·x, the lanes having started at -128·(sum of x) */
+                s[r] = DPBUSD(s[r], _mm256_xor_si256(wb, flip), x);
+#else
+                s[r] = _mm256_add_epi32(s[r], sum4_u8s8(_mm256_sign_epi8(wb, wb), _mm256_sign_epi8(x, wb)));
+#endif
             }
         }
+        const __m256 dx = _mm256_load_ps(pd + 8 * b);
+        for (int r = 0; r < nr; r++)
+            acc[r] = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_set1_ps(f16_at(w + r * rs)), dx),
+                                     _mm256_cvtepi32_ps(s[r]), acc[r]);
     }
-    for (int r = 0; r < nr; r++)
-        for (int t = 0; t < nt; t++) out[t * ldo + r] = lanes_sum8(acc[r][t]);
+    for (int r = 0; r < nr; r++) {
+        float a[8];
+        _mm256_storeu_ps(a, acc[r]);
+        for (int t = 0; t < nt; t++) out[t * ldo + r] = a[t];
+    }
 }
 
 /* byte i = 0x10 where bit i of bits is set, else 0 */
@@ -705,10 +796,11 @@ SCALAR_DOTS(rdots_q6_k, dot_q6_k)
 #endif
 
 /* Rows [o0, o1) in panels of A8_PANEL rows; each panel against the tokens
- * four at a time, nr rows per call (2 for q8_0 and the 32-element types,
+ * four at a time, nr rows per call (2 for the other 32-element types,
  * whose kernels share each token's loads between the two; 1 for the K
- * types, whose code is large), and the tokens left over one at a time, one
- * row per call. A row's bytes are unpacked once per four tokens, and both
+ * types, whose code is large, and for q8_0, whose prompts take the panels
+ * of q8_panel_rows and come here only when the scratch is too small for
+ * one), and the tokens left over one at a time, one row per call. A row's bytes are unpacked once per four tokens, and both
  * the panel and the four tokens stay in L1 (a panel of s110M's widest rows,
  * q8_0 at K = 2048, is 35 KiB; four tokens 9 KiB). Decoding streams the weights from memory, where two
  * interleaved rows ran 40% slower than one (q8_0 at 131072 x 768, Zen 3),
@@ -739,7 +831,7 @@ SCALAR_DOTS(rdots_q6_k, dot_q6_k)
             for (; t < j->T; t++) A8_PANEL_TOKENS(dots, 1, 1);                                                \
         }                                                                                                   \
     }
-A8_ROWS(rows_q8_0, rdots_q8_0, 2)
+A8_ROWS(rows_q8_0, rdots_q8_0, 1)
 A8_ROWS(rows_q4_0, rdots_q4_0, 2)
 A8_ROWS(rows_q4_1, rdots_q4_1, 2)
 A8_ROWS(rows_q5_0, rdots_q5_0, 2)
@@ -770,6 +862,58 @@ static void a8_rows(void *arg, int64_t o0, int64_t o1, int worker) {
     }
 }
 
+#ifdef HL_A8_SIMD
+/* q8_0 prompts in panels (q8_panel_dots): j->act holds the panels,
+ * j->act_bytes apart, and j->T tokens, the last panel padded with zero
+ * tokens. */
+static void q8_panel_tokens(void *arg, int64_t i0, int64_t i1, int worker) {
+    (void)worker;
+    const a8job *j = arg;
+    const int64_t K = j->w->cols;
+    for (int64_t i = i0; i < i1; i++)
+        q8_panel_token(i < j->T ? j->x + i * K : NULL, K, j->act + i / Q8_PANEL_TOKENS * j->act_bytes,
+                       (int)(i % Q8_PANEL_TOKENS));
+}
+
+/* Rows [o0, o1) in panels of A8_PANEL rows, each against every token panel,
+ * four rows per call and the rows left over one at a time. */
+static void q8_panel_rows(void *arg, int64_t o0, int64_t o1, int worker) {
+    (void)worker;
+    const a8job *j = arg;
+    const int64_t rs = (int64_t)j->w->row_bytes, nb = j->w->cols / 32;
+    const uint8_t *wd = (const uint8_t *)j->w->data;
+    for (int64_t p = o0; p < o1; p += A8_PANEL) {
+        const int64_t pe = o1 - p < A8_PANEL ? o1 : p + A8_PANEL;
+        for (int64_t t = 0; t < j->T; t += Q8_PANEL_TOKENS) {
+            const int nt = j->T - t < Q8_PANEL_TOKENS ? (int)(j->T - t) : Q8_PANEL_TOKENS;
+            const uint8_t *pan = j->act + t / Q8_PANEL_TOKENS * j->act_bytes;
+            float *o_t = j->out + t * j->ldo;
+            int64_t o = p;
+            for (; o + 4 <= pe; o += 4) q8_panel_dots(wd + o * rs, rs, 4, pan, nb, o_t + o, j->ldo, nt);
+            for (; o < pe; o++) q8_panel_dots(wd + o * rs, rs, 1, pan, nb, o_t + o, j->ldo, nt);
+        }
+    }
+}
+
+/* The prompt path for q8_0; 0 when the scratch cannot hold one panel (the
+ * caller then runs the per-token path, which gives the same bits). */
+static int q8_panels(hl_pool *pool, float *out, int64_t ldo, const float *x, const hl_qweight *w, int64_t T,
+                     void *scratch, int64_t scratch_bytes) {
+    const int64_t K = w->cols, pb = q8_panel_bytes(K);
+    uint8_t *act = (uint8_t *)(((uintptr_t)scratch + 63) & ~(uintptr_t)63);
+    const int64_t panels = (scratch_bytes - (act - (uint8_t *)scratch)) / pb;
+    if (panels < 1) return 0;
+    const int64_t chunk = panels * Q8_PANEL_TOKENS; /* no output depends on it */
+    for (int64_t t0 = 0; t0 < T; t0 += chunk) {
+        const int64_t n = T - t0 < chunk ? T - t0 : chunk;
+        a8job j = {out + t0 * ldo, ldo, x + t0 * K, w, n, pb, act};
+        hl_pool_for(pool, (n + Q8_PANEL_TOKENS - 1) / Q8_PANEL_TOKENS * Q8_PANEL_TOKENS, 1, q8_panel_tokens, &j);
+        hl_pool_for(pool, w->rows, A8_PANEL, q8_panel_rows, &j);
+    }
+    return 1;
+}
+#endif
+
 #ifdef HL_A8_VNNI_TWIN
 /* This file compiled again with the level's VNNI (CMakeLists.txt): the same
  * function under the name HL_A8_VNNI_TWIN, taken when the CPU has it
@@ -792,6 +936,9 @@ void hl_qmatmul_a8(hl_pool *pool, float *out, int64_t ldo, const float *x, const
                                                                                  no output depends on it */
     if (chunk < 1) chunk = 1; /* the caller gives at least hl_qmatmul_a8_scratch_bytes(K) */
     if (T * K * w->rows < 32768) pool = NULL; /* as hl_matmul: not worth waking workers */
+#ifdef HL_A8_SIMD
+    if (w->type == HL_TYPE_Q8_0 && T > 1 && q8_panels(pool, out, ldo, x, w, T, scratch, scratch_bytes)) return;
+#endif
     for (int64_t t0 = 0; t0 < T; t0 += chunk) {
         const int64_t n = T - t0 < chunk ? T - t0 : chunk;
         a8job j = {out + t0 * ldo, ldo, x + t0 * K, w, n, act_bytes, act};
