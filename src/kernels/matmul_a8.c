@@ -11,19 +11,22 @@
  * q4_1 and q5_1's offsets), each 16 (for the K types). The products are
  * then integer sums, exact in any order, times the two blocks' scales.
  *
- * One fixed float order, the same at every SIMD level. q8_0: each block's 32
- * integer products summed exactly into one int32 s, then, over the blocks
- * in order, acc = fma(d_w·d_x, (float)s, acc) from 0, which is the row's
- * value (prompts multiply eight tokens at once in panels, q8_panel_dots).
- * The other types: the integer products
- * of a block land in 8 int32 lanes, lane l holding the elements 4l..4l+3 of
- * each 32 (what one 256-bit multiply-add of bytes gives; q6_K's lane l also
- * takes off 32·(sc·sum of q) of its 16-element groups 2l and 2l+1, q3_K's
- * 4·(...)); per block, each lane does acc[l] = fma(d_w·d_x, (float)lane[l],
- * acc[l]), and for q4_K/q5_K then acc[l] = fma(-(dmin·d_x), (float)(min_l·
- * sum of group l's q), acc[l]) (q2_K: groups 2l and 2l+1's terms); the row's value is ((a0+a4)+(a2+a6)) + ((a1+a5)+(a3+a7)),
- * plus, for q4_1/q5_1, a sum chained over the blocks of fma(m·d_x, (float)
- * (sum of the block's q), ·), added last. The scalar code computes exactly these lanes, so the scalar, AVX2 and
+ * One fixed float order, the same at every SIMD level.
+ * - The 32-element types (q8_0, q4_0, q4_1, q5_0, q5_1): each block's 32
+ *   integer products summed exactly into one int32 s, then, over the blocks
+ *   in order, acc = fma(d_w·d_x, (float)s, acc) from 0; the _1 types also
+ *   chain macc = fma(m·d_x, (float)(sum of the block's q), macc), and the
+ *   row's value is acc (+ macc). Prompts multiply eight tokens at once in
+ *   panels (q8_panel_dots, small_panel_dots).
+ * - The K types: the integer products
+ *   of a block land in 8 int32 lanes, lane l holding the elements 4l..4l+3 of
+ *   each 32 (what one 256-bit multiply-add of bytes gives; q6_K's lane l also
+ *   takes off 32·(sc·sum of q) of its 16-element groups 2l and 2l+1, q3_K's
+ *   4·(...)); per block, each lane does acc[l] = fma(d_w·d_x, (float)lane[l],
+ *   acc[l]), and for q4_K/q5_K then acc[l] = fma(-(dmin·d_x), (float)(min_l·
+ *   sum of group l's q), acc[l]) (q2_K: groups 2l and 2l+1's terms); the
+ *   row's value is ((a0+a4)+(a2+a6)) + ((a1+a5)+(a3+a7)).
+ * The scalar code computes exactly these sums, so the scalar, AVX2 and
  * AVX-512 builds give the same bits, at any thread count and batch size.
  *
  * Shapes: x (T, K), W (O, K) as an hl_qweight, out (T, O; row stride ldo).
@@ -169,24 +172,22 @@ static int small_value(uint32_t type, const uint8_t *w, int i) {
     }
 }
 
-/* q4_0, q4_1, q5_0, q5_1: lanes as q8_0's; the _1 types add m·d_x·(sum of
- * the block's q) into a separate sum, added after the lanes' tree. */
+/* q4_0, q4_1, q5_0, q5_1: q8_0's order (one exact integer sum per block,
+ * one float chain); the _1 types add m·d_x·(sum of the block's q) into a
+ * second chain, added to the first at the end. */
 static float dot_small(uint32_t type, const uint8_t *w, const uint8_t *act, int64_t nb) {
     const a8_tok x = a8_at(act, nb * 32, 0);
     const int bytes = type == HL_TYPE_Q4_0 ? 18 : type == HL_TYPE_Q4_1 ? 20 : type == HL_TYPE_Q5_0 ? 22 : 24;
     const int offset = type == HL_TYPE_Q4_1 || type == HL_TYPE_Q5_1;
-    float acc[8] = {0}, macc = 0.0f;
+    float acc = 0.0f, macc = 0.0f;
     for (int64_t b = 0; b < nb; b++, w += bytes) {
         const int8_t *qx = x.q + 32 * b;
-        const float dd = f16_at(w) * x.d[b];
-        for (int l = 0; l < 8; l++) {
-            int32_t s = 0;
-            for (int i = 4 * l; i < 4 * l + 4; i++) s += small_value(type, w, i) * qx[i];
-            acc[l] = fmaf(dd, (float)s, acc[l]);
-        }
+        int32_t s = 0;
+        for (int i = 0; i < 32; i++) s += small_value(type, w, i) * qx[i];
+        acc = fmaf(f16_at(w) * x.d[b], (float)s, acc);
         if (offset) macc = fmaf(f16_at(w + 2) * x.d[b], (float)x.bsum[b], macc);
     }
-    return lanes_sum(acc) + macc;
+    return acc + macc;
 }
 static float dot_q4_0(const uint8_t *w, const uint8_t *act, int64_t nb) { return dot_small(HL_TYPE_Q4_0, w, act, nb); }
 static float dot_q4_1(const uint8_t *w, const uint8_t *act, int64_t nb) { return dot_small(HL_TYPE_Q4_1, w, act, nb); }
@@ -436,33 +437,35 @@ static inline __attribute__((always_inline)) void rdots_q8_0(const uint8_t *w, i
         }
 }
 
-/* q8_0 prompts: the tokens in panels of eight, one token per 32-bit lane.
+/* Prompts of the 32-element types: the tokens in panels of eight, one
+ * token per 32-bit lane (q8_0 first; the others below).
  * A panel holds, per block b: the bytes as 8 steps of (8 tokens x 4 bytes),
  * step k carrying each token's elements 4k..4k+3 (256 bytes); then the 8
- * tokens' scales (f32), then their corrections -128·(sum of the block's q)
- * (int32). One four-byte group of a weight row, broadcast to every lane,
+ * tokens' scales (f32), then the sums of their q's over the block (int32).
+ * One four-byte group of a weight row, broadcast to every lane,
  * multiplies a step of all eight tokens at once, so a block's exact sums
  * for 8 tokens land in one vector with no horizontal additions, and the
  * float work (d_w·d_x, convert, multiply-add) is one vector per (row,
  * block) instead of one per (row, token, block). With VNNI the weight bytes
  * are made unsigned (w+128) and the lanes start from the correction; without
  * it, |w| times x·sign(w) as in the decoding kernel. Lanes past the last
- * token are zero tokens, computed and dropped. */
-#define Q8_PANEL_TOKENS 8
-static int64_t q8_panel_bytes(int64_t K) { return (K / 32 * 320 + 63) / 64 * 64; }
+ * token are zero tokens, computed and dropped. q4_0 ... q5_1 use the same
+ * panels (small_panel_dots). */
+#define PANEL_TOKENS 8
+static int64_t a8_panel_bytes(int64_t K) { return (K / 32 * 320 + 63) / 64 * 64; }
 
 /* Token x (K floats; NULL: a zero token) into lane t of a panel. */
-static void q8_panel_token(const float *x, int64_t K, uint8_t *panel, int t) {
+static void a8_panel_token(const float *x, int64_t K, uint8_t *panel, int t) {
     const int64_t nb = K / 32;
     float *d = (float *)(panel + nb * 256);
-    int32_t *c = (int32_t *)(panel + nb * 288);
+    int32_t *sum = (int32_t *)(panel + nb * 288);
     for (int64_t b = 0; b < nb; b++) {
         int8_t q[32] = {0};
         int s = 0;
         d[8 * b + t] = x ? hl_f16_to_f32(hl_f32_to_f16(quantize_block(x + 32 * b, 32, q))) : 0.0f;
         for (int k = 0; k < 32; k++) s += q[k];
         for (int k = 0; k < 8; k++) memcpy(panel + 256 * b + 32 * k + 4 * t, q + 4 * k, 4);
-        c[8 * b + t] = -128 * s;
+        sum[8 * b + t] = s;
     }
 }
 
@@ -472,7 +475,7 @@ static inline __attribute__((always_inline)) void q8_panel_dots(const uint8_t *w
                                                                int64_t ldo, int nt) {
     const float *pd = (const float *)(panel + nb * 256);
 #if HL_A8_DPBUSD
-    const int32_t *pc = (const int32_t *)(panel + nb * 288);
+    const int32_t *psum = (const int32_t *)(panel + nb * 288);
     const __m256i flip = _mm256_set1_epi8((char)0x80);
 #endif
     __m256 acc[4];
@@ -482,7 +485,8 @@ static inline __attribute__((always_inline)) void q8_panel_dots(const uint8_t *w
         __m256i s[4];
         for (int r = 0; r < nr; r++) {
 #if HL_A8_DPBUSD
-            s[r] = _mm256_load_si256((const __m256i *)(pc + 8 * b));
+            s[r] = _mm256_sub_epi32(_mm256_setzero_si256(),
+                                    _mm256_slli_epi32(_mm256_load_si256((const __m256i *)(psum + 8 * b)), 7));
 #else
             s[r] = _mm256_setzero_si256();
 #endif
@@ -523,49 +527,128 @@ static inline __m256i fifth_bits(uint32_t bits) {
     return _mm256_and_si256(_mm256_cmpeq_epi8(probe, _mm256_set1_epi64x(-1)), _mm256_set1_epi8(0x10));
 }
 
-/* q4_0, q4_1, q5_0, q5_1 (type a constant at each call): the 32 values of a
- * block in element order, then as q8_0 (signed types) or straight byte
- * products (unsigned); the _1 offset term as in the scalar form. */
+/* q4_0, q4_1, q5_0, q5_1 (type a constant at each call). The 32 values of
+ * a block in element order as unsigned bytes: the _1 types' values, and
+ * q4_0's and q5_0's plus their bias (8, 16), which the integer sums take off
+ * again as bias·(sum of the token's q). */
+static inline int small_bytes(const uint32_t type) {
+    return type == HL_TYPE_Q4_0 ? 18 : type == HL_TYPE_Q4_1 ? 20 : type == HL_TYPE_Q5_0 ? 22 : 24;
+}
+static inline int small_bias_shift(const uint32_t type) { /* bias = 1 << shift; 0: none */
+    return type == HL_TYPE_Q4_0 ? 3 : type == HL_TYPE_Q5_0 ? 4 : 0;
+}
+static inline __attribute__((always_inline)) __m256i small_unsigned(const uint32_t type, const uint8_t *wr) {
+    const int qs_at = type == HL_TYPE_Q4_0 ? 2 : type == HL_TYPE_Q4_1 ? 4 : type == HL_TYPE_Q5_0 ? 6 : 8;
+    const __m128i low = _mm_set1_epi8(0x0f);
+    const __m128i qs = _mm_loadu_si128((const __m128i *)(wr + qs_at));
+    __m256i v = _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(qs, 4), low), _mm_and_si128(qs, low));
+    if (type == HL_TYPE_Q5_0 || type == HL_TYPE_Q5_1)
+        v = _mm256_or_si256(v, fifth_bits(hl_le32(wr + (type == HL_TYPE_Q5_0 ? 2 : 4))));
+    return v;
+}
+
+/* One row against one token in its own layout, four blocks' lanes summed
+ * together as in q8_dot_one. Values at most 31: the byte pairs never
+ * saturate. */
+static inline __attribute__((always_inline)) float small_dot_one(const uint32_t type, const uint8_t *w,
+                                                                const uint8_t *act, int64_t nb) {
+    const a8_tok x = a8_at(act, nb * 32, 0);
+    const int bytes = small_bytes(type), shift = small_bias_shift(type);
+    const int offset = type == HL_TYPE_Q4_1 || type == HL_TYPE_Q5_1;
+    float acc = 0.0f, macc = 0.0f;
+    int64_t b = 0;
+    for (; b + 4 <= nb; b += 4, w += 4 * bytes) {
+        __m256i v[4];
+        for (int i = 0; i < 4; i++)
+            v[i] = sum4_u8s8(small_unsigned(type, w + i * bytes), _mm256_load_si256((const __m256i *)(x.q + 32 * (b + i))));
+        const __m256i g = _mm256_hadd_epi32(_mm256_hadd_epi32(v[0], v[1]), _mm256_hadd_epi32(v[2], v[3]));
+        __m128i si = _mm_add_epi32(_mm256_castsi256_si128(g), _mm256_extracti128_si256(g, 1));
+        const __m128i bs = _mm_cvtepi16_epi32(_mm_loadl_epi64((const __m128i *)(x.bsum + b)));
+        if (shift) si = _mm_sub_epi32(si, _mm_slli_epi32(bs, shift));
+        const __m128i h = _mm_setr_epi16((short)hl_le16(w), (short)hl_le16(w + bytes), (short)hl_le16(w + 2 * bytes),
+                                         (short)hl_le16(w + 3 * bytes), 0, 0, 0, 0);
+        const __m128 dx = _mm_loadu_ps(x.d + b);
+        float d[4], sf[4];
+        _mm_storeu_ps(d, _mm_mul_ps(_mm_cvtph_ps(h), dx));
+        _mm_storeu_ps(sf, _mm_cvtepi32_ps(si));
+        for (int i = 0; i < 4; i++) acc = fmaf(d[i], sf[i], acc);
+        if (offset) {
+            const __m128i hm = _mm_setr_epi16((short)hl_le16(w + 2), (short)hl_le16(w + bytes + 2),
+                                              (short)hl_le16(w + 2 * bytes + 2), (short)hl_le16(w + 3 * bytes + 2), 0,
+                                              0, 0, 0);
+            float m[4], bf[4];
+            _mm_storeu_ps(m, _mm_mul_ps(_mm_cvtph_ps(hm), dx));
+            _mm_storeu_ps(bf, _mm_cvtepi32_ps(bs));
+            for (int i = 0; i < 4; i++) macc = fmaf(m[i], bf[i], macc);
+        }
+    }
+    for (; b < nb; b++, w += bytes) {
+        int32_t s = hsum_epi32(sum4_u8s8(small_unsigned(type, w), _mm256_load_si256((const __m256i *)(x.q + 32 * b))));
+        if (shift) s -= x.bsum[b] * (1 << shift);
+        acc = fmaf(f16_at(w) * x.d[b], (float)s, acc);
+        if (offset) macc = fmaf(f16_at(w + 2) * x.d[b], (float)x.bsum[b], macc);
+    }
+    return acc + macc;
+}
+
 static inline __attribute__((always_inline)) void dots_small(const uint32_t type, const uint8_t *w, int64_t rs,
                                                              const int nr, const uint8_t *act, int64_t stride,
                                                              int64_t nb, const int nt, float *out, int64_t ldo) {
-    const int bytes = type == HL_TYPE_Q4_0 ? 18 : type == HL_TYPE_Q4_1 ? 20 : type == HL_TYPE_Q5_0 ? 22 : 24;
-    const int qs_at = type == HL_TYPE_Q4_0 ? 2 : type == HL_TYPE_Q4_1 ? 4 : type == HL_TYPE_Q5_0 ? 6 : 8;
-    const int is_signed = type == HL_TYPE_Q4_0 || type == HL_TYPE_Q5_0, five = type == HL_TYPE_Q5_0 || type == HL_TYPE_Q5_1;
-    __m256 acc[2][4];
-    float macc[2][4];
     for (int r = 0; r < nr; r++)
-        for (int t = 0; t < nt; t++) acc[r][t] = _mm256_setzero_ps(), macc[r][t] = 0.0f;
-    const __m128i low = _mm_set1_epi8(0x0f);
+        for (int t = 0; t < nt; t++) out[t * ldo + r] = small_dot_one(type, w + r * rs, act + t * stride, nb);
+}
+/* nr rows of a small type against one panel (see q8_panel_dots): each
+ * row's block unpacked once to unsigned bytes, and a four-byte group of
+ * them broadcast per step; the lanes start from -bias·(sum of x), and the _1
+ * types' offsets go into their own chain, vector-wide as well. */
+static inline __attribute__((always_inline)) void small_panel_dots(const uint32_t type, const uint8_t *w, int64_t rs,
+                                                                  const int nr, const uint8_t *panel, int64_t nb,
+                                                                  float *out, int64_t ldo, int nt) {
+    const int bytes = small_bytes(type), shift = small_bias_shift(type);
+    const int offset = type == HL_TYPE_Q4_1 || type == HL_TYPE_Q5_1;
+    const float *pd = (const float *)(panel + nb * 256);
+    const int32_t *psum = (const int32_t *)(panel + nb * 288);
+    __m256 acc[4], macc[4];
+    _Alignas(32) uint8_t u[4][32];
+    for (int r = 0; r < nr; r++) acc[r] = macc[r] = _mm256_setzero_ps();
     for (int64_t b = 0; b < nb; b++, w += bytes) {
-        __m256i v[2], av[2];
-        __m256 dw[2];
-        float mw[2];
+        const uint8_t *pq = panel + 256 * b;
+        const __m256i bs = _mm256_load_si256((const __m256i *)(psum + 8 * b));
+        const __m256i start = shift ? _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_slli_epi32(bs, shift))
+                                    : _mm256_setzero_si256();
+        __m256i s[4];
         for (int r = 0; r < nr; r++) {
-            const uint8_t *wr = w + r * rs;
-            const __m128i qs = _mm_loadu_si128((const __m128i *)(wr + qs_at));
-            v[r] = _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(qs, 4), low), _mm_and_si128(qs, low));
-            if (five) v[r] = _mm256_or_si256(v[r], fifth_bits(hl_le32(wr + (type == HL_TYPE_Q5_0 ? 2 : 4))));
-            if (is_signed) v[r] = _mm256_sub_epi8(v[r], _mm256_set1_epi8(type == HL_TYPE_Q4_0 ? 8 : 16));
-            av[r] = is_signed ? _mm256_sign_epi8(v[r], v[r]) : v[r];
-            dw[r] = _mm256_set1_ps(f16_at(wr));
-            mw[r] = is_signed ? 0.0f : f16_at(wr + 2);
+            _mm256_store_si256((__m256i *)u[r], small_unsigned(type, w + r * rs));
+            s[r] = start;
         }
-        for (int t = 0; t < nt; t++) {
-            const a8_tok x = a8_at(act + t * stride, nb * 32, 0);
-            const __m256i qx = _mm256_load_si256((const __m256i *)(x.q + 32 * b));
-            const __m256 dx = _mm256_broadcast_ss(x.d + b);
+        for (int k = 0; k < 8; k++) {
+            const __m256i x = _mm256_load_si256((const __m256i *)(pq + 32 * k));
             for (int r = 0; r < nr; r++) {
-                const __m256i sx = is_signed ? _mm256_sign_epi8(qx, v[r]) : qx;
-                const __m256i s = sum4_u8s8(av[r], sx);
-                acc[r][t] = _mm256_fmadd_ps(_mm256_mul_ps(dw[r], dx), _mm256_cvtepi32_ps(s), acc[r][t]);
-                if (!is_signed) macc[r][t] = fmaf(mw[r] * x.d[b], (float)x.bsum[b], macc[r][t]);
+                int32_t four;
+                memcpy(&four, u[r] + 4 * k, 4);
+#if HL_A8_DPBUSD
+                s[r] = DPBUSD(s[r], _mm256_set1_epi32(four), x);
+#else
+                s[r] = _mm256_add_epi32(s[r], sum4_u8s8(_mm256_set1_epi32(four), x));
+#endif
             }
         }
+        const __m256 dx = _mm256_load_ps(pd + 8 * b);
+        for (int r = 0; r < nr; r++) {
+            acc[r] = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_set1_ps(f16_at(w + r * rs)), dx), _mm256_cvtepi32_ps(s[r]),
+                                     acc[r]);
+            if (offset)
+                macc[r] = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_set1_ps(f16_at(w + r * rs + 2)), dx),
+                                          _mm256_cvtepi32_ps(bs), macc[r]);
+        }
     }
-    for (int r = 0; r < nr; r++)
-        for (int t = 0; t < nt; t++) out[t * ldo + r] = lanes_sum8(acc[r][t]) + macc[r][t];
+    for (int r = 0; r < nr; r++) {
+        float a[8];
+        _mm256_storeu_ps(a, offset ? _mm256_add_ps(acc[r], macc[r]) : acc[r]);
+        for (int t = 0; t < nt; t++) out[t * ldo + r] = a[t];
+    }
 }
+
 /* dots_<type> for a kernel that serves several types: fn with the type's
  * variant fixed. ROWS_DOTS: the same for a kernel that takes nr rows, rs
  * bytes apart. */
@@ -799,7 +882,7 @@ SCALAR_DOTS(rdots_q6_k, dot_q6_k)
  * four at a time, nr rows per call (2 for the other 32-element types,
  * whose kernels share each token's loads between the two; 1 for the K
  * types, whose code is large, and for q8_0, whose prompts take the panels
- * of q8_panel_rows and come here only when the scratch is too small for
+ * of a8_panel_rows and come here only when the scratch is too small for
  * one), and the tokens left over one at a time, one row per call. A row's bytes are unpacked once per four tokens, and both
  * the panel and the four tokens stay in L1 (a panel of s110M's widest rows,
  * q8_0 at K = 2048, is 35 KiB; four tokens 9 KiB). Decoding streams the weights from memory, where two
@@ -863,52 +946,76 @@ static void a8_rows(void *arg, int64_t o0, int64_t o1, int worker) {
 }
 
 #ifdef HL_A8_SIMD
-/* q8_0 prompts in panels (q8_panel_dots): j->act holds the panels,
+/* Prompts of the 32-element types in panels (q8_panel_dots,
+ * small_panel_dots): j->act holds the panels,
  * j->act_bytes apart, and j->T tokens, the last panel padded with zero
  * tokens. */
-static void q8_panel_tokens(void *arg, int64_t i0, int64_t i1, int worker) {
+static void a8_panel_tokens(void *arg, int64_t i0, int64_t i1, int worker) {
     (void)worker;
     const a8job *j = arg;
     const int64_t K = j->w->cols;
     for (int64_t i = i0; i < i1; i++)
-        q8_panel_token(i < j->T ? j->x + i * K : NULL, K, j->act + i / Q8_PANEL_TOKENS * j->act_bytes,
-                       (int)(i % Q8_PANEL_TOKENS));
+        a8_panel_token(i < j->T ? j->x + i * K : NULL, K, j->act + i / PANEL_TOKENS * j->act_bytes,
+                       (int)(i % PANEL_TOKENS));
 }
 
 /* Rows [o0, o1) in panels of A8_PANEL rows, each against every token panel,
  * four rows per call and the rows left over one at a time. */
-static void q8_panel_rows(void *arg, int64_t o0, int64_t o1, int worker) {
+static void a8_panel_rows(void *arg, int64_t o0, int64_t o1, int worker) {
     (void)worker;
     const a8job *j = arg;
     const int64_t rs = (int64_t)j->w->row_bytes, nb = j->w->cols / 32;
     const uint8_t *wd = (const uint8_t *)j->w->data;
     for (int64_t p = o0; p < o1; p += A8_PANEL) {
         const int64_t pe = o1 - p < A8_PANEL ? o1 : p + A8_PANEL;
-        for (int64_t t = 0; t < j->T; t += Q8_PANEL_TOKENS) {
-            const int nt = j->T - t < Q8_PANEL_TOKENS ? (int)(j->T - t) : Q8_PANEL_TOKENS;
-            const uint8_t *pan = j->act + t / Q8_PANEL_TOKENS * j->act_bytes;
+        for (int64_t t = 0; t < j->T; t += PANEL_TOKENS) {
+            const int nt = j->T - t < PANEL_TOKENS ? (int)(j->T - t) : PANEL_TOKENS;
+            const uint8_t *pan = j->act + t / PANEL_TOKENS * j->act_bytes;
             float *o_t = j->out + t * j->ldo;
             int64_t o = p;
-            for (; o + 4 <= pe; o += 4) q8_panel_dots(wd + o * rs, rs, 4, pan, nb, o_t + o, j->ldo, nt);
-            for (; o < pe; o++) q8_panel_dots(wd + o * rs, rs, 1, pan, nb, o_t + o, j->ldo, nt);
+#define PANEL_CALLS(call)                                                                                    \
+    do {                                                                                                    \
+        for (; o + 4 <= pe; o += 4) call(4);                                                                \
+        for (; o < pe; o++) call(1);                                                                        \
+    } while (0)
+#define Q8(nr) q8_panel_dots(wd + o * rs, rs, nr, pan, nb, o_t + o, j->ldo, nt)
+#define SMALL(type, nr) small_panel_dots(type, wd + o * rs, rs, nr, pan, nb, o_t + o, j->ldo, nt)
+#define Q4_0(nr) SMALL(HL_TYPE_Q4_0, nr)
+#define Q4_1(nr) SMALL(HL_TYPE_Q4_1, nr)
+#define Q5_0(nr) SMALL(HL_TYPE_Q5_0, nr)
+#define Q5_1(nr) SMALL(HL_TYPE_Q5_1, nr)
+            switch (j->w->type) {
+            case HL_TYPE_Q8_0: PANEL_CALLS(Q8); break;
+            case HL_TYPE_Q4_0: PANEL_CALLS(Q4_0); break;
+            case HL_TYPE_Q4_1: PANEL_CALLS(Q4_1); break;
+            case HL_TYPE_Q5_0: PANEL_CALLS(Q5_0); break;
+            default: PANEL_CALLS(Q5_1); break;
+            }
+#undef Q8
+#undef SMALL
+#undef Q4_0
+#undef Q4_1
+#undef Q5_0
+#undef Q5_1
+#undef PANEL_CALLS
         }
     }
 }
 
-/* The prompt path for q8_0; 0 when the scratch cannot hold one panel (the
+/* The prompt path of the 32-element types; 0 when the scratch cannot hold one panel (the
  * caller then runs the per-token path, which gives the same bits). */
-static int q8_panels(hl_pool *pool, float *out, int64_t ldo, const float *x, const hl_qweight *w, int64_t T,
+static int a8_panels(hl_pool *pool, float *out, int64_t ldo, const float *x, const hl_qweight *w, int64_t T,
                      void *scratch, int64_t scratch_bytes) {
-    const int64_t K = w->cols, pb = q8_panel_bytes(K);
+    const int64_t K = w->cols, pb = a8_panel_bytes(K);
     uint8_t *act = (uint8_t *)(((uintptr_t)scratch + 63) & ~(uintptr_t)63);
     const int64_t panels = (scratch_bytes - (act - (uint8_t *)scratch)) / pb;
     if (panels < 1) return 0;
-    const int64_t chunk = panels * Q8_PANEL_TOKENS; /* no output depends on it */
+    const int64_t chunk = panels * PANEL_TOKENS; /* no output depends on it */
     for (int64_t t0 = 0; t0 < T; t0 += chunk) {
         const int64_t n = T - t0 < chunk ? T - t0 : chunk;
         a8job j = {out + t0 * ldo, ldo, x + t0 * K, w, n, pb, act};
-        hl_pool_for(pool, (n + Q8_PANEL_TOKENS - 1) / Q8_PANEL_TOKENS * Q8_PANEL_TOKENS, 1, q8_panel_tokens, &j);
-        hl_pool_for(pool, w->rows, A8_PANEL, q8_panel_rows, &j);
+        hl_pool_for(pool, (n + PANEL_TOKENS - 1) / PANEL_TOKENS * PANEL_TOKENS, 1, a8_panel_tokens, &j);
+        hl_pool_for(pool, w->rows, A8_PANEL, a8_panel_rows, &j);
     }
     return 1;
 }
@@ -937,7 +1044,8 @@ void hl_qmatmul_a8(hl_pool *pool, float *out, int64_t ldo, const float *x, const
     if (chunk < 1) chunk = 1; /* the caller gives at least hl_qmatmul_a8_scratch_bytes(K) */
     if (T * K * w->rows < 32768) pool = NULL; /* as hl_matmul: not worth waking workers */
 #ifdef HL_A8_SIMD
-    if (w->type == HL_TYPE_Q8_0 && T > 1 && q8_panels(pool, out, ldo, x, w, T, scratch, scratch_bytes)) return;
+    if (hl_qmatmul_a8_form(w->type) == 0 && T > 1 && a8_panels(pool, out, ldo, x, w, T, scratch, scratch_bytes))
+        return;
 #endif
     for (int64_t t0 = 0; t0 < T; t0 += chunk) {
         const int64_t n = T - t0 < chunk ? T - t0 : chunk;
