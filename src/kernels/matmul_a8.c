@@ -900,51 +900,46 @@ SCALAR_DOTS(rdots_q6_k, dot_q6_k)
 #endif
 
 /* Rows [o0, o1) in panels of A8_PANEL rows; each panel against the tokens
- * four at a time, nr rows per call (2 for the other 32-element types,
- * whose kernels share each token's loads between the two; 1 for the K
- * types, whose code is large, and for q8_0, whose prompts take the panels
- * of a8_panel_rows and come here only when the scratch is too small for
- * one), and the tokens left over one at a time, one row per call. A row's bytes are unpacked once per four tokens, and both
- * the panel and the four tokens stay in L1 (a panel of s110M's widest rows,
- * q8_0 at K = 2048, is 35 KiB; four tokens 9 KiB). Decoding streams the weights from memory, where two
- * interleaved rows ran 40% slower than one (q8_0 at 131072 x 768, Zen 3),
- * hence one row there. Which rows share a call changes no value: each
- * row's lanes are its own. */
+ * four at a time, then the tokens left over one at a time, one row per
+ * call. The K types' prompts come this way; the 32-element types come here
+ * to decode, and for prompts only when the scratch is too small for a token
+ * panel (a8_panel_rows takes them otherwise). A row's bytes are unpacked
+ * once per four tokens, and both the panel and the four tokens stay in L1
+ * (a panel of s110M's widest rows, q8_0 at K = 2048, is 35 KiB; four tokens
+ * 9 KiB). Decoding streams the weights from memory, where two interleaved
+ * rows ran 40% slower than one (q8_0 at 131072 x 768, Zen 3), hence one row
+ * per call. Which rows share a call changes no value: each row's sums are
+ * its own. */
 #define A8_PANEL 16
-/* Rows [p, pe) against nt tokens from act, nr rows per call (the last call
- * takes what is left). */
-#define A8_PANEL_TOKENS(dots, nt, nr)                                                                        \
+/* Rows [p, pe) against nt tokens from act, one row per call. */
+#define A8_PANEL_TOKENS(dots, nt)                                                                            \
     do {                                                                                                    \
         const uint8_t *a = j->act + t * j->act_bytes;                                                       \
-        for (int64_t o = p; o < pe; o += nr)                                                                \
-            if (nr == 1 || o + nr <= pe)                                                                    \
-                dots((const uint8_t *)w->data + o * rs, rs, nr, a, j->act_bytes, nb, nt,                    \
-                     j->out + t * j->ldo + o, j->ldo);                                                      \
-            else                                                                                            \
-                dots((const uint8_t *)w->data + o * rs, rs, 1, a, j->act_bytes, nb, nt,                     \
-                     j->out + t * j->ldo + o, j->ldo);                                                      \
+        for (int64_t o = p; o < pe; o++)                                                                    \
+            dots((const uint8_t *)w->data + o * rs, rs, 1, a, j->act_bytes, nb, nt, j->out + t * j->ldo + o, \
+                 j->ldo);                                                                                   \
     } while (0)
-#define A8_ROWS(name, dots, nr)                                                                                \
+#define A8_ROWS(name, dots)                                                                                    \
     static void name(const a8job *j, int64_t o0, int64_t o1, int64_t nb) {                                 \
         const hl_qweight *w = j->w;                                                                         \
         const int64_t rs = (int64_t)w->row_bytes;                                                          \
         for (int64_t p = o0; p < o1; p += A8_PANEL) {                                                       \
             const int64_t pe = o1 - p < A8_PANEL ? o1 : p + A8_PANEL;                                      \
             int64_t t = 0;                                                                                  \
-            for (; t + 4 <= j->T; t += 4) A8_PANEL_TOKENS(dots, 4, nr);                                       \
-            for (; t < j->T; t++) A8_PANEL_TOKENS(dots, 1, 1);                                                \
+            for (; t + 4 <= j->T; t += 4) A8_PANEL_TOKENS(dots, 4);                                         \
+            for (; t < j->T; t++) A8_PANEL_TOKENS(dots, 1);                                                 \
         }                                                                                                   \
     }
-A8_ROWS(rows_q8_0, rdots_q8_0, 1)
-A8_ROWS(rows_q4_0, rdots_q4_0, 2)
-A8_ROWS(rows_q4_1, rdots_q4_1, 2)
-A8_ROWS(rows_q5_0, rdots_q5_0, 2)
-A8_ROWS(rows_q5_1, rdots_q5_1, 2)
-A8_ROWS(rows_q2_k, rdots_q2_k, 1)
-A8_ROWS(rows_q3_k, rdots_q3_k, 1)
-A8_ROWS(rows_q4_k, rdots_q4_k, 1)
-A8_ROWS(rows_q5_k, rdots_q5_k, 1)
-A8_ROWS(rows_q6_k, rdots_q6_k, 1)
+A8_ROWS(rows_q8_0, rdots_q8_0)
+A8_ROWS(rows_q4_0, rdots_q4_0)
+A8_ROWS(rows_q4_1, rdots_q4_1)
+A8_ROWS(rows_q5_0, rdots_q5_0)
+A8_ROWS(rows_q5_1, rdots_q5_1)
+A8_ROWS(rows_q2_k, rdots_q2_k)
+A8_ROWS(rows_q3_k, rdots_q3_k)
+A8_ROWS(rows_q4_k, rdots_q4_k)
+A8_ROWS(rows_q5_k, rdots_q5_k)
+A8_ROWS(rows_q6_k, rdots_q6_k)
 #undef A8_ROWS
 #undef A8_PANEL_TOKENS
 
@@ -1023,8 +1018,8 @@ static void a8_panel_rows(void *arg, int64_t o0, int64_t o1, int worker) {
     }
 }
 
-/* The prompt path of the 32-element types; 0 when the scratch cannot hold one panel (the
- * caller then runs the per-token path, which gives the same bits). */
+/* The prompt path of the 32-element types; 0 when the scratch cannot hold
+ * one panel (the caller then runs the per-token path: the same bits). */
 static int a8_panels(hl_pool *pool, float *out, int64_t ldo, const float *x, const hl_qweight *w, int64_t T,
                      void *scratch, int64_t scratch_bytes) {
     const int64_t K = w->cols, pb = a8_panel_bytes(K);
