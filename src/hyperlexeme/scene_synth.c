@@ -21,9 +21,12 @@
 enum { EN, RU, N_LANG };
 static const char *const lang_name[N_LANG] = {"en", "ru"};
 
-/* Facet pools (English words, as in examples/scenes) and a glyph per archetype for the symbols form. */
+/* Facet pools (English words, as in examples/scenes) and a glyph per archetype for the symbols form.
+ * Bases spell a glyph byte by byte, so no two glyphs share their first two UTF-8 bytes: road was `⇢`,
+ * which shares E2 87 with passage's `⇶`, and readers swapped the two more than any other pair
+ * (BENCHMARKS.md, "the same recipe with another training seed"). */
 static const char *const archetypes[] = {"threshold", "passage", "storm", "garden", "mirror", "tower", "river", "road"};
-static const char *const glyphs[] = {"⟁", "⇶", "🜁", "❀", "◐", "♜", "≋", "⇢"};
+static const char *const glyphs[] = {"⟁", "⇶", "🜁", "❀", "◐", "♜", "≋", "↝"};
 static const char *const actions[] = {"enter", "flee", "wait", "search", "rise", "fall", "hide", "return"};
 static const char *const fields[] = {"home", "mind", "city", "sea", "forest", "sky", "body", "night"};
 static const char *const tones[] = {"fear", "hope", "calm", "joy", "grief", "awe", "anger", "longing"};
