@@ -102,6 +102,9 @@ static void pools_free(pool *pl) {
     }
 }
 
+/* The marks a template writes straight after a part (render below). */
+static const char *const marks_after_part[] = {",", ".", ";", ":"};
+
 /* The whole-word pieces of each language, in vocabulary order. */
 static hl_status build_pools(const hl_tokenizer *tok, const hl_synth_params *p, pool *pl, hl_error *err) {
     int32_t V = hl_tokenizer_n_vocab(tok);
@@ -134,6 +137,17 @@ static hl_status build_pools(const hl_tokenizer *tok, const hl_synth_params *p, 
             const char *enc = byte_level ? w - 1 : w;
             int one = hl_tokenizer_encode(tok, enc, strlen(enc), 0, 0, &ids, &n, &e) == HL_OK && n == 1 && ids[0] == id;
             hl_free(ids);
+            /* ... and stay this token when a template writes a mark right after it: under SentencePiece
+             * merges "same," can be "▁s am e,", and a part spelled by other pieces is one the reader
+             * cannot copy from its composed row (BENCHMARKS.md, "parts spelled by other pieces") */
+            for (size_t m = 0; one && m < sizeof marks_after_part / sizeof *marks_after_part; m++) {
+                char with[HL_TOKENIZER_MAX_PIECE + 8];
+                snprintf(with, sizeof with, "%s%s", enc, marks_after_part[m]);
+                ids = NULL;
+                n = 0;
+                one = hl_tokenizer_encode(tok, with, strlen(with), 0, 0, &ids, &n, &e) == HL_OK && n >= 1 && ids[0] == id;
+                hl_free(ids);
+            }
             if (!one) continue;
             if (!(pl[l].w[pl[l].n] = hl_strdup(w))) return hl_fail(err, HL_ERR_NOMEM, "scene synth: out of memory");
             pl[l].n++;
