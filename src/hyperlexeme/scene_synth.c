@@ -156,8 +156,8 @@ static hl_status build_pools(const hl_tokenizer *tok, const hl_synth_params *p, 
     for (int l = 0; l < N_LANG; l++)
         if (pl[l].n < p->max_parts + p->unseen_per_lang + 1)
             return hl_fail(err, HL_ERR_INVALID_ARG,
-                           "scene synth: the base spells only %d %s words as one token (need at least %d for %d "
-                           "unseen and scenes of up to %d parts)",
+                           "scene synth: the base spells only %d %s words as one token that stays whole before , . ; "
+                           "and : (need at least %d for %d unseen and scenes of up to %d parts)",
                            (int)pl[l].n, l == EN ? "English" : "Russian", p->max_parts + p->unseen_per_lang + 1,
                            (int)p->unseen_per_lang, (int)p->max_parts);
     return HL_OK;
