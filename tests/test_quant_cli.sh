@@ -27,6 +27,10 @@ done
 ok '[ -s a1.gguf ] && cmp -s a1.gguf a2.gguf' "LoRA training over q4_K: the same adapter at 1 and 2 threads"
 ok '$HL generate -m b.gguf --lora a1.gguf -p "Once upon" -n 24 --threads 1 > g1.txt 2>/dev/null && $HL generate -m b.gguf --lora a1.gguf -p "Once upon" -n 24 --threads 2 > g2.txt 2>/dev/null && [ -s g1.txt ] && cmp -s g1.txt g2.txt' \
   "generate with the adapter: the same text at 1 and 2 threads"
+ok 'HYPERLORA_DECODE_AHEAD=0 $HL generate -m b.gguf --lora a1.gguf -p "Once upon" -n 24 --threads 2 > g3.txt 2>/dev/null && HYPERLORA_DECODE_AHEAD=4096 $HL generate -m b.gguf --lora a1.gguf -p "Once upon" -n 24 --threads 2 > g4.txt 2>/dev/null && cmp -s g1.txt g3.txt && cmp -s g1.txt g4.txt' \
+  "generate: the same text whether decoding asks for its rows early or not"
+ok '! HYPERLORA_DECODE_AHEAD=4k $HL generate -m b.gguf -p "Once" -n 2 > /dev/null 2> e.txt && grep -q "HYPERLORA_DECODE_AHEAD=4k" e.txt' \
+  "a malformed HYPERLORA_DECODE_AHEAD is refused, named"
 STORY=$S/oracle/llamacpp/perplexity/story.txt
 ppl() { "$HL" perplexity -f "$STORY" --ctx 128 "$@" 2>/dev/null | sed -n 's/^PPL = \([0-9.]*\).*/\1/p'; }
 $HL merge -m b.gguf --lora a1.gguf -o m.gguf 2>/dev/null

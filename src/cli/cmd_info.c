@@ -30,7 +30,8 @@ static void help(void) {
            "8-bit activations and integer dot products (int8, the default, as llama.cpp does),\n"
            "or dequantized tiles and f32 products (exact against the dequantized model).\n"
            "HYPERLORA_VNNI=off keeps the int8 products off the VNNI byte-dot instructions\n"
-           "(same bits either way; for measuring).\n"
+           "(same bits either way; for measuring).\n"           "HYPERLORA_DECODE_AHEAD=BYTES pins how far ahead decoding over q2_K ... q6_K asks the\n"
+           "memory for each row's blocks (0: the hardware prefetchers alone; same bits either way).\n"
            "Each layout and level is deterministic on its own and rounds differently from the\n"
            "others, so training records them and a resume must run on the same ones.\n");
 }
@@ -55,6 +56,7 @@ int cmd_info(int argc, char **argv) {
         return cli_error(CMD, "%s", err.msg);
     int32_t a8 = 1;
     if (hl_quant_product_resolve(&a8, &err) != HL_OK) return cli_error(CMD, "%s", err.msg);
+    if (hl_decode_ahead_check(&err) != HL_OK) return cli_error(CMD, "%s", err.msg);
     const char *qpin = getenv("HYPERLORA_QPRODUCT");
     const char *pin = getenv("HYPERLORA_WEIGHTS");
     const char *isa_env = getenv("HYPERLORA_ISA");
@@ -86,6 +88,8 @@ int cmd_info(int argc, char **argv) {
         cJSON_AddBoolToObject(qp, "vnni", a8 && hl_a8_vnni_active());
         cJSON_AddStringToObject(qp, "int8_types", "q4_0 q4_1 q5_0 q5_1 q8_0 q2_K q3_K q4_K q5_K q6_K");
         cJSON_AddStringToObject(qp, "training", "f32");
+        cJSON_AddNumberToObject(qp, "k_decode_ahead_bytes", kc.decode_ahead);
+        cJSON_AddStringToObject(qp, "k_decode_ahead_basis", kc.decode_basis);
         if (qpin && *qpin) cJSON_AddStringToObject(qp, "pinned_by", "HYPERLORA_QPRODUCT");
         char *text = cJSON_PrintUnformatted(o);
         cJSON_Delete(o);
@@ -114,6 +118,8 @@ int cmd_info(int argc, char **argv) {
                                      : "int8 (8-bit activations, integer dots)")
               : "f32 (dequantized tiles)",
            qpin && *qpin ? " (pinned by HYPERLORA_QPRODUCT)" : "");
+    if (kc.decode_ahead > 0) printf("  K decoding: each row's blocks asked for %d bytes ahead (%s)\n", kc.decode_ahead, kc.decode_basis);
+    else printf("  K decoding: the hardware prefetchers alone (%s)\n", kc.decode_basis);
     printf("always:      training attention on OpenBLAS; quantized bases read from their blocks;\n"
            "             full training (pretrain) on OpenBLAS tiles\n");
     return 0;

@@ -76,25 +76,36 @@ typedef struct {
     hl_kernel_choice choice;
 } row;
 
-/* Measured rows. Each basis says what was timed; BENCHMARKS.md has the runs. */
+/* Measured rows. Each basis says what was timed; BENCHMARKS.md has the runs.
+ * Rows without a decode_ahead leave the K types' decoding to the hardware
+ * prefetchers: on a Zen 3 asking 8 KiB ahead made it 25-45% slower. */
+#define ZEN4_AHEAD 4096
+#define ZEN4_AHEAD_BASIS                                                                                       \
+    "zen4 table row: s110M tg64 at 2 threads, 3 rounds alternating, 423-449 tok/s at q4_K_M with the "         \
+    "hardware prefetchers alone, 454-483 asking 4 KiB ahead, 437-463 at 8 KiB; q6_K 353-386, 398-431 "         \
+    "and 364-398"
 static const row table[] = {
     {"zen5", HL_ISA_AVX512, {HL_WEIGHTS_PACKED, HL_WEIGHTS_PACKED,
                              "zen5/avx512 table row: packed panels measured 97-114% of the same run's OpenBLAS sgemm "
                              "peak in s110M LoRA training (OpenBLAS tiles 75-88%), s110M pp128 1,826 against 1,363 "
-                             "tok/s on rows"}},
+                             "tok/s on rows",
+                             0, NULL}},
     {"zen4", HL_ISA_AVX512, {HL_WEIGHTS_PACKED, HL_WEIGHTS_ROWS,
                              "zen4/avx512 table row: training on OpenBLAS tiles, s110M 1x256 365 tok/s against 330 "
                              "packed, s15M 4x256 2,359 against 2,083 (OpenBLAS sgemm 196-204 GFLOP/s, the packed "
                              "dY*W 141-147); inference packed, s110M pp128 880 tok/s against 701 rows, tg64 112 "
-                             "against 81"}},
+                             "against 81",
+                             ZEN4_AHEAD, ZEN4_AHEAD_BASIS}},
     {"intel-amx", HL_ISA_AVX512, {HL_WEIGHTS_PACKED, HL_WEIGHTS_ROWS,
                                   "intel-amx/avx512 table row: training on OpenBLAS tiles, s110M 1x256 488 tok/s "
                                   "against 442 packed (OpenBLAS sgemm 342-410 GFLOP/s, the packed dY*W 201-239); "
-                                  "s110M pp128 1,294 tok/s packed against 842 rows"}},
+                                  "s110M pp128 1,294 tok/s packed against 842 rows",
+                                  0, NULL}},
     {"zen3", HL_ISA_AVX2, {HL_WEIGHTS_PACKED, HL_WEIGHTS_ROWS,
                            "zen3/avx2 table row: s110M pp128 501 tok/s packed against 414 rows, tg64 53 against 42; "
                            "training on OpenBLAS tiles, s110M 1x256 224 tok/s against 165 packed (the packed dY*W "
-                           "runs 59-84 GFLOP/s at avx2 where OpenBLAS runs 139-178)"}},
+                           "runs 59-84 GFLOP/s at avx2 where OpenBLAS runs 139-178)",
+                           0, "zen3 table row: asking 1-8 KiB ahead made the K types' decoding 25-45% slower"}},
 };
 
 hl_kernel_choice hl_kernel_choice_for(const char *uarch, hl_isa level) {
@@ -103,24 +114,52 @@ hl_kernel_choice hl_kernel_choice_for(const char *uarch, hl_isa level) {
     switch (level) {
     case HL_ISA_AVX512:
         return (hl_kernel_choice){HL_WEIGHTS_PACKED, HL_WEIGHTS_PACKED,
-                                  "level rule (no table row for this CPU): packed at avx512"};
+                                  "level rule (no table row for this CPU): packed at avx512", 0, NULL};
     case HL_ISA_AVX2:
         return (hl_kernel_choice){HL_WEIGHTS_PACKED, HL_WEIGHTS_ROWS,
                                   "level rule (no table row for this CPU): packed inference at avx2, training on "
-                                  "OpenBLAS tiles (measured faster than the packed dY*W on the one avx2 CPU measured)"};
+                                  "OpenBLAS tiles (measured faster than the packed dY*W on the one avx2 CPU measured)",
+                                  0, NULL};
     default:
         return (hl_kernel_choice){HL_WEIGHTS_ROWS, HL_WEIGHTS_ROWS,
-                                  "level rule: rows at the scalar level (the packed panels are not vectorised)"};
+                                  "level rule: rows at the scalar level (the packed panels are not vectorised)", 0, NULL};
     }
 }
 
 static pthread_once_t active_once = PTHREAD_ONCE_INIT;
 static hl_kernel_choice active; /* written once under pthread_once, read-only afterwards */
 
+/* $HYPERLORA_DECODE_AHEAD: 1 and *bytes when it is set and valid, 0 when
+ * unset, -1 when set to anything else. */
+#define DECODE_AHEAD_MAX (1 << 20)
+static int decode_ahead_env(int32_t *bytes) {
+    const char *env = getenv("HYPERLORA_DECODE_AHEAD");
+    if (!env || !*env) return 0;
+    char *end = NULL;
+    long v = strtol(env, &end, 10);
+    if (*end || v < 0 || v > DECODE_AHEAD_MAX) return -1;
+    *bytes = (int32_t)v;
+    return 1;
+}
+
 static void choose_active(void) {
     hl_cpu_id id;
     hl_cpu_identify(&id);
     active = hl_kernel_choice_for(id.uarch, hl_isa_active());
+    if (!active.decode_basis) active.decode_basis = "not measured on this CPU: the hardware prefetchers alone";
+    int32_t bytes;
+    if (decode_ahead_env(&bytes) == 1) {
+        active.decode_ahead = bytes;
+        active.decode_basis = "pinned by HYPERLORA_DECODE_AHEAD";
+    }
+}
+
+hl_status hl_decode_ahead_check(hl_error *err) {
+    int32_t bytes;
+    if (decode_ahead_env(&bytes) < 0)
+        return hl_fail(err, HL_ERR_INVALID_ARG, "HYPERLORA_DECODE_AHEAD=%s: expected a whole number of bytes, 0 to %d",
+                       getenv("HYPERLORA_DECODE_AHEAD"), DECODE_AHEAD_MAX);
+    return HL_OK;
 }
 
 hl_kernel_choice hl_kernel_choice_active(void) {

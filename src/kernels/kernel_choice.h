@@ -37,13 +37,23 @@ typedef struct hl_kernel_choice {
     int32_t infer;     /* hl_weight_layout: HL_WEIGHTS_PACKED or HL_WEIGHTS_ROWS */
     int32_t train;     /* the same, for LoRA training over an f32 base */
     const char *basis; /* one line: the measurement or rule behind this choice */
+    /* Decoding over a K-type weight (q2_K ... q6_K) with 8-bit activations:
+     * how many bytes ahead of each row the kernel asks the memory for that
+     * row's blocks (0: the hardware prefetchers alone). Changes no value.
+     * $HYPERLORA_DECODE_AHEAD=BYTES (0 ... 1048576) pins it. */
+    int32_t decode_ahead;
+    const char *decode_basis; /* the measurement behind decode_ahead */
 } hl_kernel_choice;
 
 /* The table's choice for a microarchitecture (hl_cpu_id.uarch) at a kernel
  * level, before $HYPERLORA_WEIGHTS. Pure: the tests read every row. */
 hl_kernel_choice hl_kernel_choice_for(const char *uarch, hl_isa level);
-/* The choice for this CPU at the active level (computed once). */
+/* The choice for this CPU at the active level (computed once), with
+ * $HYPERLORA_DECODE_AHEAD applied when it is valid. */
 hl_kernel_choice hl_kernel_choice_active(void);
+/* Refuses a $HYPERLORA_DECODE_AHEAD that is not a whole number of bytes in
+ * 0 ... 1048576 (contexts over quantized bases and `hyperlora info` call it). */
+hl_status hl_decode_ahead_check(hl_error *err);
 /* How x·Wᵀ runs over a quantized weight whose type has an 8-bit-activation
  * kernel (every block type: q4_0 ... q8_0, q2_K ... q6_K; kernels.h,
  * hl_qmatmul_a8) in inference:

@@ -325,11 +325,13 @@ static float dot_q3_k(const uint8_t *w, const uint8_t *act, int64_t nb) { return
  * asks for the bytes A8_AHEAD on from each block early. On a Zen 3 the
  * hardware prefetchers alone left q8_0 decode 15-20% slower (s110M tg32,
  * 2 threads; 1-8 KiB ahead measured alike in one thread), while the same
- * requests made the K types' decode 25-45% slower and q4_0's no faster, so
- * they are q8_0's only. On an Intel AVX-512 guest, s110M tg64 at 2 threads
- * ran 131 tok/s without them, 221-250 at 2 KiB, 270-287 at 4, 295-309 at
- * 8, 282-292 at 16 and 257-264 at 32 (1 thread: 120 at 2 KiB, 128 at 8),
- * hence 8 KiB. No value depends on them. */
+ * requests made the K types' decode 25-45% slower and q4_0's no faster.
+ * On an Intel AVX-512 guest, q8_0's s110M tg64 at 2 threads ran 131 tok/s
+ * without them, 221-250 at 2 KiB, 270-287 at 4, 295-309 at 8, 282-292 at
+ * 16 and 257-264 at 32 (1 thread: 120 at 2 KiB, 128 at 8), hence 8 KiB.
+ * The K types ask for each row's blocks a distance ahead only where the
+ * CPU's table row says so (kernel_choice.c: a Zen 4 decoded s110M q4_K_M
+ * and q6_K 7-14% faster asking 4 KiB ahead). No value depends on them. */
 #define A8_AHEAD 8192
 static inline __attribute__((always_inline)) void prefetch_ahead(const uint8_t *w, const int block_bytes) {
     for (int i = 0; i < block_bytes; i += 64) _mm_prefetch((const char *)w + A8_AHEAD + i, _MM_HINT_T0);
@@ -869,7 +871,8 @@ typedef struct {
     const float *x;
     const hl_qweight *w;
     int64_t T, act_bytes;
-    uint8_t *act; /* (T, act_bytes) */
+    uint8_t *act;  /* (T, act_bytes) */
+    int64_t ahead; /* decoding a K type: bytes ahead of each row asked for early (0: none) */
 } a8job;
 
 static void quantize_tokens(void *arg, int64_t t0, int64_t t1, int worker) {
@@ -911,6 +914,11 @@ SCALAR_DOTS(rdots_q6_k, dot_q6_k)
  * per call. Which rows share a call changes no value: each row's sums are
  * its own. */
 #define A8_PANEL 16
+/* Asks for the cache lines of [p, p + n) without waiting for them (never
+ * faults, whatever the address). */
+static inline void prefetch_span(const uint8_t *p, int64_t n) {
+    for (int64_t i = 0; i < n; i += 64) __builtin_prefetch(p + i, 0, 3);
+}
 /* Rows [p, pe) against nt tokens from act, one row per call. */
 #define A8_PANEL_TOKENS(dots, nt)                                                                            \
     do {                                                                                                    \
@@ -923,6 +931,14 @@ SCALAR_DOTS(rdots_q6_k, dot_q6_k)
     static void name(const a8job *j, int64_t o0, int64_t o1, int64_t nb) {                                 \
         const hl_qweight *w = j->w;                                                                         \
         const int64_t rs = (int64_t)w->row_bytes;                                                          \
+        if (j->ahead > 0) { /* decoding (one token): each row's bytes asked for j->ahead early */          \
+            const uint8_t *wd = (const uint8_t *)w->data;                                                   \
+            for (int64_t o = o0; o < o1; o++) {                                                             \
+                prefetch_span(wd + o * rs + j->ahead, rs);                                                  \
+                dots(wd + o * rs, rs, 1, j->act, j->act_bytes, nb, 1, j->out + o, j->ldo);                 \
+            }                                                                                               \
+            return;                                                                                         \
+        }                                                                                                   \
         for (int64_t p = o0; p < o1; p += A8_PANEL) {                                                       \
             const int64_t pe = o1 - p < A8_PANEL ? o1 : p + A8_PANEL;                                      \
             int64_t t = 0;                                                                                  \
@@ -1029,7 +1045,7 @@ static int a8_panels(hl_pool *pool, float *out, int64_t ldo, const float *x, con
     const int64_t chunk = panels * PANEL_TOKENS; /* no output depends on it */
     for (int64_t t0 = 0; t0 < T; t0 += chunk) {
         const int64_t n = T - t0 < chunk ? T - t0 : chunk;
-        a8job j = {out + t0 * ldo, ldo, x + t0 * K, w, n, pb, act};
+        a8job j = {out + t0 * ldo, ldo, x + t0 * K, w, n, pb, act, 0};
         hl_pool_for(pool, (n + PANEL_TOKENS - 1) / PANEL_TOKENS * PANEL_TOKENS, 1, a8_panel_tokens, &j);
         hl_pool_for(pool, w->rows, A8_PANEL, a8_panel_rows, &j);
     }
@@ -1059,13 +1075,17 @@ void hl_qmatmul_a8(hl_pool *pool, float *out, int64_t ldo, const float *x, const
                                                                                  no output depends on it */
     if (chunk < 1) chunk = 1; /* the caller gives at least hl_qmatmul_a8_scratch_bytes(K) */
     if (T * K * w->rows < 32768) pool = NULL; /* as hl_matmul: not worth waking workers */
+    /* The K types' decoding asks for its rows early where this CPU's table row says so
+     * (kernel_choice.c); no value depends on it. */
+    const int k_type = hl_qmatmul_a8_form(w->type) != 0;
+    const int64_t ahead = k_type ? hl_kernel_choice_active().decode_ahead : 0;
 #ifdef HL_A8_SIMD
     if (hl_qmatmul_a8_form(w->type) == 0 && T > 1 && a8_panels(pool, out, ldo, x, w, T, scratch, scratch_bytes))
         return;
 #endif
     for (int64_t t0 = 0; t0 < T; t0 += chunk) {
         const int64_t n = T - t0 < chunk ? T - t0 : chunk;
-        a8job j = {out + t0 * ldo, ldo, x + t0 * K, w, n, act_bytes, act};
+        a8job j = {out + t0 * ldo, ldo, x + t0 * K, w, n, act_bytes, act, n == 1 && k_type ? ahead : 0};
         if (n > 1) hl_pool_for(pool, n, 1, quantize_tokens, &j);
         else quantize_tokens(&j, 0, 1, 0);
         hl_pool_for(pool, w->rows, A8_PANEL, a8_rows, &j);

@@ -85,6 +85,7 @@ hl_status hl_context_init(const hl_model *m, const hl_context_params *params, hl
     if (ls != HL_OK) return ls;
     int32_t quant_a8 = 0;
     if (m->quantized && (ls = hl_quant_product_resolve(&quant_a8, err)) != HL_OK) return ls;
+    if (m->quantized && (ls = hl_decode_ahead_check(err)) != HL_OK) return ls;
     /* Quantized weights are read from their blocks; packing is for f32 bases. */
     if (m->quantized) layout = HL_WEIGHTS_ROWS;
     hl_context *ctx = hl_calloc(1, sizeof *ctx);
