@@ -135,8 +135,9 @@ if [ "$TRAIN" = 1 ]; then
 import json, re, statistics, sys
 text = open(sys.argv[1]).read()
 rss = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", text).group(1))
-# progress lines carry "<n> tok/s"; the first step pays the start-up
-rates = [float(x) for x in re.findall(r"([0-9.]+) tok/s(?! average)", text)]
+# progress lines ("step i/n ... <n> tok/s") carry the rate; the first step
+# pays the start-up. Only those lines: the header's kernel basis quotes tok/s too.
+rates = [float(x) for x in re.findall(r"^step \d+/\d+ .*?([0-9.]+) tok/s", text, re.M)]
 tok_s = statistics.median(rates[1:] or rates) if rates else None
 print(json.dumps({"who": "ours", "preset": sys.argv[2], "type": sys.argv[3], "round": int(sys.argv[4]),
                   "test": "train1x256", "tok_s": tok_s, "peak_rss_mib": rss / 1024}))
