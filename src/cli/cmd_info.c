@@ -30,7 +30,8 @@ static void help(void) {
            "8-bit activations and integer dot products (int8, the default, as llama.cpp does),\n"
            "or dequantized tiles and f32 products (exact against the dequantized model).\n"
            "HYPERLORA_VNNI=off keeps the int8 products off the VNNI byte-dot instructions\n"
-           "(same bits either way; for measuring).\n"           "HYPERLORA_DECODE_AHEAD=BYTES pins how far ahead decoding over q2_K ... q6_K asks the\n"
+           "(same bits either way; for measuring).\n"
+           "HYPERLORA_DECODE_AHEAD=BYTES pins how far ahead decoding over q4_K, q5_K and q6_K asks the\n"
            "memory for each row's blocks (0: the hardware prefetchers alone; same bits either way).\n"
            "Each layout and level is deterministic on its own and rounds differently from the\n"
            "others, so training records them and a resume must run on the same ones.\n");
@@ -118,8 +119,10 @@ int cmd_info(int argc, char **argv) {
                                      : "int8 (8-bit activations, integer dots)")
               : "f32 (dequantized tiles)",
            qpin && *qpin ? " (pinned by HYPERLORA_QPRODUCT)" : "");
-    if (kc.decode_ahead > 0) printf("  K decoding: each row's blocks asked for %d bytes ahead (%s)\n", kc.decode_ahead, kc.decode_basis);
-    else printf("  K decoding: the hardware prefetchers alone (%s)\n", kc.decode_basis);
+    if (kc.decode_ahead > 0)
+        printf("  q4_K-q6_K decoding: each row's blocks asked for %d bytes ahead (%s)\n", kc.decode_ahead,
+               kc.decode_basis);
+    else printf("  q4_K-q6_K decoding: the hardware prefetchers alone (%s)\n", kc.decode_basis);
     printf("always:      training attention on OpenBLAS; quantized bases read from their blocks;\n"
            "             full training (pretrain) on OpenBLAS tiles\n");
     return 0;

@@ -81,9 +81,9 @@ typedef struct {
  * prefetchers: on a Zen 3 asking 8 KiB ahead made it 25-45% slower. */
 #define ZEN4_AHEAD 4096
 #define ZEN4_AHEAD_BASIS                                                                                       \
-    "zen4 table row: s110M tg64 at 2 threads, 3 rounds alternating, 423-449 tok/s at q4_K_M with the "         \
-    "hardware prefetchers alone, 454-483 asking 4 KiB ahead, 437-463 at 8 KiB; q6_K 353-386, 398-431 "         \
-    "and 364-398"
+    "zen4 table row: s110M tg64 at 2 threads, rounds alternating, 423-449 tok/s at q4_K_M with the "           \
+    "hardware prefetchers alone, 454-483 asking 4 KiB ahead, 437-463 at 8 KiB; q6_K 353-386, 398-431 and "    \
+    "364-398; q5_K_M 411, 430-437 at 4 KiB"
 static const row table[] = {
     {"zen5", HL_ISA_AVX512, {HL_WEIGHTS_PACKED, HL_WEIGHTS_PACKED,
                              "zen5/avx512 table row: packed panels measured 97-114% of the same run's OpenBLAS sgemm "

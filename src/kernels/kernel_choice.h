@@ -37,7 +37,7 @@ typedef struct hl_kernel_choice {
     int32_t infer;     /* hl_weight_layout: HL_WEIGHTS_PACKED or HL_WEIGHTS_ROWS */
     int32_t train;     /* the same, for LoRA training over an f32 base */
     const char *basis; /* one line: the measurement or rule behind this choice */
-    /* Decoding over a K-type weight (q2_K ... q6_K) with 8-bit activations:
+    /* Decoding over a q4_K, q5_K or q6_K weight with 8-bit activations:
      * how many bytes ahead of each row the kernel asks the memory for that
      * row's blocks (0: the hardware prefetchers alone). Changes no value.
      * $HYPERLORA_DECODE_AHEAD=BYTES (0 ... 1048576) pins it. */

@@ -329,9 +329,10 @@ static float dot_q3_k(const uint8_t *w, const uint8_t *act, int64_t nb) { return
  * On an Intel AVX-512 guest, q8_0's s110M tg64 at 2 threads ran 131 tok/s
  * without them, 221-250 at 2 KiB, 270-287 at 4, 295-309 at 8, 282-292 at
  * 16 and 257-264 at 32 (1 thread: 120 at 2 KiB, 128 at 8), hence 8 KiB.
- * The K types ask for each row's blocks a distance ahead only where the
- * CPU's table row says so (kernel_choice.c: a Zen 4 decoded s110M q4_K_M
- * and q6_K 7-14% faster asking 4 KiB ahead). No value depends on them. */
+ * q4_K, q5_K and q6_K ask for each row's blocks a distance ahead only
+ * where the CPU's table row says so (kernel_choice.c: a Zen 4 decoded
+ * s110M q4_K_M, q5_K_M and q6_K 5-14% faster asking 4 KiB ahead). No
+ * value depends on them. */
 #define A8_AHEAD 8192
 static inline __attribute__((always_inline)) void prefetch_ahead(const uint8_t *w, const int block_bytes) {
     for (int i = 0; i < block_bytes; i += 64) _mm_prefetch((const char *)w + A8_AHEAD + i, _MM_HINT_T0);
@@ -1075,17 +1076,18 @@ void hl_qmatmul_a8(hl_pool *pool, float *out, int64_t ldo, const float *x, const
                                                                                  no output depends on it */
     if (chunk < 1) chunk = 1; /* the caller gives at least hl_qmatmul_a8_scratch_bytes(K) */
     if (T * K * w->rows < 32768) pool = NULL; /* as hl_matmul: not worth waking workers */
-    /* The K types' decoding asks for its rows early where this CPU's table row says so
-     * (kernel_choice.c); no value depends on it. */
-    const int k_type = hl_qmatmul_a8_form(w->type) != 0;
-    const int64_t ahead = k_type ? hl_kernel_choice_active().decode_ahead : 0;
+    /* Decoding q4_K, q5_K and q6_K asks for its rows early where this CPU's table row
+     * says so (kernel_choice.c); no value depends on it. q2_K and q3_K, whose unpacking
+     * rather than memory sets their pace, decoded 1-7% slower with it on a Zen 4. */
+    const int streams = w->type == HL_TYPE_Q4_K || w->type == HL_TYPE_Q5_K || w->type == HL_TYPE_Q6_K;
+    const int64_t ahead = streams ? hl_kernel_choice_active().decode_ahead : 0;
 #ifdef HL_A8_SIMD
     if (hl_qmatmul_a8_form(w->type) == 0 && T > 1 && a8_panels(pool, out, ldo, x, w, T, scratch, scratch_bytes))
         return;
 #endif
     for (int64_t t0 = 0; t0 < T; t0 += chunk) {
         const int64_t n = T - t0 < chunk ? T - t0 : chunk;
-        a8job j = {out + t0 * ldo, ldo, x + t0 * K, w, n, act_bytes, act, n == 1 && k_type ? ahead : 0};
+        a8job j = {out + t0 * ldo, ldo, x + t0 * K, w, n, act_bytes, act, n == 1 ? ahead : 0};
         if (n > 1) hl_pool_for(pool, n, 1, quantize_tokens, &j);
         else quantize_tokens(&j, 0, 1, 0);
         hl_pool_for(pool, w->rows, A8_PANEL, a8_rows, &j);
