@@ -10,13 +10,14 @@
 # Models (random weights, llama2 tokenizer, made by init-model here):
 # LLAMACPP_PRESETS (default "s15M s110M") in f32, and the last preset also
 # quantized by our `quantize` to LLAMACPP_TYPES (default "q8_0 q4_K_M
-# q6_K"). For each model and each of LLAMACPP_ROUNDS rounds (default 3):
-# build/bench_infer (pp128 and tg64 at 2 threads, one run, each tg run paired
-# with a read-bandwidth sample), and llama-bench -p 128 -n 64 -t 2 -r 1; the
-# two alternate which goes first. The table gives medians over the rounds,
-# min–max, the ratio ours / llama.cpp, and each decode's weight stream as a
-# share of the read bandwidth measured next to our run (llama.cpp's uses the
-# same sample and the same bytes per token).
+# q6_K"; set it empty for f32 only). For each model and each of
+# LLAMACPP_ROUNDS rounds (default 3): build/bench_infer (pp128 and tg64 at
+# 2 threads, one run, each tg run paired with a read-bandwidth sample), and
+# llama-bench -p 128 -n 64 -t 2 -r 1; the two alternate which goes first.
+# The table gives medians over the rounds, min–max, the ratio ours /
+# llama.cpp, and each decode's weight stream as a share of the read
+# bandwidth measured next to our run (llama.cpp's uses the same sample and
+# the same bytes per token).
 #
 # Training (LLAMACPP_TRAIN=1, default on): `hyperlora train` rank 8 on
 # q,v,o,gate,up,down, 1 x 256 tokens, LLAMACPP_TRAIN_STEPS steps (default 6),
@@ -34,7 +35,7 @@ SHARED=${HL_SHARED_DIR:-$ROOT/../shared}
 HL="$BUILD/hyperlora"
 TOK="$SHARED/models/llama2-tokenizer/tokenizer.bin"
 PRESETS=${LLAMACPP_PRESETS:-"s15M s110M"}
-TYPES=${LLAMACPP_TYPES:-"q8_0 q4_K_M q6_K"}
+TYPES=${LLAMACPP_TYPES-"q8_0 q4_K_M q6_K"} # set and empty: f32 only
 ROUNDS=${LLAMACPP_ROUNDS:-3}
 THREADS=${LLAMACPP_THREADS:-2}
 TRAIN=${LLAMACPP_TRAIN:-1}
