@@ -77,8 +77,9 @@ typedef struct {
 } row;
 
 /* Measured rows. Each basis says what was timed; BENCHMARKS.md has the runs.
- * Rows without a decode_ahead leave the K types' decoding to the hardware
- * prefetchers: on a Zen 3 asking 8 KiB ahead made it 25-45% slower. */
+ * Rows without a decode_ahead leave q4_K-q6_K decoding to the hardware
+ * prefetchers: on a Zen 3 asking 8 KiB ahead made the K types' decoding
+ * 25-45% slower (matmul_a8.c). */
 #define ZEN4_AHEAD 4096
 #define ZEN4_AHEAD_BASIS                                                                                       \
     "zen4 table row: s110M tg64 at 2 threads, rounds alternating, 423-449 tok/s at q4_K_M with the "           \
@@ -105,7 +106,7 @@ static const row table[] = {
                            "zen3/avx2 table row: s110M pp128 501 tok/s packed against 414 rows, tg64 53 against 42; "
                            "training on OpenBLAS tiles, s110M 1x256 224 tok/s against 165 packed (the packed dY*W "
                            "runs 59-84 GFLOP/s at avx2 where OpenBLAS runs 139-178)",
-                           0, "zen3 table row: asking 1-8 KiB ahead made the K types' decoding 25-45% slower"}},
+                           0, "zen3 table row: asking 8 KiB ahead made the K types' decoding 25-45% slower"}},
 };
 
 hl_kernel_choice hl_kernel_choice_for(const char *uarch, hl_isa level) {

@@ -873,7 +873,7 @@ typedef struct {
     const hl_qweight *w;
     int64_t T, act_bytes;
     uint8_t *act;  /* (T, act_bytes) */
-    int64_t ahead; /* decoding a K type: bytes ahead of each row asked for early (0: none) */
+    int64_t ahead; /* decoding q4_K-q6_K: bytes ahead of each row asked for early (0: none) */
 } a8job;
 
 static void quantize_tokens(void *arg, int64_t t0, int64_t t1, int worker) {
