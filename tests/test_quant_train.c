@@ -6,7 +6,7 @@
  *   bitwise the same at 1 and 2 threads.
  * - For the shared Q8_0 and Q4_K files: a rank-4 adapter on every target
  *   (B random, so every gradient flows), one forward/backward over 2 rows of
- *   32 tokens. The gradients of every LoRA tensor match those over an f32
+ *   48 tokens (96 logit rows: a full chunk of 64 and a partial one). The gradients of every LoRA tensor match those over an f32
  *   copy of the same dequantized weights (written here as a GGUF and loaded
  *   as an ordinary f32 base) within 1e-4 of each tensor's max-abs, the
  *   losses within 1e-5, and 1 and 2 threads give identical bytes. */
@@ -21,7 +21,7 @@
 #include "test_util.h"
 
 #define NB 2
-#define NT 32
+#define NT 48 /* 96 rows: a quantized base's logits come in chunks of 64, so a full and a partial one */
 
 /* ---- kernels ---- */
 

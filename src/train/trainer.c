@@ -13,7 +13,16 @@
 #include <stdio.h>
 #include <string.h>
 
-#define LOGIT_CHUNK 256 /* rows of logits alive at once: (256, V); large enough for the LM head GEMM to run near peak */
+/* Rows of logits alive at once, (chunk, V). Over f32 weights 256 rows keep
+ * the LM head's GEMM near peak: 64 cost s110M 5% of its training speed and
+ * s15M 12%, since the head's weight is packed once per chunk. With a
+ * quantized head the (256, V) buffer, 31 MiB at V = 32,000, was an eighth of
+ * the peak RSS, and 64 rows measured the same speed (s110M q4_K_M, 1 x 256:
+ * 182-193 against 182-186 tok/s; peak 244 against 267 MiB). A row's logits
+ * do not depend on the chunk, nor do gradients unless the LM head itself is
+ * adapted. */
+#define LOGIT_CHUNK 256
+#define LOGIT_CHUNK_QUANTIZED 64
 #define NAME_CAP 96
 
 struct hl_trainer {
@@ -35,7 +44,8 @@ struct hl_trainer {
     float *att_scratch;     /* (2, n_threads, T, T): one head's probabilities per worker, and the backward's dS */
     float *rope_cs;         /* (T, D): RoPE cos/sin per position (hl_rope_table) */
     int32_t *pos;           /* (B, T): the current batch's positions in their documents */
-    float *head_split;      /* (HL_GEMM_SPLIT_K, LOGIT_CHUNK, C): the LM head's split dY·W */
+    int64_t chunk;          /* LOGIT_CHUNK, or LOGIT_CHUNK_QUANTIZED when the LM head is quantized */
+    float *head_split;      /* (HL_GEMM_SPLIT_K, chunk, C): the LM head's split dY·W */
     float *att;             /* (L, N, QD) */
     float *gate, *up;       /* (L, N, F) */
     /* scratch */
@@ -44,8 +54,8 @@ struct hl_trainer {
     float *hb;              /* (N, F) */
     float *tmp;             /* (N, max(C, F)) */
     float *tmp2;            /* (N, max(C, F)) dropout-masked inputs */
-    float *logits;          /* (LOGIT_CHUNK, V) */
-    float *dlog;            /* (LOGIT_CHUNK, max(Vb, V - Vb)) a contiguous slice of dlogits */
+    float *logits;          /* (chunk, V) */
+    float *dlog;            /* (chunk, max(Vb, V - Vb)) a contiguous slice of dlogits */
     float *dx, *dn, *datt, *dq, *dk, *dv, *dgate, *dup, *dhb; /* backward */
     float *lg, *lh;         /* (N, rmax) LoRA scratch */
     float *qscratch;        /* (n_threads, HL_QTILE, max(C, F)): dequantized weight tiles, quantized bases only */
@@ -349,6 +359,7 @@ hl_status hl_trainer_init(const hl_model *m, hl_adapter *ad, const hl_trainer_pa
     t->Vb = m->n_vocab_base;
     t->L = c->n_layers;
     t->wide = t->C > t->F ? t->C : t->F;
+    t->chunk = hl_model_qweight(m, -1, HL_TARGET_OUTPUT) ? LOGIT_CHUNK_QUANTIZED : LOGIT_CHUNK;
     if (t->QD > t->wide) t->wide = t->QD;
     int ok = 1;
     t->pool = hl_pool_init(p->n_threads);
@@ -386,7 +397,7 @@ hl_status hl_trainer_init(const hl_model *m, hl_adapter *ad, const hl_trainer_pa
         t->rope_cs = alloc_f(T, t->D, &ok);
         t->pos = hl_malloc_array((size_t)N, sizeof *t->pos);
         if (!t->pos) ok = 0;
-        t->head_split = alloc_f(HL_GEMM_SPLIT_K * LOGIT_CHUNK, C, &ok);
+        t->head_split = alloc_f(HL_GEMM_SPLIT_K * t->chunk, C, &ok);
         if (ok) hl_rope_table_scaled(t->rope_cs, T, t->D, c->rope_theta, m->rope_freqs);
         t->att = alloc_f(L * N, QD, &ok);
         t->gate = alloc_f(L * N, F, &ok);
@@ -396,8 +407,8 @@ hl_status hl_trainer_init(const hl_model *m, hl_adapter *ad, const hl_trainer_pa
         t->hb = alloc_f(N, F, &ok);
         t->tmp = alloc_f(N, t->wide, &ok);
         t->tmp2 = alloc_f(N, t->wide, &ok);
-        t->logits = alloc_f(LOGIT_CHUNK, t->V, &ok);
-        if (t->V > t->Vb) t->dlog = alloc_f(LOGIT_CHUNK, t->Vb > t->V - t->Vb ? t->Vb : t->V - t->Vb, &ok);
+        t->logits = alloc_f(t->chunk, t->V, &ok);
+        if (t->V > t->Vb) t->dlog = alloc_f(t->chunk, t->Vb > t->V - t->Vb ? t->Vb : t->V - t->Vb, &ok);
         t->dx = alloc_f(N, C, &ok);
         t->dn = alloc_f(N, C, &ok);
         t->datt = alloc_f(N, QD, &ok);
@@ -661,8 +672,8 @@ hl_status hl_trainer_eval(hl_trainer *t, const int32_t *tokens, const uint8_t *m
     forward(t, tokens);
     *loss_sum = 0;
     *n_counted = 0;
-    for (int64_t r0 = 0; r0 < t->N; r0 += LOGIT_CHUNK) {
-        int64_t rows = t->N - r0 < LOGIT_CHUNK ? t->N - r0 : LOGIT_CHUNK;
+    for (int64_t r0 = 0; r0 < t->N; r0 += t->chunk) {
+        int64_t rows = t->N - r0 < t->chunk ? t->N - r0 : t->chunk;
         head_forward(t, r0, rows);
         *loss_sum += chunk_loss(t, tokens, mask, r0, rows, 0, n_counted);
     }
@@ -702,8 +713,8 @@ hl_status hl_trainer_forward_backward_rows(hl_trainer *t, const int32_t *tokens,
     /* Loss and the LM head's backward, chunk by chunk: dnf (N, C) in t->dn. */
     double scale = dlogits_scale, loss_sum = 0;
     int64_t counted = 0;
-    for (int64_t r0 = 0; r0 < N; r0 += LOGIT_CHUNK) {
-        int64_t rows = N - r0 < LOGIT_CHUNK ? N - r0 : LOGIT_CHUNK;
+    for (int64_t r0 = 0; r0 < N; r0 += t->chunk) {
+        int64_t rows = N - r0 < t->chunk ? N - r0 : t->chunk;
         head_forward(t, r0, rows);
         loss_sum += chunk_loss(t, tokens, mask, r0, rows, scale, &counted);
         const float *dbase = t->logits;
