@@ -50,6 +50,8 @@ int main(void) {
     CHECK(hl_kernel_choice_for("zen4", HL_ISA_AVX2).decode_ahead == 0);
     CHECK(hl_kernel_choice_for(NULL, HL_ISA_AVX512).decode_ahead == 0);
     CHECK_MSG(strstr(hl_kernel_choice_for("zen4", HL_ISA_AVX512).decode_basis, "tg64"), "the zen4 row says what was timed");
+    CHECK_MSG(strstr(hl_kernel_choice_for("zen5", HL_ISA_AVX512).decode_basis, "tg64"),
+              "the zen5 row says what was timed, though it asks nothing ahead");
 
     hl_cpu_id id;
     hl_cpu_identify(&id);

@@ -85,12 +85,16 @@ typedef struct {
     "zen4 table row: s110M tg64 at 2 threads, rounds alternating, 423-449 tok/s at q4_K_M with the "           \
     "hardware prefetchers alone, 454-483 asking 4 KiB ahead, 437-463 at 8 KiB; q6_K 353-386, 398-431 and "    \
     "364-398; q5_K_M 411, 430-437 at 4 KiB"
+#define ZEN5_AHEAD_BASIS                                                                                       \
+    "zen5 table row: s110M tg64 at 2 threads, 3 rounds alternating, asking 4 or 8 KiB ahead measured the "    \
+    "same as none within the host's noise: q4_K_M 386-494 tok/s with none, 353-491 at 4 KiB, 386-503 at "     \
+    "8 KiB; q6_K 377-445, 392-429 and 410-462"
 static const row table[] = {
     {"zen5", HL_ISA_AVX512, {HL_WEIGHTS_PACKED, HL_WEIGHTS_PACKED,
                              "zen5/avx512 table row: packed panels measured 97-114% of the same run's OpenBLAS sgemm "
                              "peak in s110M LoRA training (OpenBLAS tiles 75-88%), s110M pp128 1,826 against 1,363 "
                              "tok/s on rows",
-                             0, NULL}},
+                             0, ZEN5_AHEAD_BASIS}},
     {"zen4", HL_ISA_AVX512, {HL_WEIGHTS_PACKED, HL_WEIGHTS_ROWS,
                              "zen4/avx512 table row: training on OpenBLAS tiles, s110M 1x256 365 tok/s against 330 "
                              "packed, s15M 4x256 2,359 against 2,083 (OpenBLAS sgemm 196-204 GFLOP/s, the packed "
@@ -147,7 +151,7 @@ static void choose_active(void) {
     hl_cpu_id id;
     hl_cpu_identify(&id);
     active = hl_kernel_choice_for(id.uarch, hl_isa_active());
-    if (!active.decode_basis) active.decode_basis = "not measured on this CPU: the hardware prefetchers alone";
+    if (!active.decode_basis) active.decode_basis = "not measured on this CPU";
     int32_t bytes;
     if (decode_ahead_env(&bytes) == 1) {
         active.decode_ahead = bytes;
