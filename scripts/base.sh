@@ -43,7 +43,7 @@ fi
 CORPUS=${BASE_CORPUS:-}
 if [ -z "$CORPUS" ]; then
   en=(/usr/share/games/fortunes/{literature,wisdom,people,love,men-women,pets,science,platitudes,miscellaneous,education,work,food,magic,songs-poems,fortunes})
-  ru=($(ls /usr/share/games/fortunes/ru/*.u8 2>/dev/null | head -n 24))
+  ru=($(ls /usr/share/games/fortunes/ru/*.u8 2>/dev/null | head -n 24 || true)) # none: the check below says so
   CORPUS="${en[*]} ${ru[*]}"
 fi
 args=()

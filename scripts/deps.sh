@@ -12,7 +12,9 @@
 #   mpi       Open MPI, for a CLI built with cmake -DHL_MPI=ON
 #             (mpirun -np N hyperlora train ...; docs/distributed.md).
 #   test      the test suite: build and python3 (the clients and checkers
-#             of the shell tests); the server's packages are optional here
+#             of the shell tests), and the demo's fortune files (the slow
+#             scene-fit test pretrains the demo's default base); the
+#             server's packages are optional here
 #             too (test_serve.sh skips without them), and so are Chromium,
 #             Node.js and npm (the page and OpenAI-client tests skip without
 #             them, unless HL_REQUIRE_ALL=1, as CI sets), and so is Open
@@ -48,7 +50,7 @@ for group in "$@"; do
     build) required+=(cmake make gcc libcjson-dev libopenblas-dev); optional+=(pkg-config libmicrohttpd-dev) ;;
     serve) required+=(pkg-config libmicrohttpd-dev) ;;
     mpi) required+=(openmpi-bin libopenmpi-dev) ;;
-    test) required+=(cmake make gcc libcjson-dev libopenblas-dev python3)
+    test) required+=(cmake make gcc libcjson-dev libopenblas-dev python3 fortunes fortunes-ru)
           optional+=(pkg-config libmicrohttpd-dev chromium nodejs npm openmpi-bin libopenmpi-dev) ;;
     demo) required+=(cmake make gcc libcjson-dev libopenblas-dev python3 fortunes fortunes-ru) ;;
     sanitize | fuzz) required+=(cmake make clang "$(clang_runtime)" libcjson-dev libopenblas-dev) ;;
