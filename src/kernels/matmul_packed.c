@@ -43,6 +43,7 @@
 #endif
 #define DECODE_PANELS 4 /* panels per one-token tile: 8 independent chains */
 #define K_BLOCK 256 /* a panel's K_BLOCK × 16 slice (16 KiB) stays in L1 over all token tiles */
+#define PROMPT_GRAIN 4 /* panels a thread claims at a time for a prompt (hl_pool_for_balanced) */
 #define T_BLOCK 144 /* tokens per pass: their T_BLOCK × K_BLOCK slice of x (144 KiB) stays in L2 */
 
 float hl_dot_seq(const float *a, const float *b, int64_t n) {
@@ -272,11 +273,11 @@ static void part_panels(const packed_job *j, const part *pt, int64_t p0, int64_t
 #ifdef HL_PACKED_ZMM
             for (; p + 2 <= f1; p += 2)
                 prompt_tiles2(pt->wp + p * ps + k0 * PANEL, ps, x + k0, K, nt, n, out + p * PANEL, pt->ldo, k0 > 0,
-                              p + 3 < f1 ? pt->wp + (p + 2) * ps + k0 * PANEL : NULL);
+                              p + 3 < full_end ? pt->wp + (p + 2) * ps + k0 * PANEL : NULL);
 #endif
             for (; p < f1; p++)
                 prompt_tiles(pt->wp + p * ps + k0 * PANEL, x + k0, K, nt, n, out + p * PANEL, pt->ldo, k0 > 0,
-                             p + 1 < f1 ? pt->wp + (p + 1) * ps + k0 * PANEL : NULL);
+                             p + 1 < full_end ? pt->wp + (p + 1) * ps + k0 * PANEL : NULL);
         }
     }
     if (f1 < p1) {
@@ -312,7 +313,10 @@ void hl_matmul_packed_group(hl_pool *pool, const float *x, int64_t T, int64_t K,
     }
     j.first_panel[j.n] = panels;
     if (T * K * rows < 32768) pool = NULL; /* not worth waking workers */
-    hl_pool_for(pool, panels, 1, packed_panels, &j);
+    /* Prompts are compute-bound: a thread that finishes its panels first takes
+     * the other's last ones (no value depends on which thread runs a panel). */
+    if (T > 1) hl_pool_for_balanced(pool, panels, PROMPT_GRAIN, packed_panels, &j);
+    else hl_pool_for(pool, panels, 1, packed_panels, &j);
 }
 
 void hl_matmul_packed(hl_pool *pool, float *out, int64_t ldo, const float *x, const float *wp, int64_t T, int64_t K,

@@ -36,6 +36,11 @@ struct hl_pool {
     hl_pool_fn fn;
     void *arg;
     int64_t n, grain;
+    int balanced; /* 1: hl_pool_for_balanced's job: threads claim grains from ranges */
+    /* per thread, on its own cache line: the grains [lo, hi) of its chunk not
+     * yet claimed, as lo << 32 | hi. The owner claims from lo, a thread that
+     * has finished its own chunk takes from hi. */
+    struct claim_range { atomic_uint_fast64_t v; char pad[64 - sizeof(atomic_uint_fast64_t)]; } *ranges;
 };
 
 typedef struct { hl_pool *pool; int index; } worker_arg;
@@ -49,6 +54,37 @@ static void chunk_bounds(const hl_pool *p, int index, int64_t *b, int64_t *e) {
     *e = (start + count) * p->grain;
     if (*b > p->n) *b = p->n;
     if (*e > p->n) *e = p->n;
+}
+
+/* Claims one grain of range r, from the low end (the owner's, so that it
+ * runs its chunk in order) or from the high end; -1 when none is left. */
+static int64_t claim(struct claim_range *r, int from_low) {
+    uint_fast64_t v = atomic_load(&r->v);
+    for (;;) {
+        uint_fast64_t lo = v >> 32, hi = v & 0xffffffffu;
+        if (lo >= hi) return -1;
+        uint_fast64_t next = from_low ? (lo + 1) << 32 | hi : lo << 32 | (hi - 1);
+        if (atomic_compare_exchange_weak(&r->v, &v, next)) return (int64_t)(from_low ? lo : hi - 1);
+    }
+}
+
+/* The thread's part of the current job: its fixed chunk; or, for a balanced
+ * job, its chunk's grains in order and then, from the back, the grains other
+ * threads have not reached. */
+static void run_share(hl_pool *p, int index) {
+    if (!p->balanced) {
+        int64_t b, e;
+        chunk_bounds(p, index, &b, &e);
+        if (b < e) p->fn(p->arg, b, e, index);
+        return;
+    }
+    for (int k = 0; k < p->n_threads; k++) {
+        struct claim_range *r = &p->ranges[(index + k) % p->n_threads];
+        for (int64_t g; (g = claim(r, k == 0)) >= 0;) {
+            int64_t b = g * p->grain, e = b + p->grain < p->n ? b + p->grain : p->n;
+            p->fn(p->arg, b, e, index);
+        }
+    }
 }
 
 static void *worker_main(void *v) {
@@ -75,9 +111,7 @@ static void *worker_main(void *v) {
         }
         if (atomic_load(&p->stopping)) return NULL;
         seen = g;
-        int64_t b, e;
-        chunk_bounds(p, index, &b, &e);
-        if (b < e) p->fn(p->arg, b, e, index);
+        run_share(p, index);
         if (atomic_fetch_sub(&p->pending, 1) == 1 && atomic_load(&p->caller_waiting)) {
             pthread_mutex_lock(&p->mu);
             pthread_cond_signal(&p->done);
@@ -101,11 +135,13 @@ hl_pool *hl_pool_init(int n_threads) {
     pthread_cond_init(&p->done, NULL);
     if (n_threads > 1) {
         p->threads = hl_calloc((size_t)n_threads - 1, sizeof(pthread_t));
-        if (!p->threads) {
+        p->ranges = hl_aligned_alloc(64, (size_t)n_threads * sizeof *p->ranges);
+        if (!p->threads || !p->ranges) {
             p->n_threads = 1; /* no workers to join */
             hl_pool_free(p);
             return NULL;
         }
+        for (int i = 0; i < n_threads; i++) atomic_init(&p->ranges[i].v, 0);
         for (int i = 1; i < n_threads; i++) {
             worker_arg *wa = hl_malloc(sizeof *wa);
             if (!wa) {
@@ -137,20 +173,33 @@ void hl_pool_free(hl_pool *p) {
     pthread_cond_destroy(&p->wake);
     pthread_cond_destroy(&p->done);
     hl_free(p->threads);
+    hl_free(p->ranges);
     hl_free(p);
 }
 
 int hl_pool_n_threads(const hl_pool *p) { return p ? p->n_threads : 1; }
 
-void hl_pool_for(hl_pool *p, int64_t n, int64_t grain, hl_pool_fn fn, void *arg) {
+static void pool_run(hl_pool *p, int64_t n, int64_t grain, hl_pool_fn fn, void *arg, int balanced) {
     if (n <= 0) return;
     if (grain < 1) grain = 1;
     if (!p || p->n_threads == 1 || n <= grain) {
         fn(arg, 0, n, 0);
         return;
     }
+    const int64_t grains = (n + grain - 1) / grain;
+    if (grains > 0xffffffff) balanced = 0; /* the ranges hold 32-bit grain numbers */
     p->fn = fn;
     p->arg = arg;
+    p->balanced = balanced;
+    if (balanced) { /* hl_pool_for's chunks, counted in grains */
+        p->n = grains;
+        p->grain = 1;
+        for (int i = 0; i < p->n_threads; i++) {
+            int64_t b, e;
+            chunk_bounds(p, i, &b, &e);
+            atomic_store(&p->ranges[i].v, (uint_fast64_t)b << 32 | (uint_fast64_t)e);
+        }
+    }
     p->n = n;
     p->grain = grain;
     atomic_store(&p->pending, p->n_threads - 1);
@@ -160,9 +209,7 @@ void hl_pool_for(hl_pool *p, int64_t n, int64_t grain, hl_pool_fn fn, void *arg)
         pthread_cond_broadcast(&p->wake);
         pthread_mutex_unlock(&p->mu);
     }
-    int64_t b, e;
-    chunk_bounds(p, 0, &b, &e);
-    if (b < e) fn(arg, b, e, 0);
+    run_share(p, 0);
     for (int spins = 0; spins < SPIN_LIMIT && atomic_load(&p->pending) > 0; spins++) cpu_relax();
     if (atomic_load(&p->pending) > 0) {
         /* A worker lost its core: block until the last one signals. */
@@ -172,4 +219,10 @@ void hl_pool_for(hl_pool *p, int64_t n, int64_t grain, hl_pool_fn fn, void *arg)
         atomic_store(&p->caller_waiting, 0);
         pthread_mutex_unlock(&p->mu);
     }
+}
+
+void hl_pool_for(hl_pool *p, int64_t n, int64_t grain, hl_pool_fn fn, void *arg) { pool_run(p, n, grain, fn, arg, 0); }
+
+void hl_pool_for_balanced(hl_pool *p, int64_t n, int64_t grain, hl_pool_fn fn, void *arg) {
+    pool_run(p, n, grain, fn, arg, 1);
 }
