@@ -1,6 +1,10 @@
 /* attention.c: causal grouped-query attention over the KV cache.
  * Query head h reads kv head h / (H / Hkv). Work is split over (token, head)
- * pairs; each pair's reductions run in a fixed order. */
+ * pairs; each pair's reductions run in a fixed order. Token t reads t + 1
+ * positions, so the pairs go out in the token order 0, T-1, 1, T-2, ...:
+ * each thread's contiguous share then holds about the same number of
+ * positions (in plain order the thread with the last tokens did three times
+ * the first's work at pos0 = 0). No value depends on the order. */
 #include "kernels/kernels.h"
 
 #include <math.h>
@@ -33,7 +37,8 @@ static void attn_pairs(void *arg, int64_t begin, int64_t end, int worker) {
     const float inv_sqrt_d = 1.0f / sqrtf((float)j->D);
     float *att = j->scratch + (int64_t)worker * j->n_ctx;
     for (int64_t p = begin; p < end; p++) {
-        int64_t t = p / j->H, h = p % j->H, kvh = h / group;
+        const int64_t slot = p / j->H, h = p % j->H, kvh = h / group;
+        const int64_t t = slot % 2 ? j->T - 1 - slot / 2 : slot / 2; /* 0, T-1, 1, T-2, ... */
         int64_t pos = j->pos0 + t;
         const float *q = j->q + t * j->H * j->D + h * j->D;
         for (int64_t s = 0; s <= pos; s++) att[s] = hl_dot(q, j->kc + s * kv_dim + kvh * j->D, j->D) * inv_sqrt_d;
