@@ -12,8 +12,12 @@
 # quantized by our `quantize` to LLAMACPP_TYPES (default "q8_0 q4_K_M
 # q6_K"; set it empty for f32 only). For each model and each of
 # LLAMACPP_ROUNDS rounds (default 3): build/bench_infer (pp128 and tg64 at
-# 2 threads, one run, each tg run paired with a read-bandwidth sample), and
-# llama-bench -p 128 -n 64 -t 2 -r 1; the two alternate which goes first.
+# 2 threads, LLAMACPP_RUNS runs (default 1), each tg run paired with a
+# read-bandwidth sample), and llama-bench -p 128 -n 64 -t 2 -r LLAMACPP_RUNS;
+# the two alternate which goes first. With more than one run, a round's figure
+# is each side's median over its runs (bench_infer's own; llama-bench's
+# samples_ts): on a host whose neighbours come and go, more runs per round
+# keep one slow moment from deciding a round.
 # The table gives medians over the rounds, min–max, the ratio ours /
 # llama.cpp, and each decode's weight stream as a share of the read
 # bandwidth measured next to our run (llama.cpp's uses the same sample and
@@ -37,6 +41,7 @@ TOK="$SHARED/models/llama2-tokenizer/tokenizer.bin"
 PRESETS=${LLAMACPP_PRESETS:-"s15M s110M"}
 TYPES=${LLAMACPP_TYPES-"q8_0 q4_K_M q6_K"} # set and empty: f32 only
 ROUNDS=${LLAMACPP_ROUNDS:-3}
+RUNS=${LLAMACPP_RUNS:-1}
 THREADS=${LLAMACPP_THREADS:-2}
 TRAIN=${LLAMACPP_TRAIN:-1}
 TRAIN_STEPS=${LLAMACPP_TRAIN_STEPS:-6}
@@ -82,7 +87,7 @@ echo "llamacpp.sh: $CPU, $(nproc) CPUs; ours: $("$HL" --version | tail -n 1); pe
 ours() { # preset type file round
   local tmp
   tmp=$(mktemp)
-  "$BUILD/bench_infer" -m "$3" --name "$1-$2" --runs 1 --threads "$THREADS" --pp 128 --tg 64 --json "$tmp" >/dev/null
+  "$BUILD/bench_infer" -m "$3" --name "$1-$2" --runs "$RUNS" --threads "$THREADS" --pp 128 --tg 64 --json "$tmp" >/dev/null
   python3 - "$tmp" "$1" "$2" "$4" >> "$J" <<'PY'
 import json, sys
 for line in open(sys.argv[1]):
@@ -97,7 +102,7 @@ PY
 }
 peer() { # preset type file round
   [ -n "$LB" ] || return 0
-  "$LB" -m "$3" -p 128 -n 64 -t "$THREADS" -r 1 -o jsonl 2>/dev/null | python3 -c '
+  "$LB" -m "$3" -p 128 -n 64 -t "$THREADS" -r "$RUNS" -o jsonl 2>/dev/null | python3 -c '
 import json, sys
 for line in sys.stdin:
     line = line.strip()
@@ -105,8 +110,11 @@ for line in sys.stdin:
         continue
     r = json.loads(line)
     test = "pp%d" % r["n_prompt"] if r["n_prompt"] else "tg%d" % r["n_gen"]
+    runs = sorted(r.get("samples_ts") or [r["avg_ts"]])
+    mid = len(runs) // 2
+    tok_s = runs[mid] if len(runs) % 2 else (runs[mid - 1] + runs[mid]) / 2
     print(json.dumps({"who": "llama.cpp", "preset": sys.argv[1], "type": sys.argv[2], "round": int(sys.argv[3]),
-                      "test": test, "tok_s": r["avg_ts"], "build": r.get("build_commit", "")}))
+                      "test": test, "tok_s": tok_s, "runs": len(runs), "build": r.get("build_commit", "")}))
 ' "$1" "$2" "$4" >> "$J"
 }
 
@@ -148,10 +156,10 @@ PY
   done
 fi
 
-python3 - "$J" "$OUT/llamacpp.md" "$CPU" "$ROUNDS" "$THREADS" <<'PY'
+python3 - "$J" "$OUT/llamacpp.md" "$CPU" "$ROUNDS" "$THREADS" "$RUNS" <<'PY'
 import json, statistics, sys, os
 rows = [json.loads(l) for l in open(sys.argv[1])]
-cpu, rounds, threads = sys.argv[3], sys.argv[4], sys.argv[5]
+cpu, rounds, threads, runs = sys.argv[3], sys.argv[4], sys.argv[5], int(sys.argv[6])
 def sel(**kw):
     return [r for r in rows if all(r.get(k) == v for k, v in kw.items())]
 def fmt(xs, key="tok_s"):
@@ -166,8 +174,9 @@ for r in rows:
     if r["test"] != "train1x256" and k not in order:
         order.append(k)
 build = next((r["build"] for r in rows if r.get("build")), "")
-out = ["Same-run inference against llama.cpp%s: %s, %s threads, median of %s alternating rounds (min–max)."
-       % (" (llama-bench, build %s)" % build if build else "", cpu, threads, rounds), "",
+each = " of each side's median of %d runs" % runs if runs > 1 else ""
+out = ["Same-run inference against llama.cpp%s: %s, %s threads, median of %s alternating rounds%s (min–max)."
+       % (" (llama-bench, build %s)" % build if build else "", cpu, threads, rounds, each), "",
        "| model | type | MiB | pp128 ours | pp128 llama.cpp | ratio | tg64 ours | tg64 llama.cpp | ratio "
        "| read GB/s | ours of read BW | llama.cpp of read BW |",
        "|---|---|---|---|---|---|---|---|---|---|---|---|"]
