@@ -1168,7 +1168,7 @@ static int a8_panels(hl_pool *pool, float *out, int64_t ldo, const float *x, con
         const int64_t n = T - t0 < chunk ? T - t0 : chunk;
         a8job j = {out + t0 * ldo, ldo, x + t0 * K, w, n, pb, act, 0};
         hl_pool_for(pool, (n + PANEL_TOKENS - 1) / PANEL_TOKENS * PANEL_TOKENS, 1, a8_panel_tokens, &j);
-        hl_pool_for(pool, w->rows, A8_PANEL, a8_panel_rows, &j);
+        hl_pool_for_balanced(pool, w->rows, A8_PANEL, a8_panel_rows, &j); /* rows are independent */
     }
     return 1;
 }
@@ -1210,6 +1210,9 @@ void hl_qmatmul_a8(hl_pool *pool, float *out, int64_t ldo, const float *x, const
         a8job j = {out + t0 * ldo, ldo, x + t0 * K, w, n, act_bytes, act, n == 1 ? ahead : 0};
         if (n > 1) hl_pool_for(pool, n, 1, quantize_tokens, &j);
         else quantize_tokens(&j, 0, 1, 0);
-        hl_pool_for(pool, w->rows, A8_PANEL, a8_rows, &j);
+        /* prompts: compute-bound, so a free thread takes a slowed one's last rows (rows are
+         * independent); decoding streams its rows in order, where that was no faster */
+        if (n > 1) hl_pool_for_balanced(pool, w->rows, A8_PANEL, a8_rows, &j);
+        else hl_pool_for(pool, w->rows, A8_PANEL, a8_rows, &j);
     }
 }
