@@ -54,5 +54,5 @@ void hl_attention(hl_pool *pool, float *out, const float *q, const float *kcache
     attn_job j = {out, q, kcache, vcache, T, pos0, H, Hkv, D, n_ctx, scratch};
     /* Tiny decode steps run inline: waking workers costs more than the work. */
     if (T * (pos0 + T) * H * D < 16384) pool = NULL;
-    hl_pool_for(pool, T * H, 1, attn_pairs, &j);
+    hl_pool_for_balanced(pool, T * H, H, attn_pairs, &j); /* a token's heads at a time; scratch is per thread */
 }

@@ -56,21 +56,25 @@ static void chunk_bounds(const hl_pool *p, int index, int64_t *b, int64_t *e) {
     if (*e > p->n) *e = p->n;
 }
 
-/* Claims one grain of range r, from the low end (the owner's, so that it
- * runs its chunk in order) or from the high end; -1 when none is left. */
-static int64_t claim(struct claim_range *r, int from_low) {
+/* Claims up to `grain` items of range r, from the low end (the owner's, so
+ * that it runs its chunk in order) or from the high end; 0 when none is left. */
+static int claim(struct claim_range *r, int from_low, int64_t grain, int64_t *b, int64_t *e) {
     uint_fast64_t v = atomic_load(&r->v);
     for (;;) {
-        uint_fast64_t lo = v >> 32, hi = v & 0xffffffffu;
-        if (lo >= hi) return -1;
-        uint_fast64_t next = from_low ? (lo + 1) << 32 | hi : lo << 32 | (hi - 1);
-        if (atomic_compare_exchange_weak(&r->v, &v, next)) return (int64_t)(from_low ? lo : hi - 1);
+        const int64_t lo = (int64_t)(v >> 32), hi = (int64_t)(v & 0xffffffffu);
+        if (lo >= hi) return 0;
+        const int64_t n = hi - lo < grain ? hi - lo : grain;
+        *b = from_low ? lo : hi - n;
+        *e = *b + n;
+        const uint_fast64_t next = from_low ? (uint_fast64_t)*e << 32 | (uint_fast64_t)hi
+                                            : (uint_fast64_t)lo << 32 | (uint_fast64_t)*b;
+        if (atomic_compare_exchange_weak(&r->v, &v, next)) return 1;
     }
 }
 
 /* The thread's part of the current job: its fixed chunk; or, for a balanced
- * job, its chunk's grains in order and then, from the back, the grains other
- * threads have not reached. */
+ * job, its chunk a grain at a time in order and then, from the back, what
+ * other threads have not reached. */
 static void run_share(hl_pool *p, int index) {
     if (!p->balanced) {
         int64_t b, e;
@@ -80,10 +84,7 @@ static void run_share(hl_pool *p, int index) {
     }
     for (int k = 0; k < p->n_threads; k++) {
         struct claim_range *r = &p->ranges[(index + k) % p->n_threads];
-        for (int64_t g; (g = claim(r, k == 0)) >= 0;) {
-            int64_t b = g * p->grain, e = b + p->grain < p->n ? b + p->grain : p->n;
-            p->fn(p->arg, b, e, index);
-        }
+        for (int64_t b, e; claim(r, k == 0, p->grain, &b, &e);) p->fn(p->arg, b, e, index);
     }
 }
 
@@ -186,21 +187,18 @@ static void pool_run(hl_pool *p, int64_t n, int64_t grain, hl_pool_fn fn, void *
         fn(arg, 0, n, 0);
         return;
     }
-    const int64_t grains = (n + grain - 1) / grain;
-    if (grains > 0xffffffff) balanced = 0; /* the ranges hold 32-bit grain numbers */
+    if (n > 0xffffffff) balanced = 0; /* the ranges hold 32-bit item numbers */
     p->fn = fn;
     p->arg = arg;
     p->balanced = balanced;
-    if (balanced) { /* hl_pool_for's chunks, counted in grains */
-        p->n = grains;
-        p->grain = 1;
+    p->n = n;
+    p->grain = balanced ? 1 : grain;
+    if (balanced) /* the items split evenly, each thread then claiming `grain` at a time */
         for (int i = 0; i < p->n_threads; i++) {
             int64_t b, e;
             chunk_bounds(p, i, &b, &e);
             atomic_store(&p->ranges[i].v, (uint_fast64_t)b << 32 | (uint_fast64_t)e);
         }
-    }
-    p->n = n;
     p->grain = grain;
     atomic_store(&p->pending, p->n_threads - 1);
     atomic_fetch_add(&p->generation, 1); /* publishes the job (sequentially consistent) */

@@ -17,10 +17,11 @@ int hl_pool_n_threads(const hl_pool *p);
 /* Runs fn over [0, n) and returns when all chunks are done. Items are handed
  * out in chunks aligned to `grain` (>= 1). p may be NULL (runs inline). */
 void hl_pool_for(hl_pool *p, int64_t n, int64_t grain, hl_pool_fn fn, void *arg);
-/* The same chunks, but each thread runs its chunk one grain at a time and,
- * when done, takes grains from the back of chunks other threads have not
- * finished, so a thread the machine slows down does less. Only for loops
- * whose results do not depend on which thread runs an item (fn must not let
- * `worker` reach the output). */
+/* [0, n) split evenly (ignoring grain), each thread running its chunk in
+ * order `grain` items at a time; a thread that is done takes `grain` items
+ * at a time from the back of chunks other threads have not finished, so a
+ * thread the machine slows down does less. Only for loops whose results do
+ * not depend on which thread runs an item (fn must not let `worker` reach
+ * the output). */
 void hl_pool_for_balanced(hl_pool *p, int64_t n, int64_t grain, hl_pool_fn fn, void *arg);
 #endif
