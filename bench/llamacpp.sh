@@ -92,10 +92,12 @@ ours() { # preset type file round
 import json, sys
 for line in open(sys.argv[1]):
     r = json.loads(line)
-    if r.get("section") != "speed":
+    # "base" only: bench_infer's "all logits" pp128 also runs the LM head on
+    # every prompt token, and llama-bench's pp128 outputs the last token's.
+    if r.get("section") != "speed" or r.get("variant", "base") != "base":
         continue
     print(json.dumps({"who": "ours", "preset": sys.argv[2], "type": sys.argv[3], "round": int(sys.argv[4]),
-                      "test": r["test"], "tok_s": r["tok_s"], "weight_bytes_per_token": r["weight_bytes_per_token"],
+                      "test": r["test"], "variant": "base", "tok_s": r["tok_s"], "weight_bytes_per_token": r["weight_bytes_per_token"],
                       "read_GBps": r["read_GBps_adjacent"]}))
 PY
   rm -f "$tmp"

@@ -185,7 +185,7 @@ def main(paths):
                   f"{fmt(r.get('other_cores_max'), 2)} | {'yes' if r.get('clean', True) else 'no'} |")
         p("")
     # ------------------------------------------------------------ llama.cpp, same run
-    lc = [r for r in rows if r.get("bench") == "llamacpp"]
+    lc = llamacpp_rows(rows)
     if lc:
         p("### Against llama.cpp in the same run (llama-bench and bench_infer alternating; tokens/s, median (min–max))")
         p("")
@@ -224,6 +224,27 @@ def main(paths):
     if disturbed:
         p("† no clean attempt: other processes used more than the allowed CPU during every attempt of this measurement.")
     print("\n".join(out))
+
+
+def llamacpp_rows(rows):
+    """The llama.cpp comparison's rows. Before 2026-12-06 llamacpp.sh kept both of
+    bench_infer's pp128 variants, unlabelled and in this order per round: "base"
+    (the LM head on the last token, as llama-bench's pp128) and "all logits" (on
+    every token). Of unlabelled ours rows only the first per round and test is
+    kept, so that old reports give the like-for-like figure too."""
+    out, seen = [], set()
+    for r in rows:
+        if r.get("bench") != "llamacpp":
+            continue
+        if r.get("who") == "ours" and r.get("test") != "train1x256":
+            if r.get("variant", "base") != "base":
+                continue
+            key = (r["preset"], r["type"], r.get("round"), r["test"])
+            if "variant" not in r and key in seen:
+                continue
+            seen.add(key)
+        out.append(r)
+    return out
 
 
 if __name__ == "__main__":
