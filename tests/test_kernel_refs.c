@@ -61,6 +61,30 @@ static void test_rmsnorm(void) {
     }
 }
 
+/* The order hl_attention promises, written plainly: each score
+ * hl_dot(q, k_s)·(1/√D), hl_softmax, then per element a chain of fmaf over
+ * s from zero. hl_attention must give these bits exactly (decoding one token
+ * and a batched prompt both run it). */
+static void attention_canonical(float *out, const float *q, const float *kc, const float *vc, int64_t T, int64_t pos0,
+                                int64_t H, int64_t Hkv, int64_t D) {
+    const int64_t kvd = Hkv * D, group = H / Hkv;
+    const float inv_sqrt_d = 1.0f / sqrtf((float)D);
+    float *att = malloc((size_t)(pos0 + T) * sizeof *att);
+    REQUIRE(att);
+    for (int64_t t = 0; t < T; t++)
+        for (int64_t h = 0; h < H; h++) {
+            const int64_t pos = pos0 + t, kvh = h / group;
+            for (int64_t s = 0; s <= pos; s++) att[s] = hl_dot(q + (t * H + h) * D, kc + s * kvd + kvh * D, D) * inv_sqrt_d;
+            hl_softmax(att, pos + 1);
+            for (int64_t i = 0; i < D; i++) {
+                float o = 0.0f;
+                for (int64_t s = 0; s <= pos; s++) o = fmaf(att[s], vc[s * kvd + kvh * D + i], o);
+                out[(t * H + h) * D + i] = o;
+            }
+        }
+    free(att);
+}
+
 typedef struct attn_shape {
     int64_t T, pos0, H, Hkv, D;
 } attn_shape;
@@ -73,6 +97,9 @@ static void test_attention(void) {
         {3, 17, 8, 2, 32},  /* prompt continuing a cache, groups of 4 */
         {7, 3, 6, 1, 12},   /* one kv head for all */
         {2, 40, 4, 2, 64},
+        {9, 6, 4, 2, 72},   /* 64 elements in registers and an 8-wide rest */
+        {4, 11, 2, 1, 20},  /* a 16-lane chain and a scalar tail */
+        {3, 30, 2, 2, 128}, /* two 64-element blocks */
     };
     hl_pool *pool3 = hl_pool_init(3);
     REQUIRE(pool3);
@@ -100,6 +127,9 @@ static void test_attention(void) {
                   (long long)s.pos0, (long long)s.H, (long long)s.Hkv, (long long)s.D, e);
         CHECK_MSG(memcmp(out1, out3, (size_t)(s.T * qd) * sizeof *out1) == 0,
                   "attention shape %zu: 1 and 3 threads differ", k);
+        attention_canonical(ref, q, kc, vc, s.T, s.pos0, s.H, s.Hkv, s.D);
+        CHECK_MSG(memcmp(out1, ref, (size_t)(s.T * qd) * sizeof *out1) == 0,
+                  "attention shape %zu (D=%lld): bits differ from the canonical order", k, (long long)s.D);
         /* The first token of a fresh cache sees only itself: out = its v row. */
         if (s.pos0 == 0) {
             int64_t wrong = 0;

@@ -13,15 +13,84 @@
 #include <immintrin.h>
 #endif
 
-/* y += a·x with fused multiply-adds: one rounding per element, the same in the
- * vector and scalar paths, so every caller sees identical bits. */
-static inline void axpy(float *restrict y, float a, const float *restrict x, int64_t n) {
+#if defined(__AVX2__) && defined(__FMA__)
+#include "kernels/lane_sums.h"
+#if defined(__AVX512F__) && defined(__AVX512DQ__)
+#define DOT_LANES 16
+#else
+#define DOT_LANES 8
+#endif
+#endif
+
+/* att[s] = hl_dot(q, k row s, D) · scale for s in [0, n), rows `stride`
+ * apart. Four rows at a time run hl_dot's chains side by side (its lanes,
+ * its addition tree, its tail), so each score is hl_dot's bit for bit; four
+ * independent chains hide the FMA latency one chain waits on. */
+static void scores(float *att, const float *q, const float *k, int64_t stride, int64_t n, int64_t D, float scale) {
+    int64_t s = 0;
+#if defined(__AVX2__) && defined(__FMA__)
+    const int64_t nl = D - D % DOT_LANES;
+    for (; s + 4 <= n; s += 4) {
+        const float *k0 = k + s * stride, *k1 = k0 + stride, *k2 = k1 + stride, *k3 = k2 + stride;
+#if DOT_LANES == 16
+        __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+        for (int64_t i = 0; i < nl; i += 16) {
+            const __m512 x = _mm512_loadu_ps(q + i);
+            a0 = _mm512_fmadd_ps(x, _mm512_loadu_ps(k0 + i), a0);
+            a1 = _mm512_fmadd_ps(x, _mm512_loadu_ps(k1 + i), a1);
+            a2 = _mm512_fmadd_ps(x, _mm512_loadu_ps(k2 + i), a2);
+            a3 = _mm512_fmadd_ps(x, _mm512_loadu_ps(k3 + i), a3);
+        }
+        float d[4] = {hl_hsum16(a0), hl_hsum16(a1), hl_hsum16(a2), hl_hsum16(a3)};
+#else
+        __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+        for (int64_t i = 0; i < nl; i += 8) {
+            const __m256 x = _mm256_loadu_ps(q + i);
+            a0 = _mm256_fmadd_ps(x, _mm256_loadu_ps(k0 + i), a0);
+            a1 = _mm256_fmadd_ps(x, _mm256_loadu_ps(k1 + i), a1);
+            a2 = _mm256_fmadd_ps(x, _mm256_loadu_ps(k2 + i), a2);
+            a3 = _mm256_fmadd_ps(x, _mm256_loadu_ps(k3 + i), a3);
+        }
+        float d[4] = {hl_hsum8(a0), hl_hsum8(a1), hl_hsum8(a2), hl_hsum8(a3)};
+#endif
+        const float *rows[4] = {k0, k1, k2, k3};
+        for (int r = 0; r < 4; r++) {
+            for (int64_t i = nl; i < D; i++) d[r] = d[r] + q[i] * rows[r][i]; /* hl_dot's tail */
+            att[s + r] = d[r] * scale;
+        }
+    }
+#endif
+    for (; s < n; s++) att[s] = hl_dot(q, k + s * stride, D) * scale;
+}
+
+/* o (D) = Σ_s att[s]·v row s, each element one chain of fused multiply-adds
+ * over s = 0 .. n-1 from zero (the order axpy-ing row after row gives), kept
+ * in registers 64 elements at a time instead of stored and reloaded per row. */
+static void weighted_sum(float *restrict o, const float *att, const float *restrict v, int64_t stride, int64_t n,
+                         int64_t D) {
     int64_t i = 0;
 #if defined(__AVX2__) && defined(__FMA__)
-    __m256 va = _mm256_set1_ps(a);
-    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, _mm256_fmadd_ps(va, _mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i)));
+    for (; i + 64 <= D; i += 64) {
+        __m256 acc[8];
+        for (int c = 0; c < 8; c++) acc[c] = _mm256_setzero_ps();
+        for (int64_t s = 0; s < n; s++) {
+            const __m256 a = _mm256_set1_ps(att[s]);
+            const float *vr = v + s * stride + i;
+            for (int c = 0; c < 8; c++) acc[c] = _mm256_fmadd_ps(a, _mm256_loadu_ps(vr + 8 * c), acc[c]);
+        }
+        for (int c = 0; c < 8; c++) _mm256_storeu_ps(o + i + 8 * c, acc[c]);
+    }
+    for (; i + 8 <= D; i += 8) {
+        __m256 acc = _mm256_setzero_ps();
+        for (int64_t s = 0; s < n; s++) acc = _mm256_fmadd_ps(_mm256_set1_ps(att[s]), _mm256_loadu_ps(v + s * stride + i), acc);
+        _mm256_storeu_ps(o + i, acc);
+    }
 #endif
-    for (; i < n; i++) y[i] = fmaf(a, x[i], y[i]);
+    for (; i < D; i++) {
+        float acc = 0.0f;
+        for (int64_t s = 0; s < n; s++) acc = fmaf(att[s], v[s * stride + i], acc);
+        o[i] = acc;
+    }
 }
 
 typedef struct {
@@ -41,11 +110,9 @@ static void attn_pairs(void *arg, int64_t begin, int64_t end, int worker) {
         const int64_t t = slot % 2 ? j->T - 1 - slot / 2 : slot / 2; /* 0, T-1, 1, T-2, ... */
         int64_t pos = j->pos0 + t;
         const float *q = j->q + t * j->H * j->D + h * j->D;
-        for (int64_t s = 0; s <= pos; s++) att[s] = hl_dot(q, j->kc + s * kv_dim + kvh * j->D, j->D) * inv_sqrt_d;
+        scores(att, q, j->kc + kvh * j->D, kv_dim, pos + 1, j->D, inv_sqrt_d);
         hl_softmax(att, pos + 1);
-        float *o = j->out + t * j->H * j->D + h * j->D;
-        memset(o, 0, (size_t)j->D * sizeof *o);
-        for (int64_t s = 0; s <= pos; s++) axpy(o, att[s], j->vc + s * kv_dim + kvh * j->D, j->D);
+        weighted_sum(j->out + t * j->H * j->D + h * j->D, att, j->vc + kvh * j->D, kv_dim, pos + 1, j->D);
     }
 }
 
