@@ -5,7 +5,13 @@
  * more than the work. Workers therefore spin briefly on an atomic generation
  * counter after each job and only then sleep on the condition variable; the
  * caller takes chunk 0 itself and spins until the others report done. A
- * 1-thread pool has no workers and no synchronisation at all. */
+ * 1-thread pool has no workers and no synchronisation at all.
+ *
+ * hl_pool_for_balanced hands out the same even chunks, but each thread
+ * claims its chunk a grain at a time with a compare-and-swap on its own
+ * cache line, and a thread that is done claims from the back of the others'
+ * chunks: on a shared machine one thread is often slowed, and with fixed
+ * chunks the other would wait for it at the end of every loop. */
 #include "util/threadpool.h"
 #include "util/alloc.h"
 
@@ -36,8 +42,8 @@ struct hl_pool {
     hl_pool_fn fn;
     void *arg;
     int64_t n, grain;
-    int balanced; /* 1: hl_pool_for_balanced's job: threads claim grains from ranges */
-    /* per thread, on its own cache line: the grains [lo, hi) of its chunk not
+    int balanced; /* 1: hl_pool_for_balanced's job: threads claim items from ranges */
+    /* per thread, on its own cache line: the items [lo, hi) of its chunk not
      * yet claimed, as lo << 32 | hi. The owner claims from lo, a thread that
      * has finished its own chunk takes from hi. */
     struct claim_range { atomic_uint_fast64_t v; char pad[64 - sizeof(atomic_uint_fast64_t)]; } *ranges;
