@@ -341,7 +341,7 @@ static void check_a8_batch(const char *type, const hl_qweight *w, const float *x
     CHECK_MSG(memcmp(one, batch, sizeof(float) * (size_t)(NT * O)) == 0, "%s: 13 tokens at once differ from one at a time",
               type);
     memset(batch, 0xff, sizeof(float) * (size_t)(NT * O));
-    hl_qmatmul_a8(NULL, batch, O, xs, w, NT, scratch, K + K / 4 + 128);
+    hl_qmatmul_a8(NULL, batch, O, xs, w, NT, scratch, K + K / 4 + K / 64 + 128);
     CHECK_MSG(memcmp(one, batch, sizeof(float) * (size_t)(NT * O)) == 0,
               "%s: 13 tokens through a one-token scratch differ from one at a time", type);
     free(xs);
@@ -408,6 +408,14 @@ static void check_a8_weight(const char *type, int target, const hl_qweight *w, i
         if (level == 2) hl_qmatmul_a8_avx512vnni(NULL, other, O, x, w, nt, scratch, sb);
         CHECK_MSG(memcmp(out, other, sizeof(float) * (size_t)(nt * O)) == 0, "%s: level %s with VNNI gives other bits",
                   type, hl_isa_name((hl_isa)level));
+        /* and the twin's decoding path (one token per call) */
+        memset(other, 0xff, sizeof(float) * (size_t)(nt * O));
+        for (int64_t t = 0; t < nt; t++) {
+            if (level == 1) hl_qmatmul_a8_avx2vnni(NULL, other + t * O, O, x + t * K, w, 1, scratch, sb);
+            if (level == 2) hl_qmatmul_a8_avx512vnni(NULL, other + t * O, O, x + t * K, w, 1, scratch, sb);
+        }
+        CHECK_MSG(memcmp(out, other, sizeof(float) * (size_t)(nt * O)) == 0,
+                  "%s: level %s with VNNI, one token at a time, gives other bits", type, hl_isa_name((hl_isa)level));
         vnni_checked++;
     }
 #endif
@@ -425,11 +433,13 @@ static void check_a8_kernel(const char *type, int target) {
     hl_model_free(m);
 }
 
-/* A 32-element type at K = 96 and 7 rows, made here: a row length that is
- * not a multiple of 64 puts every field of a quantized token at an offset
- * the shared files (K = 256, 768) never reach. */
-static void check_a8_odd_k(uint32_t type, const char *name) {
-    const int64_t K = 96, O = 7, nb = K / 32;
+/* A weight of K columns and O rows made here. A 32-element type at K = 96:
+ * a row length that is not a multiple of 64 puts every field of a quantized
+ * token at an offset the shared files (K = 256, 768) never reach. The K
+ * types at an odd number of rows: decoding takes rows in pairs where the
+ * level can, and a row left over alone (at 1 row, only that one). */
+static void check_a8_made(uint32_t type, const char *name, int64_t K, int64_t O) {
+    const int64_t nb = K / (hl_qmatmul_a8_form(type) == 0 ? 32 : 256);
     uint64_t row_bytes = 0;
     REQUIRE(hl_type_row_bytes(type, K, &row_bytes));
     float *w = malloc(sizeof(float) * (size_t)(K * O));
@@ -484,11 +494,16 @@ int main(void) {
     check_a8_kernel("Q5_K", HL_TARGET_DOWN);
     check_a8_kernel("Q6_K", HL_TARGET_DOWN);
     check_a8_kernel("Q6_K", HL_TARGET_GATE);
-    check_a8_odd_k(HL_TYPE_Q8_0, "q8_0/96");
-    check_a8_odd_k(HL_TYPE_Q4_0, "q4_0/96");
-    check_a8_odd_k(HL_TYPE_Q4_1, "q4_1/96");
-    check_a8_odd_k(HL_TYPE_Q5_0, "q5_0/96");
-    check_a8_odd_k(HL_TYPE_Q5_1, "q5_1/96");
+    check_a8_made(HL_TYPE_Q8_0, "q8_0/96", 96, 7);
+    check_a8_made(HL_TYPE_Q4_0, "q4_0/96", 96, 7);
+    check_a8_made(HL_TYPE_Q4_1, "q4_1/96", 96, 7);
+    check_a8_made(HL_TYPE_Q5_0, "q5_0/96", 96, 7);
+    check_a8_made(HL_TYPE_Q5_1, "q5_1/96", 96, 7);
+    check_a8_made(HL_TYPE_Q4_K, "q4_K x7", 512, 7);
+    check_a8_made(HL_TYPE_Q5_K, "q5_K x7", 512, 7);
+    check_a8_made(HL_TYPE_Q6_K, "q6_K x7", 512, 7);
+    check_a8_made(HL_TYPE_Q4_K, "q4_K x1", 256, 1);
+    check_a8_made(HL_TYPE_Q6_K, "q6_K x1", 256, 1);
     check_f32();
     for (size_t i = 0; i < sizeof types / sizeof types[0]; i++) check_type(types[i]);
     check_bad_scale();

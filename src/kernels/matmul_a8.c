@@ -50,16 +50,20 @@
  * aligned, so the 32-byte loads of q never straddle cache lines), every
  * field at its own alignment:
  *   32-element form:  q (K int8), scales (K/32 f32), sums of each 32 q's (K/32 int16);
- *   256-element form: q (K int8), sums of each 16 q's (K/16 int16), scales (K/256 f32). */
+ *   256-element form: q (K int8), sums of each 16 q's (K/16 int16), sums of
+ *   each 32 q's (K/32 int32, for the two-row q4_K/q5_K decoding), scales
+ *   (K/256 f32). */
 typedef struct {
     const int8_t *q;
     const int16_t *bsum;
+    const int32_t *sum32; /* the 256-element form only */
     const float *d;
 } a8_tok;
 
 static inline a8_tok a8_at(const uint8_t *act, int64_t K, int k_type) {
     a8_tok v = {(const int8_t *)act, (const int16_t *)(act + (k_type ? K : K + K / 8)),
-                (const float *)(act + (k_type ? K + K / 8 : K))};
+                k_type ? (const int32_t *)(act + K + K / 8) : NULL,
+                (const float *)(act + (k_type ? K + K / 4 : K))};
     return v;
 }
 
@@ -113,7 +117,7 @@ static float quantize_block(const float *x, int n, int8_t *q) {
 
 /* The bytes one token of K elements takes quantized (a multiple of 64). */
 static int64_t a8_token_bytes(uint32_t type, int64_t K) {
-    const int64_t n = hl_qmatmul_a8_form(type) == 0 ? K + K / 16 + K / 8 : K + K / 8 + K / 64;
+    const int64_t n = hl_qmatmul_a8_form(type) == 0 ? K + K / 16 + K / 8 : K + K / 4 + K / 64;
     return (n + 63) / 64 * 64;
 }
 
@@ -132,13 +136,15 @@ static void quantize_token(uint32_t type, const float *x, int64_t K, uint8_t *ds
         return;
     }
     int16_t *bsum = (int16_t *)(dst + K);
-    float *d = (float *)(dst + K + K / 8);
+    int32_t *sum32 = (int32_t *)(dst + K + K / 8);
+    float *d = (float *)(dst + K + K / 4);
     for (int64_t i = 0; i < K / 256; i++) d[i] = quantize_block(x + 256 * i, 256, q + 256 * i);
     for (int64_t g = 0; g < K / 16; g++) {
         int s = 0;
         for (int k = 0; k < 16; k++) s += q[16 * g + k];
         bsum[g] = (int16_t)s;
     }
+    for (int64_t g = 0; g < K / 32; g++) sum32[g] = bsum[2 * g] + bsum[2 * g + 1];
 }
 
 static float lanes_sum(const float a[8]) { return ((a[0] + a[4]) + (a[2] + a[6])) + ((a[1] + a[5]) + (a[3] + a[7])); }
@@ -388,6 +394,16 @@ static inline void k4_scales_mins(const uint8_t *q, uint8_t sc[8], uint8_t mn[8]
     memcpy(sc + 4, &s1, 4);
     memcpy(mn, &m0, 4);
     memcpy(mn + 4, &m1, 4);
+}
+
+/* k4_scales_mins as two 64-bit words: byte i of *sc is scale i, of *mn min i. */
+static inline void k4_scales_mins64(const uint8_t *q, uint64_t *sc, uint64_t *mn) {
+    const uint32_t u0 = hl_le32(q), u1 = hl_le32(q + 4), u2 = hl_le32(q + 8);
+    const uint32_t s0 = u0 & 0x3f3f3f3fu, m0 = u1 & 0x3f3f3f3fu;
+    const uint32_t s1 = (u2 & 0x0f0f0f0fu) | ((u0 >> 6) & 0x03030303u) << 4;
+    const uint32_t m1 = ((u2 >> 4) & 0x0f0f0f0fu) | ((u1 >> 6) & 0x03030303u) << 4;
+    *sc = s0 | (uint64_t)s1 << 32;
+    *mn = m0 | (uint64_t)m1 << 32;
 }
 
 /* The sum of a vector's eight 32-bit integer lanes (exact: any order). */
@@ -736,6 +752,80 @@ static inline __attribute__((always_inline)) void dot_q45_k_one512(const int fiv
     }
     *out = lanes_sum8(acc);
 }
+/* Two rows (rs bytes apart) against one token, for decoding. One row at a
+ * time, a Zen 5 core decoded q4_K from cache at about 30 GB/s, less than it
+ * reads from memory, so the per-block work that does not depend on the
+ * weight's bytes is done for both rows at once: row 0's
+ * eight float lanes in the low half of one 512-bit accumulator and row 1's
+ * in the high half, one conversion, one multiply-add and one min term for
+ * both (min_l·(sum of group l's 32 q) from the token's sum32, the same
+ * integer as the 16-element form). Each lane runs the one-row kernel's
+ * float chain, so the bits are the same. out[0], out[1]. */
+static inline __attribute__((always_inline)) void dot_q45_k_two512(const int five, const uint8_t *w, int64_t rs,
+                                                                   const uint8_t *act, int64_t nb, float *out) {
+    __m512 acc = _mm512_setzero_ps();
+    const __m512i low = _mm512_set1_epi8(0x0f), one = _mm512_set1_epi8(1);
+    const __m512i d_at = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 2, 2, 2, 2, 2, 2, 2, 2);
+    const __m512i m_at = _mm512_add_epi32(d_at, _mm512_set1_epi32(1));
+    const a8_tok x = a8_at(act, nb * 256, 1);
+    const int bb = five ? 176 : 144;
+    for (int64_t b = 0; b < nb; b++, w += bb) {
+        const int8_t *y = x.q + 256 * b;
+        __m512i ya[2], yb[2];
+        for (int i = 0; i < 2; i++) {
+            const int8_t *y0 = y + 128 * i, *y1 = y0 + 64;
+            ya[i] = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_load_si256((const __m256i *)y0)),
+                                       _mm256_load_si256((const __m256i *)y1), 1);
+            yb[i] = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_load_si256((const __m256i *)(y0 + 32))),
+                                       _mm256_load_si256((const __m256i *)(y1 + 32)), 1);
+        }
+        uint64_t sc0, mn0, sc1, mn1;
+        k4_scales_mins64(w + 4, &sc0, &mn0);
+        k4_scales_mins64(w + rs + 4, &sc1, &mn1);
+        /* both rows' 8 scales as int16 (row 0 in the low 128 bits), each row's in every 128-bit lane */
+        const __m512i scb = _mm512_castsi256_si512(_mm256_cvtepu8_epi16(_mm_set_epi64x((long long)sc1, (long long)sc0)));
+        const __m512i sc16[2] = {_mm512_shuffle_i64x2(scb, scb, 0x00), _mm512_shuffle_i64x2(scb, scb, 0x55)};
+        /* lane l: min_l·sum32_l, row 0 in lanes 0-7, row 1 in 8-15 (the token's sums fit in 16 bits) */
+        const __m512i s32 = _mm512_broadcast_i64x4(_mm256_load_si256((const __m256i *)(x.sum32 + 8 * b)));
+        const __m512i mins =
+            _mm512_madd_epi16(_mm512_cvtepu8_epi32(_mm_set_epi64x((long long)mn1, (long long)mn0)), s32);
+        __m512i lane[2];
+        for (int r = 0; r < 2; r++) {
+            const uint8_t *wr = w + r * rs, *q = wr + (five ? 48 : 16);
+            const __m512i hb =
+                five ? _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(wr + 16))) : _mm512_setzero_si512();
+            lane[r] = _mm512_setzero_si512();
+            for (int i = 0; i < 2; i++) {
+                const __m512i v = _mm512_loadu_si512((const void *)(q + 64 * i));
+                __m512i lo = _mm512_and_si512(v, low), hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), low);
+                if (five) {
+                    const __m512i c1 = _mm512_inserti64x4(_mm512_set1_epi16((short)(4 * i)),
+                                                          _mm256_set1_epi16((short)(4 * i + 2)), 1);
+                    const __m512i c2 = _mm512_add_epi16(c1, _mm512_set1_epi16(1));
+                    lo = _mm512_or_si512(lo, _mm512_slli_epi16(_mm512_and_si512(_mm512_srlv_epi16(hb, c1), one), 4));
+                    hi = _mm512_or_si512(hi, _mm512_slli_epi16(_mm512_and_si512(_mm512_srlv_epi16(hb, c2), one), 4));
+                }
+                const __m512i k1 = _mm512_inserti64x4(_mm512_set1_epi16((short)(0x0100 + 0x0202 * (4 * i))),
+                                                      _mm256_set1_epi16((short)(0x0100 + 0x0202 * (4 * i + 2))), 1);
+                const __m512i k2 = _mm512_add_epi16(k1, _mm512_set1_epi16(0x0202));
+                const __m512i p1 = _mm512_maddubs_epi16(lo, ya[i]), p2 = _mm512_maddubs_epi16(hi, yb[i]);
+                lane[r] = _mm512_add_epi32(lane[r],
+                                           _mm512_add_epi32(_mm512_madd_epi16(p1, _mm512_shuffle_epi8(sc16[r], k1)),
+                                                            _mm512_madd_epi16(p2, _mm512_shuffle_epi8(sc16[r], k2))));
+            }
+        }
+        /* [row 0's low half + high half | row 1's] */
+        const __m512i both = _mm512_add_epi32(_mm512_shuffle_i64x2(lane[0], lane[1], 0x44),
+                                              _mm512_shuffle_i64x2(lane[0], lane[1], 0xee));
+        /* d0, dmin0, d1, dmin1, each times the token's scale (one rounding, as the one-row form) */
+        const __m128i h = _mm_insert_epi32(_mm_cvtsi32_si128((int)hl_le32(w)), (int)hl_le32(w + rs), 1);
+        const __m512 dm = _mm512_castps128_ps512(_mm_mul_ps(_mm_cvtph_ps(h), _mm_set1_ps(x.d[b])));
+        acc = _mm512_fmadd_ps(_mm512_permutexvar_ps(d_at, dm), _mm512_cvtepi32_ps(both), acc);
+        acc = _mm512_fnmadd_ps(_mm512_permutexvar_ps(m_at, dm), _mm512_cvtepi32_ps(mins), acc);
+    }
+    out[0] = lanes_sum8(_mm512_castps512_ps256(acc));
+    out[1] = lanes_sum8(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(acc), 1)));
+}
 #endif
 
 /* q4_K, or q5_K when five (the fifth bits from qh, as in the scalar form). */
@@ -914,6 +1004,59 @@ static inline __attribute__((always_inline)) void dot_q6_k_one512(const uint8_t 
     }
     *out = lanes_sum8(acc);
 }
+/* Two q6_K rows (rs bytes apart) against one token, for decoding, with the
+ * per-block tail shared as in dot_q45_k_two512. out[0], out[1]. */
+static inline __attribute__((always_inline)) void dot_q6_k_two512(const uint8_t *w, int64_t rs, const uint8_t *act,
+                                                                  int64_t nb, float *out) {
+    __m512 acc = _mm512_setzero_ps();
+    const __m512i low = _mm512_set1_epi8(0x0f), bits2 = _mm512_set1_epi8(3);
+    const __m512i d_at = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);
+    const a8_tok x = a8_at(act, nb * 256, 1);
+    for (int64_t b = 0; b < nb; b++, w += 210) {
+        const int8_t *y = x.q + 256 * b;
+        __m512i yc[4];
+        for (int c = 0; c < 4; c++)
+            yc[c] = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_load_si256((const __m256i *)(y + 32 * c))),
+                                       _mm256_load_si256((const __m256i *)(y + 128 + 32 * c)), 1);
+        const __m512i bsum = _mm512_broadcast_i64x4(_mm256_load_si256((const __m256i *)(x.bsum + 16 * b)));
+        __m256i sc16[2];
+        __m512i lane[2];
+        for (int r = 0; r < 2; r++) {
+            const uint8_t *wr = w + r * rs;
+            sc16[r] = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(wr + 192)));
+            const __m512i scz = _mm512_castsi256_si512(sc16[r]);
+            const __m512i sc4 = _mm512_shuffle_i64x2(scz, scz, 0x50);
+            const __m512i a = _mm512_loadu_si512((const void *)wr), c2 = _mm512_loadu_si512((const void *)(wr + 64));
+            const __m512i l0 = _mm512_shuffle_i64x2(a, c2, 0x44), l1 = _mm512_shuffle_i64x2(a, c2, 0xee);
+            const __m512i hb = _mm512_loadu_si512((const void *)(wr + 128));
+            __m512i v[4];
+            v[0] = _mm512_or_si512(_mm512_and_si512(l0, low), _mm512_slli_epi16(_mm512_and_si512(hb, bits2), 4));
+            v[1] = _mm512_or_si512(_mm512_and_si512(l1, low),
+                                   _mm512_slli_epi16(_mm512_and_si512(_mm512_srli_epi16(hb, 2), bits2), 4));
+            v[2] = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(l0, 4), low),
+                                   _mm512_slli_epi16(_mm512_and_si512(_mm512_srli_epi16(hb, 4), bits2), 4));
+            v[3] = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(l1, 4), low),
+                                   _mm512_slli_epi16(_mm512_and_si512(_mm512_srli_epi16(hb, 6), bits2), 4));
+            lane[r] = _mm512_setzero_si512();
+            for (int c = 0; c < 4; c++) {
+                const __m512i k = _mm512_inserti64x4(_mm512_set1_epi16((short)(0x0100 + 0x0202 * (2 * c))),
+                                                     _mm256_set1_epi16((short)(0x0100 + 0x0202 * (2 * c + 1))), 1);
+                const __m512i kk = _mm512_shuffle_i64x2(k, k, 0x88);
+                const __m512i p = _mm512_maddubs_epi16(v[c], yc[c]);
+                lane[r] = _mm512_add_epi32(lane[r], _mm512_madd_epi16(p, _mm512_shuffle_epi8(sc4, kk)));
+            }
+        }
+        const __m512i both = _mm512_add_epi32(_mm512_shuffle_i64x2(lane[0], lane[1], 0x44),
+                                              _mm512_shuffle_i64x2(lane[0], lane[1], 0xee));
+        const __m512i off = _mm512_madd_epi16(_mm512_inserti64x4(_mm512_castsi256_si512(sc16[0]), sc16[1], 1), bsum);
+        const __m512i l = _mm512_sub_epi32(both, _mm512_slli_epi32(off, 5));
+        const __m128i h = _mm_insert_epi16(_mm_cvtsi32_si128(hl_le16(w + 208)), hl_le16(w + rs + 208), 1);
+        const __m512 d = _mm512_castps128_ps512(_mm_mul_ps(_mm_cvtph_ps(h), _mm_set1_ps(x.d[b])));
+        acc = _mm512_fmadd_ps(_mm512_permutexvar_ps(d_at, d), _mm512_cvtepi32_ps(l), acc);
+    }
+    out[0] = lanes_sum8(_mm512_castps512_ps256(acc));
+    out[1] = lanes_sum8(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(acc), 1)));
+}
 #endif
 
 static inline __attribute__((always_inline)) void dots_q6_k(const uint8_t *w, const uint8_t *act, int64_t stride,
@@ -983,6 +1126,23 @@ EACH_ROW(rdots_q3_k, dots_q3_k)
 EACH_ROW(rdots_q4_k, dots_q4_k)
 EACH_ROW(rdots_q5_k, dots_q5_k)
 EACH_ROW(rdots_q6_k, dots_q6_k)
+#if defined(__AVX512BW__)
+/* Decoding two rows per call (A8_ROWS): rows w and w + rd, into out[0] and
+ * out[od]. */
+#define A8_PAIRS 1
+#define PAIR_DOTS(name, two512)                                                                                  \
+    static inline __attribute__((always_inline)) void name(const uint8_t *w, int64_t rd, const uint8_t *act,     \
+                                                           int64_t nb, float *out, int64_t od) {                 \
+        float two[2];                                                                                           \
+        two512;                                                                                                 \
+        out[0] = two[0];                                                                                        \
+        out[od] = two[1];                                                                                       \
+    }
+PAIR_DOTS(pair_q4_k, dot_q45_k_two512(0, w, rd, act, nb, two))
+PAIR_DOTS(pair_q5_k, dot_q45_k_two512(1, w, rd, act, nb, two))
+PAIR_DOTS(pair_q6_k, dot_q6_k_two512(w, rd, act, nb, two))
+#undef PAIR_DOTS
+#endif
 #undef EACH_ROW
 #endif /* HL_A8_SIMD */
 
@@ -1030,10 +1190,15 @@ SCALAR_DOTS(rdots_q6_k, dot_q6_k)
  * panel (a8_panel_rows takes them otherwise). A row's bytes are unpacked
  * once per four tokens, and both the panel and the four tokens stay in L1
  * (a panel of s110M's widest rows, q8_0 at K = 2048, is 35 KiB; four tokens
- * 9 KiB). Decoding streams the weights from memory, where two interleaved
- * rows ran 40% slower than one (q8_0 at 131072 x 768, Zen 3), hence one row
- * per call. Which rows share a call changes no value: each row's sums are
- * its own. */
+ * 9 KiB). Decoding streams the weights from memory, where two neighbouring
+ * rows interleaved ran 40% slower than one (q8_0 at 131072 x 768, Zen 3;
+ * q4_K and q6_K at 98304 x 768 on a Zen 5 about half as fast), hence one
+ * row per call. The exception is q4_K, q5_K and q6_K at AVX-512
+ * (A8_PAIRS): each thread runs the two halves of its rows side by side, two
+ * sequential streams, so that the two-row kernels share the per-block work
+ * (q4_K at 98304 x 768, 2 threads on a Zen 5: 44 GB/s median against 35
+ * one row at a time; q6_K 47 against 40). Which rows share a call changes
+ * no value: each row's sums are its own. */
 #define A8_PANEL 16
 /* Asks for the cache lines of [p, p + n) without waiting for them (never
  * faults, whatever the address). */
@@ -1048,13 +1213,27 @@ static inline void prefetch_span(const uint8_t *p, int64_t n) {
             dots((const uint8_t *)w->data + o * rs, rs, 1, a, j->act_bytes, nb, nt, j->out + t * j->ldo + o, \
                  j->ldo);                                                                                   \
     } while (0)
-#define A8_ROWS(name, dots)                                                                                    \
+#define A8_ROWS(name, dots, pairs, pair)                                                                       \
     static void name(const a8job *j, int64_t o0, int64_t o1, int64_t nb) {                                 \
         const hl_qweight *w = j->w;                                                                         \
         const int64_t rs = (int64_t)w->row_bytes;                                                          \
+        if (pairs && j->T == 1) { /* decoding: the two halves of [o0, o1) side by side */                  \
+            const uint8_t *wd = (const uint8_t *)w->data;                                                   \
+            const int64_t h = (o1 - o0) / 2;                                                                \
+            for (int64_t o = o0; o < o0 + h; o++) {                                                         \
+                if (j->ahead > 0) {                                                                         \
+                    prefetch_span(wd + o * rs + j->ahead, rs);                                              \
+                    prefetch_span(wd + (o + h) * rs + j->ahead, rs);                                        \
+                }                                                                                           \
+                pair(wd + o * rs, h * rs, j->act, nb, j->out + o, h);                                       \
+            }                                                                                               \
+            if ((o1 - o0) % 2) dots(wd + (o1 - 1) * rs, rs, 1, j->act, j->act_bytes, nb, 1, j->out + o1 - 1, j->ldo); \
+            return;                                                                                         \
+        }                                                                                                   \
         if (j->ahead > 0) { /* decoding (one token): each row's bytes asked for j->ahead early */          \
             const uint8_t *wd = (const uint8_t *)w->data;                                                   \
-            for (int64_t o = o0; o < o1; o++) {                                                             \
+            int64_t o = o0;                                                                                 \
+            for (; o < o1; o++) {                                                                           \
                 prefetch_span(wd + o * rs + j->ahead, rs);                                                  \
                 dots(wd + o * rs, rs, 1, j->act, j->act_bytes, nb, 1, j->out + o, j->ldo);                 \
             }                                                                                               \
@@ -1067,16 +1246,24 @@ static inline void prefetch_span(const uint8_t *p, int64_t n) {
             for (; t < j->T; t++) A8_PANEL_TOKENS(dots, 1);                                                 \
         }                                                                                                   \
     }
-A8_ROWS(rows_q8_0, rdots_q8_0)
-A8_ROWS(rows_q4_0, rdots_q4_0)
-A8_ROWS(rows_q4_1, rdots_q4_1)
-A8_ROWS(rows_q5_0, rdots_q5_0)
-A8_ROWS(rows_q5_1, rdots_q5_1)
-A8_ROWS(rows_q2_k, rdots_q2_k)
-A8_ROWS(rows_q3_k, rdots_q3_k)
-A8_ROWS(rows_q4_k, rdots_q4_k)
-A8_ROWS(rows_q5_k, rdots_q5_k)
-A8_ROWS(rows_q6_k, rdots_q6_k)
+#ifndef A8_PAIRS /* one row per call */
+#define A8_PAIRS 0
+#define pair_q4_k NO_PAIR
+#define pair_q5_k NO_PAIR
+#define pair_q6_k NO_PAIR
+#endif
+#define NO_PAIR(w, rd, act, nb, out, od) ((void)0)
+A8_ROWS(rows_q8_0, rdots_q8_0, 0, NO_PAIR)
+A8_ROWS(rows_q4_0, rdots_q4_0, 0, NO_PAIR)
+A8_ROWS(rows_q4_1, rdots_q4_1, 0, NO_PAIR)
+A8_ROWS(rows_q5_0, rdots_q5_0, 0, NO_PAIR)
+A8_ROWS(rows_q5_1, rdots_q5_1, 0, NO_PAIR)
+A8_ROWS(rows_q2_k, rdots_q2_k, 0, NO_PAIR)
+A8_ROWS(rows_q3_k, rdots_q3_k, 0, NO_PAIR)
+A8_ROWS(rows_q4_k, rdots_q4_k, A8_PAIRS, pair_q4_k)
+A8_ROWS(rows_q5_k, rdots_q5_k, A8_PAIRS, pair_q5_k)
+A8_ROWS(rows_q6_k, rdots_q6_k, A8_PAIRS, pair_q6_k)
+#undef NO_PAIR
 #undef A8_ROWS
 #undef A8_PANEL_TOKENS
 
