@@ -89,7 +89,13 @@ int main(void) {
         }
         hl_pool_free(pool);
     }
-    hl_pool_for_balanced(NULL, 10, 2, count_items, &(count_job){.n = 10, .grain = 10, .n_threads = 1, .slow_worker = -1});
+    /* No pool: one call over every item, on the caller (worker 0). */
+    for (int balanced = 0; balanced < 2; balanced++) {
+        run_counted(NULL, 1, 10, 2, balanced, -1);
+        CHECK_MSG(every_item_once(10) && atomic_load(&job.by_worker[0]) == 10,
+                  "%s without a pool: the caller ran %d of 10 items", balanced ? "balanced" : "plain",
+                  atomic_load(&job.by_worker[0]));
+    }
 
     /* The packed prompt product at 1, 2 and 3 threads: identical bits. With
      * 2 and 3 threads the split moves from run to run (balanced claims); ten

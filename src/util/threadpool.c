@@ -51,13 +51,14 @@ struct hl_pool {
 
 typedef struct { hl_pool *pool; int index; } worker_arg;
 
-static void chunk_bounds(const hl_pool *p, int index, int64_t *b, int64_t *e) {
-    int64_t blocks = (p->n + p->grain - 1) / p->grain;
+/* Thread index's chunk of [0, p->n) split into blocks of grain items. */
+static void chunk_bounds(const hl_pool *p, int64_t grain, int index, int64_t *b, int64_t *e) {
+    int64_t blocks = (p->n + grain - 1) / grain;
     int64_t per = blocks / p->n_threads, extra = blocks % p->n_threads;
     int64_t start = index * per + (index < extra ? index : extra);
     int64_t count = per + (index < extra ? 1 : 0);
-    *b = start * p->grain;
-    *e = (start + count) * p->grain;
+    *b = start * grain;
+    *e = (start + count) * grain;
     if (*b > p->n) *b = p->n;
     if (*e > p->n) *e = p->n;
 }
@@ -84,7 +85,7 @@ static int claim(struct claim_range *r, int from_low, int64_t grain, int64_t *b,
 static void run_share(hl_pool *p, int index) {
     if (!p->balanced) {
         int64_t b, e;
-        chunk_bounds(p, index, &b, &e);
+        chunk_bounds(p, p->grain, index, &b, &e);
         if (b < e) p->fn(p->arg, b, e, index);
         return;
     }
@@ -198,14 +199,13 @@ static void pool_run(hl_pool *p, int64_t n, int64_t grain, hl_pool_fn fn, void *
     p->arg = arg;
     p->balanced = balanced;
     p->n = n;
-    p->grain = balanced ? 1 : grain;
+    p->grain = grain;
     if (balanced) /* the items split evenly, each thread then claiming `grain` at a time */
         for (int i = 0; i < p->n_threads; i++) {
             int64_t b, e;
-            chunk_bounds(p, i, &b, &e);
+            chunk_bounds(p, 1, i, &b, &e);
             atomic_store(&p->ranges[i].v, (uint_fast64_t)b << 32 | (uint_fast64_t)e);
         }
-    p->grain = grain;
     atomic_store(&p->pending, p->n_threads - 1);
     atomic_fetch_add(&p->generation, 1); /* publishes the job (sequentially consistent) */
     if (atomic_load(&p->sleepers) > 0) {
