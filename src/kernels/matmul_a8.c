@@ -696,54 +696,70 @@ ROWS_DOTS(rdots_q5_1, dots_small, HL_TYPE_Q5_1)
 #undef ROWS_DOTS
 
 #if defined(__AVX512BW__)
+/* One q4_K/q5_K row's int32 lanes for one block (before the halves are
+ * added): w the block, sc16 its 8 scales as int16 in every 128-bit lane, ya
+ * and yb the token's bytes for the low and high nibbles of q's two 64-byte
+ * halves (group 2i in the low half of a vector, 2i+1 in the high half). */
+static inline __attribute__((always_inline)) __m512i q45_k_lanes512(const int five, const uint8_t *w,
+                                                                   const __m512i sc16, const __m512i ya[2],
+                                                                   const __m512i yb[2]) {
+    const __m512i low = _mm512_set1_epi8(0x0f), one = _mm512_set1_epi8(1);
+    const uint8_t *q = w + (five ? 48 : 16);
+    const __m512i hb =
+        five ? _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(w + 16))) : _mm512_setzero_si512();
+    __m512i lane = _mm512_setzero_si512();
+    for (int i = 0; i < 2; i++) {
+        const __m512i v = _mm512_loadu_si512((const void *)(q + 64 * i));
+        __m512i lo = _mm512_and_si512(v, low), hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), low);
+        if (five) { /* group 2i's bits 4i and 4i+1 of qh, group 2i+1's bits 4i+2 and 4i+3 */
+            const __m512i c1 = _mm512_inserti64x4(_mm512_set1_epi16((short)(4 * i)),
+                                                  _mm256_set1_epi16((short)(4 * i + 2)), 1);
+            const __m512i c2 = _mm512_add_epi16(c1, _mm512_set1_epi16(1));
+            lo = _mm512_or_si512(lo, _mm512_slli_epi16(_mm512_and_si512(_mm512_srlv_epi16(hb, c1), one), 4));
+            hi = _mm512_or_si512(hi, _mm512_slli_epi16(_mm512_and_si512(_mm512_srlv_epi16(hb, c2), one), 4));
+        }
+        /* scale word k in each 128-bit lane: sub-blocks 4i, 4i+1 (low half), 4i+2, 4i+3 (high half) */
+        const __m512i k1 = _mm512_inserti64x4(_mm512_set1_epi16((short)(0x0100 + 0x0202 * (4 * i))),
+                                              _mm256_set1_epi16((short)(0x0100 + 0x0202 * (4 * i + 2))), 1);
+        const __m512i k2 = _mm512_add_epi16(k1, _mm512_set1_epi16(0x0202));
+        const __m512i p1 = _mm512_maddubs_epi16(lo, ya[i]), p2 = _mm512_maddubs_epi16(hi, yb[i]);
+        lane = _mm512_add_epi32(lane, _mm512_add_epi32(_mm512_madd_epi16(p1, _mm512_shuffle_epi8(sc16, k1)),
+                                                       _mm512_madd_epi16(p2, _mm512_shuffle_epi8(sc16, k2))));
+    }
+    return lane;
+}
+
+/* The token's bytes of block y for q45_k_lanes512: the 32 bytes against
+ * each group's low nibbles, and the next 32 against its high ones. */
+static inline __attribute__((always_inline)) void q45_k_token512(const int8_t *y, __m512i ya[2], __m512i yb[2]) {
+    for (int i = 0; i < 2; i++) {
+        const int8_t *y0 = y + 128 * i, *y1 = y0 + 64;
+        ya[i] = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_load_si256((const __m256i *)y0)),
+                                   _mm256_load_si256((const __m256i *)y1), 1);
+        yb[i] = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_load_si256((const __m256i *)(y0 + 32))),
+                                   _mm256_load_si256((const __m256i *)(y1 + 32)), 1);
+    }
+}
+
 /* One token against one q4_K/q5_K row with 512-bit integer work: two
- * 32-byte groups of a block per operation (group 2i in the low half, 2i+1
- * in the high half). The low and high halves' int32 lanes are added at the
- * end of each block, which gives exactly the 256-bit form's lanes (exact
- * integer sums, another order), so the float chain, and the bits, are the
- * same. */
+ * 32-byte groups of a block per operation (q45_k_lanes512). The low and
+ * high halves' int32 lanes are added at the end of each block, which gives
+ * exactly the 256-bit form's lanes (exact integer sums, another order), so
+ * the float chain, and the bits, are the same. */
 static inline __attribute__((always_inline)) void dot_q45_k_one512(const int five, const uint8_t *w,
                                                                    const uint8_t *act, int64_t nb, float *out) {
     __m256 acc = _mm256_setzero_ps();
-    const __m512i low = _mm512_set1_epi8(0x0f), one = _mm512_set1_epi8(1);
     const a8_tok x = a8_at(act, nb * 256, 1);
     for (int64_t b = 0; b < nb; b++, w += five ? 176 : 144) {
-        const uint8_t *scales = w + 4, *q = w + (five ? 48 : 16);
         uint8_t sc[8], mn[8];
-        k4_scales_mins(scales, sc, mn);
+        k4_scales_mins(w + 4, sc, mn);
         const __m128i mb = _mm_loadl_epi64((const __m128i *)mn);
         const __m256i mn16 = _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(mb, mb));
         /* the 8 scales as int16, in every 128-bit lane */
         const __m512i sc16 = _mm512_broadcast_i32x4(_mm_cvtepu8_epi16(_mm_loadl_epi64((const __m128i *)sc)));
-        const __m512i hb =
-            five ? _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(w + 16))) : _mm512_setzero_si512();
-        const int8_t *y = x.q + 256 * b;
-        __m512i lane = _mm512_setzero_si512();
-        for (int i = 0; i < 2; i++) {
-            const __m512i v = _mm512_loadu_si512((const void *)(q + 64 * i));
-            __m512i lo = _mm512_and_si512(v, low), hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), low);
-            if (five) { /* group 2i's bits 4i and 4i+1 of qh, group 2i+1's bits 4i+2 and 4i+3 */
-                const __m512i c1 = _mm512_inserti64x4(_mm512_set1_epi16((short)(4 * i)),
-                                                      _mm256_set1_epi16((short)(4 * i + 2)), 1);
-                const __m512i c2 = _mm512_add_epi16(c1, _mm512_set1_epi16(1));
-                lo = _mm512_or_si512(lo, _mm512_slli_epi16(_mm512_and_si512(_mm512_srlv_epi16(hb, c1), one), 4));
-                hi = _mm512_or_si512(hi, _mm512_slli_epi16(_mm512_and_si512(_mm512_srlv_epi16(hb, c2), one), 4));
-            }
-            /* the token's 32 bytes against each group's low nibbles, and the next 32 against its high ones */
-            const int8_t *y0 = y + 128 * i, *y1 = y0 + 64;
-            const __m512i ya = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_load_si256((const __m256i *)y0)),
-                                                  _mm256_load_si256((const __m256i *)y1), 1);
-            const __m512i yb =
-                _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_load_si256((const __m256i *)(y0 + 32))),
-                                   _mm256_load_si256((const __m256i *)(y1 + 32)), 1);
-            /* scale word k in each 128-bit lane: sub-blocks 4i, 4i+1 (low half), 4i+2, 4i+3 (high half) */
-            const __m512i k1 = _mm512_inserti64x4(_mm512_set1_epi16((short)(0x0100 + 0x0202 * (4 * i))),
-                                                  _mm256_set1_epi16((short)(0x0100 + 0x0202 * (4 * i + 2))), 1);
-            const __m512i k2 = _mm512_add_epi16(k1, _mm512_set1_epi16(0x0202));
-            const __m512i p1 = _mm512_maddubs_epi16(lo, ya), p2 = _mm512_maddubs_epi16(hi, yb);
-            lane = _mm512_add_epi32(lane, _mm512_add_epi32(_mm512_madd_epi16(p1, _mm512_shuffle_epi8(sc16, k1)),
-                                                           _mm512_madd_epi16(p2, _mm512_shuffle_epi8(sc16, k2))));
-        }
+        __m512i ya[2], yb[2];
+        q45_k_token512(x.q + 256 * b, ya, yb);
+        const __m512i lane = q45_k_lanes512(five, w, sc16, ya, yb);
         const __m256i lane8 = _mm256_add_epi32(_mm512_castsi512_si256(lane), _mm512_extracti64x4_epi64(lane, 1));
         const float d = f16_at(w), dmin = f16_at(w + 2);
         const __m256i mins = _mm256_madd_epi16(mn16, _mm256_load_si256((const __m256i *)(x.bsum + 16 * b)));
@@ -764,56 +780,26 @@ static inline __attribute__((always_inline)) void dot_q45_k_one512(const int fiv
 static inline __attribute__((always_inline)) void dot_q45_k_two512(const int five, const uint8_t *w, int64_t rs,
                                                                    const uint8_t *act, int64_t nb, float *out) {
     __m512 acc = _mm512_setzero_ps();
-    const __m512i low = _mm512_set1_epi8(0x0f), one = _mm512_set1_epi8(1);
     const __m512i d_at = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 2, 2, 2, 2, 2, 2, 2, 2);
     const __m512i m_at = _mm512_add_epi32(d_at, _mm512_set1_epi32(1));
     const a8_tok x = a8_at(act, nb * 256, 1);
     const int bb = five ? 176 : 144;
     for (int64_t b = 0; b < nb; b++, w += bb) {
-        const int8_t *y = x.q + 256 * b;
         __m512i ya[2], yb[2];
-        for (int i = 0; i < 2; i++) {
-            const int8_t *y0 = y + 128 * i, *y1 = y0 + 64;
-            ya[i] = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_load_si256((const __m256i *)y0)),
-                                       _mm256_load_si256((const __m256i *)y1), 1);
-            yb[i] = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_load_si256((const __m256i *)(y0 + 32))),
-                                       _mm256_load_si256((const __m256i *)(y1 + 32)), 1);
-        }
+        q45_k_token512(x.q + 256 * b, ya, yb);
         uint64_t sc0, mn0, sc1, mn1;
         k4_scales_mins64(w + 4, &sc0, &mn0);
         k4_scales_mins64(w + rs + 4, &sc1, &mn1);
         /* both rows' 8 scales as int16 (row 0 in the low 128 bits), each row's in every 128-bit lane */
-        const __m512i scb = _mm512_castsi256_si512(_mm256_cvtepu8_epi16(_mm_set_epi64x((long long)sc1, (long long)sc0)));
+        const __m512i scb =
+            _mm512_castsi256_si512(_mm256_cvtepu8_epi16(_mm_set_epi64x((long long)sc1, (long long)sc0)));
         const __m512i sc16[2] = {_mm512_shuffle_i64x2(scb, scb, 0x00), _mm512_shuffle_i64x2(scb, scb, 0x55)};
         /* lane l: min_l·sum32_l, row 0 in lanes 0-7, row 1 in 8-15 (the token's sums fit in 16 bits) */
         const __m512i s32 = _mm512_broadcast_i64x4(_mm256_load_si256((const __m256i *)(x.sum32 + 8 * b)));
         const __m512i mins =
             _mm512_madd_epi16(_mm512_cvtepu8_epi32(_mm_set_epi64x((long long)mn1, (long long)mn0)), s32);
-        __m512i lane[2];
-        for (int r = 0; r < 2; r++) {
-            const uint8_t *wr = w + r * rs, *q = wr + (five ? 48 : 16);
-            const __m512i hb =
-                five ? _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(wr + 16))) : _mm512_setzero_si512();
-            lane[r] = _mm512_setzero_si512();
-            for (int i = 0; i < 2; i++) {
-                const __m512i v = _mm512_loadu_si512((const void *)(q + 64 * i));
-                __m512i lo = _mm512_and_si512(v, low), hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), low);
-                if (five) {
-                    const __m512i c1 = _mm512_inserti64x4(_mm512_set1_epi16((short)(4 * i)),
-                                                          _mm256_set1_epi16((short)(4 * i + 2)), 1);
-                    const __m512i c2 = _mm512_add_epi16(c1, _mm512_set1_epi16(1));
-                    lo = _mm512_or_si512(lo, _mm512_slli_epi16(_mm512_and_si512(_mm512_srlv_epi16(hb, c1), one), 4));
-                    hi = _mm512_or_si512(hi, _mm512_slli_epi16(_mm512_and_si512(_mm512_srlv_epi16(hb, c2), one), 4));
-                }
-                const __m512i k1 = _mm512_inserti64x4(_mm512_set1_epi16((short)(0x0100 + 0x0202 * (4 * i))),
-                                                      _mm256_set1_epi16((short)(0x0100 + 0x0202 * (4 * i + 2))), 1);
-                const __m512i k2 = _mm512_add_epi16(k1, _mm512_set1_epi16(0x0202));
-                const __m512i p1 = _mm512_maddubs_epi16(lo, ya[i]), p2 = _mm512_maddubs_epi16(hi, yb[i]);
-                lane[r] = _mm512_add_epi32(lane[r],
-                                           _mm512_add_epi32(_mm512_madd_epi16(p1, _mm512_shuffle_epi8(sc16[r], k1)),
-                                                            _mm512_madd_epi16(p2, _mm512_shuffle_epi8(sc16[r], k2))));
-            }
-        }
+        const __m512i lane[2] = {q45_k_lanes512(five, w, sc16[0], ya, yb),
+                                 q45_k_lanes512(five, w + rs, sc16[1], ya, yb)};
         /* [row 0's low half + high half | row 1's] */
         const __m512i both = _mm512_add_epi32(_mm512_shuffle_i64x2(lane[0], lane[1], 0x44),
                                               _mm512_shuffle_i64x2(lane[0], lane[1], 0xee));
@@ -958,44 +944,59 @@ VARIANT_DOTS(dots_q3_k, dots_q23_k, 1)
 #undef VARIANT_DOTS
 
 #if defined(__AVX512BW__)
-/* One token against one q6_K row with 512-bit integer work: the block's two
- * 128-element halves side by side (half 0 low, half 1 high). The halves'
- * int32 lanes are added at the end of each block: exactly the 256-bit
- * form's lanes, so the bits are the same. */
+/* One q6_K row's int32 lanes for one block (before the halves are added),
+ * the block's two 128-element halves side by side (half 0 low, half 1
+ * high): w the block, yc[c] the token's 32 bytes of chunk c of each half;
+ * *sc16 gets the block's 16 scales as int16. */
+static inline __attribute__((always_inline)) __m512i q6_k_lanes512(const uint8_t *w, const __m512i yc[4],
+                                                                  __m256i *sc16) {
+    const __m512i low = _mm512_set1_epi8(0x0f), bits2 = _mm512_set1_epi8(3);
+    *sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(w + 192)));
+    /* scales 0-7 in the two low 128-bit lanes, 8-15 in the two high ones */
+    const __m512i scz = _mm512_castsi256_si512(*sc16);
+    const __m512i sc4 = _mm512_shuffle_i64x2(scz, scz, 0x50);
+    const __m512i a = _mm512_loadu_si512((const void *)w), c2 = _mm512_loadu_si512((const void *)(w + 64));
+    const __m512i l0 = _mm512_shuffle_i64x2(a, c2, 0x44), l1 = _mm512_shuffle_i64x2(a, c2, 0xee);
+    const __m512i hb = _mm512_loadu_si512((const void *)(w + 128));
+    __m512i v[4];
+    v[0] = _mm512_or_si512(_mm512_and_si512(l0, low), _mm512_slli_epi16(_mm512_and_si512(hb, bits2), 4));
+    v[1] = _mm512_or_si512(_mm512_and_si512(l1, low),
+                           _mm512_slli_epi16(_mm512_and_si512(_mm512_srli_epi16(hb, 2), bits2), 4));
+    v[2] = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(l0, 4), low),
+                           _mm512_slli_epi16(_mm512_and_si512(_mm512_srli_epi16(hb, 4), bits2), 4));
+    v[3] = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(l1, 4), low),
+                           _mm512_slli_epi16(_mm512_and_si512(_mm512_srli_epi16(hb, 6), bits2), 4));
+    __m512i lane = _mm512_setzero_si512();
+    for (int c = 0; c < 4; c++) {
+        /* words 2c and 2c+1 of each half's scales, as words_broadcast gives them */
+        const __m512i k = _mm512_inserti64x4(_mm512_set1_epi16((short)(0x0100 + 0x0202 * (2 * c))),
+                                             _mm256_set1_epi16((short)(0x0100 + 0x0202 * (2 * c + 1))), 1);
+        const __m512i kk = _mm512_shuffle_i64x2(k, k, 0x88); /* lanes: 2c, 2c+1, 2c, 2c+1 */
+        const __m512i p = _mm512_maddubs_epi16(v[c], yc[c]); /* ≤ 2·63·127 */
+        lane = _mm512_add_epi32(lane, _mm512_madd_epi16(p, _mm512_shuffle_epi8(sc4, kk)));
+    }
+    return lane;
+}
+
+/* The token's bytes of block y for q6_k_lanes512. */
+static inline __attribute__((always_inline)) void q6_k_token512(const int8_t *y, __m512i yc[4]) {
+    for (int c = 0; c < 4; c++)
+        yc[c] = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_load_si256((const __m256i *)(y + 32 * c))),
+                                   _mm256_load_si256((const __m256i *)(y + 128 + 32 * c)), 1);
+}
+
+/* One token against one q6_K row with 512-bit integer work (q6_k_lanes512).
+ * The halves' int32 lanes are added at the end of each block: exactly the
+ * 256-bit form's lanes, so the bits are the same. */
 static inline __attribute__((always_inline)) void dot_q6_k_one512(const uint8_t *w, const uint8_t *act, int64_t nb,
                                                                   float *out) {
     __m256 acc = _mm256_setzero_ps();
-    const __m512i low = _mm512_set1_epi8(0x0f), bits2 = _mm512_set1_epi8(3);
     const a8_tok x = a8_at(act, nb * 256, 1);
     for (int64_t b = 0; b < nb; b++, w += 210) {
-        const int8_t *sc = (const int8_t *)(w + 192);
-        const __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)sc));
-        /* scales 0-7 in the two low 128-bit lanes, 8-15 in the two high ones */
-        const __m512i scz = _mm512_castsi256_si512(sc16);
-        const __m512i sc4 = _mm512_shuffle_i64x2(scz, scz, 0x50);
-        const __m512i a = _mm512_loadu_si512((const void *)w), c2 = _mm512_loadu_si512((const void *)(w + 64));
-        const __m512i l0 = _mm512_shuffle_i64x2(a, c2, 0x44), l1 = _mm512_shuffle_i64x2(a, c2, 0xee);
-        const __m512i hb = _mm512_loadu_si512((const void *)(w + 128));
-        __m512i v[4];
-        v[0] = _mm512_or_si512(_mm512_and_si512(l0, low), _mm512_slli_epi16(_mm512_and_si512(hb, bits2), 4));
-        v[1] = _mm512_or_si512(_mm512_and_si512(l1, low),
-                               _mm512_slli_epi16(_mm512_and_si512(_mm512_srli_epi16(hb, 2), bits2), 4));
-        v[2] = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(l0, 4), low),
-                               _mm512_slli_epi16(_mm512_and_si512(_mm512_srli_epi16(hb, 4), bits2), 4));
-        v[3] = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(l1, 4), low),
-                               _mm512_slli_epi16(_mm512_and_si512(_mm512_srli_epi16(hb, 6), bits2), 4));
-        const int8_t *y = x.q + 256 * b;
-        __m512i lane = _mm512_setzero_si512();
-        for (int c = 0; c < 4; c++) {
-            /* words 2c and 2c+1 of each half's scales, as words_broadcast gives them */
-            const __m512i k = _mm512_inserti64x4(_mm512_set1_epi16((short)(0x0100 + 0x0202 * (2 * c))),
-                                                 _mm256_set1_epi16((short)(0x0100 + 0x0202 * (2 * c + 1))), 1);
-            const __m512i kk = _mm512_shuffle_i64x2(k, k, 0x88); /* lanes: 2c, 2c+1, 2c, 2c+1 */
-            const __m512i yc = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_load_si256((const __m256i *)(y + 32 * c))),
-                                                  _mm256_load_si256((const __m256i *)(y + 128 + 32 * c)), 1);
-            const __m512i p = _mm512_maddubs_epi16(v[c], yc); /* ≤ 2·63·127 */
-            lane = _mm512_add_epi32(lane, _mm512_madd_epi16(p, _mm512_shuffle_epi8(sc4, kk)));
-        }
+        __m512i yc[4];
+        q6_k_token512(x.q + 256 * b, yc);
+        __m256i sc16;
+        const __m512i lane = q6_k_lanes512(w, yc, &sc16);
         const __m256i lane8 = _mm256_add_epi32(_mm512_castsi512_si256(lane), _mm512_extracti64x4_epi64(lane, 1));
         const float d = f16_at(w + 208);
         const __m256i off = _mm256_madd_epi16(sc16, _mm256_load_si256((const __m256i *)(x.bsum + 16 * b)));
@@ -1009,43 +1010,14 @@ static inline __attribute__((always_inline)) void dot_q6_k_one512(const uint8_t 
 static inline __attribute__((always_inline)) void dot_q6_k_two512(const uint8_t *w, int64_t rs, const uint8_t *act,
                                                                   int64_t nb, float *out) {
     __m512 acc = _mm512_setzero_ps();
-    const __m512i low = _mm512_set1_epi8(0x0f), bits2 = _mm512_set1_epi8(3);
     const __m512i d_at = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);
     const a8_tok x = a8_at(act, nb * 256, 1);
     for (int64_t b = 0; b < nb; b++, w += 210) {
-        const int8_t *y = x.q + 256 * b;
         __m512i yc[4];
-        for (int c = 0; c < 4; c++)
-            yc[c] = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_load_si256((const __m256i *)(y + 32 * c))),
-                                       _mm256_load_si256((const __m256i *)(y + 128 + 32 * c)), 1);
+        q6_k_token512(x.q + 256 * b, yc);
         const __m512i bsum = _mm512_broadcast_i64x4(_mm256_load_si256((const __m256i *)(x.bsum + 16 * b)));
         __m256i sc16[2];
-        __m512i lane[2];
-        for (int r = 0; r < 2; r++) {
-            const uint8_t *wr = w + r * rs;
-            sc16[r] = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(wr + 192)));
-            const __m512i scz = _mm512_castsi256_si512(sc16[r]);
-            const __m512i sc4 = _mm512_shuffle_i64x2(scz, scz, 0x50);
-            const __m512i a = _mm512_loadu_si512((const void *)wr), c2 = _mm512_loadu_si512((const void *)(wr + 64));
-            const __m512i l0 = _mm512_shuffle_i64x2(a, c2, 0x44), l1 = _mm512_shuffle_i64x2(a, c2, 0xee);
-            const __m512i hb = _mm512_loadu_si512((const void *)(wr + 128));
-            __m512i v[4];
-            v[0] = _mm512_or_si512(_mm512_and_si512(l0, low), _mm512_slli_epi16(_mm512_and_si512(hb, bits2), 4));
-            v[1] = _mm512_or_si512(_mm512_and_si512(l1, low),
-                                   _mm512_slli_epi16(_mm512_and_si512(_mm512_srli_epi16(hb, 2), bits2), 4));
-            v[2] = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(l0, 4), low),
-                                   _mm512_slli_epi16(_mm512_and_si512(_mm512_srli_epi16(hb, 4), bits2), 4));
-            v[3] = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(l1, 4), low),
-                                   _mm512_slli_epi16(_mm512_and_si512(_mm512_srli_epi16(hb, 6), bits2), 4));
-            lane[r] = _mm512_setzero_si512();
-            for (int c = 0; c < 4; c++) {
-                const __m512i k = _mm512_inserti64x4(_mm512_set1_epi16((short)(0x0100 + 0x0202 * (2 * c))),
-                                                     _mm256_set1_epi16((short)(0x0100 + 0x0202 * (2 * c + 1))), 1);
-                const __m512i kk = _mm512_shuffle_i64x2(k, k, 0x88);
-                const __m512i p = _mm512_maddubs_epi16(v[c], yc[c]);
-                lane[r] = _mm512_add_epi32(lane[r], _mm512_madd_epi16(p, _mm512_shuffle_epi8(sc4, kk)));
-            }
-        }
+        const __m512i lane[2] = {q6_k_lanes512(w, yc, &sc16[0]), q6_k_lanes512(w + rs, yc, &sc16[1])};
         const __m512i both = _mm512_add_epi32(_mm512_shuffle_i64x2(lane[0], lane[1], 0x44),
                                               _mm512_shuffle_i64x2(lane[0], lane[1], 0xee));
         const __m512i off = _mm512_madd_epi16(_mm512_inserti64x4(_mm512_castsi256_si512(sc16[0]), sc16[1], 1), bsum);
