@@ -16,6 +16,7 @@
 #include "hyperlora.h"
 #include "lora/adapter_io.h"
 #include "lora/create.h"
+#include "model/context.h"
 #include "model/model.h"
 #include "model/quantize_model.h"
 #include "hyperlexeme/lexicon.h"
@@ -27,6 +28,7 @@
 #include "test_util.h"
 
 #include <dirent.h>
+#include <stdint.h>
 #include <unistd.h>
 
 #define MAX_K 100000 /* a guard: no operation here allocates nearly this often */
@@ -90,6 +92,38 @@ static hl_status op_context_init(void *user, hl_error *err) {
     if (s == HL_OK) hl_context_free(ctx);
     else CHECK(ctx == NULL);
     return s;
+}
+
+/* hl_aligned_calloc: aligned, zeroed, overflow refused, and an injected
+ * failure is a NULL; a context's activations and caches come from it. */
+static void aligned_calloc_checks(void) {
+    for (size_t n = 1; n <= 4097; n = n * 3 + 1) {
+        unsigned char *p = hl_aligned_calloc(n, 3);
+        REQUIRE(p);
+        CHECK((uintptr_t)p % HL_VECTOR_ALIGN == 0);
+        size_t nonzero = 0;
+        for (size_t i = 0; i < n * 3; i++) nonzero += p[i] != 0;
+        CHECK(nonzero == 0);
+        memset(p, 0xff, n * 3); /* the whole size is usable (ASan checks the bounds) */
+        hl_aligned_free(p);
+    }
+    CHECK(hl_aligned_calloc(SIZE_MAX / 2, 4) == NULL);
+    CHECK(hl_aligned_calloc(1, SIZE_MAX - 8) == NULL);
+    hl_aligned_free(NULL);
+    hl_alloc_fail_after(0);
+    CHECK(hl_aligned_calloc(4, 4) == NULL);
+    CHECK(hl_alloc_failures() == 1);
+    hl_alloc_fail_after(-1);
+
+    hl_context *ctx = NULL;
+    hl_context_params cp = {.n_ctx = 64, .n_threads = 2};
+    hl_error err = {0};
+    CHECK_OK(hl_context_init(g_model, &cp, &ctx, &err), &err);
+    REQUIRE(ctx);
+    const float *bufs[] = {ctx->kcache, ctx->vcache, ctx->x, ctx->xb, ctx->q, ctx->att, ctx->hb, ctx->hb2, ctx->proj};
+    for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++)
+        CHECK_MSG((uintptr_t)bufs[i] % HL_VECTOR_ALIGN == 0, "context buffer %zu is not 64-byte aligned", i);
+    hl_context_free(ctx);
 }
 
 static hl_status op_adapter_load(void *user, hl_error *err) {
@@ -259,6 +293,7 @@ int main(void) {
     snprintf(tmpdir, sizeof tmpdir, "/tmp/hl_alloc_XXXXXX");
     REQUIRE(mkdtemp(tmpdir));
 
+    aligned_calloc_checks();
     run_op("model load (GGUF)", op_model_load, &la_gguf);
     run_op("model load (llama2.c .bin)", op_model_load, &la_bin);
     run_op("context init", op_context_init, NULL);

@@ -22,17 +22,17 @@ struct hl_batch_decode {
 
 void hl_batch_decode_free(hl_batch_decode *b) {
     if (!b) return;
-    hl_free(b->x);
-    hl_free(b->xb);
-    hl_free(b->q);
-    hl_free(b->k);
-    hl_free(b->v);
-    hl_free(b->att);
-    hl_free(b->hb);
-    hl_free(b->hb2);
-    hl_free(b->proj);
-    hl_free(b->head);
-    hl_free(b->xh);
+    hl_aligned_free(b->x);
+    hl_aligned_free(b->xb);
+    hl_aligned_free(b->q);
+    hl_aligned_free(b->k);
+    hl_aligned_free(b->v);
+    hl_aligned_free(b->att);
+    hl_aligned_free(b->hb);
+    hl_aligned_free(b->hb2);
+    hl_aligned_free(b->proj);
+    hl_aligned_free(b->head);
+    hl_aligned_free(b->xh);
     hl_free(b->rope_cs);
     hl_free(b->saved);
     hl_free(b);
@@ -63,8 +63,8 @@ static hl_status reserve(hl_batch_decode **bp, const hl_model *m, int32_t n, int
         float **bufs[] = {&b->x, &b->xb, &b->q, &b->k, &b->v, &b->att, &b->hb, &b->hb2, &b->proj};
         const int64_t widths[] = {C, C, C, kv, kv, C, F, F, wide};
         for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++) {
-            hl_free(*bufs[i]);
-            if (!(*bufs[i] = hl_malloc_array((size_t)cap * (size_t)widths[i], sizeof(float)))) {
+            hl_aligned_free(*bufs[i]);
+            if (!(*bufs[i] = hl_aligned_calloc((size_t)cap * (size_t)widths[i], sizeof(float)))) {
                 b->cap = 0;
                 return hl_fail(err, HL_ERR_NOMEM, "out of memory for a batch of %d rows", cap);
             }
@@ -73,11 +73,11 @@ static hl_status reserve(hl_batch_decode **bp, const hl_model *m, int32_t n, int
     }
     if (n_segs > b->seg_cap) {
         int32_t cap = n_segs > 2 * b->seg_cap ? n_segs : 2 * b->seg_cap;
-        hl_free(b->xh);
-        hl_free(b->head);
+        hl_aligned_free(b->xh);
+        hl_aligned_free(b->head);
         hl_free(b->saved);
-        b->xh = hl_malloc_array((size_t)cap * (size_t)C, sizeof(float));
-        b->head = hl_malloc_array((size_t)cap * (size_t)Vb, sizeof(float));
+        b->xh = hl_aligned_calloc((size_t)cap * (size_t)C, sizeof(float));
+        b->head = hl_aligned_calloc((size_t)cap * (size_t)Vb, sizeof(float));
         b->saved = hl_calloc((size_t)cap, sizeof *b->saved);
         if (!b->xh || !b->head || !b->saved) {
             b->seg_cap = 0;

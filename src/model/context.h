@@ -28,7 +28,7 @@ struct hl_context {
     int32_t n_batch;    /* tokens per forward chunk */
     hl_pool *pool;
     const hl_packed_weights *packed; /* the model's packed projections, or NULL: row-major (hl_matmul) */
-    float *kcache;      /* (L, n_ctx, Hkv·D) */
+    float *kcache;      /* (L, n_ctx, Hkv·D); this and the activations below: hl_aligned_calloc */
     float *vcache;      /* (L, n_ctx, Hkv·D) */
     /* activations for one chunk of up to n_batch tokens */
     float *x;           /* (n_batch, C) residual stream */

@@ -27,16 +27,9 @@ hl_context_params hl_context_default_params(void) {
 void hl_context_free(hl_context *ctx) {
     if (!ctx) return;
     hl_pool_free(ctx->pool);
-    hl_free(ctx->kcache);
-    hl_free(ctx->vcache);
-    hl_free(ctx->x);
-    hl_free(ctx->xb);
-    hl_free(ctx->q);
-    hl_free(ctx->att);
-    hl_free(ctx->hb);
-    hl_free(ctx->hb2);
-    hl_free(ctx->proj);
-    hl_free(ctx->att_scratch);
+    float *bufs[] = {ctx->kcache, ctx->vcache, ctx->x,  ctx->xb,   ctx->q,
+                     ctx->att,    ctx->hb,     ctx->hb2, ctx->proj, ctx->att_scratch};
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) hl_aligned_free(bufs[i]);
     hl_free(ctx->rope_cs);
     if (ctx->hook.free_state) ctx->hook.free_state(ctx->hook.state);
     hl_free(ctx->qscratch);
@@ -97,16 +90,17 @@ hl_status hl_context_init(const hl_model *m, const hl_context_params *params, hl
     int64_t QD = (int64_t)c->n_heads * D; /* q and attention-output width; C unless the file sets key_length */
     int64_t B = ctx->n_batch, L = c->n_layers, wide = C > F ? C : F;
     ctx->pool = hl_pool_init(p.n_threads);
-    ctx->kcache = hl_calloc((size_t)(L * ctx->n_ctx), (size_t)kv * sizeof(float));
-    ctx->vcache = hl_calloc((size_t)(L * ctx->n_ctx), (size_t)kv * sizeof(float));
-    ctx->x = hl_malloc_array((size_t)(B * C), sizeof(float));
-    ctx->xb = hl_malloc_array((size_t)(B * C), sizeof(float));
-    ctx->q = hl_malloc_array((size_t)(B * QD), sizeof(float));
-    ctx->att = hl_malloc_array((size_t)(B * QD), sizeof(float));
-    ctx->hb = hl_malloc_array((size_t)(B * F), sizeof(float));
-    ctx->hb2 = hl_malloc_array((size_t)(B * F), sizeof(float));
-    ctx->proj = hl_malloc_array((size_t)(B * wide), sizeof(float));
-    ctx->att_scratch = hl_malloc_array((size_t)p.n_threads * (size_t)ctx->n_ctx, sizeof(float));
+    /* 64-byte aligned (HL_VECTOR_ALIGN); the caches' pages are touched only as they fill */
+    ctx->kcache = hl_aligned_calloc((size_t)(L * ctx->n_ctx), (size_t)kv * sizeof(float));
+    ctx->vcache = hl_aligned_calloc((size_t)(L * ctx->n_ctx), (size_t)kv * sizeof(float));
+    ctx->x = hl_aligned_calloc((size_t)(B * C), sizeof(float));
+    ctx->xb = hl_aligned_calloc((size_t)(B * C), sizeof(float));
+    ctx->q = hl_aligned_calloc((size_t)(B * QD), sizeof(float));
+    ctx->att = hl_aligned_calloc((size_t)(B * QD), sizeof(float));
+    ctx->hb = hl_aligned_calloc((size_t)(B * F), sizeof(float));
+    ctx->hb2 = hl_aligned_calloc((size_t)(B * F), sizeof(float));
+    ctx->proj = hl_aligned_calloc((size_t)(B * wide), sizeof(float));
+    ctx->att_scratch = hl_aligned_calloc((size_t)p.n_threads * (size_t)ctx->n_ctx, sizeof(float));
     if (m->quantized) {
         int64_t floats = hl_qmatmul_scratch_floats(p.n_threads, wide > QD ? wide : QD);
         int64_t a8 = hl_qmatmul_a8_scratch_bytes(wide > QD ? wide : QD);

@@ -201,10 +201,10 @@ void hl_trainer_free(hl_trainer *t) {
     hl_free(t->g_embd);
     hl_free(t->params);
     hl_free(t->names);
-    hl_free(t->qscratch);
+    hl_aligned_free(t->qscratch);
     for (int32_t i = 0; t->ad && i < t->ad->n_weights; i++) { /* gA or gB may be missing after an OOM */
-        if (t->gA) hl_free(t->gA[i]);
-        if (t->gB) hl_free(t->gB[i]);
+        if (t->gA) hl_aligned_free(t->gA[i]);
+        if (t->gB) hl_aligned_free(t->gB[i]);
     }
     hl_free(t->gA);
     hl_free(t->gB);
@@ -213,14 +213,16 @@ void hl_trainer_free(hl_trainer *t) {
                      t->up,     t->n,   t->nf,    t->hb,    t->tmp,  t->tmp2, t->logits, t->dlog, t->dx, t->dn,
                      t->datt,   t->dq,  t->dk,    t->dv,    t->dgate, t->dup, t->dhb,  t->lg,   t->lh, t->att_scratch, t->rope_cs, t->head_split,
                      t->q_lin, t->k_lin};
-    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) hl_free(bufs[i]);
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) hl_aligned_free(bufs[i]);
     hl_free(t->pos);
     hl_pool_free(t->pool);
     hl_free(t);
 }
 
+/* Zeroed and 64-byte aligned: the kernels read these rows with vector loads
+ * (see HL_VECTOR_ALIGN). Free with hl_aligned_free. */
 static float *alloc_f(int64_t a, int64_t b, int *ok) {
-    float *p = hl_calloc((size_t)a, (size_t)b * sizeof(float));
+    float *p = hl_aligned_calloc((size_t)a, (size_t)b * sizeof(float));
     if (!p) *ok = 0;
     return p;
 }

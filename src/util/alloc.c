@@ -4,6 +4,7 @@
 #include "util/checked.h"
 
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -55,6 +56,20 @@ void *hl_aligned_alloc(size_t align, size_t size) {
     void *p = NULL;
     if (posix_memalign(&p, align, size ? size : align) != 0) return NULL;
     return p;
+}
+/* calloc's block with the pointer moved up to the next line (1 to 64
+ * bytes); the byte before the pointer holds that distance. */
+void *hl_aligned_calloc(size_t n, size_t size) {
+    size_t total;
+    if (!hl_mul_size(n, size, &total) || total > SIZE_MAX - HL_VECTOR_ALIGN) return NULL;
+    unsigned char *block = hl_calloc(1, total + HL_VECTOR_ALIGN);
+    if (!block) return NULL;
+    const size_t shift = HL_VECTOR_ALIGN - (size_t)((uintptr_t)block % HL_VECTOR_ALIGN);
+    block[shift - 1] = (unsigned char)shift;
+    return block + shift;
+}
+void hl_aligned_free(void *ptr) {
+    if (ptr) hl_free((unsigned char *)ptr - ((unsigned char *)ptr)[-1]);
 }
 void hl_free(void *ptr) { free(ptr); }
 char *hl_strndup(const char *s, size_t n) {

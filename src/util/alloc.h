@@ -13,6 +13,15 @@ void *hl_calloc(size_t n, size_t size);           /* overflow-checked n*size */
 void *hl_realloc(void *ptr, size_t size);
 void *hl_malloc_array(size_t n, size_t size);     /* overflow-checked n*size */
 void *hl_aligned_alloc(size_t align, size_t size); /* free with hl_free */
+/* Activations that kernels read with vector loads: zeroed, 64-byte aligned
+ * (a cache line, one AVX-512 vector), so that no load straddles two lines;
+ * malloc's large blocks start 16 bytes into a page, which split every other
+ * 256-bit load and every 512-bit one. Like calloc, a large block's pages
+ * are not touched until used. Overflow-checked n*size; free with
+ * hl_aligned_free, never hl_free. */
+#define HL_VECTOR_ALIGN 64
+void *hl_aligned_calloc(size_t n, size_t size);
+void hl_aligned_free(void *ptr);
 void hl_free(void *ptr);
 char *hl_strdup(const char *s);
 char *hl_strndup(const char *s, size_t n);
