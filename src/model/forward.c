@@ -32,7 +32,7 @@ void hl_context_free(hl_context *ctx) {
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) hl_aligned_free(bufs[i]);
     hl_free(ctx->rope_cs);
     if (ctx->hook.free_state) ctx->hook.free_state(ctx->hook.state);
-    hl_free(ctx->qscratch);
+    hl_aligned_free(ctx->qscratch);
     hl_free(ctx);
 }
 
@@ -105,7 +105,7 @@ hl_status hl_context_init(const hl_model *m, const hl_context_params *params, hl
         int64_t floats = hl_qmatmul_scratch_floats(p.n_threads, wide > QD ? wide : QD);
         int64_t a8 = hl_qmatmul_a8_scratch_bytes(wide > QD ? wide : QD);
         if (floats * (int64_t)sizeof(float) < a8) floats = (a8 + 3) / 4;
-        ctx->qscratch = hl_malloc_array((size_t)floats, sizeof(float));
+        ctx->qscratch = hl_aligned_calloc((size_t)floats, sizeof(float));
         ctx->qscratch_bytes = floats * (int64_t)sizeof(float);
         ctx->quant_a8 = quant_a8;
     }
