@@ -150,6 +150,11 @@ static void fill(float *x, int64_t n, uint32_t seed) {
     }
 }
 
+/* The operands on 64-byte lines, as the library allocates its activations
+ * and packed weights (HL_VECTOR_ALIGN): from plain malloc every 512-bit load
+ * of a row would straddle two lines. */
+static float *lines_alloc(size_t bytes) { return aligned_alloc(64, (bytes + 63) / 64 * 64); }
+
 int main(int argc, char **argv) {
     int threads = 2, runs = 5, do_bw = 1;
     const char *blas_lib = NULL, *json = NULL;
@@ -206,9 +211,9 @@ int main(int argc, char **argv) {
     static const int64_t shapes[][3] = {{2048, 2048, 2048}, {1024, 768, 2048}, {1024, 2048, 768}};
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
         int64_t M = shapes[s][0], K = shapes[s][1], N = shapes[s][2];
-        gemm_case g = {M, K, N, malloc((size_t)(M * K) * 4), malloc((size_t)(N * K) * 4), malloc((size_t)(M * N) * 4),
-                       malloc((size_t)hl_packed_floats(N, K) * 4), malloc((size_t)hl_packed_floats(K, N) * 4), pool,
-                       sgemm};
+        gemm_case g = {M, K, N, lines_alloc((size_t)(M * K) * 4), lines_alloc((size_t)(N * K) * 4),
+                       lines_alloc((size_t)(M * N) * 4), lines_alloc((size_t)hl_packed_floats(N, K) * 4),
+                       lines_alloc((size_t)hl_packed_floats(K, N) * 4), pool, sgemm};
         if (!g.x || !g.w || !g.out || !g.wp || !g.wpn) return 1;
         fill(g.x, M * K, 1);
         fill(g.w, N * K, 2);
