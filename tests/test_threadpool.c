@@ -18,8 +18,10 @@ typedef struct {
     atomic_int runs[MAX_ITEMS];
     atomic_int by_worker[8];      /* items each worker ran */
     atomic_int steals;            /* items a worker ran outside its own hl_pool_for chunk */
+    atomic_int taken_from_slow;   /* items of the slow worker's chunk that another worker ran */
     int64_t n, grain;
     int n_threads, slow_worker;   /* slow_worker: this worker sleeps per call (-1: none) */
+    int wait_for_steal;           /* 1: the slow worker also waits until another has taken from its chunk */
 } count_job;
 
 /* hl_pool_for's chunk of worker w, in items: whole grains split as evenly as
@@ -33,12 +35,22 @@ static void own_chunk(const count_job *j, int w, int64_t *b, int64_t *e) {
 
 static void count_items(void *arg, int64_t b, int64_t e, int worker) {
     count_job *j = arg;
-    if (worker == j->slow_worker) nanosleep(&(struct timespec){0, 2000000}, NULL); /* 2 ms */
-    int64_t ob, oe;
+    if (worker == j->slow_worker) {
+        /* In a balanced loop the slowed worker also waits (up to 5 s) until
+         * another has taken an item of its chunk, so that the check does not
+         * rest on how the host schedules the threads within 2 ms. */
+        for (int ms = 0; j->wait_for_steal && ms < 5000 && atomic_load(&j->taken_from_slow) == 0; ms++)
+            nanosleep(&(struct timespec){0, 1000000}, NULL);
+        j->wait_for_steal = 0; /* once per loop: a pool that never takes fails in 5 s, not 5 s a call */
+        nanosleep(&(struct timespec){0, 2000000}, NULL); /* 2 ms */
+    }
+    int64_t ob, oe, sb = 0, se = 0;
     own_chunk(j, worker, &ob, &oe);
+    if (j->slow_worker >= 0) own_chunk(j, j->slow_worker, &sb, &se);
     for (int64_t i = b; i < e; i++) {
         atomic_fetch_add(&j->runs[i], 1);
         if (i < ob || i >= oe) atomic_fetch_add(&j->steals, 1);
+        if (worker != j->slow_worker && i >= sb && i < se) atomic_fetch_add(&j->taken_from_slow, 1);
     }
     atomic_fetch_add(&j->by_worker[worker], (int)(e - b));
 }
@@ -51,6 +63,7 @@ static void run_counted(hl_pool *pool, int n_threads, int64_t n, int64_t grain, 
     job.grain = grain;
     job.n_threads = n_threads;
     job.slow_worker = slow;
+    job.wait_for_steal = balanced && slow >= 0;
     if (balanced) hl_pool_for_balanced(pool, n, grain, count_items, &job);
     else hl_pool_for(pool, n, grain, count_items, &job);
 }
@@ -74,16 +87,16 @@ int main(void) {
                     CHECK_MSG(every_item_once(sizes[a]), "%s, %d threads, n %lld, grain %lld: an item ran other than once",
                               balanced ? "balanced" : "plain", nt, (long long)sizes[a], (long long)grains[g]);
                 }
-        /* Worker 0 (the caller) sleeps 2 ms per call: the others finish their
-         * own chunks and take the rest of its chunk from the back. */
+        /* Worker 0 (the caller) is slowed (count_items): the others finish
+         * their own chunks and take the rest of its chunk from the back. */
         if (nt > 1) {
             run_counted(pool, nt, 64, 1, 1, 0);
             int64_t ob, oe;
             own_chunk(&job, 0, &ob, &oe);
             CHECK_MSG(every_item_once(64), "balanced, %d threads, a slowed caller: an item ran other than once", nt);
-            CHECK_MSG(atomic_load(&job.steals) > 0 && atomic_load(&job.by_worker[0]) < oe - ob,
+            CHECK_MSG(atomic_load(&job.taken_from_slow) > 0 && atomic_load(&job.by_worker[0]) < oe - ob,
                       "balanced, %d threads: the slowed caller ran %d of its %lld items, the others took %d", nt,
-                      atomic_load(&job.by_worker[0]), (long long)(oe - ob), atomic_load(&job.steals));
+                      atomic_load(&job.by_worker[0]), (long long)(oe - ob), atomic_load(&job.taken_from_slow));
             run_counted(pool, nt, 64, 1, 0, 0);
             CHECK_MSG(atomic_load(&job.steals) == 0, "plain, %d threads: items ran outside their chunks", nt);
         }
