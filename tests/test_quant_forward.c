@@ -502,6 +502,9 @@ int main(void) {
     check_a8_made(HL_TYPE_Q4_K, "q4_K x7", 512, 7);
     check_a8_made(HL_TYPE_Q5_K, "q5_K x7", 512, 7);
     check_a8_made(HL_TYPE_Q6_K, "q6_K x7", 512, 7);
+    /* one-block rows, 13 of them: decoding pairs rows 0-5 with 6-11 and takes row 12 alone */
+    check_a8_made(HL_TYPE_Q4_K, "q4_K x13", 256, 13);
+    check_a8_made(HL_TYPE_Q6_K, "q6_K x13", 256, 13);
     check_a8_made(HL_TYPE_Q4_K, "q4_K x1", 256, 1);
     check_a8_made(HL_TYPE_Q6_K, "q6_K x1", 256, 1);
     check_f32();

@@ -396,16 +396,6 @@ static inline void k4_scales_mins(const uint8_t *q, uint8_t sc[8], uint8_t mn[8]
     memcpy(mn + 4, &m1, 4);
 }
 
-/* k4_scales_mins as two 64-bit words: byte i of *sc is scale i, of *mn min i. */
-static inline void k4_scales_mins64(const uint8_t *q, uint64_t *sc, uint64_t *mn) {
-    const uint32_t u0 = hl_le32(q), u1 = hl_le32(q + 4), u2 = hl_le32(q + 8);
-    const uint32_t s0 = u0 & 0x3f3f3f3fu, m0 = u1 & 0x3f3f3f3fu;
-    const uint32_t s1 = (u2 & 0x0f0f0f0fu) | ((u0 >> 6) & 0x03030303u) << 4;
-    const uint32_t m1 = ((u2 >> 4) & 0x0f0f0f0fu) | ((u1 >> 6) & 0x03030303u) << 4;
-    *sc = s0 | (uint64_t)s1 << 32;
-    *mn = m0 | (uint64_t)m1 << 32;
-}
-
 /* The sum of a vector's eight 32-bit integer lanes (exact: any order). */
 static inline int32_t hsum_epi32(__m256i v) {
     __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
@@ -696,6 +686,14 @@ ROWS_DOTS(rdots_q5_1, dots_small, HL_TYPE_Q5_1)
 #undef ROWS_DOTS
 
 #if defined(__AVX512BW__)
+/* acc + the pairwise int16 products of a and b summed into int32 lanes:
+ * one instruction with AVX512-VNNI, a multiply-add and an add otherwise.
+ * Exact either way (no sum here comes near the int32 limit). */
+#ifdef __AVX512VNNI__
+#define WORDS_DOT(acc, a, b) _mm512_dpwssd_epi32(acc, a, b)
+#else
+#define WORDS_DOT(acc, a, b) _mm512_add_epi32(acc, _mm512_madd_epi16(a, b))
+#endif
 /* One q4_K/q5_K row's int32 lanes for one block (before the halves are
  * added): w the block, sc16 its 8 scales as int16 in every 128-bit lane, ya
  * and yb the token's bytes for the low and high nibbles of q's two 64-byte
@@ -723,8 +721,8 @@ static inline __attribute__((always_inline)) __m512i q45_k_lanes512(const int fi
                                               _mm256_set1_epi16((short)(0x0100 + 0x0202 * (4 * i + 2))), 1);
         const __m512i k2 = _mm512_add_epi16(k1, _mm512_set1_epi16(0x0202));
         const __m512i p1 = _mm512_maddubs_epi16(lo, ya[i]), p2 = _mm512_maddubs_epi16(hi, yb[i]);
-        lane = _mm512_add_epi32(lane, _mm512_add_epi32(_mm512_madd_epi16(p1, _mm512_shuffle_epi8(sc16, k1)),
-                                                       _mm512_madd_epi16(p2, _mm512_shuffle_epi8(sc16, k2))));
+        lane = WORDS_DOT(lane, p1, _mm512_shuffle_epi8(sc16, k1));
+        lane = WORDS_DOT(lane, p2, _mm512_shuffle_epi8(sc16, k2));
     }
     return lane;
 }
@@ -768,6 +766,17 @@ static inline __attribute__((always_inline)) void dot_q45_k_one512(const int fiv
     }
     *out = lanes_sum8(acc);
 }
+/* lanes_sum of each 256-bit half of acc (row 0's lanes low, row 1's high),
+ * the tree's three levels done for both rows at once: the same additions in
+ * the same order, so the same bits as two lanes_sum8 calls, without the
+ * scalar epilogue that cost as much as a block at K = 768. */
+static inline __attribute__((always_inline)) void pair_lanes_sum(__m512 acc, float out[2]) {
+    const __m512 t1 = _mm512_add_ps(acc, _mm512_shuffle_f32x4(acc, acc, 0xb1)); /* lane l: a_l + a_(l+4) */
+    const __m512 t2 = _mm512_add_ps(t1, _mm512_permute_ps(t1, 0x4e));           /* lane 0: (a0+a4)+(a2+a6) */
+    const __m512 t3 = _mm512_add_ps(t2, _mm512_permute_ps(t2, 0xb1));           /* lane 0: that + ((a1+a5)+(a3+a7)) */
+    out[0] = _mm512_cvtss_f32(t3);
+    out[1] = _mm_cvtss_f32(_mm512_extractf32x4_ps(t3, 2));
+}
 /* Two rows (rs bytes apart) against one token, for decoding. One row at a
  * time, a Zen 5 core decoded q4_K from cache at about 30 GB/s, less than it
  * reads from memory, so the per-block work that does not depend on the
@@ -787,30 +796,43 @@ static inline __attribute__((always_inline)) void dot_q45_k_two512(const int fiv
     for (int64_t b = 0; b < nb; b++, w += bb) {
         __m512i ya[2], yb[2];
         q45_k_token512(x.q + 256 * b, ya, yb);
-        uint64_t sc0, mn0, sc1, mn1;
-        k4_scales_mins64(w + 4, &sc0, &mn0);
-        k4_scales_mins64(w + rs + 4, &sc1, &mn1);
+        /* Both rows' first 16 bytes (d, dmin, the 12 scale bytes as words u0 u1
+         * u2), row 0 in the low 128 bits: k4_scales_mins for both rows at once
+         * in vector registers, to dwords [s0, m0, s1, m1] of each row. */
+        const __m256i hd = _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)w)),
+                                                   _mm_loadu_si128((const __m128i *)(w + rs)), 1);
+        const __m256i u012 = _mm256_shuffle_epi32(hd, 0xf9); /* u0 u1 u2 u2 */
+        const __m256i u01 = _mm256_shuffle_epi32(hd, 0x90);  /* dwords 2, 3: u0 u1 */
+        const __m256i smn = _mm256_or_si256(
+            _mm256_and_si256(_mm256_srlv_epi32(u012, _mm256_setr_epi32(0, 0, 0, 4, 0, 0, 0, 4)),
+                             _mm256_setr_epi32(0x3f3f3f3f, 0x3f3f3f3f, 0x0f0f0f0f, 0x0f0f0f0f, 0x3f3f3f3f, 0x3f3f3f3f,
+                                               0x0f0f0f0f, 0x0f0f0f0f)),
+            _mm256_and_si256(_mm256_srli_epi32(u01, 2),
+                             _mm256_setr_epi32(0, 0, 0x30303030, 0x30303030, 0, 0, 0x30303030, 0x30303030)));
+        /* [row 0's 8 scales, row 1's | row 0's 8 mins, row 1's] as bytes */
+        const __m256i sm = _mm256_permute4x64_epi64(
+            _mm256_shuffle_epi8(smn, _mm256_setr_epi8(0, 1, 2, 3, 8, 9, 10, 11, 4, 5, 6, 7, 12, 13, 14, 15, 0, 1, 2, 3,
+                                                      8, 9, 10, 11, 4, 5, 6, 7, 12, 13, 14, 15)),
+            0xd8);
         /* both rows' 8 scales as int16 (row 0 in the low 128 bits), each row's in every 128-bit lane */
-        const __m512i scb =
-            _mm512_castsi256_si512(_mm256_cvtepu8_epi16(_mm_set_epi64x((long long)sc1, (long long)sc0)));
+        const __m512i scb = _mm512_castsi256_si512(_mm256_cvtepu8_epi16(_mm256_castsi256_si128(sm)));
         const __m512i sc16[2] = {_mm512_shuffle_i64x2(scb, scb, 0x00), _mm512_shuffle_i64x2(scb, scb, 0x55)};
         /* lane l: min_l·sum32_l, row 0 in lanes 0-7, row 1 in 8-15 (the token's sums fit in 16 bits) */
         const __m512i s32 = _mm512_broadcast_i64x4(_mm256_load_si256((const __m256i *)(x.sum32 + 8 * b)));
-        const __m512i mins =
-            _mm512_madd_epi16(_mm512_cvtepu8_epi32(_mm_set_epi64x((long long)mn1, (long long)mn0)), s32);
+        const __m512i mins = _mm512_madd_epi16(_mm512_cvtepu8_epi32(_mm256_extracti128_si256(sm, 1)), s32);
         const __m512i lane[2] = {q45_k_lanes512(five, w, sc16[0], ya, yb),
                                  q45_k_lanes512(five, w + rs, sc16[1], ya, yb)};
         /* [row 0's low half + high half | row 1's] */
         const __m512i both = _mm512_add_epi32(_mm512_shuffle_i64x2(lane[0], lane[1], 0x44),
                                               _mm512_shuffle_i64x2(lane[0], lane[1], 0xee));
         /* d0, dmin0, d1, dmin1, each times the token's scale (one rounding, as the one-row form) */
-        const __m128i h = _mm_insert_epi32(_mm_cvtsi32_si128((int)hl_le32(w)), (int)hl_le32(w + rs), 1);
+        const __m128i h =
+            _mm256_castsi256_si128(_mm256_permutevar8x32_epi32(hd, _mm256_setr_epi32(0, 4, 0, 0, 0, 0, 0, 0)));
         const __m512 dm = _mm512_castps128_ps512(_mm_mul_ps(_mm_cvtph_ps(h), _mm_set1_ps(x.d[b])));
         acc = _mm512_fmadd_ps(_mm512_permutexvar_ps(d_at, dm), _mm512_cvtepi32_ps(both), acc);
         acc = _mm512_fnmadd_ps(_mm512_permutexvar_ps(m_at, dm), _mm512_cvtepi32_ps(mins), acc);
     }
-    out[0] = lanes_sum8(_mm512_castps512_ps256(acc));
-    out[1] = lanes_sum8(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(acc), 1)));
+    pair_lanes_sum(acc, out);
 }
 #endif
 
@@ -973,7 +995,7 @@ static inline __attribute__((always_inline)) __m512i q6_k_lanes512(const uint8_t
                                              _mm256_set1_epi16((short)(0x0100 + 0x0202 * (2 * c + 1))), 1);
         const __m512i kk = _mm512_shuffle_i64x2(k, k, 0x88); /* lanes: 2c, 2c+1, 2c, 2c+1 */
         const __m512i p = _mm512_maddubs_epi16(v[c], yc[c]); /* ≤ 2·63·127 */
-        lane = _mm512_add_epi32(lane, _mm512_madd_epi16(p, _mm512_shuffle_epi8(sc4, kk)));
+        lane = WORDS_DOT(lane, p, _mm512_shuffle_epi8(sc4, kk));
     }
     return lane;
 }
@@ -1026,8 +1048,7 @@ static inline __attribute__((always_inline)) void dot_q6_k_two512(const uint8_t 
         const __m512 d = _mm512_castps128_ps512(_mm_mul_ps(_mm_cvtph_ps(h), _mm_set1_ps(x.d[b])));
         acc = _mm512_fmadd_ps(_mm512_permutexvar_ps(d_at, d), _mm512_cvtepi32_ps(l), acc);
     }
-    out[0] = lanes_sum8(_mm512_castps512_ps256(acc));
-    out[1] = lanes_sum8(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(acc), 1)));
+    pair_lanes_sum(acc, out);
 }
 #endif
 
