@@ -366,6 +366,18 @@ static inline __m256i sum4_u8s8(__m256i a, __m256i b) {
 #endif
 }
 
+/* acc + the pairwise int16 products of a and b summed into int32 lanes:
+ * one instruction with VNNI (AVX512-VNNI with VL, or AVX-VNNI), a
+ * multiply-add and an add otherwise. Exact either way: no sum here comes
+ * near the int32 limit. */
+#if defined(__AVX512VNNI__) && defined(__AVX512VL__)
+#define WORDS_DOT256(acc, a, b) _mm256_dpwssd_epi32(acc, a, b)
+#elif defined(__AVXVNNI__)
+#define WORDS_DOT256(acc, a, b) _mm256_dpwssd_avx_epi32(acc, a, b)
+#else
+#define WORDS_DOT256(acc, a, b) _mm256_add_epi32(acc, _mm256_madd_epi16(a, b))
+#endif
+
 /* int16 word k of each 128-bit half of v, in every word of that half (a
  * byte shuffle: no general-register round trip per scale). */
 static inline __m256i words_broadcast(__m256i v, int k_low, int k_high) {
@@ -877,7 +889,7 @@ static inline __attribute__((always_inline)) void dots_q45_k(const int five, con
                 const int8_t *y = (const int8_t *)(act + t * stride) + 256 * b + 64 * j;
                 const __m256i p1 = _mm256_maddubs_epi16(lo, _mm256_load_si256((const __m256i *)y));
                 const __m256i p2 = _mm256_maddubs_epi16(hi, _mm256_load_si256((const __m256i *)(y + 32)));
-                lane[t] = _mm256_add_epi32(lane[t], _mm256_add_epi32(_mm256_madd_epi16(p1, s1), _mm256_madd_epi16(p2, s2)));
+                lane[t] = WORDS_DOT256(WORDS_DOT256(lane[t], p1, s1), p2, s2);
             }
         }
         const float d = f16_at(w), dmin = f16_at(w + 2);
@@ -941,7 +953,7 @@ static inline __attribute__((always_inline)) void dots_q23_k(const int three, co
             for (int t = 0; t < nt; t++) {
                 const int8_t *y = (const int8_t *)(act + t * stride) + 256 * b + 32 * c;
                 const __m256i p = _mm256_maddubs_epi16(v, _mm256_load_si256((const __m256i *)y)); /* ≤ 2·7·127 */
-                lane[t] = _mm256_add_epi32(lane[t], _mm256_madd_epi16(p, s));
+                lane[t] = WORDS_DOT256(lane[t], p, s);
             }
         }
         const __m256 d = _mm256_set1_ps(f16_at(w + (three ? 108 : 80)));
@@ -1091,7 +1103,7 @@ static inline __attribute__((always_inline)) void dots_q6_k(const uint8_t *w, co
                 for (int t = 0; t < nt; t++) {
                     const int8_t *y = (const int8_t *)(act + t * stride) + 256 * b + 128 * h + 32 * c;
                     const __m256i p = _mm256_maddubs_epi16(v[c], _mm256_load_si256((const __m256i *)y)); /* ≤ 2·63·127 */
-                    lane[t] = _mm256_add_epi32(lane[t], _mm256_madd_epi16(p, s));
+                    lane[t] = WORDS_DOT256(lane[t], p, s);
                 }
             }
         }
