@@ -710,14 +710,14 @@ ROWS_DOTS(rdots_q5_1, dots_small, HL_TYPE_Q5_1)
  * added): w the block, sc16 its 8 scales as int16 in every 128-bit lane, ya
  * and yb the token's bytes for the low and high nibbles of q's two 64-byte
  * halves (group 2i in the low half of a vector, 2i+1 in the high half). */
-static inline __attribute__((always_inline)) __m512i q45_k_lanes512(const int five, const uint8_t *w,
-                                                                   const __m512i sc16, const __m512i ya[2],
-                                                                   const __m512i yb[2]) {
+static inline __attribute__((always_inline)) void q45_k_lanes512_n(const int five, const uint8_t *w, const __m512i sc16,
+                                                                   const __m512i ya[][2], const __m512i yb[][2],
+                                                                   const int nt, __m512i lane[]) {
     const __m512i low = _mm512_set1_epi8(0x0f), one = _mm512_set1_epi8(1);
     const uint8_t *q = w + (five ? 48 : 16);
     const __m512i hb =
         five ? _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(w + 16))) : _mm512_setzero_si512();
-    __m512i lane = _mm512_setzero_si512();
+    for (int t = 0; t < nt; t++) lane[t] = _mm512_setzero_si512();
     for (int i = 0; i < 2; i++) {
         const __m512i v = _mm512_loadu_si512((const void *)(q + 64 * i));
         __m512i lo = _mm512_and_si512(v, low), hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), low);
@@ -732,10 +732,19 @@ static inline __attribute__((always_inline)) __m512i q45_k_lanes512(const int fi
         const __m512i k1 = _mm512_inserti64x4(_mm512_set1_epi16((short)(0x0100 + 0x0202 * (4 * i))),
                                               _mm256_set1_epi16((short)(0x0100 + 0x0202 * (4 * i + 2))), 1);
         const __m512i k2 = _mm512_add_epi16(k1, _mm512_set1_epi16(0x0202));
-        const __m512i p1 = _mm512_maddubs_epi16(lo, ya[i]), p2 = _mm512_maddubs_epi16(hi, yb[i]);
-        lane = WORDS_DOT(lane, p1, _mm512_shuffle_epi8(sc16, k1));
-        lane = WORDS_DOT(lane, p2, _mm512_shuffle_epi8(sc16, k2));
+        const __m512i s1 = _mm512_shuffle_epi8(sc16, k1), s2 = _mm512_shuffle_epi8(sc16, k2);
+        for (int t = 0; t < nt; t++) {
+            const __m512i p1 = _mm512_maddubs_epi16(lo, ya[t][i]), p2 = _mm512_maddubs_epi16(hi, yb[t][i]);
+            lane[t] = WORDS_DOT(lane[t], p1, s1);
+            lane[t] = WORDS_DOT(lane[t], p2, s2);
+        }
     }
+}
+/* The same for one token. */
+static inline __attribute__((always_inline)) __m512i
+q45_k_lanes512(const int five, const uint8_t *w, const __m512i sc16, const __m512i ya[2], const __m512i yb[2]) {
+    __m512i lane;
+    q45_k_lanes512_n(five, w, sc16, (const __m512i(*)[2])ya, (const __m512i(*)[2])yb, 1, &lane);
     return lane;
 }
 
@@ -777,6 +786,39 @@ static inline __attribute__((always_inline)) void dot_q45_k_one512(const int fiv
         acc = _mm256_fnmadd_ps(_mm256_set1_ps(dmin * x.d[b]), _mm256_cvtepi32_ps(mins), acc);
     }
     *out = lanes_sum8(acc);
+}
+/* One q4_K/q5_K row against nt ≤ 4 tokens (prompts) with 512-bit integer
+ * work: each block's bytes unpacked once for all the tokens; each token's
+ * lanes and float chain as in the one-token form, so the bits are the same.
+ * out[t·ldo]; tokens are stride bytes apart. */
+static inline __attribute__((always_inline)) void dot_q45_k_tokens512(const int five, const uint8_t *w,
+                                                                      const uint8_t *act, int64_t stride, int64_t nb,
+                                                                      const int nt, float *out, int64_t ldo) {
+    __m256 acc[4];
+    a8_tok x[4];
+    for (int t = 0; t < nt; t++) {
+        acc[t] = _mm256_setzero_ps();
+        x[t] = a8_at(act + t * stride, nb * 256, 1);
+    }
+    for (int64_t b = 0; b < nb; b++, w += five ? 176 : 144) {
+        uint8_t sc[8], mn[8];
+        k4_scales_mins(w + 4, sc, mn);
+        const __m128i mb = _mm_loadl_epi64((const __m128i *)mn);
+        const __m256i mn16 = _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(mb, mb));
+        const __m512i sc16 = _mm512_broadcast_i32x4(_mm_cvtepu8_epi16(_mm_loadl_epi64((const __m128i *)sc)));
+        __m512i ya[4][2], yb[4][2], lane[4];
+        for (int t = 0; t < nt; t++) q45_k_token512(x[t].q + 256 * b, ya[t], yb[t]);
+        q45_k_lanes512_n(five, w, sc16, ya, yb, nt, lane);
+        const float d = f16_at(w), dmin = f16_at(w + 2);
+        for (int t = 0; t < nt; t++) {
+            const __m256i lane8 =
+                _mm256_add_epi32(_mm512_castsi512_si256(lane[t]), _mm512_extracti64x4_epi64(lane[t], 1));
+            const __m256i mins = _mm256_madd_epi16(mn16, _mm256_load_si256((const __m256i *)(x[t].bsum + 16 * b)));
+            acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(d * x[t].d[b]), _mm256_cvtepi32_ps(lane8), acc[t]);
+            acc[t] = _mm256_fnmadd_ps(_mm256_set1_ps(dmin * x[t].d[b]), _mm256_cvtepi32_ps(mins), acc[t]);
+        }
+    }
+    for (int t = 0; t < nt; t++) out[t * ldo] = lanes_sum8(acc[t]);
 }
 /* lanes_sum of each 256-bit half of acc (row 0's lanes low, row 1's high),
  * the tree's three levels done for both rows at once: the same additions in
@@ -853,10 +895,9 @@ static inline __attribute__((always_inline)) void dots_q45_k(const int five, con
                                                              int64_t stride, int64_t nb, const int nt, float *out,
                                                              int64_t ldo) {
 #if defined(__AVX512BW__)
-    if (nt == 1) {
-        dot_q45_k_one512(five, w, act, nb, out);
-        return;
-    }
+    if (nt == 1) dot_q45_k_one512(five, w, act, nb, out);
+    else dot_q45_k_tokens512(five, w, act, stride, nb, nt, out, ldo);
+    return;
 #endif
     __m256 acc[4];
     for (int t = 0; t < nt; t++) acc[t] = _mm256_setzero_ps();
@@ -982,8 +1023,8 @@ VARIANT_DOTS(dots_q3_k, dots_q23_k, 1)
  * the block's two 128-element halves side by side (half 0 low, half 1
  * high): w the block, yc[c] the token's 32 bytes of chunk c of each half;
  * *sc16 gets the block's 16 scales as int16. */
-static inline __attribute__((always_inline)) __m512i q6_k_lanes512(const uint8_t *w, const __m512i yc[4],
-                                                                  __m256i *sc16) {
+static inline __attribute__((always_inline)) void q6_k_lanes512_n(const uint8_t *w, const __m512i yc[][4], const int nt,
+                                                                  __m256i *sc16, __m512i lane[]) {
     const __m512i low = _mm512_set1_epi8(0x0f), bits2 = _mm512_set1_epi8(3);
     *sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(w + 192)));
     /* scales 0-7 in the two low 128-bit lanes, 8-15 in the two high ones */
@@ -1000,15 +1041,24 @@ static inline __attribute__((always_inline)) __m512i q6_k_lanes512(const uint8_t
                            _mm512_slli_epi16(_mm512_and_si512(_mm512_srli_epi16(hb, 4), bits2), 4));
     v[3] = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(l1, 4), low),
                            _mm512_slli_epi16(_mm512_and_si512(_mm512_srli_epi16(hb, 6), bits2), 4));
-    __m512i lane = _mm512_setzero_si512();
+    for (int t = 0; t < nt; t++) lane[t] = _mm512_setzero_si512();
     for (int c = 0; c < 4; c++) {
         /* words 2c and 2c+1 of each half's scales, as words_broadcast gives them */
         const __m512i k = _mm512_inserti64x4(_mm512_set1_epi16((short)(0x0100 + 0x0202 * (2 * c))),
                                              _mm256_set1_epi16((short)(0x0100 + 0x0202 * (2 * c + 1))), 1);
         const __m512i kk = _mm512_shuffle_i64x2(k, k, 0x88); /* lanes: 2c, 2c+1, 2c, 2c+1 */
-        const __m512i p = _mm512_maddubs_epi16(v[c], yc[c]); /* ≤ 2·63·127 */
-        lane = WORDS_DOT(lane, p, _mm512_shuffle_epi8(sc4, kk));
+        const __m512i s = _mm512_shuffle_epi8(sc4, kk);
+        for (int t = 0; t < nt; t++) {
+            const __m512i p = _mm512_maddubs_epi16(v[c], yc[t][c]); /* ≤ 2·63·127 */
+            lane[t] = WORDS_DOT(lane[t], p, s);
+        }
     }
+}
+/* The same for one token. */
+static inline __attribute__((always_inline)) __m512i q6_k_lanes512(const uint8_t *w, const __m512i yc[4],
+                                                                   __m256i *sc16) {
+    __m512i lane;
+    q6_k_lanes512_n(w, (const __m512i(*)[4])yc, 1, sc16, &lane);
     return lane;
 }
 
@@ -1039,6 +1089,34 @@ static inline __attribute__((always_inline)) void dot_q6_k_one512(const uint8_t 
     }
     *out = lanes_sum8(acc);
 }
+/* One q6_K row against nt ≤ 4 tokens (prompts) with 512-bit integer work,
+ * each block unpacked once for all the tokens; each token's lanes and float
+ * chain as in the one-token form, so the bits are the same. */
+static inline __attribute__((always_inline)) void dot_q6_k_tokens512(const uint8_t *w, const uint8_t *act,
+                                                                     int64_t stride, int64_t nb, const int nt,
+                                                                     float *out, int64_t ldo) {
+    __m256 acc[4];
+    a8_tok x[4];
+    for (int t = 0; t < nt; t++) {
+        acc[t] = _mm256_setzero_ps();
+        x[t] = a8_at(act + t * stride, nb * 256, 1);
+    }
+    for (int64_t b = 0; b < nb; b++, w += 210) {
+        __m512i yc[4][4], lane[4];
+        for (int t = 0; t < nt; t++) q6_k_token512(x[t].q + 256 * b, yc[t]);
+        __m256i sc16;
+        q6_k_lanes512_n(w, yc, nt, &sc16, lane);
+        const float d = f16_at(w + 208);
+        for (int t = 0; t < nt; t++) {
+            const __m256i lane8 =
+                _mm256_add_epi32(_mm512_castsi512_si256(lane[t]), _mm512_extracti64x4_epi64(lane[t], 1));
+            const __m256i off = _mm256_madd_epi16(sc16, _mm256_load_si256((const __m256i *)(x[t].bsum + 16 * b)));
+            const __m256i l = _mm256_sub_epi32(lane8, _mm256_slli_epi32(off, 5));
+            acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(d * x[t].d[b]), _mm256_cvtepi32_ps(l), acc[t]);
+        }
+    }
+    for (int t = 0; t < nt; t++) out[t * ldo] = lanes_sum8(acc[t]);
+}
 /* Two q6_K rows (rs bytes apart) against one token, for decoding, with the
  * per-block tail shared as in dot_q45_k_two512. out[0], out[1]. */
 static inline __attribute__((always_inline)) void dot_q6_k_two512(const uint8_t *w, int64_t rs, const uint8_t *act,
@@ -1067,10 +1145,9 @@ static inline __attribute__((always_inline)) void dot_q6_k_two512(const uint8_t 
 static inline __attribute__((always_inline)) void dots_q6_k(const uint8_t *w, const uint8_t *act, int64_t stride,
                                                             int64_t nb, const int nt, float *out, int64_t ldo) {
 #if defined(__AVX512BW__)
-    if (nt == 1) {
-        dot_q6_k_one512(w, act, nb, out);
-        return;
-    }
+    if (nt == 1) dot_q6_k_one512(w, act, nb, out);
+    else dot_q6_k_tokens512(w, act, stride, nb, nt, out, ldo);
+    return;
 #endif
     __m256 acc[4];
     for (int t = 0; t < nt; t++) acc[t] = _mm256_setzero_ps();
