@@ -760,40 +760,16 @@ static inline __attribute__((always_inline)) void q45_k_token512(const int8_t *y
     }
 }
 
-/* One token against one q4_K/q5_K row with 512-bit integer work: two
- * 32-byte groups of a block per operation (q45_k_lanes512). The low and
- * high halves' int32 lanes are added at the end of each block, which gives
- * exactly the 256-bit form's lanes (exact integer sums, another order), so
- * the float chain, and the bits, are the same. */
-static inline __attribute__((always_inline)) void dot_q45_k_one512(const int five, const uint8_t *w,
-                                                                   const uint8_t *act, int64_t nb, float *out) {
-    __m256 acc = _mm256_setzero_ps();
-    const a8_tok x = a8_at(act, nb * 256, 1);
-    for (int64_t b = 0; b < nb; b++, w += five ? 176 : 144) {
-        uint8_t sc[8], mn[8];
-        k4_scales_mins(w + 4, sc, mn);
-        const __m128i mb = _mm_loadl_epi64((const __m128i *)mn);
-        const __m256i mn16 = _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(mb, mb));
-        /* the 8 scales as int16, in every 128-bit lane */
-        const __m512i sc16 = _mm512_broadcast_i32x4(_mm_cvtepu8_epi16(_mm_loadl_epi64((const __m128i *)sc)));
-        __m512i ya[2], yb[2];
-        q45_k_token512(x.q + 256 * b, ya, yb);
-        const __m512i lane = q45_k_lanes512(five, w, sc16, ya, yb);
-        const __m256i lane8 = _mm256_add_epi32(_mm512_castsi512_si256(lane), _mm512_extracti64x4_epi64(lane, 1));
-        const float d = f16_at(w), dmin = f16_at(w + 2);
-        const __m256i mins = _mm256_madd_epi16(mn16, _mm256_load_si256((const __m256i *)(x.bsum + 16 * b)));
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(d * x.d[b]), _mm256_cvtepi32_ps(lane8), acc);
-        acc = _mm256_fnmadd_ps(_mm256_set1_ps(dmin * x.d[b]), _mm256_cvtepi32_ps(mins), acc);
-    }
-    *out = lanes_sum8(acc);
-}
-/* One q4_K/q5_K row against nt ≤ 4 tokens (prompts) with 512-bit integer
- * work: each block's bytes unpacked once for all the tokens; each token's
- * lanes and float chain as in the one-token form, so the bits are the same.
- * out[t·ldo]; tokens are stride bytes apart. */
-static inline __attribute__((always_inline)) void dot_q45_k_tokens512(const int five, const uint8_t *w,
-                                                                      const uint8_t *act, int64_t stride, int64_t nb,
-                                                                      const int nt, float *out, int64_t ldo) {
+/* One q4_K/q5_K row against nt ≤ 4 tokens with 512-bit integer work: two
+ * 32-byte groups of a block per operation (q45_k_lanes512_n), each block
+ * unpacked once for all the tokens. The low and high halves' int32 lanes
+ * are added at the end of each block, which gives exactly the 256-bit
+ * form's lanes (exact integer sums, another order), so each token's float
+ * chain, and the bits, are the same. out[t·ldo]; tokens are stride bytes
+ * apart. */
+static inline __attribute__((always_inline)) void dot_q45_k_512(const int five, const uint8_t *w, const uint8_t *act,
+                                                                int64_t stride, int64_t nb, const int nt, float *out,
+                                                                int64_t ldo) {
     __m256 acc[4];
     a8_tok x[4];
     for (int t = 0; t < nt; t++) {
@@ -895,8 +871,7 @@ static inline __attribute__((always_inline)) void dots_q45_k(const int five, con
                                                              int64_t stride, int64_t nb, const int nt, float *out,
                                                              int64_t ldo) {
 #if defined(__AVX512BW__)
-    if (nt == 1) dot_q45_k_one512(five, w, act, nb, out);
-    else dot_q45_k_tokens512(five, w, act, stride, nb, nt, out, ldo);
+    dot_q45_k_512(five, w, act, stride, nb, nt, out, ldo);
     return;
 #endif
     __m256 acc[4];
@@ -1069,32 +1044,12 @@ static inline __attribute__((always_inline)) void q6_k_token512(const int8_t *y,
                                    _mm256_load_si256((const __m256i *)(y + 128 + 32 * c)), 1);
 }
 
-/* One token against one q6_K row with 512-bit integer work (q6_k_lanes512).
- * The halves' int32 lanes are added at the end of each block: exactly the
+/* One q6_K row against nt ≤ 4 tokens with 512-bit integer work
+ * (q6_k_lanes512_n), each block unpacked once for all the tokens. The
+ * halves' int32 lanes are added at the end of each block: exactly the
  * 256-bit form's lanes, so the bits are the same. */
-static inline __attribute__((always_inline)) void dot_q6_k_one512(const uint8_t *w, const uint8_t *act, int64_t nb,
-                                                                  float *out) {
-    __m256 acc = _mm256_setzero_ps();
-    const a8_tok x = a8_at(act, nb * 256, 1);
-    for (int64_t b = 0; b < nb; b++, w += 210) {
-        __m512i yc[4];
-        q6_k_token512(x.q + 256 * b, yc);
-        __m256i sc16;
-        const __m512i lane = q6_k_lanes512(w, yc, &sc16);
-        const __m256i lane8 = _mm256_add_epi32(_mm512_castsi512_si256(lane), _mm512_extracti64x4_epi64(lane, 1));
-        const float d = f16_at(w + 208);
-        const __m256i off = _mm256_madd_epi16(sc16, _mm256_load_si256((const __m256i *)(x.bsum + 16 * b)));
-        const __m256i l = _mm256_sub_epi32(lane8, _mm256_slli_epi32(off, 5));
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(d * x.d[b]), _mm256_cvtepi32_ps(l), acc);
-    }
-    *out = lanes_sum8(acc);
-}
-/* One q6_K row against nt ≤ 4 tokens (prompts) with 512-bit integer work,
- * each block unpacked once for all the tokens; each token's lanes and float
- * chain as in the one-token form, so the bits are the same. */
-static inline __attribute__((always_inline)) void dot_q6_k_tokens512(const uint8_t *w, const uint8_t *act,
-                                                                     int64_t stride, int64_t nb, const int nt,
-                                                                     float *out, int64_t ldo) {
+static inline __attribute__((always_inline)) void dot_q6_k_512(const uint8_t *w, const uint8_t *act, int64_t stride,
+                                                               int64_t nb, const int nt, float *out, int64_t ldo) {
     __m256 acc[4];
     a8_tok x[4];
     for (int t = 0; t < nt; t++) {
@@ -1145,8 +1100,7 @@ static inline __attribute__((always_inline)) void dot_q6_k_two512(const uint8_t 
 static inline __attribute__((always_inline)) void dots_q6_k(const uint8_t *w, const uint8_t *act, int64_t stride,
                                                             int64_t nb, const int nt, float *out, int64_t ldo) {
 #if defined(__AVX512BW__)
-    if (nt == 1) dot_q6_k_one512(w, act, nb, out);
-    else dot_q6_k_tokens512(w, act, stride, nb, nt, out, ldo);
+    dot_q6_k_512(w, act, stride, nb, nt, out, ldo);
     return;
 #endif
     __m256 acc[4];
