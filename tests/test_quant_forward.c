@@ -15,6 +15,7 @@
  *   with the adapter), as llama.cpp's own are of exact arithmetic;
  * - threads 1 and 2, and batched against one token at a time, give
  *   identical bits;
+ * - decoding several weights in one dispatch gives each its own bits;
  * - each SIMD level this build and CPU have gives the same bits, and each
  *   product agrees with a double-precision sum of the dequantized weights
  *   times the documented int8 activations;
@@ -32,6 +33,7 @@
 #include "kernels/kernels.h"
 #include "kernels/qweight_rows.h"
 #include "util/half.h"
+#include "util/threadpool.h"
 
 #define T 64
 #define V 512
@@ -301,9 +303,11 @@ static void check_q8_adapter(void) {
  * rule (d = max|x|/127, q = lrintf(x·(127/max|x|))): a wrong nibble, scale
  * or lane shows as a difference far above float rounding. */
 #ifdef HL_ISA_DISPATCH
-#define A8_DECL(level)                                                                                          \
-    void hl_qmatmul_a8_##level(hl_pool *pool, float *out, int64_t ldo, const float *x, const hl_qweight *w,    \
-                               int64_t T_, void *scratch, int64_t scratch_bytes);
+#define A8_DECL(level)                                                                                                 \
+    void hl_qmatmul_a8_##level(hl_pool *pool, float *out, int64_t ldo, const float *x, const hl_qweight *w,            \
+                               int64_t T_, void *scratch, int64_t scratch_bytes);                                      \
+    void hl_qmatmul_a8_group_##level(hl_pool *pool, const float *x, const hl_qpart *parts, int n, void *scratch,       \
+                                     int64_t scratch_bytes);
 A8_DECL(scalar)
 A8_DECL(avx2)
 A8_DECL(avx512)
@@ -477,6 +481,86 @@ static void check_a8_q8_extremes(void) {
     free(blocks);
 }
 
+/* Decoding several weights in one dispatch (hl_qmatmul_a8_group, as q, k
+ * and v decode) gives each part exactly its own call's bits: types that
+ * read differently arranged tokens side by side, or one type whose rows a
+ * thread pairs across the parts' boundaries; row counts that put the
+ * threads' boundaries inside parts, 1 to 3 threads, every level and VNNI
+ * twin, and a scratch too small for the group (the parts then run one at a
+ * time). */
+#define NP HL_QGROUP_MAX
+static void check_a8_group(const char *what, const uint32_t type[NP], const int64_t rows[NP]) {
+    enum { K = 512 };
+    uint8_t *blocks[NP];
+    hl_qweight w[NP];
+    float *alone[NP], *got[NP], x[K], wrow[K];
+    uint64_t s = 23;
+    for (int i = 0; i < K; i++) x[i] = (float)rand_normal(&s);
+    for (int p = 0; p < NP; p++) {
+        uint64_t row_bytes = 0;
+        REQUIRE(hl_type_row_bytes(type[p], K, &row_bytes));
+        blocks[p] = malloc((size_t)(row_bytes * (uint64_t)rows[p]));
+        alone[p] = malloc(sizeof(float) * (size_t)rows[p]);
+        got[p] = malloc(sizeof(float) * (size_t)rows[p]);
+        REQUIRE(blocks[p] && alone[p] && got[p]);
+        for (int64_t o = 0; o < rows[p]; o++) {
+            for (int i = 0; i < K; i++) wrow[i] = (float)(0.05 * rand_normal(&s));
+            hl_quantize_blocks(type[p], wrow, blocks[p] + o * row_bytes,
+                               K / (hl_qmatmul_a8_form(type[p]) == 0 ? 32 : 256));
+        }
+        const hl_qweight q = {blocks[p], type[p], rows[p], K, row_bytes};
+        w[p] = q;
+    }
+    const int64_t sb = hl_qmatmul_a8_scratch_bytes(K), small = K + K / 4 + K / 64 + 128;
+    void *scratch = malloc((size_t)sb);
+    REQUIRE(scratch);
+    for (int p = 0; p < NP; p++) hl_qmatmul_a8(NULL, alone[p], rows[p], x, &w[p], 1, scratch, sb);
+    hl_qpart parts[NP];
+    for (int p = 0; p < NP; p++) {
+        parts[p].out = got[p];
+        parts[p].w = &w[p];
+    }
+    int compared = 0;
+    for (int threads = 1; threads <= 3; threads++)
+        for (int n = 1; n <= NP; n++)
+            for (int tight = 0; tight < 2; tight++)
+                for (int level = -1; level < 6; level++) {
+#ifdef HL_ISA_DISPATCH
+                    const int lv = level < 0 ? -1 : level % 3, twin = level >= 3;
+                    if (lv >= 0 &&
+                        (!hl_isa_available((hl_isa)lv) || (twin && (lv == 0 || !hl_cpu_has_vnni((hl_isa)lv)))))
+                        continue;
+#else
+                    const int lv = level, twin = 0;
+                    if (level >= 0) continue;
+#endif
+                    hl_pool *pool = threads > 1 ? hl_pool_init(threads) : NULL;
+                    for (int p = 0; p < n; p++) memset(got[p], 0xff, sizeof(float) * (size_t)rows[p]);
+                    const int64_t bytes = tight ? small : sb;
+                    if (lv < 0) hl_qmatmul_a8_group(pool, x, parts, n, scratch, bytes);
+#ifdef HL_ISA_DISPATCH
+                    else if (lv == 0) hl_qmatmul_a8_group_scalar(pool, x, parts, n, scratch, bytes);
+                    else if (lv == 1 && !twin) hl_qmatmul_a8_group_avx2(pool, x, parts, n, scratch, bytes);
+                    else if (lv == 2 && !twin) hl_qmatmul_a8_group_avx512(pool, x, parts, n, scratch, bytes);
+                    else if (lv == 1) hl_qmatmul_a8_group_avx2vnni(pool, x, parts, n, scratch, bytes);
+                    else hl_qmatmul_a8_group_avx512vnni(pool, x, parts, n, scratch, bytes);
+#endif
+                    hl_pool_free(pool);
+                    for (int p = 0; p < n; p++)
+                        CHECK_MSG(memcmp(got[p], alone[p], sizeof(float) * (size_t)rows[p]) == 0,
+                                  "%s: group of %d, part %d, %d threads, level %d%s%s: other bits than alone", what, n,
+                                  p, threads, lv, twin ? " (VNNI)" : "", tight ? ", small scratch" : "");
+                    compared++;
+                }
+    printf("  decoding groups (%s) against one call per weight: %d comparisons\n", what, compared);
+    for (int p = 0; p < NP; p++) {
+        free(blocks[p]);
+        free(alone[p]);
+        free(got[p]);
+    }
+    free(scratch);
+}
+
 int main(void) {
     /* the level functions below run their plain form; the VNNI twins are
      * called by name (check_a8_weight) */
@@ -507,6 +591,15 @@ int main(void) {
     check_a8_made(HL_TYPE_Q6_K, "q6_K x13", 256, 13);
     check_a8_made(HL_TYPE_Q4_K, "q4_K x1", 256, 1);
     check_a8_made(HL_TYPE_Q6_K, "q6_K x1", 256, 1);
+    {
+        const uint32_t mixed[NP] = {HL_TYPE_Q4_K, HL_TYPE_Q6_K, HL_TYPE_Q8_0, HL_TYPE_Q5_K};
+        const uint32_t q4k[NP] = {HL_TYPE_Q4_K, HL_TYPE_Q4_K, HL_TYPE_Q4_K, HL_TYPE_Q4_K};
+        const uint32_t q6k[NP] = {HL_TYPE_Q6_K, HL_TYPE_Q6_K, HL_TYPE_Q6_K, HL_TYPE_Q5_K};
+        const int64_t rows[NP] = {37, 13, 21, 16}, rows2[NP] = {7, 30, 1, 19};
+        check_a8_group("mixed types", mixed, rows);
+        check_a8_group("q4_K", q4k, rows);
+        check_a8_group("q6_K, then q5_K", q6k, rows2);
+    }
     check_f32();
     for (size_t i = 0; i < sizeof types / sizeof types[0]; i++) check_type(types[i]);
     check_bad_scale();

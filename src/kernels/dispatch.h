@@ -78,6 +78,9 @@ int hl_isa_dispatching(void);
       (hl_pool * pool, float *out, int64_t ldo, const float *x, const hl_qweight *w, int64_t T, void *scratch,        \
        int64_t scratch_bytes),                                                                                       \
       (pool, out, ldo, x, w, T, scratch, scratch_bytes))                                                             \
+    X(void, , hl_qmatmul_a8_group,                                                                                   \
+      (hl_pool * pool, const float *x, const hl_qpart *parts, int n, void *scratch, int64_t scratch_bytes),          \
+      (pool, x, parts, n, scratch, scratch_bytes))                                                                   \
     X(void, , hl_attention,                                                                                         \
       (hl_pool * pool, float *out, const float *q, const float *kcache, const float *vcache, int64_t T,               \
        int64_t pos0, int64_t H, int64_t Hkv, int64_t D, int64_t n_ctx, float *scratch),                              \

@@ -190,6 +190,21 @@ static inline int hl_qmatmul_a8_form(uint32_t type) { return type <= 8 ? 0 : 1; 
 static inline int64_t hl_qmatmul_a8_scratch_bytes(int64_t K) { return 10 * K + 128; } /* a q8_0 panel, aligned */
 void hl_qmatmul_a8(hl_pool *pool, float *out, int64_t ldo, const float *x, const hl_qweight *w, int64_t T,
                    void *scratch, int64_t scratch_bytes);
+/* Decoding one token through several weights that read it (q, k and v;
+ * gate and up) in one dispatch: the token is quantized once per activation
+ * layout, and the weights' rows are split between the threads as one range,
+ * so each thread streams fewer, longer runs. parts[i].out (w->rows floats)
+ * gets exactly what hl_qmatmul_a8 gives it. n ≤ HL_QGROUP_MAX weights of
+ * hl_qmatmul_a8_supports types with the same cols; scratch as for
+ * hl_qmatmul_a8 (when it cannot hold the group's layouts, the parts run one
+ * at a time: the same bits). */
+#define HL_QGROUP_MAX 4
+typedef struct hl_qpart {
+    float *out;
+    const hl_qweight *w;
+} hl_qpart;
+void hl_qmatmul_a8_group(hl_pool *pool, const float *x, const hl_qpart *parts, int n, void *scratch,
+                         int64_t scratch_bytes);
 
 /* ---- plain references (tests only) ---- */
 double hl_exp_sum_ref(float *out, const float *x, int64_t n, float shift);

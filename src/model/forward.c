@@ -148,10 +148,28 @@ static hl_status project(hl_context *ctx, int layer, int target, const float *W,
     return project_ld(ctx, layer, target, W, x, out, O, T, K, O, err);
 }
 
+/* Decoding a quantized model: the parts of one input in one 8-bit-activation
+ * dispatch (hl_qmatmul_a8_group: the same bits as one call each, with longer
+ * runs of rows per thread). 0 when a part cannot take it. */
+static int decode_group(const hl_context *ctx, int layer, const int *targets, const hl_matmul_part *parts, int n,
+                        const float *x, int64_t T) {
+    if (!ctx->m->quantized || T != 1 || !ctx->quant_a8 || n > HL_QGROUP_MAX) return 0;
+    hl_qpart qp[HL_QGROUP_MAX];
+    for (int i = 0; i < n; i++) {
+        qp[i].out = parts[i].out;
+        qp[i].w = hl_model_qweight(ctx->m, layer, targets[i]);
+        if (!qp[i].w || !hl_qmatmul_a8_supports(qp[i].w->type)) return 0;
+    }
+    hl_qmatmul_a8_group(ctx->pool, x, qp, n, ctx->qscratch, ctx->qscratch_bytes);
+    return 1;
+}
+
 /* The projections of one input (q/k/v, or gate/up) as one dispatch, then each target's hook terms. */
 static hl_status project_group(hl_context *ctx, int layer, const int *targets, const hl_matmul_part *parts, int n,
                                const float *x, int64_t T, int64_t K, hl_error *err) {
-    if (ctx->m->quantized) { /* each part on its own: any of them may be quantized (the _M mixes mix types) */
+    if (decode_group(ctx, layer, targets, parts, n, x, T)) {
+        /* the hook terms below, as for the other paths */
+    } else if (ctx->m->quantized) { /* each part on its own: any of them may be quantized (the _M mixes mix types) */
         for (int i = 0; i < n; i++) {
             const hl_qweight *q = hl_model_qweight(ctx->m, layer, targets[i]);
             if (q) hl_context_qmatmul(ctx, ctx->pool, parts[i].out, parts[i].ldo, x, q, T);

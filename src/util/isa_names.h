@@ -53,6 +53,7 @@
 #define hl_qmatmul_nn HL_ISA_NAME(hl_qmatmul_nn)
 /* matmul_a8.c */
 #define hl_qmatmul_a8 HL_ISA_NAME(hl_qmatmul_a8)
+#define hl_qmatmul_a8_group HL_ISA_NAME(hl_qmatmul_a8_group)
 /* ops.c */
 #define hl_rmsnorm HL_ISA_NAME(hl_rmsnorm)
 #define hl_rmsnorm_backward HL_ISA_NAME(hl_rmsnorm_backward)
