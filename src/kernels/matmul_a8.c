@@ -1484,50 +1484,54 @@ typedef struct {
 } a8group;
 
 #if A8_PAIRS
-/* Two rows of one pairable type, w0 and w1 anywhere (a8_group_rows). */
-static void pair_rows(uint32_t type, const uint8_t *w0, const uint8_t *w1, const uint8_t *act, int64_t nb, float *o0,
-                      float *o1) {
-    if (type == HL_TYPE_Q4_K) pair_q4_k(w0, w1, act, nb, o0, o1);
-    else if (type == HL_TYPE_Q5_K) pair_q5_k(w0, w1, act, nb, o0, o1);
-    else pair_q6_k(w0, w1, act, nb, o0, o1);
+/* [r0, r1) of a group whose parts there all have the pairable type `type`
+ * (a constant at each call, so the kernel is inlined into the loop as in
+ * A8_ROWS): the range's two halves side by side across the parts'
+ * boundaries, as one weight's rows would run. */
+static inline __attribute__((always_inline)) void group_pairs(const a8group *g, int64_t r0, int64_t r1,
+                                                              const uint32_t type) {
+    const int64_t h = (r1 - r0) / 2;
+    int ia = 0, ib = 0;
+    for (int64_t i = 0; i < h; i++) {
+        const int64_t ra = r0 + i, rb = r0 + h + i;
+        while (ra >= g->first[ia + 1]) ia++;
+        while (rb >= g->first[ib + 1]) ib++;
+        const a8job *ja = &g->job[ia], *jb = &g->job[ib];
+        const int64_t oa = ra - g->first[ia], ob = rb - g->first[ib];
+        const uint8_t *wa = (const uint8_t *)ja->w->data + oa * (int64_t)ja->w->row_bytes;
+        const uint8_t *wb = (const uint8_t *)jb->w->data + ob * (int64_t)jb->w->row_bytes;
+        if (ja->ahead > 0) {
+            prefetch_span(wa + ja->ahead, (int64_t)ja->w->row_bytes);
+            prefetch_span(wb + jb->ahead, (int64_t)jb->w->row_bytes);
+        }
+        const int64_t nb = ja->w->cols / 256;
+        if (type == HL_TYPE_Q4_K) pair_q4_k(wa, wb, ja->act, nb, ja->out + oa, jb->out + ob);
+        else if (type == HL_TYPE_Q5_K) pair_q5_k(wa, wb, ja->act, nb, ja->out + oa, jb->out + ob);
+        else pair_q6_k(wa, wb, ja->act, nb, ja->out + oa, jb->out + ob);
+    }
+    if ((r1 - r0) % 2) { /* the last row alone */
+        while (r1 - 1 >= g->first[ib + 1]) ib++;
+        a8_rows((void *)&g->job[ib], r1 - 1 - g->first[ib], r1 - g->first[ib], 0);
+    }
 }
 #endif
 
 static void a8_group_rows(void *arg, int64_t r0, int64_t r1, int worker) {
     a8group *g = arg;
 #if A8_PAIRS
-    /* When every part in [r0, r1) has one type that decodes in pairs, the
-     * range's two halves run side by side across the parts' boundaries, as
-     * one weight's rows would (A8_ROWS): two streams per thread, however
-     * many parts it reads. */
-    int paired = 1, type = -1;
+    /* When every part in [r0, r1) has one type that decodes in pairs, its
+     * rows run as one weight's would: two streams per thread, however many
+     * parts it reads. */
+    int same = 1, type = -1;
     for (int i = 0; i < g->n; i++) {
         if (g->first[i + 1] <= r0 || g->first[i] >= r1) continue;
-        const int t = (int)g->job[i].w->type;
-        if (type < 0) type = t;
-        if (t != type || (t != HL_TYPE_Q4_K && t != HL_TYPE_Q5_K && t != HL_TYPE_Q6_K)) paired = 0;
+        if (type < 0) type = (int)g->job[i].w->type;
+        if ((int)g->job[i].w->type != type) same = 0;
     }
-    if (paired && type >= 0) {
-        const int64_t h = (r1 - r0) / 2;
-        int ia = 0, ib = 0;
-        for (int64_t i = 0; i < h; i++) {
-            const int64_t ra = r0 + i, rb = r0 + h + i;
-            while (ra >= g->first[ia + 1]) ia++;
-            while (rb >= g->first[ib + 1]) ib++;
-            const a8job *ja = &g->job[ia], *jb = &g->job[ib];
-            const int64_t oa = ra - g->first[ia], ob = rb - g->first[ib];
-            const uint8_t *wa = (const uint8_t *)ja->w->data + oa * (int64_t)ja->w->row_bytes;
-            const uint8_t *wb = (const uint8_t *)jb->w->data + ob * (int64_t)jb->w->row_bytes;
-            if (ja->ahead > 0) {
-                prefetch_span(wa + ja->ahead, (int64_t)ja->w->row_bytes);
-                prefetch_span(wb + jb->ahead, (int64_t)jb->w->row_bytes);
-            }
-            pair_rows((uint32_t)type, wa, wb, ja->act, ja->w->cols / 256, ja->out + oa, jb->out + ob);
-        }
-        if ((r1 - r0) % 2) { /* the last row alone */
-            while (r1 - 1 >= g->first[ib + 1]) ib++;
-            a8_rows(&g->job[ib], r1 - 1 - g->first[ib], r1 - g->first[ib], worker);
-        }
+    if (same && (type == HL_TYPE_Q4_K || type == HL_TYPE_Q5_K || type == HL_TYPE_Q6_K)) {
+        if (type == HL_TYPE_Q4_K) group_pairs(g, r0, r1, HL_TYPE_Q4_K);
+        else if (type == HL_TYPE_Q5_K) group_pairs(g, r0, r1, HL_TYPE_Q5_K);
+        else group_pairs(g, r0, r1, HL_TYPE_Q6_K);
         return;
     }
 #endif
