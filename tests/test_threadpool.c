@@ -1,9 +1,11 @@
 /* test_threadpool.c: the worker pool's loops (util/threadpool.c).
- * hl_pool_for and hl_pool_for_balanced must run every item exactly once for
- * any size, grain and thread count. A balanced loop must let a free thread
- * take grains from a slowed thread's chunk, and the packed prompt product,
- * which runs on it, must give the same bits however the panels end up
- * shared. */
+ * hl_pool_for, hl_pool_for_balanced and hl_pool_for_adaptive must run
+ * every item exactly once for any size, grain and thread count. A balanced
+ * loop must let a free thread take grains from a slowed thread's chunk; an
+ * adaptive loop run again and again must give a slowed caller a smaller
+ * chunk, and a caller slowed workers wait for a larger one. The packed
+ * product, which runs on both (prompts balanced, decoding adaptive), must
+ * give the same bits however the panels end up shared. */
 #include "kernels/kernels.h"
 #include "util/threadpool.h"
 #include "test_util.h"
@@ -57,14 +59,16 @@ static void count_items(void *arg, int64_t b, int64_t e, int worker) {
 
 static count_job job;
 
-static void run_counted(hl_pool *pool, int n_threads, int64_t n, int64_t grain, int balanced, int slow) {
+/* mode 0: hl_pool_for, 1: hl_pool_for_balanced, 2: hl_pool_for_adaptive */
+static void run_counted(hl_pool *pool, int n_threads, int64_t n, int64_t grain, int mode, int slow) {
     memset(&job, 0, sizeof job);
     job.n = n;
     job.grain = grain;
     job.n_threads = n_threads;
     job.slow_worker = slow;
-    job.wait_for_steal = balanced && slow >= 0;
-    if (balanced) hl_pool_for_balanced(pool, n, grain, count_items, &job);
+    job.wait_for_steal = mode == 1 && slow >= 0;
+    if (mode == 1) hl_pool_for_balanced(pool, n, grain, count_items, &job);
+    else if (mode == 2) hl_pool_for_adaptive(pool, n, grain, count_items, &job);
     else hl_pool_for(pool, n, grain, count_items, &job);
 }
 
@@ -72,6 +76,22 @@ static int every_item_once(int64_t n) {
     for (int64_t i = 0; i < n; i++)
         if (atomic_load(&job.runs[i]) != 1) return 0;
     return 1;
+}
+
+static const char *const mode_names[] = {"plain", "balanced", "adaptive"};
+
+/* 64 adaptive loops of 1024 items on a new pool of nt threads, thread
+ * `slow` sleeping 2 ms a call: the caller's chunk of the last one. */
+static int adaptive_caller_items(int nt, int slow) {
+    hl_pool *pool = hl_pool_init(nt);
+    REQUIRE(pool);
+    for (int r = 0; r < 64; r++) {
+        run_counted(pool, nt, 1024, 1, 2, slow);
+        CHECK_MSG(every_item_once(1024), "adaptive, %d threads, thread %d slowed, loop %d: an item ran other than once",
+                  nt, slow, r);
+    }
+    hl_pool_free(pool);
+    return atomic_load(&job.by_worker[0]);
 }
 
 int main(void) {
@@ -82,10 +102,11 @@ int main(void) {
         REQUIRE(pool);
         for (size_t a = 0; a < sizeof sizes / sizeof sizes[0]; a++)
             for (size_t g = 0; g < sizeof grains / sizeof grains[0]; g++)
-                for (int balanced = 0; balanced < 2; balanced++) {
-                    run_counted(pool, nt, sizes[a], grains[g], balanced, -1);
-                    CHECK_MSG(every_item_once(sizes[a]), "%s, %d threads, n %lld, grain %lld: an item ran other than once",
-                              balanced ? "balanced" : "plain", nt, (long long)sizes[a], (long long)grains[g]);
+                for (int mode = 0; mode < 3; mode++) {
+                    run_counted(pool, nt, sizes[a], grains[g], mode, -1);
+                    CHECK_MSG(every_item_once(sizes[a]),
+                              "%s, %d threads, n %lld, grain %lld: an item ran other than once", mode_names[mode], nt,
+                              (long long)sizes[a], (long long)grains[g]);
                 }
         /* Worker 0 (the caller) is slowed (count_items): the others finish
          * their own chunks and take the rest of its chunk from the back. */
@@ -99,22 +120,30 @@ int main(void) {
                       atomic_load(&job.by_worker[0]), (long long)(oe - ob), atomic_load(&job.taken_from_slow));
             run_counted(pool, nt, 64, 1, 0, 0);
             CHECK_MSG(atomic_load(&job.steals) == 0, "plain, %d threads: items ran outside their chunks", nt);
+            /* Adaptive: a slowed caller ends with less than an even share,
+             * a caller that waits for a slowed worker with more. */
+            const int even = 1024 / nt, slowed = adaptive_caller_items(nt, 0);
+            CHECK_MSG(slowed < even, "adaptive, %d threads, the caller slowed: it still runs %d of 1024 items", nt,
+                      slowed);
+            const int waiting = adaptive_caller_items(nt, 1);
+            CHECK_MSG(waiting > even, "adaptive, %d threads, a worker slowed: the caller runs only %d of 1024 items",
+                      nt, waiting);
         }
         hl_pool_free(pool);
     }
     /* No pool: one call over every item, on the caller (worker 0). */
-    for (int balanced = 0; balanced < 2; balanced++) {
-        run_counted(NULL, 1, 10, 2, balanced, -1);
+    for (int mode = 0; mode < 3; mode++) {
+        run_counted(NULL, 1, 10, 2, mode, -1);
         CHECK_MSG(every_item_once(10) && atomic_load(&job.by_worker[0]) == 10,
-                  "%s without a pool: the caller ran %d of 10 items", balanced ? "balanced" : "plain",
-                  atomic_load(&job.by_worker[0]));
+                  "%s without a pool: the caller ran %d of 10 items", mode_names[mode], atomic_load(&job.by_worker[0]));
     }
 
-    /* The packed prompt product at 1, 2 and 3 threads: identical bits. With
-     * 2 and 3 threads the split moves from run to run (balanced claims); ten
-     * runs each must all agree with the single thread. */
-    {
-        const int64_t T = 37, K = 300, O = 16 * 13 + 5; /* a partial last panel, K not a multiple of the K block */
+    /* The packed product at 1, 2 and 3 threads, for a prompt (37 tokens) and
+     * decoding (one): identical bits. With 2 and 3 threads the split moves
+     * from run to run (balanced claims; adaptive chunks); ten runs each must
+     * all agree with the single thread. */
+    for (int64_t T = 37; T >= 1; T = T > 1 ? 1 : 0) {
+        const int64_t K = 300, O = 16 * 13 + 5; /* a partial last panel, K not a multiple of the K block */
         float *w = malloc((size_t)(O * K) * sizeof *w), *x = malloc((size_t)(T * K) * sizeof *x);
         float *wp = malloc((size_t)hl_packed_floats(O, K) * sizeof *wp);
         float *ref = malloc((size_t)(T * O) * sizeof *ref), *out = malloc((size_t)(T * O) * sizeof *out);
@@ -126,15 +155,15 @@ int main(void) {
         hl_matmul_packed(NULL, ref, O, x, wp, T, K, O);
         int same = 1;
         for (int64_t i = 0; i < T * O; i++) same &= fabsf(ref[i] - (float)hl_dot_seq(x + i / O * K, w + i % O * K, K)) <= 0;
-        CHECK_MSG(same, "packed product at 1 thread differs from the sequential chain");
+        CHECK_MSG(same, "packed product at 1 thread, %lld tokens, differs from the sequential chain", (long long)T);
         for (int nt = 2; nt <= 3; nt++) {
             hl_pool *pool = hl_pool_init(nt);
             REQUIRE(pool);
             for (int r = 0; r < 10; r++) {
                 memset(out, 0xff, (size_t)(T * O) * sizeof *out);
                 hl_matmul_packed(pool, out, O, x, wp, T, K, O);
-                CHECK_MSG(!memcmp(out, ref, (size_t)(T * O) * sizeof *out), "packed product, %d threads, run %d: bits differ",
-                          nt, r);
+                CHECK_MSG(!memcmp(out, ref, (size_t)(T * O) * sizeof *out),
+                          "packed product, %lld tokens, %d threads, run %d: bits differ", (long long)T, nt, r);
             }
             hl_pool_free(pool);
         }

@@ -193,7 +193,11 @@ static void run(hl_pool *pool, matmul_job *j) {
     /* Small products are not worth waking workers for. */
     int64_t work = j->T * j->K * j->O;
     if (work < 32768) pool = NULL;
-    hl_pool_for(pool, j->O, 8, matmul_rows, j);
+    /* Decoding streams the weights, each thread its rows in order; the
+     * shares follow the cores' speeds (hl_pool_for_adaptive). No value
+     * depends on where they end. */
+    if (j->T == 1) hl_pool_for_adaptive(pool, j->O, 8, matmul_rows, j);
+    else hl_pool_for(pool, j->O, 8, matmul_rows, j);
 }
 
 void hl_matmul(hl_pool *pool, float *out, const float *x, const float *w, int64_t T, int64_t K, int64_t O) {
@@ -241,5 +245,6 @@ void hl_matmul_group(hl_pool *pool, const float *x, int64_t T, int64_t K, const 
     }
     g.first_row[n] = rows;
     if (T * K * rows < 32768) pool = NULL;
-    hl_pool_for(pool, rows, 8, group_rows, &g);
+    if (T == 1) hl_pool_for_adaptive(pool, rows, 8, group_rows, &g); /* as run() */
+    else hl_pool_for(pool, rows, 8, group_rows, &g);
 }

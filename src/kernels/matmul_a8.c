@@ -1429,6 +1429,16 @@ static int a8_panels(hl_pool *pool, float *out, int64_t ldo, const float *x, con
 }
 #endif
 
+/* Decoding: how far ahead of each row its bytes are asked for (0: not at
+ * all). q4_K, q5_K and q6_K ask where this CPU's table row says so
+ * (kernel_choice.c); no value depends on it. q2_K and q3_K, whose
+ * unpacking rather than memory sets their pace, decoded 1-7% slower with it
+ * on a Zen 4. */
+static int64_t decode_ahead(uint32_t type) {
+    const int streams = type == HL_TYPE_Q4_K || type == HL_TYPE_Q5_K || type == HL_TYPE_Q6_K;
+    return streams ? hl_kernel_choice_active().decode_ahead : 0;
+}
+
 #ifdef HL_A8_VNNI_TWIN
 /* This file compiled again with the level's VNNI (CMakeLists.txt): the same
  * function under the name HL_A8_VNNI_TWIN, taken when the CPU has it
@@ -1453,11 +1463,7 @@ void hl_qmatmul_a8(hl_pool *pool, float *out, int64_t ldo, const float *x, const
                                                                                  no output depends on it */
     if (chunk < 1) chunk = 1; /* the caller gives at least hl_qmatmul_a8_scratch_bytes(K) */
     if (T * K * w->rows < 32768) pool = NULL; /* as hl_matmul: not worth waking workers */
-    /* Decoding q4_K, q5_K and q6_K asks for its rows early where this CPU's table row
-     * says so (kernel_choice.c); no value depends on it. q2_K and q3_K, whose unpacking
-     * rather than memory sets their pace, decoded 1-7% slower with it on a Zen 4. */
-    const int streams = w->type == HL_TYPE_Q4_K || w->type == HL_TYPE_Q5_K || w->type == HL_TYPE_Q6_K;
-    const int64_t ahead = streams ? hl_kernel_choice_active().decode_ahead : 0;
+    const int64_t ahead = decode_ahead(w->type);
 #ifdef HL_A8_SIMD
     if (hl_qmatmul_a8_form(w->type) == 0 && T > 1 && a8_panels(pool, out, ldo, x, w, T, scratch, scratch_bytes))
         return;
@@ -1468,9 +1474,11 @@ void hl_qmatmul_a8(hl_pool *pool, float *out, int64_t ldo, const float *x, const
         if (n > 1) hl_pool_for(pool, n, 1, quantize_tokens, &j);
         else quantize_tokens(&j, 0, 1, 0);
         /* prompts: compute-bound, so a free thread takes a slowed one's last rows (rows are
-         * independent); decoding streams its rows in order, where that was no faster */
+         * independent); decoding streams each thread's rows in order, with the shares
+         * following the cores' speeds (taking rows from another thread cost 10-20% on
+         * 768-row products, its cache-line transfers included) */
         if (n > 1) hl_pool_for_balanced(pool, w->rows, A8_PANEL, a8_rows, &j);
-        else hl_pool_for(pool, w->rows, A8_PANEL, a8_rows, &j);
+        else hl_pool_for_adaptive(pool, w->rows, A8_PANEL, a8_rows, &j);
     }
 }
 
@@ -1582,18 +1590,10 @@ void hl_qmatmul_a8_group(hl_pool *pool, const float *x, const hl_qpart *parts, i
         const int key = token_layout(w->type);
         if (!done[key]) quantize_token(w->type, x, K, slot[key]);
         done[key] = 1;
-        const int streams = w->type == HL_TYPE_Q4_K || w->type == HL_TYPE_Q5_K || w->type == HL_TYPE_Q6_K;
-        const a8job j = {parts[i].out,
-                         w->rows,
-                         x,
-                         w,
-                         1,
-                         a8_token_bytes(w->type, K),
-                         slot[key],
-                         streams ? hl_kernel_choice_active().decode_ahead : 0};
+        const a8job j = {parts[i].out, w->rows, x, w, 1, a8_token_bytes(w->type, K), slot[key], decode_ahead(w->type)};
         g.job[i] = j;
         g.first[i + 1] = g.first[i] + w->rows;
     }
     if (K * g.first[n] < 32768) pool = NULL; /* as hl_qmatmul_a8 */
-    hl_pool_for(pool, g.first[n], A8_PANEL, a8_group_rows, &g);
+    hl_pool_for_adaptive(pool, g.first[n], A8_PANEL, a8_group_rows, &g); /* as hl_qmatmul_a8 */
 }

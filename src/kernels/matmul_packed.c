@@ -316,7 +316,7 @@ void hl_matmul_packed_group(hl_pool *pool, const float *x, int64_t T, int64_t K,
     /* Prompts are compute-bound: a thread that finishes its panels first takes
      * the other's last ones (no value depends on which thread runs a panel). */
     if (T > 1) hl_pool_for_balanced(pool, panels, PROMPT_GRAIN, packed_panels, &j);
-    else hl_pool_for(pool, panels, 1, packed_panels, &j);
+    else hl_pool_for_adaptive(pool, panels, 1, packed_panels, &j); /* decoding: the shares follow the cores */
 }
 
 void hl_matmul_packed(hl_pool *pool, float *out, int64_t ldo, const float *x, const float *wp, int64_t T, int64_t K,

@@ -24,4 +24,11 @@ void hl_pool_for(hl_pool *p, int64_t n, int64_t grain, hl_pool_fn fn, void *arg)
  * not depend on which thread runs an item (fn must not let `worker` reach
  * the output). */
 void hl_pool_for_balanced(hl_pool *p, int64_t n, int64_t grain, hl_pool_fn fn, void *arg);
+/* As hl_pool_for (one contiguous chunk per thread, one fn call each), but
+ * the caller's chunk grows a step after a loop in which it waited for a
+ * worker and shrinks after one in which the workers finished first (within
+ * half an even share either way), so that loops run again and again follow
+ * a core the machine makes slower. For loops whose results do not depend on
+ * where the chunks end (decoding products: each row its own). */
+void hl_pool_for_adaptive(hl_pool *p, int64_t n, int64_t grain, hl_pool_fn fn, void *arg);
 #endif
