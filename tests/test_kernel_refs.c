@@ -91,16 +91,17 @@ typedef struct attn_shape {
 
 static void test_attention(void) {
     static const attn_shape shapes[] = {
-        {1, 0, 1, 1, 8},                       /* one token attends to itself only */
-        {1, 9, 4, 4, 16},                      /* decode step, no grouping */
-        {5, 0, 8, 4, 8},                       /* prompt from the start, groups of 2 */
-        {3, 17, 8, 2, 32},                     /* prompt continuing a cache, groups of 4 */
-        {7, 3, 6, 1, 12},                      /* one kv head for all */
-        {2, 40, 4, 2, 64},   {9, 6, 4, 2, 72}, /* 64 elements in registers and an 8-wide rest */
-        {4, 11, 2, 1, 20},                     /* a 16-lane chain and a scalar tail */
-        {3, 30, 2, 2, 128},                    /* two 64-element blocks */
-        {1, 200, 12, 4, 64},                   /* decode steps long enough that the heads split between threads */
-        {1, 150, 8, 8, 128},
+        {1, 0, 1, 1, 8},     /* one token attends to itself only */
+        {1, 9, 4, 4, 16},    /* decode step, no grouping */
+        {5, 0, 8, 4, 8},     /* prompt from the start, groups of 2 */
+        {3, 17, 8, 2, 32},   /* prompt continuing a cache, groups of 4 */
+        {7, 3, 6, 1, 12},    /* one kv head for all */
+        {2, 40, 4, 2, 64},   /* one 64-element block */
+        {9, 6, 4, 2, 72},    /* 64 elements in registers and an 8-wide rest */
+        {4, 11, 2, 1, 20},   /* a 16-lane chain and a scalar tail */
+        {3, 30, 2, 2, 128},  /* two 64-element blocks */
+        {1, 200, 12, 4, 64}, /* decode steps long enough that the heads split between threads */
+        {1, 150, 8, 8, 128}, /* the same with 128-element heads, no grouping */
     };
     hl_pool *pool3 = hl_pool_init(3);
     REQUIRE(pool3);

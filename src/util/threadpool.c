@@ -53,7 +53,8 @@ struct hl_pool {
     int64_t n, grain;
     int balanced; /* 1: hl_pool_for_balanced's job: threads claim items from ranges */
     int adaptive; /* 1: hl_pool_for_adaptive's job: the caller's chunk is its `lead` share */
-    int lead_job; /* the current job's lead, as chunk_bounds reads it */
+    int lead_job; /* the current job's lead, as chunk_bounds reads it: `lead` moves while a worker may not
+                   * yet have read its chunk */
     int lead;     /* the caller's share above an even one, in 1/LEAD_UNIT of the items; the caller's alone */
     /* per thread, on its own cache line: the items [lo, hi) of its chunk not
      * yet claimed, as lo << 32 | hi. The owner claims from lo, a thread that
