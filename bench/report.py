@@ -189,8 +189,9 @@ def main(paths):
     if lc:
         p("### Against llama.cpp in the same run (llama-bench and bench_infer alternating; tokens/s, median (min–max))")
         p("")
-        p("| model | type | pp128 ours | pp128 llama.cpp | ratio | tg64 ours | tg64 llama.cpp | ratio |")
-        p("|---|---|---|---|---|---|---|---|")
+        p("| model | type | pp128 ours | pp128 llama.cpp | ratio | tg64 ours | tg64 llama.cpp | ratio | "
+          "read GB/s beside our tg64 | ours of read | llama.cpp of read |")
+        p("|---|---|---|---|---|---|---|---|---|---|---|")
         order = []
         for r in lc:
             if r["test"] != "train1x256" and (r["preset"], r["type"]) not in order:
@@ -204,6 +205,7 @@ def main(paths):
                 lm = statistics.median(l) if l else None
                 cells += [f"{fmt(om)} ({rng(o)})" if o else "-", f"{fmt(lm)} ({rng(l)})" if l else "-",
                           f"**{om / lm:.2f}**" if om and lm else "-"]
+            cells += read_shares([r for r in lc if (r["preset"], r["type"], r["test"]) == (pr, ty, "tg64")])
             p("| " + " | ".join(cells) + " |")
         p("")
         tr = [r for r in lc if r["test"] == "train1x256"]
@@ -226,15 +228,34 @@ def main(paths):
     print("\n".join(out))
 
 
+def read_shares(tg):
+    """A model's decode against the read bandwidth sampled beside our run of
+    each round: the sample's median, and the medians over rounds of each
+    side's weight stream (tok/s x weight bytes per token) as a share of its
+    round's sample, as bench/llamacpp.sh prints them."""
+    ours = [r for r in tg if r["who"] == "ours" and r.get("read_GBps")]
+    if not ours or not ours[0].get("weight_bytes_per_token"):
+        return ["-", "-", "-"]
+    wb = ours[0]["weight_bytes_per_token"]
+    bw = {r["round"]: r["read_GBps"] for r in ours}
+    share_o = [r["tok_s"] * wb / 1e9 / r["read_GBps"] for r in ours]
+    share_l = [r["tok_s"] * wb / 1e9 / bw[r["round"]] for r in tg if r["who"] == "llama.cpp" and r.get("round") in bw]
+    rd = [r["read_GBps"] for r in ours]
+    return [f"{fmt(statistics.median(rd))} ({rng(rd)})", f"{100 * statistics.median(share_o):.0f}%",
+            f"{100 * statistics.median(share_l):.0f}%" if share_l else "-"]
+
+
 def llamacpp_rows(rows):
     """The llama.cpp comparison's rows. Before 2026-12-06 llamacpp.sh kept both of
     bench_infer's pp128 variants, unlabelled and in this order per round: "base"
     (the LM head on the last token, as llama-bench's pp128) and "all logits" (on
     every token). Of unlabelled ours rows only the first per round and test is
-    kept, so that old reports give the like-for-like figure too."""
+    kept, so that old reports give the like-for-like figure too. bench/run.sh
+    tags these rows "bench": "llamacpp"; a file written by bench/llamacpp.sh
+    run alone has no tag, and its rows are known by "who"."""
     out, seen = [], set()
     for r in rows:
-        if r.get("bench") != "llamacpp":
+        if r.get("bench", "llamacpp" if r.get("who") in ("ours", "llama.cpp") else None) != "llamacpp":
             continue
         if r.get("who") == "ours" and r.get("test") != "train1x256":
             if r.get("variant", "base") != "base":
