@@ -230,8 +230,6 @@ static double measure(config *c, const opts *o, const int32_t *prompt, int32_t V
     return o->tg / (t1 - t0);
 }
 
-/* Bytes of weights one decode step streams: every layer matrix and norm, the
- * final norm and the LM head (the embedding contributes one row). */
 /* Bytes of weights one decoded token reads: each layer matrix and the LM head
  * once, in the type the model holds it (quantized blocks or f32), the norms,
  * and one embedding row. */
@@ -300,7 +298,10 @@ int main(int argc, char **argv) {
                 need);
         return 2;
     }
-    int32_t *prompt = malloc((size_t)o.pp * sizeof *prompt);
+    /* pp<N> evaluates the first pp tokens, tg<N> the first `prompt` before
+     * decoding: the array holds whichever is longer (the same tokens either way) */
+    const int n_prompt = o.pp > o.prompt ? o.pp : o.prompt;
+    int32_t *prompt = malloc((size_t)n_prompt * sizeof *prompt);
     float *logits = malloc((size_t)V * sizeof *logits);
     float *all_logits = malloc((size_t)o.pp * (size_t)V * sizeof *all_logits);
     if (!prompt || !logits || !all_logits) return 1;
@@ -309,7 +310,7 @@ int main(int argc, char **argv) {
     const hl_tokenizer *tok = hl_model_get_tokenizer(m);
     prompt[0] = tok ? hl_tokenizer_bos(tok) : 1;
     if (prompt[0] < 0 || prompt[0] >= V) prompt[0] = 1;
-    for (int i = 1; i < o.pp; i++) prompt[i] = (int32_t)hl_rng_below(&rng, (uint64_t)V);
+    for (int i = 1; i < n_prompt; i++) prompt[i] = (int32_t)hl_rng_below(&rng, (uint64_t)V);
 
     config cfg[MAX_CONFIGS];
     int nc = 0;
