@@ -561,6 +561,44 @@ static void check_a8_group(const char *what, const uint32_t type[NP], const int6
     free(scratch);
 }
 
+/* hl_qgroup_row_at, the split of a decoding group between threads: q and
+ * k in q4_K and v in q6_K at K = 768 (432 and 630 bytes a row), as s110M's
+ * q4_K_M layers. Every byte position maps to a row at a panel boundary of
+ * its part, never backwards; the middle byte splits the bytes, not the
+ * rows, evenly (split by rows, the second thread would read 31% more). */
+static void check_group_split(void) {
+    const int64_t first[4] = {0, 768, 1536, 2304}, row_bytes[3] = {432, 432, 630}, panel = 16;
+    int64_t unit_first[4] = {0};
+    for (int i = 0; i < 3; i++) unit_first[i + 1] = unit_first[i] + (first[i + 1] - first[i]) * row_bytes[i];
+    const int64_t total = unit_first[3];
+    CHECK(hl_qgroup_row_at(first, unit_first, 3, 0, panel) == 0);
+    CHECK(hl_qgroup_row_at(first, unit_first, 3, total, panel) == first[3]);
+    CHECK(hl_qgroup_row_at(first, unit_first, 3, total + 5, panel) == first[3]);
+    int64_t prev = 0, bad_order = 0, bad_panel = 0;
+    for (int64_t u = 0; u <= total; u += 97) {
+        const int64_t r = hl_qgroup_row_at(first, unit_first, 3, u, panel);
+        if (r < prev) bad_order++;
+        prev = r;
+        int i = 0;
+        while (i < 3 && r >= first[i + 1]) i++;
+        if (i < 3 && (r - first[i]) % panel) bad_panel++;
+    }
+    CHECK_MSG(bad_order == 0, "group split: %lld byte positions map to an earlier row than the one before",
+              (long long)bad_order);
+    CHECK_MSG(bad_panel == 0, "group split: %lld rows off their part's panel boundaries", (long long)bad_panel);
+    const int64_t mid = hl_qgroup_row_at(first, unit_first, 3, total / 2, panel);
+    int64_t below = 0;
+    for (int i = 0; i < 3; i++) {
+        const int64_t hi = mid < first[i + 1] ? mid : first[i + 1];
+        if (hi > first[i]) below += (hi - first[i]) * row_bytes[i];
+    }
+    const int64_t off = below > total / 2 ? below - total / 2 : total / 2 - below;
+    CHECK_MSG(off <= panel * 630, "group split: the middle byte gives the first thread %lld of %lld bytes (row %lld)",
+              (long long)below, (long long)total, (long long)mid);
+    printf("  decoding group split by bytes: row %lld of %lld at the middle byte (%lld of %lld bytes before it)\n",
+           (long long)mid, (long long)first[3], (long long)below, (long long)total);
+}
+
 int main(void) {
     /* the level functions below run their plain form; the VNNI twins are
      * called by name (check_a8_weight) */
@@ -596,6 +634,7 @@ int main(void) {
         const uint32_t q4k[NP] = {HL_TYPE_Q4_K, HL_TYPE_Q4_K, HL_TYPE_Q4_K, HL_TYPE_Q4_K};
         const uint32_t q6k[NP] = {HL_TYPE_Q6_K, HL_TYPE_Q6_K, HL_TYPE_Q6_K, HL_TYPE_Q5_K};
         const int64_t rows[NP] = {37, 13, 21, 16}, rows2[NP] = {7, 30, 1, 19};
+        check_group_split();
         check_a8_group("mixed types", mixed, rows);
         check_a8_group("q4_K", q4k, rows);
         check_a8_group("q6_K, then q5_K", q6k, rows2);

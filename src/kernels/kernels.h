@@ -194,7 +194,8 @@ void hl_qmatmul_a8(hl_pool *pool, float *out, int64_t ldo, const float *x, const
  * gate and up) in one dispatch: the token is quantized once per activation
  * layout, and the weights' rows are split between the threads as one range,
  * so each thread streams fewer, longer runs. parts[i].out (w->rows floats)
- * gets exactly what hl_qmatmul_a8 gives it. n ≤ HL_QGROUP_MAX weights of
+ * gets exactly what hl_qmatmul_a8 gives it (hl_qgroup_row_at says where
+ * the threads' rows end). n ≤ HL_QGROUP_MAX weights of
  * hl_qmatmul_a8_supports types with the same cols; scratch as for
  * hl_qmatmul_a8 (when it cannot hold the group's layouts, the parts run one
  * at a time: the same bits). */
@@ -205,6 +206,24 @@ typedef struct hl_qpart {
 } hl_qpart;
 void hl_qmatmul_a8_group(hl_pool *pool, const float *x, const hl_qpart *parts, int n, void *scratch,
                          int64_t scratch_bytes);
+/* How hl_qmatmul_a8_group splits its rows: by the bytes they read, not by
+ * their count, so that a thread given q and k (q4_K) does as much as one
+ * given v (q6_K, half as many bytes again per row). Part i's rows are
+ * [first[i], first[i+1]) and its bytes [unit_first[i], unit_first[i+1]);
+ * the row that byte u of the whole falls at or after, rounded up to a
+ * multiple of `panel` within its part. Non-decreasing in u, from 0 at u = 0
+ * to first[n] at u ≥ unit_first[n], so the threads' byte ranges give each
+ * row to exactly one of them. */
+static inline int64_t hl_qgroup_row_at(const int64_t *first, const int64_t *unit_first, int n, int64_t u,
+                                       int64_t panel) {
+    int i = 0;
+    while (i < n && u >= unit_first[i + 1]) i++;
+    if (i == n) return first[n];
+    const int64_t rows = first[i + 1] - first[i], row_bytes = (unit_first[i + 1] - unit_first[i]) / rows;
+    int64_t r = (u - unit_first[i] + row_bytes - 1) / row_bytes;
+    r = (r + panel - 1) / panel * panel;
+    return first[i] + (r < rows ? r : rows);
+}
 
 /* ---- plain references (tests only) ---- */
 double hl_exp_sum_ref(float *out, const float *x, int64_t n, float shift);

@@ -1488,6 +1488,7 @@ void hl_qmatmul_a8(hl_pool *pool, float *out, int64_t ldo, const float *x, const
 typedef struct {
     a8job job[HL_QGROUP_MAX];
     int64_t first[HL_QGROUP_MAX + 1];
+    int64_t unit_first[HL_QGROUP_MAX + 1]; /* the parts' bytes, as one range: what the threads share */
     int n;
 } a8group;
 
@@ -1549,6 +1550,14 @@ static void a8_group_rows(void *arg, int64_t r0, int64_t r1, int worker) {
     }
 }
 
+/* A thread's bytes [u0, u1) of the group, as its rows (hl_qgroup_row_at). */
+static void a8_group_bytes(void *arg, int64_t u0, int64_t u1, int worker) {
+    a8group *g = arg;
+    const int64_t r0 = hl_qgroup_row_at(g->first, g->unit_first, g->n, u0, A8_PANEL);
+    const int64_t r1 = hl_qgroup_row_at(g->first, g->unit_first, g->n, u1, A8_PANEL);
+    if (r0 < r1) a8_group_rows(g, r0, r1, worker);
+}
+
 void hl_qmatmul_a8_group(hl_pool *pool, const float *x, const hl_qpart *parts, int n, void *scratch,
                          int64_t scratch_bytes) {
 #ifdef HL_A8_VNNI_TWIN_GROUP
@@ -1583,7 +1592,7 @@ void hl_qmatmul_a8_group(hl_pool *pool, const float *x, const hl_qpart *parts, i
     }
     a8group g;
     g.n = n;
-    g.first[0] = 0;
+    g.first[0] = g.unit_first[0] = 0;
     int done[4] = {0, 0, 0, 0};
     for (int i = 0; i < n; i++) {
         const hl_qweight *w = parts[i].w;
@@ -1593,7 +1602,11 @@ void hl_qmatmul_a8_group(hl_pool *pool, const float *x, const hl_qpart *parts, i
         const a8job j = {parts[i].out, w->rows, x, w, 1, a8_token_bytes(w->type, K), slot[key], decode_ahead(w->type)};
         g.job[i] = j;
         g.first[i + 1] = g.first[i] + w->rows;
+        g.unit_first[i + 1] = g.unit_first[i] + w->rows * (int64_t)w->row_bytes;
     }
     if (K * g.first[n] < 32768) pool = NULL; /* as hl_qmatmul_a8 */
-    hl_pool_for_adaptive(pool, g.first[n], A8_PANEL, a8_group_rows, &g); /* as hl_qmatmul_a8 */
+    /* Shared by bytes: split by rows, the thread given v (q6_K in the _M
+     * mixes) waited for while the other ran q and k (q4_K), about 10 us of
+     * each such product on s110M. */
+    hl_pool_for_adaptive(pool, g.unit_first[n], 1, a8_group_bytes, &g);
 }
