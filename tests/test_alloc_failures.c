@@ -126,6 +126,68 @@ static void aligned_calloc_checks(void) {
     hl_context_free(ctx);
 }
 
+/* The mapping of /proc/self/smaps that holds p: its THPeligible flag (1 or
+ * 0), or -1 when it cannot be read. */
+static int thp_eligible(const void *p) {
+    FILE *f = fopen("/proc/self/smaps", "r");
+    if (!f) return -1;
+    char line[512];
+    int inside = 0, flag = -1;
+    while (fgets(line, sizeof line, f)) {
+        unsigned long lo, hi;
+        if (sscanf(line, "%lx-%lx ", &lo, &hi) == 2 && strchr(line, '-') < strchr(line, ' '))
+            inside = (uintptr_t)p >= lo && (uintptr_t)p < hi;
+        else if (inside && sscanf(line, "THPeligible: %d", &flag) == 1) break;
+    }
+    fclose(f);
+    return flag;
+}
+
+/* 1 when the kernel gives transparent huge pages to madvised mappings. */
+static int thp_on_request(void) {
+    FILE *f = fopen("/sys/kernel/mm/transparent_hugepage/enabled", "r");
+    if (!f) return 0;
+    char line[128] = {0};
+    const int ok = fgets(line, sizeof line, f) && (strstr(line, "[always]") || strstr(line, "[madvise]"));
+    fclose(f);
+    return ok;
+}
+
+/* hl_huge_calloc (KV caches): small blocks as hl_aligned_calloc; from
+ * HL_HUGE_MIN on Linux, zeroed, on 2 MiB boundaries, usable to the last
+ * byte and marked for huge pages where the kernel offers them; overflow
+ * and an injected failure refused. */
+static void huge_calloc_checks(void) {
+    size_t mapped = 1;
+    float *small = hl_huge_calloc(100, sizeof(float), &mapped);
+    REQUIRE(small);
+    CHECK(mapped == 0 && (uintptr_t)small % HL_VECTOR_ALIGN == 0 && small[0] == 0 && small[99] == 0);
+    hl_huge_free(small, mapped);
+    const size_t n = HL_HUGE_MIN + 12345; /* not a whole number of huge pages */
+    unsigned char *p = hl_huge_calloc(n, 1, &mapped);
+    REQUIRE(p);
+    size_t nonzero = 0;
+    for (size_t i = 0; i < n; i += 4093) nonzero += p[i] != 0;
+    nonzero += p[n - 1] != 0;
+    CHECK(nonzero == 0);
+    memset(p, 0xa5, n);
+#if defined(__linux__)
+    CHECK_MSG(mapped >= n && mapped % ((size_t)2 << 20) == 0 && (uintptr_t)p % ((size_t)2 << 20) == 0,
+              "a %zu-byte cache: %zu bytes mapped at %p, not whole huge pages", n, mapped, (void *)p);
+    const int eligible = thp_eligible(p);
+    if (thp_on_request() && eligible >= 0)
+        CHECK_MSG(eligible == 1, "a %zu-byte cache is not eligible for transparent huge pages", n);
+    printf("  hl_huge_calloc: %zu bytes, %zu mapped, THPeligible %d (huge pages on request: %d)\n", n, mapped, eligible,
+           thp_on_request());
+#endif
+    hl_huge_free(p, mapped);
+    CHECK(hl_huge_calloc(SIZE_MAX / 2, 4, &mapped) == NULL && mapped == 0);
+    hl_alloc_fail_after(0);
+    CHECK(hl_huge_calloc(HL_HUGE_MIN, 1, &mapped) == NULL && mapped == 0);
+    CHECK(hl_alloc_failures() == 1);
+    hl_alloc_fail_after(-1);
+}
+
 static hl_status op_adapter_load(void *user, hl_error *err) {
     hl_adapter *a = NULL;
     hl_status s = hl_adapter_load(user, g_model, 0, &a, err);
@@ -294,6 +356,7 @@ int main(void) {
     REQUIRE(mkdtemp(tmpdir));
 
     aligned_calloc_checks();
+    huge_calloc_checks();
     run_op("model load (GGUF)", op_model_load, &la_gguf);
     run_op("model load (llama2.c .bin)", op_model_load, &la_bin);
     run_op("context init", op_context_init, NULL);

@@ -28,8 +28,9 @@ struct hl_context {
     int32_t n_batch;    /* tokens per forward chunk */
     hl_pool *pool;
     const hl_packed_weights *packed; /* the model's packed projections, or NULL: row-major (hl_matmul) */
-    float *kcache;      /* (L, n_ctx, Hkv·D); this and the activations below: hl_aligned_calloc */
+    float *kcache;                   /* (L, n_ctx, Hkv·D): hl_huge_calloc; the activations below: hl_aligned_calloc */
     float *vcache;      /* (L, n_ctx, Hkv·D) */
+    size_t k_mapped, v_mapped; /* the caches' hl_huge_calloc sizes, for hl_huge_free */
     /* activations for one chunk of up to n_batch tokens */
     float *x;           /* (n_batch, C) residual stream */
     float *xb;          /* (n_batch, C) normed input */

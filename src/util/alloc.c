@@ -7,6 +7,9 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#if defined(__linux__)
+#include <sys/mman.h>
+#endif
 
 static atomic_long fail_countdown = -1; /* -1: disarmed */
 static atomic_long fail_count = 0;
@@ -70,6 +73,39 @@ void *hl_aligned_calloc(size_t n, size_t size) {
 }
 void hl_aligned_free(void *ptr) {
     if (ptr) hl_free((unsigned char *)ptr - ((unsigned char *)ptr)[-1]);
+}
+void *hl_huge_calloc(size_t n, size_t size, size_t *mapped) {
+    size_t total;
+    *mapped = 0;
+    if (!hl_mul_size(n, size, &total)) return NULL;
+#if defined(__linux__)
+    const size_t huge = (size_t)2 << 20;
+    if (total >= HL_HUGE_MIN && total <= SIZE_MAX - 2 * huge) {
+        if (should_fail()) return NULL;
+        const size_t len = (total + huge - 1) / huge * huge;
+        /* one huge page more than needed, so that a 2 MiB boundary falls inside */
+        unsigned char *m = mmap(NULL, len + huge, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (m == MAP_FAILED) return NULL;
+        unsigned char *p = (unsigned char *)(((uintptr_t)m + huge - 1) & ~(uintptr_t)(huge - 1));
+        if (p > m) munmap(m, (size_t)(p - m));
+        if (m + huge > p) munmap(p + len, (size_t)(m + huge - p));
+#ifdef MADV_HUGEPAGE
+        madvise(p, len, MADV_HUGEPAGE); /* advice only: where THP is off, 4 KiB pages */
+#endif
+        *mapped = len;
+        return p;
+    }
+#endif
+    return hl_aligned_calloc(n, size);
+}
+void hl_huge_free(void *ptr, size_t mapped) {
+#if defined(__linux__)
+    if (ptr && mapped) {
+        munmap(ptr, mapped);
+        return;
+    }
+#endif
+    hl_aligned_free(ptr);
 }
 void hl_free(void *ptr) { free(ptr); }
 char *hl_strndup(const char *s, size_t n) {

@@ -22,6 +22,18 @@ void *hl_aligned_alloc(size_t align, size_t size); /* free with hl_free */
 #define HL_VECTOR_ALIGN 64
 void *hl_aligned_calloc(size_t n, size_t size);
 void hl_aligned_free(void *ptr);
+/* A KV cache: zeroed and, from HL_HUGE_MIN bytes on Linux, mapped on 2 MiB
+ * boundaries with transparent huge pages asked for (madvise). Decoding
+ * writes each position into fresh pages; with 4 KiB pages every one costs a
+ * fault: 9-10 us each in the 2-vCPU KVM guest measured, against about 0.2
+ * us per 4 KiB inside a huge page. The price: a layer's part of the cache
+ * fills in 2 MiB steps, so resident memory can run ahead of the positions
+ * used by up to 2 MiB per layer and cache. Smaller blocks, and systems
+ * without it, get hl_aligned_calloc. *mapped receives what hl_huge_free
+ * needs (0 for a hl_aligned_calloc block). */
+#define HL_HUGE_MIN ((size_t)2 << 20)
+void *hl_huge_calloc(size_t n, size_t size, size_t *mapped);
+void hl_huge_free(void *ptr, size_t mapped);
 void hl_free(void *ptr);
 char *hl_strdup(const char *s);
 char *hl_strndup(const char *s, size_t n);
