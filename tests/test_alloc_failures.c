@@ -180,6 +180,8 @@ static void huge_calloc_checks(void) {
     printf("  hl_huge_calloc: %zu bytes, %zu mapped, THPeligible %d (huge pages on request: %d)\n", n, mapped, eligible,
            thp_on_request());
 #endif
+    CHECK_MSG(hl_huge_bytes(n) == mapped, "hl_huge_bytes(%zu) = %zu, but %zu were mapped", n, hl_huge_bytes(n), mapped);
+    CHECK(hl_huge_bytes(100) == 100);
     hl_huge_free(p, mapped);
     CHECK(hl_huge_calloc(SIZE_MAX / 2, 4, &mapped) == NULL && mapped == 0);
     hl_alloc_fail_after(0);

@@ -50,8 +50,9 @@ struct hl_sched {
 
 size_t hl_sched_kv_bytes_for(const hl_model *m, int32_t positions) {
     const hl_model_config *c = hl_model_get_config(m);
-    size_t kv = (size_t)c->n_kv_heads * (size_t)(c->dim / c->n_heads);
-    return 2u * (size_t)c->n_layers * (size_t)positions * kv * sizeof(float);
+    size_t kv = (size_t)c->n_kv_heads * (size_t)hl_cfg_head_dim(c);
+    /* k and v, each as hl_context_init maps it (whole huge pages from 2 MiB) */
+    return 2u * hl_huge_bytes((size_t)c->n_layers * (size_t)positions * kv * sizeof(float));
 }
 
 hl_status hl_sched_init(const hl_sched_params *p, hl_sched **out, hl_error *err) {

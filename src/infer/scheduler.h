@@ -99,6 +99,7 @@ hl_seq_state hl_seq_get_state(const hl_seq *q);
 const int32_t *hl_seq_tokens(const hl_seq *q, int32_t *n);
 /* The failure of a HL_SEQ_FAILED sequence (HL_OK otherwise). */
 hl_status hl_seq_status(const hl_seq *q, hl_error *err);
-/* KV cache bytes of a sequence of that many positions on model m. */
+/* KV cache bytes of a sequence of that many positions on model m, as its
+ * context maps them (hl_huge_bytes: whole huge pages from 2 MiB a cache). */
 size_t hl_sched_kv_bytes_for(const hl_model *m, int32_t positions);
 #endif

@@ -1606,7 +1606,7 @@ void hl_qmatmul_a8_group(hl_pool *pool, const float *x, const hl_qpart *parts, i
     }
     if (K * g.first[n] < 32768) pool = NULL; /* as hl_qmatmul_a8 */
     /* Shared by bytes: split by rows, the thread given v (q6_K in the _M
-     * mixes) waited for while the other ran q and k (q4_K), about 10 us of
-     * each such product on s110M. */
+     * mixes) read 31% more of s110M's q, k and v than the one given q and
+     * k (q4_K), and the other waited for it. */
     hl_pool_for_adaptive(pool, g.unit_first[n], 1, a8_group_bytes, &g);
 }

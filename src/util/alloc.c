@@ -82,7 +82,7 @@ void *hl_huge_calloc(size_t n, size_t size, size_t *mapped) {
     const size_t huge = (size_t)2 << 20;
     if (total >= HL_HUGE_MIN && total <= SIZE_MAX - 2 * huge) {
         if (should_fail()) return NULL;
-        const size_t len = (total + huge - 1) / huge * huge;
+        const size_t len = hl_huge_bytes(total);
         /* one huge page more than needed, so that a 2 MiB boundary falls inside */
         unsigned char *m = mmap(NULL, len + huge, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
         if (m == MAP_FAILED) return NULL;
@@ -97,6 +97,13 @@ void *hl_huge_calloc(size_t n, size_t size, size_t *mapped) {
     }
 #endif
     return hl_aligned_calloc(n, size);
+}
+size_t hl_huge_bytes(size_t bytes) {
+#if defined(__linux__)
+    const size_t huge = (size_t)2 << 20;
+    if (bytes >= HL_HUGE_MIN && bytes <= SIZE_MAX - 2 * huge) return (bytes + huge - 1) / huge * huge;
+#endif
+    return bytes;
 }
 void hl_huge_free(void *ptr, size_t mapped) {
 #if defined(__linux__)

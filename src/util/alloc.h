@@ -33,6 +33,9 @@ void hl_aligned_free(void *ptr);
  * needs (0 for a hl_aligned_calloc block). */
 #define HL_HUGE_MIN ((size_t)2 << 20)
 void *hl_huge_calloc(size_t n, size_t size, size_t *mapped);
+/* The memory a hl_huge_calloc block of that many bytes can come to hold:
+ * whole huge pages where it maps them, the bytes themselves otherwise. */
+size_t hl_huge_bytes(size_t bytes);
 void hl_huge_free(void *ptr, size_t mapped);
 void hl_free(void *ptr);
 char *hl_strdup(const char *s);
