@@ -633,11 +633,14 @@ int main(void) {
         const uint32_t mixed[NP] = {HL_TYPE_Q4_K, HL_TYPE_Q6_K, HL_TYPE_Q8_0, HL_TYPE_Q5_K};
         const uint32_t q4k[NP] = {HL_TYPE_Q4_K, HL_TYPE_Q4_K, HL_TYPE_Q4_K, HL_TYPE_Q4_K};
         const uint32_t q6k[NP] = {HL_TYPE_Q6_K, HL_TYPE_Q6_K, HL_TYPE_Q6_K, HL_TYPE_Q5_K};
+        /* q3_K's token is in the blocks' own order; q6_K and q4_K reorder it */
+        const uint32_t k_orders[NP] = {HL_TYPE_Q3_K, HL_TYPE_Q6_K, HL_TYPE_Q2_K, HL_TYPE_Q4_K};
         const int64_t rows[NP] = {37, 13, 21, 16}, rows2[NP] = {7, 30, 1, 19};
         check_group_split();
         check_a8_group("mixed types", mixed, rows);
         check_a8_group("q4_K", q4k, rows);
         check_a8_group("q6_K, then q5_K", q6k, rows2);
+        check_a8_group("q3_K, q6_K, q2_K, q4_K", k_orders, rows);
     }
     check_f32();
     for (size_t i = 0; i < sizeof types / sizeof types[0]; i++) check_type(types[i]);

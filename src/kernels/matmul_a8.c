@@ -179,6 +179,26 @@ static void quantize_token(uint32_t type, const float *x, int64_t K, uint8_t *ds
 #endif
 }
 
+/* The token quantize_token(to) writes, made from the one it wrote for
+ * `from` (the same form): the quantized bytes and their sums are the same,
+ * only the order of the 32-byte pieces within each block can differ. A
+ * group whose parts read both (q4_K and q6_K in the _M mixes) quantizes
+ * its token once. */
+static void relayout_token(uint32_t from, uint32_t to, const uint8_t *src, int64_t K, uint8_t *dst) {
+    memcpy(dst, src, (size_t)a8_token_bytes(to, K));
+#if defined(__AVX512BW__)
+    const int *order_from = paired_order(from), *order_to = paired_order(to);
+    if (order_from == order_to) return;
+    for (int64_t i = 0; i < K / 256; i++) {
+        int8_t block[256]; /* the block in its own order */
+        for (int c = 0; c < 8; c++) memcpy(block + 32 * (order_from ? order_from[c] : c), src + 256 * i + 32 * c, 32);
+        for (int c = 0; c < 8; c++) memcpy(dst + 256 * i + 32 * c, block + 32 * (order_to ? order_to[c] : c), 32);
+    }
+#else
+    (void)from;
+#endif
+}
+
 static float lanes_sum(const float a[8]) { return ((a[0] + a[4]) + (a[2] + a[6])) + ((a[1] + a[5]) + (a[3] + a[7])); }
 
 /* ---- the documented lanes, element by element ---- */
@@ -1594,10 +1614,20 @@ void hl_qmatmul_a8_group(hl_pool *pool, const float *x, const hl_qpart *parts, i
     g.n = n;
     g.first[0] = g.unit_first[0] = 0;
     int done[4] = {0, 0, 0, 0};
+    int k_key = -1; /* the first 256-element-form token quantized, if any */
+    uint32_t k_type = 0;
     for (int i = 0; i < n; i++) {
         const hl_qweight *w = parts[i].w;
         const int key = token_layout(w->type);
-        if (!done[key]) quantize_token(w->type, x, K, slot[key]);
+        if (!done[key]) {
+            if (hl_qmatmul_a8_form(w->type) == 0) quantize_token(w->type, x, K, slot[key]);
+            else if (k_key >= 0) relayout_token(k_type, w->type, slot[k_key], K, slot[key]);
+            else {
+                quantize_token(w->type, x, K, slot[key]);
+                k_key = key;
+                k_type = w->type;
+            }
+        }
         done[key] = 1;
         const a8job j = {parts[i].out, w->rows, x, w, 1, a8_token_bytes(w->type, K), slot[key], decode_ahead(w->type)};
         g.job[i] = j;
