@@ -74,13 +74,19 @@ void *hl_aligned_calloc(size_t n, size_t size) {
 void hl_aligned_free(void *ptr) {
     if (ptr) hl_free((unsigned char *)ptr - ((unsigned char *)ptr)[-1]);
 }
+#if defined(__linux__)
+#define HUGE_PAGE ((size_t)2 << 20)
+/* Whether a block of `bytes` gets its own huge-page mapping (room left for
+ * the rounding and the alignment slack). */
+static int huge_eligible(size_t bytes) { return bytes >= HL_HUGE_MIN && bytes <= SIZE_MAX - 2 * HUGE_PAGE; }
+#endif
 void *hl_huge_calloc(size_t n, size_t size, size_t *mapped) {
     size_t total;
     *mapped = 0;
     if (!hl_mul_size(n, size, &total)) return NULL;
 #if defined(__linux__)
-    const size_t huge = (size_t)2 << 20;
-    if (total >= HL_HUGE_MIN && total <= SIZE_MAX - 2 * huge) {
+    const size_t huge = HUGE_PAGE;
+    if (huge_eligible(total)) {
         if (should_fail()) return NULL;
         const size_t len = hl_huge_bytes(total);
         /* one huge page more than needed, so that a 2 MiB boundary falls inside */
@@ -100,8 +106,7 @@ void *hl_huge_calloc(size_t n, size_t size, size_t *mapped) {
 }
 size_t hl_huge_bytes(size_t bytes) {
 #if defined(__linux__)
-    const size_t huge = (size_t)2 << 20;
-    if (bytes >= HL_HUGE_MIN && bytes <= SIZE_MAX - 2 * huge) return (bytes + huge - 1) / huge * huge;
+    if (huge_eligible(bytes)) return (bytes + HUGE_PAGE - 1) / HUGE_PAGE * HUGE_PAGE;
 #endif
     return bytes;
 }
