@@ -3,6 +3,7 @@
  * *other* processes used during a timed region (the machine is shared). */
 #ifndef HL_BENCH_UTIL_H
 #define HL_BENCH_UTIL_H
+#include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -95,13 +96,39 @@ static inline void bench_interference_begin(bench_interference *b) {
     b->t0 = bench_now();
 }
 
-static inline double bench_interference_end(const bench_interference *b) {
+/* Shortest interval the jiffy clock (100 Hz on Linux) measures to within
+ * a few percent of a core; shorter ones give NAN. */
+#define BENCH_INTERFERENCE_MIN_S 0.5
+
+/* Intervals added up: busy jiffies of the whole machine, this process's
+ * CPU seconds, wall seconds (jiffies < 0: unreadable). */
+typedef struct bench_interference_sum {
+    long long jiffies;
+    double self_s, wall_s;
+} bench_interference_sum;
+
+/* Cores used by other processes over the intervals in s, NAN when they
+ * were too short to tell. */
+static inline double bench_interference_cores(const bench_interference_sum *s) {
+    if (s->jiffies < 0 || s->wall_s < BENCH_INTERFERENCE_MIN_S) return NAN;
+    double other = ((double)s->jiffies / (double)sysconf(_SC_CLK_TCK) - s->self_s) / s->wall_s;
+    return other < 0 ? 0 : other;
+}
+
+/* The cores other processes used since bench_interference_begin(b): NAN
+ * when that was shorter than BENCH_INTERFERENCE_MIN_S (a 0.1 s step read
+ * as anything from 0 to 0.2 cores). The interval is also added to *sum
+ * when sum is given, so that short steps can be judged together. */
+static inline double bench_interference_end(const bench_interference *b, bench_interference_sum *sum) {
     long long j1 = bench_busy_jiffies();
     double c1 = bench_self_cpu_s(), t1 = bench_now();
-    if (b->j0 < 0 || j1 < 0 || t1 <= b->t0) return -1;
-    double busy = (double)(j1 - b->j0) / (double)sysconf(_SC_CLK_TCK);
-    double other = (busy - (c1 - b->c0)) / (t1 - b->t0);
-    return other < 0 ? 0 : other;
+    bench_interference_sum one = {b->j0 < 0 || j1 < 0 ? -1 : j1 - b->j0, c1 - b->c0, t1 - b->t0};
+    if (sum) {
+        sum->jiffies = sum->jiffies < 0 || one.jiffies < 0 ? -1 : sum->jiffies + one.jiffies;
+        sum->self_s += one.self_s;
+        sum->wall_s += one.wall_s;
+    }
+    return bench_interference_cores(&one);
 }
 
 /* Sum of p[begin, end) with one sequential stream: the read-bandwidth
