@@ -108,6 +108,8 @@ void hl_exp(float *out, const float *x, int64_t n);
 
 /* out = w ⊙ x / sqrt(mean(x²) + eps), one row of C. out may alias x. */
 void hl_rmsnorm(float *out, const float *x, const float *w, int64_t C, float eps);
+/* x = softmax(x) in place, n ≥ 1: the exponentials and their sum by
+ * hl_exp_sum (shifted by the maximum), as the training attention takes them. */
 void hl_softmax(float *x, int64_t n);
 /* RoPE rotates adjacent pairs (2i, 2i+1) of each head of size D by
  * pos·theta^(-2i/D) (GGUF/llama.cpp "normal" order, as llama2.c). The angles
