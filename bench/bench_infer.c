@@ -48,8 +48,7 @@ typedef struct config {
     int n_adapters;
     double tok_s[MAX_RUNS];
     double read_gbs[MAX_RUNS]; /* tg: read bandwidth measured just before each run, same thread count */
-    long long busy_jiffies; /* system-wide, over the timed regions */
-    double self_cpu, wall;  /* this process's CPU and the wall time of the timed regions */
+    bench_interference_sum timed; /* the machine's busy time, ours and the wall time of the timed regions */
     int n;
 } config;
 
@@ -159,20 +158,9 @@ static int32_t argmax(const float *x, int32_t n) {
     return best;
 }
 
-static void account(config *c, const bench_interference *b) {
-    long long j1 = bench_busy_jiffies();
-    c->busy_jiffies += j1 - b->j0;
-    c->self_cpu += bench_self_cpu_s() - b->c0;
-    c->wall += bench_now() - b->t0;
-}
-
-/* CPU cores used by other processes during the timed regions of c, or NAN when
- * they were too short for the jiffy clock to say. */
-static double other_cores(const config *c) {
-    if (c->wall < 0.5) return NAN;
-    double o = ((double)c->busy_jiffies / (double)sysconf(_SC_CLK_TCK) - c->self_cpu) / c->wall;
-    return o < 0 ? 0 : o;
-}
+/* CPU cores used by other processes during the timed regions of c, or NAN when they
+ * were too short for the jiffy clock to say. */
+static double other_cores(const config *c) { return bench_interference_cores(&c->timed); }
 
 /* The same-moment bandwidth reference: this host's memory bandwidth drifts
  * (1.6x between runs of one evening), so each decode run is paired with a
@@ -214,7 +202,7 @@ static double measure(config *c, const opts *o, const int32_t *prompt, int32_t V
             HL_OK)
             die("eval", &err);
         t1 = bench_now();
-        if (timed) account(c, &bi);
+        if (timed) (void)bench_interference_end(&bi, &c->timed);
         return o->pp / (t1 - t0);
     }
     if (hl_context_eval(c->ctx, prompt, o->prompt, 0, logits, 0, &err) != HL_OK) die("eval", &err);
@@ -226,7 +214,7 @@ static double measure(config *c, const opts *o, const int32_t *prompt, int32_t V
         tok = argmax(logits, V);
     }
     t1 = bench_now();
-    if (timed) account(c, &bi);
+    if (timed) (void)bench_interference_end(&bi, &c->timed);
     return o->tg / (t1 - t0);
 }
 
