@@ -52,9 +52,9 @@ void hl_rope_apply_neox(float *vec, int64_t n_heads, int64_t D, const float *cs,
     }
 }
 
-/* The exponentials by hl_exp_sum, as the training attention takes them
- * (libm's scalar expf was a third of a decode step's attention, s110M at
- * 40 positions on a Zen 5), the sum in its double lanes. */
+/* The exponentials by hl_exp_sum, as the training attention takes them,
+ * the sum in its double lanes (with libm's scalar expf, the softmax was a
+ * third of s110M-shaped decode attention at 40 positions on a Zen 5). */
 void hl_softmax(float *x, int64_t n) {
     float mx = x[0];
     for (int64_t i = 1; i < n; i++) mx = x[i] > mx ? x[i] : mx;
