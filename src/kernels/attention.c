@@ -121,11 +121,13 @@ void hl_attention(hl_pool *pool, float *out, const float *q, const float *kcache
     attn_job j = {out, q, kcache, vcache, T, pos0, H, Hkv, D, n_ctx, scratch};
     /* Tiny decode steps run inline: waking workers costs more than the work. */
     if (T * (pos0 + T) * H * D < 16384) pool = NULL;
-    /* Decoding splits the heads between the threads from about 96 positions (s110M's
-     * 12 x 64 heads, 2 threads on a Zen 5: 8.5 against 7.9 us a layer at 64 positions,
-     * 10.3 against 12.0 at 96, 98 against 189 at 1024); a prompt goes a token's heads
-     * at a time. The scratch is per thread, and no value depends on which thread runs a head. */
-    if (T == 1 && (pos0 + 1) * H * D < 96 * 768) pool = NULL;
+    /* Otherwise a decode step splits its heads between the threads. In a real step the
+     * cache rows come from memory (the weights streamed since the layer's last visit have
+     * pushed them out of L2 and L3), and two cores wait on them side by side: s110M q4_K_M
+     * tg64, 2 threads on a Zen 5, 1.11x paired against keeping it inline below 96 positions,
+     * which a warm-cache harness had favoured (7.9 against 8.5 us a layer at 64). A prompt
+     * goes a token's heads at a time. The scratch is per thread, and no value depends on
+     * which thread runs a head. */
     if (T == 1) hl_pool_for(pool, H, 1, attn_pairs, &j);
     else hl_pool_for_balanced(pool, T * H, H, attn_pairs, &j);
 }
