@@ -31,15 +31,6 @@ static void add_joined(hl_io_plan *plan, hl_io_role role, const char *flag, cons
     if (n > 0 && (size_t)n < sizeof path) hl_io_plan_add(plan, role, flag, path);
 }
 
-static int starts_with_gguf(const char *path) {
-    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
-    if (fd < 0) return 0;
-    char magic[4];
-    int is = read(fd, magic, 4) == 4 && !memcmp(magic, "GGUF", 4);
-    close(fd);
-    return is;
-}
-
 void cli_plan_adapter(hl_io_plan *plan, const char *flag, const char *path) {
     hl_io_plan_add(plan, HL_IO_INPUT, flag, path);
     struct stat st;
@@ -47,7 +38,7 @@ void cli_plan_adapter(hl_io_plan *plan, const char *flag, const char *path) {
     if (S_ISDIR(st.st_mode)) { /* a PEFT directory: its two files */
         add_joined(plan, HL_IO_INPUT, flag, path, strlen(path), PEFT_WEIGHTS);
         add_joined(plan, HL_IO_INPUT, flag, path, strlen(path), PEFT_CONFIG);
-    } else if (!starts_with_gguf(path)) { /* a PEFT safetensors file: its config sits beside it */
+    } else if (!hl_file_starts_with(path, "GGUF", 4)) { /* a PEFT safetensors file: its config sits beside it */
         const char *slash = strrchr(path, '/');
         add_joined(plan, HL_IO_INPUT, flag, path, slash ? (size_t)(slash - path) : 0, PEFT_CONFIG);
     }

@@ -145,11 +145,6 @@ int cmd_inspect(int argc, char **argv) {
         return argc < 2;
     }
     const char *path = argv[1];
-    FILE *f = fopen(path, "rb");
-    if (!f) return cli_error(CMD, "%s: cannot open", path);
-    char magic[4] = {0};
-    size_t n = fread(magic, 1, 4, f);
-    fclose(f);
-    if (n == 4 && !memcmp(magic, "GGUF", 4)) return inspect_gguf(path);
+    if (hl_file_starts_with(path, "GGUF", 4)) return inspect_gguf(path);
     return inspect_llama2c(path);
 }

@@ -69,9 +69,10 @@ int cmd_perplexity(int argc, char **argv) {
     char *text = NULL;
     hl_perplexity_result r = {0};
     int rc = 1;
-    FILE *f = fopen(text_path, "rb");
+    hl_error ferr = {0};
+    FILE *f = hl_fopen_regular(text_path, &ferr);
     if (!f) {
-        cli_error(CMD, "cannot open %s", text_path);
+        cli_fail(CMD, &ferr);
         goto done;
     }
     text = malloc(MAX_TEXT + 1);

@@ -31,9 +31,10 @@ static void help(void) {
 
 /* The whole of path, hl_malloc'd; NULL after printing an error. */
 static char *read_text(const char *path, size_t *len) {
-    FILE *f = fopen(path, "rb");
+    hl_error err = {0};
+    FILE *f = hl_fopen_regular(path, &err);
     if (!f) {
-        cli_error(CMD, "%s: cannot open", path);
+        cli_fail(CMD, &err);
         return NULL;
     }
     size_t cap = 1 << 16, n = 0;

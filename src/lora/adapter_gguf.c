@@ -4,6 +4,7 @@
 #include "io/gguf.h"
 #include "util/alloc.h"
 #include "util/error.h"
+#include "util/fileio.h"
 #include "util/escape.h"
 #include "util/half.h"
 #include "util/hashset.h"
@@ -11,6 +12,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 static const char *gguf_target_names[HL_TARGET_COUNT] = {"attn_q",   "attn_k", "attn_v",   "attn_output",
                                                          "ffn_gate", "ffn_up", "ffn_down", "output"};
@@ -392,13 +394,10 @@ void hl_adapter_print_summary(const hl_adapter *a, FILE *f) {
 }
 
 hl_status hl_adapter_load(const char *path, const hl_model *m, int force, hl_adapter **out, hl_error *err) {
-    FILE *fp = fopen(path, "rb");
-    char magic[4] = {0};
-    size_t n = 0;
-    if (fp) {
-        n = fread(magic, 1, 4, fp);
-        fclose(fp);
-    }
-    if (n == 4 && !memcmp(magic, "GGUF", 4)) return hl_adapter_load_gguf(path, m, force, out, err);
+    if (hl_file_starts_with(path, "GGUF", 4)) return hl_adapter_load_gguf(path, m, force, out, err);
+    struct stat st; /* else a PEFT directory or safetensors file; a FIFO or a device is neither */
+    if (stat(path, &st) == 0 && !S_ISDIR(st.st_mode) && !S_ISREG(st.st_mode))
+        return hl_fail(err, HL_ERR_IO, "%s: not an adapter file or a PEFT directory (%s)", path,
+                       S_ISFIFO(st.st_mode) ? "a FIFO" : "a device or socket");
     return hl_adapter_load_peft(path, m, force, out, err);
 }

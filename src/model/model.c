@@ -10,6 +10,7 @@
 #include "util/alloc.h"
 #include "util/checked.h"
 #include "util/error.h"
+#include "util/fileio.h"
 #include "util/escape.h"
 #include "util/half.h"
 #include "util/hash.h"
@@ -566,15 +567,6 @@ static hl_status load_llama2c(hl_model *m, const char *tokenizer_path, hl_error 
     return HL_OK;
 }
 
-static int has_gguf_magic(const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return 0;
-    char magic[4] = {0};
-    size_t n = fread(magic, 1, 4, f);
-    fclose(f);
-    return n == 4 && memcmp(magic, "GGUF", 4) == 0;
-}
-
 static char *base_name(const char *path) {
     const char *b = strrchr(path, '/');
     b = b ? b + 1 : path;
@@ -590,7 +582,7 @@ hl_status hl_model_load(const char *path, const char *tokenizer_path, hl_model *
         return hl_fail(err, HL_ERR_NOMEM, "%s: out of memory", path);
     }
     hl_status s;
-    if (has_gguf_magic(path)) {
+    if (hl_file_starts_with(path, "GGUF", 4)) {
         s = hl_gguf_open(path, &m->gguf, err);
         if (s == HL_OK) s = load_gguf(m, err);
     } else {

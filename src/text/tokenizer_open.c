@@ -5,18 +5,14 @@
 #include "io/gguf.h"
 #include "text/tokenizer.h"
 #include "util/error.h"
+#include "util/fileio.h"
 
 #include <stdio.h>
 #include <string.h>
 
 hl_status hl_tokenizer_load(const char *path, hl_tokenizer **out, hl_error *err) {
     *out = NULL;
-    FILE *f = fopen(path, "rb");
-    if (!f) return hl_fail(err, HL_ERR_IO, "%s: cannot open", path);
-    char magic[4] = {0};
-    size_t got = fread(magic, 1, 4, f);
-    fclose(f);
-    if (got == 4 && memcmp(magic, "GGUF", 4) == 0) {
+    if (hl_file_starts_with(path, "GGUF", 4)) {
         hl_gguf *g = NULL;
         hl_status s = hl_gguf_open(path, &g, err);
         if (s) return s;

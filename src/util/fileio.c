@@ -22,8 +22,10 @@ static const char *file_kind(mode_t m) {
 
 /* Opens path (flags | O_CLOEXEC) and checks that it is a regular file: *fd and
  * *st on success, a message naming the path and what it is otherwise. */
+/* O_NONBLOCK always: opening a FIFO must not wait for a writer before it is
+ * refused (a regular file's reads ignore the flag). */
 static hl_status open_regular(const char *path, int flags, int *fd, struct stat *st, hl_error *err) {
-    *fd = open(path, flags | O_CLOEXEC);
+    *fd = open(path, flags | O_NONBLOCK | O_CLOEXEC);
     if (*fd < 0) return hl_fail(err, HL_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
     if (fstat(*fd, st) != 0) {
         int e = errno;
@@ -35,6 +37,29 @@ static hl_status open_regular(const char *path, int flags, int *fd, struct stat 
         return hl_fail(err, HL_ERR_IO, "%s: not a regular file (%s)", path, file_kind(st->st_mode));
     }
     return HL_OK;
+}
+
+int hl_file_starts_with(const char *path, const void *magic, size_t n) {
+    int fd;
+    struct stat st;
+    hl_error ignored = {0};
+    if (open_regular(path, O_RDONLY, &fd, &st, &ignored) != HL_OK) return 0;
+    unsigned char head[64];
+    int is = n <= sizeof head && read(fd, head, n) == (ssize_t)n && memcmp(head, magic, n) == 0;
+    close(fd);
+    return is;
+}
+
+FILE *hl_fopen_regular(const char *path, hl_error *err) {
+    int fd;
+    struct stat st;
+    if (open_regular(path, O_RDONLY, &fd, &st, err) != HL_OK) return NULL;
+    FILE *f = fdopen(fd, "rb");
+    if (!f) {
+        hl_fail(err, HL_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+        close(fd);
+    }
+    return f;
 }
 
 hl_status hl_map_file(const char *path, hl_mapped_file *out, hl_error *err) {
@@ -257,8 +282,7 @@ hl_status hl_read_file(const char *path, size_t max_size, char **out, size_t *ou
     if (out_size) *out_size = 0;
     int fd;
     struct stat st;
-    /* O_NONBLOCK: opening a FIFO must not wait for a writer before it is refused. */
-    hl_status rs = open_regular(path, O_RDONLY | O_NONBLOCK, &fd, &st, err);
+    hl_status rs = open_regular(path, O_RDONLY, &fd, &st, err);
     if (rs != HL_OK) return rs;
     if (st.st_size < 0 || (uint64_t)st.st_size > (uint64_t)max_size) {
         close(fd);

@@ -57,6 +57,12 @@ typedef struct hl_mapped_file {
 } hl_mapped_file;
 
 hl_status hl_map_file(const char *path, hl_mapped_file *out, hl_error *err);
+/* 1 when path is a regular file whose first n bytes are magic; 0 otherwise
+ * (missing, unreadable, shorter, a FIFO or a device: never waits on one). */
+int hl_file_starts_with(const char *path, const void *magic, size_t n);
+/* fopen(path, "rb") for a regular file only: a FIFO, a device or a directory
+ * is refused at once with a message naming path and what it is. */
+FILE *hl_fopen_regular(const char *path, hl_error *err);
 void hl_unmap_file(hl_mapped_file *f);
 /* HL_ERR_IO naming path when the file is now shorter than its mapping
  * (another process truncated it: touching the lost pages would raise SIGBUS). */
@@ -91,7 +97,7 @@ hl_status hl_output_check(const char *path, const char *prefix, const char *what
 typedef enum hl_io_role {
     HL_IO_INPUT = 0,  /* read, never written */
     HL_IO_OUTPUT,     /* a regular file, replaced atomically */
-    HL_IO_LOG,        /* append-style: kept or rewritten; an existing one must start with its prefix */
+    HL_IO_LOG,        /* kept or rewritten (a metrics log, a checkpoint): an existing one must start with its prefix */
     HL_IO_OUTPUT_DIR, /* a directory, made when missing; list the files written in it as HL_IO_OUTPUT too */
     HL_IO_ROLE_COUNT
 } hl_io_role;
