@@ -241,8 +241,9 @@ static int pretrain_main(int argc, char **argv, const cli_dist *dist) {
     hl_io_plan_init(&plan);
     for (int k = 0; k < n_corpus; k++) hl_io_plan_add(&plan, HL_IO_INPUT, "--corpus", corpus[k]);
     hl_io_plan_add(&plan, HL_IO_OUTPUT, "-o", out);
-    hl_io_plan_add(&plan, HL_IO_OUTPUT, ckpt_path == ckpt_default ? "the default --checkpoint" : "--checkpoint",
-                   ckpt_path);
+    /* a checkpoint is GGUF: anything else at its path is not replaced (as in train) */
+    hl_io_plan_add_log(&plan, ckpt_path == ckpt_default ? "the default --checkpoint" : "--checkpoint", ckpt_path,
+                       "GGUF", "a checkpoint");
     hl_io_plan_add_log(&plan, metrics_path == metrics_default ? "the default --metrics" : "--metrics", metrics_path,
                        HL_METRICS_PREFIX, "a metrics log");
     if (cli_check_io(CMD, &plan)) return 1;

@@ -268,9 +268,12 @@ static int train_main(int argc, char **argv, const cli_dist *dist) {
     hl_io_plan_add(&plan, HL_IO_INPUT, "--tokenizer", o.tokenizer);
     hl_io_plan_add(&plan, HL_IO_INPUT, "--data", o.data);
     hl_io_plan_add(&plan, HL_IO_INPUT, "--lexicon", o.lexicon);
-    hl_io_plan_add(&plan, HL_IO_INPUT, "--init-from", o.init_from);
+    if (o.init_from) cli_plan_adapter(&plan, "--init-from", o.init_from); /* a PEFT directory: its two files */
     hl_io_plan_add(&plan, HL_IO_OUTPUT, "-o", o.out);
-    hl_io_plan_add(&plan, HL_IO_OUTPUT, o.ckpt == ckpt_default ? "the default --checkpoint" : "--checkpoint", o.ckpt);
+    /* A checkpoint is a GGUF file: anything else at its path (the default one
+     * is derived from -o, so the user never named it) is not replaced. */
+    hl_io_plan_add_log(&plan, o.ckpt == ckpt_default ? "the default --checkpoint" : "--checkpoint", o.ckpt, "GGUF",
+                       "a checkpoint");
     hl_io_plan_add_log(&plan, o.metrics == metrics_default ? "the default --metrics" : "--metrics", o.metrics,
                        HL_METRICS_PREFIX, "a metrics log");
     cli_plan_peft_out(&plan, "--peft-out", o.peft_out);
