@@ -125,6 +125,14 @@ same_file train -o --tokenizer tok.bin train -m model.bin --tokenizer tok.bin --
 same_file train -o -m model.bin train -m model.bin --tokenizer tok.bin --data data.jsonl --steps 2
 refuse "train: the default --metrics = --data" "the default --metrics cfg.gguf.metrics.jsonl is the same file as --data" \
   "${TRAIN[@]/data.jsonl/cfg.gguf.metrics.jsonl}" -o cfg.gguf
+refuse "train: -o in an --init-from PEFT directory" "-o peft/adapter_model.safetensors is the same file as --init-from peft/adapter_model.safetensors" \
+  "${TRAIN[@]}" --init-from peft -o peft/adapter_model.safetensors
+refuse "train: -o over an --init-from PEFT directory's config" "-o peft/adapter_config.json is the same file as --init-from peft/adapter_config.json" \
+  "${TRAIN[@]}" --init-from peft -o peft/adapter_config.json
+refuse "train: --peft-out = --init-from (a PEFT directory)" "--peft-out peft/adapter_model.safetensors is the same file as --init-from peft/adapter_model.safetensors" \
+  "${TRAIN[@]}" --init-from peft -o new.gguf --peft-out peft
+refuse "train: --peft-out = the directory of an --init-from PEFT file" "--peft-out peft/adapter_model.safetensors is the same file as --init-from peft/adapter_model.safetensors" \
+  "${TRAIN[@]}" --init-from peft/adapter_model.safetensors -o new.gguf --peft-out peft
 refuse "train: --peft-out holding an input's file" "--peft-out peft/adapter_model.safetensors is the same file as --data" \
   train -m base.gguf --data peft/adapter_model.safetensors -o new.gguf --peft-out peft
 same_file pretrain -o --corpus corpus.txt "${PRETRAIN[@]}" --corpus corpus2.txt
@@ -187,7 +195,43 @@ refuse "train --metrics a file that is not a metrics log" "--metrics notes.txt i
 refuse "train --resume --metrics a model that is no input" "--metrics other.gguf is not a metrics log" \
   "${TRAIN[@]}" -o new.gguf --resume --metrics other.gguf
 refuse "pretrain --metrics a model" "--metrics other.gguf is not a metrics log" "${PRETRAIN[@]}" -o new.gguf --metrics other.gguf
+cp notes.txt kept.gguf.ckpt # another file that happens to sit at a run's default checkpoint
+refuse "train: the default --checkpoint over a file that is no checkpoint" "the default --checkpoint kept.gguf.ckpt is not a checkpoint" \
+  "${TRAIN[@]}" -o kept.gguf
+refuse "train --checkpoint a file that is no checkpoint" "--checkpoint notes.txt is not a checkpoint" \
+  "${TRAIN[@]}" -o new.gguf --checkpoint notes.txt
+refuse "pretrain: the default --checkpoint over a file that is no checkpoint" "the default --checkpoint kept.gguf.ckpt is not a checkpoint" \
+  "${PRETRAIN[@]}" -o kept.gguf
+refuse "init-model: a shape larger than this machine's memory, refused before it is built" \
+  "makes a [0-9.]+ GB f32 model, more than this machine's" init-model --dim 65536 --ffn 65536 --layers 1000 --tokenizer tok.bin -o new.gguf
 refuse "train -o in a missing directory" "-o nodir/new.gguf: the directory nodir does not exist" "${TRAIN[@]}" -o nodir/new.gguf
+
+# ---------------------------------------------------------------- inputs that are FIFOs
+echo "== inputs that are FIFOs"
+# Opening a FIFO for reading waits for a writer: every loader must refuse it at once instead.
+fifo_input() {
+  local label=$1 before after rc
+  shift
+  before=$(state)
+  timeout 20 "$HL" "$@" > "$L/out" 2> "$L/err"
+  rc=$?
+  after=$(state)
+  if [ $rc -eq 1 ] && grep -q "FIFO" "$L/err" && [ "$before" = "$after" ]; then
+    good "$label: $(head -n 1 "$L/err")"
+  else
+    bad "$label: exit $rc (124: it waited on the FIFO), stderr: $(head -c 300 "$L/err")"
+  fi
+}
+fifo_input "generate -m a FIFO" generate -m fifo -n 2
+fifo_input "inspect a FIFO" inspect fifo
+fifo_input "tokenize -m a FIFO" tokenize -m fifo -f corpus.txt
+fifo_input "tokenize -f a FIFO" tokenize -m base.gguf -f fifo
+fifo_input "perplexity -f a FIFO" perplexity -m base.gguf -f fifo --ctx 16
+fifo_input "generate --lora a FIFO" generate -m base.gguf --lora fifo -n 2
+fifo_input "merge --lora a FIFO" merge -m base.gguf --lora fifo -o new.gguf
+fifo_input "train -m a FIFO" "${TRAIN[@]/base.gguf/fifo}" -o new.gguf
+fifo_input "train --init-from a FIFO" "${TRAIN[@]}" --init-from fifo -o new.gguf
+fifo_input "train --tokenizer a FIFO" train -m model.bin --tokenizer fifo --data data.jsonl --steps 2 -o new.gguf
 
 # ---------------------------------------------------------------- planted temp names
 echo "== symlinks planted at the temp names"
@@ -295,7 +339,7 @@ mkdir full
 if [ $ROOT -eq 1 ] && mount -t tmpfs -o size=512k tmpfs full 2> /dev/null; then
   MOUNTS+=("$W/full")
   echo "old adapter" > full/old.gguf
-  echo "old checkpoint" > full/old.ckpt
+  printf 'GGUF: an old checkpoint\n' > full/old.ckpt
   echo "old plot" > full/old.svg
   mkdir full/peft
   dd if=/dev/zero of=full/filler bs=4k > /dev/null 2>&1 # until the disk is full
@@ -315,7 +359,8 @@ if [ $ROOT -eq 1 ] && mount -t tmpfs -o size=512k tmpfs full 2> /dev/null; then
     full_disk "merge -o on a full disk" full/old.gguf merge -m base.gguf --lora adapter.gguf -o full/old.gguf
     full_disk "combine -o on a full disk" full/old.gguf combine -m base.gguf --method cat --lora adapter.gguf -o full/old.gguf
     full_disk "convert -o on a full disk" full/old.gguf convert model.bin --tokenizer tok.bin -o full/old.gguf
-    full_disk "init-model -o on a full disk" full/old.gguf init-model --preset s260K --tokenizer tok.bin -o full/old.gguf
+    refuse "init-model -o on a full disk, refused before the model is built" "makes a [0-9.]+ MB f32 model; full/ has [0-9.]+ MB free" \
+      init-model --preset s260K --tokenizer tok.bin -o full/old.gguf
     full_disk "plot -o on a full disk" full/old.svg plot run.metrics.jsonl -o full/old.svg
   fi
 else
