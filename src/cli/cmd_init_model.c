@@ -4,8 +4,36 @@
 
 #include <stdio.h>
 #include <string.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
 
 static const char *CMD = "init-model";
+
+/* The f32 bytes of a model of shape c over a vocabulary of V (untied head). */
+static double model_bytes(const hl_model_config *c, double V) {
+    const double C = c->dim, F = c->hidden_dim, D = c->n_heads ? C / c->n_heads : 0, kv = c->n_kv_heads * D;
+    const double layer = C * C * 2 + C * kv * 2 + C * F * 3 + C * 2;
+    return 4.0 * (2.0 * V * C + c->n_layers * layer + C);
+}
+
+/* The model is built in memory and then written: refuse one that fits in
+ * neither before spending minutes on it. */
+static int check_room(const char *out, double bytes) {
+    const double gb = 1e9, mb = 1e6, mem = (double)sysconf(_SC_PHYS_PAGES) * (double)sysconf(_SC_PAGESIZE);
+    if (mem > 0 && bytes > mem)
+        return cli_error(CMD,
+                         "this shape makes a %.1f GB f32 model, more than this machine's %.1f GB of memory "
+                         "(the model is built in memory before it is written)",
+                         bytes / gb, mem / gb);
+    char dir[4096];
+    const char *slash = strrchr(out, '/');
+    snprintf(dir, sizeof dir, "%.*s", slash ? (int)(slash - out) + 1 : 1, slash ? out : ".");
+    struct statvfs fs;
+    if (statvfs(dir, &fs) == 0 && bytes > (double)fs.f_bavail * (double)fs.f_frsize)
+        return cli_error(CMD, "this shape makes a %.1f MB f32 model; %s has %.1f MB free", bytes / mb, dir,
+                         (double)fs.f_bavail * (double)fs.f_frsize / mb);
+    return 0;
+}
 
 typedef struct { const char *name; hl_model_config c; } preset;
 static const preset presets[] = {
@@ -58,7 +86,13 @@ int cmd_init_model(int argc, char **argv) {
     if (cli_check_io(CMD, &plan)) return 1;
     hl_error err = {0};
     hl_model *m = NULL;
-    if (hl_model_init_random(&c, tok, seed, &m, &err) != HL_OK) return cli_fail(CMD, &err);
+    hl_tokenizer *t = NULL;
+    if (hl_tokenizer_load(tok, &t, &err) != HL_OK) return cli_fail(CMD, &err);
+    if (check_room(out, model_bytes(&c, hl_tokenizer_n_vocab(t)))) {
+        hl_tokenizer_free(t);
+        return 1;
+    }
+    if (hl_model_init_random_tok(&c, t, seed, &m, &err) != HL_OK) return cli_fail(CMD, &err); /* t is the model's now */
     hl_status s = hl_model_save_gguf(m, out, &err);
     hl_model_free(m);
     if (s != HL_OK) return cli_fail(CMD, &err);
