@@ -470,8 +470,32 @@ static void test_deterministic(void) {
     const hl_adapter *bad[2] = {fp, fp2};
     hl_status s = hl_adapter_combine(g_model, bad, g_pair_w, 2, HL_COMBINE_CAT, 0, NULL, &c, NULL, &err);
     CHECK_MSG(s == HL_ERR_MISMATCH && strstr(err.msg, "different bases"), "got %s \"%s\"", hl_status_name(s), err.msg);
+
+    /* A decoder's lexicon is kept, through a save and a load too; two different lexicons are refused. */
+    fp2->base_fingerprint = fp->base_fingerprint;
+    REQUIRE((fp->lexicon = hl_strdup("{\"unit\": \"A\", \"parts\": [\"a\"]}\n")));
+    for (int method = 0; method < HL_COMBINE_METHOD_COUNT; method++) {
+        const float wpos[2] = {1.0f, 0.5f};
+        c = combine_ok(set, method == HL_COMBINE_LINEAR ? wpos : g_pair_w, 2, (hl_combine_method)method, 3, NULL);
+        CHECK_MSG(c->lexicon && !strcmp(c->lexicon, fp->lexicon), "%s dropped the lexicon",
+                  hl_combine_method_name((hl_combine_method)method));
+        if (method == HL_COMBINE_CAT) {
+            hl_adapter *back = NULL;
+            CHECK_OK(hl_adapter_save_gguf(c, "test_combine_lex.gguf", &err), &err);
+            CHECK_OK(hl_adapter_load("test_combine_lex.gguf", g_model, 0, &back, &err), &err);
+            CHECK(back && back->lexicon && !strcmp(back->lexicon, fp->lexicon));
+            hl_adapter_free(back);
+            unlink("test_combine_lex.gguf");
+        }
+        hl_adapter_free(c);
+    }
+    REQUIRE((fp2->lexicon = hl_strdup("{\"unit\": \"B\", \"parts\": [\"b\"]}\n")));
+    s = hl_adapter_combine(g_model, bad, g_pair_w, 2, HL_COMBINE_CAT, 0, NULL, &c, NULL, &err);
+    CHECK_MSG(s == HL_ERR_MISMATCH && strstr(err.msg, "different lexicons"), "got %s \"%s\"", hl_status_name(s),
+              err.msg);
     hl_adapter_free(fp);
     hl_adapter_free(fp2);
+    printf("lexicon: kept by cat, linear and svd and through a save; two different ones refused\n");
 }
 
 /* 6: bad usage, library level. */

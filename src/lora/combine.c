@@ -329,7 +329,7 @@ hl_status hl_adapter_combine(const hl_model *m, const hl_adapter *const *adapter
     if (method == HL_COMBINE_SVD && (svd_rank < 1 || svd_rank > COMBINE_MAX_RANK))
         return hl_fail(err, HL_ERR_INVALID_ARG, "combine svd: needs a target rank in [1, %d] (--rank K), got %d",
                        COMBINE_MAX_RANK, svd_rank);
-    const hl_adapter *fp_src = NULL;
+    const hl_adapter *fp_src = NULL, *lex_src = NULL;
     for (int32_t i = 0; i < n; i++) {
         const hl_adapter *a = adapters[i];
         if (!a) return hl_fail(err, HL_ERR_INVALID_ARG, "combine: adapter %d is missing", i);
@@ -355,6 +355,16 @@ hl_status hl_adapter_combine(const hl_model *m, const hl_adapter *const *adapter
                                (unsigned long long)a->base_fingerprint);
             if (!fp_src) fp_src = a;
         }
+        /* A scene decoder's lexicon says which token each hyperlexeme is: the
+         * result keeps it, and decoders that disagree on it cannot be mixed. */
+        if (a->lexicon) {
+            if (lex_src && strcmp(lex_src->lexicon, a->lexicon) != 0)
+                return hl_fail(err, HL_ERR_MISMATCH,
+                               "combine: adapters %s and %s were trained with different lexicons; a combined "
+                               "decoder can keep only one",
+                               lex_src->name, a->name);
+            if (!lex_src) lex_src = a;
+        }
     }
 
     hl_adapter *res = NULL;
@@ -363,6 +373,10 @@ hl_status hl_adapter_combine(const hl_model *m, const hl_adapter *const *adapter
     /* Keep what the inputs say about their base, not what m is. */
     res->has_fingerprint = fp_src != NULL;
     res->base_fingerprint = fp_src ? fp_src->base_fingerprint : 0;
+    if (lex_src && !(res->lexicon = hl_strdup(lex_src->lexicon))) {
+        hl_adapter_free(res);
+        return hl_fail(err, HL_ERR_NOMEM, "out of memory");
+    }
     if (adapters[0]->arch && strcmp(res->arch, adapters[0]->arch) != 0) {
         char *arch = hl_strdup(adapters[0]->arch);
         if (!arch) {
