@@ -106,6 +106,9 @@ python3 -c 'import struct; open("nan.f32","wb").write(struct.pack("<64f", *([0.0
 ok '! $HL decode -m $M --lora dec.gguf --scene-vector nan.f32 2>err.txt && grep -q "not finite" err.txt' "a non-finite scene vector is refused"
 printf '{"decoders": [{"form": "*", "register": "*", "adapters": [{"path": "dec.gguf", "scale": 1.0}]}]}' > bundle.json
 ok '$HL decode -m $M --bundle bundle.json --scene "Δ21" --form text --register poetic -n 20 2>/dev/null | cmp -s - d1.txt' "a bundle gives the same output as --lora"
+mkdir -p bdir && printf '{"decoders": [{"form": "*", "register": "*", "adapters": [{"path": "../dec.gguf"}]}]}' > bdir/b.json
+ok '! $HL decode -m $M --lora dec.gguf --bundle bdir/b.json --scene "Δ21" -n 4 > out.txt 2>err.txt && [ ! -s out.txt ] && grep -q "dec.gguf is given with --lora and named by the bundle bdir/b.json (.*dec.gguf): it would apply twice" err.txt' \
+  "an adapter given with --lora and by the bundle (another path to the same file) is refused, not applied twice"
 ok '$HL scene explain Δ21 -m $M --lora dec.gguf > ex.txt 2>&1 && grep -q "nearest base tokens" ex.txt && [ "$(grep -c "^    " ex.txt)" -eq 15 ]' "scene explain shows neighbours and 15 decodings"
 ok '! $HL decode -m $M --lora dec.gguf --scene "Δ21" --form poem 2>err.txt && grep -q "unknown form" err.txt' "an unknown form is refused"
 ok '! $HL decode -m $M --scene "Δ21" 2>err.txt && grep -q "no lexicon" err.txt' "decode without a lexicon says so"

@@ -10,6 +10,7 @@
 
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #define MAX_LOADED 128
 
@@ -29,6 +30,13 @@ struct hl_scene_decoder {
     float fixed_scales[MAX_LOADED];
     hl_word_rows_report word_rows; /* summed over the adapters */
 };
+
+/* The same file or directory, by device and inode (a bundle's paths are
+ * resolved against its own directory, so the strings may differ). */
+static int same_file(const char *a, const char *b) {
+    struct stat sa, sb;
+    return stat(a, &sa) == 0 && stat(b, &sb) == 0 && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+}
 
 static hl_status load_adapter(hl_scene_decoder *d, const char *path, int32_t *index, hl_error *err) {
     for (int32_t i = 0; i < d->n_loaded; i++)
@@ -92,7 +100,15 @@ hl_status hl_scene_decoder_init(const hl_scene_decoder_params *p, hl_scene_decod
                 const float *scales;
                 int32_t n, idx;
                 if (hl_bundle_lookup(d->bundle, f, r, &paths, &scales, &n, NULL) != HL_OK) continue;
-                for (int32_t k = 0; s == HL_OK && k < n; k++) s = load_adapter(d, paths[k], &idx, err);
+                for (int32_t k = 0; s == HL_OK && k < n; k++) {
+                    s = load_adapter(d, paths[k], &idx, err);
+                    for (int32_t i = 0; s == HL_OK && i < p->n_lora; i++)
+                        if (same_file(p->lora_paths[i], paths[k]))
+                            s = hl_fail(err, HL_ERR_INVALID_ARG,
+                                        "%s is given with --lora and named by the bundle %s (%s): it would apply "
+                                        "twice; name it in one place (--lora-scaled FILE:2 to double it)",
+                                        p->lora_paths[i], p->bundle_path, paths[k]);
+                }
             }
     }
     const hl_adapter *carrier = NULL;
