@@ -46,6 +46,11 @@ ok '! $HL decode $D --lexicon other_rule.jsonl --scene Δ35 2> err.txt && grep -
   "an extra lexicon with another composition rule is refused"
 ok '! $HL decode $D --lexicon extra.jsonl --compose parts --scene Δ35 2> err.txt && grep -q "drop --compose" err.txt' \
   "--compose with a carried lexicon is refused"
+: > empty.jsonl
+ok '! $HL decode -m $M --lora dec.gguf --eval empty.jsonl > out.txt 2> err.txt && grep -q "no scene examples" err.txt' \
+  "decode --eval over a file without examples is an error, not a rate over nothing"
+ok '$HL combine -m $M --method cat --lora dec.gguf -o cat.gguf > /dev/null 2>&1 && $HL decode -m $M --lora cat.gguf --form symbols --register poetic -n 16 --scene Δ21 2>/dev/null | cmp -s - base21.txt' \
+  "combine keeps the decoder's lexicon: its one-adapter cat decodes a scene as the decoder does"
 ok '$HL scene explain Δ35 -m $M --lora dec.gguf --lexicon extra.jsonl > ex.txt 2>/dev/null && grep -q "parts: dark mirror fear" ex.txt' \
   "scene explain sees the extra lexemes"
 ok '! $HL train -m $M --lexicon lex40.jsonl --data "$L/train.jsonl" --steps 1 -o bad.gguf 2> err.txt && grep -q "train.jsonl:[0-9]*: .*scene word \"Δ3[5-9]\|train.jsonl:[0-9]*: .*scene word \"Δ4" err.txt' \

@@ -86,7 +86,7 @@ int cli_u64(const char *cmd, const char *opt, const char *val, uint64_t *out) {
 
 const char *cli_value(const char *cmd, int argc, char **argv, int *i) {
     if (*i + 1 >= argc) {
-        cli_error(cmd, "%s needs a value", argv[*i]);
+        cli_error(cmd, "%s needs a value, or is not an option of %s (see --help)", argv[*i], cmd);
         return NULL;
     }
     return argv[++*i];

@@ -189,6 +189,9 @@ int cmd_decode(int argc, char **argv) {
         if (!d ||
             hl_scene_eval_file(d, eval_path, only_form, eval_limit, &r, verbose ? stderr : NULL, &err) != HL_OK) {
             cli_fail(CMD, &err);
+        } else if (r.n == 0) { /* a rate over nothing is not a result */
+            cli_error(CMD, "--eval %s: no scene examples%s%s", eval_path, eval_form ? " of form " : "",
+                      eval_form ? eval_form : "");
         } else if (json) {
             print_eval_json(&r);
             rc = 0;
