@@ -63,6 +63,9 @@ ok 'cmp -s c1.gguf c2.gguf && ! cmp -s c1.gguf zork.gguf' "continued training: t
 ok '! $HL train $A --lr 1e-3 --steps 20 --init-from t1.gguf --resume -o c2.gguf 2>err.txt && grep -q "init_from=" err.txt' "resume with another --init-from is refused"
 ok '! $HL train $A --rank 4 --init-from zork.gguf -o x.gguf 2>err.txt && grep -q "rank 8 there and 4 here" err.txt' "--init-from at another rank is refused, naming both"
 ok '! $HL train $A --targets q,v --init-from zork.gguf -o x.gguf 2>err.txt && grep -q "zork.gguf: it adapts o of layer 0" err.txt' "--init-from that would drop trained weights is refused, naming one"
+ok '! $HL train $A --targets "" -o x.gguf 2>err.txt && grep -q -- "--targets is empty" err.txt && [ ! -e x.gguf ]' "an empty --targets is refused, not read as the default"
+ok '! $HL train $A --layers "" -o x.gguf 2>err.txt && grep -q -- "--layers is empty" err.txt' "an empty --layers is refused, not read as all layers"
+ok '! $HL train $A --layers 3-1 -o x.gguf 2>err.txt && grep -q "the range 3-1 is reversed (write 1-3)" err.txt' "a reversed --layers range is named as reversed"
 ok '! $HL train $A --init-from zork.gguf -o zork.gguf 2>err.txt && [ -s zork.gguf ] && grep -q "zork.gguf" err.txt' "--init-from cannot be overwritten by -o"
 ok '! $HL train $A --init-from nosuch.gguf -o x.gguf 2>err.txt && grep -q "nosuch.gguf" err.txt && [ ! -e x.gguf ]' "a missing --init-from file is named"
 # another base: stories260K's shapes with other weights

@@ -256,6 +256,9 @@ static int train_main(int argc, char **argv, const cli_dist *dist) {
     train_opts o;
     int pr = parse(argc, argv, &o);
     if (pr) return pr == 2 ? 0 : 1;
+    /* An empty list is a slip (an unset shell variable), not a request for the default. */
+    if (o.targets && !*o.targets) return cli_error(CMD, "--targets is empty (leave it out for the default, " HL_DEFAULT_TARGETS ")");
+    if (o.layers && !*o.layers) return cli_error(CMD, "--layers is empty (leave it out for all layers)");
     char ckpt_default[4096], metrics_default[4096];
     snprintf(ckpt_default, sizeof ckpt_default, "%s.ckpt", o.out);
     snprintf(metrics_default, sizeof metrics_default, "%s.metrics.jsonl", o.out);

@@ -57,7 +57,10 @@ hl_status hl_parse_layers(const char *spec, int32_t n_layers, uint8_t *flags, hl
             b = strtol(p, &end, 10);
             p = end;
         }
-        if (a > b || a < 0 || b >= n_layers)
+        if (a > b)
+            return hl_fail(err, HL_ERR_INVALID_ARG, "layers \"%s\": the range %ld-%ld is reversed (write %ld-%ld)", spec,
+                           a, b, b, a);
+        if (a < 0 || b >= n_layers)
             return hl_fail(err, HL_ERR_INVALID_ARG, "layers \"%s\": %ld-%ld is outside 0-%d", spec, a, b, n_layers - 1);
         for (long l = a; l <= b; l++) flags[l] = 1;
         if (*p == ',') p++;
