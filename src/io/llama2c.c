@@ -10,7 +10,9 @@ static int in_range(int32_t v, int32_t lo, int32_t hi) { return v >= lo && v <= 
 hl_status hl_llama2c_open_memory(const void *data, size_t size, const char *name, hl_llama2c *out, hl_error *err) {
     memset(out, 0, sizeof *out);
     if (size < 7 * sizeof(int32_t))
-        return hl_fail(err, HL_ERR_FORMAT, "%s: too short for a llama2.c header (%zu bytes)", name, size);
+        return hl_fail(err, HL_ERR_FORMAT,
+                       "%s: neither a GGUF file nor a llama2.c checkpoint (%zu bytes, too short for the header)", name,
+                       size);
     int32_t h[7];
     memcpy(h, data, sizeof h);
     static const char *fields[7] = {"dim", "hidden_dim", "n_layers", "n_heads", "n_kv_heads", "vocab_size", "seq_len"};
@@ -20,8 +22,10 @@ hl_status hl_llama2c_open_memory(const void *data, size_t size, const char *name
     for (int i = 0; i < 7; i++) {
         int32_t v = i == 5 ? vocab : h[i];
         if (!in_range(v, 1, caps[i]))
-            return hl_fail(err, HL_ERR_FORMAT, "%s: header field %s = %d is out of range [1, %d]", name, fields[i],
-                           h[i], caps[i]);
+            return hl_fail(err, HL_ERR_FORMAT,
+                           "%s: neither a GGUF file nor a llama2.c checkpoint (as llama2.c, header field %s = %d is "
+                           "out of range [1, %d])",
+                           name, fields[i], h[i], caps[i]);
     }
     hl_model_config c = {.dim = h[0], .hidden_dim = h[1], .n_layers = h[2], .n_heads = h[3], .n_kv_heads = h[4],
                          .vocab_size = vocab, .seq_len = h[6], .norm_eps = 1e-5f, .rope_theta = 10000.0f};
