@@ -86,6 +86,13 @@ ok 'grep -q "rows: docs packing" train.log && grep -q "held out for validation" 
 # (the help goes to a file first: grep -q stops reading early, and pipefail would count the writer's SIGPIPE)
 $HL train --help > train_help.txt; $HL pretrain --help > pretrain_help.txt
 ok 'grep -q "stream: examples concatenated" train_help.txt && grep -q "default stream" pretrain_help.txt' "--help describes the row modes"
+for i in $(seq 30); do printf 'The cat sat on the mat, number %d, and looked at the dog.\n\n' "$i"; done > pc.txt
+printf 'hello wor\377ld\n' > pbad.txt
+P="pretrain --preset nano --ctx 32 --steps 1 --batch 2 --eval-every 0 --plain"
+ok '! $HL $P --corpus pc.txt --corpus pbad.txt --vocab 300 -o p.gguf 2>err.txt && grep -q -- "--corpus pbad.txt: invalid UTF-8 at byte offset 9" err.txt && [ ! -e p.gguf ]' \
+  "pretrain names the corpus file with invalid UTF-8 and the offset in it"
+ok '$HL $P --corpus pc.txt --vocab 100000 -o p.gguf 2>err.txt && grep -q "the corpus gave [0-9]* tokens, not the 100000 asked for" err.txt' \
+  "pretrain says when the corpus gives fewer tokens than --vocab"
 ok 'grep -q "init-from ADAPTER" train_help.txt' "--help describes --init-from"
 
 # Bad data: line and field named.

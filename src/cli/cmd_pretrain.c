@@ -14,6 +14,7 @@
 #include "cli/progress.h"
 #include "train/metrics.h"
 #include "train/optim.h"
+#include "util/utf8.h"
 #include "hyperlora/train.h"
 #include "util/alloc.h"
 #include "util/error.h"
@@ -268,6 +269,13 @@ static int pretrain_main(int argc, char **argv, const cli_dist *dist) {
             len = (size_t)max_bytes;
             while (len > 0 && (text[len] & 0xc0) == 0x80) len--; /* cut on a UTF-8 boundary */
         }
+        size_t bad;
+        if (!hl_utf8_valid(text, len, &bad)) { /* here the offset is the file's own, not the joined corpus's */
+            s = hl_fail(&err, HL_ERR_INVALID_ARG, "--corpus %s: invalid UTF-8 at byte offset %zu (byte 0x%02X)",
+                        corpus[k], bad, (unsigned)(unsigned char)text[bad]);
+            hl_free(text);
+            goto fail;
+        }
         corpus_hash = hl_fnv1a(corpus_hash, text, len);
         int ok = add_documents(text, len, &jsonl, &jl, &jc, &raw, &rl, &rcap, &n_docs);
         hl_free(text);
@@ -287,6 +295,11 @@ static int pretrain_main(int argc, char **argv, const cli_dist *dist) {
     hl_bpe_train_params_default(&bp);
     if ((s = hl_tokenizer_train_bpe(raw, rl, (int32_t)vocab, &bp, &tok, &err))) goto fail;
     fprintf(dist->info, "hyperlora pretrain: tokenizer ready in %.1f s\n", now_s() - t0);
+    if (hl_tokenizer_n_vocab(tok) < vocab)
+        fprintf(dist->info,
+                "hyperlora pretrain: the corpus gave %d tokens, not the %ld asked for: it has no more "
+                "pairs to merge\n",
+                hl_tokenizer_n_vocab(tok), vocab);
     cfg.tied_output = tied;
     if ((s = hl_model_init_random_tok(&cfg, tok, seed, &m, &err))) {
         tok = NULL;
