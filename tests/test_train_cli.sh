@@ -86,6 +86,9 @@ ok 'grep -q "rows: docs packing" train.log && grep -q "held out for validation" 
 # (the help goes to a file first: grep -q stops reading early, and pipefail would count the writer's SIGPIPE)
 $HL train --help > train_help.txt; $HL pretrain --help > pretrain_help.txt
 ok 'grep -q "stream: examples concatenated" train_help.txt && grep -q "default stream" pretrain_help.txt' "--help describes the row modes"
+head -n 1 "$ROOT/examples/stories/train.jsonl" > one.jsonl
+ok '$HL train -m $M --data one.jsonl --steps 1 --ctx 32 -o one.gguf --plain 2>err.txt && grep -q "no validation split: --val-fraction 0.1 of 1 examples holds none" err.txt' \
+  "one example: the note says the default fraction held none, not that it was 0"
 for i in $(seq 30); do printf 'The cat sat on the mat, number %d, and looked at the dog.\n\n' "$i"; done > pc.txt
 printf 'hello wor\377ld\n' > pbad.txt
 P="pretrain --preset nano --ctx 32 --steps 1 --batch 2 --eval-every 0 --plain"

@@ -341,6 +341,11 @@ static int train_main(int argc, char **argv, const cli_dist *dist) {
         fprintf(dist->info, "hyperlora train: %lld of %lld examples are held out for validation and never trained on "
                         "(--val-fraction %g; --val-fraction 0 trains on all of them)\n",
                 (long long)dst->n_val_examples, (long long)dst->n_examples, o.val_fraction);
+    else if (o.val_fraction > 0) /* too few examples for even one */
+        fprintf(dist->info,
+                "hyperlora train: no validation split: --val-fraction %g of %lld examples holds none; all "
+                "train\n",
+                o.val_fraction, (long long)dst->n_examples);
     else
         fprintf(dist->info, "hyperlora train: no validation split (--val-fraction 0): all %lld examples train\n",
                 (long long)dst->n_examples);
@@ -460,7 +465,8 @@ static int train_main(int argc, char **argv, const cli_dist *dist) {
         fprintf(dist->info, "hyperlora train: the gradient exchange took %.1f%% of the step time (%.2f ms a step)\n",
                 100.0 * ui.exchange_s / ui.step_s, 1e3 * ui.exchange_s / (double)ui.steps);
     if (isnan(last_eval))
-        fprintf(dist->info, "hyperlora train: wrote %s after %lld steps (no validation split)\n", o.out, (long long)step);
+        fprintf(dist->info, "hyperlora train: wrote %s after %lld steps (%s)\n", o.out, (long long)step,
+                hl_dataset_get_stats(ds)->n_val_examples ? "no evaluation ran in this run" : "no validation split");
     else
         fprintf(dist->info, "hyperlora train: wrote %s after %lld steps (final eval loss %.4f)\n", o.out,
                 (long long)step, last_eval);
