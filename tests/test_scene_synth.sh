@@ -40,6 +40,8 @@ done
 ok '[ $same = 1 ]' "the same seed gives the same bytes in every file"
 ok '! cmp -s a/train.jsonl c/train.jsonl' "another seed gives another corpus"
 ok 'grep -q "160 train, 40 held out (en [0-9]*, ru [0-9]*), 20 with unseen words" a.log' "the counts are reported"
+ok '! $HL scene synth -m base.gguf --scenes 0 -o nothing 2>/dev/null && [ ! -e nothing ]' \
+  "a refused synth leaves no empty directory behind"
 # Languages in proportion to their seen words (the default), so that a word of the larger pool is a
 # part as often as one of the smaller; --balance scenes: half the scenes each.
 $HL scene synth $S --seed 3 --balance scenes -o h 2>/dev/null

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 static const char *CMD = "scene synth";
 
@@ -95,14 +96,18 @@ int cmd_scene_synth(int argc, char **argv) {
         hl_io_plan_add(&plan, HL_IO_OUTPUT, "-o", paths[k]);
     }
     if (cli_check_io(CMD, &plan)) return 1;
-    if (mkdir(out, 0777) != 0 && errno != EEXIST) return cli_error(CMD, "cannot make %s: %s", out, strerror(errno));
+    int made = mkdir(out, 0777) == 0;
+    if (!made && errno != EEXIST) return cli_error(CMD, "cannot make %s: %s", out, strerror(errno));
     hl_error err = {0};
     hl_model *m = NULL;
-    if (hl_model_load(model, tok, &m, &err) != HL_OK) return cli_fail(CMD, &err);
+    hl_status s = hl_model_load(model, tok, &m, &err);
     hl_synth_counts c;
-    hl_status s = hl_scene_synth(hl_model_get_tokenizer(m), &p, out, &c, &err);
+    if (s == HL_OK) s = hl_scene_synth(hl_model_get_tokenizer(m), &p, out, &c, &err);
     hl_model_free(m);
-    if (s != HL_OK) return cli_fail(CMD, &err);
+    if (s != HL_OK) {
+        if (made) rmdir(out); /* the directory this run made, if nothing was written in it */
+        return cli_fail(CMD, &err);
+    }
     fprintf(stderr,
             "hyperlora scene synth: %s: words en %d (%d unseen), ru %d (%d unseen); scenes: %d train, %d held out "
             "(en %d, ru %d), %d with unseen words; examples: %lld train, %lld held-out scenes, %lld held-out pairs, %lld unseen words\n",
