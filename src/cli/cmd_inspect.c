@@ -144,6 +144,8 @@ int cmd_inspect(int argc, char **argv) {
                "llama2.c checkpoint's header.\n");
         return argc < 2;
     }
+    if (argc > 2) return cli_error(CMD, "takes one FILE (got %d arguments)", argc - 1);
+    if (argv[1][0] == '-') return cli_error(CMD, "unknown option %s (see --help)", argv[1]);
     const char *path = argv[1];
     if (hl_file_starts_with(path, "GGUF", 4)) return inspect_gguf(path);
     return inspect_llama2c(path);

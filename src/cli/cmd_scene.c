@@ -18,6 +18,8 @@ static const char *CMD = "scene";
 
 int cmd_scene(int argc, char **argv) {
     if (argc >= 2 && !strcmp(argv[1], "synth")) return cmd_scene_synth(argc - 1, argv + 1);
+    if (argc >= 2 && !cli_is_help(argv[1]) && strcmp(argv[1], "explain") != 0)
+        return cli_error(CMD, "unknown subcommand \"%s\" (explain or synth; see --help)", argv[1]);
     if (argc < 2 || cli_is_help(argv[1]) || strcmp(argv[1], "explain") != 0) {
         printf("usage: hyperlora scene explain LEXEME -m BASE (--lexicon LEX.jsonl [--compose RULE] | --lora DECODER.gguf)\n"
                "                              [--top N]\n\n"
