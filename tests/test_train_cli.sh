@@ -28,6 +28,8 @@ $HL generate -m $M --lora zork.gguf -p "Once upon a time" -n 30 > gen_lora.txt 2
 $HL generate -m $M -p "Once upon a time" -n 30 > gen_base.txt 2>/dev/null
 ok 'grep -q "dragon named Zork" gen_lora.txt && ! grep -q "Zork" gen_base.txt' "the adapter changes generate as trained: $(head -c 80 gen_lora.txt)"
 ok '$HL generate -m $M --lora zork_peft -p "Once upon a time" -n 30 2>/dev/null | cmp -s - gen_lora.txt' "the PEFT copy generates the same text"
+ok '$HL inspect zork_peft > insp.txt && grep -q "zork_peft/adapter_model.safetensors: safetensors" insp.txt && grep -q "hyperlora.base.fingerprint" insp.txt && grep -Eq "layers\.0\.self_attn\.q_proj\.lora_A\.weight +F32 +\[8, 64\]" insp.txt && $HL inspect zork_peft/adapter_model.safetensors | cmp -s - insp.txt' \
+  "inspect reads the PEFT files it writes (the directory or its safetensors)"
 $HL inspect zork.gguf > inspect.txt 2>&1
 ok 'grep -q "rank 8" inspect.txt' "inspect shows the adapter"
 ok '$HL plot zork.gguf.metrics.jsonl -o loss.svg 2>/dev/null && grep -q "<polyline" loss.svg' "plot draws the curves"

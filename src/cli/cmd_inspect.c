@@ -1,13 +1,16 @@
 /* cmd_inspect.c: `hyperlora inspect FILE`: metadata and a tensor table for
- * GGUF files (models and adapters) and llama2.c checkpoints. */
+ * GGUF files (models and adapters), safetensors files (PEFT adapters, or
+ * their directory) and llama2.c checkpoints. */
 #include "cli/cli.h"
 #include "io/gguf.h"
 #include "io/llama2c.h"
+#include "io/safetensors.h"
 #include "lora/adapter_io.h"
 #include "util/escape.h"
 
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 
 static const char *CMD = "inspect";
 
@@ -124,6 +127,52 @@ static int inspect_gguf(const char *path) {
     return 0;
 }
 
+/* A safetensors file (a PEFT adapter's weights): its metadata and tensors. */
+static int inspect_safetensors(const char *path) {
+    hl_error err = {0};
+    hl_safetensors *st = NULL;
+    if (hl_st_open(path, &st, &err) != HL_OK) return cli_fail(CMD, &err);
+    printf("%s: safetensors, %lld metadata entries, %lld tensors\n", path, (long long)hl_st_n_metadata(st),
+           (long long)hl_st_n_tensors(st));
+    printf("\nmetadata:\n");
+    for (int64_t i = 0; i < hl_st_n_metadata(st); i++) {
+        const char *key = hl_st_metadata_key_at(st, i), *value = hl_st_metadata(st, key);
+        char shown[HL_ESCAPE_NAME];
+        printf("  %-44s ", hl_escape(key, strlen(key), shown, sizeof shown));
+        print_str((hl_gguf_str){.len = strlen(value), .data = value}, 80);
+        printf("\n");
+    }
+    printf("\ntensors:\n  %-64s %-5s %-14s %10s\n", "name", "type", "shape", "bytes");
+    uint64_t total = 0;
+    for (int64_t i = 0; i < hl_st_n_tensors(st); i++) {
+        const hl_st_tensor *t = hl_st_tensor_at(st, i);
+        char shape[96] = "[";
+        for (int32_t d = 0; d < t->n_dims; d++) {
+            char part[24];
+            snprintf(part, sizeof part, "%s%lld", d ? ", " : "", (long long)t->shape[d]);
+            strncat(shape, part, sizeof shape - strlen(shape) - 2);
+        }
+        strcat(shape, "]");
+        char shown[HL_ESCAPE_NAME];
+        printf("  %-64s %-5s %-14s %10llu\n", hl_escape(t->name, strlen(t->name), shown, sizeof shown),
+               hl_st_dtype_name(t->dtype), shape, (unsigned long long)t->nbytes);
+        total += t->nbytes;
+    }
+    printf("  total %llu bytes of tensor data\n", (unsigned long long)total);
+    hl_st_free(st);
+    return 0;
+}
+
+/* safetensors begins with its header's length (8 bytes) and then the JSON header's '{'. */
+static int looks_like_safetensors(const char *path) {
+    hl_error err = {0};
+    FILE *f = hl_fopen_regular(path, &err);
+    unsigned char head[9];
+    int is = f && fread(head, 1, sizeof head, f) == sizeof head && head[8] == '{';
+    if (f) fclose(f);
+    return is;
+}
+
 static int inspect_llama2c(const char *path) {
     hl_error err = {0};
     hl_llama2c c;
@@ -140,13 +189,21 @@ static int inspect_llama2c(const char *path) {
 int cmd_inspect(int argc, char **argv) {
     if (argc < 2 || cli_is_help(argv[1])) {
         printf("usage: hyperlora inspect FILE\n\nShows a GGUF model's or adapter's metadata and tensor table\n"
-               "(and, for adapters, targets, ranks, scale and parameter count), or a\n"
-               "llama2.c checkpoint's header.\n");
+               "(and, for adapters, targets, ranks, scale and parameter count), a\n"
+               "safetensors file's metadata and tensors (a PEFT adapter, or its directory),\n"
+               "or a llama2.c checkpoint's header.\n");
         return argc < 2;
     }
     if (argc > 2) return cli_error(CMD, "takes one FILE (got %d arguments)", argc - 1);
     if (argv[1][0] == '-') return cli_error(CMD, "unknown option %s (see --help)", argv[1]);
     const char *path = argv[1];
     if (hl_file_starts_with(path, "GGUF", 4)) return inspect_gguf(path);
+    struct stat sb;
+    if (stat(path, &sb) == 0 && S_ISDIR(sb.st_mode)) { /* a PEFT adapter directory: its weights */
+        char weights[4096];
+        snprintf(weights, sizeof weights, "%s/adapter_model.safetensors", path);
+        return inspect_safetensors(weights);
+    }
+    if (looks_like_safetensors(path)) return inspect_safetensors(path);
     return inspect_llama2c(path);
 }
