@@ -24,17 +24,17 @@ hl_status hl_perplexity(hl_context *ctx, const int32_t *tokens, int64_t n_tokens
     memset(out, 0, sizeof *out);
     const int64_t V = ctx->m->cfg.vocab_size;
     if (n_ctx < 4 || n_ctx > hl_context_n_ctx(ctx))
-        return hl_fail(err, HL_ERR_INVALID_ARG, "perplexity: a chunk of %d tokens needs 4..%d (the context)", n_ctx,
+        return hl_fail(err, HL_ERR_INVALID_ARG, "a chunk of %d tokens needs 4..%d (the context)", n_ctx,
                        hl_context_n_ctx(ctx));
     const int64_t n_chunks = n_tokens / n_ctx;
     if (n_chunks < 1)
-        return hl_fail(err, HL_ERR_INVALID_ARG, "perplexity: %lld tokens are fewer than one chunk of %d",
+        return hl_fail(err, HL_ERR_INVALID_ARG, "%lld tokens are fewer than one chunk of %d",
                        (long long)n_tokens, n_ctx);
-    if (n_chunks > INT32_MAX) return hl_fail(err, HL_ERR_LIMIT, "perplexity: too many chunks");
+    if (n_chunks > INT32_MAX) return hl_fail(err, HL_ERR_LIMIT, "too many chunks");
     float *logits = hl_malloc_array((size_t)n_ctx * (size_t)V, sizeof(float));
     int32_t *chunk = hl_malloc_array((size_t)n_ctx, sizeof(int32_t));
     double *running = hl_malloc_array((size_t)n_chunks, sizeof(double));
-    hl_status s = logits && chunk && running ? HL_OK : hl_fail(err, HL_ERR_NOMEM, "perplexity: out of memory");
+    hl_status s = logits && chunk && running ? HL_OK : hl_fail(err, HL_ERR_NOMEM, "out of memory");
     const int32_t first = n_ctx / 2;
     double nll = 0, nll2 = 0;
     int64_t count = 0;
