@@ -48,6 +48,17 @@ static void print_scalar(hl_gguf_kv_type t, const void *p) {
     }
 }
 
+/* "[a, b, c]" into shape (96 bytes), cut short rather than overflowing. */
+static void format_shape(char shape[96], const int64_t *dims, int n) {
+    strcpy(shape, "[");
+    for (int d = 0; d < n; d++) {
+        char part[24];
+        snprintf(part, sizeof part, "%s%lld", d ? ", " : "", (long long)dims[d]);
+        strncat(shape, part, 96 - strlen(shape) - 2);
+    }
+    strcat(shape, "]");
+}
+
 static int inspect_gguf(const char *path) {
     hl_error err = {0};
     hl_gguf *g = NULL;
@@ -95,13 +106,8 @@ static int inspect_gguf(const char *path) {
         for (uint32_t d = 0; d < t->n_dims; d++) n *= (uint64_t)t->ne[d]; /* the reader bounded the product */
         elems += n;
         if (t->type < HL_TYPE_COUNT) per_type[t->type]++;
-        char shape[96] = "[";
-        for (uint32_t d = 0; d < t->n_dims; d++) {
-            char part[24];
-            snprintf(part, sizeof part, "%s%lld", d ? ", " : "", (long long)t->ne[d]);
-            strncat(shape, part, sizeof shape - strlen(shape) - 2);
-        }
-        strcat(shape, "]");
+        char shape[96];
+        format_shape(shape, t->ne, (int)t->n_dims);
         char shown[HL_ESCAPE_NAME];
         printf("  %-40s %-5s %-22s %12llu %12llu\n", hl_escape(t->name.data, (size_t)t->name.len, shown, sizeof shown),
                hl_gguf_type_name(t->type), shape, (unsigned long long)t->offset, (unsigned long long)t->nbytes);
@@ -146,13 +152,8 @@ static int inspect_safetensors(const char *path) {
     uint64_t total = 0;
     for (int64_t i = 0; i < hl_st_n_tensors(st); i++) {
         const hl_st_tensor *t = hl_st_tensor_at(st, i);
-        char shape[96] = "[";
-        for (int32_t d = 0; d < t->n_dims; d++) {
-            char part[24];
-            snprintf(part, sizeof part, "%s%lld", d ? ", " : "", (long long)t->shape[d]);
-            strncat(shape, part, sizeof shape - strlen(shape) - 2);
-        }
-        strcat(shape, "]");
+        char shape[96];
+        format_shape(shape, t->shape, t->n_dims);
         char shown[HL_ESCAPE_NAME];
         printf("  %-64s %-5s %-14s %10llu\n", hl_escape(t->name, strlen(t->name), shown, sizeof shown),
                hl_st_dtype_name(t->dtype), shape, (unsigned long long)t->nbytes);
