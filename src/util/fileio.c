@@ -20,10 +20,10 @@ static const char *file_kind(mode_t m) {
          : S_ISBLK(m) ? "a block device" : S_ISSOCK(m) ? "a socket" : "not a regular file";
 }
 
-/* Opens path (flags | O_CLOEXEC) and checks that it is a regular file: *fd and
- * *st on success, a message naming the path and what it is otherwise. */
-/* O_NONBLOCK always: opening a FIFO must not wait for a writer before it is
- * refused (a regular file's reads ignore the flag). */
+/* Opens path (flags | O_NONBLOCK | O_CLOEXEC) and checks that it is a regular
+ * file: *fd and *st on success, a message naming the path and what it is
+ * otherwise. O_NONBLOCK so that opening a FIFO does not wait for a writer
+ * before it is refused; a regular file's reads ignore the flag. */
 static hl_status open_regular(const char *path, int flags, int *fd, struct stat *st, hl_error *err) {
     *fd = open(path, flags | O_NONBLOCK | O_CLOEXEC);
     if (*fd < 0) return hl_fail(err, HL_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
