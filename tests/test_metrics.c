@@ -15,6 +15,7 @@
 #include <fcntl.h>
 #include <glob.h>
 #include <poll.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <termios.h>
@@ -241,6 +242,25 @@ static void test_formatters(void) {
     hl_format_bar(0.5, 24, b, 8); /* capped by the buffer */
     CHECK(strlen(b) == 7);
 
+    /* The redrawn line fits the terminal: one column free, the bar narrowed, then dropped, then the status cut. */
+    const char *st = "step 120/500 loss 1.2345 eval 1.3010 312 tok/s ETA 1m12s"; /* 56 characters */
+    char line[128];
+    hl_format_progress_line(st, 0.5, 0, line, sizeof line); /* width unknown: as before */
+    CHECK(!strcmp(line, "[############............] step 120/500 loss 1.2345 eval 1.3010 312 tok/s ETA 1m12s"));
+    hl_format_progress_line(st, 0.5, 120, line, sizeof line);
+    CHECK(strlen(line) == 83 && !strncmp(line, "[############............] ", 27));
+    hl_format_progress_line(st, 0.5, 80, line, sizeof line); /* 79 usable: a bar of 20 */
+    CHECK_MSG(!strcmp(line, "[##########..........] step 120/500 loss 1.2345 eval 1.3010 312 tok/s ETA 1m12s"),
+              "got %s", line);
+    hl_format_progress_line(st, 0.5, 66, line, sizeof line); /* a bar of 6 says too little: none */
+    CHECK_MSG(!strcmp(line, st), "got %s", line);
+    hl_format_progress_line(st, 0.5, 40, line, sizeof line);
+    CHECK_MSG(!strcmp(line, "step 120/500 loss 1.2345 eval 1.3010 31"), "got %s", line);
+    hl_format_progress_line(st, 0.5, 1, line, sizeof line);
+    CHECK(strlen(line) == 83);                     /* a 1-column report is not a width to fit */
+    hl_format_progress_line(st, 0.5, 0, line, 20); /* capped by the buffer */
+    CHECK(strlen(line) == 19 && line[0] == '[');
+
     double f, l, s;
     int n = hl_nice_ticks(0, 100, 5, &f, &l, &s);
     CHECK(n == 6 && f == 0 && l == 100 && s == 20);
@@ -366,6 +386,52 @@ static void test_progress_tty(void) {
     CHECK(strstr(buf, "\x1b[K\ndone: step 4/4 in 4s, loss 1.0000, eval 1.5000, 302 tok/s average\n") != NULL);
     CHECK(!strstr(buf, " lr ")); /* the bar line stays short */
     CHECK(count(buf, "\n") == 2);
+
+    /* A terminal of 60 columns: every redrawn line stays within 59, so none wraps. */
+    master = posix_openpt(O_RDWR | O_NOCTTY);
+    REQUIRE(master >= 0 && !grantpt(master) && !unlockpt(master));
+    slave = open(ptsname(master), O_RDWR | O_NOCTTY);
+    REQUIRE(slave >= 0);
+    if (tcgetattr(slave, &tio) == 0) {
+        cfmakeraw(&tio);
+        tcsetattr(slave, TCSANOW, &tio);
+    }
+    struct winsize ws = {.ws_row = 24, .ws_col = 60};
+    if (ioctl(slave, TIOCSWINSZ, &ws) != 0) {
+        printf("progress tty: width not settable (%s), narrow case skipped\n", strerror(errno));
+        close(slave);
+        close(master);
+        return;
+    }
+    f = fdopen(slave, "w");
+    REQUIRE(f);
+    p = hl_progress_init(f, 0, 1000);
+    REQUIRE(p);
+    for (int s = 1; s <= 4; s++) {
+        hl_step_record r = rec(s, 4, 2.0 - 0.25 * s, s == 2 ? 1.5 : NAN);
+        hl_progress_update(p, &r);
+    }
+    hl_progress_free(p);
+    n = 0;
+    while (n < sizeof buf - 1 && poll(&pf, 1, 200) > 0) {
+        pf.fd = master;
+        ssize_t got = read(master, buf + n, sizeof buf - 1 - n);
+        if (got <= 0) break;
+        n += (size_t)got;
+    }
+    buf[n] = 0;
+    fclose(f);
+    close(master);
+    int lines = 0, widest = 0;
+    for (char *q = buf; (q = strchr(q, '\r')); lines++) {
+        char *end = strstr(q, "\x1b[K");
+        REQUIRE(end);
+        if (end - q - 1 > widest) widest = (int)(end - q - 1);
+        q = end;
+    }
+    CHECK_MSG(lines == 4 && widest <= 59, "%d lines, widest %d: %s", lines, widest, buf);
+    CHECK(strstr(buf, "\r[####...............] step 1/4 loss 1.7500 301 tok/s ETA 3s\x1b[K") != NULL);
+    CHECK(strstr(buf, "\rstep 3/4 loss 1.2500 eval 1.5000 302 tok/s ETA 1s\x1b[K") != NULL);
 }
 
 /* ------------------------------------------------------------------- plot */

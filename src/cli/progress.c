@@ -7,10 +7,12 @@
 #include <inttypes.h>
 #include <math.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <unistd.h>
 
 #define TPS_WINDOW 8
 #define BAR_WIDTH 24
+#define MIN_BAR_WIDTH 8       /* narrower than this, the bar says too little to keep */
 #define REDRAW_INTERVAL_S 0.1 /* a terminal does not need more than ~10 redraws a second */
 
 struct hl_progress {
@@ -107,14 +109,48 @@ static void format_status(const hl_progress *p, const hl_train_record *r, int wi
 #undef PUT
 }
 
+void hl_format_progress_line(const char *status, double frac, int columns, char *buf, size_t cap) {
+    if (!cap) return;
+    buf[0] = 0;
+    size_t len = strlen(status);
+    /* A line that reaches the last column wraps on most terminals, and the
+     * next \r then redraws only the wrapped part: keep one column free. */
+    int room = columns > 1 ? columns - 1 : 0;
+    int bar_width = BAR_WIDTH;
+    if (room > 0 && (int64_t)len + 3 + bar_width > room) {
+        bar_width = room - 3 - (int)(len < (size_t)room ? len : (size_t)room);
+        if (bar_width < MIN_BAR_WIDTH) bar_width = 0;
+    }
+    size_t k = 0;
+    if (bar_width > 0) {
+        char bar[BAR_WIDTH + 1];
+        hl_format_bar(frac, bar_width, bar, sizeof bar);
+        int w = snprintf(buf, cap, "[%s] ", bar);
+        k = w > 0 && (size_t)w < cap ? (size_t)w : cap - 1;
+    }
+    size_t keep = len;
+    if (room > 0 && k + keep > (size_t)room) keep = (size_t)room > k ? (size_t)room - k : 0;
+    if (k + keep >= cap) keep = cap - 1 - k;
+    memcpy(buf + k, status, keep);
+    buf[k + keep] = 0;
+}
+
+/* The terminal's width in columns; 0 when it does not say (a fresh
+ * pseudo-terminal), and then the line is not fitted. */
+static int terminal_columns(FILE *f) {
+    struct winsize ws;
+    if (ioctl(fileno(f), TIOCGWINSZ, &ws) == 0 && ws.ws_col > 0) return ws.ws_col;
+    return 0;
+}
+
 static void draw_tty(hl_progress *p) {
     const hl_train_record *r = &p->last;
-    char bar[BAR_WIDTH + 1], status[256];
+    char status[256], line[320];
     double frac = r->total_steps > 0 ? (double)r->step / (double)r->total_steps : 0;
-    hl_format_bar(frac, BAR_WIDTH, bar, sizeof bar);
     format_status(p, r, 0, status, sizeof status);
+    hl_format_progress_line(status, frac, terminal_columns(p->f), line, sizeof line);
     /* \r returns to column 0; ESC[K clears what a longer previous line left. */
-    fprintf(p->f, "\r[%s] %s\x1b[K", bar, status);
+    fprintf(p->f, "\r%s\x1b[K", line);
     fflush(p->f);
     p->drawn = 1;
     p->last_draw_s = r->elapsed_s;

@@ -21,4 +21,8 @@ void hl_progress_free(hl_progress *p);
 void hl_format_duration(double seconds, char *buf, size_t cap);
 /* width chars of '#' (done) then '.' (to do) for frac in [0, 1]; buf needs width+1. */
 void hl_format_bar(double frac, int width, char *buf, size_t cap);
+/* The redrawn line, "[bar] status", fitted to a terminal of `columns`
+ * (0: unknown, not fitted): within columns - 1 characters, the bar narrowed
+ * first, then dropped, then the status cut. */
+void hl_format_progress_line(const char *status, double frac, int columns, char *buf, size_t cap);
 #endif
