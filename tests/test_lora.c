@@ -6,6 +6,7 @@
 #include "lora/adapter_io.h"
 #include "lora/merge.h"
 #include "test_util.h"
+#include "util/rng.h"
 
 #include <sys/stat.h>
 #include <unistd.h>
@@ -349,6 +350,85 @@ static void test_start_from(const hl_model *gguf) {
     hl_adapter_free(more);
 }
 
+/* A random adapter on `targets`: Kaiming A, and B drawn too, so that it changes the logits. */
+static hl_adapter *random_adapter(const hl_model *m, const char *targets, int rank, uint64_t seed) {
+    hl_error err = {0};
+    uint32_t t = 0;
+    CHECK_OK(hl_parse_targets(targets, &t, &err), &err);
+    hl_adapter_spec spec = {
+        .name = "random", .targets = t, .rank = rank, .alpha = (float)rank, .init = HL_INIT_KAIMING, .seed = seed};
+    hl_adapter *a = NULL;
+    CHECK_OK(hl_adapter_create(m, &spec, &a, &err), &err);
+    REQUIRE(a);
+    hl_rng rng;
+    hl_rng_seed(&rng, seed ^ 0x5eedULL);
+    for (int32_t i = 0; i < a->n_weights; i++)
+        for (int64_t k = 0; k < a->w[i].n_out * a->w[i].rank; k++) a->w[i].B[k] = 0.02f * hl_rng_normal(&rng);
+    return a;
+}
+
+/* Logits (n, V) of ids, with the adapters set, all at once or one token per eval. */
+static float *decode_logits(const hl_model *m, const hl_adapter *const *set, const float *scales, int n_set,
+                            const int32_t *ids, int n, int threads, int one_by_one) {
+    hl_error err = {0};
+    hl_context *ctx = NULL;
+    hl_context_params cp = hl_context_default_params();
+    cp.n_ctx = n;
+    cp.n_threads = threads;
+    CHECK_OK(hl_context_init(m, &cp, &ctx, &err), &err);
+    REQUIRE(ctx);
+    CHECK_OK(hl_context_set_adapters(ctx, set, scales, n_set, &err), &err);
+    const int V = hl_model_get_config(m)->vocab_size;
+    float *out = malloc(sizeof(float) * (size_t)n * (size_t)V);
+    REQUIRE(out);
+    if (one_by_one)
+        for (int t = 0; t < n; t++) CHECK_OK(hl_context_eval(ctx, &ids[t], 1, t, out + (size_t)t * V, 0, &err), &err);
+    else CHECK_OK(hl_context_eval(ctx, ids, n, 0, out, 1, &err), &err);
+    hl_context_free(ctx);
+    return out;
+}
+
+/* Unmerged adapters give the same bits one token at a time as batched, at
+ * any thread count: a rank large enough that its products are split between
+ * threads, two adapters on overlapping targets (one on a single part of
+ * q/k/v and of gate/up), the LM head, on an f32 and a quantized base. */
+static void test_decode_terms(void) {
+    const char *files[2] = {"oracle/llamacpp/quant/models/q256-f32.gguf",
+                            "oracle/llamacpp/quant/models/q256-Q4_K_M.gguf"};
+    enum { N = 24 };
+    int32_t ids[N];
+    for (int i = 0; i < N; i++) ids[i] = (int32_t)((i * 37 + 11) % 500);
+    for (int f = 0; f < 2; f++) {
+        hl_error err = {0};
+        hl_model *m = NULL;
+        CHECK_OK(hl_model_load(shared_path(files[f]), NULL, &m, &err), &err);
+        if (!m) continue;
+        hl_adapter *big = random_adapter(m, "q,k,v,o,gate,up,down,output", 64, 3);
+        hl_adapter *small = random_adapter(m, "q,up", 8, 4);
+        const hl_adapter *set[2] = {big, small};
+        const float scales[2] = {1.0f, 0.5f};
+        const size_t bytes = sizeof(float) * N * (size_t)hl_model_get_config(m)->vocab_size;
+        float *base = decode_logits(m, NULL, NULL, 0, ids, N, 2, 1);
+        float *batched = decode_logits(m, set, scales, 2, ids, N, 1, 0);
+        const int threads[3] = {1, 2, 3};
+        for (int k = 0; k < 3; k++) {
+            float *one = decode_logits(m, set, scales, 2, ids, N, threads[k], 1);
+            CHECK_MSG(!memcmp(one, batched, bytes), "%s: one token at a time on %d threads != batched on 1", files[f],
+                      threads[k]);
+            free(one);
+        }
+        double d = max_abs_diff(base, batched, bytes / sizeof(float));
+        CHECK_MSG(d > 1e-2 && isfinite(d), "%s: the adapters moved the logits by %.3g only", files[f], d);
+        printf("decode terms, %s: 1, 2 and 3 threads one token at a time == batched (adapters move logits by %.3g)\n",
+               files[f], d);
+        free(base);
+        free(batched);
+        hl_adapter_free(big);
+        hl_adapter_free(small);
+        hl_model_free(m);
+    }
+}
+
 int main(void) {
     hl_error err = {0};
     hl_model *bin = NULL, *gguf = NULL;
@@ -360,6 +440,7 @@ int main(void) {
     test_round_trips(gguf);
     test_refusals(gguf);
     test_start_from(gguf);
+    test_decode_terms();
     hl_model_free(bin);
     hl_model_free(gguf);
     return hl_test_finish("test_lora");
