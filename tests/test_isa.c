@@ -59,6 +59,33 @@ static void check_kernels(const char *level) {
         for (int64_t o = 0; o < O; o++) same &= ya[t * O + o] == hl_dot(x + t * K, w + o * K, K);
     CHECK_MSG(same, "%s: hl_matmul differs from hl_dot per element", level);
 
+    /* Short rows (an adapter's B: K = its rank), accumulated with a scale: each element is dst + s·hl_dot. */
+    const int64_t short_k[] = {1, 3, 8, 12, 16, 20, 24, 32, 40, 48, 64, 72};
+    for (size_t ki = 0; ki < sizeof short_k / sizeof short_k[0]; ki++)
+        for (int64_t ts = 1, ks = short_k[ki]; ts <= 4; ts += 3) {
+            const int64_t os = 53; /* three 16-row tiles and a tail */
+            float *ws = randn(&rng, os * ks), *xs = randn(&rng, ts * ks), *ys = randn(&rng, ts * os);
+            float *y1 = malloc(sizeof(float) * ts * os), *y3 = malloc(sizeof(float) * ts * os);
+            REQUIRE(y1 && y3);
+            memcpy(y1, ys, sizeof(float) * ts * os);
+            memcpy(y3, ys, sizeof(float) * ts * os);
+            hl_matmul_strided(p1, y1, os, xs, ws, ts, ks, os, 0.37f, 1);
+            hl_matmul_strided(p3, y3, os, xs, ws, ts, ks, os, 0.37f, 1);
+            int same_short = !memcmp(y1, y3, sizeof(float) * ts * os);
+            for (int64_t t = 0; t < ts; t++)
+                for (int64_t o = 0; o < os; o++) {
+                    const float want = ys[t * os + o] + 0.37f * hl_dot(xs + t * ks, ws + o * ks, ks);
+                    same_short &= memcmp(&y1[t * os + o], &want, sizeof want) == 0;
+                }
+            CHECK_MSG(same_short, "%s: hl_matmul_strided on rows of %lld, %lld tokens, differs from dst + s·hl_dot",
+                      level, (long long)ks, (long long)ts);
+            free(ws);
+            free(xs);
+            free(ys);
+            free(y1);
+            free(y3);
+        }
+
     /* packed weights: each element is hl_dot_seq */
     float *wp = malloc(sizeof(float) * (size_t)hl_packed_floats(O, K));
     hl_pack_weights(wp, w, O, K);

@@ -51,6 +51,35 @@ static inline __m256 hl_hsum16_x8(const __m512 a[8]) {
                              _mm256_shuffle_ps(t[0], t[1], _MM_SHUFFLE(3, 1, 3, 1))); /* rows 0 2 4 6 1 3 5 7 */
     return _mm256_permutevar8x32_ps(r, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
 }
+
+/* The first step of hl_hsum16 on two accumulators at once:
+ * [h(a) | h(b)] with h(v)_j = v_j + v_j+8. */
+static inline __m512 hl_hsum16_pair(__m512 a, __m512 b) {
+    return _mm512_add_ps(_mm512_shuffle_f32x4(a, b, _MM_SHUFFLE(1, 0, 1, 0)),
+                         _mm512_shuffle_f32x4(a, b, _MM_SHUFFLE(3, 2, 3, 2)));
+}
+
+/* hl_hsum16 of 16 accumulators, given as hl_hsum16_pair of rows (0, 1),
+ * (2, 3), ... (14, 15): lane r = hl_hsum16(row r), by the same tree as
+ * hl_hsum16_x8, each step on two rows' worth of 512-bit lanes (about 3
+ * operations a row instead of 5). Named arguments rather than an array, so
+ * that the compiler keeps them in registers. */
+static inline __m512 hl_hsum16_x16(__m512 h0, __m512 h1, __m512 h2, __m512 h3, __m512 h4, __m512 h5, __m512 h6,
+                                   __m512 h7) {
+#define HL_S(a, b) /* four rows' s(h)_i = h_i + h_i+4, one 128-bit lane each */                                        \
+    _mm512_add_ps(_mm512_shuffle_f32x4(a, b, _MM_SHUFFLE(2, 0, 2, 0)),                                                 \
+                  _mm512_shuffle_f32x4(a, b, _MM_SHUFFLE(3, 1, 3, 1)))
+    const __m512 s0 = HL_S(h0, h1), s1 = HL_S(h2, h3), s2 = HL_S(h4, h5), s3 = HL_S(h6, h7);
+#undef HL_S
+#define HL_T(a, b) /* e = s0 + s2, f = s1 + s3: lane k holds [e f] of rows 8m+k and 8m+4+k */                          \
+    _mm512_add_ps(_mm512_shuffle_ps(a, b, _MM_SHUFFLE(1, 0, 1, 0)), _mm512_shuffle_ps(a, b, _MM_SHUFFLE(3, 2, 3, 2)))
+    const __m512 t0 = HL_T(s0, s1), t1 = HL_T(s2, s3);
+#undef HL_T
+    /* e + f: lane k holds rows k, 4+k, 8+k, 12+k */
+    const __m512 r = _mm512_add_ps(_mm512_shuffle_ps(t0, t1, _MM_SHUFFLE(2, 0, 2, 0)),
+                                   _mm512_shuffle_ps(t0, t1, _MM_SHUFFLE(3, 1, 3, 1)));
+    return _mm512_permutexvar_ps(_mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15), r);
+}
 #endif
 #endif
 #endif

@@ -6,7 +6,8 @@
  * for the AVX2 4×3 tile and 131 for OpenBLAS's AVX2 sgemm). AVX2 builds use 8
  * lanes and 4 rows × 3 tokens = 12 ymm accumulators; other builds run the
  * same order in scalar code. Tail rows/tokens use the same per-element order,
- * which is what keeps results independent of batching and threading. */
+ * which is what keeps results independent of batching and threading. Short
+ * rows (adapters' B) have a 16-row tile of their own (tile_short_x16). */
 #include "kernels/kernels.h"
 #include "kernels/lane_sums.h"
 
@@ -111,6 +112,64 @@ static inline __attribute__((always_inline)) void tile_zmm(const matmul_job *j, 
 #define ROW_TILE 8
 static void tile_rows_x3(const matmul_job *j, int64_t o, int64_t t) { tile_zmm(j, o, t, 8, 3); }
 static void tile_rows_x1(const matmul_job *j, int64_t o, int64_t t) { tile_zmm(j, o, t, 8, 1); }
+
+/* Short rows (an adapter's B: K = its rank, a multiple of 8 up to
+ * SHORT_ROWS_MAX): there the reduction and the scalar tail, not the loads,
+ * set the pace (on a Zen 5 core, 2048 rows of 16 ran at 44 GB/s from cache
+ * on 8-row tiles, rows of 8, the default rank, at 9). 16 rows × 1 token
+ * share one hl_hsum16_x16, and the 8 columns past the last whole vector
+ * (all of them at rank 8) run in the 16 rows' lanes, transposed in
+ * registers (gathering them was slower than the scalar tail from memory).
+ * The same operations per element as hl_dot. */
+#define SHORT_ROWS_MAX 64
+/* Rows o, o+1 against token x over the whole vectors [0, nl): their accumulators, one step reduced. */
+static inline __attribute__((always_inline)) __m512 short_pair(const float *w, const float *x, int64_t K, int64_t nl) {
+    __m512 a = _mm512_setzero_ps(), b = _mm512_setzero_ps();
+    for (int64_t k = 0; k < nl; k += LANES) {
+        const __m512 v = _mm512_loadu_ps(x + k);
+        a = _mm512_fmadd_ps(_mm512_loadu_ps(w + k), v, a);
+        b = _mm512_fmadd_ps(_mm512_loadu_ps(w + K + k), v, b);
+    }
+    return hl_hsum16_pair(a, b);
+}
+static void tile_short_x16(const matmul_job *j, int64_t o, int64_t t) {
+    const int64_t K = j->K, nl = K - K % LANES;
+    const float *w = j->w + o * K, *x = j->x + t * K;
+    __m512 sum = _mm512_setzero_ps(); /* hl_hsum16 of zero accumulators */
+    if (nl)
+        sum = hl_hsum16_x16(short_pair(w, x, K, nl), short_pair(w + 2 * K, x, K, nl), short_pair(w + 4 * K, x, K, nl),
+                            short_pair(w + 6 * K, x, K, nl), short_pair(w + 8 * K, x, K, nl),
+                            short_pair(w + 10 * K, x, K, nl), short_pair(w + 12 * K, x, K, nl),
+                            short_pair(w + 14 * K, x, K, nl));
+    if (nl < K) { /* the 8 tail columns: dot_tail in the lanes, s = s + x_k·w_k */
+        __m512 z[8], tt[8], u[8];
+        for (int i = 0; i < 8; i++) /* [row i | row i+8] */
+            z[i] = _mm512_insertf32x8(_mm512_castps256_ps512(_mm256_loadu_ps(w + i * K + nl)),
+                                      _mm256_loadu_ps(w + (i + 8) * K + nl), 1);
+        for (int i = 0; i < 8; i += 2) {
+            tt[i] = _mm512_unpacklo_ps(z[i], z[i + 1]);
+            tt[i + 1] = _mm512_unpackhi_ps(z[i], z[i + 1]);
+        }
+        for (int h = 0; h < 8; h += 4) { /* u[h + c]: column c (quads 0, 2) and c + 4 (quads 1, 3) of 4 rows */
+            u[h + 0] = _mm512_shuffle_ps(tt[h], tt[h + 2], _MM_SHUFFLE(1, 0, 1, 0));
+            u[h + 1] = _mm512_shuffle_ps(tt[h], tt[h + 2], _MM_SHUFFLE(3, 2, 3, 2));
+            u[h + 2] = _mm512_shuffle_ps(tt[h + 1], tt[h + 3], _MM_SHUFFLE(1, 0, 1, 0));
+            u[h + 3] = _mm512_shuffle_ps(tt[h + 1], tt[h + 3], _MM_SHUFFLE(3, 2, 3, 2));
+        }
+        /* Column c's lanes hold rows 0-3, 8-11, 4-7, 12-15: sum goes to that order and back. */
+        const __m512i order = _mm512_setr_epi32(0, 1, 2, 3, 8, 9, 10, 11, 4, 5, 6, 7, 12, 13, 14, 15);
+        sum = _mm512_permutexvar_ps(order, sum);
+        for (int c = 0; c < 8; c++) {
+            const __m512 col = c < 4 ? _mm512_shuffle_f32x4(u[c], u[c + 4], _MM_SHUFFLE(2, 0, 2, 0))
+                                     : _mm512_shuffle_f32x4(u[c - 4], u[c], _MM_SHUFFLE(3, 1, 3, 1));
+            sum = _mm512_add_ps(sum, _mm512_mul_ps(_mm512_set1_ps(x[nl + c]), col));
+        }
+        sum = _mm512_permutexvar_ps(order, sum); /* the order is its own inverse */
+    }
+    float *dst = j->out + t * j->ldo + o;
+    if (j->accumulate) sum = _mm512_add_ps(_mm512_loadu_ps(dst), _mm512_mul_ps(_mm512_set1_ps(j->scale), sum));
+    _mm512_storeu_ps(dst, sum);
+}
 #elif defined(HL_HAVE_AVX2)
 /* 4 rows × 3 tokens. */
 static void tile_4x3(const matmul_job *j, int64_t o, int64_t t) {
@@ -173,6 +232,11 @@ static void tile_rows_x1(const matmul_job *j, int64_t o, int64_t t) { tile_4x1(j
 static void matmul_rows(void *arg, int64_t o_begin, int64_t o_end, int worker) {
     (void)worker;
     const matmul_job *j = arg;
+#ifdef HL_HAVE_AVX512
+    if (j->K <= SHORT_ROWS_MAX && j->K % 8 == 0) /* the rows past the last 16 take the general path */
+        for (; o_begin + 16 <= o_end; o_begin += 16)
+            for (int64_t t = 0; t < j->T; t++) tile_short_x16(j, o_begin, t);
+#endif
     for (int64_t tb = 0; tb < j->T; tb += TOKEN_BLOCK) {
         int64_t te = tb + TOKEN_BLOCK < j->T ? tb + TOKEN_BLOCK : j->T;
         int64_t o = o_begin;
