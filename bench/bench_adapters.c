@@ -4,40 +4,20 @@
  *   bench_adapters -m MODEL.gguf [--rank 8] [--rounds 3] [--threads 2]
  *                  [--tg 64] [--pp 128]
  *
- * A random adapter of --rank on q,v,o,gate,up,down (A as `train` starts it,
- * B drawn, so that it changes the logits) is set on one context, and each
- * round times, without and then with it: --tg greedy single-token evals
- * after an 8-token prompt (decode), and one --pp token prompt (the logits of
- * its last token). It prints each round and the medians of tokens/s and of
- * the adapter's share (with / without). Comparing two builds, run each in
- * turn and pair the runs (BENCHMARKS.md, "Short rows"). */
+ * A random adapter of --rank (bench_lora.h, as bench_infer's) is set on one
+ * context, and each round times, without and then with it: --tg greedy
+ * single-token evals after an 8-token prompt (decode), and one --pp token
+ * prompt (the logits of its last token). It prints each round and the
+ * medians of tokens/s and of the adapter's share (with / without).
+ * Comparing two builds, run each in turn and pair the runs (BENCHMARKS.md,
+ * "Short rows"). */
 #include "hyperlora.h"
-#include "lora/adapter.h"
-#include "util/rng.h"
+#include "bench_lora.h"
 #include "bench_util.h"
 
 static void die(const char *what, const hl_error *err) {
     fprintf(stderr, "bench_adapters: %s: %s\n", what, err ? err->msg : "");
     exit(1);
-}
-
-static hl_adapter *random_adapter(const hl_model *m, int rank, uint64_t seed) {
-    hl_error err = {0};
-    uint32_t targets;
-    if (hl_parse_targets("q,v,o,gate,up,down", &targets, &err) != HL_OK) die("targets", &err);
-    hl_adapter_spec spec = {.name = "bench",
-                            .targets = targets,
-                            .rank = rank,
-                            .alpha = (float)(2 * rank),
-                            .init = HL_INIT_KAIMING,
-                            .seed = seed};
-    hl_adapter *a = NULL;
-    if (hl_adapter_create(m, &spec, &a, &err) != HL_OK) die("adapter create", &err);
-    hl_rng rng;
-    hl_rng_seed(&rng, seed ^ 0xb0b0b0b0ULL);
-    for (int32_t i = 0; i < a->n_weights; i++)
-        for (int64_t k = 0; k < a->w[i].n_out * a->w[i].rank; k++) a->w[i].B[k] = 0.01f * hl_rng_normal(&rng);
-    return a;
 }
 
 /* tokens/s of n greedy single-token evals after an 8-token prompt */
@@ -106,7 +86,8 @@ int main(int argc, char **argv) {
     cp.n_ctx = need;
     hl_context *ctx = NULL;
     if (hl_context_init(m, &cp, &ctx, &err) != HL_OK) die("context", &err);
-    hl_adapter *a = random_adapter(m, rank, 5);
+    hl_adapter *a = bench_random_adapter(m, rank, 5, &err);
+    if (!a) die("adapter create", &err);
     const hl_adapter *set[1] = {a};
     const float one = 1.0f;
     float *logits = malloc(sizeof(float) * (size_t)V);

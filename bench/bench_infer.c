@@ -25,6 +25,7 @@
 #include "util/rng.h"
 #include "util/threadpool.h"
 
+#include "bench_lora.h"
 #include "bench_util.h"
 
 #include <math.h>
@@ -256,19 +257,8 @@ static double adapter_bytes(const hl_adapter *a) {
 
 static hl_adapter *random_adapter(const hl_model *m, int rank, uint64_t seed) {
     hl_error err = {0};
-    uint32_t targets;
-    if (hl_parse_targets("q,v,o,gate,up,down", &targets, &err) != HL_OK) die("targets", &err);
-    hl_adapter_spec spec = {.name = "bench", .targets = targets, .layers = NULL, .rank = rank,
-                            .alpha = (float)(2 * rank), .rslora = 0, .init = HL_INIT_KAIMING, .seed = seed};
-    hl_adapter *a = NULL;
-    if (hl_adapter_create(m, &spec, &a, &err) != HL_OK) die("adapter create", &err);
-    /* B = 0 would make the adapter a no-op numerically; give it real values. */
-    hl_rng rng;
-    hl_rng_seed(&rng, seed ^ 0xb0b0b0b0ULL);
-    for (int32_t i = 0; i < a->n_weights; i++) {
-        hl_lora_weight *w = &a->w[i];
-        for (int64_t k = 0; k < w->n_out * w->rank; k++) w->B[k] = 0.01f * hl_rng_normal(&rng);
-    }
+    hl_adapter *a = bench_random_adapter(m, rank, seed, &err);
+    if (!a) die("adapter create", &err);
     return a;
 }
 

@@ -343,21 +343,40 @@ static void test_progress_plain(void) {
     hl_progress_free(NULL);
 }
 
+/* A raw pseudo-terminal (the bytes as written: no \n -> \r\n); 0 where none can be opened. */
+static int open_raw_pty(int *master, int *slave) {
+    *master = posix_openpt(O_RDWR | O_NOCTTY);
+    if (*master < 0 || grantpt(*master) || unlockpt(*master)) {
+        printf("progress tty: skipped (no pseudo-terminal: %s)\n", strerror(errno));
+        if (*master >= 0) close(*master);
+        return 0;
+    }
+    *slave = open(ptsname(*master), O_RDWR | O_NOCTTY);
+    REQUIRE(*slave >= 0);
+    struct termios tio;
+    if (tcgetattr(*slave, &tio) == 0) {
+        cfmakeraw(&tio);
+        tcsetattr(*slave, TCSANOW, &tio);
+    }
+    return 1;
+}
+
+/* What the terminal shows so far, into buf (terminated). */
+static void read_pty(int master, char *buf, size_t cap) {
+    size_t n = 0;
+    struct pollfd pf = {.fd = master, .events = POLLIN};
+    while (n < cap - 1 && poll(&pf, 1, 200) > 0) {
+        ssize_t got = read(master, buf + n, cap - 1 - n);
+        if (got <= 0) break;
+        n += (size_t)got;
+    }
+    buf[n] = 0;
+}
+
 /* The TTY mode on a real pseudo-terminal (skipped where none can be opened). */
 static void test_progress_tty(void) {
-    int master = posix_openpt(O_RDWR | O_NOCTTY);
-    if (master < 0 || grantpt(master) || unlockpt(master)) {
-        printf("progress tty: skipped (no pseudo-terminal: %s)\n", strerror(errno));
-        if (master >= 0) close(master);
-        return;
-    }
-    int slave = open(ptsname(master), O_RDWR | O_NOCTTY);
-    REQUIRE(slave >= 0);
-    struct termios tio;
-    if (tcgetattr(slave, &tio) == 0) { /* raw: see the bytes as written (no \n -> \r\n) */
-        cfmakeraw(&tio);
-        tcsetattr(slave, TCSANOW, &tio);
-    }
+    int master, slave;
+    if (!open_raw_pty(&master, &slave)) return;
     FILE *f = fdopen(slave, "w");
     REQUIRE(f);
     hl_progress *p = hl_progress_init(f, 0, 1000);
@@ -369,14 +388,7 @@ static void test_progress_tty(void) {
     hl_progress_finish(p);
     hl_progress_free(p);
     char buf[4096];
-    size_t n = 0;
-    struct pollfd pf = {.fd = master, .events = POLLIN};
-    while (n < sizeof buf - 1 && poll(&pf, 1, 200) > 0) {
-        ssize_t got = read(master, buf + n, sizeof buf - 1 - n);
-        if (got <= 0) break;
-        n += (size_t)got;
-    }
-    buf[n] = 0;
+    read_pty(master, buf, sizeof buf);
     fclose(f);
     close(master);
     CHECK_MSG(count(buf, "\r[") == 5 && count(buf, "\x1b[K") == 5, "got %s", buf); /* 4 steps + final redraw */
@@ -388,14 +400,7 @@ static void test_progress_tty(void) {
     CHECK(count(buf, "\n") == 2);
 
     /* A terminal of 60 columns: every redrawn line stays within 59, so none wraps. */
-    master = posix_openpt(O_RDWR | O_NOCTTY);
-    REQUIRE(master >= 0 && !grantpt(master) && !unlockpt(master));
-    slave = open(ptsname(master), O_RDWR | O_NOCTTY);
-    REQUIRE(slave >= 0);
-    if (tcgetattr(slave, &tio) == 0) {
-        cfmakeraw(&tio);
-        tcsetattr(slave, TCSANOW, &tio);
-    }
+    REQUIRE(open_raw_pty(&master, &slave));
     struct winsize ws = {.ws_row = 24, .ws_col = 60};
     if (ioctl(slave, TIOCSWINSZ, &ws) != 0) {
         printf("progress tty: width not settable (%s), narrow case skipped\n", strerror(errno));
@@ -412,14 +417,7 @@ static void test_progress_tty(void) {
         hl_progress_update(p, &r);
     }
     hl_progress_free(p);
-    n = 0;
-    while (n < sizeof buf - 1 && poll(&pf, 1, 200) > 0) {
-        pf.fd = master;
-        ssize_t got = read(master, buf + n, sizeof buf - 1 - n);
-        if (got <= 0) break;
-        n += (size_t)got;
-    }
-    buf[n] = 0;
+    read_pty(master, buf, sizeof buf);
     fclose(f);
     close(master);
     int lines = 0, widest = 0;
