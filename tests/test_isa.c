@@ -60,7 +60,7 @@ static void check_kernels(const char *level) {
     CHECK_MSG(same, "%s: hl_matmul differs from hl_dot per element", level);
 
     /* Short rows (an adapter's B: K = its rank), accumulated with a scale: each element is dst + s·hl_dot. */
-    const int64_t short_k[] = {1, 3, 8, 12, 16, 20, 24, 32, 40, 48, 64, 72};
+    const int64_t short_k[] = {1, 3, 8, 12, 16, 20, 24, 32, 40, 48, 56, 64, 72};
     for (size_t ki = 0; ki < sizeof short_k / sizeof short_k[0]; ki++)
         for (int64_t ts = 1, ks = short_k[ki]; ts <= 4; ts += 3) {
             const int64_t os = 53; /* three 16-row tiles and a tail */
@@ -85,6 +85,30 @@ static void check_kernels(const char *level) {
             free(y1);
             free(y3);
         }
+
+    /* Short rows split between 3 threads (4,104 rows: chunks start 8 rows past a 16-row tile), into a wider
+     * output (ldo = O + 3: the columns between stay as they were), stored and accumulated. */
+    {
+        const int64_t os = 4104, ks = 8, ld = os + 3;
+        float *ws = randn(&rng, os * ks), *xs = randn(&rng, ks), *ys = randn(&rng, ld);
+        float *y3 = malloc(sizeof(float) * ld);
+        REQUIRE(y3);
+        for (int acc = 0; acc < 2; acc++) {
+            memcpy(y3, ys, sizeof(float) * ld);
+            hl_matmul_strided(p3, y3, ld, xs, ws, 1, ks, os, acc ? -1.5f : 1.0f, acc);
+            int same_split = !memcmp(y3 + os, ys + os, sizeof(float) * 3);
+            for (int64_t o = 0; o < os; o++) {
+                const float d = hl_dot(xs, ws + o * ks, ks), want = acc ? ys[o] + -1.5f * d : d;
+                same_split &= memcmp(&y3[o], &want, sizeof want) == 0;
+            }
+            CHECK_MSG(same_split, "%s: short rows split between threads (accumulate %d) differ from hl_dot", level,
+                      acc);
+        }
+        free(ws);
+        free(xs);
+        free(ys);
+        free(y3);
+    }
 
     /* packed weights: each element is hl_dot_seq */
     float *wp = malloc(sizeof(float) * (size_t)hl_packed_floats(O, K));
