@@ -30,26 +30,36 @@ static inline float hl_hsum8(__m256 v) {
     return _mm_cvtss_f32(u);
 }
 
+/* hl_hsum8 of 8 accumulators at once, lane r of the result = hl_hsum8(hr):
+ * the same additions in the same tree (lanes i + i+4; then 0+2 and 1+3;
+ * then their sum), with shuffles pairing up the operands. Named arguments
+ * rather than an array, so that the compiler keeps them in registers. */
+static inline __m256 hl_hsum8_x8(__m256 h0, __m256 h1, __m256 h2, __m256 h3, __m256 h4, __m256 h5, __m256 h6,
+                                 __m256 h7) {
+#define HL_S(a, b) /* [s(a) | s(b)], s(h)_i = h_i + h_i+4 */                                                           \
+    _mm256_add_ps(_mm256_permute2f128_ps(a, b, 0x20), _mm256_permute2f128_ps(a, b, 0x31))
+    const __m256 s0 = HL_S(h0, h1), s1 = HL_S(h2, h3), s2 = HL_S(h4, h5), s3 = HL_S(h6, h7);
+#undef HL_S
+#define HL_T(a, b) /* e = s0 + s2, f = s1 + s3: [e f e' f' | ...] */                                                   \
+    _mm256_add_ps(_mm256_shuffle_ps(a, b, _MM_SHUFFLE(1, 0, 1, 0)), _mm256_shuffle_ps(a, b, _MM_SHUFFLE(3, 2, 3, 2)))
+    const __m256 t0 = HL_T(s0, s1), t1 = HL_T(s2, s3);
+#undef HL_T
+    const __m256 r = _mm256_add_ps(_mm256_shuffle_ps(t0, t1, _MM_SHUFFLE(2, 0, 2, 0)),
+                                   _mm256_shuffle_ps(t0, t1, _MM_SHUFFLE(3, 1, 3, 1))); /* rows 0 2 4 6 1 3 5 7 */
+    return _mm256_permutevar8x32_ps(r, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+}
+
 #if defined(__AVX512F__) && defined(__AVX512DQ__)
 static inline float hl_hsum16(__m512 v) {
     return hl_hsum8(_mm256_add_ps(_mm512_castps512_ps256(v), _mm512_extractf32x8_ps(v, 1)));
 }
 
 /* hl_hsum16 of 8 accumulators at once, lane r of the result = hl_hsum16(a[r]):
- * the same additions in the same tree (lanes j + j+8; then i + i+4; then
- * 0+2 and 1+3; then their sum), with shuffles pairing up the operands. */
+ * lanes j + j+8 first, then hl_hsum8_x8's tree. */
 static inline __m256 hl_hsum16_x8(const __m512 a[8]) {
-    __m256 h[8], s[4], t[2];
-    for (int r = 0; r < 8; r++) h[r] = _mm256_add_ps(_mm512_castps512_ps256(a[r]), _mm512_extractf32x8_ps(a[r], 1));
-    for (int p = 0; p < 4; p++) /* [s(h_2p) | s(h_2p+1)], s(h)_i = h_i + h_i+4 */
-        s[p] = _mm256_add_ps(_mm256_permute2f128_ps(h[2 * p], h[2 * p + 1], 0x20),
-                             _mm256_permute2f128_ps(h[2 * p], h[2 * p + 1], 0x31));
-    for (int q = 0; q < 2; q++) /* e = s0 + s2, f = s1 + s3: [e f e' f' | ...] */
-        t[q] = _mm256_add_ps(_mm256_shuffle_ps(s[2 * q], s[2 * q + 1], _MM_SHUFFLE(1, 0, 1, 0)),
-                             _mm256_shuffle_ps(s[2 * q], s[2 * q + 1], _MM_SHUFFLE(3, 2, 3, 2)));
-    __m256 r = _mm256_add_ps(_mm256_shuffle_ps(t[0], t[1], _MM_SHUFFLE(2, 0, 2, 0)),
-                             _mm256_shuffle_ps(t[0], t[1], _MM_SHUFFLE(3, 1, 3, 1))); /* rows 0 2 4 6 1 3 5 7 */
-    return _mm256_permutevar8x32_ps(r, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+#define HL_H(r) _mm256_add_ps(_mm512_castps512_ps256(a[r]), _mm512_extractf32x8_ps(a[r], 1))
+    return hl_hsum8_x8(HL_H(0), HL_H(1), HL_H(2), HL_H(3), HL_H(4), HL_H(5), HL_H(6), HL_H(7));
+#undef HL_H
 }
 
 /* The first step of hl_hsum16 on two accumulators at once:

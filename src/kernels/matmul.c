@@ -7,7 +7,8 @@
  * lanes and 4 rows × 3 tokens = 12 ymm accumulators; other builds run the
  * same order in scalar code. Tail rows/tokens use the same per-element order,
  * which is what keeps results independent of batching and threading. Short
- * rows (adapters' B) have a 16-row tile of their own (tile_short_x16). */
+ * rows (adapters' B) have a tile of their own: 16 rows at AVX-512
+ * (tile_short_x16), 8 at AVX2 (tile_short_x8). */
 #include "kernels/kernels.h"
 #include "kernels/lane_sums.h"
 
@@ -222,6 +223,31 @@ static void tile_4x1(const matmul_job *j, int64_t o, int64_t t) {
     store(j, t, o + 2, dot_tail(hl_hsum8(a2), x0, w2, n8, K));
     store(j, t, o + 3, dot_tail(hl_hsum8(a3), x0, w3, n8, K));
 }
+/* Short rows (an adapter's B: K = its rank, a multiple of 8 up to
+ * SHORT_ROWS_MAX, so whole vectors only): 8 rows × 1 token share one
+ * hl_hsum8_x8 instead of a reduction and a scalar store per row. The same
+ * operations per element as hl_dot. */
+#define SHORT_ROWS_MAX 64
+static void tile_short_x8(const matmul_job *j, int64_t o, int64_t t) {
+    const int64_t K = j->K;
+    const float *w = j->w + o * K, *x = j->x + t * K;
+    __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0;
+    for (int64_t k = 0; k < K; k += LANES) {
+        const __m256 v = _mm256_loadu_ps(x + k);
+        a0 = _mm256_fmadd_ps(_mm256_loadu_ps(w + k), v, a0);
+        a1 = _mm256_fmadd_ps(_mm256_loadu_ps(w + K + k), v, a1);
+        a2 = _mm256_fmadd_ps(_mm256_loadu_ps(w + 2 * K + k), v, a2);
+        a3 = _mm256_fmadd_ps(_mm256_loadu_ps(w + 3 * K + k), v, a3);
+        a4 = _mm256_fmadd_ps(_mm256_loadu_ps(w + 4 * K + k), v, a4);
+        a5 = _mm256_fmadd_ps(_mm256_loadu_ps(w + 5 * K + k), v, a5);
+        a6 = _mm256_fmadd_ps(_mm256_loadu_ps(w + 6 * K + k), v, a6);
+        a7 = _mm256_fmadd_ps(_mm256_loadu_ps(w + 7 * K + k), v, a7);
+    }
+    __m256 sum = hl_hsum8_x8(a0, a1, a2, a3, a4, a5, a6, a7);
+    float *dst = j->out + t * j->ldo + o;
+    if (j->accumulate) sum = _mm256_add_ps(_mm256_loadu_ps(dst), _mm256_mul_ps(_mm256_set1_ps(j->scale), sum));
+    _mm256_storeu_ps(dst, sum);
+}
 #define ROW_TILE 4
 static void tile_rows_x3(const matmul_job *j, int64_t o, int64_t t) { tile_4x3(j, o, t); }
 static void tile_rows_x1(const matmul_job *j, int64_t o, int64_t t) { tile_4x1(j, o, t); }
@@ -236,6 +262,10 @@ static void matmul_rows(void *arg, int64_t o_begin, int64_t o_end, int worker) {
     if (j->K <= SHORT_ROWS_MAX && j->K % 8 == 0) /* the rows past the last 16 take the general path */
         for (; o_begin + 16 <= o_end; o_begin += 16)
             for (int64_t t = 0; t < j->T; t++) tile_short_x16(j, o_begin, t);
+#elif defined(HL_HAVE_AVX2)
+    if (j->K <= SHORT_ROWS_MAX && j->K % 8 == 0) /* the rows past the last 8 take the general path */
+        for (; o_begin + 8 <= o_end; o_begin += 8)
+            for (int64_t t = 0; t < j->T; t++) tile_short_x8(j, o_begin, t);
 #endif
     for (int64_t tb = 0; tb < j->T; tb += TOKEN_BLOCK) {
         int64_t te = tb + TOKEN_BLOCK < j->T ? tb + TOKEN_BLOCK : j->T;
