@@ -59,10 +59,12 @@ static void check_kernels(const char *level) {
         for (int64_t o = 0; o < O; o++) same &= ya[t * O + o] == hl_dot(x + t * K, w + o * K, K);
     CHECK_MSG(same, "%s: hl_matmul differs from hl_dot per element", level);
 
-    /* Short rows (an adapter's B: K = its rank), accumulated with a scale: each element is dst + s·hl_dot. */
-    const int64_t short_k[] = {1, 3, 8, 12, 16, 20, 24, 32, 40, 48, 56, 64, 72};
+    /* Short rows (an adapter's B: K = its rank), accumulated with a scale: each element is dst + s·hl_dot.
+     * 1, 4 and 19 tokens: a decoded token and prompts. */
+    const int64_t short_k[] = {1, 3, 8, 12, 16, 20, 24, 32, 40, 48, 56, 64, 72}, short_t[] = {1, 4, 19};
     for (size_t ki = 0; ki < sizeof short_k / sizeof short_k[0]; ki++)
-        for (int64_t ts = 1, ks = short_k[ki]; ts <= 4; ts += 3) {
+        for (size_t ti = 0; ti < sizeof short_t / sizeof short_t[0]; ti++) {
+            const int64_t ts = short_t[ti], ks = short_k[ki];
             const int64_t os = 53; /* three 16-row tiles and a tail */
             float *ws = randn(&rng, os * ks), *xs = randn(&rng, ts * ks), *ys = randn(&rng, ts * os);
             float *y1 = malloc(sizeof(float) * ts * os), *y3 = malloc(sizeof(float) * ts * os);
@@ -87,22 +89,27 @@ static void check_kernels(const char *level) {
         }
 
     /* Short rows split between 3 threads (4,104 rows: chunks start 8 rows past a 16-row tile), into a wider
-     * output (ldo = O + 3: the columns between stay as they were), stored and accumulated. */
-    {
+     * output (ldo = O + 3: the columns between stay as they were), stored and accumulated; 1 and 17 tokens. */
+    for (int64_t ts = 1; ts <= 17; ts += 16) {
         const int64_t os = 4104, ks = 8, ld = os + 3;
-        float *ws = randn(&rng, os * ks), *xs = randn(&rng, ks), *ys = randn(&rng, ld);
-        float *y3 = malloc(sizeof(float) * ld);
+        float *ws = randn(&rng, os * ks), *xs = randn(&rng, ts * ks), *ys = randn(&rng, ts * ld);
+        float *y3 = malloc(sizeof(float) * ts * ld);
         REQUIRE(y3);
         for (int acc = 0; acc < 2; acc++) {
-            memcpy(y3, ys, sizeof(float) * ld);
-            hl_matmul_strided(p3, y3, ld, xs, ws, 1, ks, os, acc ? -1.5f : 1.0f, acc);
-            int same_split = !memcmp(y3 + os, ys + os, sizeof(float) * 3);
-            for (int64_t o = 0; o < os; o++) {
-                const float d = hl_dot(xs, ws + o * ks, ks), want = acc ? ys[o] + -1.5f * d : d;
-                same_split &= memcmp(&y3[o], &want, sizeof want) == 0;
+            memcpy(y3, ys, sizeof(float) * ts * ld);
+            hl_matmul_strided(p3, y3, ld, xs, ws, ts, ks, os, acc ? -1.5f : 1.0f, acc);
+            int same_split = 1;
+            for (int64_t t = 0; t < ts; t++) {
+                same_split &= !memcmp(y3 + t * ld + os, ys + t * ld + os, sizeof(float) * 3);
+                for (int64_t o = 0; o < os; o++) {
+                    const float d = hl_dot(xs + t * ks, ws + o * ks, ks);
+                    const float want = acc ? ys[t * ld + o] + -1.5f * d : d;
+                    same_split &= memcmp(&y3[t * ld + o], &want, sizeof want) == 0;
+                }
             }
-            CHECK_MSG(same_split, "%s: short rows split between threads (accumulate %d) differ from hl_dot", level,
-                      acc);
+            CHECK_MSG(same_split,
+                      "%s: short rows split between threads (%lld tokens, accumulate %d) differ from hl_dot", level,
+                      (long long)ts, acc);
         }
         free(ws);
         free(xs);
